@@ -1,0 +1,231 @@
+//! Client authentication (token, user/password, a users list) and publish/subscribe
+//! permissions, with nats-server's semantics and error texts.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::subject;
+
+/// Allow and deny lists of subjects (wildcards allowed).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubjectPermission {
+    pub allow: Vec<String>,
+    pub deny: Vec<String>,
+}
+
+impl SubjectPermission {
+    /// A publish subject is allowed if an allow entry matches it (or there is no allow
+    /// list) and no deny entry does.
+    pub fn allows_publish(&self, subj: &[u8]) -> bool {
+        let allowed = self.allow.is_empty()
+            || self.allow.iter().any(|p| subject::matches(p.as_bytes(), subj));
+        allowed && !self.deny.iter().any(|p| subject::matches(p.as_bytes(), subj))
+    }
+
+    /// A subscription subject (possibly with wildcards) is allowed if it lies within an
+    /// allow entry, and no deny entry covers it. An allow entry `"subj queue"` only allows
+    /// queue subscriptions in that group.
+    pub fn allows_subscribe(&self, subj: &[u8], queue: Option<&[u8]>) -> bool {
+        let entry_allows = |entry: &str| {
+            let mut parts = entry.splitn(2, ' ');
+            let pattern = parts.next().unwrap_or_default();
+            let group = parts.next().map(str::trim);
+            let subject_ok = subset_of(subj, pattern.as_bytes());
+            match (group, queue) {
+                (None, _) => subject_ok,
+                (Some(g), Some(q)) => subject_ok && (g.as_bytes() == q || g == "*" || g == ">"),
+                (Some(_), None) => false,
+            }
+        };
+        let allowed = self.allow.is_empty() || self.allow.iter().any(|e| entry_allows(e));
+        let denied = self.deny.iter().any(|e| {
+            let pattern = e.split(' ').next().unwrap_or_default();
+            subset_of(subj, pattern.as_bytes())
+        });
+        allowed && !denied
+    }
+}
+
+/// Whether every subject matched by `sub` is also matched by `pattern`.
+fn subset_of(sub: &[u8], pattern: &[u8]) -> bool {
+    let mut s = sub.split(|&b| b == subject::TSEP);
+    let mut p = pattern.split(|&b| b == subject::TSEP);
+    loop {
+        match (p.next(), s.next()) {
+            (None, None) => return true,
+            (Some(b">"), Some(_)) => return true,
+            (Some(b"*"), Some(t)) if t != b">" => {}
+            (Some(pt), Some(t)) if pt == t => {}
+            _ => return false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Permissions {
+    pub publish: Option<SubjectPermission>,
+    pub subscribe: Option<SubjectPermission>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub username: String,
+    /// Plain text, or a bcrypt hash (`$2a$...`).
+    pub password: String,
+    pub permissions: Option<Arc<Permissions>>,
+}
+
+/// The server's authentication settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Auth {
+    pub token: Option<String>,
+    pub users: HashMap<String, User>,
+    pub no_auth_user: Option<String>,
+    pub default_permissions: Option<Arc<Permissions>>,
+}
+
+/// What a client presented in its CONNECT.
+#[derive(Debug, Default)]
+pub struct Credentials<'a> {
+    pub user: Option<&'a str>,
+    pub pass: Option<&'a str>,
+    pub token: Option<&'a str>,
+}
+
+/// The identity a connection was accepted as.
+#[derive(Debug, Clone, Default)]
+pub struct Authenticated {
+    pub user: Option<String>,
+    pub permissions: Option<Arc<Permissions>>,
+}
+
+fn password_matches(stored: &str, given: &str) -> bool {
+    if stored.starts_with("$2") {
+        bcrypt::verify(given, stored).unwrap_or(false)
+    } else {
+        constant_time_eq(stored.as_bytes(), given.as_bytes())
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Auth {
+    pub fn required(&self) -> bool {
+        self.token.is_some() || !self.users.is_empty()
+    }
+
+    /// Checks CONNECT credentials; `None` is an authorization violation.
+    pub fn authenticate(&self, creds: &Credentials<'_>) -> Option<Authenticated> {
+        if !self.required() {
+            return Some(Authenticated {
+                permissions: self.default_permissions.clone(),
+                ..Authenticated::default()
+            });
+        }
+        if let Some(token) = &self.token {
+            let given = creds.token.or(creds.pass)?;
+            return password_matches(token, given).then(|| Authenticated {
+                permissions: self.default_permissions.clone(),
+                ..Authenticated::default()
+            });
+        }
+        let user_name = match creds.user {
+            Some(u) if !u.is_empty() => u,
+            _ => {
+                // No credentials: the no_auth_user, if configured, is assumed.
+                if creds.pass.is_none()
+                    && creds.token.is_none()
+                    && let Some(name) = &self.no_auth_user
+                    && let Some(u) = self.users.get(name)
+                {
+                    return Some(self.identity(u));
+                }
+                return None;
+            }
+        };
+        let user = self.users.get(user_name)?;
+        password_matches(&user.password, creds.pass.unwrap_or_default()).then(|| self.identity(user))
+    }
+
+    fn identity(&self, user: &User) -> Authenticated {
+        Authenticated {
+            user: Some(user.username.clone()),
+            permissions: user
+                .permissions
+                .clone()
+                .or_else(|| self.default_permissions.clone()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_permissions() {
+        let p = SubjectPermission {
+            allow: vec!["foo.*".into(), "bar".into()],
+            deny: vec!["foo.secret".into()],
+        };
+        assert!(p.allows_publish(b"foo.x"));
+        assert!(p.allows_publish(b"bar"));
+        assert!(!p.allows_publish(b"foo.secret"));
+        assert!(!p.allows_publish(b"baz"));
+    }
+
+    #[test]
+    fn subscribe_permissions() {
+        let p = SubjectPermission {
+            allow: vec!["foo.>".into(), "q.only grp".into()],
+            deny: vec![],
+        };
+        assert!(p.allows_subscribe(b"foo.*", None));
+        assert!(p.allows_subscribe(b"foo.a.b", None));
+        assert!(!p.allows_subscribe(b">", None));
+        assert!(!p.allows_subscribe(b"q.only", None));
+        assert!(p.allows_subscribe(b"q.only", Some(b"grp")));
+        assert!(!p.allows_subscribe(b"q.only", Some(b"other")));
+    }
+
+    #[test]
+    fn user_password_and_token() {
+        let mut auth = Auth::default();
+        assert!(auth.authenticate(&Credentials::default()).is_some());
+        auth.token = Some("s3cr3t".into());
+        assert!(auth.authenticate(&Credentials::default()).is_none());
+        assert!(
+            auth.authenticate(&Credentials {
+                token: Some("s3cr3t"),
+                ..Credentials::default()
+            })
+            .is_some()
+        );
+        auth.token = None;
+        auth.users.insert(
+            "alice".into(),
+            User {
+                username: "alice".into(),
+                password: "pw".into(),
+                permissions: None,
+            },
+        );
+        let ok = Credentials {
+            user: Some("alice"),
+            pass: Some("pw"),
+            token: None,
+        };
+        assert_eq!(auth.authenticate(&ok).unwrap().user.as_deref(), Some("alice"));
+        let bad = Credentials {
+            user: Some("alice"),
+            pass: Some("nope"),
+            token: None,
+        };
+        assert!(auth.authenticate(&bad).is_none());
+    }
+}

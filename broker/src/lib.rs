@@ -1,0 +1,11 @@
+//! natrix-server: a NATS-compatible message broker.
+//!
+//! See `docs/architecture.md` for the map. The message path runs
+//! `protocol::parser` → `server::client` → `sublist` → `server::outbound`.
+
+pub mod account;
+pub mod auth;
+pub mod protocol;
+pub mod server;
+pub mod subject;
+pub mod sublist;

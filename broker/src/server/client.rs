@@ -1,0 +1,767 @@
+//! One client connection: its read loop, the handling of each protocol operation, and the
+//! delivery of published messages to matching subscriptions.
+//!
+//! The read loop owns everything that only this connection touches (parser, subscription
+//! table, match cache, CONNECT options), so the publish path takes no lock of its own: it
+//! reads the account sublist through a per-connection cache validated by the sublist's
+//! generation id, then appends each delivery to the subscriber's [`Outbound`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+use rustc_hash::FxHashMap;
+use serde::Deserialize;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use super::Server;
+use super::options::RuntimeOptions;
+use super::outbound::{CloseReason, Outbound, Push};
+use crate::auth::{self, Permissions};
+use crate::protocol::encode::{self, Delivery};
+use crate::protocol::{Handler, Op, ParseError, Parser, PubArgs};
+use crate::subject;
+use crate::sublist::{MatchResult, Subscriber};
+
+/// Per-connection match cache size before it is pruned (nats-server's
+/// `maxResultCacheSize`).
+const RESULT_CACHE_MAX: usize = 512;
+/// Read buffer bounds: start small for idle connections, grow under load.
+const READ_MIN: usize = 512;
+const READ_MAX: usize = 64 * 1024;
+/// Delay of the first PING after connect (nats-server's `firstClientPingInterval`).
+const FIRST_PING: Duration = Duration::from_secs(2);
+/// Longest a publisher is stalled per read by slow subscribers.
+const STALL_TOTAL: Duration = Duration::from_millis(10);
+
+/// The part of a connection that other connections reach: its outbound buffer and what
+/// deliveries need to know about it.
+pub struct ClientHandle {
+    pub cid: u64,
+    pub outbound: Arc<Outbound>,
+    /// Whether the client asked for headers in CONNECT.
+    pub headers: AtomicBool,
+    pub in_msgs: AtomicU64,
+    pub in_bytes: AtomicU64,
+    pub out_msgs: AtomicU64,
+    pub out_bytes: AtomicU64,
+}
+
+/// A subscription as stored in the sublist.
+pub struct Subscription {
+    pub subject: Bytes,
+    pub queue: Option<Bytes>,
+    pub sid: Bytes,
+    pub client: Arc<ClientHandle>,
+    /// Auto-unsubscribe after this many messages (0: no limit).
+    max: AtomicU64,
+    delivered: AtomicU64,
+    closed: AtomicBool,
+}
+
+impl Subscriber for Subscription {
+    fn subject(&self) -> &[u8] {
+        &self.subject
+    }
+    fn queue(&self) -> Option<&[u8]> {
+        self.queue.as_deref()
+    }
+}
+
+impl Subscription {
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+/// CONNECT options; absent fields default as nats-server's `defaultOpts`.
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+struct ConnectOpts {
+    verbose: bool,
+    pedantic: bool,
+    echo: bool,
+    headers: bool,
+    no_responders: bool,
+    protocol: i64,
+    name: Option<String>,
+    lang: Option<String>,
+    version: Option<String>,
+    user: Option<String>,
+    pass: Option<String>,
+    auth_token: Option<String>,
+    account: Option<String>,
+    new_account: bool,
+    tls_required: bool,
+}
+
+impl Default for ConnectOpts {
+    fn default() -> Self {
+        Self {
+            verbose: true,
+            pedantic: true,
+            echo: true,
+            headers: false,
+            no_responders: false,
+            protocol: 0,
+            name: None,
+            lang: None,
+            version: None,
+            user: None,
+            pass: None,
+            auth_token: None,
+            account: None,
+            new_account: false,
+            tls_required: false,
+        }
+    }
+}
+
+/// State owned by a connection's read loop.
+pub(crate) struct Client {
+    server: Arc<Server>,
+    handle: Arc<ClientHandle>,
+    opts: Arc<RuntimeOptions>,
+    opts_gen: u64,
+    connect: ConnectOpts,
+    connect_received: bool,
+    awaiting_auth: bool,
+    permissions: Option<Arc<Permissions>>,
+    subs: FxHashMap<Bytes, Arc<Subscription>>,
+    cache: FxHashMap<Box<[u8]>, Arc<MatchResult<Subscription>>>,
+    cache_genid: u64,
+    start: Instant,
+    rtt: Option<Duration>,
+    last_in: Instant,
+    pings_out: u32,
+    first_pong_sent: bool,
+    /// Counters accumulated during one read, published after it.
+    in_msgs: u64,
+    in_bytes: u64,
+    /// The most congested subscriber of this read, to wait on before reading more.
+    stall: Option<(Arc<Outbound>, Duration)>,
+    /// Subscriptions that reached their auto-unsubscribe limit during this read.
+    expired: Vec<Arc<Subscription>>,
+}
+
+impl Client {
+    pub(crate) fn new(server: Arc<Server>, handle: Arc<ClientHandle>) -> Self {
+        let (opts, opts_gen) = server.options();
+        let now = Instant::now();
+        Self {
+            awaiting_auth: opts.auth.required(),
+            server,
+            handle,
+            opts,
+            opts_gen,
+            connect: ConnectOpts::default(),
+            connect_received: false,
+            permissions: None,
+            subs: FxHashMap::default(),
+            cache: FxHashMap::default(),
+            cache_genid: 0,
+            start: now,
+            rtt: None,
+            last_in: now,
+            pings_out: 0,
+            first_pong_sent: false,
+            in_msgs: 0,
+            in_bytes: 0,
+            stall: None,
+            expired: Vec::new(),
+        }
+    }
+
+    fn send_err(&self, text: &str) {
+        let mut v = Vec::with_capacity(text.len() + 9);
+        encode::err(&mut v, text);
+        self.handle.outbound.push_proto(&v);
+    }
+
+    fn send_ok(&self) {
+        self.handle.outbound.push_proto(encode::OK);
+    }
+
+    /// Closes with the `-ERR` nats-server sends for each parse failure.
+    fn fail(&self, e: &ParseError) {
+        let (text, reason) = match e {
+            ParseError::UnknownOp => (Some("Unknown Protocol Operation"), CloseReason::ParseError),
+            ParseError::MaxControlLine => (
+                Some("maximum control line exceeded"),
+                CloseReason::MaxControlLineExceeded,
+            ),
+            ParseError::AuthViolation => (
+                Some("Authorization Violation"),
+                CloseReason::AuthenticationViolation,
+            ),
+            ParseError::MaxPayload => (
+                Some("Maximum Payload Violation"),
+                CloseReason::MaxPayloadExceeded,
+            ),
+            ParseError::Violation(what) => {
+                tracing::debug!(cid = self.handle.cid, "protocol violation: {what}");
+                (None, CloseReason::ProtocolViolation)
+            }
+            ParseError::Closed => (None, CloseReason::ProtocolViolation),
+        };
+        if let Some(text) = text {
+            self.send_err(text);
+        }
+        self.handle.outbound.close(reason);
+    }
+
+    /// Picks up a reloaded configuration.
+    fn refresh_options(&mut self) {
+        let (opts, generation) = self.server.options();
+        if generation != self.opts_gen {
+            self.opts = opts;
+            self.opts_gen = generation;
+        }
+    }
+
+    /// The read loop. Returns when the connection is closed for any reason.
+    pub(crate) async fn run<R: AsyncRead + Unpin>(mut self, mut rd: R) {
+        let mut parser = Parser::new();
+        let mut buf = BytesMut::with_capacity(READ_MIN);
+        let mut read_size = READ_MIN;
+        let auth_deadline = self
+            .awaiting_auth
+            .then(|| tokio::time::Instant::now() + self.opts.auth_timeout);
+        let mut next_ping = tokio::time::Instant::now() + first_ping_delay(&self.opts);
+        let outbound = self.handle.outbound.clone();
+        loop {
+            if let Some(need) = parser.payload_needed()
+                && need > buf.len()
+            {
+                buf.reserve(need - buf.len());
+            } else if buf.capacity() - buf.len() < read_size / 2 {
+                buf.reserve(read_size);
+            }
+            tokio::select! {
+                biased;
+                () = outbound.closed() => break,
+                () = sleep_until_opt(auth_deadline), if self.awaiting_auth => {
+                    self.send_err("Authentication Timeout");
+                    outbound.close(CloseReason::AuthenticationTimeout);
+                    break;
+                }
+                () = tokio::time::sleep_until(next_ping) => {
+                    self.refresh_options();
+                    if !self.ping_timer() {
+                        break;
+                    }
+                    next_ping = tokio::time::Instant::now() + self.opts.ping_interval;
+                }
+                res = rd.read_buf(&mut buf) => {
+                    let n = match res {
+                        Ok(0) => {
+                            outbound.close(CloseReason::ClientClosed);
+                            break;
+                        }
+                        Ok(n) => n,
+                        Err(e) => {
+                            tracing::debug!(cid = self.handle.cid, error = %e, "read error");
+                            outbound.close(CloseReason::ReadError);
+                            break;
+                        }
+                    };
+                    if n >= read_size && read_size < READ_MAX {
+                        read_size *= 2;
+                    }
+                    self.refresh_options();
+                    let result = parser.parse(&buf, &mut self);
+                    self.after_read();
+                    match result {
+                        Ok(consumed) => buf.advance(consumed),
+                        Err(e) => {
+                            self.fail(&e);
+                            break;
+                        }
+                    }
+                    if let Some((target, limit)) = self.stall.take() {
+                        target.wait_drained(limit.min(STALL_TOTAL)).await;
+                    }
+                    if buf.is_empty() && buf.capacity() > READ_MAX {
+                        buf = BytesMut::with_capacity(READ_MIN);
+                        read_size = READ_MIN;
+                    }
+                }
+            }
+        }
+        self.cleanup();
+    }
+
+    /// Work deferred to the end of each read: counters and auto-unsubscribes.
+    fn after_read(&mut self) {
+        if self.in_msgs > 0 {
+            self.handle.in_msgs.fetch_add(self.in_msgs, Ordering::Relaxed);
+            self.handle.in_bytes.fetch_add(self.in_bytes, Ordering::Relaxed);
+            self.server.stats.in_msgs.fetch_add(self.in_msgs, Ordering::Relaxed);
+            self.server.stats.in_bytes.fetch_add(self.in_bytes, Ordering::Relaxed);
+            self.in_msgs = 0;
+            self.in_bytes = 0;
+            self.last_in = Instant::now();
+        }
+        for sub in self.expired.drain(..) {
+            let _ = self.server.gacc.sublist.remove(&sub);
+        }
+    }
+
+    /// The PING timer: false when the connection was closed as stale.
+    fn ping_timer(&mut self) -> bool {
+        let recent = self.last_in.elapsed() < self.opts.ping_interval;
+        if recent && self.rtt.is_some() {
+            return true;
+        }
+        if self.pings_out + 1 > self.opts.ping_max {
+            self.send_err("Stale Connection");
+            self.handle.outbound.close(CloseReason::StaleConnection);
+            return false;
+        }
+        self.pings_out += 1;
+        self.handle.outbound.push_proto(encode::PING);
+        true
+    }
+
+    fn cleanup(&mut self) {
+        for (_, sub) in self.subs.drain() {
+            sub.closed.store(true, Ordering::Release);
+            let _ = self.server.gacc.sublist.remove(&sub);
+        }
+        self.server.remove_client(&self.handle);
+    }
+
+    fn process_connect(&mut self, arg: &[u8]) -> Result<(), ParseError> {
+        let connect: ConnectOpts = serde_json::from_slice(arg).map_err(|e| {
+            tracing::debug!(cid = self.handle.cid, error = %e, "bad CONNECT");
+            ParseError::Violation("bad CONNECT json")
+        })?;
+        if self.rtt.is_none() {
+            self.rtt = Some(self.start.elapsed().max(Duration::from_nanos(1)));
+        }
+        let creds = auth::Credentials {
+            user: connect.user.as_deref(),
+            pass: connect.pass.as_deref(),
+            token: connect.auth_token.as_deref(),
+        };
+        let Some(identity) = self.opts.auth.authenticate(&creds) else {
+            tracing::warn!(cid = self.handle.cid, user = ?connect.user, "authentication error");
+            return Err(ParseError::AuthViolation);
+        };
+        if connect.new_account || connect.account.as_deref().is_some_and(|a| !a.is_empty()) {
+            return Err(ParseError::AuthViolation);
+        }
+        let _ = connect.tls_required;
+        self.permissions = identity.permissions;
+        self.awaiting_auth = false;
+        let headers = self.opts.headers && connect.headers;
+        self.handle.headers.store(headers, Ordering::Release);
+        if !(0..=1).contains(&connect.protocol) {
+            self.send_err("invalid client protocol");
+            self.handle.outbound.close(CloseReason::BadClientProtocolVersion);
+            return Err(ParseError::Closed);
+        }
+        if connect.no_responders && !headers {
+            self.send_err("no responders requires headers support");
+            self.handle
+                .outbound
+                .close(CloseReason::NoRespondersRequiresHeaders);
+            return Err(ParseError::Closed);
+        }
+        if connect.verbose {
+            self.send_ok();
+        }
+        self.server.record_connect(
+            self.handle.cid,
+            connect.name.clone(),
+            connect.lang.clone(),
+            connect.version.clone(),
+            identity.user,
+        );
+        self.connect = connect;
+        self.connect_received = true;
+        Ok(())
+    }
+
+    fn process_sub(
+        &mut self,
+        subject: &[u8],
+        queue: Option<&[u8]>,
+        sid: &[u8],
+    ) -> Result<(), ParseError> {
+        self.last_in = Instant::now();
+        if let Some(perms) = self.permissions.as_ref().and_then(|p| p.subscribe.as_ref())
+            && !perms.allows_subscribe(subject, queue)
+        {
+            let text = match queue {
+                Some(q) => format!(
+                    "Permissions Violation for Subscription to {} using queue {}",
+                    go_quote(subject),
+                    go_quote(q)
+                ),
+                None => format!(
+                    "Permissions Violation for Subscription to {}",
+                    go_quote(subject)
+                ),
+            };
+            self.send_err(&text);
+            return Ok(());
+        }
+        if self.opts.max_sub_tokens > 0 && subject::token_count(subject) > self.opts.max_sub_tokens {
+            self.send_err("subject has exceeded number of tokens limit");
+            return Ok(());
+        }
+        if self.opts.max_subscriptions > 0 && self.live_subs() >= self.opts.max_subscriptions {
+            self.send_err("maximum subscriptions exceeded");
+            return Ok(());
+        }
+        if let Some(existing) = self.subs.get(sid)
+            && !existing.is_closed()
+        {
+            // nats-server keeps the first subscription for a reused sid.
+            if self.connect.verbose {
+                self.send_ok();
+            }
+            return Ok(());
+        }
+        let sub = Arc::new(Subscription {
+            subject: Bytes::copy_from_slice(subject),
+            queue: queue.map(Bytes::copy_from_slice),
+            sid: Bytes::copy_from_slice(sid),
+            client: self.handle.clone(),
+            max: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+        });
+        if self.server.gacc.sublist.insert(sub.clone()).is_err() {
+            self.send_err("Invalid Subject");
+            return Ok(());
+        }
+        self.subs.insert(sub.sid.clone(), sub);
+        if self.connect.verbose {
+            self.send_ok();
+        }
+        Ok(())
+    }
+
+    fn live_subs(&self) -> usize {
+        self.subs.values().filter(|s| !s.is_closed()).count()
+    }
+
+    fn process_unsub(&mut self, sid: &[u8], max: Option<i64>) {
+        self.last_in = Instant::now();
+        if let Some(sub) = self.subs.get(sid).cloned() {
+            let delivered = sub.delivered.load(Ordering::Acquire);
+            match max {
+                Some(max) if max > 0 && u64::try_from(max).is_ok_and(|m| m > delivered) => {
+                    sub.max.store(max.unsigned_abs(), Ordering::Release);
+                }
+                _ => {
+                    self.subs.remove(sid);
+                    sub.closed.store(true, Ordering::Release);
+                    let _ = self.server.gacc.sublist.remove(&sub);
+                }
+            }
+        }
+        if self.connect.verbose {
+            self.send_ok();
+        }
+    }
+
+    fn check_pub_permission(&self, subject: &[u8]) -> bool {
+        match self.permissions.as_ref().and_then(|p| p.publish.as_ref()) {
+            Some(p) => p.allows_publish(subject),
+            None => true,
+        }
+    }
+
+    fn process_pub(
+        &mut self,
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        hdr: usize,
+        msg: &[u8],
+        size_arg: &[u8],
+        hdr_arg: &[u8],
+    ) {
+        self.in_msgs += 1;
+        self.in_bytes += msg.len() as u64;
+        if subject.starts_with(b"$GNR.") || !self.check_pub_permission(subject) {
+            self.send_err(&format!(
+                "Permissions Violation for Publish to {}",
+                go_quote(subject)
+            ));
+            return;
+        }
+        if let Some(r) = reply
+            && is_reserved_reply(r)
+        {
+            self.send_err(&format!(
+                "Permissions Violation for Publish with Reply of {}",
+                go_quote(r)
+            ));
+            return;
+        }
+        if self.connect.verbose {
+            self.send_ok();
+        }
+        let result = self.lookup(subject);
+        let delivery = Delivery {
+            subject,
+            sid: &[],
+            reply,
+            hdr,
+            msg,
+            size_arg,
+            hdr_arg,
+        };
+        let mut delivered = false;
+        for sub in &result.psubs {
+            delivered |= self.deliver(sub, &delivery);
+        }
+        for group in &result.qsubs {
+            let n = group.len();
+            let start = fastrand::usize(..n);
+            for i in 0..n {
+                if self.deliver(&group[(start + i) % n], &delivery) {
+                    delivered = true;
+                    break;
+                }
+            }
+        }
+        if !delivered
+            && let Some(reply) = reply
+            && self.connect.no_responders
+        {
+            self.send_no_responders(reply, subject);
+        }
+    }
+
+    /// The 503 status for a request nobody received, sent through the requester's own
+    /// subscription on the reply subject (none, no message).
+    fn send_no_responders(&mut self, reply: &[u8], subject: &[u8]) {
+        let r = self.server.gacc.sublist.match_subject(reply);
+        if let Some(sub) = r
+            .psubs
+            .iter()
+            .find(|s| Arc::ptr_eq(&s.client, &self.handle))
+        {
+            let mut v = Vec::with_capacity(64 + reply.len() + subject.len());
+            encode::no_responders(&mut v, reply, &sub.sid, subject);
+            self.handle.outbound.push_proto(&v);
+        }
+    }
+
+    /// Matches through the per-connection cache.
+    fn lookup(&mut self, subject: &[u8]) -> Arc<MatchResult<Subscription>> {
+        let sublist = &self.server.gacc.sublist;
+        let genid = sublist.genid();
+        if genid != self.cache_genid {
+            self.cache.clear();
+            self.cache_genid = genid;
+        } else if let Some(r) = self.cache.get(subject) {
+            return r.clone();
+        }
+        let r = sublist.match_subject(subject);
+        if !r.is_empty() {
+            if self.cache.len() >= RESULT_CACHE_MAX {
+                let victims: Vec<Box<[u8]>> =
+                    self.cache.keys().take(RESULT_CACHE_MAX / 4).cloned().collect();
+                for k in victims {
+                    self.cache.remove(&k);
+                }
+            }
+            self.cache.insert(subject.into(), r.clone());
+        }
+        r
+    }
+
+    /// Delivers to one subscription; false if it did not take the message.
+    fn deliver(&mut self, sub: &Arc<Subscription>, d: &Delivery<'_>) -> bool {
+        if sub.is_closed() {
+            return false;
+        }
+        let own = Arc::ptr_eq(&sub.client, &self.handle);
+        if own && !self.connect.echo {
+            return false;
+        }
+        let max = sub.max.load(Ordering::Acquire);
+        if max > 0 {
+            let n = sub.delivered.fetch_add(1, Ordering::AcqRel) + 1;
+            if n > max {
+                return false;
+            }
+            if n == max {
+                sub.closed.store(true, Ordering::Release);
+                self.expired.push(sub.clone());
+            }
+        } else {
+            sub.delivered.fetch_add(1, Ordering::Relaxed);
+        }
+        let target = &sub.client;
+        let headers = target.headers.load(Ordering::Relaxed);
+        let frame = Delivery { sid: &sub.sid, ..*d };
+        let push = target
+            .outbound
+            .push_with(frame.wire_len(), |out| frame.encode(out, headers));
+        match push {
+            Push::Closed => {
+                if target.outbound.close_reason().is_some_and(CloseReason::is_slow_consumer) {
+                    self.server.note_slow_consumer(target.cid);
+                }
+                false
+            }
+            Push::Queued | Push::Stall(_) => {
+                let size = if headers || d.hdr == 0 {
+                    d.msg.len()
+                } else {
+                    d.msg.len() - d.hdr
+                } as u64;
+                target.out_msgs.fetch_add(1, Ordering::Relaxed);
+                target.out_bytes.fetch_add(size, Ordering::Relaxed);
+                self.server.stats.out_msgs.fetch_add(1, Ordering::Relaxed);
+                self.server.stats.out_bytes.fetch_add(size, Ordering::Relaxed);
+                if let Push::Stall(limit) = push
+                    && !own
+                    && self.stall.as_ref().is_none_or(|(_, l)| *l < limit)
+                {
+                    self.stall = Some((target.outbound.clone(), limit));
+                }
+                true
+            }
+        }
+    }
+}
+
+impl Handler for Client {
+    fn awaiting_auth(&self) -> bool {
+        self.awaiting_auth
+    }
+
+    fn max_control_line(&self) -> usize {
+        self.opts.max_control_line
+    }
+
+    fn headers(&self) -> bool {
+        self.handle.headers.load(Ordering::Relaxed)
+    }
+
+    fn pub_args(&mut self, args: &PubArgs<'_>) -> Result<(), ParseError> {
+        let max = self.opts.max_payload;
+        if max >= 0 && i64::try_from(args.size).unwrap_or(i64::MAX) > i64::from(max) {
+            tracing::error!(
+                cid = self.handle.cid,
+                "maximum payload exceeded: {} vs {}",
+                args.size,
+                max
+            );
+            return Err(ParseError::MaxPayload);
+        }
+        if self.connect.pedantic && !subject::is_valid_literal_subject(args.subject) {
+            self.send_err("Invalid Publish Subject");
+        }
+        Ok(())
+    }
+
+    fn op(&mut self, op: Op<'_>) -> Result<(), ParseError> {
+        match op {
+            Op::Connect(arg) => self.process_connect(arg)?,
+            Op::Pub {
+                subject,
+                reply,
+                hdr,
+                msg,
+                size_arg,
+                hdr_arg,
+            } => self.process_pub(
+                subject,
+                reply,
+                hdr.unwrap_or(0),
+                msg,
+                size_arg,
+                hdr_arg,
+            ),
+            Op::Sub {
+                subject,
+                queue,
+                sid,
+            } => self.process_sub(subject, queue, sid)?,
+            Op::Unsub { sid, max } => self.process_unsub(sid, max),
+            Op::Ping => {
+                self.handle.outbound.push_proto(encode::PONG);
+                self.last_in = Instant::now();
+                if self.connect_received && !self.first_pong_sent {
+                    self.first_pong_sent = true;
+                    self.send_connect_info();
+                }
+            }
+            Op::Pong => {
+                self.pings_out = 0;
+            }
+            Op::Ok => {}
+            Op::Info(arg) => {
+                serde_json::from_slice::<serde::de::IgnoredAny>(arg)
+                    .map_err(|_| ParseError::Violation("bad INFO json"))?;
+            }
+            Op::Err(arg) => {
+                tracing::error!(cid = self.handle.cid, "Client Error {}", String::from_utf8_lossy(arg));
+                self.handle.outbound.close(CloseReason::ParseError);
+                return Err(ParseError::Closed);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Client {
+    /// After the first PONG, clients of protocol 1 get an INFO naming their account
+    /// (`connect_info`), as nats-server sends.
+    fn send_connect_info(&self) {
+        if self.connect.protocol < 1 {
+            return;
+        }
+        let json = self.server.client_info_json(self.handle.cid, None, true);
+        let mut v = Vec::with_capacity(json.len() + 8);
+        encode::info(&mut v, &json);
+        self.handle.outbound.push_proto(&v);
+    }
+}
+
+/// Reply prefixes reserved for the server's own routing.
+fn is_reserved_reply(reply: &[u8]) -> bool {
+    reply.starts_with(b"_R_.") || reply.starts_with(b"$JS.ACK.") || reply.starts_with(b"_GR_.")
+}
+
+/// Go's `%q` for the subjects in permission errors.
+pub(crate) fn go_quote(s: &[u8]) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for ch in String::from_utf8_lossy(s).chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn first_ping_delay(opts: &RuntimeOptions) -> Duration {
+    let d = opts.ping_interval.min(FIRST_PING);
+    // Spread first PINGs by up to 20%, as nats-server does.
+    let jitter = d.as_millis() as u64 / 5;
+    d + Duration::from_millis(if jitter > 0 { fastrand::u64(..jitter) } else { 0 })
+}
+
+async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
