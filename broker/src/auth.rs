@@ -18,8 +18,15 @@ impl SubjectPermission {
     /// list) and no deny entry does.
     pub fn allows_publish(&self, subj: &[u8]) -> bool {
         let allowed = self.allow.is_empty()
-            || self.allow.iter().any(|p| subject::matches(p.as_bytes(), subj));
-        allowed && !self.deny.iter().any(|p| subject::matches(p.as_bytes(), subj))
+            || self
+                .allow
+                .iter()
+                .any(|p| subject::matches(p.as_bytes(), subj));
+        allowed
+            && !self
+                .deny
+                .iter()
+                .any(|p| subject::matches(p.as_bytes(), subj))
     }
 
     /// A subscription subject (possibly with wildcards) is allowed if it lies within an
@@ -149,7 +156,8 @@ impl Auth {
             }
         };
         let user = self.users.get(user_name)?;
-        password_matches(&user.password, creds.pass.unwrap_or_default()).then(|| self.identity(user))
+        password_matches(&user.password, creds.pass.unwrap_or_default())
+            .then(|| self.identity(user))
     }
 
     fn identity(&self, user: &User) -> Authenticated {
@@ -220,7 +228,10 @@ mod tests {
             pass: Some("pw"),
             token: None,
         };
-        assert_eq!(auth.authenticate(&ok).unwrap().user.as_deref(), Some("alice"));
+        assert_eq!(
+            auth.authenticate(&ok).unwrap().user.as_deref(),
+            Some("alice")
+        );
         let bad = Credentials {
             user: Some("alice"),
             pass: Some("nope"),

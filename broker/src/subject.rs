@@ -82,10 +82,22 @@ mod tests {
 
     #[test]
     fn validity_follows_nats_server() {
-        for ok in ["foo", "foo.bar", "*", ">", "foo.*", "foo.>", "*.*.>", "foo*", "f>o", "$SYS.REQ"] {
+        for ok in [
+            "foo", "foo.bar", "*", ">", "foo.*", "foo.>", "*.*.>", "foo*", "f>o", "$SYS.REQ",
+        ] {
             assert!(is_valid_subject(ok.as_bytes()), "{ok}");
         }
-        for bad in ["", ".", "foo.", ".foo", "foo..bar", ">.foo", "foo.>.bar", "foo bar", "a.\t"] {
+        for bad in [
+            "",
+            ".",
+            "foo.",
+            ".foo",
+            "foo..bar",
+            ">.foo",
+            "foo.>.bar",
+            "foo bar",
+            "a.\t",
+        ] {
             assert!(!is_valid_subject(bad.as_bytes()), "{bad:?}");
         }
         assert!(is_valid_literal_subject(b"foo.bar"));

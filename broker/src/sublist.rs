@@ -505,7 +505,10 @@ mod tests {
             ["*.bar", ">", "foo.*", "foo.>", "foo.bar"]
         );
         assert_eq!(subjects(&sl.match_subject(b"foo")), [">", "foo"]);
-        assert_eq!(subjects(&sl.match_subject(b"foo.x.baz")), ["*.*.baz", ">", "foo.>"]);
+        assert_eq!(
+            subjects(&sl.match_subject(b"foo.x.baz")),
+            ["*.*.baz", ">", "foo.>"]
+        );
         assert_eq!(sl.count(), 7);
     }
 
@@ -513,7 +516,11 @@ mod tests {
     fn invalid_subjects_refused() {
         let sl: Sublist<Sub> = Sublist::new();
         for s in ["", "foo.", ".foo", "foo..bar", "foo.>.bar"] {
-            assert_eq!(sl.insert(sub(s)), Err(SublistError::InvalidSubject), "{s:?}");
+            assert_eq!(
+                sl.insert(sub(s)),
+                Err(SublistError::InvalidSubject),
+                "{s:?}"
+            );
         }
         assert_eq!(sl.count(), 0);
     }

@@ -133,7 +133,10 @@ mod tests {
             size_arg: b"20",
             hdr_arg: b"18",
         };
-        assert_eq!(encode(&d, true), "HMSG foo 9 18 20\r\nNATS/1.0\r\nA: b\r\n\r\nhi\r\n");
+        assert_eq!(
+            encode(&d, true),
+            "HMSG foo 9 18 20\r\nNATS/1.0\r\nA: b\r\n\r\nhi\r\n"
+        );
         assert_eq!(encode(&d, false), "MSG foo 9 2\r\nhi\r\n");
     }
 

@@ -356,9 +356,8 @@ impl Parser {
                 if hpub && !h.headers() {
                     return Err(ParseError::Violation("message headers not supported"));
                 }
-                let (args, n) = split_args::<4>(arg, false).ok_or(ParseError::Violation(
-                    "processPub Parse Error",
-                ))?;
+                let (args, n) = split_args::<4>(arg, false)
+                    .ok_or(ParseError::Violation("processPub Parse Error"))?;
                 let (subject, reply, hdr_arg, size_arg) = match (hpub, n) {
                     (false, 2) => (args[0], None, &args[0][..0], args[1]),
                     (false, 3) => (args[0], Some(args[1]), &args[0][..0], args[2]),
@@ -367,7 +366,11 @@ impl Parser {
                     _ => return Err(ParseError::Violation("processPub Parse Error")),
                 };
                 let size = parse_size(size_arg);
-                let hdr = if hpub { Some(parse_size(hdr_arg)) } else { None };
+                let hdr = if hpub {
+                    Some(parse_size(hdr_arg))
+                } else {
+                    None
+                };
                 let pub_args = PubArgs {
                     subject,
                     reply,

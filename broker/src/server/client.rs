@@ -295,10 +295,20 @@ impl Client {
     /// Work deferred to the end of each read: counters and auto-unsubscribes.
     fn after_read(&mut self) {
         if self.in_msgs > 0 {
-            self.handle.in_msgs.fetch_add(self.in_msgs, Ordering::Relaxed);
-            self.handle.in_bytes.fetch_add(self.in_bytes, Ordering::Relaxed);
-            self.server.stats.in_msgs.fetch_add(self.in_msgs, Ordering::Relaxed);
-            self.server.stats.in_bytes.fetch_add(self.in_bytes, Ordering::Relaxed);
+            self.handle
+                .in_msgs
+                .fetch_add(self.in_msgs, Ordering::Relaxed);
+            self.handle
+                .in_bytes
+                .fetch_add(self.in_bytes, Ordering::Relaxed);
+            self.server
+                .stats
+                .in_msgs
+                .fetch_add(self.in_msgs, Ordering::Relaxed);
+            self.server
+                .stats
+                .in_bytes
+                .fetch_add(self.in_bytes, Ordering::Relaxed);
             self.in_msgs = 0;
             self.in_bytes = 0;
             self.last_in = Instant::now();
@@ -359,7 +369,9 @@ impl Client {
         self.handle.headers.store(headers, Ordering::Release);
         if !(0..=1).contains(&connect.protocol) {
             self.send_err("invalid client protocol");
-            self.handle.outbound.close(CloseReason::BadClientProtocolVersion);
+            self.handle
+                .outbound
+                .close(CloseReason::BadClientProtocolVersion);
             return Err(ParseError::Closed);
         }
         if connect.no_responders && !headers {
@@ -408,7 +420,8 @@ impl Client {
             self.send_err(&text);
             return Ok(());
         }
-        if self.opts.max_sub_tokens > 0 && subject::token_count(subject) > self.opts.max_sub_tokens {
+        if self.opts.max_sub_tokens > 0 && subject::token_count(subject) > self.opts.max_sub_tokens
+        {
             self.send_err("subject has exceeded number of tokens limit");
             return Ok(());
         }
@@ -566,8 +579,12 @@ impl Client {
         let r = sublist.match_subject(subject);
         if !r.is_empty() {
             if self.cache.len() >= RESULT_CACHE_MAX {
-                let victims: Vec<Box<[u8]>> =
-                    self.cache.keys().take(RESULT_CACHE_MAX / 4).cloned().collect();
+                let victims: Vec<Box<[u8]>> = self
+                    .cache
+                    .keys()
+                    .take(RESULT_CACHE_MAX / 4)
+                    .cloned()
+                    .collect();
                 for k in victims {
                     self.cache.remove(&k);
                 }
@@ -601,13 +618,20 @@ impl Client {
         }
         let target = &sub.client;
         let headers = target.headers.load(Ordering::Relaxed);
-        let frame = Delivery { sid: &sub.sid, ..*d };
+        let frame = Delivery {
+            sid: &sub.sid,
+            ..*d
+        };
         let push = target
             .outbound
             .push_with(frame.wire_len(), |out| frame.encode(out, headers));
         match push {
             Push::Closed => {
-                if target.outbound.close_reason().is_some_and(CloseReason::is_slow_consumer) {
+                if target
+                    .outbound
+                    .close_reason()
+                    .is_some_and(CloseReason::is_slow_consumer)
+                {
                     self.server.note_slow_consumer(target.cid);
                 }
                 false
@@ -621,7 +645,10 @@ impl Client {
                 target.out_msgs.fetch_add(1, Ordering::Relaxed);
                 target.out_bytes.fetch_add(size, Ordering::Relaxed);
                 self.server.stats.out_msgs.fetch_add(1, Ordering::Relaxed);
-                self.server.stats.out_bytes.fetch_add(size, Ordering::Relaxed);
+                self.server
+                    .stats
+                    .out_bytes
+                    .fetch_add(size, Ordering::Relaxed);
                 if let Push::Stall(limit) = push
                     && !own
                     && self.stall.as_ref().is_none_or(|(_, l)| *l < limit)
@@ -674,14 +701,7 @@ impl Handler for Client {
                 msg,
                 size_arg,
                 hdr_arg,
-            } => self.process_pub(
-                subject,
-                reply,
-                hdr.unwrap_or(0),
-                msg,
-                size_arg,
-                hdr_arg,
-            ),
+            } => self.process_pub(subject, reply, hdr.unwrap_or(0), msg, size_arg, hdr_arg),
             Op::Sub {
                 subject,
                 queue,
@@ -705,7 +725,11 @@ impl Handler for Client {
                     .map_err(|_| ParseError::Violation("bad INFO json"))?;
             }
             Op::Err(arg) => {
-                tracing::error!(cid = self.handle.cid, "Client Error {}", String::from_utf8_lossy(arg));
+                tracing::error!(
+                    cid = self.handle.cid,
+                    "Client Error {}",
+                    String::from_utf8_lossy(arg)
+                );
                 self.handle.outbound.close(CloseReason::ParseError);
                 return Err(ParseError::Closed);
             }
@@ -756,7 +780,11 @@ fn first_ping_delay(opts: &RuntimeOptions) -> Duration {
     let d = opts.ping_interval.min(FIRST_PING);
     // Spread first PINGs by up to 20%, as nats-server does.
     let jitter = d.as_millis() as u64 / 5;
-    d + Duration::from_millis(if jitter > 0 { fastrand::u64(..jitter) } else { 0 })
+    d + Duration::from_millis(if jitter > 0 {
+        fastrand::u64(..jitter)
+    } else {
+        0
+    })
 }
 
 async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {

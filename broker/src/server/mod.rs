@@ -2,6 +2,7 @@
 //! lame-duck mode, graceful shutdown).
 
 pub mod client;
+pub mod lifecycle;
 pub mod options;
 pub mod outbound;
 
@@ -303,7 +304,12 @@ impl Server {
     }
 
     /// The INFO JSON for a client connection.
-    pub(crate) fn client_info_json(&self, cid: u64, ip: Option<&str>, connect_info: bool) -> Vec<u8> {
+    pub(crate) fn client_info_json(
+        &self,
+        cid: u64,
+        ip: Option<&str>,
+        connect_info: bool,
+    ) -> Vec<u8> {
         let (opts, _) = self.options();
         let port = self.addr().map_or(0, |a| a.port());
         let info = Info {
@@ -332,8 +338,12 @@ impl Server {
     /// Asks every task to stop.
     pub fn shutdown(&self) {
         let _ = self.shutdown_tx.send(true);
-        let clients: Vec<Arc<ClientHandle>> =
-            self.clients.lock().values().map(|r| r.handle.clone()).collect();
+        let clients: Vec<Arc<ClientHandle>> = self
+            .clients
+            .lock()
+            .values()
+            .map(|r| r.handle.clone())
+            .collect();
         for c in clients {
             c.outbound.close(CloseReason::ServerShutdown);
         }
@@ -348,8 +358,12 @@ impl Server {
         let (opts, _) = self.options();
         tracing::info!("Entering lame duck mode, stop accepting new clients");
         let _ = self.shutdown_tx.send(false);
-        let clients: Vec<Arc<ClientHandle>> =
-            self.clients.lock().values().map(|r| r.handle.clone()).collect();
+        let clients: Vec<Arc<ClientHandle>> = self
+            .clients
+            .lock()
+            .values()
+            .map(|r| r.handle.clone())
+            .collect();
         for c in &clients {
             let json = self.client_info_json(c.cid, None, false);
             let mut v = Vec::with_capacity(json.len() + 8);
@@ -383,5 +397,17 @@ impl Server {
     /// Client metadata for monitoring and tests.
     pub fn client_meta(&self, cid: u64) -> Option<ClientMeta> {
         self.clients.lock().get(&cid).map(|r| r.meta.clone())
+    }
+}
+
+impl Server {
+    /// Binds, then serves clients until shutdown; for embedding and tests.
+    pub async fn start(self: &Arc<Self>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+        let listener = self.bind().await?;
+        let server = self.clone();
+        Ok(tokio::spawn(async move {
+            tracing::info!("Server is ready");
+            server.accept_loop(listener).await;
+        }))
     }
 }

@@ -1,0 +1,207 @@
+//! Process-level lifecycle: the PID and ports files, Unix signals, and sending signals to
+//! a running server (`--signal`), with nats-server's meanings:
+//! HUP reloads, USR1 reopens the log, USR2 enters lame-duck mode, INT stops, TERM stops
+//! (unless already in lame-duck mode, which then finishes on its own), QUIT stops.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::signal::unix::{SignalKind, signal};
+
+use super::Server;
+
+/// Commands of `--signal`, and what each sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignalCommand {
+    Stop,
+    Quit,
+    Term,
+    Reopen,
+    Reload,
+    Ldm,
+}
+
+impl SignalCommand {
+    pub fn signal(self) -> libc::c_int {
+        match self {
+            Self::Stop => libc::SIGKILL,
+            Self::Quit => libc::SIGINT,
+            Self::Term => libc::SIGTERM,
+            Self::Reopen => libc::SIGUSR1,
+            Self::Reload => libc::SIGHUP,
+            Self::Ldm => libc::SIGUSR2,
+        }
+    }
+}
+
+/// Errors of `--signal`.
+#[derive(Debug, thiserror::Error)]
+pub enum SignalError {
+    #[error("unable to read pid file {path}: {source}")]
+    PidFile {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid pid: {0}")]
+    BadPid(String),
+    #[error("no {0} processes running")]
+    NotRunning(String),
+    #[error("multiple {0} processes running:\n{1}")]
+    Ambiguous(String, String),
+    #[error("failed to signal pid {pid}: {source}")]
+    Kill { pid: i32, source: std::io::Error },
+}
+
+/// Resolves `--signal`'s target (a pid, a pid file, or nothing: the one running
+/// natrix-server) and sends the signal.
+pub fn send_signal(cmd: SignalCommand, target: Option<&str>) -> Result<i32, SignalError> {
+    let pid = match target {
+        Some(t) if t.chars().all(|c| c.is_ascii_digit()) && !t.is_empty() => t
+            .parse::<i32>()
+            .map_err(|_| SignalError::BadPid(t.to_owned()))?,
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| SignalError::PidFile {
+                path: path.to_owned(),
+                source,
+            })?;
+            let text = text.trim();
+            text.parse::<i32>()
+                .map_err(|_| SignalError::BadPid(text.to_owned()))?
+        }
+        None => find_running()?,
+    };
+    // SAFETY-free: libc::kill is a plain syscall wrapper; the pid was validated above.
+    let rc = kill(pid, cmd.signal());
+    if rc != 0 {
+        return Err(SignalError::Kill {
+            pid,
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(pid)
+}
+
+#[allow(unsafe_code)]
+fn kill(pid: i32, sig: libc::c_int) -> libc::c_int {
+    // SAFETY: kill(2) takes plain integers and has no memory-safety preconditions.
+    unsafe { libc::kill(pid, sig) }
+}
+
+/// The pid of the single running natrix-server other than this process.
+fn find_running() -> Result<i32, SignalError> {
+    let me = std::process::id();
+    let exe_name = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "natrix-server".to_owned());
+    let mut found = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            if pid == me {
+                continue;
+            }
+            if let Ok(comm) = std::fs::read_to_string(entry.path().join("comm"))
+                && comm.trim() == exe_name.chars().take(15).collect::<String>()
+            {
+                found.push(pid);
+            }
+        }
+    }
+    match found.as_slice() {
+        [] => Err(SignalError::NotRunning(exe_name)),
+        [pid] => i32::try_from(*pid).map_err(|_| SignalError::BadPid(pid.to_string())),
+        many => Err(SignalError::Ambiguous(
+            exe_name,
+            many.iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )),
+    }
+}
+
+/// Writes the PID file; removed again by [`cleanup_files`].
+pub fn write_pid_file(path: &Path) -> std::io::Result<()> {
+    std::fs::write(path, std::process::id().to_string())
+}
+
+/// Writes `<dir>/<exe>_<pid>.ports` with the listen URLs, as nats-server does, so test
+/// harnesses can start servers on random ports without races.
+pub fn write_ports_file(dir: &Path, server: &Server) -> std::io::Result<PathBuf> {
+    let exe = std::env::args()
+        .next()
+        .map(|a| {
+            Path::new(&a)
+                .file_name()
+                .map_or_else(|| a.clone(), |n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "natrix-server".to_owned());
+    let path = dir.join(format!("{exe}_{}.ports", std::process::id()));
+    let addr = server.addr();
+    let host = match addr {
+        Some(a) if a.ip().is_unspecified() => "127.0.0.1".to_owned(),
+        Some(a) => a.ip().to_string(),
+        None => "127.0.0.1".to_owned(),
+    };
+    let port = addr.map_or(0, |a| a.port());
+    let json = serde_json::json!({ "nats": [format!("nats://{host}:{port}")] });
+    // Write then rename so a reader never sees a half-written file.
+    let tmp = path.with_extension("ports.tmp");
+    std::fs::write(&tmp, json.to_string())?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
+}
+
+pub fn cleanup_files(files: &[PathBuf]) {
+    for f in files {
+        let _ = std::fs::remove_file(f);
+    }
+}
+
+/// What the process should do after a signal.
+pub enum SignalEvent {
+    Reload,
+    Reopen,
+}
+
+/// Handles signals until the server stops; `on_event` runs reloads and log reopens.
+pub async fn handle_signals(
+    server: Arc<Server>,
+    mut on_event: impl FnMut(SignalEvent) + Send + 'static,
+) -> std::io::Result<()> {
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    let mut usr2 = signal(SignalKind::user_defined2())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut quit = signal(SignalKind::quit())?;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => on_event(SignalEvent::Reload),
+            _ = usr1.recv() => on_event(SignalEvent::Reopen),
+            _ = usr2.recv() => {
+                let s = server.clone();
+                tokio::spawn(async move { s.lame_duck().await });
+            }
+            _ = int.recv() => {
+                tracing::info!("Trapped \"interrupt\" signal");
+                server.shutdown();
+            }
+            _ = quit.recv() => {
+                tracing::info!("Trapped \"quit\" signal");
+                server.shutdown();
+            }
+            _ = term.recv() => {
+                tracing::info!("Trapped \"terminated\" signal");
+                if !server.is_lame_duck() {
+                    server.shutdown();
+                }
+            }
+            () = server.wait_shutdown() => return Ok(()),
+        }
+    }
+}
