@@ -556,4 +556,81 @@ mod tests {
         sizes.sort();
         assert_eq!(sizes, [1, 2]);
     }
+
+    mod model {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn sub_subject() -> impl Strategy<Value = String> {
+            let token = prop_oneof![Just("a"), Just("b"), Just("c"), Just("*")];
+            (proptest::collection::vec(token, 1..4), any::<bool>()).prop_map(|(t, fwc)| {
+                let mut s = t.join(".");
+                if fwc {
+                    s.push_str(".>");
+                }
+                s
+            })
+        }
+
+        fn pub_subject() -> impl Strategy<Value = String> {
+            let token = prop_oneof![Just("a"), Just("b"), Just("c")];
+            proptest::collection::vec(token, 1..6).prop_map(|t| t.join("."))
+        }
+
+        fn names(v: &[Arc<Sub>]) -> Vec<usize> {
+            let mut n: Vec<usize> = v.iter().map(|s| Arc::as_ptr(s) as usize).collect();
+            n.sort_unstable();
+            n
+        }
+
+        proptest! {
+            /// The trie (and its caches) agrees with a linear scan, through inserts,
+            /// removals and repeated matches.
+            #[test]
+            fn sublist_matches_naive_model(
+                subjects in proptest::collection::vec((sub_subject(), prop::option::of(0u8..2)), 1..30),
+                removals in proptest::collection::vec(any::<prop::sample::Index>(), 0..10),
+                publishes in proptest::collection::vec(pub_subject(), 1..20),
+            ) {
+                let sl = Sublist::new();
+                let mut live: Vec<Arc<Sub>> = Vec::new();
+                for (s, q) in subjects {
+                    let sub = match q {
+                        Some(q) => qsub(&s, &format!("q{q}")),
+                        None => sub(&s),
+                    };
+                    sl.insert(sub.clone()).unwrap();
+                    live.push(sub);
+                }
+                // Warm the cache before removing, so invalidation is exercised.
+                for p in &publishes {
+                    sl.match_subject(p.as_bytes());
+                }
+                for idx in removals {
+                    if live.is_empty() { break; }
+                    let victim = live.remove(idx.index(live.len()));
+                    sl.remove(&victim).unwrap();
+                }
+                prop_assert_eq!(sl.count() as usize, live.len());
+                for p in &publishes {
+                    let r = sl.match_subject(p.as_bytes());
+                    let expected_plain: Vec<Arc<Sub>> = live.iter()
+                        .filter(|s| s.queue.is_none() && subject::matches(&s.subject, p.as_bytes()))
+                        .cloned().collect();
+                    prop_assert_eq!(names(&r.psubs), names(&expected_plain));
+                    for q in ["q0", "q1"] {
+                        let expected: Vec<Arc<Sub>> = live.iter()
+                            .filter(|s| s.queue.as_deref() == Some(q.as_bytes())
+                                && subject::matches(&s.subject, p.as_bytes()))
+                            .cloned().collect();
+                        let got: Vec<Arc<Sub>> = r.qsubs.iter()
+                            .filter(|g| g[0].queue.as_deref() == Some(q.as_bytes()))
+                            .flat_map(|g| g.iter().cloned()).collect();
+                        prop_assert_eq!(names(&got), names(&expected));
+                        prop_assert!(r.qsubs.iter().filter(|g| g[0].queue.as_deref() == Some(q.as_bytes())).count() <= 1);
+                    }
+                }
+            }
+        }
+    }
 }

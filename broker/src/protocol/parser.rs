@@ -483,3 +483,288 @@ impl Parser {
         Ok(Some(op_start + end + 2))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Records operations as owned strings for comparison.
+    #[derive(Default)]
+    struct Rec {
+        ops: Vec<String>,
+        auth: bool,
+        headers: bool,
+        max_payload: usize,
+    }
+
+    impl Rec {
+        fn new() -> Self {
+            Self {
+                headers: true,
+                max_payload: 1 << 20,
+                ..Self::default()
+            }
+        }
+    }
+
+    fn s(b: &[u8]) -> String {
+        String::from_utf8_lossy(b).into_owned()
+    }
+
+    impl Handler for Rec {
+        fn awaiting_auth(&self) -> bool {
+            self.auth
+        }
+        fn max_control_line(&self) -> usize {
+            64
+        }
+        fn headers(&self) -> bool {
+            self.headers
+        }
+        fn pub_args(&mut self, args: &PubArgs<'_>) -> Result<(), ParseError> {
+            if args.size > self.max_payload {
+                return Err(ParseError::MaxPayload);
+            }
+            Ok(())
+        }
+        fn op(&mut self, op: Op<'_>) -> Result<(), ParseError> {
+            let text = match op {
+                Op::Connect(a) => format!("CONNECT {}", s(a)),
+                Op::Info(a) => format!("INFO {}", s(a)),
+                Op::Pub {
+                    subject,
+                    reply,
+                    hdr,
+                    msg,
+                    size_arg,
+                    ..
+                } => format!(
+                    "PUB {} {:?} {:?} {} [{}]",
+                    s(subject),
+                    reply.map(s),
+                    hdr,
+                    s(size_arg),
+                    s(msg)
+                ),
+                Op::Sub {
+                    subject,
+                    queue,
+                    sid,
+                } => format!("SUB {} {:?} {}", s(subject), queue.map(s), s(sid)),
+                Op::Unsub { sid, max } => format!("UNSUB {} {max:?}", s(sid)),
+                Op::Ping => "PING".into(),
+                Op::Pong => "PONG".into(),
+                Op::Ok => "+OK".into(),
+                Op::Err(a) => format!("-ERR {}", s(a)),
+            };
+            self.ops.push(text);
+            Ok(())
+        }
+    }
+
+    fn parse_all(input: &[u8]) -> (Vec<String>, Result<usize, ParseError>) {
+        let mut p = Parser::new();
+        let mut h = Rec::new();
+        let r = p.parse(input, &mut h);
+        (h.ops, r)
+    }
+
+    /// Feeds `input` in pieces cut at `cuts`, keeping unconsumed bytes as a connection
+    /// does, and returns the operations seen.
+    fn parse_split(input: &[u8], cuts: &[usize]) -> (Vec<String>, Result<(), ParseError>) {
+        let mut p = Parser::new();
+        let mut h = Rec::new();
+        let mut buf: Vec<u8> = Vec::new();
+        let mut last = 0;
+        for &c in cuts.iter().chain(std::iter::once(&input.len())) {
+            buf.extend_from_slice(&input[last..c]);
+            last = c;
+            match p.parse(&buf, &mut h) {
+                Ok(n) => {
+                    buf.drain(..n);
+                }
+                Err(e) => return (h.ops, Err(e)),
+            }
+        }
+        (h.ops, Ok(()))
+    }
+
+    #[test]
+    fn basic_ops() {
+        let input: &[u8] =
+            b"CONNECT {\"verbose\":false}\r\nPING\r\nPONG\r\nSUB foo 1\r\nSUB foo q 2\r\n\
+              UNSUB 1\r\nUNSUB 2 5\r\nPUB foo 5\r\nhello\r\nPUB foo bar 0\r\n\r\n\
+              HPUB foo 12 14\r\nNATS/1.0\r\n\r\nhi\r\n+OK\r\n";
+        let (ops, r) = parse_all(input);
+        assert_eq!(r, Ok(input.len()));
+        assert_eq!(
+            ops,
+            [
+                "CONNECT {\"verbose\":false}",
+                "PING",
+                "PONG",
+                "SUB foo None 1",
+                "SUB foo Some(\"q\") 2",
+                "UNSUB 1 None",
+                "UNSUB 2 Some(5)",
+                "PUB foo None None 5 [hello]",
+                "PUB foo Some(\"bar\") None 0 []",
+                "PUB foo None Some(12) 14 [NATS/1.0\r\n\r\nhi]",
+                "+OK",
+            ]
+        );
+    }
+
+    #[test]
+    fn nats_server_quirks() {
+        // Case-insensitive names, tabs, \n-only endings, junk after PING.
+        let input: &[u8] = b"ping\npInGxyz\r\nsub\tfoo \t 1\n";
+        let (ops, r) = parse_all(input);
+        assert_eq!(r, Ok(input.len()));
+        assert_eq!(ops, ["PING", "PING", "SUB foo None 1"]);
+        // CONNECT needs no space before its argument.
+        let (ops, _) = parse_all(b"CONNECT{}\r\n");
+        assert_eq!(ops, ["CONNECT {}"]);
+        // The first wrong byte of a name is an error, without waiting for the line end.
+        assert_eq!(parse_all(b"PUX").1, Err(ParseError::UnknownOp));
+        assert_eq!(parse_all(b"PUBX foo 1\r\n").1, Err(ParseError::UnknownOp));
+        assert_eq!(parse_all(b"FOO\r\n").1, Err(ParseError::UnknownOp));
+        assert_eq!(parse_all(b"MSG foo 1 1\r\n").1, Err(ParseError::UnknownOp));
+        assert_eq!(parse_all(b"RS+ foo\r\n").1, Err(ParseError::UnknownOp));
+        // Payload must end in \r\n.
+        assert_eq!(parse_all(b"PUB foo 2\r\nhiX").1, Err(ParseError::UnknownOp));
+        assert_eq!(
+            parse_all(b"PUB foo 2\r\nhi\rX").1,
+            Err(ParseError::UnknownOp)
+        );
+        // Bad arguments close silently.
+        assert!(matches!(
+            parse_all(b"PUB foo\r\n").1,
+            Err(ParseError::Violation(_))
+        ));
+        assert!(matches!(
+            parse_all(b"PUB foo x\r\n").1,
+            Err(ParseError::Violation(_))
+        ));
+        assert!(matches!(
+            parse_all(b"SUB foo\r\n").1,
+            Err(ParseError::Violation(_))
+        ));
+        assert!(matches!(
+            parse_all(b"SUB a b c d\r\n").1,
+            Err(ParseError::Violation(_))
+        ));
+        assert!(matches!(
+            parse_all(b"UNSUB\t\r\n").1,
+            Err(ParseError::Violation(_))
+        ));
+        // UNSUB with an unparsable max still parses; the max is -1.
+        assert_eq!(parse_all(b"UNSUB 1 x\r\n").0, ["UNSUB 1 Some(-1)"]);
+        // Long control lines, complete or not.
+        let long = format!("SUB {} 1\r\n", "a".repeat(80));
+        assert_eq!(
+            parse_all(long.as_bytes()).1,
+            Err(ParseError::MaxControlLine)
+        );
+        let partial = format!("SUB {}", "a".repeat(80));
+        assert_eq!(
+            parse_all(partial.as_bytes()).1,
+            Err(ParseError::MaxControlLine)
+        );
+    }
+
+    #[test]
+    fn auth_and_headers_gates() {
+        let mut p = Parser::new();
+        let mut h = Rec::new();
+        h.auth = true;
+        assert_eq!(p.parse(b"PING\r\n", &mut h), Err(ParseError::AuthViolation));
+        let mut p = Parser::new();
+        assert_eq!(p.parse(b"CONNECT {}\r\n", &mut h), Ok(12));
+        let mut p = Parser::new();
+        let mut h = Rec::new();
+        h.headers = false;
+        assert!(matches!(
+            p.parse(b"HPUB foo 2 2\r\nxx\r\n", &mut h),
+            Err(ParseError::Violation(_))
+        ));
+        let mut h = Rec::new();
+        h.max_payload = 4;
+        let mut p = Parser::new();
+        assert_eq!(
+            p.parse(b"PUB foo 5\r\n", &mut h),
+            Err(ParseError::MaxPayload)
+        );
+    }
+
+    #[test]
+    fn payload_waits_for_all_bytes() {
+        let mut p = Parser::new();
+        let mut h = Rec::new();
+        assert_eq!(p.parse(b"PUB foo 5\r\nhel", &mut h), Ok(0));
+        assert_eq!(p.payload_needed(), Some(18));
+        assert_eq!(p.parse(b"PUB foo 5\r\nhello\r\nPING\r\n", &mut h), Ok(24));
+        assert_eq!(h.ops, ["PUB foo None None 5 [hello]", "PING"]);
+    }
+
+    fn op_strategy() -> impl Strategy<Value = Vec<u8>> {
+        let token = "[a-z0-9]{1,6}";
+        prop_oneof![
+            Just(b"PING\r\n".to_vec()),
+            Just(b"PONG\r\n".to_vec()),
+            Just(b"CONNECT {\"verbose\":false}\r\n".to_vec()),
+            (token, token).prop_map(|(s, sid)| format!("SUB {s} {sid}\r\n").into_bytes()),
+            (token, token, token)
+                .prop_map(|(s, q, sid)| format!("SUB {s} {q} {sid}\r\n").into_bytes()),
+            (token, 0u32..100).prop_map(|(sid, m)| format!("UNSUB {sid} {m}\r\n").into_bytes()),
+            (token, proptest::collection::vec(any::<u8>(), 0..40)).prop_map(|(s, p)| {
+                let mut v = format!("PUB {s} {}\r\n", p.len()).into_bytes();
+                v.extend_from_slice(&p);
+                v.extend_from_slice(b"\r\n");
+                v
+            }),
+            (token, token, proptest::collection::vec(any::<u8>(), 0..40)).prop_map(|(s, r, p)| {
+                let hdr = b"NATS/1.0\r\nK: v\r\n\r\n";
+                let mut v =
+                    format!("HPUB {s} {r} {} {}\r\n", hdr.len(), hdr.len() + p.len()).into_bytes();
+                v.extend_from_slice(hdr);
+                v.extend_from_slice(&p);
+                v.extend_from_slice(b"\r\n");
+                v
+            }),
+        ]
+    }
+
+    proptest! {
+        /// Any split of a valid stream yields the same operations as the whole stream.
+        #[test]
+        fn random_splits_yield_same_ops(
+            ops in proptest::collection::vec(op_strategy(), 1..12),
+            mut cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..8),
+        ) {
+            let input: Vec<u8> = ops.concat();
+            let (whole, r) = parse_all(&input);
+            prop_assert_eq!(r, Ok(input.len()));
+            let mut cuts: Vec<usize> = cuts.drain(..).map(|i| i.index(input.len())).collect();
+            cuts.sort_unstable();
+            let (split, r) = parse_split(&input, &cuts);
+            prop_assert_eq!(r, Ok(()));
+            prop_assert_eq!(split, whole);
+        }
+    }
+
+    #[test]
+    fn every_byte_boundary() {
+        let input: &[u8] = b"CONNECT {}\r\nSUB a.b q 1\r\nPUB a.b r 3\r\nabc\r\n\
+            HPUB x 12 15\r\nNATS/1.0\r\n\r\nxyz\r\nUNSUB 1 2\r\nPING\r\n";
+        let (whole, _) = parse_all(input);
+        for i in 0..=input.len() {
+            for j in i..=input.len() {
+                let (split, r) = parse_split(input, &[i, j]);
+                assert_eq!(r, Ok(()));
+                assert_eq!(split, whole, "cuts at {i},{j}");
+            }
+        }
+    }
+}
