@@ -9,3 +9,4 @@ pub mod protocol;
 pub mod server;
 pub mod subject;
 pub mod sublist;
+pub mod telemetry;

@@ -139,8 +139,12 @@ pub(crate) struct Client {
     /// Counters accumulated during one read, published after it.
     in_msgs: u64,
     in_bytes: u64,
+    out_msgs: u64,
+    out_bytes: u64,
     /// The most congested subscriber of this read, to wait on before reading more.
     stall: Option<(Arc<Outbound>, Duration)>,
+    /// Outbound buffers this read queued to, flushed at its end.
+    to_flush: Vec<Arc<Outbound>>,
     /// Subscriptions that reached their auto-unsubscribe limit during this read.
     expired: Vec<Arc<Subscription>>,
 }
@@ -168,7 +172,10 @@ impl Client {
             first_pong_sent: false,
             in_msgs: 0,
             in_bytes: 0,
+            out_msgs: 0,
+            out_bytes: 0,
             stall: None,
+            to_flush: Vec::new(),
             expired: Vec::new(),
         }
     }
@@ -294,6 +301,9 @@ impl Client {
 
     /// Work deferred to the end of each read: counters and auto-unsubscribes.
     fn after_read(&mut self) {
+        for target in self.to_flush.drain(..) {
+            target.flush();
+        }
         if self.in_msgs > 0 {
             self.handle
                 .in_msgs
@@ -312,6 +322,18 @@ impl Client {
             self.in_msgs = 0;
             self.in_bytes = 0;
             self.last_in = Instant::now();
+        }
+        if self.out_msgs > 0 {
+            self.server
+                .stats
+                .out_msgs
+                .fetch_add(self.out_msgs, Ordering::Relaxed);
+            self.server
+                .stats
+                .out_bytes
+                .fetch_add(self.out_bytes, Ordering::Relaxed);
+            self.out_msgs = 0;
+            self.out_bytes = 0;
         }
         for sub in self.expired.drain(..) {
             let _ = self.server.gacc.sublist.remove(&sub);
@@ -636,7 +658,10 @@ impl Client {
                 }
                 false
             }
-            Push::Queued | Push::Stall(_) => {
+            Push::Queued { .. } | Push::Stall { .. } => {
+                if push.needs_flush() {
+                    self.to_flush.push(target.outbound.clone());
+                }
                 let size = if headers || d.hdr == 0 {
                     d.msg.len()
                 } else {
@@ -649,7 +674,7 @@ impl Client {
                     .stats
                     .out_bytes
                     .fetch_add(size, Ordering::Relaxed);
-                if let Push::Stall(limit) = push
+                if let Push::Stall { limit, .. } = push
                     && !own
                     && self.stall.as_ref().is_none_or(|(_, l)| *l < limit)
                 {

@@ -227,7 +227,8 @@ impl Server {
         let (opts, _) = self.options();
         let cid = self.next_cid.fetch_add(1, Ordering::Relaxed);
         self.stats.total_connections.fetch_add(1, Ordering::Relaxed);
-        let outbound = Arc::new(Outbound::new(opts.max_pending));
+        let (rd, wr) = stream.into_split();
+        let outbound = Arc::new(Outbound::new(wr, opts.max_pending));
         let handle = Arc::new(ClientHandle {
             cid,
             outbound: outbound.clone(),
@@ -237,8 +238,7 @@ impl Server {
             out_msgs: AtomicU64::new(0),
             out_bytes: AtomicU64::new(0),
         });
-        let (rd, wr) = stream.into_split();
-        let writer = tokio::spawn(outbound.clone().run_writer(wr, opts.write_deadline));
+        let writer = tokio::spawn(outbound.clone().run_writer(opts.write_deadline));
         let ip = peer.ip().to_string();
         let info = self.client_info_json(cid, Some(&ip), false);
         let mut v = Vec::with_capacity(info.len() + 8);

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 
 /// Why a connection closed, as nats-server names it on `/connz?state=closed`.
@@ -75,12 +75,23 @@ impl CloseReason {
 /// Result of appending to an outbound buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Push {
-    Queued,
+    /// Queued; `flush` is true when the caller must flush this outbound (it is the first
+    /// to queue since the last flush) by calling [`Outbound::flush`] after its read.
+    Queued { flush: bool },
     /// Queued, but the buffer is filling: the publisher should wait for a drain (up to
     /// the given time) before reading more.
-    Stall(Duration),
+    Stall { flush: bool, limit: Duration },
     /// Not queued: the connection is closed (or was just closed as a slow consumer).
     Closed,
+}
+
+impl Push {
+    pub fn needs_flush(self) -> bool {
+        matches!(
+            self,
+            Self::Queued { flush: true } | Self::Stall { flush: true, .. }
+        )
+    }
 }
 
 const STALL_MIN: Duration = Duration::from_millis(2);
@@ -89,8 +100,17 @@ const STALL_MAX: Duration = Duration::from_millis(5);
 const KEEP_CAPACITY: usize = 1 << 20;
 
 struct State {
+    /// Bytes queued and not yet taken by a writer.
     buf: Vec<u8>,
+    /// An empty buffer with capacity, swapped in when `buf` is taken.
+    spare: Vec<u8>,
+    /// What an inline flush could not write: the writer task finishes it first.
+    partial: Option<(Vec<u8>, usize)>,
     in_flight: usize,
+    /// Someone (an inline flush or the writer task) is writing; order requires one.
+    writing: bool,
+    /// A publisher has queued and owes a flush.
+    flush_owed: bool,
     closed: Option<CloseReason>,
     stalled: bool,
 }
@@ -98,6 +118,7 @@ struct State {
 /// The shared outbound side of one connection.
 pub struct Outbound {
     state: Mutex<State>,
+    sock: Arc<OwnedWriteHalf>,
     wake: Notify,
     drained: Notify,
     closed_notify: Notify,
@@ -106,14 +127,19 @@ pub struct Outbound {
 }
 
 impl Outbound {
-    pub fn new(max_pending: usize) -> Self {
+    pub fn new(sock: OwnedWriteHalf, max_pending: usize) -> Self {
         Self {
             state: Mutex::new(State {
-                buf: Vec::with_capacity(4096),
+                buf: Vec::new(),
+                spare: Vec::new(),
+                partial: None,
                 in_flight: 0,
+                writing: false,
+                flush_owed: false,
                 closed: None,
                 stalled: false,
             }),
+            sock: Arc::new(sock),
             wake: Notify::new(),
             drained: Notify::new(),
             closed_notify: Notify::new(),
@@ -123,7 +149,7 @@ impl Outbound {
     }
 
     /// Appends with `encode`, which must write at most `len_hint` bytes (used for the
-    /// pending check before encoding).
+    /// pending check before encoding). The caller flushes when told to.
     pub fn push_with(&self, len_hint: usize, encode: impl FnOnce(&mut Vec<u8>)) -> Push {
         let mut st = self.state.lock();
         if st.closed.is_some() {
@@ -135,38 +161,100 @@ impl Outbound {
             self.close(CloseReason::SlowConsumerPendingBytes);
             return Push::Closed;
         }
-        let was_empty = st.buf.is_empty();
         encode(&mut st.buf);
+        let flush = !std::mem::replace(&mut st.flush_owed, true);
         let pending = st.buf.len() + st.in_flight;
-        let result = if pending > self.max_pending / 4 * 3 {
+        if pending > self.max_pending / 4 * 3 {
             st.stalled = true;
-            Push::Stall(if pending >= self.max_pending {
-                STALL_MAX
-            } else {
-                STALL_MIN
-            })
+            Push::Stall {
+                flush,
+                limit: if pending >= self.max_pending {
+                    STALL_MAX
+                } else {
+                    STALL_MIN
+                },
+            }
         } else {
-            Push::Queued
-        };
-        drop(st);
-        if was_empty {
-            self.wake.notify_one();
+            Push::Queued { flush }
         }
-        result
     }
 
-    /// Appends raw protocol bytes (INFO, PONG, -ERR, ...); never subject to the pending
-    /// limit, as nats-server queues its own protocol unconditionally.
+    /// Appends raw protocol bytes (INFO, PONG, -ERR, ...) and wakes the writer; never
+    /// subject to the pending limit, as nats-server queues its own protocol
+    /// unconditionally.
     pub fn push_proto(&self, bytes: &[u8]) {
-        let mut st = self.state.lock();
-        if st.closed.is_some() {
-            return;
+        {
+            let mut st = self.state.lock();
+            if st.closed.is_some() {
+                return;
+            }
+            st.buf.extend_from_slice(bytes);
         }
-        let was_empty = st.buf.is_empty();
-        st.buf.extend_from_slice(bytes);
-        drop(st);
-        if was_empty {
+        self.wake.notify_one();
+    }
+
+    /// Writes what is queued straight to the socket without blocking, from the
+    /// publisher's task; what the socket does not take now is left to the writer task.
+    pub fn flush(&self) {
+        let mut batch = {
+            let mut st = self.state.lock();
+            st.flush_owed = false;
+            if st.writing || st.buf.is_empty() || st.closed.is_some() {
+                drop(st);
+                self.wake.notify_one();
+                return;
+            }
+            st.writing = true;
+            let spare = std::mem::take(&mut st.spare);
+            let batch = std::mem::replace(&mut st.buf, spare);
+            st.in_flight = batch.len();
+            batch
+        };
+        let mut written = 0;
+        while written < batch.len() {
+            match self.sock.try_write(&batch[written..]) {
+                Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    tracing::debug!(error = %e, "write error");
+                    self.state.lock().writing = false;
+                    self.close(CloseReason::WriteError);
+                    return;
+                }
+            }
+        }
+        let mut st = self.state.lock();
+        if written == batch.len() {
+            st.writing = false;
+            st.in_flight = 0;
+            batch.clear();
+            if st.spare.capacity() < batch.capacity() && batch.capacity() <= KEEP_CAPACITY {
+                st.spare = batch;
+            }
+            let drained = self.check_drained(&mut st);
+            let wake = !st.buf.is_empty() || st.closed.is_some();
+            drop(st);
+            if drained {
+                self.drained.notify_waiters();
+            }
+            if wake {
+                self.wake.notify_one();
+            }
+        } else {
+            // Still `writing`: the writer task owns the remainder and goes first.
+            st.in_flight = batch.len() - written;
+            st.partial = Some((batch, written));
+            drop(st);
             self.wake.notify_one();
+        }
+    }
+
+    fn check_drained(&self, st: &mut State) -> bool {
+        if st.stalled && st.buf.len() + st.in_flight <= self.max_pending / 4 * 3 {
+            st.stalled = false;
+            true
+        } else {
+            false
         }
     }
 
@@ -218,65 +306,85 @@ impl Outbound {
         let _ = tokio::time::timeout(limit, notified).await;
     }
 
-    /// The writer task: drains the buffer to `sock` until the connection closes.
-    pub async fn run_writer<W>(self: Arc<Self>, mut sock: W, write_deadline: Duration)
-    where
-        W: tokio::io::AsyncWrite + Unpin,
-    {
-        let mut spare: Vec<u8> = Vec::with_capacity(4096);
-        loop {
-            let (mut batch, closing) = {
-                let mut st = self.state.lock();
-                std::mem::swap(&mut st.buf, &mut spare);
-                st.in_flight = spare.len();
-                (std::mem::take(&mut spare), st.closed.is_some())
-            };
-            if batch.is_empty() {
-                if closing {
-                    break;
+    /// Writes all of `data`, waiting for the socket; false after `deadline`.
+    async fn write_all(&self, data: &[u8], deadline: Duration) -> Result<(), CloseReason> {
+        let mut written = 0;
+        let until = tokio::time::Instant::now() + deadline;
+        while written < data.len() {
+            match self.sock.try_write(&data[written..]) {
+                Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    match tokio::time::timeout_at(until, self.sock.writable()).await {
+                        Err(_) => return Err(CloseReason::SlowConsumerWriteDeadline),
+                        Ok(Err(_)) => return Err(CloseReason::WriteError),
+                        Ok(Ok(())) => {}
+                    }
                 }
-                spare = batch;
-                self.wake.notified().await;
-                continue;
-            }
-            let res = tokio::time::timeout(write_deadline, sock.write_all(&batch)).await;
-            match res {
-                Err(_) => {
-                    tracing::debug!("write deadline exceeded, closing slow consumer");
-                    self.close(CloseReason::SlowConsumerWriteDeadline);
-                    break;
-                }
-                Ok(Err(e)) => {
+                Err(e) => {
                     tracing::debug!(error = %e, "write error");
-                    self.close(CloseReason::WriteError);
-                    break;
+                    return Err(CloseReason::WriteError);
                 }
-                Ok(Ok(())) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The writer task: drains what inline flushes leave, until the connection closes.
+    pub async fn run_writer(self: Arc<Self>, write_deadline: Duration) {
+        loop {
+            let notified = self.wake.notified();
+            let job = {
+                let mut st = self.state.lock();
+                if let Some(p) = st.partial.take() {
+                    Some(p)
+                } else if st.writing {
+                    None
+                } else if !st.buf.is_empty() {
+                    st.writing = true;
+                    let spare = std::mem::take(&mut st.spare);
+                    let batch = std::mem::replace(&mut st.buf, spare);
+                    st.in_flight = batch.len();
+                    Some((batch, 0))
+                } else if st.closed.is_some() {
+                    break;
+                } else {
+                    None
+                }
+            };
+            let Some((mut batch, offset)) = job else {
+                notified.await;
+                continue;
+            };
+            if let Err(reason) = self.write_all(&batch[offset..], write_deadline).await {
+                if reason.is_slow_consumer() {
+                    tracing::debug!("write deadline exceeded, closing slow consumer");
+                }
+                self.state.lock().writing = false;
+                self.close(reason);
+                break;
             }
             batch.clear();
-            if batch.capacity() > KEEP_CAPACITY {
-                batch = Vec::with_capacity(4096);
-            }
-            spare = batch;
-            let notify_drain = {
+            let drained = {
                 let mut st = self.state.lock();
+                st.writing = false;
                 st.in_flight = 0;
-                if st.stalled && st.buf.len() <= self.max_pending / 4 * 3 {
-                    st.stalled = false;
-                    true
-                } else {
-                    false
+                if st.spare.capacity() < batch.capacity() && batch.capacity() <= KEEP_CAPACITY {
+                    st.spare = batch;
                 }
+                self.check_drained(&mut st)
             };
-            if notify_drain {
+            if drained {
                 self.drained.notify_waiters();
             }
         }
         {
             let mut st = self.state.lock();
             st.buf = Vec::new();
+            st.spare = Vec::new();
             st.in_flight = 0;
         }
-        let _ = tokio::time::timeout(Duration::from_secs(1), sock.shutdown()).await;
+        // Shut down the write side so the peer sees the close after any final -ERR.
+        let _ =
+            socket2::SockRef::from(self.sock.as_ref().as_ref()).shutdown(std::net::Shutdown::Write);
     }
 }
