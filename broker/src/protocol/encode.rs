@@ -16,11 +16,12 @@ pub fn err(out: &mut impl BufMut, text: &str) {
     out.put_slice(b"'\r\n");
 }
 
-/// `INFO <json>\r\n`.
+/// `INFO <json> \r\n`: nats-server joins the parts with spaces, so a space precedes the
+/// line end.
 pub fn info(out: &mut impl BufMut, json: &[u8]) {
     out.put_slice(b"INFO ");
     out.put_slice(json);
-    out.put_slice(b"\r\n");
+    out.put_slice(b" \r\n");
 }
 
 /// A message as delivered to one subscription.

@@ -522,7 +522,10 @@ impl Client {
     ) {
         self.in_msgs += 1;
         self.in_bytes += msg.len() as u64;
-        if subject.starts_with(b"$GNR.") || !self.check_pub_permission(subject) {
+        // Gateway-routed replies and Raft subjects are the server's own.
+        let reserved =
+            (subject.len() > 5 && subject.starts_with(b"_GR_.")) || subject.starts_with(b"$NRG.");
+        if reserved || !self.check_pub_permission(subject) {
             self.send_err(&format!(
                 "Permissions Violation for Publish to {}",
                 go_quote(subject)
@@ -779,7 +782,9 @@ impl Client {
 
 /// Reply prefixes reserved for the server's own routing.
 fn is_reserved_reply(reply: &[u8]) -> bool {
-    reply.starts_with(b"_R_.") || reply.starts_with(b"$JS.ACK.") || reply.starts_with(b"_GR_.")
+    (reply.len() > 4 && reply.starts_with(b"_R_."))
+        || (reply.len() > 8 && reply.starts_with(b"$JS.ACK."))
+        || (reply.len() > 5 && reply.starts_with(b"_GR_."))
 }
 
 /// Go's `%q` for the subjects in permission errors.
