@@ -361,3 +361,43 @@ async fn client_reconnects_after_restart() {
     let m = timeout(WAIT, sub.next()).await.unwrap().unwrap();
     assert_eq!(m.payload, Bytes::from("back"));
 }
+
+#[tokio::test]
+async fn lame_duck_mode_informs_then_closes_clients() {
+    let (server, url) = start(RuntimeOptions {
+        lame_duck_duration: Duration::from_millis(600),
+        lame_duck_grace_period: Duration::from_millis(200),
+        ..RuntimeOptions::default()
+    })
+    .await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let _nc = async_nats::ConnectOptions::new()
+        .event_callback(move |e| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(e);
+            }
+        })
+        .max_reconnects(1)
+        .connect(&url)
+        .await
+        .unwrap();
+    let ldm = server.clone();
+    tokio::spawn(async move { ldm.lame_duck().await });
+    let mut saw_ldm = false;
+    let mut saw_disconnect = false;
+    while !(saw_ldm && saw_disconnect) {
+        match timeout(WAIT, rx.recv()).await.unwrap().unwrap() {
+            async_nats::Event::LameDuckMode => saw_ldm = true,
+            async_nats::Event::Disconnected => saw_disconnect = true,
+            _ => {}
+        }
+    }
+    // No new clients while in lame-duck mode, and the server shuts down at the end.
+    timeout(WAIT, server.wait_shutdown()).await.unwrap();
+    assert!(
+        TcpStream::connect(url.trim_start_matches("nats://"))
+            .await
+            .is_err()
+    );
+}
