@@ -1,1 +1,200 @@
-fn main() {}
+//! `natrix-server`: the command line of nats-server, then the server.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use natrix_broker::server::Server;
+use natrix_broker::server::lifecycle::{self, SignalEvent};
+use natrix_broker::server::options::RuntimeOptions;
+use natrix_broker::telemetry::{self, LogConfig};
+use natrix_config::conf::SystemLoader;
+use natrix_config::{Configured, Flags, Options, Strictness};
+
+fn main() -> ExitCode {
+    let configured = match natrix_config::flags::configure_from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            // nats-server prints flag and config errors plainly and exits 1.
+            eprintln!("natrix-server: {e}");
+            if e.wants_usage() {
+                eprintln!("{}", natrix_config::flags::usage());
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    match configured {
+        Configured::Version => {
+            println!("{}", natrix_config::flags::version_text());
+            ExitCode::SUCCESS
+        }
+        Configured::Help(text) | Configured::HelpTls(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Configured::CheckConfig {
+            config_file,
+            digest,
+        } => {
+            println!(
+                "{}",
+                natrix_config::flags::check_message(&config_file, &digest)
+            );
+            ExitCode::SUCCESS
+        }
+        Configured::Signal { command, target } => {
+            match lifecycle::send_signal(command, target.as_deref()) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("natrix-server: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Configured::Run {
+            options,
+            warnings,
+            config_file,
+            flags,
+        } => match run(*options, &warnings, config_file, *flags) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("natrix-server: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn log_config(o: &Options) -> LogConfig {
+    LogConfig {
+        debug: o.debug,
+        trace: o.trace,
+        logtime: o.logtime,
+        utc: o.logtime_utc,
+        file: (!o.log_file.is_empty()).then(|| PathBuf::from(&o.log_file)),
+        json: false,
+    }
+}
+
+/// Re-reads the config file with the command-line flags on top, and applies it if every
+/// change can be applied to a running server; otherwise keeps the old config.
+fn reload(
+    server: &Server,
+    current: &mut Options,
+    config_file: Option<&std::path::Path>,
+    flags: &Flags,
+) {
+    tracing::info!("Reloading server configuration");
+    let (next, warnings) =
+        match Options::load(config_file, flags, Strictness::Strict, &SystemLoader) {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                tracing::error!("Failed to reload server configuration: {e}");
+                return;
+            }
+        };
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    let plan = natrix_config::diff(current, &next);
+    if let Some(refusal) = plan.error() {
+        for r in &plan.refused {
+            tracing::error!("{r}");
+        }
+        tracing::error!("Failed to reload server configuration: {refusal}");
+        return;
+    }
+    for c in &plan.reloadable {
+        tracing::info!("Reloaded: {} = {}", c.field, c.new);
+    }
+    server.set_options(RuntimeOptions::from_config(&next));
+    *current = next;
+    tracing::info!("Reloaded server configuration");
+}
+
+fn run(
+    options: Options,
+    warnings: &[natrix_config::Warning],
+    config_file: Option<PathBuf>,
+    flags: Flags,
+) -> anyhow::Result<()> {
+    let log_file = telemetry::init_logging(&log_config(&options)).context("opening log file")?;
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("natrix")
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async move {
+        tracing::info!("Starting natrix-server");
+        tracing::info!("  Version:  {}", natrix_broker::server::VERSION);
+        tracing::info!(
+            "  Protocol: nats-server {}",
+            natrix_broker::server::NATS_COMPAT_VERSION
+        );
+        if let Some(f) = &config_file {
+            tracing::info!("  Using configuration file: {}", f.display());
+        }
+        let runtime_opts = RuntimeOptions::from_config(&options);
+        let server = Server::new(runtime_opts.clone());
+        tracing::info!("  Name:     {}", server.name());
+        tracing::info!("  ID:       {}", server.id());
+        let listener = server
+            .bind()
+            .await
+            .with_context(|| format!("listening on {}:{}", options.host, options.port))?;
+        let mut files = Vec::new();
+        if let Some(p) = &runtime_opts.pid_file {
+            let path = PathBuf::from(p);
+            lifecycle::write_pid_file(&path).with_context(|| format!("writing pid file {p}"))?;
+            files.push(path);
+        }
+        if let Some(dir) = &runtime_opts.ports_file_dir {
+            let path = lifecycle::write_ports_file(std::path::Path::new(dir), &server)
+                .with_context(|| format!("writing ports file in {dir}"))?;
+            files.push(path);
+        }
+        let accept = {
+            let server = server.clone();
+            tokio::spawn(async move { server.accept_loop(listener).await })
+        };
+        tracing::info!("Server is ready");
+        let signals = {
+            let server = server.clone();
+            let mut current = options;
+            tokio::spawn(lifecycle::handle_signals(
+                server.clone(),
+                move |event| match event {
+                    SignalEvent::Reload => {
+                        reload(&server, &mut current, config_file.as_deref(), &flags);
+                    }
+                    SignalEvent::Reopen => {
+                        if let Some(f) = &log_file {
+                            match f.reopen() {
+                                Ok(()) => tracing::info!("File log re-opened"),
+                                Err(e) => tracing::error!("Unable to re-open log file: {e}"),
+                            }
+                        }
+                    }
+                },
+            ))
+        };
+        server.wait_shutdown().await;
+        tracing::info!("Initiating Shutdown...");
+        let _ = accept.await;
+        signals.abort();
+        // Give writers a moment to flush what the shutdown queued (-ERR, pending messages).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while server.num_clients() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        lifecycle::cleanup_files(&files);
+        tracing::info!("Server Exiting..");
+        Ok::<(), anyhow::Error>(())
+    })?;
+    Ok(())
+}

@@ -10,27 +10,17 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use super::Server;
 
-/// Commands of `--signal`, and what each sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SignalCommand {
-    Stop,
-    Quit,
-    Term,
-    Reopen,
-    Reload,
-    Ldm,
-}
+pub use natrix_config::SignalCommand;
 
-impl SignalCommand {
-    pub fn signal(self) -> libc::c_int {
-        match self {
-            Self::Stop => libc::SIGKILL,
-            Self::Quit => libc::SIGINT,
-            Self::Term => libc::SIGTERM,
-            Self::Reopen => libc::SIGUSR1,
-            Self::Reload => libc::SIGHUP,
-            Self::Ldm => libc::SIGUSR2,
-        }
+/// The signal number for a `--signal` command (names and meanings are nats-server's).
+fn signal_number(cmd: SignalCommand) -> libc::c_int {
+    match cmd {
+        SignalCommand::Stop => libc::SIGKILL,
+        SignalCommand::Quit => libc::SIGINT,
+        SignalCommand::Term => libc::SIGTERM,
+        SignalCommand::Reopen => libc::SIGUSR1,
+        SignalCommand::Reload => libc::SIGHUP,
+        SignalCommand::Ldm => libc::SIGUSR2,
     }
 }
 
@@ -70,8 +60,7 @@ pub fn send_signal(cmd: SignalCommand, target: Option<&str>) -> Result<i32, Sign
         }
         None => find_running()?,
     };
-    // SAFETY-free: libc::kill is a plain syscall wrapper; the pid was validated above.
-    let rc = kill(pid, cmd.signal());
+    let rc = kill(pid, signal_number(cmd));
     if rc != 0 {
         return Err(SignalError::Kill {
             pid,

@@ -58,3 +58,84 @@ impl Default for RuntimeOptions {
         }
     }
 }
+
+impl RuntimeOptions {
+    /// The runtime view of loaded configuration options.
+    pub fn from_config(o: &natrix_config::Options) -> Self {
+        Self {
+            server_name: (!o.server_name.is_empty()).then(|| o.server_name.clone()),
+            host: o.host.clone(),
+            port: o.port,
+            client_advertise: (!o.client_advertise.is_empty()).then(|| o.client_advertise.clone()),
+            max_payload: o.max_payload,
+            max_control_line: usize::try_from(o.max_control_line).unwrap_or(4096),
+            max_connections: o.max_connections,
+            max_subscriptions: usize::try_from(o.max_subscriptions).unwrap_or(0),
+            max_sub_tokens: usize::from(o.max_sub_tokens),
+            max_pending: usize::try_from(o.max_pending).unwrap_or(64 * 1024 * 1024),
+            write_deadline: o.write_deadline,
+            ping_interval: o.ping_interval,
+            ping_max: u32::try_from(o.ping_max).unwrap_or(2),
+            auth_timeout: o.auth_timeout,
+            lame_duck_duration: o.lame_duck_duration,
+            lame_duck_grace_period: o.lame_duck_grace_period,
+            headers: !o.no_header_support,
+            auth: auth_from_config(o),
+            pid_file: (!o.pid_file.is_empty()).then(|| o.pid_file.clone()),
+            ports_file_dir: (!o.ports_file_dir.is_empty()).then(|| o.ports_file_dir.clone()),
+        }
+    }
+}
+
+fn permissions_from_config(p: &natrix_config::options::Permissions) -> crate::auth::Permissions {
+    let side = |sp: &Option<natrix_config::options::SubjectPermission>| {
+        sp.as_ref().map(|sp| crate::auth::SubjectPermission {
+            allow: sp.allow.clone().unwrap_or_default(),
+            deny: sp.deny.clone().unwrap_or_default(),
+        })
+    };
+    crate::auth::Permissions {
+        publish: side(&p.publish),
+        subscribe: side(&p.subscribe),
+    }
+}
+
+fn auth_from_config(o: &natrix_config::Options) -> Auth {
+    use std::sync::Arc;
+    let default_permissions = o
+        .default_permissions
+        .as_ref()
+        .map(|p| Arc::new(permissions_from_config(p)));
+    let mut auth = Auth {
+        default_permissions,
+        no_auth_user: (!o.no_auth_user.is_empty()).then(|| o.no_auth_user.clone()),
+        ..Auth::default()
+    };
+    if !o.authorization.is_empty() {
+        auth.token = Some(o.authorization.clone());
+    }
+    if !o.username.is_empty() {
+        auth.users.insert(
+            o.username.clone(),
+            crate::auth::User {
+                username: o.username.clone(),
+                password: o.password.clone(),
+                permissions: None,
+            },
+        );
+    }
+    for u in &o.users {
+        auth.users.insert(
+            u.username.clone(),
+            crate::auth::User {
+                username: u.username.clone(),
+                password: u.password.clone(),
+                permissions: u
+                    .permissions
+                    .as_ref()
+                    .map(|p| Arc::new(permissions_from_config(p))),
+            },
+        );
+    }
+    auth
+}
