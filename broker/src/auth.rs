@@ -9,7 +9,8 @@ use crate::subject;
 /// Allow and deny lists of subjects (wildcards allowed).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SubjectPermission {
-    pub allow: Vec<String>,
+    /// `None` allows everything; `Some(vec![])` allows nothing.
+    pub allow: Option<Vec<String>>,
     pub deny: Vec<String>,
 }
 
@@ -17,11 +18,10 @@ impl SubjectPermission {
     /// A publish subject is allowed if an allow entry matches it (or there is no allow
     /// list) and no deny entry does.
     pub fn allows_publish(&self, subj: &[u8]) -> bool {
-        let allowed = self.allow.is_empty()
-            || self
-                .allow
-                .iter()
-                .any(|p| subject::matches(p.as_bytes(), subj));
+        let allowed = self
+            .allow
+            .as_ref()
+            .is_none_or(|allow| allow.iter().any(|p| subject::matches(p.as_bytes(), subj)));
         allowed
             && !self
                 .deny
@@ -44,7 +44,10 @@ impl SubjectPermission {
                 (Some(_), None) => false,
             }
         };
-        let allowed = self.allow.is_empty() || self.allow.iter().any(|e| entry_allows(e));
+        let allowed = self
+            .allow
+            .as_ref()
+            .is_none_or(|allow| allow.iter().any(|e| entry_allows(e)));
         let denied = self.deny.iter().any(|e| {
             let pattern = e.split(' ').next().unwrap_or_default();
             subset_of(subj, pattern.as_bytes())
@@ -178,7 +181,7 @@ mod tests {
     #[test]
     fn publish_permissions() {
         let p = SubjectPermission {
-            allow: vec!["foo.*".into(), "bar".into()],
+            allow: Some(vec!["foo.*".into(), "bar".into()]),
             deny: vec!["foo.secret".into()],
         };
         assert!(p.allows_publish(b"foo.x"));
@@ -190,7 +193,7 @@ mod tests {
     #[test]
     fn subscribe_permissions() {
         let p = SubjectPermission {
-            allow: vec!["foo.>".into(), "q.only grp".into()],
+            allow: Some(vec!["foo.>".into(), "q.only grp".into()]),
             deny: vec![],
         };
         assert!(p.allows_subscribe(b"foo.*", None));
@@ -199,6 +202,14 @@ mod tests {
         assert!(!p.allows_subscribe(b"q.only", None));
         assert!(p.allows_subscribe(b"q.only", Some(b"grp")));
         assert!(!p.allows_subscribe(b"q.only", Some(b"other")));
+        let nothing = SubjectPermission {
+            allow: Some(vec![]),
+            deny: vec![],
+        };
+        assert!(!nothing.allows_publish(b"foo"));
+        assert!(!nothing.allows_subscribe(b"foo", None));
+        let everything = SubjectPermission::default();
+        assert!(everything.allows_publish(b"foo"));
     }
 
     #[test]

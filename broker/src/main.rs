@@ -8,9 +8,9 @@ use anyhow::Context;
 use natrix_broker::server::Server;
 use natrix_broker::server::lifecycle::{self, SignalEvent};
 use natrix_broker::server::options::RuntimeOptions;
+use natrix_broker::server::reload;
 use natrix_broker::telemetry::{self, LogConfig};
-use natrix_config::conf::SystemLoader;
-use natrix_config::{Configured, Flags, Options, Strictness};
+use natrix_config::{Configured, Flags, Options};
 
 fn main() -> ExitCode {
     let configured = match natrix_config::flags::configure_from_env() {
@@ -78,42 +78,6 @@ fn log_config(o: &Options) -> LogConfig {
     }
 }
 
-/// Re-reads the config file with the command-line flags on top, and applies it if every
-/// change can be applied to a running server; otherwise keeps the old config.
-fn reload(
-    server: &Server,
-    current: &mut Options,
-    config_file: Option<&std::path::Path>,
-    flags: &Flags,
-) {
-    tracing::info!("Reloading server configuration");
-    let (next, warnings) =
-        match Options::load(config_file, flags, Strictness::Strict, &SystemLoader) {
-            Ok(loaded) => loaded,
-            Err(e) => {
-                tracing::error!("Failed to reload server configuration: {e}");
-                return;
-            }
-        };
-    for w in &warnings {
-        tracing::warn!("{w}");
-    }
-    let plan = natrix_config::diff(current, &next);
-    if let Some(refusal) = plan.error() {
-        for r in &plan.refused {
-            tracing::error!("{r}");
-        }
-        tracing::error!("Failed to reload server configuration: {refusal}");
-        return;
-    }
-    for c in &plan.reloadable {
-        tracing::info!("Reloaded: {} = {}", c.field, c.new);
-    }
-    server.set_options(RuntimeOptions::from_config(&next));
-    *current = next;
-    tracing::info!("Reloaded server configuration");
-}
-
 fn run(
     options: Options,
     warnings: &[natrix_config::Warning],
@@ -153,6 +117,10 @@ fn run(
             lifecycle::write_pid_file(&path).with_context(|| format!("writing pid file {p}"))?;
             files.push(path);
         }
+        let monitor = natrix_broker::monitor::bind(&server)
+            .await
+            .with_context(|| format!("listening for monitoring on port {}", options.http_port))?
+            .map(|l| tokio::spawn(natrix_broker::monitor::Monitor::new(server.clone()).serve(l)));
         if let Some(dir) = &runtime_opts.ports_file_dir {
             let path = lifecycle::write_ports_file(std::path::Path::new(dir), &server)
                 .with_context(|| format!("writing ports file in {dir}"))?;
@@ -163,14 +131,17 @@ fn run(
             tokio::spawn(async move { server.accept_loop(listener).await })
         };
         tracing::info!("Server is ready");
+        let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
+        let reloads = tokio::spawn(reload::run(
+            reload::Reloader::new(server.clone(), options, config_file, flags),
+            reload_rx,
+        ));
         let signals = {
-            let server = server.clone();
-            let mut current = options;
             tokio::spawn(lifecycle::handle_signals(
                 server.clone(),
                 move |event| match event {
                     SignalEvent::Reload => {
-                        reload(&server, &mut current, config_file.as_deref(), &flags);
+                        let _ = reload_tx.try_send(reload::Trigger::Signal);
                     }
                     SignalEvent::Reopen => {
                         if let Some(f) = &log_file {
@@ -187,6 +158,10 @@ fn run(
         tracing::info!("Initiating Shutdown...");
         let _ = accept.await;
         signals.abort();
+        reloads.abort();
+        if let Some(m) = monitor {
+            m.abort();
+        }
         // Give writers a moment to flush what the shutdown queued (-ERR, pending messages).
         let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
         while server.num_clients() > 0 && tokio::time::Instant::now() < deadline {

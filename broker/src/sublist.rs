@@ -274,6 +274,23 @@ impl<S: Subscriber> Sublist<S> {
         result
     }
 
+    /// The largest and the mean fan-out of the cached match results, as `/subsz`
+    /// reports them (a queue group counts once).
+    pub fn cache_fanout(&self) -> (usize, f64) {
+        let cache = self.cache.lock();
+        if cache.is_empty() {
+            return (0, 0.0);
+        }
+        let mut max = 0;
+        let mut total = 0;
+        for r in cache.values() {
+            let n = r.psubs.len() + r.qsubs.len();
+            max = max.max(n);
+            total += n;
+        }
+        (max, total as f64 / cache.len() as f64)
+    }
+
     /// Every subscription, for monitoring.
     pub fn all(&self) -> Vec<Arc<S>> {
         let mut out = Vec::new();

@@ -314,10 +314,7 @@ struct FlagSpec {
 fn lookup(cmd: &clap::Command, name: &str) -> Option<FlagSpec> {
     cmd.get_arguments().find_map(|a| {
         let long = a.get_long()?;
-        let matches = long == name
-            || a
-                .get_all_aliases()
-                .is_some_and(|al| al.contains(&name));
+        let matches = long == name || a.get_all_aliases().is_some_and(|al| al.contains(&name));
         matches.then(|| FlagSpec {
             long: long.to_string(),
             takes_value: a.get_num_args().is_none_or(|n| n.min_values() > 0),
@@ -328,7 +325,17 @@ fn lookup(cmd: &clap::Command, name: &str) -> Option<FlagSpec> {
 /// Rewrites Go-style arguments into canonical `--long[=value]` arguments, with everything
 /// after the flags behind a `--`. Errors carry Go's `flag` wording.
 pub fn normalize(args: &[String]) -> Result<Vec<String>, FlagError> {
+    normalize_with_names(args).map(|(out, _)| out)
+}
+
+/// Canonical long name → the name the user typed, in order.
+type Spellings = Vec<(String, String)>;
+
+/// [`normalize`], also returning how each canonical flag was spelled by the user (errors
+/// name the flag as typed, like Go's).
+fn normalize_with_names(args: &[String]) -> Result<(Vec<String>, Spellings), FlagError> {
     let cmd = Flags::command();
+    let mut spelled: Spellings = Vec::new();
     let mut out = Vec::with_capacity(args.len() + 1);
     let mut i = 0;
     while i < args.len() {
@@ -340,9 +347,7 @@ pub fn normalize(args: &[String]) -> Result<Vec<String>, FlagError> {
         if arg.len() < 2 || !arg.starts_with('-') {
             break;
         }
-        let name_part = arg
-            .strip_prefix("--")
-            .unwrap_or_else(|| &arg[1..]);
+        let name_part = arg.strip_prefix("--").unwrap_or_else(|| &arg[1..]);
         if name_part.is_empty() || name_part.starts_with(['-', '=']) {
             return Err(FlagError::Usage(format!("bad flag syntax: {arg}")));
         }
@@ -355,6 +360,7 @@ pub fn normalize(args: &[String]) -> Result<Vec<String>, FlagError> {
                 "flag provided but not defined: -{name}"
             )));
         };
+        spelled.push((spec.long.clone(), name.to_string()));
         if spec.takes_value {
             let value = match value {
                 Some(v) => v.to_string(),
@@ -390,11 +396,12 @@ pub fn normalize(args: &[String]) -> Result<Vec<String>, FlagError> {
         out.push("--".to_string());
         out.extend(args[i..].iter().cloned());
     }
-    Ok(out)
+    Ok((out, spelled))
 }
 
-/// Maps a clap error on canonical arguments back to Go's wording.
-fn clap_error(e: &clap::Error) -> FlagError {
+/// Maps a clap error on canonical arguments back to Go's wording, naming the flag the way
+/// the user spelled it.
+fn clap_error(e: &clap::Error, spelled: &[(String, String)]) -> FlagError {
     use clap::error::{ContextKind, ContextValue};
     let get = |k: ContextKind| match e.get(k) {
         Some(ContextValue::String(s)) => Some(s.clone()),
@@ -408,6 +415,11 @@ fn clap_error(e: &clap::Error) -> FlagError {
                 .next()
                 .unwrap_or_default()
                 .to_string();
+            let name = spelled
+                .iter()
+                .rev()
+                .find(|(long, _)| *long == name)
+                .map_or(name, |(_, typed)| typed.clone());
             let why = std::error::Error::source(e)
                 .map(|s| s.to_string())
                 .unwrap_or_else(|| "parse error".into());
@@ -420,11 +432,11 @@ fn clap_error(e: &clap::Error) -> FlagError {
 impl Flags {
     /// Parses Go-style arguments (without the program name).
     pub fn parse_args(args: &[String]) -> Result<Self, FlagError> {
-        let canonical = normalize(args)?;
+        let (canonical, spelled) = normalize_with_names(args)?;
         let matches = Flags::command()
             .try_get_matches_from(canonical.iter().map(OsString::from))
-            .map_err(|e| clap_error(&e))?;
-        Flags::from_arg_matches(&matches).map_err(|e| clap_error(&e))
+            .map_err(|e| clap_error(&e, &spelled))?;
+        Flags::from_arg_matches(&matches).map_err(|e| clap_error(&e, &spelled))
     }
 
     /// Applies the flags that were given over `o` (nats-server's second flag pass in

@@ -151,9 +151,9 @@ struct Differ {
 
 impl Differ {
     fn refuse(&mut self, field: &str, old: String, new: String) {
-        self.plan
-            .refused
-            .push(format!("config reload not supported for {field}: old={old}, new={new}"));
+        self.plan.refused.push(format!(
+            "config reload not supported for {field}: old={old}, new={new}"
+        ));
     }
 
     fn cmp<T: PartialEq + GoShow>(&mut self, field: &'static str, old: &T, new: &T, p: Policy) {
@@ -204,23 +204,68 @@ pub fn diff(old: &Options, new: &Options) -> ReloadPlan {
     if new.port != -1 {
         d.cmp("Port", &old.port, &new.port, Refuse);
     }
-    d.cmp("ClientAdvertise", &old.client_advertise, &new.client_advertise, Reload);
+    d.cmp(
+        "ClientAdvertise",
+        &old.client_advertise,
+        &new.client_advertise,
+        Reload,
+    );
     d.cmp("Trace", &old.trace, &new.trace, Reload);
     d.cmp("Debug", &old.debug, &new.debug, Reload);
-    d.cmp("TraceVerbose", &old.trace_verbose, &new.trace_verbose, Reload);
-    d.cmp("TraceHeaders", &old.trace_headers, &new.trace_headers, Reload);
-    d.cmp("NoSublistCache", &old.no_sublist_cache, &new.no_sublist_cache, Refuse);
-    d.cmp("NoHeaderSupport", &old.no_header_support, &new.no_header_support, Refuse);
+    d.cmp(
+        "TraceVerbose",
+        &old.trace_verbose,
+        &new.trace_verbose,
+        Reload,
+    );
+    d.cmp(
+        "TraceHeaders",
+        &old.trace_headers,
+        &new.trace_headers,
+        Reload,
+    );
+    d.cmp(
+        "NoSublistCache",
+        &old.no_sublist_cache,
+        &new.no_sublist_cache,
+        Refuse,
+    );
+    d.cmp(
+        "NoHeaderSupport",
+        &old.no_header_support,
+        &new.no_header_support,
+        Refuse,
+    );
     d.cmp("Logtime", &old.logtime, &new.logtime, Reload);
     d.cmp("LogtimeUTC", &old.logtime_utc, &new.logtime_utc, Reload);
-    d.cmp("MaxConn", &old.max_connections, &new.max_connections, Reload);
-    d.cmp("MaxSubs", &old.max_subscriptions, &new.max_subscriptions, Refuse);
-    d.cmp("MaxSubTokens", &old.max_sub_tokens, &new.max_sub_tokens, Refuse);
+    d.cmp(
+        "MaxConn",
+        &old.max_connections,
+        &new.max_connections,
+        Reload,
+    );
+    d.cmp(
+        "MaxSubs",
+        &old.max_subscriptions,
+        &new.max_subscriptions,
+        Refuse,
+    );
+    d.cmp(
+        "MaxSubTokens",
+        &old.max_sub_tokens,
+        &new.max_sub_tokens,
+        Refuse,
+    );
     d.cmp_opaque("Nkeys", &old.nkeys, &new.nkeys, Reload);
     d.cmp_opaque("Users", &old.users, &new.users, Reload);
     // Default permissions are folded into users by nats-server; a change shows as Users.
     if old.default_permissions != new.default_permissions && old.users == new.users {
-        d.cmp_opaque("Users", &old.default_permissions, &new.default_permissions, Reload);
+        d.cmp_opaque(
+            "Users",
+            &old.default_permissions,
+            &new.default_permissions,
+            Reload,
+        );
     }
     d.cmp_opaque("Accounts", &old.accounts, &new.accounts, Reload);
     d.cmp_opaque("Accounts", &old.mappings, &new.mappings, Reload);
@@ -237,7 +282,12 @@ pub fn diff(old: &Options, new: &Options) -> ReloadPlan {
             );
         }
     }
-    d.cmp("DefaultSentinel", &old.default_sentinel, &new.default_sentinel, Reload);
+    d.cmp(
+        "DefaultSentinel",
+        &old.default_sentinel,
+        &new.default_sentinel,
+        Reload,
+    );
     if old.system_account != new.system_account
         && (old.system_account != DEFAULT_SYSTEM_ACCOUNT || !new.system_account.is_empty())
     {
@@ -247,7 +297,12 @@ pub fn diff(old: &Options, new: &Options) -> ReloadPlan {
             new.system_account.clone(),
         );
     }
-    d.cmp("NoSystemAccount", &old.no_system_account, &new.no_system_account, Refuse);
+    d.cmp(
+        "NoSystemAccount",
+        &old.no_system_account,
+        &new.no_system_account,
+        Refuse,
+    );
     d.cmp("Username", &old.username, &new.username, Reload);
     if old.password != new.password {
         d.plan.reloadable.push(Change {
@@ -263,17 +318,42 @@ pub fn diff(old: &Options, new: &Options) -> ReloadPlan {
             new: "[REDACTED]".into(),
         });
     }
-    d.cmp("ProxyRequired", &old.proxy_required, &new.proxy_required, Refuse);
-    d.cmp("ProxyProtocol", &old.proxy_protocol, &new.proxy_protocol, Refuse);
+    d.cmp(
+        "ProxyRequired",
+        &old.proxy_required,
+        &new.proxy_required,
+        Refuse,
+    );
+    d.cmp(
+        "ProxyProtocol",
+        &old.proxy_protocol,
+        &new.proxy_protocol,
+        Refuse,
+    );
     d.cmp_opaque("AuthCallout", &old.auth_callout, &new.auth_callout, Refuse);
-    d.cmp("PingInterval", &old.ping_interval, &new.ping_interval, Reload);
+    d.cmp(
+        "PingInterval",
+        &old.ping_interval,
+        &new.ping_interval,
+        Reload,
+    );
     d.cmp("MaxPingsOut", &old.ping_max, &new.ping_max, Reload);
     d.cmp("HTTPHost", &old.http_host, &new.http_host, Refuse);
     d.cmp("HTTPPort", &old.http_port, &new.http_port, Refuse);
-    d.cmp("HTTPBasePath", &old.http_base_path, &new.http_base_path, Refuse);
+    d.cmp(
+        "HTTPBasePath",
+        &old.http_base_path,
+        &new.http_base_path,
+        Refuse,
+    );
     d.cmp("HTTPSPort", &old.https_port, &new.https_port, Refuse);
     d.cmp("AuthTimeout", &old.auth_timeout, &new.auth_timeout, Reload);
-    d.cmp("MaxControlLine", &old.max_control_line, &new.max_control_line, Reload);
+    d.cmp(
+        "MaxControlLine",
+        &old.max_control_line,
+        &new.max_control_line,
+        Reload,
+    );
     d.cmp("MaxPayload", &old.max_payload, &new.max_payload, Reload);
     d.cmp("MaxPending", &old.max_pending, &new.max_pending, Refuse);
     d.cmp(
@@ -312,7 +392,12 @@ pub fn diff(old: &Options, new: &Options) -> ReloadPlan {
             }
             g
         };
-        d.cmp_opaque("Gateway", &strip(&old.gateway), &strip(&new.gateway), Refuse);
+        d.cmp_opaque(
+            "Gateway",
+            &strip(&old.gateway),
+            &strip(&new.gateway),
+            Refuse,
+        );
     }
     leafnode(&mut d, &old.leafnode, &new.leafnode);
     jetstream(&mut d, old, new);
@@ -322,19 +407,44 @@ pub fn diff(old: &Options, new: &Options) -> ReloadPlan {
             w.tls = None;
             w
         };
-        d.cmp_opaque("Websocket", &strip(&old.websocket), &strip(&new.websocket), Refuse);
+        d.cmp_opaque(
+            "Websocket",
+            &strip(&old.websocket),
+            &strip(&new.websocket),
+            Refuse,
+        );
     }
     mqtt(&mut d, &old.mqtt, &new.mqtt);
 
     d.cmp("ProfPort", &old.prof_port, &new.prof_port, Refuse);
-    d.cmp("ProfBlockRate", &old.prof_block_rate, &new.prof_block_rate, Reload);
+    d.cmp(
+        "ProfBlockRate",
+        &old.prof_block_rate,
+        &new.prof_block_rate,
+        Reload,
+    );
     d.cmp("PidFile", &old.pid_file, &new.pid_file, Reload);
-    d.cmp("PortsFileDir", &old.ports_file_dir, &new.ports_file_dir, Reload);
+    d.cmp(
+        "PortsFileDir",
+        &old.ports_file_dir,
+        &new.ports_file_dir,
+        Reload,
+    );
     d.cmp("LogFile", &old.log_file, &new.log_file, Reload);
-    d.cmp("LogSizeLimit", &old.log_size_limit, &new.log_size_limit, Refuse);
+    d.cmp(
+        "LogSizeLimit",
+        &old.log_size_limit,
+        &new.log_size_limit,
+        Refuse,
+    );
     d.cmp("LogMaxFiles", &old.log_max_num, &new.log_max_num, Refuse);
     d.cmp("Syslog", &old.syslog, &new.syslog, Reload);
-    d.cmp("RemoteSyslog", &old.remote_syslog, &new.remote_syslog, Reload);
+    d.cmp(
+        "RemoteSyslog",
+        &old.remote_syslog,
+        &new.remote_syslog,
+        Reload,
+    );
 
     d.cmp("TLSTimeout", &old.tls_timeout, &new.tls_timeout, Reload);
     d.cmp("TLSMap", &tls_map(&old.tls), &tls_map(&new.tls), Refuse);
@@ -355,7 +465,12 @@ pub fn diff(old: &Options, new: &Options) -> ReloadPlan {
         let rate = |t: &Option<TlsConfig>| t.as_ref().map_or(0, |t| t.connection_rate_limit);
         d.cmp("TLSRateLimit", &rate(&old.tls), &rate(&new.tls), Refuse);
         let first = |t: &Option<TlsConfig>| t.as_ref().is_some_and(|t| t.handshake_first);
-        d.cmp("TLSHandshakeFirst", &first(&old.tls), &first(&new.tls), Reload);
+        d.cmp(
+            "TLSHandshakeFirst",
+            &first(&old.tls),
+            &first(&new.tls),
+            Reload,
+        );
         let fallback = |t: &Option<TlsConfig>| {
             t.as_ref()
                 .and_then(|t| t.handshake_first_fallback)
@@ -368,29 +483,69 @@ pub fn diff(old: &Options, new: &Options) -> ReloadPlan {
             Reload,
         );
     }
-    d.cmp("AllowNonTLS", &old.allow_non_tls, &new.allow_non_tls, Refuse);
-    d.cmp("WriteDeadline", &old.write_deadline, &new.write_deadline, Reload);
-    d.cmp("WriteTimeout", &old.write_timeout, &new.write_timeout, Refuse);
-    d.cmp("MaxClosedClients", &old.max_closed_clients, &new.max_closed_clients, Refuse);
-    d.cmp("LameDuckDuration", &old.lame_duck_duration, &new.lame_duck_duration, Refuse);
+    d.cmp(
+        "AllowNonTLS",
+        &old.allow_non_tls,
+        &new.allow_non_tls,
+        Refuse,
+    );
+    d.cmp(
+        "WriteDeadline",
+        &old.write_deadline,
+        &new.write_deadline,
+        Reload,
+    );
+    d.cmp(
+        "WriteTimeout",
+        &old.write_timeout,
+        &new.write_timeout,
+        Refuse,
+    );
+    d.cmp(
+        "MaxClosedClients",
+        &old.max_closed_clients,
+        &new.max_closed_clients,
+        Refuse,
+    );
+    d.cmp(
+        "LameDuckDuration",
+        &old.lame_duck_duration,
+        &new.lame_duck_duration,
+        Refuse,
+    );
     d.cmp(
         "LameDuckGracePeriod",
         &old.lame_duck_grace_period,
         &new.lame_duck_grace_period,
         Refuse,
     );
-    d.cmp("MaxTracedMsgLen", &old.max_traced_msg_len, &new.max_traced_msg_len, Reload);
+    d.cmp(
+        "MaxTracedMsgLen",
+        &old.max_traced_msg_len,
+        &new.max_traced_msg_len,
+        Reload,
+    );
     d.cmp("TrustedKeys", &old.trusted_keys, &new.trusted_keys, Refuse);
     d.cmp("TrustedOperators", &old.operators, &new.operators, Refuse);
     if old.resolver.is_some() != new.resolver.is_some() {
-        d.plan.refused.push(
-            "config reload does not support moving to or from an account resolver".into(),
-        );
+        d.plan
+            .refused
+            .push("config reload does not support moving to or from an account resolver".into());
     } else {
         d.cmp_opaque("AccountResolver", &old.resolver, &new.resolver, Reload);
     }
-    d.cmp_opaque("AccountResolverTLSConfig", &old.resolver_tls, &new.resolver_tls, Reload);
-    d.cmp_opaque("AccountResolver", &old.resolver_preload, &new.resolver_preload, Reload);
+    d.cmp_opaque(
+        "AccountResolverTLSConfig",
+        &old.resolver_tls,
+        &new.resolver_tls,
+        Reload,
+    );
+    d.cmp_opaque(
+        "AccountResolver",
+        &old.resolver_preload,
+        &new.resolver_preload,
+        Reload,
+    );
     d.cmp(
         "ConnectErrorReports",
         &old.connect_error_reports,
@@ -404,12 +559,27 @@ pub fn diff(old: &Options, new: &Options) -> ReloadPlan {
         Reload,
     );
     d.cmp("Tags", &old.server_tags, &new.server_tags, Reload);
-    d.cmp("Metadata", &old.server_metadata, &new.server_metadata, Reload);
-    d.cmp("FeatureFlags", &old.feature_flags, &new.feature_flags, Refuse);
+    d.cmp(
+        "Metadata",
+        &old.server_metadata,
+        &new.server_metadata,
+        Reload,
+    );
+    d.cmp(
+        "FeatureFlags",
+        &old.feature_flags,
+        &new.feature_flags,
+        Refuse,
+    );
     d.cmp_opaque("OCSPConfig", &old.ocsp, &new.ocsp, Reload);
     d.cmp_opaque("OCSPCacheConfig", &old.ocsp_cache, &new.ocsp_cache, Reload);
     d.cmp_opaque("Proxies", &old.proxies, &new.proxies, Reload);
-    d.cmp("JsAccDefaultDomain", &old.default_js_domain, &new.default_js_domain, Refuse);
+    d.cmp(
+        "JsAccDefaultDomain",
+        &old.default_js_domain,
+        &new.default_js_domain,
+        Refuse,
+    );
     d.plan
 }
 
@@ -455,9 +625,10 @@ fn leafnode(d: &mut Differ, old: &LeafNodeOpts, new: &LeafNodeOpts) {
         return;
     }
     if old.users != new.users {
-        d.plan
-            .refused
-            .push("config reload not supported for LeafNode: field \"Users\": old={...}, new={...}".into());
+        d.plan.refused.push(
+            "config reload not supported for LeafNode: field \"Users\": old={...}, new={...}"
+                .into(),
+        );
         return;
     }
     let strip_main = |l: &LeafNodeOpts| {
@@ -528,8 +699,7 @@ fn jetstream(d: &mut Differ, old: &Options, new: &Options) {
             );
         } else {
             d.plan.refused.push(
-                "config reload not supported for decreasing jetstream max memory and store"
-                    .into(),
+                "config reload not supported for decreasing jetstream max memory and store".into(),
             );
         }
     }
@@ -557,7 +727,12 @@ fn jetstream(d: &mut Differ, old: &Options, new: &Options) {
             Policy::Refuse,
         );
     }
-    d.cmp("JetStreamMetaCompact", &o.meta_compact, &n.meta_compact, Policy::Reload);
+    d.cmp(
+        "JetStreamMetaCompact",
+        &o.meta_compact,
+        &n.meta_compact,
+        Policy::Reload,
+    );
     d.cmp(
         "JetStreamMetaCompactSize",
         &o.meta_compact_size,
@@ -572,11 +747,21 @@ fn jetstream(d: &mut Differ, old: &Options, new: &Options) {
     );
     d.cmp("NoJetStreamStrict", &!o.strict, &!n.strict, Policy::Refuse);
     d.cmp("JetStreamDomain", &o.domain, &n.domain, Policy::Refuse);
-    d.cmp("JetStreamExtHint", &o.extension_hint, &n.extension_hint, Policy::Refuse);
+    d.cmp(
+        "JetStreamExtHint",
+        &o.extension_hint,
+        &n.extension_hint,
+        Policy::Refuse,
+    );
     d.cmp("JetStreamKey", &o.key, &n.key, Policy::Refuse);
     d.cmp("JetStreamOldKey", &o.prev_key, &n.prev_key, Policy::Refuse);
     d.cmp("JetStreamCipher", &o.cipher, &n.cipher, Policy::Refuse);
-    d.cmp("JetStreamUniqueTag", &o.unique_tag, &n.unique_tag, Policy::Refuse);
+    d.cmp(
+        "JetStreamUniqueTag",
+        &o.unique_tag,
+        &n.unique_tag,
+        Policy::Refuse,
+    );
     d.cmp_opaque("JetStreamLimits", &o.limits, &n.limits, Policy::Refuse);
     d.cmp_opaque("JetStreamTpm", &o.tpm, &n.tpm, Policy::Refuse);
     d.cmp(
@@ -609,7 +794,12 @@ fn jetstream(d: &mut Differ, old: &Options, new: &Options) {
         &n.max_buffered_size,
         Policy::Refuse,
     );
-    d.cmp("SyncInterval", &o.sync_interval, &n.sync_interval, Policy::Refuse);
+    d.cmp(
+        "SyncInterval",
+        &o.sync_interval,
+        &n.sync_interval,
+        Policy::Refuse,
+    );
     d.cmp("SyncAlways", &o.sync_always, &n.sync_always, Policy::Refuse);
 }
 

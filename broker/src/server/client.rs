@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Buf, Bytes, BytesMut};
 use rustc_hash::FxHashMap;
@@ -46,6 +46,49 @@ pub struct ClientHandle {
     pub in_bytes: AtomicU64,
     pub out_msgs: AtomicU64,
     pub out_bytes: AtomicU64,
+    /// When the connection was accepted.
+    pub start: SystemTime,
+    /// Last publish, subscribe or unsubscribe, as nanoseconds since the Unix epoch
+    /// (`/connz` `last_activity`).
+    pub last_activity: AtomicU64,
+    /// Round-trip time measured at CONNECT, in nanoseconds (0: not yet measured).
+    pub rtt: AtomicU64,
+    /// Times publishers were stalled by this connection's full outbound buffer.
+    pub stalls: AtomicU64,
+    /// Wakes the read loop after a reload so it re-checks credentials and permissions
+    /// even when the client is idle.
+    pub reload: tokio::sync::Notify,
+}
+
+impl ClientHandle {
+    pub fn new(cid: u64, outbound: Arc<Outbound>) -> Self {
+        let start = SystemTime::now();
+        Self {
+            cid,
+            outbound,
+            headers: AtomicBool::new(false),
+            in_msgs: AtomicU64::new(0),
+            in_bytes: AtomicU64::new(0),
+            out_msgs: AtomicU64::new(0),
+            out_bytes: AtomicU64::new(0),
+            start,
+            last_activity: AtomicU64::new(unix_nanos(start)),
+            rtt: AtomicU64::new(0),
+            stalls: AtomicU64::new(0),
+            reload: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn touch(&self) {
+        self.last_activity
+            .store(unix_nanos(SystemTime::now()), Ordering::Relaxed);
+    }
+}
+
+/// Nanoseconds since the Unix epoch (0 before it).
+pub fn unix_nanos(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// A subscription as stored in the sublist.
@@ -72,6 +115,16 @@ impl Subscriber for Subscription {
 impl Subscription {
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    /// Messages delivered to this subscription so far.
+    pub fn delivered(&self) -> u64 {
+        self.delivered.load(Ordering::Relaxed)
+    }
+
+    /// The auto-unsubscribe limit (0: none).
+    pub fn max(&self) -> u64 {
+        self.max.load(Ordering::Relaxed)
     }
 }
 
@@ -218,12 +271,63 @@ impl Client {
         self.handle.outbound.close(reason);
     }
 
-    /// Picks up a reloaded configuration.
-    fn refresh_options(&mut self) {
+    /// Picks up a reloaded configuration. When authentication settings changed, the
+    /// client's CONNECT credentials are checked again: a client they no longer admit is
+    /// closed with `Authorization Violation`, as nats-server does on reload, and
+    /// subscriptions its new permissions forbid are removed. Returns false when closed.
+    fn refresh_options(&mut self) -> bool {
         let (opts, generation) = self.server.options();
-        if generation != self.opts_gen {
-            self.opts = opts;
-            self.opts_gen = generation;
+        if generation == self.opts_gen {
+            return true;
+        }
+        let auth_changed = opts.auth != self.opts.auth;
+        self.opts = opts;
+        self.opts_gen = generation;
+        if !auth_changed || !self.connect_received {
+            return true;
+        }
+        let creds = auth::Credentials {
+            user: self.connect.user.as_deref(),
+            pass: self.connect.pass.as_deref(),
+            token: self.connect.auth_token.as_deref(),
+        };
+        let Some(identity) = self.opts.auth.authenticate(&creds) else {
+            tracing::info!(
+                cid = self.handle.cid,
+                "credentials no longer valid after reload"
+            );
+            self.send_err("Authorization Violation");
+            self.handle
+                .outbound
+                .close(CloseReason::AuthenticationViolation);
+            return false;
+        };
+        self.permissions = identity.permissions;
+        self.drop_forbidden_subs();
+        true
+    }
+
+    /// After a permissions change: removes the subscriptions no longer allowed, telling
+    /// the client about each one.
+    fn drop_forbidden_subs(&mut self) {
+        let Some(perms) = self.permissions.clone() else {
+            return;
+        };
+        let Some(sub_perms) = perms.subscribe.as_ref() else {
+            return;
+        };
+        let forbidden: Vec<Bytes> = self
+            .subs
+            .iter()
+            .filter(|(_, s)| !sub_perms.allows_subscribe(&s.subject, s.queue.as_deref()))
+            .map(|(sid, _)| sid.clone())
+            .collect();
+        for sid in forbidden {
+            if let Some(sub) = self.subs.remove(&sid) {
+                sub.closed.store(true, Ordering::Release);
+                let _ = self.server.gacc.sublist.remove(&sub);
+                self.send_err(&sub_violation_text(&sub.subject, sub.queue.as_deref()));
+            }
         }
     }
 
@@ -253,9 +357,13 @@ impl Client {
                     outbound.close(CloseReason::AuthenticationTimeout);
                     break;
                 }
+                () = self.handle.reload.notified() => {
+                    if !self.refresh_options() {
+                        break;
+                    }
+                }
                 () = tokio::time::sleep_until(next_ping) => {
-                    self.refresh_options();
-                    if !self.ping_timer() {
+                    if !self.refresh_options() || !self.ping_timer() {
                         break;
                     }
                     next_ping = tokio::time::Instant::now() + self.opts.ping_interval;
@@ -276,7 +384,9 @@ impl Client {
                     if n >= read_size && read_size < READ_MAX {
                         read_size *= 2;
                     }
-                    self.refresh_options();
+                    if !self.refresh_options() {
+                        break;
+                    }
                     let result = parser.parse(&buf, &mut self);
                     self.after_read();
                     match result {
@@ -322,6 +432,7 @@ impl Client {
             self.in_msgs = 0;
             self.in_bytes = 0;
             self.last_in = Instant::now();
+            self.handle.touch();
         }
         if self.out_msgs > 0 {
             self.server
@@ -347,6 +458,10 @@ impl Client {
             return true;
         }
         if self.pings_out + 1 > self.opts.ping_max {
+            self.server
+                .stats
+                .stale_connections
+                .fetch_add(1, Ordering::Relaxed);
             self.send_err("Stale Connection");
             self.handle.outbound.close(CloseReason::StaleConnection);
             return false;
@@ -357,11 +472,16 @@ impl Client {
     }
 
     fn cleanup(&mut self) {
+        // What was still subscribed at close, for `/connz?state=closed`.
+        let mut live = Vec::with_capacity(self.subs.len());
         for (_, sub) in self.subs.drain() {
+            if !sub.is_closed() {
+                live.push(sub.clone());
+            }
             sub.closed.store(true, Ordering::Release);
             let _ = self.server.gacc.sublist.remove(&sub);
         }
-        self.server.remove_client(&self.handle);
+        self.server.remove_client(&self.handle, live);
     }
 
     fn process_connect(&mut self, arg: &[u8]) -> Result<(), ParseError> {
@@ -370,7 +490,12 @@ impl Client {
             ParseError::Violation("bad CONNECT json")
         })?;
         if self.rtt.is_none() {
-            self.rtt = Some(self.start.elapsed().max(Duration::from_nanos(1)));
+            let rtt = self.start.elapsed().max(Duration::from_nanos(1));
+            self.rtt = Some(rtt);
+            self.handle.rtt.store(
+                u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX),
+                Ordering::Relaxed,
+            );
         }
         let creds = auth::Credentials {
             user: connect.user.as_deref(),
@@ -425,21 +550,11 @@ impl Client {
         sid: &[u8],
     ) -> Result<(), ParseError> {
         self.last_in = Instant::now();
+        self.handle.touch();
         if let Some(perms) = self.permissions.as_ref().and_then(|p| p.subscribe.as_ref())
             && !perms.allows_subscribe(subject, queue)
         {
-            let text = match queue {
-                Some(q) => format!(
-                    "Permissions Violation for Subscription to {} using queue {}",
-                    go_quote(subject),
-                    go_quote(q)
-                ),
-                None => format!(
-                    "Permissions Violation for Subscription to {}",
-                    go_quote(subject)
-                ),
-            };
-            self.send_err(&text);
+            self.send_err(&sub_violation_text(subject, queue));
             return Ok(());
         }
         if self.opts.max_sub_tokens > 0 && subject::token_count(subject) > self.opts.max_sub_tokens
@@ -486,6 +601,7 @@ impl Client {
 
     fn process_unsub(&mut self, sid: &[u8], max: Option<i64>) {
         self.last_in = Instant::now();
+        self.handle.touch();
         if let Some(sub) = self.subs.get(sid).cloned() {
             let delivered = sub.delivered.load(Ordering::Acquire);
             match max {
@@ -677,6 +793,10 @@ impl Client {
                     .stats
                     .out_bytes
                     .fetch_add(size, Ordering::Relaxed);
+                if let Push::Stall { .. } = push {
+                    target.stalls.fetch_add(1, Ordering::Relaxed);
+                    self.server.stats.stalls.fetch_add(1, Ordering::Relaxed);
+                }
                 if let Push::Stall { limit, .. } = push
                     && !own
                     && self.stall.as_ref().is_none_or(|(_, l)| *l < limit)
@@ -777,6 +897,21 @@ impl Client {
         let mut v = Vec::with_capacity(json.len() + 8);
         encode::info(&mut v, &json);
         self.handle.outbound.push_proto(&v);
+    }
+}
+
+/// nats-server's text for a refused subscription.
+fn sub_violation_text(subject: &[u8], queue: Option<&[u8]>) -> String {
+    match queue {
+        Some(q) => format!(
+            "Permissions Violation for Subscription to {} using queue {}",
+            go_quote(subject),
+            go_quote(q)
+        ),
+        None => format!(
+            "Permissions Violation for Subscription to {}",
+            go_quote(subject)
+        ),
     }
 }
 

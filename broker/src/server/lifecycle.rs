@@ -137,7 +137,15 @@ pub fn write_ports_file(dir: &Path, server: &Server) -> std::io::Result<PathBuf>
         None => "127.0.0.1".to_owned(),
     };
     let port = addr.map_or(0, |a| a.port());
-    let json = serde_json::json!({ "nats": [format!("nats://{host}:{port}")] });
+    let mut json = serde_json::json!({ "nats": [format!("nats://{host}:{port}")] });
+    if let Some(m) = server.http_addr() {
+        let mhost = if m.ip().is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else {
+            m.ip().to_string()
+        };
+        json["monitoring"] = serde_json::json!([format!("http://{mhost}:{}", m.port())]);
+    }
     // Write then rename so a reader never sees a half-written file.
     let tmp = path.with_extension("ports.tmp");
     std::fs::write(&tmp, json.to_string())?;

@@ -5,7 +5,9 @@ pub mod client;
 pub mod lifecycle;
 pub mod options;
 pub mod outbound;
+pub mod reload;
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -30,6 +32,8 @@ pub const PROTO: i32 = 1;
 /// version goes in the extra `natrix_version` field; see docs/compatibility.md).
 pub const NATS_COMPAT_VERSION: &str = "2.14.0";
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// What INFO and `/varz` put in nats-server's `go` field (its Go toolchain version).
+pub const GO_FIELD: &str = concat!("natrix ", env!("CARGO_PKG_VERSION"));
 
 /// Server-wide message counters, as `/varz` reports them.
 #[derive(Debug, Default)]
@@ -40,7 +44,15 @@ pub struct Stats {
     pub out_bytes: AtomicU64,
     pub slow_consumers: AtomicU64,
     pub total_connections: AtomicU64,
+    /// Connections closed as stale (unanswered PINGs).
+    pub stale_connections: AtomicU64,
+    /// Times a publisher was stalled by a subscriber's filling buffer.
+    pub stalls: AtomicU64,
 }
+
+/// How many closed connections `/connz?state=closed` remembers (nats-server's
+/// `DEFAULT_MAX_CLOSED_CLIENTS`).
+pub const MAX_CLOSED_CLIENTS: usize = 10_000;
 
 /// What CONNECT told us about a client, for logs and monitoring.
 #[derive(Debug, Clone, Default)]
@@ -56,6 +68,77 @@ pub struct ClientMeta {
 struct Registered {
     handle: Arc<ClientHandle>,
     meta: ClientMeta,
+}
+
+/// A client connection as monitoring sees it, copied out so that nothing (least of all
+/// a socket) is kept alive by a monitoring request or the closed-connections ring.
+#[derive(Debug, Clone)]
+pub struct ClientView {
+    pub cid: u64,
+    pub meta: ClientMeta,
+    pub start: SystemTime,
+    /// Nanoseconds since the Unix epoch.
+    pub last_activity: u64,
+    /// Nanoseconds; 0 when not measured yet.
+    pub rtt: u64,
+    pub pending: usize,
+    pub in_msgs: u64,
+    pub in_bytes: u64,
+    pub out_msgs: u64,
+    pub out_bytes: u64,
+    pub stalls: u64,
+}
+
+impl ClientView {
+    fn of(handle: &ClientHandle, meta: &ClientMeta) -> Self {
+        Self {
+            cid: handle.cid,
+            meta: meta.clone(),
+            start: handle.start,
+            last_activity: handle.last_activity.load(Ordering::Relaxed),
+            rtt: handle.rtt.load(Ordering::Relaxed),
+            pending: handle.outbound.pending(),
+            in_msgs: handle.in_msgs.load(Ordering::Relaxed),
+            in_bytes: handle.in_bytes.load(Ordering::Relaxed),
+            out_msgs: handle.out_msgs.load(Ordering::Relaxed),
+            out_bytes: handle.out_bytes.load(Ordering::Relaxed),
+            stalls: handle.stalls.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A subscription as monitoring sees it.
+#[derive(Debug, Clone)]
+pub struct SubView {
+    pub cid: u64,
+    pub subject: bytes::Bytes,
+    pub queue: Option<bytes::Bytes>,
+    pub sid: bytes::Bytes,
+    pub msgs: u64,
+    pub max: u64,
+}
+
+impl SubView {
+    pub fn of(sub: &client::Subscription) -> Self {
+        Self {
+            cid: sub.client.cid,
+            subject: sub.subject.clone(),
+            queue: sub.queue.clone(),
+            sid: sub.sid.clone(),
+            msgs: sub.delivered(),
+            max: sub.max(),
+        }
+    }
+}
+
+/// A closed connection as it was when it closed.
+#[derive(Debug, Clone)]
+pub struct ClosedClient {
+    pub view: ClientView,
+    pub stop: SystemTime,
+    pub reason: CloseReason,
+    /// The subscriptions it still had.
+    pub subs: Vec<SubView>,
 }
 
 /// INFO as nats-server serialises it (field order and omissions included).
@@ -103,11 +186,16 @@ pub struct Server {
     name: String,
     opts: RwLock<(Arc<RuntimeOptions>, u64)>,
     pub gacc: Arc<Account>,
+    /// The system account; it exists, as in nats-server, even while nothing uses it.
+    pub sys_account: Arc<Account>,
     clients: Mutex<FxHashMap<u64, Registered>>,
+    closed: Mutex<VecDeque<ClosedClient>>,
+    config_load_time: Mutex<SystemTime>,
     next_cid: AtomicU64,
     pub stats: Stats,
     started: SystemTime,
     addr: Mutex<Option<SocketAddr>>,
+    http_addr: Mutex<Option<SocketAddr>>,
     lame_duck: AtomicBool,
     shutdown_tx: watch::Sender<bool>,
 }
@@ -133,11 +221,15 @@ impl Server {
             name,
             opts: RwLock::new((Arc::new(opts), 0)),
             gacc: Arc::new(Account::new("$G")),
+            sys_account: Arc::new(Account::new("$SYS")),
             clients: Mutex::new(FxHashMap::default()),
+            closed: Mutex::new(VecDeque::new()),
+            config_load_time: Mutex::new(SystemTime::now()),
             next_cid: AtomicU64::new(1),
             stats: Stats::default(),
             started: SystemTime::now(),
             addr: Mutex::new(None),
+            http_addr: Mutex::new(None),
             lame_duck: AtomicBool::new(false),
             shutdown_tx,
         })
@@ -161,16 +253,51 @@ impl Server {
         (g.0.clone(), g.1)
     }
 
-    /// Installs reloaded options; connections pick them up on their next read.
+    /// Installs reloaded options and wakes every connection, so that each re-checks its
+    /// credentials and permissions now rather than on its next read.
     pub fn set_options(&self, opts: RuntimeOptions) {
-        let mut g = self.opts.write();
-        let next = g.1 + 1;
-        *g = (Arc::new(opts), next);
+        {
+            let mut g = self.opts.write();
+            let next = g.1 + 1;
+            *g = (Arc::new(opts), next);
+        }
+        *self.config_load_time.lock() = SystemTime::now();
+        for r in self.clients.lock().values() {
+            r.handle.reload.notify_one();
+        }
+    }
+
+    /// When the running configuration was loaded (start-up or the last reload).
+    pub fn config_load_time(&self) -> SystemTime {
+        *self.config_load_time.lock()
+    }
+
+    /// Every open client connection.
+    pub fn clients(&self) -> Vec<ClientView> {
+        self.clients
+            .lock()
+            .values()
+            .map(|r| ClientView::of(&r.handle, &r.meta))
+            .collect()
+    }
+
+    /// Runs `f` over the remembered closed connections, oldest first.
+    pub fn with_closed<T>(&self, f: impl FnOnce(&VecDeque<ClosedClient>) -> T) -> T {
+        f(&self.closed.lock())
     }
 
     /// The address the client listener is bound to, once started.
     pub fn addr(&self) -> Option<SocketAddr> {
         *self.addr.lock()
+    }
+
+    /// The monitoring listener's address, once bound.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        *self.http_addr.lock()
+    }
+
+    pub fn set_http_addr(&self, addr: SocketAddr) {
+        *self.http_addr.lock() = Some(addr);
     }
 
     pub fn num_clients(&self) -> usize {
@@ -229,15 +356,7 @@ impl Server {
         self.stats.total_connections.fetch_add(1, Ordering::Relaxed);
         let (rd, wr) = stream.into_split();
         let outbound = Arc::new(Outbound::new(wr, opts.max_pending));
-        let handle = Arc::new(ClientHandle {
-            cid,
-            outbound: outbound.clone(),
-            headers: AtomicBool::new(false),
-            in_msgs: AtomicU64::new(0),
-            in_bytes: AtomicU64::new(0),
-            out_msgs: AtomicU64::new(0),
-            out_bytes: AtomicU64::new(0),
-        });
+        let handle = Arc::new(ClientHandle::new(cid, outbound.clone()));
         let writer = tokio::spawn(outbound.clone().run_writer(opts.write_deadline));
         let ip = peer.ip().to_string();
         let info = self.client_info_json(cid, Some(&ip), false);
@@ -256,7 +375,7 @@ impl Server {
                         handle: handle.clone(),
                         meta: ClientMeta {
                             addr: Some(peer),
-                            start: Some(SystemTime::now()),
+                            start: Some(handle.start),
                             ..ClientMeta::default()
                         },
                     },
@@ -278,8 +397,32 @@ impl Server {
         tracing::debug!(cid, reason = ?outbound.close_reason(), "Client connection closed");
     }
 
-    pub(crate) fn remove_client(&self, handle: &ClientHandle) {
-        self.clients.lock().remove(&handle.cid);
+    /// Unregisters a closed client and remembers it for `/connz?state=closed`.
+    pub(crate) fn remove_client(
+        &self,
+        handle: &ClientHandle,
+        subs: Vec<Arc<client::Subscription>>,
+    ) {
+        let Some(r) = self.clients.lock().remove(&handle.cid) else {
+            return;
+        };
+        let closed = ClosedClient {
+            view: ClientView::of(handle, &r.meta),
+            stop: SystemTime::now(),
+            reason: handle
+                .outbound
+                .close_reason()
+                .unwrap_or(CloseReason::ClientClosed),
+            subs: subs.iter().map(|s| SubView::of(s)).collect(),
+        };
+        let keep = self.options().0.max_closed_clients;
+        let mut ring = self.closed.lock();
+        while ring.len() >= keep.max(1) {
+            ring.pop_front();
+        }
+        if keep > 0 {
+            ring.push_back(closed);
+        }
     }
 
     pub(crate) fn record_connect(
@@ -318,7 +461,7 @@ impl Server {
             version: NATS_COMPAT_VERSION,
             proto: PROTO,
             git_commit: "",
-            go: concat!("natrix ", env!("CARGO_PKG_VERSION")),
+            go: GO_FIELD,
             host: &opts.host,
             port,
             headers: opts.headers,

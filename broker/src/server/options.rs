@@ -2,6 +2,7 @@
 //! (`natrix_config::Options`) and swapped whole on reload, so every connection sees one
 //! consistent set.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::auth::Auth;
@@ -30,6 +31,10 @@ pub struct RuntimeOptions {
     pub auth: Auth,
     pub pid_file: Option<String>,
     pub ports_file_dir: Option<String>,
+    pub max_closed_clients: usize,
+    /// The whole typed configuration these options came from, for monitoring (`/varz`
+    /// reports listeners and limits that no connection reads).
+    pub config: Arc<natrix_config::Options>,
 }
 
 impl Default for RuntimeOptions {
@@ -55,8 +60,17 @@ impl Default for RuntimeOptions {
             auth: Auth::default(),
             pid_file: None,
             ports_file_dir: None,
+            max_closed_clients: crate::server::MAX_CLOSED_CLIENTS,
+            config: Arc::new(default_config()),
         }
     }
+}
+
+/// nats-server's defaults with the baseline filled in.
+fn default_config() -> natrix_config::Options {
+    let mut o = natrix_config::Options::default();
+    o.apply_baseline();
+    o
 }
 
 impl RuntimeOptions {
@@ -83,6 +97,9 @@ impl RuntimeOptions {
             auth: auth_from_config(o),
             pid_file: (!o.pid_file.is_empty()).then(|| o.pid_file.clone()),
             ports_file_dir: (!o.ports_file_dir.is_empty()).then(|| o.ports_file_dir.clone()),
+            max_closed_clients: usize::try_from(o.max_closed_clients)
+                .unwrap_or(crate::server::MAX_CLOSED_CLIENTS),
+            config: Arc::new(o.clone()),
         }
     }
 }
@@ -90,7 +107,7 @@ impl RuntimeOptions {
 fn permissions_from_config(p: &natrix_config::options::Permissions) -> crate::auth::Permissions {
     let side = |sp: &Option<natrix_config::options::SubjectPermission>| {
         sp.as_ref().map(|sp| crate::auth::SubjectPermission {
-            allow: sp.allow.clone().unwrap_or_default(),
+            allow: sp.allow.clone(),
             deny: sp.deny.clone().unwrap_or_default(),
         })
     };
@@ -101,7 +118,6 @@ fn permissions_from_config(p: &natrix_config::options::Permissions) -> crate::au
 }
 
 fn auth_from_config(o: &natrix_config::Options) -> Auth {
-    use std::sync::Arc;
     let default_permissions = o
         .default_permissions
         .as_ref()

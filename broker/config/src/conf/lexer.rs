@@ -102,6 +102,10 @@ pub(crate) struct Lexer<'a> {
     /// Where to return after an escape: the double-quoted or the bare string state.
     string_state: State,
     pending: Option<Item>,
+    /// State-machine steps left before the lexer declares itself stuck. Every state either
+    /// consumes input or moves on within a bounded number of steps, so this never trips on
+    /// real input; it turns a would-be hang from a future bug into an error.
+    steps_left: usize,
 }
 
 fn is_space(r: char) -> bool {
@@ -181,6 +185,7 @@ impl<'a> Lexer<'a> {
             parts: Vec::new(),
             string_state: State::BareString,
             pending: None,
+            steps_left: input.len().saturating_mul(64).saturating_add(4096),
         }
     }
 
@@ -192,7 +197,13 @@ impl<'a> Lexer<'a> {
                 return item;
             }
             match self.state {
-                Some(state) => self.state = self.step(state),
+                Some(_) if self.steps_left == 0 => {
+                    self.state = self.error("lexer made no progress");
+                }
+                Some(state) => {
+                    self.steps_left -= 1;
+                    self.state = self.step(state);
+                }
                 None => {
                     return Item {
                         kind: ItemKind::Eof,
@@ -712,7 +723,10 @@ impl<'a> Lexer<'a> {
                     return self.error(format!("Unexpected key separator '{}'.", show(r)));
                 }
                 if r == ']' {
-                    return self.error(format!("Unexpected array end '{}' processing map.", show(r)));
+                    return self.error(format!(
+                        "Unexpected array end '{}' processing map.",
+                        show(r)
+                    ));
                 }
                 if is_space(r) {
                     self.next();
@@ -971,15 +985,13 @@ impl<'a> Lexer<'a> {
             S::StringBinary => {
                 let r = self.next();
                 if is_nl(r) {
-                    return self.error(
-                        "Expected two hexadecimal digits after '\\x', but hit end of line",
-                    );
+                    return self
+                        .error("Expected two hexadecimal digits after '\\x', but hit end of line");
                 }
                 let r = self.next();
                 if is_nl(r) {
-                    return self.error(
-                        "Expected two hexadecimal digits after '\\x', but hit end of line",
-                    );
+                    return self
+                        .error("Expected two hexadecimal digits after '\\x', but hit end of line");
                 }
                 let digits = self.slice(self.pos.saturating_sub(2), self.pos).to_vec();
                 let hex = |c: u8| char::from(c).to_digit(16);
@@ -1028,8 +1040,7 @@ impl<'a> Lexer<'a> {
                 if is_number_suffix(r) {
                     return Some(S::ConvenientNumber);
                 }
-                if !(is_nl(r) || r == EOF || r == '}' || r == ';' || r == ',' || is_whitespace(r))
-                {
+                if !(is_nl(r) || r == EOF || r == '}' || r == ';' || r == ',' || is_whitespace(r)) {
                     self.string_state = S::BareString;
                     return Some(S::BareString);
                 }
@@ -1155,16 +1166,9 @@ impl<'a> Lexer<'a> {
 
     fn is_bool(&self) -> bool {
         let s = self.slice(self.start, self.pos);
-        [
-            b"true".as_slice(),
-            b"false",
-            b"on",
-            b"off",
-            b"yes",
-            b"no",
-        ]
-        .iter()
-        .any(|w| s.eq_ignore_ascii_case(w))
+        [b"true".as_slice(), b"false", b"on", b"off", b"yes", b"no"]
+            .iter()
+            .any(|w| s.eq_ignore_ascii_case(w))
     }
 
     fn is_variable(&mut self) -> bool {
@@ -1201,12 +1205,23 @@ mod tests {
     use ItemKind as K;
 
     fn kv(k: &str, kind: ItemKind, v: &str) -> Vec<(ItemKind, String)> {
-        vec![(K::Key, k.into()), (kind, v.into()), (K::Eof, String::new())]
+        vec![
+            (K::Key, k.into()),
+            (kind, v.into()),
+            (K::Eof, String::new()),
+        ]
     }
 
     #[test]
     fn separators() {
-        for src in ["foo = 123", "foo=123", "foo: 123", "foo:123", "foo 123", "foo\t123\r\n"] {
+        for src in [
+            "foo = 123",
+            "foo=123",
+            "foo: 123",
+            "foo:123",
+            "foo 123",
+            "foo\t123\r\n",
+        ] {
             assert_eq!(items(src), kv("foo", K::Integer, "123"), "{src:?}");
         }
     }
@@ -1243,7 +1258,10 @@ mod tests {
     #[test]
     fn escapes() {
         assert_eq!(items(r#"foo = "a\tb\x41""#), kv("foo", K::String, "a\tbA"));
-        assert_eq!(items(r"foo = start\x45\x71"), kv("foo", K::String, "startEq"));
+        assert_eq!(
+            items(r"foo = start\x45\x71"),
+            kv("foo", K::String, "startEq")
+        );
         let e = items(r"foo = \y");
         assert_eq!(e.last().map(|x| x.0), Some(K::Error));
     }
@@ -1285,10 +1303,7 @@ mod tests {
 
     #[test]
     fn raw_block() {
-        assert_eq!(
-            items("a: (\nfoo\n)\n"),
-            kv("a", K::String, "\nfoo\n")
-        );
+        assert_eq!(items("a: (\nfoo\n)\n"), kv("a", K::String, "\nfoo\n"));
     }
 
     #[test]

@@ -8,13 +8,17 @@
 //!
 //! The accepted language is the one of nats-server's `conf/lex.go` and `conf/parse.go`: the
 //! lexer is a state machine with the same states, so the same inputs are accepted and
-//! rejected, with the same error texts. Deliberate differences (each one turns a silent
-//! misreading in nats-server into an error) are listed in `docs/compatibility.md`:
-//! an integer with an unknown size suffix (`1kbb`) or one that overflows after scaling is an
-//! error (nats-server drops or wraps it), a key left without a value (`a { b }`) is an
-//! error (nats-server assigns the enclosing map to the wrong key), include cycles and nesting
-//! deeper than [`MAX_DEPTH`] are errors (nats-server overflows its stack), and variable
-//! expansion is capped (nats-server shares values by pointer, we copy them).
+//! rejected, with the same error texts (checked by differential runs against the Go code).
+//! Deliberate differences, each turning a silent misreading in nats-server into an error:
+//! - an integer with an unknown size suffix (`1kbb`) or that overflows once scaled is an
+//!   error (nats-server drops the key, or wraps the number);
+//! - a key left without a value (`a { b }`) is an error (nats-server gives the enclosing
+//!   map to the wrong key);
+//! - input ending inside an open map or array is an error (nats-server drops the value);
+//! - include cycles, nesting deeper than [`MAX_DEPTH`] and runaway variable expansion are
+//!   errors (nats-server overflows its stack, or shares values by pointer where we copy);
+//! - positions are 1-based columns everywhere (nats-server's first line is 0-based), and
+//!   every error, lexer errors included, carries `file:line:col`.
 
 mod lexer;
 mod parser;
@@ -274,9 +278,18 @@ impl PartialEq for Entry {
 
 /// A map in source order. Keys are unique (case-sensitive, as in nats-server); a repeated
 /// key replaces the earlier value in place.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 pub struct Map {
     entries: Vec<Entry>,
+    /// Key → position in `entries`, so that building and looking up large maps stays
+    /// linear.
+    index: HashMap<String, usize>,
+}
+
+impl PartialEq for Map {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries
+    }
 }
 
 impl Map {
@@ -298,7 +311,7 @@ impl Map {
 
     /// Exact-key lookup (variables are case-sensitive).
     pub fn get(&self, key: &str) -> Option<&Spanned<Value>> {
-        self.entries.iter().find(|e| e.key == key).map(|e| &e.value)
+        self.index.get(key).map(|&i| &self.entries[i].value)
     }
 
     /// Case-insensitive lookup, the way option names are matched. When several spellings
@@ -311,7 +324,8 @@ impl Map {
     }
 
     pub(crate) fn get_entry_mut(&mut self, key: &str) -> Option<&mut Entry> {
-        self.entries.iter_mut().find(|e| e.key == key)
+        let i = *self.index.get(key)?;
+        self.entries.get_mut(i)
     }
 
     /// Sets `key`, replacing an existing value of the same key in place.
@@ -325,11 +339,18 @@ impl Map {
     }
 
     pub(crate) fn insert_entry(&mut self, entry: Entry) {
-        if let Some(e) = self.entries.iter_mut().find(|e| e.key == entry.key) {
-            *e = entry;
-        } else {
-            self.entries.push(entry);
+        match self.index.get(&entry.key) {
+            Some(&i) => self.entries[i] = entry,
+            None => {
+                self.index.insert(entry.key.clone(), self.entries.len());
+                self.entries.push(entry);
+            }
         }
+    }
+
+    /// Takes the entries out, in order.
+    pub(crate) fn into_entries(self) -> Vec<Entry> {
+        self.entries
     }
 }
 

@@ -48,6 +48,9 @@ struct Parser<'a, 's, 'l> {
     /// Line start offsets, to turn byte offsets into line/column.
     lines: Vec<usize>,
     src: &'a str,
+    /// Last computed position (byte offset, line index, column), so that positions of
+    /// successive items on one long line cost the distance between them, not the line.
+    last_pos: std::cell::Cell<(usize, usize, usize)>,
     /// Directory relative includes are resolved against.
     dir: PathBuf,
     ctxs: Vec<Ctx>,
@@ -72,7 +75,14 @@ pub(crate) fn parse_document(
         files: Vec::new(),
     };
     let dir = parent_dir(name);
-    let root = parse_inner(src, name, dir, HashSet::new(), Vec::new(), &mut shared)?;
+    // The file itself is the first link of the include chain, so that a file including
+    // itself (directly or not) is caught at once.
+    let chain = if name.is_empty() {
+        Vec::new()
+    } else {
+        vec![clean(Path::new(name))]
+    };
+    let root = parse_inner(src, name, dir, HashSet::new(), chain, &mut shared)?;
     Ok(Document {
         root,
         files: shared.files,
@@ -107,6 +117,7 @@ fn parse_inner(
         file: file.clone(),
         lines,
         src,
+        last_pos: std::cell::Cell::new((0, 0, 1)),
         dir,
         ctxs: vec![Ctx::Map(Map::new(), Pos::new(file, 1, 1))],
         keys: Vec::new(),
@@ -138,17 +149,25 @@ fn parse_inner(
 
 impl Parser<'_, '_, '_> {
     fn pos(&self, offset: usize) -> Pos {
+        let offset = offset.min(self.src.len());
         let line = match self.lines.binary_search(&offset) {
             Ok(i) => i,
             Err(i) => i.saturating_sub(1),
         };
-        let start = self.lines.get(line).copied().unwrap_or(0);
-        let end = offset.min(self.src.len());
-        let column = match self.src.get(start..end) {
-            Some(s) => s.chars().count() + 1,
-            // Offset inside a multi-byte character: count bytes instead.
-            None => end.saturating_sub(start) + 1,
+        let (last_off, last_line, last_col) = self.last_pos.get();
+        let (from, base) = if last_line == line && last_off <= offset {
+            (last_off, last_col)
+        } else {
+            (self.lines.get(line).copied().unwrap_or(0), 1)
         };
+        let column = match self.src.get(from..offset) {
+            Some(s) => base + s.chars().count(),
+            // Offset inside a multi-byte character: count bytes instead.
+            None => base + offset.saturating_sub(from),
+        };
+        if self.src.is_char_boundary(offset) {
+            self.last_pos.set((offset, line, column));
+        }
         Pos::new(
             self.file.clone(),
             u32::try_from(line + 1).unwrap_or(u32::MAX),
@@ -334,7 +353,10 @@ impl Parser<'_, '_, '_> {
     }
 
     fn charge_expansion(&mut self, value: &Value, pos: &Pos) -> Result<(), ConfError> {
-        self.shared.expanded_nodes = self.shared.expanded_nodes.saturating_add(value.node_count());
+        self.shared.expanded_nodes = self
+            .shared
+            .expanded_nodes
+            .saturating_add(value.node_count());
         if self.shared.expanded_nodes > MAX_EXPANDED_NODES {
             return Err(self.err(
                 ConfErrorKind::Limit,
@@ -401,7 +423,10 @@ impl Parser<'_, '_, '_> {
                 return Err(self.err(
                     ConfErrorKind::Variable,
                     pos.clone(),
-                    format!("variable reference for '{name}' could not be parsed: {}", e.message),
+                    format!(
+                        "variable reference for '{name}' could not be parsed: {}",
+                        e.message
+                    ),
                 ));
             }
         };
@@ -465,10 +490,10 @@ impl Parser<'_, '_, '_> {
         let mut chain = self.include_chain.clone();
         chain.push(path);
         let dir = parent_dir(&shown);
-        let map = parse_inner(&text, &shown, dir, HashSet::new(), chain, self.shared)
-            .map_err(&wrap)?;
+        let map =
+            parse_inner(&text, &shown, dir, HashSet::new(), chain, self.shared).map_err(&wrap)?;
         let depth = self.ctxs.len();
-        for e in map.entries {
+        for e in map.into_entries() {
             self.keys.push(PendingKey {
                 key: e.key,
                 pos: e.key_pos,
@@ -574,12 +599,147 @@ mod tests {
         assert!(parse_integer("99999999999999999999").is_err());
     }
 
+    use crate::conf::{MemoryLoader, parse_with};
+
+    fn root(src: &str, loader: &MemoryLoader) -> Map {
+        match parse_with(src, "/t/main.conf", loader) {
+            Ok(d) => d.root,
+            Err(e) => panic!("{src:?}: {e}"),
+        }
+    }
+
+    #[test]
+    fn positions_are_line_and_column_of_keys_and_values() {
+        let m = root(
+            "# c\n  alpha = 1\nbeta: [\n  x\n  \"é\"\n]\n",
+            &MemoryLoader::new(),
+        );
+        let a = m.iter().next().unwrap();
+        assert_eq!((a.key_pos.line, a.key_pos.column), (2, 3));
+        assert_eq!((a.value.pos.line, a.value.pos.column), (2, 11));
+        let b = m.get("beta").unwrap().value.as_array().unwrap();
+        assert_eq!((b[1].pos.line, b[1].pos.column), (5, 4));
+        assert_eq!(b[1].pos.to_string(), "/t/main.conf:5:4");
+    }
+
+    #[test]
+    fn variables_resolve_innermost_first_then_environment() {
+        let env = MemoryLoader::new()
+            .with_env("X", "from-env")
+            .with_env("LIST", "[1, 2 ]");
+        let m = root(
+            "X = outer\nb { X = inner, y = $X }\nc = $X\nd = $LIST\ne = $UNSET_BUT_BCRYPT",
+            &env.clone().with_env("UNSET_BUT_BCRYPT", "1"),
+        );
+        let b = m.get("b").unwrap().value.as_map().unwrap();
+        assert_eq!(b.get("y").unwrap().value, Value::String("inner".into()));
+        assert_eq!(m.get("c").unwrap().value, Value::String("outer".into()));
+        assert_eq!(m.get("d").unwrap().value.as_array().unwrap().len(), 2);
+        // Without a definition in scope, the environment is used; its values get the
+        // position of the reference.
+        let m = root("x = $X", &env);
+        let x = m.get("x").unwrap();
+        assert_eq!(x.value, Value::String("from-env".into()));
+        assert_eq!((x.pos.line, x.pos.column), (1, 5));
+        let m = root("l = $LIST", &env);
+        let l = m.get("l").unwrap().value.as_array().unwrap();
+        assert_eq!((l[1].pos.line, l[1].pos.column), (1, 5));
+        // Referenced keys are marked, so the options layer treats them as variables.
+        let m = root("V = 1\nw = $V\nU = 2", &env);
+        let flags: Vec<bool> = m.iter().map(|e| e.used_as_variable).collect();
+        assert_eq!(flags, [true, false, false]);
+    }
+
+    #[test]
+    fn bcrypt_hashes_are_strings() {
+        let m = root("p = $2a$11$abc.def/ghi", &MemoryLoader::new());
+        assert_eq!(
+            m.get("p").unwrap().value,
+            Value::String("$2a$11$abc.def/ghi".into())
+        );
+    }
+
+    #[test]
+    fn repeated_keys_keep_the_last_value_in_the_first_place() {
+        let m = root("a = 1\nb = 2\na = 3", &MemoryLoader::new());
+        let keys: Vec<&str> = m.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["a", "b"]);
+        assert_eq!(m.get("a").unwrap().value, Value::Int(3));
+        // Keys are case-sensitive in the tree (options match them case-insensitively).
+        assert_eq!(root("a = 1\nA = 2", &MemoryLoader::new()).len(), 2);
+    }
+
+    #[test]
+    fn includes_merge_into_the_current_block_and_keep_their_positions() {
+        let fs = MemoryLoader::new()
+            .with_file("/t/sub/inc.conf", "x = 1\nZ = 2\ny = $Z\n")
+            .with_file("/t/other.conf", "include sub/inc.conf\n")
+            .with_file("/t/needs.conf", "y = $Q\n");
+        let m = root(
+            "blk {\n  include 'sub/inc.conf'\n}\ninclude other.conf",
+            &fs,
+        );
+        let blk = m.get("blk").unwrap().value.as_map().unwrap();
+        let x = blk.iter().next().unwrap();
+        assert_eq!(x.key, "x");
+        assert_eq!(&*x.key_pos.file, "/t/sub/inc.conf");
+        assert!(
+            m.get("x").is_some(),
+            "include of an include merges at top level"
+        );
+        // Variables of the including file are not visible in the included one.
+        let err = parse_with("Q = 1\ninclude needs.conf", "/t/main.conf", &fs).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("variable reference for 'Q' can not be found"),
+            "{err}"
+        );
+        let doc = parse_with("include other.conf", "/t/main.conf", &fs).unwrap();
+        assert_eq!(doc.files.len(), 2);
+    }
+
+    #[test]
+    fn json_style_and_raw_blocks() {
+        let m = root(
+            "{\n  \"a\": 1,\n  \"b\": [\"x\", \"y\"]\n}\n",
+            &MemoryLoader::new(),
+        );
+        assert_eq!(m.get("a").unwrap().value, Value::Int(1));
+        let m = root("text = (\n  raw $not {a var}\n)\n", &MemoryLoader::new());
+        assert_eq!(
+            m.get("text").unwrap().value,
+            Value::String("\n  raw $not {a var}\n".into())
+        );
+    }
+
+    #[test]
+    fn digest_ignores_layout_but_not_values() {
+        let l = MemoryLoader::new();
+        let a = parse_with("a = 1 # c\nb { c: true }", "x", &l).unwrap();
+        let b = parse_with("a: 1\n\n\nb = {c = yes}", "y", &l).unwrap();
+        let c = parse_with("a: 2\nb = {c = yes}", "y", &l).unwrap();
+        assert_eq!(a.digest(), b.digest());
+        assert_ne!(a.digest(), c.digest());
+    }
+
     #[test]
     fn join_like_go() {
-        assert_eq!(go_join(Path::new("/a/b"), "c.conf"), PathBuf::from("/a/b/c.conf"));
-        assert_eq!(go_join(Path::new("/a/b"), "../c.conf"), PathBuf::from("/a/c.conf"));
-        assert_eq!(go_join(Path::new("/a/b"), "/etc/x"), PathBuf::from("/a/b/etc/x"));
+        assert_eq!(
+            go_join(Path::new("/a/b"), "c.conf"),
+            PathBuf::from("/a/b/c.conf")
+        );
+        assert_eq!(
+            go_join(Path::new("/a/b"), "../c.conf"),
+            PathBuf::from("/a/c.conf")
+        );
+        assert_eq!(
+            go_join(Path::new("/a/b"), "/etc/x"),
+            PathBuf::from("/a/b/etc/x")
+        );
         assert_eq!(go_join(Path::new("."), "./x.conf"), PathBuf::from("x.conf"));
-        assert_eq!(go_join(Path::new("."), "../x.conf"), PathBuf::from("../x.conf"));
+        assert_eq!(
+            go_join(Path::new("."), "../x.conf"),
+            PathBuf::from("../x.conf")
+        );
     }
 }

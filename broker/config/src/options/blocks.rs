@@ -104,10 +104,7 @@ fn authorization(p: &mut Processor, e: &Entry, kind: AuthKind) -> Option<Authori
             ("users", AuthKind::Leaf) => {
                 auth.leaf_users = leaf_users(p, ae);
             }
-            (
-                "default_permission" | "default_permissions" | "permissions",
-                AuthKind::Full,
-            ) => {
+            ("default_permission" | "default_permissions" | "permissions", AuthKind::Full) => {
                 auth.default_permissions = permissions(p, pos, v);
             }
             ("auth_callout" | "auth_hook", AuthKind::Full) => {
@@ -209,7 +206,10 @@ fn connection_types(p: &mut Processor, pos: &Pos, v: &Value) -> Option<Vec<Strin
     }
     if !unknown.is_empty() {
         let quoted: Vec<String> = unknown.iter().map(|u| format!("{u:?}")).collect();
-        p.error(pos, format!("invalid connection types [{}]", quoted.join(" ")));
+        p.error(
+            pos,
+            format!("invalid connection types [{}]", quoted.join(" ")),
+        );
     }
     Some(ok)
 }
@@ -438,7 +438,10 @@ fn auth_callout(p: &mut Processor, pos: &Pos, v: &Value) -> Option<AuthCallout> 
         ac.account = "$G".to_string();
     }
     if ac.issuer.is_empty() {
-        p.error(pos, "Authorization callouts require an issuer to be specified");
+        p.error(
+            pos,
+            "Authorization callouts require an issuer to be specified",
+        );
         return None;
     }
     if ac.auth_users.is_empty() {
@@ -500,7 +503,12 @@ fn check_subjects(subjects: &[String], allow_queue: bool) -> Result<(), String> 
     Ok(())
 }
 
-fn perm_subjects(p: &mut Processor, pos: &Pos, v: &Value, allow_queue: bool) -> Option<Vec<String>> {
+fn perm_subjects(
+    p: &mut Processor,
+    pos: &Pos,
+    v: &Value,
+    allow_queue: bool,
+) -> Option<Vec<String>> {
     let subjects = match v {
         Value::String(s) => vec![s.clone()],
         Value::Array(a) => {
@@ -509,7 +517,10 @@ fn perm_subjects(p: &mut Processor, pos: &Pos, v: &Value, allow_queue: bool) -> 
                 match &x.value {
                     Value::String(s) => out.push(s.clone()),
                     _ => {
-                        p.error(&x.pos, "Subject in permissions array cannot be cast to string");
+                        p.error(
+                            &x.pos,
+                            "Subject in permissions array cannot be cast to string",
+                        );
                         return None;
                     }
                 }
@@ -670,7 +681,10 @@ pub(super) fn permissions(p: &mut Processor, pos: &Pos, v: &Value) -> Option<Per
             }
             _ => {
                 if !e.used_as_variable {
-                    p.error(kpos, format!("Unknown field {:?} parsing permissions", e.key));
+                    p.error(
+                        kpos,
+                        format!("Unknown field {:?} parsing permissions", e.key),
+                    );
                 }
             }
         }
@@ -761,12 +775,8 @@ pub(super) fn tls(p: &mut Processor, e: &Entry, client_ctx: bool) -> Option<TlsC
                     names.push(p.string(&x.pos, &x.value)?);
                 }
                 if key == "cipher_suites" {
-                    insecure_ciphers.extend(
-                        names
-                            .iter()
-                            .filter(|n| is_insecure_cipher(n))
-                            .cloned(),
-                    );
+                    insecure_ciphers
+                        .extend(names.iter().filter(|n| is_insecure_cipher(n)).cloned());
                     tc.cipher_suites = names;
                 } else {
                     tc.curve_preferences = names;
@@ -1006,7 +1016,10 @@ pub(super) fn tls(p: &mut Processor, e: &Entry, client_ctx: bool) -> Option<TlsC
     }
     // GenTLSConfig's checks that do not need the files themselves.
     if !tc.cert_file.is_empty() && !tc.cert_store.is_empty() {
-        p.error(pos, "'cert_file' and 'cert_store' may not both be configured");
+        p.error(
+            pos,
+            "'cert_file' and 'cert_store' may not both be configured",
+        );
         return None;
     }
     if !tc.cert_file.is_empty() && tc.key_file.is_empty() {
@@ -1040,7 +1053,9 @@ fn compression(p: &mut Processor, e: &Entry, on_mode: &str) -> Option<Compressio
                         for x in p.array(pos, &ce.value.value)? {
                             let s = p.string(&x.pos, &x.value)?;
                             match parse_go_duration(&s) {
-                                Ok(ns) => c.rtt_thresholds.push(Duration::from_nanos(ns.unsigned_abs())),
+                                Ok(ns) => c
+                                    .rtt_thresholds
+                                    .push(Duration::from_nanos(ns.unsigned_abs())),
                                 Err(err) => {
                                     p.error(pos, err);
                                     return None;
@@ -1604,9 +1619,9 @@ fn version_at_least(v: &str, min: (u64, u64, u64)) -> Result<bool, String> {
     let core = v.split(['-', '+']).next().unwrap_or(v);
     let parts: Vec<&str> = core.split('.').collect();
     let [a, b, c] = parts.as_slice() else {
-        return Err(format!("invalid semver version {v:?}"));
+        return Err("invalid semver".to_string());
     };
-    let n = |s: &str| s.parse::<u64>().map_err(|_| format!("invalid semver version {v:?}"));
+    let n = |s: &str| s.parse::<u64>().map_err(|_| "invalid semver".to_string());
     Ok((n(a)?, n(b)?, n(c)?) >= min)
 }
 
@@ -1634,6 +1649,7 @@ fn remote_leafnodes(p: &mut Processor, e: &Entry) -> Option<Vec<RemoteLeafOpts>>
             continue;
         };
         let mut r = RemoteLeafOpts::default();
+        let mut proxy_pos = None;
         for re in rm {
             let pos = &re.key_pos;
             let v = &re.value.value;
@@ -1666,7 +1682,10 @@ fn remote_leafnodes(p: &mut Processor, e: &Entry) -> Option<Vec<RemoteLeafOpts>>
                 "creds" | "credentials" => {
                     if let Some(s) = p.string(pos, v) {
                         if !r.nkey.is_empty() {
-                            p.error(pos, "Remote leafnode can not have both creds and nkey defined");
+                            p.error(
+                                pos,
+                                "Remote leafnode can not have both creds and nkey defined",
+                            );
                             continue;
                         }
                         r.credentials = s;
@@ -1675,11 +1694,17 @@ fn remote_leafnodes(p: &mut Processor, e: &Entry) -> Option<Vec<RemoteLeafOpts>>
                 "nkey" | "seed" => {
                     if let Some(s) = p.string(pos, v) {
                         if nkeys::seed_prefix(&s) != Some(nkeys::PREFIX_USER) {
-                            p.error(pos, format!("Remote leafnode nkey is not a valid seed: {s:?}"));
+                            p.error(
+                                pos,
+                                format!("Remote leafnode nkey is not a valid seed: {s:?}"),
+                            );
                             continue;
                         }
                         if !r.credentials.is_empty() {
-                            p.error(pos, "Remote leafnode can not have both creds and nkey defined");
+                            p.error(
+                                pos,
+                                "Remote leafnode can not have both creds and nkey defined",
+                            );
                             continue;
                         }
                         r.nkey = s;
@@ -1708,7 +1733,10 @@ fn remote_leafnodes(p: &mut Processor, e: &Entry) -> Option<Vec<RemoteLeafOpts>>
                         r.deny_exports = s;
                     }
                 }
-                "ws_compress" | "ws_compression" | "websocket_compress" | "websocket_compression" => {
+                "ws_compress"
+                | "ws_compression"
+                | "websocket_compress"
+                | "websocket_compression" => {
                     if let Some(b) = p.boolean(pos, v) {
                         r.ws_compression = b;
                     }
@@ -1774,6 +1802,7 @@ fn remote_leafnodes(p: &mut Processor, e: &Entry) -> Option<Vec<RemoteLeafOpts>>
                         );
                         continue;
                     };
+                    proxy_pos = Some(pos.clone());
                     for pe in pm {
                         let ppos = &pe.key_pos;
                         let pv = &pe.value.value;
@@ -1810,8 +1839,21 @@ fn remote_leafnodes(p: &mut Processor, e: &Entry) -> Option<Vec<RemoteLeafOpts>>
                 _ => p.unknown(re),
             }
         }
+        if let Some(ppos) = &proxy_pos {
+            match check_remote_proxy(&r) {
+                Ok(Some(w)) => p.warn(Some(ppos), w),
+                Ok(None) => {}
+                Err(err) => {
+                    p.error(ppos, err);
+                    continue;
+                }
+            }
+        }
         let same = |a: &RemoteLeafOpts| {
-            a.urls.iter().map(|u| &u.raw).eq(r.urls.iter().map(|u| &u.raw))
+            a.urls
+                .iter()
+                .map(|u| &u.raw)
+                .eq(r.urls.iter().map(|u| &u.raw))
                 && a.local_account == r.local_account
                 && a.credentials == r.credentials
                 && a.nkey == r.nkey
@@ -1832,6 +1874,52 @@ fn remote_leafnodes(p: &mut Processor, e: &Entry) -> Option<Vec<RemoteLeafOpts>>
         out.push(r);
     }
     Some(out)
+}
+
+/// nats-server's `validateLeafNodeProxyOptions`: an HTTP(S) proxy only applies to
+/// websocket remotes. Returns a warning to report, or the error that rejects the remote.
+fn check_remote_proxy(r: &RemoteLeafOpts) -> Result<Option<String>, String> {
+    if r.proxy.url.is_empty() {
+        return Ok(None);
+    }
+    let url = UrlOpt::parse(&r.proxy.url).map_err(|e| format!("invalid proxy URL: {e}"))?;
+    if url.scheme != "http" && url.scheme != "https" {
+        return Err(format!(
+            "proxy URL scheme must be http or https, got: {}",
+            url.scheme
+        ));
+    }
+    if url.host.is_empty() {
+        return Err("proxy URL must specify a host".into());
+    }
+    if r.proxy.username.is_empty() != r.proxy.password.is_empty() {
+        return Err("proxy username and password must both be specified or both be empty".into());
+    }
+    if r.urls.is_empty() {
+        return Ok(None);
+    }
+    let mut ws = false;
+    let mut tcp = false;
+    for u in &r.urls {
+        if u.scheme == "ws" || u.scheme == "wss" {
+            ws = true;
+            if u.scheme == "wss" && r.tls.is_none() {
+                return Err(format!(
+                    "proxy is configured but remote URL {} requires TLS and no TLS configuration is provided. When using proxy with TLS endpoints, ensure TLS is properly configured for the leafnode remote",
+                    u.raw
+                ));
+            }
+        } else {
+            tcp = true;
+        }
+    }
+    Ok(if !ws {
+        Some("proxy configuration will be ignored: proxy settings only apply to WebSocket connections (ws:// or wss://), but all configured URLs use TCP connections (nats://)".into())
+    } else if tcp {
+        Some("proxy configuration will only be used for WebSocket URLs: proxy settings do not apply to TCP connections (nats://)".into())
+    } else {
+        None
+    })
 }
 
 /// `jetstream: true | "enabled" | { ... }`.
@@ -1866,34 +1954,32 @@ pub(super) fn jetstream(p: &mut Processor, e: &Entry, o: &mut Options, store_dir
     }
 }
 
-/// nats-server's `getStorageSize`: an integer, or a string with a size suffix.
+/// nats-server's `getStorageSize`: an integer, or a string whose last character is one of
+/// `K`, `M`, `G`, `T` (powers of 1024).
 fn storage_size(v: &Value) -> Result<i64, String> {
     match v {
         Value::Int(i) => Ok(*i),
         Value::String(s) => {
-            let s = s.trim();
             if s.is_empty() {
                 return Ok(0);
             }
-            let upper = s.to_uppercase();
-            let digits_end = upper
-                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-                .unwrap_or(upper.len());
-            let (num, suffix) = upper.split_at(digits_end);
-            let mult: i64 = match suffix.trim() {
-                "K" => 1 << 10,
-                "M" => 1 << 20,
-                "G" => 1 << 30,
-                "T" => 1 << 40,
-                "" => 1,
-                _ => return Err("units must be K, M, G or T".to_string()),
+            let Some(suffix) = s.chars().last() else {
+                return Ok(0);
             };
-            let n: i64 = num
+            let prefix = &s[..s.len() - suffix.len_utf8()];
+            let num: i64 = prefix
                 .parse()
-                .map_err(|_| format!("strconv.ParseInt: parsing {num:?}: invalid syntax"))?;
-            n.checked_mul(mult).ok_or_else(|| "value out of range".to_string())
+                .map_err(|_| format!("strconv.ParseInt: parsing {prefix:?}: invalid syntax"))?;
+            let shift = match suffix {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => return Err("sizes defined as strings must end in K, M, G, T".to_string()),
+            };
+            Ok(num.wrapping_shl(shift))
         }
-        _ => Err("should be a size or string".to_string()),
+        _ => Err("must be int64 or string".to_string()),
     }
 }
 
@@ -1914,7 +2000,10 @@ fn jetstream_key(
             _ => {
                 p.error(
                     pos,
-                    format!("Expected 'true' or 'false' for bool value, got '{}'", go_value(v)),
+                    format!(
+                        "Expected 'true' or 'false' for bool value, got '{}'",
+                        go_value(v)
+                    ),
                 );
                 return false;
             }
@@ -2012,7 +2101,11 @@ fn jetstream_key(
             let Value::Int(n) = v else {
                 p.error(
                     pos,
-                    format!("Expected a parseable size for {:?}, got {}", je.key, go_value(v)),
+                    format!(
+                        "Expected a parseable size for {:?}, got {}",
+                        je.key,
+                        go_value(v)
+                    ),
                 );
                 return false;
             };
@@ -2027,7 +2120,11 @@ fn jetstream_key(
             _ => {
                 p.error(
                     pos,
-                    format!("Expected an absolute size for {:?}, got {}", je.key, go_value(v)),
+                    format!(
+                        "Expected an absolute size for {:?}, got {}",
+                        je.key,
+                        go_value(v)
+                    ),
                 );
                 return false;
             }
@@ -2037,7 +2134,11 @@ fn jetstream_key(
             Ok(_) => {
                 p.error(
                     pos,
-                    format!("Expected an absolute size for {:?}, got {}", je.key, go_value(v)),
+                    format!(
+                        "Expected an absolute size for {:?}, got {}",
+                        je.key,
+                        go_value(v)
+                    ),
                 );
                 return false;
             }
@@ -2141,7 +2242,8 @@ fn jetstream_limits(p: &mut Processor, e: &Entry, o: &mut Options) -> bool {
                             if let Some(r) = p.duration_str(bpos, bv) {
                                 match r {
                                     Ok(ns) => {
-                                        l.max_batch_timeout = Duration::from_nanos(ns.unsigned_abs());
+                                        l.max_batch_timeout =
+                                            Duration::from_nanos(ns.unsigned_abs());
                                     }
                                     Err(err) => p.error(bpos, err),
                                 }

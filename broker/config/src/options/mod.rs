@@ -80,7 +80,8 @@ pub const DEFAULT_ALLOW_RESPONSE_MAX_MSGS: i64 = 1;
 pub const DEFAULT_ALLOW_RESPONSE_EXPIRATION: Duration = Duration::from_secs(120);
 /// nats-server's `DEFAULT_SYSTEM_ACCOUNT`.
 pub const DEFAULT_SYSTEM_ACCOUNT: &str = "$SYS";
-/// nats-server's `DEFAULT_HTTP_PORT` (used by `-m 0`... and documented defaults).
+/// nats-server's `DEFAULT_HTTP_PORT`, the conventional monitoring port (monitoring is off unless
+/// a port is configured).
 pub const DEFAULT_HTTP_PORT: i32 = 8222;
 /// nats-server's JetStream `defaultSyncInterval`.
 pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(120);
@@ -183,6 +184,9 @@ pub struct Options {
     pub config_file: Option<PathBuf>,
     /// [`conf::Document::digest`] of that file.
     pub config_digest: Option<String>,
+    /// The config file and every file it included, in the order they were read: what a
+    /// running server watches for changes.
+    pub config_files: Vec<PathBuf>,
 
     // --- server identity and client listener
     pub server_name: String,
@@ -301,6 +305,7 @@ impl Default for Options {
         Self {
             config_file: None,
             config_digest: None,
+            config_files: Vec::new(),
             server_name: String::new(),
             host: DEFAULT_HOST.to_string(),
             port: DEFAULT_PORT,
@@ -395,7 +400,12 @@ type Loaded = (Options, Vec<Warning>);
 impl Options {
     /// Reads a config file (with nats-server's strictness) and fills defaults.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Loaded, ConfigError> {
-        Self::load(Some(path.as_ref()), &Flags::default(), Strictness::Strict, &SystemLoader)
+        Self::load(
+            Some(path.as_ref()),
+            &Flags::default(),
+            Strictness::Strict,
+            &SystemLoader,
+        )
     }
 
     /// Processes config text; `name` is used in positions and as the include base.
@@ -427,8 +437,7 @@ impl Options {
         let (mut opts, warnings) = match config_file {
             Some(path) => {
                 let doc = conf::parse_file_with(path, loader)?;
-                let (mut o, w) =
-                    Self::from_document(&doc, &path.to_string_lossy(), strictness)?;
+                let (mut o, w) = Self::from_document(&doc, &path.to_string_lossy(), strictness)?;
                 o.config_file = Some(path.to_path_buf());
                 (o, w)
             }
@@ -455,6 +464,7 @@ impl Options {
         }
         p.process(&doc.root, &mut opts);
         opts.config_digest = Some(doc.digest());
+        opts.config_files.clone_from(&doc.files);
         let (errors, warnings) = p.finish();
         if errors.is_empty() {
             Ok((opts, warnings))

@@ -8,12 +8,9 @@
 use std::time::Duration;
 
 use super::nkeys;
-use super::{
-    Diagnostic, DiagnosticKind, Options, Strictness, WriteTimeoutPolicy,
-    blocks,
-};
+use super::{Diagnostic, DiagnosticKind, Options, Strictness, WriteTimeoutPolicy, blocks};
 use crate::conf::{Entry, Map, Pos, Spanned, Value};
-use crate::duration::{format_go_duration, parse_go_duration};
+use crate::duration::parse_go_duration;
 
 pub(crate) struct Processor {
     strictness: Strictness,
@@ -180,7 +177,10 @@ impl Processor {
                 Ok(ns) => match u64::try_from(ns) {
                     Ok(ns) => Some(Duration::from_nanos(ns)),
                     Err(_) => {
-                        self.error(pos, format!("error parsing {field}: negative duration {s:?}"));
+                        self.error(
+                            pos,
+                            format!("error parsing {field}: negative duration {s:?}"),
+                        );
                         None
                     }
                 },
@@ -231,21 +231,32 @@ impl Processor {
                 }
             },
             _ => {
-                self.error(pos, format!("error parsing {what} config, 'timeout' wrong type"));
+                self.error(
+                    pos,
+                    format!("error parsing {what} config, 'timeout' wrong type"),
+                );
                 return None;
             }
         };
         match Duration::try_from_secs_f64(secs) {
             Ok(d) => Some(d),
             Err(_) => {
-                self.error(pos, format!("error parsing {what} config, 'timeout' can not be negative"));
+                self.error(
+                    pos,
+                    format!("error parsing {what} config, 'timeout' can not be negative"),
+                );
                 None
             }
         }
     }
 
     /// nats-server's `parseStringArray`: one string or an array of strings.
-    pub(crate) fn string_array(&mut self, field: &str, pos: &Pos, v: &Value) -> Option<Vec<String>> {
+    pub(crate) fn string_array(
+        &mut self,
+        field: &str,
+        pos: &Pos,
+        v: &Value,
+    ) -> Option<Vec<String>> {
         match v {
             Value::String(s) => Some(vec![s.clone()]),
             Value::Array(a) => {
@@ -267,7 +278,10 @@ impl Processor {
             other => {
                 self.error(
                     pos,
-                    format!("error parsing {field}: unsupported type {}", other.go_type()),
+                    format!(
+                        "error parsing {field}: unsupported type {}",
+                        other.go_type()
+                    ),
                 );
                 None
             }
@@ -371,11 +385,11 @@ impl Processor {
             "disable_sublist_cache" | "no_sublist_cache" => {
                 set!(o.no_sublist_cache, self.boolean(pos, v))
             }
-            "accounts" => {
-                if self.map(pos, v).is_some() {
-                    o.accounts = Some(e.value.clone());
-                }
-            }
+            "accounts" => match v {
+                // A map of accounts, or (old style) a list of account names.
+                Value::Map(_) | Value::Array(_) => o.accounts = Some(e.value.clone()),
+                _ => self.type_error(pos, v, "map[string]interface {}"),
+            },
             "default_sentinel" => set!(o.default_sentinel, self.string(pos, v)),
             "authorization" => blocks::authorization_top(self, e, o),
             "http" => {
@@ -451,7 +465,10 @@ impl Processor {
                 Value::Bool(_) | Value::Map(_) => o.ocsp = Some(e.value.clone()),
                 other => self.error(
                     pos,
-                    format!("error parsing ocsp config: unsupported type {}", other.go_type()),
+                    format!(
+                        "error parsing ocsp config: unsupported type {}",
+                        other.go_type()
+                    ),
                 ),
             },
             "allow_non_tls" => set!(o.allow_non_tls, self.boolean(pos, v)),
@@ -510,7 +527,10 @@ impl Processor {
                     }
                     other => self.error(
                         pos,
-                        format!("error parsing operators: unsupported type {}", other.go_type()),
+                        format!(
+                            "error parsing operators: unsupported type {}",
+                            other.go_type()
+                        ),
                     ),
                 }
             }
@@ -535,7 +555,9 @@ impl Processor {
                     for pe in m {
                         match &pe.value.value {
                             Value::String(jwt) => out.push((pe.key.clone(), jwt.clone())),
-                            _ => self.error(&pe.key_pos, "preload map value should be a string JWT"),
+                            _ => {
+                                self.error(&pe.key_pos, "preload map value should be a string JWT")
+                            }
                         }
                     }
                     o.resolver_preload = out;
@@ -579,13 +601,13 @@ impl Processor {
             }
             "no_header_support" => set!(o.no_header_support, self.boolean(pos, v)),
             "trusted" | "trusted_keys" => {
-                let keys = match v {
-                    Value::String(s) => vec![s.clone()],
+                let keys: Vec<(String, Pos)> = match v {
+                    Value::String(s) => vec![(s.clone(), pos.clone())],
                     Value::Array(a) => {
                         let mut keys = Vec::new();
                         for x in a {
                             match &x.value {
-                                Value::String(s) => keys.push(s.clone()),
+                                Value::String(s) => keys.push((s.clone(), x.pos.clone())),
                                 other => self.error(
                                     &x.pos,
                                     format!(
@@ -600,20 +622,25 @@ impl Processor {
                     other => {
                         self.error(
                             pos,
-                            format!("error parsing trusted: unsupported type {}", other.go_type()),
+                            format!(
+                                "error parsing trusted: unsupported type {}",
+                                other.go_type()
+                            ),
                         );
                         Vec::new()
                     }
                 };
-                for key in &keys {
+                for (key, kpos) in &keys {
                     if !nkeys::is_valid_public_key(key, nkeys::PREFIX_OPERATOR) {
                         self.error(
-                            pos,
-                            format!("trust key {key:?} required to be a valid public operator nkey"),
+                            kpos,
+                            format!(
+                                "trust key {key:?} required to be a valid public operator nkey"
+                            ),
                         );
                     }
                 }
-                o.trusted_keys = keys;
+                o.trusted_keys = keys.into_iter().map(|(k, _)| k).collect();
             }
             "connect_error_reports" => set!(o.connect_error_reports, self.int(pos, v)),
             "reconnect_error_reports" => set!(o.reconnect_error_reports, self.int(pos, v)),
@@ -654,7 +681,10 @@ impl Processor {
                 }
                 other => self.error(
                     pos,
-                    format!("error parsing metadata: unsupported type {}", other.go_type()),
+                    format!(
+                        "error parsing metadata: unsupported type {}",
+                        other.go_type()
+                    ),
                 ),
             },
             "feature_flags" => match v {
@@ -681,7 +711,10 @@ impl Processor {
                 }
                 other => self.error(
                     pos,
-                    format!("error parsing feature flags: unsupported type {}", other.go_type()),
+                    format!(
+                        "error parsing feature flags: unsupported type {}",
+                        other.go_type()
+                    ),
                 ),
             },
             "default_js_domain" => match v {
@@ -768,12 +801,40 @@ pub(crate) fn parse_listen(v: &Value) -> Result<(String, i32), String> {
                 .map_err(|_| format!("could not parse port {port:?}"))?;
             Ok((host, port))
         }
-        other => Err(format!("expected port or host:port, got {}", other.go_type())),
+        other => Err(format!(
+            "expected port or host:port, got {}",
+            other.go_type()
+        )),
     }
 }
 
-/// Go's `%v` of a duration (for messages).
-#[allow(dead_code)]
-pub(crate) fn show_duration(d: Duration) -> String {
-    format_go_duration(d)
+#[cfg(test)]
+mod tests {
+    use super::{parse_listen, split_host_port};
+    use crate::conf::Value;
+
+    #[test]
+    fn host_port_splitting_like_go() {
+        assert_eq!(
+            split_host_port("127.0.0.1:4222"),
+            Ok(("127.0.0.1".into(), "4222".into()))
+        );
+        assert_eq!(split_host_port(":4222"), Ok((String::new(), "4222".into())));
+        assert_eq!(split_host_port("[::1]:-1"), Ok(("::1".into(), "-1".into())));
+        assert!(split_host_port("::1:4222").is_err());
+        assert!(split_host_port("localhost").is_err());
+    }
+
+    #[test]
+    fn listen_values() {
+        assert_eq!(parse_listen(&Value::Int(4222)), Ok((String::new(), 4222)));
+        assert_eq!(
+            parse_listen(&Value::String("0.0.0.0:-1".into())),
+            Ok(("0.0.0.0".into(), -1))
+        );
+        assert_eq!(
+            parse_listen(&Value::Bool(true)),
+            Err("expected port or host:port, got bool".into())
+        );
+    }
 }

@@ -486,3 +486,28 @@ pub struct MqttOpts {
     pub reject_qos2_publish: bool,
     pub downgrade_qos2_subscribe: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::UrlOpt;
+
+    #[test]
+    fn urls_split_like_go() {
+        let u = UrlOpt::parse(" nats-route://user:p%40ss@host.example:6222/x ").unwrap();
+        assert_eq!(u.scheme, "nats-route");
+        assert_eq!(u.username.as_deref(), Some("user"));
+        assert_eq!(u.password.as_deref(), Some("p@ss"));
+        assert_eq!(u.host, "host.example");
+        assert_eq!(u.port, Some(6222));
+        assert_eq!(u.path, "/x");
+        assert_eq!(u.host_port().as_deref(), Some("host.example:6222"));
+        let v6 = UrlOpt::parse("nats://[::1]:4222").unwrap();
+        assert_eq!((v6.host.as_str(), v6.port), ("::1", Some(4222)));
+        assert_eq!(v6.host_port().as_deref(), Some("[::1]:4222"));
+        let bare = UrlOpt::parse("nats://host").unwrap();
+        assert_eq!(bare.port, None);
+        assert!(UrlOpt::parse("nats://host:port").is_err());
+        assert!(UrlOpt::parse("nats://ho\nst:1").is_err());
+        assert!(UrlOpt::parse("nats://[::1:4222").is_err());
+    }
+}

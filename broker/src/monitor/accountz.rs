@@ -1,0 +1,179 @@
+//! `/accountz` (the accounts, or one account's detail) and `/accstatz` (per-account
+//! traffic).
+
+use serde::Serialize;
+
+use super::Reply;
+use super::format::GoTime;
+use super::query::{Query, QueryError};
+use super::subsz::SublistStatz;
+use crate::account::Account;
+use crate::server::Server;
+
+#[derive(Debug, Serialize)]
+struct AccountList {
+    server_id: String,
+    now: GoTime,
+    system_account: String,
+    accounts: Vec<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+#[derive(Debug, Serialize)]
+struct AccountDetail {
+    account_name: String,
+    update_time: GoTime,
+    #[serde(skip_serializing_if = "is_false")]
+    is_system: bool,
+    expired: bool,
+    complete: bool,
+    jetstream_enabled: bool,
+    leafnode_connections: usize,
+    client_connections: usize,
+    subscriptions: u64,
+    name_tag: String,
+    sublist_stats: SublistStatz,
+}
+
+#[derive(Debug, Serialize)]
+struct AccountInfo {
+    server_id: String,
+    now: GoTime,
+    system_account: String,
+    account_detail: AccountDetail,
+}
+
+/// The accounts this server has: the system account first, as nats-server lists them.
+fn accounts(server: &Server) -> [&Account; 2] {
+    [&server.sys_account, &server.gacc]
+}
+
+/// Client connections bound to `acc`.
+fn client_connections(server: &Server, acc: &Account) -> usize {
+    if std::ptr::eq(acc, &*server.gacc) {
+        server.num_clients()
+    } else {
+        0
+    }
+}
+
+/// Builds `/accountz`: the account names, or with `acc` that account's detail.
+pub fn accountz(server: &Server, q: &Query) -> Result<Reply, QueryError> {
+    let system_account = server.sys_account.name().to_owned();
+    let Some(name) = q.get("acc") else {
+        return Ok(Reply::json(&AccountList {
+            server_id: server.id().to_owned(),
+            now: GoTime::now(),
+            system_account,
+            accounts: accounts(server)
+                .iter()
+                .map(|a| a.name().to_owned())
+                .collect(),
+        }));
+    };
+    let Some(acc) = accounts(server).into_iter().find(|a| a.name() == name) else {
+        return Err(QueryError::Other(format!("Account {name} does not exist")));
+    };
+    Ok(Reply::json(&AccountInfo {
+        server_id: server.id().to_owned(),
+        now: GoTime::now(),
+        system_account,
+        account_detail: AccountDetail {
+            account_name: acc.name().to_owned(),
+            update_time: GoTime::of(server.started()),
+            is_system: std::ptr::eq(acc, &*server.sys_account),
+            expired: false,
+            complete: true,
+            jetstream_enabled: false,
+            leafnode_connections: 0,
+            client_connections: client_connections(server, acc),
+            subscriptions: acc.sublist.count(),
+            name_tag: acc.name().to_owned(),
+            sublist_stats: SublistStatz::of(&[acc]),
+        },
+    }))
+}
+
+#[derive(Debug, Serialize, Default)]
+pub struct MsgBytes {
+    pub msgs: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Serialize, Default)]
+pub struct DataStats {
+    pub msgs: u64,
+    pub bytes: u64,
+    pub gateways: MsgBytes,
+    pub routes: MsgBytes,
+    pub leafs: MsgBytes,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AccountStat {
+    pub acc: String,
+    pub name: String,
+    pub conns: usize,
+    pub leafnodes: usize,
+    pub total_conns: usize,
+    pub num_subscriptions: u64,
+    pub sent: DataStats,
+    pub received: DataStats,
+    pub slow_consumers: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AccStatz {
+    pub server_id: String,
+    pub now: GoTime,
+    pub account_statz: Vec<AccountStat>,
+}
+
+/// One account's traffic. Every client is in `$G` until multi-account configuration
+/// lands, so `$G`'s traffic is the server's client traffic.
+pub fn account_stat(server: &Server, acc: &Account) -> AccountStat {
+    use std::sync::atomic::Ordering::Relaxed;
+    let conns = client_connections(server, acc);
+    let global = std::ptr::eq(acc, &*server.gacc);
+    let st = &server.stats;
+    let pick = |a: &std::sync::atomic::AtomicU64| if global { a.load(Relaxed) } else { 0 };
+    AccountStat {
+        acc: acc.name().to_owned(),
+        name: acc.name().to_owned(),
+        conns,
+        leafnodes: 0,
+        total_conns: conns,
+        num_subscriptions: acc.sublist.count(),
+        sent: DataStats {
+            msgs: pick(&st.out_msgs),
+            bytes: pick(&st.out_bytes),
+            ..DataStats::default()
+        },
+        received: DataStats {
+            msgs: pick(&st.in_msgs),
+            bytes: pick(&st.in_bytes),
+            ..DataStats::default()
+        },
+        slow_consumers: pick(&st.slow_consumers),
+    }
+}
+
+/// Builds `/accstatz`: accounts with local connections, or all of them with `unused`.
+pub fn accstatz(server: &Server, q: &Query) -> Result<AccStatz, QueryError> {
+    let unused = q.bool("unused")?;
+    let filter = q.get("accounts");
+    let account_statz = accounts(server)
+        .into_iter()
+        .filter(|a| filter.is_none_or(|f| f.split(',').any(|n| n == a.name())))
+        .map(|a| account_stat(server, a))
+        .filter(|s| unused || s.conns > 0)
+        .collect();
+    Ok(AccStatz {
+        server_id: server.id().to_owned(),
+        now: GoTime::now(),
+        account_statz,
+    })
+}

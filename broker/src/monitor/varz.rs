@@ -1,0 +1,199 @@
+//! `/varz`: the server's identity, configuration limits and counters, with nats-server's
+//! field names, order and omissions.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use super::Monitor;
+use super::format::{GoFloat, GoTime, nanos, seconds, uptime};
+use super::process;
+
+/// The sub-objects for subsystems natrix does not run yet serialise as `{}`, exactly as
+/// nats-server's are when the subsystem is not configured.
+#[derive(Debug, Serialize, Default)]
+pub struct Empty {}
+
+#[derive(Debug, Serialize, Default)]
+pub struct KindCounts {
+    pub clients: u64,
+    pub routes: u64,
+    pub gateways: u64,
+    pub leafs: u64,
+}
+
+#[derive(Debug, Serialize, Default)]
+pub struct DiskIoWaitStats {
+    pub waiters: u64,
+    pub waits: u64,
+    pub wait_time: u64,
+    pub max_wait_time: u64,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+#[derive(Debug, Serialize)]
+pub struct Varz {
+    pub server_id: String,
+    pub server_name: String,
+    pub version: &'static str,
+    pub proto: i32,
+    pub go: &'static str,
+    pub host: String,
+    pub port: u16,
+    #[serde(skip_serializing_if = "is_false")]
+    pub auth_required: bool,
+    pub max_connections: i64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub max_subscriptions: i64,
+    pub ping_interval: u64,
+    pub ping_max: i64,
+    pub http_host: String,
+    pub http_port: i64,
+    pub http_base_path: String,
+    pub https_port: i64,
+    pub auth_timeout: GoFloat,
+    pub max_control_line: i32,
+    pub max_payload: i32,
+    pub max_pending: i64,
+    pub cluster: Empty,
+    pub gateway: Empty,
+    pub leaf: Empty,
+    pub mqtt: Empty,
+    pub websocket: Empty,
+    pub jetstream: Empty,
+    pub tls_timeout: GoFloat,
+    pub write_deadline: u64,
+    pub start: GoTime,
+    pub now: GoTime,
+    pub uptime: String,
+    pub mem: i64,
+    pub cores: usize,
+    pub gomaxprocs: usize,
+    pub cpu: GoFloat,
+    pub connections: usize,
+    pub total_connections: u64,
+    pub routes: u64,
+    pub remotes: u64,
+    pub leafnodes: u64,
+    pub in_msgs: u64,
+    pub in_bytes: u64,
+    pub in_client_msgs: u64,
+    pub in_client_bytes: u64,
+    pub out_msgs: u64,
+    pub out_bytes: u64,
+    pub out_client_msgs: u64,
+    pub out_client_bytes: u64,
+    pub slow_consumers: u64,
+    pub stale_connections: u64,
+    pub stalled_clients: u64,
+    pub subscriptions: u64,
+    pub http_req_stats: BTreeMap<&'static str, u64>,
+    pub config_load_time: GoTime,
+    pub config_digest: String,
+    pub feature_flags: BTreeMap<String, bool>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub system_account: String,
+    pub slow_consumer_stats: KindCounts,
+    pub stale_connection_stats: KindCounts,
+    pub disk_io_wait_stats: DiskIoWaitStats,
+}
+
+/// Builds `/varz` from the live server.
+pub fn varz(m: &Monitor) -> Varz {
+    let server = m.server();
+    let (opts, _) = server.options();
+    let cfg = &opts.config;
+    let st = &server.stats;
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let now = SystemTime::now();
+    let http_port = server
+        .http_addr()
+        .map_or(i64::from(cfg.http_port), |a| i64::from(a.port()));
+    let (in_msgs, in_bytes, out_msgs, out_bytes) = (
+        load(&st.in_msgs),
+        load(&st.in_bytes),
+        load(&st.out_msgs),
+        load(&st.out_bytes),
+    );
+    let slow = load(&st.slow_consumers);
+    let stale = load(&st.stale_connections);
+    let cores = process::cores();
+    Varz {
+        server_id: server.id().to_owned(),
+        server_name: server.name().to_owned(),
+        version: crate::server::NATS_COMPAT_VERSION,
+        proto: crate::server::PROTO,
+        go: crate::server::GO_FIELD,
+        host: opts.host.clone(),
+        port: server.addr().map_or(0, |a| a.port()),
+        auth_required: opts.auth.required(),
+        max_connections: opts.max_connections,
+        max_subscriptions: cfg.max_subscriptions,
+        ping_interval: nanos(opts.ping_interval),
+        ping_max: i64::from(opts.ping_max),
+        http_host: cfg.monitor_host().to_owned(),
+        http_port,
+        http_base_path: cfg.http_base_path.clone(),
+        https_port: i64::from(cfg.https_port),
+        auth_timeout: seconds(opts.auth_timeout),
+        max_control_line: cfg.max_control_line,
+        max_payload: opts.max_payload,
+        max_pending: cfg.max_pending,
+        cluster: Empty {},
+        gateway: Empty {},
+        leaf: Empty {},
+        mqtt: Empty {},
+        websocket: Empty {},
+        jetstream: Empty {},
+        tls_timeout: seconds(cfg.tls_timeout),
+        write_deadline: nanos(opts.write_deadline),
+        start: GoTime::of(server.started()),
+        now: GoTime::of(now),
+        uptime: uptime(now.duration_since(server.started()).unwrap_or_default()),
+        mem: process::rss_bytes(),
+        cores,
+        gomaxprocs: cores,
+        cpu: GoFloat(m.cpu.sample()),
+        connections: server.num_clients(),
+        total_connections: load(&st.total_connections),
+        routes: 0,
+        remotes: 0,
+        leafnodes: 0,
+        in_msgs,
+        in_bytes,
+        // Every message comes from a client until routes, gateways and leaf nodes exist.
+        in_client_msgs: in_msgs,
+        in_client_bytes: in_bytes,
+        out_msgs,
+        out_bytes,
+        out_client_msgs: out_msgs,
+        out_client_bytes: out_bytes,
+        slow_consumers: slow,
+        stale_connections: stale,
+        stalled_clients: load(&st.stalls),
+        subscriptions: server.gacc.sublist.count() + server.sys_account.sublist.count(),
+        http_req_stats: m.req_stats(),
+        config_load_time: GoTime::of(server.config_load_time()),
+        config_digest: cfg.config_digest.clone().unwrap_or_default(),
+        feature_flags: cfg.feature_flags.iter().cloned().collect(),
+        system_account: server.sys_account.name().to_owned(),
+        slow_consumer_stats: KindCounts {
+            clients: slow,
+            ..KindCounts::default()
+        },
+        stale_connection_stats: KindCounts {
+            clients: stale,
+            ..KindCounts::default()
+        },
+        disk_io_wait_stats: DiskIoWaitStats::default(),
+    }
+}
