@@ -1,0 +1,574 @@
+//! The NatsCluster reconciler: fetch → render → server-side apply → status.
+//!
+//! Every reconcile is a pure "desired state" computation ([`crate::render`]) between a
+//! few reads and the writes; the only state kept between runs lives in the cluster (the
+//! restart base in the ConfigMap, the status). The exact sequence of API calls is fixed
+//! and asserted by the mock-API tests:
+//!
+//! 1. `GET` the ConfigMap (its restart base decides reload vs. restart);
+//! 2. `LIST` NatsClusters in all namespaces, only when this one has a `gateways` block;
+//! 3. render; a spec the broker's parser refuses stops here: status `Degraded` with the
+//!    parser's `nats.conf:line:col` message, a Warning event, and nothing else touched;
+//! 4. apply ConfigMap, headless Service, client Service; `GET` the StatefulSet to see if
+//!    its volume claim templates change (immutable in Kubernetes: the claims are grown in
+//!    place and the StatefulSet is recreated with `propagationPolicy: Orphan`, pods keep
+//!    running); apply the StatefulSet (after the ConfigMap, so new pods mount the new
+//!    config); apply or delete the PDB; apply the ServiceMonitor if asked;
+//! 5. `LIST` the pods and ask each running one for its config digest;
+//! 6. events for what changed, then the status.
+
+pub mod gateways;
+pub mod probe;
+pub mod status;
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{
+    Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PropagationPolicy,
+};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::crd::{NatsCluster, NatsClusterStatus, PodConfig};
+use crate::metrics::Metrics;
+use crate::render::objects::{RESTART_BASE_KEY, service_monitor_resource};
+use crate::render::{self, Inputs, Rendered, names};
+use probe::ConfigProbe;
+use status::Observed;
+
+/// Requeue while the cluster is converging (pods reloading or rolling), to pick up
+/// each pod's applied config digest.
+pub const REQUEUE_PROGRESSING: Duration = Duration::from_secs(10);
+/// Requeue of a settled cluster, to catch drift the watches do not see.
+pub const REQUEUE_STABLE: Duration = Duration::from_secs(300);
+/// First retry after an error; doubles per consecutive failure up to [`BACKOFF_MAX`].
+pub const BACKOFF_BASE: Duration = Duration::from_secs(5);
+pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// Errors of one reconcile. All are transient from the operator's point of view (the API
+/// server or the network), so they requeue with backoff; the user's mistakes are not
+/// errors but status conditions.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{action}: {source}")]
+    Kube {
+        action: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("object to apply has no name ({0})")]
+    Unnamed(&'static str),
+    #[error("NatsCluster has no namespace")]
+    NoNamespace,
+}
+
+impl Error {
+    /// Low-cardinality label for the failure metric.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Kube { source, .. } => match source {
+                kube::Error::Api(s) if s.is_conflict() => "conflict",
+                kube::Error::Api(s) if s.is_forbidden() => "forbidden",
+                kube::Error::Api(_) => "api",
+                _ => "transport",
+            },
+            Error::Unnamed(_) => "unnamed",
+            Error::NoNamespace => "no_namespace",
+        }
+    }
+}
+
+fn kube_err(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+    let action = action.into();
+    move |source| Error::Kube { action, source }
+}
+
+fn is_not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.is_not_found())
+}
+
+/// What the reconciler needs; shared by all reconciles.
+pub struct Context {
+    pub client: Client,
+    pub probe: Arc<dyn ConfigProbe>,
+    pub metrics: Arc<Metrics>,
+    pub recorder: Recorder,
+    /// The clock for condition transition times (fixed in tests).
+    pub now: Arc<dyn Fn() -> Time + Send + Sync>,
+    failures: Mutex<HashMap<(String, String), u32>>,
+}
+
+impl Context {
+    pub fn new(client: Client, probe: Arc<dyn ConfigProbe>, metrics: Arc<Metrics>) -> Self {
+        let reporter = Reporter {
+            controller: names::FIELD_MANAGER.into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            probe,
+            metrics,
+            now: Arc::new(|| Time(k8s_openapi::jiff::Timestamp::now())),
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The delay before the next retry of `key`, counting this failure.
+    fn backoff(&self, key: (String, String)) -> Duration {
+        let mut f = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = f.entry(key).or_insert(0);
+        *n = n.saturating_add(1);
+        let factor = 1u32 << (*n - 1).min(10);
+        (BACKOFF_BASE * factor).min(BACKOFF_MAX)
+    }
+
+    fn succeeded(&self, key: &(String, String)) {
+        self.failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
+    }
+}
+
+fn key_of(nc: &NatsCluster) -> (String, String) {
+    (nc.namespace().unwrap_or_default(), nc.name_any())
+}
+
+async fn apply<K>(api: &Api<K>, obj: &K, what: &'static str) -> Result<K, Error>
+where
+    K: Resource + Serialize + DeserializeOwned + Clone + Debug,
+{
+    let name = obj.meta().name.clone().ok_or(Error::Unnamed(what))?;
+    api.patch(
+        &name,
+        &PatchParams::apply(names::FIELD_MANAGER).force(),
+        &Patch::Apply(obj),
+    )
+    .await
+    .map_err(kube_err(format!("apply {what} {name}")))
+}
+
+/// `(name, size, storage class)` of each volume claim template: what the StatefulSet API
+/// refuses to change.
+fn claim_shape(sts: &StatefulSet) -> Vec<(String, Option<String>, Option<String>)> {
+    sts.spec
+        .as_ref()
+        .and_then(|s| s.volume_claim_templates.as_ref())
+        .map(|claims| {
+            claims
+                .iter()
+                .map(|c| {
+                    let spec = c.spec.as_ref();
+                    (
+                        c.metadata.name.clone().unwrap_or_default(),
+                        spec.and_then(|s| s.resources.as_ref())
+                            .and_then(|r| r.requests.as_ref())
+                            .and_then(|r| r.get("storage"))
+                            .map(|q| q.0.clone()),
+                        spec.and_then(|s| s.storage_class_name.clone()),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn publish(ctx: &Context, nc: &NatsCluster, type_: EventType, reason: &str, note: String) {
+    let ev = Event {
+        type_,
+        reason: reason.to_string(),
+        note: Some(note),
+        action: "Reconcile".to_string(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &nc.object_ref(&())).await {
+        // Events are for people; failing to write one must not stop the reconcile.
+        tracing::warn!(error = %e, reason, "could not publish event");
+    }
+}
+
+async fn patch_status(
+    ctx: &Context,
+    nc: &NatsCluster,
+    status: &NatsClusterStatus,
+) -> Result<(), Error> {
+    let api: Api<NatsCluster> =
+        Api::namespaced(ctx.client.clone(), &nc.namespace().ok_or(Error::NoNamespace)?);
+    let patch = serde_json::json!({ "status": status });
+    api.patch_status(
+        &nc.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(kube_err("update status"))?;
+    Ok(())
+}
+
+/// Applies everything rendered. Returns the applied StatefulSet and non-fatal warnings.
+async fn apply_all(
+    ctx: &Context,
+    nc: &NatsCluster,
+    ns: &str,
+    r: &Rendered,
+) -> Result<(StatefulSet, Vec<(String, String)>), Error> {
+    let client = ctx.client.clone();
+    let name = nc.name_any();
+    let mut warnings = Vec::new();
+
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    apply(&cms, &r.config_map, "ConfigMap").await?;
+    let svcs: Api<Service> = Api::namespaced(client.clone(), ns);
+    apply(&svcs, &r.headless_service, "Service").await?;
+    apply(&svcs, &r.client_service, "Service").await?;
+
+    let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
+    let sts_name = names::statefulset(&name);
+    let live = sts_api
+        .get_opt(&sts_name)
+        .await
+        .map_err(kube_err(format!("get StatefulSet {sts_name}")))?;
+    if let Some(live) = &live
+        && claim_shape(live) != claim_shape(&r.statefulset)
+    {
+        recreate_for_claims(ctx, nc, ns, live, r).await?;
+    }
+    let sts = apply(&sts_api, &r.statefulset, "StatefulSet").await?;
+
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), ns);
+    match &r.pdb {
+        Some(p) => {
+            apply(&pdbs, p, "PodDisruptionBudget").await?;
+        }
+        None => match pdbs.delete(&names::pdb(&name), &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(kube_err("delete PodDisruptionBudget")(e)),
+        },
+    }
+
+    if let Some(sm) = &r.service_monitor {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(client, ns, &service_monitor_resource());
+        match api
+            .patch(
+                &name,
+                &PatchParams::apply(names::FIELD_MANAGER).force(),
+                &Patch::Apply(sm),
+            )
+            .await
+        {
+            Ok(_) => {}
+            // The Prometheus operator's CRD is not installed: everything else still works.
+            Err(e) if is_not_found(&e) => warnings.push((
+                "ServiceMonitorUnavailable".to_string(),
+                "monitoring.serviceMonitor.enabled is set but the ServiceMonitor CRD (monitoring.coreos.com/v1) is not installed".to_string(),
+            )),
+            Err(e) => return Err(kube_err("apply ServiceMonitor")(e)),
+        }
+    }
+    Ok((sts, warnings))
+}
+
+/// Volume claim templates cannot change on a StatefulSet. Grow the existing claims in
+/// place (the storage class must allow expansion) and recreate the StatefulSet without
+/// deleting its pods; the new StatefulSet adopts them.
+async fn recreate_for_claims(
+    ctx: &Context,
+    nc: &NatsCluster,
+    ns: &str,
+    live: &StatefulSet,
+    r: &Rendered,
+) -> Result<(), Error> {
+    let client = ctx.client.clone();
+    let sts_name = names::statefulset(&nc.name_any());
+    let live_replicas = live.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+    if let Some((claim, Some(size), _)) = claim_shape(&r.statefulset).into_iter().next() {
+        let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+        let patch = serde_json::json!({"spec": {"resources": {"requests": {"storage": size}}}});
+        for i in 0..live_replicas.max(nc.spec.replicas) {
+            let pvc = format!("{claim}-{sts_name}-{i}");
+            match pvcs
+                .patch(&pvc, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(kube_err(format!("resize PersistentVolumeClaim {pvc}"))(e)),
+            }
+        }
+    }
+    let sts_api: Api<StatefulSet> = Api::namespaced(client, ns);
+    let dp = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Orphan),
+        ..DeleteParams::default()
+    };
+    sts_api
+        .delete(&sts_name, &dp)
+        .await
+        .map_err(kube_err(format!("recreate StatefulSet {sts_name}")))?;
+    publish(
+        ctx,
+        nc,
+        EventType::Normal,
+        "VolumesChanged",
+        format!(
+            "JetStream volumes changed; StatefulSet {sts_name} recreated without touching its pods"
+        ),
+    )
+    .await;
+    Ok(())
+}
+
+/// Each running pod's config digest, sorted by pod name.
+async fn pod_configs(ctx: &Context, nc: &NatsCluster, ns: &str, digest: &str) -> Result<Vec<PodConfig>, Error> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let selector = names::selector_string(&nc.name_any());
+    let mut list = pods
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(kube_err("list pods"))?
+        .items;
+    list.sort_by_key(ResourceExt::name_any);
+    let port = names::monitor_port(nc);
+    let mut out = Vec::with_capacity(list.len());
+    for pod in &list {
+        if pod.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone());
+        let reported = match ip {
+            Some(ip) => match ctx.probe.config_digest(&ip, port).await {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::debug!(pod = %pod.name_any(), error = %e, "config digest probe failed");
+                    None
+                }
+            },
+            None => None,
+        };
+        out.push(PodConfig {
+            pod: pod.name_any(),
+            applied: reported.as_deref() == Some(digest),
+            config_digest: reported,
+        });
+    }
+    Ok(out)
+}
+
+/// One reconcile of one NatsCluster.
+pub async fn reconcile(nc: Arc<NatsCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = reconcile_inner(&nc, &ctx).await;
+    ctx.metrics.observe_reconcile(
+        started.elapsed(),
+        result.as_ref().err().map(Error::metric_label),
+    );
+    if result.is_ok() {
+        ctx.succeeded(&key_of(&nc));
+    }
+    result
+}
+
+async fn reconcile_inner(nc: &NatsCluster, ctx: &Context) -> Result<Action, Error> {
+    let ns = nc.namespace().ok_or(Error::NoNamespace)?;
+    let name = nc.name_any();
+    let client = ctx.client.clone();
+    let previous = nc.status.clone();
+
+    // 1. The restart base.
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let cm_name = names::config_map(&name);
+    let restart_base = cms
+        .get_opt(&cm_name)
+        .await
+        .map_err(kube_err(format!("get ConfigMap {cm_name}")))?
+        .and_then(|c| c.data)
+        .and_then(|mut d| d.remove(RESTART_BASE_KEY));
+
+    // 2. Gateway peers.
+    let resolved = if nc.spec.gateways.is_some() {
+        let all: Api<NatsCluster> = Api::all(client.clone());
+        let list = all
+            .list(&ListParams::default())
+            .await
+            .map_err(kube_err("list NatsClusters"))?;
+        gateways::resolve(nc, &list.items)
+    } else {
+        gateways::Resolved::default()
+    };
+
+    let mut obs = Observed {
+        generation: nc.metadata.generation,
+        desired_replicas: nc.spec.replicas,
+        selector: names::selector_string(&name),
+        client_url: names::client_url(&name, &ns),
+        ..Observed::default()
+    };
+    obs.warnings = resolved
+        .warnings
+        .iter()
+        .map(|w| ("GatewayProblem".to_string(), w.clone()))
+        .collect();
+
+    // 3. Render, with the broker's parser as the judge.
+    let rendered = match render::render(
+        nc,
+        &Inputs {
+            gateways: resolved.peers,
+            restart_base,
+        },
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            let prev = previous.as_ref();
+            obs.replicas = prev.map_or(0, |p| p.replicas);
+            obs.ready_replicas = prev.map_or(0, |p| p.ready_replicas);
+            obs.updated_replicas = obs.replicas;
+            obs.invalid = Some((e.reason().to_string(), e.to_string()));
+            let status = status::compute(&obs, prev, &(ctx.now)());
+            let changed_message = degraded_message(prev) != degraded_message(Some(&status));
+            if changed_message {
+                publish(ctx, nc, EventType::Warning, e.reason(), e.to_string()).await;
+            }
+            patch_status(ctx, nc, &status).await?;
+            tracing::info!(namespace = %ns, name = %name, error = %e, "spec refused; nothing applied");
+            return Ok(Action::await_change());
+        }
+    };
+
+    // 4. Apply.
+    let (sts, apply_warnings) = apply_all(ctx, nc, &ns, &rendered).await?;
+    obs.warnings.extend(apply_warnings);
+    let sts_status = sts.status.clone().unwrap_or_default();
+    obs.replicas = sts_status.replicas;
+    obs.ready_replicas = sts_status.ready_replicas.unwrap_or(0);
+    obs.updated_replicas = sts_status.updated_replicas.unwrap_or(0);
+    obs.revision_pending = sts_status.update_revision.is_some()
+        && sts_status.current_revision != sts_status.update_revision;
+    obs.config_digest = Some(rendered.config.digest.clone());
+
+    // 5. What each pod runs.
+    obs.pods = pod_configs(ctx, nc, &ns, &rendered.config.digest).await?;
+
+    // 6. Events and status.
+    let prev_digest = previous.as_ref().and_then(|p| p.config_digest.clone());
+    if prev_digest.as_deref() != Some(rendered.config.digest.as_str()) {
+        let (reason, note) = match (&prev_digest, rendered.restart.reasons.is_empty()) {
+            (None, _) => (
+                "Applied",
+                format!(
+                    "{} servers, config {}",
+                    nc.spec.replicas, rendered.config.digest
+                ),
+            ),
+            (Some(_), true) => (
+                "ConfigReloading",
+                format!(
+                    "config {} reloads in place (changed: {})",
+                    rendered.config.digest,
+                    if rendered.restart.reloadable.is_empty() {
+                        "nothing the servers see".to_string()
+                    } else {
+                        rendered.restart.reloadable.join(", ")
+                    }
+                ),
+            ),
+            (Some(_), false) => (
+                "RollingRestart",
+                format!(
+                    "config {} needs a restart, pods roll one at a time: {}",
+                    rendered.config.digest,
+                    rendered.restart.reasons.join("; ")
+                ),
+            ),
+        };
+        publish(ctx, nc, EventType::Normal, reason, note).await;
+    }
+    let status = status::compute(&obs, previous.as_ref(), &(ctx.now)());
+    if !obs.warnings.is_empty() && degraded_message(previous.as_ref()) != degraded_message(Some(&status)) {
+        let (reason, _) = &obs.warnings[0];
+        let note = degraded_message(Some(&status)).unwrap_or_default();
+        publish(ctx, nc, EventType::Warning, reason, note).await;
+    }
+    patch_status(ctx, nc, &status).await?;
+
+    let progressing = status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Progressing" && c.status == "True");
+    Ok(Action::requeue(if progressing {
+        REQUEUE_PROGRESSING
+    } else {
+        REQUEUE_STABLE
+    }))
+}
+
+fn degraded_message(s: Option<&NatsClusterStatus>) -> Option<String> {
+    s?.conditions
+        .iter()
+        .find(|c| c.type_ == "Degraded" && c.status == "True")
+        .map(|c| c.message.clone())
+}
+
+/// Retry with exponential backoff per NatsCluster.
+pub fn error_policy(nc: Arc<NatsCluster>, error: &Error, ctx: Arc<Context>) -> Action {
+    let delay = ctx.backoff(key_of(&nc));
+    tracing::warn!(
+        namespace = %nc.namespace().unwrap_or_default(),
+        name = %nc.name_any(),
+        error = %error,
+        retry_in = ?delay,
+        "reconcile failed"
+    );
+    Action::requeue(delay)
+}
+
+/// Runs the controller until the watch streams end (on shutdown).
+pub async fn run(ctx: Arc<Context>) {
+    let client = ctx.client.clone();
+    let clusters: Api<NatsCluster> = Api::all(client.clone());
+    let owned = watcher::Config::default().labels(&format!(
+        "{}={}",
+        names::LABEL_MANAGED_BY,
+        names::FIELD_MANAGER
+    ));
+    Controller::new(clusters.clone(), watcher::Config::default())
+        .owns(Api::<ConfigMap>::all(client.clone()), owned.clone())
+        .owns(Api::<Service>::all(client.clone()), owned.clone())
+        .owns(Api::<StatefulSet>::all(client.clone()), owned.clone())
+        .owns(Api::<PodDisruptionBudget>::all(client.clone()), owned)
+        // A gateway declared on one side is rendered on the other: reconcile the peers
+        // a NatsCluster names whenever it changes.
+        .watches(clusters, watcher::Config::default(), |nc: NatsCluster| {
+            gateways::named_by(&nc).into_iter().map(|r| {
+                ObjectRef::<NatsCluster>::new(&r.name).within(&r.namespace.unwrap_or_default())
+            })
+        })
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            match res {
+                Ok((obj, _)) => tracing::debug!(object = %obj, "reconciled"),
+                Err(e) => tracing::debug!(error = %e, "reconcile stream error"),
+            }
+        })
+        .await;
+}

@@ -1,0 +1,16 @@
+//! natrix-operator: runs natrix-server clusters on Kubernetes from `NatsCluster` resources.
+//!
+//! - [`crd`]: the `NatsCluster` API (spec, status, schema with CEL rules).
+//! - [`render`]: pure functions from a spec to `nats.conf` and Kubernetes objects, with the
+//!   broker's own parser as the judge of the config and its reload rules as the judge of
+//!   reload vs. restart.
+//! - [`controller`]: the reconcile loop (fetch → render → server-side apply → status).
+//! - [`leader`], [`metrics`]: leader election on a Lease, Prometheus metrics and health.
+//! - [`reference`]: the CRD field reference for the docs, generated from the schema.
+
+pub mod controller;
+pub mod crd;
+pub mod leader;
+pub mod metrics;
+pub mod reference;
+pub mod render;

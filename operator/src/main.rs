@@ -1,0 +1,171 @@
+//! The `natrix-operator` binary: `run` (the controller) and `crdgen` / `crdref` (print the
+//! CRD YAML and its markdown reference).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Client, CustomResourceExt};
+
+use natrix_operator::controller::{self, Context, probe::HttpProbe};
+use natrix_operator::crd::{NatsCluster, crd_yaml};
+use natrix_operator::leader::LeaderElector;
+use natrix_operator::metrics::{self, Metrics};
+use natrix_operator::reference;
+use natrix_operator::render::names::FIELD_MANAGER;
+
+#[derive(Parser)]
+#[command(name = "natrix-operator", version, about = "Runs natrix-server clusters on Kubernetes")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the controller.
+    Run(RunArgs),
+    /// Print the NatsCluster CRD as YAML.
+    Crdgen,
+    /// Print the markdown field reference of the CRD (the docs section).
+    Crdref,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    metrics_addr: SocketAddr,
+    /// Do not apply the CRDs at start-up (when they are installed separately).
+    #[arg(long)]
+    no_install_crds: bool,
+    /// Run without leader election (a single replica only).
+    #[arg(long)]
+    no_leader_election: bool,
+    /// Name of the leader Lease.
+    #[arg(long, default_value = "natrix-operator")]
+    lease_name: String,
+    /// Namespace of the leader Lease (default: the pod's namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    /// This replica's identity in the Lease (default: the pod name).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Lease duration in seconds.
+    #[arg(long, default_value_t = 15)]
+    lease_duration: u64,
+    /// Timeout of each pod's /varz probe, in seconds.
+    #[arg(long, default_value_t = 2)]
+    probe_timeout: u64,
+    /// Log as JSON lines.
+    #[arg(long)]
+    log_json: bool,
+}
+
+/// Server-side applies the CRD and waits until the API server serves it.
+async fn install_crds(client: &Client) -> anyhow::Result<()> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = NatsCluster::crd();
+    let name = crd.metadata.name.clone().context("CRD has no name")?;
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .with_context(|| format!("applying CRD {name}"))?;
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        await_condition(api, &name, conditions::is_crd_established()),
+    )
+    .await
+    .with_context(|| format!("CRD {name} not established after 60s"))?
+    .with_context(|| format!("waiting for CRD {name}"))?;
+    tracing::info!(crd = %name, "CRD applied and established");
+    Ok(())
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
+    if args.log_json {
+        tracing_subscriber::fmt().json().with_env_filter(filter).init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+
+    let metrics = Arc::new(Metrics::new());
+    let listener = metrics::bind(args.metrics_addr)
+        .await
+        .with_context(|| format!("binding {}", args.metrics_addr))?;
+    tokio::spawn(metrics::serve(listener, metrics.clone()));
+
+    let client = Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API")?;
+    if !args.no_install_crds {
+        install_crds(&client).await?;
+    }
+    metrics.set_ready(true);
+
+    let elector = if args.no_leader_election {
+        None
+    } else {
+        let identity = match args.identity.clone() {
+            Some(i) => i,
+            None => std::env::var("HOSTNAME").context("no --identity, POD_NAME or HOSTNAME")?,
+        };
+        let api: Api<Lease> = Api::namespaced(client.clone(), &args.lease_namespace);
+        let e = LeaderElector::new(
+            api,
+            &args.lease_name,
+            &identity,
+            Duration::from_secs(args.lease_duration),
+        );
+        tracing::info!(lease = %args.lease_name, %identity, "waiting for leadership");
+        e.acquire(Duration::from_secs(2)).await;
+        tracing::info!("leading");
+        Some(e)
+    };
+    metrics.set_leader(true);
+
+    let ctx = Arc::new(Context::new(
+        client,
+        Arc::new(HttpProbe::new(Duration::from_secs(args.probe_timeout))),
+        metrics.clone(),
+    ));
+    match elector {
+        Some(e) => {
+            tokio::select! {
+                () = controller::run(ctx) => {}
+                () = e.hold() => {
+                    metrics.set_leader(false);
+                    anyhow::bail!("lost leadership; exiting so a restart rejoins as a candidate");
+                }
+            }
+        }
+        None => controller::run(ctx).await,
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Run(args) => run(args).await,
+        Command::Crdgen => {
+            print!("{}", crd_yaml()?);
+            Ok(())
+        }
+        Command::Crdref => {
+            print!("{}", reference::markdown());
+            Ok(())
+        }
+    }
+}
