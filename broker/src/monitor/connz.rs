@@ -85,12 +85,15 @@ pub struct ConnInfo {
     pub version: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub authorized_user: String,
+    /// Only for accounts other than `$G`, as nats-server shows it.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub account: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub subscriptions_list: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub subscriptions_list_detail: Vec<SubDetail>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub name_tag: String,
     /// Sort keys that are not in the JSON.
     #[serde(skip)]
     sort_rtt: u64,
@@ -304,13 +307,19 @@ fn build(
         } else {
             String::new()
         },
-        account: if o.auth {
+        account: if o.auth && account != "$G" {
             account.to_owned()
         } else {
             String::new()
         },
         subscriptions_list: list,
         subscriptions_list_detail: detail,
+        // nats-server drops the account reference of a closed connection, and its tag.
+        name_tag: if o.auth && closed.is_none() {
+            account.to_owned()
+        } else {
+            String::new()
+        },
         sort_rtt: v.rtt,
         sort_idle: end.saturating_sub(v.last_activity),
     }
@@ -324,12 +333,15 @@ pub fn connz(server: &Server, q: &Query) -> Result<Connz, QueryError> {
     if o.account.as_deref().is_some_and(|a| a != account) {
         return Ok(empty(server, now, &o));
     }
-    let wanted = |v: &ClientView| {
-        (o.cid == 0 || v.cid == o.cid)
-            && o.user
-                .as_deref()
-                .is_none_or(|u| v.meta.user.as_deref() == Some(u))
+    // As in nats-server, `total` counts the connections in the requested state before
+    // the `user` filter; only `cid` narrows it.
+    let wanted = |v: &ClientView| o.cid == 0 || v.cid == o.cid;
+    let user_ok = |c: &ClientView| {
+        o.user
+            .as_deref()
+            .is_none_or(|u| c.meta.user.as_deref() == Some(u))
     };
+    let mut total = 0;
     let mut conns = Vec::new();
     if o.state != ConnState::Closed {
         let live_subs: Vec<SubView> = server
@@ -340,6 +352,10 @@ pub fn connz(server: &Server, q: &Query) -> Result<Connz, QueryError> {
             .map(|s| SubView::of(s))
             .collect();
         for v in server.clients().iter().filter(|v| wanted(v)) {
+            total += 1;
+            if !user_ok(v) {
+                continue;
+            }
             let subs = subs_of(v.cid, &live_subs);
             conns.push(build(v, &subs, None, now.0, &o, &account));
         }
@@ -347,6 +363,10 @@ pub fn connz(server: &Server, q: &Query) -> Result<Connz, QueryError> {
     if o.state != ConnState::Open {
         server.with_closed(|ring| {
             for c in ring.iter().filter(|c| wanted(&c.view)) {
+                total += 1;
+                if !user_ok(&c.view) {
+                    continue;
+                }
                 let subs: Vec<&SubView> = c.subs.iter().collect();
                 conns.push(build(
                     &c.view,
@@ -360,7 +380,6 @@ pub fn connz(server: &Server, q: &Query) -> Result<Connz, QueryError> {
         });
     }
     sort(&mut conns, o.sort);
-    let total = conns.len();
     let offset = o.offset.min(total);
     let connections: Vec<ConnInfo> = conns.into_iter().skip(offset).take(o.limit).collect();
     Ok(Connz {

@@ -15,34 +15,30 @@ use super::Monitor;
 use super::query::Query;
 use super::{accountz, cluster, connz, jsz, subsz, varz};
 
-/// Fields that only ever grow, exported as counters; everything else is a gauge.
-const COUNTERS: &[&str] = &[
-    "in_msgs",
-    "out_msgs",
-    "in_bytes",
-    "out_bytes",
-    "in_client_msgs",
-    "in_client_bytes",
-    "out_client_msgs",
-    "out_client_bytes",
-    "total_connections",
-    "slow_consumers",
-    "stale_connections",
-    "stalled_clients",
-    "num_inserts",
-    "num_removes",
-    "num_matches",
-];
-
 /// Renders every series.
 pub fn render(m: &Monitor) -> String {
     let server = m.server();
     let id = server.id();
     let mut out = String::with_capacity(8 * 1024);
     let q = Query::default();
-    endpoint(&mut out, "varz", id, &varz::varz(m));
+    let v = varz::varz(m);
+    for (key, value) in [
+        ("server_id", v.server_id.as_str()),
+        ("server_name", v.server_name.as_str()),
+        ("version", v.version),
+    ] {
+        let metric = format!("gnatsd_varz_{key}");
+        let _ = writeln!(out, "# HELP {metric} {key}");
+        let _ = writeln!(out, "# TYPE {metric} gauge");
+        let _ = writeln!(
+            out,
+            "{metric}{{server_id=\"{id}\",value=\"{}\"}} 1",
+            escape_label(value)
+        );
+    }
+    endpoint(&mut out, "varz", id, &v);
     if let Ok(c) = connz::connz(server, &q) {
-        endpoint(&mut out, "connz", id, &c);
+        connz_totals(&mut out, id, &c);
     }
     if let Ok(s) = subsz::subsz(server, &q) {
         endpoint(&mut out, "subsz", id, &s);
@@ -65,15 +61,41 @@ fn endpoint<T: Serialize>(out: &mut String, name: &str, server_id: &str, value: 
         let Some(n) = v.as_f64() else {
             continue;
         };
-        let metric = format!("gnatsd_{name}_{key}");
-        let kind = if COUNTERS.contains(&key.as_str()) {
-            "counter"
-        } else {
-            "gauge"
-        };
-        let _ = writeln!(out, "# HELP {metric} {name} {key}");
-        let _ = writeln!(out, "# TYPE {metric} {kind}");
-        let _ = writeln!(out, "{metric}{{server_id=\"{server_id}\"}} {}", number(n));
+        // The exporter reports every endpoint number as a gauge.
+        series(
+            out,
+            &format!("gnatsd_{name}_{key}"),
+            "gauge",
+            key,
+            server_id,
+            n,
+        );
+    }
+}
+
+fn series(out: &mut String, metric: &str, kind: &str, help: &str, server_id: &str, n: f64) {
+    let _ = writeln!(out, "# HELP {metric} {help}");
+    let _ = writeln!(out, "# TYPE {metric} {kind}");
+    let _ = writeln!(out, "{metric}{{server_id=\"{server_id}\"}} {}", number(n));
+}
+
+/// The exporter's connz summary: the page's counts and sums over its connections.
+fn connz_totals(out: &mut String, server_id: &str, c: &connz::Connz) {
+    let sum = |f: fn(&connz::ConnInfo) -> u64| c.connections.iter().map(f).sum::<u64>() as f64;
+    let rows: [(&str, &str, f64); 10] = [
+        ("num_connections", "gauge", c.num_connections as f64),
+        ("total", "gauge", c.total as f64),
+        ("offset", "gauge", c.offset as f64),
+        ("limit", "gauge", c.limit as f64),
+        ("pending_bytes", "gauge", sum(|x| x.pending_bytes as u64)),
+        ("subscriptions", "gauge", sum(|x| x.subscriptions as u64)),
+        ("in_bytes", "counter", sum(|x| x.in_bytes)),
+        ("out_bytes", "counter", sum(|x| x.out_bytes)),
+        ("in_msgs", "counter", sum(|x| x.in_msgs)),
+        ("out_msgs", "counter", sum(|x| x.out_msgs)),
+    ];
+    for (key, kind, n) in rows {
+        series(out, &format!("gnatsd_connz_{key}"), kind, key, server_id, n);
     }
 }
 

@@ -1,0 +1,233 @@
+//! Helpers shared by the tests that run server binaries: finding the reference
+//! nats-server, starting a binary with a config on random ports, raw protocol clients and
+//! plain HTTP GETs.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const NATRIX: &str = env!("CARGO_BIN_EXE_natrix-server");
+
+/// The reference nats-server that `scripts/deps` installs, if present. Under CI its
+/// absence is a failure, not a skip.
+pub fn reference_binary() -> Option<PathBuf> {
+    let found = if let Ok(p) = std::env::var("NATS_SERVER_BIN") {
+        Some(PathBuf::from(p)).filter(|p| p.exists())
+    } else {
+        let cache = std::env::var("NATRIX_CACHE").map_or_else(
+            |_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/natrix"),
+            PathBuf::from,
+        );
+        Some(cache.join("bin/nats-server")).filter(|p| p.exists())
+    };
+    assert!(
+        found.is_some() || std::env::var_os("CI").is_none(),
+        "reference nats-server not installed (run scripts/deps)"
+    );
+    found
+}
+
+/// A server process with its client and monitoring ports; killed on drop.
+pub struct Proc {
+    pub child: Child,
+    pub port: u16,
+    pub http_port: Option<u16>,
+    pub dir: tempfile::TempDir,
+    pub log: PathBuf,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    /// What the server logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// Starts `bin` on 127.0.0.1 with random client (and, with `monitor`, monitoring) ports and
+/// `conf` as its config file (written into a fresh directory as `server.conf`).
+pub fn start(bin: &Path, conf: &str, monitor: bool) -> Proc {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf_path = dir.path().join("server.conf");
+    std::fs::write(&conf_path, conf).expect("write config");
+    start_with_file(bin, dir, &conf_path, monitor)
+}
+
+/// Like [`start`], for a config file the caller prepared inside `dir`.
+pub fn start_with_file(bin: &Path, dir: tempfile::TempDir, conf: &Path, monitor: bool) -> Proc {
+    let log = dir.path().join("server.log");
+    let log_file = std::fs::File::create(&log).expect("log file");
+    let mut cmd = Command::new(bin);
+    cmd.arg("-c")
+        .arg(conf)
+        .args(["-a", "127.0.0.1", "-p", "-1", "--ports_file_dir"])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(log_file);
+    if monitor {
+        cmd.args(["-m", "-1"]);
+    }
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (port, http_port) = loop {
+        let ports = std::fs::read_dir(dir.path())
+            .expect("read dir")
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().ends_with(".ports"))
+            .and_then(|e| std::fs::read_to_string(e.path()).ok())
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+        let port_of = |v: &serde_json::Value, key: &str| {
+            v[key][0]
+                .as_str()
+                .and_then(|url| url.rsplit(':').next())
+                .and_then(|p| p.parse::<u16>().ok())
+        };
+        if let Some(v) = ports
+            && let Some(port) = port_of(&v, "nats")
+        {
+            let http = port_of(&v, "monitoring");
+            if !monitor || http.is_some() {
+                break (port, http);
+            }
+        }
+        assert!(Instant::now() < deadline, "{} did not start", bin.display());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Proc {
+        child,
+        port,
+        http_port,
+        dir,
+        log,
+    }
+}
+
+/// An HTTP response: status, content type, body.
+pub struct HttpReply {
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
+}
+
+impl HttpReply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// A plain HTTP/1.0 GET against 127.0.0.1.
+pub fn http_get(port: u16, path: &str) -> HttpReply {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect http");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").expect("send");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read http");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-type")
+                .then(|| v.trim().to_owned())
+        })
+        .unwrap_or_default();
+    HttpReply {
+        status,
+        content_type,
+        body: body.to_owned(),
+    }
+}
+
+/// A raw protocol client: sends lines, reads what arrives within a quiet period.
+pub struct Raw {
+    pub s: TcpStream,
+}
+
+impl Raw {
+    /// Connects and consumes the INFO line.
+    pub fn connect(port: u16) -> Self {
+        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .expect("timeout");
+        let mut r = Self { s };
+        let info = r.read_for(Duration::from_millis(500));
+        assert!(info.starts_with("INFO "), "expected INFO, got {info:?}");
+        r
+    }
+
+    pub fn send(&mut self, data: &str) {
+        self.s.write_all(data.as_bytes()).expect("send");
+    }
+
+    /// Reads whatever arrives until `quiet` passes with nothing new (or the peer closes).
+    pub fn read_for(&mut self, quiet: Duration) -> String {
+        let _ = self.s.set_read_timeout(Some(quiet));
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match self.s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(_) => break,
+            }
+            if Instant::now() > deadline {
+                break;
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// Sends `PING` and reads until the `PONG` (everything before it included).
+    pub fn sync(&mut self) -> String {
+        self.send("PING\r\n");
+        let mut seen = String::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !seen.contains("PONG\r\n") && Instant::now() < deadline {
+            seen.push_str(&self.read_for(Duration::from_millis(100)));
+        }
+        seen
+    }
+
+    /// Whether the server has closed this connection (reads EOF within `within`).
+    pub fn is_closed(&mut self, within: Duration) -> bool {
+        let _ = self.s.set_read_timeout(Some(within));
+        let mut buf = [0u8; 1024];
+        let deadline = Instant::now() + within;
+        loop {
+            match self.s.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    return false;
+                }
+                Err(_) => return true,
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+        }
+    }
+}
