@@ -95,7 +95,7 @@ pub fn compute(obs: &Observed, previous: Option<&NatsClusterStatus>, now: &Time)
 
     let (progressing, p_reason, p_msg) = if obs.invalid.is_some() {
         (false, "SpecInvalid".to_string(), "Waiting for a valid spec".to_string())
-    } else if obs.revision_pending || obs.updated_replicas < obs.desired_replicas {
+    } else if obs.revision_pending {
         (
             true,
             "RollingRestart".to_string(),

@@ -413,15 +413,34 @@ fn merge_into(
     Ok(())
 }
 
+/// Adds the offending line to a `nats.conf:line:col: message` error: the user never sees
+/// the rendered file (it is not applied), so the position alone would not help them.
+fn with_line(text: &str, message: String) -> String {
+    let line = message
+        .strip_prefix(CONFIG_KEY)
+        .and_then(|rest| rest.strip_prefix(':'))
+        .and_then(|rest| rest.split(':').next())
+        .and_then(|n| n.parse::<usize>().ok())
+        .and_then(|n| text.lines().nth(n.checked_sub(1)?));
+    match line {
+        Some(l) => format!("{message} (in `{}`)", l.trim()),
+        None => message,
+    }
+}
+
 /// Parses config text the way natrix-server loads its config file (strict, as
 /// nats-server), without touching the operator's file system or environment.
 pub fn load(text: &str) -> Result<(String, Options), RenderError> {
     let loader = MemoryLoader::new();
     let doc = conf::parse_with(text, CONFIG_KEY, &loader)
-        .map_err(|e| RenderError::InvalidConfig(vec![e.to_string()]))?;
+        .map_err(|e| RenderError::InvalidConfig(vec![with_line(text, e.to_string())]))?;
     let digest = doc.digest();
     let (mut options, _warnings) = Options::from_document(&doc, CONFIG_KEY, Strictness::Strict)
-        .map_err(|e| RenderError::InvalidConfig(e.errors()))?;
+        .map_err(|e| {
+            RenderError::InvalidConfig(
+                e.errors().into_iter().map(|m| with_line(text, m)).collect(),
+            )
+        })?;
     options.apply_baseline();
     Ok((digest, options))
 }

@@ -2,6 +2,8 @@
 //! comparison.
 #![allow(dead_code)]
 
+pub mod mockapi;
+
 use std::path::{Path, PathBuf};
 
 use natrix_operator::crd::NatsCluster;
