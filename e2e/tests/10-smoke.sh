@@ -36,7 +36,7 @@ YAML
 kubectl -n "$NS" wait --for=condition=Ready pod/natrix --timeout=90s >/dev/null ||
   fail "natrix-server pod not Ready"
 
-# A pod that answers requests on smoke.echo, and one that subscribes for 5 messages.
+# A pod that answers requests on smoke.echo with a fixed body, and one that subscribes for 5 messages.
 client_pod() { # NAME ARGS-JSON
   kubectl -n "$NS" apply -f - >/dev/null <<YAML
 apiVersion: v1
@@ -53,7 +53,7 @@ spec:
       args: $2
 YAML
 }
-client_pod replier "[\"--server\", \"$SERVER\", \"reply\", \"smoke.echo\", \"--echo\"]"
+client_pod replier "[\"--server\", \"$SERVER\", \"reply\", \"smoke.echo\", \"pong-from-natrix\"]"
 client_pod subscriber "[\"--server\", \"$SERVER\", \"sub\", \"smoke.batch\", \"--count\", \"5\"]"
 wait_log "$NS" replier 'Listening on' 60
 wait_log "$NS" subscriber 'Subscribing on' 60
@@ -82,8 +82,8 @@ YAML
 job requester "[\"--server\", \"$SERVER\", \"request\", \"smoke.echo\", \"hello-natrix\", \"--timeout\", \"5s\"]"
 kubectl -n "$NS" wait --for=condition=Complete job/requester --timeout=60s >/dev/null ||
   fail "request Job did not complete"
-kubectl -n "$NS" logs job/requester | grep -q 'hello-natrix' ||
-  fail "request Job did not print the echoed reply: $(kubectl -n "$NS" logs job/requester)"
+kubectl -n "$NS" logs job/requester | grep -q 'pong-from-natrix' ||
+  fail "request Job did not print the reply: $(kubectl -n "$NS" logs job/requester)"
 
 job publisher "[\"--server\", \"$SERVER\", \"pub\", \"smoke.batch\", \"message {{Count}}\", \"--count\", \"5\"]"
 kubectl -n "$NS" wait --for=condition=Complete job/publisher --timeout=60s >/dev/null ||
