@@ -9,7 +9,7 @@ use natrix_broker::server::Server;
 use natrix_broker::server::lifecycle::{self, SignalEvent};
 use natrix_broker::server::options::RuntimeOptions;
 use natrix_broker::server::reload;
-use natrix_broker::telemetry::{self, LogConfig};
+use natrix_broker::telemetry::{self, LogConfig, otlp};
 use natrix_config::{Configured, Flags, Options};
 
 fn main() -> ExitCode {
@@ -74,7 +74,7 @@ fn log_config(o: &Options) -> LogConfig {
         logtime: o.logtime,
         utc: o.logtime_utc,
         file: (!o.log_file.is_empty()).then(|| PathBuf::from(&o.log_file)),
-        json: false,
+        json: o.telemetry.log_format == natrix_config::options::LogFormat::Json,
     }
 }
 
@@ -103,6 +103,10 @@ fn run(
         if let Some(f) = &config_file {
             tracing::info!("  Using configuration file: {}", f.display());
         }
+        let _traces = match otlp::ExportSettings::resolve(&options.telemetry) {
+            Some(settings) => Some(otlp::init(&settings).context("starting OpenTelemetry export")?),
+            None => None,
+        };
         let runtime_opts = RuntimeOptions::from_config(&options);
         let server = Server::new(runtime_opts.clone());
         tracing::info!("  Name:     {}", server.name());

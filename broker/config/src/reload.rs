@@ -76,7 +76,7 @@ macro_rules! show_display {
         }
     )*};
 }
-show_display!(i32, i64, u8, u16, u64, bool, String);
+show_display!(i32, i64, u8, u16, u64, f64, bool, String);
 
 impl GoShow for Duration {
     fn show(&self) -> String {
@@ -415,6 +415,27 @@ pub fn diff(old: &Options, new: &Options) -> ReloadPlan {
         );
     }
     mqtt(&mut d, &old.mqtt, &new.mqtt);
+    // Sampling can change live; the exporter and log format are wired at start-up.
+    d.cmp(
+        "TelemetrySampleRatio",
+        &old.telemetry.sample_ratio,
+        &new.telemetry.sample_ratio,
+        Reload,
+    );
+    d.cmp_opaque(
+        "Telemetry",
+        &(
+            &old.telemetry.log_format,
+            &old.telemetry.otlp_endpoint,
+            &old.telemetry.service_name,
+        ),
+        &(
+            &new.telemetry.log_format,
+            &new.telemetry.otlp_endpoint,
+            &new.telemetry.service_name,
+        ),
+        Refuse,
+    );
 
     d.cmp("ProfPort", &old.prof_port, &new.prof_port, Refuse);
     d.cmp(

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Buf, Bytes, BytesMut};
+use opentelemetry::KeyValue;
 use rustc_hash::FxHashMap;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -23,6 +24,7 @@ use crate::protocol::encode::{self, Delivery};
 use crate::protocol::{Handler, Op, ParseError, Parser, PubArgs};
 use crate::subject;
 use crate::sublist::{MatchResult, Subscriber};
+use crate::telemetry::{otlp, traceparent};
 
 /// Per-connection match cache size before it is pruned (nats-server's
 /// `maxResultCacheSize`).
@@ -200,12 +202,15 @@ pub(crate) struct Client {
     to_flush: Vec<Arc<Outbound>>,
     /// Subscriptions that reached their auto-unsubscribe limit during this read.
     expired: Vec<Arc<Subscription>>,
+    /// Share of untraced publishes that get a span, while trace export is on.
+    sample_ratio: f64,
 }
 
 impl Client {
     pub(crate) fn new(server: Arc<Server>, handle: Arc<ClientHandle>) -> Self {
         let (opts, opts_gen) = server.options();
         let now = Instant::now();
+        let sample_ratio = otlp::sample_ratio(&opts.config.telemetry);
         Self {
             awaiting_auth: opts.auth.required(),
             server,
@@ -230,6 +235,7 @@ impl Client {
             stall: None,
             to_flush: Vec::new(),
             expired: Vec::new(),
+            sample_ratio,
         }
     }
 
@@ -281,6 +287,7 @@ impl Client {
             return true;
         }
         let auth_changed = opts.auth != self.opts.auth;
+        self.sample_ratio = otlp::sample_ratio(&opts.config.telemetry);
         self.opts = opts;
         self.opts_gen = generation;
         if !auth_changed || !self.connect_received {
@@ -504,8 +511,10 @@ impl Client {
         };
         let Some(identity) = self.opts.auth.authenticate(&creds) else {
             tracing::warn!(cid = self.handle.cid, user = ?connect.user, "authentication error");
+            self.connect_span(&connect, None);
             return Err(ParseError::AuthViolation);
         };
+        self.connect_span(&connect, Some(&identity));
         if connect.new_account || connect.account.as_deref().is_some_and(|a| !a.is_empty()) {
             return Err(ParseError::AuthViolation);
         }
@@ -541,6 +550,94 @@ impl Client {
         self.connect = connect;
         self.connect_received = true;
         Ok(())
+    }
+
+    /// The connection's accept-to-authenticated span, when trace export is on.
+    fn connect_span(&self, connect: &ConnectOpts, identity: Option<&auth::Authenticated>) {
+        if !otlp::enabled() {
+            return;
+        }
+        let mut attrs = vec![
+            KeyValue::new(
+                "natrix.client.id",
+                i64::try_from(self.handle.cid).unwrap_or(i64::MAX),
+            ),
+            KeyValue::new("natrix.auth.ok", identity.is_some()),
+            KeyValue::new("natrix.account", self.server.gacc.name().to_owned()),
+        ];
+        if let Some(user) = identity.and_then(|i| i.user.clone()) {
+            attrs.push(KeyValue::new("natrix.user", user));
+        }
+        for (key, value) in [
+            ("natrix.client.name", &connect.name),
+            ("natrix.client.lang", &connect.lang),
+            ("natrix.client.version", &connect.version),
+        ] {
+            if let Some(v) = value {
+                attrs.push(KeyValue::new(key, v.clone()));
+            }
+        }
+        if let Some(meta) = self.server.client_meta(self.handle.cid)
+            && let Some(addr) = meta.addr
+        {
+            attrs.push(KeyValue::new("network.peer.address", addr.ip().to_string()));
+        }
+        if let Some(span) = otlp::start_at(
+            "natrix.connect",
+            opentelemetry::trace::SpanKind::Server,
+            self.handle.start,
+            attrs,
+        ) {
+            otlp::finish(span, Vec::new());
+        }
+    }
+
+    /// The span of one publish, when it is sampled: the message's own `traceparent` (if
+    /// sampled) makes it a child in the publisher's trace, otherwise the sampling ratio
+    /// decides. Returns the span and, when the message carries a `traceparent`, the copy
+    /// subscribers get, which names this span as its parent.
+    fn publish_span(
+        &self,
+        subject: &[u8],
+        hdr: usize,
+        msg: &[u8],
+    ) -> Option<(otlp::Span, Option<Vec<u8>>)> {
+        let parent = if hdr > 0 {
+            msg.get(..hdr).and_then(traceparent::find)
+        } else {
+            None
+        };
+        let sampled = match &parent {
+            Some(tp) => tp.sampled(),
+            None => self.sample_ratio > 0.0 && fastrand::f64() < self.sample_ratio,
+        };
+        if !sampled {
+            return None;
+        }
+        let span = otlp::start(
+            "natrix.publish",
+            opentelemetry::trace::SpanKind::Server,
+            parent.as_ref(),
+            vec![
+                KeyValue::new("messaging.system", "nats"),
+                KeyValue::new("messaging.operation.type", "process"),
+                KeyValue::new(
+                    "messaging.destination.name",
+                    String::from_utf8_lossy(subject).into_owned(),
+                ),
+                KeyValue::new(
+                    "messaging.message.body.size",
+                    i64::try_from(msg.len() - hdr).unwrap_or(i64::MAX),
+                ),
+                KeyValue::new("natrix.account", self.server.gacc.name().to_owned()),
+                KeyValue::new(
+                    "natrix.client.id",
+                    i64::try_from(self.handle.cid).unwrap_or(i64::MAX),
+                ),
+            ],
+        )?;
+        let rewritten = parent.map(|tp| traceparent::with_parent(msg, &tp, otlp::span_id(&span)));
+        Some((span, rewritten))
     }
 
     fn process_sub(
@@ -660,6 +757,15 @@ impl Client {
         if self.connect.verbose {
             self.send_ok();
         }
+        let mut span = None;
+        let mut traced_msg = None;
+        if otlp::enabled()
+            && let Some((s, m)) = self.publish_span(subject, hdr, msg)
+        {
+            span = Some(s);
+            traced_msg = m;
+        }
+        let msg = traced_msg.as_deref().unwrap_or(msg);
         let result = self.lookup(subject);
         let delivery = Delivery {
             subject,
@@ -670,21 +776,24 @@ impl Client {
             size_arg,
             hdr_arg,
         };
-        let mut delivered = false;
+        let mut fanout: i64 = 0;
         for sub in &result.psubs {
-            delivered |= self.deliver(sub, &delivery);
+            fanout += i64::from(self.deliver(sub, &delivery));
         }
         for group in &result.qsubs {
             let n = group.len();
             let start = fastrand::usize(..n);
             for i in 0..n {
                 if self.deliver(&group[(start + i) % n], &delivery) {
-                    delivered = true;
+                    fanout += 1;
                     break;
                 }
             }
         }
-        if !delivered
+        if let Some(span) = span {
+            otlp::finish(span, vec![KeyValue::new("natrix.fanout", fanout)]);
+        }
+        if fanout == 0
             && let Some(reply) = reply
             && self.connect.no_responders
         {

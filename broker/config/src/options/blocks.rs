@@ -7,9 +7,9 @@ use super::nkeys;
 use super::parse::{Processor, go_value};
 use super::{
     AuthCallout, CertPair, CompressionOpts, DEFAULT_ALLOW_RESPONSE_EXPIRATION,
-    DEFAULT_ALLOW_RESPONSE_MAX_MSGS, DEFAULT_LEAF_TLS_TIMEOUT, LeafUser, NkeyUser, Options,
-    Permissions, ROUTE_MAX_PING_INTERVAL, RemoteGatewayOpts, RemoteLeafOpts, ResponsePermission,
-    RoutePermissions, SubjectPermission, TlsConfig, UrlOpt, User,
+    DEFAULT_ALLOW_RESPONSE_MAX_MSGS, DEFAULT_LEAF_TLS_TIMEOUT, LeafUser, LogFormat, NkeyUser,
+    Options, Permissions, ROUTE_MAX_PING_INTERVAL, RemoteGatewayOpts, RemoteLeafOpts,
+    ResponsePermission, RoutePermissions, SubjectPermission, TlsConfig, UrlOpt, User,
 };
 use crate::conf::{Entry, Map, Pos, Spanned, Value};
 use crate::duration::{format_go_duration, parse_go_duration};
@@ -2519,6 +2519,77 @@ pub(super) fn check_proxies(p: &mut Processor, m: &Map) {
                 }
             }
             _ => p.unknown(e),
+        }
+    }
+}
+
+/// natrix's `telemetry { log_format, otlp { endpoint, service_name, sample_ratio } }`.
+pub(super) fn telemetry(p: &mut Processor, e: &Entry, o: &mut Options) {
+    let Some(m) = p.map(&e.key_pos, &e.value.value) else {
+        return;
+    };
+    for te in m {
+        let pos = &te.key_pos;
+        let v = &te.value.value;
+        match te.key.to_lowercase().as_str() {
+            "log_format" => match p.string(pos, v).as_deref() {
+                Some("text") => o.telemetry.log_format = LogFormat::Text,
+                Some("json") => o.telemetry.log_format = LogFormat::Json,
+                Some(other) => p.error(
+                    pos,
+                    format!("log_format must be \"text\" or \"json\", got \"{other}\""),
+                ),
+                None => {}
+            },
+            "otlp" => {
+                let Some(om) = p.map(pos, v) else {
+                    continue;
+                };
+                for oe in om {
+                    let opos = &oe.key_pos;
+                    let ov = &oe.value.value;
+                    match oe.key.to_lowercase().as_str() {
+                        "endpoint" => {
+                            if let Some(s) = p.string(opos, ov) {
+                                if s.starts_with("http://") || s.starts_with("https://") {
+                                    o.telemetry.otlp_endpoint = s;
+                                } else {
+                                    p.error(
+                                        opos,
+                                        format!("otlp endpoint must be an http:// or https:// URL, got \"{s}\""),
+                                    );
+                                }
+                            }
+                        }
+                        "service_name" => {
+                            if let Some(s) = p.string(opos, ov) {
+                                o.telemetry.service_name = s;
+                            }
+                        }
+                        "sample_ratio" => {
+                            let ratio = match ov {
+                                Value::Float(f) => Some(*f),
+                                #[allow(clippy::cast_precision_loss)]
+                                Value::Int(i) => Some(*i as f64),
+                                other => {
+                                    p.type_error(opos, other, "float64");
+                                    None
+                                }
+                            };
+                            match ratio {
+                                Some(r) if (0.0..=1.0).contains(&r) => o.telemetry.sample_ratio = r,
+                                Some(r) => p.error(
+                                    opos,
+                                    format!("sample_ratio must be between 0 and 1, got {r}"),
+                                ),
+                                None => {}
+                            }
+                        }
+                        _ => p.unknown(oe),
+                    }
+                }
+            }
+            _ => p.unknown(te),
         }
     }
 }

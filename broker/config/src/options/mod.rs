@@ -298,6 +298,8 @@ pub struct Options {
     pub jetstream: JetStreamOpts,
     pub websocket: WebsocketOpts,
     pub mqtt: MqttOpts,
+    /// natrix's `telemetry {}` block.
+    pub telemetry: TelemetryOpts,
 }
 
 impl Default for Options {
@@ -390,6 +392,7 @@ impl Default for Options {
             jetstream: JetStreamOpts::default(),
             websocket: WebsocketOpts::default(),
             mqtt: MqttOpts::default(),
+            telemetry: TelemetryOpts::default(),
         }
     }
 }

@@ -646,6 +646,7 @@ impl Processor {
             "reconnect_error_reports" => set!(o.reconnect_error_reports, self.int(pos, v)),
             "websocket" | "ws" => blocks::websocket(self, e, o),
             "mqtt" => blocks::mqtt(self, e, o),
+            "telemetry" => blocks::telemetry(self, e, o),
             "server_tags" => match v {
                 Value::String(s) => push_tag(&mut o.server_tags, s),
                 Value::Array(a) => {

@@ -511,3 +511,39 @@ mod tests {
         assert!(UrlOpt::parse("nats://[::1:4222").is_err());
     }
 }
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// nats-server's line format.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// natrix's own `telemetry {}` block (nats-server has none): log format and the
+/// OpenTelemetry trace export. The standard `OTEL_EXPORTER_OTLP_ENDPOINT`,
+/// `OTEL_SERVICE_NAME` and `OTEL_TRACES_SAMPLER_ARG` variables fill what the block leaves
+/// unset.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TelemetryOpts {
+    pub log_format: LogFormat,
+    /// OTLP/gRPC endpoint (`http://host:4317`); empty: trace export off.
+    pub otlp_endpoint: String,
+    pub service_name: String,
+    /// Share of messages without a sampled `traceparent` that get a span (0.0 to 1.0).
+    /// Messages whose `traceparent` says "sampled" are always traced.
+    pub sample_ratio: f64,
+}
+
+impl Default for TelemetryOpts {
+    fn default() -> Self {
+        Self {
+            log_format: LogFormat::Text,
+            otlp_endpoint: String::new(),
+            service_name: String::new(),
+            sample_ratio: 0.0,
+        }
+    }
+}

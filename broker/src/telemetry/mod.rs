@@ -2,6 +2,9 @@
 //! to stderr or to a log file that `SIGUSR1` / `--signal reopen` reopens (for logrotate),
 //! with nats-server's levels: `-D` adds debug, `-V` adds protocol traces.
 
+pub mod otlp;
+pub mod traceparent;
+
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};

@@ -1,0 +1,310 @@
+//! A trace from a publishing client through natrix-server to a subscriber, collected by
+//! a real OpenTelemetry receiver: Jaeger v2 (built by `scripts/deps` from its Go module)
+//! takes OTLP/gRPC from the broker and from this test's own client spans, and its query
+//! API must then hold one trace with the client's span, the broker's span as its child,
+//! and the subscriber's span as the child of the broker's (the context the broker put in
+//! the delivered message's `traceparent`).
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{NATRIX, http_get, start};
+use opentelemetry::trace::{
+    Span as _, SpanContext, TraceContextExt, TraceFlags, TraceState, Tracer as _,
+    TracerProvider as _,
+};
+use opentelemetry_otlp::WithExportConfig as _;
+
+fn jaeger_binary() -> Option<PathBuf> {
+    let cache = std::env::var("NATRIX_CACHE").map_or_else(
+        |_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/natrix"),
+        PathBuf::from,
+    );
+    let bin = cache.join("bin/jaeger");
+    assert!(
+        bin.exists() || std::env::var_os("CI").is_none(),
+        "jaeger not installed (run scripts/deps)"
+    );
+    bin.exists().then_some(bin)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+struct Jaeger {
+    child: Child,
+    otlp: u16,
+    query: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Jaeger {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_jaeger(bin: &PathBuf) -> Jaeger {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (otlp, otlp_http, query, query_grpc, health) = (
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    );
+    let config = format!(
+        r"
+service:
+  extensions: [jaeger_storage, jaeger_query, healthcheckv2]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [jaeger_storage_exporter]
+  telemetry:
+    metrics:
+      level: none
+extensions:
+  healthcheckv2:
+    use_v2: true
+    http:
+      endpoint: 127.0.0.1:{health}
+  jaeger_query:
+    storage:
+      traces: memstore
+    http:
+      endpoint: 127.0.0.1:{query}
+    grpc:
+      endpoint: 127.0.0.1:{query_grpc}
+  jaeger_storage:
+    backends:
+      memstore:
+        memory:
+          max_traces: 10000
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:{otlp}
+      http:
+        endpoint: 127.0.0.1:{otlp_http}
+processors:
+  batch:
+    timeout: 100ms
+exporters:
+  jaeger_storage_exporter:
+    trace_storage: memstore
+"
+    );
+    let path = dir.path().join("jaeger.yaml");
+    std::fs::write(&path, config).expect("write jaeger config");
+    let log = std::fs::File::create(dir.path().join("jaeger.log")).expect("log");
+    let child = Command::new(bin)
+        .arg("--config")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start jaeger");
+    let jaeger = Jaeger {
+        child,
+        otlp,
+        query,
+        _dir: dir,
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", jaeger.otlp)).is_err()
+        || std::net::TcpStream::connect(("127.0.0.1", jaeger.query)).is_err()
+    {
+        let log =
+            std::fs::read_to_string(jaeger._dir.path().join("jaeger.log")).unwrap_or_default();
+        assert!(Instant::now() < deadline, "jaeger did not start:\n{log}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    jaeger
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[test]
+fn trace_runs_from_publisher_through_broker_to_subscriber() {
+    let Some(bin) = jaeger_binary() else {
+        eprintln!("skipped: jaeger not installed");
+        return;
+    };
+    let jaeger = start_jaeger(&bin);
+    let endpoint = format!("http://127.0.0.1:{}", jaeger.otlp);
+    let conf = format!(
+        "server_name: traced\ntelemetry {{\n  otlp {{\n    endpoint: \"{endpoint}\"\n    service_name: natrix-test\n  }}\n}}\n"
+    );
+    let server = start(std::path::Path::new(NATRIX), &conf, true);
+    let url = format!("nats://127.0.0.1:{}", server.port);
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (trace_id, client_span, broker_span, sub_span) = rt.block_on(async {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(endpoint.clone())
+            .build()
+            .expect("exporter");
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_simple_exporter(exporter)
+            .with_resource(
+                opentelemetry_sdk::Resource::builder()
+                    .with_service_name("test-client")
+                    .build(),
+            )
+            .build();
+        let tracer = provider.tracer("test");
+        let nc = async_nats::connect(&url).await.expect("connect");
+        let mut sub = nc.subscribe("orders.created").await.expect("subscribe");
+        nc.flush().await.expect("flush");
+
+        let mut publish = tracer.start("client.publish");
+        let ctx = publish.span_context().clone();
+        let tp = format!(
+            "00-{}-{}-01",
+            hex(&ctx.trace_id().to_bytes()),
+            hex(&ctx.span_id().to_bytes())
+        );
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("traceparent", tp.as_str());
+        headers.insert("X-Other", "kept");
+        nc.publish_with_headers("orders.created", headers, "order 42".into())
+            .await
+            .expect("publish");
+        nc.flush().await.expect("flush");
+        publish.end();
+
+        let msg = tokio::time::timeout(Duration::from_secs(5), futures::StreamExt::next(&mut sub))
+            .await
+            .expect("message in time")
+            .expect("message");
+        assert_eq!(msg.payload.as_ref(), b"order 42");
+        let h = msg.headers.expect("headers delivered");
+        assert_eq!(h.get("X-Other").map(|v| v.as_str()), Some("kept"));
+        let got = h
+            .get("traceparent")
+            .expect("traceparent delivered")
+            .as_str()
+            .to_owned();
+        let parts: Vec<&str> = got.split('-').collect();
+        assert_eq!(parts.len(), 4, "{got}");
+        assert_eq!(parts[1], hex(&ctx.trace_id().to_bytes()), "same trace");
+        assert_ne!(
+            parts[2],
+            hex(&ctx.span_id().to_bytes()),
+            "broker's span is the parent now"
+        );
+        let broker_span = parts[2].to_owned();
+
+        // The subscriber continues the trace from what it received.
+        let parent = SpanContext::new(
+            ctx.trace_id(),
+            opentelemetry::trace::SpanId::from_hex(&broker_span).expect("span id"),
+            TraceFlags::SAMPLED,
+            true,
+            TraceState::default(),
+        );
+        let cx = opentelemetry::Context::new().with_remote_span_context(parent);
+        let mut receive = tracer.start_with_context("client.receive", &cx);
+        let sub_span = hex(&receive.span_context().span_id().to_bytes());
+        receive.end();
+        provider.force_flush().expect("flush client spans");
+        let _ = provider.shutdown();
+        (
+            hex(&ctx.trace_id().to_bytes()),
+            hex(&ctx.span_id().to_bytes()),
+            broker_span,
+            sub_span,
+        )
+    });
+
+    // The broker exports in batches; poll the receiver until the whole trace is there.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let trace = loop {
+        let r = http_get(jaeger.query, &format!("/api/traces/{trace_id}"));
+        if r.status == 200 {
+            let v = r.json();
+            let spans = v["data"][0]["spans"].as_array().map_or(0, Vec::len);
+            if spans >= 3 {
+                break v;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "trace incomplete in Jaeger: {} {}",
+            r.status,
+            r.body
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let data = &trace["data"][0];
+    let spans = data["spans"].as_array().expect("spans");
+    let find = |id: &str| {
+        spans
+            .iter()
+            .find(|s| s["spanID"] == id)
+            .unwrap_or_else(|| panic!("span {id} missing from {spans:?}"))
+    };
+    let parent_of = |s: &serde_json::Value| {
+        s["references"]
+            .as_array()
+            .and_then(|r| r.iter().find(|x| x["refType"] == "CHILD_OF"))
+            .and_then(|x| x["spanID"].as_str())
+            .map(str::to_owned)
+    };
+    let service_of = |s: &serde_json::Value| {
+        let pid = s["processID"].as_str().unwrap_or_default();
+        data["processes"][pid]["serviceName"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let broker = find(&broker_span);
+    assert_eq!(broker["operationName"], "natrix.publish");
+    assert_eq!(service_of(broker), "natrix-test");
+    assert_eq!(parent_of(broker).as_deref(), Some(client_span.as_str()));
+    let tags = broker["tags"].as_array().expect("tags");
+    let tag = |k: &str| {
+        tags.iter()
+            .find(|t| t["key"] == k)
+            .map(|t| t["value"].clone())
+    };
+    assert_eq!(
+        tag("messaging.destination.name"),
+        Some("orders.created".into())
+    );
+    assert_eq!(tag("natrix.fanout"), Some(1.into()));
+    assert_eq!(tag("messaging.message.body.size"), Some(8.into()));
+    let client = find(&client_span);
+    assert_eq!(service_of(client), "test-client");
+    let receive = find(&sub_span);
+    assert_eq!(parent_of(receive).as_deref(), Some(broker_span.as_str()));
+
+    // The connection span is exported too (its own trace).
+    let search = http_get(
+        jaeger.query,
+        "/api/traces?service=natrix-test&operation=natrix.connect&limit=5",
+    );
+    assert_eq!(search.status, 200, "{}", search.body);
+    assert!(
+        search.json()["data"]
+            .as_array()
+            .is_some_and(|d| !d.is_empty()),
+        "no natrix.connect span: {}",
+        search.body
+    );
+}
