@@ -75,7 +75,10 @@ impl LeaderElector {
         };
         let spec = lease.spec.clone().unwrap_or_default();
         let ours = spec.holder_identity.as_deref() == Some(self.identity.as_str());
-        let held = spec.holder_identity.as_deref().is_some_and(|h| !h.is_empty());
+        let held = spec
+            .holder_identity
+            .as_deref()
+            .is_some_and(|h| !h.is_empty());
         let expired = match (&spec.renew_time, spec.lease_duration_seconds) {
             (Some(r), Some(d)) => r.0 + SignedDuration::from_secs(i64::from(d)) < now,
             _ => true,
@@ -94,7 +97,11 @@ impl LeaderElector {
         }
         next.spec = Some(ns);
         // `replace` sends the resourceVersion we read: a concurrent writer makes it fail.
-        match self.api.replace(&self.name, &PostParams::default(), &next).await {
+        match self
+            .api
+            .replace(&self.name, &PostParams::default(), &next)
+            .await
+        {
             Ok(_) => Ok(Round::Leading),
             Err(kube::Error::Api(s)) if s.is_conflict() => Ok(Round::Following),
             Err(e) => Err(e),

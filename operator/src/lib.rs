@@ -12,5 +12,6 @@ pub mod controller;
 pub mod crd;
 pub mod leader;
 pub mod metrics;
+pub mod rbac;
 pub mod reference;
 pub mod render;

@@ -21,7 +21,11 @@ use natrix_operator::reference;
 use natrix_operator::render::names::FIELD_MANAGER;
 
 #[derive(Parser)]
-#[command(name = "natrix-operator", version, about = "Runs natrix-server clusters on Kubernetes")]
+#[command(
+    name = "natrix-operator",
+    version,
+    about = "Runs natrix-server clusters on Kubernetes"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -95,7 +99,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
     if args.log_json {
-        tracing_subscriber::fmt().json().with_env_filter(filter).init();
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init();
     } else {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }

@@ -50,7 +50,8 @@ impl Metrics {
             }
         }
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-        self.duration_sum_micros.fetch_add(micros, Ordering::Relaxed);
+        self.duration_sum_micros
+            .fetch_add(micros, Ordering::Relaxed);
         if let Some(label) = failure {
             let mut f = self
                 .failures
@@ -137,7 +138,11 @@ fn respond(metrics: &Metrics, path: &str) -> Response<Full<Bytes>> {
             "text/plain",
             "not ready\n".to_string(),
         ),
-        _ => (StatusCode::NOT_FOUND, "text/plain", "not found\n".to_string()),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found\n".to_string(),
+        ),
     };
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = status;
@@ -187,10 +192,17 @@ mod tests {
         m.observe_reconcile(Duration::from_millis(30), None);
         m.observe_reconcile(Duration::from_millis(3), Some("conflict"));
         let text = m.render();
-        assert!(text.contains("natrix_operator_reconciles_total 2\n"), "{text}");
+        assert!(
+            text.contains("natrix_operator_reconciles_total 2\n"),
+            "{text}"
+        );
         assert!(text.contains("natrix_operator_reconcile_errors_total{error=\"conflict\"} 1\n"));
-        assert!(text.contains("natrix_operator_reconcile_duration_seconds_bucket{le=\"0.005\"} 1\n"));
-        assert!(text.contains("natrix_operator_reconcile_duration_seconds_bucket{le=\"0.05\"} 2\n"));
+        assert!(
+            text.contains("natrix_operator_reconcile_duration_seconds_bucket{le=\"0.005\"} 1\n")
+        );
+        assert!(
+            text.contains("natrix_operator_reconcile_duration_seconds_bucket{le=\"0.05\"} 2\n")
+        );
         assert!(text.contains("natrix_operator_reconcile_duration_seconds_sum 0.033000\n"));
         assert!(text.contains("natrix_operator_leader 0\n"));
     }
@@ -204,9 +216,11 @@ mod tests {
         tokio::spawn(serve(listener, metrics.clone()));
         let get = |path: &'static str| async move {
             let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-            s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes())
-                .await
-                .unwrap();
+            s.write_all(
+                format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes(),
+            )
+            .await
+            .unwrap();
             let mut out = String::new();
             s.read_to_string(&mut out).await.unwrap();
             out

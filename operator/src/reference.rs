@@ -22,10 +22,7 @@ fn type_of(s: &Value) -> String {
         return "int or string".into();
     }
     match s.get("type").and_then(Value::as_str) {
-        Some("array") => format!(
-            "[]{}",
-            s.get("items").map_or_else(|| "?".into(), type_of)
-        ),
+        Some("array") => format!("[]{}", s.get("items").map_or_else(|| "?".into(), type_of)),
         Some("object") if s.get("additionalProperties").is_some() => "map[string]string".into(),
         Some(t) => t.to_string(),
         None => "any".into(),
@@ -55,10 +52,18 @@ fn walk(out: &mut String, path: &str, s: &Value, depth: usize) {
             notes.push(format!("default `{d}`"));
         }
         if let Some(e) = p.get("enum").and_then(Value::as_array) {
-            let vals: Vec<String> = e.iter().map(|v| v.as_str().unwrap_or("?").to_string()).collect();
+            let vals: Vec<String> = e
+                .iter()
+                .map(|v| v.as_str().unwrap_or("?").to_string())
+                .collect();
             notes.push(format!("one of {}", vals.join(", ")));
         }
-        for (k, label) in [("minimum", "min"), ("maximum", "max"), ("minLength", "min length"), ("minItems", "min items")] {
+        for (k, label) in [
+            ("minimum", "min"),
+            ("maximum", "max"),
+            ("minLength", "min length"),
+            ("minItems", "min items"),
+        ] {
             if let Some(v) = p.get(k) {
                 notes.push(format!("{label} {v}"));
             }

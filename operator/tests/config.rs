@@ -36,9 +36,15 @@ fn matrix_of_specs_loads_in_natrix_config() {
                             for users in [false, true] {
                                 let mut spec = json!({"replicas": replicas, "config": {"maxPayload": 2_000_000 + replicas}});
                                 let jetstream = match js {
-                                    1 => Some(json!({"enabled": true, "memoryStorage": {"size": "1Gi"}})),
-                                    2 => Some(json!({"enabled": true, "fileStorage": {"size": "10Gi", "storageClassName": "ssd"}})),
-                                    3 => Some(json!({"enabled": true, "memoryStorage": {"size": "512Mi"}, "fileStorage": {"size": "1Ti"}, "domain": "hub"})),
+                                    1 => Some(
+                                        json!({"enabled": true, "memoryStorage": {"size": "1Gi"}}),
+                                    ),
+                                    2 => Some(
+                                        json!({"enabled": true, "fileStorage": {"size": "10Gi", "storageClassName": "ssd"}}),
+                                    ),
+                                    3 => Some(
+                                        json!({"enabled": true, "memoryStorage": {"size": "512Mi"}, "fileStorage": {"size": "1Ti"}, "domain": "hub"}),
+                                    ),
                                     _ => None,
                                 };
                                 if let Some(j) = &jetstream {
@@ -72,12 +78,21 @@ fn matrix_of_specs_loads_in_natrix_config() {
                                 }
                                 let nc = cluster(spec);
                                 let peers = if gw {
-                                    vec![GatewayPeer { name: "ext".into(), urls: vec!["nats://gw.example.com:7222".into()] }]
+                                    vec![GatewayPeer {
+                                        name: "ext".into(),
+                                        urls: vec!["nats://gw.example.com:7222".into()],
+                                    }]
                                 } else {
                                     vec![]
                                 };
-                                let r = render::render(&nc, &Inputs { gateways: peers, restart_base: None })
-                                    .unwrap_or_else(|e| panic!("{e}\n{:#?}", nc.spec));
+                                let r = render::render(
+                                    &nc,
+                                    &Inputs {
+                                        gateways: peers,
+                                        restart_base: None,
+                                    },
+                                )
+                                .unwrap_or_else(|e| panic!("{e}\n{:#?}", nc.spec));
                                 let o = &r.config.options;
                                 assert_eq!(o.routes.len(), replicas as usize);
                                 assert_eq!(o.cluster.name, "nc");
@@ -111,7 +126,10 @@ fn digest_is_the_one_the_broker_reports() {
     std::fs::write(&path, &r.config.text).unwrap();
     let (opts, _) = natrix_config::Options::from_file(&path).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
-    assert_eq!(opts.config_digest.as_deref(), Some(r.config.digest.as_str()));
+    assert_eq!(
+        opts.config_digest.as_deref(),
+        Some(r.config.digest.as_str())
+    );
     assert!(r.config.digest.starts_with("fnv1a64:"));
     assert_eq!(
         r.config_map.metadata.annotations.unwrap()["natrix.io/config-digest"],
@@ -146,7 +164,10 @@ fn config_the_broker_refuses_is_reported_with_its_position() {
     )
     .unwrap_err();
     assert_eq!(err.reason(), "InvalidSpec");
-    assert!(err.to_string().contains("config.merge.cluster.routes[0]"), "{err}");
+    assert!(
+        err.to_string().contains("config.merge.cluster.routes[0]"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -160,7 +181,10 @@ fn merge_deep_merges_and_null_removes() {
     assert!(t.contains("pool_size = 5"), "{t}");
     assert!(!t.contains("no_advertise"), "{t}");
     assert!(!t.contains("lame_duck_grace_period"), "{t}");
-    assert!(t.contains("name = \"nc\""), "merge keeps generated keys: {t}");
+    assert!(
+        t.contains("name = \"nc\""),
+        "merge keeps generated keys: {t}"
+    );
     assert_eq!(r.config.options.cluster.pool_size, 5);
 }
 
@@ -178,8 +202,17 @@ fn restart_after(old: Value, new: Value) -> (render::Rendered, render::Rendered)
 }
 
 fn restart_digest(r: &render::Rendered) -> String {
-    r.statefulset.spec.as_ref().unwrap().template.metadata.as_ref().unwrap().annotations.as_ref().unwrap()
-        [names::ANNOTATION_RESTART]
+    r.statefulset
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .metadata
+        .as_ref()
+        .unwrap()
+        .annotations
+        .as_ref()
+        .unwrap()[names::ANNOTATION_RESTART]
         .clone()
 }
 
@@ -187,8 +220,16 @@ fn restart_digest(r: &render::Rendered) -> String {
 fn reloadable_changes_touch_only_the_config_map() {
     for (old, new, field) in [
         (json!({"replicas": 3}), json!({"replicas": 5}), "Routes"),
-        (json!({}), json!({"config": {"maxPayload": 4_000_000}}), "MaxPayload"),
-        (json!({}), json!({"config": {"debug": true, "trace": true}}), "Debug"),
+        (
+            json!({}),
+            json!({"config": {"maxPayload": 4_000_000}}),
+            "MaxPayload",
+        ),
+        (
+            json!({}),
+            json!({"config": {"debug": true, "trace": true}}),
+            "Debug",
+        ),
         (
             json!({}),
             json!({"config": {"authorization": {"users": [{"nkey": "UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4"}]}}}),
@@ -197,10 +238,25 @@ fn reloadable_changes_touch_only_the_config_map() {
     ] {
         let (before, after) = restart_after(old, new);
         assert_ne!(before.config.digest, after.config.digest);
-        assert!(after.restart.reasons.is_empty(), "{:?}", after.restart.reasons);
-        assert!(after.restart.reloadable.iter().any(|f| f == field), "{field}: {:?}", after.restart.reloadable);
-        assert_eq!(restart_digest(&before), restart_digest(&after), "{field} must not roll the pods");
-        assert_eq!(after.restart.base_text, before.config.text, "the restart base stays");
+        assert!(
+            after.restart.reasons.is_empty(),
+            "{:?}",
+            after.restart.reasons
+        );
+        assert!(
+            after.restart.reloadable.iter().any(|f| f == field),
+            "{field}: {:?}",
+            after.restart.reloadable
+        );
+        assert_eq!(
+            restart_digest(&before),
+            restart_digest(&after),
+            "{field} must not roll the pods"
+        );
+        assert_eq!(
+            after.restart.base_text, before.config.text,
+            "the restart base stays"
+        );
         // Only the replica count may differ in the StatefulSet.
         let mut a = after.statefulset.clone();
         a.spec.as_mut().unwrap().replicas = before.statefulset.spec.as_ref().unwrap().replicas;
@@ -212,12 +268,24 @@ fn reloadable_changes_touch_only_the_config_map() {
 fn restart_needed_changes_roll_the_statefulset() {
     for (old, new, reason) in [
         (json!({}), json!({"monitoring": {"port": 9222}}), "HTTPPort"),
-        (json!({}), json!({"lameDuckDuration": "45s"}), "LameDuckDuration"),
-        (json!({}), json!({"config": {"maxSubscriptions": 10}}), "MaxSubs"),
+        (
+            json!({}),
+            json!({"lameDuckDuration": "45s"}),
+            "LameDuckDuration",
+        ),
+        (
+            json!({}),
+            json!({"config": {"maxSubscriptions": 10}}),
+            "MaxSubs",
+        ),
         (json!({}), json!({"gateways": {}}), "Gateway"),
     ] {
         let (before, after) = restart_after(old, new);
-        assert!(after.restart.reasons.iter().any(|r| r.contains(reason)), "{reason}: {:?}", after.restart.reasons);
+        assert!(
+            after.restart.reasons.iter().any(|r| r.contains(reason)),
+            "{reason}: {:?}",
+            after.restart.reasons
+        );
         assert_eq!(restart_digest(&after), after.config.digest);
         assert_ne!(restart_digest(&before), restart_digest(&after));
         assert_eq!(after.restart.base_text, after.config.text);
@@ -231,7 +299,10 @@ fn a_failed_rollout_is_not_forgotten() {
     let (_, first) = restart_after(json!({}), json!({"monitoring": {"port": 9222}}));
     let again = render::render(
         &cluster(json!({"monitoring": {"port": 9222}})),
-        &Inputs { gateways: vec![], restart_base: Some(first.restart.base_text.clone()) },
+        &Inputs {
+            gateways: vec![],
+            restart_base: Some(first.restart.base_text.clone()),
+        },
     )
     .unwrap();
     assert_eq!(restart_digest(&again), restart_digest(&first));
@@ -243,7 +314,19 @@ fn image_change_rolls_through_the_pod_template_only() {
     let (before, after) = restart_after(json!({"version": "0.1.0"}), json!({"version": "0.2.0"}));
     assert_eq!(before.config.digest, after.config.digest);
     assert_eq!(restart_digest(&before), restart_digest(&after));
-    let image = |r: &render::Rendered| r.statefulset.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0].image.clone();
+    let image = |r: &render::Rendered| {
+        r.statefulset
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0]
+            .image
+            .clone()
+    };
     assert_eq!(image(&after).as_deref(), Some("natrix/natrix-server:0.2.0"));
 }
 
@@ -251,7 +334,10 @@ fn image_change_rolls_through_the_pod_template_only() {
 fn unreadable_restart_base_restarts() {
     let r = render::render(
         &cluster(json!({})),
-        &Inputs { gateways: vec![], restart_base: Some("port = [".into()) },
+        &Inputs {
+            gateways: vec![],
+            restart_base: Some("port = [".into()),
+        },
     )
     .unwrap();
     assert_eq!(r.restart.reasons.len(), 1);
@@ -267,8 +353,11 @@ fn termination_grace_outlasts_lame_duck() {
         assert_eq!(pod.termination_grace_period_seconds, Some(grace), "{ldm}");
     }
     // The broker's own floor on lame duck surfaces before anything is applied.
-    let err = render::render(&cluster(json!({"lameDuckDuration": "10s"})), &Inputs::default())
-        .unwrap_err();
+    let err = render::render(
+        &cluster(json!({"lameDuckDuration": "10s"})),
+        &Inputs::default(),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("minimum is 30 seconds"), "{err}");
 }
 
@@ -282,15 +371,60 @@ fn defaults_follow_the_chart_lessons() {
     assert_eq!(sts.volume_claim_templates, None);
     let pod = sts.template.spec.unwrap();
     let c = &pod.containers[0];
-    assert_eq!(c.readiness_probe.as_ref().unwrap().http_get.as_ref().unwrap().path.as_deref(), Some("/healthz?js-server-only=true"));
-    assert_eq!(c.liveness_probe.as_ref().unwrap().http_get.as_ref().unwrap().path.as_deref(), Some("/healthz?js-enabled-only=true"));
-    assert_eq!(c.startup_probe.as_ref().unwrap().http_get.as_ref().unwrap().path.as_deref(), Some("/healthz"));
-    let mount = c.volume_mounts.as_ref().unwrap().iter().find(|m| m.name == "config").unwrap();
-    assert_eq!(mount.sub_path, None, "subPath mounts never see ConfigMap updates");
+    assert_eq!(
+        c.readiness_probe
+            .as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap()
+            .path
+            .as_deref(),
+        Some("/healthz?js-server-only=true")
+    );
+    assert_eq!(
+        c.liveness_probe
+            .as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap()
+            .path
+            .as_deref(),
+        Some("/healthz?js-enabled-only=true")
+    );
+    assert_eq!(
+        c.startup_probe
+            .as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap()
+            .path
+            .as_deref(),
+        Some("/healthz")
+    );
+    let mount = c
+        .volume_mounts
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|m| m.name == "config")
+        .unwrap();
+    assert_eq!(
+        mount.sub_path, None,
+        "subPath mounts never see ConfigMap updates"
+    );
     assert_eq!(mount.mount_path, "/etc/natrix");
-    assert_eq!(r.headless_service.spec.unwrap().publish_not_ready_addresses, Some(true));
+    assert_eq!(
+        r.headless_service.spec.unwrap().publish_not_ready_addresses,
+        Some(true)
+    );
     let pdb = r.pdb.unwrap().spec.unwrap();
-    assert_eq!(pdb.max_unavailable, Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1)));
+    assert_eq!(
+        pdb.max_unavailable,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1))
+    );
     assert!(r.service_monitor.is_none());
 }
 
@@ -308,8 +442,15 @@ fn pod_template_spec_that_is_no_pod_spec_is_refused() {
 #[test]
 fn deletion_policy_maps_to_claim_retention() {
     for (policy, when) in [("Delete", "Delete"), ("Orphan", "Retain")] {
-        let r = render_ok(&cluster(json!({"deletionPolicy": policy, "jetstream": {"enabled": true, "fileStorage": {"size": "1Gi"}}})));
-        let p = r.statefulset.spec.unwrap().persistent_volume_claim_retention_policy.unwrap();
+        let r = render_ok(&cluster(
+            json!({"deletionPolicy": policy, "jetstream": {"enabled": true, "fileStorage": {"size": "1Gi"}}}),
+        ));
+        let p = r
+            .statefulset
+            .spec
+            .unwrap()
+            .persistent_volume_claim_retention_policy
+            .unwrap();
         assert_eq!(p.when_deleted.as_deref(), Some(when));
         assert_eq!(p.when_scaled.as_deref(), Some("Retain"));
     }

@@ -9,7 +9,7 @@ use natrix_operator::crd::{NatsCluster, crd_yaml};
 use natrix_operator::reference;
 use serde_json::json;
 
-const REGEN: &str = "regenerate with `cargo run -p natrix-operator -- crdgen > crds/natsclusters.natrix.io.yaml` and copy it to charts/natrix/crds/ and deploy/kustomize/crds/";
+const REGEN: &str = "regenerate with `operator/regen.sh` (runs `natrix-operator crdgen` into crds/, charts/natrix/crds/ and deploy/kustomize/crds/)";
 
 #[test]
 fn crd_files_match_crdgen() {
@@ -38,7 +38,7 @@ fn docs_reference_matches_schema() {
     let section = format!("{}\n", &docs[b..e + reference::END.len()]);
     assert!(
         section == reference::markdown(),
-        "the CRD reference in docs/operator.md is stale; replace the section between the markers with `cargo run -p natrix-operator -- crdref`"
+        "the CRD reference in docs/operator.md is stale; run `operator/regen.sh` (it replaces the section between the markers with `natrix-operator crdref`)"
     );
 }
 
@@ -79,7 +79,9 @@ fn examples_pass_the_schema_rules() {
 #[test]
 fn bad_specs_are_refused_with_a_message() {
     refused(
-        &cluster(json!({"config": {"authorization": {"users": [{"user": "a", "password": "secret"}]}}})),
+        &cluster(
+            json!({"config": {"authorization": {"users": [{"user": "a", "password": "secret"}]}}}),
+        ),
         "password must be a bcrypt hash",
     );
     refused(
@@ -99,9 +101,16 @@ fn bad_specs_are_refused_with_a_message() {
         "size must be a positive quantity",
     );
     refused(
-        &cluster(json!({"gateways": {"remotes": [{"natsCluster": {"name": "x"}, "urls": ["nats://a:7222"], "name": "x"}]}})),
+        &cluster(
+            json!({"gateways": {"remotes": [{"natsCluster": {"name": "x"}, "urls": ["nats://a:7222"], "name": "x"}]}}),
+        ),
         "either a natsCluster or urls",
     );
+    refused(
+        &cluster(json!({"lameDuckDuration": "10s"})),
+        "lameDuckDuration must be at least 30s",
+    );
+    validate_cel(&cluster(json!({"lameDuckDuration": "1m30s"}))).unwrap();
     refused(
         &cluster(json!({"gateways": {"remotes": [{"urls": ["nats://a:7222"]}]}})),
         "needs the remote cluster's name",

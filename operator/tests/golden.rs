@@ -14,10 +14,19 @@ fn examples_render_to_golden_files() {
     for path in examples {
         let stem = path.file_stem().unwrap().to_string_lossy().to_string();
         let clusters = common::clusters_in(&path);
-        assert!(!clusters.is_empty(), "{} has no NatsCluster", path.display());
+        assert!(
+            !clusters.is_empty(),
+            "{} has no NatsCluster",
+            path.display()
+        );
         for nc in &clusters {
             let resolved = gateways::resolve(nc, &clusters);
-            assert_eq!(resolved.warnings, Vec::<String>::new(), "{}", path.display());
+            assert_eq!(
+                resolved.warnings,
+                Vec::<String>::new(),
+                "{}",
+                path.display()
+            );
             let r = render::render(
                 nc,
                 &Inputs {

@@ -35,10 +35,16 @@ const ALL_CLUSTERS: &str = "/apis/natrix.io/v1alpha1/natsclusters";
 struct FakeProbe(HashMap<String, Option<String>>);
 
 impl ConfigProbe for FakeProbe {
-    fn config_digest<'a>(&'a self, ip: &'a str, port: i32) -> BoxFuture<'a, Result<Option<String>, ProbeError>> {
+    fn config_digest<'a>(
+        &'a self,
+        ip: &'a str,
+        port: i32,
+    ) -> BoxFuture<'a, Result<Option<String>, ProbeError>> {
         Box::pin(async move {
             assert_eq!(port, 8222);
-            self.0.get(ip).cloned().ok_or_else(|| ProbeError::Timeout { url: ip.to_string() })
+            self.0.get(ip).cloned().ok_or_else(|| ProbeError::Timeout {
+                url: ip.to_string(),
+            })
         })
     }
 }
@@ -95,7 +101,11 @@ fn condition<'a>(status_patch: &'a Value, t: &str) -> &'a Value {
 
 fn applied(seen: &Seen) {
     assert_eq!(seen.method, Method::PATCH);
-    assert!(seen.query.contains("fieldManager=natrix-operator"), "{}", seen.query);
+    assert!(
+        seen.query.contains("fieldManager=natrix-operator"),
+        "{}",
+        seen.query
+    );
     assert!(seen.query.contains("force=true"), "{}", seen.query);
 }
 
@@ -122,7 +132,10 @@ fn apply_steps(sts_get: (u16, Value), sts_after: Value) -> Vec<common::mockapi::
 async fn first_reconcile_creates_everything() {
     let nc = cluster(json!({"replicas": 3}), None);
     let mut steps = vec![step(Method::GET, CM, 404, Some(not_found("configmap")))];
-    steps.extend(apply_steps((404, not_found("statefulset")), sts_reply(0, 0, "r1", "r1")));
+    steps.extend(apply_steps(
+        (404, not_found("statefulset")),
+        sts_reply(0, 0, "r1", "r1"),
+    ));
     steps.extend([
         step(Method::GET, PODS, 200, Some(pods(&[]))),
         step(Method::POST, EVENTS, 201, None),
@@ -142,17 +155,29 @@ async fn first_reconcile_creates_everything() {
         }
     }
     assert_eq!(seen[1].body["data"]["nats.conf"], expected.config.text);
-    assert_eq!(seen[1].body["metadata"]["ownerReferences"][0]["uid"], "uid-1");
+    assert_eq!(
+        seen[1].body["metadata"]["ownerReferences"][0]["uid"],
+        "uid-1"
+    );
     assert_eq!(restart_annotation(&seen[5].body), expected.config.digest);
-    assert_eq!(seen[7].query, "&labelSelector=app.kubernetes.io%2Finstance%3Dnc%2Capp.kubernetes.io%2Fname%3Dnatrix");
+    assert_eq!(
+        seen[7].query,
+        "&labelSelector=app.kubernetes.io%2Finstance%3Dnc%2Capp.kubernetes.io%2Fname%3Dnatrix"
+    );
     assert_eq!(seen[8].body["reason"], "Applied");
     assert_eq!(seen[8].body["type"], "Normal");
 
     let status = &seen[9].body;
     assert_eq!(status["status"]["configDigest"], expected.config.digest);
     assert_eq!(status["status"]["observedGeneration"], 4);
-    assert_eq!(status["status"]["clientURL"], "nats://nc.ns.svc.cluster.local:4222");
-    assert_eq!(status["status"]["selector"], "app.kubernetes.io/instance=nc,app.kubernetes.io/name=natrix");
+    assert_eq!(
+        status["status"]["clientURL"],
+        "nats://nc.ns.svc.cluster.local:4222"
+    );
+    assert_eq!(
+        status["status"]["selector"],
+        "app.kubernetes.io/instance=nc,app.kubernetes.io/name=natrix"
+    );
     assert_eq!(condition(status, "Ready")["status"], "False");
     assert_eq!(condition(status, "Progressing")["reason"], "PodsStarting");
     assert_eq!(condition(status, "Degraded")["status"], "False");
@@ -167,14 +192,29 @@ async fn settled_cluster_reports_ready_without_events() {
         .iter()
         .map(|ip| (ip.to_string(), Some(r.config.digest.clone())))
         .collect();
-    let mut steps = vec![step(Method::GET, CM, 200, Some(config_map_with_base(&r.config.text)))];
-    steps.extend(apply_steps((200, sts_reply(3, 3, "r1", "r1")), sts_reply(3, 3, "r1", "r1")));
+    let mut steps = vec![step(
+        Method::GET,
+        CM,
+        200,
+        Some(config_map_with_base(&r.config.text)),
+    )];
+    steps.extend(apply_steps(
+        (200, sts_reply(3, 3, "r1", "r1")),
+        sts_reply(3, 3, "r1", "r1"),
+    ));
     steps.extend([
-        step(Method::GET, PODS, 200, Some(pods(&["10.0.0.1", "10.0.0.2", "10.0.0.3"]))),
+        step(
+            Method::GET,
+            PODS,
+            200,
+            Some(pods(&["10.0.0.1", "10.0.0.2", "10.0.0.3"])),
+        ),
         step(Method::PATCH, STATUS, 200, Some(nc_reply())),
     ]);
     let (client, server) = serve(steps);
-    let action = controller::reconcile(Arc::new(nc), context(client, probe)).await.unwrap();
+    let action = controller::reconcile(Arc::new(nc), context(client, probe))
+        .await
+        .unwrap();
     let seen = server.await.unwrap();
     assert_eq!(action, Action::requeue(controller::REQUEUE_STABLE));
     let status = &seen.last().unwrap().body;
@@ -182,7 +222,10 @@ async fn settled_cluster_reports_ready_without_events() {
     assert_eq!(condition(status, "Progressing")["reason"], "Stable");
     let pods = status["status"]["podConfigs"].as_array().unwrap();
     assert_eq!(pods.len(), 3);
-    assert!(pods.iter().all(|p| p["applied"] == true && p["configDigest"] == r.config.digest.as_str()));
+    assert!(
+        pods.iter()
+            .all(|p| p["applied"] == true && p["configDigest"] == r.config.digest.as_str())
+    );
 }
 
 #[tokio::test]
@@ -193,30 +236,56 @@ async fn reloadable_change_keeps_pods_and_tracks_each_pod() {
         Some(json!({"configDigest": old.config.digest})),
     );
     // nc-0 already reloaded, nc-1 still on the old config, nc-2 does not answer.
-    let new_digest = render::render(&nc, &Inputs { gateways: vec![], restart_base: Some(old.config.text.clone()) })
-        .unwrap()
-        .config
-        .digest;
+    let new_digest = render::render(
+        &nc,
+        &Inputs {
+            gateways: vec![],
+            restart_base: Some(old.config.text.clone()),
+        },
+    )
+    .unwrap()
+    .config
+    .digest;
     let probe = HashMap::from([
         ("10.0.0.1".to_string(), Some(new_digest.clone())),
         ("10.0.0.2".to_string(), Some(old.config.digest.clone())),
     ]);
-    let mut steps = vec![step(Method::GET, CM, 200, Some(config_map_with_base(&old.config.text)))];
-    steps.extend(apply_steps((200, sts_reply(3, 3, "r1", "r1")), sts_reply(3, 3, "r1", "r1")));
+    let mut steps = vec![step(
+        Method::GET,
+        CM,
+        200,
+        Some(config_map_with_base(&old.config.text)),
+    )];
+    steps.extend(apply_steps(
+        (200, sts_reply(3, 3, "r1", "r1")),
+        sts_reply(3, 3, "r1", "r1"),
+    ));
     steps.extend([
-        step(Method::GET, PODS, 200, Some(pods(&["10.0.0.1", "10.0.0.2", "10.0.0.3"]))),
+        step(
+            Method::GET,
+            PODS,
+            200,
+            Some(pods(&["10.0.0.1", "10.0.0.2", "10.0.0.3"])),
+        ),
         step(Method::POST, EVENTS, 201, None),
         step(Method::PATCH, STATUS, 200, Some(nc_reply())),
     ]);
     let (client, server) = serve(steps);
-    let action = controller::reconcile(Arc::new(nc), context(client, probe)).await.unwrap();
+    let action = controller::reconcile(Arc::new(nc), context(client, probe))
+        .await
+        .unwrap();
     let seen = server.await.unwrap();
     assert_eq!(action, Action::requeue(controller::REQUEUE_PROGRESSING));
     // The pod template keeps the old restart digest: no roll.
     assert_eq!(restart_annotation(&seen[5].body), old.config.digest);
     assert_eq!(seen[1].body["data"]["restart-base.conf"], old.config.text);
     assert_eq!(seen[8].body["reason"], "ConfigReloading");
-    assert!(seen[8].body["note"].as_str().unwrap().contains("MaxPayload"));
+    assert!(
+        seen[8].body["note"]
+            .as_str()
+            .unwrap()
+            .contains("MaxPayload")
+    );
     let status = &seen[9].body;
     let p = condition(status, "Progressing");
     assert_eq!(p["reason"], "ConfigReloading");
@@ -232,9 +301,20 @@ async fn reloadable_change_keeps_pods_and_tracks_each_pod() {
 #[tokio::test]
 async fn restart_needed_change_rolls_the_pods() {
     let old = render::render(&cluster(json!({}), None), &Inputs::default()).unwrap();
-    let nc = cluster(json!({"monitoring": {"port": 9222}}), Some(json!({"configDigest": old.config.digest})));
-    let mut steps = vec![step(Method::GET, CM, 200, Some(config_map_with_base(&old.config.text)))];
-    steps.extend(apply_steps((200, sts_reply(3, 3, "r1", "r1")), sts_reply(3, 1, "r1", "r2")));
+    let nc = cluster(
+        json!({"monitoring": {"port": 9222}}),
+        Some(json!({"configDigest": old.config.digest})),
+    );
+    let mut steps = vec![step(
+        Method::GET,
+        CM,
+        200,
+        Some(config_map_with_base(&old.config.text)),
+    )];
+    steps.extend(apply_steps(
+        (200, sts_reply(3, 3, "r1", "r1")),
+        sts_reply(3, 1, "r1", "r2"),
+    ));
     steps.extend([
         step(Method::GET, PODS, 200, Some(pods(&[]))),
         step(Method::POST, EVENTS, 201, None),
@@ -243,15 +323,26 @@ async fn restart_needed_change_rolls_the_pods() {
     let (client, server) = serve(steps);
     let mut probe = HashMap::new();
     probe.insert("unused".to_string(), None);
-    controller::reconcile(Arc::new(nc), context(client, probe)).await.unwrap();
+    controller::reconcile(Arc::new(nc), context(client, probe))
+        .await
+        .unwrap();
     let seen = server.await.unwrap();
-    let new_digest = seen[1].body["metadata"]["annotations"]["natrix.io/config-digest"].as_str().unwrap().to_string();
+    let new_digest = seen[1].body["metadata"]["annotations"]["natrix.io/config-digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_ne!(new_digest, old.config.digest);
     assert_eq!(restart_annotation(&seen[5].body), new_digest);
-    assert_eq!(seen[1].body["data"]["restart-base.conf"], seen[1].body["data"]["nats.conf"]);
+    assert_eq!(
+        seen[1].body["data"]["restart-base.conf"],
+        seen[1].body["data"]["nats.conf"]
+    );
     assert_eq!(seen[8].body["reason"], "RollingRestart");
     assert!(seen[8].body["note"].as_str().unwrap().contains("HTTPPort"));
-    assert_eq!(condition(&seen[9].body, "Progressing")["reason"], "RollingRestart");
+    assert_eq!(
+        condition(&seen[9].body, "Progressing")["reason"],
+        "RollingRestart"
+    );
 }
 
 #[tokio::test]
@@ -259,15 +350,24 @@ async fn config_the_broker_refuses_touches_nothing() {
     let good = render::render(&cluster(json!({}), None), &Inputs::default()).unwrap();
     let nc = cluster(
         json!({"config": {"merge": {"max_payload": "lots"}}}),
-        Some(json!({"configDigest": good.config.digest, "replicas": 3, "readyReplicas": 3,
-                    "podConfigs": [{"pod": "nc-0", "configDigest": good.config.digest, "applied": true}]})),
+        Some(
+            json!({"configDigest": good.config.digest, "replicas": 3, "readyReplicas": 3,
+                    "podConfigs": [{"pod": "nc-0", "configDigest": good.config.digest, "applied": true}]}),
+        ),
     );
     let (client, server) = serve(vec![
-        step(Method::GET, CM, 200, Some(config_map_with_base(&good.config.text))),
+        step(
+            Method::GET,
+            CM,
+            200,
+            Some(config_map_with_base(&good.config.text)),
+        ),
         step(Method::POST, EVENTS, 201, None),
         step(Method::PATCH, STATUS, 200, Some(nc_reply())),
     ]);
-    let action = controller::reconcile(Arc::new(nc), context(client, HashMap::new())).await.unwrap();
+    let action = controller::reconcile(Arc::new(nc), context(client, HashMap::new()))
+        .await
+        .unwrap();
     let seen = server.await.unwrap();
     assert_eq!(action, Action::await_change());
     assert_eq!(seen[1].body["type"], "Warning");
@@ -277,10 +377,17 @@ async fn config_the_broker_refuses_touches_nothing() {
     assert_eq!(d["status"], "True");
     assert_eq!(d["reason"], "InvalidConfig");
     let msg = d["message"].as_str().unwrap();
-    assert!(msg.contains("nats.conf:17:1: interface conversion") && msg.contains("(in `max_payload = \"lots\"`)"), "{msg}");
+    assert!(
+        msg.contains("nats.conf:17:1: interface conversion")
+            && msg.contains("(in `max_payload = \"lots\"`)"),
+        "{msg}"
+    );
     assert!(msg.contains("Nothing was changed"), "{msg}");
     // The last known good state is kept.
-    assert_eq!(status["status"]["configDigest"], good.config.digest.as_str());
+    assert_eq!(
+        status["status"]["configDigest"],
+        good.config.digest.as_str()
+    );
     assert_eq!(status["status"]["podConfigs"][0]["applied"], true);
     assert_eq!(status["status"]["readyReplicas"], 3);
 }
@@ -297,24 +404,33 @@ async fn gateways_resolve_from_all_namespaces() {
         step(Method::GET, CM, 404, Some(not_found("configmap"))),
         step(Method::GET, ALL_CLUSTERS, 200, Some(list)),
     ];
-    steps.extend(apply_steps((404, not_found("sts")), sts_reply(0, 0, "a", "a")));
+    steps.extend(apply_steps(
+        (404, not_found("sts")),
+        sts_reply(0, 0, "a", "a"),
+    ));
     steps.extend([
         step(Method::GET, PODS, 200, Some(pods(&[]))),
         step(Method::POST, EVENTS, 201, None),
         step(Method::PATCH, STATUS, 200, Some(nc_reply())),
     ]);
     let (client, server) = serve(steps);
-    controller::reconcile(Arc::new(nc), context(client, HashMap::new())).await.unwrap();
+    controller::reconcile(Arc::new(nc), context(client, HashMap::new()))
+        .await
+        .unwrap();
     let seen = server.await.unwrap();
     let conf = seen[2].body["data"]["nats.conf"].as_str().unwrap();
     assert!(conf.contains("name = \"other\""), "{conf}");
-    assert!(conf.contains("nats://other-1.other-headless.far.svc.cluster.local:7222"), "{conf}");
+    assert!(
+        conf.contains("nats://other-1.other-headless.far.svc.cluster.local:7222"),
+        "{conf}"
+    );
     assert_eq!(condition(&seen[10].body, "Degraded")["status"], "False");
 }
 
 #[tokio::test]
 async fn growing_volumes_resizes_claims_and_recreates_the_statefulset() {
-    let spec = json!({"replicas": 2, "jetstream": {"enabled": true, "fileStorage": {"size": "20Gi"}}});
+    let spec =
+        json!({"replicas": 2, "jetstream": {"enabled": true, "fileStorage": {"size": "20Gi"}}});
     let mut live = sts_reply(2, 2, "r", "r");
     live["spec"]["replicas"] = json!(2);
     live["spec"]["volumeClaimTemplates"] = json!([{"metadata": {"name": "data"},
@@ -326,8 +442,20 @@ async fn growing_volumes_resizes_claims_and_recreates_the_statefulset() {
         step(Method::PATCH, HEADLESS, 200, None),
         step(Method::PATCH, CLIENT, 200, None),
         step(Method::GET, STS, 200, Some(live)),
-        step(Method::PATCH, "/api/v1/namespaces/ns/persistentvolumeclaims/data-nc-0", 200, Some(json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data-nc-0"}}))),
-        step(Method::PATCH, "/api/v1/namespaces/ns/persistentvolumeclaims/data-nc-1", 404, Some(not_found("pvc"))),
+        step(
+            Method::PATCH,
+            "/api/v1/namespaces/ns/persistentvolumeclaims/data-nc-0",
+            200,
+            Some(
+                json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data-nc-0"}}),
+            ),
+        ),
+        step(
+            Method::PATCH,
+            "/api/v1/namespaces/ns/persistentvolumeclaims/data-nc-1",
+            404,
+            Some(not_found("pvc")),
+        ),
         step(Method::DELETE, STS, 200, Some(sts_reply(2, 2, "r", "r"))),
         step(Method::POST, EVENTS, 201, None),
         step(Method::PATCH, STS, 200, Some(sts_reply(0, 0, "r", "r"))),
@@ -337,18 +465,29 @@ async fn growing_volumes_resizes_claims_and_recreates_the_statefulset() {
         step(Method::PATCH, STATUS, 200, Some(nc_reply())),
     ];
     let (client, server) = serve(steps);
-    controller::reconcile(Arc::new(nc), context(client, HashMap::new())).await.unwrap();
+    controller::reconcile(Arc::new(nc), context(client, HashMap::new()))
+        .await
+        .unwrap();
     let seen = server.await.unwrap();
-    assert_eq!(seen[5].body["spec"]["resources"]["requests"]["storage"], "20Gi");
+    assert_eq!(
+        seen[5].body["spec"]["resources"]["requests"]["storage"],
+        "20Gi"
+    );
     assert_eq!(seen[7].body["propagationPolicy"], "Orphan");
     assert_eq!(seen[8].body["reason"], "VolumesChanged");
-    assert_eq!(seen[9].body["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"], "20Gi");
+    assert_eq!(
+        seen[9].body["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"],
+        "20Gi"
+    );
 }
 
 #[tokio::test]
 async fn disabled_pdb_is_deleted_and_missing_service_monitor_crd_is_reported() {
-    let nc = cluster(json!({"replicas": 1, "pdb": {"enabled": false},
-        "monitoring": {"serviceMonitor": {"enabled": true}}}), None);
+    let nc = cluster(
+        json!({"replicas": 1, "pdb": {"enabled": false},
+        "monitoring": {"serviceMonitor": {"enabled": true}}}),
+        None,
+    );
     let steps = vec![
         step(Method::GET, CM, 404, Some(not_found("cm"))),
         step(Method::PATCH, CM, 200, None),
@@ -357,20 +496,32 @@ async fn disabled_pdb_is_deleted_and_missing_service_monitor_crd_is_reported() {
         step(Method::GET, STS, 404, Some(not_found("sts"))),
         step(Method::PATCH, STS, 200, Some(sts_reply(0, 0, "r", "r"))),
         step(Method::DELETE, PDB, 404, Some(not_found("pdb"))),
-        step(Method::PATCH, "/apis/monitoring.coreos.com/v1/namespaces/ns/servicemonitors/nc", 404, Some(not_found("servicemonitors"))),
+        step(
+            Method::PATCH,
+            "/apis/monitoring.coreos.com/v1/namespaces/ns/servicemonitors/nc",
+            404,
+            Some(not_found("servicemonitors")),
+        ),
         step(Method::GET, PODS, 200, Some(pods(&[]))),
         step(Method::POST, EVENTS, 201, None),
         step(Method::POST, EVENTS, 201, None),
         step(Method::PATCH, STATUS, 200, Some(nc_reply())),
     ];
     let (client, server) = serve(steps);
-    controller::reconcile(Arc::new(nc), context(client, HashMap::new())).await.unwrap();
+    controller::reconcile(Arc::new(nc), context(client, HashMap::new()))
+        .await
+        .unwrap();
     let seen = server.await.unwrap();
     assert_eq!(seen[10].body["type"], "Warning");
     assert_eq!(seen[10].body["reason"], "ServiceMonitorUnavailable");
     let d = condition(&seen[11].body, "Degraded");
     assert_eq!(d["reason"], "ServiceMonitorUnavailable");
-    assert!(d["message"].as_str().unwrap().contains("ServiceMonitor CRD"));
+    assert!(
+        d["message"]
+            .as_str()
+            .unwrap()
+            .contains("ServiceMonitor CRD")
+    );
 }
 
 #[tokio::test]
@@ -381,23 +532,38 @@ async fn api_errors_are_typed_and_back_off() {
         step(Method::PATCH, CM, 409, Some(failure(409, "Conflict"))),
     ]);
     let ctx = context(client, HashMap::new());
-    let err = controller::reconcile(nc.clone(), ctx.clone()).await.unwrap_err();
+    let err = controller::reconcile(nc.clone(), ctx.clone())
+        .await
+        .unwrap_err();
     server.await.unwrap();
     assert!(matches!(err, Error::Kube { .. }));
     assert_eq!(err.metric_label(), "conflict");
-    assert!(err.to_string().starts_with("apply ConfigMap nc-config"), "{err}");
-    let delays: Vec<Duration> = (0..8).map(|_| match controller::error_policy(nc.clone(), &err, ctx.clone()) {
-        a if a == Action::requeue(Duration::from_secs(5)) => Duration::from_secs(5),
-        a => {
-            // Recover the delay by comparing against the candidates.
-            (1..=10).map(|k| Duration::from_secs(5 << k)).chain([controller::BACKOFF_MAX])
-                .find(|d| a == Action::requeue(*d)).unwrap()
-        }
-    }).collect();
+    assert!(
+        err.to_string().starts_with("apply ConfigMap nc-config"),
+        "{err}"
+    );
+    let delays: Vec<Duration> = (0..8)
+        .map(
+            |_| match controller::error_policy(nc.clone(), &err, ctx.clone()) {
+                a if a == Action::requeue(Duration::from_secs(5)) => Duration::from_secs(5),
+                a => {
+                    // Recover the delay by comparing against the candidates.
+                    (1..=10)
+                        .map(|k| Duration::from_secs(5 << k))
+                        .chain([controller::BACKOFF_MAX])
+                        .find(|d| a == Action::requeue(*d))
+                        .unwrap()
+                }
+            },
+        )
+        .collect();
     assert_eq!(delays[..4], [5, 10, 20, 40].map(Duration::from_secs));
     assert_eq!(delays[7], controller::BACKOFF_MAX);
     let metrics = ctx.metrics.render();
-    assert!(metrics.contains("natrix_operator_reconcile_errors_total{error=\"conflict\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("natrix_operator_reconcile_errors_total{error=\"conflict\"} 1"),
+        "{metrics}"
+    );
 }
 
 /// What the status endpoint returns (its content does not matter to the reconciler).

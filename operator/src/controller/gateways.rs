@@ -204,7 +204,12 @@ mod tests {
 
     #[test]
     fn problems_are_reported_not_rendered() {
-        let a = nc("ns", "a", 1, Some(vec![to("missing", None), to("plain", None)]));
+        let a = nc(
+            "ns",
+            "a",
+            1,
+            Some(vec![to("missing", None), to("plain", None)]),
+        );
         let plain = nc("ns", "plain", 1, None);
         let r = resolve(&a, &[a.clone(), plain]);
         assert!(r.peers.is_empty());
@@ -215,7 +220,12 @@ mod tests {
 
     #[test]
     fn same_name_in_two_namespaces_is_a_clash() {
-        let a = nc("x", "a", 1, Some(vec![to("b", Some("one")), to("b", Some("two"))]));
+        let a = nc(
+            "x",
+            "a",
+            1,
+            Some(vec![to("b", Some("one")), to("b", Some("two"))]),
+        );
         let b1 = nc("one", "b", 1, Some(vec![]));
         let b2 = nc("two", "b", 1, Some(vec![]));
         let r = resolve(&a, &[a.clone(), b1, b2]);

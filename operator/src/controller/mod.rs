@@ -209,8 +209,10 @@ async fn patch_status(
     nc: &NatsCluster,
     status: &NatsClusterStatus,
 ) -> Result<(), Error> {
-    let api: Api<NatsCluster> =
-        Api::namespaced(ctx.client.clone(), &nc.namespace().ok_or(Error::NoNamespace)?);
+    let api: Api<NatsCluster> = Api::namespaced(
+        ctx.client.clone(),
+        &nc.namespace().ok_or(Error::NoNamespace)?,
+    );
     let patch = serde_json::json!({ "status": status });
     api.patch_status(
         &nc.name_any(),
@@ -257,7 +259,10 @@ async fn apply_all(
         Some(p) => {
             apply(&pdbs, p, "PodDisruptionBudget").await?;
         }
-        None => match pdbs.delete(&names::pdb(&name), &DeleteParams::default()).await {
+        None => match pdbs
+            .delete(&names::pdb(&name), &DeleteParams::default())
+            .await
+        {
             Ok(_) => {}
             Err(e) if is_not_found(&e) => {}
             Err(e) => return Err(kube_err("delete PodDisruptionBudget")(e)),
@@ -265,8 +270,7 @@ async fn apply_all(
     }
 
     if let Some(sm) = &r.service_monitor {
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(client, ns, &service_monitor_resource());
+        let api: Api<DynamicObject> = Api::namespaced_with(client, ns, &service_monitor_resource());
         match api
             .patch(
                 &name,
@@ -338,7 +342,12 @@ async fn recreate_for_claims(
 }
 
 /// Each running pod's config digest, sorted by pod name.
-async fn pod_configs(ctx: &Context, nc: &NatsCluster, ns: &str, digest: &str) -> Result<Vec<PodConfig>, Error> {
+async fn pod_configs(
+    ctx: &Context,
+    nc: &NatsCluster,
+    ns: &str,
+    digest: &str,
+) -> Result<Vec<PodConfig>, Error> {
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     let selector = names::selector_string(&nc.name_any());
     let mut list = pods
@@ -374,6 +383,7 @@ async fn pod_configs(ctx: &Context, nc: &NatsCluster, ns: &str, digest: &str) ->
 }
 
 /// One reconcile of one NatsCluster.
+#[tracing::instrument(skip_all, fields(namespace = nc.metadata.namespace.as_deref().unwrap_or(""), name = nc.metadata.name.as_deref().unwrap_or(""), generation = nc.metadata.generation))]
 pub async fn reconcile(nc: Arc<NatsCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
     let result = reconcile_inner(&nc, &ctx).await;
@@ -503,7 +513,9 @@ async fn reconcile_inner(nc: &NatsCluster, ctx: &Context) -> Result<Action, Erro
         publish(ctx, nc, EventType::Normal, reason, note).await;
     }
     let status = status::compute(&obs, previous.as_ref(), &(ctx.now)());
-    if !obs.warnings.is_empty() && degraded_message(previous.as_ref()) != degraded_message(Some(&status)) {
+    if !obs.warnings.is_empty()
+        && degraded_message(previous.as_ref()) != degraded_message(Some(&status))
+    {
         let (reason, _) = &obs.warnings[0];
         let note = degraded_message(Some(&status)).unwrap_or_default();
         publish(ctx, nc, EventType::Warning, reason, note).await;

@@ -74,12 +74,12 @@ impl ConfigProbe for HttpProbe {
                 pod_ip.to_string()
             };
             let url = format!("http://{host}:{port}/varz");
-            let uri: http::Uri = url.parse().map_err(|e: http::uri::InvalidUri| {
-                ProbeError::Request {
-                    url: url.clone(),
-                    message: e.to_string(),
-                }
-            })?;
+            let uri: http::Uri =
+                url.parse()
+                    .map_err(|e: http::uri::InvalidUri| ProbeError::Request {
+                        url: url.clone(),
+                        message: e.to_string(),
+                    })?;
             let fetch = async {
                 let resp = self
                     .client

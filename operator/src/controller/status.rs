@@ -61,7 +61,11 @@ fn condition(
 
 /// Builds the status. `previous` keeps transition times (and, when the spec is invalid,
 /// the last known pod state: nothing was touched, so it is still true).
-pub fn compute(obs: &Observed, previous: Option<&NatsClusterStatus>, now: &Time) -> NatsClusterStatus {
+pub fn compute(
+    obs: &Observed,
+    previous: Option<&NatsClusterStatus>,
+    now: &Time,
+) -> NatsClusterStatus {
     let prev_conditions = previous.map(|p| p.conditions.as_slice()).unwrap_or(&[]);
     let g = obs.generation;
 
@@ -80,7 +84,11 @@ pub fn compute(obs: &Observed, previous: Option<&NatsClusterStatus>, now: &Time)
                 .collect::<Vec<_>>()
                 .join("; "),
         ),
-        (None, None) => (false, "AsExpected".to_string(), "All resources applied".to_string()),
+        (None, None) => (
+            false,
+            "AsExpected".to_string(),
+            "All resources applied".to_string(),
+        ),
     };
 
     let pending_pods: Vec<&str> = obs
@@ -94,7 +102,11 @@ pub fn compute(obs: &Observed, previous: Option<&NatsClusterStatus>, now: &Time)
         && obs.pods.len() == usize::try_from(obs.desired_replicas).unwrap_or(0);
 
     let (progressing, p_reason, p_msg) = if obs.invalid.is_some() {
-        (false, "SpecInvalid".to_string(), "Waiting for a valid spec".to_string())
+        (
+            false,
+            "SpecInvalid".to_string(),
+            "Waiting for a valid spec".to_string(),
+        )
     } else if obs.revision_pending {
         (
             true,
@@ -108,7 +120,10 @@ pub fn compute(obs: &Observed, previous: Option<&NatsClusterStatus>, now: &Time)
         (
             true,
             "PodsStarting".to_string(),
-            format!("{} of {} pods ready", obs.ready_replicas, obs.desired_replicas),
+            format!(
+                "{} of {} pods ready",
+                obs.ready_replicas, obs.desired_replicas
+            ),
         )
     } else if !all_applied {
         (
@@ -125,7 +140,11 @@ pub fn compute(obs: &Observed, previous: Option<&NatsClusterStatus>, now: &Time)
             },
         )
     } else {
-        (false, "Stable".to_string(), "Cluster matches the spec".to_string())
+        (
+            false,
+            "Stable".to_string(),
+            "Cluster matches the spec".to_string(),
+        )
     };
 
     let ready = !degraded_blocks_ready(obs)
@@ -135,7 +154,10 @@ pub fn compute(obs: &Observed, previous: Option<&NatsClusterStatus>, now: &Time)
     let (r_reason, r_msg) = if ready {
         (
             "Ready".to_string(),
-            format!("{} of {} pods ready on the current config", obs.ready_replicas, obs.desired_replicas),
+            format!(
+                "{} of {} pods ready on the current config",
+                obs.ready_replicas, obs.desired_replicas
+            ),
         )
     } else if let Some((r, m)) = &obs.invalid {
         (r.clone(), m.clone())
@@ -145,8 +167,24 @@ pub fn compute(obs: &Observed, previous: Option<&NatsClusterStatus>, now: &Time)
 
     let conditions = vec![
         condition("Ready", ready, &r_reason, r_msg, g, prev_conditions, now),
-        condition("Progressing", progressing, &p_reason, p_msg, g, prev_conditions, now),
-        condition("Degraded", degraded, &d_reason, d_msg, g, prev_conditions, now),
+        condition(
+            "Progressing",
+            progressing,
+            &p_reason,
+            p_msg,
+            g,
+            prev_conditions,
+            now,
+        ),
+        condition(
+            "Degraded",
+            degraded,
+            &d_reason,
+            d_msg,
+            g,
+            prev_conditions,
+            now,
+        ),
     ];
 
     NatsClusterStatus {
@@ -225,7 +263,10 @@ mod tests {
         let s = compute(&o, None, &t(100));
         assert_eq!(cond(&s, "Ready").status, "False");
         let p = cond(&s, "Progressing");
-        assert_eq!((p.status.as_str(), p.reason.as_str()), ("True", "ConfigReloading"));
+        assert_eq!(
+            (p.status.as_str(), p.reason.as_str()),
+            ("True", "ConfigReloading")
+        );
         assert!(p.message.contains("nc-1"), "{}", p.message);
     }
 
@@ -258,7 +299,10 @@ mod tests {
         };
         let s = compute(&o, Some(&prev), &t(200));
         let d = cond(&s, "Degraded");
-        assert_eq!((d.status.as_str(), d.reason.as_str()), ("True", "InvalidConfig"));
+        assert_eq!(
+            (d.status.as_str(), d.reason.as_str()),
+            ("True", "InvalidConfig")
+        );
         assert!(d.message.contains("nats.conf:9:3"));
         assert_eq!(s.pod_configs, prev.pod_configs);
         assert_eq!(s.config_digest.as_deref(), Some("fnv1a64:aa"));

@@ -28,6 +28,9 @@ pub const MAX_REPLICAS: i32 = 64;
 
 /// A natrix-server cluster: a StatefulSet of brokers joined by routes, with its config,
 /// Services, PodDisruptionBudget and (optionally) gateways to other clusters.
+// Each printer column repeats `type_ = ...` inside its own `printcolumn(...)`, which clippy
+// mistakes for a duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[kube(
     group = "natrix.io",
@@ -52,8 +55,17 @@ pub const MAX_REPLICAS: i32 = 64;
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
     ),
-    printcolumn(name = "URL", type_ = "string", json_path = ".status.clientURL", priority = 1),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "URL",
+        type_ = "string",
+        json_path = ".status.clientURL",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.mqtt) || (has(self.jetstream) && self.jetstream.enabled)").message("mqtt needs jetstream.enabled: true (MQTT sessions are kept in JetStream)"))]
@@ -135,8 +147,13 @@ pub struct NatsClusterSpec {
     /// How long a stopping server spends in lame-duck mode, handing its clients over to the
     /// other servers, as a Go duration (`30s`, `2m`). The pod's termination grace period is
     /// derived from it so the kubelet never kills a server mid lame duck.
-    #[serde(default = "default_lame_duck", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default = "default_lame_duck",
+        skip_serializing_if = "String::is_empty"
+    )]
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"))]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('30s')").message("lameDuckDuration must be at least 30s (natrix-server's minimum, as nats-server's)"))]
     pub lame_duck_duration: String,
 
     /// What happens to the JetStream data volumes when the NatsCluster is deleted.
@@ -430,7 +447,9 @@ pub struct GatewayRemote {
 }
 
 /// A NatsCluster by name; the namespace defaults to the referring cluster's.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Default, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Default, JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterRef {
     #[schemars(length(min = 1))]

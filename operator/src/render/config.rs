@@ -153,7 +153,11 @@ fn authorization(a: &Authorization, root: &mut Map) {
 }
 
 fn server_options(c: &ServerConfig, root: &mut Map) -> Result<(), RenderError> {
-    for (key, v) in [("debug", c.debug), ("trace", c.trace), ("logtime", c.logtime)] {
+    for (key, v) in [
+        ("debug", c.debug),
+        ("trace", c.trace),
+        ("logtime", c.logtime),
+    ] {
         if let Some(b) = v {
             put(root, key, Value::Bool(b));
         }
@@ -192,7 +196,11 @@ fn base_tree(nc: &NatsCluster, gateways: &[GatewayPeer]) -> Result<Map, RenderEr
     let mut root = Map::new();
 
     put(&mut root, "port", Value::Int(CLIENT_PORT.into()));
-    put(&mut root, "http_port", Value::Int(names::monitor_port(nc).into()));
+    put(
+        &mut root,
+        "http_port",
+        Value::Int(names::monitor_port(nc).into()),
+    );
     put(&mut root, "pid_file", s(PID_FILE));
     put(&mut root, "lame_duck_duration", s(&spec.lame_duck_duration));
     put(
@@ -437,9 +445,7 @@ pub fn load(text: &str) -> Result<(String, Options), RenderError> {
     let digest = doc.digest();
     let (mut options, _warnings) = Options::from_document(&doc, CONFIG_KEY, Strictness::Strict)
         .map_err(|e| {
-            RenderError::InvalidConfig(
-                e.errors().into_iter().map(|m| with_line(text, m)).collect(),
-            )
+            RenderError::InvalidConfig(e.errors().into_iter().map(|m| with_line(text, m)).collect())
         })?;
     options.apply_baseline();
     Ok((digest, options))

@@ -89,7 +89,11 @@ pub fn decide_restart(base: Option<&str>, new: &RenderedConfig) -> RestartDecisi
             digest: base_digest,
             base_text: base_text.to_string(),
             reasons: Vec::new(),
-            reloadable: plan.reloadable.iter().map(|c| c.field.to_string()).collect(),
+            reloadable: plan
+                .reloadable
+                .iter()
+                .map(|c| c.field.to_string())
+                .collect(),
         }
     } else {
         restart_now(plan.refused)

@@ -472,7 +472,10 @@ fn file_storage(nc: &NatsCluster) -> bool {
         .is_some_and(|j| j.enabled && j.file_storage.is_some())
 }
 
-pub fn statefulset(nc: &NatsCluster, restart: &RestartDecision) -> Result<StatefulSet, RenderError> {
+pub fn statefulset(
+    nc: &NatsCluster,
+    restart: &RestartDecision,
+) -> Result<StatefulSet, RenderError> {
     let name = nc.base_name();
     let overrides = nc.spec.pod_template.clone().unwrap_or_default();
     let mut pod_labels = overrides.labels.clone();

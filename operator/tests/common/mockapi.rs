@@ -4,8 +4,8 @@
 //! fails the test, so these tests pin the exact API traffic of a reconcile.
 
 use http::{Method, Request, Response, StatusCode};
-use kube::client::Body;
 use kube::Client;
+use kube::client::Body;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
@@ -55,7 +55,10 @@ pub fn serve(steps: Vec<Step>) -> (Client, JoinHandle<Vec<Seen>>) {
         let mut seen = Vec::new();
         for (i, s) in steps.into_iter().enumerate() {
             let Some((req, send)) = handle.next_request().await else {
-                panic!("step {i}: expected {} {}, but no further request came; seen: {seen:#?}", s.method, s.path);
+                panic!(
+                    "step {i}: expected {} {}, but no further request came; seen: {seen:#?}",
+                    s.method, s.path
+                );
             };
             let method = req.method().clone();
             let path = req.uri().path().to_string();
@@ -70,10 +73,17 @@ pub fn serve(steps: Vec<Step>) -> (Client, JoinHandle<Vec<Seen>>) {
                 (&method, path.as_str()),
                 (&s.method, s.path.as_str()),
                 "step {i}: unexpected request (query {query:?}); seen so far: {:#?}",
-                seen.iter().map(|x: &Seen| format!("{} {}", x.method, x.path)).collect::<Vec<_>>()
+                seen.iter()
+                    .map(|x: &Seen| format!("{} {}", x.method, x.path))
+                    .collect::<Vec<_>>()
             );
             let reply = s.reply.clone().unwrap_or_else(|| body.clone());
-            seen.push(Seen { method, path, query, body });
+            seen.push(Seen {
+                method,
+                path,
+                query,
+                body,
+            });
             let resp = Response::builder()
                 .status(StatusCode::from_u16(s.status).unwrap())
                 .header("content-type", "application/json")

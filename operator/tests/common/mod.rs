@@ -45,7 +45,9 @@ pub fn examples() -> Vec<PathBuf> {
 
 /// Compares `actual` with the golden file, or rewrites it when `UPDATE_GOLDEN=1`.
 pub fn golden(name: &str, actual: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
     if std::env::var("UPDATE_GOLDEN").as_deref() == Ok("1") {
         std::fs::write(&path, actual).unwrap();
         return;

@@ -1,0 +1,79 @@
+//! The permissions the operator uses, in one place. The Helm chart's and the kustomize
+//! base's RBAC are checked against these rules by a test, so granting less breaks the
+//! build instead of a reconcile, and granting more needs a reason here.
+
+use k8s_openapi::api::rbac::v1::PolicyRule;
+
+fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
+    let v = |xs: &[&str]| xs.iter().map(|x| (*x).to_string()).collect::<Vec<_>>();
+    PolicyRule {
+        api_groups: Some(v(groups)),
+        resources: Some(v(resources)),
+        verbs: v(verbs),
+        ..PolicyRule::default()
+    }
+}
+
+/// Cluster-wide rules (NatsClusters live in any namespace). `install_crds` adds the CRD
+/// permissions the start-up CRD apply needs.
+pub fn cluster_rules(install_crds: bool) -> Vec<PolicyRule> {
+    let mut rules = vec![
+        // Watched, read; the spec is the user's.
+        rule(&["natrix.io"], &["natsclusters"], &["get", "list", "watch"]),
+        rule(
+            &["natrix.io"],
+            &["natsclusters/status"],
+            &["get", "patch", "update"],
+        ),
+        // Owned objects: applied, watched, deleted (a disabled PDB, a StatefulSet
+        // recreated for new volume claim templates).
+        rule(
+            &[""],
+            &["configmaps", "services"],
+            &[
+                "get", "list", "watch", "create", "patch", "update", "delete",
+            ],
+        ),
+        rule(
+            &["apps"],
+            &["statefulsets"],
+            &[
+                "get", "list", "watch", "create", "patch", "update", "delete",
+            ],
+        ),
+        rule(
+            &["policy"],
+            &["poddisruptionbudgets"],
+            &[
+                "get", "list", "watch", "create", "patch", "update", "delete",
+            ],
+        ),
+        // Pods: listed to ask each one for its config digest.
+        rule(&[""], &["pods"], &["get", "list", "watch"]),
+        // Claims: grown in place when fileStorage.size grows.
+        rule(&[""], &["persistentvolumeclaims"], &["get", "patch"]),
+        rule(&["events.k8s.io"], &["events"], &["create", "patch"]),
+        rule(
+            &["monitoring.coreos.com"],
+            &["servicemonitors"],
+            &["get", "create", "patch"],
+        ),
+    ];
+    if install_crds {
+        rules.push(rule(
+            &["apiextensions.k8s.io"],
+            &["customresourcedefinitions"],
+            &["get", "list", "watch", "create", "patch"],
+        ));
+    }
+    rules
+}
+
+/// Rules in the operator's own namespace: the leader Lease.
+pub fn lease_rules() -> Vec<PolicyRule> {
+    vec![rule(
+        &["coordination.k8s.io"],
+        &["leases"],
+        &["get", "create", "update"],
+    )]
+}
