@@ -11,3 +11,4 @@ pub mod server;
 pub mod subject;
 pub mod sublist;
 pub mod telemetry;
+pub mod tls;

@@ -107,7 +107,7 @@ fn run(
             Some(settings) => Some(otlp::init(&settings).context("starting OpenTelemetry export")?),
             None => None,
         };
-        let runtime_opts = RuntimeOptions::from_config(&options);
+        let runtime_opts = RuntimeOptions::from_config(&options)?;
         let server = Server::new(runtime_opts.clone());
         tracing::info!("  Name:     {}", server.name());
         tracing::info!("  ID:       {}", server.id());

@@ -84,6 +84,10 @@ pub struct ConnInfo {
     #[serde(skip_serializing_if = "String::is_empty")]
     pub version: String,
     #[serde(skip_serializing_if = "String::is_empty")]
+    pub tls_version: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub tls_cipher_suite: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub authorized_user: String,
     /// Only for accounts other than `$G`, as nats-server shows it.
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -302,6 +306,8 @@ fn build(
         name: v.meta.name.clone().unwrap_or_default(),
         lang: v.meta.lang.clone().unwrap_or_default(),
         version: v.meta.version.clone().unwrap_or_default(),
+        tls_version: v.meta.tls.as_ref().map(|t| t.0.clone()).unwrap_or_default(),
+        tls_cipher_suite: v.meta.tls.as_ref().map(|t| t.1.clone()).unwrap_or_default(),
         authorized_user: if o.auth {
             v.meta.user.clone().unwrap_or_default()
         } else {

@@ -63,6 +63,8 @@ pub struct ClientMeta {
     pub user: Option<String>,
     pub addr: Option<SocketAddr>,
     pub start: Option<SystemTime>,
+    /// Negotiated TLS version and cipher suite, on TLS connections.
+    pub tls: Option<(String, String)>,
 }
 
 struct Registered {
@@ -156,6 +158,10 @@ struct Info<'a> {
     headers: bool,
     #[serde(skip_serializing_if = "is_false")]
     auth_required: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    tls_required: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    tls_verify: bool,
     max_payload: i32,
     #[serde(skip_serializing_if = "is_zero")]
     client_id: u64,
@@ -349,20 +355,42 @@ impl Server {
         }
     }
 
-    async fn handle_client(self: Arc<Self>, stream: TcpStream, peer: SocketAddr) {
+    async fn handle_client(self: Arc<Self>, mut stream: TcpStream, peer: SocketAddr) {
         let _ = stream.set_nodelay(true);
         let (opts, _) = self.options();
         let cid = self.next_cid.fetch_add(1, Ordering::Relaxed);
         self.stats.total_connections.fetch_add(1, Ordering::Relaxed);
-        let (rd, wr) = stream.into_split();
-        let outbound = Arc::new(Outbound::new(wr, opts.max_pending));
-        let handle = Arc::new(ClientHandle::new(cid, outbound.clone()));
-        let writer = tokio::spawn(outbound.clone().run_writer(opts.write_deadline));
         let ip = peer.ip().to_string();
         let info = self.client_info_json(cid, Some(&ip), false);
-        let mut v = Vec::with_capacity(info.len() + 8);
-        encode::info(&mut v, &info);
-        outbound.push_proto(&v);
+        let mut info_line = Vec::with_capacity(info.len() + 8);
+        encode::info(&mut info_line, &info);
+        // TLS: INFO goes out in the clear (unless handshake_first), then the client
+        // starts the handshake; everything after it, CONNECT included, is encrypted.
+        let session = match &opts.tls {
+            Some(tls) => {
+                if !tls.handshake_first {
+                    use tokio::io::AsyncWriteExt as _;
+                    if stream.write_all(&info_line).await.is_err() {
+                        return;
+                    }
+                }
+                match crate::tls::accept(tls, &mut stream, opts.tls_timeout).await {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        tracing::error!(cid, %peer, "TLS handshake error: {e}");
+                        return;
+                    }
+                }
+            }
+            None => None,
+        };
+        let (rd, wr) = stream.into_split();
+        let outbound = Arc::new(Outbound::with_tls(wr, opts.max_pending, session.clone()));
+        let handle = Arc::new(ClientHandle::new(cid, outbound.clone()));
+        let writer = tokio::spawn(outbound.clone().run_writer(opts.write_deadline));
+        if session.is_none() || opts.tls.as_ref().is_some_and(|t| t.handshake_first) {
+            outbound.push_proto(&info_line);
+        }
         let admitted = {
             let mut clients = self.clients.lock();
             let max = opts.max_connections;
@@ -376,6 +404,7 @@ impl Server {
                         meta: ClientMeta {
                             addr: Some(peer),
                             start: Some(handle.start),
+                            tls: session.as_ref().map(crate::tls::describe),
                             ..ClientMeta::default()
                         },
                     },
@@ -391,7 +420,15 @@ impl Server {
             outbound.close(CloseReason::MaxConnectionsExceeded);
         } else {
             tracing::debug!(cid, %peer, "Client connection created");
-            Client::new(self.clone(), handle).run(rd).await;
+            let client = Client::new(self.clone(), handle);
+            match session {
+                Some(s) => {
+                    client
+                        .run(crate::tls::TlsReader::new(rd, s, outbound.clone()))
+                        .await;
+                }
+                None => client.run(rd).await,
+            }
         }
         let _ = writer.await;
         tracing::debug!(cid, reason = ?outbound.close_reason(), "Client connection closed");
@@ -466,6 +503,8 @@ impl Server {
             port,
             headers: opts.headers,
             auth_required: opts.auth.required(),
+            tls_required: opts.tls.is_some(),
+            tls_verify: opts.tls.as_ref().is_some_and(|t| t.verify),
             max_payload: opts.max_payload,
             client_id: cid,
             client_ip: ip.unwrap_or(""),

@@ -32,6 +32,10 @@ pub struct RuntimeOptions {
     pub pid_file: Option<String>,
     pub ports_file_dir: Option<String>,
     pub max_closed_clients: usize,
+    /// Client TLS, built from the `tls {}` block's files when the options were loaded.
+    pub tls: Option<crate::tls::ServerTls>,
+    /// How long a client has to finish the TLS handshake.
+    pub tls_timeout: Duration,
     /// The whole typed configuration these options came from, for monitoring (`/varz`
     /// reports listeners and limits that no connection reads).
     pub config: Arc<natrix_config::Options>,
@@ -61,6 +65,8 @@ impl Default for RuntimeOptions {
             pid_file: None,
             ports_file_dir: None,
             max_closed_clients: crate::server::MAX_CLOSED_CLIENTS,
+            tls: None,
+            tls_timeout: Duration::from_secs(2),
             config: Arc::new(default_config()),
         }
     }
@@ -74,9 +80,11 @@ fn default_config() -> natrix_config::Options {
 }
 
 impl RuntimeOptions {
-    /// The runtime view of loaded configuration options.
-    pub fn from_config(o: &natrix_config::Options) -> Self {
-        Self {
+    /// The runtime view of loaded configuration options; reads the TLS files, which is
+    /// where it can fail.
+    pub fn from_config(o: &natrix_config::Options) -> Result<Self, crate::tls::TlsError> {
+        let tls = o.tls.as_ref().map(crate::tls::server_tls).transpose()?;
+        Ok(Self {
             server_name: (!o.server_name.is_empty()).then(|| o.server_name.clone()),
             host: o.host.clone(),
             port: o.port,
@@ -99,8 +107,14 @@ impl RuntimeOptions {
             ports_file_dir: (!o.ports_file_dir.is_empty()).then(|| o.ports_file_dir.clone()),
             max_closed_clients: usize::try_from(o.max_closed_clients)
                 .unwrap_or(crate::server::MAX_CLOSED_CLIENTS),
+            tls,
+            tls_timeout: o
+                .tls
+                .as_ref()
+                .and_then(|t| t.timeout)
+                .unwrap_or(o.tls_timeout),
             config: Arc::new(o.clone()),
-        }
+        })
     }
 }
 

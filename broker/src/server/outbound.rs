@@ -113,6 +113,9 @@ struct State {
     flush_owed: bool,
     closed: Option<CloseReason>,
     stalled: bool,
+    /// The TLS session has records to send that no plaintext batch will carry (alerts,
+    /// key updates): the writer must run even with an empty buffer.
+    tls_owed: bool,
 }
 
 /// The shared outbound side of one connection.
@@ -124,10 +127,21 @@ pub struct Outbound {
     closed_notify: Notify,
     is_closed: AtomicBool,
     max_pending: usize,
+    /// Present on TLS connections: batches are sealed into records before writing.
+    tls: Option<crate::tls::Session>,
 }
 
 impl Outbound {
     pub fn new(sock: OwnedWriteHalf, max_pending: usize) -> Self {
+        Self::with_tls(sock, max_pending, None)
+    }
+
+    /// An outbound side whose bytes go through `tls` (when given) on their way out.
+    pub fn with_tls(
+        sock: OwnedWriteHalf,
+        max_pending: usize,
+        tls: Option<crate::tls::Session>,
+    ) -> Self {
         Self {
             state: Mutex::new(State {
                 buf: Vec::new(),
@@ -138,6 +152,7 @@ impl Outbound {
                 flush_owed: false,
                 closed: None,
                 stalled: false,
+                tls_owed: false,
             }),
             sock: Arc::new(sock),
             wake: Notify::new(),
@@ -145,6 +160,30 @@ impl Outbound {
             closed_notify: Notify::new(),
             is_closed: AtomicBool::new(false),
             max_pending: max_pending.max(1),
+            tls,
+        }
+    }
+
+    /// Asks the writer to send records the TLS session owes.
+    pub fn wake_tls(&self) {
+        self.state.lock().tls_owed = true;
+        self.wake.notify_one();
+    }
+
+    /// The bytes to put on the wire for `batch`: itself, or its TLS records. A sealing
+    /// failure closes the connection.
+    fn seal(&self, batch: Vec<u8>) -> Option<Vec<u8>> {
+        let Some(tls) = &self.tls else {
+            return Some(batch);
+        };
+        match crate::tls::seal(tls, &batch) {
+            Ok(records) => Some(records),
+            Err(e) => {
+                tracing::debug!(error = %e, "TLS write error");
+                self.state.lock().writing = false;
+                self.close(CloseReason::WriteError);
+                None
+            }
         }
     }
 
@@ -196,7 +235,7 @@ impl Outbound {
     /// Writes what is queued straight to the socket without blocking, from the
     /// publisher's task; what the socket does not take now is left to the writer task.
     pub fn flush(&self) {
-        let mut batch = {
+        let batch = {
             let mut st = self.state.lock();
             st.flush_owed = false;
             if st.writing || st.buf.is_empty() || st.closed.is_some() {
@@ -205,10 +244,14 @@ impl Outbound {
                 return;
             }
             st.writing = true;
+            st.tls_owed = false;
             let spare = std::mem::take(&mut st.spare);
             let batch = std::mem::replace(&mut st.buf, spare);
             st.in_flight = batch.len();
             batch
+        };
+        let Some(mut batch) = self.seal(batch) else {
+            return;
         };
         let mut written = 0;
         while written < batch.len() {
@@ -335,25 +378,35 @@ impl Outbound {
             let notified = self.wake.notified();
             let job = {
                 let mut st = self.state.lock();
-                if let Some(p) = st.partial.take() {
-                    Some(p)
+                if let Some((b, off)) = st.partial.take() {
+                    // An inline flush's remainder: already on its way out, already sealed.
+                    Some((b, off, true))
                 } else if st.writing {
                     None
-                } else if !st.buf.is_empty() {
+                } else if !st.buf.is_empty() || st.tls_owed {
                     st.writing = true;
+                    st.tls_owed = false;
                     let spare = std::mem::take(&mut st.spare);
                     let batch = std::mem::replace(&mut st.buf, spare);
                     st.in_flight = batch.len();
-                    Some((batch, 0))
+                    Some((batch, 0, false))
                 } else if st.closed.is_some() {
                     break;
                 } else {
                     None
                 }
             };
-            let Some((mut batch, offset)) = job else {
+            let Some((batch, offset, sealed)) = job else {
                 notified.await;
                 continue;
+            };
+            let mut batch = if sealed {
+                batch
+            } else {
+                match self.seal(batch) {
+                    Some(b) => b,
+                    None => break,
+                }
             };
             if let Err(reason) = self.write_all(&batch[offset..], write_deadline).await {
                 if reason.is_slow_consumer() {

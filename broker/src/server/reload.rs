@@ -72,7 +72,7 @@ impl Reloader {
         config_file: Option<PathBuf>,
         flags: Flags,
     ) -> Self {
-        let seen = fingerprint(&current.config_files);
+        let seen = fingerprint(&watched_files(&current, config_file.as_deref()));
         Self {
             server,
             current,
@@ -82,15 +82,10 @@ impl Reloader {
         }
     }
 
-    /// The files to watch: the config file and everything it includes.
+    /// The files to watch: the config file, everything it includes, and the TLS
+    /// certificate, key and CA files it names (a renewed certificate is a change too).
     pub fn files(&self) -> Vec<PathBuf> {
-        let mut files = self.current.config_files.clone();
-        if files.is_empty()
-            && let Some(f) = &self.config_file
-        {
-            files.push(f.clone());
-        }
-        files
+        watched_files(&self.current, self.config_file.as_deref())
     }
 
     /// Handles one trigger; returns whether new options were installed.
@@ -178,12 +173,31 @@ impl Reloader {
         for c in &plan.reloadable {
             tracing::info!("Reloaded: {} = {}", c.field, c.new);
         }
-        self.server.set_options(RuntimeOptions::from_config(&next));
+        let runtime =
+            RuntimeOptions::from_config(&next).map_err(|e| ReloadError::Invalid(e.to_string()))?;
+        self.server.set_options(runtime);
         // The file set may have changed (an include added or removed).
-        self.seen = fingerprint(&next.config_files);
+        self.seen = fingerprint(&watched_files(&next, self.config_file.as_deref()));
         self.current = next;
         Ok(())
     }
+}
+
+fn watched_files(o: &Options, config_file: Option<&Path>) -> Vec<PathBuf> {
+    let mut files = o.config_files.clone();
+    if files.is_empty()
+        && let Some(f) = config_file
+    {
+        files.push(f.to_path_buf());
+    }
+    if let Some(t) = &o.tls {
+        for f in [&t.cert_file, &t.key_file, &t.ca_file] {
+            if !f.is_empty() {
+                files.push(PathBuf::from(f));
+            }
+        }
+    }
+    files
 }
 
 /// A cheap fingerprint of the files' names and bytes (FNV-1a); missing files count as

@@ -231,3 +231,92 @@ impl Raw {
         }
     }
 }
+
+/// A throwaway CA and server certificates made with `openssl`, for TLS tests.
+pub struct TestPki {
+    pub dir: PathBuf,
+}
+
+impl TestPki {
+    /// A CA in `dir` (`ca.pem`, `ca-key.pem`).
+    pub fn new(dir: &Path) -> Self {
+        let pki = Self {
+            dir: dir.to_path_buf(),
+        };
+        pki.openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca-key.pem",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=natrix test CA",
+        ]);
+        pki
+    }
+
+    fn openssl(&self, args: &[&str]) {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(&self.dir)
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A server certificate for 127.0.0.1 and localhost signed by the CA, written as
+    /// `<name>.pem` and `<name>-key.pem`; returns the certificate's PEM.
+    pub fn server_cert(&self, name: &str) -> String {
+        let ext = self.dir.join(format!("{name}.ext"));
+        std::fs::write(&ext, "subjectAltName=IP:127.0.0.1,DNS:localhost\n").expect("ext");
+        let (key, csr, pem) = (
+            format!("{name}-key.pem"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+        );
+        self.openssl(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            &format!("/CN={name}"),
+        ]);
+        self.openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca-key.pem",
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "1",
+            "-extfile",
+            &format!("{name}.ext"),
+        ]);
+        std::fs::read_to_string(self.dir.join(pem)).expect("read cert")
+    }
+}

@@ -1,0 +1,266 @@
+//! TLS for client connections (rustls, ring provider).
+//!
+//! The server config is built from the `tls {}` block's files each time options are
+//! loaded, so a reload picks up renewed certificates for every new connection while
+//! established connections keep the session they negotiated.
+//!
+//! A connection's TLS session is driven by hand rather than through an async stream
+//! wrapper: the read loop feeds ciphertext in and takes plaintext out, and the outbound
+//! side seals whole batches just before they are written. That keeps the outbound path
+//! identical for TLS and plain connections (inline non-blocking flushes from publishers,
+//! the writer task only when the socket is full).
+
+use std::io::{Read as _, Write as _};
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use parking_lot::Mutex;
+use rustls::ServerConnection;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedReadHalf;
+
+use crate::server::outbound::Outbound;
+
+/// Why a TLS configuration could not be built, in words that name the file.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("error parsing X509 certificate/key pair: open {path}: {reason}")]
+    File { path: String, reason: String },
+    #[error("error parsing X509 certificate/key pair: {0}")]
+    Pair(String),
+    #[error("failed to parse root ca certificate in {0}")]
+    Ca(String),
+    #[error("tls configuration: {0}")]
+    Config(String),
+}
+
+/// What a listener needs to speak TLS.
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    pub config: Arc<rustls::ServerConfig>,
+    pub verify: bool,
+    pub handshake_first: bool,
+}
+
+impl PartialEq for ServerTls {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.config, &other.config)
+            && self.verify == other.verify
+            && self.handshake_first == other.handshake_first
+    }
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
+fn read_file(path: &str) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(Path::new(path)).map_err(|e| TlsError::File {
+        path: path.to_owned(),
+        reason: io_reason(&e),
+    })
+}
+
+/// Builds the server side from a `tls {}` block.
+pub fn server_tls(cfg: &natrix_config::options::TlsConfig) -> Result<ServerTls, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cert_pem = read_file(&cfg.cert_file)?;
+    let key_pem = read_file(&cfg.key_file)?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| TlsError::Pair(format!("{}: {e}", cfg.cert_file)))?;
+    if certs.is_empty() {
+        return Err(TlsError::Pair(format!(
+            "failed to find any PEM data in certificate input {}",
+            cfg.cert_file
+        )));
+    }
+    let key = PrivateKeyDer::from_pem_slice(&key_pem)
+        .map_err(|e| TlsError::Pair(format!("{}: {e}", cfg.key_file)))?;
+    let versions: &[&rustls::SupportedProtocolVersion] = if cfg.min_version == "1.3" {
+        &[&rustls::version::TLS13]
+    } else {
+        rustls::ALL_VERSIONS
+    };
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    let builder = if cfg.verify || cfg.map {
+        let mut roots = rustls::RootCertStore::empty();
+        if cfg.ca_file.is_empty() {
+            return Err(TlsError::Config(
+                "verify requires a ca_file to check client certificates against".into(),
+            ));
+        }
+        let ca_pem = read_file(&cfg.ca_file)?;
+        for c in CertificateDer::pem_slice_iter(&ca_pem) {
+            let c = c.map_err(|_| TlsError::Ca(cfg.ca_file.clone()))?;
+            roots
+                .add(c)
+                .map_err(|_| TlsError::Ca(cfg.ca_file.clone()))?;
+        }
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| TlsError::Config(e.to_string()))?;
+        builder.with_client_cert_verifier(verifier)
+    } else {
+        builder.with_no_client_auth()
+    };
+    let config = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| TlsError::Pair(e.to_string()))?;
+    Ok(ServerTls {
+        config: Arc::new(config),
+        verify: cfg.verify || cfg.map,
+        handshake_first: cfg.handshake_first,
+    })
+}
+
+/// One connection's TLS session, shared by its read loop and its outbound side.
+pub type Session = Arc<Mutex<ServerConnection>>;
+
+/// Runs the server handshake on `stream` within `timeout`; returns the session, which
+/// may already hold plaintext the client sent right behind its last handshake message.
+pub async fn accept(
+    tls: &ServerTls,
+    stream: &mut TcpStream,
+    timeout: std::time::Duration,
+) -> Result<Session, String> {
+    let mut conn = ServerConnection::new(tls.config.clone()).map_err(|e| e.to_string())?;
+    // Outbound batches are sealed whole; rustls must not cap what it buffers.
+    conn.set_buffer_limit(None);
+    let handshake = async {
+        let mut raw = vec![0u8; 16 * 1024];
+        loop {
+            while conn.wants_write() {
+                let mut out = Vec::new();
+                conn.write_tls(&mut out).map_err(|e| e.to_string())?;
+                stream.write_all(&out).await.map_err(|e| e.to_string())?;
+            }
+            if !conn.is_handshaking() {
+                return Ok::<(), String>(());
+            }
+            let n = stream.read(&mut raw).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("connection closed during handshake".into());
+            }
+            feed(&mut conn, &raw[..n]).map_err(|e| e.to_string())?;
+        }
+    };
+    match tokio::time::timeout(timeout, handshake).await {
+        Ok(Ok(())) => Ok(Arc::new(Mutex::new(conn))),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err("TLS handshake timeout".into()),
+    }
+}
+
+/// Hands ciphertext to rustls and processes it.
+fn feed(conn: &mut ServerConnection, mut data: &[u8]) -> std::io::Result<()> {
+    while !data.is_empty() {
+        conn.read_tls(&mut data)?;
+        conn.process_new_packets()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    }
+    Ok(())
+}
+
+/// Encrypts `plain` (possibly empty: records rustls owes anyway) into TLS records.
+pub fn seal(session: &Session, plain: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut conn = session.lock();
+    if !plain.is_empty() {
+        conn.writer().write_all(plain)?;
+    }
+    let mut out = Vec::with_capacity(plain.len() + plain.len() / 16 + 64);
+    while conn.wants_write() {
+        conn.write_tls(&mut out)?;
+    }
+    Ok(out)
+}
+
+/// The read side of a TLS connection as a plain `AsyncRead` of decrypted bytes.
+pub struct TlsReader {
+    sock: OwnedReadHalf,
+    session: Session,
+    outbound: Arc<Outbound>,
+    raw: Box<[u8]>,
+    eof: bool,
+}
+
+impl TlsReader {
+    pub fn new(sock: OwnedReadHalf, session: Session, outbound: Arc<Outbound>) -> Self {
+        Self {
+            sock,
+            session,
+            outbound,
+            raw: vec![0u8; 16 * 1024].into_boxed_slice(),
+            eof: false,
+        }
+    }
+}
+
+impl AsyncRead for TlsReader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        loop {
+            {
+                let mut conn = this.session.lock();
+                match conn.reader().read(buf.initialize_unfilled()) {
+                    Ok(n) => {
+                        // Zero here is the peer's close_notify: end of stream.
+                        buf.advance(n);
+                        return Poll::Ready(Ok(()));
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+            }
+            if this.eof {
+                return Poll::Ready(Ok(()));
+            }
+            let mut rb = ReadBuf::new(&mut this.raw);
+            ready!(Pin::new(&mut this.sock).poll_read(cx, &mut rb))?;
+            let n = rb.filled().len();
+            if n == 0 {
+                this.eof = true;
+                continue;
+            }
+            let owes = {
+                let mut conn = this.session.lock();
+                feed(&mut conn, &this.raw[..n])?;
+                conn.wants_write()
+            };
+            if owes {
+                this.outbound.wake_tls();
+            }
+        }
+    }
+}
+
+/// The negotiated protocol and cipher suite, as nats-server names them on `/connz`.
+pub fn describe(session: &Session) -> (String, String) {
+    let conn = session.lock();
+    let version = match conn.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "1.3",
+        Some(rustls::ProtocolVersion::TLSv1_2) => "1.2",
+        _ => "",
+    };
+    let suite = conn
+        .negotiated_cipher_suite()
+        .and_then(|s| s.suite().as_str())
+        .unwrap_or_default();
+    (version.to_owned(), suite.to_owned())
+}
