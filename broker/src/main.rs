@@ -124,7 +124,11 @@ fn run(
         let monitor = natrix_broker::monitor::bind(&server)
             .await
             .with_context(|| format!("listening for monitoring on port {}", options.http_port))?
-            .map(|l| tokio::spawn(natrix_broker::monitor::Monitor::new(server.clone()).serve(l)));
+            .map(|l| {
+                tokio::spawn(
+                    natrix_broker::monitor::Monitor::new(server.clone()).serve(l.listener, l.tls),
+                )
+            });
         if let Some(dir) = &runtime_opts.ports_file_dir {
             let path = lifecycle::write_ports_file(std::path::Path::new(dir), &server)
                 .with_context(|| format!("writing ports file in {dir}"))?;

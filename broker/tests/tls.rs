@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{NATRIX, TestPki, http_get, start_with_file};
+use common::{NATRIX, TestPki, http_get, start_custom, start_with_file};
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName};
 
@@ -44,19 +44,25 @@ fn tls_conf(secret: &Path, ca: &Path) -> String {
     )
 }
 
-/// Connects with rustls, completes CONNECT/PING, and returns the server's certificate.
-fn peer_certificate(port: u16, ca: &Path) -> Vec<u8> {
+fn client_config(ca: &Path) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_file_iter(ca).expect("ca") {
         roots.add(c.expect("ca cert")).expect("add ca");
     }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    )
+}
+
+/// Connects with rustls, completes CONNECT/PING, and returns the server's certificate.
+fn peer_certificate(port: u16, ca: &Path) -> Vec<u8> {
+    let config = client_config(ca);
     let mut tcp = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     tcp.set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
@@ -64,7 +70,7 @@ fn peer_certificate(port: u16, ca: &Path) -> Vec<u8> {
     BufReader::new(&mut tcp).read_line(&mut info).expect("INFO");
     assert!(info.contains("\"tls_required\":true"), "{info}");
     let name = ServerName::try_from("127.0.0.1").expect("name");
-    let conn = rustls::ClientConnection::new(Arc::new(config), name).expect("client");
+    let conn = rustls::ClientConnection::new(config, name).expect("client");
     let mut tls = rustls::StreamOwned::new(conn, tcp);
     tls.write_all(b"CONNECT {\"verbose\":false}\r\nPING\r\n")
         .expect("write");
@@ -214,5 +220,59 @@ async fn renewed_certificate_applies_to_new_connections_only() {
         s.server
             .log_text()
             .contains("Reloaded server configuration")
+    );
+}
+
+/// `https_port` serves the monitoring endpoints over TLS with the client certificate,
+/// under `http_base_path`, and the ports file names the https URL.
+#[test]
+fn https_monitoring_under_a_base_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = TestPki::new(dir.path());
+    pki.server_cert("server");
+    let conf = dir.path().join("server.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "tls {{ cert_file: \"{0}/server.pem\", key_file: \"{0}/server-key.pem\" }}\nhttps_port: -1\nhttp_base_path: /nats/\n",
+            dir.path().display()
+        ),
+    )
+    .expect("conf");
+    let ca = dir.path().join("ca.pem");
+    let server = start_custom(Path::new(NATRIX), dir, &conf, &[], true);
+    let port = server.http_port.expect("https port");
+    let get = |path: &str| {
+        let tcp = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        tcp.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let name = ServerName::try_from("127.0.0.1").expect("name");
+        let conn = rustls::ClientConnection::new(client_config(&ca), name).expect("client");
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        write!(tls, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").expect("send");
+        let mut out = Vec::new();
+        let _ = tls.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let varz = get("/nats/varz");
+    let status = |r: &str| r.split_whitespace().nth(1).unwrap_or_default().to_owned();
+    assert_eq!(status(&varz), "200", "{varz}");
+    let body = varz
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(body).expect("json");
+    assert_eq!(v["https_port"], port);
+    assert_eq!(v["http_base_path"], "/nats/");
+    assert_eq!(status(&get("/varz")), "404", "outside the base path");
+    let ports = std::fs::read_dir(server.dir.path())
+        .expect("dir")
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().ends_with(".ports"))
+        .and_then(|e| std::fs::read_to_string(e.path()).ok())
+        .unwrap_or_default();
+    assert!(
+        ports.contains(&format!("https://127.0.0.1:{port}")),
+        "{ports}"
     );
 }

@@ -155,8 +155,14 @@ impl Monitor {
         result.unwrap_or_else(Reply::from)
     }
 
-    /// Serves HTTP on `listener` until the server shuts down.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+    /// Serves HTTP on `listener` until the server shuts down; with `tls`, HTTPS (the
+    /// client `tls {}` block's certificate, as nats-server uses for `https_port`).
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) {
+        let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
         let base = self.server.options().0.config.http_base_path.clone();
         let base: Arc<str> = normalize_base(&base).into();
         let mut shutdown = std::pin::pin!(self.server.wait_shutdown());
@@ -174,16 +180,32 @@ impl Monitor {
             };
             let monitor = self.clone();
             let base = base.clone();
+            let acceptor = acceptor.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |req: Request<Incoming>| {
                     let monitor = monitor.clone();
                     let base = base.clone();
                     async move { Ok::<_, Infallible>(monitor.respond(&base, &req)) }
                 });
-                if let Err(e) = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await
-                {
+                let result = match acceptor {
+                    Some(acceptor) => match acceptor.accept(stream).await {
+                        Ok(tls) => {
+                            http1::Builder::new()
+                                .serve_connection(TokioIo::new(tls), service)
+                                .await
+                        }
+                        Err(e) => {
+                            tracing::debug!("monitoring TLS handshake error: {e}");
+                            return;
+                        }
+                    },
+                    None => {
+                        http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await
+                    }
+                };
+                if let Err(e) = result {
                     tracing::debug!("monitoring connection error: {e}");
                 }
             });
@@ -263,20 +285,42 @@ fn root_page(server: &Server) -> Reply {
     Reply::Text(StatusCode::OK, "text/html; charset=utf-8", html)
 }
 
-/// Binds the monitoring listener (`http_host:http_port`); `-1` picks a free port.
-pub async fn bind(server: &Server) -> std::io::Result<Option<TcpListener>> {
+/// A bound monitoring listener, and the TLS config when it serves HTTPS.
+pub struct Listener {
+    pub listener: TcpListener,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+/// Binds the monitoring listener: `https_port` (with the `tls {}` certificate) when set,
+/// else `http_port`; `-1` picks a free port. `None` when monitoring is off.
+pub async fn bind(server: &Server) -> std::io::Result<Option<Listener>> {
     let (opts, _) = server.options();
     let cfg = &opts.config;
-    if cfg.http_port == 0 {
+    let (configured, tls) = if cfg.https_port != 0 {
+        let Some(tls) = &opts.tls else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "TLS is required for HTTPS monitoring (https_port needs a tls {} block)",
+            ));
+        };
+        // Monitoring clients (browsers, Prometheus) present no client certificate.
+        let mut config = (*tls.config).clone();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        (cfg.https_port, Some(Arc::new(config)))
+    } else {
+        (cfg.http_port, None)
+    };
+    if configured == 0 {
         return Ok(None);
     }
-    let port = if cfg.http_port < 0 { 0 } else { cfg.http_port };
+    let port = if configured < 0 { 0 } else { configured };
     let port = u16::try_from(port).map_err(|_| {
         std::io::Error::new(std::io::ErrorKind::InvalidInput, "http port out of range")
     })?;
     let listener = TcpListener::bind((cfg.monitor_host(), port)).await?;
     let addr: SocketAddr = listener.local_addr()?;
-    server.set_http_addr(addr);
-    tracing::info!("Starting http monitor on {addr}");
-    Ok(Some(listener))
+    server.set_http_addr(addr, tls.is_some());
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!("Starting {scheme} monitor on {addr}");
+    Ok(Some(Listener { listener, tls }))
 }

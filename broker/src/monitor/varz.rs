@@ -115,9 +115,18 @@ pub fn varz(m: &Monitor) -> Varz {
     let st = &server.stats;
     let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     let now = SystemTime::now();
-    let http_port = server
-        .http_addr()
-        .map_or(i64::from(cfg.http_port), |a| i64::from(a.port()));
+    let bound = server.http_addr().map(|a| i64::from(a.port()));
+    let (http_port, https_port) = if server.http_is_tls() {
+        (
+            i64::from(cfg.http_port),
+            bound.unwrap_or(i64::from(cfg.https_port)),
+        )
+    } else {
+        (
+            bound.unwrap_or(i64::from(cfg.http_port)),
+            i64::from(cfg.https_port),
+        )
+    };
     let (in_msgs, in_bytes, out_msgs, out_bytes) = (
         load(&st.in_msgs),
         load(&st.in_bytes),
@@ -143,7 +152,7 @@ pub fn varz(m: &Monitor) -> Varz {
         http_host: cfg.monitor_host().to_owned(),
         http_port,
         http_base_path: cfg.http_base_path.clone(),
-        https_port: i64::from(cfg.https_port),
+        https_port,
         auth_timeout: seconds(opts.auth_timeout),
         max_control_line: cfg.max_control_line,
         max_payload: opts.max_payload,

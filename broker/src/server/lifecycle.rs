@@ -144,7 +144,12 @@ pub fn write_ports_file(dir: &Path, server: &Server) -> std::io::Result<PathBuf>
         } else {
             m.ip().to_string()
         };
-        json["monitoring"] = serde_json::json!([format!("http://{mhost}:{}", m.port())]);
+        let scheme = if server.http_is_tls() {
+            "https"
+        } else {
+            "http"
+        };
+        json["monitoring"] = serde_json::json!([format!("{scheme}://{mhost}:{}", m.port())]);
     }
     // Write then rename so a reader never sees a half-written file.
     let tmp = path.with_extension("ports.tmp");

@@ -201,7 +201,8 @@ pub struct Server {
     pub stats: Stats,
     started: SystemTime,
     addr: Mutex<Option<SocketAddr>>,
-    http_addr: Mutex<Option<SocketAddr>>,
+    /// The monitoring listener and whether it is HTTPS.
+    http_addr: Mutex<Option<(SocketAddr, bool)>>,
     lame_duck: AtomicBool,
     shutdown_tx: watch::Sender<bool>,
 }
@@ -299,11 +300,16 @@ impl Server {
 
     /// The monitoring listener's address, once bound.
     pub fn http_addr(&self) -> Option<SocketAddr> {
-        *self.http_addr.lock()
+        self.http_addr.lock().map(|(a, _)| a)
     }
 
-    pub fn set_http_addr(&self, addr: SocketAddr) {
-        *self.http_addr.lock() = Some(addr);
+    /// Whether the monitoring listener speaks HTTPS.
+    pub fn http_is_tls(&self) -> bool {
+        self.http_addr.lock().is_some_and(|(_, tls)| tls)
+    }
+
+    pub fn set_http_addr(&self, addr: SocketAddr, tls: bool) {
+        *self.http_addr.lock() = Some((addr, tls));
     }
 
     pub fn num_clients(&self) -> usize {

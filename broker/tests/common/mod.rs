@@ -65,6 +65,20 @@ pub fn start(bin: &Path, conf: &str, monitor: bool) -> Proc {
 
 /// Like [`start`], for a config file the caller prepared inside `dir`.
 pub fn start_with_file(bin: &Path, dir: tempfile::TempDir, conf: &Path, monitor: bool) -> Proc {
+    let args: &[&str] = if monitor { &["-m", "-1"] } else { &[] };
+    start_custom(bin, dir, conf, args, monitor)
+}
+
+/// Starts `bin` with `conf` and extra flags; `wait_monitor` waits for a monitoring port
+/// in the ports file (from `-m` or from the config's `http`/`https` settings).
+pub fn start_custom(
+    bin: &Path,
+    dir: tempfile::TempDir,
+    conf: &Path,
+    extra: &[&str],
+    wait_monitor: bool,
+) -> Proc {
+    let monitor = wait_monitor;
     let log = dir.path().join("server.log");
     let log_file = std::fs::File::create(&log).expect("log file");
     let mut cmd = Command::new(bin);
@@ -73,10 +87,8 @@ pub fn start_with_file(bin: &Path, dir: tempfile::TempDir, conf: &Path, monitor:
         .args(["-a", "127.0.0.1", "-p", "-1", "--ports_file_dir"])
         .arg(dir.path())
         .stdout(Stdio::null())
-        .stderr(log_file);
-    if monitor {
-        cmd.args(["-m", "-1"]);
-    }
+        .stderr(log_file)
+        .args(extra);
     let child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
