@@ -72,6 +72,18 @@ fn read_file(path: &str) -> Result<Vec<u8>, TlsError> {
 
 /// Builds the server side from a `tls {}` block.
 pub fn server_tls(cfg: &natrix_config::options::TlsConfig) -> Result<ServerTls, TlsError> {
+    for (set, what) in [
+        (!cfg.cipher_suites.is_empty(), "cipher_suites"),
+        (!cfg.curve_preferences.is_empty(), "curve_preferences"),
+        (!cfg.pinned_certs.is_empty(), "pinned_certs"),
+        (cfg.ocsp_peer.is_some(), "ocsp_peer"),
+    ] {
+        if set {
+            tracing::warn!(
+                "tls {what} is not applied: natrix uses rustls's safe defaults (docs/compatibility.md)"
+            );
+        }
+    }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cert_pem = read_file(&cfg.cert_file)?;
     let key_pem = read_file(&cfg.key_file)?;
