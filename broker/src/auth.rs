@@ -83,6 +83,8 @@ pub struct User {
     /// Plain text, or a bcrypt hash (`$2a$...`).
     pub password: String,
     pub permissions: Option<Arc<Permissions>>,
+    /// The account the user is bound to; `None`: `$G`.
+    pub account: Option<String>,
 }
 
 /// The server's authentication settings.
@@ -107,6 +109,8 @@ pub struct Credentials<'a> {
 pub struct Authenticated {
     pub user: Option<String>,
     pub permissions: Option<Arc<Permissions>>,
+    /// The account to bind the connection to; `None`: `$G`.
+    pub account: Option<String>,
 }
 
 fn password_matches(stored: &str, given: &str) -> bool {
@@ -170,6 +174,7 @@ impl Auth {
                 .permissions
                 .clone()
                 .or_else(|| self.default_permissions.clone()),
+            account: user.account.clone(),
         }
     }
 }
@@ -232,6 +237,7 @@ mod tests {
                 username: "alice".into(),
                 password: "pw".into(),
                 permissions: None,
+                account: None,
             },
         );
         let ok = Credentials {

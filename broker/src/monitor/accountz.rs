@@ -46,20 +46,6 @@ struct AccountInfo {
     account_detail: AccountDetail,
 }
 
-/// The accounts this server has: the system account first, as nats-server lists them.
-fn accounts(server: &Server) -> [&Account; 2] {
-    [&server.sys_account, &server.gacc]
-}
-
-/// Client connections bound to `acc`.
-fn client_connections(server: &Server, acc: &Account) -> usize {
-    if std::ptr::eq(acc, &*server.gacc) {
-        server.num_clients()
-    } else {
-        0
-    }
-}
-
 /// Builds `/accountz`: the account names, or with `acc` that account's detail.
 pub fn accountz(server: &Server, q: &Query) -> Result<Reply, QueryError> {
     let system_account = server.sys_account.name().to_owned();
@@ -68,13 +54,14 @@ pub fn accountz(server: &Server, q: &Query) -> Result<Reply, QueryError> {
             server_id: server.id().to_owned(),
             now: GoTime::now(),
             system_account,
-            accounts: accounts(server)
+            accounts: server
+                .all_accounts()
                 .iter()
                 .map(|a| a.name().to_owned())
                 .collect(),
         }));
     };
-    let Some(acc) = accounts(server).into_iter().find(|a| a.name() == name) else {
+    let Some(acc) = server.account(name) else {
         return Err(QueryError::Other(format!("Account {name} does not exist")));
     };
     Ok(Reply::json(&AccountInfo {
@@ -83,16 +70,16 @@ pub fn accountz(server: &Server, q: &Query) -> Result<Reply, QueryError> {
         system_account,
         account_detail: AccountDetail {
             account_name: acc.name().to_owned(),
-            update_time: GoTime::of(server.started()),
-            is_system: std::ptr::eq(acc, &*server.sys_account),
+            update_time: GoTime::of(acc.created()),
+            is_system: std::ptr::eq(&*acc, &*server.sys_account),
             expired: false,
             complete: true,
             jetstream_enabled: false,
             leafnode_connections: 0,
-            client_connections: client_connections(server, acc),
+            client_connections: acc.num_clients(),
             subscriptions: acc.sublist.count(),
             name_tag: acc.name().to_owned(),
-            sublist_stats: SublistStatz::of(&[acc]),
+            sublist_stats: SublistStatz::of(&[&acc]),
         },
     }))
 }
@@ -132,14 +119,12 @@ pub struct AccStatz {
     pub account_statz: Vec<AccountStat>,
 }
 
-/// One account's traffic. Every client is in `$G` until multi-account configuration
-/// lands, so `$G`'s traffic is the server's client traffic.
-pub fn account_stat(server: &Server, acc: &Account) -> AccountStat {
+/// One account's traffic.
+pub fn account_stat(acc: &Account) -> AccountStat {
     use std::sync::atomic::Ordering::Relaxed;
-    let conns = client_connections(server, acc);
-    let global = std::ptr::eq(acc, &*server.gacc);
-    let st = &server.stats;
-    let pick = |a: &std::sync::atomic::AtomicU64| if global { a.load(Relaxed) } else { 0 };
+    let conns = acc.num_clients();
+    let st = &acc.stats;
+    let pick = |a: &std::sync::atomic::AtomicU64| a.load(Relaxed);
     AccountStat {
         acc: acc.name().to_owned(),
         name: acc.name().to_owned(),
@@ -165,10 +150,11 @@ pub fn account_stat(server: &Server, acc: &Account) -> AccountStat {
 pub fn accstatz(server: &Server, q: &Query) -> Result<AccStatz, QueryError> {
     let unused = q.bool("unused")?;
     let filter = q.get("accounts");
-    let account_statz = accounts(server)
-        .into_iter()
+    let account_statz = server
+        .all_accounts()
+        .iter()
         .filter(|a| filter.is_none_or(|f| f.split(',').any(|n| n == a.name())))
-        .map(|a| account_stat(server, a))
+        .map(|a| account_stat(a))
         .filter(|s| unused || s.conns > 0)
         .collect();
     Ok(AccStatz {

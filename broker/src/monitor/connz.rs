@@ -247,8 +247,8 @@ fn build(
     closed: Option<(&ClosedClient, SystemTime)>,
     now: u64,
     o: &Options,
-    account: &str,
 ) -> ConnInfo {
+    let account = v.meta.account.as_deref().unwrap_or("$G");
     let (ip, port) = v
         .meta
         .addr
@@ -335,13 +335,14 @@ fn build(
 pub fn connz(server: &Server, q: &Query) -> Result<Connz, QueryError> {
     let o = options(q)?;
     let now = GoTime::now();
-    let account = server.gacc.name().to_owned();
-    if o.account.as_deref().is_some_and(|a| a != account) {
-        return Ok(empty(server, now, &o));
-    }
     // As in nats-server, `total` counts the connections in the requested state before
     // the `user` filter; only `cid` narrows it.
-    let wanted = |v: &ClientView| o.cid == 0 || v.cid == o.cid;
+    let wanted = |v: &ClientView| {
+        (o.cid == 0 || v.cid == o.cid)
+            && o.account
+                .as_deref()
+                .is_none_or(|a| v.meta.account.as_deref().unwrap_or("$G") == a)
+    };
     let user_ok = |c: &ClientView| {
         o.user
             .as_deref()
@@ -351,11 +352,10 @@ pub fn connz(server: &Server, q: &Query) -> Result<Connz, QueryError> {
     let mut conns = Vec::new();
     if o.state != ConnState::Closed {
         let live_subs: Vec<SubView> = server
-            .gacc
-            .sublist
-            .all()
+            .all_accounts()
             .iter()
-            .map(|s| SubView::of(s))
+            .flat_map(|a| a.sublist.all())
+            .map(|s| SubView::of(&s))
             .collect();
         for v in server.clients().iter().filter(|v| wanted(v)) {
             total += 1;
@@ -363,7 +363,7 @@ pub fn connz(server: &Server, q: &Query) -> Result<Connz, QueryError> {
                 continue;
             }
             let subs = subs_of(v.cid, &live_subs);
-            conns.push(build(v, &subs, None, now.0, &o, &account));
+            conns.push(build(v, &subs, None, now.0, &o));
         }
     }
     if o.state != ConnState::Open {
@@ -374,14 +374,7 @@ pub fn connz(server: &Server, q: &Query) -> Result<Connz, QueryError> {
                     continue;
                 }
                 let subs: Vec<&SubView> = c.subs.iter().collect();
-                conns.push(build(
-                    &c.view,
-                    &subs,
-                    Some((c, c.stop)),
-                    now.0,
-                    &o,
-                    &account,
-                ));
+                conns.push(build(&c.view, &subs, Some((c, c.stop)), now.0, &o));
             }
         });
     }
@@ -397,18 +390,6 @@ pub fn connz(server: &Server, q: &Query) -> Result<Connz, QueryError> {
         limit: o.limit,
         connections,
     })
-}
-
-fn empty(server: &Server, now: GoTime, o: &Options) -> Connz {
-    Connz {
-        server_id: server.id().to_owned(),
-        now,
-        num_connections: 0,
-        total: 0,
-        offset: 0,
-        limit: o.limit,
-        connections: Vec::new(),
-    }
 }
 
 fn sort(conns: &mut [ConnInfo], by: SortBy) {

@@ -100,9 +100,10 @@ fn connz_totals(out: &mut String, server_id: &str, c: &connz::Connz) {
 }
 
 fn accounts(out: &mut String, server: &crate::server::Server) {
-    let stats: Vec<accountz::AccountStat> = [&server.sys_account, &server.gacc]
-        .into_iter()
-        .map(|a| accountz::account_stat(server, a))
+    let stats: Vec<accountz::AccountStat> = server
+        .all_accounts()
+        .iter()
+        .map(|a| accountz::account_stat(a))
         .collect();
     type Pick = fn(&accountz::AccountStat) -> u64;
     let series: [(&str, &str, &str, Pick); 7] = [

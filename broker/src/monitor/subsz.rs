@@ -84,7 +84,8 @@ pub fn subsz(server: &Server, q: &Query) -> Result<Subsz, QueryError> {
             "invalid test subject, must be valid publish subject: {t}"
         )));
     }
-    let mut accounts: Vec<&Account> = vec![&server.sys_account, &server.gacc];
+    let all = server.all_accounts();
+    let mut accounts: Vec<&Account> = all.iter().map(AsRef::as_ref).collect();
     if let Some(acc) = q.get("acc") {
         accounts.retain(|a| a.name() == acc);
     }

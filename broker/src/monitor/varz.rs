@@ -189,7 +189,11 @@ pub fn varz(m: &Monitor) -> Varz {
         slow_consumers: slow,
         stale_connections: stale,
         stalled_clients: load(&st.stalls),
-        subscriptions: server.gacc.sublist.count() + server.sys_account.sublist.count(),
+        subscriptions: server
+            .all_accounts()
+            .iter()
+            .map(|a| a.sublist.count())
+            .sum(),
         http_req_stats: m.req_stats(),
         config_load_time: GoTime::of(server.config_load_time()),
         config_digest: cfg.config_digest.clone().unwrap_or_default(),

@@ -176,6 +176,8 @@ impl Default for ConnectOpts {
 /// State owned by a connection's read loop.
 pub(crate) struct Client {
     server: Arc<Server>,
+    /// The account this connection publishes and subscribes in (`$G` until CONNECT).
+    account: Arc<crate::account::Account>,
     handle: Arc<ClientHandle>,
     opts: Arc<RuntimeOptions>,
     opts_gen: u64,
@@ -213,6 +215,7 @@ impl Client {
         let sample_ratio = otlp::sample_ratio(&opts.config.telemetry);
         Self {
             awaiting_auth: opts.auth.required(),
+            account: server.gacc.clone(),
             server,
             handle,
             opts,
@@ -309,6 +312,14 @@ impl Client {
                 .close(CloseReason::AuthenticationViolation);
             return false;
         };
+        if identity.account.as_deref().unwrap_or("$G") != self.account.name() {
+            tracing::info!(cid = self.handle.cid, "account binding changed by reload");
+            self.send_err("Authorization Violation");
+            self.handle
+                .outbound
+                .close(CloseReason::AuthenticationViolation);
+            return false;
+        }
         self.permissions = identity.permissions;
         self.drop_forbidden_subs();
         true
@@ -332,7 +343,7 @@ impl Client {
         for sid in forbidden {
             if let Some(sub) = self.subs.remove(&sid) {
                 sub.closed.store(true, Ordering::Release);
-                let _ = self.server.gacc.sublist.remove(&sub);
+                let _ = self.account.sublist.remove(&sub);
                 self.send_err(&sub_violation_text(&sub.subject, sub.queue.as_deref()));
             }
         }
@@ -436,6 +447,9 @@ impl Client {
                 .stats
                 .in_bytes
                 .fetch_add(self.in_bytes, Ordering::Relaxed);
+            let acc = &self.account.stats;
+            acc.in_msgs.fetch_add(self.in_msgs, Ordering::Relaxed);
+            acc.in_bytes.fetch_add(self.in_bytes, Ordering::Relaxed);
             self.in_msgs = 0;
             self.in_bytes = 0;
             self.last_in = Instant::now();
@@ -450,11 +464,14 @@ impl Client {
                 .stats
                 .out_bytes
                 .fetch_add(self.out_bytes, Ordering::Relaxed);
+            let acc = &self.account.stats;
+            acc.out_msgs.fetch_add(self.out_msgs, Ordering::Relaxed);
+            acc.out_bytes.fetch_add(self.out_bytes, Ordering::Relaxed);
             self.out_msgs = 0;
             self.out_bytes = 0;
         }
         for sub in self.expired.drain(..) {
-            let _ = self.server.gacc.sublist.remove(&sub);
+            let _ = self.account.sublist.remove(&sub);
         }
     }
 
@@ -486,7 +503,22 @@ impl Client {
                 live.push(sub.clone());
             }
             sub.closed.store(true, Ordering::Release);
-            let _ = self.server.gacc.sublist.remove(&sub);
+            let _ = self.account.sublist.remove(&sub);
+        }
+        if self.connect_received {
+            self.account.stats.clients.fetch_sub(1, Ordering::Relaxed);
+        }
+        if self
+            .handle
+            .outbound
+            .close_reason()
+            .is_some_and(CloseReason::is_slow_consumer)
+        {
+            self.account
+                .stats
+                .slow_consumers
+                .fetch_add(1, Ordering::Relaxed);
+            self.server.note_slow_consumer(self.handle.cid);
         }
         self.server.remove_client(&self.handle, live);
     }
@@ -519,6 +551,17 @@ impl Client {
             return Err(ParseError::AuthViolation);
         }
         let _ = connect.tls_required;
+        let Some(account) = self
+            .server
+            .account(identity.account.as_deref().unwrap_or("$G"))
+        else {
+            tracing::warn!(cid = self.handle.cid, account = ?identity.account, "account not found");
+            return Err(ParseError::AuthViolation);
+        };
+        if !self.connect_received {
+            account.stats.clients.fetch_add(1, Ordering::Relaxed);
+        }
+        self.account = account;
         self.permissions = identity.permissions;
         self.awaiting_auth = false;
         let headers = self.opts.headers && connect.headers;
@@ -546,6 +589,7 @@ impl Client {
             connect.lang.clone(),
             connect.version.clone(),
             identity.user,
+            self.account.name(),
         );
         self.connect = connect;
         self.connect_received = true;
@@ -563,7 +607,7 @@ impl Client {
                 i64::try_from(self.handle.cid).unwrap_or(i64::MAX),
             ),
             KeyValue::new("natrix.auth.ok", identity.is_some()),
-            KeyValue::new("natrix.account", self.server.gacc.name().to_owned()),
+            KeyValue::new("natrix.account", self.account.name().to_owned()),
         ];
         if let Some(user) = identity.and_then(|i| i.user.clone()) {
             attrs.push(KeyValue::new("natrix.user", user));
@@ -629,7 +673,7 @@ impl Client {
                     "messaging.message.body.size",
                     i64::try_from(msg.len() - hdr).unwrap_or(i64::MAX),
                 ),
-                KeyValue::new("natrix.account", self.server.gacc.name().to_owned()),
+                KeyValue::new("natrix.account", self.account.name().to_owned()),
                 KeyValue::new(
                     "natrix.client.id",
                     i64::try_from(self.handle.cid).unwrap_or(i64::MAX),
@@ -681,7 +725,7 @@ impl Client {
             delivered: AtomicU64::new(0),
             closed: AtomicBool::new(false),
         });
-        if self.server.gacc.sublist.insert(sub.clone()).is_err() {
+        if self.account.sublist.insert(sub.clone()).is_err() {
             self.send_err("Invalid Subject");
             return Ok(());
         }
@@ -708,7 +752,7 @@ impl Client {
                 _ => {
                     self.subs.remove(sid);
                     sub.closed.store(true, Ordering::Release);
-                    let _ = self.server.gacc.sublist.remove(&sub);
+                    let _ = self.account.sublist.remove(&sub);
                 }
             }
         }
@@ -804,7 +848,7 @@ impl Client {
     /// The 503 status for a request nobody received, sent through the requester's own
     /// subscription on the reply subject (none, no message).
     fn send_no_responders(&mut self, reply: &[u8], subject: &[u8]) {
-        let r = self.server.gacc.sublist.match_subject(reply);
+        let r = self.account.sublist.match_subject(reply);
         if let Some(sub) = r
             .psubs
             .iter()
@@ -818,7 +862,7 @@ impl Client {
 
     /// Matches through the per-connection cache.
     fn lookup(&mut self, subject: &[u8]) -> Arc<MatchResult<Subscription>> {
-        let sublist = &self.server.gacc.sublist;
+        let sublist = &self.account.sublist;
         let genid = sublist.genid();
         if genid != self.cache_genid {
             self.cache.clear();
@@ -876,16 +920,8 @@ impl Client {
             .outbound
             .push_with(frame.wire_len(), |out| frame.encode(out, headers));
         match push {
-            Push::Closed => {
-                if target
-                    .outbound
-                    .close_reason()
-                    .is_some_and(CloseReason::is_slow_consumer)
-                {
-                    self.server.note_slow_consumer(target.cid);
-                }
-                false
-            }
+            // A slow consumer is counted once, when its own connection winds down.
+            Push::Closed => false,
             Push::Queued { .. } | Push::Stall { .. } => {
                 if push.needs_flush() {
                     self.to_flush.push(target.outbound.clone());
@@ -897,11 +933,9 @@ impl Client {
                 } as u64;
                 target.out_msgs.fetch_add(1, Ordering::Relaxed);
                 target.out_bytes.fetch_add(size, Ordering::Relaxed);
-                self.server.stats.out_msgs.fetch_add(1, Ordering::Relaxed);
-                self.server
-                    .stats
-                    .out_bytes
-                    .fetch_add(size, Ordering::Relaxed);
+                // Server and account totals are published once per read (`after_read`).
+                self.out_msgs += 1;
+                self.out_bytes += size;
                 if let Push::Stall { .. } = push {
                     target.stalls.fetch_add(1, Ordering::Relaxed);
                     self.server.stats.stalls.fetch_add(1, Ordering::Relaxed);
@@ -1002,7 +1036,9 @@ impl Client {
         if self.connect.protocol < 1 {
             return;
         }
-        let json = self.server.client_info_json(self.handle.cid, None, true);
+        let json = self
+            .server
+            .client_info_json(self.handle.cid, None, Some(self.account.name()));
         let mut v = Vec::with_capacity(json.len() + 8);
         encode::info(&mut v, &json);
         self.handle.outbound.push_proto(&v);

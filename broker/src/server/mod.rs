@@ -65,6 +65,8 @@ pub struct ClientMeta {
     pub start: Option<SystemTime>,
     /// Negotiated TLS version and cipher suite, on TLS connections.
     pub tls: Option<(String, String)>,
+    /// The account the connection is bound to (after CONNECT).
+    pub account: Option<String>,
 }
 
 struct Registered {
@@ -194,6 +196,8 @@ pub struct Server {
     pub gacc: Arc<Account>,
     /// The system account; it exists, as in nats-server, even while nothing uses it.
     pub sys_account: Arc<Account>,
+    /// Configured accounts by name (`$G` and `$SYS` are not in here).
+    accounts: RwLock<Vec<Arc<Account>>>,
     clients: Mutex<FxHashMap<u64, Registered>>,
     closed: Mutex<VecDeque<ClosedClient>>,
     config_load_time: Mutex<SystemTime>,
@@ -223,12 +227,14 @@ impl Server {
         let id = new_server_id();
         let name = opts.server_name.clone().unwrap_or_else(|| id.clone());
         let (shutdown_tx, _) = watch::channel(false);
-        Arc::new(Self {
+        let names = opts.config.account_names.clone();
+        let server = Arc::new(Self {
             id,
             name,
             opts: RwLock::new((Arc::new(opts), 0)),
             gacc: Arc::new(Account::new("$G")),
             sys_account: Arc::new(Account::new("$SYS")),
+            accounts: RwLock::new(Vec::new()),
             clients: Mutex::new(FxHashMap::default()),
             closed: Mutex::new(VecDeque::new()),
             config_load_time: Mutex::new(SystemTime::now()),
@@ -239,7 +245,42 @@ impl Server {
             http_addr: Mutex::new(None),
             lame_duck: AtomicBool::new(false),
             shutdown_tx,
-        })
+        });
+        server.add_accounts(&names);
+        server
+    }
+
+    /// Creates the configured accounts that do not exist yet. Accounts dropped from the
+    /// config stay until restart: their clients are disconnected by the reload's
+    /// re-authentication, and nothing can bind to them any more.
+    fn add_accounts(&self, names: &[String]) {
+        let mut accounts = self.accounts.write();
+        for n in names {
+            if n != "$SYS" && !accounts.iter().any(|a| a.name() == n) {
+                accounts.push(Arc::new(Account::new(n)));
+            }
+        }
+    }
+
+    /// An account by name: `$G`, `$SYS` or a configured one.
+    pub fn account(&self, name: &str) -> Option<Arc<Account>> {
+        match name {
+            "$G" => Some(self.gacc.clone()),
+            "$SYS" => Some(self.sys_account.clone()),
+            _ => self
+                .accounts
+                .read()
+                .iter()
+                .find(|a| a.name() == name)
+                .cloned(),
+        }
+    }
+
+    /// Every account: the system account, `$G`, then the configured ones in order.
+    pub fn all_accounts(&self) -> Vec<Arc<Account>> {
+        let mut all = vec![self.sys_account.clone(), self.gacc.clone()];
+        all.extend(self.accounts.read().iter().cloned());
+        all
     }
 
     pub fn id(&self) -> &str {
@@ -263,6 +304,7 @@ impl Server {
     /// Installs reloaded options and wakes every connection, so that each re-checks its
     /// credentials and permissions now rather than on its next read.
     pub fn set_options(&self, opts: RuntimeOptions) {
+        self.add_accounts(&opts.config.account_names);
         {
             let mut g = self.opts.write();
             let next = g.1 + 1;
@@ -367,7 +409,7 @@ impl Server {
         let cid = self.next_cid.fetch_add(1, Ordering::Relaxed);
         self.stats.total_connections.fetch_add(1, Ordering::Relaxed);
         let ip = peer.ip().to_string();
-        let info = self.client_info_json(cid, Some(&ip), false);
+        let info = self.client_info_json(cid, Some(&ip), None);
         let mut info_line = Vec::with_capacity(info.len() + 8);
         encode::info(&mut info_line, &info);
         // TLS: INFO goes out in the clear (unless handshake_first), then the client
@@ -475,12 +517,14 @@ impl Server {
         lang: Option<String>,
         version: Option<String>,
         user: Option<String>,
+        account: &str,
     ) {
         if let Some(r) = self.clients.lock().get_mut(&cid) {
             r.meta.name = name;
             r.meta.lang = lang;
             r.meta.version = version;
             r.meta.user = user;
+            r.meta.account = Some(account.to_owned());
         }
     }
 
@@ -494,7 +538,7 @@ impl Server {
         &self,
         cid: u64,
         ip: Option<&str>,
-        connect_info: bool,
+        connect_info: Option<&str>,
     ) -> Vec<u8> {
         let (opts, _) = self.options();
         let port = self.addr().map_or(0, |a| a.port());
@@ -516,8 +560,8 @@ impl Server {
             client_ip: ip.unwrap_or(""),
             connect_urls: None,
             ldm: self.is_lame_duck(),
-            connect_info,
-            remote_account: connect_info.then_some(self.gacc.name()),
+            connect_info: connect_info.is_some(),
+            remote_account: connect_info,
             natrix_version: VERSION,
         };
         serde_json::to_vec(&info).unwrap_or_default()
@@ -553,7 +597,7 @@ impl Server {
             .map(|r| r.handle.clone())
             .collect();
         for c in &clients {
-            let json = self.client_info_json(c.cid, None, false);
+            let json = self.client_info_json(c.cid, None, None);
             let mut v = Vec::with_capacity(json.len() + 8);
             encode::info(&mut v, &json);
             c.outbound.push_proto(&v);

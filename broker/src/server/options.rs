@@ -151,6 +151,7 @@ fn auth_from_config(o: &natrix_config::Options) -> Auth {
                 username: o.username.clone(),
                 password: o.password.clone(),
                 permissions: None,
+                account: None,
             },
         );
     }
@@ -164,6 +165,7 @@ fn auth_from_config(o: &natrix_config::Options) -> Auth {
                     .permissions
                     .as_ref()
                     .map(|p| Arc::new(permissions_from_config(p))),
+                account: (!u.account.is_empty()).then(|| u.account.clone()),
             },
         );
     }

@@ -2593,3 +2593,64 @@ pub(super) fn telemetry(p: &mut Processor, e: &Entry, o: &mut Options) {
         }
     }
 }
+
+/// The `accounts {}` block: account names and the users bound to each. Exports, imports,
+/// mappings and limits stay in the raw value until those features land.
+pub(super) fn accounts(p: &mut Processor, e: &Entry, o: &mut Options) {
+    match &e.value.value {
+        Value::Array(list) => {
+            for item in list {
+                match &item.value {
+                    Value::String(name) => add_account(p, &item.pos, o, name),
+                    other => p.type_error(&item.pos, other, "string"),
+                }
+            }
+        }
+        Value::Map(m) => {
+            for ae in m {
+                add_account(p, &ae.key_pos, o, &ae.key);
+                let Value::Map(am) = &ae.value.value else {
+                    // nats-server allows an account with no body only as `A: {}`.
+                    p.type_error(&ae.key_pos, &ae.value.value, "map[string]interface {}");
+                    continue;
+                };
+                for ue in am {
+                    if !ue.key.eq_ignore_ascii_case("users") {
+                        continue;
+                    }
+                    let Some((nkeys, users)) = users(p, ue) else {
+                        continue;
+                    };
+                    for mut u in users {
+                        if o.users.iter().any(|x| x.username == u.username) {
+                            p.error(
+                                &ue.key_pos,
+                                format!("Duplicate user {:?} detected", u.username),
+                            );
+                            continue;
+                        }
+                        u.account.clone_from(&ae.key);
+                        o.users.push(u);
+                    }
+                    if !nkeys.is_empty() {
+                        p.warn(
+                            Some(&ue.key_pos),
+                            "nkey users in accounts are not supported yet; they cannot log in",
+                        );
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn add_account(p: &mut Processor, pos: &Pos, o: &mut Options, name: &str) {
+    if name == "$G" {
+        p.error(pos, "$G is a reserved account name");
+    } else if o.account_names.iter().any(|n| n == name) {
+        p.error(pos, format!("duplicate account name {name:?}"));
+    } else {
+        o.account_names.push(name.to_owned());
+    }
+}

@@ -273,6 +273,8 @@ pub struct Options {
 
     // --- accounts and trust (kept raw for the auth work)
     pub accounts: Option<Spanned<Value>>,
+    /// The account names the `accounts {}` block defines, in order.
+    pub account_names: Vec<String>,
     pub mappings: Option<Spanned<Value>>,
     pub system_account: String,
     pub no_system_account: bool,
@@ -372,6 +374,7 @@ impl Default for Options {
             ocsp: None,
             ocsp_cache: None,
             accounts: None,
+            account_names: Vec::new(),
             mappings: None,
             system_account: String::new(),
             no_system_account: false,

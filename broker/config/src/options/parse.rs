@@ -387,7 +387,10 @@ impl Processor {
             }
             "accounts" => match v {
                 // A map of accounts, or (old style) a list of account names.
-                Value::Map(_) | Value::Array(_) => o.accounts = Some(e.value.clone()),
+                Value::Map(_) | Value::Array(_) => {
+                    o.accounts = Some(e.value.clone());
+                    blocks::accounts(self, e, o);
+                }
                 _ => self.type_error(pos, v, "map[string]interface {}"),
             },
             "default_sentinel" => set!(o.default_sentinel, self.string(pos, v)),

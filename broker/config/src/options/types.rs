@@ -55,6 +55,8 @@ pub struct User {
     /// `MQTT`, `MQTT_WS`, `IN_PROCESS`); `None` allows all.
     pub allowed_connection_types: Option<Vec<String>>,
     pub proxy_required: bool,
+    /// The account the user is bound to (from the `accounts {}` block); empty: `$G`.
+    pub account: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
