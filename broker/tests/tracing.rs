@@ -308,3 +308,32 @@ fn trace_runs_from_publisher_through_broker_to_subscriber() {
         search.body
     );
 }
+
+/// `telemetry { log_format: json }` writes one JSON object per log line.
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let server = start(
+        std::path::Path::new(NATRIX),
+        "server_name: jsonlogs\ntelemetry { log_format: json }\n",
+        false,
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !server.log_text().contains("Server is ready") {
+        assert!(
+            Instant::now() < deadline,
+            "no ready line: {}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = server.log_text();
+    let mut lines = 0;
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(v["level"].is_string(), "{line}");
+        lines += 1;
+    }
+    assert!(lines >= 3, "{log}");
+    assert!(log.contains("\"Server is ready\""), "{log}");
+}
