@@ -5,8 +5,10 @@
 //! `docs/compatibility.md` lists it (a table row starting `| compat: <case name> |`) with
 //! the reason.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,7 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const NATRIX: &str = env!("CARGO_BIN_EXE_natrix-server");
+use common::{NATRIX, reference_binary};
 /// How long a server must stay silent before a case's answer is considered complete.
 const QUIET: Duration = Duration::from_millis(250);
 /// Upper bound for one case (well below the 2 s first PING).
@@ -37,18 +39,6 @@ const INFO_MASKED: &[&str] = &[
     "api_lvl",
     "natrix_version",
 ];
-
-fn reference_binary() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("NATS_SERVER_BIN") {
-        return Some(PathBuf::from(p)).filter(|p| p.exists());
-    }
-    let cache = std::env::var("NATRIX_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/natrix")
-        });
-    Some(cache.join("bin/nats-server")).filter(|p| p.exists())
-}
 
 struct Running {
     child: Child,
