@@ -5,8 +5,8 @@
 //! `leaseDurationSeconds`; anyone may take a Lease whose renew time is older than its
 //! duration; every write carries the `resourceVersion` read, so two candidates racing for
 //! the same Lease cannot both win (the loser gets `409 Conflict`). A leader that cannot
-//! renew in time stops (the binary exits and Kubernetes restarts it as a candidate), so
-//! two replicas never reconcile at once for longer than one lease duration.
+//! renew before its renew deadline stops reconciling and becomes a candidate again (as
+//! when the API server restarts), so two replicas never reconcile at once.
 
 use std::time::Duration;
 
@@ -121,9 +121,11 @@ impl LeaderElector {
     }
 
     /// Renews every `duration / 3` and returns when leadership is lost: someone else took
-    /// the Lease, or renewals kept failing for a whole lease duration.
+    /// the Lease, or renewals kept failing for two thirds of the lease duration (the
+    /// renew deadline: the leader stops before anyone else may take over).
     pub async fn hold(&self) {
         let period = self.duration / 3;
+        let deadline = self.duration * 2 / 3;
         let mut last_ok = tokio::time::Instant::now();
         loop {
             tokio::time::sleep(period).await;
@@ -135,7 +137,7 @@ impl LeaderElector {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, lease = %self.name, "could not renew leader Lease");
-                    if last_ok.elapsed() >= self.duration {
+                    if last_ok.elapsed() >= deadline {
                         return;
                     }
                 }

@@ -121,45 +121,45 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     metrics.set_ready(true);
 
-    let elector = if args.no_leader_election {
-        None
-    } else {
-        let identity = match args.identity.clone() {
-            Some(i) => i,
-            None => std::env::var("HOSTNAME").context("no --identity, POD_NAME or HOSTNAME")?,
-        };
-        let api: Api<Lease> = Api::namespaced(client.clone(), &args.lease_namespace);
-        let e = LeaderElector::new(
-            api,
-            &args.lease_name,
-            &identity,
-            Duration::from_secs(args.lease_duration),
-        );
-        tracing::info!(lease = %args.lease_name, %identity, "waiting for leadership");
-        e.acquire(Duration::from_secs(2)).await;
-        tracing::info!("leading");
-        Some(e)
-    };
-    metrics.set_leader(true);
-
     let ctx = Arc::new(Context::new(
-        client,
+        client.clone(),
         Arc::new(HttpProbe::new(Duration::from_secs(args.probe_timeout))),
         metrics.clone(),
     ));
-    match elector {
-        Some(e) => {
-            tokio::select! {
-                () = controller::run(ctx) => {}
-                () = e.hold() => {
-                    metrics.set_leader(false);
-                    anyhow::bail!("lost leadership; exiting so a restart rejoins as a candidate");
-                }
+    if args.no_leader_election {
+        metrics.set_leader(true);
+        controller::run(ctx).await;
+        return Ok(());
+    }
+    let identity = match args.identity.clone() {
+        Some(i) => i,
+        None => std::env::var("HOSTNAME").context("no --identity, POD_NAME or HOSTNAME")?,
+    };
+    let api: Api<Lease> = Api::namespaced(client, &args.lease_namespace);
+    let elector = LeaderElector::new(
+        api,
+        &args.lease_name,
+        &identity,
+        Duration::from_secs(args.lease_duration),
+    );
+    // Lead, and on losing the Lease (another replica took it, or the API server was
+    // unreachable past the renew deadline) stop reconciling and stand again.
+    loop {
+        tracing::info!(lease = %args.lease_name, %identity, "waiting for leadership");
+        elector.acquire(Duration::from_secs(2)).await;
+        tracing::info!(lease = %args.lease_name, "leading");
+        metrics.set_leader(true);
+        tokio::select! {
+            () = controller::run(ctx.clone()) => {
+                // The controller stops only on a shutdown signal.
+                return Ok(());
+            }
+            () = elector.hold() => {
+                metrics.set_leader(false);
+                tracing::warn!(lease = %args.lease_name, "lost leadership; reconciling stopped");
             }
         }
-        None => controller::run(ctx).await,
     }
-    Ok(())
 }
 
 #[tokio::main]

@@ -96,8 +96,10 @@ fn kube_err(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
     move |source| Error::Kube { action, source }
 }
 
+/// A 404, whether the API server sent a `Status` (a missing object) or plain text (a
+/// missing resource type, e.g. `404 page not found` when a CRD is not installed).
 fn is_not_found(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.is_not_found())
+    matches!(e, kube::Error::Api(s) if s.is_not_found() || s.code == 404)
 }
 
 /// What the reconciler needs; shared by all reconciles.

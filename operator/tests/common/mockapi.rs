@@ -84,10 +84,16 @@ pub fn serve(steps: Vec<Step>) -> (Client, JoinHandle<Vec<Seen>>) {
                 query,
                 body,
             });
+            // A JSON string is sent as plain text (the API server's `404 page not found`
+            // for a resource type it does not serve).
+            let (ctype, bytes) = match &reply {
+                Value::String(text) => ("text/plain", text.clone().into_bytes()),
+                other => ("application/json", serde_json::to_vec(other).unwrap()),
+            };
             let resp = Response::builder()
                 .status(StatusCode::from_u16(s.status).unwrap())
-                .header("content-type", "application/json")
-                .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+                .header("content-type", ctype)
+                .body(Body::from(bytes))
                 .unwrap();
             send.send_response(resp);
         }
