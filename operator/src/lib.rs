@@ -7,6 +7,9 @@
 //! - [`controller`]: the reconcile loop (fetch → render → server-side apply → status).
 //! - [`leader`], [`metrics`]: leader election on a Lease, Prometheus metrics and health.
 //! - [`reference`]: the CRD field reference for the docs, generated from the schema.
+//! - [`telemetry`]: OpenTelemetry spans of reconciles (OTLP, as the broker).
+//! - [`rbac`]: the permissions the operator needs (the install manifests are checked
+//!   against them).
 
 pub mod controller;
 pub mod crd;
@@ -15,3 +18,4 @@ pub mod metrics;
 pub mod rbac;
 pub mod reference;
 pub mod render;
+pub mod telemetry;

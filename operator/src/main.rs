@@ -19,6 +19,7 @@ use natrix_operator::leader::LeaderElector;
 use natrix_operator::metrics::{self, Metrics};
 use natrix_operator::reference;
 use natrix_operator::render::names::FIELD_MANAGER;
+use natrix_operator::telemetry;
 
 #[derive(Parser)]
 #[command(
@@ -107,6 +108,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
 
+    // Kept alive for the whole run: dropping it flushes and stops trace export.
+    let _telemetry = match telemetry::ExportSettings::from_env() {
+        Some(settings) => Some(telemetry::init(&settings)?),
+        None => None,
+    };
     let metrics = Arc::new(Metrics::new());
     let listener = metrics::bind(args.metrics_addr)
         .await

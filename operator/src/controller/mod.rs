@@ -46,6 +46,7 @@ use crate::crd::{NatsCluster, NatsClusterStatus, PodConfig};
 use crate::metrics::Metrics;
 use crate::render::objects::{RESTART_BASE_KEY, service_monitor_resource};
 use crate::render::{self, Inputs, Rendered, names};
+use crate::telemetry;
 use probe::ConfigProbe;
 use status::Observed;
 
@@ -388,10 +389,18 @@ async fn pod_configs(
 #[tracing::instrument(skip_all, fields(namespace = nc.metadata.namespace.as_deref().unwrap_or(""), name = nc.metadata.name.as_deref().unwrap_or(""), generation = nc.metadata.generation))]
 pub async fn reconcile(nc: Arc<NatsCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
+    let span = telemetry::start_reconcile(
+        nc.metadata.namespace.as_deref().unwrap_or(""),
+        &nc.name_any(),
+        nc.metadata.generation,
+    );
     let result = reconcile_inner(&nc, &ctx).await;
-    ctx.metrics.observe_reconcile(
-        started.elapsed(),
-        result.as_ref().err().map(Error::metric_label),
+    let label = result.as_ref().err().map(Error::metric_label);
+    ctx.metrics.observe_reconcile(started.elapsed(), label);
+    telemetry::finish(
+        span,
+        label.unwrap_or("ok"),
+        result.as_ref().err().map(ToString::to_string),
     );
     if result.is_ok() {
         ctx.succeeded(&key_of(&nc));
