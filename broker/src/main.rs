@@ -140,9 +140,15 @@ fn run(
         };
         tracing::info!("Server is ready");
         let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
+        let (sys_reload_tx, sys_reload_rx) = tokio::sync::mpsc::channel(4);
+        natrix_broker::server::system::start(
+            &server,
+            config_file.is_some().then_some(sys_reload_tx),
+        );
         let reloads = tokio::spawn(reload::run(
             reload::Reloader::new(server.clone(), options, config_file, flags),
             reload_rx,
+            sys_reload_rx,
         ));
         let signals = {
             tokio::spawn(lifecycle::handle_signals(

@@ -126,12 +126,19 @@ impl Monitor {
         self.req_stats.lock().clone()
     }
 
-    /// Answers one request path (with its query string), base path already removed.
+    /// Answers one HTTP request path (with its query string), base path already removed,
+    /// counting it in `http_req_stats`.
     pub fn route(&self, path: &str, raw_query: Option<&str>) -> Reply {
         let Some(endpoint) = ENDPOINTS.iter().copied().find(|e| *e == path) else {
             return not_found();
         };
         *self.req_stats.lock().entry(endpoint).or_insert(0) += 1;
+        self.answer(endpoint, raw_query)
+    }
+
+    /// Answers an endpoint without counting it as an HTTP request (system-account
+    /// requests use this).
+    pub fn answer(&self, endpoint: &str, raw_query: Option<&str>) -> Reply {
         let q = Query::parse(raw_query.unwrap_or(""));
         let result = match endpoint {
             "/" => Ok(root_page(&self.server)),

@@ -128,6 +128,48 @@ impl Subscription {
     pub fn max(&self) -> u64 {
         self.max.load(Ordering::Relaxed)
     }
+
+    /// A subscription made by the server itself (system services), not by a client's SUB.
+    pub(crate) fn internal(subject: &str, sid: &str, client: Arc<ClientHandle>) -> Self {
+        Self {
+            subject: Bytes::copy_from_slice(subject.as_bytes()),
+            queue: None,
+            sid: Bytes::copy_from_slice(sid.as_bytes()),
+            client,
+            max: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// Counts one delivery against the auto-unsubscribe limit: whether to deliver, and
+    /// whether this delivery is the last one (the caller then removes the subscription).
+    pub(crate) fn claim(&self) -> Claim {
+        if self.is_closed() {
+            return Claim::Skip;
+        }
+        let max = self.max.load(Ordering::Acquire);
+        if max == 0 {
+            self.delivered.fetch_add(1, Ordering::Relaxed);
+            return Claim::Deliver;
+        }
+        let n = self.delivered.fetch_add(1, Ordering::AcqRel) + 1;
+        if n > max {
+            Claim::Skip
+        } else if n == max {
+            self.closed.store(true, Ordering::Release);
+            Claim::Last
+        } else {
+            Claim::Deliver
+        }
+    }
+}
+
+/// The outcome of [`Subscription::claim`].
+pub(crate) enum Claim {
+    Skip,
+    Deliver,
+    Last,
 }
 
 /// CONNECT options; absent fields default as nats-server's `defaultOpts`.
@@ -897,18 +939,10 @@ impl Client {
         if own && !self.connect.echo {
             return false;
         }
-        let max = sub.max.load(Ordering::Acquire);
-        if max > 0 {
-            let n = sub.delivered.fetch_add(1, Ordering::AcqRel) + 1;
-            if n > max {
-                return false;
-            }
-            if n == max {
-                sub.closed.store(true, Ordering::Release);
-                self.expired.push(sub.clone());
-            }
-        } else {
-            sub.delivered.fetch_add(1, Ordering::Relaxed);
+        match sub.claim() {
+            Claim::Skip => return false,
+            Claim::Last => self.expired.push(sub.clone()),
+            Claim::Deliver => {}
         }
         let target = &sub.client;
         let headers = target.headers.load(Ordering::Relaxed);

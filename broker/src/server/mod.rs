@@ -6,6 +6,7 @@ pub mod lifecycle;
 pub mod options;
 pub mod outbound;
 pub mod reload;
+pub mod system;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -228,12 +229,18 @@ impl Server {
         let name = opts.server_name.clone().unwrap_or_else(|| id.clone());
         let (shutdown_tx, _) = watch::channel(false);
         let names = opts.config.account_names.clone();
+        // The system account: `system_account` when the config names one, else `$SYS`.
+        let sys_name = if opts.config.system_account.is_empty() {
+            "$SYS".to_owned()
+        } else {
+            opts.config.system_account.clone()
+        };
         let server = Arc::new(Self {
             id,
             name,
             opts: RwLock::new((Arc::new(opts), 0)),
             gacc: Arc::new(Account::new("$G")),
-            sys_account: Arc::new(Account::new("$SYS")),
+            sys_account: Arc::new(Account::new(&sys_name)),
             accounts: RwLock::new(Vec::new()),
             clients: Mutex::new(FxHashMap::default()),
             closed: Mutex::new(VecDeque::new()),
@@ -256,7 +263,7 @@ impl Server {
     fn add_accounts(&self, names: &[String]) {
         let mut accounts = self.accounts.write();
         for n in names {
-            if n != "$SYS" && !accounts.iter().any(|a| a.name() == n) {
+            if n != self.sys_account.name() && !accounts.iter().any(|a| a.name() == n) {
                 accounts.push(Arc::new(Account::new(n)));
             }
         }
@@ -264,15 +271,16 @@ impl Server {
 
     /// An account by name: `$G`, `$SYS` or a configured one.
     pub fn account(&self, name: &str) -> Option<Arc<Account>> {
-        match name {
-            "$G" => Some(self.gacc.clone()),
-            "$SYS" => Some(self.sys_account.clone()),
-            _ => self
-                .accounts
+        if name == "$G" {
+            Some(self.gacc.clone())
+        } else if name == self.sys_account.name() {
+            Some(self.sys_account.clone())
+        } else {
+            self.accounts
                 .read()
                 .iter()
                 .find(|a| a.name() == name)
-                .cloned(),
+                .cloned()
         }
     }
 
@@ -626,6 +634,71 @@ impl Server {
         }
     }
 
+    /// A connection id for one of the server's own internal clients.
+    pub(crate) fn next_internal_cid(&self) -> u64 {
+        self.next_cid.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Publishes a message from the server itself into `account` (no reply subject, no
+    /// headers): system responses and events.
+    pub(crate) fn publish_internal(&self, account: &Account, subject: &[u8], payload: &[u8]) {
+        let result = account.sublist.match_subject(subject);
+        let mut size = itoa::Buffer::new();
+        let size = size.format(payload.len()).as_bytes().to_vec();
+        let delivery = encode::Delivery {
+            subject,
+            sid: &[],
+            reply: None,
+            hdr: 0,
+            msg: payload,
+            size_arg: &size,
+            hdr_arg: &[],
+        };
+        let mut targets: Vec<&Arc<client::Subscription>> = result.psubs.iter().collect();
+        for group in &result.qsubs {
+            if !group.is_empty() {
+                targets.push(&group[fastrand::usize(..group.len())]);
+            }
+        }
+        let mut delivered = 0u64;
+        let mut bytes = 0u64;
+        for sub in targets {
+            let last = match sub.claim() {
+                client::Claim::Skip => continue,
+                client::Claim::Deliver => false,
+                client::Claim::Last => true,
+            };
+            let frame = encode::Delivery {
+                sid: &sub.sid,
+                ..delivery
+            };
+            let target = &sub.client;
+            let headers = target.headers.load(Ordering::Relaxed);
+            let push = target
+                .outbound
+                .push_with(frame.wire_len(), |out| frame.encode(out, headers));
+            if !matches!(push, outbound::Push::Closed) {
+                target.outbound.flush();
+                target.out_msgs.fetch_add(1, Ordering::Relaxed);
+                target
+                    .out_bytes
+                    .fetch_add(payload.len() as u64, Ordering::Relaxed);
+                delivered += 1;
+                bytes += payload.len() as u64;
+            }
+            if last {
+                let _ = account.sublist.remove(sub);
+            }
+        }
+        self.stats.out_msgs.fetch_add(delivered, Ordering::Relaxed);
+        self.stats.out_bytes.fetch_add(bytes, Ordering::Relaxed);
+        account
+            .stats
+            .out_msgs
+            .fetch_add(delivered, Ordering::Relaxed);
+        account.stats.out_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
     /// Client metadata for monitoring and tests.
     pub fn client_meta(&self, cid: u64) -> Option<ClientMeta> {
         self.clients.lock().get(&cid).map(|r| r.meta.clone())
@@ -636,6 +709,7 @@ impl Server {
     /// Binds, then serves clients until shutdown; for embedding and tests.
     pub async fn start(self: &Arc<Self>) -> std::io::Result<tokio::task::JoinHandle<()>> {
         let listener = self.bind().await?;
+        system::start(self, None);
         let server = self.clone();
         Ok(tokio::spawn(async move {
             tracing::info!("Server is ready");

@@ -118,10 +118,42 @@ struct State {
     tls_owed: bool,
 }
 
+/// Where a connection's bytes go: a socket, or (for the server's internal clients) a
+/// channel read by a task inside the server.
+enum Sink {
+    Tcp(OwnedWriteHalf),
+    Internal(tokio::sync::mpsc::UnboundedSender<Vec<u8>>),
+}
+
+impl Sink {
+    fn try_write(&self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Tcp(s) => s.try_write(buf),
+            Self::Internal(tx) => tx
+                .send(buf.to_vec())
+                .map(|()| buf.len())
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe)),
+        }
+    }
+
+    async fn writable(&self) -> std::io::Result<()> {
+        match self {
+            Self::Tcp(s) => s.writable().await,
+            Self::Internal(_) => Ok(()),
+        }
+    }
+
+    fn shutdown(&self) {
+        if let Self::Tcp(s) = self {
+            let _ = socket2::SockRef::from(s.as_ref()).shutdown(std::net::Shutdown::Write);
+        }
+    }
+}
+
 /// The shared outbound side of one connection.
 pub struct Outbound {
     state: Mutex<State>,
-    sock: Arc<OwnedWriteHalf>,
+    sock: Sink,
     wake: Notify,
     drained: Notify,
     closed_notify: Notify,
@@ -136,12 +168,21 @@ impl Outbound {
         Self::with_tls(sock, max_pending, None)
     }
 
+    /// The outbound side of an internal client: every flushed batch is sent to `tx`.
+    pub fn internal(tx: tokio::sync::mpsc::UnboundedSender<Vec<u8>>, max_pending: usize) -> Self {
+        Self::build(Sink::Internal(tx), max_pending, None)
+    }
+
     /// An outbound side whose bytes go through `tls` (when given) on their way out.
     pub fn with_tls(
         sock: OwnedWriteHalf,
         max_pending: usize,
         tls: Option<crate::tls::Session>,
     ) -> Self {
+        Self::build(Sink::Tcp(sock), max_pending, tls)
+    }
+
+    fn build(sock: Sink, max_pending: usize, tls: Option<crate::tls::Session>) -> Self {
         Self {
             state: Mutex::new(State {
                 buf: Vec::new(),
@@ -154,7 +195,7 @@ impl Outbound {
                 stalled: false,
                 tls_owed: false,
             }),
-            sock: Arc::new(sock),
+            sock,
             wake: Notify::new(),
             drained: Notify::new(),
             closed_notify: Notify::new(),
@@ -437,7 +478,6 @@ impl Outbound {
             st.in_flight = 0;
         }
         // Shut down the write side so the peer sees the close after any final -ERR.
-        let _ =
-            socket2::SockRef::from(self.sock.as_ref().as_ref()).shutdown(std::net::Shutdown::Write);
+        self.sock.shutdown();
     }
 }

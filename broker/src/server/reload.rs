@@ -220,8 +220,13 @@ pub fn fingerprint(files: &[PathBuf]) -> u64 {
 }
 
 /// Runs reloads until the server shuts down: from `signals` (SIGHUP, `--signal
-/// reload`), from file events on the config files' directories, and from a slow poll.
-pub async fn run(mut reloader: Reloader, mut signals: mpsc::Receiver<Trigger>) {
+/// reload`), from `$SYS.REQ.SERVER.<id>.RELOAD` requests (answered with the outcome),
+/// from file events on the config files' directories, and from a slow poll.
+pub async fn run(
+    mut reloader: Reloader,
+    mut signals: mpsc::Receiver<Trigger>,
+    mut requests: mpsc::Receiver<super::system::ReloadRequest>,
+) {
     let server = reloader.server.clone();
     let (events_tx, mut events) = mpsc::channel::<()>(1);
     let mut watcher = start_watcher(&directories(&reloader.files()), events_tx.clone());
@@ -241,6 +246,16 @@ pub async fn run(mut reloader: Reloader, mut signals: mpsc::Receiver<Trigger>) {
                 Trigger::Files
             }
             _ = poll.tick() => Trigger::Files,
+            Some(done) = requests.recv() => {
+                tracing::info!("Reloading server configuration (system request)");
+                let outcome = reloader.reload().map_err(|e| e.to_string());
+                match &outcome {
+                    Ok(()) => tracing::info!("Reloaded server configuration"),
+                    Err(e) => tracing::error!("Failed to reload server configuration: {e}"),
+                }
+                let _ = done.send(outcome);
+                continue;
+            }
         };
         if reloader.on_trigger(trigger) {
             let dirs = directories(&reloader.files());

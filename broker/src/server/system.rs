@@ -1,0 +1,442 @@
+//! The system account's services: the `$SYS.REQ.SERVER.*` requests that `nats server`
+//! commands (natscli) and operators send to every server at once.
+//!
+//! An internal client subscribes in the system account like any client, so requests
+//! reach it through the ordinary message path; its outbound side is a channel instead of
+//! a socket, and this task answers each request into the system account.
+//!
+//! | subject | answer |
+//! | --- | --- |
+//! | `$SYS.REQ.SERVER.PING` (and `.STATSZ`) | `{"server":…,"statsz":…}` |
+//! | `$SYS.REQ.SERVER.PING.<X>`, `$SYS.REQ.SERVER.<id>.<X>` | `{"server":…,"data":…}` for `VARZ`, `CONNZ`, `SUBSZ`, `ROUTEZ`, `GATEWAYZ`, `LEAFZ`, `ACCOUNTZ`, `JSZ`, `HEALTHZ`; `IDZ` answers the bare identity |
+//! | `$SYS.REQ.SERVER.<id>.RELOAD` | reloads the configuration, answers `{"server":…,"data":{}}` or an error |
+//!
+//! A request body may carry the endpoint's options as JSON (`{"subscriptions":true}`)
+//! and filters (`server_name`, `host`, `cluster`, `tags`); a server that does not match
+//! the filters stays silent, as nats-server does.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::{Buf, BytesMut};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use super::Server;
+use super::client::{ClientHandle, Subscription};
+use super::outbound::Outbound;
+use crate::monitor::format::{GoFloat, GoTime};
+use crate::monitor::{Monitor, Reply};
+
+/// A reload requested over `$SYS`, answered when it has run.
+pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
+
+#[derive(Serialize)]
+struct ServerInfo<'a> {
+    name: &'a str,
+    host: String,
+    id: &'a str,
+    ver: &'static str,
+    feature_flags: std::collections::BTreeMap<String, bool>,
+    jetstream: bool,
+    flags: u64,
+    seq: u64,
+    time: GoTime,
+}
+
+#[derive(Serialize, Default)]
+struct MsgBytes {
+    msgs: u64,
+    bytes: u64,
+}
+
+#[derive(Serialize)]
+struct Statsz {
+    start: GoTime,
+    mem: i64,
+    cores: usize,
+    cpu: GoFloat,
+    connections: usize,
+    total_connections: u64,
+    active_accounts: usize,
+    subscriptions: u64,
+    sent: MsgBytes,
+    sent_to_clients: MsgBytes,
+    received: MsgBytes,
+    received_from_clients: MsgBytes,
+    slow_consumers: u64,
+    active_servers: u64,
+    gomaxprocs: usize,
+}
+
+#[derive(Serialize)]
+struct ApiError {
+    code: u16,
+    description: String,
+}
+
+/// The system account's request handler.
+struct System {
+    server: Arc<Server>,
+    monitor: Arc<Monitor>,
+    seq: AtomicU64,
+    reloads: Option<mpsc::Sender<ReloadRequest>>,
+}
+
+/// Starts the system services: subscribes in the system account and answers requests
+/// until the server shuts down. `reloads` carries `$SYS` reload requests to the task that
+/// owns the configuration.
+pub fn start(server: &Arc<Server>, reloads: Option<mpsc::Sender<ReloadRequest>>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (opts, _) = server.options();
+    let outbound = Arc::new(Outbound::internal(tx, opts.max_pending));
+    let handle = Arc::new(ClientHandle::new(server.next_internal_cid(), outbound));
+    let id = server.id().to_owned();
+    for (i, subject) in [
+        "$SYS.REQ.SERVER.PING".to_owned(),
+        "$SYS.REQ.SERVER.PING.*".to_owned(),
+        format!("$SYS.REQ.SERVER.{id}.*"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let sub = Arc::new(Subscription::internal(
+            subject,
+            &(i + 1).to_string(),
+            handle.clone(),
+        ));
+        if server.sys_account.sublist.insert(sub).is_err() {
+            tracing::error!("system service subscription {subject} refused");
+        }
+    }
+    let system = System {
+        monitor: Monitor::new(server.clone()),
+        server: server.clone(),
+        seq: AtomicU64::new(0),
+        reloads,
+    };
+    tokio::spawn(system.run(rx));
+}
+
+impl System {
+    async fn run(self, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
+        let mut buf = BytesMut::new();
+        let mut shutdown = std::pin::pin!(self.server.wait_shutdown());
+        loop {
+            let chunk = tokio::select! {
+                c = rx.recv() => match c {
+                    Some(c) => c,
+                    None => return,
+                },
+                () = &mut shutdown => return,
+            };
+            buf.extend_from_slice(&chunk);
+            while let Some((subject, reply, payload, used)) = next_msg(&buf) {
+                if let Some(reply) = reply {
+                    self.handle(&subject, &reply, &payload).await;
+                }
+                buf.advance(used);
+            }
+        }
+    }
+
+    async fn handle(&self, subject: &str, reply: &str, body: &[u8]) {
+        let tokens: Vec<&str> = subject.split('.').collect();
+        let (target, endpoint) = match tokens.as_slice() {
+            ["$SYS", "REQ", "SERVER", "PING"] => ("PING", "STATSZ"),
+            ["$SYS", "REQ", "SERVER", target, endpoint] => (*target, *endpoint),
+            _ => return,
+        };
+        if target != "PING" && target != self.server.id() {
+            return;
+        }
+        let opts: Value = if body.iter().all(u8::is_ascii_whitespace) {
+            Value::Null
+        } else {
+            match serde_json::from_slice(body) {
+                Ok(v) => v,
+                Err(e) => {
+                    self.respond_error(reply, 400, &format!("invalid request: {e}"));
+                    return;
+                }
+            }
+        };
+        if !self.matches_filters(&opts) {
+            return;
+        }
+        let server = &self.server;
+        let data = match endpoint {
+            "STATSZ" => {
+                let payload = serde_json::json!({
+                    "server": self.info(),
+                    "statsz": self.statsz(),
+                });
+                self.publish(reply, &payload);
+                return;
+            }
+            "IDZ" => {
+                let (opts, _) = server.options();
+                let idz = serde_json::json!({
+                    "name": server.name(),
+                    "host": opts.host,
+                    "id": server.id(),
+                });
+                self.publish(reply, &idz);
+                return;
+            }
+            "RELOAD" if target != "PING" => {
+                let outcome = self.reload().await;
+                match outcome {
+                    Ok(()) => serde_json::json!({}),
+                    Err(e) => {
+                        self.respond_error(reply, 500, &e);
+                        return;
+                    }
+                }
+            }
+            "VARZ" | "CONNZ" | "SUBSZ" | "ROUTEZ" | "GATEWAYZ" | "LEAFZ" | "ACCOUNTZ" | "JSZ"
+            | "HEALTHZ" => {
+                let path = format!("/{}", endpoint.to_ascii_lowercase());
+                let query = to_query(endpoint, &opts);
+                match self.monitor.answer(&path, Some(&query)) {
+                    Reply::Json(status, body) if status.is_success() || endpoint == "HEALTHZ" => {
+                        let mut data: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                        // Over `$SYS`, nats-server's health answer carries its status code.
+                        if endpoint == "HEALTHZ"
+                            && let Some(map) = data.as_object_mut()
+                        {
+                            map.insert("status_code".into(), status.as_u16().into());
+                        }
+                        data
+                    }
+                    Reply::Json(status, body) => {
+                        let text = String::from_utf8_lossy(&body);
+                        self.respond_error(reply, status.as_u16(), text.trim());
+                        return;
+                    }
+                    Reply::Text(status, _, text) => {
+                        self.respond_error(reply, status.as_u16(), text.trim());
+                        return;
+                    }
+                }
+            }
+            _ => return,
+        };
+        let payload = serde_json::json!({ "server": self.info(), "data": data });
+        self.publish(reply, &payload);
+    }
+
+    async fn reload(&self) -> Result<(), String> {
+        let Some(tx) = &self.reloads else {
+            return Err(
+                "can only reload config when a file is provided using -c or --config".into(),
+            );
+        };
+        let (done_tx, done_rx) = oneshot::channel();
+        tx.send(done_tx)
+            .await
+            .map_err(|_| "reload is not available".to_owned())?;
+        done_rx
+            .await
+            .map_err(|_| "reload did not complete".to_owned())?
+    }
+
+    fn matches_filters(&self, opts: &Value) -> bool {
+        let (ropts, _) = self.server.options();
+        let str_filter = |key: &str, actual: &str| {
+            opts.get(key)
+                .and_then(Value::as_str)
+                .is_none_or(|want| want.is_empty() || want == actual)
+        };
+        str_filter("server_name", self.server.name())
+            && str_filter("host", &ropts.host)
+            && str_filter("cluster", &ropts.config.cluster.name)
+            && opts
+                .get("tags")
+                .and_then(Value::as_array)
+                .is_none_or(|tags| {
+                    tags.iter().filter_map(Value::as_str).all(|t| {
+                        ropts
+                            .config
+                            .server_tags
+                            .iter()
+                            .any(|have| have.eq_ignore_ascii_case(t))
+                    })
+                })
+    }
+
+    fn info(&self) -> ServerInfo<'_> {
+        let (opts, _) = self.server.options();
+        ServerInfo {
+            name: self.server.name(),
+            host: opts.host.clone(),
+            feature_flags: opts.config.feature_flags.iter().cloned().collect(),
+            id: self.server.id(),
+            ver: crate::server::NATS_COMPAT_VERSION,
+            jetstream: false,
+            flags: 0,
+            seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
+            time: GoTime::now(),
+        }
+    }
+
+    fn statsz(&self) -> Statsz {
+        let s = &self.server;
+        let st = &s.stats;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let accounts = s.all_accounts();
+        let cores = crate::monitor::process::cores();
+        Statsz {
+            start: GoTime::of(s.started()),
+            mem: crate::monitor::process::rss_bytes(),
+            cores,
+            cpu: GoFloat(0.0),
+            connections: s.num_clients(),
+            total_connections: load(&st.total_connections),
+            active_accounts: accounts.iter().filter(|a| a.num_clients() > 0).count(),
+            subscriptions: accounts.iter().map(|a| a.sublist.count()).sum(),
+            sent: MsgBytes {
+                msgs: load(&st.out_msgs),
+                bytes: load(&st.out_bytes),
+            },
+            sent_to_clients: MsgBytes {
+                msgs: load(&st.out_msgs),
+                bytes: load(&st.out_bytes),
+            },
+            received: MsgBytes {
+                msgs: load(&st.in_msgs),
+                bytes: load(&st.in_bytes),
+            },
+            received_from_clients: MsgBytes {
+                msgs: load(&st.in_msgs),
+                bytes: load(&st.in_bytes),
+            },
+            slow_consumers: load(&st.slow_consumers),
+            active_servers: 1,
+            gomaxprocs: cores,
+        }
+    }
+
+    fn respond_error(&self, reply: &str, code: u16, description: &str) {
+        let payload = serde_json::json!({
+            "server": self.info(),
+            "error": ApiError { code, description: description.to_owned() },
+        });
+        self.publish(reply, &payload);
+    }
+
+    fn publish(&self, reply: &str, payload: &impl Serialize) {
+        match serde_json::to_vec(payload) {
+            Ok(bytes) => {
+                self.server
+                    .publish_internal(&self.server.sys_account, reply.as_bytes(), &bytes);
+            }
+            Err(e) => tracing::error!("system response: {e}"),
+        }
+    }
+}
+
+/// The endpoint options of a `$SYS` request as the HTTP query the endpoint reads.
+fn to_query(endpoint: &str, opts: &Value) -> String {
+    let Some(map) = opts.as_object() else {
+        return String::new();
+    };
+    let mut parts = Vec::new();
+    for (k, v) in map {
+        let key = match (endpoint, k.as_str()) {
+            ("CONNZ", "subscriptions") => "subs",
+            ("CONNZ", "subscriptions_detail") => {
+                if v.as_bool() == Some(true) {
+                    parts.push("subs=detail".to_owned());
+                }
+                continue;
+            }
+            ("CONNZ", "state") => {
+                let state = match v.as_i64() {
+                    Some(1) => "closed",
+                    Some(2) => "all",
+                    _ => "open",
+                };
+                parts.push(format!("state={state}"));
+                continue;
+            }
+            ("CONNZ", "username") => "auth",
+            ("SUBSZ", "subscriptions") => "subs",
+            ("ACCOUNTZ", "account") => "acc",
+            ("CONNZ" | "SUBSZ", "account") => "acc",
+            (_, "server_name" | "host" | "cluster" | "tags" | "domain") => continue,
+            (_, other) => other,
+        };
+        let value = match v {
+            Value::String(s) => s.clone(),
+            Value::Bool(b) => b.to_string(),
+            Value::Number(n) => n.to_string(),
+            _ => continue,
+        };
+        parts.push(format!("{key}={}", encode_component(&value)));
+    }
+    parts.join("&")
+}
+
+fn encode_component(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~*>".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+type Parsed = (String, Option<String>, Vec<u8>, usize);
+
+/// One `MSG <subject> <sid> [reply] <size>\r\n<payload>\r\n` frame from the start of
+/// `buf` (the internal client never asks for headers, so only `MSG` arrives).
+fn next_msg(buf: &[u8]) -> Option<Parsed> {
+    let line_end = buf.windows(2).position(|w| w == b"\r\n")?;
+    let line = std::str::from_utf8(&buf[..line_end]).ok()?;
+    let args: Vec<&str> = line.split_ascii_whitespace().collect();
+    let (subject, reply, size) = match args.as_slice() {
+        ["MSG", subject, _sid, size] => (*subject, None, *size),
+        ["MSG", subject, _sid, reply, size] => (*subject, Some(*reply), *size),
+        _ => {
+            // Not a frame we understand: skip the line so one bad frame cannot wedge us.
+            return Some((String::new(), None, Vec::new(), line_end + 2));
+        }
+    };
+    let size: usize = size.parse().ok()?;
+    let start = line_end + 2;
+    if buf.len() < start + size + 2 {
+        return None;
+    }
+    Some((
+        subject.to_owned(),
+        reply.map(str::to_owned),
+        buf[start..start + size].to_vec(),
+        start + size + 2,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_and_queries() {
+        let buf = b"MSG $SYS.REQ.SERVER.PING.VARZ 2 _INBOX.x 2\r\n{}\r\nMSG a 1 3\r\nab";
+        let (s, r, p, used) = next_msg(buf).expect("frame");
+        assert_eq!(
+            (s.as_str(), r.as_deref(), p.as_slice()),
+            ("$SYS.REQ.SERVER.PING.VARZ", Some("_INBOX.x"), &b"{}"[..])
+        );
+        assert!(next_msg(&buf[used..]).is_none(), "incomplete payload waits");
+        let q = to_query(
+            "CONNZ",
+            &serde_json::json!({"subscriptions": true, "state": 1, "sort": "cid", "server_name": "x"}),
+        );
+        assert_eq!(q, "sort=cid&state=closed&subs=true");
+    }
+}

@@ -1,0 +1,174 @@
+//! The system account's services, driven by natscli's `nats server` commands and by raw
+//! `$SYS.REQ.SERVER.*` requests, with the response shapes compared to nats-server's.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{NATRIX, Raw, http_get, reference_binary, start};
+use serde_json::Value;
+
+const CONF: &str = r#"
+server_name: sys1
+accounts {
+  SYS: { users: [ { user: sys, password: sys } ] }
+  APP: { users: [ { user: app, password: app } ] }
+}
+system_account: SYS
+"#;
+
+fn natscli() -> Option<std::path::PathBuf> {
+    let bin = std::env::var("NATS_CLI_BIN")
+        .map(std::path::PathBuf::from)
+        .ok()?;
+    bin.exists().then_some(bin)
+}
+
+fn nats(cli: &Path, port: u16, args: &[&str]) -> String {
+    let out = Command::new(cli)
+        .arg("--no-context")
+        .arg("-s")
+        .arg(format!("nats://127.0.0.1:{port}"))
+        .args(["--user", "sys", "--password", "sys", "--timeout", "2s"])
+        .args(args)
+        .output()
+        .expect("run nats");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "nats {args:?}: {text}");
+    text
+}
+
+/// Sends one request as the system user and returns the parsed JSON answer.
+fn request(port: u16, subject: &str, body: &str) -> Value {
+    let mut c = Raw::connect(port);
+    c.send(&format!(
+        "CONNECT {{\"verbose\":false,\"user\":\"sys\",\"pass\":\"sys\",\"protocol\":1}}\r\nSUB _INBOX.t 1\r\nPUB {subject} _INBOX.t {}\r\n{body}\r\n",
+        body.len()
+    ));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut seen = String::new();
+    loop {
+        seen.push_str(&c.read_for(Duration::from_millis(100)));
+        if let Some(start) = seen.find("MSG _INBOX.t 1 ")
+            && let Some(line_end) = seen[start..].find("\r\n")
+        {
+            let header = &seen[start..start + line_end];
+            let size: usize = header
+                .rsplit(' ')
+                .next()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            let body_start = start + line_end + 2;
+            if seen.len() >= body_start + size {
+                return serde_json::from_str(&seen[body_start..body_start + size])
+                    .unwrap_or_else(|e| panic!("bad JSON ({e}): {seen}"));
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no answer to {subject}: {seen:?}"
+        );
+    }
+}
+
+fn keys(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    k.sort();
+    k
+}
+
+#[test]
+fn nats_server_commands_work() {
+    let Some(cli) = natscli() else {
+        assert!(std::env::var_os("CI").is_none(), "natscli not installed");
+        eprintln!("skipped: natscli not installed");
+        return;
+    };
+    let server = start(Path::new(NATRIX), CONF, true);
+    let list = nats(&cli, server.port, &["server", "list"]);
+    assert!(list.contains("sys1"), "{list}");
+    let info = nats(&cli, server.port, &["server", "info"]);
+    assert!(info.contains("Server information for sys1"), "{info}");
+    assert!(info.contains("Maximum Payload: 1.0 MiB"), "{info}");
+    let conns = nats(&cli, server.port, &["server", "report", "connections"]);
+    assert!(conns.contains("sys1") || conns.contains("SYS"), "{conns}");
+    // A client of another account cannot reach the system services.
+    let mut app = Raw::connect(server.port);
+    app.send("CONNECT {\"verbose\":false,\"user\":\"app\",\"pass\":\"app\",\"protocol\":1,\"headers\":true,\"no_responders\":true}\r\nSUB r 1\r\nPUB $SYS.REQ.SERVER.PING r 0\r\n\r\n");
+    let got = app.sync();
+    assert!(
+        got.contains("503"),
+        "other accounts see no responders: {got}"
+    );
+    let _ = http_get(server.http_port.expect("http"), "/varz");
+}
+
+#[test]
+fn responses_have_nats_server_shapes() {
+    let Some(reference) = reference_binary() else {
+        eprintln!("skipped: reference nats-server not installed");
+        return;
+    };
+    let ours = start(Path::new(NATRIX), CONF, false);
+    let theirs = start(&reference, CONF, false);
+    for (subject, body) in [
+        ("$SYS.REQ.SERVER.PING", ""),
+        ("$SYS.REQ.SERVER.PING.VARZ", ""),
+        ("$SYS.REQ.SERVER.PING.CONNZ", "{\"subscriptions\":true}"),
+        ("$SYS.REQ.SERVER.PING.HEALTHZ", ""),
+        ("$SYS.REQ.SERVER.PING.IDZ", ""),
+    ] {
+        let a = request(ours.port, subject, body);
+        let b = request(theirs.port, subject, body);
+        assert_eq!(keys(&a), keys(&b), "{subject} envelope: {a} vs {b}");
+        for part in ["server", "statsz"] {
+            if b.get(part).is_some() {
+                assert_eq!(
+                    keys(&a[part]),
+                    keys(&b[part]),
+                    "{subject} {part}: {a} vs {b}"
+                );
+            }
+        }
+        if subject.ends_with("HEALTHZ") {
+            assert_eq!(a["data"], b["data"]);
+        }
+    }
+}
+
+#[test]
+fn reload_by_system_request() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("server.conf");
+    std::fs::write(&conf, CONF).expect("conf");
+    let server = common::start_with_file(Path::new(NATRIX), dir, &conf, true);
+    let id = http_get(server.http_port.expect("http"), "/varz").json()["server_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    // Change the file without waiting for the watcher, then ask for the reload at once.
+    std::fs::write(&conf, format!("{CONF}\nmax_payload: 4096\n")).expect("rewrite");
+    let answer = request(server.port, &format!("$SYS.REQ.SERVER.{id}.RELOAD"), "");
+    assert!(answer.get("error").is_none(), "{answer}");
+    assert_eq!(
+        http_get(server.http_port.expect("http"), "/varz").json()["max_payload"],
+        4096
+    );
+    // A refused change is answered with the refusal.
+    std::fs::write(&conf, CONF.replace("sys1", "renamed")).expect("rewrite");
+    let answer = request(server.port, &format!("$SYS.REQ.SERVER.{id}.RELOAD"), "");
+    let err = answer["error"]["description"].as_str().unwrap_or_default();
+    assert!(
+        err.contains("config reload not supported for ServerName"),
+        "{answer}"
+    );
+}
