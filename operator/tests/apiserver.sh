@@ -147,6 +147,16 @@ check "StatefulSet controller created pods (Pending)" eventually 60 sh -c "$KUBE
 check "js: data PVC template 10Gi" sh -c \
   "$KUBECTL --kubeconfig $W/admin.conf get sts js -o jsonpath='{.spec.volumeClaimTemplates[0].spec.resources.requests.storage}' | grep -qx 10Gi"
 
+# --- a gateway peer that appears later re-renders the cluster naming it
+printf 'apiVersion: natrix.io/v1alpha1\nkind: NatsCluster\nmetadata: {name: early, namespace: default}\nspec: {replicas: 1, gateways: {remotes: [{natsCluster: {name: late}}]}}\n' | kc apply -f - >/dev/null
+check "missing gateway peer: Degraded=GatewayProblem" eventually 30 sh -c \
+  "$KUBECTL --kubeconfig $W/admin.conf get nc early -o jsonpath='{.status.conditions[?(@.type==\"Degraded\")].reason}' | grep -qx GatewayProblem"
+printf 'apiVersion: natrix.io/v1alpha1\nkind: NatsCluster\nmetadata: {name: late, namespace: default}\nspec: {replicas: 1, gateways: {}}\n' | kc apply -f - >/dev/null
+check "peer appears: the cluster naming it re-renders at once" eventually 20 sh -c \
+  "$KUBECTL --kubeconfig $W/admin.conf get cm early-config -o jsonpath='{.data.nats\.conf}' | grep -q 'nats://late-0.late-headless.default.svc.cluster.local:7222'"
+check "peer appears: Degraded clears" eventually 20 sh -c \
+  "$KUBECTL --kubeconfig $W/admin.conf get nc early -o jsonpath='{.status.conditions[?(@.type==\"Degraded\")].status}' | grep -qx False"
+
 # --- immutability on update (CEL transition rules)
 out=$(kc patch nc js --type merge -p '{"spec":{"jetstream":{"fileStorage":{"size":"5Gi"}}}}' 2>&1)
 if grep -qF "size cannot decrease" <<<"$out"; then pass "refused: volume shrink"; else fail "refused: volume shrink ($out)"; fi

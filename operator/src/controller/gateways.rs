@@ -142,6 +142,41 @@ pub fn named_by(nc: &NatsCluster) -> Vec<ClusterRef> {
         .collect()
 }
 
+/// Who names whom as a gateway, learned from the NatsCluster watch. A NatsCluster that
+/// appears or changes (replicas, gateway port) must re-render every cluster linked to it:
+/// those it names and those that name it. The second set is only known from the others'
+/// specs, hence this index.
+#[derive(Debug, Default)]
+pub struct PeerIndex {
+    names: BTreeMap<(String, String), Vec<(String, String)>>,
+}
+
+impl PeerIndex {
+    /// Records `nc` and returns `(namespace, name)` of every cluster linked to it (or
+    /// linked until this change).
+    pub fn observe(&mut self, nc: &NatsCluster) -> Vec<(String, String)> {
+        let me = key(nc);
+        let named: Vec<(String, String)> = named_by(nc)
+            .into_iter()
+            .map(|r| (r.namespace.unwrap_or_default(), r.name))
+            .collect();
+        let mut linked: std::collections::BTreeSet<(String, String)> =
+            named.iter().cloned().collect();
+        // Clusters it no longer names must drop their side of the link.
+        if let Some(before) = self.names.get(&me) {
+            linked.extend(before.iter().cloned());
+        }
+        for (namer, targets) in &self.names {
+            if *namer != me && targets.contains(&me) {
+                linked.insert(namer.clone());
+            }
+        }
+        self.names.insert(me.clone(), named);
+        linked.remove(&me);
+        linked.into_iter().collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,6 +267,21 @@ mod tests {
         assert_eq!(r.peers.len(), 1);
         assert_eq!(r.warnings.len(), 1);
         assert!(r.warnings[0].contains("must be unique"), "{:?}", r.warnings);
+    }
+
+    #[test]
+    fn index_links_both_directions() {
+        let mut idx = PeerIndex::default();
+        let a = nc("x", "a", 1, Some(vec![to("b", Some("y"))]));
+        let b = nc("y", "b", 1, Some(vec![]));
+        assert_eq!(idx.observe(&a), vec![("y".to_string(), "b".to_string())]);
+        // b appears later: a, which names it, must re-render.
+        assert_eq!(idx.observe(&b), vec![("x".to_string(), "a".to_string())]);
+        // a drops the link: b is told once (to drop its side), then no longer.
+        let a2 = nc("x", "a", 1, Some(vec![]));
+        assert_eq!(idx.observe(&a2), vec![("y".to_string(), "b".to_string())]);
+        assert_eq!(idx.observe(&a2), Vec::<(String, String)>::new());
+        assert_eq!(idx.observe(&b), Vec::<(String, String)>::new());
     }
 
     #[test]

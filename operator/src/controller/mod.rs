@@ -573,18 +573,27 @@ pub async fn run(ctx: Arc<Context>) {
         names::LABEL_MANAGED_BY,
         names::FIELD_MANAGER
     ));
+    let index = Arc::new(Mutex::new(gateways::PeerIndex::default()));
     Controller::new(clusters.clone(), watcher::Config::default())
         .owns(Api::<ConfigMap>::all(client.clone()), owned.clone())
         .owns(Api::<Service>::all(client.clone()), owned.clone())
         .owns(Api::<StatefulSet>::all(client.clone()), owned.clone())
         .owns(Api::<PodDisruptionBudget>::all(client.clone()), owned)
-        // A gateway declared on one side is rendered on the other: reconcile the peers
-        // a NatsCluster names whenever it changes.
-        .watches(clusters, watcher::Config::default(), |nc: NatsCluster| {
-            gateways::named_by(&nc).into_iter().map(|r| {
-                ObjectRef::<NatsCluster>::new(&r.name).within(&r.namespace.unwrap_or_default())
-            })
-        })
+        // A gateway declared on one side is rendered on both: when a NatsCluster
+        // changes, reconcile the clusters it names and those that name it.
+        .watches(
+            clusters,
+            watcher::Config::default(),
+            move |nc: NatsCluster| {
+                let linked = index
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .observe(&nc);
+                linked
+                    .into_iter()
+                    .map(|(ns, name)| ObjectRef::<NatsCluster>::new(&name).within(&ns))
+            },
+        )
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {
