@@ -571,3 +571,18 @@ async fn api_errors_are_typed_and_back_off() {
 fn nc_reply() -> Value {
     serde_json::to_value(cluster(json!({}), None)).unwrap()
 }
+
+#[tokio::test]
+async fn a_cluster_deleted_mid_reconcile_is_not_an_error() {
+    let nc = cluster(json!({"config": {"merge": {"nope": 1}}}), None);
+    let (client, server) = serve(vec![
+        step(Method::GET, CM, 404, Some(not_found("cm"))),
+        step(Method::POST, EVENTS, 201, None),
+        step(Method::PATCH, STATUS, 404, Some(not_found("natsclusters"))),
+    ]);
+    let action = controller::reconcile(Arc::new(nc), context(client, HashMap::new()))
+        .await
+        .unwrap();
+    server.await.unwrap();
+    assert_eq!(action, Action::await_change());
+}

@@ -217,14 +217,19 @@ async fn patch_status(
         &nc.namespace().ok_or(Error::NoNamespace)?,
     );
     let patch = serde_json::json!({ "status": status });
-    api.patch_status(
-        &nc.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await
-    .map_err(kube_err("update status"))?;
-    Ok(())
+    match api
+        .patch_status(
+            &nc.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        // Deleted while we reconciled: there is no one left to report to.
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(kube_err("update status")(e)),
+    }
 }
 
 /// Applies everything rendered. Returns the applied StatefulSet and non-fatal warnings.
@@ -360,28 +365,29 @@ async fn pod_configs(
         .items;
     list.sort_by_key(ResourceExt::name_any);
     let port = names::monitor_port(nc);
-    let mut out = Vec::with_capacity(list.len());
-    for pod in &list {
-        if pod.metadata.deletion_timestamp.is_some() {
-            continue;
-        }
-        let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone());
-        let reported = match ip {
-            Some(ip) => match ctx.probe.config_digest(&ip, port).await {
-                Ok(d) => d,
-                Err(e) => {
-                    tracing::debug!(pod = %pod.name_any(), error = %e, "config digest probe failed");
-                    None
-                }
-            },
-            None => None,
-        };
-        out.push(PodConfig {
-            pod: pod.name_any(),
-            applied: reported.as_deref() == Some(digest),
-            config_digest: reported,
+    // All pods at once: a slow or dead pod costs one probe timeout, not one per pod.
+    let probes = list
+        .iter()
+        .filter(|pod| pod.metadata.deletion_timestamp.is_none())
+        .map(|pod| async move {
+            let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone());
+            let reported = match ip {
+                Some(ip) => match ctx.probe.config_digest(&ip, port).await {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::debug!(pod = %pod.name_any(), error = %e, "config digest probe failed");
+                        None
+                    }
+                },
+                None => None,
+            };
+            PodConfig {
+                pod: pod.name_any(),
+                applied: reported.as_deref() == Some(digest),
+                config_digest: reported,
+            }
         });
-    }
+    let out = futures::future::join_all(probes).await;
     Ok(out)
 }
 
