@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # Pinned versions of everything the e2e cluster builds. Changing a pin rebuilds that
 # component on the next `e2e/cluster up` (each build is cached under a version stamp).
 # Why these versions: see e2e/README.md ("Versions").

@@ -88,7 +88,7 @@ kubectl -n "$NS" logs job/requester | grep -q 'pong-from-natrix' ||
 job publisher "[\"--server\", \"$SERVER\", \"pub\", \"smoke.batch\", \"message {{Count}}\", \"--count\", \"5\"]"
 kubectl -n "$NS" wait --for=condition=Complete job/publisher --timeout=60s >/dev/null ||
   fail "publish Job did not complete"
-for i in $(seq 1 30); do
+for _ in $(seq 1 30); do
   phase=$(kubectl -n "$NS" get pod subscriber -o jsonpath='{.status.phase}')
   [ "$phase" = Succeeded ] && break
   [ "$phase" = Failed ] && fail "subscriber pod failed"

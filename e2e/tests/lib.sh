@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers for the e2e tests (sourced). Each test is a bash script run by `e2e/cluster test`
 # with KUBECONFIG set; it exits non-zero on failure, after printing what it saw.
 set -euo pipefail
@@ -31,8 +32,8 @@ fail() {
 
 # wait_log NS POD REGEX SECONDS: until the pod's log matches.
 wait_log() {
-  local ns=$1 pod=$2 re=$3 secs=$4 i
-  for i in $(seq 1 "$secs"); do
+  local ns=$1 pod=$2 re=$3 secs=$4 _
+  for _ in $(seq 1 "$secs"); do
     if kubectl -n "$ns" logs "$pod" 2>/dev/null | grep -qE "$re"; then return 0; fi
     sleep 1
   done
