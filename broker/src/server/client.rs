@@ -600,7 +600,10 @@ impl Client {
             tracing::warn!(cid = self.handle.cid, account = ?identity.account, "account not found");
             return Err(ParseError::AuthViolation);
         };
-        if !self.connect_received {
+        if !self.connect_received || !Arc::ptr_eq(&account, &self.account) {
+            if self.connect_received {
+                self.account.stats.clients.fetch_sub(1, Ordering::Relaxed);
+            }
             account.stats.clients.fetch_add(1, Ordering::Relaxed);
         }
         self.account = account;
