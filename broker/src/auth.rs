@@ -92,8 +92,19 @@ pub struct User {
 pub struct Auth {
     pub token: Option<String>,
     pub users: HashMap<String, User>,
+    /// Users identified by an nkey (public key `U...`): they prove it by signing the
+    /// nonce of the connection's INFO.
+    pub nkeys: HashMap<String, NkeyUser>,
     pub no_auth_user: Option<String>,
     pub default_permissions: Option<Arc<Permissions>>,
+}
+
+/// A user who authenticates with an nkey signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NkeyUser {
+    pub permissions: Option<Arc<Permissions>>,
+    /// The account the user is bound to; `None`: `$G`.
+    pub account: Option<String>,
 }
 
 /// What a client presented in its CONNECT.
@@ -102,6 +113,10 @@ pub struct Credentials<'a> {
     pub user: Option<&'a str>,
     pub pass: Option<&'a str>,
     pub token: Option<&'a str>,
+    /// The nkey public key, the base64url signature of the nonce, and that nonce.
+    pub nkey: Option<&'a str>,
+    pub sig: Option<&'a str>,
+    pub nonce: Option<&'a str>,
 }
 
 /// The identity a connection was accepted as.
@@ -130,7 +145,35 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 impl Auth {
     pub fn required(&self) -> bool {
-        self.token.is_some() || !self.users.is_empty()
+        self.token.is_some() || !self.users.is_empty() || !self.nkeys.is_empty()
+    }
+
+    /// Whether INFO must carry a nonce for clients to sign.
+    pub fn needs_nonce(&self) -> bool {
+        !self.nkeys.is_empty()
+    }
+
+    /// Checks an nkey login: the key is a configured user and `sig` is its signature of
+    /// `nonce` (base64, URL-safe or standard, padded or not, as NATS clients send it).
+    fn nkey_login(&self, creds: &Credentials<'_>, nkey: &str) -> Option<Authenticated> {
+        use base64::Engine as _;
+        let user = self.nkeys.get(nkey)?;
+        let nonce = creds.nonce?;
+        let sig = creds.sig?.trim_end_matches('=');
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(sig)
+            .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(sig))
+            .ok()?;
+        let key = nkeys::KeyPair::from_public_key(nkey).ok()?;
+        key.verify(nonce.as_bytes(), &raw).ok()?;
+        Some(Authenticated {
+            user: Some(nkey.to_owned()),
+            permissions: user
+                .permissions
+                .clone()
+                .or_else(|| self.default_permissions.clone()),
+            account: user.account.clone(),
+        })
     }
 
     /// Checks CONNECT credentials; `None` is an authorization violation.
@@ -147,6 +190,11 @@ impl Auth {
                 permissions: self.default_permissions.clone(),
                 ..Authenticated::default()
             });
+        }
+        if let Some(nkey) = creds.nkey.filter(|k| !k.is_empty())
+            && !self.nkeys.is_empty()
+        {
+            return self.nkey_login(creds, nkey);
         }
         let user_name = match creds.user {
             Some(u) if !u.is_empty() => u,
@@ -243,7 +291,7 @@ mod tests {
         let ok = Credentials {
             user: Some("alice"),
             pass: Some("pw"),
-            token: None,
+            ..Credentials::default()
         };
         assert_eq!(
             auth.authenticate(&ok).unwrap().user.as_deref(),
@@ -252,8 +300,42 @@ mod tests {
         let bad = Credentials {
             user: Some("alice"),
             pass: Some("nope"),
-            token: None,
+            ..Credentials::default()
         };
         assert!(auth.authenticate(&bad).is_none());
+    }
+
+    #[test]
+    fn nkey_signature_over_the_nonce() {
+        use base64::Engine as _;
+        let kp = nkeys::KeyPair::new_user();
+        let mut auth = Auth::default();
+        auth.nkeys.insert(
+            kp.public_key(),
+            NkeyUser {
+                permissions: None,
+                account: Some("A".into()),
+            },
+        );
+        assert!(auth.required() && auth.needs_nonce());
+        let nonce = "b1Zmgc2fMyf0k4w";
+        let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(kp.sign(nonce.as_bytes()).expect("sign"));
+        let pk = kp.public_key();
+        let creds = |nonce, sig| Credentials {
+            nkey: Some(pk.as_str()),
+            sig: Some(sig),
+            nonce: Some(nonce),
+            ..Credentials::default()
+        };
+        let who = auth
+            .authenticate(&creds(nonce, &sig))
+            .expect("valid signature");
+        assert_eq!(who.account.as_deref(), Some("A"));
+        assert!(auth.authenticate(&creds("another-nonce", &sig)).is_none());
+        assert!(
+            auth.authenticate(&creds(nonce, "bm90IGEgc2lnbmF0dXJl"))
+                .is_none()
+        );
     }
 }

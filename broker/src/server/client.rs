@@ -191,6 +191,8 @@ struct ConnectOpts {
     account: Option<String>,
     new_account: bool,
     tls_required: bool,
+    nkey: Option<String>,
+    sig: Option<String>,
 }
 
 impl Default for ConnectOpts {
@@ -211,6 +213,8 @@ impl Default for ConnectOpts {
             account: None,
             new_account: false,
             tls_required: false,
+            nkey: None,
+            sig: None,
         }
     }
 }
@@ -248,10 +252,16 @@ pub(crate) struct Client {
     expired: Vec<Arc<Subscription>>,
     /// Share of untraced publishes that get a span, while trace export is on.
     sample_ratio: f64,
+    /// The nonce sent in INFO for nkey users to sign.
+    nonce: Option<String>,
 }
 
 impl Client {
-    pub(crate) fn new(server: Arc<Server>, handle: Arc<ClientHandle>) -> Self {
+    pub(crate) fn new(
+        server: Arc<Server>,
+        handle: Arc<ClientHandle>,
+        nonce: Option<String>,
+    ) -> Self {
         let (opts, opts_gen) = server.options();
         let now = Instant::now();
         let sample_ratio = otlp::sample_ratio(&opts.config.telemetry);
@@ -281,6 +291,7 @@ impl Client {
             to_flush: Vec::new(),
             expired: Vec::new(),
             sample_ratio,
+            nonce,
         }
     }
 
@@ -342,6 +353,9 @@ impl Client {
             user: self.connect.user.as_deref(),
             pass: self.connect.pass.as_deref(),
             token: self.connect.auth_token.as_deref(),
+            nkey: self.connect.nkey.as_deref(),
+            sig: self.connect.sig.as_deref(),
+            nonce: self.nonce.as_deref(),
         };
         let Some(identity) = self.opts.auth.authenticate(&creds) else {
             tracing::info!(
@@ -582,6 +596,9 @@ impl Client {
             user: connect.user.as_deref(),
             pass: connect.pass.as_deref(),
             token: connect.auth_token.as_deref(),
+            nkey: connect.nkey.as_deref(),
+            sig: connect.sig.as_deref(),
+            nonce: self.nonce.as_deref(),
         };
         let Some(identity) = self.opts.auth.authenticate(&creds) else {
             tracing::warn!(cid = self.handle.cid, user = ?connect.user, "authentication error");
@@ -1073,9 +1090,9 @@ impl Client {
         if self.connect.protocol < 1 {
             return;
         }
-        let json = self
-            .server
-            .client_info_json(self.handle.cid, None, Some(self.account.name()));
+        let json =
+            self.server
+                .client_info_json(self.handle.cid, None, Some(self.account.name()), None);
         let mut v = Vec::with_capacity(json.len() + 8);
         encode::info(&mut v, &json);
         self.handle.outbound.push_proto(&v);

@@ -171,6 +171,8 @@ struct Info<'a> {
     #[serde(skip_serializing_if = "str::is_empty")]
     client_ip: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    nonce: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     connect_urls: Option<&'a [String]>,
     #[serde(skip_serializing_if = "is_false")]
     ldm: bool,
@@ -210,6 +212,23 @@ pub struct Server {
     http_addr: Mutex<Option<(SocketAddr, bool)>>,
     lame_duck: AtomicBool,
     shutdown_tx: watch::Sender<bool>,
+}
+
+/// A connection's nonce for nkey signatures: 11 bytes from the system's secure random
+/// source (a predictable nonce would let a recorded signature be replayed), base64url
+/// without padding, the form nats-server sends.
+fn new_nonce() -> String {
+    use base64::Engine as _;
+    use ring::rand::SecureRandom as _;
+    let mut bytes = [0u8; 11];
+    if ring::rand::SystemRandom::new().fill(&mut bytes).is_err() {
+        // The OS random source failing is not something a connection can recover from;
+        // say so loudly and fall back to the per-thread generator rather than refusing
+        // every nkey login.
+        tracing::error!("system random source failed; nkey nonce from the fallback generator");
+        bytes = std::array::from_fn(|_| fastrand::u8(..));
+    }
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// Random server id in the shape of an nkey server public key ('N' + 55 base32 chars).
@@ -417,7 +436,8 @@ impl Server {
         let cid = self.next_cid.fetch_add(1, Ordering::Relaxed);
         self.stats.total_connections.fetch_add(1, Ordering::Relaxed);
         let ip = peer.ip().to_string();
-        let info = self.client_info_json(cid, Some(&ip), None);
+        let nonce = opts.auth.needs_nonce().then(new_nonce);
+        let info = self.client_info_json(cid, Some(&ip), None, nonce.as_deref());
         let mut info_line = Vec::with_capacity(info.len() + 8);
         encode::info(&mut info_line, &info);
         // TLS: INFO goes out in the clear (unless handshake_first), then the client
@@ -476,7 +496,7 @@ impl Server {
             outbound.close(CloseReason::MaxConnectionsExceeded);
         } else {
             tracing::debug!(cid, %peer, "Client connection created");
-            let client = Client::new(self.clone(), handle);
+            let client = Client::new(self.clone(), handle, nonce);
             match session {
                 Some(s) => {
                     client
@@ -547,6 +567,7 @@ impl Server {
         cid: u64,
         ip: Option<&str>,
         connect_info: Option<&str>,
+        nonce: Option<&str>,
     ) -> Vec<u8> {
         let (opts, _) = self.options();
         let port = self.addr().map_or(0, |a| a.port());
@@ -566,6 +587,7 @@ impl Server {
             max_payload: opts.max_payload,
             client_id: cid,
             client_ip: ip.unwrap_or(""),
+            nonce,
             connect_urls: None,
             ldm: self.is_lame_duck(),
             connect_info: connect_info.is_some(),
@@ -605,7 +627,7 @@ impl Server {
             .map(|r| r.handle.clone())
             .collect();
         for c in &clients {
-            let json = self.client_info_json(c.cid, None, None);
+            let json = self.client_info_json(c.cid, None, None, None);
             let mut v = Vec::with_capacity(json.len() + 8);
             encode::info(&mut v, &json);
             c.outbound.push_proto(&v);

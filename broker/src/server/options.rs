@@ -155,6 +155,18 @@ fn auth_from_config(o: &natrix_config::Options) -> Auth {
             },
         );
     }
+    for n in &o.nkeys {
+        auth.nkeys.insert(
+            n.nkey.clone(),
+            crate::auth::NkeyUser {
+                permissions: n
+                    .permissions
+                    .as_ref()
+                    .map(|p| Arc::new(permissions_from_config(p))),
+                account: (!n.account.is_empty()).then(|| n.account.clone()),
+            },
+        );
+    }
     for u in &o.users {
         auth.users.insert(
             u.username.clone(),

@@ -2632,11 +2632,13 @@ pub(super) fn accounts(p: &mut Processor, e: &Entry, o: &mut Options) {
                         u.account.clone_from(&ae.key);
                         o.users.push(u);
                     }
-                    if !nkeys.is_empty() {
-                        p.warn(
-                            Some(&ue.key_pos),
-                            "nkey users in accounts are not supported yet; they cannot log in",
-                        );
+                    for mut n in nkeys {
+                        if o.nkeys.iter().any(|x| x.nkey == n.nkey) {
+                            p.error(&ue.key_pos, format!("Duplicate nkey {:?} detected", n.nkey));
+                            continue;
+                        }
+                        n.account.clone_from(&ae.key);
+                        o.nkeys.push(n);
                     }
                 }
             }

@@ -65,6 +65,8 @@ pub struct NkeyUser {
     pub permissions: Option<Permissions>,
     pub allowed_connection_types: Option<Vec<String>>,
     pub proxy_required: bool,
+    /// The account the user is bound to (from the `accounts {}` block); empty: `$G`.
+    pub account: String,
 }
 
 /// `authorization { auth_callout {...} }`: delegate authentication to a service.
