@@ -58,6 +58,8 @@ pub fn cluster_rules(install_crds: bool) -> Vec<PolicyRule> {
             &["servicemonitors"],
             &["get", "create", "patch"],
         ),
+        // cert-manager Certificates named by TLS listeners: read for their Secret name.
+        rule(&["cert-manager.io"], &["certificates"], &["get"]),
     ];
     if install_crds {
         rules.push(rule(

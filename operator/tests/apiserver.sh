@@ -12,7 +12,8 @@
 # - every example reconciles: ConfigMap, Services, StatefulSet, PDB with owner references,
 #   status with observedGeneration and conditions; gateways rendered on both sides;
 # - a reloadable change only touches the ConfigMap, a restart-needed one the pod template;
-# - a config natrix-server's parser refuses is reported as Degraded and changes nothing;
+# - a config natrix-server's parser refuses, or a missing cert-manager Certificate, is
+#   reported as Degraded and changes nothing;
 # - the scale subresource scales; the operator survives an API-server restart;
 # - deleting a NatsCluster deletes what it owned (garbage collector).
 # Pods stay Pending (no kubelet): readiness and live reload are the e2e tier's job.
@@ -26,6 +27,10 @@ PORT=${APISERVER_PORT:-16443}
 ETCD_PORT=${ETCD_PORT:-23791}
 for b in "$K8S_BIN/etcd" "$K8S_BIN/kube-apiserver" "$K8S_BIN/kube-controller-manager" "$KUBECTL" "$OPERATOR"; do
   [ -x "$b" ] || { echo "missing $b (build the operator, or set K8S_BIN/OPERATOR/KUBECTL)"; exit 2; }
+done
+
+for p in "$PORT" "$ETCD_PORT" "$((ETCD_PORT + 1))" 18080; do
+  if ss -ltn "( sport = :$p )" | grep -q LISTEN; then echo "port $p is in use (another run?)"; exit 2; fi
 done
 
 W=$(mktemp -d /tmp/natrix-apiserver.XXXXXX)
@@ -121,6 +126,7 @@ refuse "bad quantity" "size must be a positive quantity" '{jetstream: {enabled: 
 refuse "short lame duck" "lameDuckDuration must be at least 30s" '{lameDuckDuration: 10s}'
 refuse "gateway remote with both" "either a natsCluster or urls" '{gateways: {remotes: [{natsCluster: {name: x}, name: x, urls: ["nats://a:7222"]}]}}'
 refuse "unknown pull policy" "Unsupported value" '{imagePullPolicy: Sometimes}'
+refuse "TLS with secret and certificate" "either a secretName or a cert-manager certificate" '{tls: {client: {secretName: s, certificate: c}}}'
 
 # --- examples reconcile
 kc create namespace messaging >/dev/null
@@ -156,6 +162,12 @@ check "peer appears: the cluster naming it re-renders at once" eventually 20 sh 
   "$KUBECTL --kubeconfig $W/admin.conf get cm early-config -o jsonpath='{.data.nats\.conf}' | grep -q 'nats://late-0.late-headless.default.svc.cluster.local:7222'"
 check "peer appears: Degraded clears" eventually 20 sh -c \
   "$KUBECTL --kubeconfig $W/admin.conf get nc early -o jsonpath='{.status.conditions[?(@.type==\"Degraded\")].status}' | grep -qx False"
+
+# --- a cert-manager Certificate that does not exist (no cert-manager here): nothing applied
+printf 'apiVersion: natrix.io/v1alpha1\nkind: NatsCluster\nmetadata: {name: certy, namespace: default}\nspec: {replicas: 1, tls: {client: {certificate: certy-client}}}\n' | kc apply -f - >/dev/null
+check "missing Certificate: Degraded=CertificateNotFound" eventually 30 sh -c \
+  "$KUBECTL --kubeconfig $W/admin.conf get nc certy -o jsonpath='{.status.conditions[?(@.type==\"Degraded\")].reason}' | grep -qx CertificateNotFound"
+check "missing Certificate: no StatefulSet applied" sh -c "! $KUBECTL --kubeconfig $W/admin.conf get sts certy"
 
 # --- immutability on update (CEL transition rules)
 out=$(kc patch nc js --type merge -p '{"spec":{"jetstream":{"fileStorage":{"size":"5Gi"}}}}' 2>&1)
@@ -197,7 +209,7 @@ check "kubectl scale: 5 routes in the config" sh -c "$KUBECTL --kubeconfig $W/ad
 kill "$APISERVER_PID"; wait "$APISERVER_PID" 2>/dev/null
 sleep 3
 start_apiserver
-eventually 90 kc get --raw /readyz || fail "API server did not come back"
+eventually 180 kc get --raw /readyz || fail "API server did not come back ($(tail -3 "$W/apiserver.log"))"
 kc scale nc nats --replicas 3 >/dev/null
 check "operator resumes after an API-server restart" eventually 60 sh -c "$KUBECTL --kubeconfig $W/admin.conf get sts nats -o jsonpath='{.spec.replicas}' | grep -qx 3"
 kill -0 "$OPERATOR_PID" 2>/dev/null && pass "operator process survived" || fail "operator exited ($(tail -3 "$W/operator.log"))"

@@ -90,6 +90,7 @@ fn matrix_of_specs_loads_in_natrix_config() {
                                     &Inputs {
                                         gateways: peers,
                                         restart_base: None,
+                                        ..Inputs::default()
                                     },
                                 )
                                 .unwrap_or_else(|e| panic!("{e}\n{:#?}", nc.spec));
@@ -195,6 +196,7 @@ fn restart_after(old: Value, new: Value) -> (render::Rendered, render::Rendered)
         &Inputs {
             gateways: vec![],
             restart_base: Some(before.restart.base_text.clone()),
+            ..Inputs::default()
         },
     )
     .unwrap();
@@ -302,6 +304,7 @@ fn a_failed_rollout_is_not_forgotten() {
         &Inputs {
             gateways: vec![],
             restart_base: Some(first.restart.base_text.clone()),
+            ..Inputs::default()
         },
     )
     .unwrap();
@@ -337,6 +340,7 @@ fn unreadable_restart_base_restarts() {
         &Inputs {
             gateways: vec![],
             restart_base: Some("port = [".into()),
+            ..Inputs::default()
         },
     )
     .unwrap();

@@ -107,6 +107,14 @@ fn bad_specs_are_refused_with_a_message() {
         "either a natsCluster or urls",
     );
     refused(
+        &cluster(json!({"tls": {"client": {"secretName": "s", "certificate": "c"}}})),
+        "either a secretName or a cert-manager certificate",
+    );
+    refused(
+        &cluster(json!({"tls": {"client": {"ca": "ca.crt"}}})),
+        "either a secretName or a cert-manager certificate",
+    );
+    refused(
         &cluster(json!({"lameDuckDuration": "10s"})),
         "lameDuckDuration must be at least 30s",
     );

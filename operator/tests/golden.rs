@@ -32,6 +32,7 @@ fn examples_render_to_golden_files() {
                 &Inputs {
                     gateways: resolved.peers,
                     restart_base: None,
+                    ..Inputs::default()
                 },
             )
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));

@@ -241,6 +241,7 @@ async fn reloadable_change_keeps_pods_and_tracks_each_pod() {
         &Inputs {
             gateways: vec![],
             restart_base: Some(old.config.text.clone()),
+            ..Inputs::default()
         },
     )
     .unwrap()
@@ -585,4 +586,74 @@ async fn a_cluster_deleted_mid_reconcile_is_not_an_error() {
         .unwrap();
     server.await.unwrap();
     assert_eq!(action, Action::await_change());
+}
+
+const CERT: &str = "/apis/cert-manager.io/v1/namespaces/ns/certificates/nc-client";
+
+#[tokio::test]
+async fn cert_manager_certificate_names_the_secret_to_mount() {
+    let nc = cluster(
+        json!({"replicas": 1, "tls": {"client": {"certificate": "nc-client", "ca": "ca.crt"}}}),
+        None,
+    );
+    let cert = json!({"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+        "metadata": {"name": "nc-client", "namespace": NS},
+        "spec": {"secretName": "nc-client-tls", "dnsNames": ["nc.ns.svc"]}});
+    let mut steps = vec![
+        step(Method::GET, CM, 404, Some(not_found("cm"))),
+        step(Method::GET, CERT, 200, Some(cert)),
+    ];
+    steps.extend(apply_steps(
+        (404, not_found("sts")),
+        sts_reply(0, 0, "r", "r"),
+    ));
+    steps.extend([
+        step(Method::GET, PODS, 200, Some(pods(&[]))),
+        step(Method::POST, EVENTS, 201, None),
+        step(Method::PATCH, STATUS, 200, Some(nc_reply())),
+    ]);
+    let (client, server) = serve(steps);
+    controller::reconcile(Arc::new(nc), context(client, HashMap::new()))
+        .await
+        .unwrap();
+    let seen = server.await.unwrap();
+    let volumes = seen[6].body["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .unwrap();
+    let tls = volumes.iter().find(|v| v["name"] == "tls-client").unwrap();
+    assert_eq!(tls["secret"]["secretName"], "nc-client-tls");
+    let conf = seen[2].body["data"]["nats.conf"].as_str().unwrap();
+    assert!(
+        conf.contains("ca_file = \"/etc/natrix/tls/client/ca.crt\""),
+        "{conf}"
+    );
+}
+
+#[tokio::test]
+async fn missing_certificate_applies_nothing_and_retries() {
+    let nc = cluster(
+        json!({"tls": {"routes": {"certificate": "nc-client"}}}),
+        None,
+    );
+    let (client, server) = serve(vec![
+        step(Method::GET, CM, 404, Some(not_found("cm"))),
+        // No cert-manager: the resource type itself is unknown.
+        step(Method::GET, CERT, 404, Some(json!("404 page not found\n"))),
+        step(Method::POST, EVENTS, 201, None),
+        step(Method::PATCH, STATUS, 200, Some(nc_reply())),
+    ]);
+    let action = controller::reconcile(Arc::new(nc), context(client, HashMap::new()))
+        .await
+        .unwrap();
+    let seen = server.await.unwrap();
+    assert_eq!(action, Action::requeue(controller::REQUEUE_WAITING));
+    assert_eq!(seen[2].body["reason"], "CertificateNotFound");
+    let d = condition(&seen[3].body, "Degraded");
+    assert_eq!(d["reason"], "CertificateNotFound");
+    assert!(
+        d["message"].as_str().unwrap().contains(
+            "tls.routes.certificate: cert-manager Certificate ns/nc-client does not exist"
+        ),
+        "{d}"
+    );
 }

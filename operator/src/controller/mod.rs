@@ -7,21 +7,23 @@
 //!
 //! 1. `GET` the ConfigMap (its restart base decides reload vs. restart);
 //! 2. `LIST` NatsClusters in all namespaces, only when this one has a `gateways` block;
-//! 3. render; a spec the broker's parser refuses stops here: status `Degraded` with the
+//! 3. `GET` each cert-manager Certificate a TLS listener names (its Secret is mounted); a
+//!    missing one stops here (`Degraded: CertificateNotFound`, retried every 30 s);
+//! 4. render; a spec the broker's parser refuses stops here: status `Degraded` with the
 //!    parser's `nats.conf:line:col` message, a Warning event, and nothing else touched;
-//! 4. apply ConfigMap, headless Service, client Service; `GET` the StatefulSet to see if
+//! 5. apply ConfigMap, headless Service, client Service; `GET` the StatefulSet to see if
 //!    its volume claim templates change (immutable in Kubernetes: the claims are grown in
 //!    place and the StatefulSet is recreated with `propagationPolicy: Orphan`, pods keep
 //!    running); apply the StatefulSet (after the ConfigMap, so new pods mount the new
 //!    config); apply or delete the PDB; apply the ServiceMonitor if asked;
-//! 5. `LIST` the pods and ask each running one for its config digest;
-//! 6. events for what changed, then the status.
+//! 6. `LIST` the pods and ask each running one for its config digest;
+//! 7. events for what changed, then the status.
 
 pub mod gateways;
 pub mod probe;
 pub mod status;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,7 +34,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service}
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{
-    Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PropagationPolicy,
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
+    PatchParams, PropagationPolicy,
 };
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -391,6 +394,84 @@ async fn pod_configs(
     Ok(out)
 }
 
+/// How often a NatsCluster waiting for something outside its spec (a cert-manager
+/// Certificate) is looked at again.
+pub const REQUEUE_WAITING: Duration = Duration::from_secs(30);
+
+/// The cert-manager resource type.
+pub fn certificate_resource() -> ApiResource {
+    ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "cert-manager.io",
+        "v1",
+        "Certificate",
+    ))
+}
+
+/// Resolves the cert-manager Certificates named by TLS listeners to the Secrets they
+/// write. `Ok(Err(message))` when one is missing or has no `spec.secretName`.
+async fn resolve_certificates(
+    ctx: &Context,
+    nc: &NatsCluster,
+    ns: &str,
+) -> Result<Result<BTreeMap<String, String>, String>, Error> {
+    let wanted: BTreeSet<(&str, &str)> = render::objects::tls_listeners(nc)
+        .into_iter()
+        .filter_map(|(l, t)| t.certificate.as_deref().map(|c| (c, l)))
+        .collect();
+    let mut out = BTreeMap::new();
+    if wanted.is_empty() {
+        return Ok(Ok(out));
+    }
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), ns, &certificate_resource());
+    for (cert, listener) in wanted {
+        if out.contains_key(cert) {
+            continue;
+        }
+        let found = match api.get_opt(cert).await {
+            Ok(found) => found,
+            // No cert-manager at all: the resource type is unknown.
+            Err(e) if is_not_found(&e) => None,
+            Err(e) => return Err(kube_err(format!("get Certificate {cert}"))(e)),
+        };
+        let Some(found) = found else {
+            return Ok(Err(format!(
+                "tls.{listener}.certificate: cert-manager Certificate {ns}/{cert} does not exist (or cert-manager is not installed)"
+            )));
+        };
+        let Some(secret) = found.data["spec"]["secretName"].as_str() else {
+            return Ok(Err(format!(
+                "tls.{listener}.certificate: cert-manager Certificate {ns}/{cert} has no spec.secretName"
+            )));
+        };
+        out.insert(cert.to_string(), secret.to_string());
+    }
+    Ok(Ok(out))
+}
+
+/// Reports a NatsCluster that cannot be applied (status `Degraded` with `reason`, a
+/// Warning event when the message is new) and applies nothing.
+async fn refuse(
+    ctx: &Context,
+    nc: &NatsCluster,
+    mut obs: Observed,
+    reason: &str,
+    message: String,
+) -> Result<(), Error> {
+    let prev = nc.status.as_ref();
+    obs.replicas = prev.map_or(0, |p| p.replicas);
+    obs.ready_replicas = prev.map_or(0, |p| p.ready_replicas);
+    obs.updated_replicas = obs.replicas;
+    obs.invalid = Some((reason.to_string(), message.clone()));
+    let status = status::compute(&obs, prev, &(ctx.now)());
+    if degraded_message(prev) != degraded_message(Some(&status)) {
+        publish(ctx, nc, EventType::Warning, reason, message.clone()).await;
+    }
+    patch_status(ctx, nc, &status).await?;
+    tracing::info!(namespace = %nc.namespace().unwrap_or_default(), name = %nc.name_any(), reason, %message, "not applied");
+    Ok(())
+}
+
 /// One reconcile of one NatsCluster.
 #[tracing::instrument(skip_all, fields(namespace = nc.metadata.namespace.as_deref().unwrap_or(""), name = nc.metadata.name.as_deref().unwrap_or(""), generation = nc.metadata.generation))]
 pub async fn reconcile(nc: Arc<NatsCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -455,33 +536,32 @@ async fn reconcile_inner(nc: &NatsCluster, ctx: &Context) -> Result<Action, Erro
         .map(|w| ("GatewayProblem".to_string(), w.clone()))
         .collect();
 
-    // 3. Render, with the broker's parser as the judge.
+    // 3. cert-manager Certificates named by TLS listeners.
+    let certificate_secrets = match resolve_certificates(ctx, nc, &ns).await? {
+        Ok(c) => c,
+        Err(message) => {
+            refuse(ctx, nc, obs, "CertificateNotFound", message).await?;
+            return Ok(Action::requeue(REQUEUE_WAITING));
+        }
+    };
+
+    // 4. Render, with the broker's parser as the judge.
     let rendered = match render::render(
         nc,
         &Inputs {
             gateways: resolved.peers,
             restart_base,
+            certificate_secrets,
         },
     ) {
         Ok(r) => r,
         Err(e) => {
-            let prev = previous.as_ref();
-            obs.replicas = prev.map_or(0, |p| p.replicas);
-            obs.ready_replicas = prev.map_or(0, |p| p.ready_replicas);
-            obs.updated_replicas = obs.replicas;
-            obs.invalid = Some((e.reason().to_string(), e.to_string()));
-            let status = status::compute(&obs, prev, &(ctx.now)());
-            let changed_message = degraded_message(prev) != degraded_message(Some(&status));
-            if changed_message {
-                publish(ctx, nc, EventType::Warning, e.reason(), e.to_string()).await;
-            }
-            patch_status(ctx, nc, &status).await?;
-            tracing::info!(namespace = %ns, name = %name, error = %e, "spec refused; nothing applied");
+            refuse(ctx, nc, obs, e.reason(), e.to_string()).await?;
             return Ok(Action::await_change());
         }
     };
 
-    // 4. Apply.
+    // 5. Apply.
     let (sts, apply_warnings) = apply_all(ctx, nc, &ns, &rendered).await?;
     obs.warnings.extend(apply_warnings);
     let sts_status = sts.status.clone().unwrap_or_default();
@@ -492,10 +572,10 @@ async fn reconcile_inner(nc: &NatsCluster, ctx: &Context) -> Result<Action, Erro
         && sts_status.current_revision != sts_status.update_revision;
     obs.config_digest = Some(rendered.config.digest.clone());
 
-    // 5. What each pod runs.
+    // 6. What each pod runs.
     obs.pods = pod_configs(ctx, nc, &ns, &rendered.config.digest).await?;
 
-    // 6. Events and status.
+    // 7. Events and status.
     let prev_digest = previous.as_ref().and_then(|p| p.config_digest.clone());
     if prev_digest.as_deref() != Some(rendered.config.digest.as_str()) {
         let (reason, note) = match (&prev_digest, rendered.restart.reasons.is_empty()) {

@@ -378,14 +378,22 @@ pub struct TlsSpec {
     pub mqtt: Option<TlsListener>,
 }
 
-/// A certificate from a Secret of type `kubernetes.io/tls` (cert-manager writes these).
-/// The Secret is mounted as a directory, so a renewed certificate reaches the pod.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+/// A certificate from a Secret of type `kubernetes.io/tls`, named directly or through the
+/// cert-manager Certificate that writes it. The Secret is mounted as a directory, so a
+/// renewed certificate reaches the pod.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.secretName) != has(self.certificate)").message("a TLS listener names either a secretName or a cert-manager certificate"))]
 pub struct TlsListener {
     /// Secret name in the cluster's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
-    pub secret_name: String,
+    pub secret_name: Option<String>,
+    /// Name of a cert-manager `Certificate` in the cluster's namespace; its
+    /// `spec.secretName` is mounted. Until it exists nothing is applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub certificate: Option<String>,
     /// Key of the certificate in the Secret.
     #[serde(default = "default_cert_key")]
     pub cert: String,

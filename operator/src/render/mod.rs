@@ -122,6 +122,9 @@ pub struct Inputs {
     pub gateways: Vec<GatewayPeer>,
     /// The restart base stored in the live ConfigMap, if there is one.
     pub restart_base: Option<String>,
+    /// cert-manager Certificate name → the Secret it writes (`spec.secretName`), for TLS
+    /// listeners that name a `certificate`.
+    pub certificate_secrets: std::collections::BTreeMap<String, String>,
 }
 
 /// Renders every object of `nc`.
@@ -131,7 +134,7 @@ pub fn render(nc: &NatsCluster, inputs: &Inputs) -> Result<Rendered, RenderError
     let config_map = objects::config_map(nc, &config, &restart)?;
     let headless_service = objects::headless_service(nc)?;
     let client_service = objects::client_service(nc)?;
-    let statefulset = objects::statefulset(nc, &restart)?;
+    let statefulset = objects::statefulset(nc, &restart, &inputs.certificate_secrets)?;
     let pdb = objects::pdb(nc)?;
     let service_monitor = objects::service_monitor(nc)?;
     Ok(Rendered {

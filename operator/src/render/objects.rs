@@ -189,7 +189,28 @@ fn env_field(name: &str, path: &str) -> EnvVar {
     }
 }
 
-fn tls_listeners(nc: &NatsCluster) -> Vec<(&'static str, &TlsListener)> {
+/// The Secret of a TLS listener: named directly, or written by the named cert-manager
+/// Certificate (resolved by the controller into `certs`).
+pub fn tls_secret(
+    listener: &str,
+    t: &TlsListener,
+    certs: &BTreeMap<String, String>,
+) -> Result<String, RenderError> {
+    match (&t.secret_name, &t.certificate) {
+        (Some(s), _) => Ok(s.clone()),
+        (None, Some(c)) => certs.get(c).cloned().ok_or_else(|| {
+            RenderError::Spec(format!(
+                "tls.{listener}.certificate: cert-manager Certificate {c:?} is not resolved"
+            ))
+        }),
+        (None, None) => Err(RenderError::Spec(format!(
+            "tls.{listener} names neither a secretName nor a certificate"
+        ))),
+    }
+}
+
+/// Every TLS listener of the spec with its name.
+pub fn tls_listeners(nc: &NatsCluster) -> Vec<(&'static str, &TlsListener)> {
     let Some(t) = &nc.spec.tls else {
         return Vec::new();
     };
@@ -221,7 +242,7 @@ fn image(nc: &NatsCluster) -> String {
     }
 }
 
-fn pod_spec(nc: &NatsCluster) -> Result<PodSpec, RenderError> {
+fn pod_spec(nc: &NatsCluster, certs: &BTreeMap<String, String>) -> Result<PodSpec, RenderError> {
     let spec = &nc.spec;
     let name = nc.base_name();
     let overrides = spec.pod_template.clone().unwrap_or_default();
@@ -272,7 +293,7 @@ fn pod_spec(nc: &NatsCluster) -> Result<PodSpec, RenderError> {
         volumes.push(Volume {
             name: vol.clone(),
             secret: Some(SecretVolumeSource {
-                secret_name: Some(t.secret_name.clone()),
+                secret_name: Some(tls_secret(listener, t, certs)?),
                 ..SecretVolumeSource::default()
             }),
             ..Volume::default()
@@ -475,6 +496,7 @@ fn file_storage(nc: &NatsCluster) -> bool {
 pub fn statefulset(
     nc: &NatsCluster,
     restart: &RestartDecision,
+    certs: &BTreeMap<String, String>,
 ) -> Result<StatefulSet, RenderError> {
     let name = nc.base_name();
     let overrides = nc.spec.pod_template.clone().unwrap_or_default();
@@ -539,7 +561,7 @@ pub fn statefulset(
                     annotations: Some(pod_annotations),
                     ..ObjectMeta::default()
                 }),
-                spec: Some(pod_spec(nc)?),
+                spec: Some(pod_spec(nc, certs)?),
             },
             volume_claim_templates: claims,
             persistent_volume_claim_retention_policy: file_storage(nc).then(|| {
