@@ -75,6 +75,18 @@ fn subset_of(sub: &[u8], pattern: &[u8]) -> bool {
 pub struct Permissions {
     pub publish: Option<SubjectPermission>,
     pub subscribe: Option<SubjectPermission>,
+    /// `allow_responses`: the user may publish to the reply subject of a message it
+    /// received, whatever its publish permissions say.
+    pub response: Option<ResponsePermission>,
+}
+
+/// How many responses per received request, for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponsePermission {
+    /// Responses allowed per request; `None`: unlimited.
+    pub max_msgs: Option<u32>,
+    /// How long after the request arrived; `None`: forever.
+    pub expires: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

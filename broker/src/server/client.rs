@@ -60,7 +60,17 @@ pub struct ClientHandle {
     /// Wakes the read loop after a reload so it re-checks credentials and permissions
     /// even when the client is idle.
     pub reload: tokio::sync::Notify,
+    /// Set while the connection's permissions have `allow_responses`: deliveries then
+    /// record reply subjects in `replies`.
+    pub track_replies: AtomicBool,
+    /// Reply subjects this connection may answer: when the request arrived and how many
+    /// answers it sent.
+    pub replies: parking_lot::Mutex<FxHashMap<Bytes, (Instant, u32)>>,
 }
+
+/// Recorded reply subjects kept per connection before expired ones are swept
+/// (nats-server's `replyPermLimit`).
+const REPLY_PERM_LIMIT: usize = 10_000;
 
 impl ClientHandle {
     pub fn new(cid: u64, outbound: Arc<Outbound>) -> Self {
@@ -78,6 +88,8 @@ impl ClientHandle {
             rtt: AtomicU64::new(0),
             stalls: AtomicU64::new(0),
             reload: tokio::sync::Notify::new(),
+            track_replies: AtomicBool::new(false),
+            replies: parking_lot::Mutex::new(FxHashMap::default()),
         }
     }
 
@@ -376,8 +388,38 @@ impl Client {
                 .close(CloseReason::AuthenticationViolation);
             return false;
         }
-        self.permissions = identity.permissions;
+        self.set_permissions(identity.permissions);
         self.drop_forbidden_subs();
+        true
+    }
+
+    fn set_permissions(&mut self, permissions: Option<Arc<Permissions>>) {
+        let track = permissions.as_ref().is_some_and(|p| p.response.is_some());
+        self.handle.track_replies.store(track, Ordering::Release);
+        if !track {
+            self.handle.replies.lock().clear();
+        }
+        self.permissions = permissions;
+    }
+
+    /// Whether `subject` is the reply subject of a request this connection received and
+    /// may still answer under `allow_responses`; counts the answer.
+    fn response_allowed(&self, subject: &[u8]) -> bool {
+        let Some(resp) = self.permissions.as_ref().and_then(|p| p.response) else {
+            return false;
+        };
+        let mut replies = self.handle.replies.lock();
+        let Some((since, sent)) = replies.get_mut(subject) else {
+            return false;
+        };
+        if resp.expires.is_some_and(|e| since.elapsed() > e) {
+            replies.remove(subject);
+            return false;
+        }
+        *sent += 1;
+        if resp.max_msgs.is_some_and(|m| *sent >= m) {
+            replies.remove(subject);
+        }
         true
     }
 
@@ -624,7 +666,7 @@ impl Client {
             account.stats.clients.fetch_add(1, Ordering::Relaxed);
         }
         self.account = account;
-        self.permissions = identity.permissions;
+        self.set_permissions(identity.permissions);
         self.awaiting_auth = false;
         let headers = self.opts.headers && connect.headers;
         self.handle.headers.store(headers, Ordering::Release);
@@ -844,7 +886,7 @@ impl Client {
         // Gateway-routed replies and Raft subjects are the server's own.
         let reserved =
             (subject.len() > 5 && subject.starts_with(b"_GR_.")) || subject.starts_with(b"$NRG.");
-        if reserved || !self.check_pub_permission(subject) {
+        if reserved || (!self.check_pub_permission(subject) && !self.response_allowed(subject)) {
             self.send_err(&format!(
                 "Permissions Violation for Publish to {}",
                 go_quote(subject)
@@ -965,6 +1007,11 @@ impl Client {
             Claim::Deliver => {}
         }
         let target = &sub.client;
+        if let Some(reply) = d.reply
+            && target.track_replies.load(Ordering::Relaxed)
+        {
+            record_reply(target, reply);
+        }
         let headers = target.headers.load(Ordering::Relaxed);
         let frame = Delivery {
             sid: &sub.sid,
@@ -1097,6 +1144,22 @@ impl Client {
         encode::info(&mut v, &json);
         self.handle.outbound.push_proto(&v);
     }
+}
+
+/// Remembers that `target` received a request answerable at `reply`.
+fn record_reply(target: &ClientHandle, reply: &[u8]) {
+    let mut replies = target.replies.lock();
+    if replies.len() >= REPLY_PERM_LIMIT {
+        // Sweep what is old; nats-server prunes the same way past its limit.
+        let cutoff = Duration::from_secs(120);
+        replies.retain(|_, (since, _)| since.elapsed() < cutoff);
+        if replies.len() >= REPLY_PERM_LIMIT {
+            replies.clear();
+        }
+    }
+    replies
+        .entry(Bytes::copy_from_slice(reply))
+        .or_insert_with(|| (Instant::now(), 0));
 }
 
 /// nats-server's text for a refused subscription.

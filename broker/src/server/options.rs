@@ -125,9 +125,26 @@ fn permissions_from_config(p: &natrix_config::options::Permissions) -> crate::au
             deny: sp.deny.clone().unwrap_or_default(),
         })
     };
+    let response = p
+        .response
+        .as_ref()
+        .map(|r| crate::auth::ResponsePermission {
+            max_msgs: u32::try_from(r.max_msgs).ok(),
+            expires: r.expires,
+        });
+    let mut publish = side(&p.publish);
+    // As nats-server does: with allow_responses and no publish allow list, the user may
+    // publish responses only.
+    if response.is_some() {
+        let p = publish.get_or_insert_with(Default::default);
+        if p.allow.is_none() {
+            p.allow = Some(Vec::new());
+        }
+    }
     crate::auth::Permissions {
-        publish: side(&p.publish),
+        publish,
         subscribe: side(&p.subscribe),
+        response,
     }
 }
 
