@@ -97,7 +97,12 @@ pub struct User {
     pub permissions: Option<Arc<Permissions>>,
     /// The account the user is bound to; `None`: `$G`.
     pub account: Option<String>,
+    /// `allowed_connection_types` (upper case); `None` allows every kind.
+    pub connection_types: Option<Vec<String>>,
 }
+
+/// The connection kind a plain NATS client connection is, for `allowed_connection_types`.
+pub const STANDARD: &str = "STANDARD";
 
 /// The server's authentication settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -117,6 +122,12 @@ pub struct NkeyUser {
     pub permissions: Option<Arc<Permissions>>,
     /// The account the user is bound to; `None`: `$G`.
     pub account: Option<String>,
+    /// `allowed_connection_types` (upper case); `None` allows every kind.
+    pub connection_types: Option<Vec<String>>,
+}
+
+fn kind_allowed(types: Option<&Vec<String>>) -> bool {
+    types.is_none_or(|t| t.iter().any(|k| k == STANDARD))
 }
 
 /// What a client presented in its CONNECT.
@@ -170,6 +181,9 @@ impl Auth {
     fn nkey_login(&self, creds: &Credentials<'_>, nkey: &str) -> Option<Authenticated> {
         use base64::Engine as _;
         let user = self.nkeys.get(nkey)?;
+        if !kind_allowed(user.connection_types.as_ref()) {
+            return None;
+        }
         let nonce = creds.nonce?;
         let sig = creds.sig?.trim_end_matches('=');
         let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -216,6 +230,7 @@ impl Auth {
                     && creds.token.is_none()
                     && let Some(name) = &self.no_auth_user
                     && let Some(u) = self.users.get(name)
+                    && kind_allowed(u.connection_types.as_ref())
                 {
                     return Some(self.identity(u));
                 }
@@ -223,6 +238,9 @@ impl Auth {
             }
         };
         let user = self.users.get(user_name)?;
+        if !kind_allowed(user.connection_types.as_ref()) {
+            return None;
+        }
         password_matches(&user.password, creds.pass.unwrap_or_default())
             .then(|| self.identity(user))
     }
@@ -298,6 +316,7 @@ mod tests {
                 password: "pw".into(),
                 permissions: None,
                 account: None,
+                connection_types: None,
             },
         );
         let ok = Credentials {
@@ -315,6 +334,15 @@ mod tests {
             ..Credentials::default()
         };
         assert!(auth.authenticate(&bad).is_none());
+        // A user limited to other connection kinds cannot log in on a plain connection.
+        if let Some(u) = auth.users.get_mut("alice") {
+            u.connection_types = Some(vec!["WEBSOCKET".into()]);
+        }
+        assert!(auth.authenticate(&ok).is_none());
+        if let Some(u) = auth.users.get_mut("alice") {
+            u.connection_types = Some(vec!["WEBSOCKET".into(), STANDARD.into()]);
+        }
+        assert!(auth.authenticate(&ok).is_some());
     }
 
     #[test]
@@ -327,6 +355,7 @@ mod tests {
             NkeyUser {
                 permissions: None,
                 account: Some("A".into()),
+                connection_types: None,
             },
         );
         assert!(auth.required() && auth.needs_nonce());

@@ -169,6 +169,7 @@ fn auth_from_config(o: &natrix_config::Options) -> Auth {
                 password: o.password.clone(),
                 permissions: None,
                 account: None,
+                connection_types: None,
             },
         );
     }
@@ -181,6 +182,7 @@ fn auth_from_config(o: &natrix_config::Options) -> Auth {
                     .as_ref()
                     .map(|p| Arc::new(permissions_from_config(p))),
                 account: (!n.account.is_empty()).then(|| n.account.clone()),
+                connection_types: n.allowed_connection_types.clone(),
             },
         );
     }
@@ -195,6 +197,7 @@ fn auth_from_config(o: &natrix_config::Options) -> Auth {
                     .as_ref()
                     .map(|p| Arc::new(permissions_from_config(p))),
                 account: (!u.account.is_empty()).then(|| u.account.clone()),
+                connection_types: u.allowed_connection_types.clone(),
             },
         );
     }
