@@ -149,20 +149,57 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         Duration::from_secs(args.lease_duration),
     );
     // Lead, and on losing the Lease (another replica took it, or the API server was
-    // unreachable past the renew deadline) stop reconciling and stand again.
+    // unreachable past the renew deadline) stop reconciling and stand again. SIGTERM and
+    // SIGINT end the process in every state, standing by included (once a signal
+    // handler is installed, nothing else would).
+    tokio::select! {
+        () = lead_forever(&elector, &ctx, &metrics, &args.lease_name, &identity) => Ok(()),
+        signal = shutdown_signal() => {
+            tracing::info!(signal, "shutting down");
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT with the signal's name.
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        },
+        _ => {
+            // Without handlers the default disposition still ends the process.
+            std::future::pending::<&'static str>().await
+        }
+    }
+}
+
+/// The leader loop; returns only when the controller stops (on a shutdown signal).
+async fn lead_forever(
+    elector: &LeaderElector,
+    ctx: &Arc<Context>,
+    metrics: &Metrics,
+    lease: &str,
+    identity: &str,
+) {
     loop {
-        tracing::info!(lease = %args.lease_name, %identity, "waiting for leadership");
+        tracing::info!(lease, identity, "waiting for leadership");
         elector.acquire(Duration::from_secs(2)).await;
-        tracing::info!(lease = %args.lease_name, "leading");
+        tracing::info!(lease, "leading");
         metrics.set_leader(true);
         tokio::select! {
             () = controller::run(ctx.clone()) => {
                 // The controller stops only on a shutdown signal.
-                return Ok(());
+                return;
             }
             () = elector.hold() => {
                 metrics.set_leader(false);
-                tracing::warn!(lease = %args.lease_name, "lost leadership; reconciling stopped");
+                tracing::warn!(lease, "lost leadership; reconciling stopped");
             }
         }
     }

@@ -41,6 +41,7 @@ cleanup() {
   [ -n "${KEEP:-}" ] || rm -rf "$W"
 }
 trap cleanup EXIT
+trap "exit 143" TERM INT
 
 fails=0
 pass() { echo "PASS $*"; }
