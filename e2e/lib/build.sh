@@ -20,7 +20,7 @@ build_kubernetes() {
   local b missing=0
   for b in "${bins[@]}"; do stamp_ok "$b" "$KUBE_VERSION" || missing=1; done
   [ $missing = 0 ] && return 0
-  log "building Kubernetes $KUBE_VERSION (${bins[*]}) from k8s.io/kubernetes; cold: ~15-20 min on 2 cores"
+  log "building Kubernetes $KUBE_VERSION (${bins[*]}) from k8s.io/kubernetes; cold: 5-10 min on 2 cores"
   local mod="$E2E_CACHE/src/kubernetes-$KUBE_VERSION"
   mkdir -p "$mod"
   # The helper module: k8s.io/kubernetes requires its staging modules at v0.0.0 and
