@@ -5,6 +5,7 @@
 
 pub mod account;
 pub mod auth;
+pub mod cluster;
 pub mod monitor;
 pub mod protocol;
 pub mod server;

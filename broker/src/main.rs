@@ -129,6 +129,10 @@ fn run(
                     natrix_broker::monitor::Monitor::new(server.clone()).serve(l.listener, l.tls),
                 )
             });
+        server
+            .start_cluster()
+            .await
+            .with_context(|| format!("listening for routes on port {}", options.cluster.port))?;
         if let Some(dir) = &runtime_opts.ports_file_dir {
             let path = lifecycle::write_ports_file(std::path::Path::new(dir), &server)
                 .with_context(|| format!("writing ports file in {dir}"))?;

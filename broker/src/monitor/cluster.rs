@@ -8,9 +8,29 @@ use serde::Serialize;
 use super::format::GoTime;
 use crate::server::Server;
 
-/// A route as `/routez` lists it; none exist until clustering lands.
+/// A route as `/routez` lists it.
 #[derive(Debug, Serialize)]
-pub struct RouteInfo {}
+pub struct RouteInfo {
+    pub rid: u64,
+    pub remote_id: String,
+    pub remote_name: String,
+    pub did_solicit: bool,
+    pub is_configured: bool,
+    pub ip: String,
+    pub port: u16,
+    pub start: GoTime,
+    pub last_activity: GoTime,
+    pub uptime: String,
+    pub idle: String,
+    pub pending_size: usize,
+    pub in_msgs: u64,
+    pub out_msgs: u64,
+    pub in_bytes: u64,
+    pub out_bytes: u64,
+    pub subscriptions: usize,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub subscriptions_list: Vec<String>,
+}
 
 #[derive(Debug, Serialize)]
 pub struct Routez {
@@ -21,13 +41,46 @@ pub struct Routez {
     pub routes: Vec<RouteInfo>,
 }
 
-pub fn routez(server: &Server) -> Routez {
+pub fn routez(server: &Server, subs: bool) -> Routez {
+    use std::sync::atomic::Ordering::Relaxed;
+    let now = GoTime::now();
+    let mut routes: Vec<RouteInfo> = server
+        .cluster()
+        .map(|c| c.routes())
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            let start = GoTime::of(r.start);
+            let last = r.handle.last_activity.load(Relaxed).max(start.0);
+            RouteInfo {
+                rid: r.handle.cid,
+                remote_id: r.remote_id.clone(),
+                remote_name: r.remote_name.clone(),
+                did_solicit: r.solicited,
+                is_configured: r.configured.is_some(),
+                ip: r.peer.ip().to_string(),
+                port: r.peer.port(),
+                start,
+                last_activity: GoTime(last),
+                uptime: super::format::uptime(super::format::between(start.0, now.0)),
+                idle: super::format::uptime(super::format::between(last, now.0)),
+                pending_size: r.handle.outbound.pending(),
+                in_msgs: r.in_msgs.load(Relaxed),
+                out_msgs: r.handle.out_msgs.load(Relaxed),
+                in_bytes: r.in_bytes.load(Relaxed),
+                out_bytes: r.handle.out_bytes.load(Relaxed),
+                subscriptions: r.num_subs(),
+                subscriptions_list: if subs { r.subjects() } else { Vec::new() },
+            }
+        })
+        .collect();
+    routes.sort_by_key(|r| r.rid);
     Routez {
         server_id: server.id().to_owned(),
         server_name: server.name().to_owned(),
-        now: GoTime::now(),
-        num_routes: 0,
-        routes: Vec::new(),
+        now,
+        num_routes: routes.len(),
+        routes,
     }
 }
 

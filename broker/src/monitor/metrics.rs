@@ -43,7 +43,7 @@ pub fn render(m: &Monitor) -> String {
     if let Ok(s) = subsz::subsz(server, &q) {
         endpoint(&mut out, "subsz", id, &s);
     }
-    endpoint(&mut out, "routez", id, &cluster::routez(server));
+    endpoint(&mut out, "routez", id, &cluster::routez(server, false));
     endpoint(&mut out, "leafz", id, &cluster::leafz(server));
     endpoint(&mut out, "jsz", id, &jsz::jsz(server));
     accounts(&mut out, server);

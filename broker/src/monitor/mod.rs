@@ -144,7 +144,9 @@ impl Monitor {
             "/" => Ok(root_page(&self.server)),
             "/varz" => Ok(Reply::json(&varz::varz(self))),
             "/connz" => connz::connz(&self.server, &q).map(|c| Reply::json(&c)),
-            "/routez" => Ok(Reply::json(&cluster::routez(&self.server))),
+            "/routez" => q
+                .bool("subs")
+                .map(|subs| Reply::json(&cluster::routez(&self.server, subs))),
             "/gatewayz" => Ok(Reply::json(&cluster::gatewayz(&self.server))),
             "/leafz" => Ok(Reply::json(&cluster::leafz(&self.server))),
             "/subsz" | "/subscriptionsz" => subsz::subsz(&self.server, &q).map(|s| Reply::json(&s)),

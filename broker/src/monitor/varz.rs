@@ -174,7 +174,7 @@ pub fn varz(m: &Monitor) -> Varz {
         cpu: GoFloat(m.cpu.sample()),
         connections: server.num_clients(),
         total_connections: load(&st.total_connections),
-        routes: 0,
+        routes: server.cluster().map_or(0, |c| c.num_routes() as u64),
         remotes: 0,
         leafnodes: 0,
         in_msgs,

@@ -37,10 +37,19 @@ const FIRST_PING: Duration = Duration::from_secs(2);
 /// Longest a publisher is stalled per read by slow subscribers.
 const STALL_TOTAL: Duration = Duration::from_millis(10);
 
+/// What kind of connection a handle belongs to: deliveries to a route are forwarded as
+/// `RMSG`, once per route and message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnKind {
+    Client,
+    Route,
+}
+
 /// The part of a connection that other connections reach: its outbound buffer and what
 /// deliveries need to know about it.
 pub struct ClientHandle {
     pub cid: u64,
+    pub kind: ConnKind,
     pub outbound: Arc<Outbound>,
     /// Whether the client asked for headers in CONNECT.
     pub headers: AtomicBool,
@@ -77,6 +86,7 @@ impl ClientHandle {
         let start = SystemTime::now();
         Self {
             cid,
+            kind: ConnKind::Client,
             outbound,
             headers: AtomicBool::new(false),
             in_msgs: AtomicU64::new(0),
@@ -90,6 +100,14 @@ impl ClientHandle {
             reload: tokio::sync::Notify::new(),
             track_replies: AtomicBool::new(false),
             replies: parking_lot::Mutex::new(FxHashMap::default()),
+        }
+    }
+
+    /// The handle of a route connection.
+    pub fn for_route(cid: u64, outbound: Arc<Outbound>) -> Self {
+        Self {
+            kind: ConnKind::Route,
+            ..Self::new(cid, outbound)
         }
     }
 
@@ -139,6 +157,24 @@ impl Subscription {
     /// The auto-unsubscribe limit (0: none).
     pub fn max(&self) -> u64 {
         self.max.load(Ordering::Relaxed)
+    }
+
+    /// A route peer's interest, standing for its subscribers in the local sublist.
+    pub(crate) fn remote(
+        subject: Bytes,
+        queue: Option<Bytes>,
+        sid: Bytes,
+        client: Arc<ClientHandle>,
+    ) -> Self {
+        Self {
+            subject,
+            queue,
+            sid,
+            client,
+            max: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+        }
     }
 
     /// A subscription made by the server itself (system services), not by a client's SUB.
@@ -262,6 +298,8 @@ pub(crate) struct Client {
     to_flush: Vec<Arc<Outbound>>,
     /// Subscriptions that reached their auto-unsubscribe limit during this read.
     expired: Vec<Arc<Subscription>>,
+    /// Routes the current message goes to, each with the queue groups it was picked for.
+    route_targets: Vec<(Arc<ClientHandle>, Vec<Bytes>)>,
     /// Share of untraced publishes that get a span, while trace export is on.
     sample_ratio: f64,
     /// The nonce sent in INFO for nkey users to sign.
@@ -302,6 +340,7 @@ impl Client {
             stall: None,
             to_flush: Vec::new(),
             expired: Vec::new(),
+            route_targets: Vec::new(),
             sample_ratio,
             nonce,
         }
@@ -441,7 +480,7 @@ impl Client {
         for sid in forbidden {
             if let Some(sub) = self.subs.remove(&sid) {
                 sub.closed.store(true, Ordering::Release);
-                let _ = self.account.sublist.remove(&sub);
+                self.remove_sub(&sub);
                 self.send_err(&sub_violation_text(&sub.subject, sub.queue.as_deref()));
             }
         }
@@ -568,9 +607,12 @@ impl Client {
             self.out_msgs = 0;
             self.out_bytes = 0;
         }
-        for sub in self.expired.drain(..) {
-            let _ = self.account.sublist.remove(&sub);
+        let expired = std::mem::take(&mut self.expired);
+        for sub in &expired {
+            self.remove_sub(sub);
         }
+        self.expired = expired;
+        self.expired.clear();
     }
 
     /// The PING timer: false when the connection was closed as stale.
@@ -596,12 +638,13 @@ impl Client {
     fn cleanup(&mut self) {
         // What was still subscribed at close, for `/connz?state=closed`.
         let mut live = Vec::with_capacity(self.subs.len());
-        for (_, sub) in self.subs.drain() {
+        let subs: Vec<Arc<Subscription>> = self.subs.drain().map(|(_, s)| s).collect();
+        for sub in subs {
             if !sub.is_closed() {
                 live.push(sub.clone());
             }
             sub.closed.store(true, Ordering::Release);
-            let _ = self.account.sublist.remove(&sub);
+            self.remove_sub(&sub);
         }
         if self.connect_received {
             self.account.stats.clients.fetch_sub(1, Ordering::Relaxed);
@@ -833,11 +876,24 @@ impl Client {
             self.send_err("Invalid Subject");
             return Ok(());
         }
+        if let Some(cluster) = self.server.cluster() {
+            cluster.sub_added(self.account.name(), &sub.subject, sub.queue.as_ref());
+        }
         self.subs.insert(sub.sid.clone(), sub);
         if self.connect.verbose {
             self.send_ok();
         }
         Ok(())
+    }
+
+    /// Takes a subscription out of the account's sublist and withdraws its interest
+    /// from the cluster's routes.
+    fn remove_sub(&self, sub: &Arc<Subscription>) {
+        if self.account.sublist.remove(sub).is_ok()
+            && let Some(cluster) = self.server.cluster()
+        {
+            cluster.sub_removed(self.account.name(), &sub.subject, sub.queue.as_ref());
+        }
     }
 
     fn live_subs(&self) -> usize {
@@ -856,7 +912,7 @@ impl Client {
                 _ => {
                     self.subs.remove(sid);
                     sub.closed.store(true, Ordering::Release);
-                    let _ = self.account.sublist.remove(&sub);
+                    self.remove_sub(&sub);
                 }
             }
         }
@@ -938,6 +994,9 @@ impl Client {
                 }
             }
         }
+        if !self.route_targets.is_empty() {
+            self.forward_to_routes(&delivery);
+        }
         if let Some(span) = span {
             otlp::finish(span, vec![KeyValue::new("natrix.fanout", fanout)]);
         }
@@ -947,6 +1006,40 @@ impl Client {
         {
             self.send_no_responders(reply, subject);
         }
+    }
+
+    /// Sends the current message to each route picked during the match, once.
+    fn forward_to_routes(&mut self, d: &Delivery<'_>) {
+        let targets = std::mem::take(&mut self.route_targets);
+        for (route, queues) in &targets {
+            let headers = route.headers.load(Ordering::Relaxed);
+            let len = d.wire_len()
+                + self.account.name().len()
+                + queues.iter().map(|q| q.len() + 1).sum::<usize>()
+                + 8;
+            let m = crate::cluster::proto::Outgoing {
+                account: self.account.name(),
+                subject: d.subject,
+                reply: d.reply,
+                queues,
+                hdr: d.hdr,
+                msg: d.msg,
+            };
+            let push = route.outbound.push_with(len, |out| {
+                crate::cluster::proto::encode_msg(out, &m, headers)
+            });
+            if push.needs_flush() {
+                self.to_flush.push(route.outbound.clone());
+            }
+            if !matches!(push, Push::Closed) {
+                route.out_msgs.fetch_add(1, Ordering::Relaxed);
+                route
+                    .out_bytes
+                    .fetch_add(d.msg.len() as u64, Ordering::Relaxed);
+            }
+        }
+        self.route_targets = targets;
+        self.route_targets.clear();
     }
 
     /// The 503 status for a request nobody received, sent through the requester's own
@@ -1005,6 +1098,21 @@ impl Client {
             Claim::Skip => return false,
             Claim::Last => self.expired.push(sub.clone()),
             Claim::Deliver => {}
+        }
+        if sub.client.kind == ConnKind::Route {
+            // Forwarded once per route after the match, with every queue group the route
+            // was picked for.
+            match self
+                .route_targets
+                .iter_mut()
+                .find(|(h, _)| Arc::ptr_eq(h, &sub.client))
+            {
+                Some((_, queues)) => queues.extend(sub.queue.clone()),
+                None => self
+                    .route_targets
+                    .push((sub.client.clone(), sub.queue.clone().into_iter().collect())),
+            }
+            return true;
         }
         let target = &sub.client;
         if let Some(reply) = d.reply

@@ -151,6 +151,14 @@ pub fn write_ports_file(dir: &Path, server: &Server) -> std::io::Result<PathBuf>
         };
         json["monitoring"] = serde_json::json!([format!("{scheme}://{mhost}:{}", m.port())]);
     }
+    if let Some(c) = server.cluster() {
+        let chost = if c.addr.ip().is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else {
+            c.addr.ip().to_string()
+        };
+        json["cluster"] = serde_json::json!([format!("nats://{chost}:{}", c.addr.port())]);
+    }
     // Write then rename so a reader never sees a half-written file.
     let tmp = path.with_extension("ports.tmp");
     std::fs::write(&tmp, json.to_string())?;

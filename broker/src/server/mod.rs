@@ -199,6 +199,8 @@ pub struct Server {
     pub gacc: Arc<Account>,
     /// The system account; it exists, as in nats-server, even while nothing uses it.
     pub sys_account: Arc<Account>,
+    /// The cluster side, when a cluster port is configured.
+    cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
     /// Configured accounts by name (`$G` and `$SYS` are not in here).
     accounts: RwLock<Vec<Arc<Account>>>,
     clients: Mutex<FxHashMap<u64, Registered>>,
@@ -261,6 +263,7 @@ impl Server {
             gacc: Arc::new(Account::new("$G")),
             sys_account: Arc::new(Account::new(&sys_name)),
             accounts: RwLock::new(Vec::new()),
+            cluster: std::sync::OnceLock::new(),
             clients: Mutex::new(FxHashMap::default()),
             closed: Mutex::new(VecDeque::new()),
             config_load_time: Mutex::new(SystemTime::now()),
@@ -654,6 +657,22 @@ impl Server {
                 return;
             }
         }
+    }
+
+    /// The cluster side, once started.
+    pub fn cluster(&self) -> Option<&Arc<crate::cluster::Cluster>> {
+        self.cluster.get()
+    }
+
+    /// Binds the cluster listener (when `cluster {}` has a port) and starts routing.
+    pub async fn start_cluster(self: &Arc<Self>) -> std::io::Result<()> {
+        if let Some((cluster, listener)) = crate::cluster::Cluster::bind(self).await? {
+            if self.cluster.set(cluster.clone()).is_err() {
+                return Ok(());
+            }
+            cluster.start(self, listener);
+        }
+        Ok(())
     }
 
     /// A connection id for one of the server's own internal clients.

@@ -1,0 +1,326 @@
+//! Clustering: routes between the servers of one cluster (a full mesh).
+//!
+//! Each server listens on its cluster port, dials the configured `routes`, and dials the
+//! servers its peers tell it about (one hop of gossip), so every pair ends up with one
+//! connection. Over it each side announces the interest of its own clients (`RS+`/`RS-`,
+//! queue groups with their member counts) and forwards each message once to every peer
+//! with matching interest (`RMSG`); a peer delivers what it receives to its own clients
+//! only, so a message crosses at most one route. The wire format is nats-server's, without
+//! connection pooling (see docs/design/inter-server-protocols.md), so natrix and
+//! nats-server servers can share a cluster.
+
+pub mod proto;
+pub mod route;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+use tokio::net::TcpListener;
+
+use crate::server::Server;
+use route::Route;
+
+/// Local interest per account, subject and queue group: how many local subscriptions.
+type InterestKey = (String, Bytes, Option<Bytes>);
+
+/// The cluster side of a server.
+pub struct Cluster {
+    pub name: String,
+    /// The cluster listener's address.
+    pub addr: SocketAddr,
+    /// Peers by remote server id.
+    routes: RwLock<FxHashMap<String, Arc<Route>>>,
+    interest: Mutex<FxHashMap<InterestKey, u32>>,
+    /// Route URLs this server knows to be itself (a route list that names every member,
+    /// this one included, is the usual way to configure a cluster).
+    self_urls: Mutex<Vec<String>>,
+}
+
+/// What a route's INFO says about this server.
+#[derive(Serialize)]
+struct RouteInfo<'a> {
+    server_id: &'a str,
+    server_name: &'a str,
+    version: &'static str,
+    proto: i32,
+    go: &'static str,
+    host: String,
+    port: u16,
+    headers: bool,
+    max_payload: i32,
+    cluster: &'a str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    connect_urls: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip: Option<String>,
+}
+
+impl Cluster {
+    /// Binds the cluster listener from `cluster { listen, name }`; `None` without one.
+    pub async fn bind(server: &Server) -> std::io::Result<Option<(Arc<Self>, TcpListener)>> {
+        let (opts, _) = server.options();
+        let c = &opts.config.cluster;
+        if c.port == 0 {
+            return Ok(None);
+        }
+        let port = u16::try_from(c.port.max(0)).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "cluster port out of range",
+            )
+        })?;
+        let host = if c.host.is_empty() {
+            "0.0.0.0"
+        } else {
+            &c.host
+        };
+        let listener = TcpListener::bind((host, port)).await?;
+        let addr = listener.local_addr()?;
+        let name = if c.name.is_empty() {
+            // nats-server makes up a name when none is set; peers adopt a configured one.
+            server.id().chars().rev().take(22).collect()
+        } else {
+            c.name.clone()
+        };
+        tracing::info!("Cluster name is {name}");
+        tracing::info!("Listening for route connections on {addr}");
+        Ok(Some((
+            Arc::new(Self {
+                name,
+                addr,
+                routes: RwLock::new(FxHashMap::default()),
+                interest: Mutex::new(FxHashMap::default()),
+                self_urls: Mutex::new(Vec::new()),
+            }),
+            listener,
+        )))
+    }
+
+    /// Accepts routes and dials the configured ones, until shutdown.
+    pub fn start(self: &Arc<Self>, server: &Arc<Server>, listener: TcpListener) {
+        let cluster = self.clone();
+        let srv = server.clone();
+        tokio::spawn(async move {
+            let mut shutdown = std::pin::pin!(srv.wait_shutdown());
+            loop {
+                tokio::select! {
+                    res = listener.accept() => match res {
+                        Ok((stream, peer)) => {
+                            let _ = stream.set_nodelay(true);
+                            tokio::spawn(route::run(srv.clone(), cluster.clone(), stream, peer, None));
+                        }
+                        Err(e) => {
+                            tracing::error!("route accept error: {e}");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    },
+                    () = &mut shutdown => return,
+                }
+            }
+        });
+        let (opts, _) = server.options();
+        for url in &opts.config.routes {
+            let Some(port) = url.port else {
+                tracing::error!("route URL {} has no port", url.raw);
+                continue;
+            };
+            let target = format!("{}:{port}", url.host);
+            tokio::spawn(route::solicit(
+                server.clone(),
+                self.clone(),
+                target,
+                url.raw.clone(),
+                true,
+            ));
+        }
+    }
+
+    /// This server's route INFO, as sent to a peer.
+    pub(crate) fn info_json(&self, server: &Server) -> Vec<u8> {
+        let (opts, _) = server.options();
+        let client_url = server
+            .addr()
+            .map(|a| {
+                let host = if a.ip().is_unspecified() {
+                    "127.0.0.1".to_owned()
+                } else {
+                    a.ip().to_string()
+                };
+                format!("{host}:{}", a.port())
+            })
+            .into_iter()
+            .filter(|_| !opts.config.cluster.no_advertise)
+            .collect();
+        let advertise = &opts.config.cluster.advertise;
+        let info = RouteInfo {
+            server_id: server.id(),
+            server_name: server.name(),
+            version: crate::server::NATS_COMPAT_VERSION,
+            proto: 1,
+            go: crate::server::GO_FIELD,
+            host: self.addr.ip().to_string(),
+            port: self.addr.port(),
+            headers: true,
+            max_payload: opts.max_payload,
+            cluster: &self.name,
+            connect_urls: client_url,
+            ip: (!advertise.is_empty()).then(|| format!("nats-route://{advertise}/")),
+        };
+        serde_json::to_vec(&info).unwrap_or_default()
+    }
+
+    pub fn num_routes(&self) -> usize {
+        self.routes.read().len()
+    }
+
+    pub fn routes(&self) -> Vec<Arc<Route>> {
+        self.routes.read().values().cloned().collect()
+    }
+
+    pub(crate) fn has_route(&self, remote_id: &str) -> bool {
+        self.routes.read().contains_key(remote_id)
+    }
+
+    pub(crate) fn is_self_url(&self, url: &str) -> bool {
+        self.self_urls.lock().iter().any(|u| u == url)
+    }
+
+    pub(crate) fn mark_self_url(&self, url: &str) {
+        let mut urls = self.self_urls.lock();
+        if !urls.iter().any(|u| u == url) {
+            urls.push(url.to_owned());
+        }
+    }
+
+    /// Registers a route to `remote_id`. When one already exists the pair keeps the
+    /// connection dialled by the server with the smaller id, so both ends choose alike;
+    /// the loser is returned for closing.
+    pub(crate) fn register(&self, local_id: &str, route: &Arc<Route>) -> Result<(), Arc<Route>> {
+        let mut routes = self.routes.write();
+        match routes.get(&route.remote_id) {
+            None => {
+                routes.insert(route.remote_id.clone(), route.clone());
+                Ok(())
+            }
+            Some(existing) => {
+                let dialled_by_smaller = |r: &Route| {
+                    if r.solicited {
+                        local_id < r.remote_id.as_str()
+                    } else {
+                        r.remote_id.as_str() < local_id
+                    }
+                };
+                if dialled_by_smaller(route) && !dialled_by_smaller(existing) {
+                    let old = existing.clone();
+                    routes.insert(route.remote_id.clone(), route.clone());
+                    Err(old)
+                } else {
+                    Err(route.clone())
+                }
+            }
+        }
+    }
+
+    /// Forgets `route` if it is the one registered for its peer.
+    pub(crate) fn unregister(&self, route: &Arc<Route>) -> bool {
+        let mut routes = self.routes.write();
+        match routes.get(&route.remote_id) {
+            Some(r) if Arc::ptr_eq(r, route) => {
+                routes.remove(&route.remote_id);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Every `RS+` this server owes a new peer: its clients' current interest.
+    pub(crate) fn interest_lines(&self) -> Vec<u8> {
+        let interest = self.interest.lock();
+        let mut out = Vec::new();
+        for ((acc, subject, queue), n) in interest.iter() {
+            out.extend_from_slice(&proto::sub_line(
+                acc,
+                subject,
+                queue.as_deref().map(|q| (q, *n)),
+            ));
+        }
+        out
+    }
+
+    fn broadcast(&self, line: &[u8]) {
+        for r in self.routes.read().values() {
+            r.handle.outbound.push_proto(line);
+        }
+    }
+
+    /// A local client subscribed: announce new interest (a queue group's new size).
+    pub fn sub_added(&self, account: &str, subject: &Bytes, queue: Option<&Bytes>) {
+        let line = {
+            let mut interest = self.interest.lock();
+            let n = interest
+                .entry((account.to_owned(), subject.clone(), queue.cloned()))
+                .or_insert(0);
+            *n += 1;
+            match queue {
+                Some(q) => Some(proto::sub_line(account, subject, Some((q, *n)))),
+                None if *n == 1 => Some(proto::sub_line(account, subject, None)),
+                None => None,
+            }
+        };
+        if let Some(line) = line {
+            self.broadcast(&line);
+        }
+    }
+
+    /// A local subscription went away: withdraw interest (or shrink a queue group).
+    pub fn sub_removed(&self, account: &str, subject: &Bytes, queue: Option<&Bytes>) {
+        let key = (account.to_owned(), subject.clone(), queue.cloned());
+        let line = {
+            let mut interest = self.interest.lock();
+            let Some(n) = interest.get_mut(&key) else {
+                return;
+            };
+            *n -= 1;
+            let left = *n;
+            if left == 0 {
+                interest.remove(&key);
+                Some(proto::unsub_line(account, subject, queue.map(|q| &q[..])))
+            } else {
+                queue.map(|q| proto::sub_line(account, subject, Some((q, left))))
+            }
+        };
+        if let Some(line) = line {
+            self.broadcast(&line);
+        }
+    }
+
+    /// Tells every other peer about a newly connected one (one hop of gossip), with the
+    /// URL to dial in `ip`.
+    pub(crate) fn gossip(&self, newcomer: &Route) {
+        let Some(mut info) = newcomer.info.as_object().cloned() else {
+            return;
+        };
+        info.remove("nonce");
+        info.insert(
+            "ip".into(),
+            serde_json::Value::String(format!("nats-route://{}/", newcomer.route_url())),
+        );
+        let Ok(json) = serde_json::to_vec(&info) else {
+            return;
+        };
+        let mut line = Vec::with_capacity(json.len() + 7);
+        line.extend_from_slice(b"INFO ");
+        line.extend_from_slice(&json);
+        line.extend_from_slice(b"\r\n");
+        for r in self.routes.read().values() {
+            if r.remote_id != newcomer.remote_id {
+                r.handle.outbound.push_proto(&line);
+            }
+        }
+    }
+}

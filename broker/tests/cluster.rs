@@ -1,0 +1,238 @@
+//! Clusters over routes, on loopback: a three-node natrix cluster (cross-node delivery,
+//! queue groups exactly once, interest withdrawn, a node lost and back), and a mixed
+//! cluster where natrix and the reference nats-server route to each other.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{NATRIX, Proc, Raw, http_get, reference_binary, start};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A node's config: its cluster port, and routes to every member (itself included, as
+/// generated configs usually do).
+fn conf(name: &str, port: u16, all: &[u16]) -> String {
+    let routes: Vec<String> = all
+        .iter()
+        .map(|p| format!("nats://127.0.0.1:{p}"))
+        .collect();
+    format!(
+        "server_name: {name}\ncluster {{\n  name: T\n  listen: 127.0.0.1:{port}\n  routes: [{}]\n}}\n",
+        routes.join(", ")
+    )
+}
+
+fn wait_routes(p: &Proc, n: u64, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let v = http_get(p.http_port.expect("http"), "/routez").json();
+        if v["num_routes"].as_u64() == Some(n) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "routes never reached {n}: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn client(p: &Proc) -> Raw {
+    let mut c = Raw::connect(p.port);
+    c.send("CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":true}\r\n");
+    assert!(c.sync().contains("PONG"));
+    c
+}
+
+/// Reads until `count` MSG frames arrived or 3 s passed; returns how many.
+fn count_msgs(c: &mut Raw, subject: &str, count: usize) -> usize {
+    let needle = format!("MSG {subject} ");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut seen = String::new();
+    while seen.matches(&needle).count() < count && Instant::now() < deadline {
+        seen.push_str(&c.read_for(Duration::from_millis(100)));
+    }
+    // Anything else still in flight.
+    seen.push_str(&c.read_for(Duration::from_millis(200)));
+    seen.matches(&needle).count()
+}
+
+/// Lets interest reach the other nodes (RS+ travels asynchronously).
+fn settle() {
+    std::thread::sleep(Duration::from_millis(300));
+}
+
+#[test]
+fn three_node_cluster() {
+    let ports = [free_port(), free_port(), free_port()];
+    let bin = Path::new(NATRIX);
+    let n1 = start(bin, &conf("n1", ports[0], &ports), true);
+    let n2 = start(bin, &conf("n2", ports[1], &ports), true);
+    let n3 = start(bin, &conf("n3", ports[2], &ports), true);
+    for n in [&n1, &n2, &n3] {
+        wait_routes(n, 2, Duration::from_secs(10));
+    }
+    // Plain interest across nodes, with a reply subject.
+    let mut sub2 = client(&n2);
+    sub2.send("SUB orders.* 1\r\n");
+    sub2.sync();
+    let mut q2 = client(&n2);
+    let mut q3 = client(&n3);
+    q2.send("SUB work workers 1\r\n");
+    q3.send("SUB work workers 1\r\n");
+    q2.sync();
+    q3.sync();
+    settle();
+    let mut pubc = client(&n1);
+    pubc.send("PUB orders.new inbox.1 5\r\nhello\r\n");
+    for _ in 0..200 {
+        pubc.send("PUB work 1\r\nx\r\n");
+    }
+    pubc.sync();
+    assert_eq!(count_msgs(&mut sub2, "orders.new", 1), 1);
+    let (a, b) = (
+        count_msgs(&mut q2, "work", 200),
+        count_msgs(&mut q3, "work", 0),
+    );
+    assert_eq!(
+        a + b,
+        200,
+        "queue delivery exactly once across the cluster: {a} + {b}"
+    );
+    assert!(a > 0 && b > 0, "both members get work: {a} {b}");
+
+    // Interest withdrawn: nothing is forwarded to n2 any more.
+    sub2.send("UNSUB 1\r\n");
+    sub2.sync();
+    settle();
+    pubc.send("PUB orders.late 1\r\nx\r\n");
+    pubc.sync();
+    assert_eq!(count_msgs(&mut sub2, "orders.late", 0), 0);
+    let routez = http_get(n1.http_port.expect("http"), "/routez?subs=1").json();
+    let listed: Vec<String> = routez["routes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|r| {
+            r["subscriptions_list"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|s| s.as_str().map(str::to_owned))
+        .collect();
+    assert!(!listed.iter().any(|s| s == "orders.*"), "{listed:?}");
+    assert!(listed.iter().any(|s| s == "work workers"), "{listed:?}");
+
+    // A node lost: the others notice and keep routing between themselves.
+    let mut n3 = n3;
+    let _ = n3.child.kill();
+    let _ = n3.child.wait();
+    wait_routes(&n1, 1, Duration::from_secs(5));
+    wait_routes(&n2, 1, Duration::from_secs(5));
+    let mut sub2b = client(&n2);
+    sub2b.send("SUB after.loss 1\r\n");
+    sub2b.sync();
+    settle();
+    pubc.send("PUB after.loss 1\r\nx\r\n");
+    pubc.sync();
+    assert_eq!(count_msgs(&mut sub2b, "after.loss", 1), 1);
+    // And back: the configured routes are redialled.
+    let n3b = start(bin, &conf("n3", ports[2], &ports), true);
+    for n in [&n1, &n2, &n3b] {
+        wait_routes(n, 2, Duration::from_secs(10));
+    }
+    let mut sub3 = client(&n3b);
+    sub3.send("SUB back.again 1\r\n");
+    sub3.sync();
+    settle();
+    pubc.send("PUB back.again 1\r\nx\r\n");
+    pubc.sync();
+    assert_eq!(count_msgs(&mut sub3, "back.again", 1), 1);
+}
+
+#[test]
+fn mixed_cluster_with_nats_server() {
+    let Some(reference) = reference_binary() else {
+        eprintln!("skipped: reference nats-server not installed");
+        return;
+    };
+    let ports = [free_port(), free_port(), free_port()];
+    let a = start(Path::new(NATRIX), &conf("a", ports[0], &ports[..1]), true);
+    let b = start(Path::new(NATRIX), &conf("b", ports[1], &ports[..1]), true);
+    // nats-server knows only a; gossip must complete the mesh.
+    let c = start(&reference, &conf("c", ports[2], &ports[..1]), true);
+    for n in [&a, &b, &c] {
+        wait_routes(n, 2, Duration::from_secs(15));
+    }
+    let mut on_c = client(&c);
+    let mut on_a = client(&a);
+    on_c.send("SUB mix.> 1\r\nSUB svc.echo 2\r\n");
+    on_a.send("SUB mix.> 1\r\n");
+    on_c.sync();
+    on_a.sync();
+    let mut qa = client(&a);
+    let mut qc = client(&c);
+    qa.send("SUB jobs q 1\r\n");
+    qc.send("SUB jobs q 1\r\n");
+    qa.sync();
+    qc.sync();
+    settle();
+    let mut from_b = client(&b);
+    from_b.send("PUB mix.1 2\r\nhi\r\n");
+    for _ in 0..200 {
+        from_b.send("PUB jobs 1\r\nj\r\n");
+    }
+    from_b.sync();
+    assert_eq!(
+        count_msgs(&mut on_c, "mix.1", 1),
+        1,
+        "natrix -> nats-server"
+    );
+    assert_eq!(count_msgs(&mut on_a, "mix.1", 1), 1, "natrix -> natrix");
+    let (x, y) = (
+        count_msgs(&mut qa, "jobs", 200),
+        count_msgs(&mut qc, "jobs", 0),
+    );
+    assert_eq!(
+        x + y,
+        200,
+        "exactly once across natrix and nats-server: {x} + {y}"
+    );
+    // From nats-server to natrix, with request/reply crossing back.
+    let mut from_c = client(&c);
+    from_c.send("PUB mix.2 2\r\nyo\r\n");
+    from_c.sync();
+    assert_eq!(
+        count_msgs(&mut on_a, "mix.2", 1),
+        1,
+        "nats-server -> natrix"
+    );
+    let mut requester = client(&b);
+    requester.send("SUB _INBOX.r 9\r\n");
+    requester.sync();
+    settle();
+    requester.send("PUB svc.echo _INBOX.r 4\r\nping\r\n");
+    requester.sync();
+    let got = {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut seen = String::new();
+        while !seen.contains("MSG svc.echo 2 _INBOX.r 4") && Instant::now() < deadline {
+            seen.push_str(&on_c.read_for(Duration::from_millis(100)));
+        }
+        seen
+    };
+    assert!(got.contains("MSG svc.echo 2 _INBOX.r 4"), "{got}");
+    on_c.send("PUB _INBOX.r 4\r\npong\r\n");
+    on_c.sync();
+    assert_eq!(
+        count_msgs(&mut requester, "_INBOX.r", 1),
+        1,
+        "reply crossed back"
+    );
+}
