@@ -16,6 +16,26 @@ use super::process;
 #[derive(Debug, Serialize, Default)]
 pub struct Empty {}
 
+/// `cluster` in `/varz` when a cluster listener runs.
+#[derive(Debug, Serialize)]
+pub struct ClusterVarz {
+    pub name: String,
+    pub addr: String,
+    pub cluster_port: u16,
+    pub auth_timeout: GoFloat,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub urls: Vec<String>,
+    pub tls_timeout: GoFloat,
+}
+
+/// Empty, as nats-server serialises an unconfigured cluster.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum ClusterField {
+    On(ClusterVarz),
+    Off(Empty),
+}
+
 #[derive(Debug, Serialize, Default)]
 pub struct KindCounts {
     pub clients: u64,
@@ -64,7 +84,7 @@ pub struct Varz {
     pub max_control_line: i32,
     pub max_payload: i32,
     pub max_pending: i64,
-    pub cluster: Empty,
+    pub cluster: ClusterField,
     pub gateway: Empty,
     pub leaf: Empty,
     pub mqtt: Empty,
@@ -157,7 +177,20 @@ pub fn varz(m: &Monitor) -> Varz {
         max_control_line: cfg.max_control_line,
         max_payload: opts.max_payload,
         max_pending: cfg.max_pending,
-        cluster: Empty {},
+        cluster: server.cluster().map_or(ClusterField::Off(Empty {}), |c| {
+            ClusterField::On(ClusterVarz {
+                name: c.name.clone(),
+                addr: c.addr.ip().to_string(),
+                cluster_port: c.addr.port(),
+                auth_timeout: seconds(cfg.cluster.auth_timeout),
+                urls: cfg
+                    .routes
+                    .iter()
+                    .map(|u| format!("{}:{}", u.host, u.port.unwrap_or(0)))
+                    .collect(),
+                tls_timeout: seconds(cfg.cluster.tls_timeout),
+            })
+        }),
         gateway: Empty {},
         leaf: Empty {},
         mqtt: Empty {},
