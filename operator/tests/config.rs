@@ -449,12 +449,22 @@ fn deletion_policy_maps_to_claim_retention() {
         let r = render_ok(&cluster(
             json!({"deletionPolicy": policy, "jetstream": {"enabled": true, "fileStorage": {"size": "1Gi"}}}),
         ));
-        let p = r
-            .statefulset
+        let sts = r.statefulset.spec.unwrap();
+        let fs_group = sts
+            .template
             .spec
+            .as_ref()
             .unwrap()
-            .persistent_volume_claim_retention_policy
-            .unwrap();
+            .security_context
+            .as_ref()
+            .unwrap()
+            .fs_group;
+        assert_eq!(
+            fs_group,
+            Some(65534),
+            "the data volume is writable by the image's user"
+        );
+        let p = sts.persistent_volume_claim_retention_policy.unwrap();
         assert_eq!(p.when_deleted.as_deref(), Some(when));
         assert_eq!(p.when_scaled.as_deref(), Some("Retain"));
     }

@@ -22,8 +22,8 @@ use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
     EnvVarSource, ExecAction, HTTPGetAction, KeyToPath, Lifecycle, LifecycleHandler,
     LocalObjectReference, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PodSpec, PodTemplateSpec, Probe, SecretVolumeSource, Service, ServicePort, ServiceSpec,
-    TopologySpreadConstraint, Volume, VolumeMount, VolumeResourceRequirements,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SecretVolumeSource, Service, ServicePort,
+    ServiceSpec, TopologySpreadConstraint, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -42,6 +42,8 @@ use crate::crd::{DeletionPolicy, NatsCluster, TlsListener, WhenUnsatisfiable};
 
 /// ConfigMap key holding the config the pods were last restarted for (not mounted).
 pub const RESTART_BASE_KEY: &str = "restart-base.conf";
+/// Group owning the JetStream data volume (the natrix-server image's user, nobody).
+pub const DATA_FS_GROUP: i64 = 65534;
 /// Name of the server container.
 pub const CONTAINER: &str = "natrix";
 /// Extra seconds of termination grace on top of lame duck and its grace period, for the
@@ -419,6 +421,13 @@ fn pod_spec(nc: &NatsCluster, certs: &BTreeMap<String, String>) -> Result<PodSpe
         node_selector: (!overrides.node_selector.is_empty())
             .then(|| overrides.node_selector.clone()),
         tolerations: (!overrides.tolerations.is_empty()).then(|| overrides.tolerations.clone()),
+        // The data volume must be writable by the server's user; natrix-server images run
+        // as nobody (65534). `podTemplate.spec.securityContext` overrides this.
+        security_context: file_storage(nc).then(|| PodSecurityContext {
+            fs_group: Some(DATA_FS_GROUP),
+            fs_group_change_policy: Some("OnRootMismatch".into()),
+            ..PodSecurityContext::default()
+        }),
         priority_class_name: overrides.priority_class_name.clone(),
         service_account_name: overrides.service_account_name.clone(),
         ..PodSpec::default()
