@@ -77,6 +77,19 @@ fn three_node_cluster() {
     for n in [&n1, &n2, &n3] {
         wait_routes(n, 2, Duration::from_secs(10));
     }
+    // Clients learn every member's client URL from INFO.
+    let info = {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", n1.port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        let mut buf = [0u8; 4096];
+        let n = std::io::Read::read(&mut s, &mut buf).expect("read");
+        let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+        serde_json::from_str::<serde_json::Value>(line.trim_start_matches("INFO ").trim())
+            .expect("INFO json")
+    };
+    let urls = info["connect_urls"].as_array().map_or(0, Vec::len);
+    assert_eq!(urls, 3, "connect_urls: {info}");
     // Plain interest across nodes, with a reply subject.
     let mut sub2 = client(&n2);
     sub2.send("SUB orders.* 1\r\n");

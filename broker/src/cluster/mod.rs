@@ -246,6 +246,27 @@ impl Cluster {
         }
     }
 
+    /// Client URLs of the whole cluster (this server's first), for client INFO
+    /// `connect_urls`; empty with `no_advertise`.
+    pub fn client_urls(&self, own: Option<String>) -> Vec<String> {
+        let mut urls: Vec<String> = own.into_iter().collect();
+        for r in self.routes.read().values() {
+            for u in r
+                .info
+                .get("connect_urls")
+                .and_then(serde_json::Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(serde_json::Value::as_str)
+            {
+                if !urls.iter().any(|x| x == u) {
+                    urls.push(u.to_owned());
+                }
+            }
+        }
+        urls
+    }
+
     /// Every `RS+` this server owes a new peer: its clients' current interest.
     pub(crate) fn interest_lines(&self) -> Vec<u8> {
         let interest = self.interest.lock();

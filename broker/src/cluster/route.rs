@@ -449,6 +449,7 @@ impl Conn {
             self.handle.outbound.push_proto(&batch);
         }
         self.cluster.gossip(&route);
+        self.server.announce_topology();
         true
     }
 
@@ -601,6 +602,7 @@ impl Conn {
             }
         }
         if self.cluster.unregister(&route) {
+            self.server.announce_topology();
             tracing::info!(
                 "{} - rid:{} - Route connection closed: {}",
                 self.peer,

@@ -730,14 +730,15 @@ impl Client {
         if connect.verbose {
             self.send_ok();
         }
-        self.server.record_connect(
-            self.handle.cid,
-            connect.name.clone(),
-            connect.lang.clone(),
-            connect.version.clone(),
-            identity.user,
-            self.account.name(),
-        );
+        let account = self.account.name().to_owned();
+        self.server.record_connect(self.handle.cid, |m| {
+            m.name.clone_from(&connect.name);
+            m.lang.clone_from(&connect.lang);
+            m.version.clone_from(&connect.version);
+            m.user = identity.user;
+            m.account = Some(account);
+            m.protocol = connect.protocol;
+        });
         self.connect = connect;
         self.connect_received = true;
         Ok(())

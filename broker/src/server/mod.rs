@@ -68,6 +68,8 @@ pub struct ClientMeta {
     pub tls: Option<(String, String)>,
     /// The account the connection is bound to (after CONNECT).
     pub account: Option<String>,
+    /// The protocol level from CONNECT (1 takes async INFO updates).
+    pub protocol: i64,
 }
 
 struct Registered {
@@ -541,21 +543,10 @@ impl Server {
         }
     }
 
-    pub(crate) fn record_connect(
-        &self,
-        cid: u64,
-        name: Option<String>,
-        lang: Option<String>,
-        version: Option<String>,
-        user: Option<String>,
-        account: &str,
-    ) {
+    /// Records what a client's CONNECT said, for monitoring.
+    pub(crate) fn record_connect(&self, cid: u64, update: impl FnOnce(&mut ClientMeta)) {
         if let Some(r) = self.clients.lock().get_mut(&cid) {
-            r.meta.name = name;
-            r.meta.lang = lang;
-            r.meta.version = version;
-            r.meta.user = user;
-            r.meta.account = Some(account.to_owned());
+            update(&mut r.meta);
         }
     }
 
@@ -574,6 +565,10 @@ impl Server {
     ) -> Vec<u8> {
         let (opts, _) = self.options();
         let port = self.addr().map_or(0, |a| a.port());
+        let connect_urls = self
+            .cluster()
+            .filter(|_| !opts.config.cluster.no_advertise)
+            .map(|c| c.client_urls(self.client_url()));
         let info = Info {
             server_id: &self.id,
             server_name: &self.name,
@@ -591,7 +586,7 @@ impl Server {
             client_id: cid,
             client_ip: ip.unwrap_or(""),
             nonce,
-            connect_urls: None,
+            connect_urls: connect_urls.as_deref(),
             ldm: self.is_lame_duck(),
             connect_info: connect_info.is_some(),
             remote_account: connect_info,
@@ -656,6 +651,40 @@ impl Server {
             if rx.changed().await.is_err() {
                 return;
             }
+        }
+    }
+
+    /// This server's client URL as `host:port`, as advertised to clients of the cluster.
+    pub fn client_url(&self) -> Option<String> {
+        let (opts, _) = self.options();
+        if let Some(a) = opts.client_advertise.as_ref() {
+            return Some(a.clone());
+        }
+        self.addr().map(|a| {
+            let host = if a.ip().is_unspecified() {
+                "127.0.0.1".to_owned()
+            } else {
+                a.ip().to_string()
+            };
+            format!("{host}:{}", a.port())
+        })
+    }
+
+    /// Tells clients that speak protocol 1 about a change of cluster members: an INFO
+    /// with the new `connect_urls`, as nats-server sends.
+    pub(crate) fn announce_topology(&self) {
+        let clients: Vec<Arc<ClientHandle>> = self
+            .clients
+            .lock()
+            .values()
+            .filter(|r| r.meta.protocol >= 1)
+            .map(|r| r.handle.clone())
+            .collect();
+        for c in clients {
+            let json = self.client_info_json(c.cid, None, None, None);
+            let mut v = Vec::with_capacity(json.len() + 8);
+            encode::info(&mut v, &json);
+            c.outbound.push_proto(&v);
         }
     }
 
