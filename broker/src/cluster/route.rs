@@ -21,9 +21,9 @@ use tokio::net::TcpStream;
 use super::Cluster;
 use super::proto::{self, RouteOp, RouteParseError};
 use crate::protocol::encode;
-use crate::server::Server;
-use crate::server::client::{Claim, ClientHandle, ConnKind, Subscription};
+use crate::server::client::{ClientHandle, ConnKind, Subscription};
 use crate::server::outbound::{CloseReason, Outbound};
+use crate::server::{Server, deliver_one};
 
 /// How long a dial may take.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(1);
@@ -560,7 +560,7 @@ impl Conn {
         let local = |s: &&Arc<Subscription>| s.client.kind == ConnKind::Client;
         let mut sent = 0u64;
         for sub in result.psubs.iter().filter(local) {
-            sent += u64::from(deliver(&acc, sub, &delivery));
+            sent += u64::from(deliver_one(&acc, sub, &delivery));
         }
         for group in &result.qsubs {
             let Some(name) = group.first().and_then(|s| s.queue.as_ref()) else {
@@ -575,7 +575,7 @@ impl Conn {
             }
             let start = fastrand::usize(..members.len());
             for i in 0..members.len() {
-                if deliver(&acc, members[(start + i) % members.len()], &delivery) {
+                if deliver_one(&acc, members[(start + i) % members.len()], &delivery) {
                     sent += 1;
                     break;
                 }
@@ -614,38 +614,4 @@ impl Conn {
             );
         }
     }
-}
-
-/// Hands one routed message to a local subscription; false if it did not take it.
-fn deliver(
-    account: &crate::account::Account,
-    sub: &Arc<Subscription>,
-    d: &encode::Delivery<'_>,
-) -> bool {
-    let last = match sub.claim() {
-        Claim::Skip => return false,
-        Claim::Deliver => false,
-        Claim::Last => true,
-    };
-    let target = &sub.client;
-    let headers = target.headers.load(Ordering::Relaxed);
-    let frame = encode::Delivery {
-        sid: &sub.sid,
-        ..*d
-    };
-    let push = target
-        .outbound
-        .push_with(frame.wire_len(), |out| frame.encode(out, headers));
-    let ok = !matches!(push, crate::server::outbound::Push::Closed);
-    if ok {
-        target.outbound.flush();
-        target.out_msgs.fetch_add(1, Ordering::Relaxed);
-        target
-            .out_bytes
-            .fetch_add(d.msg.len() as u64, Ordering::Relaxed);
-    }
-    if last {
-        let _ = account.sublist.remove(sub);
-    }
-    ok
 }

@@ -218,6 +218,42 @@ pub struct Server {
     shutdown_tx: watch::Sender<bool>,
 }
 
+/// Hands a message the server itself routes (system responses, messages from routes) to
+/// one local subscription, flushing at once; false if the subscription did not take it.
+/// Client publishes go through `Client::deliver`, which batches flushes per read.
+pub(crate) fn deliver_one(
+    account: &Account,
+    sub: &Arc<client::Subscription>,
+    d: &encode::Delivery<'_>,
+) -> bool {
+    let last = match sub.claim() {
+        client::Claim::Skip => return false,
+        client::Claim::Deliver => false,
+        client::Claim::Last => true,
+    };
+    let target = &sub.client;
+    let headers = target.headers.load(Ordering::Relaxed);
+    let frame = encode::Delivery {
+        sid: &sub.sid,
+        ..*d
+    };
+    let push = target
+        .outbound
+        .push_with(frame.wire_len(), |out| frame.encode(out, headers));
+    let ok = !matches!(push, outbound::Push::Closed);
+    if ok {
+        target.outbound.flush();
+        target.out_msgs.fetch_add(1, Ordering::Relaxed);
+        target
+            .out_bytes
+            .fetch_add(d.msg.len() as u64, Ordering::Relaxed);
+    }
+    if last {
+        let _ = account.sublist.remove(sub);
+    }
+    ok
+}
+
 /// A connection's nonce for nkey signatures: 11 bytes from the system's secure random
 /// source (a predictable nonce would let a recorded signature be replayed), base64url
 /// without padding, the form nats-server sends.
@@ -733,31 +769,9 @@ impl Server {
         let mut delivered = 0u64;
         let mut bytes = 0u64;
         for sub in targets {
-            let last = match sub.claim() {
-                client::Claim::Skip => continue,
-                client::Claim::Deliver => false,
-                client::Claim::Last => true,
-            };
-            let frame = encode::Delivery {
-                sid: &sub.sid,
-                ..delivery
-            };
-            let target = &sub.client;
-            let headers = target.headers.load(Ordering::Relaxed);
-            let push = target
-                .outbound
-                .push_with(frame.wire_len(), |out| frame.encode(out, headers));
-            if !matches!(push, outbound::Push::Closed) {
-                target.outbound.flush();
-                target.out_msgs.fetch_add(1, Ordering::Relaxed);
-                target
-                    .out_bytes
-                    .fetch_add(payload.len() as u64, Ordering::Relaxed);
+            if deliver_one(account, sub, &delivery) {
                 delivered += 1;
                 bytes += payload.len() as u64;
-            }
-            if last {
-                let _ = account.sublist.remove(sub);
             }
         }
         self.stats.out_msgs.fetch_add(delivered, Ordering::Relaxed);
