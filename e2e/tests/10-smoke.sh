@@ -82,8 +82,11 @@ YAML
 job requester "[\"--server\", \"$SERVER\", \"request\", \"smoke.echo\", \"hello-natrix\", \"--timeout\", \"5s\"]"
 kubectl -n "$NS" wait --for=condition=Complete job/requester --timeout=60s >/dev/null ||
   fail "request Job did not complete"
-kubectl -n "$NS" logs job/requester | grep -q 'pong-from-natrix' ||
-  fail "request Job did not print the reply: $(kubectl -n "$NS" logs job/requester)"
+# Capture first: `grep -q` stops reading at the first match, and under pipefail the
+# writer's SIGPIPE would fail the pipeline although the reply was there.
+reply=$(kubectl -n "$NS" logs job/requester)
+grep -q 'pong-from-natrix' <<<"$reply" ||
+  fail "request Job did not print the reply: $reply"
 
 job publisher "[\"--server\", \"$SERVER\", \"pub\", \"smoke.batch\", \"message {{Count}}\", \"--count\", \"5\"]"
 kubectl -n "$NS" wait --for=condition=Complete job/publisher --timeout=60s >/dev/null ||

@@ -34,7 +34,10 @@ fail() {
 wait_log() {
   local ns=$1 pod=$2 re=$3 secs=$4 _
   for _ in $(seq 1 "$secs"); do
-    if kubectl -n "$ns" logs "$pod" 2>/dev/null | grep -qE "$re"; then return 0; fi
+    # Captured first: under pipefail, `grep -q` closing the pipe early fails the pipeline.
+    local log
+    log=$(kubectl -n "$ns" logs "$pod" 2>/dev/null || true)
+    if grep -qE "$re" <<<"$log"; then return 0; fi
     sleep 1
   done
   fail "pod $pod did not log /$re/ within ${secs}s"
