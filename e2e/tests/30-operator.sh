@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The operator from its Helm chart: a 3-replica NatsCluster becomes Ready, its servers
+# route to each other (each pod's /routez, read through the API server's pod proxy), and
+# a client reaches the cluster through the client Service.
+. "$(dirname "$0")/lib.sh"
+fresh_namespace natrix-op
+NS=$TEST_NS
+trap 'helm uninstall natrix -n "$NS" >/dev/null 2>&1 || true; kubectl delete namespace "$NS" --wait=false >/dev/null 2>&1 || true' EXIT
+OPERATOR_IMAGE=$(image natrix-operator)
+SERVER_IMAGE=$(image natrix-server)
+NATS_IMAGE=$(image natscli "$(natscli_version)")
+
+helm install natrix "$ROOT/charts/natrix" -n "$NS" \
+  --set image.repository="${OPERATOR_IMAGE%:*}" --set image.tag="${OPERATOR_IMAGE##*:}" \
+  --set image.pullPolicy=Never --wait --timeout 120s >/dev/null ||
+  fail "helm install of the operator chart failed"
+
+kubectl -n "$NS" apply -f - >/dev/null <<YAML
+apiVersion: natrix.io/v1alpha1
+kind: NatsCluster
+metadata:
+  name: nats
+spec:
+  replicas: 3
+  image: ${SERVER_IMAGE%:*}
+  version: "${SERVER_IMAGE##*:}"
+  imagePullPolicy: Never
+YAML
+kubectl -n "$NS" wait --for=condition=Ready natscluster/nats --timeout=180s >/dev/null ||
+  fail "NatsCluster did not become Ready"
+
+for i in 0 1 2; do
+  routes=""
+  for _ in $(seq 1 30); do
+    routes=$(kubectl get --raw "/api/v1/namespaces/$NS/pods/nats-$i:8222/proxy/routez" 2>/dev/null || true)
+    grep -q '"num_routes": 2' <<<"$routes" && break
+    sleep 1
+  done
+  grep -q '"num_routes": 2' <<<"$routes" || fail "pod nats-$i has not routed to both peers: $routes"
+done
+
+kubectl -n "$NS" apply -f - >/dev/null <<YAML
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: client
+spec:
+  backoffLimit: 0
+  activeDeadlineSeconds: 60
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: nats
+          image: $NATS_IMAGE
+          imagePullPolicy: Never
+          env: [{name: HOME, value: /tmp}]
+          args: ["--server", "nats://nats.$NS.svc.cluster.local:4222", "bench", "pub", "op.check", "--msgs", "1000", "--no-progress"]
+YAML
+kubectl -n "$NS" wait --for=condition=Complete job/client --timeout=60s >/dev/null ||
+  fail "client Job through the cluster Service did not complete"
+out=$(kubectl -n "$NS" logs job/client)
+grep -q 'msgs/sec' <<<"$out" || fail "client Job output: $out"
+echo "operator: NatsCluster of 3 Ready, every pod routed to 2 peers, a client published through the Service"
