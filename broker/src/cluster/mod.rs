@@ -153,14 +153,7 @@ impl Cluster {
         let (opts, _) = server.options();
         let client_url = server
             .addr()
-            .map(|a| {
-                let host = if a.ip().is_unspecified() {
-                    "127.0.0.1".to_owned()
-                } else {
-                    a.ip().to_string()
-                };
-                format!("{host}:{}", a.port())
-            })
+            .map(crate::server::reachable)
             .into_iter()
             .filter(|_| !opts.config.cluster.no_advertise)
             .collect();

@@ -243,6 +243,20 @@ struct ConnectOpts {
     sig: Option<String>,
 }
 
+impl ConnectOpts {
+    /// What CONNECT presented for authentication, with the nonce INFO sent.
+    fn credentials<'a>(&'a self, nonce: Option<&'a str>) -> auth::Credentials<'a> {
+        auth::Credentials {
+            user: self.user.as_deref(),
+            pass: self.pass.as_deref(),
+            token: self.auth_token.as_deref(),
+            nkey: self.nkey.as_deref(),
+            sig: self.sig.as_deref(),
+            nonce,
+        }
+    }
+}
+
 impl Default for ConnectOpts {
     fn default() -> Self {
         Self {
@@ -400,14 +414,7 @@ impl Client {
         if !auth_changed || !self.connect_received {
             return true;
         }
-        let creds = auth::Credentials {
-            user: self.connect.user.as_deref(),
-            pass: self.connect.pass.as_deref(),
-            token: self.connect.auth_token.as_deref(),
-            nkey: self.connect.nkey.as_deref(),
-            sig: self.connect.sig.as_deref(),
-            nonce: self.nonce.as_deref(),
-        };
+        let creds = self.connect.credentials(self.nonce.as_deref());
         let Some(identity) = self.opts.auth.authenticate(&creds) else {
             tracing::info!(
                 cid = self.handle.cid,
@@ -677,14 +684,7 @@ impl Client {
                 Ordering::Relaxed,
             );
         }
-        let creds = auth::Credentials {
-            user: connect.user.as_deref(),
-            pass: connect.pass.as_deref(),
-            token: connect.auth_token.as_deref(),
-            nkey: connect.nkey.as_deref(),
-            sig: connect.sig.as_deref(),
-            nonce: self.nonce.as_deref(),
-        };
+        let creds = connect.credentials(self.nonce.as_deref());
         let Some(identity) = self.opts.auth.authenticate(&creds) else {
             tracing::warn!(cid = self.handle.cid, user = ?connect.user, "authentication error");
             self.connect_span(&connect, None);

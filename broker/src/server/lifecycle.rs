@@ -130,34 +130,20 @@ pub fn write_ports_file(dir: &Path, server: &Server) -> std::io::Result<PathBuf>
         })
         .unwrap_or_else(|| "natrix-server".to_owned());
     let path = dir.join(format!("{exe}_{}.ports", std::process::id()));
-    let addr = server.addr();
-    let host = match addr {
-        Some(a) if a.ip().is_unspecified() => "127.0.0.1".to_owned(),
-        Some(a) => a.ip().to_string(),
-        None => "127.0.0.1".to_owned(),
-    };
-    let port = addr.map_or(0, |a| a.port());
-    let mut json = serde_json::json!({ "nats": [format!("nats://{host}:{port}")] });
+    let nats = server
+        .addr()
+        .map_or_else(|| "127.0.0.1:0".to_owned(), super::reachable);
+    let mut json = serde_json::json!({ "nats": [format!("nats://{nats}")] });
     if let Some(m) = server.http_addr() {
-        let mhost = if m.ip().is_unspecified() {
-            "127.0.0.1".to_owned()
-        } else {
-            m.ip().to_string()
-        };
         let scheme = if server.http_is_tls() {
             "https"
         } else {
             "http"
         };
-        json["monitoring"] = serde_json::json!([format!("{scheme}://{mhost}:{}", m.port())]);
+        json["monitoring"] = serde_json::json!([format!("{scheme}://{}", super::reachable(m))]);
     }
     if let Some(c) = server.cluster() {
-        let chost = if c.addr.ip().is_unspecified() {
-            "127.0.0.1".to_owned()
-        } else {
-            c.addr.ip().to_string()
-        };
-        json["cluster"] = serde_json::json!([format!("nats://{chost}:{}", c.addr.port())]);
+        json["cluster"] = serde_json::json!([format!("nats://{}", super::reachable(c.addr))]);
     }
     // Write then rename so a reader never sees a half-written file.
     let tmp = path.with_extension("ports.tmp");

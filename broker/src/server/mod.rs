@@ -218,6 +218,16 @@ pub struct Server {
     shutdown_tx: watch::Sender<bool>,
 }
 
+/// `host:port` of a bound listener as others can dial it: a wildcard bind (`0.0.0.0`)
+/// is reached on loopback.
+pub(crate) fn reachable(addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        format!("127.0.0.1:{}", addr.port())
+    } else {
+        format!("{}:{}", addr.ip(), addr.port())
+    }
+}
+
 /// Hands a message the server itself routes (system responses, messages from routes) to
 /// one local subscription, flushing at once; false if the subscription did not take it.
 /// Client publishes go through `Client::deliver`, which batches flushes per read.
@@ -696,14 +706,7 @@ impl Server {
         if let Some(a) = opts.client_advertise.as_ref() {
             return Some(a.clone());
         }
-        self.addr().map(|a| {
-            let host = if a.ip().is_unspecified() {
-                "127.0.0.1".to_owned()
-            } else {
-                a.ip().to_string()
-            };
-            format!("{host}:{}", a.port())
-        })
+        self.addr().map(reachable)
     }
 
     /// Tells clients that speak protocol 1 about a change of cluster members: an INFO
