@@ -59,27 +59,7 @@ wait_log "$NS" replier 'Listening on' 60
 wait_log "$NS" subscriber 'Subscribing on' 60
 
 # Jobs: one request through the replier, then a batch of 5 publishes.
-job() { # NAME ARGS-JSON
-  kubectl -n "$NS" apply -f - >/dev/null <<YAML
-apiVersion: batch/v1
-kind: Job
-metadata:
-  name: $1
-spec:
-  backoffLimit: 0
-  activeDeadlineSeconds: 60
-  template:
-    spec:
-      restartPolicy: Never
-      containers:
-        - name: nats
-          image: $NATS_IMAGE
-          imagePullPolicy: Never
-          env: [{name: HOME, value: /tmp}]
-          args: $2
-YAML
-}
-job requester "[\"--server\", \"$SERVER\", \"request\", \"smoke.echo\", \"hello-natrix\", \"--timeout\", \"5s\"]"
+natscli_job "$NS" requester "[\"--server\", \"$SERVER\", \"request\", \"smoke.echo\", \"hello-natrix\", \"--timeout\", \"5s\"]"
 kubectl -n "$NS" wait --for=condition=Complete job/requester --timeout=60s >/dev/null ||
   fail "request Job did not complete"
 # Capture first: `grep -q` stops reading at the first match, and under pipefail the
@@ -88,7 +68,7 @@ reply=$(kubectl -n "$NS" logs job/requester)
 grep -q 'pong-from-natrix' <<<"$reply" ||
   fail "request Job did not print the reply: $reply"
 
-job publisher "[\"--server\", \"$SERVER\", \"pub\", \"smoke.batch\", \"message {{Count}}\", \"--count\", \"5\"]"
+natscli_job "$NS" publisher "[\"--server\", \"$SERVER\", \"pub\", \"smoke.batch\", \"message {{Count}}\", \"--count\", \"5\"]"
 kubectl -n "$NS" wait --for=condition=Complete job/publisher --timeout=60s >/dev/null ||
   fail "publish Job did not complete"
 for _ in $(seq 1 30); do

@@ -8,7 +8,6 @@ NS=$TEST_NS
 trap 'helm uninstall natrix -n "$NS" >/dev/null 2>&1 || true; kubectl delete namespace "$NS" --wait=false >/dev/null 2>&1 || true' EXIT
 OPERATOR_IMAGE=$(image natrix-operator)
 SERVER_IMAGE=$(image natrix-server)
-NATS_IMAGE=$(image natscli "$(natscli_version)")
 
 helm install natrix "$ROOT/charts/natrix" -n "$NS" \
   --set image.repository="${OPERATOR_IMAGE%:*}" --set image.tag="${OPERATOR_IMAGE##*:}" \
@@ -39,24 +38,7 @@ for i in 0 1 2; do
   grep -q '"num_routes": 2' <<<"$routes" || fail "pod nats-$i has not routed to both peers: $routes"
 done
 
-kubectl -n "$NS" apply -f - >/dev/null <<YAML
-apiVersion: batch/v1
-kind: Job
-metadata:
-  name: client
-spec:
-  backoffLimit: 0
-  activeDeadlineSeconds: 60
-  template:
-    spec:
-      restartPolicy: Never
-      containers:
-        - name: nats
-          image: $NATS_IMAGE
-          imagePullPolicy: Never
-          env: [{name: HOME, value: /tmp}]
-          args: ["--server", "nats://nats.$NS.svc.cluster.local:4222", "bench", "pub", "op.check", "--msgs", "1000", "--no-progress"]
-YAML
+natscli_job "$NS" client "[\"--server\", \"nats://nats.$NS.svc.cluster.local:4222\", \"bench\", \"pub\", \"op.check\", \"--msgs\", \"1000\", \"--no-progress\"]"
 kubectl -n "$NS" wait --for=condition=Complete job/client --timeout=60s >/dev/null ||
   fail "client Job through the cluster Service did not complete"
 out=$(kubectl -n "$NS" logs job/client)

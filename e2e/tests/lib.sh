@@ -11,6 +11,29 @@ export PATH="$CACHE/e2e/bin:$PATH"
 image() { NATRIX_IMAGE_DIR=$CACHE/e2e/images "$ROOT/deploy/image" ref "$@"; }
 natscli_version() { cat "$CACHE/bin/.nats.version" 2>/dev/null || echo latest; }
 
+# natscli_job NS NAME ARGS-JSON: a Job that runs natscli (its own local image) once with
+# ARGS-JSON, bounded to 60 s, no retries.
+natscli_job() {
+  kubectl -n "$1" apply -f - >/dev/null <<YAML
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: $2
+spec:
+  backoffLimit: 0
+  activeDeadlineSeconds: 60
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: nats
+          image: $(image natscli "$(natscli_version)")
+          imagePullPolicy: Never
+          env: [{name: HOME, value: /tmp}]
+          args: $3
+YAML
+}
+
 # dump NS: everything a reader needs to see why a test in NS failed.
 dump() {
   local ns=$1
