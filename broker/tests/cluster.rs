@@ -4,18 +4,13 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{NATRIX, Proc, Raw, http_get, reference_binary, start};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
+use common::{
+    NATRIX, Proc, client, count_msgs, free_port, http_get, read_until, reference_binary, settle,
+    start, wait_json,
+};
 
 /// A node's config: its cluster port, and routes to every member (itself included, as
 /// generated configs usually do).
@@ -31,40 +26,9 @@ fn conf(name: &str, port: u16, all: &[u16]) -> String {
 }
 
 fn wait_routes(p: &Proc, n: u64, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let v = http_get(p.http_port.expect("http"), "/routez").json();
-        if v["num_routes"].as_u64() == Some(n) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "routes never reached {n}: {v}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn client(p: &Proc) -> Raw {
-    let mut c = Raw::connect(p.port);
-    c.send("CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":true}\r\n");
-    assert!(c.sync().contains("PONG"));
-    c
-}
-
-/// Reads until `count` MSG frames arrived or 3 s passed; returns how many.
-fn count_msgs(c: &mut Raw, subject: &str, count: usize) -> usize {
-    let needle = format!("MSG {subject} ");
-    let deadline = Instant::now() + Duration::from_secs(3);
-    let mut seen = String::new();
-    while seen.matches(&needle).count() < count && Instant::now() < deadline {
-        seen.push_str(&c.read_for(Duration::from_millis(100)));
-    }
-    // Anything else still in flight.
-    seen.push_str(&c.read_for(Duration::from_millis(200)));
-    seen.matches(&needle).count()
-}
-
-/// Lets interest reach the other nodes (RS+ travels asynchronously).
-fn settle() {
-    std::thread::sleep(Duration::from_millis(300));
+    wait_json(p, "/routez", within, |v| {
+        v["num_routes"].as_u64() == Some(n)
+    });
 }
 
 #[test]
@@ -232,14 +196,11 @@ fn mixed_cluster_with_nats_server() {
     settle();
     requester.send("PUB svc.echo _INBOX.r 4\r\nping\r\n");
     requester.sync();
-    let got = {
-        let deadline = Instant::now() + Duration::from_secs(3);
-        let mut seen = String::new();
-        while !seen.contains("MSG svc.echo 2 _INBOX.r 4") && Instant::now() < deadline {
-            seen.push_str(&on_c.read_for(Duration::from_millis(100)));
-        }
-        seen
-    };
+    let got = read_until(
+        &mut on_c,
+        "MSG svc.echo 2 _INBOX.r 4",
+        Duration::from_secs(3),
+    );
     assert!(got.contains("MSG svc.echo 2 _INBOX.r 4"), "{got}");
     on_c.send("PUB _INBOX.r 4\r\npong\r\n");
     on_c.sync();

@@ -9,6 +9,8 @@
 //! connection pooling (see docs/design/inter-server-protocols.md), so natrix and
 //! nats-server servers can share a cluster.
 
+pub mod gateway;
+pub(crate) mod link;
 pub mod proto;
 pub mod route;
 
@@ -58,6 +60,8 @@ struct RouteInfo<'a> {
     connect_urls: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gateway_url: Option<String>,
 }
 
 impl Cluster {
@@ -89,7 +93,10 @@ impl Cluster {
         };
         let listener = TcpListener::bind((host, port)).await?;
         let addr = listener.local_addr()?;
-        let name = if c.name.is_empty() {
+        let name = if let Some(gws) = server.gateways() {
+            // A cluster joined to others by gateways is named by its gateway.
+            gws.name.clone()
+        } else if c.name.is_empty() {
             // nats-server makes up a name when none is set; peers adopt a configured one.
             server.id().chars().rev().take(22).collect()
         } else {
@@ -171,6 +178,7 @@ impl Cluster {
             cluster: &self.name,
             connect_urls: client_url,
             ip: (!advertise.is_empty()).then(|| format!("nats-route://{advertise}/")),
+            gateway_url: server.gateways().map(|g| g.url(server)),
         };
         serde_json::to_vec(&info).unwrap_or_default()
     }

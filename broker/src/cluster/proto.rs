@@ -30,6 +30,10 @@ pub enum RouteOp {
         subject: Bytes,
         queue: Option<Bytes>,
     },
+    /// `A+ acc` (gateways): the peer has interest in the account again.
+    AccountSub(String),
+    /// `A- acc` (gateways): the peer has no interest in anything of the account.
+    AccountUnsub(String),
     /// `RMSG`/`HMSG`/`LMSG`: a message for local subscribers.
     Msg {
         account: String,
@@ -131,6 +135,11 @@ pub fn parse(buf: &[u8]) -> Result<Option<(RouteOp, usize)>, RouteParseError> {
                 _ => return Err(RouteParseError::Malformed("RS-")),
             }
         }
+        b"A+" | b"A-" => match &args[..] {
+            [acc] if upper == b"A+" => RouteOp::AccountSub(text(acc)),
+            [acc] => RouteOp::AccountUnsub(text(acc)),
+            _ => return Err(RouteParseError::Malformed("A+/A-")),
+        },
         b"RMSG" | b"HMSG" | b"LMSG" => {
             let headers = upper != b"RMSG";
             let a = if upper == b"LMSG" {
@@ -351,6 +360,9 @@ mod tests {
             }
         );
         assert_eq!(parse(b"RS+ $G\r\n"), Err(RouteParseError::Malformed("RS+")));
+        assert_eq!(one("A- ACC\r\n"), RouteOp::AccountUnsub("ACC".into()));
+        assert_eq!(one("A+ ACC\r\n"), RouteOp::AccountSub("ACC".into()));
+        assert_eq!(parse(b"A+\r\n"), Err(RouteParseError::Malformed("A+/A-")));
         assert_eq!(parse(b"XYZ\r\n"), Err(RouteParseError::UnknownOp));
         assert_eq!(parse(b"RS+ $G fo"), Ok(None));
     }

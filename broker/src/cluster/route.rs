@@ -11,19 +11,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::Bytes;
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
 use serde::Deserialize;
-use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 use super::Cluster;
-use super::proto::{self, RouteOp, RouteParseError};
+use super::gateway;
+use super::link::{self, LinkHandler};
+use super::proto::{RouteOp, RouteParseError};
 use crate::protocol::encode;
+use crate::server::Server;
 use crate::server::client::{ClientHandle, ConnKind, Subscription};
 use crate::server::outbound::{CloseReason, Outbound};
-use crate::server::{Server, deliver_one};
 
 /// How long a dial may take.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(1);
@@ -171,12 +172,13 @@ pub async fn run(
     peer: SocketAddr,
     solicited: Option<(String, Option<String>)>,
 ) {
-    let (mut rd, wr) = stream.into_split();
+    let (rd, wr) = stream.into_split();
     let (opts, _) = server.options();
     let outbound = Arc::new(Outbound::new(wr, opts.max_pending));
-    let handle = Arc::new(ClientHandle::for_route(
+    let handle = Arc::new(ClientHandle::with_kind(
         server.next_internal_cid(),
         outbound.clone(),
+        ConnKind::Route,
     ));
     let writer = tokio::spawn(outbound.clone().run_writer(opts.write_deadline));
     let mut hello = Vec::new();
@@ -201,70 +203,7 @@ pub async fn run(
         connected: false,
         route: None,
     };
-    let mut buf = BytesMut::with_capacity(64 * 1024);
-    let auth_deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-    let mut ping = tokio::time::interval_at(
-        tokio::time::Instant::now() + Duration::from_secs(1),
-        Duration::from_secs(30),
-    );
-    let mut pings_out = 0u32;
-    let mut shutdown = std::pin::pin!(server.wait_shutdown());
-    'read: loop {
-        tokio::select! {
-            () = outbound.closed() => break,
-            () = &mut shutdown => {
-                outbound.close(CloseReason::ServerShutdown);
-                break;
-            }
-            () = tokio::time::sleep_until(auth_deadline), if conn.route.is_none() => {
-                tracing::error!(%peer, "route handshake timeout");
-                outbound.close(CloseReason::AuthenticationTimeout);
-                break;
-            }
-            _ = ping.tick() => {
-                if pings_out >= 2 {
-                    let mut v = Vec::new();
-                    encode::err(&mut v, "Stale Connection");
-                    outbound.push_proto(&v);
-                    outbound.close(CloseReason::StaleConnection);
-                    break;
-                }
-                pings_out += 1;
-                outbound.push_proto(encode::PING);
-            }
-            res = rd.read_buf(&mut buf) => {
-                match res {
-                    Ok(0) | Err(_) => {
-                        outbound.close(CloseReason::ClientClosed);
-                        break;
-                    }
-                    Ok(_) => {}
-                }
-                loop {
-                    match proto::parse(&buf) {
-                        Ok(Some((op, used))) => {
-                            if matches!(op, RouteOp::Pong) {
-                                pings_out = 0;
-                            }
-                            let keep = conn.handle(op);
-                            buf.advance(used);
-                            if !keep {
-                                break 'read;
-                            }
-                        }
-                        Ok(None) => break,
-                        Err(e) => {
-                            conn.fail(&e);
-                            break 'read;
-                        }
-                    }
-                }
-                if buf.capacity() - buf.len() < 4096 {
-                    buf.reserve(64 * 1024);
-                }
-            }
-        }
-    }
+    link::serve(&server, &outbound, rd, peer, &mut conn).await;
     let _ = writer.await;
     conn.cleanup();
 }
@@ -280,6 +219,22 @@ struct Conn {
     route: Option<Arc<Route>>,
 }
 
+impl LinkHandler for Conn {
+    fn established(&self) -> bool {
+        self.route.is_some()
+    }
+
+    fn handle(&mut self, op: RouteOp) -> bool {
+        self.op(op)
+    }
+
+    fn fail(&mut self, e: &RouteParseError) {
+        if !matches!(e, RouteParseError::Malformed(_)) {
+            self.send_err(&e.to_string());
+        }
+    }
+}
+
 impl Conn {
     fn send_err(&self, text: &str) {
         let mut v = Vec::new();
@@ -287,17 +242,8 @@ impl Conn {
         self.handle.outbound.push_proto(&v);
     }
 
-    fn fail(&self, e: &RouteParseError) {
-        tracing::error!(peer = %self.peer, "route protocol error: {e}");
-        match e {
-            RouteParseError::Malformed(_) => {}
-            other => self.send_err(&other.to_string()),
-        }
-        self.handle.outbound.close(CloseReason::ParseError);
-    }
-
     /// Handles one operation; false closes the route.
-    fn handle(&mut self, op: RouteOp) -> bool {
+    fn op(&mut self, op: RouteOp) -> bool {
         match op {
             RouteOp::Ping => self.handle.outbound.push_proto(encode::PONG),
             RouteOp::Pong | RouteOp::Ok => {}
@@ -331,6 +277,11 @@ impl Conn {
                 hdr,
                 msg,
             } => self.routed_msg(&account, &subject, reply.as_deref(), &queues, hdr, &msg),
+            RouteOp::AccountSub(_) | RouteOp::AccountUnsub(_) => {
+                self.send_err("Unknown Protocol Operation");
+                self.handle.outbound.close(CloseReason::ProtocolViolation);
+                return false;
+            }
         }
         true
     }
@@ -372,7 +323,23 @@ impl Conn {
         };
         let info: PeerInfo = serde_json::from_value(value.clone()).unwrap_or_default();
         if let Some(route) = &self.route {
-            // On an established route: gossip about another server, or an update.
+            // On an established route: a remote cluster a peer reaches, gossip about
+            // another server, or an update.
+            if let Some(name) = value.get("gateway").and_then(serde_json::Value::as_str)
+                && value.get("gateway_cmd").and_then(serde_json::Value::as_u64) == Some(1)
+            {
+                if let Some(gws) = self.server.gateways() {
+                    let urls: Vec<String> = value
+                        .get("gateway_urls")
+                        .and_then(serde_json::Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|u| u.as_str().map(str::to_owned))
+                        .collect();
+                    gws.learn(&self.server, name, &urls);
+                }
+                return true;
+            }
             if info.server_id != route.remote_id && !info.server_id.is_empty() {
                 self.learn(&value, &info);
             }
@@ -444,7 +411,10 @@ impl Conn {
             self.handle.cid
         );
         self.route = Some(route.clone());
-        let batch = self.cluster.interest_lines();
+        let mut batch = self.cluster.interest_lines();
+        if let Some(gws) = self.server.gateways() {
+            batch.extend_from_slice(&gws.route_hello(&self.server));
+        }
         if !batch.is_empty() {
             self.handle.outbound.push_proto(&batch);
         }
@@ -503,6 +473,9 @@ impl Conn {
             self.handle.clone(),
         ));
         if acc.sublist.insert(sub.clone()).is_ok() {
+            if let Some(gws) = self.server.gateways() {
+                gws.sub_added(&key.0, &key.1, key.2.as_ref());
+            }
             subs.insert(key, sub);
         }
     }
@@ -513,8 +486,11 @@ impl Conn {
         let Some(sub) = route.subs.lock().remove(&key) else {
             return;
         };
-        if let Some(acc) = self.server.account(&key.0) {
-            let _ = acc.sublist.remove(&sub);
+        if let Some(acc) = self.server.account(&key.0)
+            && acc.sublist.remove(&sub).is_ok()
+            && let Some(gws) = self.server.gateways()
+        {
+            gws.sub_removed(&key.0, &key.1, key.2.as_ref());
         }
     }
 
@@ -543,52 +519,7 @@ impl Conn {
         let Some(acc) = self.server.account(account) else {
             return;
         };
-        let result = acc.sublist.match_subject(subject);
-        let mut size = itoa::Buffer::new();
-        let size = size.format(msg.len()).as_bytes().to_vec();
-        let mut hdr_buf = itoa::Buffer::new();
-        let hdr_arg = hdr_buf.format(hdr).as_bytes().to_vec();
-        let delivery = encode::Delivery {
-            subject,
-            sid: &[],
-            reply,
-            hdr,
-            msg,
-            size_arg: &size,
-            hdr_arg: &hdr_arg,
-        };
-        let local = |s: &&Arc<Subscription>| s.client.kind == ConnKind::Client;
-        let mut sent = 0u64;
-        for sub in result.psubs.iter().filter(local) {
-            sent += u64::from(deliver_one(&acc, sub, &delivery));
-        }
-        for group in &result.qsubs {
-            let Some(name) = group.first().and_then(|s| s.queue.as_ref()) else {
-                continue;
-            };
-            if !queues.iter().any(|q| q == name) {
-                continue;
-            }
-            let members: Vec<&Arc<Subscription>> = group.iter().filter(local).collect();
-            if members.is_empty() {
-                continue;
-            }
-            let start = fastrand::usize(..members.len());
-            for i in 0..members.len() {
-                if deliver_one(&acc, members[(start + i) % members.len()], &delivery) {
-                    sent += 1;
-                    break;
-                }
-            }
-        }
-        self.server
-            .stats
-            .out_msgs
-            .fetch_add(sent, Ordering::Relaxed);
-        self.server
-            .stats
-            .out_bytes
-            .fetch_add(sent * msg.len() as u64, Ordering::Relaxed);
+        gateway::deliver_from_peer(&self.server, &acc, subject, reply, queues, hdr, msg, None);
     }
 
     fn cleanup(&mut self) {
@@ -596,9 +527,12 @@ impl Conn {
             return;
         };
         let subs: Vec<(RemoteKey, Arc<Subscription>)> = route.subs.lock().drain().collect();
-        for ((acc, _, _), sub) in subs {
-            if let Some(acc) = self.server.account(&acc) {
-                let _ = acc.sublist.remove(&sub);
+        for ((acc, subject, queue), sub) in subs {
+            if let Some(a) = self.server.account(&acc)
+                && a.sublist.remove(&sub).is_ok()
+                && let Some(gws) = self.server.gateways()
+            {
+                gws.sub_removed(&acc, &subject, queue.as_ref());
             }
         }
         if self.cluster.unregister(&route) {

@@ -1,5 +1,5 @@
-//! `/routez`, `/gatewayz` and `/leafz`. Routes, gateways and leaf nodes are not built
-//! yet, so these report none, in exactly the shape nats-server uses when it has none.
+//! `/routez`, `/gatewayz` and `/leafz`, with nats-server's field names; a server without
+//! a kind of link reports none, in the shape nats-server uses then.
 
 use std::collections::BTreeMap;
 
@@ -84,21 +84,171 @@ pub fn routez(server: &Server, subs: bool) -> Routez {
     }
 }
 
+/// A gateway connection as `/gatewayz` shows it.
+#[derive(Debug, Serialize)]
+pub struct GatewayConn {
+    pub cid: u64,
+    pub kind: &'static str,
+    pub ip: String,
+    pub port: u16,
+    pub start: GoTime,
+    pub last_activity: GoTime,
+    pub uptime: String,
+    pub idle: String,
+    pub pending_bytes: usize,
+    pub in_msgs: u64,
+    pub out_msgs: u64,
+    pub in_bytes: u64,
+    pub out_bytes: u64,
+    pub subscriptions: usize,
+    /// The remote server's id.
+    pub name: String,
+}
+
+/// One account of an outbound gateway (`accs=1`).
+#[derive(Debug, Serialize)]
+pub struct GatewayAccount {
+    pub name: String,
+    pub interest_mode: &'static str,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub no_interest_count: usize,
+    pub interest_only_threshold: usize,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub num_subs: usize,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub num_queue_subs: usize,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub subscriptions_list: Vec<String>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// A remote cluster, as seen on one connection.
+#[derive(Debug, Serialize)]
+pub struct RemoteGateway {
+    pub configured: bool,
+    pub connection: GatewayConn,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub accounts: Vec<GatewayAccount>,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Gatewayz {
     pub server_id: String,
     pub now: GoTime,
-    pub outbound_gateways: BTreeMap<String, ()>,
-    pub inbound_gateways: BTreeMap<String, ()>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub host: String,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub port: usize,
+    pub outbound_gateways: BTreeMap<String, RemoteGateway>,
+    pub inbound_gateways: BTreeMap<String, Vec<RemoteGateway>>,
 }
 
-pub fn gatewayz(server: &Server) -> Gatewayz {
-    Gatewayz {
+/// `/gatewayz` options: `accs`, `subs`, `gw_name`, `acc_name`.
+pub struct GatewayzOpts<'a> {
+    pub accounts: bool,
+    pub subs: bool,
+    pub gateway: Option<&'a str>,
+    pub account: Option<&'a str>,
+}
+
+/// nats-server's `interest_only_threshold`: RS- per account before it switches.
+const INTEREST_ONLY_THRESHOLD: usize = 1000;
+
+fn gateway_conn(link: &crate::cluster::gateway::link::Link, now: &GoTime) -> GatewayConn {
+    use std::sync::atomic::Ordering::Relaxed;
+    let start = GoTime::of(link.start);
+    let last = link.handle.last_activity.load(Relaxed).max(start.0);
+    GatewayConn {
+        cid: link.handle.cid,
+        kind: "Gateway",
+        ip: link.peer.ip().to_string(),
+        port: link.peer.port(),
+        start,
+        last_activity: GoTime(last),
+        uptime: super::format::uptime(super::format::between(start.0, now.0)),
+        idle: super::format::uptime(super::format::between(last, now.0)),
+        pending_bytes: link.handle.outbound.pending(),
+        in_msgs: link.in_msgs.load(Relaxed),
+        out_msgs: link.handle.out_msgs.load(Relaxed),
+        in_bytes: link.in_bytes.load(Relaxed),
+        out_bytes: link.handle.out_bytes.load(Relaxed),
+        subscriptions: link.interest.view().iter().map(|a| a.num_subs).sum(),
+        name: link.remote_id.clone(),
+    }
+}
+
+pub fn gatewayz(server: &Server, o: &GatewayzOpts<'_>) -> Gatewayz {
+    let now = GoTime::now();
+    let mut z = Gatewayz {
         server_id: server.id().to_owned(),
-        now: GoTime::now(),
+        now,
+        name: String::new(),
+        host: String::new(),
+        port: 0,
         outbound_gateways: BTreeMap::new(),
         inbound_gateways: BTreeMap::new(),
+    };
+    let Some(gws) = server.gateways() else {
+        return z;
+    };
+    z.name = gws.name.clone();
+    z.host = gws.addr.ip().to_string();
+    z.port = usize::from(gws.addr.port());
+    let wanted = |name: &str| o.gateway.is_none_or(|g| g == name);
+    for link in gws.outbound_links() {
+        if !wanted(&link.name) {
+            continue;
+        }
+        let accounts = if o.accounts || o.account.is_some() {
+            link.interest
+                .view()
+                .into_iter()
+                .filter(|a| o.account.is_none_or(|n| n == a.name))
+                .map(|a| GatewayAccount {
+                    subscriptions_list: if o.subs {
+                        link.interest.subjects(&a.name)
+                    } else {
+                        Vec::new()
+                    },
+                    interest_mode: a.mode.as_str(),
+                    no_interest_count: a.no_interest_count,
+                    interest_only_threshold: INTEREST_ONLY_THRESHOLD,
+                    num_subs: a.num_subs,
+                    num_queue_subs: a.num_queue_subs,
+                    name: a.name,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        z.outbound_gateways.insert(
+            link.name.clone(),
+            RemoteGateway {
+                configured: gws.is_configured(&link.name),
+                connection: gateway_conn(&link, &z.now),
+                accounts,
+            },
+        );
     }
+    for link in gws.inbound_links() {
+        if !wanted(&link.name) {
+            continue;
+        }
+        z.inbound_gateways
+            .entry(link.name.clone())
+            .or_default()
+            .push(RemoteGateway {
+                configured: false,
+                connection: gateway_conn(&link, &z.now),
+                accounts: Vec::new(),
+            });
+    }
+    z
 }
 
 /// A leaf node connection as `/leafz` lists it; none exist until leaf nodes land.

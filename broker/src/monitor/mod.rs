@@ -147,7 +147,23 @@ impl Monitor {
             "/routez" => q
                 .bool("subs")
                 .map(|subs| Reply::json(&cluster::routez(&self.server, subs))),
-            "/gatewayz" => Ok(Reply::json(&cluster::gatewayz(&self.server))),
+            "/gatewayz" => q.bool("accs").and_then(|accounts| {
+                let subs = q.bool("subs").or_else(|e| {
+                    // `subs=detail` asks for the detailed list; the plain one is given.
+                    if q.get("subs") == Some("detail") {
+                        Ok(true)
+                    } else {
+                        Err(e)
+                    }
+                })?;
+                let o = cluster::GatewayzOpts {
+                    accounts,
+                    subs,
+                    gateway: q.get("gw_name").filter(|s| !s.is_empty()),
+                    account: q.get("acc_name").filter(|s| !s.is_empty()),
+                };
+                Ok(Reply::json(&cluster::gatewayz(&self.server, &o)))
+            }),
             "/leafz" => Ok(Reply::json(&cluster::leafz(&self.server))),
             "/subsz" | "/subscriptionsz" => subsz::subsz(&self.server, &q).map(|s| Reply::json(&s)),
             "/accountz" => accountz::accountz(&self.server, &q),

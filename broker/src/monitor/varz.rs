@@ -28,6 +28,39 @@ pub struct ClusterVarz {
     pub tls_timeout: GoFloat,
 }
 
+/// `/varz` `gateway`: the gateway block as configured.
+#[derive(Debug, Serialize)]
+pub struct GatewayVarz {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub auth_timeout: GoFloat,
+    pub tls_timeout: GoFloat,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub advertise: String,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub connect_retries: i64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gateways: Vec<RemoteGatewayVarz>,
+    #[serde(skip_serializing_if = "is_false")]
+    pub reject_unknown: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RemoteGatewayVarz {
+    pub name: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub urls: Vec<String>,
+}
+
+/// Empty, as nats-server serialises an unconfigured gateway.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum GatewayField {
+    On(GatewayVarz),
+    Off(Empty),
+}
+
 /// Empty, as nats-server serialises an unconfigured cluster.
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
@@ -85,7 +118,7 @@ pub struct Varz {
     pub max_payload: i32,
     pub max_pending: i64,
     pub cluster: ClusterField,
-    pub gateway: Empty,
+    pub gateway: GatewayField,
     pub leaf: Empty,
     pub mqtt: Empty,
     pub websocket: Empty,
@@ -191,7 +224,31 @@ pub fn varz(m: &Monitor) -> Varz {
                 tls_timeout: seconds(cfg.cluster.tls_timeout),
             })
         }),
-        gateway: Empty {},
+        gateway: server.gateways().map_or(GatewayField::Off(Empty {}), |g| {
+            GatewayField::On(GatewayVarz {
+                name: g.name.clone(),
+                host: g.addr.ip().to_string(),
+                port: g.addr.port(),
+                auth_timeout: seconds(cfg.gateway.auth_timeout),
+                tls_timeout: seconds(cfg.gateway.tls_timeout),
+                advertise: cfg.gateway.advertise.clone(),
+                connect_retries: cfg.gateway.connect_retries,
+                gateways: cfg
+                    .gateway
+                    .gateways
+                    .iter()
+                    .map(|r| RemoteGatewayVarz {
+                        name: r.name.clone(),
+                        urls: r
+                            .urls
+                            .iter()
+                            .map(|u| format!("{}:{}", u.host, u.port.unwrap_or(0)))
+                            .collect(),
+                    })
+                    .collect(),
+                reject_unknown: cfg.gateway.reject_unknown,
+            })
+        }),
         leaf: Empty {},
         mqtt: Empty {},
         websocket: Empty {},
@@ -208,7 +265,8 @@ pub fn varz(m: &Monitor) -> Varz {
         connections: server.num_clients(),
         total_connections: load(&st.total_connections),
         routes: server.cluster().map_or(0, |c| c.num_routes() as u64),
-        remotes: 0,
+        // Distinct route peers (one connection each without pooling).
+        remotes: server.cluster().map_or(0, |c| c.num_routes() as u64),
         leafnodes: 0,
         in_msgs,
         in_bytes,

@@ -43,6 +43,8 @@ const STALL_TOTAL: Duration = Duration::from_millis(10);
 pub enum ConnKind {
     Client,
     Route,
+    /// A gateway link; never in a sublist (remote clusters' interest is kept per link).
+    Gateway,
 }
 
 /// The part of a connection that other connections reach: its outbound buffer and what
@@ -103,10 +105,10 @@ impl ClientHandle {
         }
     }
 
-    /// The handle of a route connection.
-    pub fn for_route(cid: u64, outbound: Arc<Outbound>) -> Self {
+    /// The handle of an inter-server connection.
+    pub fn with_kind(cid: u64, outbound: Arc<Outbound>, kind: ConnKind) -> Self {
         Self {
-            kind: ConnKind::Route,
+            kind,
             ..Self::new(cid, outbound)
         }
     }
@@ -877,9 +879,8 @@ impl Client {
             self.send_err("Invalid Subject");
             return Ok(());
         }
-        if let Some(cluster) = self.server.cluster() {
-            cluster.sub_added(self.account.name(), &sub.subject, sub.queue.as_ref());
-        }
+        self.server
+            .local_interest(self.account.name(), &sub.subject, sub.queue.as_ref(), true);
         self.subs.insert(sub.sid.clone(), sub);
         if self.connect.verbose {
             self.send_ok();
@@ -888,12 +889,15 @@ impl Client {
     }
 
     /// Takes a subscription out of the account's sublist and withdraws its interest
-    /// from the cluster's routes.
+    /// from other servers.
     fn remove_sub(&self, sub: &Arc<Subscription>) {
-        if self.account.sublist.remove(sub).is_ok()
-            && let Some(cluster) = self.server.cluster()
-        {
-            cluster.sub_removed(self.account.name(), &sub.subject, sub.queue.as_ref());
+        if self.account.sublist.remove(sub).is_ok() {
+            self.server.local_interest(
+                self.account.name(),
+                &sub.subject,
+                sub.queue.as_ref(),
+                false,
+            );
         }
     }
 
@@ -997,6 +1001,18 @@ impl Client {
         }
         if !self.route_targets.is_empty() {
             self.forward_to_routes(&delivery);
+        }
+        if let Some(gws) = self.server.gateways() {
+            gws.send(
+                &self.account,
+                subject,
+                reply,
+                hdr,
+                msg,
+                &result,
+                None,
+                &mut self.to_flush,
+            );
         }
         if let Some(span) = span {
             otlp::finish(span, vec![KeyValue::new("natrix.fanout", fanout)]);

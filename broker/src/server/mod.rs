@@ -2,6 +2,7 @@
 //! lame-duck mode, graceful shutdown).
 
 pub mod client;
+pub(crate) mod fanout;
 pub mod lifecycle;
 pub mod options;
 pub mod outbound;
@@ -203,6 +204,8 @@ pub struct Server {
     pub sys_account: Arc<Account>,
     /// The cluster side, when a cluster port is configured.
     cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
+    /// The gateway side, when a gateway port is configured.
+    gateways: std::sync::OnceLock<Arc<crate::cluster::gateway::Gateways>>,
     /// Configured accounts by name (`$G` and `$SYS` are not in here).
     accounts: RwLock<Vec<Arc<Account>>>,
     clients: Mutex<FxHashMap<u64, Registered>>,
@@ -312,6 +315,7 @@ impl Server {
             sys_account: Arc::new(Account::new(&sys_name)),
             accounts: RwLock::new(Vec::new()),
             cluster: std::sync::OnceLock::new(),
+            gateways: std::sync::OnceLock::new(),
             clients: Mutex::new(FxHashMap::default()),
             closed: Mutex::new(VecDeque::new()),
             config_load_time: Mutex::new(SystemTime::now()),
@@ -732,15 +736,56 @@ impl Server {
         self.cluster.get()
     }
 
-    /// Binds the cluster listener (when `cluster {}` has a port) and starts routing.
+    /// The gateway side, once started.
+    pub fn gateways(&self) -> Option<&Arc<crate::cluster::gateway::Gateways>> {
+        self.gateways.get()
+    }
+
+    /// Binds the cluster listener (when `cluster {}` has a port) and the gateway listener
+    /// (when `gateway {}` has one), then starts routing.
     pub async fn start_cluster(self: &Arc<Self>) -> std::io::Result<()> {
-        if let Some((cluster, listener)) = crate::cluster::Cluster::bind(self).await? {
-            if self.cluster.set(cluster.clone()).is_err() {
-                return Ok(());
-            }
+        let gateways = crate::cluster::gateway::Gateways::bind(self)
+            .await
+            .map_err(|e| match e {
+                crate::cluster::gateway::GatewayError::Io(e) => e,
+                other => std::io::Error::other(other.to_string()),
+            })?;
+        if let Some((gws, listener)) = gateways
+            && self.gateways.set(gws.clone()).is_ok()
+        {
+            gws.start(self, listener);
+        }
+        if let Some((cluster, listener)) = crate::cluster::Cluster::bind(self).await?
+            && self.cluster.set(cluster.clone()).is_ok()
+        {
             cluster.start(self, listener);
         }
         Ok(())
+    }
+
+    /// A client's subscription appeared (`added`) or went away: routes and remote
+    /// clusters hear of the first and last one for a subject.
+    pub(crate) fn local_interest(
+        &self,
+        account: &str,
+        subject: &bytes::Bytes,
+        queue: Option<&bytes::Bytes>,
+        added: bool,
+    ) {
+        if let Some(cluster) = self.cluster() {
+            if added {
+                cluster.sub_added(account, subject, queue);
+            } else {
+                cluster.sub_removed(account, subject, queue);
+            }
+        }
+        if let Some(gws) = self.gateways() {
+            if added {
+                gws.sub_added(account, subject, queue);
+            } else {
+                gws.sub_removed(account, subject, queue);
+            }
+        }
     }
 
     /// A connection id for one of the server's own internal clients.
@@ -749,41 +794,26 @@ impl Server {
     }
 
     /// Publishes a message from the server itself into `account` (no reply subject, no
-    /// headers): system responses and events.
+    /// headers): system responses and events, to local subscribers and routes.
     pub(crate) fn publish_internal(&self, account: &Account, subject: &[u8], payload: &[u8]) {
-        let result = account.sublist.match_subject(subject);
-        let mut size = itoa::Buffer::new();
-        let size = size.format(payload.len()).as_bytes().to_vec();
-        let delivery = encode::Delivery {
+        let m = fanout::Inbound {
             subject,
-            sid: &[],
             reply: None,
+            route_reply: None,
             hdr: 0,
             msg: payload,
-            size_arg: &size,
-            hdr_arg: &[],
+            queues: None,
+            to_routes: true,
         };
-        let mut targets: Vec<&Arc<client::Subscription>> = result.psubs.iter().collect();
-        for group in &result.qsubs {
-            if !group.is_empty() {
-                targets.push(&group[fastrand::usize(..group.len())]);
-            }
-        }
-        let mut delivered = 0u64;
-        let mut bytes = 0u64;
-        for sub in targets {
-            if deliver_one(account, sub, &delivery) {
-                delivered += 1;
-                bytes += payload.len() as u64;
-            }
-        }
-        self.stats.out_msgs.fetch_add(delivered, Ordering::Relaxed);
-        self.stats.out_bytes.fetch_add(bytes, Ordering::Relaxed);
+        let delivered = fanout::deliver(self, account, &m);
         account
             .stats
             .out_msgs
             .fetch_add(delivered, Ordering::Relaxed);
-        account.stats.out_bytes.fetch_add(bytes, Ordering::Relaxed);
+        account
+            .stats
+            .out_bytes
+            .fetch_add(delivered * payload.len() as u64, Ordering::Relaxed);
     }
 
     /// Client metadata for monitoring and tests.

@@ -332,3 +332,65 @@ impl TestPki {
         std::fs::read_to_string(self.dir.join(pem)).expect("read cert")
     }
 }
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A raw client of `p`, connected (headers on) and synced.
+pub fn client(p: &Proc) -> Raw {
+    let mut c = Raw::connect(p.port);
+    c.send("CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":true}\r\n");
+    assert!(c.sync().contains("PONG"));
+    c
+}
+
+/// Reads until `count` MSG frames on `subject` arrived or 3 s passed; returns how many
+/// (including any that arrive shortly after).
+pub fn count_msgs(c: &mut Raw, subject: &str, count: usize) -> usize {
+    let needle = format!("MSG {subject} ");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut seen = String::new();
+    while seen.matches(&needle).count() < count && Instant::now() < deadline {
+        seen.push_str(&c.read_for(Duration::from_millis(100)));
+    }
+    seen.push_str(&c.read_for(Duration::from_millis(200)));
+    seen.matches(&needle).count()
+}
+
+/// Reads until `needle` shows up or `within` passed; returns what was read.
+pub fn read_until(c: &mut Raw, needle: &str, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    let mut seen = String::new();
+    while !seen.contains(needle) && Instant::now() < deadline {
+        seen.push_str(&c.read_for(Duration::from_millis(100)));
+    }
+    seen
+}
+
+/// Lets interest reach other servers (it travels asynchronously).
+pub fn settle() {
+    std::thread::sleep(Duration::from_millis(300));
+}
+
+/// Polls a monitoring endpoint of `p` until `ok` holds, failing after `within`.
+pub fn wait_json(
+    p: &Proc,
+    path: &str,
+    within: Duration,
+    ok: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let v = http_get(p.http_port.expect("monitoring port"), path).json();
+        if ok(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{path} never as expected: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,114 @@
+//! The read loop shared by every inter-server connection (routes and gateways): a
+//! handshake deadline, PINGs with a stale-connection check, and the framing of
+//! [`proto`](super::proto), handing each operation to the connection kind's handler.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::AsyncReadExt;
+use tokio::net::tcp::OwnedReadHalf;
+
+use super::proto::{self, RouteOp, RouteParseError};
+use crate::protocol::encode;
+use crate::server::Server;
+use crate::server::outbound::{CloseReason, Outbound};
+
+/// How long a peer has to complete the handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Interval between PINGs on an established link (nats-server's default ping interval).
+const PING_INTERVAL: Duration = Duration::from_secs(30);
+/// Unanswered PINGs after which the link is stale.
+const MAX_PINGS_OUT: u32 = 2;
+
+/// What a connection kind does with the operations its peer sends.
+pub(crate) trait LinkHandler {
+    /// Whether the handshake is complete (the deadline no longer applies).
+    fn established(&self) -> bool;
+    /// Handles one operation; false closes the link.
+    fn handle(&mut self, op: RouteOp) -> bool;
+    /// The peer's bytes cannot be parsed further; the link closes after this.
+    fn fail(&mut self, e: &RouteParseError);
+}
+
+/// Reads `rd` until the link closes, the server shuts down, or the handshake times out.
+pub(crate) async fn serve(
+    server: &Server,
+    outbound: &Arc<Outbound>,
+    mut rd: OwnedReadHalf,
+    peer: SocketAddr,
+    handler: &mut impl LinkHandler,
+) {
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
+    let mut ping = tokio::time::interval_at(
+        tokio::time::Instant::now() + Duration::from_secs(1),
+        PING_INTERVAL,
+    );
+    let mut pings_out = 0u32;
+    let mut shutdown = std::pin::pin!(server.wait_shutdown());
+    'read: loop {
+        tokio::select! {
+            () = outbound.closed() => break,
+            () = &mut shutdown => {
+                outbound.close(CloseReason::ServerShutdown);
+                break;
+            }
+            () = tokio::time::sleep_until(deadline), if !handler.established() => {
+                tracing::error!(%peer, "handshake timeout");
+                outbound.close(CloseReason::AuthenticationTimeout);
+                break;
+            }
+            _ = ping.tick() => {
+                if pings_out >= MAX_PINGS_OUT {
+                    let mut v = Vec::new();
+                    encode::err(&mut v, "Stale Connection");
+                    outbound.push_proto(&v);
+                    outbound.close(CloseReason::StaleConnection);
+                    break;
+                }
+                pings_out += 1;
+                outbound.push_proto(encode::PING);
+            }
+            res = rd.read_buf(&mut buf) => {
+                if matches!(res, Ok(0) | Err(_)) {
+                    outbound.close(CloseReason::ClientClosed);
+                    break;
+                }
+                loop {
+                    match proto::parse(&buf) {
+                        Ok(Some((op, used))) => {
+                            if matches!(op, RouteOp::Pong) {
+                                pings_out = 0;
+                            }
+                            let keep = handler.handle(op);
+                            buf.advance(used);
+                            if !keep {
+                                break 'read;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::error!(%peer, "protocol error: {e}");
+                            handler.fail(&e);
+                            outbound.close(CloseReason::ParseError);
+                            break 'read;
+                        }
+                    }
+                }
+                if buf.capacity() - buf.len() < 4096 {
+                    buf.reserve(64 * 1024);
+                }
+            }
+        }
+    }
+}
+
+/// Sends `-ERR 'text'` and closes the link for `reason`.
+pub(crate) fn reject(outbound: &Outbound, text: &str, reason: CloseReason) {
+    let mut v = Vec::new();
+    encode::err(&mut v, text);
+    outbound.push_proto(&v);
+    outbound.close(reason);
+}
