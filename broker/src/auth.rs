@@ -151,7 +151,7 @@ pub struct Authenticated {
     pub account: Option<String>,
 }
 
-fn password_matches(stored: &str, given: &str) -> bool {
+pub(crate) fn password_matches(stored: &str, given: &str) -> bool {
     if stored.starts_with("$2") {
         bcrypt::verify(given, stored).unwrap_or(false)
     } else {

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{
-    NATRIX, Proc, client, count_msgs, free_port, http_get, read_until, reference_binary, settle,
-    start, wait_json,
+    NATRIX, Proc, Raw, client, count_msgs, free_port, http_get, read_until, reference_binary,
+    settle, start, wait_json,
 };
 
 /// A node's config: its cluster port, and routes to every member (itself included, as
@@ -208,5 +208,92 @@ fn mixed_cluster_with_nats_server() {
         count_msgs(&mut requester, "_INBOX.r", 1),
         1,
         "reply crossed back"
+    );
+}
+
+/// Route authorization: members with the cluster's credentials form routes; a peer with
+/// wrong ones gets nats-server's error and is closed.
+#[test]
+fn route_authorization() {
+    let ports = [free_port(), free_port()];
+    let auth = |name: &str, port: u16, user: &str| {
+        format!(
+            "server_name: {name}\ncluster {{\n  name: T\n  listen: 127.0.0.1:{port}\n  authorization {{ user: {user}, password: s3cret }}\n  routes: [nats://127.0.0.1:{}]\n}}\n",
+            ports[0]
+        )
+    };
+    let bin = Path::new(NATRIX);
+    let a = start(bin, &auth("a", ports[0], "ruser"), true);
+    let b = start(bin, &auth("b", ports[1], "ruser"), true);
+    wait_routes(&a, 1, Duration::from_secs(10));
+    wait_routes(&b, 1, Duration::from_secs(10));
+    let mut raw = Raw::connect(ports[0]);
+    raw.send(
+        "CONNECT {\"name\":\"NX\",\"cluster\":\"T\",\"user\":\"ruser\",\"pass\":\"wrong\"}\r\n",
+    );
+    let got = read_until(&mut raw, "Authorization", Duration::from_secs(2));
+    assert!(got.contains("-ERR 'Authorization Violation'"), "{got}");
+    assert!(raw.is_closed(Duration::from_secs(2)));
+    // A server configured with other credentials never joins.
+    let c = start(bin, &auth("c", free_port(), "other"), true);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        http_get(c.http_port.expect("http"), "/routez").json()["num_routes"],
+        0
+    );
+    wait_routes(&a, 1, Duration::from_secs(1));
+}
+
+/// Bad input on the route port: each gets nats-server's error and is closed; a flood
+/// of interest is taken and dropped again with its connection; a route to itself is
+/// recognised; clients are served throughout.
+#[test]
+fn bad_input_on_route_port() {
+    let port = free_port();
+    // The route list names the server itself only: it must notice and stop dialling.
+    let n = start(Path::new(NATRIX), &conf("n", port, &[port]), true);
+    let cases: [(&str, &str); 4] = [
+        ("GARBAGE\r\n", "-ERR 'Unknown Protocol Operation'"),
+        ("RS+ $G foo\r\n", "-ERR 'Authorization Violation'"),
+        (
+            "CONNECT {\"verbose\":false,\"lang\":\"go\",\"version\":\"1.0\"}\r\n",
+            "-ERR 'Authorization Violation'",
+        ),
+        (
+            "CONNECT {\"name\":\"NX\",\"cluster\":\"OTHER\"}\r\n",
+            "-ERR 'Rejecting connection, cluster name \"OTHER\" does not match \"T\"'",
+        ),
+    ];
+    for (input, want) in cases {
+        let mut raw = Raw::connect(port);
+        raw.send(input);
+        let got = read_until(&mut raw, want, Duration::from_secs(2));
+        assert!(got.contains(want), "{input:?}: {got}");
+        assert!(raw.is_closed(Duration::from_secs(2)), "{input:?} closes");
+    }
+    // An RS+ flood from a peer: 100,000 subscriptions arrive, clients keep being served,
+    // and they all go with the route.
+    let mut raw = Raw::connect(port);
+    raw.send("CONNECT {\"name\":\"NFLOOD\",\"cluster\":\"T\"}\r\nINFO {\"server_id\":\"NFLOOD\",\"server_name\":\"flood\",\"cluster\":\"T\"}\r\n");
+    let mut batch = String::with_capacity(2_000_000);
+    for i in 0..100_000 {
+        batch.push_str(&format!("RS+ $G flood.{i}\r\n"));
+    }
+    raw.send(&batch);
+    let subsz = wait_json(&n, "/subsz", Duration::from_secs(20), |v| {
+        v["num_subscriptions"].as_u64() >= Some(100_000)
+    });
+    assert!(subsz["num_subscriptions"].as_u64() >= Some(100_000));
+    let mut c = client(&n);
+    c.send("SUB still.ok 1\r\nPUB still.ok 1\r\nx\r\n");
+    assert_eq!(count_msgs(&mut c, "still.ok", 1), 1);
+    drop(raw);
+    wait_json(&n, "/subsz", Duration::from_secs(10), |v| {
+        v["num_subscriptions"].as_u64() < Some(100)
+    });
+    assert_eq!(
+        http_get(n.http_port.expect("http"), "/routez").json()["num_routes"],
+        0,
+        "no route to itself"
     );
 }

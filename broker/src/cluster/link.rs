@@ -17,10 +17,34 @@ use crate::server::outbound::{CloseReason, Outbound};
 
 /// How long a peer has to complete the handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
-/// Interval between PINGs on an established link (nats-server's default ping interval).
-const PING_INTERVAL: Duration = Duration::from_secs(30);
-/// Unanswered PINGs after which the link is stale.
-const MAX_PINGS_OUT: u32 = 2;
+/// Interval between PINGs on a link unless configured (`cluster { ping_interval }`).
+pub const PING_INTERVAL: Duration = Duration::from_secs(30);
+/// Unanswered PINGs after which a link is stale unless configured (`ping_max`).
+pub const MAX_PINGS_OUT: u32 = 2;
+
+/// How often a link PINGs its peer, and how many PINGs may go unanswered.
+#[derive(Clone, Copy)]
+pub(crate) struct Pings {
+    pub interval: Duration,
+    pub max_out: u32,
+}
+
+impl Pings {
+    /// Configured values, with zero meaning the default.
+    pub fn new(interval: Duration, max_out: i64) -> Self {
+        Self {
+            interval: if interval.is_zero() {
+                PING_INTERVAL
+            } else {
+                interval
+            },
+            max_out: u32::try_from(max_out)
+                .ok()
+                .filter(|n| *n > 0)
+                .unwrap_or(MAX_PINGS_OUT),
+        }
+    }
+}
 
 /// What a connection kind does with the operations its peer sends.
 pub(crate) trait LinkHandler {
@@ -38,14 +62,13 @@ pub(crate) async fn serve(
     outbound: &Arc<Outbound>,
     mut rd: OwnedReadHalf,
     peer: SocketAddr,
+    pings: Pings,
     handler: &mut impl LinkHandler,
 ) {
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
-    let mut ping = tokio::time::interval_at(
-        tokio::time::Instant::now() + Duration::from_secs(1),
-        PING_INTERVAL,
-    );
+    let first = pings.interval.min(Duration::from_secs(1));
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + first, pings.interval);
     let mut pings_out = 0u32;
     let mut shutdown = std::pin::pin!(server.wait_shutdown());
     'read: loop {
@@ -61,7 +84,7 @@ pub(crate) async fn serve(
                 break;
             }
             _ = ping.tick() => {
-                if pings_out >= MAX_PINGS_OUT {
+                if pings_out >= pings.max_out {
                     let mut v = Vec::new();
                     encode::err(&mut v, "Stale Connection");
                     outbound.push_proto(&v);

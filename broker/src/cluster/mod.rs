@@ -54,6 +54,8 @@ struct RouteInfo<'a> {
     host: String,
     port: u16,
     headers: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    auth_required: bool,
     max_payload: i32,
     cluster: &'a str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -72,12 +74,12 @@ impl Cluster {
         if c.port == 0 {
             return Ok(None);
         }
-        // Running open routes where the config asked for protected ones would be worse
-        // than not starting: refuse until route authorization and TLS are implemented.
-        if !c.username.is_empty() || c.tls.is_some() {
+        // Running open routes where the config asked for encrypted ones would be worse
+        // than not starting: refuse until route TLS is implemented.
+        if c.tls.is_some() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::Unsupported,
-                "cluster authorization and TLS are not supported yet (docs/clustering.md)",
+                "cluster TLS is not supported yet (docs/clustering.md)",
             ));
         }
         let port = u16::try_from(c.port.max(0)).map_err(|_| {
@@ -155,6 +157,19 @@ impl Cluster {
         }
     }
 
+    /// The user and password to present to the route dialled as `url`: the URL's own,
+    /// else the cluster's `authorization`.
+    pub(crate) fn credentials(&self, server: &Server, url: &str) -> Option<(String, String)> {
+        let (opts, _) = server.options();
+        let c = &opts.config.cluster;
+        if let Some(u) = opts.config.routes.iter().find(|u| u.raw == url)
+            && let Some(user) = &u.username
+        {
+            return Some((user.clone(), u.password.clone().unwrap_or_default()));
+        }
+        (!c.username.is_empty()).then(|| (c.username.clone(), c.password.clone()))
+    }
+
     /// This server's route INFO, as sent to a peer.
     pub(crate) fn info_json(&self, server: &Server) -> Vec<u8> {
         let (opts, _) = server.options();
@@ -174,6 +189,7 @@ impl Cluster {
             host: self.addr.ip().to_string(),
             port: self.addr.port(),
             headers: true,
+            auth_required: !opts.config.cluster.username.is_empty(),
             max_payload: opts.max_payload,
             cluster: &self.name,
             connect_urls: client_url,

@@ -110,6 +110,8 @@ struct PeerInfo {
 #[serde(default)]
 struct PeerConnect {
     cluster: String,
+    user: String,
+    pass: String,
     lang: Option<String>,
     gateway: Option<String>,
 }
@@ -182,11 +184,15 @@ pub async fn run(
     ));
     let writer = tokio::spawn(outbound.clone().run_writer(opts.write_deadline));
     let mut hello = Vec::new();
-    if solicited.is_some() {
-        let connect = serde_json::json!({
+    if let Some((_, url)) = &solicited {
+        let mut connect = serde_json::json!({
             "echo": true, "verbose": false, "pedantic": false, "tls_required": false,
             "headers": true, "name": server.id(), "cluster": cluster.name,
         });
+        if let Some((user, pass)) = cluster.credentials(&server, url.as_deref().unwrap_or("")) {
+            connect["user"] = user.into();
+            connect["pass"] = pass.into();
+        }
         hello.extend_from_slice(b"CONNECT ");
         hello.extend_from_slice(connect.to_string().as_bytes());
         hello.extend_from_slice(b"\r\n");
@@ -203,7 +209,9 @@ pub async fn run(
         connected: false,
         route: None,
     };
-    link::serve(&server, &outbound, rd, peer, &mut conn).await;
+    let c = &opts.config.cluster;
+    let pings = link::Pings::new(c.ping_interval, c.ping_max);
+    link::serve(&server, &outbound, rd, peer, pings, &mut conn).await;
     let _ = writer.await;
     conn.cleanup();
 }
@@ -302,6 +310,18 @@ impl Conn {
         if c.gateway.is_some() {
             self.send_err("Unknown Protocol Operation");
             self.handle.outbound.close(CloseReason::ProtocolViolation);
+            return false;
+        }
+        let (opts, _) = self.server.options();
+        let auth = &opts.config.cluster;
+        if !auth.username.is_empty()
+            && (c.user != auth.username || !crate::auth::password_matches(&auth.password, &c.pass))
+        {
+            tracing::error!(peer = %self.peer, "route authentication failed");
+            self.send_err("Authorization Violation");
+            self.handle
+                .outbound
+                .close(CloseReason::AuthenticationViolation);
             return false;
         }
         if !c.cluster.is_empty() && c.cluster != self.cluster.name {

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod netns;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -141,12 +143,16 @@ impl HttpReply {
 
 /// A plain HTTP/1.0 GET against 127.0.0.1.
 pub fn http_get(port: u16, path: &str) -> HttpReply {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect http");
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").expect("send");
+    let s = TcpStream::connect(("127.0.0.1", port)).expect("connect http");
+    http_get_on(s, path).expect("http reply")
+}
+
+/// A plain HTTP/1.0 GET on a connected stream; `None` if the exchange fails.
+pub fn http_get_on(mut s: TcpStream, path: &str) -> Option<HttpReply> {
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read http");
+    s.read_to_end(&mut raw).ok()?;
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head
@@ -162,11 +168,11 @@ pub fn http_get(port: u16, path: &str) -> HttpReply {
                 .then(|| v.trim().to_owned())
         })
         .unwrap_or_default();
-    HttpReply {
+    Some(HttpReply {
         status,
         content_type,
         body: body.to_owned(),
-    }
+    })
 }
 
 /// A raw protocol client: sends lines, reads what arrives within a quiet period.
@@ -177,7 +183,11 @@ pub struct Raw {
 impl Raw {
     /// Connects and consumes the INFO line.
     pub fn connect(port: u16) -> Self {
-        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        Self::from_stream(TcpStream::connect(("127.0.0.1", port)).expect("connect"))
+    }
+
+    /// Takes a connected stream and consumes the INFO line.
+    pub fn from_stream(s: TcpStream) -> Self {
         s.set_read_timeout(Some(Duration::from_millis(300)))
             .expect("timeout");
         let mut r = Self { s };

@@ -207,7 +207,8 @@ pub async fn run(
         connected: false,
         link: None,
     };
-    link_loop::serve(&server, &outbound, rd, peer, &mut conn).await;
+    let pings = link_loop::Pings::new(Duration::ZERO, 0);
+    link_loop::serve(&server, &outbound, rd, peer, pings, &mut conn).await;
     let _ = writer.await;
     let established = conn.link.is_some();
     conn.cleanup();
