@@ -111,7 +111,7 @@ impl Lab {
     }
 
     /// Runs `f` on a thread inside the client namespace: sockets it opens stay there.
-    pub fn from_client<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+    pub fn in_client_ns<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
         let path = format!("/run/netns/{}", self.ns("c"));
         std::thread::scope(|s| {
             s.spawn(|| {
@@ -128,7 +128,7 @@ impl Lab {
     /// A raw client of server `n`'s port 4222, connected with headers on.
     pub fn client(&self, n: u8) -> Raw {
         let target: SocketAddr = format!("{}:4222", addr(n)).parse().expect("address");
-        let s = self.from_client(|| TcpStream::connect_timeout(&target, Duration::from_secs(2)));
+        let s = self.in_client_ns(|| TcpStream::connect_timeout(&target, Duration::from_secs(2)));
         let s = s.unwrap_or_else(|e| panic!("connect {target}: {e}"));
         let mut c = Raw::from_stream(s);
         c.send("CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":true}\r\n");
@@ -140,7 +140,7 @@ impl Lab {
     pub fn http(&self, n: u8, path: &str) -> Option<HttpReply> {
         let target: SocketAddr = format!("{}:8222", addr(n)).parse().expect("address");
         let s = self
-            .from_client(|| TcpStream::connect_timeout(&target, Duration::from_millis(500)))
+            .in_client_ns(|| TcpStream::connect_timeout(&target, Duration::from_millis(500)))
             .ok()?;
         super::http_get_on(s, path)
     }
