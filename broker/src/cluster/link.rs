@@ -54,6 +54,8 @@ pub(crate) trait LinkHandler {
     fn handle(&mut self, op: RouteOp) -> bool;
     /// The peer's bytes cannot be parsed further; the link closes after this.
     fn fail(&mut self, e: &RouteParseError);
+    /// Everything read so far was handled: flush what it queued for others.
+    fn end_of_read(&mut self) {}
 }
 
 /// Reads `rd` until the link closes, the server shuts down, or the handshake times out.
@@ -108,11 +110,16 @@ pub(crate) async fn serve(
                             let keep = handler.handle(op);
                             buf.advance(used);
                             if !keep {
+                                handler.end_of_read();
                                 break 'read;
                             }
                         }
-                        Ok(None) => break,
+                        Ok(None) => {
+                            handler.end_of_read();
+                            break;
+                        }
                         Err(e) => {
+                            handler.end_of_read();
                             tracing::error!(%peer, "protocol error: {e}");
                             handler.fail(&e);
                             outbound.close(CloseReason::ParseError);

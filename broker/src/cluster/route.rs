@@ -208,6 +208,7 @@ pub async fn run(
         solicited,
         connected: false,
         route: None,
+        to_flush: Vec::new(),
     };
     let c = &opts.config.cluster;
     let pings = link::Pings::new(c.ping_interval, c.ping_max);
@@ -225,6 +226,8 @@ struct Conn {
     solicited: Option<(String, Option<String>)>,
     connected: bool,
     route: Option<Arc<Route>>,
+    /// Outbound buffers the current read queued to.
+    to_flush: Vec<Arc<Outbound>>,
 }
 
 impl LinkHandler for Conn {
@@ -239,6 +242,12 @@ impl LinkHandler for Conn {
     fn fail(&mut self, e: &RouteParseError) {
         if !matches!(e, RouteParseError::Malformed(_)) {
             self.send_err(&e.to_string());
+        }
+    }
+
+    fn end_of_read(&mut self) {
+        for o in self.to_flush.drain(..) {
+            o.flush();
         }
     }
 }
@@ -517,7 +526,7 @@ impl Conn {
     /// A message from the peer: to local clients only, and to the queue groups the peer
     /// picked this server for.
     fn routed_msg(
-        &self,
+        &mut self,
         account: &str,
         subject: &[u8],
         reply: Option<&[u8]>,
@@ -539,7 +548,17 @@ impl Conn {
         let Some(acc) = self.server.account(account) else {
             return;
         };
-        gateway::deliver_from_peer(&self.server, &acc, subject, reply, queues, hdr, msg, None);
+        gateway::deliver_from_peer(
+            &self.server,
+            &acc,
+            subject,
+            reply,
+            queues,
+            hdr,
+            msg,
+            None,
+            &mut self.to_flush,
+        );
     }
 
     fn cleanup(&mut self) {

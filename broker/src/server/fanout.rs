@@ -13,8 +13,8 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 
 use super::client::{ConnKind, Subscription};
-use super::outbound::Push;
-use super::{Server, deliver_one};
+use super::outbound::{Outbound, Push};
+use super::{Server, deliver_deferred};
 use crate::account::Account;
 use crate::cluster::proto;
 use crate::protocol::encode::Delivery;
@@ -37,27 +37,31 @@ pub(crate) struct Inbound<'a> {
 
 /// Delivers `m` in `account`: to local subscribers and, with `to_routes`, once to each
 /// route with interest. Returns how many deliveries were made (a route counts once).
-pub(crate) fn deliver(server: &Server, account: &Account, m: &Inbound<'_>) -> u64 {
+/// Outbound buffers to flush once the caller's batch is queued go to `to_flush`.
+pub(crate) fn deliver(
+    server: &Server,
+    account: &Account,
+    m: &Inbound<'_>,
+    to_flush: &mut Vec<Arc<Outbound>>,
+) -> u64 {
     let result = account.sublist.match_subject(m.subject);
     if result.is_empty() {
         return 0;
     }
     let mut size = itoa::Buffer::new();
-    let size = size.format(m.msg.len()).as_bytes().to_vec();
     let mut hdr_buf = itoa::Buffer::new();
-    let hdr_arg = if m.hdr > 0 {
-        hdr_buf.format(m.hdr).as_bytes().to_vec()
-    } else {
-        Vec::new()
-    };
     let delivery = Delivery {
         subject: m.subject,
         sid: &[],
         reply: m.reply,
         hdr: m.hdr,
         msg: m.msg,
-        size_arg: &size,
-        hdr_arg: &hdr_arg,
+        size_arg: size.format(m.msg.len()).as_bytes(),
+        hdr_arg: if m.hdr > 0 {
+            hdr_buf.format(m.hdr).as_bytes()
+        } else {
+            &[]
+        },
     };
     let reachable = |s: &&Arc<Subscription>| match s.client.kind {
         ConnKind::Client => true,
@@ -70,7 +74,9 @@ pub(crate) fn deliver(server: &Server, account: &Account, m: &Inbound<'_>) -> u6
         match sub.client.kind {
             ConnKind::Route if !sub.is_closed() => add_route(&mut routes, sub, None),
             ConnKind::Route | ConnKind::Gateway => {}
-            ConnKind::Client => sent += u64::from(deliver_one(account, sub, &delivery)),
+            ConnKind::Client => {
+                sent += u64::from(deliver_deferred(account, sub, &delivery, to_flush));
+            }
         }
     }
     for group in &result.qsubs {
@@ -94,14 +100,14 @@ pub(crate) fn deliver(server: &Server, account: &Account, m: &Inbound<'_>) -> u6
                     add_route(&mut routes, sub, Some(name));
                     break;
                 }
-            } else if deliver_one(account, sub, &delivery) {
+            } else if deliver_deferred(account, sub, &delivery, to_flush) {
                 sent += 1;
                 break;
             }
         }
     }
     for (sub, queues) in &routes {
-        if forward(account, sub, m, queues) {
+        if forward(account, sub, m, queues, to_flush) {
             sent += 1;
         }
     }
@@ -130,7 +136,13 @@ fn add_route<'a>(
 }
 
 /// Sends the message on one route as `RMSG`/`HMSG`.
-fn forward(account: &Account, sub: &Arc<Subscription>, m: &Inbound<'_>, queues: &[Bytes]) -> bool {
+fn forward(
+    account: &Account,
+    sub: &Arc<Subscription>,
+    m: &Inbound<'_>,
+    queues: &[Bytes],
+    to_flush: &mut Vec<Arc<Outbound>>,
+) -> bool {
     let route = &sub.client;
     let headers = route.headers.load(Ordering::Relaxed);
     let out = proto::Outgoing {
@@ -150,10 +162,12 @@ fn forward(account: &Account, sub: &Arc<Subscription>, m: &Inbound<'_>, queues: 
     let push = route
         .outbound
         .push_with(len, |buf| proto::encode_msg(buf, &out, headers));
+    if push.needs_flush() {
+        to_flush.push(route.outbound.clone());
+    }
     if matches!(push, Push::Closed) {
         return false;
     }
-    route.outbound.flush();
     route.out_msgs.fetch_add(1, Ordering::Relaxed);
     route
         .out_bytes

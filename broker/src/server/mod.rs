@@ -231,13 +231,13 @@ pub(crate) fn reachable(addr: SocketAddr) -> String {
     }
 }
 
-/// Hands a message the server itself routes (system responses, messages from routes) to
-/// one local subscription, flushing at once; false if the subscription did not take it.
-/// Client publishes go through `Client::deliver`, which batches flushes per read.
-pub(crate) fn deliver_one(
+/// Queues a message for one local subscription and notes in `to_flush` an outbound the
+/// caller must flush once it has queued its whole batch (one write for many messages).
+pub(crate) fn deliver_deferred(
     account: &Account,
     sub: &Arc<client::Subscription>,
     d: &encode::Delivery<'_>,
+    to_flush: &mut Vec<Arc<Outbound>>,
 ) -> bool {
     let last = match sub.claim() {
         client::Claim::Skip => return false,
@@ -254,8 +254,10 @@ pub(crate) fn deliver_one(
         .outbound
         .push_with(frame.wire_len(), |out| frame.encode(out, headers));
     let ok = !matches!(push, outbound::Push::Closed);
+    if push.needs_flush() {
+        to_flush.push(target.outbound.clone());
+    }
     if ok {
-        target.outbound.flush();
         target.out_msgs.fetch_add(1, Ordering::Relaxed);
         target
             .out_bytes
@@ -805,7 +807,11 @@ impl Server {
             queues: None,
             to_routes: true,
         };
-        let delivered = fanout::deliver(self, account, &m);
+        let mut to_flush = Vec::new();
+        let delivered = fanout::deliver(self, account, &m, &mut to_flush);
+        for o in to_flush {
+            o.flush();
+        }
         account
             .stats
             .out_msgs

@@ -206,6 +206,7 @@ pub async fn run(
         dialled,
         connected: false,
         link: None,
+        to_flush: Vec::new(),
     };
     let pings = link_loop::Pings::new(Duration::ZERO, 0);
     link_loop::serve(&server, &outbound, rd, peer, pings, &mut conn).await;
@@ -224,6 +225,8 @@ struct Conn {
     /// CONNECT received (inbound).
     connected: bool,
     link: Option<Arc<Link>>,
+    /// Outbound buffers the current read queued to.
+    to_flush: Vec<Arc<Outbound>>,
 }
 
 impl LinkHandler for Conn {
@@ -238,6 +241,12 @@ impl LinkHandler for Conn {
     fn fail(&mut self, e: &RouteParseError) {
         if !matches!(e, RouteParseError::Malformed(_)) {
             self.send_err(&e.to_string());
+        }
+    }
+
+    fn end_of_read(&mut self) {
+        for o in self.to_flush.drain(..) {
+            o.flush();
         }
     }
 }
@@ -481,7 +490,7 @@ impl Conn {
 
     /// A message from a remote cluster, arriving on an inbound link.
     fn message(
-        &self,
+        &mut self,
         account: &str,
         subject: &[u8],
         reply: Option<&[u8]>,
@@ -514,6 +523,7 @@ impl Conn {
             hdr,
             msg,
             Some(&link.name),
+            &mut self.to_flush,
         );
     }
 

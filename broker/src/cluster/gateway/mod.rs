@@ -30,7 +30,7 @@ use super::proto;
 use crate::account::Account;
 use crate::server::client::Subscription;
 use crate::server::fanout::{self, Inbound};
-use crate::server::outbound::{Outbound, Push};
+use crate::server::outbound::Outbound;
 use crate::server::{Server, reachable};
 use crate::sublist::MatchResult;
 use link::Link;
@@ -628,6 +628,7 @@ pub(crate) fn deliver_from_peer(
     hdr: usize,
     msg: &[u8],
     from_gateway: Option<&str>,
+    to_flush: &mut Vec<Arc<Outbound>>,
 ) {
     let gws = server.gateways();
     if let Some(gws) = gws
@@ -657,8 +658,8 @@ pub(crate) fn deliver_from_peer(
                     .push_with(subject.len() + msg.len() + 64, |buf| {
                         proto::encode_msg(buf, &out, headers)
                     });
-                if !matches!(push, Push::Closed) {
-                    route.handle.outbound.flush();
+                if push.needs_flush() {
+                    to_flush.push(route.handle.outbound.clone());
                 }
             }
             return;
@@ -672,10 +673,9 @@ pub(crate) fn deliver_from_peer(
             queues: None,
             to_routes: from_gateway.is_some(),
         };
-        fanout::deliver(server, account, &m);
+        fanout::deliver(server, account, &m, to_flush);
         if let Some(origin) = from_gateway {
             let result = account.sublist.match_subject(plain);
-            let mut to_flush = Vec::new();
             gws.send(
                 account,
                 plain,
@@ -684,11 +684,8 @@ pub(crate) fn deliver_from_peer(
                 msg,
                 &result,
                 Some(origin),
-                &mut to_flush,
+                to_flush,
             );
-            for o in to_flush {
-                o.flush();
-            }
         }
         return;
     }
@@ -710,7 +707,7 @@ pub(crate) fn deliver_from_peer(
         queues: Some(queues),
         to_routes: from_gateway.is_some(),
     };
-    fanout::deliver(server, account, &m);
+    fanout::deliver(server, account, &m, to_flush);
 }
 
 #[cfg(test)]
