@@ -297,3 +297,44 @@ fn bad_input_on_route_port() {
         "no route to itself"
     );
 }
+
+/// Queue weights: a peer with three members of a group gets three times the share of a
+/// server with one (nats-server counts a route's members the same way).
+#[test]
+fn queue_weights_across_routes() {
+    let ports = [free_port(), free_port()];
+    let bin = Path::new(NATRIX);
+    let n1 = start(bin, &conf("w1", ports[0], &ports), true);
+    let n2 = start(bin, &conf("w2", ports[1], &ports), true);
+    wait_routes(&n1, 1, Duration::from_secs(10));
+    wait_routes(&n2, 1, Duration::from_secs(10));
+    let mut local = client(&n1);
+    local.send("SUB tasks grp 1\r\n");
+    local.sync();
+    let mut remote: Vec<_> = (0..3)
+        .map(|_| {
+            let mut c = client(&n2);
+            c.send("SUB tasks grp 1\r\n");
+            c.sync();
+            c
+        })
+        .collect();
+    wait_json(&n1, "/routez?subs=1", Duration::from_secs(5), |v| {
+        v["routes"][0]["subscriptions_list"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|s| s == "tasks grp"))
+    });
+    settle();
+    let mut p = client(&n1);
+    for _ in 0..800 {
+        p.send("PUB tasks 1\r\nt\r\n");
+    }
+    p.sync();
+    let here = count_msgs(&mut local, "tasks", 200);
+    let there: usize = remote.iter_mut().map(|c| count_msgs(c, "tasks", 0)).sum();
+    assert_eq!(here + there, 800, "{here} + {there}");
+    assert!(
+        (100..=320).contains(&here),
+        "one local member of four gets about a quarter, not half: {here}"
+    );
+}

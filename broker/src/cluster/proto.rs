@@ -18,11 +18,13 @@ pub enum RouteOp {
     Pong,
     Ok,
     Err(String),
-    /// `RS+ acc subject [queue weight]` (and `LS+` with its origin dropped).
+    /// `RS+ acc subject [queue weight]` (and `LS+` with its origin dropped); the weight
+    /// is how many members the peer has in the queue group (1 without a queue).
     Sub {
         account: String,
         subject: Bytes,
         queue: Option<Bytes>,
+        weight: u32,
     },
     /// `RS- acc subject [queue]`.
     Unsub {
@@ -109,11 +111,16 @@ pub fn parse(buf: &[u8]) -> Result<Option<(RouteOp, usize)>, RouteParseError> {
                     account: text(acc),
                     subject: token(subj),
                     queue: None,
+                    weight: 1,
                 },
-                [acc, subj, q, _weight] => RouteOp::Sub {
+                [acc, subj, q, weight] => RouteOp::Sub {
                     account: text(acc),
                     subject: token(subj),
                     queue: Some(token(q)),
+                    weight: number(weight)
+                        .and_then(|w| u32::try_from(w).ok())
+                        .ok_or(RouteParseError::Malformed("RS+ weight"))?
+                        .max(1),
                 },
                 _ => return Err(RouteParseError::Malformed("RS+")),
             }
@@ -348,7 +355,8 @@ mod tests {
             RouteOp::Sub {
                 account: "$G".into(),
                 subject: Bytes::from_static(b"bar"),
-                queue: Some(Bytes::from_static(b"q1"))
+                queue: Some(Bytes::from_static(b"q1")),
+                weight: 2,
             }
         );
         assert_eq!(

@@ -280,7 +280,8 @@ impl Conn {
                 account,
                 subject,
                 queue,
-            } => self.remote_sub(account, subject, queue),
+                weight,
+            } => self.remote_sub(account, subject, queue, weight),
             RouteOp::Unsub {
                 account,
                 subject,
@@ -475,7 +476,7 @@ impl Conn {
         ));
     }
 
-    fn remote_sub(&self, account: String, subject: Bytes, queue: Option<Bytes>) {
+    fn remote_sub(&self, account: String, subject: Bytes, queue: Option<Bytes>, weight: u32) {
         let Some(route) = &self.route else { return };
         let Some(acc) = self.server.account(&account) else {
             tracing::debug!("route interest for unknown account {account}");
@@ -487,8 +488,9 @@ impl Conn {
         }
         let key = (account, subject.clone(), queue.clone());
         let mut subs = route.subs.lock();
-        if subs.contains_key(&key) {
-            // A queue weight update: one remote member stands for the group.
+        if let Some(existing) = subs.get(&key) {
+            // A queue weight update: the peer's member count changed.
+            existing.weight.store(weight, Ordering::Relaxed);
             return;
         }
         let sid = itoa::Buffer::new()
@@ -501,6 +503,7 @@ impl Conn {
             Bytes::from(sid),
             self.handle.clone(),
         ));
+        sub.weight.store(weight, Ordering::Relaxed);
         if acc.sublist.insert(sub.clone()).is_ok() {
             if let Some(gws) = self.server.gateways() {
                 gws.sub_added(&key.0, &key.1, key.2.as_ref());

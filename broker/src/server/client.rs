@@ -7,7 +7,7 @@
 //! generation id, then appends each delivery to the subscriber's [`Outbound`].
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -119,6 +119,28 @@ impl ClientHandle {
     }
 }
 
+/// Where to start looking for a queue group's recipient: a random member, each weighted
+/// by the members it stands for (a route's counts its peer's members).
+pub(crate) fn pick_member<'a>(group: impl Iterator<Item = &'a Subscription> + Clone) -> usize {
+    let weights = || {
+        group
+            .clone()
+            .map(|s| u64::from(s.weight.load(Ordering::Relaxed)))
+    };
+    let (n, total) = weights().fold((0u64, 0u64), |(n, t), w| (n + 1, t + w));
+    if total <= n {
+        return fastrand::usize(..usize::try_from(n).unwrap_or(1).max(1));
+    }
+    let mut r = fastrand::u64(..total);
+    for (i, w) in weights().enumerate() {
+        if r < w {
+            return i;
+        }
+        r -= w;
+    }
+    0
+}
+
 /// Nanoseconds since the Unix epoch (0 before it).
 pub fn unix_nanos(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
@@ -135,6 +157,9 @@ pub struct Subscription {
     max: AtomicU64,
     delivered: AtomicU64,
     closed: AtomicBool,
+    /// Queue members this subscription stands for: 1 for a client's, a peer's member
+    /// count for a route's (its `RS+` queue weight), so picks are fair cluster-wide.
+    pub weight: AtomicU32,
 }
 
 impl Subscriber for Subscription {
@@ -176,6 +201,7 @@ impl Subscription {
             max: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            weight: AtomicU32::new(1),
         }
     }
 
@@ -189,6 +215,7 @@ impl Subscription {
             max: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            weight: AtomicU32::new(1),
         }
     }
 
@@ -874,6 +901,7 @@ impl Client {
             max: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            weight: AtomicU32::new(1),
         });
         if self.account.sublist.insert(sub.clone()).is_err() {
             self.send_err("Invalid Subject");
@@ -991,7 +1019,7 @@ impl Client {
         }
         for group in &result.qsubs {
             let n = group.len();
-            let start = fastrand::usize(..n);
+            let start = pick_member(group.iter().map(|s| &**s));
             for i in 0..n {
                 if self.deliver(&group[(start + i) % n], &delivery) {
                     fanout += 1;

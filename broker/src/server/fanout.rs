@@ -92,7 +92,7 @@ pub(crate) fn deliver(
         if members.is_empty() {
             continue;
         }
-        let start = fastrand::usize(..members.len());
+        let start = super::client::pick_member(members.iter().map(|s| &***s));
         for i in 0..members.len() {
             let sub = members[(start + i) % members.len()];
             if sub.client.kind == ConnKind::Route {

@@ -281,6 +281,7 @@ impl Conn {
                 account,
                 subject,
                 queue,
+                ..
             } => return self.interest(|i| i.subscribe(&account, subject, queue)),
             RouteOp::Unsub {
                 account,
