@@ -342,3 +342,27 @@ fn bad_input_on_gateway_port() {
     c.send("SUB still.ok 1\r\nPUB still.ok 1\r\nx\r\n");
     assert_eq!(count_msgs(&mut c, "still.ok", 1), 1);
 }
+
+/// Gateway authorization: clusters sharing the credentials connect; a peer with wrong
+/// ones gets nats-server's error and is closed.
+#[test]
+fn gateway_authorization() {
+    let (ga, gb) = (free_port(), free_port());
+    let remotes = [("A", ga), ("B", gb)];
+    let with_auth = |name: &str, gw: &str, port: u16| {
+        conf(name, gw, port, &remotes, &[]).replace(
+            "  gateways:",
+            "  authorization { user: gwuser, password: gwpass }\n  gateways:",
+        )
+    };
+    let bin = Path::new(NATRIX);
+    let a = start(bin, &with_auth("a", "A", ga), true);
+    let b = start(bin, &with_auth("b", "B", gb), true);
+    wait_outbound(&a, &["B"]);
+    wait_outbound(&b, &["A"]);
+    let mut raw = Raw::connect(ga);
+    raw.send("CONNECT {\"gateway\":\"X\",\"user\":\"gwuser\",\"pass\":\"nope\"}\r\n");
+    let got = read_until(&mut raw, "Authorization", Duration::from_secs(2));
+    assert!(got.contains("-ERR 'Authorization Violation'"), "{got}");
+    assert!(raw.is_closed(Duration::from_secs(2)));
+}

@@ -330,7 +330,9 @@ impl Conn {
         };
         let (opts, _) = self.server.options();
         let g = &opts.config.gateway;
-        if !g.username.is_empty() && (c.user != g.username || c.pass != g.password) {
+        if !g.username.is_empty()
+            && (c.user != g.username || !crate::auth::password_matches(&g.password, &c.pass))
+        {
             return self.reject(
                 "Authorization Violation",
                 CloseReason::AuthenticationViolation,
@@ -413,11 +415,15 @@ impl Conn {
             self.handle.outbound.close(CloseReason::ClientClosed);
             return false;
         }
-        let connect = serde_json::json!({
+        let mut connect = serde_json::json!({
             "echo": false, "verbose": false, "pedantic": false, "tls_required": false,
             "headers": false, "name": self.server.id(), "cluster": "",
             "gateway": self.gws.name,
         });
+        if let Some((user, pass)) = self.gws.credentials(&self.server, &link.name) {
+            connect["user"] = user.into();
+            connect["pass"] = pass.into();
+        }
         let mut hello = Vec::new();
         hello.extend_from_slice(b"CONNECT ");
         hello.extend_from_slice(connect.to_string().as_bytes());

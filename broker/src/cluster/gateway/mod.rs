@@ -60,6 +60,8 @@ pub fn hash(s: &str, n: usize) -> String {
 /// A remote cluster this server knows how to reach.
 struct Remote {
     urls: Vec<String>,
+    /// User and password from the remote's configured URLs.
+    credentials: Option<(String, String)>,
     /// From this server's config (dialled forever), rather than learnt.
     configured: bool,
 }
@@ -164,10 +166,16 @@ impl Gateways {
                 .iter()
                 .filter_map(|u| u.port.map(|p| format!("{}:{p}", u.host)))
                 .collect();
+            let credentials = r.urls.iter().find_map(|u| {
+                u.username
+                    .clone()
+                    .map(|user| (user, u.password.clone().unwrap_or_default()))
+            });
             remotes.insert(
                 r.name.clone(),
                 Remote {
                     urls,
+                    credentials,
                     configured: true,
                 },
             );
@@ -255,6 +263,7 @@ impl Gateways {
                         name.to_owned(),
                         Remote {
                             urls: urls.to_vec(),
+                            credentials: None,
                             configured: false,
                         },
                     );
@@ -283,6 +292,22 @@ impl Gateways {
 
     fn done_dialling(&self, name: &str) {
         self.dialling.lock().remove(name);
+    }
+
+    /// The user and password to present to `name`: its URL's own, else the gateway
+    /// block's `authorization` (the whole supercluster usually shares one).
+    pub(crate) fn credentials(&self, server: &Server, name: &str) -> Option<(String, String)> {
+        if let Some(c) = self
+            .remotes
+            .lock()
+            .get(name)
+            .and_then(|r| r.credentials.clone())
+        {
+            return Some(c);
+        }
+        let (opts, _) = server.options();
+        let g = &opts.config.gateway;
+        (!g.username.is_empty()).then(|| (g.username.clone(), g.password.clone()))
     }
 
     pub fn is_configured(&self, name: &str) -> bool {
