@@ -1,4 +1,4 @@
-//! TLS for client connections (rustls, ring provider).
+//! TLS for client connections and inter-server links (rustls, ring provider).
 //!
 //! The server config is built from the `tls {}` block's files each time options are
 //! loaded, so a reload picks up renewed certificates for every new connection while
@@ -17,9 +17,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use parking_lot::Mutex;
-use rustls::ServerConnection;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{Connection, ServerConnection};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
@@ -70,6 +70,26 @@ fn read_file(path: &str) -> Result<Vec<u8>, TlsError> {
     })
 }
 
+/// The certificate chain and key of a `tls {}` block.
+fn cert_pair(
+    cfg: &natrix_config::options::TlsConfig,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let cert_pem = read_file(&cfg.cert_file)?;
+    let key_pem = read_file(&cfg.key_file)?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| TlsError::Pair(format!("{}: {e}", cfg.cert_file)))?;
+    if certs.is_empty() {
+        return Err(TlsError::Pair(format!(
+            "failed to find any PEM data in certificate input {}",
+            cfg.cert_file
+        )));
+    }
+    let key = PrivateKeyDer::from_pem_slice(&key_pem)
+        .map_err(|e| TlsError::Pair(format!("{}: {e}", cfg.key_file)))?;
+    Ok((certs, key))
+}
+
 /// Builds the server side from a `tls {}` block.
 pub fn server_tls(cfg: &natrix_config::options::TlsConfig) -> Result<ServerTls, TlsError> {
     for (set, what) in [
@@ -85,19 +105,7 @@ pub fn server_tls(cfg: &natrix_config::options::TlsConfig) -> Result<ServerTls, 
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cert_pem = read_file(&cfg.cert_file)?;
-    let key_pem = read_file(&cfg.key_file)?;
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
-        .collect::<Result<_, _>>()
-        .map_err(|e| TlsError::Pair(format!("{}: {e}", cfg.cert_file)))?;
-    if certs.is_empty() {
-        return Err(TlsError::Pair(format!(
-            "failed to find any PEM data in certificate input {}",
-            cfg.cert_file
-        )));
-    }
-    let key = PrivateKeyDer::from_pem_slice(&key_pem)
-        .map_err(|e| TlsError::Pair(format!("{}: {e}", cfg.key_file)))?;
+    let (certs, key) = cert_pair(cfg)?;
     let versions: &[&rustls::SupportedProtocolVersion] = if cfg.min_version == "1.3" {
         &[&rustls::version::TLS13]
     } else {
@@ -138,8 +146,163 @@ pub fn server_tls(cfg: &natrix_config::options::TlsConfig) -> Result<ServerTls, 
     })
 }
 
+/// TLS for an inter-server link kind (routes or gateways): each server is the TLS server
+/// of the connections it accepts and the client of those it dials. As in nats-server,
+/// peers always present certificates and are always verified.
+#[derive(Debug, Clone)]
+pub struct LinkTls {
+    pub server: ServerTls,
+    pub client: Arc<rustls::ClientConfig>,
+    pub timeout: std::time::Duration,
+}
+
+impl PartialEq for LinkTls {
+    fn eq(&self, other: &Self) -> bool {
+        self.server == other.server && Arc::ptr_eq(&self.client, &other.client)
+    }
+}
+
+/// Both sides of a route or gateway `tls {}` block; `default_timeout` applies without a
+/// `timeout` of its own.
+pub fn link_tls(
+    cfg: &natrix_config::options::TlsConfig,
+    default_timeout: std::time::Duration,
+) -> Result<LinkTls, TlsError> {
+    let mut strict = cfg.clone();
+    strict.verify = true;
+    Ok(LinkTls {
+        server: server_tls(&strict)?,
+        client: client_tls(cfg)?,
+        timeout: cfg.timeout.unwrap_or(default_timeout),
+    })
+}
+
+/// The TLS step of a new inter-server connection: the handshake runs before anything
+/// else is said (the acceptor sends its INFO inside TLS); `dial_host` is the host the
+/// connection was dialled to, `None` for an accepted one.
+pub async fn link_handshake(
+    tls: &LinkTls,
+    stream: &mut TcpStream,
+    dial_host: Option<&str>,
+) -> Result<Session, String> {
+    match dial_host {
+        Some(host) => connect(&tls.client, stream, host, tls.timeout).await,
+        None => accept(&tls.server, stream, tls.timeout).await,
+    }
+}
+
 /// One connection's TLS session, shared by its read loop and its outbound side.
-pub type Session = Arc<Mutex<ServerConnection>>;
+pub type Session = Arc<Mutex<Connection>>;
+
+/// Builds the dialling side of a route or gateway `tls {}` block: the peer's certificate
+/// is checked against `ca_file` (or not at all with `insecure`), and `cert_file` /
+/// `key_file` are presented to peers that verify.
+pub fn client_tls(
+    cfg: &natrix_config::options::TlsConfig,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let versions: &[&rustls::SupportedProtocolVersion] = if cfg.min_version == "1.3" {
+        &[&rustls::version::TLS13]
+    } else {
+        rustls::ALL_VERSIONS
+    };
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    let builder = if cfg.insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyServer(provider)))
+    } else {
+        if cfg.ca_file.is_empty() {
+            return Err(TlsError::Config(
+                "a ca_file is needed to verify the certificates of other servers".into(),
+            ));
+        }
+        let mut roots = rustls::RootCertStore::empty();
+        let ca_pem = read_file(&cfg.ca_file)?;
+        for c in CertificateDer::pem_slice_iter(&ca_pem) {
+            let c = c.map_err(|_| TlsError::Ca(cfg.ca_file.clone()))?;
+            roots
+                .add(c)
+                .map_err(|_| TlsError::Ca(cfg.ca_file.clone()))?;
+        }
+        builder.with_root_certificates(roots)
+    };
+    let config = if cfg.cert_file.is_empty() {
+        builder.with_no_client_auth()
+    } else {
+        let (certs, key) = cert_pair(cfg)?;
+        builder
+            .with_client_auth_cert(certs, key)
+            .map_err(|e| TlsError::Pair(e.to_string()))?
+    };
+    Ok(Arc::new(config))
+}
+
+/// `insecure: true`: any server certificate is accepted (signatures are still checked,
+/// so the session keys belong to whoever holds the presented key).
+#[derive(Debug)]
+struct AnyServer(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyServer {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Runs the client handshake with the server at `host` (a DNS name or an IP address,
+/// checked against its certificate) on `stream` within `timeout`.
+pub async fn connect(
+    config: &Arc<rustls::ClientConfig>,
+    stream: &mut TcpStream,
+    host: &str,
+    timeout: std::time::Duration,
+) -> Result<Session, String> {
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+        .map_err(|e| format!("{host}: {e}"))?;
+    let conn = rustls::ClientConnection::new(config.clone(), name).map_err(|e| e.to_string())?;
+    handshake(Connection::Client(conn), stream, timeout).await
+}
 
 /// Runs the server handshake on `stream` within `timeout`; returns the session, which
 /// may already hold plaintext the client sent right behind its last handshake message.
@@ -148,7 +311,16 @@ pub async fn accept(
     stream: &mut TcpStream,
     timeout: std::time::Duration,
 ) -> Result<Session, String> {
-    let mut conn = ServerConnection::new(tls.config.clone()).map_err(|e| e.to_string())?;
+    let conn = ServerConnection::new(tls.config.clone()).map_err(|e| e.to_string())?;
+    handshake(Connection::Server(conn), stream, timeout).await
+}
+
+/// Drives a handshake on `stream` to completion within `timeout`.
+async fn handshake(
+    mut conn: Connection,
+    stream: &mut TcpStream,
+    timeout: std::time::Duration,
+) -> Result<Session, String> {
     // Outbound batches are sealed whole; rustls must not cap what it buffers.
     conn.set_buffer_limit(None);
     let handshake = async {
@@ -177,7 +349,7 @@ pub async fn accept(
 }
 
 /// Hands ciphertext to rustls and processes it.
-fn feed(conn: &mut ServerConnection, mut data: &[u8]) -> std::io::Result<()> {
+fn feed(conn: &mut Connection, mut data: &[u8]) -> std::io::Result<()> {
     while !data.is_empty() {
         conn.read_tls(&mut data)?;
         conn.process_new_packets()

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use tokio::io::AsyncReadExt;
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::TcpStream;
 
 use super::proto::{self, RouteOp, RouteParseError};
 use crate::protocol::encode;
@@ -58,11 +58,50 @@ pub(crate) trait LinkHandler {
     fn end_of_read(&mut self) {}
 }
 
+/// The read side of a link: the socket, or the plaintext of its TLS session.
+pub(crate) type Reader = Box<dyn AsyncRead + Unpin + Send>;
+
+/// Sets up a new connection's two sides, after the TLS handshake when `tls` is given
+/// (`dialled` is the `host:port` we dialled, `None` when we accepted). `None` if the
+/// handshake failed, which is logged.
+pub(crate) async fn open(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<&crate::tls::LinkTls>,
+    dialled: Option<&str>,
+    max_pending: usize,
+) -> Option<(Reader, Arc<Outbound>)> {
+    let session = match tls {
+        Some(tls) => {
+            let host = dialled.map(|t| {
+                t.rsplit_once(':')
+                    .map_or(t, |(h, _)| h)
+                    .trim_matches(|c| c == '[' || c == ']')
+            });
+            match crate::tls::link_handshake(tls, &mut stream, host).await {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::error!(%peer, "TLS handshake error: {e}");
+                    return None;
+                }
+            }
+        }
+        None => None,
+    };
+    let (rd, wr) = stream.into_split();
+    let outbound = Arc::new(Outbound::with_tls(wr, max_pending, session.clone()));
+    let reader: Reader = match session {
+        Some(s) => Box::new(crate::tls::TlsReader::new(rd, s, outbound.clone())),
+        None => Box::new(rd),
+    };
+    Some((reader, outbound))
+}
+
 /// Reads `rd` until the link closes, the server shuts down, or the handshake times out.
 pub(crate) async fn serve(
     server: &Server,
     outbound: &Arc<Outbound>,
-    mut rd: OwnedReadHalf,
+    mut rd: Reader,
     peer: SocketAddr,
     pings: Pings,
     handler: &mut impl LinkHandler,

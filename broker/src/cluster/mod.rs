@@ -56,6 +56,10 @@ struct RouteInfo<'a> {
     headers: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     auth_required: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    tls_required: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    tls_verify: bool,
     max_payload: i32,
     cluster: &'a str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -73,14 +77,6 @@ impl Cluster {
         let c = &opts.config.cluster;
         if c.port == 0 {
             return Ok(None);
-        }
-        // Running open routes where the config asked for encrypted ones would be worse
-        // than not starting: refuse until route TLS is implemented.
-        if c.tls.is_some() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::Unsupported,
-                "cluster TLS is not supported yet (docs/clustering.md)",
-            ));
         }
         let port = u16::try_from(c.port.max(0)).map_err(|_| {
             std::io::Error::new(
@@ -190,6 +186,8 @@ impl Cluster {
             port: self.addr.port(),
             headers: true,
             auth_required: !opts.config.cluster.username.is_empty(),
+            tls_required: opts.cluster_tls.is_some(),
+            tls_verify: opts.cluster_tls.is_some(),
             max_payload: opts.max_payload,
             cluster: &self.name,
             connect_urls: client_url,

@@ -174,9 +174,19 @@ pub async fn run(
     peer: SocketAddr,
     solicited: Option<(String, Option<String>)>,
 ) {
-    let (rd, wr) = stream.into_split();
     let (opts, _) = server.options();
-    let outbound = Arc::new(Outbound::new(wr, opts.max_pending));
+    let dialled = solicited.as_ref().map(|(t, _)| t.as_str());
+    let Some((rd, outbound)) = link::open(
+        stream,
+        peer,
+        opts.cluster_tls.as_ref(),
+        dialled,
+        opts.max_pending,
+    )
+    .await
+    else {
+        return;
+    };
     let handle = Arc::new(ClientHandle::with_kind(
         server.next_internal_cid(),
         outbound.clone(),

@@ -36,6 +36,10 @@ pub struct RuntimeOptions {
     pub tls: Option<crate::tls::ServerTls>,
     /// How long a client has to finish the TLS handshake.
     pub tls_timeout: Duration,
+    /// Route TLS (`cluster { tls {} }`), both sides.
+    pub cluster_tls: Option<crate::tls::LinkTls>,
+    /// Gateway TLS (`gateway { tls {} }`), both sides.
+    pub gateway_tls: Option<crate::tls::LinkTls>,
     /// The whole typed configuration these options came from, for monitoring (`/varz`
     /// reports listeners and limits that no connection reads).
     pub config: Arc<natrix_config::Options>,
@@ -67,6 +71,8 @@ impl Default for RuntimeOptions {
             max_closed_clients: crate::server::MAX_CLOSED_CLIENTS,
             tls: None,
             tls_timeout: Duration::from_secs(2),
+            cluster_tls: None,
+            gateway_tls: None,
             config: Arc::new(default_config()),
         }
     }
@@ -84,6 +90,18 @@ impl RuntimeOptions {
     /// where it can fail.
     pub fn from_config(o: &natrix_config::Options) -> Result<Self, crate::tls::TlsError> {
         let tls = o.tls.as_ref().map(crate::tls::server_tls).transpose()?;
+        let cluster_tls = o
+            .cluster
+            .tls
+            .as_ref()
+            .map(|t| crate::tls::link_tls(t, o.cluster.tls_timeout))
+            .transpose()?;
+        let gateway_tls = o
+            .gateway
+            .tls
+            .as_ref()
+            .map(|t| crate::tls::link_tls(t, o.gateway.tls_timeout))
+            .transpose()?;
         Ok(Self {
             server_name: (!o.server_name.is_empty()).then(|| o.server_name.clone()),
             host: o.host.clone(),
@@ -113,6 +131,8 @@ impl RuntimeOptions {
                 .as_ref()
                 .and_then(|t| t.timeout)
                 .unwrap_or(o.tls_timeout),
+            cluster_tls,
+            gateway_tls,
             config: Arc::new(o.clone()),
         })
     }

@@ -186,6 +186,14 @@ impl Raw {
         Self::from_stream(TcpStream::connect(("127.0.0.1", port)).expect("connect"))
     }
 
+    /// Connects without expecting anything first (a TLS-first port says nothing).
+    pub fn connect_plain(port: u16) -> Self {
+        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .expect("timeout");
+        Self { s }
+    }
+
     /// Takes a connected stream and consumes the INFO line.
     pub fn from_stream(s: TcpStream) -> Self {
         s.set_read_timeout(Some(Duration::from_millis(300)))

@@ -147,7 +147,7 @@ pub async fn solicit(server: Arc<Server>, gws: Arc<Gateways>, name: String) {
                         gws.clone(),
                         stream,
                         peer,
-                        Some(name.clone()),
+                        Some((name.clone(), &url)),
                     )
                     .await
                     {
@@ -182,11 +182,24 @@ pub async fn run(
     gws: Arc<Gateways>,
     stream: TcpStream,
     peer: SocketAddr,
-    dialled: Option<String>,
+    dialled: Option<(String, &str)>,
 ) -> bool {
-    let (rd, wr) = stream.into_split();
+    let (dialled, url) = match dialled {
+        Some((name, url)) => (Some(name), Some(url)),
+        None => (None, None),
+    };
     let (opts, _) = server.options();
-    let outbound = Arc::new(Outbound::new(wr, opts.max_pending));
+    let Some((rd, outbound)) = link_loop::open(
+        stream,
+        peer,
+        opts.gateway_tls.as_ref(),
+        url,
+        opts.max_pending,
+    )
+    .await
+    else {
+        return false;
+    };
     let handle = Arc::new(ClientHandle::with_kind(
         server.next_internal_cid(),
         outbound.clone(),

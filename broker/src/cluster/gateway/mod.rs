@@ -102,6 +102,10 @@ struct GatewayInfo<'a> {
     headers: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     auth_required: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    tls_required: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    tls_verify: bool,
     max_payload: i32,
     gateway: &'a str,
     gateway_urls: Vec<String>,
@@ -117,8 +121,6 @@ pub enum GatewayError {
     NoName,
     #[error("gateway name {gateway:?} and cluster name {cluster:?} must be the same")]
     NameMismatch { gateway: String, cluster: String },
-    #[error("gateway authorization and TLS are not supported yet (docs/clustering.md)")]
-    Unsupported,
     #[error("gateway port out of range")]
     Port,
     #[error(transparent)]
@@ -142,9 +144,6 @@ impl Gateways {
                 gateway: g.name.clone(),
                 cluster: cluster.clone(),
             });
-        }
-        if g.tls.is_some() {
-            return Err(GatewayError::Unsupported);
         }
         let port = u16::try_from(g.port.max(0)).map_err(|_| GatewayError::Port)?;
         let host = if g.host.is_empty() {
@@ -353,6 +352,8 @@ impl Gateways {
             port: self.addr.port(),
             headers: true,
             auth_required: !opts.config.gateway.username.is_empty(),
+            tls_required: opts.gateway_tls.is_some(),
+            tls_verify: opts.gateway_tls.is_some(),
             max_payload: opts.max_payload,
             gateway: &self.name,
             gateway_urls: self.cluster_urls(server),
