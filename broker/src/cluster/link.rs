@@ -46,16 +46,41 @@ impl Pings {
     }
 }
 
-/// What a connection kind does with the operations its peer sends.
+/// What a connection kind does with the operations its peer sends (PING, PONG, +OK and
+/// -ERR are handled by the read loop).
 pub(crate) trait LinkHandler {
     /// Whether the handshake is complete (the deadline no longer applies).
     fn established(&self) -> bool;
-    /// Handles one operation; false closes the link.
-    fn handle(&mut self, op: RouteOp) -> bool;
-    /// The peer's bytes cannot be parsed further; the link closes after this.
-    fn fail(&mut self, e: &RouteParseError);
-    /// Everything read so far was handled: flush what it queued for others.
-    fn end_of_read(&mut self) {}
+    /// Handles one operation; false closes the link. Outbound buffers it queued to go
+    /// in `to_flush`, flushed once the whole read is handled.
+    fn handle(&mut self, op: RouteOp, to_flush: &mut Vec<Arc<Outbound>>) -> bool;
+}
+
+/// Accepts connections on `listener` until shutdown, handing each to `on_accept`.
+pub(crate) fn accept_loop(
+    server: Arc<Server>,
+    listener: tokio::net::TcpListener,
+    what: &'static str,
+    on_accept: impl Fn(TcpStream, SocketAddr) + Send + 'static,
+) {
+    tokio::spawn(async move {
+        let mut shutdown = std::pin::pin!(server.wait_shutdown());
+        loop {
+            tokio::select! {
+                res = listener.accept() => match res {
+                    Ok((stream, peer)) => {
+                        let _ = stream.set_nodelay(true);
+                        on_accept(stream, peer);
+                    }
+                    Err(e) => {
+                        tracing::error!("{what} accept error: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                () = &mut shutdown => return,
+            }
+        }
+    });
 }
 
 /// The read side of a link: the socket, or the plaintext of its TLS session.
@@ -111,6 +136,7 @@ pub(crate) async fn serve(
     let first = pings.interval.min(Duration::from_secs(1));
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + first, pings.interval);
     let mut pings_out = 0u32;
+    let mut to_flush: Vec<Arc<Outbound>> = Vec::new();
     let mut shutdown = std::pin::pin!(server.wait_shutdown());
     'read: loop {
         tokio::select! {
@@ -140,31 +166,45 @@ pub(crate) async fn serve(
                     outbound.close(CloseReason::ClientClosed);
                     break;
                 }
-                loop {
+                let mut keep = true;
+                while keep {
                     match proto::parse(&buf) {
                         Ok(Some((op, used))) => {
-                            if matches!(op, RouteOp::Pong) {
-                                pings_out = 0;
-                            }
-                            let keep = handler.handle(op);
+                            keep = match op {
+                                RouteOp::Ping => {
+                                    outbound.push_proto(encode::PONG);
+                                    true
+                                }
+                                RouteOp::Pong => {
+                                    pings_out = 0;
+                                    true
+                                }
+                                RouteOp::Ok => true,
+                                RouteOp::Err(e) => {
+                                    tracing::warn!(%peer, "error from peer: {e}");
+                                    true
+                                }
+                                op => handler.handle(op, &mut to_flush),
+                            };
                             buf.advance(used);
-                            if !keep {
-                                handler.end_of_read();
-                                break 'read;
-                            }
                         }
-                        Ok(None) => {
-                            handler.end_of_read();
-                            break;
-                        }
+                        Ok(None) => break,
                         Err(e) => {
-                            handler.end_of_read();
                             tracing::error!(%peer, "protocol error: {e}");
-                            handler.fail(&e);
-                            outbound.close(CloseReason::ParseError);
-                            break 'read;
+                            if matches!(e, RouteParseError::Malformed(_)) {
+                                outbound.close(CloseReason::ParseError);
+                            } else {
+                                reject(outbound, &e.to_string(), CloseReason::ParseError);
+                            }
+                            keep = false;
                         }
                     }
+                }
+                for o in to_flush.drain(..) {
+                    o.flush();
+                }
+                if !keep {
+                    break 'read;
                 }
                 if buf.capacity() - buf.len() < 4096 {
                     buf.reserve(64 * 1024);

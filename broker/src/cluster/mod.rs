@@ -16,7 +16,6 @@ pub mod route;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
@@ -118,23 +117,8 @@ impl Cluster {
     pub fn start(self: &Arc<Self>, server: &Arc<Server>, listener: TcpListener) {
         let cluster = self.clone();
         let srv = server.clone();
-        tokio::spawn(async move {
-            let mut shutdown = std::pin::pin!(srv.wait_shutdown());
-            loop {
-                tokio::select! {
-                    res = listener.accept() => match res {
-                        Ok((stream, peer)) => {
-                            let _ = stream.set_nodelay(true);
-                            tokio::spawn(route::run(srv.clone(), cluster.clone(), stream, peer, None));
-                        }
-                        Err(e) => {
-                            tracing::error!("route accept error: {e}");
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                        }
-                    },
-                    () = &mut shutdown => return,
-                }
-            }
+        link::accept_loop(server.clone(), listener, "route", move |stream, peer| {
+            tokio::spawn(route::run(srv.clone(), cluster.clone(), stream, peer, None));
         });
         let (opts, _) = server.options();
         for url in &opts.config.routes {

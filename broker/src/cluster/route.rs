@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 use super::Cluster;
 use super::gateway;
 use super::link::{self, LinkHandler};
-use super::proto::{RouteOp, RouteParseError};
+use super::proto::RouteOp;
 use crate::protocol::encode;
 use crate::server::Server;
 use crate::server::client::{ClientHandle, ConnKind, Subscription};
@@ -218,7 +218,6 @@ pub async fn run(
         solicited,
         connected: false,
         route: None,
-        to_flush: Vec::new(),
     };
     let c = &opts.config.cluster;
     let pings = link::Pings::new(c.ping_interval, c.ping_max);
@@ -236,8 +235,6 @@ struct Conn {
     solicited: Option<(String, Option<String>)>,
     connected: bool,
     route: Option<Arc<Route>>,
-    /// Outbound buffers the current read queued to.
-    to_flush: Vec<Arc<Outbound>>,
 }
 
 impl LinkHandler for Conn {
@@ -245,24 +242,17 @@ impl LinkHandler for Conn {
         self.route.is_some()
     }
 
-    fn handle(&mut self, op: RouteOp) -> bool {
-        self.op(op)
-    }
-
-    fn fail(&mut self, e: &RouteParseError) {
-        if !matches!(e, RouteParseError::Malformed(_)) {
-            self.send_err(&e.to_string());
-        }
-    }
-
-    fn end_of_read(&mut self) {
-        for o in self.to_flush.drain(..) {
-            o.flush();
-        }
+    fn handle(&mut self, op: RouteOp, to_flush: &mut Vec<Arc<Outbound>>) -> bool {
+        self.op(op, to_flush)
     }
 }
 
 impl Conn {
+    fn reject(&self, text: &str, reason: CloseReason) -> bool {
+        link::reject(&self.handle.outbound, text, reason);
+        false
+    }
+
     fn send_err(&self, text: &str) {
         let mut v = Vec::new();
         encode::err(&mut v, text);
@@ -270,21 +260,16 @@ impl Conn {
     }
 
     /// Handles one operation; false closes the route.
-    fn op(&mut self, op: RouteOp) -> bool {
+    fn op(&mut self, op: RouteOp, to_flush: &mut Vec<Arc<Outbound>>) -> bool {
         match op {
-            RouteOp::Ping => self.handle.outbound.push_proto(encode::PONG),
-            RouteOp::Pong | RouteOp::Ok => {}
-            RouteOp::Err(e) => {
-                tracing::warn!(peer = %self.peer, "route error from peer: {e}");
-            }
+            RouteOp::Ping | RouteOp::Pong | RouteOp::Ok | RouteOp::Err(_) => {}
             RouteOp::Connect(json) => return self.on_connect(&json),
             RouteOp::Info(json) => return self.on_info(&json),
             _ if self.route.is_none() => {
-                self.send_err("Authorization Violation");
-                self.handle
-                    .outbound
-                    .close(CloseReason::AuthenticationViolation);
-                return false;
+                return self.reject(
+                    "Authorization Violation",
+                    CloseReason::AuthenticationViolation,
+                );
             }
             RouteOp::Sub {
                 account,
@@ -304,11 +289,17 @@ impl Conn {
                 queues,
                 hdr,
                 msg,
-            } => self.routed_msg(&account, &subject, reply.as_deref(), &queues, hdr, &msg),
+            } => self.routed_msg(
+                &account,
+                &subject,
+                reply.as_deref(),
+                &queues,
+                hdr,
+                &msg,
+                to_flush,
+            ),
             RouteOp::AccountSub(_) | RouteOp::AccountUnsub(_) => {
-                self.send_err("Unknown Protocol Operation");
-                self.handle.outbound.close(CloseReason::ProtocolViolation);
-                return false;
+                return self.reject("Unknown Protocol Operation", CloseReason::ProtocolViolation);
             }
         }
         true
@@ -321,16 +312,13 @@ impl Conn {
         };
         if c.lang.is_some() {
             // A client dialled the route port.
-            self.send_err("Authorization Violation");
-            self.handle
-                .outbound
-                .close(CloseReason::AuthenticationViolation);
-            return false;
+            return self.reject(
+                "Authorization Violation",
+                CloseReason::AuthenticationViolation,
+            );
         }
         if c.gateway.is_some() {
-            self.send_err("Unknown Protocol Operation");
-            self.handle.outbound.close(CloseReason::ProtocolViolation);
-            return false;
+            return self.reject("Unknown Protocol Operation", CloseReason::ProtocolViolation);
         }
         let (opts, _) = self.server.options();
         let auth = &opts.config.cluster;
@@ -338,19 +326,19 @@ impl Conn {
             && (c.user != auth.username || !crate::auth::password_matches(&auth.password, &c.pass))
         {
             tracing::error!(peer = %self.peer, "route authentication failed");
-            self.send_err("Authorization Violation");
-            self.handle
-                .outbound
-                .close(CloseReason::AuthenticationViolation);
-            return false;
+            return self.reject(
+                "Authorization Violation",
+                CloseReason::AuthenticationViolation,
+            );
         }
         if !c.cluster.is_empty() && c.cluster != self.cluster.name {
-            self.send_err(&format!(
-                "Rejecting connection, cluster name {:?} does not match {:?}",
-                c.cluster, self.cluster.name
-            ));
-            self.handle.outbound.close(CloseReason::ProtocolViolation);
-            return false;
+            return self.reject(
+                &format!(
+                    "Rejecting connection, cluster name {:?} does not match {:?}",
+                    c.cluster, self.cluster.name
+                ),
+                CloseReason::ProtocolViolation,
+            );
         }
         self.connected = true;
         true
@@ -399,19 +387,19 @@ impl Conn {
         }
         if self.solicited.is_none() && !self.connected {
             // The accepting side needs the peer's CONNECT first.
-            self.send_err("Authorization Violation");
-            self.handle
-                .outbound
-                .close(CloseReason::AuthenticationViolation);
-            return false;
+            return self.reject(
+                "Authorization Violation",
+                CloseReason::AuthenticationViolation,
+            );
         }
         if !info.cluster.is_empty() && info.cluster != self.cluster.name {
-            self.send_err(&format!(
-                "Rejecting connection, cluster name {:?} does not match {:?}",
-                info.cluster, self.cluster.name
-            ));
-            self.handle.outbound.close(CloseReason::ProtocolViolation);
-            return false;
+            return self.reject(
+                &format!(
+                    "Rejecting connection, cluster name {:?} does not match {:?}",
+                    info.cluster, self.cluster.name
+                ),
+                CloseReason::ProtocolViolation,
+            );
         }
         if info.server_name == self.server.name() && self.solicited.is_none() {
             tracing::error!(peer = %self.peer, "Remote server has a duplicate name: {:?}", info.server_name);
@@ -538,14 +526,16 @@ impl Conn {
 
     /// A message from the peer: to local clients only, and to the queue groups the peer
     /// picked this server for.
+    #[allow(clippy::too_many_arguments)]
     fn routed_msg(
-        &mut self,
+        &self,
         account: &str,
         subject: &[u8],
         reply: Option<&[u8]>,
         queues: &[Bytes],
         hdr: usize,
         msg: &[u8],
+        to_flush: &mut Vec<Arc<Outbound>>,
     ) {
         if let Some(route) = &self.route {
             route.in_msgs.fetch_add(1, Ordering::Relaxed);
@@ -570,7 +560,7 @@ impl Conn {
             hdr,
             msg,
             None,
-            &mut self.to_flush,
+            to_flush,
         );
     }
 

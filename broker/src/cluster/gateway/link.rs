@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 use super::interest::PeerInterest;
 use super::{Gateways, HASH_LEN, hash};
 use crate::cluster::link::{self as link_loop, LinkHandler};
-use crate::cluster::proto::{self, RouteOp, RouteParseError};
+use crate::cluster::proto::{self, RouteOp};
 use crate::protocol::encode;
 use crate::server::Server;
 use crate::server::client::{ClientHandle, ConnKind};
@@ -219,7 +219,6 @@ pub async fn run(
         dialled,
         connected: false,
         link: None,
-        to_flush: Vec::new(),
     };
     let pings = link_loop::Pings::new(Duration::ZERO, 0);
     link_loop::serve(&server, &outbound, rd, peer, pings, &mut conn).await;
@@ -238,8 +237,6 @@ struct Conn {
     /// CONNECT received (inbound).
     connected: bool,
     link: Option<Arc<Link>>,
-    /// Outbound buffers the current read queued to.
-    to_flush: Vec<Arc<Outbound>>,
 }
 
 impl LinkHandler for Conn {
@@ -247,41 +244,21 @@ impl LinkHandler for Conn {
         self.link.is_some()
     }
 
-    fn handle(&mut self, op: RouteOp) -> bool {
-        self.op(op)
-    }
-
-    fn fail(&mut self, e: &RouteParseError) {
-        if !matches!(e, RouteParseError::Malformed(_)) {
-            self.send_err(&e.to_string());
-        }
-    }
-
-    fn end_of_read(&mut self) {
-        for o in self.to_flush.drain(..) {
-            o.flush();
-        }
+    fn handle(&mut self, op: RouteOp, to_flush: &mut Vec<Arc<Outbound>>) -> bool {
+        self.op(op, to_flush)
     }
 }
 
 impl Conn {
-    fn send_err(&self, text: &str) {
-        let mut v = Vec::new();
-        encode::err(&mut v, text);
-        self.handle.outbound.push_proto(&v);
-    }
-
     fn reject(&self, text: &str, reason: CloseReason) -> bool {
         tracing::error!(peer = %self.peer, "gateway: {text}");
         link_loop::reject(&self.handle.outbound, text, reason);
         false
     }
 
-    fn op(&mut self, op: RouteOp) -> bool {
+    fn op(&mut self, op: RouteOp, to_flush: &mut Vec<Arc<Outbound>>) -> bool {
         match op {
-            RouteOp::Ping => self.handle.outbound.push_proto(encode::PONG),
-            RouteOp::Pong | RouteOp::Ok => {}
-            RouteOp::Err(e) => tracing::warn!(peer = %self.peer, "gateway error from peer: {e}"),
+            RouteOp::Ping | RouteOp::Pong | RouteOp::Ok | RouteOp::Err(_) => {}
             RouteOp::Connect(json) => return self.on_connect(&json),
             RouteOp::Info(json) => return self.on_info(&json),
             _ if self.link.is_none() => {
@@ -312,7 +289,15 @@ impl Conn {
                 queues,
                 hdr,
                 msg,
-            } => self.message(&account, &subject, reply.as_deref(), &queues, hdr, &msg),
+            } => self.message(
+                &account,
+                &subject,
+                reply.as_deref(),
+                &queues,
+                hdr,
+                &msg,
+                to_flush,
+            ),
         }
         true
     }
@@ -509,14 +494,16 @@ impl Conn {
     }
 
     /// A message from a remote cluster, arriving on an inbound link.
+    #[allow(clippy::too_many_arguments)]
     fn message(
-        &mut self,
+        &self,
         account: &str,
         subject: &[u8],
         reply: Option<&[u8]>,
         queues: &[Bytes],
         hdr: usize,
         msg: &[u8],
+        to_flush: &mut Vec<Arc<Outbound>>,
     ) {
         let Some(link) = &self.link else { return };
         if link.outbound {
@@ -543,7 +530,7 @@ impl Conn {
             hdr,
             msg,
             Some(&link.name),
-            &mut self.to_flush,
+            to_flush,
         );
     }
 

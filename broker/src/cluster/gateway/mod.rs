@@ -202,23 +202,8 @@ impl Gateways {
     pub fn start(self: &Arc<Self>, server: &Arc<Server>, listener: TcpListener) {
         let gws = self.clone();
         let srv = server.clone();
-        tokio::spawn(async move {
-            let mut shutdown = std::pin::pin!(srv.wait_shutdown());
-            loop {
-                tokio::select! {
-                    res = listener.accept() => match res {
-                        Ok((stream, peer)) => {
-                            let _ = stream.set_nodelay(true);
-                            tokio::spawn(link::run(srv.clone(), gws.clone(), stream, peer, None));
-                        }
-                        Err(e) => {
-                            tracing::error!("gateway accept error: {e}");
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                        }
-                    },
-                    () = &mut shutdown => return,
-                }
-            }
+        super::link::accept_loop(server.clone(), listener, "gateway", move |stream, peer| {
+            tokio::spawn(link::run(srv.clone(), gws.clone(), stream, peer, None));
         });
         let names: Vec<String> = self.remotes.lock().keys().cloned().collect();
         let gws = self.clone();
