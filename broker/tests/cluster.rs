@@ -338,3 +338,28 @@ fn queue_weights_across_routes() {
         "one local member of four gets about a quarter, not half: {here}"
     );
 }
+
+/// Two servers that list each other dial each other: one connection survives, and the
+/// loser does not redial while the route is up (it used to, every second).
+#[test]
+fn no_redial_while_routed() {
+    let ports = [free_port(), free_port()];
+    let bin = Path::new(NATRIX);
+    let node = |name: &str, port: u16| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("server.conf");
+        std::fs::write(&path, conf(name, port, &ports)).expect("conf");
+        common::start_custom(bin, dir, &path, &["-m", "-1", "-D"], true)
+    };
+    let a = node("d1", ports[0]);
+    let b = node("d2", ports[1]);
+    wait_routes(&a, 1, Duration::from_secs(10));
+    wait_routes(&b, 1, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(4));
+    let dups: usize = [&a, &b]
+        .iter()
+        .map(|p| p.log_text().matches("duplicate route, closing").count())
+        .sum();
+    assert!(dups <= 2, "duplicates keep being dialled: {dups}");
+    wait_routes(&a, 1, Duration::from_secs(1));
+}

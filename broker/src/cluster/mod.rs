@@ -153,9 +153,9 @@ impl Cluster {
     /// This server's route INFO, as sent to a peer.
     pub(crate) fn info_json(&self, server: &Server) -> Vec<u8> {
         let (opts, _) = server.options();
+        // `client_advertise` (e.g. a pod's stable DNS name) is what peers hand clients.
         let client_url = server
-            .addr()
-            .map(crate::server::reachable)
+            .client_url()
             .into_iter()
             .filter(|_| !opts.config.cluster.no_advertise)
             .collect();

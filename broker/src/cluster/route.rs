@@ -28,8 +28,10 @@ use crate::server::outbound::{CloseReason, Outbound};
 
 /// How long a dial may take.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(1);
-/// Delay between attempts at a configured route.
+/// Delay between attempts at a route.
 const RETRY: Duration = Duration::from_secs(1);
+/// Longest delay between attempts with `connect_backoff`.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// The peer's interest key: account, subject, queue.
 type RemoteKey = (String, Bytes, Option<Bytes>);
@@ -117,7 +119,9 @@ struct PeerConnect {
 }
 
 /// Keeps dialling `target` (a configured route, or one learned by gossip) and runs the
-/// route whenever it connects. Configured routes retry forever; learned ones once.
+/// route whenever it connects. Configured routes are retried forever (or
+/// `connect_retries` times, when set); learnt ones `connect_retries` times. With
+/// `connect_backoff` the delay doubles after each failure, up to 30 s.
 pub async fn solicit(
     server: Arc<Server>,
     cluster: Arc<Cluster>,
@@ -126,6 +130,8 @@ pub async fn solicit(
     configured: bool,
 ) {
     let mut shutdown = std::pin::pin!(server.wait_shutdown());
+    let mut failures = 0i64;
+    let mut delay = RETRY;
     loop {
         if cluster.is_self_url(&target) {
             return;
@@ -135,7 +141,7 @@ pub async fn solicit(
             r = dial => r,
             () = &mut shutdown => return,
         };
-        match attempt {
+        let outcome = match attempt {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
                 let peer = stream
@@ -149,20 +155,69 @@ pub async fn solicit(
                     peer,
                     Some((target.clone(), configured.then(|| url.clone()))),
                 )
-                .await;
+                .await
             }
-            Ok(Err(e)) => tracing::debug!("Error trying to connect to route {url}: {e}"),
-            Err(_) => tracing::debug!("Error trying to connect to route {url}: timeout"),
+            Ok(Err(e)) => {
+                tracing::debug!("Error trying to connect to route {url}: {e}");
+                Outcome::Failed
+            }
+            Err(_) => {
+                tracing::debug!("Error trying to connect to route {url}: timeout");
+                Outcome::Failed
+            }
+        };
+        if let Outcome::Duplicate(remote) = &outcome {
+            // The peer is routed already (it dialled us too): redial only once that
+            // route is gone, instead of dialling a duplicate every second.
+            while cluster.has_route(remote) {
+                tokio::select! {
+                    () = tokio::time::sleep(RETRY) => {}
+                    () = &mut shutdown => return,
+                }
+            }
+            continue;
         }
-        if !configured || cluster.is_self_url(&target) {
+        if cluster.is_self_url(&target) {
             return;
+        }
+        let (opts, _) = server.options();
+        let c = &opts.config.cluster;
+        if outcome == Outcome::Established {
+            // A route learnt by gossip is not ours to keep: the peer, or gossip, brings
+            // it back.
+            if !configured {
+                return;
+            }
+            failures = 0;
+            delay = RETRY;
+        } else {
+            failures += 1;
+            let limit = c.connect_retries.max(0);
+            if (!configured || limit > 0) && failures > limit {
+                tracing::info!("Giving up on route {url} after {failures} attempts");
+                return;
+            }
+            if c.connect_backoff {
+                delay = (delay * 2).min(MAX_BACKOFF);
+            }
         }
         let jitter = Duration::from_millis(fastrand::u64(..100));
         tokio::select! {
-            () = tokio::time::sleep(RETRY + jitter) => {}
+            () = tokio::time::sleep(delay + jitter) => {}
             () = &mut shutdown => return,
         }
     }
+}
+
+/// How a route connection ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// It was a registered route.
+    Established,
+    /// It was closed as a duplicate of the route to this remote server id.
+    Duplicate(String),
+    /// It never became a route.
+    Failed,
 }
 
 /// Runs one route connection until it closes. `solicited` is the dialled `host:port`
@@ -173,7 +228,7 @@ pub async fn run(
     stream: TcpStream,
     peer: SocketAddr,
     solicited: Option<(String, Option<String>)>,
-) {
+) -> Outcome {
     let (opts, _) = server.options();
     let dialled = solicited.as_ref().map(|(t, _)| t.as_str());
     let Some((rd, outbound)) = link::open(
@@ -185,7 +240,7 @@ pub async fn run(
     )
     .await
     else {
-        return;
+        return Outcome::Failed;
     };
     let handle = Arc::new(ClientHandle::with_kind(
         server.next_internal_cid(),
@@ -218,12 +273,19 @@ pub async fn run(
         solicited,
         connected: false,
         route: None,
+        duplicate_of: None,
     };
     let c = &opts.config.cluster;
     let pings = link::Pings::new(c.ping_interval, c.ping_max);
     link::serve(&server, &outbound, rd, peer, pings, &mut conn).await;
     let _ = writer.await;
+    let outcome = match (&conn.route, conn.duplicate_of.take()) {
+        (Some(_), _) => Outcome::Established,
+        (None, Some(remote)) => Outcome::Duplicate(remote),
+        (None, None) => Outcome::Failed,
+    };
     conn.cleanup();
+    outcome
 }
 
 /// The state of one route connection's read loop.
@@ -235,6 +297,8 @@ struct Conn {
     solicited: Option<(String, Option<String>)>,
     connected: bool,
     route: Option<Arc<Route>>,
+    /// Set when this connection lost to an existing route to that server.
+    duplicate_of: Option<String>,
 }
 
 impl LinkHandler for Conn {
@@ -424,6 +488,7 @@ impl Conn {
             Ok(()) => {}
             Err(loser) if Arc::ptr_eq(&loser, &route) => {
                 tracing::debug!(remote = %route.remote_id, "duplicate route, closing");
+                self.duplicate_of = Some(route.remote_id.clone());
                 self.handle.outbound.close(CloseReason::ClientClosed);
                 return false;
             }
