@@ -503,6 +503,9 @@ impl Conn {
             self.handle.clone(),
         ));
         if acc.sublist.insert(sub.clone()).is_ok() {
+            if let Some(leafnodes) = self.server.leafnodes() {
+                leafnodes.route_sub_added(&key.0, &key.1, key.2.as_ref());
+            }
             subs.insert(key, sub);
         }
     }
@@ -513,8 +516,11 @@ impl Conn {
         let Some(sub) = route.subs.lock().remove(&key) else {
             return;
         };
-        if let Some(acc) = self.server.account(&key.0) {
-            let _ = acc.sublist.remove(&sub);
+        if let Some(acc) = self.server.account(&key.0)
+            && acc.sublist.remove(&sub).is_ok()
+            && let Some(leafnodes) = self.server.leafnodes()
+        {
+            leafnodes.route_sub_removed(&key.0, &key.1, key.2.as_ref());
         }
     }
 
@@ -562,6 +568,9 @@ impl Conn {
         for sub in result.psubs.iter().filter(local) {
             sent += u64::from(deliver_one(&acc, sub, &delivery));
         }
+        if let Some(leafnodes) = self.server.leafnodes() {
+            sent += leafnodes.from_route(&result, &delivery);
+        }
         for group in &result.qsubs {
             let Some(name) = group.first().and_then(|s| s.queue.as_ref()) else {
                 continue;
@@ -569,7 +578,13 @@ impl Conn {
             if !queues.iter().any(|q| q == name) {
                 continue;
             }
-            let members: Vec<&Arc<Subscription>> = group.iter().filter(local).collect();
+            let mut members: Vec<&Arc<Subscription>> = group.iter().filter(local).collect();
+            if members.is_empty()
+                && let Some(leafnodes) = self.server.leafnodes()
+            {
+                // No client member left: one behind a leaf this server accepted.
+                members = leafnodes.routed_queue_members(group);
+            }
             if members.is_empty() {
                 continue;
             }
@@ -596,9 +611,12 @@ impl Conn {
             return;
         };
         let subs: Vec<(RemoteKey, Arc<Subscription>)> = route.subs.lock().drain().collect();
-        for ((acc, _, _), sub) in subs {
-            if let Some(acc) = self.server.account(&acc) {
-                let _ = acc.sublist.remove(&sub);
+        for ((acc, subject, queue), sub) in subs {
+            if let Some(acc) = self.server.account(&acc)
+                && acc.sublist.remove(&sub).is_ok()
+                && let Some(leafnodes) = self.server.leafnodes()
+            {
+                leafnodes.route_sub_removed(acc.name(), &subject, queue.as_ref());
             }
         }
         if self.cluster.unregister(&route) {

@@ -148,7 +148,9 @@ impl Monitor {
                 .bool("subs")
                 .map(|subs| Reply::json(&cluster::routez(&self.server, subs))),
             "/gatewayz" => Ok(Reply::json(&cluster::gatewayz(&self.server))),
-            "/leafz" => Ok(Reply::json(&cluster::leafz(&self.server))),
+            "/leafz" => q
+                .bool("subs")
+                .map(|subs| Reply::json(&cluster::leafz(&self.server, subs, q.get("acc")))),
             "/subsz" | "/subscriptionsz" => subsz::subsz(&self.server, &q).map(|s| Reply::json(&s)),
             "/accountz" => accountz::accountz(&self.server, &q),
             "/accstatz" => accountz::accstatz(&self.server, &q).map(|a| Reply::json(&a)),

@@ -36,6 +36,23 @@ pub enum ClusterField {
     Off(Empty),
 }
 
+/// `leaf` in `/varz` when leaf nodes are configured.
+#[derive(Debug, Serialize)]
+pub struct LeafVarz {
+    pub host: String,
+    pub port: u16,
+    pub auth_timeout: GoFloat,
+    pub tls_timeout: GoFloat,
+}
+
+/// Empty without a leaf node listener, as nats-server serialises it.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum LeafField {
+    On(LeafVarz),
+    Off(Empty),
+}
+
 #[derive(Debug, Serialize, Default)]
 pub struct KindCounts {
     pub clients: u64,
@@ -86,7 +103,7 @@ pub struct Varz {
     pub max_pending: i64,
     pub cluster: ClusterField,
     pub gateway: Empty,
-    pub leaf: Empty,
+    pub leaf: LeafField,
     pub mqtt: Empty,
     pub websocket: Empty,
     pub jetstream: Empty,
@@ -192,7 +209,17 @@ pub fn varz(m: &Monitor) -> Varz {
             })
         }),
         gateway: Empty {},
-        leaf: Empty {},
+        leaf: server
+            .leafnodes()
+            .and_then(|l| l.addr)
+            .map_or(LeafField::Off(Empty {}), |a| {
+                LeafField::On(LeafVarz {
+                    host: a.ip().to_string(),
+                    port: a.port(),
+                    auth_timeout: seconds(cfg.leafnode.auth_timeout),
+                    tls_timeout: seconds(cfg.leafnode.tls_timeout),
+                })
+            }),
         mqtt: Empty {},
         websocket: Empty {},
         jetstream: Empty {},
@@ -209,7 +236,7 @@ pub fn varz(m: &Monitor) -> Varz {
         total_connections: load(&st.total_connections),
         routes: server.cluster().map_or(0, |c| c.num_routes() as u64),
         remotes: 0,
-        leafnodes: 0,
+        leafnodes: server.leafnodes().map_or(0, |l| l.num_leafs() as u64),
         in_msgs,
         in_bytes,
         // Every message comes from a client until routes, gateways and leaf nodes exist.

@@ -38,11 +38,12 @@ const FIRST_PING: Duration = Duration::from_secs(2);
 const STALL_TOTAL: Duration = Duration::from_millis(10);
 
 /// What kind of connection a handle belongs to: deliveries to a route are forwarded as
-/// `RMSG`, once per route and message.
+/// `RMSG`, to a leaf connection as `LMSG`, once per connection and message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnKind {
     Client,
     Route,
+    Leaf,
 }
 
 /// The part of a connection that other connections reach: its outbound buffer and what
@@ -880,6 +881,9 @@ impl Client {
         if let Some(cluster) = self.server.cluster() {
             cluster.sub_added(self.account.name(), &sub.subject, sub.queue.as_ref());
         }
+        if let Some(leafnodes) = self.server.leafnodes() {
+            leafnodes.sub_added(self.account.name(), &sub.subject, sub.queue.as_ref());
+        }
         self.subs.insert(sub.sid.clone(), sub);
         if self.connect.verbose {
             self.send_ok();
@@ -890,10 +894,13 @@ impl Client {
     /// Takes a subscription out of the account's sublist and withdraws its interest
     /// from the cluster's routes.
     fn remove_sub(&self, sub: &Arc<Subscription>) {
-        if self.account.sublist.remove(sub).is_ok()
-            && let Some(cluster) = self.server.cluster()
-        {
-            cluster.sub_removed(self.account.name(), &sub.subject, sub.queue.as_ref());
+        if self.account.sublist.remove(sub).is_ok() {
+            if let Some(cluster) = self.server.cluster() {
+                cluster.sub_removed(self.account.name(), &sub.subject, sub.queue.as_ref());
+            }
+            if let Some(leafnodes) = self.server.leafnodes() {
+                leafnodes.sub_removed(self.account.name(), &sub.subject, sub.queue.as_ref());
+            }
         }
     }
 
@@ -988,10 +995,17 @@ impl Client {
         for group in &result.qsubs {
             let n = group.len();
             let start = fastrand::usize(..n);
-            for i in 0..n {
-                if self.deliver(&group[(start + i) % n], &delivery) {
-                    fanout += 1;
-                    break;
+            // Members behind a leaf connection are the fallback (nats-server's queue
+            // preference): first pass skips them.
+            'group: for behind_leaf in [false, true] {
+                for i in 0..n {
+                    let sub = &group[(start + i) % n];
+                    if (sub.client.kind == ConnKind::Leaf) == behind_leaf
+                        && self.deliver(sub, &delivery)
+                    {
+                        fanout += 1;
+                        break 'group;
+                    }
                 }
             }
         }
@@ -1009,11 +1023,30 @@ impl Client {
         }
     }
 
-    /// Sends the current message to each route picked during the match, once.
+    /// Sends the current message to each route or leaf connection picked during the
+    /// match, once.
     fn forward_to_routes(&mut self, d: &Delivery<'_>) {
         let targets = std::mem::take(&mut self.route_targets);
         for (route, queues) in &targets {
             let headers = route.headers.load(Ordering::Relaxed);
+            if route.kind == ConnKind::Leaf {
+                let push =
+                    route
+                        .outbound
+                        .push_with(crate::leafnode::delivery_len(d, queues), |out| {
+                            crate::leafnode::encode_delivery(out, d, queues, headers);
+                        });
+                if push.needs_flush() {
+                    self.to_flush.push(route.outbound.clone());
+                }
+                if !matches!(push, Push::Closed) {
+                    route.out_msgs.fetch_add(1, Ordering::Relaxed);
+                    route
+                        .out_bytes
+                        .fetch_add(d.msg.len() as u64, Ordering::Relaxed);
+                }
+                continue;
+            }
             let len = d.wire_len()
                 + self.account.name().len()
                 + queues.iter().map(|q| q.len() + 1).sum::<usize>()
@@ -1100,9 +1133,9 @@ impl Client {
             Claim::Last => self.expired.push(sub.clone()),
             Claim::Deliver => {}
         }
-        if sub.client.kind == ConnKind::Route {
-            // Forwarded once per route after the match, with every queue group the route
-            // was picked for.
+        if sub.client.kind != ConnKind::Client {
+            // Forwarded once per route or leaf connection after the match, with every
+            // queue group the connection was picked for.
             match self
                 .route_targets
                 .iter_mut()

@@ -203,6 +203,8 @@ pub struct Server {
     pub sys_account: Arc<Account>,
     /// The cluster side, when a cluster port is configured.
     cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
+    /// The leaf node side, when `leafnodes {}` has a port or remotes.
+    leafnodes: std::sync::OnceLock<Arc<crate::leafnode::LeafNodes>>,
     /// Configured accounts by name (`$G` and `$SYS` are not in here).
     accounts: RwLock<Vec<Arc<Account>>>,
     clients: Mutex<FxHashMap<u64, Registered>>,
@@ -236,6 +238,9 @@ pub(crate) fn deliver_one(
     sub: &Arc<client::Subscription>,
     d: &encode::Delivery<'_>,
 ) -> bool {
+    if sub.client.kind == client::ConnKind::Leaf {
+        return crate::leafnode::deliver_one(sub, d);
+    }
     let last = match sub.claim() {
         client::Claim::Skip => return false,
         client::Claim::Deliver => false,
@@ -267,7 +272,7 @@ pub(crate) fn deliver_one(
 /// A connection's nonce for nkey signatures: 11 bytes from the system's secure random
 /// source (a predictable nonce would let a recorded signature be replayed), base64url
 /// without padding, the form nats-server sends.
-fn new_nonce() -> String {
+pub(crate) fn new_nonce() -> String {
     use base64::Engine as _;
     use ring::rand::SecureRandom as _;
     let mut bytes = [0u8; 11];
@@ -312,6 +317,7 @@ impl Server {
             sys_account: Arc::new(Account::new(&sys_name)),
             accounts: RwLock::new(Vec::new()),
             cluster: std::sync::OnceLock::new(),
+            leafnodes: std::sync::OnceLock::new(),
             clients: Mutex::new(FxHashMap::default()),
             closed: Mutex::new(VecDeque::new()),
             config_load_time: Mutex::new(SystemTime::now()),
@@ -739,6 +745,23 @@ impl Server {
                 return Ok(());
             }
             cluster.start(self, listener);
+        }
+        Ok(())
+    }
+
+    /// The leaf node side, once started.
+    pub fn leafnodes(&self) -> Option<&Arc<crate::leafnode::LeafNodes>> {
+        self.leafnodes.get()
+    }
+
+    /// Binds the leaf node listener and dials the remotes (when `leafnodes {}` has a
+    /// port or remotes).
+    pub async fn start_leafnodes(self: &Arc<Self>) -> std::io::Result<()> {
+        if let Some((leafnodes, listener)) = crate::leafnode::LeafNodes::bind(self).await? {
+            if self.leafnodes.set(leafnodes.clone()).is_err() {
+                return Ok(());
+            }
+            leafnodes.start(self, listener);
         }
         Ok(())
     }
