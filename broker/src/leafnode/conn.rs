@@ -400,10 +400,11 @@ impl Conn {
     fn fail(&self, e: &LeafParseError) {
         tracing::error!("{} - lid:{} - {e}", self.peer, self.handle.cid);
         match e {
-            LeafParseError::Malformed(_) => {}
-            LeafParseError::UnknownOp if self.leaf.is_none() => {
+            LeafParseError::MaxControlLine => self.send_err(&e.to_string()),
+            _ if self.leaf.is_none() => {
                 self.send_err(&LeafError::AuthorizationViolation.to_string());
             }
+            LeafParseError::Malformed(_) => {}
             other => self.send_err(&other.to_string()),
         }
         self.handle.outbound.close(CloseReason::ParseError);
@@ -669,21 +670,6 @@ impl Conn {
             self.handle.outbound.close(CloseReason::ProtocolViolation);
             return false;
         };
-        if c.lang.is_some() {
-            return self.close_with(&LeafError::ClientOnLeafPort, CloseReason::ProtocolViolation);
-        }
-        if let Some(g) = c.gateway {
-            return self.close_with(&LeafError::Gateway(g), CloseReason::ProtocolViolation);
-        }
-        if c.cluster.contains(' ') {
-            return self.close_with(
-                &LeafError::ClusterNameSpaces,
-                CloseReason::ProtocolViolation,
-            );
-        }
-        if !c.cluster.is_empty() && self.server.cluster().is_some_and(|cl| cl.name == c.cluster) {
-            return self.close_with(&LeafError::SameClusterName, CloseReason::ProtocolViolation);
-        }
         let (opts, _) = self.server.options();
         let presented = Presented {
             user: c.user.as_deref(),
@@ -708,6 +694,23 @@ impl Conn {
                 );
             }
         };
+        // nats-server authenticates first: a client or gateway without leaf credentials
+        // gets `Authorization Violation`.
+        if c.lang.is_some() {
+            return self.close_with(&LeafError::ClientOnLeafPort, CloseReason::ProtocolViolation);
+        }
+        if let Some(g) = c.gateway.clone() {
+            return self.close_with(&LeafError::Gateway(g), CloseReason::ProtocolViolation);
+        }
+        if c.cluster.contains(' ') {
+            return self.close_with(
+                &LeafError::ClusterNameSpaces,
+                CloseReason::ProtocolViolation,
+            );
+        }
+        if !c.cluster.is_empty() && self.server.cluster().is_some_and(|cl| cl.name == c.cluster) {
+            return self.close_with(&LeafError::SameClusterName, CloseReason::ProtocolViolation);
+        }
         let Some(account) = self.server.account(&binding.account) else {
             tracing::error!(
                 "{} - lid:{} - account {:?} not found",
@@ -757,6 +760,7 @@ impl Conn {
             return self.close_with(&e, CloseReason::ProtocolViolation);
         }
         if !crate::subject::is_valid_subject(&subject) {
+            self.send_err("Invalid Subscription");
             tracing::error!(
                 "{} - lid:{} - invalid leafnode subscription {:?}",
                 self.peer,

@@ -113,6 +113,10 @@ pub fn parse(buf: &[u8], max_payload: i64) -> Result<Option<(LeafOp, usize)>, Le
         .filter(|a| !a.is_empty())
         .collect();
     let upper = op.to_ascii_uppercase();
+    if args.is_empty() && matches!(upper.as_slice(), b"LS+" | b"LS-" | b"LMSG" | b"HMSG") {
+        // nats-server's parser wants arguments after these verbs.
+        return Err(LeafParseError::UnknownOp);
+    }
     let parsed = match upper.as_slice() {
         b"INFO" => LeafOp::Info(token(rest)),
         b"CONNECT" => LeafOp::Connect(token(rest)),
@@ -148,6 +152,10 @@ pub fn parse(buf: &[u8], max_payload: i64) -> Result<Option<(LeafOp, usize)>, Le
             _ => return Err(LeafParseError::Malformed("unsub")),
         },
         b"LMSG" | b"HMSG" => return parse_msg(&args, upper == b"HMSG", buf, after, max_payload),
+        // Client operations on a leaf connection: nats-server closes without an -ERR.
+        b"SUB" | b"UNSUB" | b"PUB" | b"HPUB" => {
+            return Err(LeafParseError::Malformed("client op"));
+        }
         _ => return Err(LeafParseError::UnknownOp),
     };
     Ok(Some((parsed, after)))
@@ -327,7 +335,7 @@ mod tests {
                 queue: Some(Bytes::from_static(b"grp")),
             }
         );
-        assert_eq!(parse(b"LS+\r\n", 0), Err(LeafParseError::Malformed("sub")));
+        assert_eq!(parse(b"LS+\r\n", 0), Err(LeafParseError::UnknownOp));
         assert_eq!(
             parse(b"LS+ a q x\r\n", 0),
             Err(LeafParseError::Malformed("sub"))
@@ -366,6 +374,7 @@ mod tests {
                 msg: Bytes::from_static(b"NATS/1.0\r\n\r\nhi"),
             }
         );
+        assert_eq!(parse(b"LMSG\r\n", 0), Err(LeafParseError::UnknownOp));
         assert_eq!(
             parse(b"LMSG foo\r\n", 0),
             Err(LeafParseError::Malformed("message"))
