@@ -287,10 +287,11 @@ pub fn read_creds(path: &Path) -> Result<(String, nkeys::KeyPair), CredsError> {
     let mut blocks = Vec::new();
     let mut lines = text.lines().map(str::trim);
     while let Some(line) = lines.next() {
-        if line.starts_with("---") && line.contains("BEGIN") {
-            if let Some(content) = lines.by_ref().find(|l| !l.is_empty()) {
-                blocks.push(content.to_owned());
-            }
+        if line.starts_with("---")
+            && line.contains("BEGIN")
+            && let Some(content) = lines.by_ref().find(|l| !l.is_empty())
+        {
+            blocks.push(content.to_owned());
         }
     }
     let jwt = blocks
