@@ -653,3 +653,58 @@ fn leaf_cycle_is_a_loop() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A leaf attached to one server of a two-node natrix cluster reaches clients on the
+/// other: its interest travels on as `RS+`, routed messages come back to it, and a queue
+/// member behind the leaf serves the whole cluster when no other member exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaf_behind_a_cluster() {
+    let (c1, c2, lp) = (free_port(), free_port(), free_port());
+    let cluster = |name: &str, port: u16| {
+        format!(
+            "server_name: {name}\ncluster {{\n  name: C\n  listen: 127.0.0.1:{port}\n  routes: [nats://127.0.0.1:{c1}, nats://127.0.0.1:{c2}]\n}}\n"
+        )
+    };
+    let hub1 = start(natrix(), &hub_conf("hub1", lp, &cluster("hub1", c1)), true);
+    let hub2 = start(natrix(), &cluster("hub2", c2), true);
+    let leaf = start(
+        natrix(),
+        &leaf_conf("leaf", &format!("url: \"nats-leaf://127.0.0.1:{lp}\""), ""),
+        true,
+    );
+    wait_leafs(&hub1, 1, WAIT);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while http_get(hub2.http_port.expect("http"), "/routez").json()["num_routes"] != 1 {
+        assert!(Instant::now() < deadline, "no route");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let c = connect(&hub2).await;
+    let l = connect(&leaf).await;
+    // hub2's interest reaches the leaf through hub1.
+    let mut s = c.subscribe("far.x").await.unwrap();
+    c.flush().await.unwrap();
+    wait_interest(&leaf, "far.x", true);
+    l.publish("far.x", "over two hops".into()).await.unwrap();
+    l.flush().await.unwrap();
+    let m = timeout(WAIT, s.next()).await.expect("routed on").unwrap();
+    assert_eq!(&m.payload[..], b"over two hops");
+    // The leaf's interest reaches hub2.
+    let mut ls = l.subscribe("near.y").await.unwrap();
+    let mut lq = l.queue_subscribe("jobs", "w".into()).await.unwrap();
+    l.flush().await.unwrap();
+    wait_interest(&hub1, "near.y", true);
+    wait_interest(&hub1, "jobs", true);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    c.publish("near.y", "from hub2".into()).await.unwrap();
+    for _ in 0..10 {
+        c.publish("jobs", "job".into()).await.unwrap();
+    }
+    c.flush().await.unwrap();
+    let m = timeout(WAIT, ls.next())
+        .await
+        .expect("leaf gets it")
+        .unwrap();
+    assert_eq!(&m.payload[..], b"from hub2");
+    let jobs = drain(&mut lq, 10, Duration::from_secs(2)).await;
+    assert_eq!(jobs.len(), 10, "queue member behind the leaf: {jobs:?}");
+}

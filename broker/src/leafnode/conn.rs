@@ -157,6 +157,13 @@ pub(super) async fn solicit(server: Arc<Server>, leafnodes: Arc<LeafNodes>, inde
             tracing::error!("Leafnode remote {index} has no URL");
             return;
         }
+        if remote.disabled {
+            // Disabled by a reload: check again later.
+            tokio::select! {
+                () = tokio::time::sleep(RECONNECT_DELAY) => continue,
+                () = &mut shutdown => return,
+            }
+        }
         let url = remote.urls[usize::try_from(attempt).unwrap_or(0) % remote.urls.len()].clone();
         attempt += 1;
         let target = format!("{}:{}", url.host, url.port.unwrap_or(DEFAULT_PORT));
