@@ -600,6 +600,13 @@ fn bad_input_checks(name: &str, p: &Proc, lp: u16) {
         c.is_closed(Duration::from_millis(500)),
         "{name}: loop closes"
     );
+    // A flood of interest: every LS+ is taken, the connection and the server stay up.
+    let mut c = Raw::connect(lp);
+    c.send(GOOD_CONNECT);
+    let flood: String = (0..20_000).map(|i| format!("LS+ flood.{i}\r\n")).collect();
+    c.send(&flood);
+    assert!(c.sync().contains("PONG"), "{name}: flood answered");
+    drop(c);
     // The server still serves clients.
     let mut client = Raw::connect(p.port);
     client.send("CONNECT {\"verbose\":false}\r\n");

@@ -783,6 +783,13 @@ impl Conn {
                 // A queue weight update: one member stands for the group.
                 return true;
             }
+            let max = self.server.options().0.max_subscriptions;
+            if max > 0 && subs.len() >= max {
+                // A leaf connection is held to the server's `max_subscriptions`.
+                drop(subs);
+                self.send_err("maximum subscriptions exceeded");
+                return true;
+            }
             let sid = Bytes::from(format!("L{}", subs.len() + 1));
             let sub = Arc::new(Subscription::remote(
                 subject.clone(),
