@@ -363,9 +363,18 @@ fn write_creds(path: &Path) -> String {
 /// Messages from a leaf bound to account A stay in A: a subscriber in B on the hub sees
 /// nothing, one in A gets them, and A's interest reaches the leaf.
 async fn stays_in_account(hub: &Proc, leaf: &Proc) {
+    stays_in_account_as(hub, leaf, None).await;
+}
+
+/// [`stays_in_account`], with the leaf's clients logging in as `leaf_user` (for a remote
+/// bound to a local account other than `$G`).
+async fn stays_in_account_as(hub: &Proc, leaf: &Proc, leaf_user: Option<(&str, &str)>) {
     let a = connect_user(hub, "a", "a").await;
     let b = connect_user(hub, "b", "b").await;
-    let l = connect(leaf).await;
+    let l = match leaf_user {
+        Some((u, p)) => connect_user(leaf, u, p).await,
+        None => connect(leaf).await,
+    };
     let mut sa = a.subscribe("acct.x").await.unwrap();
     let mut sb = b.subscribe("acct.x").await.unwrap();
     a.flush().await.unwrap();
@@ -460,39 +469,49 @@ async fn leaf_bound_to_account() {
     }
 }
 
-/// `leafnodes { authorization { users [...] } }` binds each leaf user to its account.
+/// `leafnodes { authorization { users [...] } }` binds each leaf user to its account, on a
+/// natrix and on a nats-server hub; the spokes (natrix and nats-server) bind their side to
+/// a local account `LA` (not `$G`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leaf_users_bound_to_accounts() {
-    let lp = free_port();
     let accounts = "accounts {\n  A { users [ {user: a, password: a} ] }\n  B { users [ {user: b, password: b} ] }\n}\n";
-    let hub = start(
-        natrix(),
-        &hub_conf_auth(
-            "hub",
-            lp,
-            accounts,
-            "users [ {user: leafu, password: leafp, account: A} ]",
-        ),
-        true,
-    );
+    let local = "accounts {\n  LA { users [ {user: la, password: la} ] }\n}\n";
     let reference = reference_binary();
     let mut bins: Vec<&Path> = vec![natrix()];
     bins.extend(reference.as_deref());
-    for bin in bins {
-        let leaf = start(
-            bin,
-            &leaf_conf(
-                "leaf",
-                &format!("url: \"nats-leaf://leafu:leafp@127.0.0.1:{lp}\""),
-                "",
+    for hub_bin in &bins {
+        let lp = free_port();
+        let hub = start(
+            hub_bin,
+            &hub_conf_auth(
+                "hub",
+                lp,
+                accounts,
+                "users [ {user: leafu, password: leafp, account: A} ]",
             ),
             true,
         );
-        wait_leafs(&hub, 1, WAIT);
-        assert_eq!(leafz(&hub)["leafs"][0]["account"], "A");
-        stays_in_account(&hub, &leaf).await;
-        drop(leaf);
-        wait_leafs(&hub, 0, WAIT);
+        for leaf_bin in &bins {
+            if *hub_bin != natrix() && *leaf_bin != natrix() {
+                continue;
+            }
+            let leaf = start(
+                leaf_bin,
+                &leaf_conf(
+                    "leaf",
+                    &format!("url: \"nats-leaf://leafu:leafp@127.0.0.1:{lp}\", account: LA"),
+                    local,
+                ),
+                true,
+            );
+            wait_leafs(&hub, 1, WAIT);
+            wait_leafs(&leaf, 1, WAIT);
+            assert_eq!(leafz(&hub)["leafs"][0]["account"], "A");
+            assert_eq!(leafz(&leaf)["leafs"][0]["account"], "LA");
+            stays_in_account_as(&hub, &leaf, Some(("la", "la"))).await;
+            drop(leaf);
+            wait_leafs(&hub, 0, WAIT);
+        }
     }
 }
 
