@@ -734,3 +734,57 @@ async fn leaf_behind_a_cluster() {
     let jobs = drain(&mut lq, 10, Duration::from_secs(2)).await;
     assert_eq!(jobs.len(), 10, "queue member behind the leaf: {jobs:?}");
 }
+
+/// The bound user's permissions hold on the leaf connection, seen from the spoke: it may
+/// send (`LMSG`) what the user may publish, receive (`LS+`) what the user may subscribe
+/// to, and only hears about interest it may publish to. Same replies as nats-server.
+#[test]
+fn leaf_user_permissions() {
+    let conf = |lp: u16| {
+        format!(
+            "server_name: hub\nauthorization {{ users [ {{user: c, password: c}}, {{user: leafu, password: leafp, permissions: {{ publish: \"pub.>\", subscribe: \"sub.>\" }} }} ] }}\nleafnodes {{ listen: 127.0.0.1:{lp} }}\n"
+        )
+    };
+    let mut bins: Vec<std::path::PathBuf> = vec![natrix().to_path_buf()];
+    bins.extend(reference_binary());
+    for bin in bins {
+        let name = bin.display().to_string();
+        let lp = free_port();
+        let hub = start(&bin, &conf(lp), true);
+        let mut client = Raw::connect(hub.port);
+        client.send("CONNECT {\"user\":\"c\",\"pass\":\"c\",\"verbose\":false}\r\nSUB pub.x 1\r\nSUB other.y 2\r\n");
+        assert!(client.sync().contains("PONG"));
+        // Announcements: only what the spoke may publish.
+        let mut c = Raw::connect(lp);
+        c.send(GOOD_CONNECT);
+        let batch = c.read_for(Duration::from_millis(500));
+        assert!(batch.contains("LS+ pub.x\r\n"), "{name}: {batch:?}");
+        assert!(!batch.contains("other.y"), "{name}: {batch:?}");
+        // Receiving within `subscribe` is fine, outside it closes.
+        c.send("LS+ sub.a\r\nLS+ pub.a\r\n");
+        let reply = c.read_for(Duration::from_millis(500));
+        assert!(
+            reply.contains("-ERR 'Permissions Violation for Subscription to \"pub.a\"'\r\n"),
+            "{name}: {reply:?}"
+        );
+        assert!(
+            c.is_closed(Duration::from_millis(500)),
+            "{name}: LS+ closes"
+        );
+        // Sending within `publish` is fine, outside it closes.
+        let mut c = Raw::connect(lp);
+        c.send(GOOD_CONNECT);
+        c.send("LMSG pub.x 2\r\nhi\r\nLMSG sub.a 2\r\nhi\r\n");
+        let reply = c.read_for(Duration::from_millis(500));
+        assert!(
+            reply.contains("-ERR 'Permissions Violation for Publish to \"sub.a\"'\r\n"),
+            "{name}: {reply:?}"
+        );
+        assert!(
+            c.is_closed(Duration::from_millis(500)),
+            "{name}: LMSG closes"
+        );
+        let got = client.read_for(Duration::from_millis(300));
+        assert!(got.contains("MSG pub.x 1 2\r\nhi\r\n"), "{name}: {got:?}");
+    }
+}

@@ -22,6 +22,9 @@ use std::path::Path;
 use base64::Engine as _;
 use serde::Deserialize;
 
+use std::sync::Arc;
+
+use crate::auth::Permissions;
 use crate::server::options::RuntimeOptions;
 
 /// The connection type leaf connections have for `allowed_connection_types`.
@@ -76,6 +79,9 @@ pub struct Presented<'a> {
 pub struct Binding {
     pub user: Option<String>,
     pub account: String,
+    /// The user's permissions, from the spoke's point of view: `publish` limits what it
+    /// may send (`LMSG`), `subscribe` what it may receive (`LS+`).
+    pub permissions: Option<Arc<Permissions>>,
 }
 
 fn account_or_global(a: &str) -> String {
@@ -204,6 +210,7 @@ pub fn authenticate(opts: &RuntimeOptions, p: &Presented<'_>) -> Result<Binding,
         return Ok(Binding {
             user: Some(u.username.clone()),
             account: account_or_global(&u.account),
+            permissions: None,
         });
     }
     if !l.username.is_empty() {
@@ -217,6 +224,7 @@ pub fn authenticate(opts: &RuntimeOptions, p: &Presented<'_>) -> Result<Binding,
         return Ok(Binding {
             user: Some(name.to_owned()),
             account: account_or_global(&l.account),
+            permissions: None,
         });
     }
     if !l.nkey.is_empty() {
@@ -228,6 +236,7 @@ pub fn authenticate(opts: &RuntimeOptions, p: &Presented<'_>) -> Result<Binding,
         return Ok(Binding {
             user: Some(nkey),
             account: account_or_global(&l.account),
+            permissions: None,
         });
     }
     let auth = &opts.auth;
@@ -235,6 +244,7 @@ pub fn authenticate(opts: &RuntimeOptions, p: &Presented<'_>) -> Result<Binding,
         return Ok(Binding {
             user: None,
             account: "$G".to_owned(),
+            permissions: auth.default_permissions.clone(),
         });
     }
     if let Some(nkey) = nkey {
@@ -249,6 +259,10 @@ pub fn authenticate(opts: &RuntimeOptions, p: &Presented<'_>) -> Result<Binding,
         return Ok(Binding {
             account: u.account.clone().unwrap_or_else(|| "$G".to_owned()),
             user: Some(nkey),
+            permissions: u
+                .permissions
+                .clone()
+                .or_else(|| auth.default_permissions.clone()),
         });
     }
     if let Some(token) = &auth.token {
@@ -257,6 +271,7 @@ pub fn authenticate(opts: &RuntimeOptions, p: &Presented<'_>) -> Result<Binding,
             Ok(Binding {
                 user: None,
                 account: "$G".to_owned(),
+                permissions: auth.default_permissions.clone(),
             })
         } else {
             Err(AuthError::Password)
@@ -276,6 +291,10 @@ pub fn authenticate(opts: &RuntimeOptions, p: &Presented<'_>) -> Result<Binding,
     Ok(Binding {
         user: Some(name.to_owned()),
         account: u.account.clone().unwrap_or_else(|| "$G".to_owned()),
+        permissions: u
+            .permissions
+            .clone()
+            .or_else(|| auth.default_permissions.clone()),
     })
 }
 

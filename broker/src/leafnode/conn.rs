@@ -476,7 +476,7 @@ impl Conn {
                 queues,
                 hdr,
                 msg,
-            } => self.leaf_msg(&subject, reply.as_deref(), &queues, hdr, &msg),
+            } => return self.leaf_msg(&subject, reply.as_deref(), &queues, hdr, &msg),
         }
         true
     }
@@ -487,7 +487,10 @@ impl Conn {
             self.peer,
             self.handle.cid
         );
-        if e.contains("Loop detected") || e.contains("same cluster name") {
+        if e.contains("Loop detected")
+            || e.contains("same cluster name")
+            || e.contains("Permissions Violation")
+        {
             self.outcome = Outcome::Delay(LOOP_DELAY);
             self.handle.outbound.close(CloseReason::ProtocolViolation);
             return false;
@@ -626,7 +629,7 @@ impl Conn {
             return;
         };
         let (remote_id, name) = self.pending_remote.take().unwrap_or_default();
-        self.install(account, true, remote_id, name);
+        self.install(account, true, remote_id, name, None);
     }
 
     fn install(
@@ -635,6 +638,7 @@ impl Conn {
         spoke: bool,
         remote_id: String,
         name: String,
+        permissions: Option<Arc<crate::auth::Permissions>>,
     ) {
         let leaf = Arc::new(Leaf {
             handle: self.handle.clone(),
@@ -648,6 +652,7 @@ impl Conn {
             in_bytes: AtomicU64::new(0),
             subs: Mutex::new(FxHashMap::default()),
             smap: Mutex::new(FxHashMap::default()),
+            permissions,
         });
         self.state = State::Ready;
         self.leaf = Some(leaf.clone());
@@ -749,7 +754,7 @@ impl Conn {
         } else {
             c.server_id
         };
-        self.install(account, false, remote_id, c.name);
+        self.install(account, false, remote_id, c.name, binding.permissions);
         true
     }
 
@@ -765,6 +770,16 @@ impl Conn {
             tracing::error!("{} - lid:{} - {e}", self.peer, self.handle.cid);
             self.outcome = Outcome::Delay(LOOP_DELAY);
             return self.close_with(&e, CloseReason::ProtocolViolation);
+        }
+        if let Some(p) = leaf.permissions.as_ref().and_then(|p| p.subscribe.as_ref())
+            && !p.allows_subscribe(&subject, queue.as_deref())
+        {
+            // nats-server closes, and the spoke waits before dialling again.
+            let text = crate::server::client::sub_violation_text(&subject, queue.as_deref());
+            tracing::error!("{} - lid:{} - {text}", self.peer, self.handle.cid);
+            self.send_err(&text);
+            self.handle.outbound.close(CloseReason::ProtocolViolation);
+            return false;
         }
         if !crate::subject::is_valid_subject(&subject) {
             self.send_err("Invalid Subscription");
@@ -851,8 +866,20 @@ impl Conn {
         queues: &[Bytes],
         hdr: usize,
         msg: &[u8],
-    ) {
-        let Some(leaf) = &self.leaf else { return };
+    ) -> bool {
+        let Some(leaf) = &self.leaf else { return true };
+        if let Some(p) = leaf.permissions.as_ref().and_then(|p| p.publish.as_ref())
+            && !p.allows_publish(subject)
+        {
+            let text = format!(
+                "Permissions Violation for Publish to {}",
+                crate::server::client::go_quote(subject)
+            );
+            tracing::error!("{} - lid:{} - {text}", self.peer, self.handle.cid);
+            self.send_err(&text);
+            self.handle.outbound.close(CloseReason::ProtocolViolation);
+            return false;
+        }
         let len = msg.len() as u64;
         leaf.in_msgs.fetch_add(1, Ordering::Relaxed);
         leaf.in_bytes.fetch_add(len, Ordering::Relaxed);
@@ -867,7 +894,7 @@ impl Conn {
         acc.stats.in_bytes.fetch_add(len, Ordering::Relaxed);
         let result = acc.sublist.match_subject(subject);
         if result.is_empty() {
-            return;
+            return true;
         }
         let mut size = itoa::Buffer::new();
         let size = size.format(msg.len()).as_bytes().to_vec();
@@ -943,6 +970,7 @@ impl Conn {
             .fetch_add(sent * len, Ordering::Relaxed);
         acc.stats.out_msgs.fetch_add(sent, Ordering::Relaxed);
         acc.stats.out_bytes.fetch_add(sent * len, Ordering::Relaxed);
+        true
     }
 
     fn cleanup(&mut self) {

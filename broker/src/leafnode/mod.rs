@@ -38,6 +38,7 @@ use rustc_hash::FxHashMap;
 use tokio::net::TcpListener;
 
 use crate::account::Account;
+use crate::auth::Permissions;
 use crate::protocol::encode::Delivery;
 use crate::server::Server;
 use crate::server::client::{ClientHandle, ConnKind, Subscription};
@@ -82,6 +83,9 @@ pub struct Leaf {
     subs: Mutex<FxHashMap<Key, Arc<Subscription>>>,
     /// What this side announced to the other: key → local count (queue weight).
     smap: Mutex<FxHashMap<Key, u32>>,
+    /// Hub side: the bound user's permissions, from the spoke's point of view (`publish`:
+    /// what it may send us, `subscribe`: what it may receive).
+    pub(crate) permissions: Option<Arc<Permissions>>,
 }
 
 impl Leaf {
@@ -106,6 +110,17 @@ impl Leaf {
             .collect();
         v.sort();
         v
+    }
+
+    /// Whether interest in `subject` is announced to the other side: only subjects it may
+    /// publish to (it would be refused sending anything else), and always `$LDS.`.
+    fn may_hear(&self, subject: &[u8]) -> bool {
+        subject.starts_with(b"$LDS.")
+            || self
+                .permissions
+                .as_ref()
+                .and_then(|p| p.publish.as_ref())
+                .is_none_or(|p| p.allows_subscribe(subject, None))
     }
 
     fn origin(&self) -> Origin {
@@ -139,6 +154,9 @@ impl Leaf {
 
     /// Adjusts the announced count of `key` by one and sends what changed.
     fn update_interest(&self, subject: &Bytes, queue: Option<&Bytes>, added: bool) {
+        if !self.may_hear(subject) {
+            return;
+        }
         let mut line = Vec::new();
         {
             let mut smap = self.smap.lock();
@@ -362,7 +380,9 @@ impl LeafNodes {
                 if sub.is_closed() {
                     continue;
                 }
-                if self.origin_of(&sub).is_some_and(|o| leaf.announces(o)) {
+                if self.origin_of(&sub).is_some_and(|o| leaf.announces(o))
+                    && leaf.may_hear(&sub.subject)
+                {
                     *smap
                         .entry((sub.subject.clone(), sub.queue.clone()))
                         .or_insert(0) += 1;

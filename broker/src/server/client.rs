@@ -1305,7 +1305,7 @@ fn record_reply(target: &ClientHandle, reply: &[u8]) {
 }
 
 /// nats-server's text for a refused subscription.
-fn sub_violation_text(subject: &[u8], queue: Option<&[u8]>) -> String {
+pub(crate) fn sub_violation_text(subject: &[u8], queue: Option<&[u8]>) -> String {
     match queue {
         Some(q) => format!(
             "Permissions Violation for Subscription to {} using queue {}",
