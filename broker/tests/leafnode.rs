@@ -788,3 +788,33 @@ fn leaf_user_permissions() {
         assert!(got.contains("MSG pub.x 1 2\r\nhi\r\n"), "{name}: {got:?}");
     }
 }
+
+/// `leafnodes { min_version }` refuses older (or unnamed) spoke versions, as nats-server.
+#[test]
+fn leaf_min_version() {
+    let mut bins: Vec<std::path::PathBuf> = vec![natrix().to_path_buf()];
+    bins.extend(reference_binary());
+    for bin in bins {
+        let name = bin.display().to_string();
+        let lp = free_port();
+        let _hub = start(
+            &bin,
+            &format!("leafnodes {{ listen: 127.0.0.1:{lp}, min_version: 2.10.0 }}\n"),
+            false,
+        );
+        let refused = "-ERR 'connection rejected since minimum version required is \"2.10.0\"'\r\n";
+        for old in [
+            "CONNECT {\"name\":\"raw\",\"version\":\"2.9.0\"}\r\n",
+            "CONNECT {\"name\":\"raw\"}\r\n",
+        ] {
+            let (reply, closed) = probe(lp, old);
+            assert!(
+                reply.contains(refused) && closed,
+                "{name}: {old}: {reply:?}"
+            );
+        }
+        let mut c = Raw::connect(lp);
+        c.send("CONNECT {\"name\":\"raw\",\"version\":\"2.11.0\"}\r\n");
+        assert!(c.sync().contains("LS+ $LDS."), "{name}: accepted");
+    }
+}

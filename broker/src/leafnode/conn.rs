@@ -46,6 +46,8 @@ const CONNECT_INFO_TIMEOUT: Duration = Duration::from_secs(2);
 const RECONNECT_DELAY: Duration = Duration::from_secs(1);
 /// How long a spoke waits after a loop or a same-cluster-name refusal.
 const LOOP_DELAY: Duration = Duration::from_secs(30);
+/// How long a spoke waits after a hub refused its version.
+const MIN_VERSION_DELAY: Duration = Duration::from_secs(5);
 /// Default time a hub gives a spoke to send CONNECT.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -60,6 +62,8 @@ pub enum LeafError {
     Gateway(String),
     #[error("cluster name cannot contain spaces")]
     ClusterNameSpaces,
+    #[error("connection rejected since minimum version required is {0:?}")]
+    MinVersion(String),
     #[error("remote leafnode has same cluster name")]
     SameClusterName,
     #[error("Loop detected for leafnode account={0:?}. Delaying attempt to reconnect for 30s")]
@@ -114,6 +118,7 @@ struct LeafConnect {
     cluster: String,
     headers: bool,
     is_hub: bool,
+    version: String,
 }
 
 /// The INFO a hub sends on its leaf port.
@@ -487,6 +492,11 @@ impl Conn {
             self.peer,
             self.handle.cid
         );
+        if e.contains("minimum version required") {
+            self.outcome = Outcome::Delay(MIN_VERSION_DELAY);
+            self.handle.outbound.close(CloseReason::ProtocolViolation);
+            return false;
+        }
         if e.contains("Loop detected")
             || e.contains("same cluster name")
             || e.contains("Permissions Violation")
@@ -722,6 +732,13 @@ impl Conn {
         }
         if !c.cluster.is_empty() && self.server.cluster().is_some_and(|cl| cl.name == c.cluster) {
             return self.close_with(&LeafError::SameClusterName, CloseReason::ProtocolViolation);
+        }
+        let min = &opts.config.leafnode.min_version;
+        if !min.is_empty() && version_below(&c.version, min) {
+            return self.close_with(
+                &LeafError::MinVersion(min.clone()),
+                CloseReason::ProtocolViolation,
+            );
         }
         let Some(account) = self.server.account(&binding.account) else {
             tracing::error!(
@@ -999,9 +1016,33 @@ impl Conn {
     }
 }
 
+/// Whether `version` (`major.minor.patch[-pre]`) is below `min`; an unreadable version
+/// is below any minimum, as nats-server rejects it.
+fn version_below(version: &str, min: &str) -> bool {
+    fn parse(v: &str) -> Option<(u64, u64, u64)> {
+        let core = v.split(['-', '+']).next()?;
+        let mut it = core.split('.').map(|p| p.parse::<u64>().ok());
+        let t = (it.next()??, it.next()??, it.next()??);
+        it.next().is_none().then_some(t)
+    }
+    match (parse(version), parse(min)) {
+        (Some(v), Some(m)) => v < m,
+        _ => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn min_version() {
+        assert!(version_below("2.9.0", "2.10.0"));
+        assert!(!version_below("2.10.0", "2.10.0"));
+        assert!(!version_below("2.14.0-beta", "2.10.0"));
+        assert!(version_below("", "2.8.0"));
+        assert!(version_below("x.y", "2.8.0"));
+    }
 
     #[test]
     fn error_texts_are_nats_servers() {
