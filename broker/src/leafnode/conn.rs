@@ -133,6 +133,10 @@ struct HubInfoOut<'a> {
     port: u16,
     headers: bool,
     auth_required: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    tls_required: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    tls_verify: bool,
     max_payload: i32,
     ip: String,
     client_id: u64,
@@ -146,6 +150,46 @@ struct HubInfoOut<'a> {
     connect_info: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     remote_account: Option<&'a str>,
+}
+
+/// The INFO a hub sends on its leaf port (`remote_account`: the one answering CONNECT).
+fn hub_info_json(
+    server: &Server,
+    leafnodes: &LeafNodes,
+    cid: u64,
+    nonce: &str,
+    remote_account: Option<&str>,
+) -> Vec<u8> {
+    let (opts, _) = server.options();
+    let addr = leafnodes
+        .addr
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let url = leafnodes.advertise_url(server);
+    let cluster = server.cluster().map(|c| c.name.as_str());
+    let info = HubInfoOut {
+        server_id: server.id(),
+        server_name: server.name(),
+        version: crate::server::NATS_COMPAT_VERSION,
+        proto: crate::server::PROTO,
+        go: crate::server::GO_FIELD,
+        host: addr.ip().to_string(),
+        port: addr.port(),
+        headers: opts.headers,
+        auth_required: true,
+        tls_required: leafnodes.tls.is_some(),
+        tls_verify: leafnodes.tls.as_ref().is_some_and(|t| t.verify),
+        max_payload: opts.max_payload,
+        ip: url.clone(),
+        client_id: cid,
+        nonce,
+        cluster,
+        compression: "off",
+        info_on_connect: true,
+        leafnode_urls: vec![url],
+        connect_info: remote_account.is_some(),
+        remote_account,
+    };
+    serde_json::to_vec(&info).unwrap_or_default()
 }
 
 /// Keeps one remote connected: dials its URLs in turn and runs the connection whenever
@@ -247,19 +291,76 @@ enum State {
     Ready,
 }
 
+/// Sets a connection up: the hub's INFO (in clear, then the TLS handshake when the leaf
+/// listener has `tls {}`), then the read loop.
 async fn run_inner(
     server: Arc<Server>,
     leafnodes: Arc<LeafNodes>,
-    stream: TcpStream,
+    mut stream: TcpStream,
     peer: SocketAddr,
     solicited: Option<Solicited>,
 ) -> Outcome {
-    let (mut rd, wr) = stream.into_split();
     let (opts, _) = server.options();
+    let cid = server.next_internal_cid();
+    let nonce = crate::server::new_nonce();
+    let info = if solicited.is_none() {
+        let json = hub_info_json(&server, &leafnodes, cid, &nonce, None);
+        let mut v = Vec::with_capacity(json.len() + 8);
+        encode::info(&mut v, &json);
+        v
+    } else {
+        Vec::new()
+    };
+    if solicited.is_none()
+        && let Some(tls) = leafnodes.tls.clone()
+    {
+        if !tls.handshake_first {
+            use tokio::io::AsyncWriteExt as _;
+            if stream.write_all(&info).await.is_err() {
+                return Outcome::Retry;
+            }
+        }
+        let session = match crate::tls::accept(&tls, &mut stream, leafnodes.tls_timeout).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("{peer} - lid:{cid} - TLS handshake error: {e}");
+                return Outcome::Retry;
+            }
+        };
+        let (rd, wr) = stream.into_split();
+        let outbound = Arc::new(Outbound::with_tls(
+            wr,
+            opts.max_pending,
+            Some(session.clone()),
+        ));
+        if tls.handshake_first {
+            outbound.push_proto(&info);
+        }
+        let rd = crate::tls::TlsReader::new(rd, session, outbound.clone());
+        return drive(server, leafnodes, rd, outbound, cid, nonce, peer, solicited).await;
+    }
+    let (rd, wr) = stream.into_split();
     let outbound = Arc::new(Outbound::new(wr, opts.max_pending));
+    outbound.push_proto(&info);
+    drive(server, leafnodes, rd, outbound, cid, nonce, peer, solicited).await
+}
+
+/// The read loop of one connection, until it closes.
+#[allow(clippy::too_many_arguments)]
+async fn drive<R: tokio::io::AsyncRead + Unpin>(
+    server: Arc<Server>,
+    leafnodes: Arc<LeafNodes>,
+    mut rd: R,
+    outbound: Arc<Outbound>,
+    cid: u64,
+    nonce: String,
+    peer: SocketAddr,
+    solicited: Option<Solicited>,
+) -> Outcome {
+    let (opts, _) = server.options();
     let handle = Arc::new(ClientHandle {
         kind: ConnKind::Leaf,
-        ..ClientHandle::new(server.next_internal_cid(), outbound.clone())
+        ..ClientHandle::new(cid, outbound.clone())
     });
     let writer = tokio::spawn(outbound.clone().run_writer(opts.write_deadline));
     let now = tokio::time::Instant::now();
@@ -288,18 +389,12 @@ async fn run_inner(
         solicited,
         state,
         deadline,
-        nonce: crate::server::new_nonce(),
+        nonce,
         leaf: None,
         pending_remote: None,
         outcome: Outcome::Retry,
         max_payload: i64::from(opts.max_payload),
     };
-    if conn.solicited.is_none() {
-        let json = conn.hub_info_json(None);
-        let mut v = Vec::with_capacity(json.len() + 8);
-        encode::info(&mut v, &json);
-        outbound.push_proto(&v);
-    }
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let ping_every = if opts.ping_interval.is_zero() {
         Duration::from_secs(120)
@@ -423,35 +518,13 @@ impl Conn {
     }
 
     fn hub_info_json(&self, remote_account: Option<&str>) -> Vec<u8> {
-        let (opts, _) = self.server.options();
-        let addr = self
-            .leafnodes
-            .addr
-            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-        let url = self.leafnodes.advertise_url(&self.server);
-        let cluster = self.server.cluster().map(|c| c.name.as_str());
-        let info = HubInfoOut {
-            server_id: self.server.id(),
-            server_name: self.server.name(),
-            version: crate::server::NATS_COMPAT_VERSION,
-            proto: crate::server::PROTO,
-            go: crate::server::GO_FIELD,
-            host: addr.ip().to_string(),
-            port: addr.port(),
-            headers: opts.headers,
-            auth_required: true,
-            max_payload: opts.max_payload,
-            ip: url.clone(),
-            client_id: self.handle.cid,
-            nonce: &self.nonce,
-            cluster,
-            compression: "off",
-            info_on_connect: true,
-            leafnode_urls: vec![url],
-            connect_info: remote_account.is_some(),
+        hub_info_json(
+            &self.server,
+            &self.leafnodes,
+            self.handle.cid,
+            &self.nonce,
             remote_account,
-        };
-        serde_json::to_vec(&info).unwrap_or_default()
+        )
     }
 
     /// Handles one operation; false closes the connection.

@@ -194,6 +194,10 @@ pub struct LeafNodes {
     leafs: RwLock<FxHashMap<u64, Arc<Leaf>>>,
     /// Each account's loop detection subject (`$LDS.<nuid>`).
     lds: Mutex<FxHashMap<String, String>>,
+    /// TLS for accepted connections (`leafnodes { tls {} }`), built at start-up.
+    tls: Option<crate::tls::ServerTls>,
+    /// How long a spoke has for the TLS handshake.
+    tls_timeout: Duration,
 }
 
 /// Refuses settings this implementation cannot honour; running open where the config
@@ -206,9 +210,6 @@ fn check_supported(opts: &natrix_config::Options) -> std::io::Result<()> {
             format!("leafnodes: {what} is not supported yet (docs/clustering.md)"),
         ))
     };
-    if l.tls.is_some() {
-        return unsupported("tls");
-    }
     for r in &l.remotes {
         if r.tls.is_some() {
             return unsupported("remote tls");
@@ -238,6 +239,18 @@ impl LeafNodes {
             return Ok(None);
         }
         check_supported(&opts.config)?;
+        let tls = l
+            .tls
+            .as_ref()
+            .map(crate::tls::server_tls)
+            .transpose()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+        let tls_timeout = l
+            .tls
+            .as_ref()
+            .and_then(|t| t.timeout)
+            .filter(|t| !t.is_zero())
+            .unwrap_or(Duration::from_secs(2));
         let listener = if l.port == 0 {
             None
         } else {
@@ -265,6 +278,8 @@ impl LeafNodes {
                 addr,
                 leafs: RwLock::new(FxHashMap::default()),
                 lds: Mutex::new(FxHashMap::default()),
+                tls,
+                tls_timeout,
             }),
             listener,
         )))
