@@ -1,4 +1,5 @@
-//! TLS for client connections (rustls, ring provider).
+//! TLS for client connections and the connections the server dials (rustls, ring
+//! provider).
 //!
 //! The server config is built from the `tls {}` block's files each time options are
 //! loaded, so a reload picks up renewed certificates for every new connection while
@@ -17,9 +18,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use parking_lot::Mutex;
-use rustls::ServerConnection;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{ClientConnection, Connection, ServerConnection};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
@@ -138,8 +139,9 @@ pub fn server_tls(cfg: &natrix_config::options::TlsConfig) -> Result<ServerTls, 
     })
 }
 
-/// One connection's TLS session, shared by its read loop and its outbound side.
-pub type Session = Arc<Mutex<ServerConnection>>;
+/// One connection's TLS session, shared by its read loop and its outbound side (server
+/// side for accepted connections, client side for connections the server dials).
+pub type Session = Arc<Mutex<Connection>>;
 
 /// Runs the server handshake on `stream` within `timeout`; returns the session, which
 /// may already hold plaintext the client sent right behind its last handshake message.
@@ -148,7 +150,29 @@ pub async fn accept(
     stream: &mut TcpStream,
     timeout: std::time::Duration,
 ) -> Result<Session, String> {
-    let mut conn = ServerConnection::new(tls.config.clone()).map_err(|e| e.to_string())?;
+    let conn = ServerConnection::new(tls.config.clone()).map_err(|e| e.to_string())?;
+    handshake(Connection::Server(conn), stream, timeout).await
+}
+
+/// Runs the client handshake on `stream` (a connection this server dialled, e.g. a leaf
+/// node remote) within `timeout`, verifying the peer as `server_name`.
+pub async fn connect(
+    config: Arc<rustls::ClientConfig>,
+    server_name: &str,
+    stream: &mut TcpStream,
+    timeout: std::time::Duration,
+) -> Result<Session, String> {
+    let name = rustls::pki_types::ServerName::try_from(server_name.to_owned())
+        .map_err(|e| e.to_string())?;
+    let conn = ClientConnection::new(config, name).map_err(|e| e.to_string())?;
+    handshake(Connection::Client(conn), stream, timeout).await
+}
+
+async fn handshake(
+    mut conn: Connection,
+    stream: &mut TcpStream,
+    timeout: std::time::Duration,
+) -> Result<Session, String> {
     // Outbound batches are sealed whole; rustls must not cap what it buffers.
     conn.set_buffer_limit(None);
     let handshake = async {
@@ -177,13 +201,58 @@ pub async fn accept(
 }
 
 /// Hands ciphertext to rustls and processes it.
-fn feed(conn: &mut ServerConnection, mut data: &[u8]) -> std::io::Result<()> {
+fn feed(conn: &mut Connection, mut data: &[u8]) -> std::io::Result<()> {
     while !data.is_empty() {
         conn.read_tls(&mut data)?;
         conn.process_new_packets()
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
     }
     Ok(())
+}
+
+/// The client side for dialling out from a `tls {}` block (leaf node remotes): the
+/// peer is verified against `ca_file`; `cert_file`/`key_file`, when set, are presented.
+pub fn client_config(
+    cfg: &natrix_config::options::TlsConfig,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let versions: &[&rustls::SupportedProtocolVersion] = if cfg.min_version == "1.3" {
+        &[&rustls::version::TLS13]
+    } else {
+        rustls::ALL_VERSIONS
+    };
+    if cfg.ca_file.is_empty() {
+        return Err(TlsError::Config(
+            "a ca_file is needed to verify the server's certificate".into(),
+        ));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    let ca_pem = read_file(&cfg.ca_file)?;
+    for c in CertificateDer::pem_slice_iter(&ca_pem) {
+        let c = c.map_err(|_| TlsError::Ca(cfg.ca_file.clone()))?;
+        roots
+            .add(c)
+            .map_err(|_| TlsError::Ca(cfg.ca_file.clone()))?;
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_root_certificates(roots);
+    let config = if cfg.cert_file.is_empty() {
+        builder.with_no_client_auth()
+    } else {
+        let cert_pem = read_file(&cfg.cert_file)?;
+        let key_pem = read_file(&cfg.key_file)?;
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+            .collect::<Result<_, _>>()
+            .map_err(|e| TlsError::Pair(format!("{}: {e}", cfg.cert_file)))?;
+        let key = PrivateKeyDer::from_pem_slice(&key_pem)
+            .map_err(|e| TlsError::Pair(format!("{}: {e}", cfg.key_file)))?;
+        builder
+            .with_client_auth_cert(certs, key)
+            .map_err(|e| TlsError::Pair(e.to_string()))?
+    };
+    Ok(Arc::new(config))
 }
 
 /// Encrypts `plain` (possibly empty: records rustls owes anyway) into TLS records.

@@ -819,47 +819,50 @@ fn leaf_min_version() {
     }
 }
 
-/// A hub whose leaf listener has `tls {}`: INFO says `tls_required`, the spoke (here
-/// nats-server, with the CA) upgrades, and messages flow as over plain TCP.
+/// A hub whose leaf listener has `tls {}`: INFO says `tls_required`, the spoke upgrades
+/// (verifying the hub against its CA), and messages flow as over plain TCP. natrix and
+/// nats-server in each role.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nats_server_leaf_natrix_hub_over_tls() {
-    let Some(reference) = reference_binary() else {
-        return;
-    };
+async fn leaf_over_tls() {
     let pki_dir = tempfile::tempdir().expect("tempdir");
     let pki = common::TestPki::new(pki_dir.path());
     pki.server_cert("hub");
-    let d = pki_dir.path().display();
-    let lp = free_port();
-    let hub = start(
-        natrix(),
-        &format!(
-            "server_name: hub\nleafnodes {{\n  listen: 127.0.0.1:{lp}\n  tls {{ cert_file: \"{d}/hub.pem\", key_file: \"{d}/hub-key.pem\" }}\n}}\n"
-        ),
-        true,
-    );
-    // A plain spoke sees tls_required in the INFO.
-    let mut raw = std::net::TcpStream::connect(("127.0.0.1", lp)).expect("connect");
-    raw.set_read_timeout(Some(Duration::from_secs(2)))
-        .expect("timeout");
-    let mut first = [0u8; 4096];
-    let n = std::io::Read::read(&mut raw, &mut first).expect("INFO");
-    assert!(
-        String::from_utf8_lossy(&first[..n]).contains("\"tls_required\":true"),
-        "{}",
-        String::from_utf8_lossy(&first[..n])
-    );
-    drop(raw);
-    let leaf = start(
-        &reference,
-        &leaf_conf(
-            "nleaf",
-            &format!("url: \"tls://127.0.0.1:{lp}\", tls: {{ ca_file: \"{d}/ca.pem\" }}"),
-            "",
-        ),
-        true,
-    );
-    wait_leafs(&hub, 1, WAIT);
-    wait_leafs(&leaf, 1, WAIT);
-    exchange(&hub, &leaf).await;
+    let d = pki_dir.path().display().to_string();
+    let reference = reference_binary();
+    let mut pairs: Vec<(&Path, &Path)> = vec![(natrix(), natrix())];
+    if let Some(r) = reference.as_deref() {
+        pairs.push((natrix(), r));
+        pairs.push((r, natrix()));
+    }
+    for (hub_bin, leaf_bin) in pairs {
+        let lp = free_port();
+        let hub = start(
+            hub_bin,
+            &format!(
+                "server_name: hub\nleafnodes {{\n  listen: 127.0.0.1:{lp}\n  tls {{ cert_file: \"{d}/hub.pem\", key_file: \"{d}/hub-key.pem\" }}\n}}\n"
+            ),
+            true,
+        );
+        // A plain connection sees tls_required in the INFO.
+        let mut raw = std::net::TcpStream::connect(("127.0.0.1", lp)).expect("connect");
+        raw.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        let mut first = [0u8; 4096];
+        let n = std::io::Read::read(&mut raw, &mut first).expect("INFO");
+        let info = String::from_utf8_lossy(&first[..n]).into_owned();
+        assert!(info.contains("\"tls_required\":true"), "{info}");
+        drop(raw);
+        let leaf = start(
+            leaf_bin,
+            &leaf_conf(
+                "leaf",
+                &format!("url: \"tls://127.0.0.1:{lp}\", tls: {{ ca_file: \"{d}/ca.pem\" }}"),
+                "",
+            ),
+            true,
+        );
+        wait_leafs(&hub, 1, WAIT);
+        wait_leafs(&leaf, 1, WAIT);
+        exchange(&hub, &leaf).await;
+    }
 }

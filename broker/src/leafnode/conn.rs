@@ -79,6 +79,43 @@ pub(super) struct Solicited {
     url: natrix_config::options::UrlOpt,
 }
 
+impl Solicited {
+    /// The remote's TLS settings when it asks for TLS (a `tls {}` block or a `tls://` URL).
+    fn tls(&self) -> Option<natrix_config::options::TlsConfig> {
+        self.remote.tls.clone().or_else(|| {
+            self.url
+                .scheme
+                .eq_ignore_ascii_case("tls")
+                .then(natrix_config::options::TlsConfig::default)
+        })
+    }
+}
+
+/// Reads the hub's INFO line, which it sends in clear before the TLS handshake.
+async fn read_clear_info(stream: &mut TcpStream, within: Duration) -> Result<BytesMut, String> {
+    let mut buf = BytesMut::with_capacity(4096);
+    let read = async {
+        loop {
+            if memchr::memmem::find(&buf, b"\r\n").is_some() {
+                return Ok(());
+            }
+            if buf.len() > proto::MAX_CONTROL_LINE {
+                return Err("INFO too long".to_owned());
+            }
+            match stream.read_buf(&mut buf).await {
+                Ok(0) => return Err("connection closed".to_owned()),
+                Ok(_) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    };
+    match tokio::time::timeout(within, read).await {
+        Ok(Ok(())) => Ok(buf),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err("timeout waiting for INFO".to_owned()),
+    }
+}
+
 /// What a spoke does after its connection ends.
 enum Outcome {
     /// Redial after `reconnect_delay`.
@@ -311,6 +348,57 @@ async fn run_inner(
     } else {
         Vec::new()
     };
+    if let Some(s) = &solicited
+        && let Some(tls) = s.tls()
+    {
+        // Spoke over TLS: the hub's INFO in clear (unless handshake_first), then the
+        // handshake, then everything inside it.
+        let config = match crate::tls::client_config(&tls) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("Leafnode remote TLS configuration error: {e}");
+                return Outcome::Retry;
+            }
+        };
+        let initial = if tls.handshake_first {
+            BytesMut::new()
+        } else {
+            let within = if s.remote.first_info_timeout.is_zero() {
+                FIRST_INFO_TIMEOUT
+            } else {
+                s.remote.first_info_timeout
+            };
+            match read_clear_info(&mut stream, within).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!("{peer} - lid:{cid} - Error reading leafnode INFO: {e}");
+                    return Outcome::Retry;
+                }
+            }
+        };
+        let timeout = tls
+            .timeout
+            .filter(|t| !t.is_zero())
+            .unwrap_or(Duration::from_secs(2));
+        let session = match crate::tls::connect(config, &s.url.host, &mut stream, timeout).await {
+            Ok(session) => session,
+            Err(e) => {
+                tracing::error!("{peer} - lid:{cid} - TLS handshake error: {e}");
+                return Outcome::Retry;
+            }
+        };
+        let (rd, wr) = stream.into_split();
+        let outbound = Arc::new(Outbound::with_tls(
+            wr,
+            opts.max_pending,
+            Some(session.clone()),
+        ));
+        let rd = crate::tls::TlsReader::new(rd, session, outbound.clone());
+        return drive(
+            server, leafnodes, rd, initial, outbound, cid, nonce, peer, solicited,
+        )
+        .await;
+    }
     if solicited.is_none()
         && let Some(tls) = leafnodes.tls.clone()
     {
@@ -337,12 +425,34 @@ async fn run_inner(
             outbound.push_proto(&info);
         }
         let rd = crate::tls::TlsReader::new(rd, session, outbound.clone());
-        return drive(server, leafnodes, rd, outbound, cid, nonce, peer, solicited).await;
+        return drive(
+            server,
+            leafnodes,
+            rd,
+            BytesMut::new(),
+            outbound,
+            cid,
+            nonce,
+            peer,
+            solicited,
+        )
+        .await;
     }
     let (rd, wr) = stream.into_split();
     let outbound = Arc::new(Outbound::new(wr, opts.max_pending));
     outbound.push_proto(&info);
-    drive(server, leafnodes, rd, outbound, cid, nonce, peer, solicited).await
+    drive(
+        server,
+        leafnodes,
+        rd,
+        BytesMut::new(),
+        outbound,
+        cid,
+        nonce,
+        peer,
+        solicited,
+    )
+    .await
 }
 
 /// The read loop of one connection, until it closes.
@@ -351,6 +461,7 @@ async fn drive<R: tokio::io::AsyncRead + Unpin>(
     server: Arc<Server>,
     leafnodes: Arc<LeafNodes>,
     mut rd: R,
+    initial: BytesMut,
     outbound: Arc<Outbound>,
     cid: u64,
     nonce: String,
@@ -395,7 +506,8 @@ async fn drive<R: tokio::io::AsyncRead + Unpin>(
         outcome: Outcome::Retry,
         max_payload: i64::from(opts.max_payload),
     };
-    let mut buf = BytesMut::with_capacity(16 * 1024);
+    let mut buf = initial;
+    buf.reserve(16 * 1024);
     let ping_every = if opts.ping_interval.is_zero() {
         Duration::from_secs(120)
     } else {
@@ -404,6 +516,12 @@ async fn drive<R: tokio::io::AsyncRead + Unpin>(
     let mut ping = tokio::time::interval_at(now + Duration::from_secs(1), ping_every);
     let mut pings_out = 0u32;
     let mut shutdown = std::pin::pin!(server.wait_shutdown());
+    // Bytes read before the loop (a spoke's INFO read in clear ahead of TLS).
+    if !buf.is_empty() && !process(&mut conn, &mut buf, &mut pings_out) {
+        let _ = writer.await;
+        conn.cleanup();
+        return conn.outcome;
+    }
     'read: loop {
         tokio::select! {
             () = outbound.closed() => break,
@@ -442,24 +560,8 @@ async fn drive<R: tokio::io::AsyncRead + Unpin>(
                     }
                     Ok(_) => {}
                 }
-                loop {
-                    match proto::parse(&buf, conn.max_payload) {
-                        Ok(Some((op, used))) => {
-                            if matches!(op, LeafOp::Pong) {
-                                pings_out = 0;
-                            }
-                            let keep = conn.handle_op(op);
-                            buf.advance(used);
-                            if !keep {
-                                break 'read;
-                            }
-                        }
-                        Ok(None) => break,
-                        Err(e) => {
-                            conn.fail(&e);
-                            break 'read;
-                        }
-                    }
+                if !process(&mut conn, &mut buf, &mut pings_out) {
+                    break 'read;
                 }
                 if buf.capacity() - buf.len() < 4096 {
                     buf.reserve(64 * 1024);
@@ -470,6 +572,29 @@ async fn drive<R: tokio::io::AsyncRead + Unpin>(
     let _ = writer.await;
     conn.cleanup();
     conn.outcome
+}
+
+/// Handles every whole operation in `buf`; false when the connection is to close.
+fn process(conn: &mut Conn, buf: &mut BytesMut, pings_out: &mut u32) -> bool {
+    loop {
+        match proto::parse(buf, conn.max_payload) {
+            Ok(Some((op, used))) => {
+                if matches!(op, LeafOp::Pong) {
+                    *pings_out = 0;
+                }
+                let keep = conn.handle_op(op);
+                buf.advance(used);
+                if !keep {
+                    return false;
+                }
+            }
+            Ok(None) => return true,
+            Err(e) => {
+                conn.fail(&e);
+                return false;
+            }
+        }
+    }
 }
 
 /// The state of one leaf connection's read loop.

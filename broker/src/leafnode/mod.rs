@@ -211,14 +211,11 @@ fn check_supported(opts: &natrix_config::Options) -> std::io::Result<()> {
         ))
     };
     for r in &l.remotes {
-        if r.tls.is_some() {
-            return unsupported("remote tls");
-        }
         if r.urls.iter().any(|u| {
             let s = u.scheme.to_ascii_lowercase();
-            s == "tls" || s == "ws" || s == "wss"
+            s == "ws" || s == "wss"
         }) {
-            return unsupported("a tls://, ws:// or wss:// remote URL");
+            return unsupported("a ws:// or wss:// remote URL");
         }
         if !r.proxy.url.is_empty() {
             return unsupported("a remote proxy");
