@@ -429,6 +429,8 @@ async fn leaf_bound_to_account() {
     );
     wait_leafs(&hub, 1, WAIT);
     assert_eq!(leafz(&hub)["leafs"][0]["account"], "A");
+    let acc = http_get(hub.http_port.expect("http"), "/accountz?acc=A").json();
+    assert_eq!(acc["account_detail"]["leafnode_connections"], 1, "{acc}");
     stays_in_account(&hub, &leaf).await;
     drop(leaf);
     wait_leafs(&hub, 0, WAIT);

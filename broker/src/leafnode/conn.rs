@@ -234,6 +234,7 @@ fn hub_info_json(
 pub(super) async fn solicit(server: Arc<Server>, leafnodes: Arc<LeafNodes>, index: usize) {
     let mut shutdown = std::pin::pin!(server.wait_shutdown());
     let mut attempt = 0u64;
+    let mut failures = 0u64;
     loop {
         let (opts, _) = server.options();
         let Some(remote) = opts.config.leafnode.remotes.get(index).cloned() else {
@@ -269,6 +270,7 @@ pub(super) async fn solicit(server: Arc<Server>, leafnodes: Arc<LeafNodes>, inde
                     .peer_addr()
                     .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
                 tracing::debug!("Trying to connect as leafnode to remote server on {target}");
+                failures = 0;
                 run_inner(
                     server.clone(),
                     leafnodes.clone(),
@@ -279,15 +281,13 @@ pub(super) async fn solicit(server: Arc<Server>, leafnodes: Arc<LeafNodes>, inde
                 .await
             }
             Ok(Err(e)) => {
-                tracing::error!(
-                    "Error trying to connect as leafnode to remote server {target:?} (attempt {attempt}): {e}"
-                );
+                failures += 1;
+                dial_error(&target, failures, &e.to_string());
                 Outcome::Retry
             }
             Err(_) => {
-                tracing::error!(
-                    "Error trying to connect as leafnode to remote server {target:?} (attempt {attempt}): i/o timeout"
-                );
+                failures += 1;
+                dial_error(&target, failures, "i/o timeout");
                 Outcome::Retry
             }
         };
@@ -302,6 +302,20 @@ pub(super) async fn solicit(server: Arc<Server>, leafnodes: Arc<LeafNodes>, inde
             () = tokio::time::sleep(delay) => {}
             () = &mut shutdown => return,
         }
+    }
+}
+
+/// Logs a failed dial as nats-server does: the first failure and then every 60th as an
+/// error, the others at debug level, so a hub that is down does not flood the log.
+fn dial_error(target: &str, failures: u64, e: &str) {
+    if failures == 1 || failures % 60 == 0 {
+        tracing::error!(
+            "Error trying to connect as leafnode to remote server {target:?} (attempt {failures}): {e}"
+        );
+    } else {
+        tracing::debug!(
+            "Error trying to connect as leafnode to remote server {target:?} (attempt {failures}): {e}"
+        );
     }
 }
 

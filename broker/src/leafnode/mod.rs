@@ -339,6 +339,15 @@ impl LeafNodes {
         self.leafs.read().len()
     }
 
+    /// Leaf connections bound to `account`.
+    pub fn num_leafs_for(&self, account: &str) -> usize {
+        self.leafs
+            .read()
+            .values()
+            .filter(|l| l.account.name() == account)
+            .count()
+    }
+
     /// The registered leaf connections, oldest first.
     pub fn leafs(&self) -> Vec<Arc<Leaf>> {
         let mut v: Vec<Arc<Leaf>> = self.leafs.read().values().cloned().collect();
