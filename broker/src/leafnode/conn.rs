@@ -308,7 +308,7 @@ pub(super) async fn solicit(server: Arc<Server>, leafnodes: Arc<LeafNodes>, inde
 /// Logs a failed dial as nats-server does: the first failure and then every 60th as an
 /// error, the others at debug level, so a hub that is down does not flood the log.
 fn dial_error(target: &str, failures: u64, e: &str) {
-    if failures == 1 || failures % 60 == 0 {
+    if failures == 1 || failures.is_multiple_of(60) {
         tracing::error!(
             "Error trying to connect as leafnode to remote server {target:?} (attempt {failures}): {e}"
         );
