@@ -530,7 +530,7 @@ fn probe(port: u16, input: &str) -> (String, bool) {
 const GOOD_CONNECT: &str = "CONNECT {\"user\":\"leafu\",\"pass\":\"leafp\",\"name\":\"raw\",\"server_id\":\"NRAW\",\"headers\":true,\"version\":\"2.15.2\"}\r\n";
 
 fn bad_input_checks(name: &str, p: &Proc, lp: u16) {
-    let cases: [(&str, &str, Option<&str>); 10] = [
+    let cases: [(&str, &str, Option<&str>); 12] = [
         (
             "client CONNECT",
             "CONNECT {\"lang\":\"go\",\"version\":\"1.0\",\"verbose\":false}\r\n",
@@ -577,9 +577,19 @@ fn bad_input_checks(name: &str, p: &Proc, lp: u16) {
             "LMSG\r\n",
             Some("-ERR 'Unknown Protocol Operation'\r\n"),
         ),
+        (
+            "LMSG over max_payload",
+            "LMSG foo 2000000\r\n",
+            Some("-ERR 'Maximum Payload Violation'\r\n"),
+        ),
+        (
+            "HMSG with headers longer than the message",
+            "HMSG foo 2 1\r\n",
+            None,
+        ),
     ];
     for (what, input, expect) in cases {
-        let input = if what.contains("LMSG") {
+        let input = if what.contains("LMSG") || what.contains("HMSG") {
             format!("{GOOD_CONNECT}{input}")
         } else {
             input.to_owned()
