@@ -233,6 +233,37 @@ async fn exchange(hub: &Proc, leaf: &Proc) {
     assert_eq!(&r.payload[..], b"hub answers");
     responder.abort();
     responder2.abort();
+    // A queue-group service behind the leaf (`LMSG subject + reply group size`), with
+    // headers on the request.
+    let mut qsvc = l.queue_subscribe("svc.q", "workers".into()).await.unwrap();
+    let lc = l.clone();
+    let qresponder = tokio::spawn(async move {
+        while let Some(m) = qsvc.next().await {
+            let tagged = m
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("X-Req"))
+                .map(|v| v.as_str().to_owned())
+                .unwrap_or_default();
+            if let Some(reply) = m.reply {
+                let _ = lc.publish(reply, tagged.into()).await;
+                let _ = lc.flush().await;
+            }
+        }
+    });
+    l.flush().await.unwrap();
+    wait_interest(hub, "svc.q", true);
+    let mut req_headers = async_nats::HeaderMap::new();
+    req_headers.insert("X-Req", "tagged");
+    let r = timeout(
+        WAIT,
+        h.request_with_headers("svc.q", req_headers, "q".into()),
+    )
+    .await
+    .expect("request in time")
+    .expect("reply from the queue service");
+    assert_eq!(&r.payload[..], b"tagged");
+    qresponder.abort();
 
     // Unsubscribing withdraws the interest.
     let gone = l.subscribe("gone").await.unwrap();
