@@ -785,7 +785,7 @@ async fn leaf_behind_a_cluster() {
 fn leaf_user_permissions() {
     let conf = |lp: u16| {
         format!(
-            "server_name: hub\nauthorization {{ users [ {{user: c, password: c}}, {{user: leafu, password: leafp, permissions: {{ publish: \"pub.>\", subscribe: \"sub.>\" }} }} ] }}\nleafnodes {{ listen: 127.0.0.1:{lp} }}\n"
+            "server_name: hub\nauthorization {{ users [ {{user: c, password: c}}, {{user: leafu, password: leafp, permissions: {{ publish: \"pub.>\", subscribe: {{ allow: \"sub.>\", deny: \"sub.secret\" }} }} }} ] }}\nleafnodes {{ listen: 127.0.0.1:{lp} }}\n"
         )
     };
     let mut bins: Vec<std::path::PathBuf> = vec![natrix().to_path_buf()];
@@ -803,7 +803,15 @@ fn leaf_user_permissions() {
         let batch = c.read_for(Duration::from_millis(500));
         assert!(batch.contains("LS+ pub.x\r\n"), "{name}: {batch:?}");
         assert!(!batch.contains("other.y"), "{name}: {batch:?}");
-        // Receiving within `subscribe` is fine, outside it closes.
+        // A wildcard within `subscribe` is taken; what `subscribe` denies is not delivered.
+        c.send("LS+ sub.>\r\n");
+        c.sync();
+        client.send("PUB sub.secret 1\r\nx\r\nPUB sub.ok 1\r\ny\r\n");
+        client.sync();
+        let got = c.read_for(Duration::from_millis(300));
+        assert!(got.contains("LMSG sub.ok 1\r\ny\r\n"), "{name}: {got:?}");
+        assert!(!got.contains("sub.secret"), "{name}: {got:?}");
+        // Receiving outside `subscribe` closes.
         c.send("LS+ sub.a\r\nLS+ pub.a\r\n");
         let reply = c.read_for(Duration::from_millis(500));
         assert!(
@@ -907,5 +915,55 @@ async fn leaf_over_tls() {
         wait_leafs(&hub, 1, WAIT);
         wait_leafs(&leaf, 1, WAIT);
         exchange(&hub, &leaf).await;
+    }
+}
+
+/// A remote's `deny_imports` and `deny_exports` keep those subjects on their side, also
+/// under wildcard interest; natrix and nats-server in each role.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_deny_lists() {
+    let reference = reference_binary();
+    let mut pairs: Vec<(&Path, &Path)> = vec![(natrix(), natrix())];
+    if let Some(r) = reference.as_deref() {
+        pairs.push((natrix(), r));
+        pairs.push((r, natrix()));
+    }
+    for (hub_bin, leaf_bin) in pairs {
+        let name = format!("{} <- {}", hub_bin.display(), leaf_bin.display());
+        let lp = free_port();
+        let hub = start(hub_bin, &hub_conf("hub", lp, ""), true);
+        let leaf = start(
+            leaf_bin,
+            &leaf_conf(
+                "leaf",
+                &format!(
+                    "url: \"nats-leaf://127.0.0.1:{lp}\", deny_imports: [\"imp.deny\"], deny_exports: [\"exp.deny\"]"
+                ),
+                "",
+            ),
+            true,
+        );
+        wait_leafs(&hub, 1, WAIT);
+        wait_leafs(&leaf, 1, WAIT);
+        let h = connect(&hub).await;
+        let l = connect(&leaf).await;
+        let mut at_hub = h.subscribe("exp.>").await.unwrap();
+        let mut at_leaf = l.subscribe("imp.>").await.unwrap();
+        h.flush().await.unwrap();
+        l.flush().await.unwrap();
+        wait_interest(&leaf, "exp.>", true);
+        wait_interest(&hub, "imp.>", true);
+        for s in ["exp.deny", "exp.ok"] {
+            l.publish(s, s.into()).await.unwrap();
+        }
+        for s in ["imp.deny", "imp.ok"] {
+            h.publish(s, s.into()).await.unwrap();
+        }
+        l.flush().await.unwrap();
+        h.flush().await.unwrap();
+        let got = drain(&mut at_hub, 1, Duration::from_secs(2)).await;
+        assert_eq!(got, vec!["exp.ok".to_owned()], "{name}: exports");
+        let got = drain(&mut at_leaf, 1, Duration::from_secs(2)).await;
+        assert_eq!(got, vec!["imp.ok".to_owned()], "{name}: imports");
     }
 }

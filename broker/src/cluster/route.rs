@@ -583,7 +583,7 @@ impl Conn {
                 && let Some(leafnodes) = self.server.leafnodes()
             {
                 // No client member left: one behind a leaf this server accepted.
-                members = leafnodes.routed_queue_members(group);
+                members = leafnodes.routed_queue_members(group, subject);
             }
             if members.is_empty() {
                 continue;

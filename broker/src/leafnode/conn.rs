@@ -156,6 +156,7 @@ struct LeafConnect {
     headers: bool,
     is_hub: bool,
     version: String,
+    deny_pub: Vec<String>,
 }
 
 /// The INFO a hub sends on its leaf port.
@@ -781,6 +782,9 @@ impl Conn {
             "remote_account": local,
             "protocol": crate::server::PROTO,
         });
+        if !s.remote.deny_imports.is_empty() {
+            c["deny_pub"] = s.remote.deny_imports.clone().into();
+        }
         if !s.remote.credentials.is_empty() {
             match auth::read_creds(std::path::Path::new(&s.remote.credentials)) {
                 Ok((jwt, kp)) => {
@@ -851,7 +855,8 @@ impl Conn {
             return;
         };
         let (remote_id, name) = self.pending_remote.take().unwrap_or_default();
-        self.install(account, true, remote_id, name, None);
+        let filters = super::Filters::spoke(&s.remote.deny_imports, &s.remote.deny_exports);
+        self.install(account, true, remote_id, name, filters);
     }
 
     fn install(
@@ -860,7 +865,7 @@ impl Conn {
         spoke: bool,
         remote_id: String,
         name: String,
-        permissions: Option<Arc<crate::auth::Permissions>>,
+        filters: super::Filters,
     ) {
         let leaf = Arc::new(Leaf {
             handle: self.handle.clone(),
@@ -874,7 +879,7 @@ impl Conn {
             in_bytes: AtomicU64::new(0),
             subs: Mutex::new(FxHashMap::default()),
             smap: Mutex::new(FxHashMap::default()),
-            permissions,
+            filters,
         });
         self.state = State::Ready;
         self.leaf = Some(leaf.clone());
@@ -983,7 +988,8 @@ impl Conn {
         } else {
             c.server_id
         };
-        self.install(account, false, remote_id, c.name, binding.permissions);
+        let filters = super::Filters::hub(binding.permissions.as_deref(), &c.deny_pub);
+        self.install(account, false, remote_id, c.name, filters);
         true
     }
 
@@ -1000,9 +1006,13 @@ impl Conn {
             self.outcome = Outcome::Delay(LOOP_DELAY);
             return self.close_with(&e, CloseReason::ProtocolViolation);
         }
-        if let Some(p) = leaf.permissions.as_ref().and_then(|p| p.subscribe.as_ref())
+        if let Some(p) = &leaf.filters.receive
             && !p.allows_subscribe(&subject, queue.as_deref())
         {
+            if !leaf.filters.strict {
+                // The remote's deny_exports: never sent, so no subscription.
+                return true;
+            }
             // nats-server closes, and the spoke waits before dialling again.
             let text = crate::server::client::sub_violation_text(&subject, queue.as_deref());
             tracing::error!("{} - lid:{} - {text}", self.peer, self.handle.cid);
@@ -1097,9 +1107,11 @@ impl Conn {
         msg: &[u8],
     ) -> bool {
         let Some(leaf) = &self.leaf else { return true };
-        if let Some(p) = leaf.permissions.as_ref().and_then(|p| p.publish.as_ref())
-            && !p.allows_publish(subject)
-        {
+        if !leaf.filters.may_send(subject) {
+            if !leaf.filters.strict {
+                // The remote's deny_imports: dropped.
+                return true;
+            }
             let text = format!(
                 "Permissions Violation for Publish to {}",
                 crate::server::client::go_quote(subject)
@@ -1146,7 +1158,7 @@ impl Conn {
             ConnKind::Leaf => self
                 .leafnodes
                 .leaf(sub.client.cid)
-                .is_some_and(|l| l.takes_from(from)),
+                .is_some_and(|l| l.takes_from(from) && l.filters.may_receive(subject)),
         };
         let mut targets = Targets::default();
         let mut sent = 0u64;

@@ -38,7 +38,7 @@ use rustc_hash::FxHashMap;
 use tokio::net::TcpListener;
 
 use crate::account::Account;
-use crate::auth::Permissions;
+use crate::auth::{Permissions, SubjectPermission};
 use crate::protocol::encode::Delivery;
 use crate::server::Server;
 use crate::server::client::{ClientHandle, ConnKind, Subscription};
@@ -83,9 +83,71 @@ pub struct Leaf {
     subs: Mutex<FxHashMap<Key, Arc<Subscription>>>,
     /// What this side announced to the other: key → local count (queue weight).
     smap: Mutex<FxHashMap<Key, u32>>,
-    /// Hub side: the bound user's permissions, from the spoke's point of view (`publish`:
-    /// what it may send us, `subscribe`: what it may receive).
-    pub(crate) permissions: Option<Arc<Permissions>>,
+    /// What may cross the connection.
+    pub(crate) filters: Filters,
+}
+
+/// What may cross a leaf connection, from the other side's point of view.
+///
+/// On the hub these are the bound user's permissions (plus the spoke's `deny_pub`), and a
+/// violation closes the connection with nats-server's `Permissions Violation` error. On
+/// the spoke they are the remote's `deny_imports` and `deny_exports`, applied silently.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Filters {
+    /// What the other side may send us (`LMSG`): the bound user's `publish`, or the
+    /// spoke's `deny_imports`. Our announcements are limited to it too.
+    pub send: Option<SubjectPermission>,
+    /// What the other side may subscribe to (`LS+`) and be sent: the bound user's
+    /// `subscribe` with the spoke's `deny_pub`, or the spoke's `deny_exports`.
+    pub receive: Option<SubjectPermission>,
+    /// Whether a violation closes the connection (hub) or is dropped (spoke).
+    pub strict: bool,
+}
+
+impl Filters {
+    /// The hub's filters for a spoke bound to a user with `permissions` that asked, in
+    /// CONNECT `deny_pub`, not to be sent `deny_pub`.
+    pub(crate) fn hub(permissions: Option<&Permissions>, deny_pub: &[String]) -> Self {
+        let mut receive = permissions.and_then(|p| p.subscribe.clone());
+        if !deny_pub.is_empty() {
+            receive
+                .get_or_insert_with(SubjectPermission::default)
+                .deny
+                .extend(deny_pub.iter().cloned());
+        }
+        Self {
+            send: permissions.and_then(|p| p.publish.clone()),
+            receive,
+            strict: true,
+        }
+    }
+
+    /// A spoke's filters from its remote's `deny_imports` and `deny_exports`.
+    pub(crate) fn spoke(deny_imports: &[String], deny_exports: &[String]) -> Self {
+        let deny = |d: &[String]| {
+            (!d.is_empty()).then(|| SubjectPermission {
+                allow: None,
+                deny: d.to_vec(),
+            })
+        };
+        Self {
+            send: deny(deny_imports),
+            receive: deny(deny_exports),
+            strict: false,
+        }
+    }
+
+    /// Whether the other side may send us a message on `subject`.
+    pub(crate) fn may_send(&self, subject: &[u8]) -> bool {
+        self.send.as_ref().is_none_or(|p| p.allows_publish(subject))
+    }
+
+    /// Whether the other side may be sent a message on `subject`.
+    pub(crate) fn may_receive(&self, subject: &[u8]) -> bool {
+        self.receive
+            .as_ref()
+            .is_none_or(|p| p.allows_publish(subject))
+    }
 }
 
 impl Leaf {
@@ -117,9 +179,9 @@ impl Leaf {
     fn may_hear(&self, subject: &[u8]) -> bool {
         subject.starts_with(b"$LDS.")
             || self
-                .permissions
+                .filters
+                .send
                 .as_ref()
-                .and_then(|p| p.publish.as_ref())
                 .is_none_or(|p| p.allows_subscribe(subject, None))
     }
 
@@ -194,6 +256,8 @@ pub struct LeafNodes {
     leafs: RwLock<FxHashMap<u64, Arc<Leaf>>>,
     /// Each account's loop detection subject (`$LDS.<nuid>`).
     lds: Mutex<FxHashMap<String, String>>,
+    /// Registered leafs with a `receive` filter: while none, deliveries skip the check.
+    filtered: std::sync::atomic::AtomicUsize,
     /// TLS for accepted connections (`leafnodes { tls {} }`), built at start-up.
     tls: Option<crate::tls::ServerTls>,
     /// How long a spoke has for the TLS handshake.
@@ -275,6 +339,7 @@ impl LeafNodes {
                 addr,
                 leafs: RwLock::new(FxHashMap::default()),
                 lds: Mutex::new(FxHashMap::default()),
+                filtered: std::sync::atomic::AtomicUsize::new(0),
                 tls,
                 tls_timeout,
             }),
@@ -385,8 +450,14 @@ impl LeafNodes {
                 .cloned();
             if let Some(old) = &old {
                 leafs.remove(&old.handle.cid);
+                if old.filters.receive.is_some() {
+                    self.filtered.fetch_sub(1, Ordering::Relaxed);
+                }
             }
             leafs.insert(leaf.handle.cid, leaf.clone());
+            if leaf.filters.receive.is_some() {
+                self.filtered.fetch_add(1, Ordering::Relaxed);
+            }
             old
         };
         let mut batch = Vec::new();
@@ -422,6 +493,9 @@ impl LeafNodes {
         match leafs.get(&leaf.handle.cid) {
             Some(l) if Arc::ptr_eq(l, leaf) => {
                 leafs.remove(&leaf.handle.cid);
+                if leaf.filters.receive.is_some() {
+                    self.filtered.fetch_sub(1, Ordering::Relaxed);
+                }
                 true
             }
             _ => false,
@@ -446,6 +520,16 @@ impl LeafNodes {
         for l in targets {
             l.update_interest(subject, queue, added);
         }
+    }
+
+    /// Hook for the client publish path: whether the leaf connection `cid` may be sent a
+    /// message on `subject` (its bound user's permissions, its remote's `deny_exports`).
+    /// Free while no leaf has such a filter.
+    pub fn may_deliver(&self, cid: u64, subject: &[u8]) -> bool {
+        self.filtered.load(Ordering::Relaxed) == 0
+            || self
+                .leaf(cid)
+                .is_none_or(|l| l.filters.may_receive(subject))
     }
 
     /// Hook: a client of `account` subscribed.
@@ -477,7 +561,9 @@ impl LeafNodes {
         for sub in &result.psubs {
             if sub.client.kind == ConnKind::Leaf
                 && !sub.is_closed()
-                && self.leaf(sub.client.cid).is_some_and(|l| !l.is_spoke)
+                && self
+                    .leaf(sub.client.cid)
+                    .is_some_and(|l| !l.is_spoke && l.filters.may_receive(d.subject))
             {
                 targets.add(&sub.client, None);
             }
@@ -490,12 +576,15 @@ impl LeafNodes {
     pub fn routed_queue_members<'a>(
         &self,
         group: &'a [Arc<Subscription>],
+        subject: &[u8],
     ) -> Vec<&'a Arc<Subscription>> {
         group
             .iter()
             .filter(|s| {
                 s.client.kind == ConnKind::Leaf
-                    && self.leaf(s.client.cid).is_some_and(|l| !l.is_spoke)
+                    && self
+                        .leaf(s.client.cid)
+                        .is_some_and(|l| !l.is_spoke && l.filters.may_receive(subject))
             })
             .collect()
     }

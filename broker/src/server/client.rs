@@ -1030,6 +1030,11 @@ impl Client {
         for (route, queues) in &targets {
             let headers = route.headers.load(Ordering::Relaxed);
             if route.kind == ConnKind::Leaf {
+                if let Some(leafnodes) = self.server.leafnodes()
+                    && !leafnodes.may_deliver(route.cid, d.subject)
+                {
+                    continue;
+                }
                 let push =
                     route
                         .outbound
