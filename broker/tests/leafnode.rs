@@ -294,10 +294,20 @@ async fn natrix_hub_natrix_leaf() {
     assert_eq!(varz["leafnodes"], 1, "{varz}");
     assert_eq!(varz["leaf"]["port"], lp, "{varz}");
     exchange(&hub, &leaf).await;
+    let v = leafz(&hub);
     assert!(
-        leafz(&hub)["leafs"][0]["in_msgs"].as_u64().unwrap_or(0) > 0,
-        "counters move"
+        v["leafs"][0]["in_msgs"].as_u64().unwrap_or(0) > 0,
+        "counters move: {v}"
     );
+    // The first PING goes out a second after the handshake; its PONG gives the RTT.
+    let deadline = Instant::now() + WAIT;
+    while leafz(&hub)["leafs"][0]["rtt"]
+        .as_str()
+        .is_none_or(str::is_empty)
+    {
+        assert!(Instant::now() < deadline, "no rtt: {}", leafz(&hub));
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     // The hub goes away and comes back on the same leaf port: the leaf reconnects.
     drop(hub);

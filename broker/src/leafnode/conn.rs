@@ -520,6 +520,7 @@ async fn drive<R: tokio::io::AsyncRead + Unpin>(
         pending_remote: None,
         outcome: Outcome::Retry,
         max_payload: i64::from(opts.max_payload),
+        ping_sent: None,
     };
     let mut buf = initial;
     buf.reserve(16 * 1024);
@@ -561,6 +562,7 @@ async fn drive<R: tokio::io::AsyncRead + Unpin>(
                     break;
                 }
                 pings_out += 1;
+                conn.ping_sent.get_or_insert_with(std::time::Instant::now);
                 outbound.push_proto(encode::PING);
             }
             res = rd.read_buf(&mut buf) => {
@@ -596,6 +598,14 @@ fn process(conn: &mut Conn, buf: &mut BytesMut, pings_out: &mut u32) -> bool {
             Ok(Some((op, used))) => {
                 if matches!(op, LeafOp::Pong) {
                     *pings_out = 0;
+                    if let Some(sent) = conn.ping_sent.take() {
+                        // `/leafz` `rtt`.
+                        let rtt = sent.elapsed().max(Duration::from_nanos(1));
+                        conn.handle.rtt.store(
+                            u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX),
+                            Ordering::Relaxed,
+                        );
+                    }
                 }
                 let keep = conn.handle_op(op);
                 buf.advance(used);
@@ -628,6 +638,8 @@ struct Conn {
     pending_remote: Option<(String, String)>,
     outcome: Outcome,
     max_payload: i64,
+    /// When the unanswered PING went out, for the round-trip time.
+    ping_sent: Option<std::time::Instant>,
 }
 
 impl Conn {

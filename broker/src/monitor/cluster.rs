@@ -146,7 +146,12 @@ pub fn leafz(server: &Server, subs: bool, acc: Option<&str>) -> Leafz {
             account: l.account.name().to_owned(),
             ip: l.peer.ip().to_string(),
             port: l.peer.port(),
-            rtt: String::new(),
+            rtt: match l.handle.rtt.load(Relaxed) {
+                0 => String::new(),
+                ns => {
+                    natrix_config::duration::format_go_nanos(i64::try_from(ns).unwrap_or(i64::MAX))
+                }
+            },
             in_msgs: l.in_msgs.load(Relaxed),
             out_msgs: l.handle.out_msgs.load(Relaxed),
             in_bytes: l.in_bytes.load(Relaxed),
