@@ -433,8 +433,8 @@ impl LeafNodes {
         }
     }
 
-    /// Registers a leaf connection (replacing one from the same server for the same
-    /// account, which is returned for closing) and sends it the account's interest in
+    /// Registers a leaf connection (on the hub, replacing one from the same server for
+    /// the same account, which is returned for closing) and sends it the account's interest in
     /// one batch, loop detection subject first.
     fn register(&self, leaf: &Arc<Leaf>) -> Option<Arc<Leaf>> {
         let replaced = {
@@ -442,9 +442,11 @@ impl LeafNodes {
             let old = leafs
                 .values()
                 .find(|l| {
-                    !leaf.remote_id.is_empty()
+                    // Hub side only: a spoke's remotes are independent connections.
+                    !leaf.is_spoke
+                        && !l.is_spoke
+                        && !leaf.remote_id.is_empty()
                         && l.remote_id == leaf.remote_id
-                        && l.is_spoke == leaf.is_spoke
                         && Arc::ptr_eq(&l.account, &leaf.account)
                 })
                 .cloned();
