@@ -133,6 +133,12 @@ fn run(
             .start_cluster()
             .await
             .with_context(|| format!("listening for routes on port {}", options.cluster.port))?;
+        server.start_leafnodes().await.with_context(|| {
+            format!(
+                "listening for leafnode connections on port {}",
+                options.leafnode.port
+            )
+        })?;
         if let Some(dir) = &runtime_opts.ports_file_dir {
             let path = lifecycle::write_ports_file(std::path::Path::new(dir), &server)
                 .with_context(|| format!("writing ports file in {dir}"))?;

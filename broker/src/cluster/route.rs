@@ -568,9 +568,8 @@ impl Conn {
         ));
         sub.weight.store(weight, Ordering::Relaxed);
         if acc.sublist.insert(sub.clone()).is_ok() {
-            if let Some(gws) = self.server.gateways() {
-                gws.sub_added(&key.0, &key.1, key.2.as_ref());
-            }
+            self.server
+                .remote_interest(&key.0, &key.1, key.2.as_ref(), true, true);
             subs.insert(key, sub);
         }
     }
@@ -583,9 +582,9 @@ impl Conn {
         };
         if let Some(acc) = self.server.account(&key.0)
             && acc.sublist.remove(&sub).is_ok()
-            && let Some(gws) = self.server.gateways()
         {
-            gws.sub_removed(&key.0, &key.1, key.2.as_ref());
+            self.server
+                .remote_interest(&key.0, &key.1, key.2.as_ref(), false, true);
         }
     }
 
@@ -637,9 +636,9 @@ impl Conn {
         for ((acc, subject, queue), sub) in subs {
             if let Some(a) = self.server.account(&acc)
                 && a.sublist.remove(&sub).is_ok()
-                && let Some(gws) = self.server.gateways()
             {
-                gws.sub_removed(&acc, &subject, queue.as_ref());
+                self.server
+                    .remote_interest(&acc, &subject, queue.as_ref(), false, true);
             }
         }
         if self.cluster.unregister(&route) {

@@ -75,7 +75,9 @@ pub fn accountz(server: &Server, q: &Query) -> Result<Reply, QueryError> {
             expired: false,
             complete: true,
             jetstream_enabled: false,
-            leafnode_connections: 0,
+            leafnode_connections: server
+                .leafnodes()
+                .map_or(0, |l| l.num_leafs_for(acc.name())),
             client_connections: acc.num_clients(),
             subscriptions: acc.sublist.count(),
             name_tag: acc.name().to_owned(),

@@ -251,9 +251,26 @@ pub fn gatewayz(server: &Server, o: &GatewayzOpts<'_>) -> Gatewayz {
     z
 }
 
-/// A leaf node connection as `/leafz` lists it; none exist until leaf nodes land.
+/// A leaf node connection as `/leafz` lists it.
 #[derive(Debug, Serialize)]
-pub struct LeafInfo {}
+pub struct LeafInfo {
+    pub id: u64,
+    pub name: String,
+    pub is_spoke: bool,
+    pub account: String,
+    pub ip: String,
+    pub port: u16,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub rtt: String,
+    pub in_msgs: u64,
+    pub out_msgs: u64,
+    pub in_bytes: u64,
+    pub out_bytes: u64,
+    pub subscriptions: usize,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub subscriptions_list: Vec<String>,
+    pub compression: &'static str,
+}
 
 #[derive(Debug, Serialize)]
 pub struct Leafz {
@@ -263,11 +280,41 @@ pub struct Leafz {
     pub leafs: Vec<LeafInfo>,
 }
 
-pub fn leafz(server: &Server) -> Leafz {
+/// `/leafz`: `subs` lists each leaf's interest, `acc` keeps one account's leafs.
+pub fn leafz(server: &Server, subs: bool, acc: Option<&str>) -> Leafz {
+    use std::sync::atomic::Ordering::Relaxed;
+    let leafs: Vec<LeafInfo> = server
+        .leafnodes()
+        .map(|l| l.leafs())
+        .unwrap_or_default()
+        .iter()
+        .filter(|l| acc.is_none_or(|a| a == l.account.name()))
+        .map(|l| LeafInfo {
+            id: l.handle.cid,
+            name: l.name.clone(),
+            is_spoke: l.is_spoke,
+            account: l.account.name().to_owned(),
+            ip: l.peer.ip().to_string(),
+            port: l.peer.port(),
+            rtt: match l.handle.rtt.load(Relaxed) {
+                0 => String::new(),
+                ns => {
+                    natrix_config::duration::format_go_nanos(i64::try_from(ns).unwrap_or(i64::MAX))
+                }
+            },
+            in_msgs: l.in_msgs.load(Relaxed),
+            out_msgs: l.handle.out_msgs.load(Relaxed),
+            in_bytes: l.in_bytes.load(Relaxed),
+            out_bytes: l.handle.out_bytes.load(Relaxed),
+            subscriptions: l.num_subs(),
+            subscriptions_list: if subs { l.subjects() } else { Vec::new() },
+            compression: "off",
+        })
+        .collect();
     Leafz {
         server_id: server.id().to_owned(),
         now: GoTime::now(),
-        leafnodes: 0,
-        leafs: Vec::new(),
+        leafnodes: leafs.len(),
+        leafs,
     }
 }

@@ -44,7 +44,7 @@ pub fn render(m: &Monitor) -> String {
         endpoint(&mut out, "subsz", id, &s);
     }
     endpoint(&mut out, "routez", id, &cluster::routez(server, false));
-    endpoint(&mut out, "leafz", id, &cluster::leafz(server));
+    endpoint(&mut out, "leafz", id, &cluster::leafz(server, false, None));
     endpoint(&mut out, "jsz", id, &jsz::jsz(server));
     accounts(&mut out, server);
     out

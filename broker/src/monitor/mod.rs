@@ -164,7 +164,9 @@ impl Monitor {
                 };
                 Ok(Reply::json(&cluster::gatewayz(&self.server, &o)))
             }),
-            "/leafz" => Ok(Reply::json(&cluster::leafz(&self.server))),
+            "/leafz" => q
+                .bool("subs")
+                .map(|subs| Reply::json(&cluster::leafz(&self.server, subs, q.get("acc")))),
             "/subsz" | "/subscriptionsz" => subsz::subsz(&self.server, &q).map(|s| Reply::json(&s)),
             "/accountz" => accountz::accountz(&self.server, &q),
             "/accstatz" => accountz::accstatz(&self.server, &q).map(|a| Reply::json(&a)),

@@ -69,6 +69,23 @@ pub enum ClusterField {
     Off(Empty),
 }
 
+/// `leaf` in `/varz` when leaf nodes are configured.
+#[derive(Debug, Serialize)]
+pub struct LeafVarz {
+    pub host: String,
+    pub port: u16,
+    pub auth_timeout: GoFloat,
+    pub tls_timeout: GoFloat,
+}
+
+/// Empty without a leaf node listener, as nats-server serialises it.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum LeafField {
+    On(LeafVarz),
+    Off(Empty),
+}
+
 #[derive(Debug, Serialize, Default)]
 pub struct KindCounts {
     pub clients: u64,
@@ -119,7 +136,7 @@ pub struct Varz {
     pub max_pending: i64,
     pub cluster: ClusterField,
     pub gateway: GatewayField,
-    pub leaf: Empty,
+    pub leaf: LeafField,
     pub mqtt: Empty,
     pub websocket: Empty,
     pub jetstream: Empty,
@@ -249,7 +266,17 @@ pub fn varz(m: &Monitor) -> Varz {
                 reject_unknown: cfg.gateway.reject_unknown,
             })
         }),
-        leaf: Empty {},
+        leaf: server
+            .leafnodes()
+            .and_then(|l| l.addr)
+            .map_or(LeafField::Off(Empty {}), |a| {
+                LeafField::On(LeafVarz {
+                    host: a.ip().to_string(),
+                    port: a.port(),
+                    auth_timeout: seconds(cfg.leafnode.auth_timeout),
+                    tls_timeout: seconds(cfg.leafnode.tls_timeout),
+                })
+            }),
         mqtt: Empty {},
         websocket: Empty {},
         jetstream: Empty {},
@@ -267,7 +294,7 @@ pub fn varz(m: &Monitor) -> Varz {
         routes: server.cluster().map_or(0, |c| c.num_routes() as u64),
         // Distinct route peers (one connection each without pooling).
         remotes: server.cluster().map_or(0, |c| c.num_routes() as u64),
-        leafnodes: 0,
+        leafnodes: server.leafnodes().map_or(0, |l| l.num_leafs() as u64),
         in_msgs,
         in_bytes,
         // Every message comes from a client until routes, gateways and leaf nodes exist.

@@ -38,13 +38,14 @@ const FIRST_PING: Duration = Duration::from_secs(2);
 const STALL_TOTAL: Duration = Duration::from_millis(10);
 
 /// What kind of connection a handle belongs to: deliveries to a route are forwarded as
-/// `RMSG`, once per route and message.
+/// `RMSG`, to a leaf connection as `LMSG`, once per connection and message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnKind {
     Client,
     Route,
     /// A gateway link; never in a sublist (remote clusters' interest is kept per link).
     Gateway,
+    Leaf,
 }
 
 /// The part of a connection that other connections reach: its outbound buffer and what
@@ -1020,10 +1021,17 @@ impl Client {
         for group in &result.qsubs {
             let n = group.len();
             let start = pick_member(group.iter().map(|s| &**s));
-            for i in 0..n {
-                if self.deliver(&group[(start + i) % n], &delivery) {
-                    fanout += 1;
-                    break;
+            // Members behind a leaf connection are the fallback (nats-server's queue
+            // preference): first pass skips them.
+            'group: for behind_leaf in [false, true] {
+                for i in 0..n {
+                    let sub = &group[(start + i) % n];
+                    if (sub.client.kind == ConnKind::Leaf) == behind_leaf
+                        && self.deliver(sub, &delivery)
+                    {
+                        fanout += 1;
+                        break 'group;
+                    }
                 }
             }
         }
@@ -1053,35 +1061,18 @@ impl Client {
         }
     }
 
-    /// Sends the current message to each route picked during the match, once.
+    /// Sends the current message to each route or leaf connection picked during the
+    /// match, once.
     fn forward_to_routes(&mut self, d: &Delivery<'_>) {
         let targets = std::mem::take(&mut self.route_targets);
-        for (route, queues) in &targets {
-            let headers = route.headers.load(Ordering::Relaxed);
-            let len = d.wire_len()
-                + self.account.name().len()
-                + queues.iter().map(|q| q.len() + 1).sum::<usize>()
-                + 8;
-            let m = crate::cluster::proto::Outgoing {
-                account: self.account.name(),
-                subject: d.subject,
-                reply: d.reply,
-                queues,
-                hdr: d.hdr,
-                msg: d.msg,
-            };
-            let push = route.outbound.push_with(len, |out| {
-                crate::cluster::proto::encode_msg(out, &m, headers)
-            });
-            if push.needs_flush() {
-                self.to_flush.push(route.outbound.clone());
+        for (link, queues) in &targets {
+            if link.kind == ConnKind::Leaf
+                && let Some(leafnodes) = self.server.leafnodes()
+                && !leafnodes.may_deliver(link.cid, d.subject)
+            {
+                continue;
             }
-            if !matches!(push, Push::Closed) {
-                route.out_msgs.fetch_add(1, Ordering::Relaxed);
-                route
-                    .out_bytes
-                    .fetch_add(d.msg.len() as u64, Ordering::Relaxed);
-            }
+            super::fanout::push_link(link, self.account.name(), d, queues, &mut self.to_flush);
         }
         self.route_targets = targets;
         self.route_targets.clear();
@@ -1144,9 +1135,9 @@ impl Client {
             Claim::Last => self.expired.push(sub.clone()),
             Claim::Deliver => {}
         }
-        if sub.client.kind == ConnKind::Route {
-            // Forwarded once per route after the match, with every queue group the route
-            // was picked for.
+        if sub.client.kind != ConnKind::Client {
+            // Forwarded once per route or leaf connection after the match, with every
+            // queue group the connection was picked for.
             match self
                 .route_targets
                 .iter_mut()
@@ -1316,7 +1307,7 @@ fn record_reply(target: &ClientHandle, reply: &[u8]) {
 }
 
 /// nats-server's text for a refused subscription.
-fn sub_violation_text(subject: &[u8], queue: Option<&[u8]>) -> String {
+pub(crate) fn sub_violation_text(subject: &[u8], queue: Option<&[u8]>) -> String {
     match queue {
         Some(q) => format!(
             "Permissions Violation for Subscription to {} using queue {}",

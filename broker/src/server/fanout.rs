@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
-use super::client::{ConnKind, Subscription};
+use super::client::{ClientHandle, ConnKind, Subscription};
 use super::outbound::{Outbound, Push};
 use super::{Server, deliver_deferred};
 use crate::account::Account;
@@ -63,17 +63,22 @@ pub(crate) fn deliver(
             &[]
         },
     };
+    let leafnodes = server.leafnodes();
     let reachable = |s: &&Arc<Subscription>| match s.client.kind {
         ConnKind::Client => true,
         ConnKind::Route => m.to_routes,
         ConnKind::Gateway => false,
+        ConnKind::Leaf => leafnodes
+            .is_some_and(|l| l.reachable(s.client.cid, m.subject, !m.to_routes) && !s.is_closed()),
     };
-    let mut routes: Vec<(&Arc<Subscription>, Vec<Bytes>)> = Vec::new();
+    let mut links: Vec<(&Arc<Subscription>, Vec<Bytes>)> = Vec::new();
     let mut sent = 0u64;
     for sub in result.psubs.iter().filter(reachable) {
         match sub.client.kind {
-            ConnKind::Route if !sub.is_closed() => add_route(&mut routes, sub, None),
-            ConnKind::Route | ConnKind::Gateway => {}
+            ConnKind::Route | ConnKind::Leaf if !sub.is_closed() => {
+                add_link(&mut links, sub, None);
+            }
+            ConnKind::Route | ConnKind::Leaf | ConnKind::Gateway => {}
             ConnKind::Client => {
                 sent += u64::from(deliver_deferred(account, sub, &delivery, to_flush));
             }
@@ -88,16 +93,24 @@ pub(crate) fn deliver(
         {
             continue;
         }
-        let members: Vec<&Arc<Subscription>> = group.iter().filter(reachable).collect();
+        // Members behind a leaf connection only when no other member is reachable.
+        let mut members: Vec<&Arc<Subscription>> = group
+            .iter()
+            .filter(reachable)
+            .filter(|s| s.client.kind != ConnKind::Leaf)
+            .collect();
+        if members.is_empty() {
+            members = group.iter().filter(reachable).collect();
+        }
         if members.is_empty() {
             continue;
         }
         let start = super::client::pick_member(members.iter().map(|s| &***s));
         for i in 0..members.len() {
             let sub = members[(start + i) % members.len()];
-            if sub.client.kind == ConnKind::Route {
+            if sub.client.kind != ConnKind::Client {
                 if !sub.is_closed() {
-                    add_route(&mut routes, sub, Some(name));
+                    add_link(&mut links, sub, Some(name));
                     break;
                 }
             } else if deliver_deferred(account, sub, &delivery, to_flush) {
@@ -106,8 +119,14 @@ pub(crate) fn deliver(
             }
         }
     }
-    for (sub, queues) in &routes {
-        if forward(account, sub, m, queues, to_flush) {
+    for (sub, queues) in &links {
+        let reply = if sub.client.kind == ConnKind::Route {
+            m.route_reply.or(m.reply)
+        } else {
+            m.reply
+        };
+        let d = Delivery { reply, ..delivery };
+        if push_link(&sub.client, account.name(), &d, queues, to_flush) {
             sent += 1;
         }
     }
@@ -119,58 +138,60 @@ pub(crate) fn deliver(
     sent
 }
 
-/// Notes that a route gets the message (for queue group `queue`, if any); a route is
-/// sent a message once, with every group it was picked for.
-fn add_route<'a>(
-    routes: &mut Vec<(&'a Arc<Subscription>, Vec<Bytes>)>,
+/// Notes that a route or leaf connection gets the message (for queue group `queue`, if
+/// any); each is sent a message once, with every group it was picked for.
+fn add_link<'a>(
+    links: &mut Vec<(&'a Arc<Subscription>, Vec<Bytes>)>,
     sub: &'a Arc<Subscription>,
     queue: Option<&Bytes>,
 ) {
-    match routes
+    match links
         .iter_mut()
         .find(|(s, _)| Arc::ptr_eq(&s.client, &sub.client))
     {
         Some((_, queues)) => queues.extend(queue.cloned()),
-        None => routes.push((sub, queue.cloned().into_iter().collect())),
+        None => links.push((sub, queue.cloned().into_iter().collect())),
     }
 }
 
-/// Sends the message on one route as `RMSG`/`HMSG`.
-fn forward(
-    account: &Account,
-    sub: &Arc<Subscription>,
-    m: &Inbound<'_>,
+/// Queues a message on a route (`RMSG`/`HMSG` in `account`) or a leaf connection
+/// (`LMSG`/`HMSG`), naming the queue groups it was picked for; an outbound to flush
+/// after the batch goes to `to_flush`. False if the connection is closed.
+pub(crate) fn push_link(
+    link: &ClientHandle,
+    account: &str,
+    d: &Delivery<'_>,
     queues: &[Bytes],
     to_flush: &mut Vec<Arc<Outbound>>,
 ) -> bool {
-    let route = &sub.client;
-    let headers = route.headers.load(Ordering::Relaxed);
-    let out = proto::Outgoing {
-        account: account.name(),
-        subject: m.subject,
-        reply: m.route_reply.or(m.reply),
-        queues,
-        hdr: m.hdr,
-        msg: m.msg,
+    let headers = link.headers.load(Ordering::Relaxed);
+    let push = if link.kind == ConnKind::Leaf {
+        link.outbound
+            .push_with(crate::leafnode::delivery_len(d, queues), |out| {
+                crate::leafnode::encode_delivery(out, d, queues, headers);
+            })
+    } else {
+        let out = proto::Outgoing {
+            account,
+            subject: d.subject,
+            reply: d.reply,
+            queues,
+            hdr: d.hdr,
+            msg: d.msg,
+        };
+        let len =
+            d.wire_len() + account.len() + queues.iter().map(|q| q.len() + 1).sum::<usize>() + 8;
+        link.outbound
+            .push_with(len, |buf| proto::encode_msg(buf, &out, headers))
     };
-    let len = m.subject.len()
-        + m.msg.len()
-        + account.name().len()
-        + out.reply.map_or(0, <[u8]>::len)
-        + queues.iter().map(|q| q.len() + 1).sum::<usize>()
-        + 48;
-    let push = route
-        .outbound
-        .push_with(len, |buf| proto::encode_msg(buf, &out, headers));
     if push.needs_flush() {
-        to_flush.push(route.outbound.clone());
+        to_flush.push(link.outbound.clone());
     }
     if matches!(push, Push::Closed) {
         return false;
     }
-    route.out_msgs.fetch_add(1, Ordering::Relaxed);
-    route
-        .out_bytes
-        .fetch_add(m.msg.len() as u64, Ordering::Relaxed);
+    link.out_msgs.fetch_add(1, Ordering::Relaxed);
+    link.out_bytes
+        .fetch_add(d.msg.len() as u64, Ordering::Relaxed);
     true
 }

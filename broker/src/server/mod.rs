@@ -206,6 +206,8 @@ pub struct Server {
     cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
     /// The gateway side, when a gateway port is configured.
     gateways: std::sync::OnceLock<Arc<crate::cluster::gateway::Gateways>>,
+    /// The leaf node side, when `leafnodes {}` has a port or remotes.
+    leafnodes: std::sync::OnceLock<Arc<crate::leafnode::LeafNodes>>,
     /// Configured accounts by name (`$G` and `$SYS` are not in here).
     accounts: RwLock<Vec<Arc<Account>>>,
     clients: Mutex<FxHashMap<u64, Registered>>,
@@ -239,6 +241,9 @@ pub(crate) fn deliver_deferred(
     d: &encode::Delivery<'_>,
     to_flush: &mut Vec<Arc<Outbound>>,
 ) -> bool {
+    if sub.client.kind == client::ConnKind::Leaf {
+        return crate::leafnode::deliver_one(sub, d);
+    }
     let last = match sub.claim() {
         client::Claim::Skip => return false,
         client::Claim::Deliver => false,
@@ -272,7 +277,7 @@ pub(crate) fn deliver_deferred(
 /// A connection's nonce for nkey signatures: 11 bytes from the system's secure random
 /// source (a predictable nonce would let a recorded signature be replayed), base64url
 /// without padding, the form nats-server sends.
-fn new_nonce() -> String {
+pub(crate) fn new_nonce() -> String {
     use base64::Engine as _;
     use ring::rand::SecureRandom as _;
     let mut bytes = [0u8; 11];
@@ -318,6 +323,7 @@ impl Server {
             accounts: RwLock::new(Vec::new()),
             cluster: std::sync::OnceLock::new(),
             gateways: std::sync::OnceLock::new(),
+            leafnodes: std::sync::OnceLock::new(),
             clients: Mutex::new(FxHashMap::default()),
             closed: Mutex::new(VecDeque::new()),
             config_load_time: Mutex::new(SystemTime::now()),
@@ -765,8 +771,24 @@ impl Server {
         Ok(())
     }
 
-    /// A client's subscription appeared (`added`) or went away: routes and remote
-    /// clusters hear of the first and last one for a subject.
+    /// The leaf node side, once started.
+    pub fn leafnodes(&self) -> Option<&Arc<crate::leafnode::LeafNodes>> {
+        self.leafnodes.get()
+    }
+
+    /// Binds the leaf node listener and dials the remotes (when `leafnodes {}` has a
+    /// port or remotes).
+    pub async fn start_leafnodes(self: &Arc<Self>) -> std::io::Result<()> {
+        if let Some((leafnodes, listener)) = crate::leafnode::LeafNodes::bind(self).await?
+            && self.leafnodes.set(leafnodes.clone()).is_ok()
+        {
+            leafnodes.start(self, listener);
+        }
+        Ok(())
+    }
+
+    /// A client's subscription appeared (`added`) or went away: routes, remote clusters
+    /// and leaf nodes hear of the first and last one for a subject.
     pub(crate) fn local_interest(
         &self,
         account: &str,
@@ -781,11 +803,38 @@ impl Server {
                 cluster.sub_removed(account, subject, queue);
             }
         }
+        if let Some(leafnodes) = self.leafnodes() {
+            if added {
+                leafnodes.sub_added(account, subject, queue);
+            } else {
+                leafnodes.sub_removed(account, subject, queue);
+            }
+        }
+        self.remote_interest(account, subject, queue, added, false);
+    }
+
+    /// Interest that is not a local client's changed (`from_route`: a route peer's;
+    /// otherwise a leaf's): remote clusters and leaf nodes hear of it.
+    pub(crate) fn remote_interest(
+        &self,
+        account: &str,
+        subject: &bytes::Bytes,
+        queue: Option<&bytes::Bytes>,
+        added: bool,
+        from_route: bool,
+    ) {
         if let Some(gws) = self.gateways() {
             if added {
                 gws.sub_added(account, subject, queue);
             } else {
                 gws.sub_removed(account, subject, queue);
+            }
+        }
+        if from_route && let Some(leafnodes) = self.leafnodes() {
+            if added {
+                leafnodes.route_sub_added(account, subject, queue);
+            } else {
+                leafnodes.route_sub_removed(account, subject, queue);
             }
         }
     }
