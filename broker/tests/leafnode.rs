@@ -9,11 +9,10 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use futures::StreamExt;
 use tokio::time::timeout;
 
-use common::{NATRIX, Proc, Raw, http_get, reference_binary, start};
+use common::{NATRIX, Proc, Raw, http_get, reference_binary, start, write_creds};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -366,39 +365,6 @@ async fn nats_server_leaf_natrix_hub() {
         "no S2 with natrix: {v}"
     );
     exchange(&hub, &leaf).await;
-}
-
-fn b64(b: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
-}
-
-/// A creds file for a new user whose JWT is signed by a new account key; returns the
-/// user's public nkey.
-fn write_creds(path: &Path) -> String {
-    let account = nkeys::KeyPair::new_account();
-    let user = nkeys::KeyPair::new_user();
-    let h = b64(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
-    let claims = serde_json::json!({
-        "jti": "LEAFTEST", "iat": 1_700_000_000, "iss": account.public_key(),
-        "sub": user.public_key(), "name": "leaf",
-        "nats": {"pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1,
-                 "type": "user", "version": 2},
-    });
-    let p = b64(claims.to_string().as_bytes());
-    let sig = account.sign(format!("{h}.{p}").as_bytes()).expect("sign");
-    let jwt = format!("{h}.{p}.{}", b64(&sig));
-    let seed = user.seed().expect("seed");
-    std::fs::write(
-        path,
-        format!(
-            "-----BEGIN NATS USER JWT-----\n{jwt}\n------END NATS USER JWT------\n\n\
-             ************************* IMPORTANT *************************\n\
-             NKEY Seed printed below can be used to sign and prove identity.\n\n\
-             -----BEGIN USER NKEY SEED-----\n{seed}\n------END USER NKEY SEED------\n"
-        ),
-    )
-    .expect("write creds");
-    user.public_key()
 }
 
 /// Messages from a leaf bound to account A stay in A: a subscriber in B on the hub sees

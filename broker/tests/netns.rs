@@ -183,3 +183,68 @@ fn gateways_on_private_network() {
         "reply crossed back: {back}"
     );
 }
+
+/// A leaf node on its own network: the spoke logs in to the hub with a credentials file
+/// whose user is bound to hub account A; its messages reach A's subscribers and not B's,
+/// and A's interest reaches the spoke's clients.
+#[test]
+fn leaf_node_with_credentials_on_private_network() {
+    let Some(mut lab) = netns::lab("lf") else {
+        return;
+    };
+    let (nh, nl) = (lab.node(31), lab.node(32));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let creds = dir.path().join("leaf.creds");
+    let user_key = common::write_creds(&creds);
+    let hub_conf = format!(
+        "server_name: hub\nlisten: {a}:4222\nhttp: {a}:8222\naccounts {{\n  A {{ users [ {{user: a, password: a}}, {{nkey: {user_key}}} ] }}\n  B {{ users [ {{user: b, password: b}} ] }}\n}}\nleafnodes {{\n  listen: {a}:7422\n}}\n",
+        a = addr(31)
+    );
+    let leaf_conf = format!(
+        "server_name: spoke\nlisten: {a}:4222\nhttp: {a}:8222\nleafnodes {{\n  remotes [ {{ url: \"nats-leaf://{hub}:7422\", credentials: \"{}\" }} ]\n}}\n",
+        creds.display(),
+        a = addr(32),
+        hub = addr(31)
+    );
+    let bin = Path::new(NATRIX);
+    let _hub = lab.start(bin, &nh, 31, &hub_conf);
+    let _leaf = lab.start(bin, &nl, 32, &leaf_conf);
+    let z = lab.wait_json(31, "/leafz", Duration::from_secs(15), |v| {
+        v["leafnodes"].as_u64() == Some(1)
+    });
+    assert_eq!(z["leafs"][0]["account"], "A", "{z}");
+    assert_eq!(z["leafs"][0]["ip"], addr(32), "{z}");
+
+    let mut in_a = lab.client_as(31, "\"user\":\"a\",\"pass\":\"a\",");
+    let mut in_b = lab.client_as(31, "\"user\":\"b\",\"pass\":\"b\",");
+    in_a.send("SUB edge.> 1\r\n");
+    in_b.send("SUB edge.> 1\r\n");
+    in_a.sync();
+    in_b.sync();
+    lab.wait_json(32, "/leafz?subs=1", Duration::from_secs(5), |v| {
+        v["leafs"][0]["subscriptions_list"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|s| s == "edge.>"))
+    });
+    let mut spoke = lab.client(32);
+    spoke.send("SUB hub.cmd 1\r\nPUB edge.temp 2\r\n21\r\n");
+    spoke.sync();
+    assert_eq!(
+        count_msgs(&mut in_a, "edge.temp", 1),
+        1,
+        "A gets the leaf's message"
+    );
+    assert_eq!(count_msgs(&mut in_b, "edge.temp", 0), 0, "B does not");
+    lab.wait_json(31, "/leafz?subs=1", Duration::from_secs(5), |v| {
+        v["leafs"][0]["subscriptions_list"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|s| s == "hub.cmd"))
+    });
+    in_a.send("PUB hub.cmd 2\r\non\r\n");
+    in_a.sync();
+    assert_eq!(
+        count_msgs(&mut spoke, "hub.cmd", 1),
+        1,
+        "A's message reaches the leaf"
+    );
+}

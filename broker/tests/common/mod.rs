@@ -412,3 +412,38 @@ pub fn wait_json(
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Base64url without padding, as JWTs and nkey signatures use.
+pub fn b64(b: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+/// A creds file for a new user whose JWT is signed by a new account key; returns the
+/// user's public nkey.
+pub fn write_creds(path: &Path) -> String {
+    let account = nkeys::KeyPair::new_account();
+    let user = nkeys::KeyPair::new_user();
+    let h = b64(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
+    let claims = serde_json::json!({
+        "jti": "LEAFTEST", "iat": 1_700_000_000, "iss": account.public_key(),
+        "sub": user.public_key(), "name": "leaf",
+        "nats": {"pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1,
+                 "type": "user", "version": 2},
+    });
+    let p = b64(claims.to_string().as_bytes());
+    let sig = account.sign(format!("{h}.{p}").as_bytes()).expect("sign");
+    let jwt = format!("{h}.{p}.{}", b64(&sig));
+    let seed = user.seed().expect("seed");
+    std::fs::write(
+        path,
+        format!(
+            "-----BEGIN NATS USER JWT-----\n{jwt}\n------END NATS USER JWT------\n\n\
+             ************************* IMPORTANT *************************\n\
+             NKEY Seed printed below can be used to sign and prove identity.\n\n\
+             -----BEGIN USER NKEY SEED-----\n{seed}\n------END USER NKEY SEED------\n"
+        ),
+    )
+    .expect("write creds");
+    user.public_key()
+}

@@ -127,12 +127,21 @@ impl Lab {
 
     /// A raw client of server `n`'s port 4222, connected with headers on.
     pub fn client(&self, n: u8) -> Raw {
+        self.client_as(n, "")
+    }
+
+    /// A raw client of server `n` logging in with `credentials`, extra CONNECT fields
+    /// such as `"user":"a","pass":"a",` (note the trailing comma).
+    pub fn client_as(&self, n: u8, credentials: &str) -> Raw {
         let target: SocketAddr = format!("{}:4222", addr(n)).parse().expect("address");
         let s = self.in_client_ns(|| TcpStream::connect_timeout(&target, Duration::from_secs(2)));
         let s = s.unwrap_or_else(|e| panic!("connect {target}: {e}"));
         let mut c = Raw::from_stream(s);
-        c.send("CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":true}\r\n");
-        assert!(c.sync().contains("PONG"));
+        c.send(&format!(
+            "CONNECT {{{credentials}\"verbose\":false,\"pedantic\":false,\"headers\":true}}\r\n"
+        ));
+        let hello = c.sync();
+        assert!(hello.contains("PONG"), "{hello}");
         c
     }
 
