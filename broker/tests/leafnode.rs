@@ -5,23 +5,15 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use tokio::time::timeout;
 
-use common::{NATRIX, Proc, Raw, http_get, reference_binary, start, write_creds};
+use common::{NATRIX, Proc, Raw, free_port, http_get, reference_binary, start, write_creds};
 
 const WAIT: Duration = Duration::from_secs(5);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
 
 fn natrix() -> &'static Path {
     Path::new(NATRIX)

@@ -7,12 +7,11 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{NATRIX, http_get, start};
+use common::{NATRIX, free_port, http_get, start};
 use opentelemetry::trace::{
     Span as _, SpanContext, TraceContextExt, TraceFlags, TraceState, Tracer as _,
     TracerProvider as _,
@@ -30,13 +29,6 @@ fn jaeger_binary() -> Option<PathBuf> {
         "jaeger not installed (run scripts/deps)"
     );
     bin.exists().then_some(bin)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 struct Jaeger {

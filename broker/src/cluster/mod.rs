@@ -151,7 +151,7 @@ impl Cluster {
     }
 
     /// This server's route INFO, as sent to a peer.
-    pub(crate) fn info_json(&self, server: &Server) -> Vec<u8> {
+    pub(crate) fn info_json(&self, server: &Server, local_ip: Option<std::net::IpAddr>) -> Vec<u8> {
         let (opts, _) = server.options();
         // `client_advertise` (e.g. a pod's stable DNS name) is what peers hand clients.
         let client_url = server
@@ -176,7 +176,7 @@ impl Cluster {
             cluster: &self.name,
             connect_urls: client_url,
             ip: (!advertise.is_empty()).then(|| format!("nats-route://{advertise}/")),
-            gateway_url: server.gateways().map(|g| g.url(server)),
+            gateway_url: server.gateways().map(|g| g.url(server, local_ip)),
         };
         serde_json::to_vec(&info).unwrap_or_default()
     }

@@ -231,6 +231,7 @@ pub async fn run(
 ) -> Outcome {
     let (opts, _) = server.options();
     let dialled = solicited.as_ref().map(|(t, _)| t.as_str());
+    let local_ip = stream.local_addr().ok().map(|a| a.ip());
     let Some((rd, outbound)) = link::open(
         stream,
         peer,
@@ -262,7 +263,7 @@ pub async fn run(
         hello.extend_from_slice(connect.to_string().as_bytes());
         hello.extend_from_slice(b"\r\n");
     }
-    encode::info(&mut hello, &cluster.info_json(&server));
+    encode::info(&mut hello, &cluster.info_json(&server, local_ip));
     outbound.push_proto(&hello);
 
     let mut conn = Conn {

@@ -351,12 +351,18 @@ impl TestPki {
     }
 }
 
-/// A port nothing listens on right now.
+/// A port nothing listens on right now, for a server's config. Taken below the kernel's
+/// ephemeral range (32768 and up), where the many client sockets of parallel tests get
+/// their ports: a port picked there can be taken by an outgoing connection before the
+/// server binds it.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    for _ in 0..1000 {
+        let port = 20_000 + fastrand::u16(..12_000);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between 20000 and 32000");
 }
 
 /// A raw client of `p`, connected (headers on) and synced.

@@ -6,7 +6,7 @@
 //! Accepting side (inbound): sends INFO at once, expects CONNECT then INFO, then sends
 //! this cluster's interest and receives messages.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -189,6 +189,7 @@ pub async fn run(
         None => (None, None),
     };
     let (opts, _) = server.options();
+    let local_ip = stream.local_addr().ok().map(|a| a.ip());
     let Some((rd, outbound)) = link_loop::open(
         stream,
         peer,
@@ -208,7 +209,7 @@ pub async fn run(
     let writer = tokio::spawn(outbound.clone().run_writer(opts.write_deadline));
     if dialled.is_none() {
         let mut hello = Vec::new();
-        encode::info(&mut hello, &gws.info_json(&server));
+        encode::info(&mut hello, &gws.info_json(&server, local_ip));
         outbound.push_proto(&hello);
     }
     let mut conn = Conn {
@@ -217,6 +218,7 @@ pub async fn run(
         handle,
         peer,
         dialled,
+        local_ip,
         connected: false,
         link: None,
     };
@@ -234,6 +236,8 @@ struct Conn {
     handle: Arc<ClientHandle>,
     peer: SocketAddr,
     dialled: Option<String>,
+    /// The address of this end of the connection.
+    local_ip: Option<IpAddr>,
     /// CONNECT received (inbound).
     connected: bool,
     link: Option<Arc<Link>>,
@@ -426,7 +430,7 @@ impl Conn {
         hello.extend_from_slice(b"CONNECT ");
         hello.extend_from_slice(connect.to_string().as_bytes());
         hello.extend_from_slice(b"\r\n");
-        encode::info(&mut hello, &self.gws.info_json(&self.server));
+        encode::info(&mut hello, &self.gws.info_json(&self.server, self.local_ip));
         self.handle.outbound.push_proto(&hello);
         tracing::info!(
             "{} - gid:{} - Outbound gateway connection to {:?} ({}) registered",

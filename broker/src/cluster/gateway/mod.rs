@@ -15,7 +15,7 @@
 pub mod interest;
 pub mod link;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -298,20 +298,26 @@ impl Gateways {
         self.remotes.lock().get(name).is_some_and(|r| r.configured)
     }
 
-    /// This server's gateway URL, as remote servers dial it.
-    pub fn url(&self, server: &Server) -> String {
+    /// This server's gateway URL, as remote servers dial it: `advertise`, else the
+    /// listen address; a wildcard listener is named by `local_ip`, the address a peer
+    /// reached this server on (or this server used to reach it).
+    pub fn url(&self, server: &Server, local_ip: Option<IpAddr>) -> String {
         let (opts, _) = server.options();
         let advertise = &opts.config.gateway.advertise;
-        if advertise.is_empty() {
-            reachable(self.addr)
-        } else {
-            advertise.clone()
+        if !advertise.is_empty() {
+            return advertise.clone();
+        }
+        match local_ip {
+            Some(ip) if self.addr.ip().is_unspecified() && !ip.is_unspecified() => {
+                SocketAddr::new(ip, self.addr.port()).to_string()
+            }
+            _ => reachable(self.addr),
         }
     }
 
     /// Gateway URLs of the whole cluster, this server's first.
-    fn cluster_urls(&self, server: &Server) -> Vec<String> {
-        let mut urls = vec![self.url(server)];
+    fn cluster_urls(&self, server: &Server, local_ip: Option<IpAddr>) -> Vec<String> {
+        let mut urls = vec![self.url(server, local_ip)];
         if let Some(cluster) = server.cluster() {
             for r in cluster.routes() {
                 if let Some(u) = r.info.get("gateway_url").and_then(|v| v.as_str())
@@ -324,8 +330,8 @@ impl Gateways {
         urls
     }
 
-    /// This server's gateway INFO.
-    pub(crate) fn info_json(&self, server: &Server) -> Vec<u8> {
+    /// This server's gateway INFO, for a connection whose local address is `local_ip`.
+    pub(crate) fn info_json(&self, server: &Server, local_ip: Option<IpAddr>) -> Vec<u8> {
         let (opts, _) = server.options();
         let info = GatewayInfo {
             server_id: server.id(),
@@ -341,8 +347,8 @@ impl Gateways {
             tls_verify: opts.gateway_tls.is_some(),
             max_payload: opts.max_payload,
             gateway: &self.name,
-            gateway_urls: self.cluster_urls(server),
-            gateway_url: self.url(server),
+            gateway_urls: self.cluster_urls(server, local_ip),
+            gateway_url: self.url(server, local_ip),
             gateway_nrp: true,
             gateway_iom: true,
         };
