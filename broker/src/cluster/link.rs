@@ -46,13 +46,66 @@ impl Pings {
     }
 }
 
-/// What a connection kind does with the operations its peer sends (PING, PONG, +OK and
-/// -ERR are handled by the read loop).
+/// The fields every inter-server INFO starts with, in nats-server's order.
+#[derive(serde::Serialize)]
+pub(crate) struct InfoBase<'a> {
+    server_id: &'a str,
+    server_name: &'a str,
+    version: &'static str,
+    proto: i32,
+    go: &'static str,
+    host: String,
+    port: u16,
+    headers: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    auth_required: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    tls_required: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    tls_verify: bool,
+    max_payload: i32,
+}
+
+impl<'a> InfoBase<'a> {
+    /// This server listening on `addr`; `auth` when the listener wants credentials,
+    /// `tls` when it runs TLS (always verifying peers).
+    pub fn new(
+        server: &'a Server,
+        addr: SocketAddr,
+        proto: i32,
+        go: &'static str,
+        auth: bool,
+        tls: bool,
+    ) -> Self {
+        Self {
+            server_id: server.id(),
+            server_name: server.name(),
+            version: crate::server::NATS_COMPAT_VERSION,
+            proto,
+            go,
+            host: addr.ip().to_string(),
+            port: addr.port(),
+            headers: true,
+            auth_required: auth,
+            tls_required: tls,
+            tls_verify: tls,
+            max_payload: server.options().0.max_payload,
+        }
+    }
+}
+
+/// What a connection kind does with the operations its peer sends. The read loop
+/// answers PING, PONG, +OK and -ERR itself, and refuses anything but CONNECT and INFO
+/// before the handshake completes (`Authorization Violation`, as nats-server).
 pub(crate) trait LinkHandler {
     /// Whether the handshake is complete (the deadline no longer applies).
     fn established(&self) -> bool;
-    /// Handles one operation; false closes the link. Outbound buffers it queued to go
-    /// in `to_flush`, flushed once the whole read is handled.
+    /// The peer's CONNECT; false closes the link.
+    fn connect(&mut self, json: &[u8]) -> bool;
+    /// The peer's INFO (the handshake's, or a later one); false closes the link.
+    fn info(&mut self, json: &[u8]) -> bool;
+    /// Any other operation on an established link; false closes it. Outbound buffers it
+    /// queued to go in `to_flush`, flushed once the whole read is handled.
     fn handle(&mut self, op: RouteOp, to_flush: &mut Vec<Arc<Outbound>>) -> bool;
 }
 
@@ -183,6 +236,16 @@ pub(crate) async fn serve(
                                 RouteOp::Err(e) => {
                                     tracing::warn!(%peer, "error from peer: {e}");
                                     true
+                                }
+                                RouteOp::Connect(json) => handler.connect(&json),
+                                RouteOp::Info(json) => handler.info(&json),
+                                _ if !handler.established() => {
+                                    reject(
+                                        outbound,
+                                        "Authorization Violation",
+                                        CloseReason::AuthenticationViolation,
+                                    );
+                                    false
                                 }
                                 op => handler.handle(op, &mut to_flush),
                             };

@@ -45,21 +45,8 @@ pub struct Cluster {
 /// What a route's INFO says about this server.
 #[derive(Serialize)]
 struct RouteInfo<'a> {
-    server_id: &'a str,
-    server_name: &'a str,
-    version: &'static str,
-    proto: i32,
-    go: &'static str,
-    host: String,
-    port: u16,
-    headers: bool,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    auth_required: bool,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    tls_required: bool,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    tls_verify: bool,
-    max_payload: i32,
+    #[serde(flatten)]
+    base: link::InfoBase<'a>,
     cluster: &'a str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     connect_urls: Vec<String>,
@@ -161,18 +148,14 @@ impl Cluster {
             .collect();
         let advertise = &opts.config.cluster.advertise;
         let info = RouteInfo {
-            server_id: server.id(),
-            server_name: server.name(),
-            version: crate::server::NATS_COMPAT_VERSION,
-            proto: 1,
-            go: crate::server::GO_FIELD,
-            host: self.addr.ip().to_string(),
-            port: self.addr.port(),
-            headers: true,
-            auth_required: !opts.config.cluster.username.is_empty(),
-            tls_required: opts.cluster_tls.is_some(),
-            tls_verify: opts.cluster_tls.is_some(),
-            max_payload: opts.max_payload,
+            base: link::InfoBase::new(
+                server,
+                self.addr,
+                1,
+                crate::server::GO_FIELD,
+                !opts.config.cluster.username.is_empty(),
+                opts.cluster_tls.is_some(),
+            ),
             cluster: &self.name,
             connect_urls: client_url,
             ip: (!advertise.is_empty()).then(|| format!("nats-route://{advertise}/")),

@@ -287,18 +287,33 @@ pub struct Outgoing<'a> {
 /// A message for a peer: `RMSG`/`HMSG acc subject [reply | + reply q.. | \| q..] [hdr]
 /// size`, then the payload. With `peer_headers` false the header block is dropped.
 pub fn encode_msg(out: &mut Vec<u8>, m: &Outgoing<'_>, peer_headers: bool) {
+    encode_frame(out, b"RMSG ", Some(m.account), m, peer_headers);
+}
+
+/// The frame shared by routes, gateways (`op` `RMSG `, with the account) and leaf
+/// connections (`LMSG `, bound to one account, so without it); `HMSG ` when the message
+/// has headers the peer takes.
+pub fn encode_frame(
+    out: &mut Vec<u8>,
+    op: &[u8],
+    account: Option<&str>,
+    m: &Outgoing<'_>,
+    peer_headers: bool,
+) {
     let Outgoing {
-        account,
         subject,
         reply,
         queues,
         hdr,
         msg,
+        ..
     } = *m;
     let with_headers = hdr > 0 && peer_headers;
-    out.put_slice(if with_headers { b"HMSG " } else { b"RMSG " });
-    out.put_slice(account.as_bytes());
-    out.put_u8(b' ');
+    out.put_slice(if with_headers { b"HMSG " } else { op });
+    if let Some(account) = account {
+        out.put_slice(account.as_bytes());
+        out.put_u8(b' ');
+    }
     out.put_slice(subject);
     out.put_u8(b' ');
     match (reply, queues.is_empty()) {

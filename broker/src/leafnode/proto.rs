@@ -261,41 +261,15 @@ pub fn encode_msg(
     msg: &[u8],
     peer_headers: bool,
 ) {
-    let with_headers = hdr > 0 && peer_headers;
-    out.put_slice(if with_headers { b"HMSG " } else { b"LMSG " });
-    out.put_slice(subject);
-    out.put_u8(b' ');
-    match (reply, queues.is_empty()) {
-        (Some(r), true) => {
-            out.put_slice(r);
-            out.put_u8(b' ');
-        }
-        (Some(r), false) => {
-            out.put_slice(b"+ ");
-            out.put_slice(r);
-            out.put_u8(b' ');
-        }
-        (None, false) => out.put_slice(b"| "),
-        (None, true) => {}
-    }
-    for q in queues {
-        out.put_slice(q);
-        out.put_u8(b' ');
-    }
-    let mut n = itoa::Buffer::new();
-    let body = if with_headers {
-        out.put_slice(n.format(hdr).as_bytes());
-        out.put_u8(b' ');
-        out.put_slice(n.format(msg.len()).as_bytes());
-        msg
-    } else {
-        let body = &msg[hdr.min(msg.len())..];
-        out.put_slice(n.format(body.len()).as_bytes());
-        body
+    let m = crate::cluster::proto::Outgoing {
+        account: "",
+        subject,
+        reply,
+        queues,
+        hdr,
+        msg,
     };
-    out.put_slice(b"\r\n");
-    out.put_slice(body);
-    out.put_slice(b"\r\n");
+    crate::cluster::proto::encode_frame(out, b"LMSG ", None, &m, peer_headers);
 }
 
 #[cfg(test)]

@@ -248,6 +248,14 @@ impl LinkHandler for Conn {
         self.link.is_some()
     }
 
+    fn connect(&mut self, json: &[u8]) -> bool {
+        self.on_connect(json)
+    }
+
+    fn info(&mut self, json: &[u8]) -> bool {
+        self.on_info(json)
+    }
+
     fn handle(&mut self, op: RouteOp, to_flush: &mut Vec<Arc<Outbound>>) -> bool {
         self.op(op, to_flush)
     }
@@ -262,15 +270,12 @@ impl Conn {
 
     fn op(&mut self, op: RouteOp, to_flush: &mut Vec<Arc<Outbound>>) -> bool {
         match op {
-            RouteOp::Ping | RouteOp::Pong | RouteOp::Ok | RouteOp::Err(_) => {}
-            RouteOp::Connect(json) => return self.on_connect(&json),
-            RouteOp::Info(json) => return self.on_info(&json),
-            _ if self.link.is_none() => {
-                return self.reject(
-                    "Authorization Violation",
-                    CloseReason::AuthenticationViolation,
-                );
-            }
+            RouteOp::Ping
+            | RouteOp::Pong
+            | RouteOp::Ok
+            | RouteOp::Err(_)
+            | RouteOp::Connect(_)
+            | RouteOp::Info(_) => {}
             RouteOp::Sub {
                 account,
                 subject,

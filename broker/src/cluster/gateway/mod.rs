@@ -92,21 +92,8 @@ pub struct Gateways {
 /// This server's gateway INFO.
 #[derive(Serialize)]
 struct GatewayInfo<'a> {
-    server_id: &'a str,
-    server_name: &'a str,
-    version: &'static str,
-    proto: i32,
-    go: &'static str,
-    host: String,
-    port: u16,
-    headers: bool,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    auth_required: bool,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    tls_required: bool,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    tls_verify: bool,
-    max_payload: i32,
+    #[serde(flatten)]
+    base: super::link::InfoBase<'a>,
     gateway: &'a str,
     gateway_urls: Vec<String>,
     gateway_url: String,
@@ -334,18 +321,14 @@ impl Gateways {
     pub(crate) fn info_json(&self, server: &Server, local_ip: Option<IpAddr>) -> Vec<u8> {
         let (opts, _) = server.options();
         let info = GatewayInfo {
-            server_id: server.id(),
-            server_name: server.name(),
-            version: crate::server::NATS_COMPAT_VERSION,
-            proto: 3,
-            go: "",
-            host: self.addr.ip().to_string(),
-            port: self.addr.port(),
-            headers: true,
-            auth_required: !opts.config.gateway.username.is_empty(),
-            tls_required: opts.gateway_tls.is_some(),
-            tls_verify: opts.gateway_tls.is_some(),
-            max_payload: opts.max_payload,
+            base: super::link::InfoBase::new(
+                server,
+                self.addr,
+                3,
+                "",
+                !opts.config.gateway.username.is_empty(),
+                opts.gateway_tls.is_some(),
+            ),
             gateway: &self.name,
             gateway_urls: self.cluster_urls(server, local_ip),
             gateway_url: self.url(server, local_ip),
