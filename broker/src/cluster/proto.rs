@@ -61,38 +61,70 @@ pub enum RouteParseError {
     Malformed(&'static str),
 }
 
-fn token(b: &[u8]) -> Bytes {
+/// A control line longer than [`MAX_CONTROL_LINE`].
+pub(crate) struct TooLong;
+
+/// One control line of an inter-server protocol.
+pub(crate) struct Line<'a> {
+    /// The operation, upper-cased.
+    pub verb: Vec<u8>,
+    /// Everything after the verb, trimmed.
+    pub rest: &'a [u8],
+    /// `rest` split on blanks.
+    pub args: Vec<&'a [u8]>,
+    /// Where the line (with its CRLF) ends in the buffer.
+    pub after: usize,
+}
+
+/// Splits the control line at the start of `buf`; `None` until its CRLF has arrived.
+pub(crate) fn control_line(buf: &[u8]) -> Result<Option<Line<'_>>, TooLong> {
+    let Some(eol) = memchr::memmem::find(buf, b"\r\n") else {
+        return if buf.len() > MAX_CONTROL_LINE {
+            Err(TooLong)
+        } else {
+            Ok(None)
+        };
+    };
+    if eol > MAX_CONTROL_LINE {
+        return Err(TooLong);
+    }
+    let line = &buf[..eol];
+    let (op, rest) = match line.iter().position(|b| *b == b' ' || *b == b'\t') {
+        Some(i) => (&line[..i], trim(&line[i + 1..])),
+        None => (line, &b""[..]),
+    };
+    let args = rest
+        .split(|b| *b == b' ' || *b == b'\t')
+        .filter(|a| !a.is_empty())
+        .collect();
+    Ok(Some(Line {
+        verb: op.to_ascii_uppercase(),
+        rest,
+        args,
+        after: eol + 2,
+    }))
+}
+
+pub(crate) fn token(b: &[u8]) -> Bytes {
     Bytes::copy_from_slice(b)
 }
 
-fn text(b: &[u8]) -> String {
+pub(crate) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
 /// Parses one operation from the start of `buf`: the operation and the bytes it used, or
 /// `None` when more bytes are needed.
 pub fn parse(buf: &[u8]) -> Result<Option<(RouteOp, usize)>, RouteParseError> {
-    let Some(eol) = memchr::memmem::find(buf, b"\r\n") else {
-        return if buf.len() > MAX_CONTROL_LINE {
-            Err(RouteParseError::MaxControlLine)
-        } else {
-            Ok(None)
-        };
+    let Some(Line {
+        verb: upper,
+        rest,
+        args,
+        after,
+    }) = control_line(buf).map_err(|TooLong| RouteParseError::MaxControlLine)?
+    else {
+        return Ok(None);
     };
-    if eol > MAX_CONTROL_LINE {
-        return Err(RouteParseError::MaxControlLine);
-    }
-    let line = &buf[..eol];
-    let after = eol + 2;
-    let (op, rest) = match line.iter().position(|b| *b == b' ' || *b == b'\t') {
-        Some(i) => (&line[..i], trim(&line[i + 1..])),
-        None => (line, &b""[..]),
-    };
-    let args: Vec<&[u8]> = rest
-        .split(|b| *b == b' ' || *b == b'\t')
-        .filter(|a| !a.is_empty())
-        .collect();
-    let upper = op.to_ascii_uppercase();
     let parsed = match upper.as_slice() {
         b"INFO" => RouteOp::Info(token(rest)),
         b"CONNECT" => RouteOp::Connect(token(rest)),
@@ -177,7 +209,7 @@ fn skip_origin<'a>(args: &'a [&'a [u8]]) -> &'a [&'a [u8]] {
     args.get(1..).unwrap_or(&[])
 }
 
-fn number(b: &[u8]) -> Option<usize> {
+pub(crate) fn number(b: &[u8]) -> Option<usize> {
     if b.is_empty() || b.len() > 12 || !b.iter().all(u8::is_ascii_digit) {
         return None;
     }

@@ -11,10 +11,10 @@
 //! HMSG subject [reply | + reply q.. | \| q..] hdr_len total_len\r\n<headers><payload>\r\n
 //! ```
 
+use crate::cluster::proto::{Line, TooLong, control_line, number, text, token};
 use bytes::{BufMut, Bytes};
 
-/// Longest control line accepted on a leaf connection (nats-server: 16 × the client limit).
-pub const MAX_CONTROL_LINE: usize = 64 * 1024;
+pub use crate::cluster::proto::MAX_CONTROL_LINE;
 
 /// One operation read from a leaf connection.
 #[derive(Debug, PartialEq, Eq)]
@@ -61,58 +61,19 @@ pub enum LeafParseError {
     Malformed(&'static str),
 }
 
-fn token(b: &[u8]) -> Bytes {
-    Bytes::copy_from_slice(b)
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn trim(b: &[u8]) -> &[u8] {
-    let start = b
-        .iter()
-        .position(|c| !c.is_ascii_whitespace())
-        .unwrap_or(b.len());
-    let end = b
-        .iter()
-        .rposition(|c| !c.is_ascii_whitespace())
-        .map_or(start, |e| e + 1);
-    &b[start..end.max(start)]
-}
-
-fn number(b: &[u8]) -> Option<usize> {
-    if b.is_empty() || b.len() > 12 || !b.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(b).ok()?.parse().ok()
-}
-
 /// Parses one operation from the start of `buf`: the operation and the bytes it used, or
 /// `None` when more bytes are needed. `max_payload` bounds `LMSG`/`HMSG` sizes (a leaf
 /// connection is subject to the server's `max_payload`; ≤ 0: no limit).
 pub fn parse(buf: &[u8], max_payload: i64) -> Result<Option<(LeafOp, usize)>, LeafParseError> {
-    let Some(eol) = memchr::memmem::find(buf, b"\r\n") else {
-        return if buf.len() > MAX_CONTROL_LINE {
-            Err(LeafParseError::MaxControlLine)
-        } else {
-            Ok(None)
-        };
+    let Some(Line {
+        verb: upper,
+        rest,
+        args,
+        after,
+    }) = control_line(buf).map_err(|TooLong| LeafParseError::MaxControlLine)?
+    else {
+        return Ok(None);
     };
-    if eol > MAX_CONTROL_LINE {
-        return Err(LeafParseError::MaxControlLine);
-    }
-    let line = &buf[..eol];
-    let after = eol + 2;
-    let (op, rest) = match line.iter().position(|b| *b == b' ' || *b == b'\t') {
-        Some(i) => (&line[..i], trim(&line[i + 1..])),
-        None => (line, &b""[..]),
-    };
-    let args: Vec<&[u8]> = rest
-        .split(|b| *b == b' ' || *b == b'\t')
-        .filter(|a| !a.is_empty())
-        .collect();
-    let upper = op.to_ascii_uppercase();
     if args.is_empty() && matches!(upper.as_slice(), b"LS+" | b"LS-" | b"LMSG" | b"HMSG") {
         // nats-server's parser wants arguments after these verbs.
         return Err(LeafParseError::UnknownOp);
