@@ -276,7 +276,8 @@ async fn reloadable_change_keeps_pods_and_tracks_each_pod() {
         .await
         .unwrap();
     let seen = server.await.unwrap();
-    assert_eq!(action, Action::requeue(controller::REQUEUE_PROGRESSING));
+    // Pods reload within seconds: the status follows them closely.
+    assert_eq!(action, Action::requeue(controller::REQUEUE_RELOADING));
     // The pod template keeps the old restart digest: no roll.
     assert_eq!(restart_annotation(&seen[5].body), old.config.digest);
     assert_eq!(seen[1].body["data"]["restart-base.conf"], old.config.text);

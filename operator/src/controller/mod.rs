@@ -56,6 +56,14 @@ use status::Observed;
 /// Requeue while the cluster is converging (pods reloading or rolling), to pick up
 /// each pod's applied config digest.
 pub const REQUEUE_PROGRESSING: Duration = Duration::from_secs(10);
+/// Requeue while pods reload a new config (`Progressing: ConfigReloading`), for the first
+/// [`RELOAD_FAST_WINDOW`] of it: servers reload within a second or two of the kubelet
+/// swapping the file in, and the status should say so about as fast. A pod that refuses
+/// the reload would otherwise be asked every 2 s forever, hence the window; after it, the
+/// cluster is polled at [`REQUEUE_PROGRESSING`].
+pub const REQUEUE_RELOADING: Duration = Duration::from_secs(2);
+/// How long after `Progressing` turned true [`REQUEUE_RELOADING`] applies.
+pub const RELOAD_FAST_WINDOW: Duration = Duration::from_secs(90);
 /// Requeue of a settled cluster, to catch drift the watches do not see.
 pub const REQUEUE_STABLE: Duration = Duration::from_secs(300);
 /// First retry after an error; doubles per consecutive failure up to [`BACKOFF_MAX`].
@@ -619,15 +627,28 @@ async fn reconcile_inner(nc: &NatsCluster, ctx: &Context) -> Result<Action, Erro
     }
     patch_status(ctx, nc, &status).await?;
 
-    let progressing = status
+    Ok(Action::requeue(requeue_after(&status, &(ctx.now)())))
+}
+
+/// When to look at a reconciled cluster again (see the `REQUEUE_*` constants).
+pub fn requeue_after(status: &NatsClusterStatus, now: &Time) -> Duration {
+    let Some(p) = status
         .conditions
         .iter()
-        .any(|c| c.type_ == "Progressing" && c.status == "True");
-    Ok(Action::requeue(if progressing {
-        REQUEUE_PROGRESSING
+        .find(|c| c.type_ == "Progressing" && c.status == "True")
+    else {
+        return REQUEUE_STABLE;
+    };
+    let age = now
+        .0
+        .duration_since(p.last_transition_time.0)
+        .as_secs_f64()
+        .max(0.0);
+    if p.reason == "ConfigReloading" && age < RELOAD_FAST_WINDOW.as_secs_f64() {
+        REQUEUE_RELOADING
     } else {
-        REQUEUE_STABLE
-    }))
+        REQUEUE_PROGRESSING
+    }
 }
 
 fn degraded_message(s: Option<&NatsClusterStatus>) -> Option<String> {
@@ -689,4 +710,42 @@ pub async fn run(ctx: Arc<Context>) {
             }
         })
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+    use k8s_openapi::jiff::Timestamp;
+
+    fn at(secs: i64) -> Time {
+        Time(Timestamp::from_second(secs).unwrap())
+    }
+
+    fn progressing(status: &str, reason: &str, since: i64) -> NatsClusterStatus {
+        NatsClusterStatus {
+            conditions: vec![Condition {
+                type_: "Progressing".into(),
+                status: status.into(),
+                reason: reason.into(),
+                message: String::new(),
+                observed_generation: None,
+                last_transition_time: at(since),
+            }],
+            ..NatsClusterStatus::default()
+        }
+    }
+
+    #[test]
+    fn reloads_are_followed_closely_for_a_while_only() {
+        let now = at(1_000);
+        let fresh = progressing("True", "ConfigReloading", 990);
+        assert_eq!(requeue_after(&fresh, &now), REQUEUE_RELOADING);
+        let stuck = progressing("True", "ConfigReloading", 1_000 - 91);
+        assert_eq!(requeue_after(&stuck, &now), REQUEUE_PROGRESSING);
+        let rolling = progressing("True", "RollingRestart", 990);
+        assert_eq!(requeue_after(&rolling, &now), REQUEUE_PROGRESSING);
+        let settled = progressing("False", "Stable", 990);
+        assert_eq!(requeue_after(&settled, &now), REQUEUE_STABLE);
+    }
 }
