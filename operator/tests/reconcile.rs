@@ -268,6 +268,8 @@ async fn reloadable_change_keeps_pods_and_tracks_each_pod() {
             200,
             Some(pods(&["10.0.0.1", "10.0.0.2", "10.0.0.3"])),
         ),
+        // nc-1 answers with the old digest: its kubelet is asked to refresh the volume.
+        step(Method::PATCH, &format!("{PODS}/nc-1"), 200, None),
         step(Method::POST, EVENTS, 201, None),
         step(Method::PATCH, STATUS, 200, Some(nc_reply())),
     ]);
@@ -275,7 +277,12 @@ async fn reloadable_change_keeps_pods_and_tracks_each_pod() {
     let action = controller::reconcile(Arc::new(nc), context(client, probe))
         .await
         .unwrap();
-    let seen = server.await.unwrap();
+    let mut seen = server.await.unwrap();
+    let nudge = seen.remove(8);
+    assert_eq!(
+        nudge.body,
+        json!({"metadata": {"annotations": {"natrix.io/config-digest": new_digest}}})
+    );
     // Pods reload within seconds: the status follows them closely.
     assert_eq!(action, Action::requeue(controller::REQUEUE_RELOADING));
     // The pod template keeps the old restart digest: no roll.
