@@ -251,6 +251,11 @@ async fn reloadable_change_keeps_pods_and_tracks_each_pod() {
         ("10.0.0.1".to_string(), Some(new_digest.clone())),
         ("10.0.0.2".to_string(), Some(old.config.digest.clone())),
     ]);
+    // The pods run the current template (same restart digest): a reload is theirs to do.
+    let mut current_pods = pods(&["10.0.0.1", "10.0.0.2", "10.0.0.3"]);
+    for p in current_pods["items"].as_array_mut().unwrap() {
+        p["metadata"]["annotations"] = json!({"natrix.io/restart-digest": old.config.digest});
+    }
     let mut steps = vec![step(
         Method::GET,
         CM,
@@ -262,12 +267,7 @@ async fn reloadable_change_keeps_pods_and_tracks_each_pod() {
         sts_reply(3, 3, "r1", "r1"),
     ));
     steps.extend([
-        step(
-            Method::GET,
-            PODS,
-            200,
-            Some(pods(&["10.0.0.1", "10.0.0.2", "10.0.0.3"])),
-        ),
+        step(Method::GET, PODS, 200, Some(current_pods)),
         // nc-1 answers with the old digest: its kubelet is asked to refresh the volume.
         step(Method::PATCH, &format!("{PODS}/nc-1"), 200, None),
         step(Method::POST, EVENTS, 201, None),

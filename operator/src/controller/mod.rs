@@ -17,8 +17,9 @@
 //!    running); apply the StatefulSet (after the ConfigMap, so new pods mount the new
 //!    config); apply or delete the PDB; apply the ServiceMonitor if asked;
 //! 6. `LIST` the pods and ask each running one for its config digest; `PATCH` the
-//!    annotation `natrix.io/config-digest` of each pod still on an older config (unless
-//!    a roll is under way), which makes the kubelet refresh its config volume now;
+//!    annotation `natrix.io/config-digest` of each pod still on an older config that it
+//!    can reload (its pod template is current), which makes the kubelet refresh its
+//!    config volume now;
 //! 7. events for what changed, then the status.
 
 pub mod gateways;
@@ -363,12 +364,15 @@ async fn recreate_for_claims(
 }
 
 /// Each running pod's config digest, sorted by pod name, and the pods to nudge: those
-/// that answer with another digest and do not carry the current one as annotation yet.
+/// that answer with another digest, run the current pod template's restart digest (so
+/// the new config is a reload for them, not a restart they will get from the
+/// StatefulSet), and do not carry the current digest as annotation yet.
 async fn pod_configs(
     ctx: &Context,
     nc: &NatsCluster,
     ns: &str,
     digest: &str,
+    restart_digest: &str,
 ) -> Result<(Vec<PodConfig>, Vec<String>), Error> {
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     let selector = names::selector_string(&nc.name_any());
@@ -407,12 +411,11 @@ async fn pod_configs(
         .filter(|p| p.config_digest.as_deref().is_some_and(|d| d != digest))
         .filter(|p| {
             list.iter().any(|pod| {
+                let a = pod.annotations();
+                let has = |k: &str, v: &str| a.get(k).map(String::as_str) == Some(v);
                 pod.name_any() == p.pod
-                    && pod
-                        .annotations()
-                        .get(names::ANNOTATION_CONFIG)
-                        .map(String::as_str)
-                        != Some(digest)
+                    && has(names::ANNOTATION_RESTART, restart_digest)
+                    && !has(names::ANNOTATION_CONFIG, digest)
             })
         })
         .map(|p| p.pod.clone())
@@ -624,13 +627,17 @@ async fn reconcile_inner(nc: &NatsCluster, ctx: &Context) -> Result<Action, Erro
         && sts_status.current_revision != sts_status.update_revision;
     obs.config_digest = Some(rendered.config.digest.clone());
 
-    // 6. What each pod runs; pods behind on a reload get their kubelet nudged (during a
-    // rolling restart they are being replaced anyway).
-    let (pods, behind) = pod_configs(ctx, nc, &ns, &rendered.config.digest).await?;
+    // 6. What each pod runs; pods behind on a reload get their kubelet nudged.
+    let (pods, behind) = pod_configs(
+        ctx,
+        nc,
+        &ns,
+        &rendered.config.digest,
+        &rendered.restart.digest,
+    )
+    .await?;
     obs.pods = pods;
-    if !obs.revision_pending && !behind.is_empty() {
-        nudge_pods(ctx, &ns, &behind, &rendered.config.digest).await;
-    }
+    nudge_pods(ctx, &ns, &behind, &rendered.config.digest).await;
 
     // 7. Events and status.
     let prev_digest = previous.as_ref().and_then(|p| p.config_digest.clone());
