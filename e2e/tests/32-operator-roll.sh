@@ -91,7 +91,9 @@ after=$(pods_of "$NS" nats)
 for p in nats-0 nats-1 nats-2; do
   old_uid=$(grep "^$p " <<<"$before" | cut -d' ' -f2)
   new_uid=$(grep "^$p " <<<"$after" | cut -d' ' -f2)
-  [ -n "$new_uid" ] && [ "$new_uid" != "$old_uid" ] || fail "$p was not replaced ($old_uid -> $new_uid)"
+  if [ -z "$new_uid" ] || [ "$new_uid" = "$old_uid" ]; then
+    fail "$p was not replaced ($old_uid -> $new_uid)"
+  fi
 done
 created() { kubectl -n "$NS" get pod "$1" -o jsonpath='{.metadata.creationTimestamp}'; }
 ready_at() { kubectl -n "$NS" get pod "$1" -o jsonpath='{.status.conditions[?(@.type=="Ready")].lastTransitionTime}'; }

@@ -97,6 +97,7 @@ wait_until() {
 install_operator() {
   local ns=$1 img
   img=$(image natrix-operator)
+  # shellcheck disable=SC2064 # expanded now, on purpose: NS is fixed for this trap
   trap "helm uninstall natrix -n '$ns' --wait --timeout 60s >/dev/null 2>&1 || true; kubectl delete namespace '$ns' --wait=false >/dev/null 2>&1 || true" EXIT
   helm install natrix "$ROOT/charts/natrix" -n "$ns" \
     --set image.repository="${img%:*}" --set image.tag="${img##*:}" \
