@@ -5,26 +5,9 @@
 . "$(dirname "$0")/lib.sh"
 fresh_namespace natrix-op
 NS=$TEST_NS
-trap 'helm uninstall natrix -n "$NS" >/dev/null 2>&1 || true; kubectl delete namespace "$NS" --wait=false >/dev/null 2>&1 || true' EXIT
-OPERATOR_IMAGE=$(image natrix-operator)
-SERVER_IMAGE=$(image natrix-server)
+install_operator "$NS"
 
-helm install natrix "$ROOT/charts/natrix" -n "$NS" \
-  --set image.repository="${OPERATOR_IMAGE%:*}" --set image.tag="${OPERATOR_IMAGE##*:}" \
-  --set image.pullPolicy=Never --wait --timeout 120s >/dev/null ||
-  fail "helm install of the operator chart failed"
-
-kubectl -n "$NS" apply -f - >/dev/null <<YAML
-apiVersion: natrix.io/v1alpha1
-kind: NatsCluster
-metadata:
-  name: nats
-spec:
-  replicas: 3
-  image: ${SERVER_IMAGE%:*}
-  version: "${SERVER_IMAGE##*:}"
-  imagePullPolicy: Never
-YAML
+natscluster "$NS" nats 3
 kubectl -n "$NS" wait --for=condition=Ready natscluster/nats --timeout=180s >/dev/null ||
   fail "NatsCluster did not become Ready"
 

@@ -11,8 +11,8 @@ export PATH="$CACHE/e2e/bin:$PATH"
 image() { NATRIX_IMAGE_DIR=$CACHE/e2e/images "$ROOT/deploy/image" ref "$@"; }
 natscli_version() { cat "$CACHE/bin/.nats.version" 2>/dev/null || echo latest; }
 
-# natscli_job NS NAME ARGS-JSON: a Job that runs natscli (its own local image) once with
-# ARGS-JSON, bounded to 60 s, no retries.
+# natscli_job NS NAME ARGS-JSON [SECONDS]: a Job that runs natscli (its own local image)
+# once with ARGS-JSON, bounded to SECONDS (60), no retries.
 natscli_job() {
   kubectl -n "$1" apply -f - >/dev/null <<YAML
 apiVersion: batch/v1
@@ -21,7 +21,7 @@ metadata:
   name: $2
 spec:
   backoffLimit: 0
-  activeDeadlineSeconds: 60
+  activeDeadlineSeconds: ${4:-60}
   template:
     spec:
       restartPolicy: Never
@@ -72,4 +72,80 @@ fresh_namespace() {
   kubectl delete namespace "$TEST_NS" --ignore-not-found --wait=true --timeout=60s >/dev/null
   kubectl create namespace "$TEST_NS" >/dev/null
   trap 'kubectl delete namespace "$TEST_NS" --wait=false >/dev/null 2>&1 || true' EXIT
+}
+
+# now: seconds since the epoch with milliseconds, for timings.
+now() { date +%s.%3N; }
+# since T0: seconds elapsed since T0 (from `now`), one decimal.
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+# wait_until SECONDS WHAT CMD...: polls CMD every half second until it succeeds; fails
+# the test naming WHAT if it does not within SECONDS.
+wait_until() {
+  local secs=$1 what=$2 deadline
+  shift 2
+  deadline=$(($(date +%s) + secs))
+  until "$@" >/dev/null 2>&1; do
+    [ "$(date +%s)" -lt "$deadline" ] || fail "$what: not within ${secs}s"
+    sleep 0.5
+  done
+}
+
+# install_operator NS: the operator from charts/natrix (local image) as release `natrix`
+# in NS; the EXIT trap uninstalls it (and waits, so the next test never shares the
+# cluster with this operator) and deletes NS.
+install_operator() {
+  local ns=$1 img
+  img=$(image natrix-operator)
+  # shellcheck disable=SC2064 # expanded now, on purpose: NS is fixed for this trap
+  trap "helm uninstall natrix -n '$ns' --wait --timeout 60s >/dev/null 2>&1 || true; kubectl delete namespace '$ns' --wait=false >/dev/null 2>&1 || true" EXIT
+  helm install natrix "$ROOT/charts/natrix" -n "$ns" \
+    --set image.repository="${img%:*}" --set image.tag="${img##*:}" \
+    --set image.pullPolicy=Never --wait --timeout 120s >/dev/null ||
+    fail "helm install of the operator chart failed"
+}
+
+# natscluster NS NAME REPLICAS [SPEC-YAML]: applies a NatsCluster running the local
+# natrix-server image; SPEC-YAML (indented by 2) is appended to its spec. Prints
+# kubectl's output on failure (for tests that expect a refusal, see natscluster_try).
+natscluster() {
+  natscluster_try "$@" >/dev/null || fail "kubectl apply of NatsCluster $2 was refused"
+}
+natscluster_try() {
+  local img
+  img=$(image natrix-server)
+  kubectl -n "$1" apply -f - 2>&1 <<YAML
+apiVersion: natrix.io/v1alpha1
+kind: NatsCluster
+metadata:
+  name: $2
+spec:
+  replicas: $3
+  image: ${img%:*}
+  version: "${img##*:}"
+  imagePullPolicy: Never
+${4:-}
+YAML
+}
+
+# nc_ready NS NAME: the NatsCluster's Ready condition is True for its current generation.
+nc_ready() {
+  local out
+  out=$(kubectl -n "$1" get natscluster "$2" -o \
+    jsonpath='{.metadata.generation} {.status.observedGeneration} {.status.conditions[?(@.type=="Ready")].status}')
+  read -r gen obs ready <<<"$out"
+  [ "$gen" = "$obs" ] && [ "$ready" = True ]
+}
+
+# monitor NS POD PATH: a monitoring endpoint of a pod (port 8222) through the API server's
+# pod proxy.
+monitor() { kubectl get --raw "/api/v1/namespaces/$1/pods/$2:8222/proxy/$3"; }
+
+# json_field FIELD: a top-level scalar of the JSON on stdin (monitor's pretty JSON).
+json_field() { grep -oE "\"$1\": *(\"[^\"]*\"|[-0-9.a-z]+)" | head -n1 | sed -E 's/^"[^"]*": *"?//; s/"$//'; }
+
+# pods_of NS NAME: "pod uid" lines of a NatsCluster's pods, sorted by name.
+pods_of() {
+  kubectl -n "$1" get pods -l "app.kubernetes.io/instance=$2" \
+    -o jsonpath='{range .items[*]}{.metadata.name} {.metadata.uid}{"\n"}{end}' | sort
 }

@@ -48,8 +48,9 @@ pub fn cluster_rules(install_crds: bool) -> Vec<PolicyRule> {
                 "get", "list", "watch", "create", "patch", "update", "delete",
             ],
         ),
-        // Pods: listed to ask each one for its config digest.
-        rule(&[""], &["pods"], &["get", "list", "watch"]),
+        // Pods: listed to ask each one for its config digest; patched (an annotation)
+        // to make the kubelet refresh the config volume of a pod behind on a reload.
+        rule(&[""], &["pods"], &["get", "list", "watch", "patch"]),
         // Claims: grown in place when fileStorage.size grows.
         rule(&[""], &["persistentvolumeclaims"], &["get", "patch"]),
         rule(&["events.k8s.io"], &["events"], &["create", "patch"]),

@@ -251,6 +251,11 @@ async fn reloadable_change_keeps_pods_and_tracks_each_pod() {
         ("10.0.0.1".to_string(), Some(new_digest.clone())),
         ("10.0.0.2".to_string(), Some(old.config.digest.clone())),
     ]);
+    // The pods run the current template (same restart digest): a reload is theirs to do.
+    let mut current_pods = pods(&["10.0.0.1", "10.0.0.2", "10.0.0.3"]);
+    for p in current_pods["items"].as_array_mut().unwrap() {
+        p["metadata"]["annotations"] = json!({"natrix.io/restart-digest": old.config.digest});
+    }
     let mut steps = vec![step(
         Method::GET,
         CM,
@@ -262,12 +267,9 @@ async fn reloadable_change_keeps_pods_and_tracks_each_pod() {
         sts_reply(3, 3, "r1", "r1"),
     ));
     steps.extend([
-        step(
-            Method::GET,
-            PODS,
-            200,
-            Some(pods(&["10.0.0.1", "10.0.0.2", "10.0.0.3"])),
-        ),
+        step(Method::GET, PODS, 200, Some(current_pods)),
+        // nc-1 answers with the old digest: its kubelet is asked to refresh the volume.
+        step(Method::PATCH, &format!("{PODS}/nc-1"), 200, None),
         step(Method::POST, EVENTS, 201, None),
         step(Method::PATCH, STATUS, 200, Some(nc_reply())),
     ]);
@@ -275,8 +277,14 @@ async fn reloadable_change_keeps_pods_and_tracks_each_pod() {
     let action = controller::reconcile(Arc::new(nc), context(client, probe))
         .await
         .unwrap();
-    let seen = server.await.unwrap();
-    assert_eq!(action, Action::requeue(controller::REQUEUE_PROGRESSING));
+    let mut seen = server.await.unwrap();
+    let nudge = seen.remove(8);
+    assert_eq!(
+        nudge.body,
+        json!({"metadata": {"annotations": {"natrix.io/config-digest": new_digest}}})
+    );
+    // Pods reload within seconds: the status follows them closely.
+    assert_eq!(action, Action::requeue(controller::REQUEUE_RELOADING));
     // The pod template keeps the old restart digest: no roll.
     assert_eq!(restart_annotation(&seen[5].body), old.config.digest);
     assert_eq!(seen[1].body["data"]["restart-base.conf"], old.config.text);

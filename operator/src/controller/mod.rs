@@ -16,7 +16,10 @@
 //!    place and the StatefulSet is recreated with `propagationPolicy: Orphan`, pods keep
 //!    running); apply the StatefulSet (after the ConfigMap, so new pods mount the new
 //!    config); apply or delete the PDB; apply the ServiceMonitor if asked;
-//! 6. `LIST` the pods and ask each running one for its config digest;
+//! 6. `LIST` the pods and ask each running one for its config digest; `PATCH` the
+//!    annotation `natrix.io/config-digest` of each pod still on an older config that it
+//!    can reload (its pod template is current), which makes the kubelet refresh its
+//!    config volume now;
 //! 7. events for what changed, then the status.
 
 pub mod gateways;
@@ -56,6 +59,14 @@ use status::Observed;
 /// Requeue while the cluster is converging (pods reloading or rolling), to pick up
 /// each pod's applied config digest.
 pub const REQUEUE_PROGRESSING: Duration = Duration::from_secs(10);
+/// Requeue while pods reload a new config (`Progressing: ConfigReloading`), for the first
+/// [`RELOAD_FAST_WINDOW`] of it: servers reload within a second or two of the kubelet
+/// swapping the file in, and the status should say so about as fast. A pod that refuses
+/// the reload would otherwise be asked every 2 s forever, hence the window; after it, the
+/// cluster is polled at [`REQUEUE_PROGRESSING`].
+pub const REQUEUE_RELOADING: Duration = Duration::from_secs(2);
+/// How long after `Progressing` turned true [`REQUEUE_RELOADING`] applies.
+pub const RELOAD_FAST_WINDOW: Duration = Duration::from_secs(90);
 /// Requeue of a settled cluster, to catch drift the watches do not see.
 pub const REQUEUE_STABLE: Duration = Duration::from_secs(300);
 /// First retry after an error; doubles per consecutive failure up to [`BACKOFF_MAX`].
@@ -352,13 +363,17 @@ async fn recreate_for_claims(
     Ok(())
 }
 
-/// Each running pod's config digest, sorted by pod name.
+/// Each running pod's config digest, sorted by pod name, and the pods to nudge: those
+/// that answer with another digest, run the current pod template's restart digest (so
+/// the new config is a reload for them, not a restart they will get from the
+/// StatefulSet), and do not carry the current digest as annotation yet.
 async fn pod_configs(
     ctx: &Context,
     nc: &NatsCluster,
     ns: &str,
     digest: &str,
-) -> Result<Vec<PodConfig>, Error> {
+    restart_digest: &str,
+) -> Result<(Vec<PodConfig>, Vec<String>), Error> {
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     let selector = names::selector_string(&nc.name_any());
     let mut list = pods
@@ -391,7 +406,47 @@ async fn pod_configs(
             }
         });
     let out = futures::future::join_all(probes).await;
-    Ok(out)
+    let nudge = out
+        .iter()
+        .filter(|p| p.config_digest.as_deref().is_some_and(|d| d != digest))
+        .filter(|p| {
+            list.iter().any(|pod| {
+                let a = pod.annotations();
+                let has = |k: &str, v: &str| a.get(k).map(String::as_str) == Some(v);
+                pod.name_any() == p.pod
+                    && has(names::ANNOTATION_RESTART, restart_digest)
+                    && !has(names::ANNOTATION_CONFIG, digest)
+            })
+        })
+        .map(|p| p.pod.clone())
+        .collect();
+    Ok((out, nudge))
+}
+
+/// Asks the kubelet to refresh the config volume of pods still on an older config, by
+/// annotating each with the new digest. The kubelet rewrites a ConfigMap volume only when
+/// it syncs the pod: every `syncFrequency` (a minute by default, plus jitter), or at once
+/// when the pod object changes. The annotation is such a change, so a reloadable change
+/// reaches the servers in about a second instead of up to a minute and a half. Failures
+/// (a missing `patch` permission on pods) cost only that speed: they are logged, not
+/// errors.
+async fn nudge_pods(ctx: &Context, ns: &str, pods: &[String], digest: &str) {
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let patch = serde_json::json!({
+        "metadata": {"annotations": {names::ANNOTATION_CONFIG: digest}}
+    });
+    for pod in pods {
+        match api
+            .patch(pod, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => tracing::debug!(pod, digest, "asked the kubelet to refresh the config"),
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => {
+                tracing::warn!(pod, error = %e, "could not annotate pod to refresh its config; the kubelet's next sync will")
+            }
+        }
+    }
 }
 
 /// How often a NatsCluster waiting for something outside its spec (a cert-manager
@@ -572,8 +627,17 @@ async fn reconcile_inner(nc: &NatsCluster, ctx: &Context) -> Result<Action, Erro
         && sts_status.current_revision != sts_status.update_revision;
     obs.config_digest = Some(rendered.config.digest.clone());
 
-    // 6. What each pod runs.
-    obs.pods = pod_configs(ctx, nc, &ns, &rendered.config.digest).await?;
+    // 6. What each pod runs; pods behind on a reload get their kubelet nudged.
+    let (pods, behind) = pod_configs(
+        ctx,
+        nc,
+        &ns,
+        &rendered.config.digest,
+        &rendered.restart.digest,
+    )
+    .await?;
+    obs.pods = pods;
+    nudge_pods(ctx, &ns, &behind, &rendered.config.digest).await;
 
     // 7. Events and status.
     let prev_digest = previous.as_ref().and_then(|p| p.config_digest.clone());
@@ -619,15 +683,28 @@ async fn reconcile_inner(nc: &NatsCluster, ctx: &Context) -> Result<Action, Erro
     }
     patch_status(ctx, nc, &status).await?;
 
-    let progressing = status
+    Ok(Action::requeue(requeue_after(&status, &(ctx.now)())))
+}
+
+/// When to look at a reconciled cluster again (see the `REQUEUE_*` constants).
+pub fn requeue_after(status: &NatsClusterStatus, now: &Time) -> Duration {
+    let Some(p) = status
         .conditions
         .iter()
-        .any(|c| c.type_ == "Progressing" && c.status == "True");
-    Ok(Action::requeue(if progressing {
-        REQUEUE_PROGRESSING
+        .find(|c| c.type_ == "Progressing" && c.status == "True")
+    else {
+        return REQUEUE_STABLE;
+    };
+    let age = now
+        .0
+        .duration_since(p.last_transition_time.0)
+        .as_secs_f64()
+        .max(0.0);
+    if p.reason == "ConfigReloading" && age < RELOAD_FAST_WINDOW.as_secs_f64() {
+        REQUEUE_RELOADING
     } else {
-        REQUEUE_STABLE
-    }))
+        REQUEUE_PROGRESSING
+    }
 }
 
 fn degraded_message(s: Option<&NatsClusterStatus>) -> Option<String> {
@@ -689,4 +766,42 @@ pub async fn run(ctx: Arc<Context>) {
             }
         })
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+    use k8s_openapi::jiff::Timestamp;
+
+    fn at(secs: i64) -> Time {
+        Time(Timestamp::from_second(secs).unwrap())
+    }
+
+    fn progressing(status: &str, reason: &str, since: i64) -> NatsClusterStatus {
+        NatsClusterStatus {
+            conditions: vec![Condition {
+                type_: "Progressing".into(),
+                status: status.into(),
+                reason: reason.into(),
+                message: String::new(),
+                observed_generation: None,
+                last_transition_time: at(since),
+            }],
+            ..NatsClusterStatus::default()
+        }
+    }
+
+    #[test]
+    fn reloads_are_followed_closely_for_a_while_only() {
+        let now = at(1_000);
+        let fresh = progressing("True", "ConfigReloading", 990);
+        assert_eq!(requeue_after(&fresh, &now), REQUEUE_RELOADING);
+        let stuck = progressing("True", "ConfigReloading", 1_000 - 91);
+        assert_eq!(requeue_after(&stuck, &now), REQUEUE_PROGRESSING);
+        let rolling = progressing("True", "RollingRestart", 990);
+        assert_eq!(requeue_after(&rolling, &now), REQUEUE_PROGRESSING);
+        let settled = progressing("False", "Stable", 990);
+        assert_eq!(requeue_after(&settled, &now), REQUEUE_STABLE);
+    }
 }

@@ -16,6 +16,10 @@ pub const LABEL_SERVICE: &str = "natrix.io/service";
 /// Pod-template annotation whose change rolls the StatefulSet: the digest of the config
 /// the pods were last restarted for.
 pub const ANNOTATION_RESTART: &str = "natrix.io/restart-digest";
+/// The digest of the live config: on the ConfigMap, and on each running pod once the
+/// operator has asked the kubelet to refresh the pod's config volume (see
+/// `controller::nudge_pods`).
+pub const ANNOTATION_CONFIG: &str = "natrix.io/config-digest";
 /// The field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "natrix-operator";
 

@@ -36,7 +36,7 @@ use super::config::{
     CLIENT_PORT, CLUSTER_PORT, CONFIG_DIR, CONFIG_KEY, CONFIG_PATH, DATA_DIR,
     LAME_DUCK_GRACE_SECONDS, LEAF_CREDS_DIR, PID_DIR, PID_FILE, RenderedConfig, TLS_DIR,
 };
-use super::names::{self, ANNOTATION_RESTART};
+use super::names::{self, ANNOTATION_CONFIG, ANNOTATION_RESTART};
 use super::{RenderError, RestartDecision};
 use crate::crd::{DeletionPolicy, NatsCluster, TlsListener, WhenUnsatisfiable};
 
@@ -70,7 +70,7 @@ pub fn config_map(
 ) -> Result<ConfigMap, RenderError> {
     let mut m = meta(nc, names::config_map(&nc.base_name()))?;
     m.annotations = Some(BTreeMap::from([(
-        "natrix.io/config-digest".to_string(),
+        ANNOTATION_CONFIG.to_string(),
         config.digest.clone(),
     )]));
     Ok(ConfigMap {
