@@ -79,6 +79,21 @@ fn exercise(a: &Proc, a2: &Proc, b: &Proc, b_name: &str, a_name: &str) {
     let back = read_until(&mut req, "pong", Duration::from_secs(3));
     assert!(back.contains("MSG _INBOX.req1 7 4\r\npong"), "{back}");
     assert_eq!(count_msgs(&mut req, "_INBOX.req1", 0), 0, "answered once");
+    // A requester that asked for no-responders notices gets the answer, not a 503: a
+    // responder in another cluster is a responder.
+    let mut nr = Raw::connect(a2.port);
+    nr.send("CONNECT {\"verbose\":false,\"headers\":true,\"no_responders\":true}\r\nSUB _INBOX.nr 9\r\nPUB svc.echo _INBOX.nr 2\r\nhi\r\n");
+    nr.sync();
+    let got = read_until(&mut svc, "MSG svc.echo 1 _INBOX.nr", Duration::from_secs(3));
+    assert!(got.contains("MSG svc.echo 1 _INBOX.nr 2"), "{got}");
+    svc.send("PUB _INBOX.nr 2\r\nok\r\n");
+    svc.sync();
+    let back = read_until(&mut nr, "MSG _INBOX.nr", Duration::from_secs(3));
+    assert!(back.contains("MSG _INBOX.nr 9 2"), "{back}");
+    assert!(
+        !back.contains("503"),
+        "no 503 for a request a remote cluster took: {back}"
+    );
 
     // Plain interest both ways, with headers.
     let mut sub_a = client(a);

@@ -1039,7 +1039,8 @@ impl Client {
             self.forward_to_routes(&delivery);
         }
         if let Some(gws) = self.server.gateways() {
-            gws.send(
+            // A request a remote cluster takes is not one without responders.
+            fanout += i64::from(gws.send(
                 &self.account,
                 subject,
                 reply,
@@ -1048,7 +1049,7 @@ impl Client {
                 &result,
                 None,
                 &mut self.to_flush,
-            );
+            ));
         }
         if let Some(span) = span {
             otlp::finish(span, vec![KeyValue::new("natrix.fanout", fanout)]);

@@ -485,6 +485,7 @@ impl Gateways {
     /// if it wants the subject; each queue group that got no member here goes to one
     /// cluster only. An answer on a reply subject that a remote cluster mapped goes
     /// straight back to that cluster. Outbound buffers to flush are added to `to_flush`.
+    /// Returns how many clusters it went to.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn send(
         &self,
@@ -496,7 +497,7 @@ impl Gateways {
         local: &MatchResult<Subscription>,
         exclude: Option<&str>,
         to_flush: &mut Vec<Arc<Outbound>>,
-    ) {
+    ) -> u32 {
         if self.replies_len.load(Ordering::Relaxed) > 0
             && let Some(mapped) = self.mapped_reply(subject)
         {
@@ -507,15 +508,15 @@ impl Gateways {
                 .values()
                 .find(|l| l.cluster_hash.as_bytes() == cluster)
                 .cloned();
-            if let Some(link) = target {
-                link.send(account.name(), &mapped, reply, &[], hdr, msg, to_flush);
-            }
-            return;
+            let Some(link) = target else { return 0 };
+            link.send(account.name(), &mapped, reply, &[], hdr, msg, to_flush);
+            return 1;
         }
         let links: Vec<Arc<Link>> = self.outbound.read().values().cloned().collect();
         if links.is_empty() {
-            return;
+            return 0;
         }
+        let mut sent = 0;
         let mut taken: Vec<Bytes> = local
             .qsubs
             .iter()
@@ -547,7 +548,9 @@ impl Gateways {
             };
             link.send(account.name(), subject, reply, &queues, hdr, msg, to_flush);
             taken.extend(queues);
+            sent += 1;
         }
+        sent
     }
 
     /// The mapped form of `reply` if a remote cluster's request used it recently.
