@@ -371,6 +371,17 @@ pub fn seal(session: &Session, plain: &[u8]) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// A connection after its handshake: the decrypting reader and the sealing outbound.
+pub fn split(
+    stream: TcpStream,
+    session: Session,
+    max_pending: usize,
+) -> (TlsReader, Arc<Outbound>) {
+    let (rd, wr) = stream.into_split();
+    let outbound = Arc::new(Outbound::with_tls(wr, max_pending, Some(session.clone())));
+    (TlsReader::new(rd, session, outbound.clone()), outbound)
+}
+
 /// The read side of a TLS connection as a plain `AsyncRead` of decrypted bytes.
 pub struct TlsReader {
     sock: OwnedReadHalf,

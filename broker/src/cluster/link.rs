@@ -166,13 +166,19 @@ pub(crate) async fn open(
         }
         None => None,
     };
-    let (rd, wr) = stream.into_split();
-    let outbound = Arc::new(Outbound::with_tls(wr, max_pending, session.clone()));
-    let reader: Reader = match session {
-        Some(s) => Box::new(crate::tls::TlsReader::new(rd, s, outbound.clone())),
-        None => Box::new(rd),
-    };
-    Some((reader, outbound))
+    Some(match session {
+        Some(s) => {
+            let (rd, outbound) = crate::tls::split(stream, s, max_pending);
+            (Box::new(rd) as Reader, outbound)
+        }
+        None => {
+            let (rd, wr) = stream.into_split();
+            (
+                Box::new(rd) as Reader,
+                Arc::new(Outbound::new(wr, max_pending)),
+            )
+        }
+    })
 }
 
 /// Reads `rd` until the link closes, the server shuts down, or the handshake times out.

@@ -402,13 +402,7 @@ async fn run_inner(
                 return Outcome::Retry;
             }
         };
-        let (rd, wr) = stream.into_split();
-        let outbound = Arc::new(Outbound::with_tls(
-            wr,
-            opts.max_pending,
-            Some(session.clone()),
-        ));
-        let rd = crate::tls::TlsReader::new(rd, session, outbound.clone());
+        let (rd, outbound) = crate::tls::split(stream, session, opts.max_pending);
         return drive(
             server, leafnodes, rd, initial, outbound, cid, nonce, peer, solicited,
         )
@@ -430,16 +424,10 @@ async fn run_inner(
                 return Outcome::Retry;
             }
         };
-        let (rd, wr) = stream.into_split();
-        let outbound = Arc::new(Outbound::with_tls(
-            wr,
-            opts.max_pending,
-            Some(session.clone()),
-        ));
+        let (rd, outbound) = crate::tls::split(stream, session, opts.max_pending);
         if tls.handshake_first {
             outbound.push_proto(&info);
         }
-        let rd = crate::tls::TlsReader::new(rd, session, outbound.clone());
         return drive(
             server,
             leafnodes,
