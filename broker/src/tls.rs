@@ -15,6 +15,7 @@ use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use rustls::pki_types::pem::PemObject as _;
@@ -45,6 +46,30 @@ pub struct ServerTls {
     pub config: Arc<rustls::ServerConfig>,
     pub verify: bool,
     pub handshake_first: bool,
+    /// nats-server's auto mode (`handshake_first: <duration>`): wait this long for the
+    /// client's ClientHello; a client that stays silent gets INFO in the clear and
+    /// upgrades after it, as with `handshake_first: false`.
+    pub handshake_first_fallback: Option<Duration>,
+}
+
+impl ServerTls {
+    /// Whether a new connection starts with the TLS handshake rather than with INFO in
+    /// the clear: always under `handshake_first`, and in auto mode only when the client
+    /// sends its first bytes within the fallback delay (it peeks, so the ClientHello stays
+    /// in the socket for the handshake).
+    pub async fn starts_with_handshake(&self, stream: &TcpStream) -> bool {
+        if !self.handshake_first {
+            return false;
+        }
+        let Some(wait) = self.handshake_first_fallback else {
+            return true;
+        };
+        let mut first = [0u8; 1];
+        matches!(
+            tokio::time::timeout(wait, stream.peek(&mut first)).await,
+            Ok(Ok(n)) if n > 0
+        )
+    }
 }
 
 impl PartialEq for ServerTls {
@@ -52,6 +77,7 @@ impl PartialEq for ServerTls {
         Arc::ptr_eq(&self.config, &other.config)
             && self.verify == other.verify
             && self.handshake_first == other.handshake_first
+            && self.handshake_first_fallback == other.handshake_first_fallback
     }
 }
 
@@ -143,6 +169,7 @@ pub fn server_tls(cfg: &natrix_config::options::TlsConfig) -> Result<ServerTls, 
         config: Arc::new(config),
         verify: cfg.verify || cfg.map,
         handshake_first: cfg.handshake_first,
+        handshake_first_fallback: cfg.handshake_first_fallback,
     })
 }
 

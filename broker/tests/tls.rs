@@ -276,3 +276,109 @@ fn https_monitoring_under_a_base_path() {
         "{ports}"
     );
 }
+
+/// What one client saw of a `handshake_first: 300ms` listener.
+#[derive(Debug, PartialEq)]
+struct AutoModeOutcome {
+    /// A TLS-first client (sends its ClientHello at once) connects and round-trips.
+    tls_first_works: bool,
+    /// A client that waits for INFO gets it in the clear once the delay has passed...
+    info_in_clear: bool,
+    info_requires_tls: bool,
+    /// ...not before the delay.
+    info_waited: bool,
+    /// ...and then upgrades as usual and round-trips.
+    upgrade_works: bool,
+}
+
+async fn round_trip(nc: &async_nats::Client, subject: &str) -> bool {
+    let Ok(mut sub) = nc.subscribe(subject.to_string()).await else {
+        return false;
+    };
+    if nc.publish(subject.to_string(), "x".into()).await.is_err() {
+        return false;
+    }
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), futures::StreamExt::next(&mut sub)).await,
+        Ok(Some(_))
+    )
+}
+
+async fn auto_mode_outcome(bin: &Path) -> AutoModeOutcome {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki_dir = dir.path().join("pki");
+    std::fs::create_dir(&pki_dir).expect("pki dir");
+    let pki = TestPki::new(&pki_dir);
+    pki.server_cert("srv");
+    let conf = dir.path().join("server.conf");
+    let p = |f: &str| pki_dir.join(f).display().to_string();
+    std::fs::write(
+        &conf,
+        format!(
+            "tls {{\n  cert_file: \"{}\"\n  key_file: \"{}\"\n  handshake_first: 300ms\n  timeout: 2\n}}\n",
+            p("srv.pem"),
+            p("srv-key.pem")
+        ),
+    )
+    .expect("conf");
+    let server = start_with_file(bin, dir, &conf, false);
+    let url = format!("nats://127.0.0.1:{}", server.port);
+
+    let first = async_nats::ConnectOptions::new()
+        .add_root_certificates(pki_dir.join("ca.pem"))
+        .tls_first()
+        .connect(&url)
+        .await;
+    let tls_first_works = match &first {
+        Ok(nc) => round_trip(nc, "auto.first").await,
+        Err(_) => false,
+    };
+
+    let t0 = Instant::now();
+    let mut raw = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    raw.set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    let mut line = String::new();
+    let _ = BufReader::new(&mut raw).read_line(&mut line);
+    let waited = t0.elapsed();
+    let info_in_clear = line.starts_with("INFO {");
+    let info_requires_tls = line.contains("\"tls_required\":true");
+
+    let upgraded = async_nats::ConnectOptions::new()
+        .add_root_certificates(pki_dir.join("ca.pem"))
+        .require_tls(true)
+        .connect(&url)
+        .await;
+    let upgrade_works = match &upgraded {
+        Ok(nc) => round_trip(nc, "auto.upgrade").await,
+        Err(_) => false,
+    };
+    AutoModeOutcome {
+        tls_first_works,
+        info_in_clear,
+        info_requires_tls,
+        info_waited: waited >= Duration::from_millis(250),
+        upgrade_works,
+    }
+}
+
+/// `handshake_first: <duration>` (nats-server's auto mode): a TLS-first client and a
+/// client that upgrades after INFO both connect to one listener; the second gets INFO in
+/// the clear only after the delay. Same outcome on nats-server.
+#[tokio::test]
+async fn tls_first_auto_mode_serves_both_kinds_of_client() {
+    let ours = auto_mode_outcome(Path::new(NATRIX)).await;
+    assert_eq!(
+        ours,
+        AutoModeOutcome {
+            tls_first_works: true,
+            info_in_clear: true,
+            info_requires_tls: true,
+            info_waited: true,
+            upgrade_works: true,
+        }
+    );
+    if let Some(reference) = common::reference_binary() {
+        assert_eq!(auto_mode_outcome(&reference).await, ours, "as nats-server");
+    }
+}

@@ -12,17 +12,35 @@ install_operator "$NS"
 natscluster "$NS" nats 3
 wait_until 180 "NatsCluster Ready" nc_ready "$NS" nats
 before=$(pods_of "$NS" nats)
+restarts_before=$(restart_counts)
 
-# routes_settled N: pods 0..N-1 each route to the N-1 others, and there is no pod N.
+# restart_counts: each pod's container restart count, in pod-name order.
+restart_counts() {
+  kubectl -n "$NS" get pods -l app.kubernetes.io/instance=nats --sort-by=.metadata.name \
+    -o jsonpath='{range .items[*]}{.status.containerStatuses[0].restartCount}{" "}{end}'
+}
+
+# replaced WHEN: fail with what differs (names, UIDs, creation times, template revisions).
+replaced() {
+  echo "pods before: $before" >&2
+  kubectl -n "$NS" get pods -l app.kubernetes.io/instance=nats -o \
+    jsonpath='{range .items[*]}{.metadata.name} {.metadata.uid} {.metadata.creationTimestamp} {.metadata.labels.controller-revision-hash} {.metadata.deletionTimestamp}{"\n"}{end}' >&2 || true
+  fail "pods 0-2 were replaced when $1"
+}
+
+# routes_settled N: exactly N pods exist (none of the leaving ones still terminating: the
+# StatefulSet's Parallel policy may remove nats-3 before nats-4) and pods 0..N-1 each
+# route to the N-1 others.
 routes_settled() {
   local n=$1 i r
-  kubectl -n "$NS" get pod "nats-$n" >/dev/null 2>&1 && return 1
+  [ "$(pods_of "$NS" nats | wc -l)" = "$n" ] || return 1
   for i in $(seq 0 $((n - 1))); do
     r=$(monitor "$NS" "nats-$i" routez 2>/dev/null | json_field num_routes)
     [ "$r" = $((n - 1)) ] || return 1
   done
 }
 routes_settled 3 || fail "3 pods do not route to each other before scaling"
+[ "$restarts_before" = "0 0 0 " ] || fail "containers restarted before scaling: $restarts_before"
 
 t0=$(now)
 kubectl -n "$NS" scale natscluster/nats --replicas=5 >/dev/null
@@ -31,7 +49,7 @@ wait_until 60 "every one of 5 pods routing to the 4 others" routes_settled 5
 up_s=$(since "$t0")
 [ "$(kubectl -n "$NS" get nc nats -o jsonpath='{.status.replicas}')" = 5 ] ||
   fail "status.replicas is not 5"
-[ "$(pods_of "$NS" nats | head -n3)" = "$before" ] || fail "pods 0-2 were replaced when scaling up"
+[ "$(pods_of "$NS" nats | head -n3)" = "$before" ] || replaced "scaling up"
 
 t1=$(now)
 kubectl -n "$NS" scale natscluster/nats --replicas=3 >/dev/null
@@ -54,9 +72,8 @@ done
 wait_until 120 "NatsCluster Ready with 3 replicas" nc_ready "$NS" nats
 wait_until 120 "pods 3 and 4 gone and 3 pods routing to the 2 others" routes_settled 3
 down_s=$(since "$t1")
-[ "$(pods_of "$NS" nats)" = "$before" ] || fail "pods 0-2 were replaced when scaling"
-restarts=$(kubectl -n "$NS" get pods -l app.kubernetes.io/instance=nats \
-  -o jsonpath='{range .items[*]}{.status.containerStatuses[0].restartCount}{" "}{end}')
+[ "$(pods_of "$NS" nats)" = "$before" ] || replaced "scaling down"
+restarts=$(restart_counts)
 [ "$restarts" = "0 0 0 " ] || fail "containers restarted while scaling: $restarts"
 
 echo "timing: scale 3 -> 5 (kubectl scale nc) -> NatsCluster Ready and all 5 pods routing to 4 peers: ${up_s}s"

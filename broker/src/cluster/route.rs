@@ -638,15 +638,8 @@ impl Conn {
         let Some(route) = self.route.take() else {
             return;
         };
-        let subs: Vec<(RemoteKey, Arc<Subscription>)> = route.subs.lock().drain().collect();
-        for ((acc, subject, queue), sub) in subs {
-            if let Some(a) = self.server.account(&acc)
-                && a.sublist.remove(&sub).is_ok()
-            {
-                self.server
-                    .remote_interest(&acc, &subject, queue.as_ref(), false, true);
-            }
-        }
+        // Unregister before withdrawing interest: once its interest is gone (what
+        // `/subsz` shows), the route is gone from `/routez` too, with no window between.
         if self.cluster.unregister(&route) {
             self.server.announce_topology();
             tracing::info!(
@@ -658,6 +651,15 @@ impl Conn {
                     .close_reason()
                     .map_or("Client Closed", CloseReason::as_str)
             );
+        }
+        let subs: Vec<(RemoteKey, Arc<Subscription>)> = route.subs.lock().drain().collect();
+        for ((acc, subject, queue), sub) in subs {
+            if let Some(a) = self.server.account(&acc)
+                && a.sublist.remove(&sub).is_ok()
+            {
+                self.server
+                    .remote_interest(&acc, &subject, queue.as_ref(), false, true);
+            }
         }
     }
 }

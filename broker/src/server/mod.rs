@@ -505,9 +505,11 @@ impl Server {
         encode::info(&mut info_line, &info);
         // TLS: INFO goes out in the clear (unless handshake_first), then the client
         // starts the handshake; everything after it, CONNECT included, is encrypted.
+        let mut tls_first = false;
         let session = match &opts.tls {
             Some(tls) => {
-                if !tls.handshake_first {
+                tls_first = tls.starts_with_handshake(&stream).await;
+                if !tls_first {
                     use tokio::io::AsyncWriteExt as _;
                     if stream.write_all(&info_line).await.is_err() {
                         return;
@@ -527,7 +529,7 @@ impl Server {
         let outbound = Arc::new(Outbound::with_tls(wr, opts.max_pending, session.clone()));
         let handle = Arc::new(ClientHandle::new(cid, outbound.clone()));
         let writer = tokio::spawn(outbound.clone().run_writer(opts.write_deadline));
-        if session.is_none() || opts.tls.as_ref().is_some_and(|t| t.handshake_first) {
+        if session.is_none() || tls_first {
             outbound.push_proto(&info_line);
         }
         let admitted = {
