@@ -141,6 +141,29 @@ impl Shared {
         (report, dropped.into_keys().collect())
     }
 
+    /// Applies every unsynced change to the backing files, as if each file had been
+    /// fsynced (the kernel's background writeback, or `sync(1)`). Files whose backing file
+    /// cannot be opened (unlinked ones) stay unsynced.
+    pub(crate) fn sync_all(&self) -> CutReport {
+        let mut report = CutReport::default();
+        let mut pending = self.pending.lock();
+        let inos: Vec<u64> = pending.keys().copied().collect();
+        for ino in inos {
+            let Ok(path) = self.path(INodeNo(ino)) else {
+                continue;
+            };
+            let Ok(file) = OpenOptions::new().write(true).open(&path) else {
+                continue;
+            };
+            let bytes = pending.get(&ino).map_or(0, Pending::bytes);
+            if sync_locked(&mut pending, ino, &file).is_ok() {
+                report.bytes += bytes;
+                report.files += 1;
+            }
+        }
+        report
+    }
+
     pub(crate) fn pending_report(&self) -> CutReport {
         let p = self.pending.lock();
         CutReport {

@@ -43,12 +43,19 @@
 //!   MiB); other modes than those and plain allocation get `EOPNOTSUPP`.
 //! - Extended attributes are not supported; locks are kept by the kernel (local locks).
 //! - Unsynced data lives in this process's memory.
+//! - No background writeback: a real kernel writes dirty pages back within about 30 s
+//!   (`vm.dirty_expire_centisecs`) and ext4 commits its journal every 5 s, so on a real
+//!   machine an unsynced write usually survives a cut that comes late enough. This
+//!   filesystem shows the worst case, any time (call [`Mount::sync_all`] to model a
+//!   writeback at a chosen moment).
 //!
 //! # CLI
 //! `natrix-powercut <backing-dir> <mountpoint> [--control <fifo>]` mounts in the
 //! foreground and prints `ready` once mounted. `SIGUSR1` cuts the power and prints
 //! `cut: dropped N bytes in M files` when done; with `--control`, writing the line `cut` to
-//! that FIFO does the same (and `pending` prints `pending: N bytes in M files`).
+//! that FIFO does the same, `pending` prints `pending: N bytes in M files`, and `sync`
+//! makes everything durable ([`Mount::sync_all`]) and prints `sync: wrote N bytes in M
+//! files`.
 //! `SIGTERM` or `SIGINT` unmounts and exits.
 //!
 //! Mounting needs `/dev/fuse` and root (or `fusermount3` from Debian's `fuse3`).
@@ -135,6 +142,13 @@ impl Mount {
     /// What a cut would throw away now.
     pub fn pending(&self) -> CutReport {
         self.shared.pending_report()
+    }
+
+    /// Makes every change so far durable, as if every file had been fsynced: the kernel's
+    /// background writeback at a chosen moment (or `sync(1)`). A harness uses it to make the
+    /// setup of a test durable before the part under test; returns what it wrote.
+    pub fn sync_all(&self) -> CutReport {
+        self.shared.sync_all()
     }
 
     /// Cuts the power: throws away every change not yet synced, and the kernel's cached view

@@ -30,7 +30,7 @@ fn cut(mount: &Mount) {
     ));
 }
 
-/// Serves the control FIFO: one command per line (`cut`, `pending`). Reopened after each
+/// Serves the control FIFO: one command per line (`cut`, `sync`, `pending`). Reopened after each
 /// writer goes away; ends with the process.
 fn control(path: PathBuf, mount: Arc<Mount>) {
     loop {
@@ -45,6 +45,13 @@ fn control(path: PathBuf, mount: Arc<Mount>) {
             let Ok(line) = line else { break };
             match line.trim() {
                 "cut" => cut(&mount),
+                "sync" => {
+                    let r = mount.sync_all();
+                    say(&format!(
+                        "sync: wrote {} bytes in {} files",
+                        r.bytes, r.files
+                    ));
+                }
                 "pending" => {
                     let r = mount.pending();
                     say(&format!("pending: {} bytes in {} files", r.bytes, r.files));

@@ -271,6 +271,20 @@ fn sync_through_another_handle_and_o_sync_writes_are_durable() {
 }
 
 #[test]
+fn sync_all_makes_everything_durable() {
+    let Some(fx) = fixture() else { return };
+    let f = rw(&fx.path("a"));
+    f.write_all_at(b"one", 0).unwrap();
+    std::fs::write(fx.path("b"), b"two").unwrap();
+    let r = fx.mount.sync_all();
+    assert_eq!((r.bytes, r.files), (6, 2));
+    f.write_all_at(b"ONE", 0).unwrap();
+    assert_eq!(fx.mount.cut().bytes, 3);
+    assert_eq!(read_all(&fx.path("a")), b"one");
+    assert_eq!(read_all(&fx.path("b")), b"two");
+}
+
+#[test]
 fn metadata_operations_are_durable_at_once() {
     let Some(fx) = fixture() else { return };
     std::fs::create_dir_all(fx.path("d/e")).unwrap();
@@ -389,6 +403,15 @@ fn cli_cuts_on_sigusr1_and_control_fifo_and_unmounts_on_sigterm() {
     line.clear();
     out.read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "cut: dropped 3 bytes in 1 files");
+    std::fs::write(&p, b"kept").unwrap();
+    std::fs::write(&fifo, b"sync\ncut\n").unwrap();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "sync: wrote 4 bytes in 1 files");
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "cut: dropped 0 bytes in 0 files");
+    assert_eq!(read_all(&p), b"kept");
 
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
