@@ -1,0 +1,1513 @@
+//! The file store (JetStream `storage: file`): one redb database per stream,
+//! `<dir>/stream.redb`.
+//!
+//! Tables:
+//! - `msgs`: sequence → one message record (see [`Rec`]).
+//! - `by_subject`: `(subject, sequence)` → `()`, the per-subject index behind the
+//!   per-subject limit, `load_next`/`load_last` with a filter and `num_pending`.
+//! - `subjects`: subject → how many messages it has; streams can hold millions of
+//!   subjects, so they live here rather than in memory.
+//! - `ttls`: `(expires_at, sequence)` → `()` for messages with their own TTL.
+//! - `meta`: the stream's opaque records ([`Store::put_meta`]).
+//! - `state`: the counters ([`Counters`]), rewritten in every commit that changes them,
+//!   so opening needs no scan.
+//!
+//! Every change is one write transaction committed with `Durability::Immediate` (one
+//! fsync); `Durability::None` commits are lost even on a killed process, so none is used.
+//! Memory stays bounded by redb's cache (`cache_bytes`) plus the counters: no message is
+//! kept in memory.
+
+use std::fs;
+use std::io;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use parking_lot::{MappedRwLockReadGuard, Mutex, RwLock, RwLockReadGuard};
+use redb::{
+    Database, DatabaseError, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable,
+    ReadableTableMetadata, Table, TableDefinition, WriteTransaction,
+};
+
+use super::memory::{
+    PurgeRule, age_expiry, earliest, first_at_or_after, limit, num_deleted, own_expiry,
+    prefix_bounds,
+};
+use super::{
+    Appended, Limits, Nanos, NewMsg, Purge, Recovery, Store, StoreError, StoreState, StoredMsg,
+    msg_size,
+};
+use crate::subject;
+
+const FILE_NAME: &str = "stream.redb";
+
+const MSGS: TableDefinition<u64, &[u8]> = TableDefinition::new("msgs");
+const BY_SUBJECT: TableDefinition<(&str, u64), ()> = TableDefinition::new("by_subject");
+const SUBJECTS: TableDefinition<&str, u64> = TableDefinition::new("subjects");
+const TTLS: TableDefinition<(i64, u64), ()> = TableDefinition::new("ttls");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
+const COUNTERS_KEY: &str = "counters";
+
+/// How many sequences a bulk removal gathers before removing them: a table cannot change
+/// while it is being iterated, and this bounds the memory a large purge holds.
+const BATCH: usize = 1024;
+
+/// Opens (or creates) the database file; tests swap in a backend that fails on command.
+pub(super) type Opener = Box<dyn Fn(&redb::Builder, &Path) -> Result<Database, DatabaseError> + Send + Sync>;
+
+/// One stream's messages in a redb database. Writers are serialised by `limits`; readers
+/// run concurrently on their own read transactions.
+pub struct FileStore {
+    dir: PathBuf,
+    cache_bytes: usize,
+    opener: Opener,
+    db: RwLock<Slot>,
+    /// The limits; its lock is the writer lock.
+    limits: Mutex<Limits>,
+    /// The counters as of the last commit.
+    counters: RwLock<Counters>,
+}
+
+enum Slot {
+    Open(Database),
+    /// An I/O error latched the database (redb then refuses everything until it is
+    /// reopened); the next call reopens it.
+    Failed,
+    Destroyed,
+}
+
+/// The stream's counts, persisted under `state/counters` in the commit that changes them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Counters {
+    msgs: u64,
+    bytes: u64,
+    first_seq: u64,
+    first_ts: Nanos,
+    last_seq: u64,
+    last_ts: Nanos,
+    num_subjects: u64,
+}
+
+const COUNTERS_VERSION: u8 = 1;
+const COUNTERS_LEN: usize = 1 + 7 * 8;
+
+impl Counters {
+    fn encode(&self) -> [u8; COUNTERS_LEN] {
+        let mut out = [0; COUNTERS_LEN];
+        out[0] = COUNTERS_VERSION;
+        let fields = [
+            self.msgs,
+            self.bytes,
+            self.first_seq,
+            self.first_ts as u64,
+            self.last_seq,
+            self.last_ts as u64,
+            self.num_subjects,
+        ];
+        for (chunk, v) in out[1..].chunks_exact_mut(8).zip(fields) {
+            chunk.copy_from_slice(&v.to_le_bytes());
+        }
+        out
+    }
+
+    fn decode(b: &[u8]) -> Option<Counters> {
+        if b.len() != COUNTERS_LEN || b[0] != COUNTERS_VERSION {
+            return None;
+        }
+        let mut f = b[1..]
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()));
+        let mut next = || f.next().unwrap_or_default();
+        Some(Counters {
+            msgs: next(),
+            bytes: next(),
+            first_seq: next(),
+            first_ts: next() as i64,
+            last_seq: next(),
+            last_ts: next() as i64,
+            num_subjects: next(),
+        })
+    }
+
+    fn state(&self) -> StoreState {
+        StoreState {
+            msgs: self.msgs,
+            bytes: self.bytes,
+            first_seq: self.first_seq,
+            first_ts: self.first_ts,
+            last_seq: self.last_seq,
+            last_ts: self.last_ts,
+            num_deleted: num_deleted(self.msgs, self.first_seq, self.last_seq),
+            num_subjects: self.num_subjects,
+        }
+    }
+}
+
+/// One message as stored in `msgs`: version byte, `ts` (i64 LE), TTL flag byte and TTL
+/// (i64 LE), subject length (u32 LE) and subject, header length (u32 LE) and header, then
+/// the payload to the end.
+struct Rec<'a> {
+    subject: &'a str,
+    ts: Nanos,
+    ttl: Option<i64>,
+    hdr: &'a [u8],
+    data: &'a [u8],
+}
+
+const REC_VERSION: u8 = 1;
+
+impl<'a> Rec<'a> {
+    fn of(m: &'a NewMsg) -> Self {
+        Rec {
+            subject: &m.subject,
+            ts: m.ts,
+            ttl: m.ttl,
+            hdr: &m.hdr,
+            data: &m.data,
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut out =
+            Vec::with_capacity(26 + self.subject.len() + self.hdr.len() + self.data.len());
+        out.push(REC_VERSION);
+        out.extend_from_slice(&self.ts.to_le_bytes());
+        out.push(u8::from(self.ttl.is_some()));
+        out.extend_from_slice(&self.ttl.unwrap_or(0).to_le_bytes());
+        put_bytes(&mut out, self.subject.as_bytes());
+        put_bytes(&mut out, self.hdr);
+        out.extend_from_slice(self.data);
+        out
+    }
+
+    fn decode(seq: u64, b: &'a [u8]) -> Result<Self, StoreError> {
+        let bad = || StoreError::Corrupt(format!("message {seq}: damaged record"));
+        let mut r = Cursor(b);
+        if r.take(1).ok_or_else(bad)? != [REC_VERSION] {
+            return Err(bad());
+        }
+        let ts = r.i64().ok_or_else(bad)?;
+        let has_ttl = r.take(1).ok_or_else(bad)?[0] != 0;
+        let ttl = r.i64().ok_or_else(bad)?;
+        let subject = r.bytes().ok_or_else(bad)?;
+        let subject = std::str::from_utf8(subject).map_err(|_| bad())?;
+        let hdr = r.bytes().ok_or_else(bad)?;
+        Ok(Rec {
+            subject,
+            ts,
+            ttl: has_ttl.then_some(ttl),
+            hdr,
+            data: r.0,
+        })
+    }
+
+    fn size(&self) -> u64 {
+        msg_size(self.subject, self.hdr, self.data)
+    }
+
+    fn stored(&self, seq: u64) -> StoredMsg {
+        StoredMsg {
+            seq,
+            subject: self.subject.to_string(),
+            ts: self.ts,
+            hdr: Bytes::copy_from_slice(self.hdr),
+            data: Bytes::copy_from_slice(self.data),
+        }
+    }
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+    out.extend_from_slice(b);
+}
+
+/// Reads a record front to back; `None` when it is too short.
+struct Cursor<'a>(&'a [u8]);
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = self.0.split_at_checked(n)?;
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn i64(&mut self) -> Option<i64> {
+        Some(i64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+
+    fn bytes(&mut self) -> Option<&'a [u8]> {
+        let n = u32::from_le_bytes(self.take(4)?.try_into().ok()?);
+        self.take(usize::try_from(n).ok()?)
+    }
+}
+
+impl FileStore {
+    /// Opens the stream's database in `dir` (creating both if absent) with a page cache of
+    /// `cache_bytes`.
+    ///
+    /// redb verifies every page checksum on open (`set_check_integrity_on_open`): a file
+    /// damaged outside redb is refused as [`StoreError::Corrupt`] instead of trusted, where
+    /// a plain open may panic. That reads the whole file once per open, the price of never
+    /// serving a damaged stream (after a crash redb walks the whole file anyway).
+    pub fn open(
+        dir: &Path,
+        limits: Limits,
+        cache_bytes: usize,
+    ) -> Result<(FileStore, Recovery), StoreError> {
+        Self::open_with(dir, limits, cache_bytes, Box::new(|b, p| b.create(p)))
+    }
+
+    /// [`FileStore::open`] through `opener`, which tests use to inject I/O failures.
+    pub(super) fn open_with(
+        dir: &Path,
+        limits: Limits,
+        cache_bytes: usize,
+        opener: Opener,
+    ) -> Result<(FileStore, Recovery), StoreError> {
+        fs::create_dir_all(dir).map_err(|e| io_error(&e))?;
+        let (db, counters, repaired) = open_db(&dir.join(FILE_NAME), cache_bytes, &opener)?;
+        let recovery = Recovery {
+            msgs: counters.msgs,
+            bytes: counters.bytes,
+            consumers: 0,
+            repaired,
+        };
+        let store = FileStore {
+            dir: dir.to_path_buf(),
+            cache_bytes,
+            opener,
+            db: RwLock::new(Slot::Open(db)),
+            limits: Mutex::new(limits),
+            counters: RwLock::new(counters),
+        };
+        Ok((store, recovery))
+    }
+
+    /// The open database, reopening it first if an I/O error latched it.
+    fn db(&self) -> Result<MappedRwLockReadGuard<'_, Database>, StoreError> {
+        loop {
+            let slot = self.db.read();
+            match &*slot {
+                Slot::Destroyed => return Err(StoreError::Closed),
+                Slot::Open(_) => {
+                    return RwLockReadGuard::try_map(slot, |s| match s {
+                        Slot::Open(db) => Some(db),
+                        _ => None,
+                    })
+                    .map_err(|_| StoreError::Closed);
+                }
+                Slot::Failed => {}
+            }
+            drop(slot);
+            self.reopen()?;
+        }
+    }
+
+    fn reopen(&self) -> Result<(), StoreError> {
+        let mut slot = self.db.write();
+        if let Slot::Failed = *slot {
+            let (db, counters, _) =
+                open_db(&self.dir.join(FILE_NAME), self.cache_bytes, &self.opener)?;
+            *self.counters.write() = counters;
+            *slot = Slot::Open(db);
+        }
+        Ok(())
+    }
+
+    /// After an I/O error: redb latches a failed write (every later call fails) until the
+    /// database is reopened, which recovers the last durable commit. A disk that was full
+    /// then works again once space is freed.
+    fn recover_if_latched(&self) {
+        let latched = match &*self.db.read() {
+            Slot::Open(db) => matches!(
+                db.try_begin_write(),
+                Err(redb::TransactionError::Storage(
+                    redb::StorageError::PreviousIo
+                ))
+            ),
+            _ => false,
+        };
+        if latched {
+            *self.db.write() = Slot::Failed;
+            // A failure here is retried by the next call.
+            let _ = self.reopen();
+        }
+    }
+
+    fn after<R>(&self, result: Result<R, StoreError>) -> Result<R, StoreError> {
+        if matches!(result, Err(StoreError::Io(_) | StoreError::NoSpace)) {
+            self.recover_if_latched();
+        }
+        result
+    }
+
+    /// Runs `op` in one write transaction and commits it durably, then publishes the new
+    /// counters (and `set` limits). Nothing in memory changes unless the commit succeeded.
+    /// A transaction that changed no counter is aborted instead, unless `force` (meta).
+    fn write<R>(
+        &self,
+        set: Option<Limits>,
+        force: bool,
+        op: impl FnOnce(&mut Tx<'_>, &Limits) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let mut limits = self.limits.lock();
+        let result = (|| {
+            let db = self.db()?;
+            let before = *self.counters.read();
+            let new_limits = set.unwrap_or(*limits);
+            let mut txn = db.begin_write()?;
+            txn.set_durability(Durability::Immediate)?;
+            let (r, after) = {
+                let mut tx = Tx::open(&txn, before)?;
+                let r = op(&mut tx, &new_limits)?;
+                tx.refresh_first()?;
+                if tx.c != before {
+                    tx.state.insert(COUNTERS_KEY, &tx.c.encode()[..])?;
+                }
+                (r, tx.c)
+            };
+            if after == before && !force {
+                txn.abort()?;
+            } else {
+                txn.commit()?;
+            }
+            // Published under the database guard, so a concurrent reopen cannot interleave.
+            *self.counters.write() = after;
+            *limits = new_limits;
+            Ok(r)
+        })();
+        self.after(result)
+    }
+
+    fn read<R>(&self, op: impl FnOnce(&View) -> Result<R, StoreError>) -> Result<R, StoreError> {
+        let result = (|| {
+            let db = self.db()?;
+            let txn = db.begin_read()?;
+            let view = View {
+                msgs: txn.open_table(MSGS)?,
+                by_subject: txn.open_table(BY_SUBJECT)?,
+                subjects: txn.open_table(SUBJECTS)?,
+                counters: *self.counters.read(),
+            };
+            op(&view)
+        })();
+        self.after(result)
+    }
+}
+
+/// Opens the database and checks its counters against its tables, rebuilding them by a
+/// full scan if they disagree.
+fn open_db(
+    path: &Path,
+    cache_bytes: usize,
+    opener: &Opener,
+) -> Result<(Database, Counters, Vec<String>), StoreError> {
+    let mut builder = redb::Builder::new();
+    builder
+        .set_cache_size(cache_bytes)
+        .set_check_integrity_on_open(true);
+    let db = opener(&builder, path).map_err(|e| open_error(path, e))?;
+    let mut txn = db.begin_write()?;
+    txn.set_durability(Durability::Immediate)?;
+    let mut repaired = Vec::new();
+    let (counters, changed) = {
+        let mut tx = Tx::open(&txn, Counters::default())?;
+        let saved = tx
+            .state
+            .get(COUNTERS_KEY)?
+            .map(|g| Counters::decode(g.value()));
+        let changed = match saved {
+            Some(Some(c)) if tx.consistent(&c)? => {
+                tx.c = c;
+                false
+            }
+            None if tx.msgs.is_empty()? => {
+                tx.c.first_seq = 1;
+                true
+            }
+            saved => {
+                repaired.push(tx.rebuild(saved.flatten())?);
+                true
+            }
+        };
+        if changed {
+            tx.state.insert(COUNTERS_KEY, &tx.c.encode()[..])?;
+        }
+        (tx.c, changed)
+    };
+    // An open that found everything in order writes nothing, so it works on a full disk.
+    if changed {
+        txn.commit()?;
+    } else {
+        txn.abort()?;
+    }
+    Ok((db, counters, repaired))
+}
+
+fn open_error(path: &Path, e: DatabaseError) -> StoreError {
+    let at = path.display();
+    match e {
+        DatabaseError::Storage(redb::StorageError::Corrupted(m)) => {
+            StoreError::Corrupt(format!("{at}: {m}"))
+        }
+        DatabaseError::Storage(redb::StorageError::Io(e)) if no_space(&e) => StoreError::NoSpace,
+        DatabaseError::Storage(redb::StorageError::Io(e))
+            if matches!(
+                e.kind(),
+                io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof
+            ) =>
+        {
+            StoreError::Corrupt(format!("{at}: not a readable redb database: {e}"))
+        }
+        DatabaseError::UpgradeRequired(v) => {
+            StoreError::Corrupt(format!("{at}: unsupported redb file format {v}"))
+        }
+        DatabaseError::RepairAborted => {
+            StoreError::Corrupt(format!("{at}: damaged and the repair was aborted"))
+        }
+        e => StoreError::Io(format!("{at}: {e}")),
+    }
+}
+
+fn no_space(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded | io::ErrorKind::FileTooLarge
+    )
+}
+
+fn io_error(e: &io::Error) -> StoreError {
+    if no_space(e) {
+        StoreError::NoSpace
+    } else {
+        StoreError::Io(e.to_string())
+    }
+}
+
+impl From<redb::Error> for StoreError {
+    fn from(e: redb::Error) -> Self {
+        match e {
+            redb::Error::Io(e) => io_error(&e),
+            redb::Error::Corrupted(m) => StoreError::Corrupt(m),
+            redb::Error::DatabaseClosed => StoreError::Closed,
+            e @ (redb::Error::TableTypeMismatch { .. }
+            | redb::Error::TypeDefinitionChanged { .. }
+            | redb::Error::TableIsMultimap(_)) => StoreError::Corrupt(e.to_string()),
+            e => StoreError::Io(e.to_string()),
+        }
+    }
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                redb::Error::from(e).into()
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::StorageError,
+    redb::TableError,
+    redb::TransactionError,
+    redb::CommitError,
+    redb::SetDurabilityError
+);
+
+/// The tables of one write transaction and the counters it is changing.
+struct Tx<'t> {
+    msgs: Table<'t, u64, &'static [u8]>,
+    by_subject: Table<'t, (&'static str, u64), ()>,
+    subjects: Table<'t, &'static str, u64>,
+    ttls: Table<'t, (i64, u64), ()>,
+    meta: Table<'t, &'static str, &'static [u8]>,
+    state: Table<'t, &'static str, &'static [u8]>,
+    c: Counters,
+}
+
+impl<'t> Tx<'t> {
+    fn open(txn: &'t WriteTransaction, c: Counters) -> Result<Self, StoreError> {
+        Ok(Tx {
+            msgs: txn.open_table(MSGS)?,
+            by_subject: txn.open_table(BY_SUBJECT)?,
+            subjects: txn.open_table(SUBJECTS)?,
+            ttls: txn.open_table(TTLS)?,
+            meta: txn.open_table(META)?,
+            state: txn.open_table(STATE)?,
+            c,
+        })
+    }
+
+    /// Stores a message at `seq` and indexes it (the caller moves `last_seq`).
+    fn insert(&mut self, seq: u64, rec: &Rec<'_>) -> Result<(), StoreError> {
+        self.msgs.insert(seq, &rec.encode()[..])?;
+        self.index(seq, rec)?;
+        self.c.msgs += 1;
+        self.c.bytes += rec.size();
+        Ok(())
+    }
+
+    fn index(&mut self, seq: u64, rec: &Rec<'_>) -> Result<(), StoreError> {
+        self.by_subject.insert((rec.subject, seq), ())?;
+        let count = self.subjects.get(rec.subject)?.map_or(0, |g| g.value());
+        if count == 0 {
+            self.c.num_subjects += 1;
+        }
+        self.subjects.insert(rec.subject, count + 1)?;
+        if let Some(at) = own_expiry(rec.ts, rec.ttl) {
+            self.ttls.insert((at, seq), ())?;
+        }
+        Ok(())
+    }
+
+    fn remove(&mut self, seq: u64) -> Result<bool, StoreError> {
+        let Some(guard) = self.msgs.remove(seq)? else {
+            return Ok(false);
+        };
+        let rec = Rec::decode(seq, guard.value())?;
+        self.by_subject.remove((rec.subject, seq))?;
+        let count = self.subjects.get(rec.subject)?.map_or(0, |g| g.value());
+        if count <= 1 {
+            self.subjects.remove(rec.subject)?;
+            self.c.num_subjects = self.c.num_subjects.saturating_sub(1);
+        } else {
+            self.subjects.insert(rec.subject, count - 1)?;
+        }
+        if let Some(at) = own_expiry(rec.ts, rec.ttl) {
+            self.ttls.remove((at, seq))?;
+        }
+        self.c.msgs = self.c.msgs.saturating_sub(1);
+        self.c.bytes = self.c.bytes.saturating_sub(rec.size());
+        Ok(true)
+    }
+
+    /// Removes every message and index entry (a purge of everything).
+    fn clear(&mut self) -> Result<u64, StoreError> {
+        let n = self.c.msgs;
+        self.msgs.retain(|_, _| false)?;
+        self.by_subject.retain(|_, _| false)?;
+        self.subjects.retain(|_, _| false)?;
+        self.ttls.retain(|_, _| false)?;
+        self.c.msgs = 0;
+        self.c.bytes = 0;
+        self.c.num_subjects = 0;
+        Ok(n)
+    }
+
+    fn remove_first(&mut self, removed: &mut Vec<u64>) -> Result<(), StoreError> {
+        let first = self.msgs.first()?.map(|(k, _)| k.value());
+        if let Some(seq) = first {
+            self.remove(seq)?;
+            removed.push(seq);
+        }
+        Ok(())
+    }
+
+    fn trim_subject(
+        &mut self,
+        limits: &Limits,
+        subject: &str,
+        removed: &mut Vec<u64>,
+    ) -> Result<(), StoreError> {
+        let Some(max) = limit(limits.max_msgs_per_subject) else {
+            return Ok(());
+        };
+        let count = self.subjects.get(subject)?.map_or(0, |g| g.value());
+        for _ in max..count {
+            if let Some(seq) = first_of(&self.by_subject, subject, 0)? {
+                self.remove(seq)?;
+                removed.push(seq);
+            }
+        }
+        Ok(())
+    }
+
+    fn trim_totals(&mut self, limits: &Limits, removed: &mut Vec<u64>) -> Result<(), StoreError> {
+        if let Some(max) = limit(limits.max_msgs) {
+            while self.c.msgs > max {
+                self.remove_first(removed)?;
+            }
+        }
+        if let Some(max) = limit(limits.max_bytes) {
+            while self.c.bytes > max && self.c.msgs > 0 {
+                self.remove_first(removed)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn enforce_all(&mut self, limits: &Limits) -> Result<Vec<u64>, StoreError> {
+        let mut removed = Vec::new();
+        if let Some(max) = limit(limits.max_msgs_per_subject) {
+            // Subjects over the limit, gathered in batches since the table changes under us.
+            let mut from = String::new();
+            loop {
+                let mut over = Vec::new();
+                for item in self
+                    .subjects
+                    .range::<&str>((Bound::Excluded(from.as_str()), Bound::Unbounded))?
+                {
+                    let (s, n) = item?;
+                    if n.value() > max {
+                        over.push(s.value().to_string());
+                    }
+                    if over.len() == BATCH {
+                        break;
+                    }
+                }
+                let Some(last) = over.last() else { break };
+                from = last.clone();
+                for s in &over {
+                    self.trim_subject(limits, s, &mut removed)?;
+                }
+            }
+        }
+        self.trim_totals(limits, &mut removed)?;
+        removed.sort_unstable();
+        Ok(removed)
+    }
+
+    /// Removes the oldest `victims` messages below `end` that match `filter` (every message
+    /// when `None`), oldest first; returns how many went.
+    fn remove_oldest(
+        &mut self,
+        filter: Option<&str>,
+        mut victims: usize,
+        end: u64,
+    ) -> Result<u64, StoreError> {
+        let literal = filter.filter(|f| !subject::has_wildcard(f));
+        let mut from = 0;
+        let mut purged = 0;
+        while victims > 0 {
+            let want = victims.min(BATCH);
+            let mut batch = Vec::with_capacity(want);
+            if let Some(f) = literal {
+                for item in self.by_subject.range((f, from)..(f, end))? {
+                    batch.push(item?.0.value().1);
+                    if batch.len() == want {
+                        break;
+                    }
+                }
+            } else {
+                for item in self.msgs.range(from..end)? {
+                    let (k, v) = item?;
+                    let seq = k.value();
+                    if filter.is_none_or(|f| {
+                        Rec::decode(seq, v.value()).is_ok_and(|r| subject::matches(f, r.subject))
+                    }) {
+                        batch.push(seq);
+                        if batch.len() == want {
+                            break;
+                        }
+                    }
+                }
+            }
+            let Some(&last) = batch.last() else { break };
+            from = last + 1;
+            for seq in batch {
+                self.remove(seq)?;
+                purged += 1;
+                victims -= 1;
+            }
+        }
+        Ok(purged)
+    }
+
+    /// Sets `first_seq`/`first_ts` from the first message present.
+    fn refresh_first(&mut self) -> Result<(), StoreError> {
+        let first = match self.msgs.first()? {
+            Some((k, v)) => Some((k.value(), Rec::decode(k.value(), v.value())?.ts)),
+            None => None,
+        };
+        (self.c.first_seq, self.c.first_ts) = first.unwrap_or((self.c.last_seq + 1, 0));
+        Ok(())
+    }
+
+    /// Whether the saved counters agree with the tables, by what is cheap to read: table
+    /// lengths (redb keeps them in each table's root) and the first and last keys.
+    fn consistent(&self, c: &Counters) -> Result<bool, StoreError> {
+        let first = self.msgs.first()?.map(|(k, _)| k.value());
+        let last = self.msgs.last()?.map(|(k, _)| k.value());
+        Ok(self.msgs.len()? == c.msgs
+            && self.by_subject.len()? == c.msgs
+            && self.subjects.len()? == c.num_subjects
+            && first.unwrap_or(c.last_seq + 1) == c.first_seq
+            && last.unwrap_or(0) <= c.last_seq)
+    }
+
+    /// Rebuilds the counters and every index from `msgs` alone; damaged records are
+    /// dropped. Returns what it did, in words.
+    fn rebuild(&mut self, saved: Option<Counters>) -> Result<String, StoreError> {
+        self.by_subject.retain(|_, _| false)?;
+        self.subjects.retain(|_, _| false)?;
+        self.ttls.retain(|_, _| false)?;
+        let saved_c = saved.unwrap_or_default();
+        self.c = Counters {
+            last_seq: saved_c.last_seq,
+            last_ts: saved_c.last_ts,
+            ..Counters::default()
+        };
+        let mut damaged = Vec::new();
+        let mut from = 0;
+        loop {
+            let mut batch: Vec<(u64, Vec<u8>)> = Vec::with_capacity(BATCH);
+            for item in self.msgs.range(from..)? {
+                let (k, v) = item?;
+                batch.push((k.value(), v.value().to_vec()));
+                if batch.len() == BATCH {
+                    break;
+                }
+            }
+            let Some(&(last, _)) = batch.last() else {
+                break;
+            };
+            from = last.saturating_add(1);
+            for (seq, bytes) in &batch {
+                match Rec::decode(*seq, bytes) {
+                    Ok(rec) => {
+                        self.index(*seq, &rec)?;
+                        self.c.msgs += 1;
+                        self.c.bytes += rec.size();
+                        if *seq > self.c.last_seq {
+                            self.c.last_seq = *seq;
+                            self.c.last_ts = rec.ts;
+                        }
+                    }
+                    Err(_) => damaged.push(*seq),
+                }
+            }
+            if last == u64::MAX {
+                break;
+            }
+        }
+        for seq in &damaged {
+            self.msgs.remove(*seq)?;
+        }
+        self.refresh_first()?;
+        let why = match saved {
+            None => "no saved counters".to_string(),
+            Some(s) => format!(
+                "saved counters (msgs {}, first {}, last {}, subjects {}) disagreed with the tables",
+                s.msgs, s.first_seq, s.last_seq, s.num_subjects
+            ),
+        };
+        let mut note = format!(
+            "{why}: rebuilt counters and indexes by scanning {} messages",
+            self.c.msgs
+        );
+        if !damaged.is_empty() {
+            note.push_str(&format!(
+                "; dropped {} damaged records (first at sequence {})",
+                damaged.len(),
+                damaged[0]
+            ));
+        }
+        Ok(note)
+    }
+}
+
+type MsgEntry<'a> = (redb::AccessGuard<'a, u64>, redb::AccessGuard<'a, &'static [u8]>);
+
+/// The tables a read needs, from one read transaction.
+struct View {
+    msgs: ReadOnlyTable<u64, &'static [u8]>,
+    by_subject: ReadOnlyTable<(&'static str, u64), ()>,
+    subjects: ReadOnlyTable<&'static str, u64>,
+    counters: Counters,
+}
+
+impl View {
+    fn load(&self, seq: u64) -> Result<Option<StoredMsg>, StoreError> {
+        match self.msgs.get(seq)? {
+            Some(g) => Ok(Some(Rec::decode(seq, g.value())?.stored(seq))),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether walking the matching subjects through the index beats scanning `span`
+    /// messages: always for literal filters, else when there are fewer subjects.
+    fn walk_subjects(&self, filters: &[String], span: u64) -> bool {
+        filters.iter().all(|f| !subject::has_wildcard(f)) || self.counters.num_subjects < span
+    }
+
+    /// The first message in `range`'s order whose subject matches one of `filters`.
+    fn scan<'a>(
+        &self,
+        range: impl Iterator<Item = Result<MsgEntry<'a>, redb::StorageError>>,
+        filters: &[String],
+    ) -> Result<Option<StoredMsg>, StoreError> {
+        for item in range {
+            let (k, v) = item?;
+            let rec = Rec::decode(k.value(), v.value())?;
+            if filters.iter().any(|f| subject::matches(f, rec.subject)) {
+                return Ok(Some(rec.stored(k.value())));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The first sequence of `subject` at or after `from`.
+fn first_of(
+    idx: &impl ReadableTable<(&'static str, u64), ()>,
+    subject: &str,
+    from: u64,
+) -> Result<Option<u64>, StoreError> {
+    match idx.range((subject, from)..=(subject, u64::MAX))?.next() {
+        Some(item) => Ok(Some(item?.0.value().1)),
+        None => Ok(None),
+    }
+}
+
+/// The last sequence of `subject` at or below `max`.
+fn last_of(
+    idx: &impl ReadableTable<(&'static str, u64), ()>,
+    subject: &str,
+    max: u64,
+) -> Result<Option<u64>, StoreError> {
+    match idx.range((subject, 0)..=(subject, max))?.next_back() {
+        Some(item) => Ok(Some(item?.0.value().1)),
+        None => Ok(None),
+    }
+}
+
+fn count_from(
+    idx: &impl ReadableTable<(&'static str, u64), ()>,
+    subject: &str,
+    from: u64,
+) -> Result<u64, StoreError> {
+    let mut n = 0;
+    for item in idx.range((subject, from)..=(subject, u64::MAX))? {
+        item?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Calls `f(subject, count)` once for each subject present that matches one of
+/// `filters`, even when several filters match it. A wildcard filter reads only the
+/// subjects that share its literal prefix.
+fn each_subject(
+    subjects: &impl ReadableTable<&'static str, u64>,
+    filters: &[String],
+    mut f: impl FnMut(&str, u64) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    for (i, filter) in filters.iter().enumerate() {
+        let seen = |s: &str| filters[..i].iter().any(|e| subject::matches(e, s));
+        if !subject::has_wildcard(filter) {
+            let count = subjects.get(filter.as_str())?.map(|g| g.value());
+            if let Some(n) = count
+                && !seen(filter)
+            {
+                f(filter, n)?;
+            }
+            continue;
+        }
+        let (lower, upper) = prefix_bounds(filter);
+        let range = (
+            Bound::Included(lower),
+            upper.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
+        );
+        for item in subjects.range::<&str>(range)? {
+            let (s, n) = item?;
+            let s = s.value();
+            if subject::matches(filter, s) && !seen(s) {
+                f(s, n.value())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Store for FileStore {
+    fn append(&self, msgs: &[NewMsg]) -> Result<Appended, StoreError> {
+        if msgs.is_empty() {
+            let _open = self.db()?;
+            return Ok(Appended {
+                first_seq: self.counters.read().last_seq + 1,
+                removed: Vec::new(),
+            });
+        }
+        self.write(None, false, |tx, limits| {
+            let first_seq = tx.c.last_seq + 1;
+            let mut removed = Vec::new();
+            for m in msgs {
+                let seq = tx.c.last_seq + 1;
+                tx.insert(seq, &Rec::of(m))?;
+                tx.c.last_seq = seq;
+                tx.c.last_ts = m.ts;
+                tx.trim_subject(limits, &m.subject, &mut removed)?;
+                tx.trim_totals(limits, &mut removed)?;
+            }
+            removed.sort_unstable();
+            Ok(Appended { first_seq, removed })
+        })
+    }
+
+    fn skip_to(&self, seq: u64) -> Result<(), StoreError> {
+        self.write(None, false, |tx, _| {
+            tx.c.last_seq = tx.c.last_seq.max(seq.saturating_sub(1));
+            Ok(())
+        })
+    }
+
+    /// redb never overwrites a committed page in place (copy-on-write): with `erase` the
+    /// record's pages are freed like any other and reused by later commits, not zeroed.
+    fn remove(&self, seq: u64, _erase: bool) -> Result<bool, StoreError> {
+        self.write(None, false, |tx, _| tx.remove(seq))
+    }
+
+    fn purge(&self, purge: &Purge) -> Result<u64, StoreError> {
+        let rule = PurgeRule::new(purge);
+        self.write(None, false, |tx, _| {
+            let matching = match rule.filter {
+                None => tx.c.msgs,
+                Some(f) => {
+                    let mut n = 0;
+                    each_subject(&tx.subjects, &[f.to_string()], |_, c| {
+                        n += c;
+                        Ok(())
+                    })?;
+                    n
+                }
+            };
+            let victims = rule.victims(matching);
+            let purged = if rule.filter.is_none()
+                && victims as u64 >= tx.c.msgs
+                && rule.end() > tx.c.last_seq
+            {
+                tx.clear()?
+            } else {
+                tx.remove_oldest(rule.filter, victims, rule.end())?
+            };
+            if let Some(next) = rule.skip_to(tx.c.last_seq) {
+                tx.c.last_seq = next - 1;
+            }
+            Ok(purged)
+        })
+    }
+
+    fn expire(&self, now: Nanos) -> Result<(Vec<u64>, Option<Nanos>), StoreError> {
+        self.write(None, false, |tx, limits| {
+            let max_age = limits.max_age;
+            let mut removed = Vec::new();
+            if max_age > 0 {
+                for item in tx.msgs.iter()? {
+                    let (k, v) = item?;
+                    let rec = Rec::decode(k.value(), v.value())?;
+                    match age_expiry(rec.ts, rec.ttl, max_age) {
+                        Some(at) if at <= now => removed.push(k.value()),
+                        // Timestamps grow with sequences: the rest are younger.
+                        Some(_) => break,
+                        None => {}
+                    }
+                }
+            }
+            for item in tx.ttls.iter()? {
+                let (at, seq) = item?.0.value();
+                if at > now {
+                    break;
+                }
+                removed.push(seq);
+            }
+            removed.sort_unstable();
+            removed.dedup();
+            for &seq in &removed {
+                tx.remove(seq)?;
+            }
+            let mut by_age = None;
+            if max_age > 0 {
+                for item in tx.msgs.iter()? {
+                    let (k, v) = item?;
+                    let rec = Rec::decode(k.value(), v.value())?;
+                    if let Some(at) = age_expiry(rec.ts, rec.ttl, max_age) {
+                        by_age = Some(at);
+                        break;
+                    }
+                }
+            }
+            let by_ttl = tx.ttls.first()?.map(|(k, _)| k.value().0);
+            Ok((removed, earliest(by_age, by_ttl)))
+        })
+    }
+
+    fn set_limits(&self, limits: Limits) -> Result<Vec<u64>, StoreError> {
+        self.write(Some(limits), false, |tx, l| tx.enforce_all(l))
+    }
+
+    fn state(&self) -> StoreState {
+        match &*self.db.read() {
+            Slot::Destroyed => StoreState::default(),
+            _ => self.counters.read().state(),
+        }
+    }
+
+    fn deleted(&self) -> Result<Vec<u64>, StoreError> {
+        self.read(|v| {
+            let mut gaps = Vec::new();
+            let mut next = v.counters.first_seq;
+            for item in v.msgs.iter()? {
+                let seq = item?.0.value();
+                gaps.extend(next..seq);
+                next = seq + 1;
+            }
+            gaps.extend(next..=v.counters.last_seq);
+            Ok(gaps)
+        })
+    }
+
+    fn load(&self, seq: u64) -> Result<Option<StoredMsg>, StoreError> {
+        let result = (|| {
+            let db = self.db()?;
+            let msgs = db.begin_read()?.open_table(MSGS)?;
+            match msgs.get(seq)? {
+                Some(g) => Ok(Some(Rec::decode(seq, g.value())?.stored(seq))),
+                None => Ok(None),
+            }
+        })();
+        self.after(result)
+    }
+
+    fn load_next(&self, start: u64, filters: &[String]) -> Result<Option<StoredMsg>, StoreError> {
+        self.read(|v| {
+            if filters.is_empty() {
+                return v.scan(v.msgs.range(start..)?, &[">".to_string()]);
+            }
+            let span = v.counters.last_seq.saturating_sub(start);
+            if !v.walk_subjects(filters, span) {
+                return v.scan(v.msgs.range(start..)?, filters);
+            }
+            let mut best = None;
+            each_subject(&v.subjects, filters, |s, _| {
+                best = earliest(best, first_of(&v.by_subject, s, start)?);
+                Ok(())
+            })?;
+            best.map_or(Ok(None), |s| v.load(s))
+        })
+    }
+
+    fn load_last(
+        &self,
+        filter: &str,
+        max_seq: Option<u64>,
+    ) -> Result<Option<StoredMsg>, StoreError> {
+        let max = max_seq.unwrap_or(u64::MAX);
+        let filters = [filter.to_string()];
+        self.read(|v| {
+            if !v.walk_subjects(&filters, v.counters.msgs) {
+                return v.scan(v.msgs.range(..=max)?.rev(), &filters);
+            }
+            let mut best = None;
+            each_subject(&v.subjects, &filters, |s, _| {
+                best = best.max(last_of(&v.by_subject, s, max)?);
+                Ok(())
+            })?;
+            best.map_or(Ok(None), |s| v.load(s))
+        })
+    }
+
+    fn subjects(&self, filter: &str) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+        self.read(|v| {
+            let mut out = std::collections::BTreeMap::new();
+            each_subject(&v.subjects, &[filter.to_string()], |s, n| {
+                out.insert(s.to_string(), n);
+                Ok(())
+            })?;
+            Ok(out)
+        })
+    }
+
+    fn num_pending(
+        &self,
+        start: u64,
+        filters: &[String],
+        last_per_subject: bool,
+    ) -> Result<u64, StoreError> {
+        self.read(|v| {
+            let c = v.counters;
+            if start > c.last_seq {
+                return Ok(0);
+            }
+            if filters.is_empty() && !last_per_subject {
+                if start <= c.first_seq {
+                    return Ok(c.msgs);
+                }
+                // Count whichever side of `start` is shorter.
+                let mut n = 0;
+                if start - c.first_seq < c.last_seq - start {
+                    for item in v.msgs.range(..start)? {
+                        item?;
+                        n += 1;
+                    }
+                    return Ok(c.msgs - n);
+                }
+                for item in v.msgs.range(start..)? {
+                    item?;
+                    n += 1;
+                }
+                return Ok(n);
+            }
+            let all = [">".to_string()];
+            let filters = if filters.is_empty() { &all[..] } else { filters };
+            let span = c.last_seq - start;
+            if !last_per_subject && start > c.first_seq && !v.walk_subjects(filters, span) {
+                let mut n = 0;
+                for item in v.msgs.range(start..)? {
+                    let (k, m) = item?;
+                    let rec = Rec::decode(k.value(), m.value())?;
+                    n += u64::from(filters.iter().any(|f| subject::matches(f, rec.subject)));
+                }
+                return Ok(n);
+            }
+            let mut n = 0;
+            each_subject(&v.subjects, filters, |s, count| {
+                n += if last_per_subject {
+                    u64::from(last_of(&v.by_subject, s, u64::MAX)?.is_some_and(|l| l >= start))
+                } else if start <= c.first_seq {
+                    count
+                } else {
+                    count_from(&v.by_subject, s, start)?
+                };
+                Ok(())
+            })?;
+            Ok(n)
+        })
+    }
+
+    /// Binary search by sequence: timestamps never decrease with sequences.
+    fn seq_for_time(&self, ts: Nanos) -> Result<u64, StoreError> {
+        self.read(|v| {
+            let first = (v.counters.msgs > 0).then_some(v.counters.first_seq);
+            let found = first_at_or_after(first, v.counters.last_seq, ts, |seq| {
+                match v.msgs.range(seq..)?.next() {
+                    Some(item) => {
+                        let (k, m) = item?;
+                        Ok(Some((k.value(), Rec::decode(k.value(), m.value())?.ts)))
+                    }
+                    None => Ok(None),
+                }
+            })?;
+            Ok(found.unwrap_or(v.counters.last_seq + 1))
+        })
+    }
+
+    fn put_meta(&self, records: &[(String, Option<Vec<u8>>)]) -> Result<(), StoreError> {
+        self.write(None, true, |tx, _| {
+            for (name, value) in records {
+                match value {
+                    Some(v) => tx.meta.insert(name.as_str(), v.as_slice())?,
+                    None => tx.meta.remove(name.as_str())?,
+                };
+            }
+            Ok(())
+        })
+    }
+
+    fn meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let result = (|| {
+            let db = self.db()?;
+            let meta = db.begin_read()?.open_table(META)?;
+            let mut out = Vec::new();
+            for item in meta.range::<&str>(prefix..)? {
+                let (k, v) = item?;
+                if !k.value().starts_with(prefix) {
+                    break;
+                }
+                out.push((k.value().to_string(), v.value().to_vec()));
+            }
+            Ok(out)
+        })();
+        self.after(result)
+    }
+
+    fn snapshot(&self, out: &mut dyn io::Write) -> Result<(), StoreError> {
+        let result = (|| {
+            let db = self.db()?;
+            let txn = db.begin_read()?;
+            let msgs = txn.open_table(MSGS)?;
+            let meta = txn.open_table(META)?;
+            let c = *self.counters.read();
+            let mut w = snapshot::Writer::new(out, c.last_seq, c.last_ts)?;
+            for item in msgs.iter()? {
+                let (k, v) = item?;
+                let r = Rec::decode(k.value(), v.value())?;
+                w.msg(k.value(), r.subject, r.ts, r.ttl, r.hdr, r.data)?;
+            }
+            for item in meta.iter()? {
+                let (k, v) = item?;
+                w.meta(k.value(), v.value())?;
+            }
+            w.finish()
+        })();
+        self.after(result)
+    }
+
+    fn restore(&self, input: &mut dyn io::Read) -> Result<(), StoreError> {
+        self.write(None, true, |tx, limits| {
+            if tx.c.msgs != 0 || !tx.meta.is_empty()? {
+                return Err(StoreError::Io("restore needs an empty store".into()));
+            }
+            let mut reader = snapshot::Reader::new(input)?;
+            tx.c.last_seq = reader.last_seq();
+            tx.c.last_ts = reader.last_ts();
+            while let Some(record) = reader.next_record()? {
+                match record {
+                    snapshot::Record::Msg(seq, m) => tx.insert(seq, &Rec::of(&m))?,
+                    snapshot::Record::Meta(name, value) => {
+                        tx.meta.insert(name.as_str(), value.as_slice())?;
+                    }
+                }
+            }
+            tx.enforce_all(limits)?;
+            Ok(())
+        })
+    }
+
+    fn destroy(&self) -> Result<(), StoreError> {
+        let _writer = self.limits.lock();
+        *self.db.write() = Slot::Destroyed;
+        *self.counters.write() = Counters::default();
+        match fs::remove_dir_all(&self.dir) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_error(&e)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The snapshot format both stores write for `$JS.API.STREAM.SNAPSHOT` (and read back in
+/// restore): self-describing, streamed, so neither side holds the stream in memory.
+///
+/// ```text
+/// magic "NATRIXSS", version u16
+/// header: last_seq u64, last_ts i64
+/// records, each a tag byte:
+///   'M' seq u64, ts i64, ttl flag u8 + ttl i64, subject, header, payload
+///   'R' name, value                          (a meta record)
+///   'E' checksum u64                         (the end)
+/// ```
+/// Integers are little-endian; strings and byte blocks are a u32 length and the bytes.
+/// The checksum is FNV-1a 64 of every byte before it: it catches damage, not tampering.
+pub(super) mod snapshot {
+    use std::io::{self, Read, Write};
+
+    use bytes::Bytes;
+
+    use super::io_error;
+    use crate::store::{Nanos, NewMsg, StoreError};
+
+    const MAGIC: &[u8; 8] = b"NATRIXSS";
+    const VERSION: u16 = 1;
+    const TAG_MSG: u8 = b'M';
+    const TAG_META: u8 = b'R';
+    const TAG_END: u8 = b'E';
+
+    /// FNV-1a, 64 bits.
+    struct Fnv(u64);
+
+    impl Fnv {
+        fn new() -> Self {
+            Fnv(0xcbf2_9ce4_8422_2325)
+        }
+
+        fn update(&mut self, bytes: &[u8]) {
+            for &b in bytes {
+                self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+    }
+
+    pub struct Writer<'a> {
+        out: &'a mut dyn Write,
+        sum: Fnv,
+    }
+
+    impl<'a> Writer<'a> {
+        pub fn new(
+            out: &'a mut dyn Write,
+            last_seq: u64,
+            last_ts: Nanos,
+        ) -> Result<Self, StoreError> {
+            let mut w = Writer { out, sum: Fnv::new() };
+            w.put(MAGIC)?;
+            w.put(&VERSION.to_le_bytes())?;
+            w.put(&last_seq.to_le_bytes())?;
+            w.put(&last_ts.to_le_bytes())?;
+            Ok(w)
+        }
+
+        fn put(&mut self, b: &[u8]) -> Result<(), StoreError> {
+            self.sum.update(b);
+            self.out.write_all(b).map_err(|e| io_error(&e))
+        }
+
+        fn block(&mut self, b: &[u8]) -> Result<(), StoreError> {
+            let len = u32::try_from(b.len())
+                .map_err(|_| StoreError::Io("snapshot: block over 4 GiB".into()))?;
+            self.put(&len.to_le_bytes())?;
+            self.put(b)
+        }
+
+        pub fn msg(
+            &mut self,
+            seq: u64,
+            subject: &str,
+            ts: Nanos,
+            ttl: Option<i64>,
+            hdr: &[u8],
+            data: &[u8],
+        ) -> Result<(), StoreError> {
+            self.put(&[TAG_MSG])?;
+            self.put(&seq.to_le_bytes())?;
+            self.put(&ts.to_le_bytes())?;
+            self.put(&[u8::from(ttl.is_some())])?;
+            self.put(&ttl.unwrap_or(0).to_le_bytes())?;
+            self.block(subject.as_bytes())?;
+            self.block(hdr)?;
+            self.block(data)
+        }
+
+        pub fn meta(&mut self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+            self.put(&[TAG_META])?;
+            self.block(name.as_bytes())?;
+            self.block(value)
+        }
+
+        pub fn finish(mut self) -> Result<(), StoreError> {
+            self.put(&[TAG_END])?;
+            let sum = self.sum.0.to_le_bytes();
+            self.out.write_all(&sum).map_err(|e| io_error(&e))?;
+            self.out.flush().map_err(|e| io_error(&e))
+        }
+    }
+
+    pub enum Record {
+        Msg(u64, NewMsg),
+        Meta(String, Vec<u8>),
+    }
+
+    pub struct Reader<'a> {
+        input: &'a mut dyn Read,
+        sum: Fnv,
+        last_seq: u64,
+        last_ts: Nanos,
+        prev_seq: u64,
+    }
+
+    fn bad(what: &str) -> StoreError {
+        StoreError::Corrupt(format!("snapshot: {what}"))
+    }
+
+    impl<'a> Reader<'a> {
+        pub fn new(input: &'a mut dyn Read) -> Result<Self, StoreError> {
+            let mut r = Reader {
+                input,
+                sum: Fnv::new(),
+                last_seq: 0,
+                last_ts: 0,
+                prev_seq: 0,
+            };
+            if r.array::<8>()? != *MAGIC {
+                return Err(bad("not a natrix stream snapshot"));
+            }
+            let version = u16::from_le_bytes(r.array()?);
+            if version != VERSION {
+                return Err(bad(&format!("unknown version {version}")));
+            }
+            r.last_seq = r.u64()?;
+            r.last_ts = r.u64()? as i64;
+            Ok(r)
+        }
+
+        pub fn last_seq(&self) -> u64 {
+            self.last_seq
+        }
+
+        pub fn last_ts(&self) -> Nanos {
+            self.last_ts
+        }
+
+        fn fill(&mut self, buf: &mut [u8]) -> Result<(), StoreError> {
+            self.input.read_exact(buf).map_err(|e| match e.kind() {
+                io::ErrorKind::UnexpectedEof => bad("truncated"),
+                _ => io_error(&e),
+            })
+        }
+
+        fn array<const N: usize>(&mut self) -> Result<[u8; N], StoreError> {
+            let mut buf = [0; N];
+            self.fill(&mut buf)?;
+            self.sum.update(&buf);
+            Ok(buf)
+        }
+
+        fn u64(&mut self) -> Result<u64, StoreError> {
+            Ok(u64::from_le_bytes(self.array()?))
+        }
+
+        /// A length-prefixed block, read as it arrives so a bogus length cannot make it
+        /// allocate more than the input holds.
+        fn block(&mut self) -> Result<Vec<u8>, StoreError> {
+            let len = u64::from(u32::from_le_bytes(self.array()?));
+            let mut out = Vec::new();
+            (&mut self.input)
+                .take(len)
+                .read_to_end(&mut out)
+                .map_err(|e| io_error(&e))?;
+            if out.len() as u64 != len {
+                return Err(bad("truncated"));
+            }
+            self.sum.update(&out);
+            Ok(out)
+        }
+
+        fn string(&mut self) -> Result<String, StoreError> {
+            String::from_utf8(self.block()?).map_err(|_| bad("a name is not UTF-8"))
+        }
+
+        /// The next record, or `None` at a verified end.
+        pub fn next_record(&mut self) -> Result<Option<Record>, StoreError> {
+            let [tag] = self.array::<1>()?;
+            match tag {
+                TAG_MSG => {
+                    let seq = self.u64()?;
+                    if seq <= self.prev_seq || seq > self.last_seq {
+                        return Err(bad(&format!("message sequence {seq} out of order")));
+                    }
+                    self.prev_seq = seq;
+                    let ts = self.u64()? as i64;
+                    let [has_ttl] = self.array::<1>()?;
+                    let ttl = self.u64()? as i64;
+                    let subject = self.string()?;
+                    let hdr = Bytes::from(self.block()?);
+                    let data = Bytes::from(self.block()?);
+                    let ttl = (has_ttl != 0).then_some(ttl);
+                    let m = NewMsg {
+                        subject,
+                        ts,
+                        hdr,
+                        data,
+                        ttl,
+                    };
+                    Ok(Some(Record::Msg(seq, m)))
+                }
+                TAG_META => {
+                    let name = self.string()?;
+                    let value = self.block()?;
+                    Ok(Some(Record::Meta(name, value)))
+                }
+                TAG_END => {
+                    let expected = self.sum.0;
+                    let mut sum = [0; 8];
+                    self.fill(&mut sum)?;
+                    if u64::from_le_bytes(sum) != expected {
+                        return Err(bad("checksum mismatch"));
+                    }
+                    Ok(None)
+                }
+                t => Err(bad(&format!("unknown record tag {t:#04x}"))),
+            }
+        }
+    }
+}
