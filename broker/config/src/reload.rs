@@ -269,6 +269,12 @@ pub fn diff(old: &Options, new: &Options) -> ReloadPlan {
     }
     d.cmp_opaque("Accounts", &old.accounts, &new.accounts, Reload);
     d.cmp_opaque("Accounts", &old.mappings, &new.mappings, Reload);
+    d.cmp_opaque(
+        "Accounts",
+        &old.account_jetstream,
+        &new.account_jetstream,
+        Reload,
+    );
     if old.no_auth_user != new.no_auth_user {
         // Dropping no_auth_user is fine when its user is gone too; anything else is not.
         let dropped_with_user = !old.no_auth_user.is_empty()

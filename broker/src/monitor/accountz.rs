@@ -74,7 +74,9 @@ pub fn accountz(server: &Server, q: &Query) -> Result<Reply, QueryError> {
             is_system: std::ptr::eq(&*acc, &*server.sys_account),
             expired: false,
             complete: true,
-            jetstream_enabled: false,
+            jetstream_enabled: server
+                .jetstream()
+                .is_some_and(|js| js.account_enabled(acc.name())),
             leafnode_connections: server
                 .leafnodes()
                 .map_or(0, |l| l.num_leafs_for(acc.name())),

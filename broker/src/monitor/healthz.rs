@@ -21,14 +21,16 @@ struct Health {
 
 pub fn healthz(server: &Server, q: &Query) -> Result<Reply, QueryError> {
     // Validate every flag nats-server reads, so a typo is an error rather than ignored.
-    for key in [
-        "js-enabled-only",
-        "js-server-only",
-        "js-meta-only",
-        "details",
-    ] {
+    for key in ["js-meta-only", "details"] {
         q.bool(key)?;
     }
+    let js_opts = crate::monitor::jsz::HealthOptions {
+        js_enabled_only: q.bool("js-enabled-only")?,
+        js_server_only: q.bool("js-server-only")?,
+        account: q.get("account").filter(|s| !s.is_empty()).map(str::to_owned),
+        stream: q.get("stream").filter(|s| !s.is_empty()).map(str::to_owned),
+        consumer: q.get("consumer").filter(|s| !s.is_empty()).map(str::to_owned),
+    };
     if server.is_lame_duck() {
         let status = StatusCode::SERVICE_UNAVAILABLE;
         return Ok(Reply::json_status(
@@ -37,6 +39,19 @@ pub fn healthz(server: &Server, q: &Query) -> Result<Reply, QueryError> {
                 status: "unavailable",
                 status_code: Some(status.as_u16()),
                 error: Some("lame duck mode".into()),
+            },
+        ));
+    }
+    if let Some(js) = server.jetstream()
+        && let Err(e) = js.health(&js_opts)
+    {
+        let status = StatusCode::SERVICE_UNAVAILABLE;
+        return Ok(Reply::json_status(
+            status,
+            &Health {
+                status: "unavailable",
+                status_code: Some(status.as_u16()),
+                error: Some(e),
             },
         ));
     }

@@ -45,7 +45,12 @@ pub fn render(m: &Monitor) -> String {
     }
     endpoint(&mut out, "routez", id, &cluster::routez(server, false));
     endpoint(&mut out, "leafz", id, &cluster::leafz(server, false, None));
-    endpoint(&mut out, "jsz", id, &jsz::jsz(server));
+    endpoint(
+        &mut out,
+        "jsz",
+        id,
+        &jsz::jsz(server, &jsz::JszOptions::default()),
+    );
     accounts(&mut out, server);
     out
 }

@@ -139,7 +139,7 @@ pub struct Varz {
     pub leaf: LeafField,
     pub mqtt: Empty,
     pub websocket: Empty,
-    pub jetstream: Empty,
+    pub jetstream: serde_json::Value,
     pub tls_timeout: GoFloat,
     pub write_deadline: u64,
     pub start: GoTime,
@@ -279,7 +279,9 @@ pub fn varz(m: &Monitor) -> Varz {
             }),
         mqtt: Empty {},
         websocket: Empty {},
-        jetstream: Empty {},
+        jetstream: server
+            .jetstream()
+            .map_or_else(|| serde_json::json!({}), |js| js.varz()),
         tls_timeout: seconds(cfg.tls_timeout),
         write_deadline: nanos(opts.write_deadline),
         start: GoTime::of(server.started()),

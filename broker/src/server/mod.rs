@@ -3,6 +3,7 @@
 
 pub mod client;
 pub(crate) mod fanout;
+pub mod internal;
 pub mod lifecycle;
 pub mod options;
 pub mod outbound;
@@ -34,6 +35,9 @@ pub const PROTO: i32 = 1;
 /// version goes in the extra `natrix_version` field; see docs/compatibility.md).
 pub const NATS_COMPAT_VERSION: &str = "2.14.0";
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The JetStream API level of the nats-server release natrix implements (its
+/// `JSApiLevel`), advertised in INFO `api_lvl` and `/jsz`.
+pub const JS_API_LEVEL: u64 = 2;
 /// What INFO and `/varz` put in nats-server's `go` field (its Go toolchain version).
 pub const GO_FIELD: &str = concat!("natrix ", env!("CARGO_PKG_VERSION"));
 
@@ -169,12 +173,16 @@ struct Info<'a> {
     #[serde(skip_serializing_if = "is_false")]
     tls_verify: bool,
     max_payload: i32,
+    #[serde(skip_serializing_if = "is_false")]
+    jetstream: bool,
     #[serde(skip_serializing_if = "is_zero")]
     client_id: u64,
     #[serde(skip_serializing_if = "str::is_empty")]
     client_ip: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     nonce: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    domain: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     connect_urls: Option<&'a [String]>,
     #[serde(skip_serializing_if = "is_false")]
@@ -184,6 +192,9 @@ struct Info<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     remote_account: Option<&'a str>,
     natrix_version: &'a str,
+    /// The JetStream API level (nats-server's `JSApiLevel`), with JetStream on.
+    #[serde(skip_serializing_if = "is_zero")]
+    api_lvl: u64,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -208,6 +219,8 @@ pub struct Server {
     gateways: std::sync::OnceLock<Arc<crate::cluster::gateway::Gateways>>,
     /// The leaf node side, when `leafnodes {}` has a port or remotes.
     leafnodes: std::sync::OnceLock<Arc<crate::leafnode::LeafNodes>>,
+    /// JetStream, when `main.rs` started it: what monitoring and INFO read from it.
+    jetstream: RwLock<Option<Arc<dyn crate::monitor::jsz::JetStreamMonitor>>>,
     /// Configured accounts by name (`$G` and `$SYS` are not in here).
     accounts: RwLock<Vec<Arc<Account>>>,
     clients: Mutex<FxHashMap<u64, Registered>>,
@@ -324,6 +337,7 @@ impl Server {
             cluster: std::sync::OnceLock::new(),
             gateways: std::sync::OnceLock::new(),
             leafnodes: std::sync::OnceLock::new(),
+            jetstream: RwLock::new(None),
             clients: Mutex::new(FxHashMap::default()),
             closed: Mutex::new(VecDeque::new()),
             config_load_time: Mutex::new(SystemTime::now()),
@@ -629,6 +643,7 @@ impl Server {
             .cluster()
             .filter(|_| !opts.config.cluster.no_advertise)
             .map(|c| c.client_urls(self.client_url()));
+        let js = self.jetstream();
         let info = Info {
             server_id: &self.id,
             server_name: &self.name,
@@ -643,14 +658,17 @@ impl Server {
             tls_required: opts.tls.is_some(),
             tls_verify: opts.tls.as_ref().is_some_and(|t| t.verify),
             max_payload: opts.max_payload,
+            jetstream: js.is_some(),
             client_id: cid,
             client_ip: ip.unwrap_or(""),
             nonce,
+            domain: js.as_ref().and_then(|j| j.domain()),
             connect_urls: connect_urls.as_deref(),
             ldm: self.is_lame_duck(),
             connect_info: connect_info.is_some(),
             remote_account: connect_info,
             natrix_version: VERSION,
+            api_lvl: if js.is_some() { JS_API_LEVEL } else { 0 },
         };
         serde_json::to_vec(&info).unwrap_or_default()
     }
@@ -841,6 +859,26 @@ impl Server {
         }
     }
 
+    /// Every account's name: `$G`, the configured ones, and the system account.
+    pub fn account_names(&self) -> Vec<String> {
+        let mut names = vec![self.gacc.name().to_owned()];
+        names.extend(self.accounts.read().iter().map(|a| a.name().to_owned()));
+        if !names.iter().any(|n| n == self.sys_account.name()) {
+            names.push(self.sys_account.name().to_owned());
+        }
+        names
+    }
+
+    /// Hands monitoring and INFO their view of JetStream (`None`: JetStream off).
+    pub fn set_jetstream(&self, js: Option<Arc<dyn crate::monitor::jsz::JetStreamMonitor>>) {
+        *self.jetstream.write() = js;
+    }
+
+    /// JetStream's monitoring view, when JetStream runs.
+    pub fn jetstream(&self) -> Option<Arc<dyn crate::monitor::jsz::JetStreamMonitor>> {
+        self.jetstream.read().clone()
+    }
+
     /// A connection id for one of the server's own internal clients.
     pub(crate) fn next_internal_cid(&self) -> u64 {
         self.next_cid.fetch_add(1, Ordering::Relaxed)
@@ -849,12 +887,25 @@ impl Server {
     /// Publishes a message from the server itself into `account` (no reply subject, no
     /// headers): system responses and events, to local subscribers and routes.
     pub(crate) fn publish_internal(&self, account: &Account, subject: &[u8], payload: &[u8]) {
+        self.publish_from_server(account, subject, None, 0, payload);
+    }
+
+    /// Publishes a message from the server itself into `account`: `msg` is the header
+    /// block (its first `hdr` bytes, 0 for none) followed by the payload.
+    pub(crate) fn publish_from_server(
+        &self,
+        account: &Account,
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        hdr: usize,
+        msg: &[u8],
+    ) {
         let m = fanout::Inbound {
             subject,
-            reply: None,
+            reply,
             route_reply: None,
-            hdr: 0,
-            msg: payload,
+            hdr,
+            msg,
             queues: None,
             to_routes: true,
         };
@@ -870,7 +921,7 @@ impl Server {
         account
             .stats
             .out_bytes
-            .fetch_add(delivered * payload.len() as u64, Ordering::Relaxed);
+            .fetch_add(delivered * msg.len() as u64, Ordering::Relaxed);
     }
 
     /// Client metadata for monitoring and tests.

@@ -274,7 +274,7 @@ impl System {
             feature_flags: opts.config.feature_flags.iter().cloned().collect(),
             id: self.server.id(),
             ver: crate::server::NATS_COMPAT_VERSION,
-            jetstream: false,
+            jetstream: self.server.jetstream().is_some(),
             flags: 0,
             seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
             time: GoTime::now(),

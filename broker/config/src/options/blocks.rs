@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::nkeys;
 use super::parse::{Processor, go_value};
 use super::{
-    AuthCallout, CertPair, CompressionOpts, DEFAULT_ALLOW_RESPONSE_EXPIRATION,
+    AccountJsLimits, AuthCallout, CertPair, CompressionOpts, DEFAULT_ALLOW_RESPONSE_EXPIRATION,
     DEFAULT_ALLOW_RESPONSE_MAX_MSGS, DEFAULT_LEAF_TLS_TIMEOUT, LeafUser, LogFormat, NkeyUser,
     Options, Permissions, ROUTE_MAX_PING_INTERVAL, RemoteGatewayOpts, RemoteLeafOpts,
     ResponsePermission, RoutePermissions, SubjectPermission, TlsConfig, UrlOpt, User,
@@ -2615,6 +2615,12 @@ pub(super) fn accounts(p: &mut Processor, e: &Entry, o: &mut Options) {
                     continue;
                 };
                 for ue in am {
+                    if ue.key.eq_ignore_ascii_case("jetstream") {
+                        if let Some(js) = account_jetstream(p, ue) {
+                            o.account_jetstream.push((ae.key.clone(), js));
+                        }
+                        continue;
+                    }
                     if !ue.key.eq_ignore_ascii_case("users") {
                         continue;
                     }
@@ -2644,6 +2650,82 @@ pub(super) fn accounts(p: &mut Processor, e: &Entry, o: &mut Options) {
             }
         }
         _ => {}
+    }
+}
+
+/// An account's `jetstream: enabled | disabled | { max_mem, max_file, max_streams,
+/// max_consumers, max_bytes_required, max_ack_pending, mem_max_stream_bytes,
+/// disk_max_stream_bytes }` (nats-server's `parseJetStreamForAccount`): `None` when
+/// disabled; -1 is unlimited.
+fn account_jetstream(p: &mut Processor, e: &Entry) -> Option<Option<AccountJsLimits>> {
+    let pos = &e.key_pos;
+    match &e.value.value {
+        Value::Bool(true) => Some(Some(AccountJsLimits::default())),
+        Value::Bool(false) => Some(None),
+        Value::String(s) => match s.to_lowercase().as_str() {
+            "enabled" | "enable" => Some(Some(AccountJsLimits::default())),
+            "disabled" | "disable" => Some(None),
+            _ => {
+                p.error(
+                    pos,
+                    format!("Expected 'enabled' or 'disabled' for string value, got '{s}'"),
+                );
+                None
+            }
+        },
+        Value::Map(m) => {
+            let mut l = AccountJsLimits::default();
+            for je in m {
+                let slot = match je.key.to_lowercase().as_str() {
+                    "max_memory" | "max_mem" | "mem" | "memory" => &mut l.max_memory,
+                    "max_store" | "max_file" | "max_disk" | "store" | "disk" => &mut l.max_store,
+                    "max_streams" | "streams" => &mut l.max_streams,
+                    "max_consumers" | "consumers" => &mut l.max_consumers,
+                    "max_bytes_required" | "max_stream_bytes" | "max_bytes" => {
+                        l.max_bytes_required = match &je.value.value {
+                            Value::Bool(b) => *b,
+                            other => {
+                                p.type_error(&je.key_pos, other, "bool");
+                                return None;
+                            }
+                        };
+                        continue;
+                    }
+                    "mem_max_stream_bytes" | "memory_max_stream_bytes" => {
+                        &mut l.memory_max_stream_bytes
+                    }
+                    "disk_max_stream_bytes" | "store_max_stream_bytes" => {
+                        &mut l.storage_max_stream_bytes
+                    }
+                    "max_ack_pending" => &mut l.max_ack_pending,
+                    _ => {
+                        p.error(
+                            &je.key_pos,
+                            format!("Unknown key {:?} in JetStream account limits", je.key),
+                        );
+                        return None;
+                    }
+                };
+                match storage_size(&je.value.value) {
+                    Ok(n) => *slot = n,
+                    Err(err) => {
+                        p.error(&je.key_pos, err);
+                        return None;
+                    }
+                }
+            }
+            Some(Some(l))
+        }
+        other => {
+            p.error(
+                pos,
+                format!(
+                    "Expected map, bool or string to define JetStream, got {}",
+                    other.go_type()
+                ),
+            );
+            None
+        }
     }
 }
 

@@ -298,6 +298,9 @@ pub struct Options {
     pub gateway: GatewayOpts,
     pub leafnode: LeafNodeOpts,
     pub jetstream: JetStreamOpts,
+    /// Accounts whose `jetstream` is set in the `accounts {}` block: their limits, or
+    /// `None` where it is disabled. Accounts not listed follow nats-server's defaults.
+    pub account_jetstream: Vec<(String, Option<AccountJsLimits>)>,
     pub websocket: WebsocketOpts,
     pub mqtt: MqttOpts,
     /// natrix's `telemetry {}` block.
@@ -393,6 +396,7 @@ impl Default for Options {
             gateway: GatewayOpts::default(),
             leafnode: LeafNodeOpts::default(),
             jetstream: JetStreamOpts::default(),
+            account_jetstream: Vec::new(),
             websocket: WebsocketOpts::default(),
             mqtt: MqttOpts::default(),
             telemetry: TelemetryOpts::default(),

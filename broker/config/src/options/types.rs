@@ -368,6 +368,35 @@ pub struct LeafNodeOpts {
     pub write_timeout: WriteTimeoutPolicy,
 }
 
+/// An account's JetStream limits (`accounts { A { jetstream { ... } } }`); -1 is
+/// unlimited.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountJsLimits {
+    pub max_memory: i64,
+    pub max_store: i64,
+    pub max_streams: i64,
+    pub max_consumers: i64,
+    pub max_ack_pending: i64,
+    pub memory_max_stream_bytes: i64,
+    pub storage_max_stream_bytes: i64,
+    pub max_bytes_required: bool,
+}
+
+impl Default for AccountJsLimits {
+    fn default() -> Self {
+        Self {
+            max_memory: -1,
+            max_store: -1,
+            max_streams: -1,
+            max_consumers: -1,
+            max_ack_pending: -1,
+            memory_max_stream_bytes: -1,
+            storage_max_stream_bytes: -1,
+            max_bytes_required: false,
+        }
+    }
+}
+
 /// `jetstream { limits { batch {...} } }`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct JsLimitOpts {
