@@ -2,4 +2,5 @@
 //! codes, and the handling of each request.
 
 pub mod errors;
+pub mod json;
 pub mod types;
