@@ -54,7 +54,8 @@ const COUNTERS_KEY: &str = "counters";
 const BATCH: usize = 1024;
 
 /// Opens (or creates) the database file; tests swap in a backend that fails on command.
-pub(super) type Opener = Box<dyn Fn(&redb::Builder, &Path) -> Result<Database, DatabaseError> + Send + Sync>;
+pub(super) type Opener =
+    Box<dyn Fn(&redb::Builder, &Path) -> Result<Database, DatabaseError> + Send + Sync>;
 
 /// One stream's messages in a redb database. Writers are serialised by `limits`; readers
 /// run concurrently on their own read transactions.
@@ -808,7 +809,10 @@ impl<'t> Tx<'t> {
     }
 }
 
-type MsgEntry<'a> = (redb::AccessGuard<'a, u64>, redb::AccessGuard<'a, &'static [u8]>);
+type MsgEntry<'a> = (
+    redb::AccessGuard<'a, u64>,
+    redb::AccessGuard<'a, &'static [u8]>,
+);
 
 /// The tables a read needs, from one read transaction.
 struct View {
@@ -1108,7 +1112,10 @@ impl Store for FileStore {
         })
     }
 
-    fn subjects(&self, filter: &str) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+    fn subjects(
+        &self,
+        filter: &str,
+    ) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
         self.read(|v| {
             let mut out = std::collections::BTreeMap::new();
             each_subject(&v.subjects, &[filter.to_string()], |s, n| {
@@ -1150,7 +1157,11 @@ impl Store for FileStore {
                 return Ok(n);
             }
             let all = [">".to_string()];
-            let filters = if filters.is_empty() { &all[..] } else { filters };
+            let filters = if filters.is_empty() {
+                &all[..]
+            } else {
+                filters
+            };
             let span = c.last_seq - start;
             if !last_per_subject && start > c.first_seq && !v.walk_subjects(filters, span) {
                 let mut n = 0;
@@ -1329,7 +1340,10 @@ pub(super) mod snapshot {
             last_seq: u64,
             last_ts: Nanos,
         ) -> Result<Self, StoreError> {
-            let mut w = Writer { out, sum: Fnv::new() };
+            let mut w = Writer {
+                out,
+                sum: Fnv::new(),
+            };
             w.put(MAGIC)?;
             w.put(&VERSION.to_le_bytes())?;
             w.put(&last_seq.to_le_bytes())?;

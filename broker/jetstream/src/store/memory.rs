@@ -90,7 +90,10 @@ impl Inner {
             Some((s, _)) => s.clone(),
             None => Arc::from(m.subject.as_str()),
         };
-        self.subjects.entry(subject.clone()).or_default().insert(seq);
+        self.subjects
+            .entry(subject.clone())
+            .or_default()
+            .insert(seq);
         if let Some(at) = own_expiry(m.ts, m.ttl) {
             self.ttls.insert((at, seq));
         }
@@ -278,7 +281,11 @@ impl Store for MemoryStore {
         };
         let victims = rule.victims(matching.len() as u64);
         let mut purged = 0;
-        for &seq in matching.iter().take(victims).take_while(|&&s| s < rule.end()) {
+        for &seq in matching
+            .iter()
+            .take(victims)
+            .take_while(|&&s| s < rule.end())
+        {
             inner.remove(seq);
             purged += 1;
         }
@@ -301,14 +308,23 @@ impl Store for MemoryStore {
                 None => break,
             }
         }
-        removed.extend(inner.ttls.iter().take_while(|(at, _)| *at <= now).map(|&(_, s)| s));
+        removed.extend(
+            inner
+                .ttls
+                .iter()
+                .take_while(|(at, _)| *at <= now)
+                .map(|&(_, s)| s),
+        );
         removed.sort_unstable();
         removed.dedup();
         for &seq in &removed {
             inner.remove(seq);
         }
         let by_age = if max_age > 0 {
-            inner.msgs.values().find_map(|m| age_expiry(m.ts, m.ttl, max_age))
+            inner
+                .msgs
+                .values()
+                .find_map(|m| age_expiry(m.ts, m.ttl, max_age))
         } else {
             None
         };
@@ -413,7 +429,11 @@ impl Store for MemoryStore {
             return Ok(inner.msgs.range(start..).count() as u64);
         }
         let all = [">".to_string()];
-        let filters = if filters.is_empty() { &all[..] } else { filters };
+        let filters = if filters.is_empty() {
+            &all[..]
+        } else {
+            filters
+        };
         let mut n = 0;
         inner.each_subject(filters, |_, seqs| {
             n += if last_per_subject {

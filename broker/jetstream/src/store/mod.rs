@@ -27,6 +27,8 @@
 
 pub mod file;
 pub mod memory;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 
@@ -100,8 +102,10 @@ pub struct StoreState {
 }
 
 /// What [`Store::purge`] removes (`$JS.API.STREAM.PURGE`): messages matching `filter`
-/// (all when `None`), below sequence `seq` (when set), except the newest `keep` of each
-/// matching subject (when set). `seq` and `keep` are exclusive, as in nats-server.
+/// (all when `None`, `""` or `>`), below sequence `seq` (when set), except the newest
+/// `keep` of the matching messages taken together (when set; nats-server counts them over
+/// the filter as a whole, not per subject). A `seq` or `keep` of 0 is unset, as in the
+/// JSON request. `seq` and `keep` are exclusive, as in nats-server.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Purge {
     pub filter: Option<String>,
@@ -154,8 +158,9 @@ pub trait Store: Send + Sync + 'static {
     /// `first_seq`, and purges with a sequence beyond the last). No-op if already there.
     fn skip_to(&self, seq: u64) -> Result<(), StoreError>;
 
-    /// Removes one message. `erase` also overwrites its stored bytes (nats-server's
-    /// secure erase; `no_erase: false`). False if it was not present.
+    /// Removes one message. `erase` asks that its stored bytes be overwritten too
+    /// (nats-server's secure erase; `no_erase: false`) where the store can: see each
+    /// implementation. False if it was not present.
     fn remove(&self, seq: u64, erase: bool) -> Result<bool, StoreError>;
 
     /// Removes what `purge` selects; returns how many messages went.
@@ -186,8 +191,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// The message with the highest sequence whose subject matches `filter` (wildcards
     /// allowed), at or below `max_seq` when given.
-    fn load_last(&self, filter: &str, max_seq: Option<u64>)
-    -> Result<Option<StoredMsg>, StoreError>;
+    fn load_last(
+        &self,
+        filter: &str,
+        max_seq: Option<u64>,
+    ) -> Result<Option<StoredMsg>, StoreError>;
 
     /// Message counts per subject for subjects matching `filter` (`>` for all).
     fn subjects(&self, filter: &str) -> Result<BTreeMap<String, u64>, StoreError>;
