@@ -1,0 +1,120 @@
+//! Recovery of a JetStream file store from whatever is on disk: the input becomes the
+//! stream's `stream.redb` (alone, or written over part of a valid store's file), or a
+//! snapshot to restore. Whatever opens is then read, appended to, expired and purged. A
+//! damaged file or snapshot must give an error, never a panic.
+#![no_main]
+
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+use libfuzzer_sys::fuzz_target;
+use natrix_jetstream::store::file::FileStore;
+use natrix_jetstream::store::memory::MemoryStore;
+use natrix_jetstream::store::{Limits, NewMsg, Purge, Store};
+
+const CACHE: usize = 1 << 20;
+
+fn msg(subject: &str, ts: i64) -> NewMsg {
+    NewMsg {
+        subject: subject.to_string(),
+        ts,
+        hdr: Bytes::new(),
+        data: Bytes::from(vec![b'x'; 100]),
+        ttl: (ts % 3 == 0).then_some(1_000),
+    }
+}
+
+/// A valid store's file and a snapshot of it, built once: the bases fuzzed bytes overwrite.
+fn valid() -> &'static (Vec<u8>, Vec<u8>) {
+    static VALID: OnceLock<(Vec<u8>, Vec<u8>)> = OnceLock::new();
+    VALID.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (store, _) = FileStore::open(dir.path(), Limits::default(), CACHE).expect("open");
+        for ts in 0..40 {
+            let subject = ["a.1", "a.2", "b"][ts as usize % 3];
+            store.append(&[msg(subject, ts)]).expect("append");
+        }
+        store.remove(7, false).expect("remove");
+        store
+            .put_meta(&[("config".to_string(), Some(b"{}".to_vec()))])
+            .expect("meta");
+        let mut snapshot = Vec::new();
+        store.snapshot(&mut snapshot).expect("snapshot");
+        drop(store);
+        let file = std::fs::read(dir.path().join("stream.redb")).expect("read");
+        (file, snapshot)
+    })
+}
+
+/// `base` with `patch` written over it at an offset taken from the patch's first bytes.
+fn overwrite(base: &[u8], patch: &[u8]) -> Vec<u8> {
+    let mut out = base.to_vec();
+    let [a, b, c, patch @ ..] = patch else {
+        return out;
+    };
+    let at = u32::from_le_bytes([*a, *b, *c, 0]) as usize % out.len().max(1);
+    let end = (at + patch.len()).min(out.len());
+    out[at..end].copy_from_slice(&patch[..end - at]);
+    out
+}
+
+fn exercise(store: &dyn Store) {
+    let state = store.state();
+    let filters = ["a.*".to_string(), "b".to_string()];
+    let _ = store.load(state.first_seq);
+    let _ = store.load(state.last_seq);
+    let _ = store.load_next(0, &[]);
+    let _ = store.load_next(state.first_seq, &filters);
+    let _ = store.load_last(">", None);
+    let _ = store.load_last("a.1", Some(state.last_seq / 2));
+    let _ = store.subjects(">");
+    let _ = store.num_pending(0, &filters, false);
+    let _ = store.num_pending(state.first_seq + 1, &[], true);
+    let _ = store.seq_for_time(20);
+    let _ = store.meta("");
+    let _ = store.snapshot(&mut std::io::sink());
+    let _ = store.append(&[msg("a.1", i64::MAX / 2)]);
+    let _ = store.expire(i64::MAX / 2 + 500);
+    let _ = store.set_limits(Limits {
+        max_msgs: 10,
+        max_msgs_per_subject: 2,
+        ..Limits::default()
+    });
+    let _ = store.purge(&Purge {
+        filter: Some("a.>".to_string()),
+        keep: Some(1),
+        ..Purge::default()
+    });
+    let _ = store.purge(&Purge::default());
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let (valid_file, valid_snapshot) = valid();
+    match mode % 3 {
+        0 | 1 => {
+            let file = if mode % 3 == 0 {
+                rest.to_vec()
+            } else {
+                overwrite(valid_file, rest)
+            };
+            let dir = tempfile::tempdir().expect("temp dir");
+            std::fs::write(dir.path().join("stream.redb"), &file).expect("write");
+            if let Ok((store, _)) = FileStore::open(dir.path(), Limits::default(), CACHE) {
+                exercise(&store);
+                let _ = store.destroy();
+            }
+        }
+        _ => {
+            let store = MemoryStore::new(Limits::default());
+            if store
+                .restore(&mut overwrite(valid_snapshot, rest).as_slice())
+                .is_ok()
+            {
+                exercise(&store);
+            }
+        }
+    }
+});
