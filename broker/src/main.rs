@@ -12,6 +12,8 @@ use natrix_broker::server::reload;
 use natrix_broker::telemetry::{self, LogConfig, otlp};
 use natrix_config::{Configured, Flags, Options};
 
+mod jetstream_bus;
+
 fn main() -> ExitCode {
     let configured = match natrix_config::flags::configure_from_env() {
         Ok(c) => c,
@@ -144,6 +146,20 @@ fn run(
                 .with_context(|| format!("writing ports file in {dir}"))?;
             files.push(path);
         }
+        let jetstream = if options.jetstream.enabled {
+            let js = natrix_jetstream::JetStream::start(
+                jetstream_bus::config(&options),
+                std::sync::Arc::new(jetstream_bus::CoreBus(server.clone())),
+            )
+            .await
+            .context("starting JetStream")?;
+            server.set_jetstream(Some(std::sync::Arc::new(jetstream_bus::Monitor(
+                js.clone(),
+            ))));
+            Some(js)
+        } else {
+            None
+        };
         let accept = {
             let server = server.clone();
             tokio::spawn(async move { server.accept_loop(listener).await })
@@ -181,6 +197,9 @@ fn run(
         server.wait_shutdown().await;
         tracing::info!("Initiating Shutdown...");
         let _ = accept.await;
+        if let Some(js) = &jetstream {
+            js.shutdown().await;
+        }
         signals.abort();
         reloads.abort();
         if let Some(m) = monitor {

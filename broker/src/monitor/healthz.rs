@@ -27,9 +27,15 @@ pub fn healthz(server: &Server, q: &Query) -> Result<Reply, QueryError> {
     let js_opts = crate::monitor::jsz::HealthOptions {
         js_enabled_only: q.bool("js-enabled-only")?,
         js_server_only: q.bool("js-server-only")?,
-        account: q.get("account").filter(|s| !s.is_empty()).map(str::to_owned),
+        account: q
+            .get("account")
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
         stream: q.get("stream").filter(|s| !s.is_empty()).map(str::to_owned),
-        consumer: q.get("consumer").filter(|s| !s.is_empty()).map(str::to_owned),
+        consumer: q
+            .get("consumer")
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
     };
     if server.is_lame_duck() {
         let status = StatusCode::SERVICE_UNAVAILABLE;

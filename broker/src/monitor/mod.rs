@@ -170,7 +170,9 @@ impl Monitor {
             "/subsz" | "/subscriptionsz" => subsz::subsz(&self.server, &q).map(|s| Reply::json(&s)),
             "/accountz" => accountz::accountz(&self.server, &q),
             "/accstatz" => accountz::accstatz(&self.server, &q).map(|a| Reply::json(&a)),
-            "/jsz" => jsz::JszOptions::from_query(&q).map(|o| Reply::json(&jsz::jsz(&self.server, &o))),
+            "/jsz" => {
+                jsz::JszOptions::from_query(&q).map(|o| Reply::json(&jsz::jsz(&self.server, &o)))
+            }
             "/healthz" => healthz::healthz(&self.server, &q),
             "/metrics" => Ok(Reply::Text(
                 StatusCode::OK,

@@ -21,7 +21,12 @@ use crate::protocol::encode::Delivery;
 
 /// A message entering this server from somewhere other than a client connection.
 pub(crate) struct Inbound<'a> {
+    /// The subject subscribers see.
     pub subject: &'a [u8],
+    /// The subject matched against subscriptions when it differs from `subject`:
+    /// JetStream delivers a stored message to a consumer's deliver subject (or a pull
+    /// request's inbox) under the message's own subject, as nats-server does.
+    pub deliver_to: Option<&'a [u8]>,
     /// The reply subject local clients see.
     pub reply: Option<&'a [u8]>,
     /// The reply subject forwarded on routes, when it differs (a gateway-mapped reply
@@ -44,7 +49,9 @@ pub(crate) fn deliver(
     m: &Inbound<'_>,
     to_flush: &mut Vec<Arc<Outbound>>,
 ) -> u64 {
-    let result = account.sublist.match_subject(m.subject);
+    let result = account
+        .sublist
+        .match_subject(m.deliver_to.unwrap_or(m.subject));
     if result.is_empty() {
         return 0;
     }
@@ -125,7 +132,13 @@ pub(crate) fn deliver(
         } else {
             m.reply
         };
-        let d = Delivery { reply, ..delivery };
+        // Other servers route by the subject they are sent, so a JetStream delivery
+        // travels under its deliver subject.
+        let d = Delivery {
+            subject: m.deliver_to.unwrap_or(m.subject),
+            reply,
+            ..delivery
+        };
         if push_link(&sub.client, account.name(), &d, queues, to_flush) {
             sent += 1;
         }

@@ -113,19 +113,51 @@ impl InternalClient {
 
     fn remove(&self, sub: &Arc<Subscription>) {
         if self.account.sublist.remove(sub).is_ok() {
-            self.server
-                .local_interest(self.account.name(), &sub.subject, sub.queue.as_ref(), false);
+            self.server.local_interest(
+                self.account.name(),
+                &sub.subject,
+                sub.queue.as_ref(),
+                false,
+            );
         }
     }
 
     /// Publishes into the account as the server itself: local subscribers, routes and
     /// leaf nodes get it. `headers` is a complete header block or empty.
     pub fn publish(&self, subject: &str, reply: Option<&str>, headers: &[u8], payload: &[u8]) {
+        self.send(None, subject, reply, headers, payload);
+    }
+
+    /// Delivers to the subscribers of `to` a message they see under `subject` (how
+    /// JetStream hands a stored message to a consumer's deliver subject or a pull
+    /// request's inbox).
+    pub fn deliver(
+        &self,
+        to: &str,
+        subject: &str,
+        reply: Option<&str>,
+        headers: &[u8],
+        payload: &[u8],
+    ) {
+        self.send(Some(to), subject, reply, headers, payload);
+    }
+
+    fn send(
+        &self,
+        to: Option<&str>,
+        subject: &str,
+        reply: Option<&str>,
+        headers: &[u8],
+        payload: &[u8],
+    ) {
+        let to = to.map(str::as_bytes);
+        let reply = reply.map(str::as_bytes);
         if headers.is_empty() {
             self.server.publish_from_server(
                 &self.account,
                 subject.as_bytes(),
-                reply.map(str::as_bytes),
+                to,
+                reply,
                 0,
                 payload,
             );
@@ -136,7 +168,8 @@ impl InternalClient {
             self.server.publish_from_server(
                 &self.account,
                 subject.as_bytes(),
-                reply.map(str::as_bytes),
+                to,
+                reply,
                 headers.len(),
                 &msg,
             );

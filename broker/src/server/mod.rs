@@ -887,21 +887,24 @@ impl Server {
     /// Publishes a message from the server itself into `account` (no reply subject, no
     /// headers): system responses and events, to local subscribers and routes.
     pub(crate) fn publish_internal(&self, account: &Account, subject: &[u8], payload: &[u8]) {
-        self.publish_from_server(account, subject, None, 0, payload);
+        self.publish_from_server(account, subject, None, None, 0, payload);
     }
 
     /// Publishes a message from the server itself into `account`: `msg` is the header
-    /// block (its first `hdr` bytes, 0 for none) followed by the payload.
+    /// block (its first `hdr` bytes, 0 for none) followed by the payload. With
+    /// `deliver_to`, subscribers of that subject get it, under `subject`.
     pub(crate) fn publish_from_server(
         &self,
         account: &Account,
         subject: &[u8],
+        deliver_to: Option<&[u8]>,
         reply: Option<&[u8]>,
         hdr: usize,
         msg: &[u8],
     ) {
         let m = fanout::Inbound {
             subject,
+            deliver_to,
             reply,
             route_reply: None,
             hdr,

@@ -317,7 +317,12 @@ pub fn decode_request<T: DeserializeOwned + Default>(
 pub fn parse_request_value(body: &[u8]) -> Result<Option<Value>, ApiError> {
     let mut merged: Option<Value> = None;
     for v in serde_json::Deserializer::from_slice(body).into_iter::<Value>() {
-        let mut v = v.map_err(errors::invalid_json)?;
+        // Go's decoder reports a truncated body as `unexpected EOF`; other syntax errors
+        // keep serde_json's wording.
+        let mut v = v.map_err(|e| match e.classify() {
+            serde_json::error::Category::Eof => errors::invalid_json("unexpected EOF"),
+            _ => errors::invalid_json(e),
+        })?;
         strip_nulls(&mut v);
         merged = Some(match merged {
             None => v,

@@ -2,5 +2,6 @@
 //! codes, and the handling of each request.
 
 pub mod errors;
+pub mod handlers;
 pub mod json;
 pub mod types;

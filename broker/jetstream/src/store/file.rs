@@ -30,7 +30,7 @@ use redb::{
 };
 
 use super::memory::{
-    PurgeRule, age_expiry, earliest, first_at_or_after, limit, num_deleted, own_expiry,
+    PurgeRule, age_expiry, earliest, first_at_or_after, limit, next_seqs, num_deleted, own_expiry,
     prefix_bounds,
 };
 use super::{
@@ -597,13 +597,14 @@ impl<'t> Tx<'t> {
         Ok(n)
     }
 
-    fn remove_first(&mut self, removed: &mut Vec<u64>) -> Result<(), StoreError> {
+    /// Removes the oldest message; false when there was none.
+    fn remove_first(&mut self, removed: &mut Vec<u64>) -> Result<bool, StoreError> {
         let first = self.msgs.first()?.map(|(k, _)| k.value());
         if let Some(seq) = first {
             self.remove(seq)?;
             removed.push(seq);
         }
-        Ok(())
+        Ok(first.is_some())
     }
 
     fn trim_subject(
@@ -627,14 +628,10 @@ impl<'t> Tx<'t> {
 
     fn trim_totals(&mut self, limits: &Limits, removed: &mut Vec<u64>) -> Result<(), StoreError> {
         if let Some(max) = limit(limits.max_msgs) {
-            while self.c.msgs > max {
-                self.remove_first(removed)?;
-            }
+            while self.c.msgs > max && self.remove_first(removed)? {}
         }
         if let Some(max) = limit(limits.max_bytes) {
-            while self.c.bytes > max && self.c.msgs > 0 {
-                self.remove_first(removed)?;
-            }
+            while self.c.bytes > max && self.remove_first(removed)? {}
         }
         Ok(())
     }
@@ -935,7 +932,7 @@ impl Store for FileStore {
             });
         }
         self.write(None, false, |tx, limits| {
-            let first_seq = tx.c.last_seq + 1;
+            let first_seq = next_seqs(tx.c.last_seq, msgs.len())?;
             let mut removed = Vec::new();
             for m in msgs {
                 let seq = tx.c.last_seq + 1;
@@ -1430,6 +1427,9 @@ pub(super) mod snapshot {
                 return Err(bad(&format!("unknown version {version}")));
             }
             r.last_seq = r.u64()?;
+            if r.last_seq == u64::MAX {
+                return Err(bad("last sequence out of range"));
+            }
             r.last_ts = r.u64()? as i64;
             Ok(r)
         }

@@ -142,22 +142,21 @@ impl Inner {
     /// Removes the oldest messages while over `max_msgs`, then while over `max_bytes`.
     fn trim_totals(&mut self, removed: &mut Vec<u64>) {
         if let Some(max) = limit(self.limits.max_msgs) {
-            while self.msgs.len() as u64 > max {
-                self.remove_first(removed);
-            }
+            while self.msgs.len() as u64 > max && self.remove_first(removed) {}
         }
         if let Some(max) = limit(self.limits.max_bytes) {
-            while self.bytes > max {
-                self.remove_first(removed);
-            }
+            while self.bytes > max && self.remove_first(removed) {}
         }
     }
 
-    fn remove_first(&mut self, removed: &mut Vec<u64>) {
-        if let Some((&seq, _)) = self.msgs.first_key_value() {
+    /// Removes the oldest message; false when there was none.
+    fn remove_first(&mut self, removed: &mut Vec<u64>) -> bool {
+        let first = self.msgs.first_key_value().map(|(&seq, _)| seq);
+        if let Some(seq) = first {
             self.remove(seq);
             removed.push(seq);
         }
+        first.is_some()
     }
 
     /// Enforces every limit over the whole store (after the limits changed).
@@ -236,7 +235,7 @@ impl Inner {
 impl Store for MemoryStore {
     fn append(&self, msgs: &[NewMsg]) -> Result<Appended, StoreError> {
         let mut inner = self.write()?;
-        let first_seq = inner.last_seq + 1;
+        let first_seq = next_seqs(inner.last_seq, msgs.len())?;
         let mut removed = Vec::new();
         for m in msgs {
             let seq = inner.last_seq + 1;
@@ -535,6 +534,15 @@ pub(super) fn own_expiry(ts: Nanos, ttl: Option<i64>) -> Option<Nanos> {
 /// When `max_age` removes a message; never for a TTL of `-1` (nats-server's `never`).
 pub(super) fn age_expiry(ts: Nanos, ttl: Option<i64>, max_age: i64) -> Option<Nanos> {
     (max_age > 0 && ttl != Some(-1)).then(|| ts.saturating_add(max_age))
+}
+
+/// The first of `n` new sequences after `last_seq`, refusing a batch that would reach
+/// `u64::MAX` (which `last_seq + 1` must never overflow past).
+pub(super) fn next_seqs(last_seq: u64, n: usize) -> Result<u64, StoreError> {
+    last_seq
+        .checked_add(n as u64 + 1)
+        .map(|_| last_seq + 1)
+        .ok_or_else(|| StoreError::Io("stream sequence space exhausted".into()))
 }
 
 pub(super) fn earliest<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {

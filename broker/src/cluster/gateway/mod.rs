@@ -668,6 +668,7 @@ pub(crate) fn deliver_from_peer(
             return;
         }
         let m = Inbound {
+            deliver_to: None,
             subject: plain,
             reply,
             route_reply: None,
@@ -702,6 +703,7 @@ pub(crate) fn deliver_from_peer(
         _ => reply,
     };
     let m = Inbound {
+        deliver_to: None,
         subject,
         reply: client_reply,
         route_reply: reply,

@@ -1,0 +1,157 @@
+//! Acknowledgements: the `$JS.ACK.` reply subjects JetStream puts on delivered messages,
+//! and the ack bodies clients send back to them.
+//!
+//! The subject carries everything a client library reads from it (nats-server's v1
+//! form): `$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<ts>.<pending>`.
+//! Clients also parse the v2 form, `$JS.ACK.<domain>.<account hash>.<stream>.<consumer>.
+//! <delivered>.<stream seq>.<consumer seq>.<ts>.<pending>.<random>`, which a server in a
+//! domain sends; both are accepted back.
+
+use std::time::Duration;
+
+/// The tokens of an ack reply subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AckReply {
+    pub stream: String,
+    pub consumer: String,
+    pub delivered: u64,
+    pub stream_seq: u64,
+    pub consumer_seq: u64,
+    pub ts: i64,
+    pub pending: u64,
+}
+
+impl AckReply {
+    /// The v1 subject.
+    pub fn subject(&self) -> String {
+        format!(
+            "$JS.ACK.{}.{}.{}.{}.{}.{}.{}",
+            self.stream,
+            self.consumer,
+            self.delivered,
+            self.stream_seq,
+            self.consumer_seq,
+            self.ts,
+            self.pending
+        )
+    }
+
+    /// Parses a v1 or v2 ack subject.
+    pub fn parse(subject: &str) -> Option<Self> {
+        let t: Vec<&str> = subject.split('.').collect();
+        if t.len() < 2 || t[0] != "$JS" || t[1] != "ACK" {
+            return None;
+        }
+        let rest = match t.len() {
+            9 => &t[2..],
+            // v2: domain and account hash first, a random token last.
+            12 => &t[4..11],
+            _ => return None,
+        };
+        Some(Self {
+            stream: rest[0].to_owned(),
+            consumer: rest[1].to_owned(),
+            delivered: rest[2].parse().ok()?,
+            stream_seq: rest[3].parse().ok()?,
+            consumer_seq: rest[4].parse().ok()?,
+            ts: rest[5].parse().ok()?,
+            pending: rest[6].parse().ok()?,
+        })
+    }
+}
+
+/// What an ack body asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AckKind {
+    /// Empty, `+ACK` or `+OK`.
+    Ack,
+    /// `-NAK`, optionally with a redelivery delay (`-NAK 5s` or `-NAK {"delay":ns}`).
+    Nak(Option<Duration>),
+    /// `+WPI`: still working, restart the ack wait.
+    Progress,
+    /// `+NXT [n | {json}]`: ack and ask for more (a pull request).
+    Next(String),
+    /// `+TERM [reason]`: never redeliver.
+    Term(String),
+}
+
+impl AckKind {
+    /// Parses an ack body; unknown bodies count as a plain ack, as in nats-server.
+    pub fn parse(body: &[u8]) -> Self {
+        let text = String::from_utf8_lossy(body);
+        let text = text.trim();
+        if let Some(rest) = text.strip_prefix("-NAK") {
+            return Self::Nak(parse_delay(rest.trim()));
+        }
+        if text.starts_with("+WPI") {
+            return Self::Progress;
+        }
+        if let Some(rest) = text.strip_prefix("+NXT") {
+            return Self::Next(rest.trim().to_owned());
+        }
+        if let Some(rest) = text.strip_prefix("+TERM") {
+            return Self::Term(rest.trim().to_owned());
+        }
+        Self::Ack
+    }
+}
+
+/// `5s`, `150ms`, a bare number of nanoseconds, or `{"delay": ns}`.
+fn parse_delay(s: &str) -> Option<Duration> {
+    if s.is_empty() {
+        return None;
+    }
+    if s.starts_with('{') {
+        let v: serde_json::Value = serde_json::from_str(s).ok()?;
+        let ns = v.get("delay")?.as_i64()?;
+        return (ns > 0).then(|| Duration::from_nanos(ns.unsigned_abs()));
+    }
+    if let Ok(ns) = s.parse::<i64>() {
+        return (ns > 0).then(|| Duration::from_nanos(ns.unsigned_abs()));
+    }
+    crate::duration::parse(s).filter(|d| !d.is_zero())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_round_trip() {
+        let a = AckReply {
+            stream: "ORDERS".into(),
+            consumer: "C".into(),
+            delivered: 2,
+            stream_seq: 10,
+            consumer_seq: 7,
+            ts: 1_700_000_000_000_000_000,
+            pending: 3,
+        };
+        assert_eq!(AckReply::parse(&a.subject()), Some(a.clone()));
+        let v2 = "$JS.ACK.hub.ACCHASH.ORDERS.C.2.10.7.1700000000000000000.3.xyz";
+        assert_eq!(AckReply::parse(v2), Some(a));
+        assert_eq!(AckReply::parse("$JS.ACK.x"), None);
+        assert_eq!(AckReply::parse("$JS.ACK.S.C.a.1.1.1.1"), None);
+    }
+
+    #[test]
+    fn bodies() {
+        assert_eq!(AckKind::parse(b""), AckKind::Ack);
+        assert_eq!(AckKind::parse(b"+ACK"), AckKind::Ack);
+        assert_eq!(AckKind::parse(b"-NAK"), AckKind::Nak(None));
+        assert_eq!(
+            AckKind::parse(b"-NAK 2s"),
+            AckKind::Nak(Some(Duration::from_secs(2)))
+        );
+        assert_eq!(
+            AckKind::parse(br#"-NAK {"delay":1000000}"#),
+            AckKind::Nak(Some(Duration::from_millis(1)))
+        );
+        assert_eq!(AckKind::parse(b"+WPI"), AckKind::Progress);
+        assert_eq!(AckKind::parse(b"+NXT 5"), AckKind::Next("5".into()));
+        assert_eq!(
+            AckKind::parse(b"+TERM bad data"),
+            AckKind::Term("bad data".into())
+        );
+    }
+}

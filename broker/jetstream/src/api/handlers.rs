@@ -1,0 +1,345 @@
+//! The `$JS.API.>` requests of one account, answered as nats-server answers them: the
+//! request subject names the operation (and the stream or consumer), the body is JSON,
+//! the reply is a JSON response with its `type` and, on failure, an `error` with
+//! nats-server's code, error code and text.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::errors::{self, ApiError};
+use super::json::decode_request;
+use super::types;
+use crate::account::JsAccount;
+use crate::bus::Msg;
+use crate::stream::Call;
+
+/// The subjects the API listens on (nats-server's list): anything else under
+/// `$JS.API.` has no responder, so clients get "no responders" rather than a timeout.
+pub const SUBJECTS: &[&str] = &[
+    "INFO",
+    "STREAM.CREATE.*",
+    "STREAM.UPDATE.*",
+    "STREAM.NAMES",
+    "STREAM.LIST",
+    "STREAM.INFO.*",
+    "STREAM.DELETE.*",
+    "STREAM.PURGE.*",
+    "STREAM.MSG.DELETE.*",
+    "STREAM.MSG.GET.*",
+    "CONSUMER.CREATE.*",
+    "CONSUMER.CREATE.*.>",
+    "CONSUMER.DURABLE.CREATE.*.*",
+    "CONSUMER.NAMES.*",
+    "CONSUMER.LIST.*",
+    "CONSUMER.INFO.*.*",
+    "CONSUMER.DELETE.*.*",
+    "CONSUMER.PAUSE.*.*",
+    "CONSUMER.UNPIN.*.*",
+    "CONSUMER.MSG.NEXT.*.*",
+];
+
+/// Handles one API request (already stripped to `$JS.API.` form).
+pub async fn handle(acc: &Arc<JsAccount>, subject: &str, msg: &Msg) {
+    let Some(reply) = msg.reply.as_deref() else {
+        return;
+    };
+    let Some(op) = subject.strip_prefix("$JS.API.") else {
+        return;
+    };
+    let tokens: Vec<&str> = op.split('.').collect();
+    // Pull requests go straight to their stream: no response envelope, no audit.
+    if let ["CONSUMER", "MSG", "NEXT", stream, consumer] = tokens.as_slice() {
+        acc.pull_request(stream, consumer, msg.clone());
+        return;
+    }
+    acc.js
+        .api_total
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (kind, result) = dispatch(acc, &tokens, &msg.payload).await;
+    let body = match result {
+        Ok(mut v) => {
+            if let Some(o) = v.as_object_mut() {
+                let mut out = serde_json::Map::new();
+                out.insert("type".into(), Value::String(response_type(kind)));
+                out.extend(std::mem::take(o));
+                Value::Object(out)
+            } else {
+                v
+            }
+        }
+        Err(e) => {
+            acc.js
+                .api_errors
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            json!({"type": response_type(kind), "error": e})
+        }
+    };
+    if let Ok(bytes) = super::json::to_vec(&body) {
+        acc.conn.publish(reply, None, &[], &bytes);
+    }
+}
+
+fn response_type(kind: &str) -> String {
+    format!("io.nats.jetstream.api.v1.{kind}_response")
+}
+
+type Answer = (&'static str, Result<Value, ApiError>);
+
+async fn dispatch(acc: &Arc<JsAccount>, t: &[&str], body: &[u8]) -> Answer {
+    let strict = acc.js.config.strict;
+    match t {
+        ["INFO"] => ("account_info", Ok(acc.info())),
+        ["STREAM", "CREATE", name] => (
+            "stream_create",
+            match decode_request::<types::StreamConfig>(body, strict) {
+                Ok(cfg) => acc.create_stream(name, cfg).await,
+                Err(e) => Err(e),
+            },
+        ),
+        ["STREAM", "UPDATE", name] => (
+            "stream_update",
+            match decode_request::<types::StreamConfig>(body, strict) {
+                Ok(cfg) => acc.update_stream(name, cfg).await,
+                Err(e) => Err(e),
+            },
+        ),
+        ["STREAM", "NAMES"] => (
+            "stream_names",
+            match decode_request::<types::StreamNamesRequest>(body, strict) {
+                Ok(req) => Ok(acc.stream_names(&req)),
+                Err(e) => Err(e),
+            },
+        ),
+        ["STREAM", "LIST"] => (
+            "stream_list",
+            match decode_request::<types::StreamNamesRequest>(body, strict) {
+                Ok(req) => Ok(acc.stream_list(&req).await),
+                Err(e) => Err(e),
+            },
+        ),
+        ["STREAM", "INFO", name] => (
+            "stream_info",
+            match decode_request::<types::StreamInfoRequest>(body, strict) {
+                Ok(req) => {
+                    acc.stream_call(
+                        name,
+                        Call::Info {
+                            deleted: req.deleted_details,
+                            subjects: Some(req.subjects_filter).filter(|s| !s.is_empty()),
+                            offset: usize::try_from(req.offset).unwrap_or(0),
+                        },
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            },
+        ),
+        ["STREAM", "DELETE", name] => ("stream_delete", acc.delete_stream(name).await),
+        ["STREAM", "PURGE", name] => (
+            "stream_purge",
+            match decode_request::<types::StreamPurgeRequest>(body, strict) {
+                Ok(req) => {
+                    if req.seq > 0 && req.keep > 0 {
+                        Err(errors::bad_request())
+                    } else {
+                        acc.stream_call(
+                            name,
+                            Call::Purge(crate::store::Purge {
+                                filter: Some(req.filter).filter(|f| !f.is_empty()),
+                                seq: Some(req.seq).filter(|s| *s > 0),
+                                keep: Some(req.keep).filter(|k| *k > 0),
+                            }),
+                        )
+                        .await
+                    }
+                }
+                Err(e) => Err(e),
+            },
+        ),
+        ["STREAM", "MSG", "GET", name] => (
+            "stream_msg_get",
+            match decode_request::<types::MsgGetRequest>(body, strict) {
+                Ok(req) => acc.stream_call(name, Call::GetMsg(req)).await,
+                Err(e) => Err(e),
+            },
+        ),
+        ["STREAM", "MSG", "DELETE", name] => (
+            "stream_msg_delete",
+            match decode_request::<types::MsgDeleteRequest>(body, strict) {
+                Ok(req) => {
+                    acc.stream_call(
+                        name,
+                        Call::DeleteMsg {
+                            seq: req.seq,
+                            no_erase: req.no_erase,
+                        },
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            },
+        ),
+        ["CONSUMER", "CREATE", stream, rest @ ..] => (
+            "consumer_create",
+            consumer_create(
+                acc,
+                stream,
+                rest.first().copied(),
+                &rest.join("."),
+                false,
+                body,
+            )
+            .await,
+        ),
+        ["CONSUMER", "DURABLE", "CREATE", stream, durable] => (
+            "consumer_create",
+            consumer_create(acc, stream, Some(durable), durable, true, body).await,
+        ),
+        ["CONSUMER", "INFO", stream, name] => (
+            "consumer_info",
+            acc.stream_call(stream, Call::ConsumerInfo((*name).to_owned()))
+                .await,
+        ),
+        ["CONSUMER", "DELETE", stream, name] => (
+            "consumer_delete",
+            acc.stream_call(stream, Call::ConsumerDelete((*name).to_owned()))
+                .await,
+        ),
+        ["CONSUMER", "NAMES", stream] => (
+            "consumer_names",
+            match decode_request::<types::ConsumersRequest>(body, strict) {
+                Ok(req) => {
+                    acc.stream_call(
+                        stream,
+                        Call::ConsumerNames {
+                            offset: usize::try_from(req.offset).unwrap_or(0),
+                        },
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            },
+        ),
+        ["CONSUMER", "LIST", stream] => (
+            "consumer_list",
+            match decode_request::<types::ConsumersRequest>(body, strict) {
+                Ok(req) => {
+                    acc.stream_call(
+                        stream,
+                        Call::ConsumerList {
+                            offset: usize::try_from(req.offset).unwrap_or(0),
+                        },
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            },
+        ),
+        ["CONSUMER", "PAUSE", stream, name] => (
+            "consumer_pause",
+            match decode_request::<types::ConsumerPauseRequest>(body, strict) {
+                Ok(req) => {
+                    acc.stream_call(
+                        stream,
+                        Call::ConsumerPause {
+                            name: (*name).to_owned(),
+                            until: Some(req.pause_until).filter(|t| *t != 0),
+                        },
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            },
+        ),
+        ["CONSUMER", "UNPIN", stream, name] => (
+            "consumer_unpin",
+            match decode_request::<types::ConsumerUnpinRequest>(body, strict) {
+                Ok(req) => {
+                    acc.stream_call(
+                        stream,
+                        Call::ConsumerUnpin {
+                            name: (*name).to_owned(),
+                            group: req.group,
+                        },
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            },
+        ),
+        _ => ("system", Err(errors::bad_request())),
+    }
+}
+
+/// `CONSUMER.CREATE.<stream>[.<name>[.<filter>]]` and
+/// `CONSUMER.DURABLE.CREATE.<stream>.<durable>`, with nats-server's checks of the name
+/// and filter in the subject against the request.
+async fn consumer_create(
+    acc: &Arc<JsAccount>,
+    stream: &str,
+    name_in_subject: Option<&str>,
+    rest: &str,
+    durable_api: bool,
+    body: &[u8],
+) -> Result<Value, ApiError> {
+    let req: types::CreateConsumerRequest = decode_request(body, acc.js.config.strict)?;
+    if req.stream_name != stream {
+        return Err(errors::stream_mismatch());
+    }
+    let mut config = req.config;
+    let durable = config.durable_name.clone();
+    let name = config.name.clone();
+    if durable_api {
+        let Some(subj_name) = name_in_subject else {
+            return Err(errors::consumer_durable_name_not_in_subject());
+        };
+        if durable.is_empty() {
+            return Err(errors::consumer_durable_name_not_set());
+        }
+        if durable != subj_name {
+            return Err(errors::consumer_durable_name_not_match_subject());
+        }
+    } else if let Some(subj_name) = name_in_subject {
+        // `.<name>` and optionally `.<filter>` (the filter may hold dots).
+        let filter = rest
+            .strip_prefix(subj_name)
+            .and_then(|f| f.strip_prefix('.'))
+            .filter(|f| !f.is_empty());
+        if !name.is_empty() && name != subj_name {
+            return Err(errors::consumer_create(
+                "consumer name in subject does not match durable name in request",
+            ));
+        }
+        if !durable.is_empty() && durable != subj_name {
+            return Err(errors::consumer_create(
+                "consumer name in subject does not match durable name in request",
+            ));
+        }
+        if let Some(f) = filter {
+            let configured = config.filter_subject.clone();
+            if !config.filter_subjects.is_empty() {
+                return Err(errors::consumer_multiple_filters_not_allowed());
+            }
+            if !configured.is_empty() && configured != f {
+                return Err(errors::consumer_create_filter_subject_mismatch());
+            }
+        }
+        if name.is_empty() {
+            config.name = subj_name.to_owned();
+        }
+    } else if !durable.is_empty() {
+        return Err(errors::consumer_ephemeral_with_durable_name());
+    }
+    if !durable.is_empty() && !name.is_empty() && durable != name {
+        return Err(errors::consumer_create_durable_and_name_mismatch());
+    }
+    acc.stream_call(
+        stream,
+        Call::ConsumerCreate {
+            config: Box::new(config),
+            action: req.action,
+        },
+    )
+    .await
+}

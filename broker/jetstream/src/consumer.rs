@@ -1,0 +1,1012 @@
+//! A consumer: a view on its stream that delivers messages in order and tracks what has
+//! been delivered and acknowledged. Consumers live inside their stream's actor (the
+//! stream owns them, so a delivery never races a purge or an append).
+//!
+//! Push consumers send to `deliver_subject` while someone listens there; pull consumers
+//! send to the reply subject of each waiting `$JS.API.CONSUMER.MSG.NEXT` request. Both
+//! put the `$JS.ACK.` subject on every message (clients read the sequences from it, even
+//! with `ack_policy: none`), redeliver what is not acknowledged within `ack_wait` (or the
+//! `backoff` step), up to `max_deliver` times, and keep `max_ack_pending` in flight.
+//!
+//! State kept across restarts (a record in the stream's store): delivered and ack-floor
+//! sequences, pending messages with their delivery counts. It is written after each
+//! round of changes; an ack that asked for a reply is answered only after that write.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ack::{AckKind, AckReply};
+use crate::api::types::{AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig};
+use crate::bus::{Conn, Msg};
+use crate::headers;
+use crate::store::{Store, StoredMsg};
+use crate::time::now_nanos;
+
+/// Bytes a push consumer with flow control sends between two flow-control requests.
+const FC_EVERY_BYTES: u64 = 256 * 1024;
+/// Bytes a push consumer may send past an unanswered flow-control request.
+const FC_STALL_BYTES: u64 = 2 * 1024 * 1024;
+/// Most messages one delivery round sends for one consumer, so one busy consumer
+/// cannot starve the stream's other work.
+const MAX_ROUND: usize = 10_000;
+
+/// What a consumer reads of its stream.
+pub struct ConsumerCtx<'a> {
+    pub stream: &'a str,
+    pub config: &'a StreamConfig,
+    pub store: &'a dyn Store,
+    pub conn: &'a dyn Conn,
+}
+
+/// The durable part of a consumer's state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedState {
+    pub delivered_consumer: u64,
+    pub delivered_stream: u64,
+    pub ack_floor_consumer: u64,
+    pub ack_floor_stream: u64,
+    /// Stream sequence → (consumer sequence, delivered at, delivery count).
+    pub pending: Vec<(u64, u64, i64, u64)>,
+    /// Sequences still to deliver from a `last_per_subject` start.
+    pub initial: Vec<u64>,
+    /// Stream sequence of the next new message to look at.
+    pub next_seq: u64,
+    pub num_redelivered: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    consumer_seq: u64,
+    /// Nanoseconds since the epoch of the last delivery.
+    delivered_at: i64,
+    deliveries: u64,
+}
+
+/// A waiting pull request.
+#[derive(Debug, Clone)]
+struct PullRequest {
+    reply: String,
+    batch: u64,
+    /// Bytes the request may still take (when `bytes_limited`).
+    max_bytes: u64,
+    bytes_limited: bool,
+    expires: Option<Instant>,
+    no_wait: bool,
+    heartbeat: Option<Duration>,
+    last_sent: Instant,
+    delivered: u64,
+}
+
+pub struct Consumer {
+    pub name: String,
+    pub config: ConsumerConfig,
+    pub created: i64,
+    pub durable: bool,
+    filters: Vec<String>,
+    delivered_consumer: u64,
+    delivered_stream: u64,
+    ack_floor_consumer: u64,
+    ack_floor_stream: u64,
+    next_seq: u64,
+    initial: VecDeque<u64>,
+    pending: BTreeMap<u64, Pending>,
+    /// Due for redelivery, in stream order, with the earliest time each may go again.
+    redeliver: BTreeMap<u64, i64>,
+    num_redelivered: u64,
+    waiting: VecDeque<PullRequest>,
+    /// Messages still to deliver; `None` when it must be recounted.
+    num_pending: Option<u64>,
+    last_active: i64,
+    /// When the consumer last had a client (a pull request, or interest on its deliver
+    /// subject), for `inactive_threshold`.
+    last_seen: Instant,
+    last_delivery: Instant,
+    fc_outstanding: Option<String>,
+    bytes_since_fc: u64,
+    fc_seq: u64,
+    dirty: bool,
+}
+
+impl Consumer {
+    /// A new consumer positioned by its deliver policy on the stream as it is now.
+    pub fn new(name: String, config: ConsumerConfig, ctx: &ConsumerCtx<'_>) -> Self {
+        let filters = filters_of(&config);
+        let state = ctx.store.state();
+        let mut initial = VecDeque::new();
+        let start = match config.deliver_policy {
+            DeliverPolicy::All => state.first_seq.max(1),
+            DeliverPolicy::Last => {
+                let last = if filters.is_empty() {
+                    (state.msgs > 0).then_some(state.last_seq)
+                } else {
+                    filters
+                        .iter()
+                        .filter_map(|f| ctx.store.load_last(f, None).ok().flatten())
+                        .map(|m| m.seq)
+                        .max()
+                };
+                last.unwrap_or(state.last_seq + 1)
+            }
+            DeliverPolicy::New => state.last_seq + 1,
+            DeliverPolicy::ByStartSequence => config.opt_start_seq.max(1),
+            DeliverPolicy::ByStartTime => {
+                let ts = config.opt_start_time.unwrap_or(0);
+                ctx.store.seq_for_time(ts).unwrap_or(state.last_seq + 1)
+            }
+            DeliverPolicy::LastPerSubject => {
+                let pats: Vec<String> = if filters.is_empty() {
+                    vec![">".to_owned()]
+                } else {
+                    filters.clone()
+                };
+                let mut seqs = BTreeSet::new();
+                for f in &pats {
+                    if let Ok(subjects) = ctx.store.subjects(f) {
+                        for s in subjects.keys() {
+                            if let Ok(Some(m)) = ctx.store.load_last(s, None) {
+                                seqs.insert(m.seq);
+                            }
+                        }
+                    }
+                }
+                initial.extend(seqs);
+                state.last_seq + 1
+            }
+        };
+        let now = Instant::now();
+        let first = initial.front().copied().unwrap_or(start);
+        Self {
+            durable: !config.durable_name.is_empty(),
+            name,
+            config,
+            created: now_nanos(),
+            filters,
+            delivered_consumer: 0,
+            delivered_stream: first.saturating_sub(1),
+            ack_floor_consumer: 0,
+            ack_floor_stream: first.saturating_sub(1),
+            next_seq: start,
+            initial,
+            pending: BTreeMap::new(),
+            redeliver: BTreeMap::new(),
+            num_redelivered: 0,
+            waiting: VecDeque::new(),
+            num_pending: None,
+            last_active: 0,
+            last_seen: now,
+            last_delivery: now,
+            fc_outstanding: None,
+            bytes_since_fc: 0,
+            fc_seq: 0,
+            dirty: true,
+        }
+    }
+
+    /// A consumer recovered from its stored config and state.
+    pub fn restore(
+        name: String,
+        config: ConsumerConfig,
+        created: i64,
+        saved: SavedState,
+        ctx: &ConsumerCtx<'_>,
+    ) -> Self {
+        let mut c = Self::new(name, config, ctx);
+        c.created = created;
+        c.delivered_consumer = saved.delivered_consumer;
+        c.delivered_stream = saved.delivered_stream;
+        c.ack_floor_consumer = saved.ack_floor_consumer;
+        c.ack_floor_stream = saved.ack_floor_stream;
+        c.next_seq = saved.next_seq;
+        c.initial = saved.initial.into_iter().collect();
+        c.num_redelivered = saved.num_redelivered;
+        let now = now_nanos();
+        for (sseq, cseq, at, n) in saved.pending {
+            c.pending.insert(
+                sseq,
+                Pending {
+                    consumer_seq: cseq,
+                    delivered_at: at,
+                    deliveries: n,
+                },
+            );
+            // Whatever was in flight at the stop goes out again first.
+            c.redeliver.insert(sseq, now);
+        }
+        c.num_pending = None;
+        c.dirty = false;
+        c
+    }
+
+    fn saved(&self) -> SavedState {
+        SavedState {
+            delivered_consumer: self.delivered_consumer,
+            delivered_stream: self.delivered_stream,
+            ack_floor_consumer: self.ack_floor_consumer,
+            ack_floor_stream: self.ack_floor_stream,
+            pending: self
+                .pending
+                .iter()
+                .map(|(s, p)| (*s, p.consumer_seq, p.delivered_at, p.deliveries))
+                .collect(),
+            initial: self.initial.iter().copied().collect(),
+            next_seq: self.next_seq,
+            num_redelivered: self.num_redelivered,
+        }
+    }
+
+    /// The state to persist, if it changed since the last call.
+    pub fn take_dirty_state(&mut self) -> Option<Vec<u8>> {
+        if !self.dirty {
+            return None;
+        }
+        self.dirty = false;
+        serde_json::to_vec(&self.saved()).ok()
+    }
+
+    pub fn is_push(&self) -> bool {
+        self.deliver_subject().is_some()
+    }
+
+    fn deliver_subject(&self) -> Option<&str> {
+        Some(self.config.deliver_subject.as_str()).filter(|s| !s.is_empty())
+    }
+
+    fn acks(&self) -> bool {
+        self.config.ack_policy != AckPolicy::None
+    }
+
+    /// Whether this consumer's filters take `subject`.
+    pub fn wants_subject(&self, subject: &str) -> bool {
+        self.filters.is_empty()
+            || self
+                .filters
+                .iter()
+                .any(|f| crate::subject::matches(f, subject))
+    }
+
+    /// Whether the message at `seq` has been acknowledged (or needs none).
+    pub fn has_acked(&self, seq: u64) -> bool {
+        seq <= self.ack_floor_stream
+            || (seq <= self.delivered_stream
+                && !self.pending.contains_key(&seq)
+                && !self.initial.contains(&seq))
+    }
+
+    // ---- stream events ----
+
+    /// A message was stored.
+    pub fn on_stored(&mut self, subject: &str, _seq: u64) {
+        if self.wants_subject(subject)
+            && let Some(n) = &mut self.num_pending
+        {
+            *n += 1;
+        }
+    }
+
+    /// Messages were removed (limits, delete, expiry): forget them where pending.
+    pub fn on_removed(&mut self, seqs: &[u64]) {
+        for s in seqs {
+            if self.pending.remove(s).is_some() {
+                self.dirty = true;
+            }
+            self.redeliver.remove(s);
+        }
+        self.initial.retain(|s| !seqs.contains(s));
+        self.num_pending = None;
+        self.update_ack_floor();
+    }
+
+    /// The stream was purged: recount, and drop pending entries that are gone.
+    pub fn on_purged(&mut self) {
+        self.num_pending = None;
+    }
+
+    fn gone_check(&mut self, store: &dyn Store) {
+        let first = store.state().first_seq;
+        let gone: Vec<u64> = self.pending.range(..first).map(|(s, _)| *s).collect();
+        if !gone.is_empty() {
+            self.on_removed(&gone);
+        }
+        if self.next_seq < first {
+            self.next_seq = first;
+        }
+        if self.delivered_stream + 1 < first && self.pending.is_empty() {
+            self.delivered_stream = first - 1;
+            self.ack_floor_stream = first - 1;
+            self.dirty = true;
+        }
+    }
+
+    /// Messages still to deliver (new, not redeliveries), counted exactly.
+    pub fn num_pending(&mut self, store: &dyn Store) -> u64 {
+        if let Some(n) = self.num_pending {
+            return n;
+        }
+        let new = store
+            .num_pending(self.next_seq, &self.filters, false)
+            .unwrap_or(0);
+        let n = new + self.initial.len() as u64;
+        self.num_pending = Some(n);
+        n
+    }
+
+    // ---- delivery ----
+
+    /// Sends what it can: redeliveries first, then new messages, while a target
+    /// (a listener or a waiting request) and `max_ack_pending` room remain.
+    pub fn deliver(&mut self, ctx: &ConsumerCtx<'_>) {
+        if self.is_paused() {
+            return;
+        }
+        self.gone_check(ctx.store);
+        let now = Instant::now();
+        for _ in 0..MAX_ROUND {
+            let target = if let Some(subj) = self.deliver_subject().map(str::to_owned) {
+                if !ctx.conn.has_interest(&subj) {
+                    return;
+                }
+                self.last_seen = now;
+                if let Some(fc) = &self.fc_outstanding
+                    && !fc.is_empty()
+                    && self.bytes_since_fc >= FC_STALL_BYTES
+                {
+                    return;
+                }
+                Target::Push(subj)
+            } else {
+                self.drop_expired(ctx, now);
+                if self.waiting.is_empty() {
+                    return;
+                }
+                Target::Pull
+            };
+            let max_ack_pending = self.config.max_ack_pending;
+            if self.acks() && max_ack_pending > 0 && self.pending.len() as i64 >= max_ack_pending {
+                return;
+            }
+            let Some((msg, redelivery)) = self.next_message(ctx.store) else {
+                // Nothing (more) to send: no-wait requests end here.
+                self.end_no_wait(ctx);
+                return;
+            };
+            if !self.send(ctx, &target, &msg, redelivery) {
+                return;
+            }
+        }
+    }
+
+    /// The next message to send: a due redelivery, else the next new one.
+    fn next_message(&mut self, store: &dyn Store) -> Option<(StoredMsg, bool)> {
+        let now = now_nanos();
+        while let Some((&seq, &not_before)) = self.redeliver.iter().next() {
+            if not_before > now {
+                break;
+            }
+            self.redeliver.remove(&seq);
+            if !self.pending.contains_key(&seq) {
+                continue;
+            }
+            match store.load(seq) {
+                Ok(Some(m)) => return Some((m, true)),
+                _ => {
+                    self.pending.remove(&seq);
+                    self.dirty = true;
+                }
+            }
+        }
+        while let Some(seq) = self.initial.front().copied() {
+            self.initial.pop_front();
+            if let Ok(Some(m)) = store.load(seq) {
+                return Some((m, false));
+            }
+        }
+        let m = store.load_next(self.next_seq, &self.filters).ok()??;
+        self.next_seq = m.seq + 1;
+        Some((m, false))
+    }
+
+    /// Sends one message; false if the target could not take it (it stays queued).
+    fn send(
+        &mut self,
+        ctx: &ConsumerCtx<'_>,
+        target: &Target,
+        m: &StoredMsg,
+        redelivery: bool,
+    ) -> bool {
+        let size = (m.subject.len() + m.hdr.len() + m.data.len()) as u64;
+        let reply_to = match target {
+            Target::Push(subj) => subj.clone(),
+            Target::Pull => {
+                let Some(req) = self.waiting.front_mut() else {
+                    return false;
+                };
+                if req.bytes_limited && size > req.max_bytes {
+                    let hdr = headers::Builder::status(409, "Message Size Exceeds MaxBytes")
+                        .add(headers::PENDING_MESSAGES, req.batch)
+                        .add(headers::PENDING_BYTES, req.max_bytes)
+                        .build();
+                    let reply = req.reply.clone();
+                    self.waiting.pop_front();
+                    ctx.conn.publish(&reply, None, &hdr, &[]);
+                    self.unsend(m, redelivery);
+                    return true;
+                }
+                req.reply.clone()
+            }
+        };
+        let deliveries = if redelivery {
+            self.pending.get(&m.seq).map_or(1, |p| p.deliveries + 1)
+        } else {
+            1
+        };
+        let consumer_seq = if redelivery {
+            self.pending
+                .get(&m.seq)
+                .map_or(self.delivered_consumer + 1, |p| p.consumer_seq)
+        } else {
+            self.delivered_consumer + 1
+        };
+        if !redelivery {
+            self.delivered_consumer = consumer_seq;
+            self.delivered_stream = m.seq;
+            if let Some(n) = &mut self.num_pending {
+                *n = n.saturating_sub(1);
+            }
+        } else {
+            self.num_redelivered += u64::from(deliveries == 2);
+        }
+        let pending = self.num_pending(ctx.store);
+        let ack = AckReply {
+            stream: ctx.stream.to_owned(),
+            consumer: self.name.clone(),
+            delivered: deliveries,
+            stream_seq: m.seq,
+            consumer_seq,
+            ts: m.ts,
+            pending,
+        }
+        .subject();
+        if self.config.headers_only {
+            let hdr = headers::Builder::from_block(&m.hdr)
+                .add(headers::MSG_SIZE, m.data.len())
+                .build();
+            ctx.conn
+                .deliver(&reply_to, &m.subject, Some(&ack), &hdr, &[]);
+        } else {
+            ctx.conn
+                .deliver(&reply_to, &m.subject, Some(&ack), &m.hdr, &m.data);
+        }
+        let now = now_nanos();
+        self.last_active = now;
+        self.last_delivery = Instant::now();
+        if self.acks() {
+            self.pending.insert(
+                m.seq,
+                Pending {
+                    consumer_seq,
+                    delivered_at: now,
+                    deliveries,
+                },
+            );
+        } else {
+            self.update_ack_floor();
+        }
+        self.dirty = true;
+        match target {
+            Target::Push(subj) => {
+                self.bytes_since_fc += size;
+                if self.config.flow_control
+                    && self.fc_outstanding.is_none()
+                    && self.bytes_since_fc >= FC_EVERY_BYTES
+                {
+                    self.fc_seq += 1;
+                    let reply = format!("$JS.FC.{}.{}.{}", ctx.stream, self.name, self.fc_seq);
+                    let hdr = headers::Builder::status(100, "FlowControl Request").build();
+                    ctx.conn.publish(subj, Some(&reply), &hdr, &[]);
+                    self.fc_outstanding = Some(reply);
+                }
+            }
+            Target::Pull => {
+                if let Some(req) = self.waiting.front_mut() {
+                    req.batch = req.batch.saturating_sub(1);
+                    req.delivered += 1;
+                    req.last_sent = Instant::now();
+                    if req.bytes_limited {
+                        req.max_bytes = req.max_bytes.saturating_sub(size);
+                    }
+                    if req.batch == 0 || (req.bytes_limited && req.max_bytes == 0) {
+                        self.waiting.pop_front();
+                    } else {
+                        // Round-robin between waiting requests, as nats-server does.
+                        if let Some(r) = self.waiting.pop_front() {
+                            self.waiting.push_back(r);
+                        }
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// Puts a message taken by `next_message` back (it was not sent).
+    fn unsend(&mut self, m: &StoredMsg, redelivery: bool) {
+        if redelivery {
+            self.redeliver.insert(m.seq, 0);
+        } else if self.initial.is_empty() && m.seq + 1 == self.next_seq {
+            self.next_seq = m.seq;
+        } else {
+            self.initial.push_front(m.seq);
+        }
+    }
+
+    fn drop_expired(&mut self, ctx: &ConsumerCtx<'_>, now: Instant) {
+        let mut i = 0;
+        while i < self.waiting.len() {
+            let r = &self.waiting[i];
+            if r.expires.is_some_and(|e| e <= now) {
+                let hdr = headers::Builder::status(408, "Request Timeout")
+                    .add(headers::PENDING_MESSAGES, r.batch)
+                    .add(headers::PENDING_BYTES, r.max_bytes)
+                    .build();
+                ctx.conn.publish(&r.reply, None, &hdr, &[]);
+                self.waiting.remove(i);
+            } else if !ctx.conn.has_interest(&r.reply) {
+                // The requester is gone.
+                self.waiting.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// No message is available now: no-wait requests end (404 when nats-server sends
+    /// it: no expiry, or something was delivered).
+    fn end_no_wait(&mut self, ctx: &ConsumerCtx<'_>) {
+        let mut keep = VecDeque::with_capacity(self.waiting.len());
+        while let Some(r) = self.waiting.pop_front() {
+            if r.no_wait && (r.expires.is_none() || r.delivered > 0) {
+                let hdr = headers::Builder::status(404, "No Messages").build();
+                ctx.conn.publish(&r.reply, None, &hdr, &[]);
+            } else {
+                keep.push_back(r);
+            }
+        }
+        self.waiting = keep;
+    }
+
+    /// A pull request (`$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>`).
+    pub fn on_next(&mut self, ctx: &ConsumerCtx<'_>, msg: &Msg) {
+        let Some(reply) = msg.reply.as_deref() else {
+            return;
+        };
+        let err = |code: u16, text: &str| {
+            let hdr = headers::Builder::status(code, text).build();
+            ctx.conn.publish(reply, None, &hdr, &[]);
+        };
+        if self.is_push() {
+            err(409, "Consumer is push based");
+            return;
+        }
+        let req = match parse_next(&msg.payload) {
+            Ok(r) => r,
+            Err(e) => {
+                err(400, &format!("Bad Request - {e}"));
+                return;
+            }
+        };
+        let max_batch = self.config.max_batch;
+        if max_batch > 0 && req.batch > max_batch.unsigned_abs() {
+            err(409, &format!("Exceeded MaxRequestBatch of {max_batch}"));
+            return;
+        }
+        let max_expires = self.config.max_expires;
+        if max_expires > 0 && req.expires_ns > max_expires {
+            err(
+                409,
+                &format!(
+                    "Exceeded MaxRequestExpires of {}",
+                    crate::time::go_duration(max_expires)
+                ),
+            );
+            return;
+        }
+        let max_bytes = self.config.max_bytes;
+        if req.max_bytes > 0 && max_bytes > 0 && req.max_bytes > max_bytes.unsigned_abs() {
+            err(409, &format!("Exceeded MaxRequestMaxBytes of {max_bytes}"));
+            return;
+        }
+        self.last_seen = Instant::now();
+        if req.no_wait {
+            let available = self.num_pending(ctx.store) + self.redeliver.len() as u64;
+            if available == 0 && req.expires_ns == 0 {
+                err(404, "No Messages");
+                return;
+            }
+        }
+        let max_waiting = self.config.max_waiting;
+        if max_waiting > 0 && self.waiting.len() as i64 >= max_waiting {
+            if req.heartbeat_ns == 0 {
+                err(409, "Exceeded MaxWaiting");
+            }
+            return;
+        }
+        let now = Instant::now();
+        self.waiting.push_back(PullRequest {
+            reply: reply.to_owned(),
+            batch: req.batch.max(1),
+            max_bytes: req.max_bytes,
+            bytes_limited: req.max_bytes > 0,
+            expires: (req.expires_ns > 0)
+                .then(|| now + Duration::from_nanos(req.expires_ns.unsigned_abs())),
+            no_wait: req.no_wait,
+            heartbeat: (req.heartbeat_ns > 0)
+                .then(|| Duration::from_nanos(req.heartbeat_ns.unsigned_abs())),
+            last_sent: now,
+            delivered: 0,
+        });
+        self.deliver(ctx);
+    }
+
+    /// An ack on one of this consumer's ack subjects. Returns the (sequence, subject)
+    /// pairs that became acknowledged, for interest retention.
+    pub fn on_ack(
+        &mut self,
+        ctx: &ConsumerCtx<'_>,
+        ack: &AckReply,
+        msg: &Msg,
+    ) -> Vec<(u64, String)> {
+        let kind = AckKind::parse(&msg.payload);
+        let mut acked = Vec::new();
+        match kind {
+            AckKind::Ack | AckKind::Next(_) => {
+                if self.config.ack_policy == AckPolicy::All {
+                    let seqs: Vec<u64> = self
+                        .pending
+                        .range(..=ack.stream_seq)
+                        .map(|(s, _)| *s)
+                        .collect();
+                    for s in seqs {
+                        self.pending.remove(&s);
+                        self.redeliver.remove(&s);
+                        acked.push(s);
+                    }
+                } else if self.pending.remove(&ack.stream_seq).is_some() {
+                    self.redeliver.remove(&ack.stream_seq);
+                    acked.push(ack.stream_seq);
+                }
+                if let AckKind::Next(body) = &kind
+                    && let Some(reply) = msg.reply.as_deref()
+                {
+                    let next = Msg {
+                        subject: msg.subject.clone(),
+                        sid: msg.sid,
+                        reply: Some(reply.to_owned()),
+                        headers: bytes::Bytes::new(),
+                        payload: bytes::Bytes::copy_from_slice(body.as_bytes()),
+                    };
+                    self.update_ack_floor();
+                    self.dirty = true;
+                    self.on_next(ctx, &next);
+                }
+            }
+            AckKind::Nak(delay) => {
+                if self.pending.contains_key(&ack.stream_seq) {
+                    let at = delay.map_or(0, |d| {
+                        now_nanos() + i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+                    });
+                    self.redeliver.insert(ack.stream_seq, at);
+                }
+            }
+            AckKind::Progress => {
+                if let Some(p) = self.pending.get_mut(&ack.stream_seq) {
+                    p.delivered_at = now_nanos();
+                }
+            }
+            AckKind::Term(reason) => {
+                if self.pending.remove(&ack.stream_seq).is_some() {
+                    self.redeliver.remove(&ack.stream_seq);
+                    acked.push(ack.stream_seq);
+                    self.advisory_terminated(ctx, ack, &reason);
+                }
+            }
+        }
+        if acked.is_empty() {
+            return Vec::new();
+        }
+        self.update_ack_floor();
+        self.dirty = true;
+        acked
+            .into_iter()
+            .map(|s| {
+                let subject = ctx
+                    .store
+                    .load(s)
+                    .ok()
+                    .flatten()
+                    .map(|m| m.subject)
+                    .unwrap_or_default();
+                (s, subject)
+            })
+            .collect()
+    }
+
+    fn advisory_terminated(&self, ctx: &ConsumerCtx<'_>, ack: &AckReply, reason: &str) {
+        let body = serde_json::json!({
+            "type": "io.nats.jetstream.advisory.v1.terminated",
+            "id": crate::time::nuid(),
+            "timestamp": crate::time::rfc3339(now_nanos()),
+            "stream": ctx.stream,
+            "consumer": self.name,
+            "consumer_seq": ack.consumer_seq,
+            "stream_seq": ack.stream_seq,
+            "deliveries": ack.delivered,
+            "reason": reason,
+        });
+        if let Ok(b) = serde_json::to_vec(&body) {
+            ctx.conn.publish(
+                &format!(
+                    "$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.{}.{}",
+                    ctx.stream, self.name
+                ),
+                None,
+                &[],
+                &b,
+            );
+        }
+    }
+
+    /// A reply to one of our flow-control requests.
+    pub fn on_flow_control_reply(&mut self, subject: &str) {
+        if self.fc_outstanding.as_deref() == Some(subject) {
+            self.fc_outstanding = None;
+            self.bytes_since_fc = 0;
+        }
+    }
+
+    fn update_ack_floor(&mut self) {
+        match self.pending.iter().next() {
+            None => {
+                if self.initial.is_empty() {
+                    self.ack_floor_stream = self.delivered_stream;
+                    self.ack_floor_consumer = self.delivered_consumer;
+                }
+            }
+            Some((&sseq, p)) => {
+                self.ack_floor_stream = sseq.saturating_sub(1);
+                self.ack_floor_consumer = p.consumer_seq.saturating_sub(1);
+            }
+        }
+    }
+
+    /// Timers: redeliveries whose ack wait passed, pull request expiry and heartbeats,
+    /// push heartbeats, inactivity. True if the consumer should be deleted (inactive).
+    pub fn on_tick(&mut self, ctx: &ConsumerCtx<'_>, now: Instant) -> bool {
+        let now_ns = now_nanos();
+        if self.acks() {
+            let mut expired = Vec::new();
+            for (seq, p) in &self.pending {
+                if self.redeliver.contains_key(seq) {
+                    continue;
+                }
+                let wait = self.ack_wait_for(p.deliveries);
+                if p.delivered_at + wait <= now_ns {
+                    expired.push((*seq, p.deliveries));
+                }
+            }
+            for (seq, deliveries) in expired {
+                let max = self.config.max_deliver;
+                if max > 0 && deliveries >= max.unsigned_abs() {
+                    // Delivered as often as allowed: stop trying, as nats-server does.
+                    self.pending.remove(&seq);
+                    self.dirty = true;
+                    self.advisory_max_deliveries(ctx, seq, deliveries);
+                } else {
+                    self.redeliver.insert(seq, now_ns);
+                }
+            }
+            self.update_ack_floor();
+        }
+        if !self.is_push() {
+            self.drop_expired(ctx, now);
+            for r in &mut self.waiting {
+                if let Some(hb) = r.heartbeat
+                    && now.duration_since(r.last_sent) >= hb
+                {
+                    let hdr = headers::Builder::status(100, "Idle Heartbeat").build();
+                    ctx.conn.publish(&r.reply, None, &hdr, &[]);
+                    r.last_sent = now;
+                }
+            }
+            if !self.waiting.is_empty() {
+                self.last_seen = now;
+            }
+        } else if let Some(subj) = self.deliver_subject().map(str::to_owned) {
+            let hb = self.config.idle_heartbeat;
+            if ctx.conn.has_interest(&subj) {
+                self.last_seen = now;
+                if hb > 0
+                    && now.duration_since(self.last_delivery)
+                        >= Duration::from_nanos(hb.unsigned_abs())
+                {
+                    let mut b = headers::Builder::status(100, "Idle Heartbeat")
+                        .add(headers::LAST_CONSUMER, self.delivered_consumer)
+                        .add(headers::LAST_STREAM, self.delivered_stream);
+                    if let Some(fc) = &self.fc_outstanding {
+                        b = b.add(headers::CONSUMER_STALLED, fc);
+                    }
+                    ctx.conn.publish(&subj, None, &b.build(), &[]);
+                    self.last_delivery = now;
+                }
+            }
+        }
+        let threshold = self.config.inactive_threshold;
+        threshold > 0
+            && now.duration_since(self.last_seen) >= Duration::from_nanos(threshold.unsigned_abs())
+    }
+
+    fn ack_wait_for(&self, deliveries: u64) -> i64 {
+        let backoff = &self.config.backoff;
+        if !backoff.is_empty() {
+            let i = usize::try_from(deliveries.saturating_sub(1))
+                .unwrap_or(usize::MAX)
+                .min(backoff.len() - 1);
+            return backoff[i];
+        }
+        self.config.ack_wait
+    }
+
+    fn advisory_max_deliveries(&self, ctx: &ConsumerCtx<'_>, seq: u64, deliveries: u64) {
+        let body = serde_json::json!({
+            "type": "io.nats.jetstream.advisory.v1.max_deliver",
+            "id": crate::time::nuid(),
+            "timestamp": crate::time::rfc3339(now_nanos()),
+            "stream": ctx.stream,
+            "consumer": self.name,
+            "stream_seq": seq,
+            "deliveries": deliveries,
+        });
+        if let Ok(b) = serde_json::to_vec(&body) {
+            ctx.conn.publish(
+                &format!(
+                    "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{}.{}",
+                    ctx.stream, self.name
+                ),
+                None,
+                &[],
+                &b,
+            );
+        }
+    }
+
+    /// The consumer is being deleted: tell waiting pull requests.
+    pub fn on_deleted(&mut self, conn: &dyn Conn) {
+        for r in self.waiting.drain(..) {
+            let hdr = headers::Builder::status(409, "Consumer Deleted").build();
+            conn.publish(&r.reply, None, &hdr, &[]);
+        }
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.config.pause_until.is_some_and(|t| t > now_nanos())
+    }
+
+    /// Replaces the config with an allowed update.
+    pub fn update(&mut self, config: ConsumerConfig) {
+        self.filters = filters_of(&config);
+        self.config = config;
+        self.num_pending = None;
+        self.dirty = true;
+    }
+
+    // ---- info ----
+
+    pub fn info(&mut self, ctx: &ConsumerCtx<'_>) -> crate::api::types::ConsumerInfo {
+        use crate::api::types::{ConsumerInfo, SequenceInfo};
+        let num_pending = self.num_pending(ctx.store);
+        let pause_remaining = self
+            .config
+            .pause_until
+            .map_or(0, |t| (t - now_nanos()).max(0));
+        ConsumerInfo {
+            stream_name: ctx.stream.to_owned(),
+            name: self.name.clone(),
+            created: self.created,
+            config: Some(self.config.clone()),
+            delivered: SequenceInfo {
+                consumer_seq: self.delivered_consumer,
+                stream_seq: self.delivered_stream,
+                last_active: (self.last_active > 0).then_some(self.last_active),
+            },
+            ack_floor: SequenceInfo {
+                consumer_seq: self.ack_floor_consumer,
+                stream_seq: self.ack_floor_stream,
+                last_active: None,
+            },
+            num_ack_pending: self.pending.len() as i64,
+            num_redelivered: i64::try_from(self.num_redelivered).unwrap_or(i64::MAX),
+            num_waiting: self.waiting.len() as i64,
+            num_pending,
+            push_bound: self
+                .deliver_subject()
+                .is_some_and(|s| ctx.conn.has_interest(s)),
+            paused: pause_remaining > 0,
+            pause_remaining,
+            ts: now_nanos(),
+            ..ConsumerInfo::default()
+        }
+    }
+}
+
+enum Target {
+    Push(String),
+    Pull,
+}
+
+/// The filter subjects of a config (`filter_subject` or `filter_subjects`).
+pub fn filters_of(c: &ConsumerConfig) -> Vec<String> {
+    let mut f: Vec<String> = c.filter_subjects.clone();
+    if !c.filter_subject.is_empty() {
+        f.push(c.filter_subject.clone());
+    }
+    f.retain(|s| !s.is_empty() && s != ">");
+    f
+}
+
+/// A pull request body: empty (batch 1), a bare number, or JSON.
+struct NextRequest {
+    batch: u64,
+    expires_ns: i64,
+    max_bytes: u64,
+    no_wait: bool,
+    heartbeat_ns: i64,
+}
+
+fn parse_next(body: &[u8]) -> Result<NextRequest, String> {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    let mut r = NextRequest {
+        batch: 1,
+        expires_ns: 0,
+        max_bytes: 0,
+        no_wait: false,
+        heartbeat_ns: 0,
+    };
+    if text.is_empty() {
+        return Ok(r);
+    }
+    if let Ok(n) = text.parse::<u64>() {
+        r.batch = n.max(1);
+        return Ok(r);
+    }
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let int = |k: &str| v.get(k).and_then(serde_json::Value::as_i64).unwrap_or(0);
+    r.batch = u64::try_from(int("batch")).unwrap_or(0).max(1);
+    r.expires_ns = int("expires").max(0);
+    r.max_bytes = u64::try_from(int("max_bytes")).unwrap_or(0);
+    r.no_wait = v
+        .get("no_wait")
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false);
+    r.heartbeat_ns = int("idle_heartbeat").max(0);
+    if r.heartbeat_ns > 0 && r.expires_ns > 0 && r.heartbeat_ns * 2 > r.expires_ns {
+        return Err("heartbeat value too large".into());
+    }
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_request_bodies() {
+        assert_eq!(parse_next(b"").map(|r| r.batch), Ok(1));
+        assert_eq!(parse_next(b"10").map(|r| r.batch), Ok(10));
+        let r = parse_next(br#"{"batch":5,"expires":1000000000,"no_wait":true}"#).expect("json");
+        assert_eq!((r.batch, r.expires_ns, r.no_wait), (5, 1_000_000_000, true));
+        assert!(parse_next(b"{bad").is_err());
+        assert!(parse_next(br#"{"expires":1000,"idle_heartbeat":900}"#).is_err());
+    }
+}

@@ -1,0 +1,1006 @@
+//! One stream: an actor task that owns the stream's store, its consumers and its
+//! configuration, and serialises everything that touches them.
+//!
+//! The write path is "propose, then apply", so that a Raft log can slot in between later:
+//! publishes that arrive while a commit is in flight are validated against the stream's
+//! state (expected-sequence headers, de-duplication, discard-new limits) and gathered into
+//! one batch; the batch is appended to the store in one durable commit; only then are the
+//! publishers acknowledged and the consumers woken. A failed commit acknowledges nothing
+//! and leaves the state as it was (nothing is half-stored).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::RwLock;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::api::errors::{self, ApiError};
+use crate::api::types::{DiscardPolicy, PubAck, RetentionPolicy, StreamConfig, StreamState};
+use crate::bus::{Conn, Msg};
+use crate::consumer::{Consumer, ConsumerCtx};
+use crate::headers;
+use crate::store::{Limits, NewMsg, Purge, Store, StoreError};
+use crate::time::now_nanos;
+
+/// The consumers' view of their stream, borrowed field by field so the consumers map
+/// can be borrowed mutably beside it.
+macro_rules! ctx {
+    ($s:expr) => {
+        ConsumerCtx {
+            stream: &$s.name,
+            config: &$s.config,
+            store: $s.store.as_ref(),
+            conn: $s.conn.as_ref(),
+        }
+    };
+}
+
+/// Most messages one commit takes; more wait for the next one.
+const MAX_BATCH: usize = 4096;
+/// Bytes one commit takes at most (payloads and headers).
+const MAX_BATCH_BYTES: usize = 8 << 20;
+
+/// What the stream actor is asked to do.
+pub enum Cmd {
+    /// A message on one of the stream's subjects.
+    Publish(Msg),
+    /// A message on `$JS.ACK.<stream>.>` or a flow-control reply.
+    Ack(Msg),
+    /// A direct get (`$JS.API.DIRECT.GET.<stream>[.<subject>]`).
+    DirectGet(Msg),
+    /// A pull request for one of its consumers.
+    Next { consumer: String, msg: Msg },
+    /// An API call, answered on the oneshot.
+    Call(Call, oneshot::Sender<Result<serde_json::Value, ApiError>>),
+    /// Stop the actor (server shutdown, or the stream deleted).
+    Stop {
+        delete: bool,
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// API calls the stream answers itself.
+pub enum Call {
+    Info {
+        deleted: bool,
+        subjects: Option<String>,
+        offset: usize,
+    },
+    Update(Box<StreamConfig>),
+    Purge(Purge),
+    GetMsg(crate::api::types::MsgGetRequest),
+    DeleteMsg {
+        seq: u64,
+        no_erase: bool,
+    },
+    ConsumerCreate {
+        config: Box<crate::api::types::ConsumerConfig>,
+        action: crate::api::types::ConsumerAction,
+    },
+    ConsumerInfo(String),
+    ConsumerDelete(String),
+    ConsumerList {
+        offset: usize,
+    },
+    ConsumerNames {
+        offset: usize,
+    },
+    ConsumerPause {
+        name: String,
+        until: Option<i64>,
+    },
+    ConsumerUnpin {
+        name: String,
+        group: String,
+    },
+}
+
+/// What other tasks may read without asking the actor: kept current by it.
+#[derive(Debug)]
+pub struct Shared {
+    pub config: StreamConfig,
+    pub state: crate::store::StoreState,
+    pub consumers: usize,
+}
+
+/// A running stream as its account sees it.
+pub struct StreamHandle {
+    pub name: String,
+    pub tx: mpsc::UnboundedSender<Cmd>,
+    pub shared: Arc<RwLock<Shared>>,
+}
+
+impl StreamHandle {
+    /// Sends an API call and waits for the answer.
+    pub async fn call(&self, call: Call) -> Result<serde_json::Value, ApiError> {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Cmd::Call(call, tx)).is_err() {
+            return Err(errors::stream_not_found());
+        }
+        rx.await.unwrap_or_else(|_| Err(errors::stream_not_found()))
+    }
+}
+
+/// The actor.
+pub struct Stream {
+    pub name: String,
+    pub config: StreamConfig,
+    pub created: i64,
+    pub store: Arc<dyn Store>,
+    pub conn: Arc<dyn Conn>,
+    pub domain: Option<String>,
+    pub shared: Arc<RwLock<Shared>>,
+    /// The subscriptions on the stream's subjects.
+    subject_sids: Vec<u64>,
+    /// `Nats-Msg-Id` → (sequence, time stored), for the duplicate window.
+    dedupe: HashMap<String, (u64, i64)>,
+    dedupe_order: VecDeque<(i64, String)>,
+    last_msg_id: String,
+    pub consumers: BTreeMap<String, Consumer>,
+    /// When the store has messages to expire next.
+    next_expiry: Option<i64>,
+    /// The server's `max_pending`: the default byte budget of a direct-get batch.
+    pub max_pending: usize,
+    /// The server's JetStream limits, for consumer defaults.
+    pub limits: crate::validate::ServerLimits,
+}
+
+/// One publish that passed its checks, waiting for the commit.
+struct Proposed {
+    msg: NewMsg,
+    reply: Option<String>,
+    msg_id: Option<String>,
+    rollup: Option<Rollup>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rollup {
+    Subject,
+    All,
+}
+
+impl Stream {
+    /// Builds the actor for an opened store; `subscribe` it with [`Stream::start`].
+    pub fn new(
+        config: StreamConfig,
+        created: i64,
+        store: Arc<dyn Store>,
+        conn: Arc<dyn Conn>,
+        domain: Option<String>,
+    ) -> Self {
+        let state = store.state();
+        let shared = Arc::new(RwLock::new(Shared {
+            config: config.clone(),
+            state,
+            consumers: 0,
+        }));
+        Self {
+            name: config.name.clone(),
+            config,
+            created,
+            store,
+            conn,
+            domain,
+            shared,
+            subject_sids: Vec::new(),
+            dedupe: HashMap::new(),
+            dedupe_order: VecDeque::new(),
+            last_msg_id: String::new(),
+            consumers: BTreeMap::new(),
+            next_expiry: None,
+            max_pending: 64 << 20,
+            limits: crate::validate::ServerLimits::default(),
+        }
+    }
+
+    /// The subjects the stream captures: its configured subjects, or its name.
+    pub fn subjects(config: &StreamConfig) -> Vec<String> {
+        if config.subjects.is_empty() && config.mirror.is_none() && config.sources.is_empty() {
+            vec![config.name.clone()]
+        } else {
+            config.subjects.clone()
+        }
+    }
+
+    /// Subscribes the stream's subjects and its ack/flow-control/direct-get subjects.
+    /// Returns the sids that carry acks and direct gets (the rest carry publishes).
+    pub fn subscribe(&mut self) -> Result<SidRoles, ApiError> {
+        let mut roles = SidRoles::default();
+        for s in Self::subjects(&self.config) {
+            let sid = self
+                .conn
+                .subscribe(&s, None)
+                .map_err(|e| errors::stream_create(e.to_string()))?;
+            self.subject_sids.push(sid);
+        }
+        let ack = self
+            .conn
+            .subscribe(&format!("$JS.ACK.{}.>", self.name), None)
+            .map_err(|e| errors::stream_create(e.to_string()))?;
+        roles.acks.push(ack);
+        let fc = self
+            .conn
+            .subscribe(&format!("$JS.FC.{}.>", self.name), None)
+            .map_err(|e| errors::stream_create(e.to_string()))?;
+        roles.acks.push(fc);
+        if self.config.allow_direct {
+            for s in [
+                format!("$JS.API.DIRECT.GET.{}", self.name),
+                format!("$JS.API.DIRECT.GET.{}.>", self.name),
+            ] {
+                let sid = self
+                    .conn
+                    .subscribe(&s, None)
+                    .map_err(|e| errors::stream_create(e.to_string()))?;
+                roles.direct.push(sid);
+            }
+        }
+        Ok(roles)
+    }
+
+    fn unsubscribe_subjects(&mut self) {
+        for sid in self.subject_sids.drain(..) {
+            self.conn.unsubscribe(sid);
+        }
+    }
+
+    /// Runs the actor until it is stopped.
+    pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) {
+        self.refresh_expiry();
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let cmd = tokio::select! {
+                c = rx.recv() => c,
+                _ = tick.tick() => {
+                    self.on_tick().await;
+                    continue;
+                }
+            };
+            let Some(first) = cmd else { break };
+            let mut batch: Vec<Msg> = Vec::new();
+            let mut batch_bytes = 0usize;
+            let mut next = Some(first);
+            let mut stop = None;
+            while let Some(cmd) = next.take() {
+                match cmd {
+                    Cmd::Publish(m) => {
+                        batch_bytes += m.payload.len() + m.headers.len();
+                        batch.push(m);
+                        if batch.len() >= MAX_BATCH || batch_bytes >= MAX_BATCH_BYTES {
+                            self.ingest(std::mem::take(&mut batch)).await;
+                            batch_bytes = 0;
+                        }
+                    }
+                    Cmd::Stop { delete, done } => {
+                        stop = Some((delete, done));
+                        break;
+                    }
+                    other => {
+                        if !batch.is_empty() {
+                            self.ingest(std::mem::take(&mut batch)).await;
+                            batch_bytes = 0;
+                        }
+                        self.handle(other).await;
+                    }
+                }
+                next = rx.try_recv().ok();
+            }
+            if !batch.is_empty() {
+                self.ingest(batch).await;
+            }
+            self.deliver_all();
+            self.persist_consumers().await;
+            self.publish_shared();
+            if let Some((delete, done)) = stop {
+                self.shutdown(delete).await;
+                let _ = done.send(());
+                return;
+            }
+        }
+        self.shutdown(false).await;
+    }
+
+    async fn shutdown(&mut self, delete: bool) {
+        self.unsubscribe_subjects();
+        self.persist_consumers().await;
+        if delete {
+            let store = self.store.clone();
+            if let Err(e) = blocking(move || store.destroy()).await {
+                tracing::error!(stream = %self.name, "removing the stream's store: {e}");
+            }
+        }
+    }
+
+    /// Keeps what other tasks read (`/jsz`, stream lists) current.
+    fn publish_shared(&self) {
+        let mut s = self.shared.write();
+        s.state = self.store.state();
+        s.consumers = self.consumers.len();
+        s.config.clone_from(&self.config);
+    }
+
+    async fn on_tick(&mut self) {
+        let now = now_nanos();
+        if self.next_expiry.is_some_and(|t| t <= now) {
+            let store = self.store.clone();
+            match blocking(move || store.expire(now)).await {
+                Ok((removed, next)) => {
+                    self.next_expiry = next;
+                    if !removed.is_empty() {
+                        self.on_removed(&removed);
+                    }
+                }
+                Err(e) => tracing::error!(stream = %self.name, "expiring messages: {e}"),
+            }
+        }
+        self.trim_dedupe(now);
+        let mut expired = Vec::new();
+        let ctx = ctx!(self);
+        for (name, c) in &mut self.consumers {
+            if c.on_tick(&ctx, Instant::now()) {
+                expired.push(name.clone());
+            }
+        }
+        for name in expired {
+            tracing::debug!(stream = %self.name, consumer = %name, "ephemeral consumer inactive, deleting");
+            self.delete_consumer(&name).await;
+        }
+        self.deliver_all();
+        self.persist_consumers().await;
+        self.publish_shared();
+    }
+
+    fn refresh_expiry(&mut self) {
+        if self.config.max_age > 0 || self.config.allow_msg_ttl {
+            // Ask the store on the next tick; it answers with the next deadline.
+            self.next_expiry = Some(0);
+        } else {
+            self.next_expiry = None;
+        }
+    }
+
+    fn trim_dedupe(&mut self, now: i64) {
+        let window = self.config.duplicate_window;
+        while let Some((ts, id)) = self.dedupe_order.front() {
+            if now - *ts <= window {
+                break;
+            }
+            if self.dedupe.get(id).is_some_and(|(_, t)| t == ts) {
+                self.dedupe.remove(id);
+            }
+            self.dedupe_order.pop_front();
+        }
+    }
+
+    /// Checks and stores a batch of publishes (see the module documentation).
+    async fn ingest(&mut self, batch: Vec<Msg>) {
+        let mut proposed: Vec<Proposed> = Vec::with_capacity(batch.len());
+        let state = self.store.state();
+        let mut last_seq = state.last_seq;
+        let mut msgs = state.msgs;
+        let mut bytes = state.bytes;
+        let mut last_ts = state.last_ts;
+        let mut batch_ids: HashMap<String, u64> = HashMap::new();
+        let mut batch_subjects: HashMap<String, u64> = HashMap::new();
+        let mut last_msg_id = self.last_msg_id.clone();
+        for m in batch {
+            match self.check(
+                &m,
+                last_seq,
+                msgs,
+                bytes,
+                &last_msg_id,
+                &batch_ids,
+                &batch_subjects,
+            ) {
+                Check::Store {
+                    msg_id,
+                    rollup,
+                    ttl,
+                } => {
+                    last_seq += 1;
+                    msgs += 1;
+                    bytes += crate::store::msg_size(&m.subject, &m.headers, &m.payload);
+                    let ts = now_nanos().max(last_ts);
+                    last_ts = ts;
+                    if let Some(id) = &msg_id {
+                        batch_ids.insert(id.clone(), last_seq);
+                        last_msg_id.clone_from(id);
+                    }
+                    batch_subjects.insert(m.subject.clone(), last_seq);
+                    proposed.push(Proposed {
+                        msg: NewMsg {
+                            subject: m.subject,
+                            ts,
+                            hdr: m.headers,
+                            data: m.payload,
+                            ttl,
+                        },
+                        reply: m.reply,
+                        msg_id,
+                        rollup,
+                    });
+                    if rollup.is_some() {
+                        // A rollup purges what came before it: commit up to it first.
+                        self.commit(std::mem::take(&mut proposed)).await;
+                        let state = self.store.state();
+                        last_seq = state.last_seq;
+                        msgs = state.msgs;
+                        bytes = state.bytes;
+                        batch_subjects.clear();
+                    }
+                }
+                Check::Duplicate(seq) => {
+                    if let Some(reply) = &m.reply {
+                        self.pub_ack(reply, seq, true);
+                    }
+                }
+                Check::Reject(e) => {
+                    if let Some(reply) = &m.reply {
+                        self.pub_err(reply, &e);
+                    }
+                }
+            }
+        }
+        if !proposed.is_empty() {
+            self.commit(proposed).await;
+        }
+    }
+
+    /// Appends `proposed` in one durable commit, then acknowledges.
+    async fn commit(&mut self, proposed: Vec<Proposed>) {
+        let new: Vec<NewMsg> = proposed.iter().map(|p| p.msg.clone()).collect();
+        let store = self.store.clone();
+        let result = blocking(move || store.append(&new)).await;
+        match result {
+            Ok(appended) => {
+                for (seq, p) in (appended.first_seq..).zip(proposed.iter()) {
+                    if let Some(id) = &p.msg_id {
+                        self.dedupe.insert(id.clone(), (seq, p.msg.ts));
+                        self.dedupe_order.push_back((p.msg.ts, id.clone()));
+                        self.last_msg_id.clone_from(id);
+                    }
+                    if let Some(r) = p.rollup {
+                        let purge = match r {
+                            Rollup::Subject => Purge {
+                                filter: Some(p.msg.subject.clone()),
+                                seq: Some(seq),
+                                keep: None,
+                            },
+                            Rollup::All => Purge {
+                                filter: None,
+                                seq: Some(seq),
+                                keep: None,
+                            },
+                        };
+                        let store = self.store.clone();
+                        if let Err(e) = blocking(move || store.purge(&purge)).await {
+                            tracing::error!(stream = %self.name, "rollup purge: {e}");
+                        }
+                        for c in self.consumers.values_mut() {
+                            c.on_purged();
+                        }
+                    }
+                    if let Some(reply) = &p.reply {
+                        self.pub_ack(reply, seq, false);
+                    }
+                    self.republish(&p.msg, seq);
+                    for c in self.consumers.values_mut() {
+                        c.on_stored(&p.msg.subject, seq);
+                    }
+                }
+                if !appended.removed.is_empty() {
+                    self.on_removed(&appended.removed);
+                }
+                if self.config.retention != RetentionPolicy::Limits {
+                    self.drop_uninteresting(appended.first_seq, &proposed);
+                }
+                if proposed.iter().any(|p| p.msg.ttl.is_some()) {
+                    self.next_expiry = Some(0);
+                }
+            }
+            Err(e) => {
+                tracing::error!(stream = %self.name, "storing {} messages failed: {e}", proposed.len());
+                let err = store_error(&e);
+                for p in &proposed {
+                    if let Some(reply) = &p.reply {
+                        self.pub_err(reply, &err);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Interest and work-queue streams keep a message only while a consumer wants it.
+    fn drop_uninteresting(&mut self, first_seq: u64, proposed: &[Proposed]) {
+        let mut gone = Vec::new();
+        for (i, p) in proposed.iter().enumerate() {
+            let seq = first_seq + i as u64;
+            if !self
+                .consumers
+                .values()
+                .any(|c| c.wants_subject(&p.msg.subject))
+            {
+                gone.push(seq);
+            }
+        }
+        self.remove_quietly(&gone);
+    }
+
+    fn remove_quietly(&mut self, seqs: &[u64]) {
+        for &seq in seqs {
+            match self.store.remove(seq, false) {
+                Ok(_) => {}
+                Err(e) => tracing::error!(stream = %self.name, seq, "removing a message: {e}"),
+            }
+        }
+        if !seqs.is_empty() {
+            self.on_removed(seqs);
+        }
+    }
+
+    /// Tells the consumers which messages the store no longer has.
+    fn on_removed(&mut self, seqs: &[u64]) {
+        for c in self.consumers.values_mut() {
+            c.on_removed(seqs);
+        }
+    }
+
+    fn republish(&self, msg: &NewMsg, seq: u64) {
+        let Some(rp) = &self.config.republish else {
+            return;
+        };
+        let src = if rp.src.is_empty() {
+            ">"
+        } else {
+            rp.src.as_str()
+        };
+        if !crate::subject::matches(src, &msg.subject) {
+            return;
+        }
+        let Some(dest) = crate::transform::apply(src, &rp.dest, &msg.subject) else {
+            return;
+        };
+        let last = self
+            .store
+            .load_last(&msg.subject, Some(seq.saturating_sub(1)))
+            .ok()
+            .flatten()
+            .map_or(0, |m| m.seq);
+        let hdr = headers::Builder::from_block(&msg.hdr)
+            .add(headers::STREAM, &self.name)
+            .add(headers::SUBJECT, &msg.subject)
+            .add(headers::SEQUENCE, seq)
+            .add(headers::LAST_SEQUENCE, last)
+            .add(headers::TIME_STAMP, crate::time::rfc3339(msg.ts));
+        if rp.headers_only {
+            let hdr = hdr.add(headers::MSG_SIZE, msg.data.len()).build();
+            self.conn.publish(&dest, None, &hdr, &[]);
+        } else {
+            self.conn.publish(&dest, None, &hdr.build(), &msg.data);
+        }
+    }
+
+    fn pub_ack(&self, reply: &str, seq: u64, duplicate: bool) {
+        let ack = PubAck {
+            stream: self.name.clone(),
+            seq,
+            domain: self.domain.clone().unwrap_or_default(),
+            duplicate,
+            ..PubAck::default()
+        };
+        if let Ok(body) = serde_json::to_vec(&ack) {
+            self.conn.publish(reply, None, &[], &body);
+        }
+    }
+
+    fn pub_err(&self, reply: &str, e: &ApiError) {
+        let body = serde_json::json!({"error": e, "stream": self.name, "seq": 0});
+        if let Ok(body) = serde_json::to_vec(&body) {
+            self.conn.publish(reply, None, &[], &body);
+        }
+    }
+
+    /// nats-server's checks of one publish, in its order.
+    #[allow(clippy::too_many_arguments)]
+    fn check(
+        &self,
+        m: &Msg,
+        last_seq: u64,
+        msgs: u64,
+        bytes: u64,
+        last_msg_id: &str,
+        batch_ids: &HashMap<String, u64>,
+        batch_subjects: &HashMap<String, u64>,
+    ) -> Check {
+        let cfg = &self.config;
+        if cfg.sealed {
+            return Check::Reject(errors::stream_sealed());
+        }
+        let hdr: &[u8] = &m.headers;
+        let get = |k: &str| {
+            if hdr.is_empty() {
+                None
+            } else {
+                headers::get(hdr, k)
+            }
+        };
+        if let Some(s) = get(headers::EXPECTED_STREAM)
+            && s != self.name
+        {
+            return Check::Reject(errors::stream_not_match());
+        }
+        let ttl = match get(headers::TTL) {
+            None => None,
+            Some(v) => match parse_ttl(v) {
+                Some(t) if !cfg.allow_msg_ttl && t != 0 => {
+                    return Check::Reject(errors::message_ttl_disabled());
+                }
+                Some(t) => Some(t),
+                None => {
+                    if !cfg.allow_msg_ttl {
+                        return Check::Reject(errors::message_ttl_disabled());
+                    }
+                    return Check::Reject(errors::message_ttl_invalid());
+                }
+            },
+        };
+        if let Some(v) = get(headers::EXPECTED_LAST_SUBJ_SEQ) {
+            let Ok(want) = v.parse::<u64>() else {
+                return Check::Reject(errors::stream_wrong_last_sequence(0));
+            };
+            let subj = get(headers::EXPECTED_LAST_SUBJ_SEQ_SUBJ).unwrap_or(&m.subject);
+            let have = match batch_subjects.get(subj) {
+                Some(s) => *s,
+                None => self
+                    .store
+                    .load_last(subj, None)
+                    .ok()
+                    .flatten()
+                    .map_or(0, |x| x.seq),
+            };
+            if have != want {
+                return Check::Reject(errors::stream_wrong_last_sequence(have));
+            }
+        } else if get(headers::EXPECTED_LAST_SUBJ_SEQ_SUBJ).is_some() {
+            return Check::Reject(errors::stream_expected_last_seq_per_subject_invalid());
+        }
+        if let Some(v) = get(headers::EXPECTED_LAST_SEQ) {
+            match v.parse::<u64>() {
+                Ok(want) if want == last_seq => {}
+                _ => return Check::Reject(errors::stream_wrong_last_sequence(last_seq)),
+            }
+        }
+        let msg_id = get(headers::MSG_ID).map(str::to_owned);
+        if let Some(id) = &msg_id {
+            if let Some(seq) = batch_ids.get(id) {
+                return Check::Duplicate(*seq);
+            }
+            if let Some((seq, ts)) = self.dedupe.get(id)
+                && now_nanos() - ts <= cfg.duplicate_window
+            {
+                return Check::Duplicate(*seq);
+            }
+        }
+        if let Some(want) = get(headers::EXPECTED_LAST_MSG_ID)
+            && want != last_msg_id
+        {
+            return Check::Reject(errors::stream_wrong_last_msg_id(last_msg_id));
+        }
+        let rollup = match get(headers::ROLLUP) {
+            None => None,
+            Some(v) => {
+                if !cfg.allow_rollup_hdrs || cfg.deny_purge {
+                    return Check::Reject(errors::stream_rollup_failed("rollup not permitted"));
+                }
+                match v {
+                    "sub" => Some(Rollup::Subject),
+                    "all" => Some(Rollup::All),
+                    other => {
+                        return Check::Reject(errors::stream_rollup_failed(format!(
+                            "rollup value invalid: {other:?}"
+                        )));
+                    }
+                }
+            }
+        };
+        let max_size = i64::from(cfg.max_msg_size);
+        let len = (m.headers.len() + m.payload.len()) as i64;
+        if max_size >= 0 && len > max_size {
+            return Check::Reject(errors::stream_message_exceeds_maximum());
+        }
+        if m.headers.len() > usize::from(u16::MAX) {
+            return Check::Reject(errors::stream_header_exceeds_maximum());
+        }
+        if cfg.discard == DiscardPolicy::New {
+            let size = crate::store::msg_size(&m.subject, &m.headers, &m.payload);
+            if cfg.max_msgs > 0 && msgs >= cfg.max_msgs.unsigned_abs() {
+                return Check::Reject(errors::stream_store_failed("maximum messages exceeded"));
+            }
+            if cfg.max_bytes > 0 && bytes + size > cfg.max_bytes.unsigned_abs() {
+                return Check::Reject(errors::stream_store_failed("maximum bytes exceeded"));
+            }
+            if cfg.discard_new_per_subject && cfg.max_msgs_per_subject > 0 {
+                let have = self
+                    .store
+                    .subjects(&m.subject)
+                    .ok()
+                    .and_then(|s| s.get(&m.subject).copied())
+                    .unwrap_or(0)
+                    + u64::from(batch_subjects.contains_key(&m.subject));
+                if have >= cfg.max_msgs_per_subject.unsigned_abs() {
+                    return Check::Reject(errors::stream_store_failed(
+                        "maximum messages per subject exceeded",
+                    ));
+                }
+            }
+        }
+        Check::Store {
+            msg_id,
+            rollup,
+            ttl,
+        }
+    }
+
+    async fn handle(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::Ack(m) => self.on_ack(m).await,
+            Cmd::DirectGet(m) => self.direct_get(&m),
+            Cmd::Next { consumer, msg } => {
+                let ctx = ctx!(self);
+                if let Some(c) = self.consumers.get_mut(&consumer) {
+                    c.on_next(&ctx, &msg);
+                } else if let Some(reply) = &msg.reply {
+                    let hdr = headers::Builder::status(404, "Consumer Not Found").build();
+                    self.conn.publish(reply, None, &hdr, &[]);
+                }
+            }
+            Cmd::Call(call, reply) => {
+                let out = self.call(call).await;
+                let _ = reply.send(out);
+            }
+            Cmd::Publish(_) | Cmd::Stop { .. } => {}
+        }
+    }
+
+    async fn on_ack(&mut self, m: Msg) {
+        if m.subject.starts_with("$JS.FC.") {
+            for c in self.consumers.values_mut() {
+                c.on_flow_control_reply(&m.subject);
+            }
+            return;
+        }
+        let Some(ack) = crate::ack::AckReply::parse(&m.subject) else {
+            return;
+        };
+        let ctx = ctx!(self);
+        let Some(c) = self.consumers.get_mut(&ack.consumer) else {
+            return;
+        };
+        let acked = c.on_ack(&ctx, &ack, &m);
+        if self.config.retention != RetentionPolicy::Limits && !acked.is_empty() {
+            let removable: Vec<u64> = acked
+                .into_iter()
+                .filter(|(seq, subject)| {
+                    self.consumers
+                        .values()
+                        .all(|c| !c.wants_subject(subject) || c.has_acked(*seq))
+                })
+                .map(|(seq, _)| seq)
+                .collect();
+            self.remove_quietly(&removable);
+        }
+        if m.reply.is_some() {
+            // An ack with a reply is answered once it is durable.
+            self.persist_consumers().await;
+            if let Some(reply) = &m.reply {
+                self.conn.publish(reply, None, &[], &[]);
+            }
+        }
+    }
+
+    fn deliver_all(&mut self) {
+        let ctx = ctx!(self);
+        for c in self.consumers.values_mut() {
+            c.deliver(&ctx);
+        }
+    }
+
+    async fn persist_consumers(&mut self) {
+        let mut records = Vec::new();
+        for (name, c) in &mut self.consumers {
+            if let Some(state) = c.take_dirty_state() {
+                records.push((format!("consumer/{name}/state"), Some(state)));
+            }
+        }
+        if records.is_empty() {
+            return;
+        }
+        let store = self.store.clone();
+        if let Err(e) = blocking(move || store.put_meta(&records)).await {
+            tracing::error!(stream = %self.name, "saving consumer state: {e}");
+        }
+    }
+
+    fn direct_get(&self, m: &Msg) {
+        if let Some(reply) = m.reply.as_deref() {
+            crate::direct::serve(
+                self.store.as_ref(),
+                &self.name,
+                &m.subject,
+                &m.payload,
+                reply,
+                self.conn.as_ref(),
+                self.max_pending,
+            );
+        }
+    }
+
+    pub async fn delete_consumer(&mut self, name: &str) -> bool {
+        let Some(mut c) = self.consumers.remove(name) else {
+            return false;
+        };
+        c.on_deleted(self.conn.as_ref());
+        let records = vec![
+            (format!("consumer/{name}/config"), None),
+            (format!("consumer/{name}/state"), None),
+        ];
+        let store = self.store.clone();
+        if let Err(e) = blocking(move || store.put_meta(&records)).await {
+            tracing::error!(stream = %self.name, consumer = %name, "removing consumer records: {e}");
+        }
+        if self.config.retention != RetentionPolicy::Limits {
+            // Messages only that consumer held are no longer wanted by anyone.
+            self.sweep_interest();
+        }
+        true
+    }
+
+    /// Removes messages no remaining consumer wants (interest/work-queue retention).
+    fn sweep_interest(&mut self) {
+        let mut gone = Vec::new();
+        let mut seq = self.store.state().first_seq;
+        while let Ok(Some(m)) = self.store.load_next(seq, &[]) {
+            seq = m.seq + 1;
+            if self
+                .consumers
+                .values()
+                .all(|c| !c.wants_subject(&m.subject) || c.has_acked(m.seq))
+            {
+                gone.push(m.seq);
+            }
+            if gone.len() > 100_000 {
+                break;
+            }
+        }
+        self.remove_quietly(&gone);
+    }
+
+    async fn call(&mut self, call: Call) -> Result<serde_json::Value, ApiError> {
+        crate::stream_api::call(self, call).await
+    }
+
+    // Accessors used by stream_api.
+    pub(crate) fn set_limits_from_config(&self) -> Limits {
+        limits_of(&self.config)
+    }
+
+    pub(crate) fn resubscribe(&mut self) -> Result<(), ApiError> {
+        self.unsubscribe_subjects();
+        for s in Self::subjects(&self.config) {
+            let sid = self
+                .conn
+                .subscribe(&s, None)
+                .map_err(|e| errors::stream_update(e.to_string()))?;
+            self.subject_sids.push(sid);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn after_purge(&mut self) {
+        for c in self.consumers.values_mut() {
+            c.on_purged();
+        }
+    }
+
+    pub(crate) fn removed(&mut self, seqs: &[u64]) {
+        self.on_removed(seqs);
+    }
+
+    pub(crate) fn info_state(&self, deleted: bool, subjects: Option<&str>) -> StreamState {
+        crate::stream_api::state_of(self.store.as_ref(), deleted, subjects, self.consumers.len())
+    }
+
+    pub(crate) fn config_changed(&mut self) {
+        self.refresh_expiry();
+    }
+}
+
+/// Which subscriptions of a stream's connection carry what (the rest are its subjects).
+#[derive(Debug, Default, Clone)]
+pub struct SidRoles {
+    pub acks: Vec<u64>,
+    pub direct: Vec<u64>,
+}
+
+enum Check {
+    Store {
+        msg_id: Option<String>,
+        rollup: Option<Rollup>,
+        ttl: Option<i64>,
+    },
+    Duplicate(u64),
+    Reject(ApiError),
+}
+
+/// `Nats-TTL`: a Go duration, a number of seconds, or `never` (-1). `None` if invalid.
+fn parse_ttl(v: &str) -> Option<i64> {
+    let v = v.trim();
+    if v.eq_ignore_ascii_case("never") {
+        return Some(-1);
+    }
+    if let Ok(secs) = v.parse::<i64>() {
+        return (secs >= -1).then(|| {
+            if secs <= 0 {
+                secs
+            } else {
+                secs * 1_000_000_000
+            }
+        });
+    }
+    let d = crate::duration::parse(v)?;
+    if d < Duration::from_secs(1) {
+        return None;
+    }
+    i64::try_from(d.as_nanos()).ok()
+}
+
+/// The store's limits for a stream config.
+pub(crate) fn limits_of(c: &StreamConfig) -> Limits {
+    // Discard-new streams refuse instead of dropping old messages; the store must not
+    // drop them either.
+    let new = c.discard == DiscardPolicy::New;
+    Limits {
+        max_msgs: if new { -1 } else { c.max_msgs },
+        max_bytes: if new { -1 } else { c.max_bytes },
+        max_age: c.max_age,
+        max_msgs_per_subject: if new && c.discard_new_per_subject {
+            -1
+        } else {
+            c.max_msgs_per_subject
+        },
+    }
+}
+
+/// The API error for a failed store call.
+pub(crate) fn store_error(e: &StoreError) -> ApiError {
+    match e {
+        StoreError::NoSpace => errors::storage_resources_exceeded(),
+        other => errors::stream_store_failed(other.to_string()),
+    }
+}
+
+/// Runs blocking store work off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Io(format!("store task failed: {e}"))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_values() {
+        assert_eq!(parse_ttl("never"), Some(-1));
+        assert_eq!(parse_ttl("5"), Some(5_000_000_000));
+        assert_eq!(parse_ttl("2s"), Some(2_000_000_000));
+        assert_eq!(parse_ttl("100ms"), None);
+        assert_eq!(parse_ttl("x"), None);
+    }
+}

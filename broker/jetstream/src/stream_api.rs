@@ -1,0 +1,361 @@
+//! API calls a stream's actor answers itself: info, update, purge, message get and
+//! delete, and everything about its consumers. Each runs inside the actor, so it sees
+//! the stream exactly between two commits.
+
+use serde_json::{Value, json};
+
+use crate::account::{API_LIMIT, LIST_LIMIT};
+use crate::api::errors::{self, ApiError};
+use crate::api::types::{self, ConsumerAction, ConsumerConfig, StreamState};
+use crate::consumer::{Consumer, ConsumerCtx};
+use crate::store::Store;
+use crate::stream::{Call, Stream, blocking, store_error};
+use crate::time::now_nanos;
+
+/// Most subjects `STREAM.INFO` lists per page (nats-server's `JSMaxSubjectDetails`).
+const MAX_SUBJECT_DETAILS: usize = 100_000;
+
+macro_rules! ctx {
+    ($s:expr) => {
+        ConsumerCtx {
+            stream: &$s.name,
+            config: &$s.config,
+            store: $s.store.as_ref(),
+            conn: $s.conn.as_ref(),
+        }
+    };
+}
+
+pub(crate) async fn call(s: &mut Stream, call: Call) -> Result<Value, ApiError> {
+    match call {
+        Call::Info {
+            deleted,
+            subjects,
+            offset,
+        } => info(s, deleted, subjects.as_deref(), offset),
+        Call::Update(config) => update(s, *config).await,
+        Call::Purge(p) => {
+            if s.config.sealed {
+                return Err(errors::stream_sealed());
+            }
+            if s.config.deny_purge {
+                return Err(errors::stream_purge_failed("stream purge not permitted"));
+            }
+            let store = s.store.clone();
+            let purged = blocking(move || store.purge(&p))
+                .await
+                .map_err(|e| errors::stream_purge_failed(e.to_string()))?;
+            s.after_purge();
+            Ok(json!({"success": true, "purged": purged}))
+        }
+        Call::GetMsg(req) => get_msg(s, &req),
+        Call::DeleteMsg { seq, no_erase } => {
+            if s.config.sealed {
+                return Err(errors::stream_sealed());
+            }
+            if s.config.deny_delete {
+                return Err(errors::stream_msg_delete_failed(
+                    "message delete not permitted",
+                ));
+            }
+            let store = s.store.clone();
+            let removed = blocking(move || store.remove(seq, !no_erase))
+                .await
+                .map_err(|e| errors::stream_msg_delete_failed(e.to_string()))?;
+            if !removed {
+                return Err(errors::sequence_not_found(seq));
+            }
+            s.removed(&[seq]);
+            Ok(json!({"success": true}))
+        }
+        Call::ConsumerCreate { config, action } => consumer_create(s, *config, action).await,
+        Call::ConsumerInfo(name) => {
+            let ctx = ctx!(s);
+            let c = s
+                .consumers
+                .get_mut(&name)
+                .ok_or_else(errors::consumer_not_found)?;
+            to_value(&c.info(&ctx))
+        }
+        Call::ConsumerDelete(name) => {
+            if !s.delete_consumer(&name).await {
+                return Err(errors::consumer_not_found());
+            }
+            advisory_consumer(s, "DELETED", &name, "delete");
+            Ok(json!({"success": true}))
+        }
+        Call::ConsumerNames { offset } => {
+            let names: Vec<String> = s.consumers.keys().cloned().collect();
+            let total = names.len();
+            let page: Vec<String> = names.into_iter().skip(offset).take(API_LIMIT).collect();
+            Ok(json!({"total": total, "offset": offset, "limit": API_LIMIT,
+                "consumers": if page.is_empty() { Value::Null } else { json!(page) }}))
+        }
+        Call::ConsumerList { offset } => {
+            let ctx = ctx!(s);
+            let total = s.consumers.len();
+            let mut infos = Vec::new();
+            for c in s.consumers.values_mut().skip(offset).take(LIST_LIMIT) {
+                infos.push(to_value(&c.info(&ctx))?);
+            }
+            Ok(
+                json!({"total": total, "offset": offset, "limit": LIST_LIMIT,
+                "consumers": infos, "missing": Value::Null}),
+            )
+        }
+        Call::ConsumerPause { name, until } => {
+            let c = s
+                .consumers
+                .get_mut(&name)
+                .ok_or_else(errors::consumer_not_found)?;
+            let mut cfg = c.config.clone();
+            cfg.pause_until = until;
+            c.update(cfg);
+            let remaining = until.map_or(0, |t| (t - now_nanos()).max(0));
+            let mut v = json!({"paused": remaining > 0});
+            if let (Some(o), Some(t)) = (v.as_object_mut(), until) {
+                o.insert("pause_until".into(), Value::String(crate::time::rfc3339(t)));
+                if remaining > 0 {
+                    o.insert("pause_remaining".into(), json!(remaining));
+                }
+            }
+            save_consumer_config(s, &name).await?;
+            Ok(v)
+        }
+        Call::ConsumerUnpin { name, group } => {
+            let c = s
+                .consumers
+                .get(&name)
+                .ok_or_else(errors::consumer_not_found)?;
+            if !c.config.priority_groups.contains(&group) {
+                return Err(errors::consumer_invalid_priority_group());
+            }
+            Ok(json!({}))
+        }
+    }
+}
+
+fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, ApiError> {
+    serde_json::to_value(v).map_err(|e| errors::stream_general(e.to_string()))
+}
+
+/// `StreamInfo` for the stream as it is now.
+fn info(
+    s: &mut Stream,
+    deleted: bool,
+    subjects: Option<&str>,
+    offset: usize,
+) -> Result<Value, ApiError> {
+    let state = s.info_state(deleted, subjects);
+    if state.subjects.len() > MAX_SUBJECT_DETAILS {
+        return Err(errors::stream_info_max_subjects());
+    }
+    let info = types::StreamInfo {
+        config: s.config.clone(),
+        created: s.created,
+        state,
+        ts: now_nanos(),
+        ..types::StreamInfo::default()
+    };
+    let mut v = to_value(&info)?;
+    if subjects.is_some()
+        && let Some(o) = v.as_object_mut()
+    {
+        let total = o
+            .get("state")
+            .and_then(|st| st.get("num_subjects"))
+            .cloned()
+            .unwrap_or(Value::from(0));
+        o.insert("total".into(), total);
+        o.insert("offset".into(), json!(offset));
+        o.insert("limit".into(), json!(MAX_SUBJECT_DETAILS));
+    }
+    Ok(v)
+}
+
+/// The `state` of a `StreamInfo`.
+pub(crate) fn state_of(
+    store: &dyn Store,
+    deleted: bool,
+    subjects: Option<&str>,
+    consumers: usize,
+) -> StreamState {
+    let st = store.state();
+    StreamState {
+        messages: st.msgs,
+        bytes: st.bytes,
+        first_seq: st.first_seq,
+        first_ts: st.first_ts,
+        last_seq: st.last_seq,
+        last_ts: st.last_ts,
+        num_deleted: i64::try_from(st.num_deleted).unwrap_or(i64::MAX),
+        deleted: if deleted {
+            store.deleted().unwrap_or_default()
+        } else {
+            Vec::new()
+        },
+        num_subjects: i64::try_from(st.num_subjects).unwrap_or(i64::MAX),
+        subjects: subjects
+            .and_then(|f| store.subjects(f).ok())
+            .unwrap_or_default(),
+        consumer_count: consumers as i64,
+        ..StreamState::default()
+    }
+}
+
+async fn update(s: &mut Stream, config: types::StreamConfig) -> Result<Value, ApiError> {
+    let limits_changed = crate::stream::limits_of(&config) != s.set_limits_from_config();
+    let subjects_changed = Stream::subjects(&config) != Stream::subjects(&s.config);
+    let record = serde_json::to_vec(&json!({"config": config, "created": s.created}))
+        .map_err(|e| errors::stream_update(e.to_string()))?;
+    let store = s.store.clone();
+    blocking(move || store.put_meta(&[("stream/config".to_owned(), Some(record))]))
+        .await
+        .map_err(|e| errors::stream_update(e.to_string()))?;
+    s.config = config;
+    if limits_changed {
+        let store = s.store.clone();
+        let limits = crate::stream::limits_of(&s.config);
+        let removed = blocking(move || store.set_limits(limits))
+            .await
+            .map_err(|e| store_error(&e))?;
+        if !removed.is_empty() {
+            s.removed(&removed);
+        }
+    }
+    if subjects_changed {
+        s.resubscribe()?;
+    }
+    s.config_changed();
+    info(s, false, None, 0)
+}
+
+fn get_msg(s: &Stream, req: &types::MsgGetRequest) -> Result<Value, ApiError> {
+    let last = Some(req.last_by_subj.as_str()).filter(|x| !x.is_empty());
+    let next = Some(req.next_by_subj.as_str()).filter(|x| !x.is_empty());
+    if req.batch > 0 || req.max_bytes > 0 {
+        return Err(errors::bad_request());
+    }
+    if (req.seq > 0 && last.is_some())
+        || (req.seq == 0 && last.is_none() && next.is_none() && req.start_time.is_none())
+        || (req.seq > 0 && req.start_time.is_some())
+        || (req.start_time.is_some() && last.is_some())
+        || (last.is_some() && next.is_some())
+    {
+        return Err(errors::bad_request());
+    }
+    let seq = match req.start_time {
+        Some(t) => s.store.seq_for_time(t).unwrap_or(u64::MAX),
+        None => req.seq,
+    };
+    let found = if let Some(n) = next {
+        s.store.load_next(seq, &[n.to_owned()])
+    } else if seq > 0 {
+        s.store.load(seq)
+    } else if let Some(l) = last {
+        s.store.load_last(l, None)
+    } else {
+        Ok(None)
+    };
+    let m = found.ok().flatten().ok_or_else(errors::no_message_found)?;
+    let stored = types::StoredMsg {
+        subject: m.subject,
+        seq: m.seq,
+        hdrs: if req.no_hdr {
+            bytes::Bytes::new()
+        } else {
+            m.hdr
+        },
+        data: m.data,
+        time: m.ts,
+    };
+    Ok(json!({"message": stored}))
+}
+
+async fn consumer_create(
+    s: &mut Stream,
+    config: ConsumerConfig,
+    action: ConsumerAction,
+) -> Result<Value, ApiError> {
+    let config = crate::validate::consumer_config(&config, &s.config, &s.limits)?;
+    let name = [&config.durable_name, &config.name]
+        .into_iter()
+        .find(|n| !n.is_empty())
+        .cloned()
+        .unwrap_or_else(|| crate::time::nuid()[..8].to_owned());
+    if let Some(existing) = s.consumers.get_mut(&name) {
+        if action == ConsumerAction::Create && existing.config != config {
+            return Err(errors::consumer_already_exists());
+        }
+        if existing.config != config {
+            let updated = crate::validate::consumer_update(&existing.config, &config)?;
+            existing.update(updated);
+            save_consumer_config(s, &name).await?;
+            advisory_consumer(s, "UPDATED", &name, "update");
+        }
+        let ctx = ctx!(s);
+        let c = s
+            .consumers
+            .get_mut(&name)
+            .ok_or_else(errors::consumer_not_found)?;
+        return to_value(&c.info(&ctx));
+    }
+    if action == ConsumerAction::Update {
+        return Err(errors::consumer_does_not_exist());
+    }
+    if s.config.max_consumers > 0 && s.consumers.len() as i64 >= s.config.max_consumers {
+        return Err(errors::maximum_consumers_limit());
+    }
+    if s.config.retention == types::RetentionPolicy::WorkQueue {
+        crate::validate::work_queue_consumer(&config, s.consumers.values().map(|c| &c.config))?;
+    }
+    let ctx = ctx!(s);
+    let c = Consumer::new(name.clone(), config, &ctx);
+    s.consumers.insert(name.clone(), c);
+    if let Err(e) = save_consumer_config(s, &name).await {
+        s.consumers.remove(&name);
+        return Err(e);
+    }
+    advisory_consumer(s, "CREATED", &name, "create");
+    let ctx = ctx!(s);
+    let c = s
+        .consumers
+        .get_mut(&name)
+        .ok_or_else(errors::consumer_not_found)?;
+    c.deliver(&ctx);
+    to_value(&c.info(&ctx))
+}
+
+/// Writes a consumer's config record (durable and ephemeral alike: an ephemeral
+/// consumer survives a restart until its inactive threshold, as in nats-server).
+async fn save_consumer_config(s: &Stream, name: &str) -> Result<(), ApiError> {
+    let Some(c) = s.consumers.get(name) else {
+        return Err(errors::consumer_not_found());
+    };
+    let record = serde_json::to_vec(&json!({"config": c.config, "created": c.created}))
+        .map_err(|e| errors::consumer_create(e.to_string()))?;
+    let store = s.store.clone();
+    let key = format!("consumer/{name}/config");
+    blocking(move || store.put_meta(&[(key, Some(record))]))
+        .await
+        .map_err(|e| errors::consumer_store_failed(e.to_string()))
+}
+
+fn advisory_consumer(s: &Stream, what: &str, consumer: &str, action: &str) {
+    let body = json!({
+        "type": "io.nats.jetstream.advisory.v1.consumer_action",
+        "id": crate::time::nuid(),
+        "timestamp": crate::time::rfc3339(now_nanos()),
+        "stream": s.name,
+        "consumer": consumer,
+        "action": action,
+    });
+    if let Ok(b) = serde_json::to_vec(&body) {
+        s.conn.publish(
+            &format!("$JS.EVENT.ADVISORY.CONSUMER.{what}.{}.{consumer}", s.name),
+            None,
+            &[],
+            &b,
+        );
+    }
+}
