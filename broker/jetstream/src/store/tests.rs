@@ -372,6 +372,7 @@ conformance!(
     snapshot_restore,
     damaged_snapshot_restores_nothing,
     destroy_closes,
+    sequence_space_ends_with_an_error,
 );
 
 fn sequences(kind: &dyn Kind) {
@@ -955,6 +956,16 @@ fn destroy_closes(kind: &dyn Kind) {
     assert_eq!(s.state(), StoreState::default());
 }
 
+fn sequence_space_ends_with_an_error(kind: &dyn Kind) {
+    let s = kind.open(Limits::default());
+    s.skip_to(u64::MAX - 1).unwrap();
+    assert_eq!(s.append(&[msg("a", 1)]).unwrap().first_seq, u64::MAX - 1);
+    let before = s.state();
+    assert!(matches!(s.append(&[msg("a", 2)]), Err(StoreError::Io(_))));
+    assert_eq!(s.state(), before);
+    assert_eq!(s.state().first_seq, u64::MAX - 1);
+}
+
 // Random operation sequences against the model.
 
 const SUBJECTS: [&str; 5] = ["a.1", "a.2", "b.1", "b.2.x", "c"];
@@ -1100,7 +1111,7 @@ proptest! {
 
 proptest! {
     // Every operation is an fsync'd commit: fewer cases.
-    #![proptest_config(ProptestConfig::with_cases(24))]
+    #![proptest_config(ProptestConfig::with_cases(64))]
     #[test]
     fn file_store_matches_model(
         limits in limits_strategy(),
