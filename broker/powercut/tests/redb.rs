@@ -1,7 +1,8 @@
 //! redb (natrix's store) on the power-cut filesystem: a child process commits with
-//! `Durability::Immediate`, then without durability, and is SIGKILLed; after a cut the
-//! database opens and holds every durable commit. The child is this test binary run again
-//! (`redb_writer_child`, which does nothing unless `POWERCUT_REDB_CHILD` names a database).
+//! `Durability::Immediate` one transaction after another and is SIGKILLed at some point of
+//! a commit; after a cut the database opens and holds every commit that returned. The child
+//! is this test binary run again (`redb_writer_child`, which does nothing unless
+//! `POWERCUT_REDB_CHILD` names a database).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
