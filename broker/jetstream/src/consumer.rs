@@ -53,7 +53,6 @@ pub struct SavedState {
     pub initial: Vec<u64>,
     /// Stream sequence of the next new message to look at.
     pub next_seq: u64,
-    pub num_redelivered: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -94,7 +93,6 @@ pub struct Consumer {
     pending: BTreeMap<u64, Pending>,
     /// Due for redelivery, in stream order, with the earliest time each may go again.
     redeliver: BTreeMap<u64, i64>,
-    num_redelivered: u64,
     waiting: VecDeque<PullRequest>,
     /// Messages still to deliver; `None` when it must be recounted.
     num_pending: Option<u64>,
@@ -171,7 +169,6 @@ impl Consumer {
             initial,
             pending: BTreeMap::new(),
             redeliver: BTreeMap::new(),
-            num_redelivered: 0,
             waiting: VecDeque::new(),
             num_pending: None,
             last_active: 0,
@@ -200,7 +197,6 @@ impl Consumer {
         c.ack_floor_stream = saved.ack_floor_stream;
         c.next_seq = saved.next_seq;
         c.initial = saved.initial.into_iter().collect();
-        c.num_redelivered = saved.num_redelivered;
         let now = now_nanos();
         for (sseq, cseq, at, n) in saved.pending {
             c.pending.insert(
@@ -232,7 +228,6 @@ impl Consumer {
                 .collect(),
             initial: self.initial.iter().copied().collect(),
             next_seq: self.next_seq,
-            num_redelivered: self.num_redelivered,
         }
     }
 
@@ -454,8 +449,6 @@ impl Consumer {
             if let Some(n) = &mut self.num_pending {
                 *n = n.saturating_sub(1);
             }
-        } else {
-            self.num_redelivered += u64::from(deliveries == 2);
         }
         let pending = self.num_pending(ctx.store);
         let ack = AckReply {
@@ -925,7 +918,8 @@ impl Consumer {
                 last_active: None,
             },
             num_ack_pending: self.pending.len() as i64,
-            num_redelivered: i64::try_from(self.num_redelivered).unwrap_or(i64::MAX),
+            // nats-server counts the pending messages delivered more than once.
+            num_redelivered: self.pending.values().filter(|p| p.deliveries > 1).count() as i64,
             num_waiting: self.waiting.len() as i64,
             num_pending,
             push_bound: self

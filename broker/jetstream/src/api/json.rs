@@ -324,6 +324,10 @@ pub fn parse_request_value(body: &[u8]) -> Result<Option<Value>, ApiError> {
             _ => errors::invalid_json(e),
         })?;
         strip_nulls(&mut v);
+        // A bare `null` decodes to the zero value in Go, as an empty body does.
+        if v.is_null() {
+            continue;
+        }
         merged = Some(match merged {
             None => v,
             Some(mut prev) => {
