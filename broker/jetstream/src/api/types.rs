@@ -524,6 +524,12 @@ impl StreamConfigRequest {
 
 /// A stream's config and state (`StreamInfo`): the body of stream create, update, info
 /// and list responses.
+///
+/// As nats-server 2.15.2 fills it on a single server: `cluster` is
+/// `{"leader":"<server name>"}` in `STREAM.INFO` and `STREAM.LIST` but absent from the
+/// create and update responses; `config.metadata` carries `_nats.ver` and `_nats.level`
+/// ([`StreamConfig::with_dynamic_metadata`]); a mirror's info has
+/// `"mirror":{"name":…,"lag":0,"active":-1}` before it has received anything.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamInfo {
     pub config: StreamConfig,
@@ -546,7 +552,9 @@ pub struct StreamInfo {
 }
 
 /// A stream's counts and bounds (`StreamState`). For an empty stream nats-server sends
-/// `first_ts`/`last_ts` as Go's zero time.
+/// `first_ts`/`last_ts` as Go's zero time. A stream that never stored a message reports
+/// `first_seq` 0 and `last_seq` 0; after a purge `first_seq` is `last_seq + 1`, `first_ts`
+/// the zero time and `last_ts` the last message's time.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct StreamState {
@@ -1300,7 +1308,8 @@ impl ConsumerConfig {
     }
 }
 
-/// A consumer's config and state (`ConsumerInfo`).
+/// A consumer's config and state (`ConsumerInfo`). On a single server nats-server
+/// 2.15.2 sends no `cluster` here and `config.num_replicas` stays 0 unless set.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsumerInfo {
     pub stream_name: String,
@@ -1889,7 +1898,8 @@ pub struct MsgGetResponse {
 }
 api_body!(MsgGetResponse, "stream_msg_get_response");
 
-/// `STREAM.SNAPSHOT`: the config and state being snapshotted.
+/// `STREAM.SNAPSHOT`: the config and state being snapshotted. nats-server sends the
+/// stored config here, its metadata without `_nats.ver` and `_nats.level`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct StreamSnapshotResponse {
