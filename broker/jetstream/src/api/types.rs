@@ -486,12 +486,14 @@ pub struct ExternalStream {
 }
 
 /// The body of `STREAM.CREATE` and `STREAM.UPDATE`: a stream config plus `pedantic`.
-/// Read it with [`StreamConfigRequest::decode`], which checks unknown fields.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Read it with [`StreamConfigRequest::decode`], which checks unknown fields (it has no
+/// `Deserialize`: a flattened config would hide its field names from that check, and
+/// decoding a bare [`StreamConfig`] in strict mode would refuse `pedantic`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct StreamConfigRequest {
     #[serde(flatten)]
     pub config: StreamConfig,
-    #[serde(default, skip_serializing_if = "is_default")]
+    #[serde(skip_serializing_if = "is_default")]
     pub pedantic: bool,
 }
 
@@ -2596,6 +2598,15 @@ mod tests {
             ERR_BAD_RETENTION
         );
         assert_eq!(err("{"), ERR_EOF);
+
+        // `pedantic` sits beside the config's fields and is no unknown field.
+        let req = StreamConfigRequest::decode(br#"{"name":"X","Pedantic":true}"#, true);
+        assert_eq!(
+            req.as_ref().map(|r| (r.config.name.as_str(), r.pedantic)),
+            Ok(("X", true))
+        );
+        let back = req.map(|r| json::to_string(&r).unwrap_or_default());
+        assert!(back.is_ok_and(|s| s.ends_with(r#""allow_msg_ttl":false,"pedantic":true}"#)));
 
         // Not strict: unknown fields are ignored.
         let req = StreamConfigRequest::decode(br#"{"name":"X","bogus":1}"#, false);
