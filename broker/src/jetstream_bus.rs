@@ -111,13 +111,17 @@ impl natrix_broker::monitor::jsz::JetStreamMonitor for Monitor {
     fn domain(&self) -> Option<String> {
         self.0.domain()
     }
+
+    fn api_level(&self) -> u64 {
+        natrix_jetstream::API_LEVEL
+    }
 }
 
 /// JetStream's configuration from the server's options: the `jetstream {}` block,
 /// `-js`/`-sd`, and which accounts get JetStream (nats-server's rule: the global
 /// account when no accounts are configured, otherwise the accounts whose `jetstream`
 /// is set).
-pub fn config(o: &natrix_config::Options) -> natrix_jetstream::Config {
+pub fn config(o: &natrix_config::Options, server_name: &str) -> natrix_jetstream::Config {
     let js = &o.jetstream;
     let store_dir = if js.store_dir.is_empty() {
         std::env::temp_dir().join("nats")
@@ -162,5 +166,7 @@ pub fn config(o: &natrix_config::Options) -> natrix_jetstream::Config {
             max_ack_pending: js.limits.max_ack_pending,
         },
         accounts,
+        server_name: server_name.to_owned(),
+        version: natrix_broker::server::NATS_COMPAT_VERSION.to_owned(),
     }
 }

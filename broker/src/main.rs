@@ -148,7 +148,7 @@ fn run(
         }
         let jetstream = if options.jetstream.enabled {
             let js = natrix_jetstream::JetStream::start(
-                jetstream_bus::config(&options),
+                jetstream_bus::config(&options, server.name()),
                 std::sync::Arc::new(jetstream_bus::CoreBus(server.clone())),
             )
             .await

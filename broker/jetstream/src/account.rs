@@ -248,6 +248,8 @@ impl JsAccount {
         let mut stream = Stream::new(config, created, store, conn, self.js.config.domain.clone());
         stream.max_pending = self.js.config.max_pending;
         stream.limits = self.js.config.limits;
+        stream.server_name.clone_from(&self.js.config.server_name);
+        stream.version.clone_from(&self.js.config.version);
         if recover {
             recover_consumers(&mut stream);
         }
@@ -323,7 +325,11 @@ impl JsAccount {
             .filter(|s| s.name != config.name)
             .map(|s| s.shared.read().config.clone())
             .collect();
-        let config = crate::validate::stream_config(&config, &others, &self.js.config.limits)?;
+        let mut config = crate::validate::stream_config(&config, &others, &self.js.config.limits)?;
+        if u64::from(config.required_api_level()) > crate::API_LEVEL {
+            return Err(errors::required_api_level());
+        }
+        config.set_static_metadata();
         if let Some(existing) = self.stream(&config.name) {
             let same = existing.shared.read().config == config;
             if same {
@@ -332,6 +338,7 @@ impl JsAccount {
                         deleted: false,
                         subjects: None,
                         offset: 0,
+                        cluster: false,
                     })
                     .await;
             }
@@ -384,6 +391,7 @@ impl JsAccount {
                 deleted: false,
                 subjects: None,
                 offset: 0,
+                cluster: false,
             })
             .await
             .map(|mut v| {
@@ -415,7 +423,11 @@ impl JsAccount {
             .collect();
         let old = handle.shared.read().config.clone();
         let config = crate::validate::stream_config(&config, &others, &self.js.config.limits)?;
-        let config = crate::validate::stream_update(&old, &config)?;
+        let mut config = crate::validate::stream_update(&old, &config)?;
+        if u64::from(config.required_api_level()) > crate::API_LEVEL {
+            return Err(errors::required_api_level());
+        }
+        config.set_static_metadata();
         self.check_stream_limits(&config, Some(&old))?;
         let out = handle.call(Call::Update(Box::new(config.clone()))).await;
         if out.is_ok() {
@@ -551,14 +563,14 @@ impl JsAccount {
                     deleted: false,
                     subjects: None,
                     offset: 0,
+                    cluster: true,
                 })
                 .await
             {
                 infos.push(v);
             }
         }
-        json!({"total": total, "offset": offset, "limit": LIST_LIMIT,
-            "streams": infos, "missing": Value::Null})
+        json!({"total": total, "offset": offset, "limit": LIST_LIMIT, "streams": infos})
     }
 
     /// Bytes used by this account's streams: (memory, storage).

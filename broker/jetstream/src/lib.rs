@@ -44,8 +44,11 @@ use serde_json::{Value, json};
 pub use account::AccountLimits;
 use account::JsAccount;
 
-/// The JetStream API level natrix implements (nats-server's `JSApiLevel`).
-pub const API_LEVEL: u64 = 2;
+/// The JetStream API level natrix implements (nats-server's `JSApiLevel`): level 1 is
+/// per-message TTLs and subject delete markers. Configs that need more (counters,
+/// atomic and fast batches, schedules, async persistence) are refused with
+/// nats-server's "minimum api level" error (docs/compatibility.md).
+pub const API_LEVEL: u64 = 1;
 
 /// JetStream's configuration, from the server's `jetstream {}` block and flags.
 #[derive(Debug, Clone)]
@@ -69,6 +72,9 @@ pub struct Config {
     pub limits: validate::ServerLimits,
     /// Accounts with JetStream and their limits.
     pub accounts: BTreeMap<String, AccountLimits>,
+    /// The server's name, and the nats-server version it answers as.
+    pub server_name: String,
+    pub version: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -324,6 +330,7 @@ async fn account_detail(a: &Arc<JsAccount>, o: &JszQuery) -> Value {
                     deleted: false,
                     subjects: None,
                     offset: 0,
+                    cluster: true,
                 })
                 .await
             else {

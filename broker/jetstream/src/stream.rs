@@ -62,10 +62,13 @@ pub enum Cmd {
 
 /// API calls the stream answers itself.
 pub enum Call {
+    /// `cluster`: name this server leader (`STREAM.INFO`, lists), as nats-server does
+    /// there but not in create and update answers.
     Info {
         deleted: bool,
         subjects: Option<String>,
         offset: usize,
+        cluster: bool,
     },
     Update(Box<StreamConfig>),
     Purge(Purge),
@@ -144,6 +147,10 @@ pub struct Stream {
     pub max_pending: usize,
     /// The server's JetStream limits, for consumer defaults.
     pub limits: crate::validate::ServerLimits,
+    /// The server's name (a single server leads every stream: `cluster.leader`) and
+    /// the nats-server version it answers as (`_nats.ver` in config metadata).
+    pub server_name: String,
+    pub version: String,
 }
 
 /// One publish that passed its checks, waiting for the commit.
@@ -191,6 +198,8 @@ impl Stream {
             next_expiry: None,
             max_pending: 64 << 20,
             limits: crate::validate::ServerLimits::default(),
+            server_name: String::new(),
+            version: String::new(),
         }
     }
 
@@ -324,6 +333,7 @@ impl Stream {
     async fn on_tick(&mut self) {
         let now = now_nanos();
         if self.next_expiry.is_some_and(|t| t <= now) {
+            self.place_delete_markers(now).await;
             let store = self.store.clone();
             match blocking(move || store.expire(now)).await {
                 Ok((removed, next)) => {
@@ -350,6 +360,56 @@ impl Stream {
         self.deliver_all();
         self.persist_consumers().await;
         self.publish_shared();
+    }
+
+    /// Subject delete markers (`subject_delete_marker_ttl`): where `max_age` is about to
+    /// remove the last message of a subject, a marker takes its place (nats-server's
+    /// `Nats-Marker-Reason: MaxAge` message with its own TTL and a subject rollup), so
+    /// watchers see the key go.
+    async fn place_delete_markers(&mut self, now: i64) {
+        let ttl = self.config.subject_delete_marker_ttl;
+        if ttl <= 0 || self.config.max_age <= 0 {
+            return;
+        }
+        let cutoff = now - self.config.max_age;
+        let mut markers = Vec::new();
+        let mut seq = self.store.state().first_seq;
+        while markers.len() < MAX_BATCH {
+            let Ok(Some(m)) = self.store.load_next(seq, &[]) else {
+                break;
+            };
+            if m.ts > cutoff {
+                break;
+            }
+            seq = m.seq + 1;
+            let never = headers::get(&m.hdr, headers::TTL)
+                .and_then(parse_ttl)
+                .is_some_and(|t| t < 0);
+            let is_marker = headers::get(&m.hdr, headers::MARKER_REASON).is_some();
+            let last_of_subject = self
+                .store
+                .subjects(&m.subject)
+                .ok()
+                .and_then(|s| s.get(&m.subject).copied())
+                == Some(1);
+            if !never && !is_marker && last_of_subject {
+                let hdr = headers::Builder::new()
+                    .add(headers::MARKER_REASON, "MaxAge")
+                    .add(headers::TTL, crate::time::go_duration(ttl))
+                    .add(headers::ROLLUP, "sub")
+                    .build();
+                markers.push(Msg {
+                    subject: m.subject,
+                    sid: 0,
+                    reply: None,
+                    headers: hdr.into(),
+                    payload: bytes::Bytes::new(),
+                });
+            }
+        }
+        if !markers.is_empty() {
+            self.ingest(markers).await;
+        }
     }
 
     fn refresh_expiry(&mut self) {

@@ -32,7 +32,8 @@ pub(crate) async fn call(s: &mut Stream, call: Call) -> Result<Value, ApiError> 
             deleted,
             subjects,
             offset,
-        } => info(s, deleted, subjects.as_deref(), offset),
+            cluster,
+        } => info(s, deleted, subjects.as_deref(), offset, cluster),
         Call::Update(config) => update(s, *config).await,
         Call::Purge(p) => {
             if s.config.sealed {
@@ -75,7 +76,7 @@ pub(crate) async fn call(s: &mut Stream, call: Call) -> Result<Value, ApiError> 
                 .consumers
                 .get_mut(&name)
                 .ok_or_else(errors::consumer_not_found)?;
-            to_value(&c.info(&ctx))
+            to_value(&consumer_info(c, &ctx, &s.version))
         }
         Call::ConsumerDelete(name) => {
             if !s.delete_consumer(&name).await {
@@ -88,8 +89,7 @@ pub(crate) async fn call(s: &mut Stream, call: Call) -> Result<Value, ApiError> 
             let names: Vec<String> = s.consumers.keys().cloned().collect();
             let total = names.len();
             let page: Vec<String> = names.into_iter().skip(offset).take(API_LIMIT).collect();
-            Ok(json!({"total": total, "offset": offset, "limit": API_LIMIT,
-                "consumers": if page.is_empty() { Value::Null } else { json!(page) }}))
+            Ok(json!({"total": total, "offset": offset, "limit": API_LIMIT, "consumers": page}))
         }
         Call::ConsumerList { offset } => {
             let ctx = ctx!(s);
@@ -98,10 +98,7 @@ pub(crate) async fn call(s: &mut Stream, call: Call) -> Result<Value, ApiError> 
             for c in s.consumers.values_mut().skip(offset).take(LIST_LIMIT) {
                 infos.push(to_value(&c.info(&ctx))?);
             }
-            Ok(
-                json!({"total": total, "offset": offset, "limit": LIST_LIMIT,
-                "consumers": infos, "missing": Value::Null}),
-            )
+            Ok(json!({"total": total, "offset": offset, "limit": LIST_LIMIT, "consumers": infos}))
         }
         Call::ConsumerPause { name, until } => {
             let c = s
@@ -140,20 +137,41 @@ fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, ApiError> {
 }
 
 /// `StreamInfo` for the stream as it is now.
+fn api_level() -> u32 {
+    u32::try_from(crate::API_LEVEL).unwrap_or(u32::MAX)
+}
+
+/// A consumer's info as `CONSUMER.INFO` and create answer it: its config with the
+/// response-only metadata.
+fn consumer_info(c: &mut Consumer, ctx: &ConsumerCtx<'_>, version: &str) -> types::ConsumerInfo {
+    let mut info = c.info(ctx);
+    if let Some(cfg) = &mut info.config {
+        *cfg = cfg.with_dynamic_metadata(version, api_level());
+    }
+    info
+}
+
+/// `StreamInfo`; `with_cluster` for `STREAM.INFO` and lists (a single server names itself
+/// leader there, not in create and update answers).
 fn info(
     s: &mut Stream,
     deleted: bool,
     subjects: Option<&str>,
     offset: usize,
+    with_cluster: bool,
 ) -> Result<Value, ApiError> {
     let state = s.info_state(deleted, subjects);
     if state.subjects.len() > MAX_SUBJECT_DETAILS {
         return Err(errors::stream_info_max_subjects());
     }
     let info = types::StreamInfo {
-        config: s.config.clone(),
+        config: s.config.with_dynamic_metadata(&s.version, api_level()),
         created: s.created,
         state,
+        cluster: with_cluster.then(|| types::ClusterInfo {
+            leader: s.server_name.clone(),
+            ..types::ClusterInfo::default()
+        }),
         ts: now_nanos(),
         ..types::StreamInfo::default()
     };
@@ -184,7 +202,8 @@ pub(crate) fn state_of(
     StreamState {
         messages: st.msgs,
         bytes: st.bytes,
-        first_seq: st.first_seq,
+        // A stream never written to reports 0, as nats-server's does.
+        first_seq: if st.last_seq == 0 { 0 } else { st.first_seq },
         first_ts: st.first_ts,
         last_seq: st.last_seq,
         last_ts: st.last_ts,
@@ -227,7 +246,7 @@ async fn update(s: &mut Stream, config: types::StreamConfig) -> Result<Value, Ap
         s.resubscribe()?;
     }
     s.config_changed();
-    info(s, false, None, 0)
+    info(s, false, None, 0, false)
 }
 
 fn get_msg(s: &Stream, req: &types::MsgGetRequest) -> Result<Value, ApiError> {
@@ -277,7 +296,8 @@ async fn consumer_create(
     config: ConsumerConfig,
     action: ConsumerAction,
 ) -> Result<Value, ApiError> {
-    let config = crate::validate::consumer_config(&config, &s.config, &s.limits)?;
+    let mut config = crate::validate::consumer_config(&config, &s.config, &s.limits)?;
+    config.set_static_metadata();
     let name = [&config.durable_name, &config.name]
         .into_iter()
         .find(|n| !n.is_empty())
@@ -298,7 +318,7 @@ async fn consumer_create(
             .consumers
             .get_mut(&name)
             .ok_or_else(errors::consumer_not_found)?;
-        return to_value(&c.info(&ctx));
+        return to_value(&consumer_info(c, &ctx, &s.version));
     }
     if action == ConsumerAction::Update {
         return Err(errors::consumer_does_not_exist());
@@ -323,7 +343,7 @@ async fn consumer_create(
         .get_mut(&name)
         .ok_or_else(errors::consumer_not_found)?;
     c.deliver(&ctx);
-    to_value(&c.info(&ctx))
+    to_value(&consumer_info(c, &ctx, &s.version))
 }
 
 /// Writes a consumer's config record (durable and ephemeral alike: an ephemeral

@@ -73,6 +73,8 @@ pub trait JetStreamMonitor: Send + Sync {
     fn account_enabled(&self, account: &str) -> bool;
     /// The JetStream domain, if one is configured (INFO `domain`).
     fn domain(&self) -> Option<String>;
+    /// The JetStream API level (INFO `api_lvl`).
+    fn api_level(&self) -> u64;
 }
 
 #[derive(Debug, Serialize, Default)]

@@ -35,9 +35,6 @@ pub const PROTO: i32 = 1;
 /// version goes in the extra `natrix_version` field; see docs/compatibility.md).
 pub const NATS_COMPAT_VERSION: &str = "2.14.0";
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-/// The JetStream API level of the nats-server release natrix implements (its
-/// `JSApiLevel`), advertised in INFO `api_lvl` and `/jsz`.
-pub const JS_API_LEVEL: u64 = 2;
 /// What INFO and `/varz` put in nats-server's `go` field (its Go toolchain version).
 pub const GO_FIELD: &str = concat!("natrix ", env!("CARGO_PKG_VERSION"));
 
@@ -668,7 +665,7 @@ impl Server {
             connect_info: connect_info.is_some(),
             remote_account: connect_info,
             natrix_version: VERSION,
-            api_lvl: if js.is_some() { JS_API_LEVEL } else { 0 },
+            api_lvl: js.as_ref().map_or(0, |j| j.api_level()),
         };
         serde_json::to_vec(&info).unwrap_or_default()
     }

@@ -56,7 +56,11 @@ pub async fn handle(acc: &Arc<JsAccount>, subject: &str, msg: &Msg) {
     acc.js
         .api_total
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let (kind, result) = dispatch(acc, &tokens, &msg.payload).await;
+    let (kind, result) = if requires_newer_api(&msg.headers) {
+        (kind_of(&tokens), Err(errors::required_api_level()))
+    } else {
+        dispatch(acc, &tokens, &msg.payload).await
+    };
     let body = match result {
         Ok(mut v) => {
             if let Some(o) = v.as_object_mut() {
@@ -72,12 +76,69 @@ pub async fn handle(acc: &Arc<JsAccount>, subject: &str, msg: &Msg) {
             acc.js
                 .api_errors
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            json!({"type": response_type(kind), "error": e})
+            let mut v = json!({"type": response_type(kind), "error": e});
+            if let (Some(o), Value::Object(zero)) = (v.as_object_mut(), zero_body(kind)) {
+                o.extend(zero);
+            }
+            v
         }
     };
     if let Ok(bytes) = super::json::to_vec(&body) {
         acc.conn.publish(reply, None, &[], &bytes);
     }
+}
+
+/// A request that names a minimum API level (`Nats-Required-Api-Level`) above ours, or
+/// one that does not parse, is refused as nats-server refuses it.
+fn requires_newer_api(hdr: &[u8]) -> bool {
+    if hdr.is_empty() {
+        return false;
+    }
+    crate::headers::get(hdr, "Nats-Required-Api-Level")
+        .is_some_and(|v| v.parse::<u64>().map_or(true, |l| l > crate::API_LEVEL))
+}
+
+/// The response type of a request, for answers made before dispatch.
+fn kind_of(t: &[&str]) -> &'static str {
+    match t {
+        ["INFO"] => "account_info",
+        ["STREAM", "CREATE", ..] => "stream_create",
+        ["STREAM", "UPDATE", ..] => "stream_update",
+        ["STREAM", "NAMES"] => "stream_names",
+        ["STREAM", "LIST"] => "stream_list",
+        ["STREAM", "INFO", ..] => "stream_info",
+        ["STREAM", "DELETE", ..] => "stream_delete",
+        ["STREAM", "PURGE", ..] => "stream_purge",
+        ["STREAM", "MSG", "GET", ..] => "stream_msg_get",
+        ["STREAM", "MSG", "DELETE", ..] => "stream_msg_delete",
+        ["CONSUMER", "CREATE", ..] | ["CONSUMER", "DURABLE", ..] => "consumer_create",
+        ["CONSUMER", "INFO", ..] => "consumer_info",
+        ["CONSUMER", "DELETE", ..] => "consumer_delete",
+        ["CONSUMER", "NAMES", ..] => "consumer_names",
+        ["CONSUMER", "LIST", ..] => "consumer_list",
+        ["CONSUMER", "PAUSE", ..] => "consumer_pause",
+        ["CONSUMER", "UNPIN", ..] => "consumer_unpin",
+        _ => "system",
+    }
+}
+
+/// The fields a failed response still carries: nats-server sends the response struct
+/// with the error set and the rest at its zero value (`"purged":0`, `"streams":[]`, ...).
+fn zero_body(kind: &str) -> Value {
+    use types::{
+        ConsumerListResponse, ConsumerNamesResponse, ConsumerPauseResponse, StreamListResponse,
+        StreamNamesResponse, StreamPurgeResponse,
+    };
+    let v = match kind {
+        "stream_names" => serde_json::to_value(StreamNamesResponse::default()),
+        "stream_list" => serde_json::to_value(StreamListResponse::default()),
+        "stream_purge" => serde_json::to_value(StreamPurgeResponse::default()),
+        "consumer_names" => serde_json::to_value(ConsumerNamesResponse::default()),
+        "consumer_list" => serde_json::to_value(ConsumerListResponse::default()),
+        "consumer_pause" => serde_json::to_value(ConsumerPauseResponse::default()),
+        _ => Ok(Value::Null),
+    };
+    v.unwrap_or(Value::Null)
 }
 
 fn response_type(kind: &str) -> String {
@@ -128,6 +189,7 @@ async fn dispatch(acc: &Arc<JsAccount>, t: &[&str], body: &[u8]) -> Answer {
                             deleted: req.deleted_details,
                             subjects: Some(req.subjects_filter).filter(|s| !s.is_empty()),
                             offset: usize::try_from(req.offset).unwrap_or(0),
+                            cluster: true,
                         },
                     )
                     .await
