@@ -271,6 +271,7 @@ impl FileStore {
         let recovery = Recovery {
             msgs: counters.msgs,
             bytes: counters.bytes,
+            // Meta records are opaque here: the stream, which names them, counts consumers.
             consumers: 0,
             repaired,
         };
@@ -990,6 +991,10 @@ impl Store for FileStore {
         })
     }
 
+    /// Walks `msgs` from the oldest while `max_age` has passed (messages with a TTL of
+    /// `never` are stepped over, so many of them at the head cost a scan per call) and
+    /// `ttls` while their time has come. Nothing expired: the transaction is aborted,
+    /// no fsync.
     fn expire(&self, now: Nanos) -> Result<(Vec<u64>, Option<Nanos>), StoreError> {
         self.write(None, false, |tx, limits| {
             let max_age = limits.max_age;
