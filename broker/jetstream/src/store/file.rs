@@ -35,7 +35,7 @@ use super::memory::{
 };
 use super::{
     Appended, Limits, Nanos, NewMsg, Purge, Recovery, Store, StoreError, StoreState, StoredMsg,
-    msg_size,
+    file_msg_size,
 };
 use crate::subject;
 
@@ -204,7 +204,7 @@ impl<'a> Rec<'a> {
     }
 
     fn size(&self) -> u64 {
-        msg_size(self.subject, self.hdr, self.data)
+        file_msg_size(self.subject, self.hdr, self.data)
     }
 
     fn stored(&self, seq: u64) -> StoredMsg {
@@ -924,6 +924,10 @@ fn each_subject(
 }
 
 impl Store for FileStore {
+    fn msg_size(&self) -> super::SizeFn {
+        file_msg_size
+    }
+
     fn append(&self, msgs: &[NewMsg]) -> Result<Appended, StoreError> {
         if msgs.is_empty() {
             let _open = self.db()?;
@@ -1302,7 +1306,7 @@ impl Store for FileStore {
 /// ```
 /// Integers are little-endian; strings and byte blocks are a u32 length and the bytes.
 /// The checksum is FNV-1a 64 of every byte before it: it catches damage, not tampering.
-pub(super) mod snapshot {
+pub(crate) mod snapshot {
     use std::io::{self, Read, Write};
 
     use bytes::Bytes;

@@ -15,7 +15,8 @@ use parking_lot::{
 
 use super::file::snapshot;
 use super::{
-    Appended, Limits, Nanos, NewMsg, Purge, Store, StoreError, StoreState, StoredMsg, msg_size,
+    Appended, Limits, Nanos, NewMsg, Purge, Store, StoreError, StoreState, StoredMsg,
+    memory_msg_size,
 };
 use crate::subject;
 
@@ -50,7 +51,7 @@ struct Msg {
 
 impl Msg {
     fn size(&self) -> u64 {
-        msg_size(&self.subject, &self.hdr, &self.data)
+        memory_msg_size(&self.subject, &self.hdr, &self.data)
     }
 
     fn stored(&self, seq: u64) -> StoredMsg {
@@ -233,6 +234,10 @@ impl Inner {
 }
 
 impl Store for MemoryStore {
+    fn msg_size(&self) -> super::SizeFn {
+        memory_msg_size
+    }
+
     fn append(&self, msgs: &[NewMsg]) -> Result<Appended, StoreError> {
         let mut inner = self.write()?;
         let first_seq = next_seqs(inner.last_seq, msgs.len())?;

@@ -63,12 +63,23 @@ pub struct NewMsg {
     pub ttl: Option<i64>,
 }
 
-/// The size nats-server accounts for one message in `bytes` and `max_bytes`: subject,
-/// headers and payload plus a fixed per-message overhead (its memstore's 16 bytes; the
-/// file store uses the same figure here so both storage kinds report alike).
-pub fn msg_size(subject: &str, hdr: &[u8], data: &[u8]) -> u64 {
+/// The size nats-server's memory store accounts for one message in `bytes` and
+/// `max_bytes`: subject, headers and payload plus 16 bytes.
+pub fn memory_msg_size(subject: &str, hdr: &[u8], data: &[u8]) -> u64 {
     (subject.len() + hdr.len() + data.len() + 16) as u64
 }
+
+/// The size nats-server's file store accounts for one message: its record on disk
+/// (length 4, sequence 8, timestamp 8, subject length 2, subject, the header length 4
+/// and headers when there are any, payload, checksum 8). Using the same figure keeps
+/// `bytes` and what `max_bytes` lets a file stream hold equal to nats-server's.
+pub fn file_msg_size(subject: &str, hdr: &[u8], data: &[u8]) -> u64 {
+    let headers = if hdr.is_empty() { 0 } else { 4 + hdr.len() };
+    (22 + subject.len() + headers + data.len() + 8) as u64
+}
+
+/// How a store sizes a message ([`memory_msg_size`] or [`file_msg_size`]).
+pub type SizeFn = fn(&str, &[u8], &[u8]) -> u64;
 
 /// The retention limits a store enforces on every append (and on [`Store::set_limits`]).
 /// A value `<= 0` means unlimited, as in nats-server's `StreamConfig`.
@@ -150,6 +161,9 @@ pub struct Recovery {
 
 /// One stream's storage. See the module documentation for the contract.
 pub trait Store: Send + Sync + 'static {
+    /// How this store sizes a message in `bytes` and for `max_bytes`.
+    fn msg_size(&self) -> SizeFn;
+
     /// Appends `msgs` in order at the next sequences in one durable commit, then removes
     /// what the limits no longer allow (in that same commit).
     fn append(&self, msgs: &[NewMsg]) -> Result<Appended, StoreError>;
