@@ -336,10 +336,17 @@ async fn account_detail(a: &Arc<JsAccount>, o: &JszQuery) -> Value {
             else {
                 continue;
             };
+            let (commits, committed_msgs) = {
+                let sh = st.shared.read();
+                (sh.commits, sh.committed_msgs)
+            };
             let mut d = json!({
                 "name": st.name,
                 "created": info.get("created").cloned().unwrap_or(Value::Null),
                 "state": info.get("state").cloned().unwrap_or(Value::Null),
+                // natrix only: group-commit batch size is committed_msgs / commits.
+                "commits": commits,
+                "committed_msgs": committed_msgs,
             });
             if let Some(dobj) = d.as_object_mut() {
                 if o.config {

@@ -105,6 +105,9 @@ pub struct Shared {
     pub config: StreamConfig,
     pub state: crate::store::StoreState,
     pub consumers: usize,
+    /// Store commits of publishes, and the messages they carried (`/jsz` stream detail).
+    pub commits: u64,
+    pub committed_msgs: u64,
 }
 
 /// A running stream as its account sees it.
@@ -181,6 +184,8 @@ impl Stream {
             config: config.clone(),
             state,
             consumers: 0,
+            commits: 0,
+            committed_msgs: 0,
         }));
         Self {
             name: config.name.clone(),
@@ -516,6 +521,11 @@ impl Stream {
         let result = blocking(move || store.append(&new)).await;
         match result {
             Ok(appended) => {
+                {
+                    let mut s = self.shared.write();
+                    s.commits += 1;
+                    s.committed_msgs += proposed.len() as u64;
+                }
                 for (seq, p) in (appended.first_seq..).zip(proposed.iter()) {
                     if let Some(id) = &p.msg_id {
                         self.dedupe.insert(id.clone(), (seq, p.msg.ts));
