@@ -301,6 +301,7 @@ impl JsAccount {
         self: &Arc<Self>,
         subject_name: &str,
         config: StreamConfig,
+        pedantic: bool,
     ) -> Result<Value, ApiError> {
         if config.name != subject_name {
             return Err(errors::stream_mismatch());
@@ -325,7 +326,8 @@ impl JsAccount {
             .filter(|s| s.name != config.name)
             .map(|s| s.shared.read().config.clone())
             .collect();
-        let mut config = crate::validate::stream_config(&config, &others, &self.js.config.limits)?;
+        let limits = &self.js.config.limits;
+        let mut config = crate::validate::stream_create(&config, &others, limits, pedantic)?;
         if u64::from(config.required_api_level()) > crate::API_LEVEL {
             return Err(errors::required_api_level());
         }
@@ -345,6 +347,7 @@ impl JsAccount {
             return Err(errors::stream_name_exist());
         }
         self.check_stream_limits(&config, None)?;
+        crate::validate::stream_add(&config, &others)?;
         let created = crate::time::now_nanos();
         let store: Arc<dyn Store> = match config.storage {
             StorageType::Memory => Arc::new(MemoryStore::new(limits_of(&config))),
@@ -407,28 +410,32 @@ impl JsAccount {
         self: &Arc<Self>,
         subject_name: &str,
         config: StreamConfig,
+        pedantic: bool,
     ) -> Result<Value, ApiError> {
-        if config.name != subject_name {
-            return Err(errors::stream_mismatch());
-        }
         let _admin = self.admin.lock().await;
-        let Some(handle) = self.stream(subject_name) else {
-            return Err(errors::stream_not_found());
-        };
         let others: Vec<StreamConfig> = self
             .streams()
             .iter()
             .filter(|s| s.name != config.name)
             .map(|s| s.shared.read().config.clone())
             .collect();
+        // nats-server checks the config before the name in the subject and the stream.
+        let limits = &self.js.config.limits;
+        let config = crate::validate::stream_config(&config, &others, limits, pedantic)?;
+        if config.name != subject_name {
+            return Err(errors::stream_mismatch());
+        }
+        let Some(handle) = self.stream(subject_name) else {
+            return Err(errors::stream_not_found());
+        };
         let old = handle.shared.read().config.clone();
-        let config = crate::validate::stream_config(&config, &others, &self.js.config.limits)?;
         let mut config = crate::validate::stream_update(&old, &config)?;
         if u64::from(config.required_api_level()) > crate::API_LEVEL {
             return Err(errors::required_api_level());
         }
         config.set_static_metadata();
         self.check_stream_limits(&config, Some(&old))?;
+        crate::validate::subjects_overlap(&config, &others)?;
         let out = handle.call(Call::Update(Box::new(config.clone()))).await;
         if out.is_ok() {
             self.advisory_stream("UPDATED", &config.name, "update");

@@ -80,6 +80,7 @@ pub enum Call {
     ConsumerCreate {
         config: Box<crate::api::types::ConsumerConfig>,
         action: crate::api::types::ConsumerAction,
+        pedantic: bool,
     },
     ConsumerInfo(String),
     ConsumerDelete(String),

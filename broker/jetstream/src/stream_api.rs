@@ -69,7 +69,11 @@ pub(crate) async fn call(s: &mut Stream, call: Call) -> Result<Value, ApiError> 
             s.removed(&[seq]);
             Ok(json!({"success": true}))
         }
-        Call::ConsumerCreate { config, action } => consumer_create(s, *config, action).await,
+        Call::ConsumerCreate {
+            config,
+            action,
+            pedantic,
+        } => consumer_create(s, *config, action, pedantic).await,
         Call::ConsumerInfo(name) => {
             let ctx = ctx!(s);
             let c = s
@@ -223,6 +227,8 @@ pub(crate) fn state_of(
 }
 
 async fn update(s: &mut Stream, config: types::StreamConfig) -> Result<Value, ApiError> {
+    let consumers = s.consumers.iter().map(|(n, c)| (n, &c.config));
+    crate::validate::stream_update_consumers(&s.config, &config, consumers)?;
     let limits_changed = crate::stream::limits_of(&config) != s.set_limits_from_config();
     let subjects_changed = Stream::subjects(&config) != Stream::subjects(&s.config);
     let record = serde_json::to_vec(&json!({"config": config, "created": s.created}))
@@ -295,21 +301,30 @@ async fn consumer_create(
     s: &mut Stream,
     config: ConsumerConfig,
     action: ConsumerAction,
+    pedantic: bool,
 ) -> Result<Value, ApiError> {
-    let mut config = crate::validate::consumer_config(&config, &s.config, &s.limits)?;
+    let mut config = crate::validate::consumer_config(&config, &s.config, &s.limits, pedantic)?;
     config.set_static_metadata();
     let name = [&config.durable_name, &config.name]
         .into_iter()
         .find(|n| !n.is_empty())
         .cloned()
         .unwrap_or_else(|| crate::time::nuid()[..8].to_owned());
-    if let Some(existing) = s.consumers.get_mut(&name) {
+    if let Some(existing) = s.consumers.get(&name) {
         if action == ConsumerAction::Create && existing.config != config {
             return Err(errors::consumer_already_exists());
         }
+        if s.config.retention == types::RetentionPolicy::WorkQueue {
+            let all = s.consumers.values().map(|c| &c.config);
+            crate::validate::work_queue_unique(&config, all)?;
+        }
+        let old = &existing.config.deliver_subject;
+        let bound = !old.is_empty() && s.conn.has_interest(old);
         if existing.config != config {
-            let updated = crate::validate::consumer_update(&existing.config, &config)?;
-            existing.update(updated);
+            let updated = crate::validate::consumer_update(&existing.config, &config, bound)?;
+            if let Some(existing) = s.consumers.get_mut(&name) {
+                existing.update(updated);
+            }
             save_consumer_config(s, &name).await?;
             advisory_consumer(s, "UPDATED", &name, "update");
         }
@@ -326,9 +341,7 @@ async fn consumer_create(
     if s.config.max_consumers > 0 && s.consumers.len() as i64 >= s.config.max_consumers {
         return Err(errors::maximum_consumers_limit());
     }
-    if s.config.retention == types::RetentionPolicy::WorkQueue {
-        crate::validate::work_queue_consumer(&config, s.consumers.values().map(|c| &c.config))?;
-    }
+    crate::validate::new_consumer(&config, &s.config, s.consumers.values().map(|c| &c.config))?;
     let ctx = ctx!(s);
     let c = Consumer::new(name.clone(), config, &ctx);
     s.consumers.insert(name.clone(), c);

@@ -153,15 +153,15 @@ async fn dispatch(acc: &Arc<JsAccount>, t: &[&str], body: &[u8]) -> Answer {
         ["INFO"] => ("account_info", Ok(acc.info())),
         ["STREAM", "CREATE", name] => (
             "stream_create",
-            match decode_request::<types::StreamConfig>(body, strict) {
-                Ok(cfg) => acc.create_stream(name, cfg).await,
+            match types::StreamConfigRequest::decode(body, strict) {
+                Ok(req) => acc.create_stream(name, req.config, req.pedantic).await,
                 Err(e) => Err(e),
             },
         ),
         ["STREAM", "UPDATE", name] => (
             "stream_update",
-            match decode_request::<types::StreamConfig>(body, strict) {
-                Ok(cfg) => acc.update_stream(name, cfg).await,
+            match types::StreamConfigRequest::decode(body, strict) {
+                Ok(req) => acc.update_stream(name, req.config, req.pedantic).await,
                 Err(e) => Err(e),
             },
         ),
@@ -401,6 +401,7 @@ async fn consumer_create(
         Call::ConsumerCreate {
             config: Box::new(config),
             action: req.action,
+            pedantic: req.pedantic,
         },
     )
     .await
