@@ -832,11 +832,59 @@ impl Consumer {
                     ctx.conn.publish(&subj, None, &b.build(), &[]);
                     self.last_delivery = now;
                 }
+            } else {
+                // No listener, no heartbeat owed: the timer starts when one appears.
+                self.last_delivery = now;
             }
         }
         let threshold = self.config.inactive_threshold;
         threshold > 0
             && now.duration_since(self.last_seen) >= Duration::from_nanos(threshold.unsigned_abs())
+    }
+
+    /// The next moment [`Consumer::on_tick`] has something to do: an ack wait ending, a
+    /// delayed redelivery, a pull request expiring or owing a heartbeat, a push
+    /// heartbeat, the inactivity threshold, the end of a pause.
+    pub fn next_wake(&self, now: Instant) -> Option<Instant> {
+        let now_ns = now_nanos();
+        let at = |ns: i64| now + Duration::from_nanos(u64::try_from(ns - now_ns).unwrap_or(0));
+        let mut wake: Option<Instant> = None;
+        let mut take = |t: Instant| wake = Some(wake.map_or(t, |w| w.min(t)));
+        if self.acks() {
+            for (seq, p) in &self.pending {
+                if !self.redeliver.contains_key(seq) {
+                    take(at(p.delivered_at + self.ack_wait_for(p.deliveries)));
+                }
+            }
+        }
+        // Redeliveries already due wait for a target, which arrives as an event.
+        if let Some(&nb) = self.redeliver.values().filter(|&&nb| nb > now_ns).min() {
+            take(at(nb));
+        }
+        for r in &self.waiting {
+            if let Some(e) = r.expires {
+                take(e);
+            }
+            if let Some(hb) = r.heartbeat {
+                take(r.last_sent + hb);
+            }
+        }
+        if self.is_push() && self.config.idle_heartbeat > 0 {
+            take(
+                self.last_delivery
+                    + Duration::from_nanos(self.config.idle_heartbeat.unsigned_abs()),
+            );
+        }
+        if self.config.inactive_threshold > 0 {
+            take(
+                self.last_seen
+                    + Duration::from_nanos(self.config.inactive_threshold.unsigned_abs()),
+            );
+        }
+        if let Some(t) = self.config.pause_until.filter(|t| *t > now_ns) {
+            take(at(t));
+        }
+        wake
     }
 
     fn ack_wait_for(&self, deliveries: u64) -> i64 {
