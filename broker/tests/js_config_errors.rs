@@ -425,6 +425,23 @@ fn steps() -> Vec<(&'static str, String, Value)> {
             json!({"name": "MIR", "mirror": {"name": "ORDERS"}}),
         ),
         (
+            "update of a mirror, unchanged",
+            update("MIR"),
+            json!({"name": "MIR", "mirror": {"name": "DIRECT"}, "max_msgs": 10}),
+        ),
+        (
+            "update of sources, unchanged",
+            update("SRC"),
+            json!({"name": "SRC", "sources": [{"name": "ORDERS", "filter_subject": "orders.a"},
+                {"name": "ORDERS", "filter_subject": "orders.b"}], "max_msgs": 10}),
+        ),
+        (
+            "update adds a source",
+            update("SRC"),
+            json!({"name": "SRC", "sources": [{"name": "ORDERS", "filter_subject": "orders.a"},
+                {"name": "ORDERS", "filter_subject": "orders.b"}, {"name": "AGED"}]}),
+        ),
+        (
             "update disables TTLs",
             update("MARK"),
             json!({"name": "MARK", "subjects": ["mark"]}),

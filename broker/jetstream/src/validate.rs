@@ -405,6 +405,10 @@ pub fn stream_config(
     {
         return Err(invalid("preferred server not permitted in placement"));
     }
+    // Every pedantic failure has its place above; this only guards against a new one.
+    if let Some((_, e)) = held {
+        return Err(e);
+    }
     Ok(c)
 }
 
