@@ -405,6 +405,102 @@ impl JsAccount {
             })
     }
 
+    /// `STREAM.RESTORE`'s checks before the upload (nats-server's order): the config as a
+    /// create checks it, a name not in use (10130), the account's limits.
+    pub(crate) fn restore_check(&self, config: StreamConfig) -> Result<StreamConfig, ApiError> {
+        let others: Vec<StreamConfig> = self
+            .streams()
+            .iter()
+            .filter(|s| s.name != config.name)
+            .map(|s| s.shared.read().config.clone())
+            .collect();
+        let limits = &self.js.config.limits;
+        let mut config = crate::validate::stream_config(&config, &others, limits, false)?;
+        if u64::from(config.required_api_level()) > crate::API_LEVEL {
+            return Err(errors::required_api_level());
+        }
+        config.set_static_metadata();
+        self.check_stream_limits(&config, None)?;
+        if self.stream(&config.name).is_some() {
+            return Err(errors::stream_name_exist_restore_failed());
+        }
+        Ok(config)
+    }
+
+    /// `STREAM.RESTORE`'s last step (`snapshot.rs`): starts `config` as a stream on a
+    /// restored store, with the consumers the store has records for. `place` hands the
+    /// store over once the name is known to be free (a file store is moved into the
+    /// directory it is given). The store's config record must name the same stream;
+    /// `config` replaces it and its creation time stays (nats-server: the restore
+    /// request's config is the stream's new identity).
+    pub(crate) async fn adopt_stream(
+        self: &Arc<Self>,
+        config: StreamConfig,
+        place: impl FnOnce(PathBuf) -> Result<Arc<dyn Store>, crate::store::StoreError> + Send + 'static,
+    ) -> Result<Value, ApiError> {
+        let _admin = self.admin.lock().await;
+        if self.stream(&config.name).is_some() {
+            return Err(errors::stream_name_exist_restore_failed());
+        }
+        let others: Vec<StreamConfig> = self
+            .streams()
+            .iter()
+            .map(|s| s.shared.read().config.clone())
+            .collect();
+        crate::validate::stream_add(&config, &others)?;
+        let dir = self.dir().join(&config.name);
+        let store = blocking(move || place(dir))
+            .await
+            .map_err(errors::stream_restore)?;
+        let name = config.name.clone();
+        let started = async {
+            let stored = store
+                .meta(STREAM_RECORD)
+                .map_err(errors::stream_restore)?
+                .into_iter()
+                .find(|(k, _)| k == STREAM_RECORD)
+                .ok_or_else(|| errors::stream_restore("no stream config in the snapshot"))?;
+            let stored: StreamRecord = serde_json::from_slice(&stored.1)
+                .map_err(|e| errors::stream_restore(format!("stream config: {e}")))?;
+            if stored.config.name != name {
+                return Err(errors::stream_restore("stream names do not match"));
+            }
+            let created = stored.created;
+            let rec = serde_json::to_vec(&StreamRecord {
+                config: config.clone(),
+                created,
+            })
+            .map_err(errors::stream_restore)?;
+            let limits = limits_of(&config);
+            let s = store.clone();
+            blocking(move || {
+                s.put_meta(&[(STREAM_RECORD.to_owned(), Some(rec))])?;
+                s.set_limits(limits)
+            })
+            .await
+            .map_err(errors::stream_restore)?;
+            self.spawn_stream(config, created, store.clone(), true)
+                .map_err(errors::stream_restore)
+        }
+        .await;
+        let handle = match started {
+            Ok(h) => h,
+            Err(e) => {
+                let _ = blocking(move || store.destroy()).await;
+                return Err(e);
+            }
+        };
+        self.streams.write().insert(name, handle.clone());
+        handle
+            .call(Call::Info {
+                deleted: false,
+                subjects: None,
+                offset: 0,
+                cluster: false,
+            })
+            .await
+    }
+
     /// `$JS.API.STREAM.UPDATE.<name>`.
     pub async fn update_stream(
         self: &Arc<Self>,

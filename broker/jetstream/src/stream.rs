@@ -98,6 +98,8 @@ pub enum Call {
         name: String,
         group: String,
     },
+    /// `STREAM.SNAPSHOT`: pin a copy of the store between two commits (`snapshot.rs`).
+    Snapshot(crate::snapshot::Take),
 }
 
 /// What other tasks may read without asking the actor: kept current by it.
@@ -879,7 +881,7 @@ impl Stream {
         }
     }
 
-    async fn persist_consumers(&mut self) {
+    pub(crate) async fn persist_consumers(&mut self) {
         let mut records = Vec::new();
         for (name, c) in &mut self.consumers {
             if let Some(state) = c.take_dirty_state() {

@@ -123,6 +123,7 @@ pub(crate) async fn call(s: &mut Stream, call: Call) -> Result<Value, ApiError> 
             save_consumer_config(s, &name).await?;
             Ok(v)
         }
+        Call::Snapshot(take) => crate::snapshot::take(s, take).await,
         Call::ConsumerUnpin { name, group } => {
             let c = s
                 .consumers

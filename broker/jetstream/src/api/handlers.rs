@@ -27,6 +27,8 @@ pub const SUBJECTS: &[&str] = &[
     "STREAM.PURGE.*",
     "STREAM.MSG.DELETE.*",
     "STREAM.MSG.GET.*",
+    "STREAM.SNAPSHOT.*",
+    "STREAM.RESTORE.*",
     "CONSUMER.CREATE.*",
     "CONSUMER.CREATE.*.>",
     "CONSUMER.DURABLE.CREATE.*.*",
@@ -111,6 +113,8 @@ fn kind_of(t: &[&str]) -> &'static str {
         ["STREAM", "PURGE", ..] => "stream_purge",
         ["STREAM", "MSG", "GET", ..] => "stream_msg_get",
         ["STREAM", "MSG", "DELETE", ..] => "stream_msg_delete",
+        ["STREAM", "SNAPSHOT", ..] => "stream_snapshot",
+        ["STREAM", "RESTORE", ..] => "stream_restore",
         ["CONSUMER", "CREATE", ..] | ["CONSUMER", "DURABLE", ..] => "consumer_create",
         ["CONSUMER", "INFO", ..] => "consumer_info",
         ["CONSUMER", "DELETE", ..] => "consumer_delete",
@@ -136,6 +140,7 @@ fn zero_body(kind: &str) -> Value {
         "consumer_names" => serde_json::to_value(ConsumerNamesResponse::default()),
         "consumer_list" => serde_json::to_value(ConsumerListResponse::default()),
         "consumer_pause" => serde_json::to_value(ConsumerPauseResponse::default()),
+        "stream_restore" => serde_json::to_value(types::StreamRestoreResponse::default()),
         _ => Ok(Value::Null),
     };
     v.unwrap_or(Value::Null)
@@ -241,6 +246,14 @@ async fn dispatch(acc: &Arc<JsAccount>, t: &[&str], body: &[u8]) -> Answer {
                 }
                 Err(e) => Err(e),
             },
+        ),
+        ["STREAM", "SNAPSHOT", name] => (
+            "stream_snapshot",
+            crate::snapshot::snapshot(acc, name, body).await,
+        ),
+        ["STREAM", "RESTORE", name] => (
+            "stream_restore",
+            crate::snapshot::restore(acc, name, body).await,
         ),
         ["CONSUMER", "CREATE", stream, rest @ ..] => (
             "consumer_create",
