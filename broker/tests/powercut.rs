@@ -460,6 +460,7 @@ async fn read_stream(stream: &stream::Stream, messages: u64) -> Vec<(u64, String
             .messages()
             .await
         else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
         while let Some(Ok(msg)) = batch.next().await {
@@ -491,6 +492,7 @@ async fn drain(
             .messages()
             .await
         else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
         while let Some(Ok(msg)) = batch.next().await {
