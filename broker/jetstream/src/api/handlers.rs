@@ -364,50 +364,43 @@ async fn consumer_create(
     }
     let mut config = req.config;
     let durable = config.durable_name.clone();
-    let name = config.name.clone();
+    let subj_name = name_in_subject.unwrap_or("");
+    if subj_name.contains(['\\', '/']) {
+        return Err(errors::consumer_name_contains_path_separators());
+    }
     if durable_api {
-        let Some(subj_name) = name_in_subject else {
+        if subj_name.is_empty() {
             return Err(errors::consumer_durable_name_not_in_subject());
-        };
+        }
         if durable.is_empty() {
             return Err(errors::consumer_durable_name_not_set());
         }
         if durable != subj_name {
             return Err(errors::consumer_durable_name_not_match_subject());
         }
-    } else if let Some(subj_name) = name_in_subject {
-        // `.<name>` and optionally `.<filter>` (the filter may hold dots).
-        let filter = rest
-            .strip_prefix(subj_name)
-            .and_then(|f| f.strip_prefix('.'))
-            .filter(|f| !f.is_empty());
-        if !name.is_empty() && name != subj_name {
-            return Err(errors::consumer_create(
-                "consumer name in subject does not match durable name in request",
-            ));
-        }
+        // A durable: its name is the one in the subject.
+        config.name = subj_name.to_owned();
+    } else if !subj_name.is_empty() {
         if !durable.is_empty() && durable != subj_name {
-            return Err(errors::consumer_create(
-                "consumer name in subject does not match durable name in request",
-            ));
+            return Err(errors::consumer_durable_name_not_match_subject());
         }
-        if let Some(f) = filter {
-            let configured = config.filter_subject.clone();
-            if !config.filter_subjects.is_empty() {
-                return Err(errors::consumer_multiple_filters_not_allowed());
-            }
-            if !configured.is_empty() && configured != f {
-                return Err(errors::consumer_create_filter_subject_mismatch());
-            }
-        }
-        if name.is_empty() {
-            config.name = subj_name.to_owned();
-        }
+        // The name in the subject wins over one in the request, as in nats-server.
+        config.name = subj_name.to_owned();
     } else if !durable.is_empty() {
         return Err(errors::consumer_ephemeral_with_durable_name());
     }
-    if !durable.is_empty() && !name.is_empty() && durable != name {
-        return Err(errors::consumer_create_durable_and_name_mismatch());
+    // `.<name>.<filter>`: the filter may hold dots.
+    let filter = rest
+        .strip_prefix(subj_name)
+        .and_then(|f| f.strip_prefix('.'))
+        .filter(|f| !f.is_empty() && !subj_name.is_empty() && !durable_api);
+    if let Some(f) = filter {
+        if !config.filter_subjects.is_empty() {
+            return Err(errors::consumer_multiple_filters_not_allowed());
+        }
+        if config.filter_subject != f {
+            return Err(errors::consumer_create_filter_subject_mismatch());
+        }
     }
     acc.stream_call(
         stream,
