@@ -91,7 +91,7 @@ impl Out {
     fn json(&self) -> String {
         match serde_json::from_str::<Value>(self.stdout.trim()) {
             Ok(v) => format!("ok={} {}", self.ok, normalize(v)),
-            Err(_) => format!("not JSON: {}", self.all()),
+            Err(_) => format!("not JSON: {}", mask(&self.all())),
         }
     }
 
@@ -400,7 +400,12 @@ fn add_orders(env: &Env) -> Out {
 
 /// The JSON a `nats stream add --json` prints after its "created" line.
 fn json_after_banner(out: &Out) -> String {
-    let start = out.stdout.find('{').unwrap_or(out.stdout.len());
+    // After a banner, or after `stream edit`'s diff of the Go structs.
+    let start = if out.stdout.starts_with('{') {
+        0
+    } else {
+        out.stdout.find("\n{").unwrap_or(out.stdout.len())
+    };
     match serde_json::from_str::<Value>(out.stdout[start..].trim()) {
         Ok(v) => format!("ok={} {}", out.ok, normalize(v)),
         Err(_) => format!("not JSON: {}", out.all()),
@@ -1134,7 +1139,7 @@ fn object_store_buckets() {
         );
         t.step(
             "object rm",
-            env.nats(&["object", "rm", "FILES", "big.bin", "-f"]).all(),
+            env.nats(&["object", "rm", "FILES", "big.bin", "-f"]).text(),
         );
         t.step(
             "object ls after rm",
@@ -1190,7 +1195,7 @@ fn account_info_and_server_check() {
     differential("account", |env, t| {
         t.step("stream add", add_orders(env).ok.to_string());
         for i in 0..3 {
-            env.nats(&["pub", "orders.n", &format!("body {i}")]);
+            env.nats(&["req", "orders.n", &format!("body {i}")]);
         }
         env.nats(&[
             "stream",
@@ -1202,7 +1207,7 @@ fn account_info_and_server_check() {
             "memory",
             "--defaults",
         ]);
-        env.nats(&["pub", "mems", "12345"]);
+        env.nats(&["req", "mems", "12345"]);
         let out = env.nats(&["account", "info"]);
         t.step(
             "account info",
@@ -1335,6 +1340,158 @@ fn stream_backup_and_restore() {
                 "--no-progress",
             ]);
             format!("ok={} {}", out.ok, deprecation_free(&out.stderr))
+        });
+    });
+}
+
+#[test]
+fn limits_rollup_seal_and_pause() {
+    differential("limits", |env, t| {
+        t.step(
+            "stream add LIM",
+            env.nats(&[
+                "stream",
+                "add",
+                "LIM",
+                "--subjects",
+                "lim.*",
+                "--max-bytes",
+                "300",
+                "--discard",
+                "new",
+                "--max-msg-size",
+                "100",
+                "--defaults",
+            ])
+            .ok
+            .to_string(),
+        );
+        let big = "x".repeat(120);
+        t.step(
+            "over max_msg_size",
+            env.nats(&["req", "lim.a", &big, "--raw"]).json(),
+        );
+        for i in 0..6 {
+            let body = format!("{i:040}");
+            let r = env.nats(&["req", "lim.a", &body, "--raw"]);
+            t.step(&format!("fill {i} (discard new at max_bytes)"), r.json());
+        }
+        t.step(
+            "stream add RS",
+            env.nats(&[
+                "stream",
+                "add",
+                "RS",
+                "--subjects",
+                "rs.*",
+                "--allow-rollup",
+                "--deny-delete",
+                "--defaults",
+            ])
+            .ok
+            .to_string(),
+        );
+        t.step(
+            "rollup with deny purge refused",
+            env.nats(&[
+                "stream",
+                "add",
+                "RSX",
+                "--subjects",
+                "rsx.*",
+                "--allow-rollup",
+                "--deny-purge",
+                "--defaults",
+            ])
+            .all(),
+        );
+        env.nats(&["pub", "rs.a", "1"]);
+        env.nats(&["pub", "rs.a", "2"]);
+        env.nats(&["pub", "rs.b", "3"]);
+        t.step(
+            "rollup subject",
+            env.nats(&["req", "rs.a", "4", "-H", "Nats-Rollup:sub", "--raw"])
+                .json(),
+        );
+        t.step("state after subject rollup", {
+            let v: Value = serde_json::from_str(&env.nats(&["stream", "info", "RS", "-j"]).stdout)
+                .unwrap_or_default();
+            normalize(v["state"].clone()).to_string()
+        });
+        t.step(
+            "bad rollup value",
+            env.nats(&["req", "rs.a", "5", "-H", "Nats-Rollup:bogus", "--raw"])
+                .json(),
+        );
+        t.step(
+            "rollup all",
+            env.nats(&["req", "rs.c", "6", "-H", "Nats-Rollup:all", "--raw"])
+                .json(),
+        );
+        t.step("state after rollup all", {
+            let v: Value = serde_json::from_str(&env.nats(&["stream", "info", "RS", "-j"]).stdout)
+                .unwrap_or_default();
+            normalize(v["state"].clone()).to_string()
+        });
+        t.step(
+            "delete denied",
+            env.nats(&["stream", "rmm", "RS", "1", "-f"]).all(),
+        );
+        t.step(
+            "seal",
+            env.nats(&["stream", "seal", "RS", "-f"]).ok.to_string(),
+        );
+        t.step(
+            "purge sealed",
+            env.nats(&["stream", "purge", "RS", "-f"]).all(),
+        );
+        t.step(
+            "publish to sealed",
+            env.nats(&["req", "rs.b", "7", "--raw"]).json(),
+        );
+        t.step("sealed config", {
+            let v: Value = serde_json::from_str(&env.nats(&["stream", "info", "RS", "-j"]).stdout)
+                .unwrap_or_default();
+            format!(
+                "sealed={} msgs={}",
+                v["config"]["sealed"], v["state"]["messages"]
+            )
+        });
+        t.step(
+            "consumer add on sealed stream",
+            env.nats(&["consumer", "add", "RS", "C", "--pull", "--defaults"])
+                .ok
+                .to_string(),
+        );
+        t.step(
+            "consumer pause",
+            mask(
+                &env.nats(&["consumer", "pause", "RS", "C", "1h", "-f"])
+                    .all(),
+            ),
+        );
+        t.step("paused info", {
+            let v: Value =
+                serde_json::from_str(&env.nats(&["consumer", "info", "RS", "C", "-j"]).stdout)
+                    .unwrap_or_default();
+            format!(
+                "paused={} remaining>0={}",
+                v["paused"],
+                v["pause_remaining"].as_i64().unwrap_or(0) > 0
+            )
+        });
+        t.step(
+            "consumer resume",
+            mask(&env.nats(&["consumer", "resume", "RS", "C", "-f"]).all()),
+        );
+        t.step("resumed info", {
+            let v: Value =
+                serde_json::from_str(&env.nats(&["consumer", "info", "RS", "C", "-j"]).stdout)
+                    .unwrap_or_default();
+            format!(
+                "paused={} pause_until={}",
+                v["paused"], v["config"]["pause_until"]
+            )
         });
     });
 }

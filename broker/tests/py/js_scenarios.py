@@ -261,6 +261,16 @@ async def streams(js, jsm):
     for i in range(3):
         await attempt(f"publish mem {i} (discard new)", js.publish("mem.a", b"m"), ack_shape)
     await attempt("memory state", jsm.stream_info("MEM"), lambda i: stream_state(i.state))
+    # max_age: a message older than the stream's max_age is removed (nobody polls meanwhile).
+    await attempt("add AGED max_age 1s", jsm.add_stream(name="AGED", subjects=["aged"], max_age=1.0),
+                  lambda i: i.config.max_age)
+    await attempt("publish aged", js.publish("aged", b"old"), ack_shape)
+    await asyncio.sleep(2.0)
+    await attempt("aged after 2s", jsm.stream_info("AGED"), lambda i: stream_state(i.state))
+    await attempt("publish aged again", js.publish("aged", b"new"), ack_shape)
+    await asyncio.sleep(2.0)
+    await attempt("aged again after 2s", jsm.stream_info("AGED"), lambda i: stream_state(i.state))
+    await attempt("delete AGED", jsm.delete_stream("AGED"))
     await attempt("streams", jsm.streams_info(), lambda l: sorted(i.config.name for i in l))
     await attempt(
         "account info",
@@ -513,6 +523,15 @@ async def key_value(js):
     await w(watcher.stop())
 
     await attempt("status after", kv.status(), lambda s: {"values": s.values, "bytes": s.stream_info.state.bytes})
+    # A bucket with a TTL: values go away after it.
+    ttl = await attempt("create bucket TTL ttl=1s", js.create_key_value(bucket="TTL", ttl=1), lambda k: "ok")
+    if ttl:
+        for k in ["x", "y.z", "w"]:
+            await attempt(f"ttl put {k}", ttl.put(k, b"v"))
+        await asyncio.sleep(2.0)
+        await attempt("ttl get x after 2s", ttl.get("x"), entry_shape)
+        await attempt("ttl status after 2s", ttl.status(), lambda s: {"values": s.values, "ttl": s.ttl})
+        await attempt("delete bucket TTL", js.delete_key_value("TTL"))
     await attempt("open missing bucket", js.key_value("NOPE"), lambda k: "ok")
     await attempt("delete bucket", js.delete_key_value("CFG"))
     await attempt("open deleted bucket", js.key_value("CFG"), lambda k: "ok")
