@@ -39,6 +39,7 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
@@ -78,6 +79,8 @@ pub const RESTORE_IDLE: Duration = Duration::from_secs(5);
 /// Chunks of a restore queued ahead of the decoder; beyond that the client's acks wait,
 /// which is what keeps a restore's memory bounded.
 const RESTORE_QUEUE: usize = 4;
+/// Bytes of an upload received but not yet decoded, at most (see [`Inbox`]).
+const RESTORE_MAX_QUEUED: usize = 64 << 20;
 
 /// The snapshot's acknowledgement subject prefix (nats-server's `jsSnapshotAckT`).
 const ACK_PREFIX: &str = "$JS.SNAPSHOT.ACK";
@@ -285,9 +288,11 @@ fn write_wire(
                 .map_err(|e| io_error("snapshot temp file", &e))?;
             Ok(Wire { file, len })
         }
-        // The encoder saw the store's stream break off: the store's error says why.
-        (Err(e), _) => Err(e),
-        (Ok(()), Err(e)) => Err(e),
+        // When the store's copy broke off, the encoder saw it cut short: the store's
+        // error says why. When the encoder failed (a full disk), the store saw the
+        // pipe close: the encoder's error says why.
+        (Err(p), Err(StoreError::Corrupt(_)) | Ok(_)) => Err(p),
+        (_, Err(e)) => Err(e),
     }
 }
 
@@ -582,12 +587,24 @@ pub(crate) async fn restore(
     let id = crate::time::nuid();
     let subject = format!("{RESTORE_PREFIX}.{stream}.{id}");
     let (tx, rx) = mpsc::unbounded_channel::<Msg>();
+    let inbox = Inbox {
+        rx,
+        queued: Arc::default(),
+        overflow: Arc::default(),
+    };
+    let (queued, overflow) = (inbox.queued.clone(), inbox.overflow.clone());
     let conn = acc
         .js
         .bus
         .connect(
             &acc.name,
             Box::new(move |m: Msg| {
+                let n = m.payload.len();
+                if queued.fetch_add(n, Ordering::Relaxed) + n > RESTORE_MAX_QUEUED {
+                    queued.fetch_sub(n, Ordering::Relaxed);
+                    overflow.store(true, Ordering::Relaxed);
+                    return;
+                }
                 let _ = tx.send(m);
             }),
         )
@@ -609,9 +626,18 @@ pub(crate) async fn restore(
     );
     let acc2 = acc.clone();
     tokio::spawn(async move {
-        receive(&acc2, config, conn, rx, &id).await;
+        receive(&acc2, config, conn, inbox, &id).await;
     });
     Ok(json!({ "deliver_subject": subject }))
+}
+
+/// The upload as it arrives from the bus, with the bytes not yet taken from it. A client
+/// waits for each chunk's ack (natscli does); one that runs ahead by more than
+/// [`RESTORE_MAX_QUEUED`] has its restore failed rather than grow the server's memory.
+struct Inbox {
+    rx: mpsc::UnboundedReceiver<Msg>,
+    queued: Arc<AtomicUsize>,
+    overflow: Arc<AtomicBool>,
 }
 
 /// Where a restore decodes into until the stream adopts it.
@@ -628,7 +654,7 @@ async fn receive(
     acc: &Arc<JsAccount>,
     config: StreamConfig,
     conn: Arc<dyn Conn>,
-    mut rx: mpsc::UnboundedReceiver<Msg>,
+    mut inbox: Inbox,
     id: &str,
 ) {
     let started = crate::time::now_nanos();
@@ -658,7 +684,7 @@ async fn receive(
     let mut loader = Some(loader);
     let mut total = 0u64;
     let outcome: Result<(String, Value), (Option<String>, ApiError)> = loop {
-        let next = tokio::time::timeout(RESTORE_IDLE, rx.recv()).await;
+        let next = tokio::time::timeout(RESTORE_IDLE, inbox.rx.recv()).await;
         let Ok(Some(m)) = next else {
             break Err((
                 None,
@@ -668,6 +694,7 @@ async fn receive(
                 )),
             ));
         };
+        inbox.queued.fetch_sub(m.payload.len(), Ordering::Relaxed);
         let Some(reply) = m.reply else {
             break Err((
                 None,
@@ -677,6 +704,16 @@ async fn receive(
                 )),
             ));
         };
+        if inbox.overflow.load(Ordering::Relaxed) {
+            break Err((
+                Some(reply),
+                errors::stream_restore(format!(
+                    "restore for stream '{} > {}' received chunks before acknowledging \
+                     the ones before them",
+                    acc.name, stream
+                )),
+            ));
+        }
         if m.payload.is_empty() {
             chunk_tx = None;
             break match join(loader.take()).await {
