@@ -10,7 +10,8 @@
 //!   writing (the restored stream is exactly the state the answer reported).
 //! - Bad input on both servers: a restore onto an existing stream (10130), a garbage
 //!   upload (10062, no stream left behind), a receiver that stops acking (`408 No Flow
-//!   Response` after the 5 s ack timeout), and request errors.
+//!   Response` after the 5 s ack timeout), one that unsubscribes (`408 No Interest` at
+//!   once), and request errors.
 //!
 //! natrix and nats-server backups are not interchangeable (natrix sends its own store
 //! format); each server restores its own.
@@ -710,6 +711,8 @@ struct BadOutcome {
     restore_existing: u64,
     garbage: (u64, bool),
     no_acks: String,
+    /// The completion advisory's error when the receiver unsubscribed.
+    gone: String,
 }
 
 async fn bad_input(bin: &Path) -> BadOutcome {
@@ -831,11 +834,41 @@ async fn bad_input(bin: &Path) -> BadOutcome {
         took >= Duration::from_millis(4500) && took < Duration::from_secs(9),
         "ended after {took:?}"
     );
+
+    // A receiver that goes away: the snapshot ends at once with 408 No Interest, which
+    // only its completion advisory can tell.
+    let mut advisories = nc
+        .subscribe("$JS.EVENT.ADVISORY.STREAM.SNAPSHOT_COMPLETE.BAD")
+        .await
+        .expect("subscribe");
+    let inbox = nc.new_inbox();
+    let mut sub = nc.subscribe(inbox.clone()).await.expect("subscribe");
+    let v = api(
+        &nc,
+        "$JS.API.STREAM.SNAPSHOT.BAD",
+        &json!({"deliver_subject": inbox, "chunk_size": 1024, "window_size": 1024}),
+    )
+    .await;
+    assert!(v.get("error").is_none(), "{v}");
+    tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .expect("a first chunk")
+        .expect("message");
+    sub.unsubscribe().await.expect("unsubscribe");
+    let started = Instant::now();
+    let advisory = tokio::time::timeout(Duration::from_secs(4), advisories.next())
+        .await
+        .expect("the snapshot ends before its ack timeout")
+        .expect("advisory");
+    let advisory: Value = serde_json::from_slice(&advisory.payload).expect("json");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let gone = advisory["error"].as_str().unwrap_or_default().to_owned();
     BadOutcome {
         request_errors,
         restore_existing,
         garbage,
         no_acks,
+        gone,
     }
 }
 
@@ -849,6 +882,7 @@ async fn bad_input_on_both_servers() {
             restore_existing: 10130,
             garbage: (10062, true),
             no_acks: "408 No Flow Response".into(),
+            gone: "no interest".into(),
         }
     );
     let Some(reference) = reference() else {

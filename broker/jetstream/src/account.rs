@@ -137,6 +137,7 @@ impl JsAccount {
 
     /// Opens every file stream of this account found on disk, logging what it found.
     async fn recover(self: &Arc<Self>) {
+        crate::snapshot::remove_leftovers(self);
         let dir = self.dir();
         let Ok(entries) = std::fs::read_dir(&dir) else {
             return;

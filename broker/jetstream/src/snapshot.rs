@@ -122,6 +122,19 @@ fn snapshots_dir(acc: &JsAccount) -> PathBuf {
         .join("snapshots")
 }
 
+/// Removes what backups in flight left in `snapshots/` when the server stopped (restores
+/// staged there); run at start, before any backup begins. Snapshot temp files are
+/// unlinked when made, so only a crash mid-restore leaves anything.
+pub(crate) fn remove_leftovers(acc: &JsAccount) {
+    let dir = snapshots_dir(acc);
+    match std::fs::remove_dir_all(&dir) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            tracing::warn!("removing {}: {e}", dir.display());
+        }
+        _ => {}
+    }
+}
+
 /// nats-server's `isEmptyRequest`: no body, or an empty JSON object.
 fn is_empty_request(body: &[u8]) -> bool {
     let trimmed = body.trim_ascii();
