@@ -53,6 +53,9 @@ pub struct SavedState {
     pub initial: Vec<u64>,
     /// Stream sequence of the next new message to look at.
     pub next_seq: u64,
+    /// Messages past `max_deliver`: (stream sequence, consumer sequence).
+    #[serde(default)]
+    pub maxed: Vec<(u64, u64)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -93,6 +96,15 @@ pub struct Consumer {
     pending: BTreeMap<u64, Pending>,
     /// Due for redelivery, in stream order, with the earliest time each may go again.
     redeliver: BTreeMap<u64, i64>,
+    /// Messages delivered `max_deliver` times and never acknowledged: no longer pending
+    /// and never sent again, but the ack floor stays below them (stream sequence →
+    /// consumer sequence of their first delivery), as in nats-server.
+    maxed: BTreeMap<u64, u64>,
+    /// When the last acknowledgement moved anything (`ack_floor.last_active`).
+    last_ack: i64,
+    /// A push consumer with something to send found nobody listening: look again soon
+    /// (a subscriber appearing is no event the stream sees).
+    awaiting_interest: bool,
     waiting: VecDeque<PullRequest>,
     /// Messages still to deliver; `None` when it must be recounted.
     num_pending: Option<u64>,
@@ -169,6 +181,9 @@ impl Consumer {
             initial,
             pending: BTreeMap::new(),
             redeliver: BTreeMap::new(),
+            maxed: BTreeMap::new(),
+            last_ack: 0,
+            awaiting_interest: false,
             waiting: VecDeque::new(),
             num_pending: None,
             last_active: 0,
@@ -197,6 +212,7 @@ impl Consumer {
         c.ack_floor_stream = saved.ack_floor_stream;
         c.next_seq = saved.next_seq;
         c.initial = saved.initial.into_iter().collect();
+        c.maxed = saved.maxed.into_iter().collect();
         let now = now_nanos();
         for (sseq, cseq, at, n) in saved.pending {
             c.pending.insert(
@@ -228,6 +244,7 @@ impl Consumer {
                 .collect(),
             initial: self.initial.iter().copied().collect(),
             next_seq: self.next_seq,
+            maxed: self.maxed.iter().map(|(s, c)| (*s, *c)).collect(),
         }
     }
 
@@ -266,6 +283,7 @@ impl Consumer {
         seq <= self.ack_floor_stream
             || (seq <= self.delivered_stream
                 && !self.pending.contains_key(&seq)
+                && !self.maxed.contains_key(&seq)
                 && !self.initial.contains(&seq))
     }
 
@@ -287,6 +305,7 @@ impl Consumer {
                 self.dirty = true;
             }
             self.redeliver.remove(s);
+            self.maxed.remove(s);
         }
         self.initial.retain(|s| !seqs.contains(s));
         self.num_pending = None;
@@ -330,46 +349,53 @@ impl Consumer {
     // ---- delivery ----
 
     /// Sends what it can: redeliveries first, then new messages, while a target
-    /// (a listener or a waiting request) and `max_ack_pending` room remain.
-    pub fn deliver(&mut self, ctx: &ConsumerCtx<'_>) {
+    /// (a listener or a waiting request) and `max_ack_pending` room remain. True when it
+    /// stopped at its per-round cap with more to send (the stream runs another round at
+    /// once).
+    pub fn deliver(&mut self, ctx: &ConsumerCtx<'_>) -> bool {
         if self.is_paused() {
-            return;
+            return false;
         }
         self.gone_check(ctx.store);
         let now = Instant::now();
         for _ in 0..MAX_ROUND {
             let target = if let Some(subj) = self.deliver_subject().map(str::to_owned) {
                 if !ctx.conn.has_interest(&subj) {
-                    return;
+                    self.awaiting_interest = self.num_pending.is_none_or(|n| n > 0)
+                        || !self.redeliver.is_empty()
+                        || !self.initial.is_empty();
+                    return false;
                 }
+                self.awaiting_interest = false;
                 self.last_seen = now;
                 if let Some(fc) = &self.fc_outstanding
                     && !fc.is_empty()
                     && self.bytes_since_fc >= FC_STALL_BYTES
                 {
-                    return;
+                    return false;
                 }
                 Target::Push(subj)
             } else {
                 self.drop_expired(ctx, now);
                 if self.waiting.is_empty() {
-                    return;
+                    return false;
                 }
                 Target::Pull
             };
             let max_ack_pending = self.config.max_ack_pending;
             if self.acks() && max_ack_pending > 0 && self.pending.len() as i64 >= max_ack_pending {
-                return;
+                return false;
             }
             let Some((msg, redelivery)) = self.next_message(ctx.store) else {
                 // Nothing (more) to send: no-wait requests end here.
                 self.end_no_wait(ctx);
-                return;
+                return false;
             };
             if !self.send(ctx, &target, &msg, redelivery) {
-                return;
+                return false;
             }
         }
+        true
     }
 
     /// The next message to send: a due redelivery, else the next new one.
@@ -436,15 +462,17 @@ impl Consumer {
         } else {
             1
         };
-        let consumer_seq = if redelivery {
-            self.pending
-                .get(&m.seq)
-                .map_or(self.delivered_consumer + 1, |p| p.consumer_seq)
-        } else {
-            self.delivered_consumer + 1
-        };
+        // Every delivery, a redelivery too, takes the next consumer sequence (the ack
+        // subject carries it); the pending entry keeps the one of the first delivery,
+        // which the ack floor is made of. As nats-server.
+        let consumer_seq = self.delivered_consumer + 1;
+        let first_consumer_seq = self
+            .pending
+            .get(&m.seq)
+            .filter(|_| redelivery)
+            .map_or(consumer_seq, |p| p.consumer_seq);
+        self.delivered_consumer = consumer_seq;
         if !redelivery {
-            self.delivered_consumer = consumer_seq;
             self.delivered_stream = m.seq;
             if let Some(n) = &mut self.num_pending {
                 *n = n.saturating_sub(1);
@@ -478,7 +506,7 @@ impl Consumer {
             self.pending.insert(
                 m.seq,
                 Pending {
-                    consumer_seq,
+                    consumer_seq: first_consumer_seq,
                     delivered_at: now,
                     deliveries,
                 },
@@ -665,7 +693,9 @@ impl Consumer {
                         self.redeliver.remove(&s);
                         acked.push(s);
                     }
-                } else if self.pending.remove(&ack.stream_seq).is_some() {
+                } else if self.pending.remove(&ack.stream_seq).is_some()
+                    || self.maxed.remove(&ack.stream_seq).is_some()
+                {
                     self.redeliver.remove(&ack.stream_seq);
                     acked.push(ack.stream_seq);
                 }
@@ -708,6 +738,7 @@ impl Consumer {
         if acked.is_empty() {
             return Vec::new();
         }
+        self.last_ack = now_nanos();
         self.update_ack_floor();
         self.dirty = true;
         acked
@@ -759,16 +790,26 @@ impl Consumer {
     }
 
     fn update_ack_floor(&mut self) {
-        match self.pending.iter().next() {
+        let lowest_pending = self
+            .pending
+            .iter()
+            .next()
+            .map(|(s, p)| (*s, p.consumer_seq));
+        let lowest_maxed = self.maxed.iter().next().map(|(s, c)| (*s, *c));
+        let lowest = match (lowest_pending, lowest_maxed) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        match lowest {
             None => {
                 if self.initial.is_empty() {
                     self.ack_floor_stream = self.delivered_stream;
                     self.ack_floor_consumer = self.delivered_consumer;
                 }
             }
-            Some((&sseq, p)) => {
+            Some((sseq, cseq)) => {
                 self.ack_floor_stream = sseq.saturating_sub(1);
-                self.ack_floor_consumer = p.consumer_seq.saturating_sub(1);
+                self.ack_floor_consumer = cseq.saturating_sub(1);
             }
         }
     }
@@ -791,8 +832,10 @@ impl Consumer {
             for (seq, deliveries) in expired {
                 let max = self.config.max_deliver;
                 if max > 0 && deliveries >= max.unsigned_abs() {
-                    // Delivered as often as allowed: stop trying, as nats-server does.
-                    self.pending.remove(&seq);
+                    // Delivered as often as allowed: never again.
+                    if let Some(p) = self.pending.remove(&seq) {
+                        self.maxed.insert(seq, p.consumer_seq);
+                    }
                     self.dirty = true;
                     self.advisory_max_deliveries(ctx, seq, deliveries);
                 } else {
@@ -868,6 +911,9 @@ impl Consumer {
             if let Some(hb) = r.heartbeat {
                 take(r.last_sent + hb);
             }
+        }
+        if self.awaiting_interest {
+            take(now + Duration::from_millis(50));
         }
         if self.is_push() && self.config.idle_heartbeat > 0 {
             take(
@@ -963,11 +1009,13 @@ impl Consumer {
             ack_floor: SequenceInfo {
                 consumer_seq: self.ack_floor_consumer,
                 stream_seq: self.ack_floor_stream,
-                last_active: None,
+                last_active: (self.last_ack > 0).then_some(self.last_ack),
             },
             num_ack_pending: self.pending.len() as i64,
-            // nats-server counts the pending messages delivered more than once.
-            num_redelivered: self.pending.values().filter(|p| p.deliveries > 1).count() as i64,
+            // nats-server counts the messages delivered more than once that are not
+            // acknowledged (those past max_deliver included).
+            num_redelivered: (self.pending.values().filter(|p| p.deliveries > 1).count()
+                + self.maxed.len()) as i64,
             num_waiting: self.waiting.len() as i64,
             num_pending,
             push_bound: self
