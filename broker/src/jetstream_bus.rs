@@ -67,6 +67,10 @@ impl Conn for CoreConn {
     fn has_interest(&self, subject: &str) -> bool {
         self.0.has_interest(subject)
     }
+
+    fn has_literal_interest(&self, subject: &str) -> bool {
+        self.0.has_literal_interest(subject)
+    }
 }
 
 /// JetStream as monitoring reads it. Monitoring answers synchronously and JetStream's

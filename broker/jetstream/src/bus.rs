@@ -43,6 +43,11 @@ pub trait Conn: Send + Sync + 'static {
     fn deliver(&self, to: &str, subject: &str, reply: Option<&str>, headers: &[u8], payload: &[u8]);
     /// Whether anyone subscribes to `subject` now (push consumers deliver only then).
     fn has_interest(&self, subject: &str) -> bool;
+    /// Whether anyone subscribes to exactly `subject`, not only through a wildcard (a
+    /// snapshot waits for its receiver's own subscription, see `snapshot.rs`).
+    fn has_literal_interest(&self, subject: &str) -> bool {
+        self.has_interest(subject)
+    }
 }
 
 /// Makes internal connections.

@@ -435,10 +435,14 @@ async fn send_on(
     if let Err(e) = conn.subscribe(&format!("{ack_subject}.>"), None) {
         return Ending::Failed(e.to_string());
     }
-    // Clients subscribe to the deliver subject once they have the answer.
+    // Clients subscribe to the deliver subject once they have the answer. A client's
+    // request-reply wildcard (`_INBOX.<id>.*`) already covers an inbox it made, and a
+    // chunk sent before its own subscription would go to that wildcard and be lost: so
+    // wait for a subscription on exactly the deliver subject, then go on as nats-server
+    // does (which waits for any interest, and wins this race only by being slower).
     let waited = Instant::now();
-    while !conn.has_interest(deliver) && waited.elapsed() < INTEREST_WAIT {
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    while !conn.has_literal_interest(deliver) && waited.elapsed() < INTEREST_WAIT {
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let mut had_interest = conn.has_interest(deliver);
     let wire = match pending.0.await {

@@ -185,6 +185,17 @@ impl InternalClient {
             .is_empty()
     }
 
+    /// Whether something subscribes to exactly `subject`, not only through a wildcard
+    /// (JetStream's snapshots wait for the receiver's own subscription: a client's
+    /// request-reply wildcard `_INBOX.<id>.*` already covers the inbox it asks for).
+    pub fn has_literal_interest(&self, subject: &str) -> bool {
+        let m = self.account.sublist.match_subject(subject.as_bytes());
+        m.psubs
+            .iter()
+            .chain(m.qsubs.iter().flatten())
+            .any(|s| s.subject.as_ref() == subject.as_bytes())
+    }
+
     /// Removes every subscription; the handler task ends once the last frame is read.
     pub fn close(&self) {
         let subs: Vec<_> = self.subs.lock().drain().map(|(_, s)| s).collect();
