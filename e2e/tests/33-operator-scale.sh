@@ -9,11 +9,6 @@ fresh_namespace natrix-op-scale
 NS=$TEST_NS
 install_operator "$NS"
 
-natscluster "$NS" nats 3
-wait_until 180 "NatsCluster Ready" nc_ready "$NS" nats
-before=$(pods_of "$NS" nats)
-restarts_before=$(restart_counts)
-
 # restart_counts: each pod's container restart count, in pod-name order.
 restart_counts() {
   kubectl -n "$NS" get pods -l app.kubernetes.io/instance=nats --sort-by=.metadata.name \
@@ -27,6 +22,11 @@ replaced() {
     jsonpath='{range .items[*]}{.metadata.name} {.metadata.uid} {.metadata.creationTimestamp} {.metadata.labels.controller-revision-hash} {.metadata.deletionTimestamp}{"\n"}{end}' >&2 || true
   fail "pods 0-2 were replaced when $1"
 }
+
+natscluster "$NS" nats 3
+wait_until 180 "NatsCluster Ready" nc_ready "$NS" nats
+before=$(pods_of "$NS" nats)
+restarts_before=$(restart_counts)
 
 # routes_settled N: exactly N pods exist (none of the leaving ones still terminating: the
 # StatefulSet's Parallel policy may remove nats-3 before nats-4) and pods 0..N-1 each
