@@ -912,7 +912,7 @@ impl Server {
         let mut to_flush = Vec::new();
         let delivered = fanout::deliver(self, account, &m, &mut to_flush);
         for o in to_flush {
-            o.flush();
+            o.flush_soon();
         }
         account
             .stats

@@ -275,6 +275,14 @@ impl Outbound {
 
     /// Writes what is queued straight to the socket without blocking, from the
     /// publisher's task; what the socket does not take now is left to the writer task.
+    /// Hands what is buffered to the writer task instead of writing it here. The
+    /// server's own publishes use this: a burst of them (JetStream's acks for one commit,
+    /// a consumer's deliveries) then leaves in one write, not one write per message.
+    pub fn flush_soon(&self) {
+        self.state.lock().flush_owed = false;
+        self.wake.notify_one();
+    }
+
     pub fn flush(&self) {
         let batch = {
             let mut st = self.state.lock();
