@@ -279,6 +279,12 @@ impl Outbound {
     /// server's own publishes use this: a burst of them (JetStream's acks for one commit,
     /// a consumer's deliveries) then leaves in one write, not one write per message.
     pub fn flush_soon(&self) {
+        if matches!(self.sock, Sink::Internal(_)) {
+            // An internal client has no writer task: its channel send is the write, so
+            // it happens here (deferred, it would wait for an unrelated flush).
+            self.flush();
+            return;
+        }
         self.state.lock().flush_owed = false;
         self.wake.notify_one();
     }
