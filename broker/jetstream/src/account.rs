@@ -232,7 +232,10 @@ impl JsAccount {
                     let roles = handler_roles.read();
                     let cmd = if roles.acks.contains(&m.sid) {
                         Cmd::Ack(m)
-                    } else if roles.direct.contains(&m.sid) {
+                    } else if roles.direct.contains(&m.sid)
+                        || m.subject.starts_with("$JS.API.DIRECT.GET.")
+                    {
+                        // The second form: a mirror's share of its origin's direct gets.
                         Cmd::DirectGet(m)
                     } else if let Some(c) = m.subject.strip_prefix(&next_prefix) {
                         Cmd::Next {
@@ -251,6 +254,12 @@ impl JsAccount {
         stream.limits = self.js.config.limits;
         stream.server_name.clone_from(&self.js.config.server_name);
         stream.version.clone_from(&self.js.config.version);
+        stream.sourcing = crate::source::Sourcing::new(
+            self.js.bus.clone(),
+            &self.name,
+            self.js.config.domain.clone(),
+            tx.clone(),
+        );
         if recover {
             recover_consumers(&mut stream);
         }

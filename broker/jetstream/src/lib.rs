@@ -14,6 +14,7 @@
 //! | [`account`] | JetStream in one account: its streams, API, limits, recovery |
 //! | [`api`] | the `$JS.API.>` JSON types, error codes and request dispatch |
 //! | [`direct`] | direct gets (KV reads) |
+//! | [`source`] | mirrors and sources: a task per origin, stored through the stream |
 //! | [`snapshot`] | stream backups: `STREAM.SNAPSHOT` and `STREAM.RESTORE` |
 //! | [`validate`] | stream and consumer config checks and defaults |
 //! | [`subject`], [`transform`], [`headers`], [`duration`], [`time`] | small helpers |
@@ -27,6 +28,7 @@ pub mod direct;
 pub mod duration;
 pub mod headers;
 pub mod snapshot;
+pub mod source;
 pub mod store;
 pub mod stream;
 pub mod stream_api;

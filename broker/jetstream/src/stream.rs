@@ -53,6 +53,8 @@ pub enum Cmd {
     Next { consumer: String, msg: Msg },
     /// An API call, answered on the oneshot.
     Call(Call, oneshot::Sender<Result<serde_json::Value, ApiError>>),
+    /// Messages from a mirror's or source's origin, to store (`source.rs`).
+    Sourced(crate::source::Inbound),
     /// Stop the actor (server shutdown, or the stream deleted).
     Stop {
         delete: bool,
@@ -157,18 +159,20 @@ pub struct Stream {
     /// the nats-server version it answers as (`_nats.ver` in config metadata).
     pub server_name: String,
     pub version: String,
+    /// The stream's mirror or sources, and their tasks.
+    pub(crate) sourcing: crate::source::Sourcing,
 }
 
 /// One publish that passed its checks, waiting for the commit.
-struct Proposed {
-    msg: NewMsg,
-    reply: Option<String>,
-    msg_id: Option<String>,
-    rollup: Option<Rollup>,
+pub(crate) struct Proposed {
+    pub(crate) msg: NewMsg,
+    pub(crate) reply: Option<String>,
+    pub(crate) msg_id: Option<String>,
+    pub(crate) rollup: Option<Rollup>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Rollup {
+pub(crate) enum Rollup {
     Subject,
     All,
 }
@@ -208,6 +212,7 @@ impl Stream {
             limits: crate::validate::ServerLimits::default(),
             server_name: String::new(),
             version: String::new(),
+            sourcing: crate::source::Sourcing::default(),
         }
     }
 
@@ -246,9 +251,10 @@ impl Stream {
                 format!("$JS.API.DIRECT.GET.{}", self.name),
                 format!("$JS.API.DIRECT.GET.{}.>", self.name),
             ] {
+                // In a queue group, so that mirrors with `mirror_direct` share them.
                 let sid = self
                     .conn
-                    .subscribe(&s, None)
+                    .subscribe(&s, Some(crate::source::DIRECT_GET_GROUP))
                     .map_err(|e| errors::stream_create(e.to_string()))?;
                 roles.direct.push(sid);
             }
@@ -265,6 +271,8 @@ impl Stream {
     /// Runs the actor until it is stopped.
     pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) {
         self.refresh_expiry();
+        self.sourcing
+            .reconcile(&self.config, &self.store, self.conn.as_ref());
         let mut tick = tokio::time::interval(Duration::from_millis(50));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -321,6 +329,7 @@ impl Stream {
 
     async fn shutdown(&mut self, delete: bool) {
         self.unsubscribe_subjects();
+        self.sourcing.stop_all(self.conn.as_ref(), delete);
         self.persist_consumers().await;
         if delete {
             let store = self.store.clone();
@@ -334,7 +343,7 @@ impl Stream {
     fn publish_shared(&self) {
         let mut s = self.shared.write();
         s.state = self.store.state();
-        s.consumers = self.consumers.len();
+        s.consumers = self.public_consumers();
         s.config.clone_from(&self.config);
     }
 
@@ -453,7 +462,10 @@ impl Stream {
         let mut batch_ids: HashMap<String, u64> = HashMap::new();
         let mut batch_subjects: HashMap<String, u64> = HashMap::new();
         let mut last_msg_id = self.last_msg_id.clone();
-        for m in batch {
+        for mut m in batch {
+            if let Some(subject) = crate::source::input_subject(&self.config, &m.subject) {
+                m.subject = subject;
+            }
             match self.check(
                 &m,
                 last_seq,
@@ -517,8 +529,9 @@ impl Stream {
         }
     }
 
-    /// Appends `proposed` in one durable commit, then acknowledges.
-    async fn commit(&mut self, proposed: Vec<Proposed>) {
+    /// Appends `proposed` in one durable commit, then acknowledges; false if the commit
+    /// failed (nothing was stored).
+    pub(crate) async fn commit(&mut self, proposed: Vec<Proposed>) -> bool {
         let new: Vec<NewMsg> = proposed.iter().map(|p| p.msg.clone()).collect();
         let store = self.store.clone();
         let result = blocking(move || store.append(&new)).await;
@@ -573,6 +586,7 @@ impl Stream {
                 if proposed.iter().any(|p| p.msg.ttl.is_some()) {
                     self.next_expiry = Some(0);
                 }
+                true
             }
             Err(e) => {
                 tracing::error!(stream = %self.name, "storing {} messages failed: {e}", proposed.len());
@@ -582,6 +596,7 @@ impl Stream {
                         self.pub_err(reply, &err);
                     }
                 }
+                false
             }
         }
     }
@@ -834,6 +849,7 @@ impl Stream {
                 let out = self.call(call).await;
                 let _ = reply.send(out);
             }
+            Cmd::Sourced(inbound) => crate::source::store(self, inbound).await,
             Cmd::Publish(_) | Cmd::Stop { .. } => {}
         }
     }
@@ -884,7 +900,11 @@ impl Stream {
     pub(crate) async fn persist_consumers(&mut self) {
         let mut records = Vec::new();
         for (name, c) in &mut self.consumers {
-            if let Some(state) = c.take_dirty_state() {
+            // Direct consumers (a mirror's or source's) live in memory only, as in
+            // nats-server: their owner recreates them.
+            if let Some(state) = c.take_dirty_state()
+                && !c.config.direct
+            {
                 records.push((format!("consumer/{name}/state"), Some(state)));
             }
         }
@@ -899,10 +919,16 @@ impl Stream {
 
     fn direct_get(&self, m: &Msg) {
         if let Some(reply) = m.reply.as_deref() {
+            // A `mirror_direct` mirror also answers its origin's direct gets: served as
+            // its own.
+            let subject = match &self.config.mirror {
+                Some(o) => crate::source::mirror_direct_subject(&m.subject, &o.name, &self.name),
+                None => None,
+            };
             crate::direct::serve(
                 self.store.as_ref(),
                 &self.name,
-                &m.subject,
+                subject.as_deref().unwrap_or(&m.subject),
                 &m.payload,
                 reply,
                 self.conn.as_ref(),
@@ -983,11 +1009,31 @@ impl Stream {
     }
 
     pub(crate) fn info_state(&self, deleted: bool, subjects: Option<&str>) -> StreamState {
-        crate::stream_api::state_of(self.store.as_ref(), deleted, subjects, self.consumers.len())
+        crate::stream_api::state_of(
+            self.store.as_ref(),
+            deleted,
+            subjects,
+            self.public_consumers(),
+        )
     }
 
     pub(crate) fn config_changed(&mut self) {
         self.refresh_expiry();
+        self.sourcing
+            .reconcile(&self.config, &self.store, self.conn.as_ref());
+    }
+
+    /// Consumers other than mirrors' and sources' (which nats-server does not count).
+    pub(crate) fn public_consumers(&self) -> usize {
+        self.consumers.values().filter(|c| !c.config.direct).count()
+    }
+
+    /// The sequence a `Nats-Msg-Id` was stored at, if within the duplicate window.
+    pub(crate) fn duplicate_of(&self, id: &str) -> Option<u64> {
+        self.dedupe
+            .get(id)
+            .filter(|(_, ts)| now_nanos() - ts <= self.config.duplicate_window)
+            .map(|(seq, _)| *seq)
     }
 }
 
@@ -1009,7 +1055,7 @@ enum Check {
 }
 
 /// `Nats-TTL`: a Go duration, a number of seconds, or `never` (-1). `None` if invalid.
-fn parse_ttl(v: &str) -> Option<i64> {
+pub(crate) fn parse_ttl(v: &str) -> Option<i64> {
     let v = v.trim();
     if v.eq_ignore_ascii_case("never") {
         return Some(-1);

@@ -90,16 +90,23 @@ pub(crate) async fn call(s: &mut Stream, call: Call) -> Result<Value, ApiError> 
             Ok(json!({"success": true}))
         }
         Call::ConsumerNames { offset } => {
-            let names: Vec<String> = s.consumers.keys().cloned().collect();
+            // A mirror's or source's consumer is not listed, as in nats-server.
+            let names: Vec<String> = s
+                .consumers
+                .iter()
+                .filter(|(_, c)| !c.config.direct)
+                .map(|(n, _)| n.clone())
+                .collect();
             let total = names.len();
             let page: Vec<String> = names.into_iter().skip(offset).take(API_LIMIT).collect();
             Ok(json!({"total": total, "offset": offset, "limit": API_LIMIT, "consumers": page}))
         }
         Call::ConsumerList { offset } => {
             let ctx = ctx!(s);
-            let total = s.consumers.len();
+            let total = s.public_consumers();
             let mut infos = Vec::new();
-            for c in s.consumers.values_mut().skip(offset).take(LIST_LIMIT) {
+            let public = s.consumers.values_mut().filter(|c| !c.config.direct);
+            for c in public.skip(offset).take(LIST_LIMIT) {
                 infos.push(to_value(&c.info(&ctx))?);
             }
             Ok(json!({"total": total, "offset": offset, "limit": LIST_LIMIT, "consumers": infos}))
@@ -165,9 +172,17 @@ fn info(
     offset: usize,
     with_cluster: bool,
 ) -> Result<Value, ApiError> {
-    let state = s.info_state(deleted, subjects);
-    if state.subjects.len() > MAX_SUBJECT_DETAILS {
-        return Err(errors::stream_info_max_subjects());
+    let mut state = s.info_state(deleted, subjects);
+    // Subject details come in pages of `MAX_SUBJECT_DETAILS`, sorted, from `offset`
+    // (nats-server's paging; clients ask for the next page until one is empty).
+    let matched = state.subjects.len();
+    let offset = offset.min(matched);
+    if offset > 0 || matched > MAX_SUBJECT_DETAILS {
+        state.subjects = std::mem::take(&mut state.subjects)
+            .into_iter()
+            .skip(offset)
+            .take(MAX_SUBJECT_DETAILS)
+            .collect();
     }
     let info = types::StreamInfo {
         config: s.config.with_dynamic_metadata(&s.version, api_level()),
@@ -177,6 +192,8 @@ fn info(
             leader: s.server_name.clone(),
             ..types::ClusterInfo::default()
         }),
+        mirror: s.sourcing.mirror_info(),
+        sources: s.sourcing.sources_info(),
         ts: now_nanos(),
         ..types::StreamInfo::default()
     };
@@ -184,14 +201,15 @@ fn info(
     if subjects.is_some()
         && let Some(o) = v.as_object_mut()
     {
-        let total = o
-            .get("state")
-            .and_then(|st| st.get("num_subjects"))
-            .cloned()
-            .unwrap_or(Value::from(0));
-        o.insert("total".into(), total);
+        // All zero when nothing matched, as nats-server leaves them.
+        let (offset, limit) = if matched > 0 {
+            (offset, MAX_SUBJECT_DETAILS)
+        } else {
+            (0, 0)
+        };
+        o.insert("total".into(), json!(matched));
         o.insert("offset".into(), json!(offset));
-        o.insert("limit".into(), json!(MAX_SUBJECT_DETAILS));
+        o.insert("limit".into(), json!(limit));
     }
     Ok(v)
 }
@@ -339,7 +357,10 @@ async fn consumer_create(
     if action == ConsumerAction::Update {
         return Err(errors::consumer_does_not_exist());
     }
-    if s.config.max_consumers > 0 && s.consumers.len() as i64 >= s.config.max_consumers {
+    if s.config.max_consumers > 0
+        && !config.direct
+        && s.public_consumers() as i64 >= s.config.max_consumers
+    {
         return Err(errors::maximum_consumers_limit());
     }
     crate::validate::new_consumer(&config, &s.config, s.consumers.values().map(|c| &c.config))?;
@@ -356,16 +377,24 @@ async fn consumer_create(
         .consumers
         .get_mut(&name)
         .ok_or_else(errors::consumer_not_found)?;
+    // The answer shows the consumer as created, before it sends anything (nats-server's
+    // `initialInfo`): a mirror or source reads its starting point from it.
+    let info = consumer_info(c, &ctx, &s.version);
     c.deliver(&ctx);
-    to_value(&consumer_info(c, &ctx, &s.version))
+    to_value(&info)
 }
 
 /// Writes a consumer's config record (durable and ephemeral alike: an ephemeral
-/// consumer survives a restart until its inactive threshold, as in nats-server).
+/// consumer survives a restart until its inactive threshold, as in nats-server). A
+/// direct consumer (a mirror's or source's) is not written: it lives in memory only, as
+/// in nats-server, and its owner makes a new one when it needs to.
 async fn save_consumer_config(s: &Stream, name: &str) -> Result<(), ApiError> {
     let Some(c) = s.consumers.get(name) else {
         return Err(errors::consumer_not_found());
     };
+    if c.config.direct {
+        return Ok(());
+    }
     let record = serde_json::to_vec(&json!({"config": c.config, "created": c.created}))
         .map_err(|e| errors::consumer_create(e.to_string()))?;
     let store = s.store.clone();
