@@ -337,13 +337,21 @@ async fn sources_with_filter_and_transform() {
             sources_line(&created.sources).replace("active=true", "active=?")
         ));
         let info = wait_msgs(&js, "S", 35).await;
-        t.push(format!("S {}", state_line(&info)));
+        t.push(format!(
+            "S {} bytes={}",
+            state_line(&info),
+            info.state.bytes
+        ));
         t.push(format!("S sources: {}", sources_line(&info.sources)));
         let mut seen = Vec::new();
         for seq in 1..=info.state.last_sequence {
             if let Ok(m) = s.get_raw_message(seq).await {
+                let fields = m
+                    .headers
+                    .get("Nats-Stream-Source")
+                    .map_or(0, |v| v.as_str().split(' ').count());
                 seen.push(format!(
-                    "{} {:?} src=[{}] msgid={:?}",
+                    "{} {:?} src=[{}] fields={fields} msgid={:?}",
                     m.subject,
                     m.payload,
                     source_hdr(&m),

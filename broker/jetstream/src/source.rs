@@ -742,6 +742,14 @@ impl Task {
 
     /// Asks the origin for a consumer and subscribes its deliver subject.
     async fn create(&mut self) -> Result<Active, ApiError> {
+        if self.spec.consumer.is_some() {
+            // Durable sourcing resets a consumer the user made (2.14's `CONSUMER.RESET`
+            // and `ack_policy: flow_control`, API level 4): not implemented.
+            return Err(setup_failed(
+                self.mirror,
+                "sourcing through a durable consumer is not supported",
+            ));
+        }
         let rand = get_hash(&crate::time::nuid());
         let kind = if self.mirror { "M" } else { "S" };
         let deliver = match self

@@ -63,6 +63,14 @@ pub async fn handle(acc: &Arc<JsAccount>, subject: &str, msg: &Msg) {
     } else {
         dispatch(acc, &tokens, &msg.payload).await
     };
+    let identity = match (&result, tokens.as_slice()) {
+        (Ok(v), ["CONSUMER", "CREATE", stream, ..])
+            if v.pointer("/config/direct") == Some(&Value::Bool(true)) =>
+        {
+            stream_identity(acc, stream).await
+        }
+        _ => None,
+    };
     let body = match result {
         Ok(mut v) => {
             if let Some(o) = v.as_object_mut() {
@@ -86,8 +94,33 @@ pub async fn handle(acc: &Arc<JsAccount>, subject: &str, msg: &Msg) {
         }
     };
     if let Ok(bytes) = super::json::to_vec(&body) {
-        acc.conn.publish(reply, None, &[], &bytes);
+        let hdr = identity.map_or_else(Vec::new, |id| {
+            crate::headers::Builder::new()
+                .add("Nats-Stream-Identity", id)
+                .build()
+        });
+        acc.conn.publish(reply, None, &hdr, &bytes);
     }
+}
+
+/// A stream's identity as nats-server gives it to the mirrors and sources that create a
+/// consumer on it (`Nats-Stream-Identity`, which their `Nats-Stream-Source` headers
+/// carry): a hash of its creation time, so a recreated stream has another one.
+async fn stream_identity(acc: &Arc<JsAccount>, stream: &str) -> Option<String> {
+    let info = acc
+        .stream_call(
+            stream,
+            Call::Info {
+                deleted: false,
+                subjects: None,
+                offset: 0,
+                cluster: false,
+            },
+        )
+        .await
+        .ok()?;
+    let created = info.get("created")?.as_str()?;
+    Some(crate::source::get_hash(created))
 }
 
 /// A request that names a minimum API level (`Nats-Required-Api-Level`) above ours, or
