@@ -1339,8 +1339,10 @@ mod tests {
         let h = get_hash("ORDERS $G");
         assert_eq!(h.len(), 8);
         assert!(h.chars().all(|c| c.is_ascii_alphanumeric()));
-        assert_eq!(h, get_hash("ORDERS $G"));
-        assert_ne!(h, get_hash("ORDERS A"));
+        // Values from nats-server's own getHash.
+        assert_eq!(h, "fgBam8pM");
+        assert_eq!(get_hash("$JS.hub.API"), "bTMUkJQk");
+        assert_eq!(get_hash("2024-01-01T00:00:00.000000001Z"), "ufQq7U02");
     }
 
     #[test]
