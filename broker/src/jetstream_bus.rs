@@ -170,6 +170,11 @@ pub fn config(o: &natrix_config::Options, server_name: &str) -> natrix_jetstream
             max_ack_pending: js.limits.max_ack_pending,
         },
         accounts,
+        system_account: if o.system_account.is_empty() {
+            "$SYS".to_owned()
+        } else {
+            o.system_account.clone()
+        },
         server_name: server_name.to_owned(),
         version: natrix_broker::server::NATS_COMPAT_VERSION.to_owned(),
     }

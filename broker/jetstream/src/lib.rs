@@ -76,6 +76,8 @@ pub struct Config {
     pub limits: validate::ServerLimits,
     /// Accounts with JetStream and their limits.
     pub accounts: BTreeMap<String, AccountLimits>,
+    /// The system account, which gets no JetStream answers.
+    pub system_account: String,
     /// The server's name, and the nats-server version it answers as.
     pub server_name: String,
     pub version: String,
@@ -103,6 +105,8 @@ pub struct JetStreamInner {
 pub struct JetStream {
     inner: Arc<JetStreamInner>,
     accounts: Arc<RwLock<BTreeMap<String, Arc<JsAccount>>>>,
+    /// The connections that answer `$JS.API.INFO` in accounts without JetStream.
+    disabled: Arc<parking_lot::Mutex<Vec<Arc<dyn bus::Conn>>>>,
 }
 
 impl JetStream {
@@ -115,7 +119,7 @@ impl JetStream {
             config.max_memory = default_max_memory();
         }
         if config.max_store < 0 {
-            config.max_store = 1 << 40;
+            config.max_store = disk_available(&config.store_dir);
         }
         tracing::info!("Starting JetStream");
         tracing::info!("  Max Memory:      {}", human_bytes(config.max_memory));
@@ -136,13 +140,54 @@ impl JetStream {
         let js = Self {
             inner: inner.clone(),
             accounts: Arc::default(),
+            disabled: Arc::default(),
         };
         for (name, limits) in accounts {
             let acc = JsAccount::enable(&inner, &name, limits).await?;
             js.accounts.write().insert(name, acc);
         }
+        js.answer_disabled_accounts()?;
         tracing::info!("JetStream started");
         Ok(js)
+    }
+
+    /// Accounts without JetStream (other than the system account) answer `$JS.API.INFO`
+    /// with "JetStream not enabled for account", as nats-server's info-only import does,
+    /// so clients learn why instead of timing out.
+    fn answer_disabled_accounts(&self) -> Result<(), StartError> {
+        let enabled: Vec<String> = self.accounts.read().keys().cloned().collect();
+        for name in self.inner.bus.accounts() {
+            if enabled.contains(&name) || name == self.inner.config.system_account {
+                continue;
+            }
+            let conn_slot: Arc<parking_lot::Mutex<Option<Arc<dyn bus::Conn>>>> = Arc::default();
+            let slot = conn_slot.clone();
+            let conn = self
+                .inner
+                .bus
+                .connect(
+                    &name,
+                    Box::new(move |m: bus::Msg| {
+                        let (Some(reply), Some(conn)) = (m.reply.as_deref(), slot.lock().clone())
+                        else {
+                            return;
+                        };
+                        let body = json!({
+                            "type": "io.nats.jetstream.api.v1.account_info_response",
+                            "error": api::errors::not_enabled_for_account(),
+                        });
+                        if let Ok(b) = api::json::to_vec(&body) {
+                            conn.publish(reply, None, &[], &b);
+                        }
+                    }),
+                )
+                .map_err(|e| StartError::Bus(e.to_string()))?;
+            conn.subscribe("$JS.API.INFO", None)
+                .map_err(|e| StartError::Bus(e.to_string()))?;
+            *conn_slot.lock() = Some(conn.clone());
+            self.disabled.lock().push(conn);
+        }
+        Ok(())
     }
 
     /// Stops every stream; what was acknowledged is already on disk.
@@ -183,13 +228,13 @@ impl JetStream {
 
     fn config_json(&self) -> Value {
         let c = &self.inner.config;
+        // `sync_always` is natrix's: every acknowledged message is fsynced.
         let mut v = json!({
             "max_memory": c.max_memory,
             "max_storage": c.max_store,
-            "store_dir": c.store_dir.display().to_string(),
+            "store_dir": c.store_dir.join("jetstream").display().to_string(),
             "sync_interval": c.sync_interval_ns,
             "sync_always": true,
-            "compress_ok": true,
         });
         if let Some(o) = v.as_object_mut() {
             if let Some(d) = &c.domain {
@@ -347,6 +392,7 @@ async fn account_detail(a: &Arc<JsAccount>, o: &JszQuery) -> Value {
             let mut d = json!({
                 "name": st.name,
                 "created": info.get("created").cloned().unwrap_or(Value::Null),
+                "cluster": info.get("cluster").cloned().unwrap_or(Value::Null),
                 "state": info.get("state").cloned().unwrap_or(Value::Null),
                 // natrix only: group-commit batch size is committed_msgs / commits.
                 "commits": commits,
@@ -392,6 +438,15 @@ struct Totals {
     consumers: u64,
     messages: u64,
     bytes: u64,
+}
+
+/// nats-server's dynamic default for `max_file_store`: 75 % of the space available on the
+/// store's filesystem, or 1 TB if that cannot be read.
+fn disk_available(dir: &std::path::Path) -> i64 {
+    match rustix::fs::statvfs(dir) {
+        Ok(s) => i64::try_from(s.f_bavail.saturating_mul(s.f_frsize) / 4 * 3).unwrap_or(i64::MAX),
+        Err(_) => 1 << 40,
+    }
 }
 
 /// nats-server's dynamic default: 75 % of the machine's memory.

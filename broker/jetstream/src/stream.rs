@@ -155,6 +155,8 @@ pub struct Stream {
     pub max_pending: usize,
     /// The server's JetStream limits, for consumer defaults.
     pub limits: crate::validate::ServerLimits,
+    /// A consumer stopped at its per-round cap with more to send.
+    more_to_deliver: bool,
     /// The server's name (a single server leads every stream: `cluster.leader`) and
     /// the nats-server version it answers as (`_nats.ver` in config metadata).
     pub server_name: String,
@@ -210,6 +212,7 @@ impl Stream {
             next_expiry: None,
             max_pending: 64 << 20,
             limits: crate::validate::ServerLimits::default(),
+            more_to_deliver: false,
             server_name: String::new(),
             version: String::new(),
             sourcing: crate::source::Sourcing::default(),
@@ -273,12 +276,14 @@ impl Stream {
         self.refresh_expiry();
         self.sourcing
             .reconcile(&self.config, &self.store, self.conn.as_ref());
-        let mut tick = tokio::time::interval(Duration::from_millis(50));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // Sleep until the next timer anyone here needs (an ack wait, a pull request's
+            // expiry, a heartbeat, a message's TTL), at most a second: an idle stream
+            // costs one wakeup a second, not one per consumer.
+            let wake = self.next_wake();
             let cmd = tokio::select! {
                 c = rx.recv() => c,
-                _ = tick.tick() => {
+                () = tokio::time::sleep_until(wake) => {
                     self.on_tick().await;
                     continue;
                 }
@@ -345,6 +350,26 @@ impl Stream {
         s.state = self.store.state();
         s.consumers = self.public_consumers();
         s.config.clone_from(&self.config);
+    }
+
+    /// When [`Stream::on_tick`] must run next.
+    fn next_wake(&self) -> tokio::time::Instant {
+        let now = Instant::now();
+        if self.more_to_deliver {
+            return tokio::time::Instant::from_std(now);
+        }
+        let mut wake = now + Duration::from_secs(1);
+        if let Some(t) = self.next_expiry {
+            let delay = u64::try_from(t - now_nanos()).unwrap_or(0);
+            wake = wake.min(now + Duration::from_nanos(delay));
+        }
+        for c in self.consumers.values() {
+            if let Some(w) = c.next_wake(now) {
+                wake = wake.min(w);
+            }
+        }
+        // Timers closer together than this are served together.
+        tokio::time::Instant::from_std(wake.max(now + Duration::from_millis(5)))
     }
 
     async fn on_tick(&mut self) {
@@ -482,12 +507,14 @@ impl Stream {
                 } => {
                     last_seq += 1;
                     msgs += 1;
-                    bytes += crate::store::msg_size(&m.subject, &m.headers, &m.payload);
+                    bytes += (self.store.msg_size())(&m.subject, &m.headers, &m.payload);
                     let ts = now_nanos().max(last_ts);
                     last_ts = ts;
+                    // The last message id is the stored message's, empty when it had
+                    // none (what `Nats-Expected-Last-Msg-Id` compares with).
+                    last_msg_id = msg_id.clone().unwrap_or_default();
                     if let Some(id) = &msg_id {
                         batch_ids.insert(id.clone(), last_seq);
-                        last_msg_id.clone_from(id);
                     }
                     batch_subjects.insert(m.subject.clone(), last_seq);
                     proposed.push(Proposed {
@@ -543,10 +570,10 @@ impl Stream {
                     s.committed_msgs += proposed.len() as u64;
                 }
                 for (seq, p) in (appended.first_seq..).zip(proposed.iter()) {
+                    self.last_msg_id = p.msg_id.clone().unwrap_or_default();
                     if let Some(id) = &p.msg_id {
                         self.dedupe.insert(id.clone(), (seq, p.msg.ts));
                         self.dedupe_order.push_back((p.msg.ts, id.clone()));
-                        self.last_msg_id.clone_from(id);
                     }
                     if let Some(r) = p.rollup {
                         let purge = match r {
@@ -583,7 +610,10 @@ impl Stream {
                 if self.config.retention != RetentionPolicy::Limits {
                     self.drop_uninteresting(appended.first_seq, &proposed);
                 }
-                if proposed.iter().any(|p| p.msg.ttl.is_some()) {
+                // New messages can expire (max_age, TTL): make sure a check is due.
+                if (self.config.max_age > 0 && self.next_expiry.is_none())
+                    || proposed.iter().any(|p| p.msg.ttl.is_some())
+                {
                     self.next_expiry = Some(0);
                 }
                 true
@@ -679,16 +709,12 @@ impl Stream {
             duplicate,
             ..PubAck::default()
         };
-        if let Ok(body) = serde_json::to_vec(&ack) {
-            self.conn.publish(reply, None, &[], &body);
-        }
+        self.conn.publish(reply, None, &[], &ack.to_json());
     }
 
     fn pub_err(&self, reply: &str, e: &ApiError) {
-        let body = serde_json::json!({"error": e, "stream": self.name, "seq": 0});
-        if let Ok(body) = serde_json::to_vec(&body) {
-            self.conn.publish(reply, None, &[], &body);
-        }
+        let body = crate::api::types::PubAckResponse::error(self.name.clone(), e.clone());
+        self.conn.publish(reply, None, &[], &body.to_json());
     }
 
     /// nats-server's checks of one publish, in its order.
@@ -803,7 +829,7 @@ impl Stream {
             return Check::Reject(errors::stream_header_exceeds_maximum());
         }
         if cfg.discard == DiscardPolicy::New {
-            let size = crate::store::msg_size(&m.subject, &m.headers, &m.payload);
+            let size = (self.store.msg_size())(&m.subject, &m.headers, &m.payload);
             if cfg.max_msgs > 0 && msgs >= cfg.max_msgs.unsigned_abs() {
                 return Check::Reject(errors::stream_store_failed("maximum messages exceeded"));
             }
@@ -892,9 +918,11 @@ impl Stream {
 
     fn deliver_all(&mut self) {
         let ctx = ctx!(self);
+        let mut more = false;
         for c in self.consumers.values_mut() {
-            c.deliver(&ctx);
+            more |= c.deliver(&ctx);
         }
+        self.more_to_deliver = more;
     }
 
     pub(crate) async fn persist_consumers(&mut self) {

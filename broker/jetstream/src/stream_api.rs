@@ -329,6 +329,10 @@ async fn consumer_create(
         .find(|n| !n.is_empty())
         .cloned()
         .unwrap_or_else(|| crate::time::nuid()[..8].to_owned());
+    // A legacy ephemeral shows its generated name in its config, as in nats-server.
+    if config.name.is_empty() {
+        config.name.clone_from(&name);
+    }
     if let Some(existing) = s.consumers.get(&name) {
         if action == ConsumerAction::Create && existing.config != config {
             return Err(errors::consumer_already_exists());
@@ -380,7 +384,7 @@ async fn consumer_create(
     // The answer shows the consumer as created, before it sends anything (nats-server's
     // `initialInfo`): a mirror or source reads its starting point from it.
     let info = consumer_info(c, &ctx, &s.version);
-    c.deliver(&ctx);
+    let _more = c.deliver(&ctx);
     to_value(&info)
 }
 
