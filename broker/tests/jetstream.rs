@@ -9,26 +9,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, kv, object_store, stream};
-use common::{NATRIX, Proc, start};
+use common::{NATRIX, Proc, connect_js, js_conf, start};
 use futures::StreamExt as _;
 use tokio::io::AsyncReadExt as _;
-
-fn js_conf(dir: &Path) -> String {
-    format!("jetstream {{ store_dir: \"{}\" }}\n", dir.display())
-}
 
 fn start_js(bin: &Path) -> (Proc, tempfile::TempDir) {
     let store = tempfile::tempdir().expect("store dir");
     let p = start(bin, &js_conf(store.path()), true);
     (p, store)
-}
-
-async fn connect(p: &Proc) -> async_nats::Client {
-    async_nats::ConnectOptions::new()
-        .request_timeout(Some(Duration::from_secs(5)))
-        .connect(format!("nats://127.0.0.1:{}", p.port))
-        .await
-        .expect("connect")
 }
 
 /// Runs `scenario` on both servers (natrix first) and compares the transcripts.
@@ -38,14 +26,15 @@ where
     Fut: std::future::Future<Output = Vec<String>>,
 {
     let (ours, _d1) = start_js(Path::new(NATRIX));
-    let mine = tokio::time::timeout(Duration::from_secs(60), scenario(connect(&ours).await))
+    let mine = tokio::time::timeout(Duration::from_secs(60), scenario(connect_js(&ours).await))
         .await
         .expect("natrix scenario finished in time");
     if let Some(reference) = common::reference_binary() {
         let (theirs, _d2) = start_js(&reference);
-        let want = tokio::time::timeout(Duration::from_secs(60), scenario(connect(&theirs).await))
-            .await
-            .expect("nats-server scenario finished in time");
+        let want =
+            tokio::time::timeout(Duration::from_secs(60), scenario(connect_js(&theirs).await))
+                .await
+                .expect("nats-server scenario finished in time");
         for (i, (a, b)) in mine.iter().zip(want.iter()).enumerate() {
             assert_eq!(a, b, "step {i} differs (left natrix, right nats-server)");
         }

@@ -10,20 +10,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
-use common::{NATRIX, Proc, start};
+use common::{NATRIX, connect_js, js_conf, start};
 use serde_json::Value;
-
-fn js_conf(dir: &Path) -> String {
-    format!("jetstream {{ store_dir: \"{}\" }}\n", dir.display())
-}
-
-async fn connect(p: &Proc) -> async_nats::Client {
-    async_nats::ConnectOptions::new()
-        .request_timeout(Some(Duration::from_secs(5)))
-        .connect(format!("nats://127.0.0.1:{}", p.port))
-        .await
-        .expect("connect")
-}
 
 /// The `error` of an API answer as (code, err_code, description).
 async fn api_error(
@@ -108,7 +96,7 @@ async fn bad_requests(nc: async_nats::Client) -> Vec<Option<(u64, u64, String)>>
 async fn bad_requests_get_nats_servers_errors() {
     let store = tempfile::tempdir().expect("dir");
     let ours = start(Path::new(NATRIX), &js_conf(store.path()), false);
-    let mine = bad_requests(connect(&ours).await).await;
+    let mine = bad_requests(connect_js(&ours).await).await;
     // Every request was refused (the last line is the message count).
     assert!(
         mine[..mine.len() - 1].iter().all(Option::is_some),
@@ -120,7 +108,7 @@ async fn bad_requests_get_nats_servers_errors() {
     );
     // A config that needs a newer API level than natrix implements (counters are level
     // 2) gets nats-server's refusal for it; nats-server itself accepts this one.
-    let nc = connect(&ours).await;
+    let nc = connect_js(&ours).await;
     assert_eq!(
         api_error(
             &nc,
@@ -133,7 +121,7 @@ async fn bad_requests_get_nats_servers_errors() {
     if let Some(reference) = common::reference_binary() {
         let store = tempfile::tempdir().expect("dir");
         let theirs = start(&reference, &js_conf(store.path()), false);
-        let want = bad_requests(connect(&theirs).await).await;
+        let want = bad_requests(connect_js(&theirs).await).await;
         for (i, (a, b)) in mine.iter().zip(want.iter()).enumerate() {
             if i == 0 {
                 // A JSON syntax error: same code, and the text is the decoder's own
@@ -181,7 +169,7 @@ async fn a_full_disk_refuses_publishes_and_loses_nothing() {
     }
     let _guard = Unmount(mnt.clone());
     let p = start(Path::new(NATRIX), &js_conf(&mnt), false);
-    let nc = connect(&p).await;
+    let nc = connect_js(&p).await;
     let js = jetstream::new(nc.clone());
     js.create_stream(stream::Config {
         name: "FULL".into(),
@@ -246,7 +234,7 @@ async fn damaged_store_files_are_reported_and_the_rest_start() {
     let store = tempfile::tempdir().expect("dir");
     {
         let p = start(Path::new(NATRIX), &js_conf(store.path()), false);
-        let js = jetstream::new(connect(&p).await);
+        let js = jetstream::new(connect_js(&p).await);
         for name in ["GOOD", "GARBAGE", "CUT"] {
             js.create_stream(stream::Config {
                 name: name.into(),
@@ -278,7 +266,7 @@ async fn damaged_store_files_are_reported_and_the_rest_start() {
     f.set_len(len / 2).expect("truncate");
     drop(f);
     let p = start(Path::new(NATRIX), &js_conf(store.path()), false);
-    let js = jetstream::new(connect(&p).await);
+    let js = jetstream::new(connect_js(&p).await);
     let mut good = js.get_stream("GOOD").await.expect("good stream");
     assert_eq!(good.info().await.expect("info").state.messages, 200);
     let log = p.log_text();

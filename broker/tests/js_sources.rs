@@ -12,20 +12,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer, kv, stream};
-use common::{NATRIX, Proc, start};
+use common::{NATRIX, connect_js, js_conf, start};
 use futures::StreamExt as _;
-
-fn js_conf(dir: &Path) -> String {
-    format!("jetstream {{ store_dir: \"{}\" }}\n", dir.display())
-}
-
-async fn connect(p: &Proc) -> async_nats::Client {
-    async_nats::ConnectOptions::new()
-        .request_timeout(Some(Duration::from_secs(5)))
-        .connect(format!("nats://127.0.0.1:{}", p.port))
-        .await
-        .expect("connect")
-}
 
 /// Runs `scenario` on both servers (natrix first) and compares the transcripts.
 async fn differential<F, Fut>(scenario: F) -> Vec<String>
@@ -37,7 +25,7 @@ where
     let ours = start(Path::new(NATRIX), &js_conf(store.path()), false);
     let run = tokio::spawn(tokio::time::timeout(
         Duration::from_secs(90),
-        scenario(connect(&ours).await),
+        scenario(connect_js(&ours).await),
     ));
     let Ok(Ok(mine)) = run.await else {
         panic!(
@@ -52,9 +40,10 @@ where
     if let Some(reference) = common::reference_binary() {
         let store = tempfile::tempdir().expect("store dir");
         let theirs = start(&reference, &js_conf(store.path()), false);
-        let want = tokio::time::timeout(Duration::from_secs(90), scenario(connect(&theirs).await))
-            .await
-            .expect("nats-server scenario finished in time");
+        let want =
+            tokio::time::timeout(Duration::from_secs(90), scenario(connect_js(&theirs).await))
+                .await
+                .expect("nats-server scenario finished in time");
         for (i, (a, b)) in mine.iter().zip(want.iter()).enumerate() {
             assert_eq!(a, b, "step {i} differs (left natrix, right nats-server)");
         }
@@ -642,7 +631,7 @@ async fn restart_in_the_middle_of_sourcing_loses_and_doubles_nothing() {
     let store = tempfile::tempdir().expect("store dir");
     let conf = js_conf(store.path());
     let mut server = start(Path::new(NATRIX), &conf, false);
-    let nc = connect(&server).await;
+    let nc = connect_js(&server).await;
     let js = jetstream::new(nc.clone());
     js.create_stream(stream::Config {
         name: "O".into(),
@@ -708,7 +697,7 @@ async fn restart_in_the_middle_of_sourcing_loses_and_doubles_nothing() {
     eprintln!("killed with M at {m_before} and S at {s_before} of {N}");
 
     let server = start(Path::new(NATRIX), &conf, false);
-    let nc = connect(&server).await;
+    let nc = connect_js(&server).await;
     let js = jetstream::new(nc);
     let m = wait_msgs(&js, "M", N).await;
     let s = wait_msgs(&js, "S", N).await;

@@ -272,6 +272,15 @@ impl JsAccount {
         Ok(Arc::new(StreamHandle { name, tx, shared }))
     }
 
+    /// The configs of the account's streams other than `name` (for overlap checks).
+    fn other_configs(&self, name: &str) -> Vec<StreamConfig> {
+        self.streams()
+            .iter()
+            .filter(|s| s.name != name)
+            .map(|s| s.shared.read().config.clone())
+            .collect()
+    }
+
     pub fn stream(&self, name: &str) -> Option<Arc<StreamHandle>> {
         self.streams.read().get(name).cloned()
     }
@@ -330,18 +339,10 @@ impl JsAccount {
             ));
         }
         let _admin = self.admin.lock().await;
-        let others: Vec<StreamConfig> = self
-            .streams()
-            .iter()
-            .filter(|s| s.name != config.name)
-            .map(|s| s.shared.read().config.clone())
-            .collect();
+        let others = self.other_configs(&config.name);
         let limits = &self.js.config.limits;
         let mut config = crate::validate::stream_create(&config, &others, limits, pedantic)?;
-        if u64::from(config.required_api_level()) > crate::API_LEVEL {
-            return Err(errors::required_api_level());
-        }
-        config.set_static_metadata();
+        stored_form(&mut config)?;
         if let Some(existing) = self.stream(&config.name) {
             let same = existing.shared.read().config == config;
             if same {
@@ -418,18 +419,10 @@ impl JsAccount {
     /// `STREAM.RESTORE`'s checks before the upload (nats-server's order): the config as a
     /// create checks it, a name not in use (10130), the account's limits.
     pub(crate) fn restore_check(&self, config: StreamConfig) -> Result<StreamConfig, ApiError> {
-        let others: Vec<StreamConfig> = self
-            .streams()
-            .iter()
-            .filter(|s| s.name != config.name)
-            .map(|s| s.shared.read().config.clone())
-            .collect();
+        let others = self.other_configs(&config.name);
         let limits = &self.js.config.limits;
         let mut config = crate::validate::stream_config(&config, &others, limits, false)?;
-        if u64::from(config.required_api_level()) > crate::API_LEVEL {
-            return Err(errors::required_api_level());
-        }
-        config.set_static_metadata();
+        stored_form(&mut config)?;
         self.check_stream_limits(&config, None)?;
         if self.stream(&config.name).is_some() {
             return Err(errors::stream_name_exist_restore_failed());
@@ -519,12 +512,7 @@ impl JsAccount {
         pedantic: bool,
     ) -> Result<Value, ApiError> {
         let _admin = self.admin.lock().await;
-        let others: Vec<StreamConfig> = self
-            .streams()
-            .iter()
-            .filter(|s| s.name != config.name)
-            .map(|s| s.shared.read().config.clone())
-            .collect();
+        let others = self.other_configs(&config.name);
         // nats-server checks the config before the name in the subject and the stream.
         let limits = &self.js.config.limits;
         let config = crate::validate::stream_config(&config, &others, limits, pedantic)?;
@@ -536,10 +524,7 @@ impl JsAccount {
         };
         let old = handle.shared.read().config.clone();
         let mut config = crate::validate::stream_update(&old, &config)?;
-        if u64::from(config.required_api_level()) > crate::API_LEVEL {
-            return Err(errors::required_api_level());
-        }
-        config.set_static_metadata();
+        stored_form(&mut config)?;
         self.check_stream_limits(&config, Some(&old))?;
         crate::validate::subjects_overlap(&config, &others)?;
         let out = handle.call(Call::Update(Box::new(config.clone()))).await;
@@ -780,6 +765,16 @@ impl JsAccount {
             );
         }
     }
+}
+
+/// A checked config as it is stored: refused if it needs a newer API level than natrix
+/// implements, with nats-server's static metadata.
+fn stored_form(config: &mut StreamConfig) -> Result<(), ApiError> {
+    if u64::from(config.required_api_level()) > crate::API_LEVEL {
+        return Err(errors::required_api_level());
+    }
+    config.set_static_metadata();
+    Ok(())
 }
 
 /// Names per page of `STREAM.NAMES` and `CONSUMER.NAMES` (nats-server's `JSApiNamesLimit`).

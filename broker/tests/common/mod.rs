@@ -453,3 +453,17 @@ pub fn write_creds(path: &Path) -> String {
     .expect("write creds");
     user.public_key()
 }
+
+/// A config that turns JetStream on with its store in `dir`.
+pub fn js_conf(dir: &Path) -> String {
+    format!("jetstream {{ store_dir: \"{}\" }}\n", dir.display())
+}
+
+/// A client of `p` whose requests (JetStream API calls) time out after 5 s.
+pub async fn connect_js(p: &Proc) -> async_nats::Client {
+    async_nats::ConnectOptions::new()
+        .request_timeout(Some(Duration::from_secs(5)))
+        .connect(format!("nats://127.0.0.1:{}", p.port))
+        .await
+        .expect("connect")
+}
