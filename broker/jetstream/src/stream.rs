@@ -561,7 +561,11 @@ impl Stream {
     pub(crate) async fn commit(&mut self, proposed: Vec<Proposed>) -> bool {
         let new: Vec<NewMsg> = proposed.iter().map(|p| p.msg.clone()).collect();
         let store = self.store.clone();
-        let result = blocking(move || store.append(&new)).await;
+        let result = if store.blocks() {
+            blocking(move || store.append(&new)).await
+        } else {
+            store.append(&new)
+        };
         match result {
             Ok(appended) => {
                 {

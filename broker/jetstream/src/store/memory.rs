@@ -238,6 +238,10 @@ impl Store for MemoryStore {
         memory_msg_size
     }
 
+    fn blocks(&self) -> bool {
+        false
+    }
+
     fn append(&self, msgs: &[NewMsg]) -> Result<Appended, StoreError> {
         let mut inner = self.write()?;
         let first_seq = next_seqs(inner.last_seq, msgs.len())?;

@@ -164,6 +164,12 @@ pub trait Store: Send + Sync + 'static {
     /// How this store sizes a message in `bytes` and for `max_bytes`.
     fn msg_size(&self) -> SizeFn;
 
+    /// Whether calls may wait on the disk (and so belong off the async threads). A
+    /// memory store answers at once and is called in place.
+    fn blocks(&self) -> bool {
+        true
+    }
+
     /// Appends `msgs` in order at the next sequences in one durable commit, then removes
     /// what the limits no longer allow (in that same commit).
     fn append(&self, msgs: &[NewMsg]) -> Result<Appended, StoreError>;
