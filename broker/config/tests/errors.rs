@@ -321,3 +321,37 @@ fn large_configs_parse_in_linear_time() {
         started.elapsed()
     );
 }
+
+#[test]
+fn account_jetstream_settings() {
+    let o = load_ok(
+        "accounts {\n  A { jetstream: enabled }\n  B { jetstream: { max_mem: 1G, max_file: 10M, max_streams: 5, max_bytes_required: true } }\n  C { jetstream: disabled }\n  D {}\n}",
+    );
+    assert_eq!(o.account_jetstream.len(), 3);
+    let get = |n: &str| {
+        o.account_jetstream
+            .iter()
+            .find(|(a, _)| a == n)
+            .map(|(_, l)| l.clone())
+    };
+    assert_eq!(
+        get("A"),
+        Some(Some(natrix_config::options::AccountJsLimits::default()))
+    );
+    let b = get("B").flatten().expect("B has limits");
+    assert_eq!(
+        (
+            b.max_memory,
+            b.max_store,
+            b.max_streams,
+            b.max_bytes_required
+        ),
+        (1_000_000_000, 10_000_000, 5, true)
+    );
+    assert_eq!(get("C"), Some(None));
+    assert_eq!(get("D"), None);
+    assert!(
+        load_err("accounts {\n  A { jetstream: { bogus: 1 } }\n}")
+            .contains("Unknown key \"bogus\" in JetStream account limits")
+    );
+}
