@@ -9,6 +9,27 @@
 
 use std::time::Duration;
 
+/// Appends the v1 ack subject of one delivery to `out` (a buffer a delivery round
+/// reuses, so a delivery formats its subject without allocating).
+#[allow(clippy::too_many_arguments)]
+pub fn write_subject(
+    out: &mut String,
+    stream: &str,
+    consumer: &str,
+    delivered: u64,
+    stream_seq: u64,
+    consumer_seq: u64,
+    ts: i64,
+    pending: u64,
+) {
+    use std::fmt::Write;
+    // Writing to a String cannot fail.
+    let _ = write!(
+        out,
+        "$JS.ACK.{stream}.{consumer}.{delivered}.{stream_seq}.{consumer_seq}.{ts}.{pending}"
+    );
+}
+
 /// The tokens of an ack reply subject.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AckReply {
@@ -24,16 +45,18 @@ pub struct AckReply {
 impl AckReply {
     /// The v1 subject.
     pub fn subject(&self) -> String {
-        format!(
-            "$JS.ACK.{}.{}.{}.{}.{}.{}.{}",
-            self.stream,
-            self.consumer,
+        let mut s = String::new();
+        write_subject(
+            &mut s,
+            &self.stream,
+            &self.consumer,
             self.delivered,
             self.stream_seq,
             self.consumer_seq,
             self.ts,
-            self.pending
-        )
+            self.pending,
+        );
+        s
     }
 
     /// Parses a v1 or v2 ack subject.

@@ -31,6 +31,11 @@ const FC_STALL_BYTES: u64 = 2 * 1024 * 1024;
 /// Most messages one delivery round sends for one consumer, so one busy consumer
 /// cannot starve the stream's other work.
 const MAX_ROUND: usize = 10_000;
+/// Most new messages read from the store at once for a delivery round, and the bytes
+/// after which the read stops: a round's reads cost one store transaction per batch
+/// rather than one per message, and hold at most this much in memory.
+const READ_AHEAD_MSGS: usize = 512;
+const READ_AHEAD_BYTES: usize = 1 << 20;
 
 /// What a consumer reads of its stream.
 pub struct ConsumerCtx<'a> {
@@ -352,55 +357,104 @@ impl Consumer {
     /// (a listener or a waiting request) and `max_ack_pending` room remain. True when it
     /// stopped at its per-round cap with more to send (the stream runs another round at
     /// once).
+    ///
+    /// What does not change within a round is settled once: the clock, whether a push
+    /// consumer has a listener, which pull requests have expired. New messages are read
+    /// from the store a batch at a time (one read for many messages); what was read
+    /// but not sent is put back at the end.
     pub fn deliver(&mut self, ctx: &ConsumerCtx<'_>) -> bool {
         if self.is_paused() {
             return false;
         }
         self.gone_check(ctx.store);
         let now = Instant::now();
-        for _ in 0..MAX_ROUND {
-            let target = if let Some(subj) = self.deliver_subject().map(str::to_owned) {
-                if !ctx.conn.has_interest(&subj) {
+        let now_ns = now_nanos();
+        let push = match self.deliver_subject() {
+            Some(subj) => {
+                if !ctx.conn.has_interest(subj) {
                     self.awaiting_interest = self.num_pending.is_none_or(|n| n > 0)
                         || !self.redeliver.is_empty()
                         || !self.initial.is_empty();
                     return false;
                 }
+                let subj = subj.to_owned();
                 self.awaiting_interest = false;
                 self.last_seen = now;
-                if let Some(fc) = &self.fc_outstanding
-                    && !fc.is_empty()
-                    && self.bytes_since_fc >= FC_STALL_BYTES
-                {
-                    return false;
-                }
-                Target::Push(subj)
-            } else {
-                self.drop_expired(ctx, now);
-                if self.waiting.is_empty() {
-                    return false;
-                }
-                Target::Pull
-            };
-            let max_ack_pending = self.config.max_ack_pending;
-            if self.acks() && max_ack_pending > 0 && self.pending.len() as i64 >= max_ack_pending {
-                return false;
+                Some(subj)
             }
-            let Some((msg, redelivery)) = self.next_message(ctx.store) else {
+            None => {
+                self.drop_expired(ctx, now);
+                None
+            }
+        };
+        let mut ahead = VecDeque::new();
+        let mut ack = String::new();
+        let mut sent = 0;
+        let more = loop {
+            if sent == MAX_ROUND {
+                break true;
+            }
+            let target = match &push {
+                Some(subj) => {
+                    if let Some(fc) = &self.fc_outstanding
+                        && !fc.is_empty()
+                        && self.bytes_since_fc >= FC_STALL_BYTES
+                    {
+                        break false;
+                    }
+                    Target::Push(subj)
+                }
+                None if self.waiting.is_empty() => break false,
+                None => Target::Pull,
+            };
+            let mut room = MAX_ROUND - sent;
+            let max_ack_pending = self.config.max_ack_pending;
+            if self.acks() && max_ack_pending > 0 {
+                let free = usize::try_from(max_ack_pending).unwrap_or(usize::MAX);
+                if self.pending.len() >= free {
+                    break false;
+                }
+                room = room.min(free - self.pending.len());
+            }
+            if push.is_none() {
+                let asked = self
+                    .waiting
+                    .iter()
+                    .fold(0u64, |n, r| n.saturating_add(r.batch));
+                room = room.min(usize::try_from(asked).unwrap_or(usize::MAX));
+            }
+            let Some((msg, redelivery)) = self.next_message(ctx.store, &mut ahead, room, now_ns)
+            else {
                 // Nothing (more) to send: no-wait requests end here.
                 self.end_no_wait(ctx);
-                return false;
+                break false;
             };
-            if !self.send(ctx, &target, &msg, redelivery) {
-                return false;
+            if !self.send(ctx, &target, &msg, redelivery, (now, now_ns), &mut ack) {
+                self.unsend(&msg, redelivery);
+                break false;
             }
+            sent += 1;
+        };
+        if sent > 0 {
+            self.last_active = now_ns;
+            self.last_delivery = now;
         }
-        true
+        // Read ahead but not sent: they go again next round.
+        if let Some(m) = ahead.front() {
+            self.next_seq = self.next_seq.min(m.seq);
+        }
+        more
     }
 
-    /// The next message to send: a due redelivery, else the next new one.
-    fn next_message(&mut self, store: &dyn Store) -> Option<(StoredMsg, bool)> {
-        let now = now_nanos();
+    /// The next message to send: a due redelivery, else the next new one (from
+    /// `ahead`, refilled with up to `want` messages when empty).
+    fn next_message(
+        &mut self,
+        store: &dyn Store,
+        ahead: &mut VecDeque<StoredMsg>,
+        want: usize,
+        now: i64,
+    ) -> Option<(StoredMsg, bool)> {
         while let Some((&seq, &not_before)) = self.redeliver.iter().next() {
             if not_before > now {
                 break;
@@ -423,7 +477,14 @@ impl Consumer {
                 return Some((m, false));
             }
         }
-        let m = store.load_next(self.next_seq, &self.filters).ok()??;
+        if ahead.is_empty() {
+            let want = want.clamp(1, READ_AHEAD_MSGS);
+            *ahead = store
+                .load_batch(self.next_seq, &self.filters, want, READ_AHEAD_BYTES)
+                .ok()?
+                .into();
+        }
+        let m = ahead.pop_front()?;
         self.next_seq = m.seq + 1;
         Some((m, false))
     }
@@ -432,31 +493,29 @@ impl Consumer {
     fn send(
         &mut self,
         ctx: &ConsumerCtx<'_>,
-        target: &Target,
+        target: &Target<'_>,
         m: &StoredMsg,
         redelivery: bool,
+        (at, now): (Instant, i64),
+        ack: &mut String,
     ) -> bool {
         let size = (m.subject.len() + m.hdr.len() + m.data.len()) as u64;
-        let reply_to = match target {
-            Target::Push(subj) => subj.clone(),
-            Target::Pull => {
-                let Some(req) = self.waiting.front_mut() else {
-                    return false;
-                };
-                if req.bytes_limited && size > req.max_bytes {
-                    let hdr = headers::Builder::status(409, "Message Size Exceeds MaxBytes")
-                        .add(headers::PENDING_MESSAGES, req.batch)
-                        .add(headers::PENDING_BYTES, req.max_bytes)
-                        .build();
-                    let reply = req.reply.clone();
-                    self.waiting.pop_front();
-                    ctx.conn.publish(&reply, None, &hdr, &[]);
-                    self.unsend(m, redelivery);
-                    return true;
-                }
-                req.reply.clone()
+        if let Target::Pull = target {
+            let Some(req) = self.waiting.front_mut() else {
+                return false;
+            };
+            if req.bytes_limited && size > req.max_bytes {
+                let hdr = headers::Builder::status(409, "Message Size Exceeds MaxBytes")
+                    .add(headers::PENDING_MESSAGES, req.batch)
+                    .add(headers::PENDING_BYTES, req.max_bytes)
+                    .build();
+                let reply = req.reply.clone();
+                self.waiting.pop_front();
+                ctx.conn.publish(&reply, None, &hdr, &[]);
+                self.unsend(m, redelivery);
+                return true;
             }
-        };
+        }
         let deliveries = if redelivery {
             self.pending.get(&m.seq).map_or(1, |p| p.deliveries + 1)
         } else {
@@ -479,29 +538,33 @@ impl Consumer {
             }
         }
         let pending = self.num_pending(ctx.store);
-        let ack = AckReply {
-            stream: ctx.stream.to_owned(),
-            consumer: self.name.clone(),
-            delivered: deliveries,
-            stream_seq: m.seq,
+        ack.clear();
+        crate::ack::write_subject(
+            ack,
+            ctx.stream,
+            &self.name,
+            deliveries,
+            m.seq,
             consumer_seq,
-            ts: m.ts,
+            m.ts,
             pending,
-        }
-        .subject();
+        );
+        let reply_to = match target {
+            Target::Push(subj) => subj,
+            Target::Pull => match self.waiting.front() {
+                Some(req) => req.reply.as_str(),
+                None => return false,
+            },
+        };
         if self.config.headers_only {
             let hdr = headers::Builder::from_block(&m.hdr)
                 .add(headers::MSG_SIZE, m.data.len())
                 .build();
-            ctx.conn
-                .deliver(&reply_to, &m.subject, Some(&ack), &hdr, &[]);
+            ctx.conn.deliver(reply_to, &m.subject, Some(ack), &hdr, &[]);
         } else {
             ctx.conn
-                .deliver(&reply_to, &m.subject, Some(&ack), &m.hdr, &m.data);
+                .deliver(reply_to, &m.subject, Some(ack), &m.hdr, &m.data);
         }
-        let now = now_nanos();
-        self.last_active = now;
-        self.last_delivery = Instant::now();
         if self.acks() {
             self.pending.insert(
                 m.seq,
@@ -533,7 +596,7 @@ impl Consumer {
                 if let Some(req) = self.waiting.front_mut() {
                     req.batch = req.batch.saturating_sub(1);
                     req.delivered += 1;
-                    req.last_sent = Instant::now();
+                    req.last_sent = at;
                     if req.bytes_limited {
                         req.max_bytes = req.max_bytes.saturating_sub(size);
                     }
@@ -1029,8 +1092,8 @@ impl Consumer {
     }
 }
 
-enum Target {
-    Push(String),
+enum Target<'a> {
+    Push(&'a str),
     Pull,
 }
 

@@ -1083,7 +1083,13 @@ impl Store for FileStore {
     fn load_next(&self, start: u64, filters: &[String]) -> Result<Option<StoredMsg>, StoreError> {
         self.read(|v| {
             if filters.is_empty() {
-                return v.scan(v.msgs.range(start..)?, &[">".to_string()]);
+                return match v.msgs.range(start..)?.next() {
+                    Some(item) => {
+                        let (k, val) = item?;
+                        Ok(Some(Rec::decode(k.value(), val.value())?.stored(k.value())))
+                    }
+                    None => Ok(None),
+                };
             }
             let span = v.counters.last_seq.saturating_sub(start);
             if !v.walk_subjects(filters, span) {
@@ -1095,6 +1101,52 @@ impl Store for FileStore {
                 Ok(())
             })?;
             best.map_or(Ok(None), |s| v.load(s))
+        })
+    }
+
+    fn load_batch(
+        &self,
+        start: u64,
+        filters: &[String],
+        max: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<StoredMsg>, StoreError> {
+        self.read(|v| {
+            let mut out = Vec::new();
+            let mut bytes = 0;
+            let full = |out: &Vec<StoredMsg>, bytes: usize| out.len() >= max || bytes >= max_bytes;
+            let span = v.counters.last_seq.saturating_sub(start);
+            if filters.is_empty() || !v.walk_subjects(filters, span) {
+                for item in v.msgs.range(start..)? {
+                    if full(&out, bytes) {
+                        break;
+                    }
+                    let (k, val) = item?;
+                    let rec = Rec::decode(k.value(), val.value())?;
+                    if filters.is_empty()
+                        || filters.iter().any(|f| subject::matches(f, rec.subject))
+                    {
+                        bytes += rec.hdr.len() + rec.data.len();
+                        out.push(rec.stored(k.value()));
+                    }
+                }
+                return Ok(out);
+            }
+            let mut from = start;
+            while !full(&out, bytes) {
+                let mut best = None;
+                each_subject(&v.subjects, filters, |s, _| {
+                    best = earliest(best, first_of(&v.by_subject, s, from)?);
+                    Ok(())
+                })?;
+                let Some(m) = best.map_or(Ok(None), |s| v.load(s))? else {
+                    break;
+                };
+                from = m.seq + 1;
+                bytes += m.hdr.len() + m.data.len();
+                out.push(m);
+            }
+            Ok(out)
         })
     }
 

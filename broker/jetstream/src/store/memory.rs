@@ -228,6 +228,29 @@ impl Inner {
     }
 
     /// Whether walking the matching subjects' sequence sets beats scanning `span` messages.
+    /// The first sequence `>= start` whose subject matches one of `filters` (any when
+    /// there are none).
+    fn next_match(&self, start: u64, filters: &[String]) -> Option<u64> {
+        if filters.is_empty() {
+            return self.msgs.range(start..).next().map(|(&s, _)| s);
+        }
+        let span = self.last_seq.saturating_sub(start);
+        if self.walk_subjects(filters, span) {
+            let mut best: Option<u64> = None;
+            self.each_subject(filters, |_, seqs| {
+                if let Some(&s) = seqs.range(start..).next() {
+                    best = earliest(best, Some(s));
+                }
+            });
+            best
+        } else {
+            self.msgs
+                .range(start..)
+                .find(|(_, m)| Self::matches_any(filters, &m.subject))
+                .map(|(&s, _)| s)
+        }
+    }
+
     fn walk_subjects(&self, filters: &[String], span: u64) -> bool {
         filters.iter().all(|f| !subject::has_wildcard(f)) || (self.subjects.len() as u64) < span
     }
@@ -368,26 +391,33 @@ impl Store for MemoryStore {
 
     fn load_next(&self, start: u64, filters: &[String]) -> Result<Option<StoredMsg>, StoreError> {
         let inner = self.read()?;
-        if filters.is_empty() {
-            return Ok(inner.msgs.range(start..).next().map(|(&s, m)| m.stored(s)));
-        }
-        let span = inner.last_seq.saturating_sub(start);
-        let seq = if inner.walk_subjects(filters, span) {
-            let mut best: Option<u64> = None;
-            inner.each_subject(filters, |_, seqs| {
-                if let Some(&s) = seqs.range(start..).next() {
-                    best = earliest(best, Some(s));
-                }
-            });
-            best
-        } else {
-            inner
-                .msgs
-                .range(start..)
-                .find(|(_, m)| Inner::matches_any(filters, &m.subject))
-                .map(|(&s, _)| s)
-        };
+        let seq = inner.next_match(start, filters);
         Ok(seq.and_then(|s| inner.msgs.get(&s).map(|m| m.stored(s))))
+    }
+
+    fn load_batch(
+        &self,
+        start: u64,
+        filters: &[String],
+        max: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<StoredMsg>, StoreError> {
+        let inner = self.read()?;
+        let mut out: Vec<StoredMsg> = Vec::new();
+        let mut bytes = 0;
+        let mut from = start;
+        while out.len() < max && bytes < max_bytes {
+            let Some((s, m)) = inner
+                .next_match(from, filters)
+                .and_then(|s| inner.msgs.get(&s).map(|m| (s, m)))
+            else {
+                break;
+            };
+            bytes += m.hdr.len() + m.data.len();
+            out.push(m.stored(s));
+            from = s + 1;
+        }
+        Ok(out)
     }
 
     fn load_last(

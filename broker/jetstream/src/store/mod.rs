@@ -209,6 +209,31 @@ pub trait Store: Send + Sync + 'static {
     /// `filters` (wildcards allowed); every message when `filters` is empty.
     fn load_next(&self, start: u64, filters: &[String]) -> Result<Option<StoredMsg>, StoreError>;
 
+    /// The messages `load_next` would return one after another from `start` on, read
+    /// at once (one read of the store for a whole delivery round rather than one per
+    /// message): at most `max` of them, and no more once `max_bytes` is reached (the
+    /// first message always comes, whatever its size).
+    fn load_batch(
+        &self,
+        start: u64,
+        filters: &[String],
+        max: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<StoredMsg>, StoreError> {
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        let mut from = start;
+        while out.len() < max && bytes < max_bytes {
+            let Some(m) = self.load_next(from, filters)? else {
+                break;
+            };
+            from = m.seq + 1;
+            bytes += m.data.len() + m.hdr.len();
+            out.push(m);
+        }
+        Ok(out)
+    }
+
     /// The message with the highest sequence whose subject matches `filter` (wildcards
     /// allowed), at or below `max_seq` when given.
     fn load_last(

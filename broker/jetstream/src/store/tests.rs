@@ -369,6 +369,7 @@ conformance!(
     expire_by_max_age,
     expire_by_ttl,
     load_next_filters,
+    load_batch_is_load_next_repeated,
     load_last_with_max_seq,
     subjects_and_num_pending,
     seq_for_time,
@@ -776,6 +777,63 @@ fn load_next_filters(kind: &dyn Kind) {
                 m.load_next(start, &f),
                 "{f:?} from {start}"
             );
+        }
+    }
+}
+
+fn load_batch_is_load_next_repeated(kind: &dyn Kind) {
+    let s = kind.open(Limits::default());
+    let mut m = Model::new(Limits::default(), s.msg_size());
+    let batch: Vec<NewMsg> = (1..=40)
+        .map(|i| {
+            sized(
+                ["a.x", "a.y", "b.x", "a.z.1"][i as usize % 4],
+                i,
+                i as usize,
+            )
+        })
+        .collect();
+    s.append(&batch).unwrap();
+    m.append(&batch);
+    for seq in [3, 4, 17, 18, 19] {
+        assert!(s.remove(seq, false).unwrap());
+    }
+    let model_batch = |start: u64, f: &[String], max: usize, max_bytes: usize| {
+        let mut out: Vec<StoredMsg> = Vec::new();
+        let mut bytes = 0;
+        let mut from = start;
+        while out.len() < max && bytes < max_bytes {
+            match m
+                .load_next(from, f)
+                .filter(|x| ![3, 4, 17, 18, 19].contains(&x.seq))
+            {
+                Some(x) => {
+                    from = x.seq + 1;
+                    bytes += x.hdr.len() + x.data.len();
+                    out.push(x);
+                }
+                None if from <= 40 => from += 1,
+                None => break,
+            }
+        }
+        out
+    };
+    for f in [
+        vec![],
+        vec!["a.x"],
+        vec!["a.*"],
+        vec!["b.x", "a.>"],
+        vec!["none"],
+    ] {
+        let f = filters(&f);
+        for start in [0, 1, 3, 16, 39, 41] {
+            for (max, max_bytes) in [(1, usize::MAX), (5, usize::MAX), (100, 60), (100, 1)] {
+                assert_eq!(
+                    s.load_batch(start, &f, max, max_bytes).unwrap(),
+                    model_batch(start, &f, max, max_bytes),
+                    "{f:?} from {start}, max {max}, max_bytes {max_bytes}"
+                );
+            }
         }
     }
 }
