@@ -32,9 +32,9 @@ pub fn write_subject(
 
 /// The tokens of an ack reply subject.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AckReply {
-    pub stream: String,
-    pub consumer: String,
+pub struct AckReply<'a> {
+    pub stream: &'a str,
+    pub consumer: &'a str,
     pub delivered: u64,
     pub stream_seq: u64,
     pub consumer_seq: u64,
@@ -42,14 +42,14 @@ pub struct AckReply {
     pub pending: u64,
 }
 
-impl AckReply {
+impl<'a> AckReply<'a> {
     /// The v1 subject.
     pub fn subject(&self) -> String {
         let mut s = String::new();
         write_subject(
             &mut s,
-            &self.stream,
-            &self.consumer,
+            self.stream,
+            self.consumer,
             self.delivered,
             self.stream_seq,
             self.consumer_seq,
@@ -60,20 +60,26 @@ impl AckReply {
     }
 
     /// Parses a v1 or v2 ack subject.
-    pub fn parse(subject: &str) -> Option<Self> {
-        let t: Vec<&str> = subject.split('.').collect();
-        if t.len() < 2 || t[0] != "$JS" || t[1] != "ACK" {
+    pub fn parse(subject: &'a str) -> Option<Self> {
+        let mut t = subject.split('.');
+        if t.next()? != "$JS" || t.next()? != "ACK" {
             return None;
         }
-        let rest = match t.len() {
-            9 => &t[2..],
+        let mut rest: [&str; 10] = [""; 10];
+        let mut n = 0;
+        for token in t {
+            *rest.get_mut(n)? = token;
+            n += 1;
+        }
+        let rest = match n {
+            7 => &rest[..7],
             // v2: domain and account hash first, a random token last.
-            12 => &t[4..11],
+            10 => &rest[2..9],
             _ => return None,
         };
         Some(Self {
-            stream: rest[0].to_owned(),
-            consumer: rest[1].to_owned(),
+            stream: rest[0],
+            consumer: rest[1],
             delivered: rest[2].parse().ok()?,
             stream_seq: rest[3].parse().ok()?,
             consumer_seq: rest[4].parse().ok()?,
@@ -101,6 +107,9 @@ pub enum AckKind {
 impl AckKind {
     /// Parses an ack body; unknown bodies count as a plain ack, as in nats-server.
     pub fn parse(body: &[u8]) -> Self {
+        if body.is_empty() || body == b"+ACK" {
+            return Self::Ack;
+        }
         let text = String::from_utf8_lossy(body);
         let text = text.trim();
         if let Some(rest) = text.strip_prefix("-NAK") {

@@ -735,12 +735,7 @@ impl Consumer {
 
     /// An ack on one of this consumer's ack subjects. Returns the (sequence, subject)
     /// pairs that became acknowledged, for interest retention.
-    pub fn on_ack(
-        &mut self,
-        ctx: &ConsumerCtx<'_>,
-        ack: &AckReply,
-        msg: &Msg,
-    ) -> Vec<(u64, String)> {
+    pub fn on_ack(&mut self, ctx: &ConsumerCtx<'_>, ack: &AckReply<'_>, msg: &Msg) -> Vec<u64> {
         let kind = AckKind::parse(&msg.payload);
         let mut acked = Vec::new();
         match kind {
@@ -805,21 +800,9 @@ impl Consumer {
         self.update_ack_floor();
         self.dirty = true;
         acked
-            .into_iter()
-            .map(|s| {
-                let subject = ctx
-                    .store
-                    .load(s)
-                    .ok()
-                    .flatten()
-                    .map(|m| m.subject)
-                    .unwrap_or_default();
-                (s, subject)
-            })
-            .collect()
     }
 
-    fn advisory_terminated(&self, ctx: &ConsumerCtx<'_>, ack: &AckReply, reason: &str) {
+    fn advisory_terminated(&self, ctx: &ConsumerCtx<'_>, ack: &AckReply<'_>, reason: &str) {
         let body = serde_json::json!({
             "type": "io.nats.jetstream.advisory.v1.terminated",
             "id": crate::time::nuid(),

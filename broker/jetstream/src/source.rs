@@ -449,7 +449,7 @@ fn parse_source_header(v: &str) -> Option<(String, String, u64)> {
     if v.starts_with("$JS.ACK.") {
         // The oldest form: the origin's ack reply.
         let a = AckReply::parse(v)?;
-        return Some((a.stream, String::new(), a.stream_seq));
+        return Some((a.stream.to_owned(), String::new(), a.stream_seq));
     }
     let f: Vec<&str> = v.split(' ').collect();
     match f.len() {

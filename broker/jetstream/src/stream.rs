@@ -895,19 +895,23 @@ impl Stream {
             return;
         };
         let ctx = ctx!(self);
-        let Some(c) = self.consumers.get_mut(&ack.consumer) else {
+        let Some(c) = self.consumers.get_mut(ack.consumer) else {
             return;
         };
         let acked = c.on_ack(&ctx, &ack, &m);
         if self.config.retention != RetentionPolicy::Limits && !acked.is_empty() {
             let removable: Vec<u64> = acked
                 .into_iter()
-                .filter(|(seq, subject)| {
+                .filter(|&seq| {
+                    // Only interest and work-queue streams need the subject: which
+                    // consumers still want this message.
+                    let Ok(Some(msg)) = self.store.load(seq) else {
+                        return false;
+                    };
                     self.consumers
                         .values()
-                        .all(|c| !c.wants_subject(subject) || c.has_acked(*seq))
+                        .all(|c| !c.wants_subject(&msg.subject) || c.has_acked(seq))
                 })
-                .map(|(seq, _)| seq)
                 .collect();
             self.remove_quietly(&removable);
         }
