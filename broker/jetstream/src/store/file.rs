@@ -12,8 +12,12 @@
 //! - `state`: the counters ([`Counters`]), rewritten in every commit that changes them,
 //!   so opening needs no scan.
 //!
-//! Every change is one write transaction committed with `Durability::Immediate` (one
-//! fsync); `Durability::None` commits are lost even on a killed process, so none is used.
+//! An append is first written to the stream's log (`stream.wal`, see [`super::wal`]) and
+//! synced, then committed to redb with `Durability::None`; every other change is one
+//! write transaction committed with `Durability::Immediate` (one fsync), which also
+//! makes the appends before it durable in redb and starts the log over. redb forgets
+//! `None` commits when the process dies (or the database is reopened after an I/O
+//! error), so opening replays the log.
 //! Memory stays bounded by redb's cache (`cache_bytes`) plus the counters: no message is
 //! kept in memory.
 
@@ -33,6 +37,7 @@ use super::memory::{
     PurgeRule, age_expiry, earliest, first_at_or_after, limit, next_seqs, num_deleted, own_expiry,
     prefix_bounds,
 };
+use super::wal::Wal;
 use super::{
     Appended, Limits, Nanos, NewMsg, Purge, Recovery, Store, StoreError, StoreState, StoredMsg,
     file_msg_size,
@@ -48,6 +53,35 @@ const TTLS: TableDefinition<(i64, u64), ()> = TableDefinition::new("ttls");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
 const COUNTERS_KEY: &str = "counters";
+/// The log's generation (u64 LE): records of another one are not replayed.
+const WAL_GEN_KEY: &str = "wal_generation";
+/// The limits in force at the last checkpoint (4 × i64 LE): what the appends in the log
+/// were trimmed by, so their replay trims the same.
+const LIMITS_KEY: &str = "limits";
+
+fn encode_limits(l: &Limits) -> [u8; 32] {
+    let mut out = [0; 32];
+    let fields = [l.max_msgs, l.max_bytes, l.max_age, l.max_msgs_per_subject];
+    for (chunk, v) in out.chunks_exact_mut(8).zip(fields) {
+        chunk.copy_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
+fn decode_limits(b: &[u8]) -> Option<Limits> {
+    let f = |i: usize| {
+        Some(i64::from_le_bytes(
+            b.get(i * 8..i * 8 + 8)?.try_into().ok()?,
+        ))
+    };
+    (b.len() == 32).then_some(())?;
+    Some(Limits {
+        max_msgs: f(0)?,
+        max_bytes: f(1)?,
+        max_age: f(2)?,
+        max_msgs_per_subject: f(3)?,
+    })
+}
 
 /// How many sequences a bulk removal gathers before removing them: a table cannot change
 /// while it is being iterated, and this bounds the memory a large purge holds.
@@ -64,10 +98,15 @@ pub struct FileStore {
     cache_bytes: usize,
     opener: Opener,
     db: RwLock<Slot>,
-    /// The limits; its lock is the writer lock.
-    limits: Mutex<Limits>,
+    /// What only writers touch; its lock is the writer lock, taken before `db`.
+    writer: Mutex<Writer>,
     /// The counters as of the last commit.
     counters: RwLock<Counters>,
+}
+
+struct Writer {
+    limits: Limits,
+    wal: Wal,
 }
 
 enum Slot {
@@ -267,7 +306,7 @@ impl FileStore {
         opener: Opener,
     ) -> Result<(FileStore, Recovery), StoreError> {
         fs::create_dir_all(dir).map_err(|e| io_error(&e))?;
-        let (db, counters, repaired) = open_db(&dir.join(FILE_NAME), cache_bytes, &opener)?;
+        let (db, counters, repaired, wal) = open_db(dir, &limits, cache_bytes, &opener)?;
         let recovery = Recovery {
             msgs: counters.msgs,
             bytes: counters.bytes,
@@ -280,47 +319,64 @@ impl FileStore {
             cache_bytes,
             opener,
             db: RwLock::new(Slot::Open(db)),
-            limits: Mutex::new(limits),
+            writer: Mutex::new(Writer { limits, wal }),
             counters: RwLock::new(counters),
         };
         Ok((store, recovery))
     }
 
-    /// The open database, reopening it first if an I/O error latched it.
+    /// The open database, reopening it first if an I/O error latched it (for readers:
+    /// writers, who hold the writer lock, use [`FileStore::db_locked`]).
     fn db(&self) -> Result<MappedRwLockReadGuard<'_, Database>, StoreError> {
         loop {
-            let slot = self.db.read();
-            match &*slot {
-                Slot::Destroyed => return Err(StoreError::Closed),
-                Slot::Open(_) => {
-                    return RwLockReadGuard::try_map(slot, |s| match s {
-                        Slot::Open(db) => Some(db),
-                        _ => None,
-                    })
-                    .map_err(|_| StoreError::Closed);
-                }
-                Slot::Failed => {}
+            if let Some(db) = self.open_slot()? {
+                return Ok(db);
             }
-            drop(slot);
-            self.reopen()?;
+            self.reopen(&mut self.writer.lock())?;
         }
     }
 
-    fn reopen(&self) -> Result<(), StoreError> {
+    fn db_locked(&self, w: &mut Writer) -> Result<MappedRwLockReadGuard<'_, Database>, StoreError> {
+        loop {
+            if let Some(db) = self.open_slot()? {
+                return Ok(db);
+            }
+            self.reopen(w)?;
+        }
+    }
+
+    /// The database if it is open, `None` if it must be reopened.
+    fn open_slot(&self) -> Result<Option<MappedRwLockReadGuard<'_, Database>>, StoreError> {
+        let slot = self.db.read();
+        match &*slot {
+            Slot::Destroyed => Err(StoreError::Closed),
+            Slot::Failed => Ok(None),
+            Slot::Open(_) => RwLockReadGuard::try_map(slot, |s| match s {
+                Slot::Open(db) => Some(db),
+                _ => None,
+            })
+            .map(Some)
+            .map_err(|_| StoreError::Closed),
+        }
+    }
+
+    /// Reopens a latched database: redb comes back at its last durable commit, and the
+    /// log brings back the appends after it.
+    fn reopen(&self, w: &mut Writer) -> Result<(), StoreError> {
         let mut slot = self.db.write();
         if let Slot::Failed = *slot {
-            let (db, counters, _) =
-                open_db(&self.dir.join(FILE_NAME), self.cache_bytes, &self.opener)?;
+            let (db, counters, _, wal) =
+                open_db(&self.dir, &w.limits, self.cache_bytes, &self.opener)?;
             *self.counters.write() = counters;
+            w.wal = wal;
             *slot = Slot::Open(db);
         }
         Ok(())
     }
 
     /// After an I/O error: redb latches a failed write (every later call fails) until the
-    /// database is reopened, which recovers the last durable commit. A disk that was full
-    /// then works again once space is freed.
-    fn recover_if_latched(&self) {
+    /// database is reopened. A disk that was full then works again once space is freed.
+    fn recover_if_latched(&self, w: &mut Writer) {
         let latched = match &*self.db.read() {
             Slot::Open(db) => matches!(
                 db.try_begin_write(),
@@ -333,33 +389,56 @@ impl FileStore {
         if latched {
             *self.db.write() = Slot::Failed;
             // A failure here is retried by the next call.
-            let _ = self.reopen();
+            let _ = self.reopen(w);
         }
     }
 
     fn after<R>(&self, result: Result<R, StoreError>) -> Result<R, StoreError> {
         if matches!(result, Err(StoreError::Io(_) | StoreError::NoSpace)) {
-            self.recover_if_latched();
+            self.recover_if_latched(&mut self.writer.lock());
         }
         result
     }
 
-    /// Runs `op` in one write transaction and commits it durably, then publishes the new
-    /// counters (and `set` limits). Nothing in memory changes unless the commit succeeded.
-    /// A transaction that changed no counter is aborted instead, unless `force` (meta).
+    /// Runs `op` in one write transaction committed durably (a checkpoint: the log starts
+    /// over), then publishes the new counters (and `set` limits). Nothing in memory
+    /// changes unless the commit succeeded. A transaction that changed no counter is
+    /// aborted instead, unless `force` (meta).
     fn write<R>(
         &self,
         set: Option<Limits>,
         force: bool,
         op: impl FnOnce(&mut Tx<'_>, &Limits) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
-        let mut limits = self.limits.lock();
+        self.commit(set, force, None, op)
+    }
+
+    /// [`FileStore::write`], or with `log` (the store records of appended messages) that
+    /// fit in the log: written there and synced, then committed without a sync.
+    fn commit<R>(
+        &self,
+        set: Option<Limits>,
+        force: bool,
+        log: Option<&[Vec<u8>]>,
+        op: impl FnOnce(&mut Tx<'_>, &Limits) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let mut guard = self.writer.lock();
+        let w = &mut *guard;
         let result = (|| {
-            let db = self.db()?;
+            let db = self.db_locked(w)?;
             let before = *self.counters.read();
-            let new_limits = set.unwrap_or(*limits);
+            let new_limits = set.unwrap_or(w.limits);
+            // New limits are kept durably even when they removed nothing: the log's
+            // appends after them replay under them.
+            let force = force || new_limits != w.limits;
+            let log = log.filter(|recs| w.wal.fits(recs.iter().map(|r| 4 + r.len()).sum()));
+            let next_generation = new_generation(w.wal.generation());
             let mut txn = db.begin_write()?;
-            txn.set_durability(Durability::Immediate)?;
+            txn.set_durability(if log.is_some() {
+                Durability::None
+            } else {
+                Durability::Immediate
+            })?;
             let (r, after) = {
                 let mut tx = Tx::open(&txn, before)?;
                 let r = op(&mut tx, &new_limits)?;
@@ -367,19 +446,40 @@ impl FileStore {
                 if tx.c != before {
                     tx.state.insert(COUNTERS_KEY, &tx.c.encode()[..])?;
                 }
+                if log.is_none() {
+                    tx.state
+                        .insert(WAL_GEN_KEY, &next_generation.to_le_bytes()[..])?;
+                    tx.state
+                        .insert(LIMITS_KEY, &encode_limits(&new_limits)[..])?;
+                }
                 (r, tx.c)
             };
             if after == before && !force {
                 txn.abort()?;
+            } else if let Some(recs) = log {
+                let start = w
+                    .wal
+                    .append(before.last_seq + 1, recs)
+                    .map_err(|e| io_error(&e))?;
+                if let Err(e) = txn.commit() {
+                    if let Err(undo) = w.wal.undo(start) {
+                        tracing::error!(dir = %self.dir.display(), "taking back a log record after a failed commit: {undo}");
+                    }
+                    return Err(e.into());
+                }
             } else {
                 txn.commit()?;
+                w.wal.restart(next_generation);
             }
             // Published under the database guard, so a concurrent reopen cannot interleave.
             *self.counters.write() = after;
-            *limits = new_limits;
+            w.limits = new_limits;
             Ok(r)
         })();
-        self.after(result)
+        if matches!(result, Err(StoreError::Io(_) | StoreError::NoSpace)) {
+            self.recover_if_latched(w);
+        }
+        result
     }
 
     fn read<R>(&self, op: impl FnOnce(&View) -> Result<R, StoreError>) -> Result<R, StoreError> {
@@ -398,13 +498,45 @@ impl FileStore {
     }
 }
 
+impl Drop for FileStore {
+    /// A clean close makes the logged appends durable in redb, so the next open replays
+    /// nothing and writes nothing (it then works on a full disk too). Best effort: the
+    /// log still has them otherwise.
+    fn drop(&mut self) {
+        let mut w = self.writer.lock();
+        if w.wal.is_empty() {
+            return;
+        }
+        let Slot::Open(db) = &*self.db.read() else {
+            return;
+        };
+        let next = new_generation(w.wal.generation());
+        let done = (|| -> Result<(), StoreError> {
+            let mut txn = db.begin_write()?;
+            txn.set_durability(Durability::Immediate)?;
+            txn.open_table(STATE)?
+                .insert(WAL_GEN_KEY, &next.to_le_bytes()[..])?;
+            txn.commit()?;
+            Ok(())
+        })();
+        match done {
+            Ok(()) => w.wal.restart(next),
+            Err(e) => {
+                tracing::warn!(dir = %self.dir.display(), "checkpoint at close: {e} (the log keeps the messages)");
+            }
+        }
+    }
+}
+
 /// Opens the database and checks its counters against its tables, rebuilding them by a
 /// full scan if they disagree.
 fn open_db(
-    path: &Path,
+    dir: &Path,
+    limits: &Limits,
     cache_bytes: usize,
     opener: &Opener,
-) -> Result<(Database, Counters, Vec<String>), StoreError> {
+) -> Result<(Database, Counters, Vec<String>, Wal), StoreError> {
+    let path = &dir.join(FILE_NAME);
     let mut builder = redb::Builder::new();
     builder
         .set_cache_size(cache_bytes)
@@ -413,7 +545,7 @@ fn open_db(
     let mut txn = db.begin_write()?;
     txn.set_durability(Durability::Immediate)?;
     let mut repaired = Vec::new();
-    let (counters, changed) = {
+    let counters = {
         let mut tx = Tx::open(&txn, Counters::default())?;
         let saved = tx
             .state
@@ -433,18 +565,67 @@ fn open_db(
                 true
             }
         };
+        // The appends redb forgot (committed without a sync) come back from the log.
+        let generation = tx
+            .state
+            .get(WAL_GEN_KEY)?
+            .and_then(|g| g.value().try_into().ok())
+            .map_or(0, u64::from_le_bytes);
+        let batches = Wal::replay(dir, generation).map_err(|e| io_error(&e))?;
+        let limits = tx
+            .state
+            .get(LIMITS_KEY)?
+            .and_then(|g| decode_limits(g.value()))
+            .unwrap_or(*limits);
+        let mut replayed = 0;
+        for b in &batches {
+            let last = b.first_seq + (b.recs.len() as u64).saturating_sub(1);
+            if last <= tx.c.last_seq {
+                continue;
+            }
+            if b.first_seq != tx.c.last_seq + 1 {
+                break;
+            }
+            tx.append_encoded(&limits, &b.recs)?;
+            replayed += b.recs.len();
+        }
+        if replayed > 0 {
+            tx.refresh_first()?;
+            tracing::info!(dir = %dir.display(), "replayed {replayed} messages from the log");
+        }
+        let restart = !batches.is_empty();
+        let generation = if restart {
+            let next = new_generation(generation);
+            tx.state.insert(WAL_GEN_KEY, &next.to_le_bytes()[..])?;
+            next
+        } else {
+            generation
+        };
+        let changed = changed || replayed > 0;
         if changed {
             tx.state.insert(COUNTERS_KEY, &tx.c.encode()[..])?;
         }
-        (tx.c, changed)
+        (tx.c, changed || restart, generation)
     };
+    let (counters, changed, generation) = counters;
     // An open that found everything in order writes nothing, so it works on a full disk.
     if changed {
         txn.commit()?;
     } else {
         txn.abort()?;
     }
-    Ok((db, counters, repaired))
+    Ok((db, counters, repaired, Wal::new(dir, generation)))
+}
+
+/// A log generation other than `old`, random so that no record of a later one can be
+/// forged in advance (a message's payload lands in the log as it is).
+fn new_generation(old: u64) -> u64 {
+    loop {
+        let g = fastrand::u64(..);
+        if g != old {
+            return g;
+        }
+    }
 }
 
 fn open_error(path: &Path, e: DatabaseError) -> StoreError {
@@ -540,6 +721,31 @@ impl<'t> Tx<'t> {
             state: txn.open_table(STATE)?,
             c,
         })
+    }
+
+    /// Appends messages given as store records after `last_seq`, enforcing `limits` after
+    /// each as it arrives (an append and its replay from the log end the same way).
+    fn append_encoded(
+        &mut self,
+        limits: &Limits,
+        recs: &[Vec<u8>],
+    ) -> Result<Appended, StoreError> {
+        let first_seq = next_seqs(self.c.last_seq, recs.len())?;
+        let mut removed = Vec::new();
+        for bytes in recs {
+            let seq = self.c.last_seq + 1;
+            let rec = Rec::decode(seq, bytes)?;
+            self.msgs.insert(seq, &bytes[..])?;
+            self.index(seq, &rec)?;
+            self.c.msgs += 1;
+            self.c.bytes += rec.size();
+            self.c.last_seq = seq;
+            self.c.last_ts = rec.ts;
+            self.trim_subject(limits, rec.subject, &mut removed)?;
+            self.trim_totals(limits, &mut removed)?;
+        }
+        removed.sort_unstable();
+        Ok(Appended { first_seq, removed })
     }
 
     /// Stores a message at `seq` and indexes it (the caller moves `last_seq`).
@@ -936,19 +1142,9 @@ impl Store for FileStore {
                 removed: Vec::new(),
             });
         }
-        self.write(None, false, |tx, limits| {
-            let first_seq = next_seqs(tx.c.last_seq, msgs.len())?;
-            let mut removed = Vec::new();
-            for m in msgs {
-                let seq = tx.c.last_seq + 1;
-                tx.insert(seq, &Rec::of(m))?;
-                tx.c.last_seq = seq;
-                tx.c.last_ts = m.ts;
-                tx.trim_subject(limits, &m.subject, &mut removed)?;
-                tx.trim_totals(limits, &mut removed)?;
-            }
-            removed.sort_unstable();
-            Ok(Appended { first_seq, removed })
+        let recs: Vec<Vec<u8>> = msgs.iter().map(|m| Rec::of(m).encode()).collect();
+        self.commit(None, false, Some(&recs), |tx, limits| {
+            tx.append_encoded(limits, &recs)
         })
     }
 
@@ -1335,7 +1531,7 @@ impl Store for FileStore {
     }
 
     fn destroy(&self) -> Result<(), StoreError> {
-        let _writer = self.limits.lock();
+        let _writer = self.writer.lock();
         *self.db.write() = Slot::Destroyed;
         *self.counters.write() = Counters::default();
         match fs::remove_dir_all(&self.dir) {

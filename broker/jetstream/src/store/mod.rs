@@ -29,6 +29,7 @@ pub mod file;
 pub mod memory;
 #[cfg(test)]
 mod tests;
+mod wal;
 
 use std::collections::BTreeMap;
 

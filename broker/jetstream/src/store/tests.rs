@@ -1189,8 +1189,14 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let (store, _) = FileStore::open(dir.path(), limits, 1 << 20).unwrap();
         run_ops(&store, limits, &ops);
-        // And the same after a reopen.
         let before = (store.state(), store.subjects(">").unwrap());
+        // The same after a crash (the appends since the last checkpoint come from the log)…
+        let crashed = tempfile::tempdir().unwrap();
+        crash_copy(dir.path(), crashed.path());
+        let (copy, recovery) = FileStore::open(crashed.path(), limits, 1 << 20).unwrap();
+        prop_assert!(recovery.repaired.is_empty());
+        prop_assert_eq!((copy.state(), copy.subjects(">").unwrap()), before.clone());
+        // …and after a reopen.
         drop(store);
         let (store, recovery) = FileStore::open(dir.path(), limits, 1 << 20).unwrap();
         prop_assert!(recovery.repaired.is_empty());
@@ -1199,6 +1205,79 @@ proptest! {
 }
 
 // File store only.
+
+/// What a crash leaves of an open file store: its files as they are now, without the
+/// checkpoint a clean close makes.
+fn crash_copy(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for name in ["stream.redb", "stream.wal"] {
+        if from.join(name).exists() {
+            std::fs::copy(from.join(name), to.join(name)).unwrap();
+        }
+    }
+}
+
+#[test]
+fn appends_come_back_from_the_log_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = Limits {
+        max_msgs_per_subject: 3,
+        ..Limits::default()
+    };
+    let (s, _) = FileStore::open(dir.path(), limits, 1 << 20).unwrap();
+    let mut ts = 0;
+    let mut batch = |n: usize| -> Vec<NewMsg> {
+        (0..n)
+            .map(|i| {
+                ts += 1;
+                let m = sized(["a", "b", "c.d"][i % 3], ts, i * 7);
+                if i % 4 == 0 {
+                    with_ttl(m, 1_000_000)
+                } else {
+                    m
+                }
+            })
+            .collect()
+    };
+    for n in [1, 5, 9] {
+        s.append(&batch(n)).unwrap();
+    }
+    // A checkpoint in the middle: the log starts over.
+    assert!(s.remove(15, false).unwrap());
+    for n in [2, 1, 12] {
+        s.append(&batch(n)).unwrap();
+    }
+    let all = |s: &FileStore| {
+        let msgs: Vec<_> = (1..=s.state().last_seq + 1)
+            .map(|q| s.load(q).unwrap())
+            .collect();
+        (s.state(), s.subjects(">").unwrap(), msgs)
+    };
+    let expected = all(&s);
+    assert_eq!(expected.0.last_seq, 30);
+
+    let crashed = tempfile::tempdir().unwrap();
+    crash_copy(dir.path(), crashed.path());
+    let (c, recovery) = FileStore::open(crashed.path(), limits, 1 << 20).unwrap();
+    assert!(recovery.repaired.is_empty(), "{:?}", recovery.repaired);
+    assert_eq!(all(&c), expected);
+    // TTLs came back with their messages; new appends follow on.
+    let later = 10_000_000;
+    let expired = s.expire(later).unwrap();
+    assert!(!expired.0.is_empty());
+    assert_eq!(c.expire(later).unwrap(), expired);
+    assert_eq!(c.append(&batch(2)).unwrap().first_seq, 31);
+    let state = c.state();
+    drop(c);
+
+    // A crash right after a replay: its checkpoint holds, nothing comes twice.
+    let again = tempfile::tempdir().unwrap();
+    let (c, _) = FileStore::open(crashed.path(), limits, 1 << 20).unwrap();
+    crash_copy(crashed.path(), again.path());
+    drop(c);
+    let (c, _) = FileStore::open(again.path(), limits, 1 << 20).unwrap();
+    assert_eq!(c.state(), state);
+}
 
 fn open_file(dir: &Path) -> (FileStore, Recovery) {
     FileStore::open(dir, Limits::default(), 1 << 20).unwrap()
