@@ -151,8 +151,8 @@ mod tests {
     #[test]
     fn subjects_round_trip() {
         let a = AckReply {
-            stream: "ORDERS".into(),
-            consumer: "C".into(),
+            stream: "ORDERS",
+            consumer: "C",
             delivered: 2,
             stream_seq: 10,
             consumer_seq: 7,
