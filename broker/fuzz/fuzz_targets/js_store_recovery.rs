@@ -1,6 +1,7 @@
 //! Recovery of a JetStream file store from whatever is on disk: the input becomes the
-//! stream's `stream.redb` (alone, or written over part of a valid store's file), or a
-//! snapshot to restore. Whatever opens is then read, appended to, expired and purged. A
+//! stream's `stream.redb` (alone, or written over part of a valid store's file), its
+//! append log `stream.wal` (written over the log a crash left, next to that crash's
+//! database), or a snapshot to restore. Whatever opens is then read, appended to, expired and purged. A
 //! damaged file or snapshot must give an error, never a panic.
 #![no_main]
 
@@ -24,9 +25,19 @@ fn msg(subject: &str, ts: i64) -> NewMsg {
     }
 }
 
-/// A valid store's file and a snapshot of it, built once: the bases fuzzed bytes overwrite.
-fn valid() -> &'static (Vec<u8>, Vec<u8>) {
-    static VALID: OnceLock<(Vec<u8>, Vec<u8>)> = OnceLock::new();
+/// What fuzzed bytes overwrite, built once.
+struct Valid {
+    /// A cleanly closed store's database.
+    file: Vec<u8>,
+    snapshot: Vec<u8>,
+    /// The database and the start of the log (where its records are) of a store caught
+    /// open, with appends since its last checkpoint.
+    crash_file: Vec<u8>,
+    crash_log: Vec<u8>,
+}
+
+fn valid() -> &'static Valid {
+    static VALID: OnceLock<Valid> = OnceLock::new();
     VALID.get_or_init(|| {
         let dir = tempfile::tempdir().expect("temp dir");
         let (store, _) = FileStore::open(dir.path(), Limits::default(), CACHE).expect("open");
@@ -40,9 +51,20 @@ fn valid() -> &'static (Vec<u8>, Vec<u8>) {
             .expect("meta");
         let mut snapshot = Vec::new();
         store.snapshot(&mut snapshot).expect("snapshot");
+        for ts in 40..60 {
+            store.append(&[msg("c", ts)]).expect("append");
+        }
+        let crash_file = std::fs::read(dir.path().join("stream.redb")).expect("read");
+        let mut crash_log = std::fs::read(dir.path().join("stream.wal")).expect("read log");
+        crash_log.truncate(16 << 10);
         drop(store);
         let file = std::fs::read(dir.path().join("stream.redb")).expect("read");
-        (file, snapshot)
+        Valid {
+            file,
+            snapshot,
+            crash_file,
+            crash_log,
+        }
     })
 }
 
@@ -92,15 +114,19 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
-    let (valid_file, valid_snapshot) = valid();
-    match mode % 3 {
-        0 | 1 => {
-            let file = if mode % 3 == 0 {
-                rest.to_vec()
-            } else {
-                overwrite(valid_file, rest)
-            };
+    let valid = valid();
+    match mode % 4 {
+        0 | 1 | 2 => {
             let dir = tempfile::tempdir().expect("temp dir");
+            let file = match mode % 4 {
+                0 => rest.to_vec(),
+                1 => overwrite(&valid.file, rest),
+                _ => {
+                    let log = overwrite(&valid.crash_log, rest);
+                    std::fs::write(dir.path().join("stream.wal"), log).expect("write log");
+                    valid.crash_file.clone()
+                }
+            };
             std::fs::write(dir.path().join("stream.redb"), &file).expect("write");
             if let Ok((store, _)) = FileStore::open(dir.path(), Limits::default(), CACHE) {
                 exercise(&store);
@@ -110,7 +136,7 @@ fuzz_target!(|data: &[u8]| {
         _ => {
             let store = MemoryStore::new(Limits::default());
             if store
-                .restore(&mut overwrite(valid_snapshot, rest).as_slice())
+                .restore(&mut overwrite(&valid.snapshot, rest).as_slice())
                 .is_ok()
             {
                 exercise(&store);

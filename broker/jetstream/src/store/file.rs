@@ -504,12 +504,15 @@ impl Drop for FileStore {
     /// log still has them otherwise.
     fn drop(&mut self) {
         let mut w = self.writer.lock();
-        if w.wal.is_empty() {
-            return;
-        }
         let Slot::Open(db) = &*self.db.read() else {
             return;
         };
+        if w.wal.is_empty() {
+            if let Err(e) = w.wal.release() {
+                tracing::debug!(dir = %self.dir.display(), "emptying the log at close: {e}");
+            }
+            return;
+        }
         let next = new_generation(w.wal.generation());
         let done = (|| -> Result<(), StoreError> {
             let mut txn = db.begin_write()?;
@@ -520,7 +523,12 @@ impl Drop for FileStore {
             Ok(())
         })();
         match done {
-            Ok(()) => w.wal.restart(next),
+            Ok(()) => {
+                w.wal.restart(next);
+                if let Err(e) = w.wal.release() {
+                    tracing::debug!(dir = %self.dir.display(), "emptying the log at close: {e}");
+                }
+            }
             Err(e) => {
                 tracing::warn!(dir = %self.dir.display(), "checkpoint at close: {e} (the log keeps the messages)");
             }
@@ -584,6 +592,18 @@ fn open_db(
                 continue;
             }
             if b.first_seq != tx.c.last_seq + 1 {
+                break;
+            }
+            // The checksum held, so this is a bug rather than a torn write: the replay
+            // stops here and says so, and the stream starts with what came before.
+            if let Some(e) = (b.first_seq..)
+                .zip(&b.recs)
+                .find_map(|(seq, r)| Rec::decode(seq, r).err())
+            {
+                repaired.push(format!(
+                    "log replay stopped at sequence {}: {e}",
+                    b.first_seq
+                ));
                 break;
             }
             tx.append_encoded(&limits, &b.recs)?;
