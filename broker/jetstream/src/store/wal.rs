@@ -274,7 +274,10 @@ mod tests {
         w.append(1, &recs(3, 1)).unwrap();
         let size = std::fs::metadata(&path).unwrap().len();
         // A megabyte reserved where fallocate works (here: /tmp), else what was written.
-        assert!(size == GROW || size == (HEADER + 4 * 3 + 6) as u64, "{size}");
+        assert!(
+            size == GROW || size == (HEADER + 4 * 3 + 6) as u64,
+            "{size}"
+        );
         w.append(4, &[vec![5; GROW as usize]]).unwrap();
         let size = std::fs::metadata(&path).unwrap().len();
         assert!(size >= GROW + HEADER as u64, "{size}");
