@@ -12,12 +12,15 @@
 //! - `state`: the counters ([`Counters`]), rewritten in every commit that changes them,
 //!   so opening needs no scan.
 //!
-//! An append is first written to the stream's log (`stream.wal`, see [`super::wal`]) and
-//! synced, then committed to redb with `Durability::None`; every other change is one
-//! write transaction committed with `Durability::Immediate` (one fsync), which also
-//! makes the appends before it durable in redb and starts the log over. redb forgets
-//! `None` commits when the process dies (or the database is reopened after an I/O
-//! error), so opening replays the log.
+//! - `segments`: log segment → how many payloads redb points at in it.
+//!
+//! An append is first written to the stream's log (`log/`, see [`super::wal`]) and
+//! synced, then committed to redb with `Durability::None`; payloads of
+//! [`EXTERNAL_MIN`] bytes or more stay in the log and redb keeps where they are. Every
+//! other change is one write transaction committed with `Durability::Immediate` (one
+//! fsync), a checkpoint: it also makes the appends before it durable in redb and moves
+//! the replay position past them. redb forgets `None` commits when the process dies (or
+//! the database is reopened after an I/O error), so opening replays the log.
 //! Memory stays bounded by redb's cache (`cache_bytes`) plus the counters: no message is
 //! kept in memory.
 
@@ -37,7 +40,7 @@ use super::memory::{
     PurgeRule, age_expiry, earliest, first_at_or_after, limit, next_seqs, num_deleted, own_expiry,
     prefix_bounds,
 };
-use super::wal::Wal;
+use super::wal::{EXTERNAL_MIN, Placed, Pos, Segments, Wal};
 use super::{
     Appended, Limits, Nanos, NewMsg, Purge, Recovery, Store, StoreError, StoreState, StoredMsg,
     file_msg_size,
@@ -53,8 +56,9 @@ const TTLS: TableDefinition<(i64, u64), ()> = TableDefinition::new("ttls");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
 const COUNTERS_KEY: &str = "counters";
-/// The log's generation (u64 LE): records of another one are not replayed.
-const WAL_GEN_KEY: &str = "wal_generation";
+const SEGMENTS: TableDefinition<u64, u64> = TableDefinition::new("segments");
+/// Where replay starts: the log position at the last checkpoint ([`Pos`]).
+const LOG_POS_KEY: &str = "log_position";
 /// The limits in force at the last checkpoint (4 × i64 LE): what the appends in the log
 /// were trimmed by, so their replay trims the same.
 const LIMITS_KEY: &str = "limits";
@@ -100,6 +104,8 @@ pub struct FileStore {
     db: RwLock<Slot>,
     /// What only writers touch; its lock is the writer lock, taken before `db`.
     writer: Mutex<Writer>,
+    /// Read handles on the log, for payloads kept there.
+    segments: Segments,
     /// The counters as of the last commit.
     counters: RwLock<Counters>,
 }
@@ -192,10 +198,23 @@ struct Rec<'a> {
     ts: Nanos,
     ttl: Option<i64>,
     hdr: &'a [u8],
+    /// The payload, empty when it is in the log (`ext`).
     data: &'a [u8],
+    ext: Option<Ext>,
 }
 
+/// Where a payload kept in the log lies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Ext {
+    seg: u64,
+    off: u64,
+    len: u32,
+}
+
+/// Version 1: the payload follows the header block. Version 2: instead of the payload,
+/// where it lies in the log (segment u64, offset u64, length u32).
 const REC_VERSION: u8 = 1;
+const REC_EXTERNAL: u8 = 2;
 
 impl<'a> Rec<'a> {
     fn of(m: &'a NewMsg) -> Self {
@@ -205,26 +224,61 @@ impl<'a> Rec<'a> {
             ttl: m.ttl,
             hdr: &m.hdr,
             data: &m.data,
+            ext: None,
         }
     }
 
     fn encode(&self) -> Vec<u8> {
         let mut out =
-            Vec::with_capacity(26 + self.subject.len() + self.hdr.len() + self.data.len());
-        out.push(REC_VERSION);
+            Vec::with_capacity(46 + self.subject.len() + self.hdr.len() + self.data.len());
+        out.push(if self.ext.is_some() {
+            REC_EXTERNAL
+        } else {
+            REC_VERSION
+        });
         out.extend_from_slice(&self.ts.to_le_bytes());
         out.push(u8::from(self.ttl.is_some()));
         out.extend_from_slice(&self.ttl.unwrap_or(0).to_le_bytes());
         put_bytes(&mut out, self.subject.as_bytes());
         put_bytes(&mut out, self.hdr);
-        out.extend_from_slice(self.data);
+        match self.ext {
+            Some(e) => {
+                out.extend_from_slice(&e.seg.to_le_bytes());
+                out.extend_from_slice(&e.off.to_le_bytes());
+                out.extend_from_slice(&e.len.to_le_bytes());
+            }
+            None => out.extend_from_slice(self.data),
+        }
         out
+    }
+
+    /// This record with its payload left in the log, if it is large enough: the log
+    /// record that holds it starts at `at` in segment `seg`.
+    fn placed(&self, seg: u64, at: u64, encoded_len: usize) -> Option<Rec<'a>> {
+        if self.data.len() < EXTERNAL_MIN {
+            return None;
+        }
+        let off = at + (encoded_len - self.data.len()) as u64;
+        Some(Rec {
+            data: &[],
+            ext: Some(Ext {
+                seg,
+                off,
+                len: u32::try_from(self.data.len()).ok()?,
+            }),
+            ..*self
+        })
+    }
+
+    fn data_len(&self) -> usize {
+        self.ext.map_or(self.data.len(), |e| e.len as usize)
     }
 
     fn decode(seq: u64, b: &'a [u8]) -> Result<Self, StoreError> {
         let bad = || StoreError::Corrupt(format!("message {seq}: damaged record"));
         let mut r = Cursor(b);
-        if r.take(1).ok_or_else(bad)? != [REC_VERSION] {
+        let version = r.take(1).ok_or_else(bad)?[0];
+        if version != REC_VERSION && version != REC_EXTERNAL {
             return Err(bad());
         }
         let ts = r.i64().ok_or_else(bad)?;
@@ -233,27 +287,54 @@ impl<'a> Rec<'a> {
         let subject = r.bytes().ok_or_else(bad)?;
         let subject = std::str::from_utf8(subject).map_err(|_| bad())?;
         let hdr = r.bytes().ok_or_else(bad)?;
+        let ext = if version == REC_EXTERNAL {
+            let seg = r.i64().ok_or_else(bad)? as u64;
+            let off = r.i64().ok_or_else(bad)? as u64;
+            let len = u32::from_le_bytes(r.take(4).ok_or_else(bad)?.try_into().map_err(|_| bad())?);
+            if !r.0.is_empty() {
+                return Err(bad());
+            }
+            Some(Ext { seg, off, len })
+        } else {
+            None
+        };
         Ok(Rec {
             subject,
             ts,
             ttl: has_ttl.then_some(ttl),
             hdr,
             data: r.0,
+            ext,
         })
     }
 
     fn size(&self) -> u64 {
-        file_msg_size(self.subject, self.hdr, self.data)
+        let headers = if self.hdr.is_empty() {
+            0
+        } else {
+            4 + self.hdr.len()
+        };
+        (22 + self.subject.len() + headers + self.data_len() + 8) as u64
     }
 
-    fn stored(&self, seq: u64) -> StoredMsg {
-        StoredMsg {
+    /// The message, its payload read from the log when it is kept there.
+    fn stored(&self, seq: u64, segments: &Segments) -> Result<StoredMsg, StoreError> {
+        let data = match self.ext {
+            Some(e) => Bytes::from(segments.read(e.seg, e.off, e.len as usize).map_err(|err| {
+                StoreError::Corrupt(format!(
+                    "message {seq}: payload in log segment {} unreadable: {err}",
+                    e.seg
+                ))
+            })?),
+            None => Bytes::copy_from_slice(self.data),
+        };
+        Ok(StoredMsg {
             seq,
             subject: self.subject.to_string(),
             ts: self.ts,
             hdr: Bytes::copy_from_slice(self.hdr),
-            data: Bytes::copy_from_slice(self.data),
-        }
+            data,
+        })
     }
 }
 
@@ -320,6 +401,7 @@ impl FileStore {
             opener,
             db: RwLock::new(Slot::Open(db)),
             writer: Mutex::new(Writer { limits, wal }),
+            segments: Segments::new(dir),
             counters: RwLock::new(counters),
         };
         Ok((store, recovery))
@@ -400,27 +482,28 @@ impl FileStore {
         result
     }
 
-    /// Runs `op` in one write transaction committed durably (a checkpoint: the log starts
-    /// over), then publishes the new counters (and `set` limits). Nothing in memory
-    /// changes unless the commit succeeded. A transaction that changed no counter is
-    /// aborted instead, unless `force` (meta).
+    /// Runs `op` in one write transaction committed durably (a checkpoint), then publishes
+    /// the new counters (and `set` limits). Nothing in memory changes unless the commit
+    /// succeeded. A transaction that changed no counter is aborted instead, unless
+    /// `force` (meta).
     fn write<R>(
         &self,
         set: Option<Limits>,
         force: bool,
         op: impl FnOnce(&mut Tx<'_>, &Limits) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
-        self.commit(set, force, None, op)
+        self.commit(set, force, None, |tx, limits, _| op(tx, limits))
     }
 
-    /// [`FileStore::write`], or with `log` (the store records of appended messages) that
-    /// fit in the log: written there and synced, then committed without a sync.
+    /// [`FileStore::write`], or with `log` (the store records of appended messages):
+    /// written to the log and synced first, then committed without a sync unless a
+    /// checkpoint is due. `op` gets where the log put them.
     fn commit<R>(
         &self,
         set: Option<Limits>,
         force: bool,
         log: Option<&[Vec<u8>]>,
-        op: impl FnOnce(&mut Tx<'_>, &Limits) -> Result<R, StoreError>,
+        op: impl FnOnce(&mut Tx<'_>, &Limits, Option<&Placed>) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
         let mut guard = self.writer.lock();
         let w = &mut *guard;
@@ -431,45 +514,63 @@ impl FileStore {
             // New limits are kept durably even when they removed nothing: the log's
             // appends after them replay under them.
             let force = force || new_limits != w.limits;
-            let log = log.filter(|recs| w.wal.fits(recs.iter().map(|r| 4 + r.len()).sum()));
-            let next_generation = new_generation(w.wal.generation());
-            let mut txn = db.begin_write()?;
-            txn.set_durability(if log.is_some() {
-                Durability::None
-            } else {
-                Durability::Immediate
-            })?;
-            let (r, after) = {
-                let mut tx = Tx::open(&txn, before)?;
-                let r = op(&mut tx, &new_limits)?;
-                tx.refresh_first()?;
-                if tx.c != before {
-                    tx.state.insert(COUNTERS_KEY, &tx.c.encode()[..])?;
-                }
-                if log.is_none() {
-                    tx.state
-                        .insert(WAL_GEN_KEY, &next_generation.to_le_bytes()[..])?;
-                    tx.state
-                        .insert(LIMITS_KEY, &encode_limits(&new_limits)[..])?;
-                }
-                (r, tx.c)
+            let placed = match log {
+                Some(recs) => Some(
+                    w.wal
+                        .append(before.last_seq + 1, recs)
+                        .map_err(|e| io_error(&e))?,
+                ),
+                None => None,
             };
-            if after == before && !force {
-                txn.abort()?;
-            } else if let Some(recs) = log {
-                let start = w
-                    .wal
-                    .append(before.last_seq + 1, recs)
-                    .map_err(|e| io_error(&e))?;
-                if let Err(e) = txn.commit() {
-                    if let Err(undo) = w.wal.undo(start) {
+            let checkpoint = placed.is_none() || w.wal.checkpoint_due();
+            let pos = w.wal.position();
+            let applied = (|| {
+                let mut txn = db.begin_write()?;
+                txn.set_durability(if checkpoint {
+                    Durability::Immediate
+                } else {
+                    Durability::None
+                })?;
+                let (r, after, live) = {
+                    let mut tx = Tx::open(&txn, before)?;
+                    let r = op(&mut tx, &new_limits, placed.as_ref())?;
+                    tx.refresh_first()?;
+                    if tx.c != before {
+                        tx.state.insert(COUNTERS_KEY, &tx.c.encode()[..])?;
+                    }
+                    let mut live = Vec::new();
+                    if checkpoint {
+                        tx.state.insert(LOG_POS_KEY, &pos.encode()[..])?;
+                        tx.state
+                            .insert(LIMITS_KEY, &encode_limits(&new_limits)[..])?;
+                        for item in tx.segments.iter()? {
+                            live.push(item?.0.value());
+                        }
+                    }
+                    (r, tx.c, live)
+                };
+                let committed = !(after == before && !force);
+                if committed {
+                    txn.commit()?;
+                } else {
+                    txn.abort()?;
+                }
+                Ok::<_, StoreError>((r, after, committed.then_some(live)))
+            })();
+            let (r, after, live) = match applied {
+                Ok(done) => done,
+                Err(e) => {
+                    if let Some(p) = &placed
+                        && let Err(undo) = w.wal.undo(p)
+                    {
                         tracing::error!(dir = %self.dir.display(), "taking back a log record after a failed commit: {undo}");
                     }
-                    return Err(e.into());
+                    return Err(e);
                 }
-            } else {
-                txn.commit()?;
-                w.wal.restart(next_generation);
+            };
+            if checkpoint && let Some(live) = live {
+                w.wal.checkpointed();
+                self.delete_dead_segments(pos.seg, &live);
             }
             // Published under the database guard, so a concurrent reopen cannot interleave.
             *self.counters.write() = after;
@@ -482,7 +583,21 @@ impl FileStore {
         result
     }
 
-    fn read<R>(&self, op: impl FnOnce(&View) -> Result<R, StoreError>) -> Result<R, StoreError> {
+    /// After a durable commit that put replay at segment `before`: the segments before it
+    /// that hold no payload redb points at (`live` lists those that do) are not needed.
+    fn delete_dead_segments(&self, before: u64, live: &[u64]) {
+        match Wal::delete_dead(&self.dir, before, |id| live.contains(&id)) {
+            Ok(gone) => self.segments.forget(&gone),
+            Err(e) => {
+                tracing::warn!(dir = %self.dir.display(), "deleting old log segments: {e}");
+            }
+        }
+    }
+
+    fn read<R>(
+        &self,
+        op: impl FnOnce(&View<'_>) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
         let result = (|| {
             let db = self.db()?;
             let txn = db.begin_read()?;
@@ -491,6 +606,7 @@ impl FileStore {
                 by_subject: txn.open_table(BY_SUBJECT)?,
                 subjects: txn.open_table(SUBJECTS)?,
                 counters: *self.counters.read(),
+                segments: &self.segments,
             };
             op(&view)
         })();
@@ -499,35 +615,39 @@ impl FileStore {
 }
 
 impl Drop for FileStore {
-    /// A clean close makes the logged appends durable in redb, so the next open replays
-    /// nothing and writes nothing (it then works on a full disk too). Best effort: the
-    /// log still has them otherwise.
+    /// A clean close makes the logged appends durable in redb and moves replay past the
+    /// segment being written, so the next open replays nothing and writes nothing (it
+    /// then works on a full disk too), and segments holding no payload go. Best effort:
+    /// the log still has the appends otherwise.
     fn drop(&mut self) {
         let mut w = self.writer.lock();
         let Slot::Open(db) = &*self.db.read() else {
             return;
         };
-        if w.wal.is_empty() {
-            if let Err(e) = w.wal.release() {
-                tracing::debug!(dir = %self.dir.display(), "emptying the log at close: {e}");
-            }
+        let pos = w.wal.past_active();
+        if pos == w.wal.position() {
             return;
         }
-        let next = new_generation(w.wal.generation());
-        let done = (|| -> Result<(), StoreError> {
+        let limits = w.limits;
+        let done = (|| -> Result<Vec<u64>, StoreError> {
             let mut txn = db.begin_write()?;
             txn.set_durability(Durability::Immediate)?;
-            txn.open_table(STATE)?
-                .insert(WAL_GEN_KEY, &next.to_le_bytes()[..])?;
+            let mut live = Vec::new();
+            {
+                let mut state = txn.open_table(STATE)?;
+                state.insert(LOG_POS_KEY, &pos.encode()[..])?;
+                state.insert(LIMITS_KEY, &encode_limits(&limits)[..])?;
+                for item in txn.open_table(SEGMENTS)?.iter()? {
+                    live.push(item?.0.value());
+                }
+            }
             txn.commit()?;
-            Ok(())
+            Ok(live)
         })();
         match done {
-            Ok(()) => {
-                w.wal.restart(next);
-                if let Err(e) = w.wal.release() {
-                    tracing::debug!(dir = %self.dir.display(), "emptying the log at close: {e}");
-                }
+            Ok(live) => {
+                w.wal.close_segment();
+                self.delete_dead_segments(pos.seg, &live);
             }
             Err(e) => {
                 tracing::warn!(dir = %self.dir.display(), "checkpoint at close: {e} (the log keeps the messages)");
@@ -574,12 +694,12 @@ fn open_db(
             }
         };
         // The appends redb forgot (committed without a sync) come back from the log.
-        let generation = tx
+        let pos = tx
             .state
-            .get(WAL_GEN_KEY)?
-            .and_then(|g| g.value().try_into().ok())
-            .map_or(0, u64::from_le_bytes);
-        let batches = Wal::replay(dir, generation).map_err(|e| io_error(&e))?;
+            .get(LOG_POS_KEY)?
+            .and_then(|g| Pos::decode(g.value()))
+            .unwrap_or_default();
+        let (batches, highest) = Wal::replay(dir, pos).map_err(|e| io_error(&e))?;
         let limits = tx
             .state
             .get(LIMITS_KEY)?
@@ -606,46 +726,52 @@ fn open_db(
                 ));
                 break;
             }
-            tx.append_encoded(&limits, &b.recs)?;
+            tx.append_encoded(&limits, &b.recs, &b.placed)?;
             replayed += b.recs.len();
         }
         if replayed > 0 {
             tx.refresh_first()?;
             tracing::info!(dir = %dir.display(), "replayed {replayed} messages from the log");
         }
-        let restart = !batches.is_empty();
-        let generation = if restart {
-            let next = new_generation(generation);
-            tx.state.insert(WAL_GEN_KEY, &next.to_le_bytes()[..])?;
-            next
-        } else {
-            generation
-        };
+        // Appending goes on in a new segment: nothing is ever written after a record
+        // that may be torn. Replay then starts there.
+        let next_seg = (highest + 1).max(pos.seg).max(1);
+        let restart = highest > 0 && highest >= pos.seg;
+        let mut live = Vec::new();
+        if restart {
+            let at = Pos {
+                seg: next_seg,
+                off: 0,
+            };
+            tx.state.insert(LOG_POS_KEY, &at.encode()[..])?;
+            tx.state.insert(LIMITS_KEY, &encode_limits(&limits)[..])?;
+            for item in tx.segments.iter()? {
+                live.push(item?.0.value());
+            }
+        }
         let changed = changed || replayed > 0;
         if changed {
             tx.state.insert(COUNTERS_KEY, &tx.c.encode()[..])?;
         }
-        (tx.c, changed || restart, generation)
+        (
+            tx.c,
+            changed || restart,
+            (next_seg, restart.then_some(live)),
+        )
     };
-    let (counters, changed, generation) = counters;
+    let (counters, changed, (next_seg, live)) = counters;
     // An open that found everything in order writes nothing, so it works on a full disk.
     if changed {
         txn.commit()?;
     } else {
         txn.abort()?;
     }
-    Ok((db, counters, repaired, Wal::new(dir, generation)))
-}
-
-/// A log generation other than `old`, random so that no record of a later one can be
-/// forged in advance (a message's payload lands in the log as it is).
-fn new_generation(old: u64) -> u64 {
-    loop {
-        let g = fastrand::u64(..);
-        if g != old {
-            return g;
-        }
+    if let Some(live) = live
+        && let Err(e) = Wal::delete_dead(dir, next_seg, |id| live.contains(&id))
+    {
+        tracing::warn!(dir = %dir.display(), "deleting old log segments: {e}");
     }
+    Ok((db, counters, repaired, Wal::new(dir, next_seg)))
 }
 
 fn open_error(path: &Path, e: DatabaseError) -> StoreError {
@@ -727,7 +853,29 @@ struct Tx<'t> {
     ttls: Table<'t, (i64, u64), ()>,
     meta: Table<'t, &'static str, &'static [u8]>,
     state: Table<'t, &'static str, &'static [u8]>,
+    segments: Table<'t, u64, u64>,
     c: Counters,
+}
+
+/// One payload more (or fewer) kept in log segment `seg`.
+fn count_payload(
+    segments: &mut Table<'_, u64, u64>,
+    seg: u64,
+    add: bool,
+) -> Result<(), StoreError> {
+    let n = segments.get(seg)?.map_or(0, |g| g.value());
+    match (add, n) {
+        (true, n) => {
+            segments.insert(seg, n + 1)?;
+        }
+        (false, 0 | 1) => {
+            segments.remove(seg)?;
+        }
+        (false, n) => {
+            segments.insert(seg, n - 1)?;
+        }
+    }
+    Ok(())
 }
 
 impl<'t> Tx<'t> {
@@ -739,23 +887,34 @@ impl<'t> Tx<'t> {
             ttls: txn.open_table(TTLS)?,
             meta: txn.open_table(META)?,
             state: txn.open_table(STATE)?,
+            segments: txn.open_table(SEGMENTS)?,
             c,
         })
     }
 
     /// Appends messages given as store records after `last_seq`, enforcing `limits` after
     /// each as it arrives (an append and its replay from the log end the same way).
+    /// `placed` says where the records lie in the log: large payloads stay there.
     fn append_encoded(
         &mut self,
         limits: &Limits,
         recs: &[Vec<u8>],
+        placed: &Placed,
     ) -> Result<Appended, StoreError> {
         let first_seq = next_seqs(self.c.last_seq, recs.len())?;
         let mut removed = Vec::new();
-        for bytes in recs {
+        for (bytes, &at) in recs.iter().zip(&placed.offsets) {
             let seq = self.c.last_seq + 1;
             let rec = Rec::decode(seq, bytes)?;
-            self.msgs.insert(seq, &bytes[..])?;
+            match rec.placed(placed.seg, at, bytes.len()) {
+                Some(external) => {
+                    self.msgs.insert(seq, &external.encode()[..])?;
+                    count_payload(&mut self.segments, placed.seg, true)?;
+                }
+                None => {
+                    self.msgs.insert(seq, &bytes[..])?;
+                }
+            }
             self.index(seq, &rec)?;
             self.c.msgs += 1;
             self.c.bytes += rec.size();
@@ -795,6 +954,9 @@ impl<'t> Tx<'t> {
             return Ok(false);
         };
         let rec = Rec::decode(seq, guard.value())?;
+        if let Some(e) = rec.ext {
+            count_payload(&mut self.segments, e.seg, false)?;
+        }
         self.by_subject.remove((rec.subject, seq))?;
         let count = self.subjects.get(rec.subject)?.map_or(0, |g| g.value());
         if count <= 1 {
@@ -818,6 +980,7 @@ impl<'t> Tx<'t> {
         self.by_subject.retain(|_, _| false)?;
         self.subjects.retain(|_, _| false)?;
         self.ttls.retain(|_, _| false)?;
+        self.segments.retain(|_, _| false)?;
         self.c.msgs = 0;
         self.c.bytes = 0;
         self.c.num_subjects = 0;
@@ -968,6 +1131,7 @@ impl<'t> Tx<'t> {
         self.by_subject.retain(|_, _| false)?;
         self.subjects.retain(|_, _| false)?;
         self.ttls.retain(|_, _| false)?;
+        self.segments.retain(|_, _| false)?;
         let saved_c = saved.unwrap_or_default();
         self.c = Counters {
             last_seq: saved_c.last_seq,
@@ -993,6 +1157,9 @@ impl<'t> Tx<'t> {
                 match Rec::decode(*seq, bytes) {
                     Ok(rec) => {
                         self.index(*seq, &rec)?;
+                        if let Some(e) = rec.ext {
+                            count_payload(&mut self.segments, e.seg, true)?;
+                        }
                         self.c.msgs += 1;
                         self.c.bytes += rec.size();
                         if *seq > self.c.last_seq {
@@ -1039,17 +1206,20 @@ type MsgEntry<'a> = (
 );
 
 /// The tables a read needs, from one read transaction.
-struct View {
+struct View<'s> {
     msgs: ReadOnlyTable<u64, &'static [u8]>,
     by_subject: ReadOnlyTable<(&'static str, u64), ()>,
     subjects: ReadOnlyTable<&'static str, u64>,
     counters: Counters,
+    segments: &'s Segments,
 }
 
-impl View {
+impl View<'_> {
     fn load(&self, seq: u64) -> Result<Option<StoredMsg>, StoreError> {
         match self.msgs.get(seq)? {
-            Some(g) => Ok(Some(Rec::decode(seq, g.value())?.stored(seq))),
+            Some(g) => Ok(Some(
+                Rec::decode(seq, g.value())?.stored(seq, self.segments)?,
+            )),
             None => Ok(None),
         }
     }
@@ -1070,7 +1240,7 @@ impl View {
             let (k, v) = item?;
             let rec = Rec::decode(k.value(), v.value())?;
             if filters.iter().any(|f| subject::matches(f, rec.subject)) {
-                return Ok(Some(rec.stored(k.value())));
+                return Ok(Some(rec.stored(k.value(), self.segments)?));
             }
         }
         Ok(None)
@@ -1163,8 +1333,10 @@ impl Store for FileStore {
             });
         }
         let recs: Vec<Vec<u8>> = msgs.iter().map(|m| Rec::of(m).encode()).collect();
-        self.commit(None, false, Some(&recs), |tx, limits| {
-            tx.append_encoded(limits, &recs)
+        self.commit(None, false, Some(&recs), |tx, limits, placed| {
+            let placed =
+                placed.ok_or_else(|| StoreError::Io("append without a log record".into()))?;
+            tx.append_encoded(limits, &recs, placed)
         })
     }
 
@@ -1289,7 +1461,9 @@ impl Store for FileStore {
             let db = self.db()?;
             let msgs = db.begin_read()?.open_table(MSGS)?;
             match msgs.get(seq)? {
-                Some(g) => Ok(Some(Rec::decode(seq, g.value())?.stored(seq))),
+                Some(g) => Ok(Some(
+                    Rec::decode(seq, g.value())?.stored(seq, &self.segments)?,
+                )),
                 None => Ok(None),
             }
         })();
@@ -1302,7 +1476,9 @@ impl Store for FileStore {
                 return match v.msgs.range(start..)?.next() {
                     Some(item) => {
                         let (k, val) = item?;
-                        Ok(Some(Rec::decode(k.value(), val.value())?.stored(k.value())))
+                        Ok(Some(
+                            Rec::decode(k.value(), val.value())?.stored(k.value(), v.segments)?,
+                        ))
                     }
                     None => Ok(None),
                 };
@@ -1342,8 +1518,8 @@ impl Store for FileStore {
                     if filters.is_empty()
                         || filters.iter().any(|f| subject::matches(f, rec.subject))
                     {
-                        bytes += rec.hdr.len() + rec.data.len();
-                        out.push(rec.stored(k.value()));
+                        bytes += rec.hdr.len() + rec.data_len();
+                        out.push(rec.stored(k.value(), v.segments)?);
                     }
                 }
                 return Ok(out);
@@ -1518,7 +1694,8 @@ impl Store for FileStore {
             for item in msgs.iter()? {
                 let (k, v) = item?;
                 let r = Rec::decode(k.value(), v.value())?;
-                w.msg(k.value(), r.subject, r.ts, r.ttl, r.hdr, r.data)?;
+                let m = r.stored(k.value(), &self.segments)?;
+                w.msg(k.value(), r.subject, r.ts, r.ttl, r.hdr, &m.data)?;
             }
             for item in meta.iter()? {
                 let (k, v) = item?;

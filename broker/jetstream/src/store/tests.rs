@@ -1075,7 +1075,8 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         2 => (1..15i64).prop_map(Some),
     ];
     prop_oneof![
-        6 => (prop::collection::vec((0..SUBJECTS.len(), 0..40usize, ttl), 1..6), 0..4i64)
+        // Some payloads long enough for the file store to keep them in its log.
+        6 => (prop::collection::vec((0..SUBJECTS.len(), prop_oneof![8 => 0..40usize, 1 => 1024..1100usize], ttl), 1..6), 0..4i64)
             .prop_map(|(m, dt)| Op::Append(m, dt)),
         2 => (0..40u64).prop_map(Op::Remove),
         2 => (
@@ -1209,12 +1210,75 @@ proptest! {
 /// What a crash leaves of an open file store: its files as they are now, without the
 /// checkpoint a clean close makes.
 fn crash_copy(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for name in ["stream.redb", "stream.wal"] {
-        if from.join(name).exists() {
-            std::fs::copy(from.join(name), to.join(name)).unwrap();
+    std::fs::create_dir_all(to.join("log")).unwrap();
+    std::fs::copy(from.join("stream.redb"), to.join("stream.redb")).unwrap();
+    if let Ok(segments) = std::fs::read_dir(from.join("log")) {
+        for entry in segments {
+            let name = entry.unwrap().file_name();
+            std::fs::copy(from.join("log").join(&name), to.join("log").join(&name)).unwrap();
         }
     }
+}
+
+#[test]
+fn large_payloads_stay_in_the_log_until_nothing_points_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let segments = |d: &Path| std::fs::read_dir(d.join("log")).map_or(0, |e| e.count());
+    let (s, _) = FileStore::open(dir.path(), Limits::default(), 1 << 20).unwrap();
+    let big: Vec<NewMsg> = (1..=6)
+        .map(|i| sized("big", i, 4000 + i as usize))
+        .collect();
+    s.append(&big[..3]).unwrap();
+    s.append(&[msg("small", 4)]).unwrap();
+    s.append(&big[3..]).unwrap();
+    let loaded: Vec<_> = (1..=7).map(|q| s.load(q).unwrap().unwrap()).collect();
+    assert_eq!(loaded[0].data.len(), 4001);
+    assert_eq!(loaded[6].data, big[5].data);
+    // Read back from a crash image, and after a clean reopen.
+    let crashed = tempfile::tempdir().unwrap();
+    crash_copy(dir.path(), crashed.path());
+    let (c, _) = FileStore::open(crashed.path(), Limits::default(), 1 << 20).unwrap();
+    assert_eq!(
+        (1..=7)
+            .map(|q| c.load(q).unwrap().unwrap())
+            .collect::<Vec<_>>(),
+        loaded
+    );
+    let mut snap = Vec::new();
+    c.snapshot(&mut snap).unwrap();
+    drop(c);
+    drop(s);
+    let (s, _) = FileStore::open(dir.path(), Limits::default(), 1 << 20).unwrap();
+    assert_eq!(
+        (1..=7)
+            .map(|q| s.load(q).unwrap().unwrap())
+            .collect::<Vec<_>>(),
+        loaded
+    );
+    assert_eq!(s.load_batch(1, &[], 10, usize::MAX).unwrap(), loaded);
+    // The segment stays while a payload in it is kept.
+    assert_eq!(segments(dir.path()), 1);
+    assert_eq!(
+        s.purge(&Purge {
+            seq: Some(7),
+            ..Purge::default()
+        })
+        .unwrap(),
+        6
+    );
+    assert_eq!(segments(dir.path()), 1);
+    assert!(s.remove(7, false).unwrap());
+    drop(s);
+    assert_eq!(segments(dir.path()), 0);
+    // A snapshot carries the payloads themselves.
+    let r = MemoryStore::new(Limits::default());
+    r.restore(&mut snap.as_slice()).unwrap();
+    assert_eq!(
+        (1..=7)
+            .map(|q| r.load(q).unwrap().unwrap())
+            .collect::<Vec<_>>(),
+        loaded
+    );
 }
 
 #[test]

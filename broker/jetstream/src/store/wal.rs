@@ -1,206 +1,372 @@
-//! The append log in front of a file store's redb database (`<dir>/stream.wal`).
+//! The append log of a file store (`<dir>/log/<id>.seg`): where every append is written
+//! and synced first, and where large payloads stay.
 //!
 //! A durable redb commit syncs every page it touched: about ten 4 KiB pages for one small
-//! message, 156–182 µs on the benchmark machine. Appending the same message to a log and
-//! syncing that is one small sequential write, about 86 µs once the log's blocks exist.
-//! So an append is written here and synced first, then committed to redb without a sync
-//! (`Durability::None`): the log is what makes it durable. Every other change, and an
-//! append once the log has grown past [`MAX_LEN`], is a durable redb commit (a
-//! checkpoint). It makes the earlier non-durable commits durable as well, so it starts
-//! the log over, under a new generation number stored in that same commit.
+//! message (156–182 µs on the benchmark machine), and a 4 KiB value costs 19–25 µs to
+//! insert and about twice its size on disk. Appending to a log and syncing that is one
+//! sequential write (about 86 µs for a small record once the blocks exist). So an append
+//! is written here and synced, then committed to redb without a sync (`Durability::None`):
+//! the log is what makes it durable. redb gets the message's record; for a payload of
+//! [`EXTERNAL_MIN`] bytes or more, only where it lies in the log (segment, offset,
+//! length), so a large payload is written once, sequentially.
 //!
-//! Opening replays the records of the current generation that redb lacks: across a
-//! crash, or a reopen after an I/O error, redb keeps only its last durable commit.
+//! Every other change, and the append after [`CHECKPOINT_EVERY`] bytes of log, is a
+//! durable redb commit: a checkpoint. It makes the earlier non-durable commits durable
+//! too, and records the log position after it; segments wholly before that position that
+//! hold no payload redb points at are then deleted. Opening replays the records from
+//! that position on (redb keeps only its last durable commit across a crash), then
+//! starts a new segment, so a torn record is never written after.
 //!
-//! A record: magic, generation, first sequence, message count, body length (each little
-//! endian), a CRC-32 of all of that and the body, then the body: the messages' store
-//! records, each length-prefixed. Replay stops at the first record that is torn, of
-//! another generation (an older one left beyond the write position), or that does not
-//! follow on from the sequences before it.
+//! A segment is a series of records: magic, segment id, first sequence, message count,
+//! body length (little endian), a CRC-32 of those and the body, then the body: the
+//! messages' store records, each length-prefixed. Replay in a segment stops at the first
+//! record that is torn, or of another segment (preallocated zeros); across records and
+//! segments, at the first one that does not follow on from the sequences before it.
 
-use std::fs::{File, OpenOptions};
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-pub(super) const FILE_NAME: &str = "stream.wal";
+use parking_lot::RwLock;
 
-/// The log's length past which an append is committed durably instead (and the log
-/// starts over): what a restart may have to replay.
-pub(super) const MAX_LEN: u64 = 8 << 20;
+pub(super) const DIR_NAME: &str = "log";
 
-/// How much the file grows at a time. Blocks reserved ahead (`fallocate`) are written
+/// Payloads at least this long stay in the log; shorter ones are copied into redb,
+/// where a read needs no second file.
+pub(super) const EXTERNAL_MIN: usize = 1024;
+
+/// Log bytes after which an append is committed durably (a checkpoint): the most a
+/// restart replays.
+pub(super) const CHECKPOINT_EVERY: u64 = 8 << 20;
+
+/// A segment is closed once it is this long and the next record starts a new one.
+const SEGMENT_MAX: u64 = 64 << 20;
+
+/// How much a segment grows at a time. Blocks reserved ahead (`fallocate`) are written
 /// without changing the file's size, and a sync that must also record a longer file
 /// costs a journal commit (120 µs against 86 µs on the benchmark disk); a megabyte at a
-/// time keeps that to one record in thousands while an idle stream holds little disk.
+/// time keeps that to one record in thousands while a small stream holds little disk.
 const GROW: u64 = 1 << 20;
 
 const MAGIC: u32 = 0x4c57_584e;
 const HEADER: usize = 4 + 8 + 8 + 4 + 4 + 4;
 
-/// The log of one file store; its owner serialises access (the store's writer lock).
-pub(super) struct Wal {
-    path: PathBuf,
-    file: Option<File>,
-    /// Where the next record goes.
-    len: u64,
-    /// The file's size: blocks reserved ahead of `len`.
-    allocated: u64,
-    generation: u64,
+/// A place in the log: the next record goes at `off` in segment `seg`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Pos {
+    pub seg: u64,
+    pub off: u64,
 }
 
-/// One replayed record: the first sequence and the store records of its messages.
+impl Pos {
+    pub fn encode(&self) -> [u8; 16] {
+        let mut out = [0; 16];
+        out[..8].copy_from_slice(&self.seg.to_le_bytes());
+        out[8..].copy_from_slice(&self.off.to_le_bytes());
+        out
+    }
+
+    pub fn decode(b: &[u8]) -> Option<Pos> {
+        Some(Pos {
+            seg: u64::from_le_bytes(b.get(..8)?.try_into().ok()?),
+            off: u64::from_le_bytes(b.get(8..16)?.try_into().ok()?),
+        })
+    }
+}
+
+/// Where an appended (or replayed) record's messages lie: their store records start at
+/// `offsets` in segment `seg`.
+pub(super) struct Placed {
+    pub seg: u64,
+    pub start: u64,
+    pub offsets: Vec<u64>,
+}
+
+/// One replayed record.
 pub(super) struct Batch {
     pub first_seq: u64,
     pub recs: Vec<Vec<u8>>,
+    pub placed: Placed,
+}
+
+/// The segment being written.
+struct Active {
+    id: u64,
+    file: File,
+    len: u64,
+    /// The file's size: blocks reserved ahead of `len`.
+    allocated: u64,
+}
+
+/// The writing side of a store's log; its owner serialises access (the writer lock).
+pub(super) struct Wal {
+    dir: PathBuf,
+    active: Option<Active>,
+    /// The id the next new segment gets.
+    next_seg: u64,
+    since_checkpoint: u64,
 }
 
 impl Wal {
-    pub fn new(dir: &Path, generation: u64) -> Self {
+    /// A log whose next segment is `next_seg` (created on the first append).
+    pub fn new(store_dir: &Path, next_seg: u64) -> Self {
         Wal {
-            path: dir.join(FILE_NAME),
-            file: None,
-            len: 0,
-            allocated: 0,
-            generation,
+            dir: store_dir.join(DIR_NAME),
+            active: None,
+            next_seg,
+            since_checkpoint: 0,
         }
     }
 
-    pub fn generation(&self) -> u64 {
-        self.generation
+    /// Where the next record goes.
+    pub fn position(&self) -> Pos {
+        match &self.active {
+            Some(a) => Pos {
+                seg: a.id,
+                off: a.len,
+            },
+            None => Pos {
+                seg: self.next_seg,
+                off: 0,
+            },
+        }
     }
 
-    /// Whether appending a body of `body` bytes keeps the log within [`MAX_LEN`].
-    pub fn fits(&self, body: usize) -> bool {
-        self.len + (HEADER + body) as u64 <= MAX_LEN
+    /// The position after the active segment: where a clean close leaves the log, so
+    /// that segment can go once nothing points into it.
+    pub fn past_active(&self) -> Pos {
+        Pos {
+            seg: self.active.as_ref().map_or(self.next_seg, |a| a.id + 1),
+            off: 0,
+        }
     }
 
-    /// Whether anything was appended since the last checkpoint.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
+    /// Whether the log has grown enough since the last checkpoint for the next commit
+    /// to be one.
+    pub fn checkpoint_due(&self) -> bool {
+        self.since_checkpoint >= CHECKPOINT_EVERY
     }
 
-    /// Starts over after a durable commit that stored `generation`.
-    pub fn restart(&mut self, generation: u64) {
-        self.generation = generation;
-        self.len = 0;
+    pub fn checkpointed(&mut self) {
+        self.since_checkpoint = 0;
     }
 
-    /// Appends one record and syncs it; returns where it starts (for [`Wal::undo`]).
-    pub fn append(&mut self, first_seq: u64, recs: &[Vec<u8>]) -> io::Result<u64> {
+    /// Ends the active segment (after a clean close's checkpoint).
+    pub fn close_segment(&mut self) {
+        if let Some(a) = self.active.take() {
+            self.next_seg = a.id + 1;
+        }
+    }
+
+    /// Appends one record and syncs it.
+    pub fn append(&mut self, first_seq: u64, recs: &[Vec<u8>]) -> io::Result<Placed> {
         let body: usize = recs.iter().map(|r| 4 + r.len()).sum();
+        let size = (HEADER + body) as u64;
+        if self
+            .active
+            .as_ref()
+            .is_some_and(|a| a.len > 0 && a.len + size > SEGMENT_MAX)
+        {
+            self.close_segment();
+        }
+        let active = self.active()?;
+        let start = active.len;
         let mut out = Vec::with_capacity(HEADER + body);
         out.extend_from_slice(&MAGIC.to_le_bytes());
-        out.extend_from_slice(&self.generation.to_le_bytes());
+        out.extend_from_slice(&active.id.to_le_bytes());
         out.extend_from_slice(&first_seq.to_le_bytes());
         out.extend_from_slice(&count(recs.len())?.to_le_bytes());
         out.extend_from_slice(&count(body)?.to_le_bytes());
         out.extend_from_slice(&[0; 4]);
+        let mut offsets = Vec::with_capacity(recs.len());
         for r in recs {
             out.extend_from_slice(&count(r.len())?.to_le_bytes());
+            offsets.push(start + out.len() as u64);
             out.extend_from_slice(r);
         }
         let crc = checksum(&out);
         out[HEADER - 4..HEADER].copy_from_slice(&crc.to_le_bytes());
-        let start = self.len;
-        let end = start + out.len() as u64;
-        self.reserve(end)?;
-        let file = self.file()?;
-        file.write_all_at(&out, start)?;
-        file.sync_data()?;
-        self.len = end;
-        Ok(start)
-    }
-
-    /// Takes back the record at `start` after its redb commit failed: its header is
-    /// zeroed (and synced), so no replay brings back what the client was told failed.
-    pub fn undo(&mut self, start: u64) -> io::Result<()> {
-        self.len = start;
-        let file = self.file()?;
-        file.write_all_at(&[0; HEADER], start)?;
-        file.sync_data()
-    }
-
-    /// Grows the file past `end` a step at a time. A file system without `fallocate`
-    /// (or too full for a whole step) grows the file as it is written instead.
-    fn reserve(&mut self, end: u64) -> io::Result<()> {
-        self.file()?;
-        if end <= self.allocated {
-            return Ok(());
-        }
-        let target = end.div_ceil(GROW) * GROW;
-        if let Some(f) = &self.file {
-            match rustix::fs::fallocate(f, rustix::fs::FallocateFlags::empty(), 0, target) {
-                Ok(()) => self.allocated = target,
+        let end = start + size;
+        if end > active.allocated {
+            let target = end.div_ceil(GROW) * GROW;
+            // A file system without `fallocate` (or too full for a whole step) grows
+            // the file as it is written instead.
+            match rustix::fs::fallocate(
+                &active.file,
+                rustix::fs::FallocateFlags::empty(),
+                0,
+                target,
+            ) {
+                Ok(()) => active.allocated = target,
                 Err(e) => {
-                    tracing::debug!(path = %self.path.display(), "log not preallocated: {e}");
-                    self.allocated = end;
+                    tracing::debug!(segment = active.id, "log not preallocated: {e}");
+                    active.allocated = end;
                 }
             }
         }
-        Ok(())
+        active.file.write_all_at(&out, start)?;
+        active.file.sync_data()?;
+        active.len = end;
+        let seg = active.id;
+        self.since_checkpoint += size;
+        Ok(Placed {
+            seg,
+            start,
+            offsets,
+        })
     }
 
-    fn file(&mut self) -> io::Result<&File> {
-        if self.file.is_none() {
-            let existed = self.path.exists();
-            let f = OpenOptions::new()
+    /// Takes back the record just appended after its redb commit failed: its header is
+    /// zeroed (and synced), so no replay brings back what the client was told failed.
+    pub fn undo(&mut self, placed: &Placed) -> io::Result<()> {
+        let Some(a) = self.active.as_mut().filter(|a| a.id == placed.seg) else {
+            return Ok(());
+        };
+        a.len = placed.start;
+        a.file.write_all_at(&[0; HEADER], placed.start)?;
+        a.file.sync_data()
+    }
+
+    fn active(&mut self) -> io::Result<&mut Active> {
+        if self.active.is_none() {
+            fs::create_dir_all(&self.dir)?;
+            let id = self.next_seg;
+            let file = OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create(true)
-                .truncate(false)
-                .open(&self.path)?;
-            if !existed {
-                // A new file's name is durable only once its directory is synced.
-                if let Some(dir) = self.path.parent() {
-                    File::open(dir)?.sync_all()?;
-                }
-            }
-            self.allocated = f.metadata()?.len();
-            self.file = Some(f);
+                .truncate(true)
+                .open(segment_path(&self.dir, id))?;
+            // A new file's name is durable only once its directory is synced.
+            File::open(&self.dir)?.sync_all()?;
+            self.next_seg = id + 1;
+            self.active = Some(Active {
+                id,
+                file,
+                len: 0,
+                allocated: 0,
+            });
         }
-        self.file
-            .as_ref()
-            .ok_or_else(|| io::Error::other("log not open"))
+        self.active
+            .as_mut()
+            .ok_or_else(|| io::Error::other("no log segment"))
     }
 
-    /// Gives the file's space back after a checkpoint at close: nothing in it is needed
-    /// (its records are of an older generation), and an idle stream holds no log.
-    pub fn release(&mut self) -> io::Result<()> {
-        self.file = None;
-        self.allocated = 0;
-        self.len = 0;
-        match OpenOptions::new().write(true).open(&self.path) {
-            Ok(f) => f.set_len(0),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// The records of `generation` from the start of the log at `dir`, in order, up to
-    /// the first one that is torn, of another generation, or out of sequence.
-    pub fn replay(dir: &Path, generation: u64) -> io::Result<Vec<Batch>> {
-        let mut bytes = Vec::new();
-        match File::open(dir.join(FILE_NAME)) {
-            Ok(mut f) => {
-                f.read_to_end(&mut bytes)?;
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        }
+    /// The records from `from` on, in order, up to the first that is torn or out of
+    /// sequence; and the highest segment id present (0 with none).
+    pub fn replay(store_dir: &Path, from: Pos) -> io::Result<(Vec<Batch>, u64)> {
+        let dir = store_dir.join(DIR_NAME);
+        let ids = segment_ids(&dir)?;
+        let highest = ids.last().copied().unwrap_or(0);
         let mut out: Vec<Batch> = Vec::new();
-        let mut at = 0;
-        while let Some((batch, len)) = parse(&bytes[at..], generation) {
-            if let Some(prev) = out.last()
-                && prev.first_seq + prev.recs.len() as u64 != batch.first_seq
+        'segments: for id in ids.into_iter().filter(|&id| id >= from.seg) {
+            let mut bytes = Vec::new();
+            File::open(segment_path(&dir, id))?.read_to_end(&mut bytes)?;
+            let mut at = if id == from.seg { from.off } else { 0 };
+            while let Some(batch) = usize::try_from(at)
+                .ok()
+                .and_then(|i| parse(bytes.get(i..)?, id, at))
             {
-                break;
+                if let Some(prev) = out.last()
+                    && prev.first_seq + prev.recs.len() as u64 != batch.first_seq
+                {
+                    break 'segments;
+                }
+                at += record_len(&batch.recs) as u64;
+                out.push(batch);
             }
-            out.push(batch);
-            at += len;
         }
+        Ok((out, highest))
+    }
+
+    /// Deletes the segments before `before` that `live` does not name (the segments redb
+    /// points into); returns their ids.
+    pub fn delete_dead(
+        store_dir: &Path,
+        before: u64,
+        live: impl Fn(u64) -> bool,
+    ) -> io::Result<Vec<u64>> {
+        let dir = store_dir.join(DIR_NAME);
+        let mut gone = Vec::new();
+        for id in segment_ids(&dir)? {
+            if id < before && !live(id) {
+                fs::remove_file(segment_path(&dir, id))?;
+                gone.push(id);
+            }
+        }
+        Ok(gone)
+    }
+}
+
+/// Read handles on a store's segments, for payloads kept in the log.
+pub(super) struct Segments {
+    dir: PathBuf,
+    files: RwLock<HashMap<u64, Arc<File>>>,
+}
+
+impl Segments {
+    pub fn new(store_dir: &Path) -> Self {
+        Segments {
+            dir: store_dir.join(DIR_NAME),
+            files: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// `len` bytes at `off` in segment `seg`.
+    pub fn read(&self, seg: u64, off: u64, len: usize) -> io::Result<Vec<u8>> {
+        let file = self.file(seg)?;
+        let mut out = vec![0; len];
+        file.read_exact_at(&mut out, off)?;
         Ok(out)
     }
+
+    fn file(&self, seg: u64) -> io::Result<Arc<File>> {
+        if let Some(f) = self.files.read().get(&seg) {
+            return Ok(f.clone());
+        }
+        let f = Arc::new(File::open(segment_path(&self.dir, seg))?);
+        self.files.write().insert(seg, f.clone());
+        Ok(f)
+    }
+
+    /// Forgets the handles of segments that were deleted.
+    pub fn forget(&self, gone: &[u64]) {
+        if !gone.is_empty() {
+            self.files.write().retain(|id, _| !gone.contains(id));
+        }
+    }
+}
+
+fn segment_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("{id:020}.seg"))
+}
+
+fn segment_ids(dir: &Path) -> io::Result<Vec<u64>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut ids = Vec::new();
+    for entry in entries {
+        let name = entry?.file_name();
+        if let Some(id) = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".seg"))
+            .and_then(|n| n.parse().ok())
+        {
+            ids.push(id);
+        }
+    }
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+fn record_len(recs: &[Vec<u8>]) -> usize {
+    HEADER + recs.iter().map(|r| 4 + r.len()).sum::<usize>()
 }
 
 fn count(n: usize) -> io::Result<u32> {
@@ -222,26 +388,36 @@ fn u64_at(b: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
 }
 
-/// One valid record of `generation` at the start of `b`, and its length.
-fn parse(b: &[u8], generation: u64) -> Option<(Batch, usize)> {
-    if u32_at(b, 0)? != MAGIC || u64_at(b, 4)? != generation {
+/// One valid record of segment `seg` at the start of `b`, which is at `start` in it.
+fn parse(b: &[u8], seg: u64, start: u64) -> Option<Batch> {
+    if u32_at(b, 0)? != MAGIC || u64_at(b, 4)? != seg {
         return None;
     }
     let first_seq = u64_at(b, 12)?;
     let n = u32_at(b, 20)? as usize;
     let body = u32_at(b, 24)? as usize;
     let record = b.get(..HEADER.checked_add(body)?)?;
-    if checksum(record) != u32_at(b, 28)? {
+    if checksum(record) != u32_at(b, 28)? || n == 0 {
         return None;
     }
     let mut recs = Vec::with_capacity(n.min(body / 4));
+    let mut offsets = Vec::with_capacity(n.min(body / 4));
     let mut at = HEADER;
     for _ in 0..n {
         let len = u32_at(record, at)? as usize;
+        offsets.push(start + at as u64 + 4);
         recs.push(record.get(at + 4..at + 4 + len)?.to_vec());
         at += 4 + len;
     }
-    (at == record.len()).then_some((Batch { first_seq, recs }, record.len()))
+    (at == record.len()).then_some(Batch {
+        first_seq,
+        recs,
+        placed: Placed {
+            seg,
+            start,
+            offsets,
+        },
+    })
 }
 
 #[cfg(test)]
@@ -252,55 +428,53 @@ mod tests {
         (0..n).map(|i| vec![tag; i + 1]).collect()
     }
 
-    #[test]
-    fn appended_records_replay_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut w = Wal::new(dir.path(), 7);
-        assert_eq!(w.append(1, &recs(3, 1)).unwrap(), 0);
-        w.append(4, &recs(2, 2)).unwrap();
-        let got = Wal::replay(dir.path(), 7).unwrap();
-        assert_eq!(got.len(), 2);
-        assert_eq!((got[0].first_seq, got[0].recs.clone()), (1, recs(3, 1)));
-        assert_eq!((got[1].first_seq, got[1].recs.clone()), (4, recs(2, 2)));
-        // Another generation's records are not this one's.
-        assert!(Wal::replay(dir.path(), 8).unwrap().is_empty());
+    fn seqs(batches: &[Batch]) -> Vec<u64> {
+        batches.iter().map(|b| b.first_seq).collect()
     }
 
     #[test]
-    fn the_file_grows_a_step_at_a_time_and_is_released_empty() {
+    fn appended_records_replay_in_order_with_their_places() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(FILE_NAME);
         let mut w = Wal::new(dir.path(), 1);
-        w.append(1, &recs(3, 1)).unwrap();
-        let size = std::fs::metadata(&path).unwrap().len();
-        // A megabyte reserved where fallocate works (here: /tmp), else what was written.
-        assert!(
-            size == GROW || size == (HEADER + 4 * 3 + 6) as u64,
-            "{size}"
-        );
-        w.append(4, &[vec![5; GROW as usize]]).unwrap();
-        let size = std::fs::metadata(&path).unwrap().len();
-        assert!(size >= GROW + HEADER as u64, "{size}");
-        assert_eq!(Wal::replay(dir.path(), 1).unwrap().len(), 2);
-        w.restart(2);
-        w.release().unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+        let a = w.append(1, &recs(3, 1)).unwrap();
+        assert_eq!((a.seg, a.start), (1, 0));
+        let b = w.append(4, &recs(2, 2)).unwrap();
+        let (got, highest) = Wal::replay(dir.path(), Pos { seg: 1, off: 0 }).unwrap();
+        assert_eq!(highest, 1);
+        assert_eq!(seqs(&got), [1, 4]);
+        assert_eq!(got[0].recs, recs(3, 1));
+        assert_eq!(got[1].recs, recs(2, 2));
+        assert_eq!(got[1].placed.offsets, b.offsets);
+        // The bytes are where the offsets say.
+        let s = Segments::new(dir.path());
+        assert_eq!(s.read(1, b.offsets[1], 2).unwrap(), vec![2, 2]);
+        // From a later position: only what follows.
+        let (got, _) = Wal::replay(dir.path(), w.position()).unwrap();
+        assert!(got.is_empty());
+        let (got, _) = Wal::replay(
+            dir.path(),
+            Pos {
+                seg: 1,
+                off: b.start,
+            },
+        )
+        .unwrap();
+        assert_eq!(seqs(&got), [4]);
+    }
+
+    #[test]
+    fn segments_roll_over_and_replay_across_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Wal::new(dir.path(), 5);
         w.append(1, &recs(1, 1)).unwrap();
-        assert_eq!(Wal::replay(dir.path(), 2).unwrap().len(), 1);
-    }
-
-    #[test]
-    fn a_restarted_log_ignores_the_older_records_behind_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut w = Wal::new(dir.path(), 1);
-        for i in 0..5 {
-            w.append(1 + i * 10, &recs(10, 1)).unwrap();
-        }
-        w.restart(2);
-        w.append(51, &recs(1, 9)).unwrap();
-        let got = Wal::replay(dir.path(), 2).unwrap();
-        assert_eq!(got.len(), 1);
-        assert_eq!(got[0].first_seq, 51);
+        w.close_segment();
+        w.append(2, &recs(1, 2)).unwrap();
+        assert_eq!(w.position().seg, 6);
+        let (got, highest) = Wal::replay(dir.path(), Pos { seg: 5, off: 0 }).unwrap();
+        assert_eq!((seqs(&got), highest), (vec![1, 2], 6));
+        assert_eq!(Wal::delete_dead(dir.path(), 6, |_| false).unwrap(), [5]);
+        let (got, _) = Wal::replay(dir.path(), Pos { seg: 5, off: 0 }).unwrap();
+        assert_eq!(seqs(&got), [2]);
     }
 
     #[test]
@@ -310,15 +484,14 @@ mod tests {
         w.append(1, &recs(2, 1)).unwrap();
         let second = w.append(3, &recs(2, 2)).unwrap();
         w.append(5, &recs(2, 3)).unwrap();
-        let path = dir.path().join(FILE_NAME);
+        let path = segment_path(&dir.path().join(DIR_NAME), 1);
         let mut bytes = std::fs::read(&path).unwrap();
-        bytes[second as usize + HEADER + 5] ^= 0xff;
+        bytes[second.start as usize + HEADER + 5] ^= 0xff;
         std::fs::write(&path, &bytes).unwrap();
-        let got = Wal::replay(dir.path(), 1).unwrap();
-        assert_eq!(got.len(), 1);
-        // Cut inside the first record: nothing.
+        let from = Pos { seg: 1, off: 0 };
+        assert_eq!(seqs(&Wal::replay(dir.path(), from).unwrap().0), [1]);
         std::fs::write(&path, &bytes[..HEADER + 3]).unwrap();
-        assert!(Wal::replay(dir.path(), 1).unwrap().is_empty());
+        assert!(Wal::replay(dir.path(), from).unwrap().0.is_empty());
     }
 
     #[test]
@@ -326,17 +499,35 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut w = Wal::new(dir.path(), 1);
         w.append(1, &recs(2, 1)).unwrap();
-        let start = w.append(3, &recs(2, 2)).unwrap();
-        w.undo(start).unwrap();
-        assert_eq!(Wal::replay(dir.path(), 1).unwrap().len(), 1);
+        let second = w.append(3, &recs(2, 2)).unwrap();
+        w.undo(&second).unwrap();
+        let from = Pos { seg: 1, off: 0 };
+        assert_eq!(seqs(&Wal::replay(dir.path(), from).unwrap().0), [1]);
         w.append(3, &recs(1, 3)).unwrap();
         w.append(9, &recs(1, 4)).unwrap();
-        let got = Wal::replay(dir.path(), 1).unwrap();
-        assert_eq!(got.iter().map(|b| b.first_seq).collect::<Vec<_>>(), [1, 3]);
-        assert!(
-            Wal::replay(&dir.path().join("absent"), 1)
+        assert_eq!(seqs(&Wal::replay(dir.path(), from).unwrap().0), [1, 3]);
+        let (got, highest) = Wal::replay(&dir.path().join("absent"), from).unwrap();
+        assert!(got.is_empty() && highest == 0);
+    }
+
+    #[test]
+    fn segments_grow_a_step_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Wal::new(dir.path(), 1);
+        w.append(1, &recs(3, 1)).unwrap();
+        let path = segment_path(&dir.path().join(DIR_NAME), 1);
+        let size = std::fs::metadata(&path).unwrap().len();
+        // A megabyte reserved where fallocate works (here: /tmp), else what was written.
+        assert!(size == GROW || size == w.position().off, "{size}");
+        w.append(4, &[vec![5; GROW as usize]]).unwrap();
+        let size = std::fs::metadata(&path).unwrap().len();
+        assert!(size >= w.position().off, "{size}");
+        assert_eq!(
+            Wal::replay(dir.path(), Pos { seg: 1, off: 0 })
                 .unwrap()
-                .is_empty()
+                .0
+                .len(),
+            2
         );
     }
 }
