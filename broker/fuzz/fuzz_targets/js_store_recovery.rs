@@ -1,6 +1,6 @@
 //! Recovery of a JetStream file store from whatever is on disk: the input becomes the
 //! stream's `stream.redb` (alone, or written over part of a valid store's file), its
-//! append log `stream.wal` (written over the log a crash left, next to that crash's
+//! append log segment (written over the segment a crash left, next to that crash's
 //! database), or a snapshot to restore. Whatever opens is then read, appended to, expired and purged. A
 //! damaged file or snapshot must give an error, never a panic.
 #![no_main]
@@ -30,10 +30,10 @@ struct Valid {
     /// A cleanly closed store's database.
     file: Vec<u8>,
     snapshot: Vec<u8>,
-    /// The database and the start of the log (where its records are) of a store caught
-    /// open, with appends since its last checkpoint.
+    /// The database and the start of the log segment (where its records are) of a store
+    /// caught open, with appends since its last checkpoint (some payloads kept there).
     crash_file: Vec<u8>,
-    crash_log: Vec<u8>,
+    crash_log: (std::ffi::OsString, Vec<u8>),
 }
 
 fn valid() -> &'static Valid {
@@ -52,11 +52,22 @@ fn valid() -> &'static Valid {
         let mut snapshot = Vec::new();
         store.snapshot(&mut snapshot).expect("snapshot");
         for ts in 40..60 {
-            store.append(&[msg("c", ts)]).expect("append");
+            let mut m = msg("c", ts);
+            if ts % 4 == 0 {
+                m.data = Bytes::from(vec![b'y'; 1500]);
+            }
+            store.append(&[m]).expect("append");
         }
         let crash_file = std::fs::read(dir.path().join("stream.redb")).expect("read");
-        let mut crash_log = std::fs::read(dir.path().join("stream.wal")).expect("read log");
-        crash_log.truncate(16 << 10);
+        let segment = std::fs::read_dir(dir.path().join("log"))
+            .expect("log")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name())
+            .max()
+            .expect("a segment");
+        let mut bytes = std::fs::read(dir.path().join("log").join(&segment)).expect("read log");
+        bytes.truncate(32 << 10);
+        let crash_log = (segment, bytes);
         drop(store);
         let file = std::fs::read(dir.path().join("stream.redb")).expect("read");
         Valid {
@@ -122,8 +133,10 @@ fuzz_target!(|data: &[u8]| {
                 0 => rest.to_vec(),
                 1 => overwrite(&valid.file, rest),
                 _ => {
-                    let log = overwrite(&valid.crash_log, rest);
-                    std::fs::write(dir.path().join("stream.wal"), log).expect("write log");
+                    let (name, bytes) = &valid.crash_log;
+                    std::fs::create_dir_all(dir.path().join("log")).expect("log dir");
+                    std::fs::write(dir.path().join("log").join(name), overwrite(bytes, rest))
+                        .expect("write log");
                     valid.crash_file.clone()
                 }
             };
