@@ -549,7 +549,7 @@ impl FileStore {
                     }
                     (r, tx.c, live)
                 };
-                let committed = !(after == before && !force);
+                let committed = after != before || force;
                 if committed {
                     txn.commit()?;
                 } else {
