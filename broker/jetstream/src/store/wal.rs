@@ -45,11 +45,17 @@ pub(super) const CHECKPOINT_EVERY: u64 = 8 << 20;
 /// A segment is closed once it is this long and the next record starts a new one.
 const SEGMENT_MAX: u64 = 64 << 20;
 
-/// How much a segment grows at a time. Blocks reserved ahead (`fallocate`) are written
-/// without changing the file's size, and a sync that must also record a longer file
-/// costs a journal commit (120 µs against 86 µs on the benchmark disk); a megabyte at a
-/// time keeps that to one record in thousands while a small stream holds little disk.
+/// How much a segment grows at a time, ahead of the records. A sync that must also
+/// record a longer file, or the first write into a block reserved with `fallocate` (an
+/// "unwritten" extent), costs a journal commit: on the benchmark disk a 4 KiB record and
+/// its fdatasync take 182 µs appended, 152 µs into fallocated space and 103 µs over
+/// zeros written beforehand (100 B records: 140, 87 and 99 µs). So the step is written
+/// with zeros ahead of small records, and reserved with `fallocate` for records of
+/// [`ZERO_FILL_BELOW`] or more (large batches), where one journal commit per sync is
+/// little and writing everything twice is not. A megabyte at a time keeps a small
+/// stream's disk use small.
 const GROW: u64 = 1 << 20;
+const ZERO_FILL_BELOW: u64 = 64 << 10;
 
 const MAGIC: u32 = 0x4c57_584e;
 const HEADER: usize = 4 + 8 + 8 + 4 + 4 + 4;
@@ -192,19 +198,17 @@ impl Wal {
         let end = start + size;
         if end > active.allocated {
             let target = end.div_ceil(GROW) * GROW;
-            // A file system without `fallocate` (or too full for a whole step) grows
-            // the file as it is written instead.
-            match rustix::fs::fallocate(
-                &active.file,
-                rustix::fs::FallocateFlags::empty(),
-                0,
-                target,
-            ) {
+            // A disk too full for a whole step: the record's own write grows the file
+            // (and fails cleanly if even that does not fit).
+            let reserved = if size < ZERO_FILL_BELOW {
+                zero_fill(&active.file, active.allocated, target)
+            } else {
+                rustix::fs::fallocate(&active.file, rustix::fs::FallocateFlags::empty(), 0, target)
+                    .map_err(io::Error::from)
+            };
+            match reserved {
                 Ok(()) => active.allocated = target,
-                Err(e) => {
-                    tracing::debug!(segment = active.id, "log not preallocated: {e}");
-                    active.allocated = end;
-                }
+                Err(e) => tracing::debug!(segment = active.id, "log not extended ahead: {e}"),
             }
         }
         active.file.write_all_at(&out, start)?;
@@ -338,6 +342,19 @@ impl Segments {
             self.files.write().retain(|id, _| !gone.contains(id));
         }
     }
+}
+
+/// Writes zeros from `from` to `to` (they reach the disk with the next record's sync).
+fn zero_fill(file: &File, from: u64, to: u64) -> io::Result<()> {
+    const CHUNK: usize = 64 << 10;
+    let zeros = [0u8; CHUNK];
+    let mut at = from;
+    while at < to {
+        let n = usize::try_from(to - at).map_or(CHUNK, |left| left.min(CHUNK));
+        file.write_all_at(&zeros[..n], at)?;
+        at += n as u64;
+    }
+    Ok(())
 }
 
 fn segment_path(dir: &Path, id: u64) -> PathBuf {
@@ -517,8 +534,8 @@ mod tests {
         w.append(1, &recs(3, 1)).unwrap();
         let path = segment_path(&dir.path().join(DIR_NAME), 1);
         let size = std::fs::metadata(&path).unwrap().len();
-        // A megabyte reserved where fallocate works (here: /tmp), else what was written.
-        assert!(size == GROW || size == w.position().off, "{size}");
+        // A megabyte written ahead.
+        assert_eq!(size, GROW);
         w.append(4, &[vec![5; GROW as usize]]).unwrap();
         let size = std::fs::metadata(&path).unwrap().len();
         assert!(size >= w.position().off, "{size}");
