@@ -733,8 +733,8 @@ impl Consumer {
         self.deliver(ctx);
     }
 
-    /// An ack on one of this consumer's ack subjects. Returns the (sequence, subject)
-    /// pairs that became acknowledged, for interest retention.
+    /// An ack on one of this consumer's ack subjects. Returns the sequences that became
+    /// acknowledged, for interest retention.
     pub fn on_ack(&mut self, ctx: &ConsumerCtx<'_>, ack: &AckReply<'_>, msg: &Msg) -> Vec<u64> {
         let kind = AckKind::parse(&msg.payload);
         let mut acked = Vec::new();

@@ -309,12 +309,7 @@ impl<'a> Rec<'a> {
     }
 
     fn size(&self) -> u64 {
-        let headers = if self.hdr.is_empty() {
-            0
-        } else {
-            4 + self.hdr.len()
-        };
-        (22 + self.subject.len() + headers + self.data_len() + 8) as u64
+        super::file_msg_len(self.subject.len(), self.hdr.len(), self.data_len())
     }
 
     /// The message, its payload read from the log when it is kept there.
@@ -538,15 +533,11 @@ impl FileStore {
                     if tx.c != before {
                         tx.state.insert(COUNTERS_KEY, &tx.c.encode()[..])?;
                     }
-                    let mut live = Vec::new();
-                    if checkpoint {
-                        tx.state.insert(LOG_POS_KEY, &pos.encode()[..])?;
-                        tx.state
-                            .insert(LIMITS_KEY, &encode_limits(&new_limits)[..])?;
-                        for item in tx.segments.iter()? {
-                            live.push(item?.0.value());
-                        }
-                    }
+                    let live = if checkpoint {
+                        tx.mark_checkpoint(pos, &new_limits)?
+                    } else {
+                        Vec::new()
+                    };
                     (r, tx.c, live)
                 };
                 let committed = after != before || force;
@@ -628,19 +619,10 @@ impl Drop for FileStore {
         if pos == w.wal.position() {
             return;
         }
-        let limits = w.limits;
         let done = (|| -> Result<Vec<u64>, StoreError> {
             let mut txn = db.begin_write()?;
             txn.set_durability(Durability::Immediate)?;
-            let mut live = Vec::new();
-            {
-                let mut state = txn.open_table(STATE)?;
-                state.insert(LOG_POS_KEY, &pos.encode()[..])?;
-                state.insert(LIMITS_KEY, &encode_limits(&limits)[..])?;
-                for item in txn.open_table(SEGMENTS)?.iter()? {
-                    live.push(item?.0.value());
-                }
-            }
+            let live = Tx::open(&txn, *self.counters.read())?.mark_checkpoint(pos, &w.limits)?;
             txn.commit()?;
             Ok(live)
         })();
@@ -737,29 +719,22 @@ fn open_db(
         // that may be torn. Replay then starts there.
         let next_seg = (highest + 1).max(pos.seg).max(1);
         let restart = highest > 0 && highest >= pos.seg;
-        let mut live = Vec::new();
-        if restart {
+        let live = if restart {
             let at = Pos {
                 seg: next_seg,
                 off: 0,
             };
-            tx.state.insert(LOG_POS_KEY, &at.encode()[..])?;
-            tx.state.insert(LIMITS_KEY, &encode_limits(&limits)[..])?;
-            for item in tx.segments.iter()? {
-                live.push(item?.0.value());
-            }
-        }
+            Some(tx.mark_checkpoint(at, &limits)?)
+        } else {
+            None
+        };
         let changed = changed || replayed > 0;
         if changed {
             tx.state.insert(COUNTERS_KEY, &tx.c.encode()[..])?;
         }
-        (
-            tx.c,
-            changed || restart,
-            (next_seg, restart.then_some(live)),
-        )
+        (tx.c, changed || restart, next_seg, live)
     };
-    let (counters, changed, (next_seg, live)) = counters;
+    let (counters, changed, next_seg, live) = counters;
     // An open that found everything in order writes nothing, so it works on a full disk.
     if changed {
         txn.commit()?;
@@ -879,6 +854,18 @@ fn count_payload(
 }
 
 impl<'t> Tx<'t> {
+    /// Makes this (durable) commit a checkpoint: replay will start at `pos`, under
+    /// `limits`. Returns the log segments redb points into, which must stay.
+    fn mark_checkpoint(&mut self, pos: Pos, limits: &Limits) -> Result<Vec<u64>, StoreError> {
+        self.state.insert(LOG_POS_KEY, &pos.encode()[..])?;
+        self.state.insert(LIMITS_KEY, &encode_limits(limits)[..])?;
+        let mut live = Vec::new();
+        for item in self.segments.iter()? {
+            live.push(item?.0.value());
+        }
+        Ok(live)
+    }
+
     fn open(txn: &'t WriteTransaction, c: Counters) -> Result<Self, StoreError> {
         Ok(Tx {
             msgs: txn.open_table(MSGS)?,
@@ -1230,7 +1217,28 @@ impl View<'_> {
         filters.iter().all(|f| !subject::has_wildcard(f)) || self.counters.num_subjects < span
     }
 
-    /// The first message in `range`'s order whose subject matches one of `filters`.
+    /// Whether `subject` matches one of `filters`; any does when there are none.
+    fn matches(filters: &[String], subject: &str) -> bool {
+        filters.is_empty() || filters.iter().any(|f| subject::matches(f, subject))
+    }
+
+    /// The first message at or after `from` on one of the subjects `filters` match,
+    /// found through the per-subject index.
+    fn next_by_subject(
+        &self,
+        from: u64,
+        filters: &[String],
+    ) -> Result<Option<StoredMsg>, StoreError> {
+        let mut best = None;
+        each_subject(&self.subjects, filters, |s, _| {
+            best = earliest(best, first_of(&self.by_subject, s, from)?);
+            Ok(())
+        })?;
+        best.map_or(Ok(None), |s| self.load(s))
+    }
+
+    /// The first message in `range`'s order whose subject matches one of `filters` (any
+    /// message when there are none).
     fn scan<'a>(
         &self,
         range: impl Iterator<Item = Result<MsgEntry<'a>, redb::StorageError>>,
@@ -1239,7 +1247,7 @@ impl View<'_> {
         for item in range {
             let (k, v) = item?;
             let rec = Rec::decode(k.value(), v.value())?;
-            if filters.iter().any(|f| subject::matches(f, rec.subject)) {
+            if Self::matches(filters, rec.subject) {
                 return Ok(Some(rec.stored(k.value(), self.segments)?));
             }
         }
@@ -1472,27 +1480,11 @@ impl Store for FileStore {
 
     fn load_next(&self, start: u64, filters: &[String]) -> Result<Option<StoredMsg>, StoreError> {
         self.read(|v| {
-            if filters.is_empty() {
-                return match v.msgs.range(start..)?.next() {
-                    Some(item) => {
-                        let (k, val) = item?;
-                        Ok(Some(
-                            Rec::decode(k.value(), val.value())?.stored(k.value(), v.segments)?,
-                        ))
-                    }
-                    None => Ok(None),
-                };
-            }
             let span = v.counters.last_seq.saturating_sub(start);
-            if !v.walk_subjects(filters, span) {
+            if filters.is_empty() || !v.walk_subjects(filters, span) {
                 return v.scan(v.msgs.range(start..)?, filters);
             }
-            let mut best = None;
-            each_subject(&v.subjects, filters, |s, _| {
-                best = earliest(best, first_of(&v.by_subject, s, start)?);
-                Ok(())
-            })?;
-            best.map_or(Ok(None), |s| v.load(s))
+            v.next_by_subject(start, filters)
         })
     }
 
@@ -1506,37 +1498,23 @@ impl Store for FileStore {
         self.read(|v| {
             let mut out = Vec::new();
             let mut bytes = 0;
-            let full = |out: &Vec<StoredMsg>, bytes: usize| out.len() >= max || bytes >= max_bytes;
             let span = v.counters.last_seq.saturating_sub(start);
-            if filters.is_empty() || !v.walk_subjects(filters, span) {
-                for item in v.msgs.range(start..)? {
-                    if full(&out, bytes) {
-                        break;
-                    }
-                    let (k, val) = item?;
-                    let rec = Rec::decode(k.value(), val.value())?;
-                    if filters.is_empty()
-                        || filters.iter().any(|f| subject::matches(f, rec.subject))
-                    {
-                        bytes += rec.hdr.len() + rec.data_len();
-                        out.push(rec.stored(k.value(), v.segments)?);
-                    }
-                }
-                return Ok(out);
+            if !filters.is_empty() && v.walk_subjects(filters, span) {
+                return super::gather(start, max, max_bytes, |from| {
+                    v.next_by_subject(from, filters)
+                });
             }
-            let mut from = start;
-            while !full(&out, bytes) {
-                let mut best = None;
-                each_subject(&v.subjects, filters, |s, _| {
-                    best = earliest(best, first_of(&v.by_subject, s, from)?);
-                    Ok(())
-                })?;
-                let Some(m) = best.map_or(Ok(None), |s| v.load(s))? else {
+            // One pass over the range rather than a lookup per message.
+            for item in v.msgs.range(start..)? {
+                if out.len() >= max || bytes >= max_bytes {
                     break;
-                };
-                from = m.seq + 1;
-                bytes += m.hdr.len() + m.data.len();
-                out.push(m);
+                }
+                let (k, val) = item?;
+                let rec = Rec::decode(k.value(), val.value())?;
+                if View::matches(filters, rec.subject) {
+                    bytes += rec.hdr.len() + rec.data_len();
+                    out.push(rec.stored(k.value(), v.segments)?);
+                }
             }
             Ok(out)
         })

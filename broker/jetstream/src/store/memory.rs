@@ -403,21 +403,10 @@ impl Store for MemoryStore {
         max_bytes: usize,
     ) -> Result<Vec<StoredMsg>, StoreError> {
         let inner = self.read()?;
-        let mut out: Vec<StoredMsg> = Vec::new();
-        let mut bytes = 0;
-        let mut from = start;
-        while out.len() < max && bytes < max_bytes {
-            let Some((s, m)) = inner
-                .next_match(from, filters)
-                .and_then(|s| inner.msgs.get(&s).map(|m| (s, m)))
-            else {
-                break;
-            };
-            bytes += m.hdr.len() + m.data.len();
-            out.push(m.stored(s));
-            from = s + 1;
-        }
-        Ok(out)
+        super::gather(start, max, max_bytes, |from| {
+            let seq = inner.next_match(from, filters);
+            Ok(seq.and_then(|s| inner.msgs.get(&s).map(|m| m.stored(s))))
+        })
     }
 
     fn load_last(

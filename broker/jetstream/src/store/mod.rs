@@ -75,12 +75,40 @@ pub fn memory_msg_size(subject: &str, hdr: &[u8], data: &[u8]) -> u64 {
 /// and headers when there are any, payload, checksum 8). Using the same figure keeps
 /// `bytes` and what `max_bytes` lets a file stream hold equal to nats-server's.
 pub fn file_msg_size(subject: &str, hdr: &[u8], data: &[u8]) -> u64 {
-    let headers = if hdr.is_empty() { 0 } else { 4 + hdr.len() };
-    (22 + subject.len() + headers + data.len() + 8) as u64
+    file_msg_len(subject.len(), hdr.len(), data.len())
+}
+
+/// [`file_msg_size`] from the lengths alone (a payload kept in the file store's log is
+/// not at hand when its record is sized).
+pub(crate) fn file_msg_len(subject: usize, hdr: usize, data: usize) -> u64 {
+    let headers = if hdr == 0 { 0 } else { 4 + hdr };
+    (22 + subject + headers + data + 8) as u64
 }
 
 /// How a store sizes a message ([`memory_msg_size`] or [`file_msg_size`]).
 pub type SizeFn = fn(&str, &[u8], &[u8]) -> u64;
+
+/// What [`Store::load_batch`] returns, from `next(from)`: the first message at or after
+/// `from` (as `load_next` finds it), called until `max` messages or `max_bytes` bytes.
+pub(crate) fn gather(
+    start: u64,
+    max: usize,
+    max_bytes: usize,
+    mut next: impl FnMut(u64) -> Result<Option<StoredMsg>, StoreError>,
+) -> Result<Vec<StoredMsg>, StoreError> {
+    let mut out = Vec::new();
+    let mut bytes = 0;
+    let mut from = start;
+    while out.len() < max && bytes < max_bytes {
+        let Some(m) = next(from)? else {
+            break;
+        };
+        from = m.seq + 1;
+        bytes += m.hdr.len() + m.data.len();
+        out.push(m);
+    }
+    Ok(out)
+}
 
 /// The retention limits a store enforces on every append (and on [`Store::set_limits`]).
 /// A value `<= 0` means unlimited, as in nats-server's `StreamConfig`.
@@ -220,20 +248,7 @@ pub trait Store: Send + Sync + 'static {
         filters: &[String],
         max: usize,
         max_bytes: usize,
-    ) -> Result<Vec<StoredMsg>, StoreError> {
-        let mut out = Vec::new();
-        let mut bytes = 0;
-        let mut from = start;
-        while out.len() < max && bytes < max_bytes {
-            let Some(m) = self.load_next(from, filters)? else {
-                break;
-            };
-            from = m.seq + 1;
-            bytes += m.data.len() + m.hdr.len();
-            out.push(m);
-        }
-        Ok(out)
-    }
+    ) -> Result<Vec<StoredMsg>, StoreError>;
 
     /// The message with the highest sequence whose subject matches `filter` (wildcards
     /// allowed), at or below `max_seq` when given.
