@@ -25,7 +25,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -267,10 +267,15 @@ impl Wal {
         let highest = ids.last().copied().unwrap_or(0);
         let mut out: Vec<Batch> = Vec::new();
         'segments: for id in ids.into_iter().filter(|&id| id >= from.seg) {
+            // Read from where replay starts: what lies before (payloads redb already
+            // points at) is not needed.
+            let base = if id == from.seg { from.off } else { 0 };
+            let mut file = File::open(segment_path(&dir, id))?;
+            file.seek(SeekFrom::Start(base))?;
             let mut bytes = Vec::new();
-            File::open(segment_path(&dir, id))?.read_to_end(&mut bytes)?;
-            let mut at = if id == from.seg { from.off } else { 0 };
-            while let Some(batch) = usize::try_from(at)
+            file.read_to_end(&mut bytes)?;
+            let mut at = base;
+            while let Some(batch) = usize::try_from(at - base)
                 .ok()
                 .and_then(|i| parse(bytes.get(i..)?, id, at))
             {
