@@ -10,7 +10,8 @@
 //!
 //! State kept across restarts (a record in the stream's store): delivered and ack-floor
 //! sequences, pending messages with their delivery counts. It is written after each
-//! round of changes; an ack that asked for a reply is answered only after that write.
+//! round of changes and made durable at least once a second; an ack that asked for a
+//! reply is answered only once its round's write is durable (`Stream::persist_consumers`).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};

@@ -204,7 +204,7 @@ pub(crate) async fn snapshot(
 /// Runs inside the stream's actor: the consistent point. Saves the consumers' state, so
 /// the copy has their acks, then pins the store's copy and answers with what it holds.
 pub(crate) async fn take(s: &mut Stream, t: Take) -> Result<Value, ApiError> {
-    s.persist_consumers().await;
+    s.persist_consumers(false).await;
     let state = s.info_state(false, None);
     let config = s.config.clone();
     let store = s.store.clone();

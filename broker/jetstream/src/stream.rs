@@ -163,6 +163,11 @@ pub struct Stream {
     pub version: String,
     /// The stream's mirror or sources, and their tasks.
     pub(crate) sourcing: crate::source::Sourcing,
+    /// Replies owed to acks that asked for one (`AckSync`): sent once the round's
+    /// consumer state is durable.
+    ack_replies: Vec<String>,
+    /// When consumer state was last made durable, if it changed since.
+    consumers_unsynced: Option<Instant>,
 }
 
 /// One publish that passed its checks, waiting for the commit.
@@ -216,6 +221,8 @@ impl Stream {
             server_name: String::new(),
             version: String::new(),
             sourcing: crate::source::Sourcing::default(),
+            ack_replies: Vec::new(),
+            consumers_unsynced: None,
         }
     }
 
@@ -321,7 +328,14 @@ impl Stream {
                 self.ingest(batch).await;
             }
             self.deliver_all();
-            self.persist_consumers().await;
+            let sync = !self.ack_replies.is_empty()
+                || self
+                    .consumers_unsynced
+                    .is_some_and(|since| since.elapsed() >= CONSUMER_SYNC_EVERY);
+            self.persist_consumers(sync).await;
+            for reply in std::mem::take(&mut self.ack_replies) {
+                self.conn.publish(&reply, None, &[], &[]);
+            }
             self.publish_shared();
             if let Some((delete, done)) = stop {
                 self.shutdown(delete).await;
@@ -335,7 +349,7 @@ impl Stream {
     async fn shutdown(&mut self, delete: bool) {
         self.unsubscribe_subjects();
         self.sourcing.stop_all(self.conn.as_ref(), delete);
-        self.persist_consumers().await;
+        self.persist_consumers(true).await;
         if delete {
             let store = self.store.clone();
             if let Err(e) = blocking(move || store.destroy()).await {
@@ -400,7 +414,10 @@ impl Stream {
             self.delete_consumer(&name).await;
         }
         self.deliver_all();
-        self.persist_consumers().await;
+        let sync = self
+            .consumers_unsynced
+            .is_some_and(|since| since.elapsed() >= CONSUMER_SYNC_EVERY);
+        self.persist_consumers(sync).await;
         self.publish_shared();
     }
 
@@ -561,10 +578,40 @@ impl Stream {
     pub(crate) async fn commit(&mut self, proposed: Vec<Proposed>) -> bool {
         let new: Vec<NewMsg> = proposed.iter().map(|p| p.msg.clone()).collect();
         let store = self.store.clone();
-        let result = if store.blocks() {
-            blocking(move || store.append(&new)).await
+        let acks = PubAcks {
+            conn: self.conn.clone(),
+            stream: self.name.clone(),
+            domain: self.domain.clone().unwrap_or_default(),
+            replies: proposed.iter().map(|p| p.reply.clone()).collect(),
+        };
+        // The acknowledgements go out from the store's thread the moment the messages
+        // are durable, while it goes on indexing them: a publisher waits for the fsync,
+        // not for the index or a hop back to this task.
+        let append = move || {
+            let mut durable = None;
+            let result = store.append_then(&new, &mut |first| {
+                acks.send(first);
+                durable = Some(first);
+            });
+            (result, durable)
+        };
+        let (result, durable) = if self.store.blocks() {
+            tokio::task::spawn_blocking(append)
+                .await
+                .unwrap_or_else(|e| (Err(StoreError::Io(format!("store task failed: {e}"))), None))
         } else {
-            store.append(&new)
+            append()
+        };
+        let result = match (result, durable) {
+            (Err(e), Some(first_seq)) => {
+                // Acknowledged, so stored: the store replays them when it recovers.
+                tracing::error!(stream = %self.name, "indexing {} stored messages failed: {e}", proposed.len());
+                Ok(crate::store::Appended {
+                    first_seq,
+                    removed: Vec::new(),
+                })
+            }
+            (result, _) => result,
         };
         match result {
             Ok(appended) => {
@@ -599,9 +646,6 @@ impl Stream {
                         for c in self.consumers.values_mut() {
                             c.on_purged();
                         }
-                    }
-                    if let Some(reply) = &p.reply {
-                        self.pub_ack(reply, seq, false);
                     }
                     self.republish(&p.msg, seq);
                     for c in self.consumers.values_mut() {
@@ -915,12 +959,9 @@ impl Stream {
                 .collect();
             self.remove_quietly(&removable);
         }
-        if m.reply.is_some() {
-            // An ack with a reply is answered once it is durable.
-            self.persist_consumers().await;
-            if let Some(reply) = &m.reply {
-                self.conn.publish(reply, None, &[], &[]);
-            }
+        if let Some(reply) = m.reply {
+            // Answered at the end of the round, once the consumers' state is durable.
+            self.ack_replies.push(reply);
         }
     }
 
@@ -933,7 +974,11 @@ impl Stream {
         self.more_to_deliver = more;
     }
 
-    pub(crate) async fn persist_consumers(&mut self) {
+    /// Writes the consumers' changed state; `sync` makes it (and any unsynced state
+    /// before it) durable. Unsynced state costs a redb commit without an fsync, and a
+    /// crash takes a consumer back at most [`CONSUMER_SYNC_EVERY`] (or to its last
+    /// answered `AckSync`): it redelivers, it never skips.
+    pub(crate) async fn persist_consumers(&mut self, sync: bool) {
         let mut records = Vec::new();
         for (name, c) in &mut self.consumers {
             // Direct consumers (a mirror's or source's) live in memory only, as in
@@ -944,12 +989,21 @@ impl Stream {
                 records.push((format!("consumer/{name}/state"), Some(state)));
             }
         }
-        if records.is_empty() {
+        if records.is_empty() && !(sync && self.consumers_unsynced.is_some()) {
             return;
         }
         let store = self.store.clone();
-        if let Err(e) = blocking(move || store.put_meta(&records)).await {
-            tracing::error!(stream = %self.name, "saving consumer state: {e}");
+        let saved = if sync {
+            blocking(move || store.put_meta(&records)).await
+        } else {
+            blocking(move || store.put_meta_unsynced(&records)).await
+        };
+        match saved {
+            Ok(()) if sync => self.consumers_unsynced = None,
+            Ok(()) => {
+                self.consumers_unsynced.get_or_insert_with(Instant::now);
+            }
+            Err(e) => tracing::error!(stream = %self.name, "saving consumer state: {e}"),
         }
     }
 
@@ -1136,6 +1190,35 @@ pub(crate) fn store_error(e: &StoreError) -> ApiError {
         other => errors::stream_store_failed(other.to_string()),
     }
 }
+
+/// The acknowledgements of one commit, sent from wherever the store learns the messages
+/// are durable.
+struct PubAcks {
+    conn: Arc<dyn Conn>,
+    stream: String,
+    domain: String,
+    /// Each message's reply subject, in append order.
+    replies: Vec<Option<String>>,
+}
+
+impl PubAcks {
+    fn send(&self, first_seq: u64) {
+        for (seq, reply) in (first_seq..).zip(&self.replies) {
+            if let Some(reply) = reply {
+                let ack = PubAck {
+                    stream: self.stream.clone(),
+                    seq,
+                    domain: self.domain.clone(),
+                    ..PubAck::default()
+                };
+                self.conn.publish(reply, None, &[], &ack.to_json());
+            }
+        }
+    }
+}
+
+/// How long consumer state may stay unsynced (a crash redelivers at most this much).
+const CONSUMER_SYNC_EVERY: Duration = Duration::from_secs(1);
 
 /// Runs blocking store work off the async threads.
 pub(crate) async fn blocking<T: Send + 'static>(

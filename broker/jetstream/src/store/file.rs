@@ -113,6 +113,20 @@ pub struct FileStore {
 struct Writer {
     limits: Limits,
     wal: Wal,
+    /// An unsynced commit since the last checkpoint: a clean close must checkpoint.
+    unsynced: bool,
+}
+
+/// How a write transaction reaches the disk.
+enum Commit<'a> {
+    /// Synced (`Durability::Immediate`): a checkpoint.
+    Checkpoint,
+    /// Appended messages' store records: written to the log and synced first (then
+    /// `durable` is called with the first sequence), committed to redb without a sync
+    /// unless a checkpoint is due.
+    Append(&'a [Vec<u8>], &'a mut dyn FnMut(u64)),
+    /// Not synced: a crash forgets it, back to the last checkpoint.
+    Unsynced,
 }
 
 enum Slot {
@@ -395,7 +409,11 @@ impl FileStore {
             cache_bytes,
             opener,
             db: RwLock::new(Slot::Open(db)),
-            writer: Mutex::new(Writer { limits, wal }),
+            writer: Mutex::new(Writer {
+                limits,
+                wal,
+                unsynced: false,
+            }),
             segments: Segments::new(dir),
             counters: RwLock::new(counters),
         };
@@ -487,21 +505,25 @@ impl FileStore {
         force: bool,
         op: impl FnOnce(&mut Tx<'_>, &Limits) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
-        self.commit(set, force, None, |tx, limits, _| op(tx, limits))
+        self.commit(set, force, Commit::Checkpoint, |tx, limits, _| {
+            op(tx, limits)
+        })
     }
 
-    /// [`FileStore::write`], or with `log` (the store records of appended messages):
-    /// written to the log and synced first, then committed without a sync unless a
-    /// checkpoint is due. `op` gets where the log put them.
+    /// [`FileStore::write`] in any [`Commit`] mode. `op` gets where the log put an
+    /// append's records. A commit that fails after the log record was synced reopens the
+    /// database, whose replay applies the record: the caller was already told it is
+    /// stored.
     fn commit<R>(
         &self,
         set: Option<Limits>,
         force: bool,
-        log: Option<&[Vec<u8>]>,
+        mode: Commit<'_>,
         op: impl FnOnce(&mut Tx<'_>, &Limits, Option<&Placed>) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
         let mut guard = self.writer.lock();
         let w = &mut *guard;
+        let mut logged = false;
         let result = (|| {
             let db = self.db_locked(w)?;
             let before = *self.counters.read();
@@ -509,15 +531,22 @@ impl FileStore {
             // New limits are kept durably even when they removed nothing: the log's
             // appends after them replay under them.
             let force = force || new_limits != w.limits;
-            let placed = match log {
-                Some(recs) => Some(
-                    w.wal
-                        .append(before.last_seq + 1, recs)
-                        .map_err(|e| io_error(&e))?,
-                ),
-                None => None,
+            let unsynced = matches!(mode, Commit::Unsynced);
+            let placed = match mode {
+                Commit::Append(recs, durable) => {
+                    let first_seq = next_seqs(before.last_seq, recs.len())?;
+                    let placed = w.wal.append(first_seq, recs).map_err(|e| io_error(&e))?;
+                    logged = true;
+                    durable(first_seq);
+                    Some(placed)
+                }
+                Commit::Checkpoint | Commit::Unsynced => None,
             };
-            let checkpoint = placed.is_none() || w.wal.checkpoint_due();
+            let checkpoint = match &placed {
+                _ if unsynced => false,
+                None => true,
+                Some(_) => w.wal.checkpoint_due(),
+            };
             let pos = w.wal.position();
             let applied = (|| {
                 let mut txn = db.begin_write()?;
@@ -548,19 +577,11 @@ impl FileStore {
                 }
                 Ok::<_, StoreError>((r, after, committed.then_some(live)))
             })();
-            let (r, after, live) = match applied {
-                Ok(done) => done,
-                Err(e) => {
-                    if let Some(p) = &placed
-                        && let Err(undo) = w.wal.undo(p)
-                    {
-                        tracing::error!(dir = %self.dir.display(), "taking back a log record after a failed commit: {undo}");
-                    }
-                    return Err(e);
-                }
-            };
+            let (r, after, live) = applied?;
+            w.unsynced |= unsynced;
             if checkpoint && let Some(live) = live {
                 w.wal.checkpointed();
+                w.unsynced = false;
                 self.delete_dead_segments(pos.seg, &live);
             }
             // Published under the database guard, so a concurrent reopen cannot interleave.
@@ -568,8 +589,16 @@ impl FileStore {
             w.limits = new_limits;
             Ok(r)
         })();
-        if matches!(result, Err(StoreError::Io(_) | StoreError::NoSpace)) {
-            self.recover_if_latched(w);
+        match &result {
+            Err(e) if logged => {
+                tracing::error!(dir = %self.dir.display(), "applying logged messages: {e}; reopening to replay them");
+                *self.db.write() = Slot::Failed;
+                if let Err(e) = self.reopen(w) {
+                    tracing::error!(dir = %self.dir.display(), "reopening after a failed apply: {e} (retried by the next call)");
+                }
+            }
+            Err(StoreError::Io(_) | StoreError::NoSpace) => self.recover_if_latched(w),
+            _ => {}
         }
         result
     }
@@ -616,7 +645,7 @@ impl Drop for FileStore {
             return;
         };
         let pos = w.wal.past_active();
-        if pos == w.wal.position() {
+        if pos == w.wal.position() && !w.unsynced {
             return;
         }
         let done = (|| -> Result<Vec<u64>, StoreError> {
@@ -912,6 +941,16 @@ impl<'t> Tx<'t> {
         }
         removed.sort_unstable();
         Ok(Appended { first_seq, removed })
+    }
+
+    fn put_meta(&mut self, records: &[(String, Option<Vec<u8>>)]) -> Result<(), StoreError> {
+        for (name, value) in records {
+            match value {
+                Some(v) => self.meta.insert(name.as_str(), v.as_slice())?,
+                None => self.meta.remove(name.as_str())?,
+            };
+        }
+        Ok(())
     }
 
     /// Stores a message at `seq` and indexes it (the caller moves `last_seq`).
@@ -1332,7 +1371,11 @@ impl Store for FileStore {
         file_msg_size
     }
 
-    fn append(&self, msgs: &[NewMsg]) -> Result<Appended, StoreError> {
+    fn append_then(
+        &self,
+        msgs: &[NewMsg],
+        durable: &mut dyn FnMut(u64),
+    ) -> Result<Appended, StoreError> {
         if msgs.is_empty() {
             let _open = self.db()?;
             return Ok(Appended {
@@ -1341,11 +1384,16 @@ impl Store for FileStore {
             });
         }
         let recs: Vec<Vec<u8>> = msgs.iter().map(|m| Rec::of(m).encode()).collect();
-        self.commit(None, false, Some(&recs), |tx, limits, placed| {
-            let placed =
-                placed.ok_or_else(|| StoreError::Io("append without a log record".into()))?;
-            tx.append_encoded(limits, &recs, placed)
-        })
+        self.commit(
+            None,
+            false,
+            Commit::Append(&recs, durable),
+            |tx, limits, placed| {
+                let placed =
+                    placed.ok_or_else(|| StoreError::Io("append without a log record".into()))?;
+                tx.append_encoded(limits, &recs, placed)
+            },
+        )
     }
 
     fn skip_to(&self, seq: u64) -> Result<(), StoreError> {
@@ -1633,14 +1681,13 @@ impl Store for FileStore {
     }
 
     fn put_meta(&self, records: &[(String, Option<Vec<u8>>)]) -> Result<(), StoreError> {
-        self.write(None, true, |tx, _| {
-            for (name, value) in records {
-                match value {
-                    Some(v) => tx.meta.insert(name.as_str(), v.as_slice())?,
-                    None => tx.meta.remove(name.as_str())?,
-                };
-            }
-            Ok(())
+        self.write(None, true, |tx, _| tx.put_meta(records))
+    }
+
+    /// A redb commit without a sync: a crash forgets it back to the last checkpoint.
+    fn put_meta_unsynced(&self, records: &[(String, Option<Vec<u8>>)]) -> Result<(), StoreError> {
+        self.commit(None, true, Commit::Unsynced, |tx, _, _| {
+            tx.put_meta(records)
         })
     }
 

@@ -265,7 +265,12 @@ impl Store for MemoryStore {
         false
     }
 
-    fn append(&self, msgs: &[NewMsg]) -> Result<Appended, StoreError> {
+    /// Memory has nothing to wait for: `durable` is called once the messages are in.
+    fn append_then(
+        &self,
+        msgs: &[NewMsg],
+        durable: &mut dyn FnMut(u64),
+    ) -> Result<Appended, StoreError> {
         let mut inner = self.write()?;
         let first_seq = next_seqs(inner.last_seq, msgs.len())?;
         let mut removed = Vec::new();
@@ -278,6 +283,8 @@ impl Store for MemoryStore {
             inner.trim_totals(&mut removed);
         }
         removed.sort_unstable();
+        drop(inner);
+        durable(first_seq);
         Ok(Appended { first_seq, removed })
     }
 

@@ -7,9 +7,10 @@
 //!
 //! The contract every implementation keeps:
 //! - **A call that changes the store returns only once the change is durable.** For the
-//!   file store that means a redb write transaction committed with
-//!   `Durability::Immediate` (its fsync done). The stream acknowledges a publish only
-//!   after [`Store::append`] returned, so an acknowledged message survives a power cut.
+//!   file store that means its log record fdatasync'd, or a redb write transaction
+//!   committed with `Durability::Immediate`. The stream acknowledges a publish only once
+//!   [`Store::append_then`] said the messages are durable, so an acknowledged message
+//!   survives a power cut.
 //!   The stream batches: it hands all the messages that arrived while the previous call
 //!   was in flight to one `append` (group commit), so one fsync covers many publishes.
 //! - **A failed call changes nothing**: the transaction is aborted and the store's state
@@ -201,7 +202,21 @@ pub trait Store: Send + Sync + 'static {
 
     /// Appends `msgs` in order at the next sequences in one durable commit, then removes
     /// what the limits no longer allow (in that same commit).
-    fn append(&self, msgs: &[NewMsg]) -> Result<Appended, StoreError>;
+    fn append(&self, msgs: &[NewMsg]) -> Result<Appended, StoreError> {
+        self.append_then(msgs, &mut |_| {})
+    }
+
+    /// [`Store::append`] that calls `durable` with the first sequence as soon as the
+    /// messages are durable, which may be before the store has finished indexing them:
+    /// the stream acknowledges from there, so a publisher's wait ends at the fsync. Once
+    /// `durable` was called the messages are stored even if this then returns an error
+    /// (the store brings them back when it recovers, as after a crash); a store that
+    /// failed before calling it stored nothing.
+    fn append_then(
+        &self,
+        msgs: &[NewMsg],
+        durable: &mut dyn FnMut(u64),
+    ) -> Result<Appended, StoreError>;
 
     /// Moves `last_seq` forward to `seq - 1` so the next append gets `seq` (stream
     /// `first_seq`, and purges with a sequence beyond the last). No-op if already there.
@@ -277,6 +292,13 @@ pub trait Store: Send + Sync + 'static {
     /// Stores (or with `None` deletes) opaque named records durably in one commit: the
     /// stream's config, its consumers' configs and their delivery/ack state.
     fn put_meta(&self, records: &[(String, Option<Vec<u8>>)]) -> Result<(), StoreError>;
+
+    /// [`Store::put_meta`] without waiting for the disk: a crash may take the records
+    /// back to what the last durable change left (a consumer then redelivers what it had
+    /// delivered since, and never skips). A later durable call makes them durable too.
+    fn put_meta_unsynced(&self, records: &[(String, Option<Vec<u8>>)]) -> Result<(), StoreError> {
+        self.put_meta(records)
+    }
 
     /// Every record [`Store::put_meta`] stored whose name starts with `prefix`.
     fn meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;

@@ -1220,6 +1220,54 @@ fn crash_copy(from: &Path, to: &Path) {
     }
 }
 
+/// Unsynced meta records (consumer state between syncs) are the store's from then on for
+/// readers, may be forgotten by a crash, and are kept by the next durable change or a
+/// clean close.
+#[test]
+fn unsynced_meta_is_kept_by_the_next_durable_change_or_a_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = |s: &FileStore| s.meta("m/").unwrap();
+    let rec = |k: &str, v: &[u8]| (k.to_owned(), Some(v.to_vec()));
+    let (s, _) = FileStore::open(dir.path(), Limits::default(), 1 << 20).unwrap();
+    s.put_meta(&[rec("m/a", b"1")]).unwrap();
+    s.put_meta_unsynced(&[rec("m/a", b"2")]).unwrap();
+    assert_eq!(meta(&s), [("m/a".into(), b"2".to_vec())]);
+    // A crash may forget it (redb keeps its last durable commit), and the store opens
+    // clean.
+    let crashed = tempfile::tempdir().unwrap();
+    crash_copy(dir.path(), crashed.path());
+    let (c, recovery) = FileStore::open(crashed.path(), Limits::default(), 1 << 20).unwrap();
+    assert!(recovery.repaired.is_empty());
+    assert!(
+        matches!(meta(&c)[0].1.as_slice(), b"1" | b"2"),
+        "{:?}",
+        meta(&c)
+    );
+    drop(c);
+    // A durable change (here an append's checkpoint-free log record does not count; a
+    // durable meta write does) carries the unsynced record with it.
+    s.append(&[msg("x", 1)]).unwrap();
+    s.put_meta(&[rec("m/b", b"1")]).unwrap();
+    let crashed = tempfile::tempdir().unwrap();
+    crash_copy(dir.path(), crashed.path());
+    let (c, _) = FileStore::open(crashed.path(), Limits::default(), 1 << 20).unwrap();
+    assert_eq!(
+        meta(&c),
+        [("m/a".into(), b"2".to_vec()), ("m/b".into(), b"1".to_vec())]
+    );
+    assert_eq!(c.state().msgs, 1);
+    drop(c);
+    drop(s);
+    // A clean close checkpoints what was unsynced, even with no append since the open.
+    let (s, _) = FileStore::open(dir.path(), Limits::default(), 1 << 20).unwrap();
+    s.put_meta_unsynced(&[rec("m/a", b"3")]).unwrap();
+    let crashed = tempfile::tempdir().unwrap();
+    drop(s);
+    crash_copy(dir.path(), crashed.path());
+    let (s, _) = FileStore::open(crashed.path(), Limits::default(), 1 << 20).unwrap();
+    assert_eq!(meta(&s)[0], ("m/a".into(), b"3".to_vec()));
+}
+
 #[test]
 fn large_payloads_stay_in_the_log_until_nothing_points_there() {
     let dir = tempfile::tempdir().unwrap();
@@ -1497,7 +1545,7 @@ impl redb::StorageBackend for Full {
 }
 
 #[test]
-fn failed_write_changes_nothing() {
+fn a_failed_write_changes_nothing_and_a_durable_append_survives_its_indexing() {
     let dir = tempfile::tempdir().unwrap();
     let full = Arc::new(AtomicBool::new(false));
     let flag = full.clone();
@@ -1521,30 +1569,44 @@ fn failed_write_changes_nothing() {
     let state = s.state();
 
     full.store(true, Ordering::SeqCst);
+    // The log (another file) still takes appends: once they are durable they are the
+    // caller's, even though indexing them in redb fails.
     let big: Vec<NewMsg> = (0..50).map(|i| sized("c", 3 + i, 4000)).collect();
-    assert!(matches!(s.append(&big), Err(StoreError::NoSpace)));
+    let mut told = Vec::new();
+    let result = s.append_then(&big, &mut |first| told.push(first));
+    assert!(matches!(result, Err(StoreError::NoSpace)), "{result:?}");
+    assert_eq!(told, [3], "durable once, with the first sequence");
+    // Then the database stays latched: nothing else is taken, not even an append.
     assert!(matches!(
         s.remove(1, false),
         Err(StoreError::NoSpace | StoreError::Io(_))
     ));
     assert!(s.put_meta(&[("config".into(), None)]).is_err());
+    let mut told = Vec::new();
+    assert!(s.append_then(&big, &mut |first| told.push(first)).is_err());
+    assert!(told.is_empty(), "a refused append is never durable");
     assert_eq!(s.state(), state);
 
-    // Space again: the store picks up where the last commit left it.
+    // Space again: the reopened store has replayed them from the log.
     full.store(false, Ordering::SeqCst);
-    assert_eq!(s.state(), state);
     assert_eq!(s.load(1).unwrap().unwrap().subject, "a");
-    assert_eq!(s.load(3).unwrap(), None);
+    assert_eq!(s.load(3).unwrap().unwrap().data.len(), 4000);
+    assert_eq!(s.state().msgs, 52);
     assert_eq!(
         s.meta("config").unwrap(),
         vec![("config".into(), b"1".to_vec())]
     );
-    assert_eq!(s.append(&[msg("d", 9)]).unwrap().first_seq, 3);
+    let mut told = Vec::new();
+    let first = s
+        .append_then(&[msg("d", 9)], &mut |f| told.push(f))
+        .unwrap()
+        .first_seq;
+    assert_eq!((first, told), (53, vec![53]));
     drop(s);
     let (s, recovery) = open_file(dir.path());
     assert!(recovery.repaired.is_empty());
-    assert_eq!(s.state().msgs, 3);
-    assert_eq!(s.load(3).unwrap().unwrap().subject, "d");
+    assert_eq!(s.state().msgs, 53);
+    assert_eq!(s.load(53).unwrap().unwrap().subject, "d");
 }
 
 /// Appends per second on /tmp, each batch one durable commit. Run with

@@ -87,7 +87,6 @@ impl Pos {
 /// `offsets` in segment `seg`.
 pub(super) struct Placed {
     pub seg: u64,
-    pub start: u64,
     pub offsets: Vec<u64>,
 }
 
@@ -216,22 +215,7 @@ impl Wal {
         active.len = end;
         let seg = active.id;
         self.since_checkpoint += size;
-        Ok(Placed {
-            seg,
-            start,
-            offsets,
-        })
-    }
-
-    /// Takes back the record just appended after its redb commit failed: its header is
-    /// zeroed (and synced), so no replay brings back what the client was told failed.
-    pub fn undo(&mut self, placed: &Placed) -> io::Result<()> {
-        let Some(a) = self.active.as_mut().filter(|a| a.id == placed.seg) else {
-            return Ok(());
-        };
-        a.len = placed.start;
-        a.file.write_all_at(&[0; HEADER], placed.start)?;
-        a.file.sync_data()
+        Ok(Placed { seg, offsets })
     }
 
     fn active(&mut self) -> io::Result<&mut Active> {
@@ -434,11 +418,7 @@ fn parse(b: &[u8], seg: u64, start: u64) -> Option<Batch> {
     (at == record.len()).then_some(Batch {
         first_seq,
         recs,
-        placed: Placed {
-            seg,
-            start,
-            offsets,
-        },
+        placed: Placed { seg, offsets },
     })
 }
 
@@ -459,7 +439,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut w = Wal::new(dir.path(), 1);
         let a = w.append(1, &recs(3, 1)).unwrap();
-        assert_eq!((a.seg, a.start), (1, 0));
+        assert_eq!((a.seg, a.offsets[0]), (1, HEADER as u64 + 4));
+        let at_b = w.position();
         let b = w.append(4, &recs(2, 2)).unwrap();
         let (got, highest) = Wal::replay(dir.path(), Pos { seg: 1, off: 0 }).unwrap();
         assert_eq!(highest, 1);
@@ -473,14 +454,7 @@ mod tests {
         // From a later position: only what follows.
         let (got, _) = Wal::replay(dir.path(), w.position()).unwrap();
         assert!(got.is_empty());
-        let (got, _) = Wal::replay(
-            dir.path(),
-            Pos {
-                seg: 1,
-                off: b.start,
-            },
-        )
-        .unwrap();
+        let (got, _) = Wal::replay(dir.path(), at_b).unwrap();
         assert_eq!(seqs(&got), [4]);
     }
 
@@ -508,7 +482,7 @@ mod tests {
         w.append(5, &recs(2, 3)).unwrap();
         let path = segment_path(&dir.path().join(DIR_NAME), 1);
         let mut bytes = std::fs::read(&path).unwrap();
-        bytes[second.start as usize + HEADER + 5] ^= 0xff;
+        bytes[second.offsets[0] as usize + 1] ^= 0xff;
         std::fs::write(&path, &bytes).unwrap();
         let from = Pos { seg: 1, off: 0 };
         assert_eq!(seqs(&Wal::replay(dir.path(), from).unwrap().0), [1]);
@@ -517,14 +491,11 @@ mod tests {
     }
 
     #[test]
-    fn undone_and_out_of_sequence_records_are_not_replayed() {
+    fn out_of_sequence_records_are_not_replayed() {
         let dir = tempfile::tempdir().unwrap();
         let mut w = Wal::new(dir.path(), 1);
         w.append(1, &recs(2, 1)).unwrap();
-        let second = w.append(3, &recs(2, 2)).unwrap();
-        w.undo(&second).unwrap();
         let from = Pos { seg: 1, off: 0 };
-        assert_eq!(seqs(&Wal::replay(dir.path(), from).unwrap().0), [1]);
         w.append(3, &recs(1, 3)).unwrap();
         w.append(9, &recs(1, 4)).unwrap();
         assert_eq!(seqs(&Wal::replay(dir.path(), from).unwrap().0), [1, 3]);
