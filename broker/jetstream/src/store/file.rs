@@ -1405,8 +1405,24 @@ impl Store for FileStore {
 
     /// redb never overwrites a committed page in place (copy-on-write): with `erase` the
     /// record's pages are freed like any other and reused by later commits, not zeroed.
-    fn remove(&self, seq: u64, _erase: bool) -> Result<bool, StoreError> {
-        self.write(None, false, |tx, _| tx.remove(seq))
+    /// A payload kept in the log (1 KiB or more) is erased there: once the removal's
+    /// checkpoint has moved replay past it, its bytes are overwritten with random ones
+    /// and synced, as nats-server's secure erase does in its blocks.
+    fn remove(&self, seq: u64, erase: bool) -> Result<bool, StoreError> {
+        let (removed, ext) = self.write(None, false, |tx, _| {
+            let ext = match tx.msgs.get(seq)? {
+                Some(g) if erase => Rec::decode(seq, g.value())?.ext,
+                _ => None,
+            };
+            Ok((tx.remove(seq)?, ext))
+        })?;
+        if let Some(e) = ext
+            && let Err(err) = self.segments.erase(e.seg, e.off, e.len as usize)
+        {
+            // Its segment may already be gone (nothing else pointed into it).
+            tracing::debug!(dir = %self.dir.display(), seq, "erasing a log payload: {err}");
+        }
+        Ok(removed)
     }
 
     fn purge(&self, purge: &Purge) -> Result<u64, StoreError> {

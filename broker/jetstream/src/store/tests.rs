@@ -1268,6 +1268,44 @@ fn unsynced_meta_is_kept_by_the_next_durable_change_or_a_close() {
     assert_eq!(meta(&s)[0], ("m/a".into(), b"3".to_vec()));
 }
 
+/// `no_erase: false` overwrites a payload kept in the log; `no_erase: true` leaves the bytes
+/// until their segment goes. Either way the rest reads back, after a crash too.
+#[test]
+fn secure_erase_overwrites_a_payload_kept_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_has = |needle: &[u8]| {
+        std::fs::read_dir(dir.path().join("log")).unwrap().any(|e| {
+            let bytes = std::fs::read(e.unwrap().path()).unwrap();
+            bytes.windows(needle.len()).any(|w| w == needle)
+        })
+    };
+    let (s, _) = FileStore::open(dir.path(), Limits::default(), 1 << 20).unwrap();
+    let secret = |tag: u8| {
+        let mut m = msg("big", i64::from(tag));
+        m.data = Bytes::from(
+            (0..2000u32)
+                .map(|i| tag ^ (i % 251) as u8)
+                .collect::<Vec<u8>>(),
+        );
+        m
+    };
+    let msgs: Vec<NewMsg> = (1..=3).map(secret).collect();
+    s.append(&msgs).unwrap();
+    assert!(log_has(&msgs[0].data) && log_has(&msgs[1].data));
+    assert!(s.remove(1, true).unwrap());
+    assert!(s.remove(2, false).unwrap());
+    assert!(!log_has(&msgs[0].data), "erased");
+    assert!(log_has(&msgs[1].data), "no_erase keeps the bytes");
+    assert_eq!(s.load(3).unwrap().unwrap().data, msgs[2].data);
+    assert!(!s.remove(1, true).unwrap());
+    let crashed = tempfile::tempdir().unwrap();
+    crash_copy(dir.path(), crashed.path());
+    let (c, recovery) = FileStore::open(crashed.path(), Limits::default(), 1 << 20).unwrap();
+    assert!(recovery.repaired.is_empty());
+    assert_eq!((c.state().msgs, c.state().first_seq), (1, 3));
+    assert_eq!(c.load(3).unwrap().unwrap().data, msgs[2].data);
+}
+
 #[test]
 fn large_payloads_stay_in_the_log_until_nothing_points_there() {
     let dir = tempfile::tempdir().unwrap();

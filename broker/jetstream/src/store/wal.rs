@@ -325,6 +325,19 @@ impl Segments {
         Ok(f)
     }
 
+    /// Overwrites `len` bytes at `off` in segment `seg` with random bytes and syncs them.
+    /// Only for bytes before the replay position: the record they were part of no longer
+    /// checks out.
+    pub fn erase(&self, seg: u64, off: u64, len: usize) -> io::Result<()> {
+        let file = OpenOptions::new()
+            .write(true)
+            .open(segment_path(&self.dir, seg))?;
+        let mut noise = vec![0u8; len];
+        fastrand::fill(&mut noise);
+        file.write_all_at(&noise, off)?;
+        file.sync_data()
+    }
+
     /// Forgets the handles of segments that were deleted.
     pub fn forget(&self, gone: &[u64]) {
         if !gone.is_empty() {
