@@ -71,6 +71,8 @@ pub struct JsAccount {
     pub limits: RwLock<AccountLimits>,
     pub conn: Arc<dyn Conn>,
     streams: RwLock<BTreeMap<String, Arc<StreamHandle>>>,
+    /// Bytes stored by this account's streams.
+    usage: Arc<crate::quota::Usage>,
     /// Serialises stream creation and deletion (the API task is one per account, but
     /// recovery runs beside it).
     admin: tokio::sync::Mutex<()>,
@@ -99,6 +101,7 @@ impl JsAccount {
             limits: RwLock::new(limits),
             conn: conn.clone(),
             streams: RwLock::new(BTreeMap::new()),
+            usage: Arc::default(),
             admin: tokio::sync::Mutex::new(()),
         });
         acc.recover().await;
@@ -252,6 +255,13 @@ impl JsAccount {
         let mut stream = Stream::new(config, created, store, conn, self.js.config.domain.clone());
         stream.max_pending = self.js.config.max_pending;
         stream.limits = self.js.config.limits;
+        stream.quota = Some(Arc::new(crate::quota::Quota {
+            account: self.usage.clone(),
+            server: self.js.usage.clone(),
+            limits: *self.limits.read(),
+            server_max_memory: self.js.config.max_memory,
+            server_max_store: self.js.config.max_store,
+        }));
         stream.server_name.clone_from(&self.js.config.server_name);
         stream.version.clone_from(&self.js.config.version);
         stream.sourcing = crate::source::Sourcing::new(

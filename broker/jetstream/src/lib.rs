@@ -27,6 +27,7 @@ pub mod consumer;
 pub mod direct;
 pub mod duration;
 pub mod headers;
+pub mod quota;
 pub mod snapshot;
 pub mod source;
 pub mod store;
@@ -98,6 +99,8 @@ pub struct JetStreamInner {
     pub api_total: AtomicU64,
     pub api_errors: AtomicU64,
     pub started: i64,
+    /// Bytes stored by every account's streams.
+    pub usage: Arc<quota::Usage>,
 }
 
 /// JetStream on this server.
@@ -136,6 +139,7 @@ impl JetStream {
             api_total: AtomicU64::new(0),
             api_errors: AtomicU64::new(0),
             started: time::now_nanos(),
+            usage: Arc::default(),
         });
         let js = Self {
             inner: inner.clone(),

@@ -168,6 +168,10 @@ pub struct Stream {
     ack_replies: Vec<String>,
     /// When consumer state was last made durable, if it changed since.
     consumers_unsynced: Option<Instant>,
+    /// The account's and the server's limits on bytes stored (none in unit tests).
+    pub quota: Option<Arc<crate::quota::Quota>>,
+    /// The bytes this stream has added to the quota's usage so far.
+    counted: i64,
 }
 
 /// One publish that passed its checks, waiting for the commit.
@@ -223,6 +227,8 @@ impl Stream {
             sourcing: crate::source::Sourcing::default(),
             ack_replies: Vec::new(),
             consumers_unsynced: None,
+            quota: None,
+            counted: 0,
         }
     }
 
@@ -280,6 +286,7 @@ impl Stream {
 
     /// Runs the actor until it is stopped.
     pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) {
+        self.count_usage(self.store.state().bytes);
         self.refresh_expiry();
         self.sourcing
             .reconcile(&self.config, &self.store, self.conn.as_ref());
@@ -346,7 +353,17 @@ impl Stream {
         self.shutdown(false).await;
     }
 
+    /// Brings the account's and server's usage to `bytes` for this stream.
+    fn count_usage(&mut self, bytes: u64) {
+        let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+        if let Some(q) = &self.quota {
+            q.add(self.config.storage, bytes - self.counted);
+        }
+        self.counted = bytes;
+    }
+
     async fn shutdown(&mut self, delete: bool) {
+        self.count_usage(0);
         self.unsubscribe_subjects();
         self.sourcing.stop_all(self.conn.as_ref(), delete);
         self.persist_consumers(true).await;
@@ -359,9 +376,11 @@ impl Stream {
     }
 
     /// Keeps what other tasks read (`/jsz`, stream lists) current.
-    fn publish_shared(&self) {
+    fn publish_shared(&mut self) {
+        let state = self.store.state();
+        self.count_usage(state.bytes);
         let mut s = self.shared.write();
-        s.state = self.store.state();
+        s.state = state;
         s.consumers = self.public_consumers();
         s.config.clone_from(&self.config);
     }
@@ -505,6 +524,19 @@ impl Stream {
         let mut batch_subjects: HashMap<String, u64> = HashMap::new();
         let mut last_msg_id = self.last_msg_id.clone();
         for mut m in batch {
+            if let Some(q) = &self.quota {
+                // What this stream stored that the usage does not count yet: since its
+                // last published state, and earlier in this batch.
+                let unpublished = i64::try_from(bytes).unwrap_or(i64::MAX) - self.counted;
+                let size = (self.store.msg_size())(&m.subject, &m.headers, &m.payload);
+                let adding = unpublished.saturating_add(i64::try_from(size).unwrap_or(i64::MAX));
+                if let Some(e) = q.exceeded(self.config.storage, adding) {
+                    if let Some(reply) = &m.reply {
+                        self.pub_err(reply, &e);
+                    }
+                    continue;
+                }
+            }
             if let Some(subject) = crate::source::input_subject(&self.config, &m.subject) {
                 m.subject = subject;
             }

@@ -322,7 +322,14 @@ async fn consumer_create(
     action: ConsumerAction,
     pedantic: bool,
 ) -> Result<Value, ApiError> {
-    let mut config = crate::validate::consumer_config(&config, &s.config, &s.limits, pedantic)?;
+    let account = s.quota.as_ref().map(|q| q.limits).unwrap_or_default();
+    let mut config = crate::validate::consumer_config(
+        &config,
+        &s.config,
+        &s.limits,
+        account.max_ack_pending,
+        pedantic,
+    )?;
     config.set_static_metadata();
     let name = [&config.durable_name, &config.name]
         .into_iter()
@@ -361,10 +368,13 @@ async fn consumer_create(
     if action == ConsumerAction::Update {
         return Err(errors::consumer_does_not_exist());
     }
-    if s.config.max_consumers > 0
-        && !config.direct
-        && s.public_consumers() as i64 >= s.config.max_consumers
-    {
+    // The stream's limit, or the account's where that is lower (nats-server applies the
+    // account's `max_consumers` to each stream).
+    let max_consumers = match (s.config.max_consumers, account.max_consumers) {
+        (stream, acc) if stream <= 0 || (acc > 0 && acc < stream) => acc,
+        (stream, _) => stream,
+    };
+    if max_consumers > 0 && !config.direct && s.public_consumers() as i64 >= max_consumers {
         return Err(errors::maximum_consumers_limit());
     }
     crate::validate::new_consumer(&config, &s.config, s.consumers.values().map(|c| &c.config))?;

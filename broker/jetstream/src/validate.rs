@@ -803,6 +803,7 @@ pub fn consumer_config(
     cfg: &ConsumerConfig,
     stream: &StreamConfig,
     limits: &ServerLimits,
+    account_max_ack_pending: i64,
     pedantic: bool,
 ) -> Result<ConsumerConfig, ApiError> {
     if cfg.num_replicas > 1 {
@@ -814,7 +815,7 @@ pub fn consumer_config(
         &ConsumerDefaultLimits {
             server_max_ack_pending: limits.max_ack_pending,
             server_max_request_batch: limits.max_request_batch,
-            account_max_ack_pending: 0,
+            account_max_ack_pending,
         },
         pedantic,
     )?;
@@ -887,6 +888,11 @@ pub fn consumer_config(
     if limits.max_ack_pending > 0 && c.max_ack_pending > limits.max_ack_pending {
         return Err(errors::consumer_max_pending_ack_excess(
             limits.max_ack_pending,
+        ));
+    }
+    if account_max_ack_pending > 0 && c.max_ack_pending > account_max_ack_pending {
+        return Err(errors::consumer_max_pending_ack_excess(
+            account_max_ack_pending,
         ));
     }
     let stream_limits = &stream.consumer_limits;
@@ -1735,11 +1741,11 @@ mod tests {
     }
 
     fn cons(v: Value, on: &StreamConfig) -> Result<ConsumerConfig, ApiError> {
-        consumer_config(&consumer(v), on, &ServerLimits::default(), false)
+        consumer_config(&consumer(v), on, &ServerLimits::default(), -1, false)
     }
 
     fn cons_pedantic(v: Value, on: &StreamConfig) -> Result<ConsumerConfig, ApiError> {
-        consumer_config(&consumer(v), on, &ServerLimits::default(), true)
+        consumer_config(&consumer(v), on, &ServerLimits::default(), -1, true)
     }
 
     #[track_caller]
@@ -2864,11 +2870,11 @@ mod tests {
             ..ServerLimits::default()
         };
         fails(
-            consumer_config(&consumer(json!({"max_batch": 200})), &s, &lim, false),
+            consumer_config(&consumer(json!({"max_batch": 200})), &s, &lim, -1, false),
             codes::CONSUMER_MAX_REQUEST_BATCH_EXCEEDED,
             "consumer max request batch exceeds server limit of 100",
         );
-        let c = passes(consumer_config(&consumer(json!({})), &s, &lim, false));
+        let c = passes(consumer_config(&consumer(json!({})), &s, &lim, -1, false));
         assert_eq!(c.max_batch, 100);
     }
 
@@ -2884,6 +2890,7 @@ mod tests {
                 &consumer(json!({"ack_policy": "explicit", "max_ack_pending": 200})),
                 &s,
                 &lim,
+                -1,
                 false,
             ),
             codes::CONSUMER_MAX_PENDING_ACK_EXCESS,
