@@ -555,3 +555,47 @@ async fn object_store_round_trip() {
     })
     .await;
 }
+
+/// `$JS.EVENT.ADVISORY.API`: each answered request, an answer and a refusal, with the
+/// request and the answer as sent.
+#[tokio::test]
+async fn api_audit_advisories() {
+    let t = differential(|nc| async move {
+        let mut audits = nc
+            .subscribe("$JS.EVENT.ADVISORY.API")
+            .await
+            .expect("subscribe");
+        nc.flush().await.expect("flush");
+        let create = r#"{"name":"AUD","subjects":["aud"]}"#;
+        let answers = [
+            ("$JS.API.STREAM.CREATE.AUD", create),
+            ("$JS.API.STREAM.INFO.NOPE", ""),
+        ];
+        let mut t = Vec::new();
+        for (subject, body) in answers {
+            let reply = nc
+                .request(subject, body.to_owned().into())
+                .await
+                .expect("answer");
+            let m = tokio::time::timeout(Duration::from_secs(5), audits.next())
+                .await
+                .expect("an audit advisory")
+                .expect("subscription open");
+            let v: serde_json::Value = serde_json::from_slice(&m.payload).expect("JSON");
+            let response: serde_json::Value =
+                serde_json::from_str(v["response"].as_str().unwrap_or_default()).expect("response");
+            assert_eq!(
+                response,
+                serde_json::from_slice::<serde_json::Value>(&reply.payload).expect("reply"),
+                "the audit carries the answer as sent"
+            );
+            t.push(format!(
+                "{} type={} request={} response type={} error={}",
+                v["subject"], v["type"], v["request"], response["type"], response["error"]
+            ));
+        }
+        t
+    })
+    .await;
+    assert_eq!(t.len(), 2);
+}

@@ -100,6 +100,33 @@ pub async fn handle(acc: &Arc<JsAccount>, subject: &str, msg: &Msg) {
                 .build()
         });
         acc.conn.publish(reply, None, &hdr, &bytes);
+        audit(acc, subject, &msg.payload, &bytes);
+    }
+}
+
+/// `$JS.EVENT.ADVISORY.API`: every answered request with its answer, as nats-server
+/// publishes it, built only while someone listens.
+fn audit(acc: &JsAccount, subject: &str, request: &[u8], response: &[u8]) {
+    if !acc.conn.has_interest(types::advisory_subject::API_AUDIT) {
+        return;
+    }
+    let event = types::ApiAudit {
+        event: types::TypedEvent {
+            r#type: types::advisory_type::API_AUDIT.to_owned(),
+            id: crate::time::nuid(),
+            timestamp: crate::time::now_nanos(),
+        },
+        server: acc.js.config.server_name.clone(),
+        // The core's internal connections do not say who published.
+        client: None,
+        subject: subject.to_owned(),
+        request: String::from_utf8_lossy(request).into_owned(),
+        response: String::from_utf8_lossy(response).into_owned(),
+        domain: acc.js.config.domain.clone().unwrap_or_default(),
+    };
+    if let Ok(b) = super::json::to_vec(&event) {
+        acc.conn
+            .publish(types::advisory_subject::API_AUDIT, None, &[], &b);
     }
 }
 
