@@ -168,6 +168,7 @@ pub fn config(o: &natrix_config::Options, server_name: &str) -> natrix_jetstream
             max_duplicate_window: i64::try_from(js.limits.duplicate_window.as_nanos()).unwrap_or(0),
             max_request_batch: js.limits.max_request_batch,
             max_ack_pending: js.limits.max_ack_pending,
+            max_payload: i64::from(o.max_payload),
         },
         accounts,
         system_account: if o.system_account.is_empty() {

@@ -826,7 +826,8 @@ fn recover_consumers(stream: &mut Stream) {
             conn: stream.conn.as_ref(),
         };
         let saved = states.remove(&name).unwrap_or_default();
-        let c = Consumer::restore(name.clone(), rec.config, rec.created, saved, &ctx);
+        let mut c = Consumer::restore(name.clone(), rec.config, rec.created, saved, &ctx);
+        c.set_origin(crate::stream_api::origin(stream));
         stream.consumers.insert(name, c);
     }
 }

@@ -128,6 +128,66 @@ impl AckKind {
     }
 }
 
+/// `sample_freq` as a percentage: `"50"` or `"50%"`; empty or unreadable is 0 (the
+/// config was validated when it was accepted).
+pub fn sample_percent(freq: &str) -> i32 {
+    freq.strip_suffix('%').unwrap_or(freq).parse().unwrap_or(0)
+}
+
+/// Whether this ack is sampled: never at 0 or below, always at 100 or above, else at
+/// random. nats-server draws `rand.Int31n(100) <= freq`, which samples `freq + 1` acks in
+/// a hundred; natrix draws the same way.
+pub fn should_sample(percent: i32) -> bool {
+    match percent {
+        ..=0 => false,
+        100.. => true,
+        p => fastrand::i32(0..100) <= p,
+    }
+}
+
+/// One sampled acknowledgement, as nats-server's `JSConsumerAckMetric`.
+pub struct AckMetric<'a> {
+    pub stream: &'a str,
+    pub consumer: &'a str,
+    /// The consumer sequence of the delivery that was acknowledged (from its subject).
+    pub consumer_seq: u64,
+    pub stream_seq: u64,
+    /// Nanoseconds from the (last) delivery to the ack.
+    pub ack_time: i64,
+    pub deliveries: u64,
+    pub domain: Option<&'a str>,
+}
+
+impl AckMetric<'_> {
+    /// The subject: `$JS.EVENT.METRIC.CONSUMER.ACK.<stream>.<consumer>`.
+    pub fn subject(&self) -> String {
+        format!(
+            "$JS.EVENT.METRIC.CONSUMER.ACK.{}.{}",
+            self.stream, self.consumer
+        )
+    }
+
+    /// The JSON body (`io.nats.jetstream.metric.v1.consumer_ack`).
+    pub fn body(&self) -> serde_json::Value {
+        let now = crate::time::now_nanos();
+        let mut v = serde_json::json!({
+            "type": "io.nats.jetstream.metric.v1.consumer_ack",
+            "id": crate::time::nuid(),
+            "timestamp": crate::time::rfc3339(now),
+            "stream": self.stream,
+            "consumer": self.consumer,
+            "consumer_seq": self.consumer_seq,
+            "stream_seq": self.stream_seq,
+            "ack_time": self.ack_time,
+            "deliveries": self.deliveries,
+        });
+        if let (Some(o), Some(d)) = (v.as_object_mut(), self.domain.filter(|d| !d.is_empty())) {
+            o.insert("domain".into(), d.into());
+        }
+        v
+    }
+}
+
 /// `5s`, `150ms`, a bare number of nanoseconds, or `{"delay": ns}`.
 fn parse_delay(s: &str) -> Option<Duration> {
     if s.is_empty() {
@@ -164,6 +224,43 @@ mod tests {
         assert_eq!(AckReply::parse(v2), Some(a));
         assert_eq!(AckReply::parse("$JS.ACK.x"), None);
         assert_eq!(AckReply::parse("$JS.ACK.S.C.a.1.1.1.1"), None);
+    }
+
+    #[test]
+    fn sampling() {
+        assert_eq!(sample_percent(""), 0);
+        assert_eq!(sample_percent("50%"), 50);
+        assert_eq!(sample_percent("100"), 100);
+        assert!(!should_sample(0));
+        assert!((0..100).all(|_| should_sample(100)));
+        let hits = (0..10_000).filter(|_| should_sample(30)).count();
+        assert!((2_500..3_700).contains(&hits), "{hits}");
+        let m = AckMetric {
+            stream: "S",
+            consumer: "C",
+            consumer_seq: 3,
+            stream_seq: 5,
+            ack_time: 1_000,
+            deliveries: 2,
+            domain: Some("hub"),
+        };
+        assert_eq!(m.subject(), "$JS.EVENT.METRIC.CONSUMER.ACK.S.C");
+        let b = m.body();
+        assert_eq!(b["type"], "io.nats.jetstream.metric.v1.consumer_ack");
+        assert_eq!(
+            (
+                b["consumer_seq"].as_u64(),
+                b["stream_seq"].as_u64(),
+                b["ack_time"].as_i64()
+            ),
+            (Some(3), Some(5), Some(1_000))
+        );
+        assert_eq!(
+            (b["deliveries"].as_u64(), b["domain"].as_str()),
+            (Some(2), Some("hub"))
+        );
+        let no_domain = AckMetric { domain: None, ..m }.body();
+        assert!(no_domain.get("domain").is_none());
     }
 
     #[test]

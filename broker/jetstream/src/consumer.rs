@@ -18,10 +18,15 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::ack::{AckKind, AckReply};
-use crate::api::types::{AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig};
+use crate::ack::{AckKind, AckMetric, AckReply};
+use crate::api::types::{
+    AckPolicy, ConsumerConfig, DeliverPolicy, PriorityGroupState, PriorityPolicy, ReplayPolicy,
+    StreamConfig,
+};
 use crate::bus::{Conn, Msg};
 use crate::headers;
+use crate::pacing::{RateLimit, Replay};
+use crate::priority::{self, Admit, AdvisoryCtx, Pin, RequestGroup};
 use crate::store::{Store, StoredMsg};
 use crate::time::now_nanos;
 
@@ -45,6 +50,19 @@ pub struct ConsumerCtx<'a> {
     pub store: &'a dyn Store,
     pub conn: &'a dyn Conn,
 }
+
+/// Where a consumer lives, for what it publishes about itself (pin advisories name the
+/// account and domain, ack metrics the domain) and the rate limit's burst.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub account: String,
+    pub domain: Option<String>,
+    /// The server's `max_payload` (0: the default, 1 MiB).
+    pub max_payload: i64,
+}
+
+/// nats-server's default `max_payload`.
+const DEFAULT_MAX_PAYLOAD: u64 = 1024 * 1024;
 
 /// The durable part of a consumer's state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +103,8 @@ struct PullRequest {
     heartbeat: Option<Duration>,
     last_sent: Instant,
     delivered: u64,
+    /// The priority-group fields of a JSON request.
+    group: Option<RequestGroup>,
 }
 
 pub struct Consumer {
@@ -123,6 +143,27 @@ pub struct Consumer {
     bytes_since_fc: u64,
     fc_seq: u64,
     dirty: bool,
+    origin: Origin,
+    /// The pinned client of a `pinned_client` consumer.
+    pin: Option<Pin>,
+    /// Replay `original` until caught up with the stream as it was at the start.
+    replay: Option<Replay>,
+    /// `rate_limit_bps`, made at the first delivery (it needs the origin's burst).
+    rate: Option<RateLimit>,
+    /// Pacing holds every delivery until then.
+    hold_until: Option<Instant>,
+    /// `sample_freq` as a percentage.
+    sample_percent: i32,
+}
+
+/// What became of one message offered to [`Consumer::send`].
+enum Sent {
+    /// Delivered (or used up by a request that could not take it).
+    Yes,
+    /// No target can take it now: it stays queued.
+    Refused,
+    /// Pacing holds it until then: it stays queued.
+    Held(Instant),
 }
 
 impl Consumer {
@@ -173,6 +214,9 @@ impl Consumer {
         };
         let now = Instant::now();
         let first = initial.front().copied().unwrap_or(start);
+        let replay =
+            (config.replay_policy == ReplayPolicy::Original).then(|| Replay::new(state.last_seq));
+        let sample_percent = crate::ack::sample_percent(&config.sample_freq);
         Self {
             durable: !config.durable_name.is_empty(),
             name,
@@ -199,7 +243,19 @@ impl Consumer {
             bytes_since_fc: 0,
             fc_seq: 0,
             dirty: true,
+            origin: Origin::default(),
+            pin: None,
+            replay,
+            rate: None,
+            hold_until: None,
+            sample_percent,
         }
+    }
+
+    /// Tells the consumer where it lives (see [`Origin`]).
+    pub fn set_origin(&mut self, origin: Origin) {
+        self.origin = origin;
+        self.rate = None;
     }
 
     /// A consumer recovered from its stored config and state.
@@ -369,6 +425,10 @@ impl Consumer {
         }
         self.gone_check(ctx.store);
         let now = Instant::now();
+        if self.hold_until.is_some_and(|t| t > now) {
+            return false;
+        }
+        self.hold_until = None;
         let now_ns = now_nanos();
         let push = match self.deliver_subject() {
             Some(subj) => {
@@ -430,11 +490,18 @@ impl Consumer {
                 self.end_no_wait(ctx);
                 break false;
             };
-            if !self.send(ctx, &target, &msg, redelivery, (now, now_ns), &mut ack) {
-                self.unsend(&msg, redelivery);
-                break false;
+            match self.send(ctx, &target, &msg, redelivery, (now, now_ns), &mut ack) {
+                Sent::Yes => sent += 1,
+                Sent::Refused => {
+                    self.unsend(&msg, redelivery);
+                    break false;
+                }
+                Sent::Held(until) => {
+                    self.unsend(&msg, redelivery);
+                    self.hold_until = Some(until);
+                    break false;
+                }
             }
-            sent += 1;
         };
         if sent > 0 {
             self.last_active = now_ns;
@@ -444,7 +511,118 @@ impl Consumer {
         if let Some(m) = ahead.front() {
             self.next_seq = self.next_seq.min(m.seq);
         }
+        // Out of things to send: replay `original` ends once past what the stream held
+        // at the start (where nats-server checks it, on going idle).
+        if !more
+            && self
+                .replay
+                .as_ref()
+                .is_some_and(|r| self.initial.is_empty() && r.caught_up(self.next_seq))
+        {
+            self.replay = None;
+        }
         more
+    }
+
+    /// Replay `original` and `rate_limit_bps`: when a delivery stored at `ts` taking
+    /// `size` bytes on the wire must wait, until when. A delivery that may go is charged
+    /// to the rate limit.
+    fn pace(&mut self, ctx: &ConsumerCtx<'_>, ts: i64, size: u64, now: Instant) -> Option<Instant> {
+        if let Some(r) = &self.replay
+            && let Some(until) = r.hold(ts, now)
+        {
+            return Some(until);
+        }
+        let bps = self.config.rate_limit_bps;
+        if bps > 0 {
+            let origin = &self.origin;
+            let rate = self.rate.get_or_insert_with(|| {
+                // The burst: the stream's largest message, else the server's.
+                let burst = [i64::from(ctx.config.max_msg_size), origin.max_payload]
+                    .into_iter()
+                    .find(|&b| b > 0)
+                    .map_or(DEFAULT_MAX_PAYLOAD, i64::unsigned_abs);
+                RateLimit::new(bps, burst, now)
+            });
+            if let Some(until) = rate.take(size, now) {
+                return Some(until);
+            }
+        }
+        None
+    }
+
+    /// Puts the request to serve next at the front of the queue, by the consumer's
+    /// priority policy: ends requests naming a stale pin (423), skips those that must
+    /// wait, pins a client when none is. `None` when no request may have the message.
+    /// The flag says a pin was made for this request.
+    /// `num_pending` is what `min_pending` is compared with.
+    fn pick_request(&mut self, ctx: &ConsumerCtx<'_>, num_pending: u64) -> Option<bool> {
+        let policy = self.config.priority_policy;
+        if !matches!(
+            policy,
+            PriorityPolicy::PinnedClient | PriorityPolicy::Overflow
+        ) {
+            return (!self.waiting.is_empty()).then_some(false);
+        }
+        let mut skipped = 0;
+        while let Some(req) = self.waiting.front() {
+            let pinned = self.pin.as_ref().map(|p| p.id.as_str());
+            match priority::admit(
+                policy,
+                pinned,
+                req.group.as_ref(),
+                num_pending,
+                self.pending.len(),
+            ) {
+                Admit::Serve => return Some(false),
+                Admit::PinAndServe => {
+                    let group = req.group.as_ref().map_or("", |g| g.group.as_str());
+                    let pin = Pin::new(group, self.pin_ttl(), Instant::now());
+                    self.advisories(ctx).pinned(&pin);
+                    self.pin = Some(pin);
+                    return Some(true);
+                }
+                Admit::Skip => {
+                    skipped += 1;
+                    if skipped >= self.waiting.len() {
+                        return None;
+                    }
+                    self.waiting.rotate_left(1);
+                }
+                Admit::WrongPin => {
+                    let (code, text) = priority::WRONG_PIN;
+                    let hdr = headers::Builder::status(code, text)
+                        .add(headers::PENDING_MESSAGES, req.batch)
+                        .add(headers::PENDING_BYTES, req.max_bytes)
+                        .build();
+                    ctx.conn.publish(&req.reply, None, &hdr, &[]);
+                    self.waiting.pop_front();
+                }
+            }
+        }
+        None
+    }
+
+    /// How long a pin lasts without a pull request naming it.
+    fn pin_ttl(&self) -> Duration {
+        Duration::from_nanos(self.config.priority_timeout.unsigned_abs())
+    }
+
+    fn advisories<'a>(&'a self, ctx: &ConsumerCtx<'a>) -> AdvisoryCtx<'a> {
+        AdvisoryCtx {
+            conn: ctx.conn,
+            account: &self.origin.account,
+            domain: self.origin.domain.as_deref(),
+            stream: ctx.stream,
+            consumer: &self.name,
+        }
+    }
+
+    /// `CONSUMER.UNPIN` of `group` (checked to be one of the consumer's): the pin goes,
+    /// whether or not there was one, and the unpinned advisory says so (as nats-server).
+    pub fn unpin(&mut self, ctx: &ConsumerCtx<'_>, group: &str) {
+        self.pin = None;
+        self.advisories(ctx).unpinned(group, "admin");
     }
 
     /// The next message to send: a due redelivery, else the next new one (from
@@ -490,7 +668,8 @@ impl Consumer {
         Some((m, false))
     }
 
-    /// Sends one message; false if the target could not take it (it stays queued).
+    /// Offers one message to the target (for a pull consumer, the request its priority
+    /// policy picks), unless pacing holds it.
     fn send(
         &mut self,
         ctx: &ConsumerCtx<'_>,
@@ -499,11 +678,23 @@ impl Consumer {
         redelivery: bool,
         (at, now): (Instant, i64),
         ack: &mut String,
-    ) -> bool {
+    ) -> Sent {
         let size = (m.subject.len() + m.hdr.len() + m.data.len()) as u64;
+        // Take a new message out of the count first. A recount here no longer sees it
+        // (it was taken out of the queue), so `pending` is the count after it either way.
+        if !redelivery && let Some(n) = &mut self.num_pending {
+            *n = n.saturating_sub(1);
+        }
+        let pending = self.num_pending(ctx.store);
         if let Target::Pull = target {
+            // nats-server compares `min_pending` with this count plus one.
+            let Some(just_pinned) = self.pick_request(ctx, pending + 1) else {
+                self.uncount(redelivery);
+                return Sent::Refused;
+            };
             let Some(req) = self.waiting.front_mut() else {
-                return false;
+                self.uncount(redelivery);
+                return Sent::Refused;
             };
             if req.bytes_limited && size > req.max_bytes {
                 let hdr = headers::Builder::status(409, "Message Size Exceeds MaxBytes")
@@ -513,8 +704,14 @@ impl Consumer {
                 let reply = req.reply.clone();
                 self.waiting.pop_front();
                 ctx.conn.publish(&reply, None, &hdr, &[]);
+                // A pin made for this request goes with it (without an advisory, as in
+                // nats-server).
+                if just_pinned {
+                    self.pin = None;
+                }
+                self.uncount(redelivery);
                 self.unsend(m, redelivery);
-                return true;
+                return Sent::Yes;
             }
         }
         let deliveries = if redelivery {
@@ -531,14 +728,6 @@ impl Consumer {
             .get(&m.seq)
             .filter(|_| redelivery)
             .map_or(consumer_seq, |p| p.consumer_seq);
-        self.delivered_consumer = consumer_seq;
-        if !redelivery {
-            self.delivered_stream = m.seq;
-            if let Some(n) = &mut self.num_pending {
-                *n = n.saturating_sub(1);
-            }
-        }
-        let pending = self.num_pending(ctx.store);
         ack.clear();
         crate::ack::write_subject(
             ack,
@@ -550,18 +739,49 @@ impl Consumer {
             m.ts,
             pending,
         );
+        let wire = (m.subject.len() + ack.len() + m.hdr.len() + m.data.len()) as u64;
+        if self.replay.is_some() || self.config.rate_limit_bps > 0 {
+            let now_at = Instant::now();
+            if let Some(until) = self.pace(ctx, m.ts, wire, now_at) {
+                self.uncount(redelivery);
+                return Sent::Held(until);
+            }
+            if let Some(r) = &mut self.replay {
+                r.sent(m.ts, now_at);
+            }
+        }
+        self.delivered_consumer = consumer_seq;
+        if !redelivery {
+            self.delivered_stream = m.seq;
+        }
         let reply_to = match target {
             Target::Push(subj) => subj,
             Target::Pull => match self.waiting.front() {
                 Some(req) => req.reply.as_str(),
-                None => return false,
+                None => {
+                    self.uncount(redelivery);
+                    return Sent::Refused;
+                }
             },
         };
-        if self.config.headers_only {
-            let hdr = headers::Builder::from_block(&m.hdr)
-                .add(headers::MSG_SIZE, m.data.len())
-                .build();
-            ctx.conn.deliver(reply_to, &m.subject, Some(ack), &hdr, &[]);
+        let pin = (self.config.priority_policy == PriorityPolicy::PinnedClient
+            && matches!(target, Target::Pull))
+        .then(|| self.pin.as_ref().map_or("", |p| p.id.as_str()));
+        if self.config.headers_only || pin.is_some() {
+            let mut hdr = headers::Builder::from_block(&m.hdr);
+            if self.config.headers_only {
+                hdr = hdr.add(headers::MSG_SIZE, m.data.len());
+            }
+            if let Some(pin) = pin {
+                hdr = hdr.add(priority::PIN_ID_HEADER, pin);
+            }
+            let data: &[u8] = if self.config.headers_only {
+                &[]
+            } else {
+                &m.data
+            };
+            ctx.conn
+                .deliver(reply_to, &m.subject, Some(ack), &hdr.build(), data);
         } else {
             ctx.conn
                 .deliver(reply_to, &m.subject, Some(ack), &m.hdr, &m.data);
@@ -603,16 +823,39 @@ impl Consumer {
                     }
                     if req.batch == 0 || (req.bytes_limited && req.max_bytes == 0) {
                         self.waiting.pop_front();
-                    } else {
-                        // Round-robin between waiting requests, as nats-server does.
-                        if let Some(r) = self.waiting.pop_front() {
-                            self.waiting.push_back(r);
-                        }
+                    } else if let Some(r) = self.waiting.pop_front() {
+                        // Round-robin between waiting requests, as nats-server does:
+                        // to the back of the queue, or of its priority level.
+                        self.enqueue(r);
                     }
                 }
             }
         }
-        true
+        Sent::Yes
+    }
+
+    /// A message [`Consumer::send`] took out of the count was not sent after all: it is
+    /// queued again, and counted again.
+    fn uncount(&mut self, redelivery: bool) {
+        if !redelivery && let Some(n) = &mut self.num_pending {
+            *n += 1;
+        }
+    }
+
+    /// Queues a pull request: at the back, or under `prioritized` after the requests of
+    /// the same or a more urgent priority.
+    fn enqueue(&mut self, r: PullRequest) {
+        if self.config.priority_policy == PriorityPolicy::Prioritized {
+            let at = priority::insert_position(
+                self.waiting
+                    .iter()
+                    .map(|w| priority::priority_of(w.group.as_ref())),
+                priority::priority_of(r.group.as_ref()),
+            );
+            self.waiting.insert(at, r);
+        } else {
+            self.waiting.push_back(r);
+        }
     }
 
     /// Puts a message taken by `next_message` back (it was not sent).
@@ -702,6 +945,23 @@ impl Consumer {
             err(409, &format!("Exceeded MaxRequestMaxBytes of {max_bytes}"));
             return;
         }
+        if let Err((code, text)) = priority::check_request(&self.config, req.group.as_ref()) {
+            err(code, text);
+            return;
+        }
+        let ttl = self.pin_ttl();
+        if self.config.priority_policy != PriorityPolicy::None
+            && let (Some(g), Some(pin)) = (&req.group, &mut self.pin)
+        {
+            if g.id == pin.id {
+                // The pinned client is still pulling: the pin lasts another timeout.
+                pin.expires = Instant::now() + ttl;
+            } else if !g.id.is_empty() {
+                let (code, text) = priority::PIN_MISMATCH;
+                err(code, text);
+                return;
+            }
+        }
         self.last_seen = Instant::now();
         if req.no_wait {
             let available = self.num_pending(ctx.store) + self.redeliver.len() as u64;
@@ -718,7 +978,7 @@ impl Consumer {
             return;
         }
         let now = Instant::now();
-        self.waiting.push_back(PullRequest {
+        self.enqueue(PullRequest {
             reply: reply.to_owned(),
             batch: req.batch.max(1),
             max_bytes: req.max_bytes,
@@ -730,6 +990,7 @@ impl Consumer {
                 .then(|| Duration::from_nanos(req.heartbeat_ns.unsigned_abs())),
             last_sent: now,
             delivered: 0,
+            group: req.group,
         });
         self.deliver(ctx);
     }
@@ -752,9 +1013,11 @@ impl Consumer {
                         self.redeliver.remove(&s);
                         acked.push(s);
                     }
-                } else if self.pending.remove(&ack.stream_seq).is_some()
-                    || self.maxed.remove(&ack.stream_seq).is_some()
-                {
+                } else if let Some(p) = self.pending.remove(&ack.stream_seq) {
+                    self.sample_ack(ctx, ack, &p);
+                    self.redeliver.remove(&ack.stream_seq);
+                    acked.push(ack.stream_seq);
+                } else if self.maxed.remove(&ack.stream_seq).is_some() {
                     self.redeliver.remove(&ack.stream_seq);
                     acked.push(ack.stream_seq);
                 }
@@ -801,6 +1064,30 @@ impl Consumer {
         self.update_ack_floor();
         self.dirty = true;
         acked
+    }
+
+    /// `sample_freq`: the ack metric for an explicit ack of a pending message, for the
+    /// sampled share of them (nats-server's `sampleAck`), when anyone listens.
+    fn sample_ack(&self, ctx: &ConsumerCtx<'_>, ack: &AckReply<'_>, p: &Pending) {
+        if !crate::ack::should_sample(self.sample_percent) {
+            return;
+        }
+        let metric = AckMetric {
+            stream: ctx.stream,
+            consumer: &self.name,
+            consumer_seq: ack.consumer_seq,
+            stream_seq: ack.stream_seq,
+            ack_time: now_nanos() - p.delivered_at,
+            deliveries: ack.delivered,
+            domain: self.origin.domain.as_deref(),
+        };
+        let subject = metric.subject();
+        if !ctx.conn.has_interest(&subject) {
+            return;
+        }
+        if let Ok(b) = serde_json::to_vec(&metric.body()) {
+            ctx.conn.publish(&subject, None, &[], &b);
+        }
     }
 
     fn advisory_terminated(&self, ctx: &ConsumerCtx<'_>, ack: &AckReply<'_>, reason: &str) {
@@ -865,6 +1152,13 @@ impl Consumer {
     /// push heartbeats, inactivity. True if the consumer should be deleted (inactive).
     pub fn on_tick(&mut self, ctx: &ConsumerCtx<'_>, now: Instant) -> bool {
         let now_ns = now_nanos();
+        if self.pin.as_ref().is_some_and(|p| p.expires <= now)
+            && let Some(pin) = self.pin.take()
+        {
+            // No pull request named the pin within `priority_timeout`: another client
+            // may take it.
+            self.advisories(ctx).unpinned(&pin.group, "timeout");
+        }
         if self.acks() {
             let mut expired = Vec::new();
             for (seq, p) in &self.pending {
@@ -977,6 +1271,12 @@ impl Consumer {
         if let Some(t) = self.config.pause_until.filter(|t| *t > now_ns) {
             take(at(t));
         }
+        if let Some(p) = &self.pin {
+            take(p.expires);
+        }
+        if let Some(t) = self.hold_until {
+            take(t);
+        }
         wake
     }
 
@@ -1029,6 +1329,12 @@ impl Consumer {
     /// Replaces the config with an allowed update.
     pub fn update(&mut self, config: ConsumerConfig) {
         self.filters = filters_of(&config);
+        if config.sample_freq != self.config.sample_freq {
+            self.sample_percent = crate::ack::sample_percent(&config.sample_freq);
+        }
+        if config.rate_limit_bps != self.config.rate_limit_bps {
+            self.rate = None;
+        }
         self.config = config;
         self.num_pending = None;
         self.dirty = true;
@@ -1071,6 +1377,18 @@ impl Consumer {
             paused: pause_remaining > 0,
             pause_remaining,
             ts: now_nanos(),
+            // One entry, for the first group (nats-server keeps one pin per consumer).
+            priority_groups: self
+                .config
+                .priority_groups
+                .first()
+                .map(|g| PriorityGroupState {
+                    group: g.clone(),
+                    pinned_client_id: self.pin.as_ref().map(|p| p.id.clone()).unwrap_or_default(),
+                    pinned_ts: self.pin.as_ref().map_or(0, |p| p.since),
+                })
+                .into_iter()
+                .collect(),
             ..ConsumerInfo::default()
         }
     }
@@ -1098,6 +1416,8 @@ struct NextRequest {
     max_bytes: u64,
     no_wait: bool,
     heartbeat_ns: i64,
+    /// Present when the request is JSON (nats-server checks priority fields then only).
+    group: Option<RequestGroup>,
 }
 
 fn parse_next(body: &[u8]) -> Result<NextRequest, String> {
@@ -1109,6 +1429,7 @@ fn parse_next(body: &[u8]) -> Result<NextRequest, String> {
         max_bytes: 0,
         no_wait: false,
         heartbeat_ns: 0,
+        group: None,
     };
     if text.is_empty() {
         return Ok(r);
@@ -1130,6 +1451,7 @@ fn parse_next(body: &[u8]) -> Result<NextRequest, String> {
     if r.heartbeat_ns > 0 && r.expires_ns > 0 && r.heartbeat_ns * 2 > r.expires_ns {
         return Err("heartbeat value too large".into());
     }
+    r.group = Some(RequestGroup::from_json(&v));
     Ok(r)
 }
 
@@ -1144,6 +1466,15 @@ mod tests {
         let r = parse_next(br#"{"batch":5,"expires":1000000000,"no_wait":true}"#).expect("json");
         assert_eq!((r.batch, r.expires_ns, r.no_wait), (5, 1_000_000_000, true));
         assert!(parse_next(b"{bad").is_err());
+        // Priority fields come with JSON requests only.
+        assert_eq!(parse_next(b"10").map(|r| r.group), Ok(None));
+        let r = parse_next(br#"{"batch":1,"group":"A","min_pending":2,"id":"p","priority":3}"#)
+            .expect("json");
+        let g = r.group.expect("group");
+        assert_eq!(
+            (g.group.as_str(), g.min_pending, g.id.as_str(), g.priority),
+            ("A", 2, "p", 3)
+        );
         assert!(parse_next(br#"{"expires":1000,"idle_heartbeat":900}"#).is_err());
     }
 }

@@ -27,6 +27,8 @@ pub mod consumer;
 pub mod direct;
 pub mod duration;
 pub mod headers;
+pub mod pacing;
+pub mod priority;
 pub mod quota;
 pub mod snapshot;
 pub mod source;

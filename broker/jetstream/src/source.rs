@@ -159,6 +159,11 @@ impl Drop for Running {
 }
 
 impl Sourcing {
+    /// The account the stream lives in (empty for a stream built without one, in tests).
+    pub fn account(&self) -> &str {
+        self.ctx.as_ref().map_or("", |c| c.account.as_str())
+    }
+
     pub fn new(
         bus: Arc<dyn Bus>,
         account: &str,

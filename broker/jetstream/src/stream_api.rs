@@ -132,13 +132,17 @@ pub(crate) async fn call(s: &mut Stream, call: Call) -> Result<Value, ApiError> 
         }
         Call::Snapshot(take) => crate::snapshot::take(s, take).await,
         Call::ConsumerUnpin { name, group } => {
+            let ctx = ctx!(s);
             let c = s
                 .consumers
-                .get(&name)
+                .get_mut(&name)
                 .ok_or_else(errors::consumer_not_found)?;
             if !c.config.priority_groups.contains(&group) {
                 return Err(errors::consumer_invalid_priority_group());
             }
+            c.unpin(&ctx, &group);
+            // The next message may go to another client at once.
+            let _more = c.deliver(&ctx);
             Ok(json!({}))
         }
     }
@@ -379,7 +383,8 @@ async fn consumer_create(
     }
     crate::validate::new_consumer(&config, &s.config, s.consumers.values().map(|c| &c.config))?;
     let ctx = ctx!(s);
-    let c = Consumer::new(name.clone(), config, &ctx);
+    let mut c = Consumer::new(name.clone(), config, &ctx);
+    c.set_origin(origin(s));
     s.consumers.insert(name.clone(), c);
     if let Err(e) = save_consumer_config(s, &name).await {
         s.consumers.remove(&name);
@@ -416,6 +421,15 @@ async fn save_consumer_config(s: &Stream, name: &str) -> Result<(), ApiError> {
     blocking(move || store.put_meta(&[(key, Some(record))]))
         .await
         .map_err(|e| errors::consumer_store_failed(e.to_string()))
+}
+
+/// Where the stream's consumers live (see [`crate::consumer::Origin`]).
+pub(crate) fn origin(s: &Stream) -> crate::consumer::Origin {
+    crate::consumer::Origin {
+        account: s.sourcing.account().to_owned(),
+        domain: s.domain.clone(),
+        max_payload: s.limits.max_payload,
+    }
 }
 
 fn advisory_consumer(s: &Stream, what: &str, consumer: &str, action: &str) {

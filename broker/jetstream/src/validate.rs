@@ -31,6 +31,9 @@ pub struct ServerLimits {
     pub max_duplicate_window: Nanos,
     pub max_request_batch: i64,
     pub max_ack_pending: i64,
+    /// The server's `max_payload` (0: nats-server's default, 1 MiB): the burst of a
+    /// `rate_limit_bps` consumer on a stream without `max_msg_size`.
+    pub max_payload: i64,
 }
 
 /// Longest stream or durable consumer name (nats-server's `JSMaxNameLen`).
@@ -1116,7 +1119,7 @@ fn start_rules(c: &ConsumerConfig) -> Result<(), ApiError> {
 }
 
 /// nats-server's priority group names: 1 to 16 of `A-Z a-z 0-9 / _ = -`.
-fn valid_group_name(g: &str) -> bool {
+pub(crate) fn valid_group_name(g: &str) -> bool {
     (1..=16).contains(&g.len())
         && g.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'=' | b'-'))

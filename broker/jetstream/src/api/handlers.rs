@@ -390,6 +390,13 @@ async fn dispatch(acc: &Arc<JsAccount>, t: &[&str], body: &[u8]) -> Answer {
         ["CONSUMER", "UNPIN", stream, name] => (
             "consumer_unpin",
             match decode_request::<types::ConsumerUnpinRequest>(body, strict) {
+                // Checked before the stream and consumer are looked up, as nats-server.
+                Ok(req) if req.group.is_empty() => {
+                    Err(errors::invalid_json("consumer group not specified"))
+                }
+                Ok(req) if !crate::validate::valid_group_name(&req.group) => {
+                    Err(errors::consumer_invalid_group_name())
+                }
                 Ok(req) => {
                     acc.stream_call(
                         stream,
