@@ -74,7 +74,20 @@ async fn scenario(port: u16) -> Vec<Value> {
     t.push(created(
         &request(&nc, "$JS.API.STREAM.CREATE.F", file).await,
     ));
+    let with_id = || async {
+        let mut h = async_nats::HeaderMap::new();
+        h.insert("Nats-Msg-Id", "once");
+        let reply = nc
+            .request_with_headers("f", h, vec![b'y'; 100].into())
+            .await
+            .expect("publish answer");
+        let v: Value = serde_json::from_slice(&reply.payload).expect("JSON ack");
+        keep(&v, &["seq", "duplicate"])
+    };
+    t.push(with_id().await);
     t.extend(fill(&nc, "f").await);
+    // A duplicate of a stored message, sent while the account is full.
+    t.push(with_id().await);
     let mem = json!({"name": "M", "subjects": ["m"], "storage": "memory"});
     t.push(created(&request(&nc, "$JS.API.STREAM.CREATE.M", mem).await));
     t.extend(fill(&nc, "m").await);

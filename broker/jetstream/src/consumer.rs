@@ -310,6 +310,12 @@ impl Consumer {
         }
     }
 
+    /// Makes the next [`Consumer::take_dirty_state`] return the state: what was written
+    /// may not have reached the store.
+    pub fn mark_dirty(&mut self) {
+        self.dirty = true;
+    }
+
     /// The state to persist, if it changed since the last call.
     pub fn take_dirty_state(&mut self) -> Option<Vec<u8>> {
         if !self.dirty {

@@ -2,7 +2,7 @@
 //! checked on every publish.
 //!
 //! Stream creation checks reservations (`max_bytes` against `max_file`/`max_mem`); these
-//! are the limits on what is actually stored, for streams without `max_bytes`. Each
+//! are the limits on what is actually stored, by every stream of the account. Each
 //! stream adds the change of its own byte count to its account's and the server's
 //! [`Usage`] whenever it publishes its state, so a check costs two atomic loads, not a
 //! walk over every stream.

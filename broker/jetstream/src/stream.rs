@@ -168,6 +168,8 @@ pub struct Stream {
     ack_replies: Vec<String>,
     /// When consumer state was last made durable, if it changed since.
     consumers_unsynced: Option<Instant>,
+    /// The store's [`Store::reopens`] when consumer state was last written.
+    store_reopens: u64,
     /// The account's and the server's limits on bytes stored (none in unit tests).
     pub quota: Option<Arc<crate::quota::Quota>>,
     /// The bytes this stream has added to the quota's usage so far.
@@ -227,6 +229,7 @@ impl Stream {
             sourcing: crate::source::Sourcing::default(),
             ack_replies: Vec::new(),
             consumers_unsynced: None,
+            store_reopens: 0,
             quota: None,
             counted: 0,
         }
@@ -339,9 +342,13 @@ impl Stream {
                 || self
                     .consumers_unsynced
                     .is_some_and(|since| since.elapsed() >= CONSUMER_SYNC_EVERY);
-            self.persist_consumers(sync).await;
+            // An AckSync whose state could not be saved gets no answer: the client
+            // times out and acks again.
+            let saved = self.persist_consumers(sync).await;
             for reply in std::mem::take(&mut self.ack_replies) {
-                self.conn.publish(&reply, None, &[], &[]);
+                if saved {
+                    self.conn.publish(&reply, None, &[], &[]);
+                }
             }
             self.publish_shared();
             if let Some((delete, done)) = stop {
@@ -351,6 +358,17 @@ impl Stream {
             }
         }
         self.shutdown(false).await;
+    }
+
+    /// The error for storing `size` more bytes on top of `bytes` (the stream's bytes
+    /// with what this batch already took), if that goes over an account or server limit.
+    fn over_quota(&self, bytes: u64, size: u64) -> Option<ApiError> {
+        let q = self.quota.as_ref()?;
+        // What this stream stored that the usage does not count yet: since its last
+        // published state, and earlier in this batch.
+        let unpublished = i64::try_from(bytes).unwrap_or(i64::MAX) - self.counted;
+        let adding = unpublished.saturating_add(i64::try_from(size).unwrap_or(i64::MAX));
+        q.exceeded(self.config.storage, adding)
     }
 
     /// Brings the account's and server's usage to `bytes` for this stream.
@@ -392,6 +410,9 @@ impl Stream {
             return tokio::time::Instant::from_std(now);
         }
         let mut wake = now + Duration::from_secs(1);
+        if let Some(since) = self.consumers_unsynced {
+            wake = wake.min(since + CONSUMER_SYNC_EVERY);
+        }
         if let Some(t) = self.next_expiry {
             let delay = u64::try_from(t - now_nanos()).unwrap_or(0);
             wake = wake.min(now + Duration::from_nanos(delay));
@@ -524,19 +545,6 @@ impl Stream {
         let mut batch_subjects: HashMap<String, u64> = HashMap::new();
         let mut last_msg_id = self.last_msg_id.clone();
         for mut m in batch {
-            if let Some(q) = &self.quota {
-                // What this stream stored that the usage does not count yet: since its
-                // last published state, and earlier in this batch.
-                let unpublished = i64::try_from(bytes).unwrap_or(i64::MAX) - self.counted;
-                let size = (self.store.msg_size())(&m.subject, &m.headers, &m.payload);
-                let adding = unpublished.saturating_add(i64::try_from(size).unwrap_or(i64::MAX));
-                if let Some(e) = q.exceeded(self.config.storage, adding) {
-                    if let Some(reply) = &m.reply {
-                        self.pub_err(reply, &e);
-                    }
-                    continue;
-                }
-            }
             if let Some(subject) = crate::source::input_subject(&self.config, &m.subject) {
                 m.subject = subject;
             }
@@ -554,9 +562,18 @@ impl Stream {
                     rollup,
                     ttl,
                 } => {
+                    let size = (self.store.msg_size())(&m.subject, &m.headers, &m.payload);
+                    // Checked last, as nats-server does: a duplicate or a failed
+                    // expectation is answered as such even when the account is full.
+                    if let Some(e) = self.over_quota(bytes, size) {
+                        if let Some(reply) = &m.reply {
+                            self.pub_err(reply, &e);
+                        }
+                        continue;
+                    }
                     last_seq += 1;
                     msgs += 1;
-                    bytes += (self.store.msg_size())(&m.subject, &m.headers, &m.payload);
+                    bytes += size;
                     let ts = now_nanos().max(last_ts);
                     last_ts = ts;
                     // The last message id is the stored message's, empty when it had
@@ -607,33 +624,45 @@ impl Stream {
 
     /// Appends `proposed` in one durable commit, then acknowledges; false if the commit
     /// failed (nothing was stored).
-    pub(crate) async fn commit(&mut self, proposed: Vec<Proposed>) -> bool {
+    pub(crate) async fn commit(&mut self, mut proposed: Vec<Proposed>) -> bool {
         let new: Vec<NewMsg> = proposed.iter().map(|p| p.msg.clone()).collect();
         let store = self.store.clone();
         let acks = PubAcks {
             conn: self.conn.clone(),
-            stream: self.name.clone(),
-            domain: self.domain.clone().unwrap_or_default(),
-            replies: proposed.iter().map(|p| p.reply.clone()).collect(),
+            ack: PubAck {
+                stream: self.name.clone(),
+                domain: self.domain.clone().unwrap_or_default(),
+                ..PubAck::default()
+            },
+            replies: proposed.iter_mut().map(|p| p.reply.take()).collect(),
         };
         // The acknowledgements go out from the store's thread the moment the messages
         // are durable, while it goes on indexing them: a publisher waits for the fsync,
-        // not for the index or a hop back to this task.
+        // not for the index or a hop back to this task. Where they went is kept outside
+        // the task, so that even a task that panicked after them is not answered twice.
+        let durable = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let told = durable.clone();
         let append = move || {
-            let mut durable = None;
+            let mut acks = acks;
             let result = store.append_then(&new, &mut |first| {
                 acks.send(first);
-                durable = Some(first);
+                told.store(first, std::sync::atomic::Ordering::Release);
             });
-            (result, durable)
+            (result, acks.replies)
         };
-        let (result, durable) = if self.store.blocks() {
+        let (result, replies) = if self.store.blocks() {
             tokio::task::spawn_blocking(append)
                 .await
-                .unwrap_or_else(|e| (Err(StoreError::Io(format!("store task failed: {e}"))), None))
+                .unwrap_or_else(|e| {
+                    (
+                        Err(StoreError::Io(format!("store task failed: {e}"))),
+                        Vec::new(),
+                    )
+                })
         } else {
             append()
         };
+        let durable = Some(durable.load(std::sync::atomic::Ordering::Acquire)).filter(|&s| s > 0);
         let result = match (result, durable) {
             (Err(e), Some(first_seq)) => {
                 // Acknowledged, so stored: the store replays them when it recovers.
@@ -701,10 +730,8 @@ impl Stream {
             Err(e) => {
                 tracing::error!(stream = %self.name, "storing {} messages failed: {e}", proposed.len());
                 let err = store_error(&e);
-                for p in &proposed {
-                    if let Some(reply) = &p.reply {
-                        self.pub_err(reply, &err);
-                    }
+                for reply in replies.iter().flatten() {
+                    self.pub_err(reply, &err);
                 }
                 false
             }
@@ -1010,7 +1037,16 @@ impl Stream {
     /// before it) durable. Unsynced state costs a redb commit without an fsync, and a
     /// crash takes a consumer back at most [`CONSUMER_SYNC_EVERY`] (or to its last
     /// answered `AckSync`): it redelivers, it never skips.
-    pub(crate) async fn persist_consumers(&mut self, sync: bool) {
+    pub(crate) async fn persist_consumers(&mut self, sync: bool) -> bool {
+        // A reopened store is back at its last durable state: unsynced records since may
+        // be gone, so every consumer writes its state again.
+        let reopens = self.store.reopens();
+        if reopens != self.store_reopens {
+            self.store_reopens = reopens;
+            for c in self.consumers.values_mut() {
+                c.mark_dirty();
+            }
+        }
         let mut records = Vec::new();
         for (name, c) in &mut self.consumers {
             // Direct consumers (a mirror's or source's) live in memory only, as in
@@ -1022,7 +1058,7 @@ impl Stream {
             }
         }
         if records.is_empty() && !(sync && self.consumers_unsynced.is_some()) {
-            return;
+            return true;
         }
         let store = self.store.clone();
         let saved = if sync {
@@ -1035,8 +1071,15 @@ impl Stream {
             Ok(()) => {
                 self.consumers_unsynced.get_or_insert_with(Instant::now);
             }
-            Err(e) => tracing::error!(stream = %self.name, "saving consumer state: {e}"),
+            Err(e) => {
+                tracing::error!(stream = %self.name, "saving consumer state: {e}");
+                for c in self.consumers.values_mut() {
+                    c.mark_dirty();
+                }
+                return false;
+            }
         }
+        true
     }
 
     fn direct_get(&self, m: &Msg) {
@@ -1227,23 +1270,18 @@ pub(crate) fn store_error(e: &StoreError) -> ApiError {
 /// are durable.
 struct PubAcks {
     conn: Arc<dyn Conn>,
-    stream: String,
-    domain: String,
+    /// The stream's ack, its sequence set for each message.
+    ack: PubAck,
     /// Each message's reply subject, in append order.
     replies: Vec<Option<String>>,
 }
 
 impl PubAcks {
-    fn send(&self, first_seq: u64) {
+    fn send(&mut self, first_seq: u64) {
         for (seq, reply) in (first_seq..).zip(&self.replies) {
             if let Some(reply) = reply {
-                let ack = PubAck {
-                    stream: self.stream.clone(),
-                    seq,
-                    domain: self.domain.clone(),
-                    ..PubAck::default()
-                };
-                self.conn.publish(reply, None, &[], &ack.to_json());
+                self.ack.seq = seq;
+                self.conn.publish(reply, None, &[], &self.ack.to_json());
             }
         }
     }

@@ -140,9 +140,9 @@ pub(crate) async fn call(s: &mut Stream, call: Call) -> Result<Value, ApiError> 
             if !c.config.priority_groups.contains(&group) {
                 return Err(errors::consumer_invalid_priority_group());
             }
+            // The next message may go to another client at once: the stream delivers
+            // after every command.
             c.unpin(&ctx, &group);
-            // The next message may go to another client at once.
-            let _more = c.deliver(&ctx);
             Ok(json!({}))
         }
     }

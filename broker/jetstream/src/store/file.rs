@@ -108,6 +108,8 @@ pub struct FileStore {
     segments: Segments,
     /// The counters as of the last commit.
     counters: RwLock<Counters>,
+    /// Times the database was reopened after an error ([`Store::reopens`]).
+    reopens: std::sync::atomic::AtomicU64,
 }
 
 struct Writer {
@@ -416,6 +418,7 @@ impl FileStore {
             }),
             segments: Segments::new(dir),
             counters: RwLock::new(counters),
+            reopens: std::sync::atomic::AtomicU64::new(0),
         };
         Ok((store, recovery))
     }
@@ -465,6 +468,8 @@ impl FileStore {
             *self.counters.write() = counters;
             w.wal = wal;
             *slot = Slot::Open(db);
+            self.reopens
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(())
     }
@@ -555,7 +560,7 @@ impl FileStore {
                 } else {
                     Durability::None
                 })?;
-                let (r, after, live) = {
+                let (r, after, live, erase) = {
                     let mut tx = Tx::open(&txn, before)?;
                     let r = op(&mut tx, &new_limits, placed.as_ref())?;
                     tx.refresh_first()?;
@@ -567,7 +572,7 @@ impl FileStore {
                     } else {
                         Vec::new()
                     };
-                    (r, tx.c, live)
+                    (r, tx.c, live, std::mem::take(&mut tx.erase))
                 };
                 let committed = after != before || force;
                 if committed {
@@ -575,13 +580,19 @@ impl FileStore {
                 } else {
                     txn.abort()?;
                 }
-                Ok::<_, StoreError>((r, after, committed.then_some(live)))
+                Ok::<_, StoreError>((r, after, committed.then_some(live), erase))
             })();
-            let (r, after, live) = applied?;
+            let (r, after, live, erase) = applied?;
             w.unsynced |= unsynced;
             if checkpoint && let Some(live) = live {
                 w.wal.checkpointed();
                 w.unsynced = false;
+                // Before any segment goes: an unlinked file's bytes stay on the disk.
+                for e in erase {
+                    if let Err(err) = self.segments.erase(e.seg, e.off, e.len as usize) {
+                        tracing::warn!(dir = %self.dir.display(), segment = e.seg, "erasing a removed payload: {err}");
+                    }
+                }
                 self.delete_dead_segments(pos.seg, &live);
             }
             // Published under the database guard, so a concurrent reopen cannot interleave.
@@ -859,6 +870,9 @@ struct Tx<'t> {
     state: Table<'t, &'static str, &'static [u8]>,
     segments: Table<'t, u64, u64>,
     c: Counters,
+    /// Log payloads to overwrite once this transaction's checkpoint is durable (secure
+    /// erase): then no replay reads the records they were part of.
+    erase: Vec<Ext>,
 }
 
 /// One payload more (or fewer) kept in log segment `seg`.
@@ -905,6 +919,7 @@ impl<'t> Tx<'t> {
             state: txn.open_table(STATE)?,
             segments: txn.open_table(SEGMENTS)?,
             c,
+            erase: Vec::new(),
         })
     }
 
@@ -1409,20 +1424,14 @@ impl Store for FileStore {
     /// checkpoint has moved replay past it, its bytes are overwritten with random ones
     /// and synced, as nats-server's secure erase does in its blocks.
     fn remove(&self, seq: u64, erase: bool) -> Result<bool, StoreError> {
-        let (removed, ext) = self.write(None, false, |tx, _| {
-            let ext = match tx.msgs.get(seq)? {
-                Some(g) if erase => Rec::decode(seq, g.value())?.ext,
-                _ => None,
-            };
-            Ok((tx.remove(seq)?, ext))
-        })?;
-        if let Some(e) = ext
-            && let Err(err) = self.segments.erase(e.seg, e.off, e.len as usize)
-        {
-            // Its segment may already be gone (nothing else pointed into it).
-            tracing::debug!(dir = %self.dir.display(), seq, "erasing a log payload: {err}");
-        }
-        Ok(removed)
+        self.write(None, false, |tx, _| {
+            if erase && let Some(g) = tx.msgs.get(seq)? {
+                let ext = Rec::decode(seq, g.value())?.ext;
+                drop(g);
+                tx.erase.extend(ext);
+            }
+            tx.remove(seq)
+        })
     }
 
     fn purge(&self, purge: &Purge) -> Result<u64, StoreError> {
@@ -1701,6 +1710,10 @@ impl Store for FileStore {
     }
 
     /// A redb commit without a sync: a crash forgets it back to the last checkpoint.
+    fn reopens(&self) -> u64 {
+        self.reopens.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn put_meta_unsynced(&self, records: &[(String, Option<Vec<u8>>)]) -> Result<(), StoreError> {
         self.commit(None, true, Commit::Unsynced, |tx, _, _| {
             tx.put_meta(records)

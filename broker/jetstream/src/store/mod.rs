@@ -6,7 +6,8 @@
 //! database per stream (`storage: file`).
 //!
 //! The contract every implementation keeps:
-//! - **A call that changes the store returns only once the change is durable.** For the
+//! - **A call that changes the store returns only once the change is durable** (except
+//!   [`Store::put_meta_unsynced`], which says what it promises instead). For the
 //!   file store that means its log record fdatasync'd, or a redb write transaction
 //!   committed with `Durability::Immediate`. The stream acknowledges a publish only once
 //!   [`Store::append_then`] said the messages are durable, so an acknowledged message
@@ -292,6 +293,13 @@ pub trait Store: Send + Sync + 'static {
     /// Stores (or with `None` deletes) opaque named records durably in one commit: the
     /// stream's config, its consumers' configs and their delivery/ack state.
     fn put_meta(&self, records: &[(String, Option<Vec<u8>>)]) -> Result<(), StoreError>;
+
+    /// How many times the store went back to its last durable state after an error (the
+    /// file store reopening its database): records written unsynced before may be gone,
+    /// so their writers write them again.
+    fn reopens(&self) -> u64 {
+        0
+    }
 
     /// [`Store::put_meta`] without waiting for the disk: a crash may take the records
     /// back to what the last durable change left (a consumer then redelivers what it had
