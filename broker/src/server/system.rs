@@ -10,6 +10,7 @@
 //! | `$SYS.REQ.SERVER.PING` (and `.STATSZ`) | `{"server":…,"statsz":…}` |
 //! | `$SYS.REQ.SERVER.PING.<X>`, `$SYS.REQ.SERVER.<id>.<X>` | `{"server":…,"data":…}` for `VARZ`, `CONNZ`, `SUBSZ`, `ROUTEZ`, `GATEWAYZ`, `LEAFZ`, `ACCOUNTZ`, `JSZ`, `HEALTHZ`; `IDZ` answers the bare identity |
 //! | `$SYS.REQ.SERVER.<id>.RELOAD` | reloads the configuration, answers `{"server":…,"data":{}}` or an error |
+//! | `$SYS.REQ.ACCOUNT.<acc>.<X>` | `{"server":…,"data":…}` narrowed to one account for `SUBSZ` (with its subscriptions), `CONNZ`, `LEAFZ`, `JSZ`, `INFO` (its `/accountz` detail) and `STATZ` (its `/accstatz` entry) |
 //!
 //! A request body may carry the endpoint's options as JSON (`{"subscriptions":true}`)
 //! and filters (`server_name`, `host`, `cluster`, `tags`); a server that does not match
@@ -97,6 +98,7 @@ pub fn start(server: &Arc<Server>, reloads: Option<mpsc::Sender<ReloadRequest>>)
         "$SYS.REQ.SERVER.PING".to_owned(),
         "$SYS.REQ.SERVER.PING.*".to_owned(),
         format!("$SYS.REQ.SERVER.{id}.*"),
+        "$SYS.REQ.ACCOUNT.*.*".to_owned(),
     ]
     .iter()
     .enumerate()
@@ -146,6 +148,10 @@ impl System {
         let (target, endpoint) = match tokens.as_slice() {
             ["$SYS", "REQ", "SERVER", "PING"] => ("PING", "STATSZ"),
             ["$SYS", "REQ", "SERVER", target, endpoint] => (*target, *endpoint),
+            ["$SYS", "REQ", "ACCOUNT", account, endpoint] if *account != "PING" => {
+                self.account_request(account, endpoint, reply, body);
+                return;
+            }
             _ => return,
         };
         if target != "PING" && target != self.server.id() {
@@ -222,6 +228,62 @@ impl System {
                 }
             }
             _ => return,
+        };
+        let payload = serde_json::json!({ "server": self.info(), "data": data });
+        self.publish(reply, &payload);
+    }
+
+    /// `$SYS.REQ.ACCOUNT.<account>.<endpoint>`: a monitoring endpoint narrowed to one
+    /// account (nats-server's `accDirectReqSubj`), answered as `{"server":…,"data":…}`.
+    /// `INFO` is the account's `/accountz` detail and `STATZ` its `/accstatz` entry.
+    fn account_request(&self, account: &str, endpoint: &str, reply: &str, body: &[u8]) {
+        let opts: Value = if body.iter().all(u8::is_ascii_whitespace) {
+            Value::Null
+        } else {
+            match serde_json::from_slice(body) {
+                Ok(v) => v,
+                Err(e) => {
+                    self.respond_error(reply, 400, &format!("invalid request: {e}"));
+                    return;
+                }
+            }
+        };
+        let acc = encode_component(account);
+        let (path, scope) = match endpoint {
+            // nats-server lists the account's subscriptions here.
+            "SUBSZ" => ("/subsz", format!("acc={acc}&subs=true")),
+            "CONNZ" => ("/connz", format!("acc={acc}")),
+            "LEAFZ" => ("/leafz", format!("acc={acc}")),
+            "JSZ" => ("/jsz", format!("acc={acc}")),
+            "INFO" => ("/accountz", format!("acc={acc}")),
+            "STATZ" => ("/accstatz", format!("accounts={acc}&unused=true")),
+            _ => return,
+        };
+        if self.server.account(account).is_none() {
+            return;
+        }
+        let mut query = to_query(endpoint, &opts);
+        if !query.is_empty() {
+            query.push('&');
+        }
+        query.push_str(&scope);
+        let data = match self.monitor.answer(path, Some(&query)) {
+            Reply::Json(status, body) if status.is_success() => {
+                let data: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                match endpoint {
+                    "INFO" => data.get("account_detail").cloned().unwrap_or(Value::Null),
+                    _ => data,
+                }
+            }
+            Reply::Json(status, body) => {
+                let text = String::from_utf8_lossy(&body);
+                self.respond_error(reply, status.as_u16(), text.trim());
+                return;
+            }
+            Reply::Text(status, _, text) => {
+                self.respond_error(reply, status.as_u16(), text.trim());
+                return;
+            }
         };
         let payload = serde_json::json!({ "server": self.info(), "data": data });
         self.publish(reply, &payload);
