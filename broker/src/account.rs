@@ -1,9 +1,17 @@
 //! Accounts: isolated subject namespaces, each with its own sublist and traffic counters.
 //! Clients land in the account their user is bound to (`accounts {}` in the config), or
 //! in the global account `$G`; `$SYS` exists for the system account.
+//!
+//! An account also holds its subject mappings (`mappings {}`): what clients and leaf
+//! nodes publish in the account is mapped before it is matched, as nats-server's
+//! `selectMappedSubject` does.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::SystemTime;
+
+use natrix_transform::Mappings;
+use parking_lot::RwLock;
 
 use crate::server::client::Subscription;
 use crate::sublist::Sublist;
@@ -25,6 +33,10 @@ pub struct Account {
     pub sublist: Sublist<Subscription>,
     pub stats: AccountStats,
     created: SystemTime,
+    /// Whether `mappings` has any: the publish path reads only this flag when there are
+    /// none (the common case), so unmapped accounts pay no lock and no allocation.
+    has_mappings: AtomicBool,
+    mappings: RwLock<Arc<Mappings>>,
 }
 
 impl Account {
@@ -34,7 +46,34 @@ impl Account {
             sublist: Sublist::new(),
             stats: AccountStats::default(),
             created: SystemTime::now(),
+            has_mappings: AtomicBool::new(false),
+            mappings: RwLock::new(Arc::new(Mappings::default())),
         }
+    }
+
+    /// Replaces the account's subject mappings (start-up and config reload); publishes
+    /// after this use the new ones.
+    pub fn set_mappings(&self, mappings: Mappings) {
+        let has = !mappings.is_empty();
+        *self.mappings.write() = Arc::new(mappings);
+        self.has_mappings.store(has, Ordering::Release);
+    }
+
+    /// The account's subject mappings, for monitoring.
+    pub fn mappings(&self) -> Arc<Mappings> {
+        self.mappings.read().clone()
+    }
+
+    /// The subject a publish to `subject` goes to when a mapping matches it; `None`
+    /// leaves the subject as it is. `cluster` is this server's cluster name, for
+    /// cluster-scoped destinations. An empty result means the message goes nowhere (a
+    /// weighted mapping that drops part of the traffic on purpose).
+    #[inline]
+    pub fn map_subject(&self, subject: &[u8], cluster: &str) -> Option<Vec<u8>> {
+        if !self.has_mappings.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.mappings.read().select(subject, cluster)
     }
 
     pub fn name(&self) -> &str {

@@ -222,7 +222,8 @@ fn accounts_are_kept_raw_and_variables_are_not_unknown_fields() {
     assert_eq!(users.value.as_array().unwrap().len(), 2);
     assert_eq!(o.system_account, "SYS");
     assert_eq!(o.no_auth_user, "alice");
-    assert!(o.mappings.is_some());
+    assert_eq!(o.mappings.len(), 1);
+    assert_eq!(o.mappings[0].src, "orders.*");
 }
 
 #[test]

@@ -1,49 +1,14 @@
 //! Subject transforms as streams use them (`republish`, `subject_transform`, source
-//! transforms): a source filter with wildcards and a destination that places the
-//! matched wildcard tokens with `{{wildcard(n)}}` (or the legacy `$n`), or keeps the
-//! subject as it is with `>` in the same place.
+//! transforms), in nats-server's full transform language from `natrix-transform`:
+//! wildcards (`{{wildcard(n)}}`, `$n`, `>`), partition, split, slice, left, right and
+//! random.
 
 /// The destination subject for `subject` (which must match `src`), or `None` if the
-/// destination names a wildcard the source does not have.
+/// transform is not valid (for example, the destination names a wildcard the source
+/// does not have).
 pub fn apply(src: &str, dest: &str, subject: &str) -> Option<String> {
-    let src_tokens: Vec<&str> = src.split('.').collect();
-    let subj_tokens: Vec<&str> = subject.split('.').collect();
-    // The values matched by each wildcard of `src`, in order (`>` takes the rest).
-    let mut wild: Vec<String> = Vec::new();
-    for (i, t) in src_tokens.iter().enumerate() {
-        match *t {
-            "*" => wild.push((*subj_tokens.get(i)?).to_owned()),
-            ">" => wild.push(subj_tokens.get(i..)?.join(".")),
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    for t in dest.split('.') {
-        if let Some(n) = wildcard_index(t) {
-            out.push(wild.get(n.checked_sub(1)?)?.clone());
-        } else if t == ">" {
-            // `foo.>` → `bar.>`: the tokens `>` matched in the source.
-            let last = wild.last()?;
-            out.push(last.clone());
-        } else {
-            out.push(t.to_owned());
-        }
-    }
-    Some(out.join("."))
-}
-
-/// `{{wildcard(n)}}`, `{{ wildcard( n ) }}` or `$n`.
-fn wildcard_index(token: &str) -> Option<usize> {
-    if let Some(n) = token.strip_prefix('$') {
-        return n.parse().ok();
-    }
-    let inner = token.strip_prefix("{{")?.strip_suffix("}}")?.trim();
-    let args = inner.strip_prefix("wildcard")?.trim();
-    args.strip_prefix('(')?
-        .strip_suffix(')')?
-        .trim()
-        .parse()
-        .ok()
+    let tr = natrix_transform::SubjectTransform::new(src, dest).ok()?;
+    String::from_utf8(tr.transform_subject(subject.as_bytes())).ok()
 }
 
 #[cfg(test)]
@@ -65,5 +30,17 @@ mod tests {
         assert_eq!(apply("a.*", "b.$1", "a.x").as_deref(), Some("b.x"));
         assert_eq!(apply("a.*", "b.$2", "a.x"), None);
         assert_eq!(apply("a.b", "c.d", "a.b").as_deref(), Some("c.d"));
+    }
+
+    #[test]
+    fn mapping_functions() {
+        assert_eq!(
+            apply("orders.*", "o.{{splitFromLeft(1,2)}}", "orders.eu42").as_deref(),
+            Some("o.eu.42")
+        );
+        assert_eq!(
+            apply("orders.*", "o.{{partition(1,1)}}.$1", "orders.x").as_deref(),
+            Some("o.0.x")
+        );
     }
 }

@@ -1378,250 +1378,20 @@ fn subset_tokens(tokens: &[&str], test: &[&str]) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------
-// Subject transforms, as nats-server validates them
+// Subject transforms, as nats-server validates them (the language lives in
+// `natrix-transform`, shared with core subject mappings)
 // ---------------------------------------------------------------------------------------
 
-const BAD_DEST: &str = "invalid mapping destination: invalid transform";
-const UNKNOWN_FN: &str = "invalid mapping destination: unknown function";
-const OUT_OF_RANGE: &str = "invalid mapping destination: wildcard index out of range";
-const NOT_ENOUGH_ARGS: &str =
-    "invalid mapping destination: not enough arguments passed to the function";
-const INVALID_ARG: &str =
-    "invalid mapping destination: function argument is invalid or in the wrong format";
-const TOO_MANY_ARGS: &str =
-    "invalid mapping destination: too many arguments passed to the function";
-
-/// A mapping error about one destination token (nats-server's `mappingDestinationErr`).
-fn in_token(err: &str, token: &str) -> String {
-    if token.is_empty() {
-        err.to_owned()
-    } else {
-        format!("{err} in {token}")
-    }
-}
-
-/// nats-server's `ValidateMapping`: the destination's tokens, its mapping functions, then
-/// whether the transform can be built.
+/// nats-server's `ValidateMapping`, with its error text.
 fn validate_mapping(src: &str, dest: &str) -> Result<(), String> {
-    if dest.is_empty() {
-        return Ok(());
-    }
-    let mut after_fwc = false;
-    for t in dest.split('.') {
-        if t.is_empty() || after_fwc {
-            return Err(in_token(BAD_DEST, t));
-        }
-        if t.len() > 4 && t.starts_with("{{") && t.ends_with("}}") {
-            const KNOWN: [&str; 8] = [
-                "Partition",
-                "Wildcard",
-                "SplitFromLeft",
-                "SplitFromRight",
-                "SliceFromLeft",
-                "SliceFromRight",
-                "Split",
-                "Random",
-            ];
-            if KNOWN.iter().all(|f| mapping_args(t, f).is_none()) {
-                return Err(in_token(UNKNOWN_FN, t));
-            }
-            continue;
-        }
-        if t == ">" {
-            after_fwc = true;
-        } else if t.contains(WHITESPACE) {
-            return Err(BAD_DEST.to_owned());
-        }
-    }
-    new_transform(src, dest)
-}
-
-/// What a destination token places.
-#[derive(PartialEq, Eq, Debug)]
-enum Placeholder {
-    /// Copied as it is.
-    Literal,
-    /// A random partition: uses no wildcard.
-    Random,
-    /// A partition of the whole subject or of the wildcards at these indexes.
-    Partition(Vec<i64>),
-    /// `$n`, `{{wildcard(n)}}`, and the functions of one wildcard.
-    Wildcards(Vec<i64>),
+    natrix_transform::validate_mapping(src, dest).map_err(|e| e.to_string())
 }
 
 /// nats-server's `NewSubjectTransform` (not strict), as a check.
 fn new_transform(src: &str, dest: &str) -> Result<(), String> {
-    if dest.is_empty() {
-        return Ok(());
-    }
-    let src = if src.is_empty() { ">" } else { src };
-    let (src_ok, src_pwcs, src_fwc) = subject_info(src);
-    let (dest_ok, dest_pwcs, dest_fwc) = subject_info(dest);
-    if !src_ok || !dest_ok || dest_pwcs > 0 || src_fwc != dest_fwc {
-        return Err("invalid subject".to_owned());
-    }
-    let src_pwcs = i64::try_from(src_pwcs).unwrap_or(i64::MAX);
-    for token in dest.split('.') {
-        let p = placeholder(token)?;
-        if src_pwcs > 0 || src_fwc {
-            if let Placeholder::Partition(idx) | Placeholder::Wildcards(idx) = &p
-                && let Some(i) = idx.iter().find(|i| **i > src_pwcs)
-            {
-                return Err(in_token(OUT_OF_RANGE, &format!("{token}: [{i}]")));
-            }
-        } else if matches!(p, Placeholder::Wildcards(_)) {
-            return Err(in_token(OUT_OF_RANGE, token));
-        }
-    }
-    Ok(())
-}
-
-/// (valid, number of `*`, has `>`), without nats-server's whitespace check.
-fn subject_info(s: &str) -> (bool, usize, bool) {
-    if s.is_empty() {
-        return (false, 0, false);
-    }
-    let (mut pwcs, mut fwc) = (0, false);
-    for t in s.split('.') {
-        if t.is_empty() || fwc {
-            return (false, 0, false);
-        }
-        match t {
-            "*" => pwcs += 1,
-            ">" => fwc = true,
-            _ => {}
-        }
-    }
-    (true, pwcs, fwc)
-}
-
-/// nats-server's `indexPlaceHolders`: what a destination token is, or its error.
-fn placeholder(token: &str) -> Result<Placeholder, String> {
-    if token.len() <= 1 {
-        return Ok(Placeholder::Literal);
-    }
-    if let Some(n) = token.strip_prefix('$') {
-        return Ok(go_atoi(n).map_or(Placeholder::Literal, |i| Placeholder::Wildcards(vec![i])));
-    }
-    if !(token.len() > 4 && token.starts_with("{{") && token.ends_with("}}")) {
-        return Ok(Placeholder::Literal);
-    }
-    let err = |e: &str| Err(in_token(e, token));
-    let int = |s: &str| go_atoi(s.trim_matches(' ')).ok();
-    if let Some(args) = mapping_args(token, "Wildcard") {
-        return match args.as_slice() {
-            [a] if a.is_empty() => err(NOT_ENOUGH_ARGS),
-            [a] => int(a).map_or_else(|| err(INVALID_ARG), |i| Ok(Placeholder::Wildcards(vec![i]))),
-            _ => err(TOO_MANY_ARGS),
-        };
-    }
-    if let Some(args) = mapping_args(token, "Partition") {
-        if int(&args[0]).is_none_or(|n| n > i64::from(i32::MAX)) {
-            return err(INVALID_ARG);
-        }
-        let mut idx = Vec::new();
-        for a in &args[1..] {
-            match int(a) {
-                Some(i) => idx.push(i),
-                None => return err(INVALID_ARG),
-            }
-        }
-        return Ok(Placeholder::Partition(idx));
-    }
-    for f in [
-        "SplitFromLeft",
-        "SplitFromRight",
-        "SliceFromLeft",
-        "SliceFromRight",
-        "Right",
-        "Left",
-    ] {
-        if let Some(args) = mapping_args(token, f) {
-            return match args.as_slice() {
-                [_] => err(NOT_ENOUGH_ARGS),
-                [a, b] => match (int(a), int(b)) {
-                    (Some(i), Some(n)) if i32::try_from(n).is_ok() => {
-                        Ok(Placeholder::Wildcards(vec![i]))
-                    }
-                    _ => err(INVALID_ARG),
-                },
-                _ => err(TOO_MANY_ARGS),
-            };
-        }
-    }
-    if let Some(args) = mapping_args(token, "Split") {
-        return match args.as_slice() {
-            [_] => err(NOT_ENOUGH_ARGS),
-            [a, sep] => match int(a) {
-                Some(i) if !sep.contains([' ', '.']) => Ok(Placeholder::Wildcards(vec![i])),
-                _ => err(INVALID_ARG),
-            },
-            _ => err(TOO_MANY_ARGS),
-        };
-    }
-    if let Some(args) = mapping_args(token, "Random") {
-        return match args.as_slice() {
-            [a] => match int(a) {
-                Some(n) if n <= i64::from(i32::MAX) => Ok(Placeholder::Random),
-                _ => err(INVALID_ARG),
-            },
-            _ => err(NOT_ENOUGH_ARGS),
-        };
-    }
-    err(UNKNOWN_FN)
-}
-
-/// The arguments of the first `{{ name(…) }}` in `token`, split at commas (with the
-/// whitespace after each), as nats-server's mapping-function patterns find them: anywhere
-/// in the token, the argument text greedy and on one line. In `name`, an upper-case
-/// letter matches either case, a lower-case one only itself.
-fn mapping_args(token: &str, name: &str) -> Option<Vec<String>> {
-    let b = token.as_bytes();
-    let skip_ws = |mut i: usize| {
-        while b.get(i).is_some_and(|c| b"\t\n\x0c\r ".contains(c)) {
-            i += 1;
-        }
-        i
-    };
-    for start in 0..b.len() {
-        if !b[start..].starts_with(b"{{") {
-            continue;
-        }
-        let mut i = skip_ws(start + 2);
-        let name_matches = name.bytes().enumerate().all(|(k, n)| {
-            b.get(i + k)
-                .is_some_and(|&c| c == n || (n.is_ascii_uppercase() && c == n.to_ascii_lowercase()))
-        });
-        if !name_matches {
-            continue;
-        }
-        i = skip_ws(i + name.len());
-        if b.get(i) != Some(&b'(') {
-            continue;
-        }
-        let open = i + 1;
-        let line_end = b[open..]
-            .iter()
-            .position(|&c| c == b'\n')
-            .map_or(b.len(), |n| open + n);
-        let close = (open..line_end)
-            .rev()
-            .find(|&j| b[j] == b')' && b[skip_ws(j + 1)..].starts_with(b"}}"));
-        if let Some(j) = close {
-            let inner = &token[open..j];
-            let mut args = Vec::new();
-            for (k, part) in inner.split(',').enumerate() {
-                let part = if k == 0 {
-                    part
-                } else {
-                    part.trim_start_matches(WHITESPACE)
-                };
-                args.push(part.to_owned());
-            }
-            return Some(args);
-        }
-    }
-    None
+    natrix_transform::SubjectTransform::new(src, dest)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -3314,10 +3084,11 @@ mod tests {
             validate_mapping("a.*", "b.{{wildcard(x)}}"),
             Err("invalid mapping destination: function argument is invalid or in the wrong format in {{wildcard(x)}}".into())
         );
-        // nats-server's ValidateMapping does not know left() and right().
+        // nats-server 2.15.2 accepts left() and right() (older ValidateMapping did not).
+        assert_eq!(validate_mapping("a.*", "b.{{left(1,2)}}"), Ok(()));
         assert_eq!(
-            validate_mapping("a.*", "b.{{left(1,2)}}"),
-            Err("invalid mapping destination: unknown function in {{left(1,2)}}".into())
+            validate_mapping("a.*", "b.{{LEFT(1,2)}}"),
+            Err("invalid mapping destination: unknown function in {{LEFT(1,2)}}".into())
         );
         assert_eq!(new_transform("a.*", "b.{{left(1,2)}}"), Ok(()));
     }

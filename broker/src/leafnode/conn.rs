@@ -1110,6 +1110,19 @@ impl Conn {
         msg: &[u8],
     ) -> bool {
         let Some(leaf) = &self.leaf else { return true };
+        // The account's subject mappings apply to what leaf nodes publish, as to clients.
+        let mapped;
+        let subject = match leaf
+            .account
+            .map_subject(subject, self.server.cluster_name())
+        {
+            None => subject,
+            Some(m) if m.is_empty() => return true,
+            Some(m) => {
+                mapped = m;
+                &mapped[..]
+            }
+        };
         if !leaf.filters.may_send(subject) {
             if !leaf.filters.strict {
                 // The remote's deny_imports: dropped.

@@ -1,6 +1,8 @@
 //! `/accountz` (the accounts, or one account's detail) and `/accstatz` (per-account
 //! traffic).
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use super::Reply;
@@ -34,8 +36,39 @@ struct AccountDetail {
     leafnode_connections: usize,
     client_connections: usize,
     subscriptions: u64,
+    /// Source subject → destinations, as nats-server's `ExtMap` (sorted keys, left out
+    /// when empty).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    mappings: BTreeMap<String, Vec<MapDest>>,
     name_tag: String,
     sublist_stats: SublistStatz,
+}
+
+/// One mapping destination in `/accountz` (nats-server's `MapDest`): the weights are
+/// cumulative and the remainder destination is listed, as nats-server stores them.
+#[derive(Debug, Serialize)]
+struct MapDest {
+    subject: String,
+    weight: u8,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    cluster: String,
+}
+
+fn mappings_of(acc: &Account) -> BTreeMap<String, Vec<MapDest>> {
+    acc.mappings()
+        .iter()
+        .map(|m| {
+            let dests = m
+                .destinations()
+                .map(|d| MapDest {
+                    subject: d.subject,
+                    weight: d.weight,
+                    cluster: d.cluster,
+                })
+                .collect();
+            (m.source().to_owned(), dests)
+        })
+        .collect()
 }
 
 #[derive(Debug, Serialize)]
@@ -82,6 +115,7 @@ pub fn accountz(server: &Server, q: &Query) -> Result<Reply, QueryError> {
                 .map_or(0, |l| l.num_leafs_for(acc.name())),
             client_connections: acc.num_clients(),
             subscriptions: acc.sublist.count(),
+            mappings: mappings_of(&acc),
             name_tag: acc.name().to_owned(),
             sublist_stats: SublistStatz::of(&[&acc]),
         },

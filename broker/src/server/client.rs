@@ -973,6 +973,20 @@ impl Client {
     ) {
         self.in_msgs += 1;
         self.in_bytes += msg.len() as u64;
+        // Subject mappings apply first, so permissions and matching see the mapped
+        // subject, as in nats-server. Only a mapped publish allocates.
+        let mapped;
+        let subject = match self
+            .account
+            .map_subject(subject, self.server.cluster_name())
+        {
+            None => subject,
+            Some(m) if m.is_empty() => return,
+            Some(m) => {
+                mapped = m;
+                &mapped[..]
+            }
+        };
         // Gateway-routed replies and Raft subjects are the server's own.
         let reserved =
             (subject.len() > 5 && subject.starts_with(b"_GR_.")) || subject.starts_with(b"$NRG.");

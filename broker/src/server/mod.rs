@@ -347,7 +347,39 @@ impl Server {
             shutdown_tx,
         });
         server.add_accounts(&names);
+        let (opts, _) = server.options();
+        server.apply_mappings(&opts.config);
         server
+    }
+
+    /// Installs each account's subject mappings from the config: the top-level
+    /// `mappings` for `$G`, an account's own block for the others, none where the config
+    /// has none (so a reload that removes them takes effect).
+    fn apply_mappings(&self, config: &natrix_config::Options) {
+        for acc in self.all_accounts() {
+            let configured = if std::ptr::eq(&*acc, &*self.gacc) {
+                Some(&config.mappings)
+            } else {
+                config
+                    .account_mappings
+                    .iter()
+                    .rev()
+                    .find(|(name, _)| name == acc.name())
+                    .map(|(_, m)| m)
+            };
+            let built = configured.into_iter().flatten().filter_map(|m| {
+                m.build()
+                    .map_err(|e| tracing::error!("mapping for {:?} not applied: {e}", m.src))
+                    .ok()
+            });
+            acc.set_mappings(natrix_transform::Mappings::new(built));
+        }
+    }
+
+    /// This server's cluster name, for cluster-scoped mapping destinations; empty
+    /// outside a cluster.
+    pub(crate) fn cluster_name(&self) -> &str {
+        self.cluster.get().map_or("", |c| c.name.as_str())
     }
 
     /// Creates the configured accounts that do not exist yet. Accounts dropped from the
@@ -406,6 +438,7 @@ impl Server {
     /// credentials and permissions now rather than on its next read.
     pub fn set_options(&self, opts: RuntimeOptions) {
         self.add_accounts(&opts.config.account_names);
+        self.apply_mappings(&opts.config);
         {
             let mut g = self.opts.write();
             let next = g.1 + 1;

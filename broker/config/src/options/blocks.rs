@@ -2594,8 +2594,9 @@ pub(super) fn telemetry(p: &mut Processor, e: &Entry, o: &mut Options) {
     }
 }
 
-/// The `accounts {}` block: account names and the users bound to each. Exports, imports,
-/// mappings and limits stay in the raw value until those features land.
+/// The `accounts {}` block: account names, the users bound to each, their JetStream
+/// settings and subject mappings. Exports, imports and limits stay in the raw value until
+/// those features land.
 pub(super) fn accounts(p: &mut Processor, e: &Entry, o: &mut Options) {
     match &e.value.value {
         Value::Array(list) => {
@@ -2619,6 +2620,11 @@ pub(super) fn accounts(p: &mut Processor, e: &Entry, o: &mut Options) {
                         if let Some(js) = account_jetstream(p, ue) {
                             o.account_jetstream.push((ae.key.clone(), js));
                         }
+                        continue;
+                    }
+                    if matches!(ue.key.to_lowercase().as_str(), "mappings" | "maps") {
+                        let m = super::mappings::mappings(p, ue);
+                        o.account_mappings.push((ae.key.clone(), m));
                         continue;
                     }
                     if !ue.key.eq_ignore_ascii_case("users") {

@@ -15,6 +15,7 @@
 //! [`Options::load`] runs that whole pipeline; reload runs it again and diffs.
 
 mod blocks;
+mod mappings;
 mod nkeys;
 mod parse;
 mod types;
@@ -26,6 +27,7 @@ use std::time::Duration;
 use crate::conf::{self, ConfError, Loader, Pos, Spanned, SystemLoader, Value};
 use crate::flags::Flags;
 
+pub use mappings::SubjectMapping;
 pub use types::*;
 
 /// nats-server's `DEFAULT_PORT`.
@@ -275,7 +277,8 @@ pub struct Options {
     pub accounts: Option<Spanned<Value>>,
     /// The account names the `accounts {}` block defines, in order.
     pub account_names: Vec<String>,
-    pub mappings: Option<Spanned<Value>>,
+    /// The global account's subject mappings (top-level `mappings {}`), checked.
+    pub mappings: Vec<SubjectMapping>,
     pub system_account: String,
     pub no_system_account: bool,
     pub default_sentinel: String,
@@ -301,6 +304,8 @@ pub struct Options {
     /// Accounts whose `jetstream` is set in the `accounts {}` block: their limits, or
     /// `None` where it is disabled. Accounts not listed follow nats-server's defaults.
     pub account_jetstream: Vec<(String, Option<AccountJsLimits>)>,
+    /// Each configured account's subject mappings (`accounts { A { mappings {} } }`).
+    pub account_mappings: Vec<(String, Vec<SubjectMapping>)>,
     pub websocket: WebsocketOpts,
     pub mqtt: MqttOpts,
     /// natrix's `telemetry {}` block.
@@ -378,7 +383,7 @@ impl Default for Options {
             ocsp_cache: None,
             accounts: None,
             account_names: Vec::new(),
-            mappings: None,
+            mappings: Vec::new(),
             system_account: String::new(),
             no_system_account: false,
             default_sentinel: String::new(),
@@ -397,6 +402,7 @@ impl Default for Options {
             leafnode: LeafNodeOpts::default(),
             jetstream: JetStreamOpts::default(),
             account_jetstream: Vec::new(),
+            account_mappings: Vec::new(),
             websocket: WebsocketOpts::default(),
             mqtt: MqttOpts::default(),
             telemetry: TelemetryOpts::default(),

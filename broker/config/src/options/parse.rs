@@ -377,11 +377,7 @@ impl Processor {
             }
             "logtime" => set!(o.logtime, self.boolean(pos, v)),
             "logtime_utc" => set!(o.logtime_utc, self.boolean(pos, v)),
-            "mappings" | "maps" => {
-                if self.map(pos, v).is_some() {
-                    o.mappings = Some(e.value.clone());
-                }
-            }
+            "mappings" | "maps" => o.mappings = super::mappings::mappings(self, e),
             "disable_sublist_cache" | "no_sublist_cache" => {
                 set!(o.no_sublist_cache, self.boolean(pos, v))
             }
