@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{NATRIX, Raw, http_get, reference_binary, start};
+use common::{NATRIX, Raw, http_get, read_until, reference_binary, start};
 use serde_json::Value;
 
 const CONF: &str = r#"
@@ -228,5 +228,77 @@ fn account_requests_have_nats_server_shapes() {
             _ => Value::Null,
         };
         assert_eq!(facts(&a), facts(&b), "{subject}: {a} vs {b}");
+    }
+}
+
+/// The JSON payloads of the `MSG`s in `text`, in order.
+fn payloads(text: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("MSG ") {
+        rest = &rest[at..];
+        let Some(line_end) = rest.find("\r\n") else {
+            break;
+        };
+        let Some(len) = rest[..line_end]
+            .rsplit(' ')
+            .next()
+            .and_then(|n| n.parse::<usize>().ok())
+        else {
+            break;
+        };
+        let body = rest
+            .get(line_end + 2..line_end + 2 + len)
+            .unwrap_or_default();
+        out.push(serde_json::from_str(body).unwrap_or(Value::Null));
+        rest = &rest[line_end + 2 + len..];
+    }
+    out
+}
+
+/// `$SYS.ACCOUNT.<acc>.CONNECT` and `.DISCONNECT`: who connected, and what it sent and
+/// received when it went, field for field as nats-server announces them.
+#[test]
+fn client_connect_and_disconnect_events_match_nats_server() {
+    let Some(reference) = reference_binary() else {
+        eprintln!("skipped: reference nats-server not installed");
+        return;
+    };
+    let mut seen = Vec::new();
+    for bin in [Path::new(NATRIX), reference.as_path()] {
+        let server = start(bin, CONF, false);
+        let mut sys = Raw::connect(server.port);
+        sys.send("CONNECT {\"verbose\":false,\"user\":\"sys\",\"pass\":\"sys\",\"protocol\":1}\r\nSUB $SYS.ACCOUNT.APP.* 1\r\nPING\r\n");
+        assert!(read_until(&mut sys, "PONG", Duration::from_secs(5)).contains("PONG"));
+        let mut app = Raw::connect(server.port);
+        app.send("CONNECT {\"verbose\":false,\"user\":\"app\",\"pass\":\"app\",\"protocol\":1,\"name\":\"probe\",\"lang\":\"raw\",\"version\":\"1.2.3\"}\r\nPUB x 5\r\nhello\r\nPUB y 3\r\nabc\r\nPING\r\n");
+        assert!(read_until(&mut app, "PONG", Duration::from_secs(5)).contains("PONG"));
+        drop(app);
+        let text = read_until(&mut sys, "DISCONNECT", Duration::from_secs(5));
+        let text = text + &sys.read_for(Duration::from_millis(300));
+        let events = payloads(&text);
+        assert_eq!(events.len(), 2, "{text}");
+        seen.push(events);
+    }
+    let (ours, theirs) = (&seen[0], &seen[1]);
+    for (a, b) in ours.iter().zip(theirs) {
+        assert_eq!(keys(a), keys(b), "event: {a} vs {b}");
+        assert_eq!(keys(&a["server"]), keys(&b["server"]), "server: {a} vs {b}");
+        assert_eq!(keys(&a["client"]), keys(&b["client"]), "client: {a} vs {b}");
+        for field in ["type", "reason", "sent", "received"] {
+            assert_eq!(a[field], b[field], "{field}: {a} vs {b}");
+        }
+        for field in [
+            "acc",
+            "user",
+            "name",
+            "lang",
+            "ver",
+            "kind",
+            "client_type",
+            "host",
+        ] {
+            assert_eq!(a["client"][field], b["client"][field], "client.{field}");
+        }
     }
 }

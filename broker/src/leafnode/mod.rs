@@ -395,7 +395,7 @@ impl LeafNodes {
         self.lds
             .lock()
             .entry(account.to_owned())
-            .or_insert_with(|| format!("$LDS.{}", nuid()))
+            .or_insert_with(|| format!("$LDS.{}", crate::server::nuid()))
             .clone()
     }
 
@@ -566,14 +566,6 @@ impl LeafNodes {
             self.may_deliver(cid, subject)
         }
     }
-}
-
-/// A 22-character NUID-like token (base62), as nats-server's `$LDS.` subjects use.
-fn nuid() -> String {
-    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    (0..22)
-        .map(|_| ALPHABET[fastrand::usize(..ALPHABET.len())] as char)
-        .collect()
 }
 
 /// Encodes one delivery for a leaf connection (`LMSG`/`HMSG` with the queue groups it

@@ -2,6 +2,7 @@
 //! lame-duck mode, graceful shutdown).
 
 pub mod client;
+pub mod events;
 pub(crate) mod fanout;
 pub mod internal;
 pub mod lifecycle;
@@ -202,6 +203,15 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
+/// A 22-character NUID-like token (base62), as nats-server's event ids and `$LDS.`
+/// subjects use.
+pub(crate) fn nuid() -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    (0..22)
+        .map(|_| ALPHABET[fastrand::usize(..ALPHABET.len())] as char)
+        .collect()
+}
+
 /// A NATS server.
 pub struct Server {
     id: String,
@@ -224,6 +234,8 @@ pub struct Server {
     closed: Mutex<VecDeque<ClosedClient>>,
     config_load_time: Mutex<SystemTime>,
     next_cid: AtomicU64,
+    /// The sequence of the server's `$SYS` messages (`server.seq` in their JSON).
+    sys_seq: AtomicU64,
     pub stats: Stats,
     started: SystemTime,
     addr: Mutex<Option<SocketAddr>>,
@@ -339,6 +351,7 @@ impl Server {
             closed: Mutex::new(VecDeque::new()),
             config_load_time: Mutex::new(SystemTime::now()),
             next_cid: AtomicU64::new(1),
+            sys_seq: AtomicU64::new(0),
             stats: Stats::default(),
             started: SystemTime::now(),
             addr: Mutex::new(None),
@@ -637,6 +650,9 @@ impl Server {
                 .unwrap_or(CloseReason::ClientClosed),
             subs: subs.iter().map(|s| SubView::of(s)).collect(),
         };
+        if closed.view.meta.account.is_some() {
+            events::client_disconnect(self, &closed.view, closed.stop, closed.reason);
+        }
         let keep = self.options().0.max_closed_clients;
         let mut ring = self.closed.lock();
         while ring.len() >= keep.max(1) {
@@ -647,11 +663,28 @@ impl Server {
         }
     }
 
-    /// Records what a client's CONNECT said, for monitoring.
+    /// Records what a client's CONNECT said, for monitoring, and announces the client
+    /// on `$SYS.ACCOUNT.<acc>.CONNECT`.
     pub(crate) fn record_connect(&self, cid: u64, update: impl FnOnce(&mut ClientMeta)) {
-        if let Some(r) = self.clients.lock().get_mut(&cid) {
+        let view = {
+            let mut clients = self.clients.lock();
+            let Some(r) = clients.get_mut(&cid) else {
+                return;
+            };
             update(&mut r.meta);
-        }
+            ClientView::of(&r.handle, &r.meta)
+        };
+        events::client_connect(self, &view);
+    }
+
+    /// The next `server.seq` of a `$SYS` message.
+    pub(crate) fn next_sys_seq(&self) -> u64 {
+        self.sys_seq.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// A unique event id (nats-server's 22-character NUID).
+    pub(crate) fn next_event_id(&self) -> String {
+        nuid()
     }
 
     pub(crate) fn note_slow_consumer(&self, cid: u64) {

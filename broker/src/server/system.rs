@@ -12,6 +12,8 @@
 //! | `$SYS.REQ.SERVER.<id>.RELOAD` | reloads the configuration, answers `{"server":…,"data":{}}` or an error |
 //! | `$SYS.REQ.ACCOUNT.<acc>.<X>` | `{"server":…,"data":…}` narrowed to one account for `SUBSZ` (with its subscriptions), `CONNZ`, `LEAFZ`, `JSZ`, `INFO` (its `/accountz` detail) and `STATZ` (its `/accstatz` entry) |
 //!
+//! Client connect and disconnect events are in [`super::events`].
+//!
 //! A request body may carry the endpoint's options as JSON (`{"subscriptions":true}`)
 //! and filters (`server_name`, `host`, `cluster`, `tags`); a server that does not match
 //! the filters stays silent, as nats-server does.
@@ -33,8 +35,9 @@ use crate::monitor::{Monitor, Reply};
 /// A reload requested over `$SYS`, answered when it has run.
 pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
 
+/// The server as `$SYS` messages name it (nats-server's `ServerInfo`).
 #[derive(Serialize)]
-struct ServerInfo<'a> {
+pub(crate) struct ServerInfo<'a> {
     name: &'a str,
     host: String,
     id: &'a str,
@@ -77,11 +80,26 @@ struct ApiError {
     description: String,
 }
 
+/// This server as the next `$SYS` message names it.
+pub(crate) fn server_info(server: &Server) -> ServerInfo<'_> {
+    let (opts, _) = server.options();
+    ServerInfo {
+        name: server.name(),
+        host: opts.host.clone(),
+        feature_flags: opts.config.feature_flags.iter().cloned().collect(),
+        id: server.id(),
+        ver: crate::server::NATS_COMPAT_VERSION,
+        jetstream: server.jetstream().is_some(),
+        flags: 0,
+        seq: server.next_sys_seq(),
+        time: GoTime::now(),
+    }
+}
+
 /// The system account's request handler.
 struct System {
     server: Arc<Server>,
     monitor: Arc<Monitor>,
-    seq: AtomicU64,
     reloads: Option<mpsc::Sender<ReloadRequest>>,
 }
 
@@ -115,7 +133,6 @@ pub fn start(server: &Arc<Server>, reloads: Option<mpsc::Sender<ReloadRequest>>)
     let system = System {
         monitor: Monitor::new(server.clone()),
         server: server.clone(),
-        seq: AtomicU64::new(0),
         reloads,
     };
     tokio::spawn(system.run(rx));
@@ -329,18 +346,7 @@ impl System {
     }
 
     fn info(&self) -> ServerInfo<'_> {
-        let (opts, _) = self.server.options();
-        ServerInfo {
-            name: self.server.name(),
-            host: opts.host.clone(),
-            feature_flags: opts.config.feature_flags.iter().cloned().collect(),
-            id: self.server.id(),
-            ver: crate::server::NATS_COMPAT_VERSION,
-            jetstream: self.server.jetstream().is_some(),
-            flags: 0,
-            seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
-            time: GoTime::now(),
-        }
+        server_info(&self.server)
     }
 
     fn statsz(&self) -> Statsz {

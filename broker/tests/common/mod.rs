@@ -356,13 +356,43 @@ impl TestPki {
 /// their ports: a port picked there can be taken by an outgoing connection before the
 /// server binds it.
 pub fn free_port() -> u16 {
+    let claims = std::env::temp_dir().join("natrix-test-ports");
+    let _ = std::fs::create_dir_all(&claims);
     for _ in 0..1000 {
         let port = 20_000 + fastrand::u16(..12_000);
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if claim_port(&claims.join(port.to_string()))
+            && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+        {
             return port;
         }
     }
     panic!("no free port between 20000 and 32000");
+}
+
+/// Claims `port` for this test process: nextest runs tests in parallel processes, and a
+/// port one of them picked is free until its server binds it, so a bind check alone lets
+/// two tests pick the same port. A file per port, created exclusively and naming the
+/// process, is the claim; the claim of a process that has exited is taken over.
+fn claim_port(path: &Path) -> bool {
+    let me = std::process::id().to_string();
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+    {
+        Ok(mut f) => {
+            let _ = f.write_all(me.as_bytes());
+            true
+        }
+        Err(_) => {
+            let owner = std::fs::read_to_string(path).unwrap_or_default();
+            if owner == me {
+                return true;
+            }
+            let alive = !owner.is_empty() && Path::new("/proc").join(&owner).exists();
+            !alive && std::fs::write(path, &me).is_ok()
+        }
+    }
 }
 
 /// A raw client of `p`, connected (headers on) and synced.

@@ -1,0 +1,154 @@
+//! The system account's client events, as nats-server publishes them:
+//! `$SYS.ACCOUNT.<acc>.CONNECT` once a client has authenticated and
+//! `$SYS.ACCOUNT.<acc>.DISCONNECT` when it goes, with what it sent and received and why
+//! it closed. An event is built only while something subscribes to its subject (a client
+//! of the system account, or another server over a route), so a server nobody watches
+//! pays one sublist lookup per connection.
+
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use super::outbound::CloseReason;
+use super::{ClientView, Server};
+use crate::monitor::format::GoTime;
+
+/// Who connected (nats-server's `ClientInfo`).
+#[derive(Serialize)]
+struct ClientInfo<'a> {
+    start: GoTime,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    host: String,
+    id: u64,
+    acc: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lang: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ver: Option<&'a str>,
+    /// Nanoseconds, as Go encodes a `time.Duration`.
+    #[serde(skip_serializing_if = "is_zero")]
+    rtt: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop: Option<GoTime>,
+    /// The account's name tag: its name, for accounts from the config file.
+    name_tag: &'a str,
+    kind: &'static str,
+    client_type: &'static str,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+#[derive(Serialize)]
+struct MsgBytes {
+    msgs: u64,
+    bytes: u64,
+}
+
+#[derive(Serialize)]
+struct Event<'a> {
+    r#type: &'static str,
+    id: String,
+    timestamp: GoTime,
+    server: super::system::ServerInfo<'a>,
+    client: ClientInfo<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sent: Option<MsgBytes>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    received: Option<MsgBytes>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+}
+
+/// `$SYS.ACCOUNT.<acc>.CONNECT` for the client `view` (just authenticated).
+pub(crate) fn client_connect(server: &Server, view: &ClientView) {
+    publish(server, view, None);
+}
+
+/// `$SYS.ACCOUNT.<acc>.DISCONNECT` for the client `view`, closed at `stop` for `reason`.
+pub(crate) fn client_disconnect(
+    server: &Server,
+    view: &ClientView,
+    stop: SystemTime,
+    reason: CloseReason,
+) {
+    publish(server, view, Some((stop, reason)));
+}
+
+fn publish(server: &Server, view: &ClientView, closed: Option<(SystemTime, CloseReason)>) {
+    let Some(acc) = view.meta.account.as_deref() else {
+        return;
+    };
+    let what = if closed.is_some() {
+        "DISCONNECT"
+    } else {
+        "CONNECT"
+    };
+    let subject = format!("$SYS.ACCOUNT.{acc}.{what}");
+    if server
+        .sys_account
+        .sublist
+        .match_subject(subject.as_bytes())
+        .is_empty()
+    {
+        return;
+    }
+    let client = ClientInfo {
+        start: GoTime::of(view.start),
+        host: view
+            .meta
+            .addr
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default(),
+        id: view.cid,
+        acc,
+        user: view.meta.user.as_deref(),
+        name: view.meta.name.as_deref().filter(|n| !n.is_empty()),
+        lang: view.meta.lang.as_deref().filter(|l| !l.is_empty()),
+        ver: view.meta.version.as_deref().filter(|v| !v.is_empty()),
+        // The connect event goes before the first PING measures a round trip.
+        rtt: if closed.is_some() { view.rtt } else { 0 },
+        stop: closed.map(|(t, _)| GoTime::of(t)),
+        name_tag: acc,
+        kind: "Client",
+        client_type: "nats",
+    };
+    // As the client sees it: what it sent (the server's `in`) and received.
+    let (sent, received, reason) = match closed {
+        Some((_, reason)) => (
+            Some(MsgBytes {
+                msgs: view.in_msgs,
+                bytes: view.in_bytes,
+            }),
+            Some(MsgBytes {
+                msgs: view.out_msgs,
+                bytes: view.out_bytes,
+            }),
+            Some(reason.as_str()),
+        ),
+        None => (None, None, None),
+    };
+    let event = Event {
+        r#type: if closed.is_some() {
+            "io.nats.server.advisory.v1.client_disconnect"
+        } else {
+            "io.nats.server.advisory.v1.client_connect"
+        },
+        id: server.next_event_id(),
+        timestamp: GoTime::now(),
+        server: super::system::server_info(server),
+        client,
+        sent,
+        received,
+        reason,
+    };
+    match serde_json::to_vec(&event) {
+        Ok(bytes) => server.publish_internal(&server.sys_account, subject.as_bytes(), &bytes),
+        Err(e) => tracing::error!("client event: {e}"),
+    }
+}
