@@ -302,3 +302,27 @@ fn client_connect_and_disconnect_events_match_nats_server() {
         }
     }
 }
+
+/// `$SYS.SERVER.<id>.STATSZ`: the heartbeat comes within a second of start, shaped as
+/// nats-server's.
+#[test]
+fn statsz_heartbeat_matches_nats_server() {
+    let Some(reference) = reference_binary() else {
+        eprintln!("skipped: reference nats-server not installed");
+        return;
+    };
+    let mut seen = Vec::new();
+    for bin in [Path::new(NATRIX), reference.as_path()] {
+        let server = start(bin, CONF, false);
+        let mut sys = Raw::connect(server.port);
+        sys.send("CONNECT {\"verbose\":false,\"user\":\"sys\",\"pass\":\"sys\",\"protocol\":1}\r\nSUB $SYS.SERVER.*.STATSZ 1\r\n");
+        let text = read_until(&mut sys, "\"statsz\"", Duration::from_secs(5));
+        let events = payloads(&text);
+        assert!(!events.is_empty(), "no heartbeat within 5 s: {text}");
+        seen.push(events[0].clone());
+    }
+    let (a, b) = (&seen[0], &seen[1]);
+    assert_eq!(keys(a), keys(b), "{a} vs {b}");
+    assert_eq!(keys(&a["server"]), keys(&b["server"]), "{a} vs {b}");
+    assert_eq!(keys(&a["statsz"]), keys(&b["statsz"]), "{a} vs {b}");
+}

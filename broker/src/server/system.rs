@@ -12,7 +12,9 @@
 //! | `$SYS.REQ.SERVER.<id>.RELOAD` | reloads the configuration, answers `{"server":…,"data":{}}` or an error |
 //! | `$SYS.REQ.ACCOUNT.<acc>.<X>` | `{"server":…,"data":…}` narrowed to one account for `SUBSZ` (with its subscriptions), `CONNZ`, `LEAFZ`, `JSZ`, `INFO` (its `/accountz` detail) and `STATZ` (its `/accstatz` entry) |
 //!
-//! Client connect and disconnect events are in [`super::events`].
+//! Every server also publishes its statistics on `$SYS.SERVER.<id>.STATSZ`, 250 ms after
+//! start and then at doubling intervals up to every 10 s, while anyone subscribes. Client
+//! connect and disconnect events are in [`super::events`].
 //!
 //! A request body may carry the endpoint's options as JSON (`{"subscriptions":true}`)
 //! and filters (`server_name`, `host`, `cluster`, `tags`); a server that does not match
@@ -31,6 +33,11 @@ use super::client::{ClientHandle, Subscription};
 use super::outbound::Outbound;
 use crate::monitor::format::{GoFloat, GoTime};
 use crate::monitor::{Monitor, Reply};
+
+/// When the first `$SYS.SERVER.<id>.STATSZ` heartbeat goes after start.
+const STATSZ_FIRST: std::time::Duration = std::time::Duration::from_millis(250);
+/// The steady heartbeat interval (nats-server's `statsHBInterval`).
+const STATSZ_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A reload requested over `$SYS`, answered when it has run.
 pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
@@ -142,12 +149,22 @@ impl System {
     async fn run(self, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
         let mut buf = BytesMut::new();
         let mut shutdown = std::pin::pin!(self.server.wait_shutdown());
+        // As nats-server: the first heartbeat soon after start, then twice as long each
+        // time up to the steady interval.
+        let mut every = STATSZ_FIRST;
+        let mut heartbeat = tokio::time::Instant::now() + every;
         loop {
             let chunk = tokio::select! {
                 c = rx.recv() => match c {
                     Some(c) => c,
                     None => return,
                 },
+                () = tokio::time::sleep_until(heartbeat) => {
+                    self.heartbeat();
+                    every = (every * 2).min(STATSZ_EVERY);
+                    heartbeat = tokio::time::Instant::now() + every;
+                    continue;
+                }
                 () = &mut shutdown => return,
             };
             buf.extend_from_slice(&chunk);
@@ -248,6 +265,26 @@ impl System {
         };
         let payload = serde_json::json!({ "server": self.info(), "data": data });
         self.publish(reply, &payload);
+    }
+
+    /// `$SYS.SERVER.<id>.STATSZ`: this server's statistics, for whoever subscribes (other
+    /// servers' monitoring, `nats server report`, dashboards).
+    fn heartbeat(&self) {
+        let subject = format!("$SYS.SERVER.{}.STATSZ", self.server.id());
+        if self
+            .server
+            .sys_account
+            .sublist
+            .match_subject(subject.as_bytes())
+            .is_empty()
+        {
+            return;
+        }
+        let payload = serde_json::json!({
+            "server": self.info(),
+            "statsz": self.statsz(),
+        });
+        self.publish(&subject, &payload);
     }
 
     /// `$SYS.REQ.ACCOUNT.<account>.<endpoint>`: a monitoring endpoint narrowed to one
