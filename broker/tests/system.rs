@@ -256,6 +256,18 @@ fn payloads(text: &str) -> Vec<Value> {
     out
 }
 
+/// A system-account client of a server started with [`CONF`], subscribed to `subject`
+/// (the server is returned to keep it running).
+fn sys_listener(bin: &Path, subject: &str) -> (common::Proc, Raw) {
+    let server = start(bin, CONF, false);
+    let mut sys = Raw::connect(server.port);
+    sys.send(&format!(
+        "CONNECT {{\"verbose\":false,\"user\":\"sys\",\"pass\":\"sys\",\"protocol\":1}}\r\nSUB {subject} 1\r\nPING\r\n"
+    ));
+    assert!(read_until(&mut sys, "PONG", Duration::from_secs(5)).contains("PONG"));
+    (server, sys)
+}
+
 /// `$SYS.ACCOUNT.<acc>.CONNECT` and `.DISCONNECT`: who connected, and what it sent and
 /// received when it went, field for field as nats-server announces them.
 #[test]
@@ -266,10 +278,7 @@ fn client_connect_and_disconnect_events_match_nats_server() {
     };
     let mut seen = Vec::new();
     for bin in [Path::new(NATRIX), reference.as_path()] {
-        let server = start(bin, CONF, false);
-        let mut sys = Raw::connect(server.port);
-        sys.send("CONNECT {\"verbose\":false,\"user\":\"sys\",\"pass\":\"sys\",\"protocol\":1}\r\nSUB $SYS.ACCOUNT.APP.* 1\r\nPING\r\n");
-        assert!(read_until(&mut sys, "PONG", Duration::from_secs(5)).contains("PONG"));
+        let (server, mut sys) = sys_listener(bin, "$SYS.ACCOUNT.APP.*");
         let mut app = Raw::connect(server.port);
         app.send("CONNECT {\"verbose\":false,\"user\":\"app\",\"pass\":\"app\",\"protocol\":1,\"name\":\"probe\",\"lang\":\"raw\",\"version\":\"1.2.3\"}\r\nPUB x 5\r\nhello\r\nPUB y 3\r\nabc\r\nPING\r\n");
         assert!(read_until(&mut app, "PONG", Duration::from_secs(5)).contains("PONG"));
@@ -313,9 +322,7 @@ fn statsz_heartbeat_matches_nats_server() {
     };
     let mut seen = Vec::new();
     for bin in [Path::new(NATRIX), reference.as_path()] {
-        let server = start(bin, CONF, false);
-        let mut sys = Raw::connect(server.port);
-        sys.send("CONNECT {\"verbose\":false,\"user\":\"sys\",\"pass\":\"sys\",\"protocol\":1}\r\nSUB $SYS.SERVER.*.STATSZ 1\r\n");
+        let (_server, mut sys) = sys_listener(bin, "$SYS.SERVER.*.STATSZ");
         let text = read_until(&mut sys, "\"statsz\"", Duration::from_secs(5));
         let events = payloads(&text);
         assert!(!events.is_empty(), "no heartbeat within 5 s: {text}");
