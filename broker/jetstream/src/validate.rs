@@ -16,6 +16,7 @@
 //! `subjectIsSubsetMatch`, `ValidateMapping`, `NewSubjectTransform`, `strconv.Atoi`,
 //! `time.Duration.String`), quirks included: error texts quote them.
 
+use natrix_transform::go_quote;
 use std::collections::{HashSet, VecDeque};
 
 use crate::api::errors::{self, ApiError};
@@ -1406,31 +1407,6 @@ fn go_atoi(s: &str) -> Result<i64, String> {
         return Err(fail("invalid syntax"));
     }
     s.parse::<i64>().map_err(|_| fail("value out of range"))
-}
-
-/// Go's `strconv.Quote` (and `%q`) for the strings that appear in errors.
-fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\x07' => out.push_str("\\a"),
-            '\x08' => out.push_str("\\b"),
-            '\x0c' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\x0b' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c == '\x7f' => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// Go's `time.Duration.String()`: `1m30s`, `1.5s`, `250ms`, `0s`.
