@@ -191,16 +191,8 @@ impl System {
         if target != "PING" && target != self.server.id() {
             return;
         }
-        let opts: Value = if body.iter().all(u8::is_ascii_whitespace) {
-            Value::Null
-        } else {
-            match serde_json::from_slice(body) {
-                Ok(v) => v,
-                Err(e) => {
-                    self.respond_error(reply, 400, &format!("invalid request: {e}"));
-                    return;
-                }
-            }
+        let Some(opts) = self.options(reply, body) else {
+            return;
         };
         if !self.matches_filters(&opts) {
             return;
@@ -239,27 +231,15 @@ impl System {
             | "HEALTHZ" => {
                 let path = format!("/{}", endpoint.to_ascii_lowercase());
                 let query = to_query(endpoint, &opts);
-                match self.monitor.answer(&path, Some(&query)) {
-                    Reply::Json(status, body) if status.is_success() || endpoint == "HEALTHZ" => {
-                        let mut data: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                        // Over `$SYS`, nats-server's health answer carries its status code.
-                        if endpoint == "HEALTHZ"
-                            && let Some(map) = data.as_object_mut()
-                        {
-                            map.insert("status_code".into(), status.as_u16().into());
-                        }
-                        data
-                    }
-                    Reply::Json(status, body) => {
-                        let text = String::from_utf8_lossy(&body);
-                        self.respond_error(reply, status.as_u16(), text.trim());
-                        return;
-                    }
-                    Reply::Text(status, _, text) => {
-                        self.respond_error(reply, status.as_u16(), text.trim());
-                        return;
-                    }
+                let health = endpoint == "HEALTHZ";
+                let Some((status, mut data)) = self.answer(reply, &path, &query, health) else {
+                    return;
+                };
+                // Over `$SYS`, nats-server's health answer carries its status code.
+                if health && let Some(map) = data.as_object_mut() {
+                    map.insert("status_code".into(), status.into());
                 }
+                data
             }
             _ => return,
         };
@@ -291,16 +271,8 @@ impl System {
     /// account (nats-server's `accDirectReqSubj`), answered as `{"server":…,"data":…}`.
     /// `INFO` is the account's `/accountz` detail and `STATZ` its `/accstatz` entry.
     fn account_request(&self, account: &str, endpoint: &str, reply: &str, body: &[u8]) {
-        let opts: Value = if body.iter().all(u8::is_ascii_whitespace) {
-            Value::Null
-        } else {
-            match serde_json::from_slice(body) {
-                Ok(v) => v,
-                Err(e) => {
-                    self.respond_error(reply, 400, &format!("invalid request: {e}"));
-                    return;
-                }
-            }
+        let Some(opts) = self.options(reply, body) else {
+            return;
         };
         let acc = encode_component(account);
         let (path, scope) = match endpoint {
@@ -321,26 +293,56 @@ impl System {
             query.push('&');
         }
         query.push_str(&scope);
-        let data = match self.monitor.answer(path, Some(&query)) {
-            Reply::Json(status, body) if status.is_success() => {
-                let data: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                match endpoint {
-                    "INFO" => data.get("account_detail").cloned().unwrap_or(Value::Null),
-                    _ => data,
-                }
-            }
-            Reply::Json(status, body) => {
-                let text = String::from_utf8_lossy(&body);
-                self.respond_error(reply, status.as_u16(), text.trim());
-                return;
-            }
-            Reply::Text(status, _, text) => {
-                self.respond_error(reply, status.as_u16(), text.trim());
-                return;
-            }
+        let Some((_, data)) = self.answer(reply, path, &query, false) else {
+            return;
+        };
+        let data = match endpoint {
+            "INFO" => data.get("account_detail").cloned().unwrap_or(Value::Null),
+            _ => data,
         };
         let payload = serde_json::json!({ "server": self.info(), "data": data });
         self.publish(reply, &payload);
+    }
+
+    /// A request body's endpoint options and filters (`null` for an empty body), or
+    /// `None` once a malformed body was answered with an error.
+    fn options(&self, reply: &str, body: &[u8]) -> Option<Value> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Some(Value::Null);
+        }
+        match serde_json::from_slice(body) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.respond_error(reply, 400, &format!("invalid request: {e}"));
+                None
+            }
+        }
+    }
+
+    /// A monitoring endpoint's JSON answer with its status, or `None` once a failure
+    /// (any status but success, unless `any_status`) was answered as an error.
+    fn answer(
+        &self,
+        reply: &str,
+        path: &str,
+        query: &str,
+        any_status: bool,
+    ) -> Option<(u16, Value)> {
+        match self.monitor.answer(path, Some(query)) {
+            Reply::Json(status, body) if status.is_success() || any_status => Some((
+                status.as_u16(),
+                serde_json::from_slice(&body).unwrap_or(Value::Null),
+            )),
+            Reply::Json(status, body) => {
+                let text = String::from_utf8_lossy(&body);
+                self.respond_error(reply, status.as_u16(), text.trim());
+                None
+            }
+            Reply::Text(status, _, text) => {
+                self.respond_error(reply, status.as_u16(), text.trim());
+                None
+            }
+        }
     }
 
     async fn reload(&self) -> Result<(), String> {
