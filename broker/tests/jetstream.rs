@@ -5,43 +5,11 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, kv, object_store, stream};
-use common::{NATRIX, Proc, connect_js, js_conf, start};
 use futures::StreamExt as _;
 use tokio::io::AsyncReadExt as _;
-
-fn start_js(bin: &Path) -> (Proc, tempfile::TempDir) {
-    let store = tempfile::tempdir().expect("store dir");
-    let p = start(bin, &js_conf(store.path()), true);
-    (p, store)
-}
-
-/// Runs `scenario` on both servers (natrix first) and compares the transcripts.
-async fn differential<F, Fut>(scenario: F) -> Vec<String>
-where
-    F: Fn(async_nats::Client) -> Fut,
-    Fut: std::future::Future<Output = Vec<String>>,
-{
-    let (ours, _d1) = start_js(Path::new(NATRIX));
-    let mine = tokio::time::timeout(Duration::from_secs(60), scenario(connect_js(&ours).await))
-        .await
-        .expect("natrix scenario finished in time");
-    if let Some(reference) = common::reference_binary() {
-        let (theirs, _d2) = start_js(&reference);
-        let want =
-            tokio::time::timeout(Duration::from_secs(60), scenario(connect_js(&theirs).await))
-                .await
-                .expect("nats-server scenario finished in time");
-        for (i, (a, b)) in mine.iter().zip(want.iter()).enumerate() {
-            assert_eq!(a, b, "step {i} differs (left natrix, right nats-server)");
-        }
-        assert_eq!(mine.len(), want.len(), "transcript lengths");
-    }
-    mine
-}
 
 fn err_kind<E: std::fmt::Display>(e: E) -> String {
     format!("error: {e}")
@@ -49,7 +17,7 @@ fn err_kind<E: std::fmt::Display>(e: E) -> String {
 
 #[tokio::test]
 async fn streams_publish_and_limits() {
-    let t = differential(|nc| async move {
+    let t = common::js_differential(|nc| async move {
         let js = jetstream::new(nc);
         let mut t = Vec::new();
         let s = js
@@ -226,7 +194,7 @@ async fn streams_publish_and_limits() {
 
 #[tokio::test]
 async fn pull_consumers_ack_and_redeliver() {
-    differential(|nc| async move {
+    common::js_differential(|nc| async move {
         let js = jetstream::new(nc);
         let mut t = Vec::new();
         let s = js
@@ -342,7 +310,7 @@ async fn pull_consumers_ack_and_redeliver() {
 
 #[tokio::test]
 async fn push_and_ordered_consumers_see_every_message_in_order() {
-    differential(|nc| async move {
+    common::js_differential(|nc| async move {
         let js = jetstream::new(nc.clone());
         let mut t = Vec::new();
         let s = js
@@ -423,7 +391,7 @@ async fn push_and_ordered_consumers_see_every_message_in_order() {
 
 #[tokio::test]
 async fn key_value_buckets() {
-    differential(|nc| async move {
+    common::js_differential(|nc| async move {
         let js = jetstream::new(nc);
         let mut t = Vec::new();
         let b = js
@@ -514,7 +482,7 @@ async fn key_value_buckets() {
 
 #[tokio::test]
 async fn object_store_round_trip() {
-    differential(|nc| async move {
+    common::js_differential(|nc| async move {
         let js = jetstream::new(nc);
         let mut t = Vec::new();
         let os = js
@@ -560,7 +528,7 @@ async fn object_store_round_trip() {
 /// request and the answer as sent.
 #[tokio::test]
 async fn api_audit_advisories() {
-    let t = differential(|nc| async move {
+    let t = common::js_differential(|nc| async move {
         let mut audits = nc
             .subscribe("$JS.EVENT.ADVISORY.API")
             .await

@@ -8,46 +8,11 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use async_nats::Client;
-use common::{NATRIX, Proc, connect_js, js_conf, start};
 use futures::StreamExt as _;
 use serde_json::{Value, json};
-
-fn start_js(bin: &Path) -> (Proc, tempfile::TempDir) {
-    let store = tempfile::tempdir().expect("store dir");
-    let p = start(bin, &js_conf(store.path()), false);
-    (p, store)
-}
-
-/// Runs `scenario` on natrix and, when installed, on nats-server, and compares the
-/// transcripts line by line. Returns natrix's.
-async fn differential<F, Fut>(scenario: F) -> Vec<String>
-where
-    F: Fn(Client) -> Fut,
-    Fut: std::future::Future<Output = Vec<String>>,
-{
-    let (ours, _d1) = start_js(Path::new(NATRIX));
-    let mine = tokio::time::timeout(Duration::from_secs(60), scenario(connect_js(&ours).await))
-        .await
-        .expect("natrix scenario finished in time");
-    // Shown when a test fails (or with --no-capture).
-    eprintln!("natrix transcript: {mine:#?}");
-    if let Some(reference) = common::reference_binary() {
-        let (theirs, _d2) = start_js(&reference);
-        let want =
-            tokio::time::timeout(Duration::from_secs(60), scenario(connect_js(&theirs).await))
-                .await
-                .expect("nats-server scenario finished in time");
-        for (i, (a, b)) in mine.iter().zip(want.iter()).enumerate() {
-            assert_eq!(a, b, "step {i} differs (left natrix, right nats-server)");
-        }
-        assert_eq!(mine.len(), want.len(), "transcript lengths");
-    }
-    mine
-}
 
 /// A JetStream API call; the answer as JSON.
 async fn api(nc: &Client, subject: &str, body: Value) -> Value {
@@ -176,7 +141,7 @@ async fn wait_for_waiting(nc: &Client, stream: &str, consumer: &str, n: u64) {
 
 #[tokio::test]
 async fn priority_overflow_serves_requests_by_thresholds() {
-    let t = differential(|nc| async move {
+    let t = common::js_differential(|nc| async move {
         let mut t = Vec::new();
         stream(&nc, json!({"name": "OV", "subjects": ["ov.>"]})).await;
         consumer(
@@ -358,7 +323,7 @@ async fn pin_advisories(
 
 #[tokio::test]
 async fn priority_pinned_client_pins_the_first_puller() {
-    let t = differential(|nc| async move {
+    let t = common::js_differential(|nc| async move {
         let mut t = Vec::new();
         stream(&nc, json!({"name": "PIN", "subjects": ["pin.>"]})).await;
         let created = consumer(
@@ -507,7 +472,7 @@ async fn priority_pinned_client_pins_the_first_puller() {
 
 #[tokio::test]
 async fn priority_prioritized_serves_the_lowest_priority_first() {
-    let t = differential(|nc| async move {
+    let t = common::js_differential(|nc| async move {
         let mut t = Vec::new();
         stream(&nc, json!({"name": "PRI", "subjects": ["pri.>"]})).await;
         consumer(
@@ -582,7 +547,7 @@ fn band(gap: Duration) -> String {
 
 #[tokio::test]
 async fn replay_original_keeps_the_stored_spacing() {
-    let t = differential(|nc| async move {
+    let t = common::js_differential(|nc| async move {
         let mut t = Vec::new();
         stream(&nc, json!({"name": "RP", "subjects": ["rp.>"]})).await;
         // Stored 400 ms, then 200 ms apart.
@@ -657,7 +622,7 @@ async fn replay_original_keeps_the_stored_spacing() {
 
 #[tokio::test]
 async fn rate_limit_paces_a_push_consumer() {
-    let t = differential(|nc| async move {
+    let t = common::js_differential(|nc| async move {
         let mut t = Vec::new();
         // max_msg_size sets the limiter's burst: one message's worth.
         stream(
@@ -714,7 +679,7 @@ async fn rate_limit_paces_a_push_consumer() {
 
 #[tokio::test]
 async fn sample_freq_publishes_ack_metrics() {
-    let t = differential(|nc| async move {
+    let t = common::js_differential(|nc| async move {
         let mut t = Vec::new();
         stream(&nc, json!({"name": "SF", "subjects": ["sf.>"]})).await;
         for i in 1..=4 {

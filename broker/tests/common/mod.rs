@@ -497,3 +497,34 @@ pub async fn connect_js(p: &Proc) -> async_nats::Client {
         .await
         .expect("connect")
 }
+
+/// Runs a JetStream `scenario` on natrix and, when installed, on the reference
+/// nats-server, each with a fresh store, and compares the transcripts step by step.
+/// Returns natrix's (printed too: shown when a test fails).
+pub async fn js_differential<F, Fut>(scenario: F) -> Vec<String>
+where
+    F: Fn(async_nats::Client) -> Fut,
+    Fut: std::future::Future<Output = Vec<String>>,
+{
+    let run = |bin: PathBuf| {
+        let scenario = &scenario;
+        async move {
+            let store = tempfile::tempdir().expect("store dir");
+            let p = start(&bin, &js_conf(store.path()), false);
+            let nc = connect_js(&p).await;
+            tokio::time::timeout(Duration::from_secs(60), scenario(nc))
+                .await
+                .unwrap_or_else(|_| panic!("{} scenario finished in time", bin.display()))
+        }
+    };
+    let mine = run(PathBuf::from(NATRIX)).await;
+    eprintln!("natrix transcript: {mine:#?}");
+    if let Some(reference) = reference_binary() {
+        let want = run(reference).await;
+        for (i, (a, b)) in mine.iter().zip(want.iter()).enumerate() {
+            assert_eq!(a, b, "step {i} differs (left natrix, right nats-server)");
+        }
+        assert_eq!(mine.len(), want.len(), "transcript lengths");
+    }
+    mine
+}
