@@ -13,6 +13,7 @@ use std::time::SystemTime;
 use natrix_transform::Mappings;
 use parking_lot::RwLock;
 
+use crate::imports::{Links, Responses};
 use crate::server::client::Subscription;
 use crate::sublist::Sublist;
 
@@ -37,6 +38,11 @@ pub struct Account {
     /// none (the common case), so unmapped accounts pay no lock and no allocation.
     has_mappings: AtomicBool,
     mappings: RwLock<Arc<Mappings>>,
+    /// Whether `links` has any: as with mappings, accounts without imports pay one load.
+    has_links: AtomicBool,
+    links: RwLock<Arc<Links>>,
+    /// The way back for replies to requests that came in through service imports.
+    pub responses: Responses,
 }
 
 impl Account {
@@ -48,7 +54,28 @@ impl Account {
             created: SystemTime::now(),
             has_mappings: AtomicBool::new(false),
             mappings: RwLock::new(Arc::new(Mappings::default())),
+            has_links: AtomicBool::new(false),
+            links: RwLock::new(Arc::new(Links::default())),
+            responses: Responses::new(),
         }
+    }
+
+    /// Replaces the imports that start in this account (start-up and reload).
+    pub fn set_links(&self, links: Links) {
+        let has = !links.is_empty();
+        *self.links.write() = Arc::new(links);
+        self.has_links.store(has, Ordering::Release);
+    }
+
+    /// The streams others import from this account and the services it imports.
+    pub fn links(&self) -> Arc<Links> {
+        self.links.read().clone()
+    }
+
+    /// Whether a publish here may have to cross into another account.
+    #[inline]
+    pub fn has_links(&self) -> bool {
+        self.has_links.load(Ordering::Relaxed)
     }
 
     /// Replaces the account's subject mappings (start-up and config reload); publishes

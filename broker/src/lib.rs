@@ -6,6 +6,7 @@
 pub mod account;
 pub mod auth;
 pub mod cluster;
+pub mod imports;
 pub mod leafnode;
 pub mod monitor;
 pub mod protocol;

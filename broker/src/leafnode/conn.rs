@@ -1149,6 +1149,19 @@ impl Conn {
         self.server.stats.in_bytes.fetch_add(len, Ordering::Relaxed);
         acc.stats.in_msgs.fetch_add(1, Ordering::Relaxed);
         acc.stats.in_bytes.fetch_add(len, Ordering::Relaxed);
+        if acc.has_links() {
+            let mut to_flush = Vec::new();
+            let m = crate::imports::Published {
+                subject,
+                reply,
+                hdr,
+                msg,
+            };
+            crate::imports::forward(&self.server, acc, &m, &mut to_flush);
+            for o in to_flush {
+                o.flush();
+            }
+        }
         let result = acc.sublist.match_subject(subject);
         if result.is_empty() {
             return true;

@@ -161,6 +161,11 @@ pub struct Subscription {
     /// Queue members this subscription stands for: 1 for a client's, a peer's member
     /// count for a route's (its `RS+` queue weight), so picks are fair cluster-wide.
     pub weight: AtomicU32,
+    /// Set on a stream import's shadow subscription: how the exporter's subjects become
+    /// the importer's on delivery.
+    pub rewrite: Option<Arc<crate::imports::Rewrite>>,
+    /// A client subscription's shadows in the accounts it imports streams from.
+    pub shadows: std::sync::OnceLock<crate::imports::Shadows>,
 }
 
 impl Subscriber for Subscription {
@@ -175,6 +180,11 @@ impl Subscriber for Subscription {
 impl Subscription {
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    /// Marks the subscription gone, so deliveries already matched skip it.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
     }
 
     /// Messages delivered to this subscription so far.
@@ -203,6 +213,8 @@ impl Subscription {
             delivered: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             weight: AtomicU32::new(1),
+            rewrite: None,
+            shadows: std::sync::OnceLock::new(),
         }
     }
 
@@ -217,6 +229,8 @@ impl Subscription {
             delivered: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             weight: AtomicU32::new(1),
+            rewrite: None,
+            shadows: std::sync::OnceLock::new(),
         }
     }
 
@@ -903,6 +917,8 @@ impl Client {
             delivered: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             weight: AtomicU32::new(1),
+            rewrite: None,
+            shadows: std::sync::OnceLock::new(),
         });
         if self.account.sublist.insert(sub.clone()).is_err() {
             self.send_err("Invalid Subject");
@@ -910,6 +926,12 @@ impl Client {
         }
         self.server
             .local_interest(self.account.name(), &sub.subject, sub.queue.as_ref(), true);
+        if self.account.has_links() {
+            let shadows = crate::imports::add_shadows(&self.server, &self.account, &sub);
+            if !shadows.is_empty() {
+                let _ = sub.shadows.set(shadows);
+            }
+        }
         self.subs.insert(sub.sid.clone(), sub);
         if self.connect.verbose {
             self.send_ok();
@@ -920,6 +942,9 @@ impl Client {
     /// Takes a subscription out of the account's sublist and withdraws its interest
     /// from other servers.
     fn remove_sub(&self, sub: &Arc<Subscription>) {
+        if let Some(shadows) = sub.shadows.get() {
+            crate::imports::remove_shadows(&self.server, shadows);
+        }
         if self.account.sublist.remove(sub).is_ok() {
             self.server.local_interest(
                 self.account.name(),
@@ -1065,6 +1090,16 @@ impl Client {
                 &mut self.to_flush,
             ));
         }
+        if self.account.has_links() {
+            let m = crate::imports::Published {
+                subject,
+                reply,
+                hdr,
+                msg,
+            };
+            let sent = crate::imports::forward(&self.server, &self.account, &m, &mut self.to_flush);
+            fanout += i64::try_from(sent).unwrap_or(i64::MAX);
+        }
         if let Some(span) = span {
             otlp::finish(span, vec![KeyValue::new("natrix.fanout", fanout)]);
         }
@@ -1172,8 +1207,17 @@ impl Client {
             record_reply(target, reply);
         }
         let headers = target.headers.load(Ordering::Relaxed);
+        let imported;
+        let subject = match &sub.rewrite {
+            None => d.subject,
+            Some(r) => {
+                imported = r.apply(d.subject);
+                &imported[..]
+            }
+        };
         let frame = Delivery {
             sid: &sub.sid,
+            subject,
             ..*d
         };
         let push = target

@@ -65,6 +65,15 @@ impl InternalClient {
         let acc = server
             .account(account)
             .ok_or_else(|| InternalError::NoAccount(account.to_owned()))?;
+        Self::connect_to(server, acc, handler)
+    }
+
+    /// Binds a client to an account the caller already holds.
+    pub fn connect_to(
+        server: &Arc<Server>,
+        acc: Arc<Account>,
+        handler: impl FnMut(InternalMsg) + Send + 'static,
+    ) -> Result<Arc<Self>, InternalError> {
         let (tx, rx) = mpsc::unbounded_channel();
         // An internal sink never fills (its channel is unbounded), so max_pending is moot.
         let outbound = Arc::new(Outbound::internal(tx, usize::MAX));
@@ -152,27 +161,33 @@ impl InternalClient {
     ) {
         let to = to.map(str::as_bytes);
         let reply = reply.map(str::as_bytes);
-        if headers.is_empty() {
-            self.server.publish_from_server(
-                &self.account,
-                subject.as_bytes(),
-                to,
-                reply,
-                0,
-                payload,
-            );
+        let joined;
+        let msg = if headers.is_empty() {
+            payload
         } else {
-            let mut msg = Vec::with_capacity(headers.len() + payload.len());
-            msg.extend_from_slice(headers);
-            msg.extend_from_slice(payload);
-            self.server.publish_from_server(
-                &self.account,
-                subject.as_bytes(),
-                to,
+            let mut m = Vec::with_capacity(headers.len() + payload.len());
+            m.extend_from_slice(headers);
+            m.extend_from_slice(payload);
+            joined = m;
+            &joined[..]
+        };
+        let subject = subject.as_bytes();
+        self.server
+            .publish_from_server(&self.account, subject, to, reply, headers.len(), msg);
+        // What the server publishes in an account crosses its imports like a client's
+        // publish (a stream export of JetStream's subjects, say).
+        if to.is_none() && self.account.has_links() {
+            let mut to_flush = Vec::new();
+            let m = crate::imports::Published {
+                subject,
                 reply,
-                headers.len(),
-                &msg,
-            );
+                hdr: headers.len(),
+                msg,
+            };
+            crate::imports::forward(&self.server, &self.account, &m, &mut to_flush);
+            for o in to_flush {
+                o.flush_soon();
+            }
         }
     }
 

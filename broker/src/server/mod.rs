@@ -214,6 +214,8 @@ pub(crate) fn nuid() -> String {
 
 /// A NATS server.
 pub struct Server {
+    /// This server's own `Arc`, for work that outlives a call (import responses).
+    me: std::sync::Weak<Server>,
     id: String,
     name: String,
     opts: RwLock<(Arc<RuntimeOptions>, u64)>,
@@ -273,8 +275,17 @@ pub(crate) fn deliver_deferred(
     };
     let target = &sub.client;
     let headers = target.headers.load(Ordering::Relaxed);
+    let imported;
+    let subject = match &sub.rewrite {
+        None => d.subject,
+        Some(r) => {
+            imported = r.apply(d.subject);
+            &imported[..]
+        }
+    };
     let frame = encode::Delivery {
         sid: &sub.sid,
+        subject,
         ..*d
     };
     let push = target
@@ -336,7 +347,8 @@ impl Server {
         } else {
             opts.config.system_account.clone()
         };
-        let server = Arc::new(Self {
+        let server = Arc::new_cyclic(|me| Self {
+            me: me.clone(),
             id,
             name,
             opts: RwLock::new((Arc::new(opts), 0)),
@@ -362,7 +374,20 @@ impl Server {
         server.add_accounts(&names);
         let (opts, _) = server.options();
         server.apply_mappings(&opts.config);
+        crate::imports::apply(&server, &opts.config);
         server
+    }
+
+    /// This server, shared.
+    pub(crate) fn me(&self) -> Option<Arc<Server>> {
+        self.me.upgrade()
+    }
+
+    /// The shared handle of an account this server holds.
+    pub(crate) fn account_arc(&self, account: &Account) -> Option<Arc<Account>> {
+        self.all_accounts()
+            .into_iter()
+            .find(|a| std::ptr::eq(&**a, account))
     }
 
     /// Installs each account's subject mappings from the config: the top-level
@@ -452,6 +477,7 @@ impl Server {
     pub fn set_options(&self, opts: RuntimeOptions) {
         self.add_accounts(&opts.config.account_names);
         self.apply_mappings(&opts.config);
+        crate::imports::apply(self, &opts.config);
         {
             let mut g = self.opts.write();
             let next = g.1 + 1;

@@ -528,3 +528,35 @@ where
     }
     mine
 }
+
+/// The start-up error of `conf` (checked with `-t`), without the program name and the
+/// `file:line:col:` positions.
+pub fn config_error(bin: &Path, conf: &str) -> String {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("bad.conf");
+    std::fs::write(&path, conf).expect("write");
+    let out = Command::new(bin)
+        .arg("-t")
+        .arg("-c")
+        .arg(&path)
+        .output()
+        .expect("run");
+    assert!(!out.status.success(), "{} accepted {conf}", bin.display());
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    let file = path.display().to_string();
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let l = l
+                .strip_prefix("nats-server: ")
+                .or_else(|| l.strip_prefix("natrix-server: "))
+                .unwrap_or(l);
+            // `<file>:<line>:<col>: message`
+            l.strip_prefix(&file)
+                .and_then(|rest| rest.splitn(4, ':').nth(3))
+                .map_or(l, str::trim_start)
+                .to_owned()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}

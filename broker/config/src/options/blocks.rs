@@ -2595,9 +2595,24 @@ pub(super) fn telemetry(p: &mut Processor, e: &Entry, o: &mut Options) {
 }
 
 /// The `accounts {}` block: account names, the users bound to each, their JetStream
-/// settings and subject mappings. Exports, imports and limits stay in the raw value until
-/// those features land.
+/// settings, subject mappings, exports and imports. Limits stay in the raw value until
+/// they land.
 pub(super) fn accounts(p: &mut Processor, e: &Entry, o: &mut Options) {
+    accounts_entries(p, e, o);
+    // Imports are checked once every account and export is known, as nats-server does.
+    if !o.account_imports.is_empty() || !o.account_exports.is_empty() {
+        let names = o.account_names.clone();
+        super::imports::check(
+            p,
+            &e.key_pos,
+            &names,
+            &o.account_exports,
+            &mut o.account_imports,
+        );
+    }
+}
+
+fn accounts_entries(p: &mut Processor, e: &Entry, o: &mut Options) {
     match &e.value.value {
         Value::Array(list) => {
             for item in list {
@@ -2625,6 +2640,16 @@ pub(super) fn accounts(p: &mut Processor, e: &Entry, o: &mut Options) {
                     if matches!(ue.key.to_lowercase().as_str(), "mappings" | "maps") {
                         let m = super::mappings::mappings(p, ue);
                         o.account_mappings.push((ae.key.clone(), m));
+                        continue;
+                    }
+                    if ue.key.eq_ignore_ascii_case("exports") {
+                        let list = super::imports::exports(p, ue);
+                        o.account_exports.push((ae.key.clone(), list));
+                        continue;
+                    }
+                    if ue.key.eq_ignore_ascii_case("imports") {
+                        let list = super::imports::imports(p, ue);
+                        o.account_imports.push((ae.key.clone(), list));
                         continue;
                     }
                     if !ue.key.eq_ignore_ascii_case("users") {

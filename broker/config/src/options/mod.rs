@@ -15,6 +15,7 @@
 //! [`Options::load`] runs that whole pipeline; reload runs it again and diffs.
 
 mod blocks;
+mod imports;
 mod mappings;
 mod nkeys;
 mod parse;
@@ -27,6 +28,10 @@ use std::time::Duration;
 use crate::conf::{self, ConfError, Loader, Pos, Spanned, SystemLoader, Value};
 use crate::flags::Flags;
 
+pub use imports::{
+    DEFAULT_RESPONSE_THRESHOLD, Export, ExportKind, Import, ImportError, Latency, ResponseType,
+    authorized, forms_cycle, subjects_collide,
+};
 pub use mappings::SubjectMapping;
 pub use types::*;
 
@@ -306,6 +311,10 @@ pub struct Options {
     pub account_jetstream: Vec<(String, Option<AccountJsLimits>)>,
     /// Each configured account's subject mappings (`accounts { A { mappings {} } }`).
     pub account_mappings: Vec<(String, Vec<SubjectMapping>)>,
+    /// Each configured account's exports (`accounts { A { exports: [...] } }`).
+    pub account_exports: Vec<(String, Vec<Export>)>,
+    /// Each configured account's imports, already checked against the exports.
+    pub account_imports: Vec<(String, Vec<Import>)>,
     pub websocket: WebsocketOpts,
     pub mqtt: MqttOpts,
     /// natrix's `telemetry {}` block.
@@ -403,6 +412,8 @@ impl Default for Options {
             jetstream: JetStreamOpts::default(),
             account_jetstream: Vec::new(),
             account_mappings: Vec::new(),
+            account_exports: Vec::new(),
+            account_imports: Vec::new(),
             websocket: WebsocketOpts::default(),
             mqtt: MqttOpts::default(),
             telemetry: TelemetryOpts::default(),

@@ -1,0 +1,609 @@
+//! Imports and exports between accounts: the only way a message crosses from one
+//! account's subject space into another's.
+//!
+//! The two kinds work where nats-server makes them work, so that mixed clusters agree on
+//! which server delivers what:
+//!
+//! - **Stream imports** act on the subscriber's server. A client subscription in the
+//!   importing account that an import covers gets a *shadow* subscription in the
+//!   exporting account, on the subject as the exporter knows it. The shadow is a real
+//!   subscription there (its interest reaches routes, gateways and leaf nodes, so the
+//!   exporter's messages come to this server from wherever they are published) and
+//!   delivers to the client under the import's local subject (`prefix.subject` or `to`).
+//! - **Service imports** act on the requester's server, never on a message that arrived
+//!   over a route or a gateway (the origin server applied them already). A publish in the
+//!   importing account on the import's local
+//!   subject is delivered in the exporting account under the exported subject, with its
+//!   reply subject replaced by one of the exporter's `_R_.<prefix>.<token>` subjects. The
+//!   exporter subscribes (once, internally) to `_R_.<prefix>.>`, so an answer from
+//!   anywhere in the cluster comes back to this server, which maps it to the original
+//!   reply subject in the importing account: once for a singleton service, until the
+//!   response threshold passes for streamed and chunked ones. This is nats-server's
+//!   design, and its subject shapes, so mixed clusters route each other's replies.
+
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use natrix_config::options::{ExportKind, ResponseType};
+use natrix_transform::SubjectTransform;
+use parking_lot::Mutex;
+use rustc_hash::FxHashMap;
+
+use crate::account::Account;
+use crate::server::Server;
+use crate::server::client::Subscription;
+use crate::server::fanout::{self, Inbound};
+use crate::server::internal::{InternalClient, InternalMsg};
+use crate::server::outbound::Outbound;
+
+/// How many accounts a message may cross in a row (chained imports). Configs with
+/// cycles are refused at load; this bounds what a cycle that slipped through could do.
+const MAX_HOPS: u8 = 8;
+
+/// How a subject is rewritten on its way into the other account.
+#[derive(Debug, Clone)]
+pub enum Rewrite {
+    /// Unchanged.
+    Same,
+    /// `prefix.` in front (stream imports with `prefix`).
+    Prefix(Bytes),
+    /// The first n bytes dropped (the way back of a prefix).
+    StripPrefix(usize),
+    /// One fixed subject (literal import subjects).
+    Literal(Bytes),
+    /// Wildcard tokens carried over into a different pattern.
+    Transform(SubjectTransform),
+}
+
+impl Rewrite {
+    /// The rewrite from subjects matching `from` to `to`, as nats-server builds it: the
+    /// published subject when the two are the same, `to` when it is literal, else each
+    /// wildcard of `from` fills the wildcard in the same place of `to`.
+    fn between(from: &str, to: &str) -> Result<Self, String> {
+        if from == to {
+            return Ok(Self::Same);
+        }
+        if !to.contains(['*', '>']) {
+            return Ok(Self::Literal(Bytes::copy_from_slice(to.as_bytes())));
+        }
+        let mut n = 0;
+        let dest: Vec<String> = to
+            .split('.')
+            .map(|t| {
+                if t == "*" {
+                    n += 1;
+                    format!("${n}")
+                } else {
+                    t.to_owned()
+                }
+            })
+            .collect();
+        SubjectTransform::new_strict(from, &dest.join("."))
+            .map(Self::Transform)
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn apply(&self, subject: &[u8]) -> Vec<u8> {
+        match self {
+            Self::Same => subject.to_vec(),
+            Self::StripPrefix(n) => subject.get(*n..).unwrap_or_default().to_vec(),
+            Self::Prefix(p) => {
+                let mut s = Vec::with_capacity(p.len() + subject.len());
+                s.extend_from_slice(p);
+                s.extend_from_slice(subject);
+                s
+            }
+            Self::Literal(s) => s.to_vec(),
+            Self::Transform(t) => t.transform_subject(subject),
+        }
+    }
+}
+
+/// A stream this account imports.
+#[derive(Debug)]
+pub struct StreamImport {
+    exporter: Weak<Account>,
+    /// The subject as the exporter knows it.
+    from: String,
+    /// The subject here.
+    to: String,
+    /// From the exporter's subjects to ours, for deliveries.
+    forward: Arc<Rewrite>,
+    /// From ours back to the exporter's, for shadow subscriptions.
+    reverse: Rewrite,
+}
+
+/// A service this account imports.
+#[derive(Debug)]
+pub struct ServiceLink {
+    /// The subject here that requests are published on.
+    local: String,
+    exporter: Weak<Account>,
+    rewrite: Rewrite,
+    response_type: ResponseType,
+    threshold: Duration,
+}
+
+/// An account's imports.
+#[derive(Debug, Default)]
+pub struct Links {
+    pub streams: Vec<StreamImport>,
+    pub services: Vec<ServiceLink>,
+}
+
+impl Links {
+    pub fn is_empty(&self) -> bool {
+        self.streams.is_empty() && self.services.is_empty()
+    }
+}
+
+/// What a `_R_` reply subject of this account maps back to.
+struct Route {
+    requester: Weak<Account>,
+    reply: Bytes,
+    response_type: ResponseType,
+    expires: Instant,
+}
+
+/// The exporter side of service imports: the way back for replies.
+pub struct Responses {
+    /// `_R_.<6 chars>.`, random per account and server, as nats-server makes it.
+    prefix: String,
+    routes: Mutex<ResponseTable>,
+    /// The internal subscription on `<prefix>>`, made at the first request.
+    client: Mutex<Option<Arc<InternalClient>>>,
+}
+
+#[derive(Default)]
+struct ResponseTable {
+    by_reply: FxHashMap<Bytes, Route>,
+    last_sweep: Option<Instant>,
+}
+
+impl Default for Responses {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Responses {
+    pub fn new() -> Self {
+        Self {
+            prefix: format!("_R_.{}.", random_token(6)),
+            routes: Mutex::new(ResponseTable::default()),
+            client: Mutex::new(None),
+        }
+    }
+
+    /// Reply mappings waiting for an answer (`/accountz` and tests).
+    pub fn pending(&self) -> usize {
+        self.routes.lock().by_reply.len()
+    }
+
+    /// A fresh reply subject of this account that maps back to `reply` in `requester`.
+    fn open(
+        &self,
+        requester: &Arc<Account>,
+        reply: &[u8],
+        response_type: ResponseType,
+        threshold: Duration,
+    ) -> Bytes {
+        let mut subject = String::with_capacity(self.prefix.len() + 8);
+        subject.push_str(&self.prefix);
+        subject.push_str(&random_token(8));
+        let subject = Bytes::from(subject);
+        let now = Instant::now();
+        let mut t = self.routes.lock();
+        // Unanswered requests would otherwise pile up: sweep at most once a second.
+        if t.last_sweep
+            .is_none_or(|at| now.duration_since(at) > Duration::from_secs(1))
+        {
+            t.by_reply.retain(|_, r| r.expires > now);
+            t.last_sweep = Some(now);
+        }
+        t.by_reply.insert(
+            subject.clone(),
+            Route {
+                requester: Arc::downgrade(requester),
+                reply: Bytes::copy_from_slice(reply),
+                response_type,
+                expires: now + threshold,
+            },
+        );
+        subject
+    }
+
+    /// Where an answer on `subject` goes: the requesting account and the original reply
+    /// subject. A singleton's way back is used once.
+    fn take(&self, subject: &[u8]) -> Option<(Arc<Account>, Bytes)> {
+        let mut t = self.routes.lock();
+        let route = t.by_reply.get(subject)?;
+        if route.expires <= Instant::now() {
+            t.by_reply.remove(subject);
+            return None;
+        }
+        let found = (route.requester.upgrade()?, route.reply.clone());
+        if route.response_type == ResponseType::Singleton {
+            t.by_reply.remove(subject);
+        }
+        Some(found)
+    }
+}
+
+fn random_token(n: usize) -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    (0..n)
+        .map(|_| ALPHABET[fastrand::usize(..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// Builds every account's links from the configuration's imports (start-up and
+/// reload). Imports naming an account that does not exist are skipped (the config
+/// checks refused them already).
+pub(crate) fn apply(server: &Server, config: &natrix_config::Options) {
+    let accounts = server.all_accounts();
+    let find = |name: &str| accounts.iter().find(|a| a.name() == name).cloned();
+    let mut links: Vec<(Arc<Account>, Links)> = accounts
+        .iter()
+        .map(|a| (a.clone(), Links::default()))
+        .collect();
+    let mut add = |owner: &Arc<Account>, f: &mut dyn FnMut(&mut Links)| {
+        if let Some((_, l)) = links.iter_mut().find(|(a, _)| Arc::ptr_eq(a, owner)) {
+            f(l);
+        }
+    };
+    for (importer_name, imports) in &config.account_imports {
+        let Some(importer) = find(importer_name) else {
+            continue;
+        };
+        for im in imports {
+            let Some(exporter) = find(&im.account) else {
+                continue;
+            };
+            let exports = config
+                .account_exports
+                .iter()
+                .filter(|(n, _)| *n == im.account)
+                .flat_map(|(_, l)| l.iter());
+            match im.kind {
+                ExportKind::Stream => {
+                    let to = im.local_subject();
+                    let rewrites = if im.prefix.is_empty() {
+                        Rewrite::between(&im.subject, &to)
+                            .and_then(|f| Ok((f, Rewrite::between(&to, &im.subject)?)))
+                    } else {
+                        let mut p = im.prefix.clone();
+                        if !p.ends_with('.') {
+                            p.push('.');
+                        }
+                        let n = p.len();
+                        Ok((Rewrite::Prefix(Bytes::from(p)), Rewrite::StripPrefix(n)))
+                    };
+                    match rewrites {
+                        Ok((forward, reverse)) => add(&importer, &mut |l| {
+                            l.streams.push(StreamImport {
+                                exporter: Arc::downgrade(&exporter),
+                                from: im.subject.clone(),
+                                to: to.clone(),
+                                forward: Arc::new(forward.clone()),
+                                reverse: reverse.clone(),
+                            });
+                        }),
+                        Err(e) => tracing::error!(
+                            "stream import {:?} of account {importer_name:?} not applied: {e}",
+                            im.subject
+                        ),
+                    }
+                }
+                ExportKind::Service => {
+                    let export = exports
+                        .filter(|e| e.kind == ExportKind::Service)
+                        .find(|e| subject_within(&im.subject, &e.subject));
+                    let local = im.local_subject();
+                    match Rewrite::between(&local, &im.subject) {
+                        Ok(rewrite) => add(&importer, &mut |l| {
+                            l.services.push(ServiceLink {
+                                local: local.clone(),
+                                exporter: Arc::downgrade(&exporter),
+                                rewrite: rewrite.clone(),
+                                response_type: export
+                                    .map_or(ResponseType::Singleton, |e| e.response_type),
+                                threshold: export
+                                    .and_then(|e| e.response_threshold)
+                                    .unwrap_or(natrix_config::options::DEFAULT_RESPONSE_THRESHOLD),
+                            });
+                        }),
+                        Err(e) => tracing::error!(
+                            "service import {:?} of account {importer_name:?} not applied: {e}",
+                            im.subject
+                        ),
+                    }
+                }
+            }
+        }
+    }
+    for (account, l) in links {
+        account.set_links(l);
+    }
+}
+
+/// Whether every subject `a` matches is matched by `b`.
+fn subject_within(a: &str, b: &str) -> bool {
+    let tokens: Vec<&[u8]> = a.as_bytes().split(|&c| c == b'.').collect();
+    natrix_transform::subset_match(&tokens, b)
+}
+
+/// A message entering `account` from one of its own publishers.
+pub(crate) struct Published<'a> {
+    pub subject: &'a [u8],
+    pub reply: Option<&'a [u8]>,
+    pub hdr: usize,
+    pub msg: &'a [u8],
+}
+
+/// Applies `account`'s service imports to a message published in it: a request on an
+/// imported service goes on to the exporter. Returns the deliveries made (so a request
+/// that only a service import answered is not one without responders).
+pub(crate) fn forward(
+    server: &Server,
+    account: &Account,
+    m: &Published<'_>,
+    to_flush: &mut Vec<Arc<Outbound>>,
+) -> u64 {
+    forward_hop(server, account, m, to_flush, 0)
+}
+
+fn forward_hop(
+    server: &Server,
+    account: &Account,
+    m: &Published<'_>,
+    to_flush: &mut Vec<Arc<Outbound>>,
+    hops: u8,
+) -> u64 {
+    if hops >= MAX_HOPS {
+        return 0;
+    }
+    let links = account.links();
+    if links.services.is_empty() {
+        return 0;
+    }
+    let tokens: Vec<&[u8]> = m.subject.split(|&c| c == b'.').collect();
+    let mut sent = 0;
+    // One service answers a request: the first import that covers the subject.
+    if let Some(si) = links
+        .services
+        .iter()
+        .find(|si| natrix_transform::subset_match(&tokens, &si.local))
+        && let Some(exporter) = si.exporter.upgrade()
+        && let Some(requester) = server.account_arc(account)
+    {
+        let subject = si.rewrite.apply(m.subject);
+        let reply = m.reply.map(|r| {
+            let subject = exporter
+                .responses
+                .open(&requester, r, si.response_type, si.threshold);
+            listen_for_responses(server, &exporter);
+            subject
+        });
+        let next = Published {
+            subject: &subject,
+            reply: reply.as_deref(),
+            ..*m
+        };
+        sent += deliver(server, &exporter, &next, to_flush, hops + 1);
+    }
+    sent
+}
+
+/// Delivers a request in the exporting `account` as if published there: local
+/// subscribers, routes, leaf nodes and other clusters, then that account's own service
+/// imports (a service may be imported in turn).
+fn deliver(
+    server: &Server,
+    account: &Account,
+    m: &Published<'_>,
+    to_flush: &mut Vec<Arc<Outbound>>,
+    hops: u8,
+) -> u64 {
+    let inbound = Inbound {
+        subject: m.subject,
+        deliver_to: None,
+        reply: m.reply,
+        route_reply: None,
+        hdr: m.hdr,
+        msg: m.msg,
+        queues: None,
+        to_routes: true,
+    };
+    let len = m.msg.len() as u64;
+    account
+        .stats
+        .in_msgs
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    account
+        .stats
+        .in_bytes
+        .fetch_add(len, std::sync::atomic::Ordering::Relaxed);
+    let mut sent = fanout::deliver(server, account, &inbound, to_flush);
+    if let Some(gws) = server.gateways() {
+        let local = account.sublist.match_subject(m.subject);
+        sent += u64::from(gws.send(
+            account, m.subject, m.reply, m.hdr, m.msg, &local, None, to_flush,
+        ));
+    }
+    account
+        .stats
+        .out_msgs
+        .fetch_add(sent, std::sync::atomic::Ordering::Relaxed);
+    account
+        .stats
+        .out_bytes
+        .fetch_add(sent * len, std::sync::atomic::Ordering::Relaxed);
+    sent + forward_hop(server, account, m, to_flush, hops)
+}
+
+/// A subscription's shadows: where they live and the shadow itself.
+pub type Shadows = Vec<(Weak<Account>, Arc<Subscription>)>;
+
+/// The shadow subscriptions that a client subscription `sub` in `account` needs in the
+/// accounts it imports streams from (nats-server's `addShadowSubscriptions`): on the
+/// import's own subject when the subscription covers the whole import, on the matching
+/// part of it when the subscription is narrower. Inserts them, announces their interest,
+/// and returns them for removal with the subscription.
+pub(crate) fn add_shadows(server: &Server, account: &Account, sub: &Subscription) -> Shadows {
+    if !account.has_links() {
+        return Vec::new();
+    }
+    let links = account.links();
+    let mut out = Vec::new();
+    let subject = String::from_utf8_lossy(&sub.subject);
+    let wildcard = subject.contains(['*', '>']);
+    for si in &links.streams {
+        let shadow = if subject == si.to {
+            si.from.clone()
+        } else if subject_within(&subject, &si.to) {
+            String::from_utf8_lossy(&si.reverse.apply(subject.as_bytes())).into_owned()
+        } else if wildcard && subject_within(&si.to, &subject) {
+            si.from.clone()
+        } else {
+            continue;
+        };
+        let Some(exporter) = si.exporter.upgrade() else {
+            continue;
+        };
+        let mut nsub = Subscription::remote(
+            Bytes::from(shadow),
+            sub.queue.clone(),
+            sub.sid.clone(),
+            sub.client.clone(),
+        );
+        nsub.rewrite = Some(si.forward.clone());
+        let nsub = Arc::new(nsub);
+        if exporter.sublist.insert(nsub.clone()).is_err() {
+            continue;
+        }
+        server.local_interest(exporter.name(), &nsub.subject, nsub.queue.as_ref(), true);
+        out.push((Arc::downgrade(&exporter), nsub));
+    }
+    out
+}
+
+/// Removes a subscription's shadows, with their interest.
+pub(crate) fn remove_shadows(server: &Server, shadows: &Shadows) {
+    for (exporter, nsub) in shadows {
+        nsub.close();
+        if let Some(exporter) = exporter.upgrade()
+            && exporter.sublist.remove(nsub).is_ok()
+        {
+            server.local_interest(exporter.name(), &nsub.subject, nsub.queue.as_ref(), false);
+        }
+    }
+}
+
+/// Makes sure `exporter` listens on its `_R_` prefix, so answers come back here.
+fn listen_for_responses(server: &Server, exporter: &Arc<Account>) {
+    let mut client = exporter.responses.client.lock();
+    if client.is_some() {
+        return;
+    }
+    let Some(me) = server.me() else { return };
+    let weak_server = Arc::downgrade(&me);
+    let weak_exporter = Arc::downgrade(exporter);
+    let handler = move |msg: InternalMsg| {
+        if let (Some(server), Some(exporter)) = (weak_server.upgrade(), weak_exporter.upgrade()) {
+            respond(&server, &exporter, &msg);
+        }
+    };
+    match InternalClient::connect_to(&me, exporter.clone(), handler) {
+        Ok(c) => {
+            let wildcard = format!("{}>", exporter.responses.prefix);
+            if let Err(e) = c.subscribe(&wildcard, None) {
+                tracing::error!("service import responses of {:?}: {e}", exporter.name());
+                return;
+            }
+            *client = Some(c);
+        }
+        Err(e) => tracing::error!("service import responses of {:?}: {e}", exporter.name()),
+    }
+}
+
+/// An answer on one of `exporter`'s `_R_` subjects: on to the requester's reply subject.
+fn respond(server: &Server, exporter: &Account, msg: &InternalMsg) {
+    let Some((requester, reply)) = exporter.responses.take(&msg.subject) else {
+        return;
+    };
+    let mut body = Vec::with_capacity(msg.headers.len() + msg.payload.len());
+    body.extend_from_slice(&msg.headers);
+    body.extend_from_slice(&msg.payload);
+    server.publish_from_server(
+        &requester,
+        &reply,
+        None,
+        msg.reply.as_deref(),
+        msg.headers.len(),
+        &body,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewrites_follow_nats_server() {
+        assert_eq!(
+            Rewrite::between("foo.*", "foo.*").unwrap().apply(b"foo.a"),
+            b"foo.a"
+        );
+        assert_eq!(
+            Rewrite::between("svc.x", "local.x")
+                .unwrap()
+                .apply(b"svc.x"),
+            b"local.x"
+        );
+        assert_eq!(
+            Rewrite::between("req.*.>", "svc.*.>")
+                .unwrap()
+                .apply(b"req.a.b.c"),
+            b"svc.a.b.c"
+        );
+        assert_eq!(
+            Rewrite::Prefix(Bytes::from_static(b"p.")).apply(b"x.y"),
+            b"p.x.y"
+        );
+    }
+
+    #[test]
+    fn singleton_routes_are_used_once_and_streams_until_expiry() {
+        let requester = Arc::new(Account::new("B"));
+        let r = Responses::new();
+        let s1 = r.open(
+            &requester,
+            b"_INBOX.1",
+            ResponseType::Singleton,
+            Duration::from_secs(5),
+        );
+        assert!(s1.starts_with(r.prefix.as_bytes()));
+        assert_eq!(
+            r.take(&s1).map(|(_, reply)| reply),
+            Some(Bytes::from("_INBOX.1"))
+        );
+        assert!(r.take(&s1).is_none());
+        let s2 = r.open(
+            &requester,
+            b"_INBOX.2",
+            ResponseType::Stream,
+            Duration::from_secs(5),
+        );
+        assert!(r.take(&s2).is_some());
+        assert!(r.take(&s2).is_some());
+        let s3 = r.open(
+            &requester,
+            b"_INBOX.3",
+            ResponseType::Stream,
+            Duration::ZERO,
+        );
+        assert!(r.take(&s3).is_none());
+    }
+}
