@@ -25,7 +25,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use natrix_config::options::{ExportKind, ResponseType};
+use natrix_config::options::{Export, ExportKind, Import, ResponseType};
 use natrix_transform::SubjectTransform;
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
@@ -123,6 +123,11 @@ pub struct ServiceLink {
     rewrite: Rewrite,
     response_type: ResponseType,
     threshold: Duration,
+    /// Whether the exporter sees the requester's details (`share`).
+    share: bool,
+    /// Whether the exporter is the system account (it always learns which server and
+    /// cluster a request came through).
+    system: bool,
 }
 
 /// An account's imports.
@@ -238,10 +243,113 @@ fn random_token(n: usize) -> String {
         .collect()
 }
 
-/// Builds every account's links from the configuration's imports (start-up and
-/// reload). Imports naming an account that does not exist are skipped (the config
-/// checks refused them already).
+/// Every account's exports and imports: the configured ones, and those nats-server
+/// gives every account so that it can ask the system account about itself
+/// (`$SYS.REQ.ACCOUNT.PING.CONNZ`, `.STATZ`, `$SYS.REQ.USER.INFO`).
+pub struct Declared {
+    pub exports: Vec<(String, Vec<Export>)>,
+    pub imports: Vec<(String, Vec<Import>)>,
+}
+
+impl Declared {
+    pub fn exports_of(&self, account: &str) -> impl Iterator<Item = &Export> {
+        self.exports
+            .iter()
+            .filter(move |(n, _)| n == account)
+            .flat_map(|(_, l)| l.iter())
+    }
+
+    pub fn imports_of(&self, account: &str) -> impl Iterator<Item = &Import> {
+        self.imports
+            .iter()
+            .filter(move |(n, _)| n == account)
+            .flat_map(|(_, l)| l.iter())
+    }
+}
+
+fn service_export(subject: &str, response_type: ResponseType, token_position: u32) -> Export {
+    Export {
+        kind: ExportKind::Service,
+        subject: subject.to_owned(),
+        accounts: None,
+        response_type,
+        response_threshold: None,
+        latency: None,
+        token_position,
+        allow_trace: false,
+        pos: None,
+    }
+}
+
+fn service_import(exporter: &str, subject: String, local: &str, share: bool) -> Import {
+    Import {
+        kind: ExportKind::Service,
+        account: exporter.to_owned(),
+        subject,
+        to: local.to_owned(),
+        prefix: String::new(),
+        share,
+        allow_trace: false,
+        pos: None,
+    }
+}
+
+/// The configured exports and imports plus the system account's, for `server`'s
+/// accounts.
+pub fn declared(server: &Server, config: &natrix_config::Options) -> Declared {
+    let mut exports = config.account_exports.clone();
+    let mut imports = config.account_imports.clone();
+    let sys = server.sys_account.name().to_owned();
+    exports.push((
+        sys.clone(),
+        vec![
+            service_export("$SYS.REQ.ACCOUNT.*.CONNZ", ResponseType::Stream, 4),
+            service_export("$SYS.REQ.ACCOUNT.*.STATZ", ResponseType::Stream, 4),
+            service_export("$SYS.DEBUG.SUBSCRIBERS", ResponseType::Singleton, 0),
+            service_export("$SYS.REQ.USER.*.INFO", ResponseType::Singleton, 0),
+        ],
+    ));
+    for acc in server.all_accounts() {
+        let name = acc.name();
+        let own = if name == sys {
+            vec![service_import(
+                &sys,
+                format!("$SYS.REQ.USER.{name}.INFO"),
+                "$SYS.REQ.USER.INFO",
+                true,
+            )]
+        } else {
+            let connz = format!("$SYS.REQ.ACCOUNT.{name}.CONNZ");
+            vec![
+                service_import(&sys, connz.clone(), "$SYS.REQ.ACCOUNT.PING.CONNZ", false),
+                service_import(&sys, connz, "$SYS.REQ.SERVER.PING.CONNZ", false),
+                service_import(
+                    &sys,
+                    format!("$SYS.REQ.ACCOUNT.{name}.STATZ"),
+                    "$SYS.REQ.ACCOUNT.PING.STATZ",
+                    false,
+                ),
+                service_import(
+                    &sys,
+                    format!("$SYS.REQ.USER.{name}.INFO"),
+                    "$SYS.REQ.USER.INFO",
+                    true,
+                ),
+            ]
+        };
+        match imports.iter_mut().find(|(n, _)| n == name) {
+            Some((_, list)) => list.extend(own),
+            None => imports.push((name.to_owned(), own)),
+        }
+    }
+    Declared { exports, imports }
+}
+
+/// Builds every account's links from the declared imports (start-up and reload).
+/// Imports naming an account that does not exist are skipped (the config checks refused
+/// them already).
 pub(crate) fn apply(server: &Server, config: &natrix_config::Options) {
+    let declared = declared(server, config);
     let accounts = server.all_accounts();
     let find = |name: &str| accounts.iter().find(|a| a.name() == name).cloned();
     let mut links: Vec<(Arc<Account>, Links)> = accounts
@@ -253,7 +361,8 @@ pub(crate) fn apply(server: &Server, config: &natrix_config::Options) {
             f(l);
         }
     };
-    for (importer_name, imports) in &config.account_imports {
+    let sys = server.sys_account.clone();
+    for (importer_name, imports) in &declared.imports {
         let Some(importer) = find(importer_name) else {
             continue;
         };
@@ -261,11 +370,7 @@ pub(crate) fn apply(server: &Server, config: &natrix_config::Options) {
             let Some(exporter) = find(&im.account) else {
                 continue;
             };
-            let exports = config
-                .account_exports
-                .iter()
-                .filter(|(n, _)| *n == im.account)
-                .flat_map(|(_, l)| l.iter());
+            let exports = declared.exports_of(&im.account);
             match im.kind {
                 ExportKind::Stream => {
                     let to = im.local_subject();
@@ -312,6 +417,8 @@ pub(crate) fn apply(server: &Server, config: &natrix_config::Options) {
                                 threshold: export
                                     .and_then(|e| e.response_threshold)
                                     .unwrap_or(natrix_config::options::DEFAULT_RESPONSE_THRESHOLD),
+                                share: im.share,
+                                system: Arc::ptr_eq(&exporter, &sys),
                             });
                         }),
                         Err(e) => tracing::error!(
@@ -340,6 +447,8 @@ pub(crate) struct Published<'a> {
     pub reply: Option<&'a [u8]>,
     pub hdr: usize,
     pub msg: &'a [u8],
+    /// The connection that published it, for the `Nats-Request-Info` header.
+    pub requester: Option<u64>,
 }
 
 /// Applies `account`'s service imports to a message published in it: a request on an
@@ -386,10 +495,20 @@ fn forward_hop(
             listen_for_responses(server, &exporter);
             subject
         });
+        let info = crate::server::events::request_info(
+            server,
+            m.requester,
+            account.name(),
+            si.share,
+            si.system,
+        );
+        let (hdr, msg) = with_request_info(m.hdr, m.msg, &info);
         let next = Published {
             subject: &subject,
             reply: reply.as_deref(),
-            ..*m
+            hdr,
+            msg: &msg,
+            requester: None,
         };
         sent += deliver(server, &exporter, &next, to_flush, hops + 1);
     }
@@ -441,6 +560,47 @@ fn deliver(
         .out_bytes
         .fetch_add(sent * len, std::sync::atomic::Ordering::Relaxed);
     sent + forward_hop(server, account, m, to_flush, hops)
+}
+
+/// The header line nats-server uses to tell a service who asked.
+const REQUEST_INFO: &[u8] = b"Nats-Request-Info";
+
+/// `msg` (its first `hdr` bytes the header block) with a `Nats-Request-Info` header set
+/// to `info`, replacing one a client may have sent itself: the exporter must be able to
+/// trust it. Returns the new header length and message.
+fn with_request_info(hdr: usize, msg: &[u8], info: &[u8]) -> (usize, Vec<u8>) {
+    let (head, payload) = msg.split_at(hdr.min(msg.len()));
+    let mut out = Vec::with_capacity(msg.len() + info.len() + 48);
+    if head.is_empty() {
+        out.extend_from_slice(b"NATS/1.0\r\n");
+    } else {
+        // Keep the status line and every other header; the block ends with an empty line.
+        let body = head.strip_suffix(b"\r\n\r\n").unwrap_or(head);
+        let mut lines = body.split(|&b| b == b'\n');
+        if let Some(status) = lines.next() {
+            out.extend_from_slice(status);
+            out.push(b'\n');
+        }
+        for line in lines {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.is_empty() {
+                continue;
+            }
+            let name = line.split(|&b| b == b':').next().unwrap_or_default();
+            if name.trim_ascii().eq_ignore_ascii_case(REQUEST_INFO) {
+                continue;
+            }
+            out.extend_from_slice(line);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    out.extend_from_slice(REQUEST_INFO);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(info);
+    out.extend_from_slice(b"\r\n\r\n");
+    let hdr = out.len();
+    out.extend_from_slice(payload);
+    (hdr, out)
 }
 
 /// A subscription's shadows: where they live and the shadow itself.
@@ -572,6 +732,20 @@ mod tests {
             Rewrite::Prefix(Bytes::from_static(b"p.")).apply(b"x.y"),
             b"p.x.y"
         );
+    }
+
+    #[test]
+    fn request_info_header_is_added_or_replaced() {
+        let (hdr, msg) = with_request_info(0, b"hello", b"{}");
+        assert_eq!(&msg[..hdr], b"NATS/1.0\r\nNats-Request-Info: {}\r\n\r\n");
+        assert_eq!(&msg[hdr..], b"hello");
+        let old = b"NATS/1.0\r\nA: 1\r\nNats-Request-Info: forged\r\n\r\nbody";
+        let (hdr, msg) = with_request_info(old.len() - 4, old, b"{\"acc\":\"B\"}");
+        assert_eq!(
+            &msg[..hdr],
+            b"NATS/1.0\r\nA: 1\r\nNats-Request-Info: {\"acc\":\"B\"}\r\n\r\n"
+        );
+        assert_eq!(&msg[hdr..], b"body");
     }
 
     #[test]

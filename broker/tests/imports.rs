@@ -428,3 +428,113 @@ async fn a_service_import_reaches_a_responder_behind_a_leaf_node() {
         assert_eq!(answer, "svc.echo:hi#0", "leaf {}", leaf_bin.display());
     }
 }
+
+/// Sorted, so that nats-server's map order does not matter.
+fn sorted(v: &serde_json::Value) -> Vec<String> {
+    let mut out: Vec<String> = v
+        .as_array()
+        .map(|a| a.iter().map(ToString::to_string).collect())
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// `/accountz?acc=` lists each account's exports and imports (with the system imports
+/// every account gets) as nats-server does.
+#[tokio::test]
+async fn accountz_lists_exports_and_imports_like_nats_server() {
+    let mut runs = Vec::new();
+    for bin in binaries() {
+        let p = start(&bin, ACCOUNTS, true);
+        let port = p.http_port.expect("monitoring port");
+        let mut run = Vec::new();
+        for acc in ["A", "B", "C", "$SYS"] {
+            let detail =
+                common::http_get(port, &format!("/accountz?acc={acc}")).json()["account_detail"]
+                    .clone();
+            run.push((acc, sorted(&detail["exports"]), sorted(&detail["imports"])));
+        }
+        runs.push(run);
+    }
+    let natrix = &runs[0];
+    let b_imports = &natrix[1].2;
+    assert!(
+        b_imports
+            .iter()
+            .any(|i| i.contains("\"local_subject\":\"from_a.events.>\"")),
+        "{b_imports:#?}"
+    );
+    assert!(
+        b_imports
+            .iter()
+            .any(|i| i.contains("\"$SYS.REQ.USER.B.INFO\"")),
+        "{b_imports:#?}"
+    );
+    if let Some(reference) = runs.get(1) {
+        for (ours, theirs) in natrix.iter().zip(reference) {
+            assert_eq!(ours, theirs, "account {}", ours.0);
+        }
+    }
+}
+
+/// Every account reaches the system account's per-account services through the
+/// imports nats-server gives it: `$SYS.REQ.USER.INFO` answers who the requester is and
+/// what it may do, `$SYS.REQ.ACCOUNT.PING.CONNZ` lists only the account's connections.
+#[tokio::test]
+async fn system_imports_answer_user_info_and_account_connz() {
+    let conf = r#"
+accounts {
+  A: {
+    users: [
+      {user: a, password: a, permissions: {publish: {allow: ["x.>", "_INBOX.>", "$SYS.REQ.>"]}, subscribe: {deny: ["secret"]}}}
+    ]
+  }
+  B: { users: [{user: b, password: b}] }
+}
+"#;
+    let mut runs = Vec::new();
+    for bin in binaries() {
+        let p = start(&bin, conf, false);
+        let a = connect(p.port, "a").await;
+        let _b = connect(p.port, "b").await;
+        let info = tokio::time::timeout(
+            Duration::from_secs(2),
+            a.request("$SYS.REQ.USER.INFO", "".into()),
+        )
+        .await
+        .expect("in time")
+        .expect("answer");
+        let info: serde_json::Value = serde_json::from_slice(&info.payload).expect("json");
+        let connz = tokio::time::timeout(
+            Duration::from_secs(2),
+            a.request("$SYS.REQ.ACCOUNT.PING.CONNZ", "".into()),
+        )
+        .await
+        .expect("in time")
+        .expect("answer");
+        let connz: serde_json::Value = serde_json::from_slice(&connz.payload).expect("json");
+        // nats-server keeps permission lists in maps: compare them sorted.
+        let mut data = info["data"].clone();
+        for side in ["publish", "subscribe"] {
+            for list in ["allow", "deny"] {
+                if let Some(a) = data["permissions"][side][list].as_array_mut() {
+                    a.sort_by_key(ToString::to_string);
+                }
+            }
+        }
+        runs.push((data, connz["data"]["num_connections"].clone()));
+    }
+    let (info, conns) = &runs[0];
+    assert_eq!(info["user"], "a", "{info}");
+    assert_eq!(info["account"], "A", "{info}");
+    assert_eq!(
+        info["permissions"]["publish"]["allow"],
+        serde_json::json!(["$SYS.REQ.>", "_INBOX.>", "x.>"]),
+        "{info}"
+    );
+    // Only the account's own connection, not B's.
+    assert_eq!(conns, 1);
+    if let Some(reference) = runs.get(1) {
+        assert_eq!(&runs[0], reference);
+    }
+}

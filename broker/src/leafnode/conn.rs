@@ -1156,6 +1156,7 @@ impl Conn {
                 reply,
                 hdr,
                 msg,
+                requester: Some(self.handle.cid),
             };
             crate::imports::forward(&self.server, acc, &m, &mut to_flush);
             for o in to_flush {

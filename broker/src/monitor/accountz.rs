@@ -40,6 +40,10 @@ struct AccountDetail {
     /// when empty).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     mappings: BTreeMap<String, Vec<MapDest>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    exports: Vec<serde_json::Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    imports: Vec<serde_json::Value>,
     name_tag: String,
     sublist_stats: SublistStatz,
 }
@@ -71,6 +75,67 @@ fn mappings_of(acc: &Account) -> BTreeMap<String, Vec<MapDest>> {
         .collect()
 }
 
+/// An account's exports as nats-server's `ExtExport` shows them: services first, then
+/// streams, each by subject (nats-server walks maps, so its order varies).
+fn exports_of(d: &crate::imports::Declared, account: &str) -> Vec<serde_json::Value> {
+    use natrix_config::options::ExportKind;
+    let mut list: Vec<&natrix_config::options::Export> = d.exports_of(account).collect();
+    list.sort_by(|a, b| {
+        (a.kind == ExportKind::Stream, &a.subject).cmp(&(b.kind == ExportKind::Stream, &b.subject))
+    });
+    list.into_iter()
+        .map(|e| {
+            let mut v = serde_json::json!({ "subject": e.subject });
+            match e.kind {
+                ExportKind::Service => {
+                    v["type"] = "service".into();
+                    v["response_type"] = e.response_type.as_str().into();
+                    if let Some(l) = &e.latency {
+                        v["service_latency"] = serde_json::json!({
+                            "sampling": if l.sampling == 0 { "headers".into() } else { serde_json::Value::from(l.sampling) },
+                            "results": l.subject,
+                        });
+                    }
+                }
+                ExportKind::Stream => v["type"] = "stream".into(),
+            }
+            if let Some(accounts) = e.accounts.as_ref().filter(|a| !a.is_empty()) {
+                v["approved_accounts"] = accounts.clone().into();
+            }
+            v
+        })
+        .collect()
+}
+
+/// An account's imports as nats-server's `ExtImport` shows them: streams first, then
+/// services.
+fn imports_of(d: &crate::imports::Declared, account: &str) -> Vec<serde_json::Value> {
+    use natrix_config::options::ExportKind;
+    let mut list: Vec<&natrix_config::options::Import> = d.imports_of(account).collect();
+    list.sort_by_key(|i| i.kind == ExportKind::Service);
+    list.into_iter()
+        .map(|i| {
+            let local = i.local_subject();
+            let mut v = serde_json::json!({
+                "subject": i.subject,
+                "account": i.account,
+                "local_subject": local,
+                "invalid": false,
+                "share": i.share,
+                "tracking": false,
+            });
+            match i.kind {
+                ExportKind::Service => {
+                    v["type"] = "service".into();
+                    v["to"] = local.into();
+                }
+                ExportKind::Stream => v["type"] = "stream".into(),
+            }
+            v
+        })
+        .collect()
+}
+
 #[derive(Debug, Serialize)]
 struct AccountInfo {
     server_id: String,
@@ -97,6 +162,8 @@ pub fn accountz(server: &Server, q: &Query) -> Result<Reply, QueryError> {
     let Some(acc) = server.account(name) else {
         return Err(QueryError::Other(format!("Account {name} does not exist")));
     };
+    let (opts, _) = server.options();
+    let declared = crate::imports::declared(server, &opts.config);
     Ok(Reply::json(&AccountInfo {
         server_id: server.id().to_owned(),
         now: GoTime::now(),
@@ -116,6 +183,8 @@ pub fn accountz(server: &Server, q: &Query) -> Result<Reply, QueryError> {
             client_connections: acc.num_clients(),
             subscriptions: acc.sublist.count(),
             mappings: mappings_of(&acc),
+            exports: exports_of(&declared, acc.name()),
+            imports: imports_of(&declared, acc.name()),
             name_tag: acc.name().to_owned(),
             sublist_stats: SublistStatz::of(&[&acc]),
         },

@@ -489,6 +489,9 @@ impl Client {
         if !track {
             self.handle.replies.lock().clear();
         }
+        let shown = permissions.clone();
+        self.server
+            .update_meta(self.handle.cid, |m| m.permissions = shown);
         self.permissions = permissions;
     }
 
@@ -1096,6 +1099,7 @@ impl Client {
                 reply,
                 hdr,
                 msg,
+                requester: Some(self.handle.cid),
             };
             let sent = crate::imports::forward(&self.server, &self.account, &m, &mut self.to_flush);
             fanout += i64::try_from(sent).unwrap_or(i64::MAX);

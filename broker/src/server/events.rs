@@ -13,12 +13,15 @@ use super::outbound::CloseReason;
 use super::{ClientView, Server};
 use crate::monitor::format::GoTime;
 
-/// Who connected (nats-server's `ClientInfo`).
-#[derive(Serialize)]
-struct ClientInfo<'a> {
-    start: GoTime,
+/// Who a client is (nats-server's `ClientInfo`): in connect events, and in the
+/// `Nats-Request-Info` header of requests that cross a service import.
+#[derive(Serialize, Default)]
+pub(crate) struct ClientInfo<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    start: Option<GoTime>,
     #[serde(skip_serializing_if = "String::is_empty")]
     host: String,
+    #[serde(skip_serializing_if = "is_zero")]
     id: u64,
     acc: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -33,11 +36,55 @@ struct ClientInfo<'a> {
     #[serde(skip_serializing_if = "is_zero")]
     rtt: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
+    server: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     stop: Option<GoTime>,
     /// The account's name tag: its name, for accounts from the config file.
-    name_tag: &'a str,
-    kind: &'static str,
-    client_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name_tag: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_type: Option<&'static str>,
+}
+
+/// The `Nats-Request-Info` header value nats-server puts on a request that crosses a
+/// service import: the requester's account and round trip, with `detailed` (a sharing
+/// import) who it is, and with `with_server` (an import from the system account, or a
+/// sharing one) the server and cluster it came through.
+pub(crate) fn request_info(
+    server: &Server,
+    cid: Option<u64>,
+    account: &str,
+    detailed: bool,
+    with_server: bool,
+) -> Vec<u8> {
+    let view = cid.and_then(|cid| server.client_view(cid));
+    let mut ci = ClientInfo {
+        acc: account,
+        rtt: view.as_ref().map_or(0, |v| v.rtt),
+        ..ClientInfo::default()
+    };
+    if with_server || detailed {
+        ci.server = Some(server.name());
+        let cluster = server.cluster_name();
+        ci.cluster = (!cluster.is_empty()).then_some(cluster);
+    }
+    if detailed && let Some(v) = &view {
+        ci.start = Some(GoTime::of(v.start));
+        ci.host = v.meta.addr.map(|a| a.ip().to_string()).unwrap_or_default();
+        ci.id = v.cid;
+        ci.user = v.meta.user.as_deref();
+        ci.name = v.meta.name.as_deref().filter(|n| !n.is_empty());
+        ci.lang = v.meta.lang.as_deref().filter(|l| !l.is_empty());
+        ci.ver = v.meta.version.as_deref().filter(|l| !l.is_empty());
+        ci.name_tag = Some(account);
+        ci.kind = Some("Client");
+        ci.client_type = Some("nats");
+    }
+    serde_json::to_vec(&ci).unwrap_or_default()
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -99,7 +146,7 @@ fn publish(server: &Server, view: &ClientView, closed: Option<(SystemTime, Close
         return;
     }
     let client = ClientInfo {
-        start: GoTime::of(view.start),
+        start: Some(GoTime::of(view.start)),
         host: view
             .meta
             .addr
@@ -114,9 +161,10 @@ fn publish(server: &Server, view: &ClientView, closed: Option<(SystemTime, Close
         // The connect event goes before the first PING measures a round trip.
         rtt: if closed.is_some() { view.rtt } else { 0 },
         stop: closed.map(|(t, _)| GoTime::of(t)),
-        name_tag: acc,
-        kind: "Client",
-        client_type: "nats",
+        name_tag: Some(acc),
+        kind: Some("Client"),
+        client_type: Some("nats"),
+        ..ClientInfo::default()
     };
     // As the client sees it: what it sent (the server's `in`) and received.
     let (sent, received, reason) = match closed {

@@ -183,6 +183,7 @@ impl InternalClient {
                 reply,
                 hdr: headers.len(),
                 msg,
+                requester: None,
             };
             crate::imports::forward(&self.server, &self.account, &m, &mut to_flush);
             for o in to_flush {

@@ -73,6 +73,8 @@ pub struct ClientMeta {
     pub account: Option<String>,
     /// The protocol level from CONNECT (1 takes async INFO updates).
     pub protocol: i64,
+    /// The permissions the connection has now (`$SYS.REQ.USER.INFO` reports them).
+    pub permissions: Option<Arc<crate::auth::Permissions>>,
 }
 
 struct Registered {
@@ -691,6 +693,13 @@ impl Server {
 
     /// Records what a client's CONNECT said, for monitoring, and announces the client
     /// on `$SYS.ACCOUNT.<acc>.CONNECT`.
+    /// Changes what monitoring knows of a client, without announcing anything.
+    pub(crate) fn update_meta(&self, cid: u64, update: impl FnOnce(&mut ClientMeta)) {
+        if let Some(r) = self.clients.lock().get_mut(&cid) {
+            update(&mut r.meta);
+        }
+    }
+
     pub(crate) fn record_connect(&self, cid: u64, update: impl FnOnce(&mut ClientMeta)) {
         let view = {
             let mut clients = self.clients.lock();
@@ -1014,6 +1023,14 @@ impl Server {
             .stats
             .out_bytes
             .fetch_add(delivered * msg.len() as u64, Ordering::Relaxed);
+    }
+
+    /// One client as monitoring sees it.
+    pub fn client_view(&self, cid: u64) -> Option<ClientView> {
+        self.clients
+            .lock()
+            .get(&cid)
+            .map(|r| ClientView::of(&r.handle, &r.meta))
     }
 
     /// Client metadata for monitoring and tests.

@@ -30,6 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::Server;
 use super::client::{ClientHandle, Subscription};
+use super::internal::Frame;
 use super::outbound::Outbound;
 use crate::monitor::format::{GoFloat, GoTime};
 use crate::monitor::{Monitor, Reply};
@@ -118,12 +119,16 @@ pub fn start(server: &Arc<Server>, reloads: Option<mpsc::Sender<ReloadRequest>>)
     let (opts, _) = server.options();
     let outbound = Arc::new(Outbound::internal(tx, opts.max_pending));
     let handle = Arc::new(ClientHandle::new(server.next_internal_cid(), outbound));
+    // Requests that crossed a service import say who asked in a header.
+    handle.headers.store(true, Ordering::Relaxed);
     let id = server.id().to_owned();
     for (i, subject) in [
         "$SYS.REQ.SERVER.PING".to_owned(),
         "$SYS.REQ.SERVER.PING.*".to_owned(),
         format!("$SYS.REQ.SERVER.{id}.*"),
         "$SYS.REQ.ACCOUNT.*.*".to_owned(),
+        "$SYS.REQ.USER.*.INFO".to_owned(),
+        "$SYS.DEBUG.SUBSCRIBERS".to_owned(),
     ]
     .iter()
     .enumerate()
@@ -168,18 +173,34 @@ impl System {
                 () = &mut shutdown => return,
             };
             buf.extend_from_slice(&chunk);
-            while let Some((subject, reply, payload, used)) = next_msg(&buf) {
-                if let Some(reply) = reply {
-                    self.handle(&subject, &reply, &payload).await;
+            loop {
+                match super::internal::decode(&buf) {
+                    Frame::Msg(m, used) => {
+                        buf.advance(used);
+                        if let Some(reply) = &m.reply {
+                            let subject = String::from_utf8_lossy(&m.subject);
+                            let reply = String::from_utf8_lossy(reply);
+                            self.handle(&subject, &reply, &m.headers, &m.payload).await;
+                        }
+                    }
+                    Frame::Skip(used) => buf.advance(used),
+                    Frame::Incomplete => break,
                 }
-                buf.advance(used);
             }
         }
     }
 
-    async fn handle(&self, subject: &str, reply: &str, body: &[u8]) {
+    async fn handle(&self, subject: &str, reply: &str, headers: &[u8], body: &[u8]) {
         let tokens: Vec<&str> = subject.split('.').collect();
         let (target, endpoint) = match tokens.as_slice() {
+            ["$SYS", "REQ", "USER", _, "INFO"] => {
+                self.user_info(reply, headers);
+                return;
+            }
+            ["$SYS", "DEBUG", "SUBSCRIBERS"] => {
+                self.debug_subscribers(reply, headers, body);
+                return;
+            }
             ["$SYS", "REQ", "SERVER", "PING"] => ("PING", "STATSZ"),
             ["$SYS", "REQ", "SERVER", target, endpoint] => (*target, *endpoint),
             ["$SYS", "REQ", "ACCOUNT", account, endpoint] if *account != "PING" => {
@@ -302,6 +323,76 @@ impl System {
         };
         let payload = serde_json::json!({ "server": self.info(), "data": data });
         self.publish(reply, &payload);
+    }
+
+    /// `$SYS.REQ.USER.<acc>.INFO` (reached through every account's `$SYS.REQ.USER.INFO`
+    /// import): who the requester is and what it may do, from the `Nats-Request-Info`
+    /// header the import added.
+    fn user_info(&self, reply: &str, headers: &[u8]) {
+        let info = header_value(headers, "Nats-Request-Info")
+            .and_then(|v| serde_json::from_slice::<Value>(v).ok());
+        let Some(info) = info else {
+            self.respond_error(reply, 400, "Bad Request");
+            return;
+        };
+        let account = info["acc"].as_str().unwrap_or_default();
+        let view = info["id"]
+            .as_u64()
+            .and_then(|id| self.server.client_view(id));
+        let mut data = serde_json::json!({
+            "user": info["user"].as_str().unwrap_or_default(),
+            "account": account,
+        });
+        if self.server.account(account).is_some() {
+            data["account_name"] = account.into();
+        }
+        if let Some(p) = view.and_then(|v| v.meta.permissions) {
+            data["permissions"] = public_permissions(&p);
+        }
+        let payload = serde_json::json!({ "server": self.info(), "data": data });
+        self.publish(reply, &payload);
+    }
+
+    /// `$SYS.DEBUG.SUBSCRIBERS` (nats-server's debugging export): how many client
+    /// subscriptions on this server match `<subject> [queue]` in the requester's account
+    /// (the system account when asked directly).
+    fn debug_subscribers(&self, reply: &str, headers: &[u8], body: &[u8]) {
+        let info = header_value(headers, "Nats-Request-Info")
+            .and_then(|v| serde_json::from_slice::<Value>(v).ok());
+        let account = info
+            .as_ref()
+            .and_then(|i| i["svc"].as_str().or_else(|| i["acc"].as_str()))
+            .and_then(|name| self.server.account(name))
+            .unwrap_or_else(|| self.server.sys_account.clone());
+        let text = String::from_utf8_lossy(body);
+        let mut args = text.split_whitespace();
+        let subject = args.next().unwrap_or_default();
+        let queue = args.next();
+        let counted = |sub: &Subscription| {
+            sub.client.kind == super::client::ConnKind::Client
+                && !sub.is_closed()
+                && queue.is_none_or(|q| sub.queue.as_deref() == Some(q.as_bytes()))
+        };
+        let n = if subject.is_empty() {
+            0
+        } else if subject.contains(['*', '>']) {
+            account
+                .sublist
+                .all()
+                .iter()
+                .filter(|sub| {
+                    let own = String::from_utf8_lossy(&sub.subject);
+                    let sub_tokens: Vec<&[u8]> = own.as_bytes().split(|&b| b == b'.').collect();
+                    natrix_transform::subset_match(&sub_tokens, subject) && counted(sub)
+                })
+                .count()
+        } else {
+            let r = account.sublist.match_subject(subject.as_bytes());
+            r.psubs.iter().filter(|s| counted(s)).count()
+                + r.qsubs.iter().flatten().filter(|s| counted(s)).count()
+        };
+        self.server
+            .publish_internal(&account, reply.as_bytes(), n.to_string().as_bytes());
     }
 
     /// A request body's endpoint options and filters (`null` for an empty body), or
@@ -498,33 +589,50 @@ fn encode_component(s: &str) -> String {
     out
 }
 
-type Parsed = (String, Option<String>, Vec<u8>, usize);
+/// The value of header `name` in a header block (`NATS/1.0\r\nName: value\r\n…`).
+fn header_value<'a>(headers: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    headers.split(|&b| b == b'\n').skip(1).find_map(|line| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let colon = line.iter().position(|&b| b == b':')?;
+        let (k, v) = line.split_at(colon);
+        k.trim_ascii()
+            .eq_ignore_ascii_case(name.as_bytes())
+            .then(|| v[1..].trim_ascii())
+    })
+}
 
-/// One `MSG <subject> <sid> [reply] <size>\r\n<payload>\r\n` frame from the start of
-/// `buf` (the internal client never asks for headers, so only `MSG` arrives).
-fn next_msg(buf: &[u8]) -> Option<Parsed> {
-    let line_end = buf.windows(2).position(|w| w == b"\r\n")?;
-    let line = std::str::from_utf8(&buf[..line_end]).ok()?;
-    let args: Vec<&str> = line.split_ascii_whitespace().collect();
-    let (subject, reply, size) = match args.as_slice() {
-        ["MSG", subject, _sid, size] => (*subject, None, *size),
-        ["MSG", subject, _sid, reply, size] => (*subject, Some(*reply), *size),
-        _ => {
-            // Not a frame we understand: skip the line so one bad frame cannot wedge us.
-            return Some((String::new(), None, Vec::new(), line_end + 2));
+/// Permissions as nats-server's `publicPermissions` shows them: both directions always
+/// present (`null` when unrestricted), `responses` only when set.
+fn public_permissions(p: &crate::auth::Permissions) -> Value {
+    let side = |s: &Option<crate::auth::SubjectPermission>| match s {
+        None => Value::Null,
+        Some(s) => {
+            let mut m = serde_json::Map::new();
+            if let Some(allow) = &s.allow
+                && !allow.is_empty()
+            {
+                m.insert("allow".into(), allow.clone().into());
+            }
+            if !s.deny.is_empty() {
+                m.insert("deny".into(), s.deny.clone().into());
+            }
+            Value::Object(m)
         }
     };
-    let size: usize = size.parse().ok()?;
-    let start = line_end + 2;
-    if buf.len() < start + size + 2 {
-        return None;
+    let mut out = serde_json::json!({
+        "publish": side(&p.publish),
+        "subscribe": side(&p.subscribe),
+    });
+    if let Some(r) = p.response {
+        let ttl = r
+            .expires
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        out["responses"] = serde_json::json!({
+            "max": r.max_msgs.map_or(-1, i64::from),
+            "ttl": ttl,
+        });
     }
-    Some((
-        subject.to_owned(),
-        reply.map(str::to_owned),
-        buf[start..start + size].to_vec(),
-        start + size + 2,
-    ))
+    out
 }
 
 #[cfg(test)]
@@ -533,13 +641,6 @@ mod tests {
 
     #[test]
     fn frames_and_queries() {
-        let buf = b"MSG $SYS.REQ.SERVER.PING.VARZ 2 _INBOX.x 2\r\n{}\r\nMSG a 1 3\r\nab";
-        let (s, r, p, used) = next_msg(buf).expect("frame");
-        assert_eq!(
-            (s.as_str(), r.as_deref(), p.as_slice()),
-            ("$SYS.REQ.SERVER.PING.VARZ", Some("_INBOX.x"), &b"{}"[..])
-        );
-        assert!(next_msg(&buf[used..]).is_none(), "incomplete payload waits");
         let q = to_query(
             "CONNZ",
             &serde_json::json!({"subscriptions": true, "state": 1, "sort": "cid", "server_name": "x"}),

@@ -27,11 +27,11 @@ pub enum ResponseType {
 }
 
 impl ResponseType {
-    /// The name nats-server prints in `/accountz` and JWTs.
+    /// The name nats-server prints in `/accountz` (its `String()`; JWTs say `Stream`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Singleton => "Singleton",
-            Self::Stream => "Stream",
+            Self::Stream => "Streamed",
             Self::Chunked => "Chunked",
         }
     }
