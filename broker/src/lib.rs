@@ -10,6 +10,7 @@ pub mod imports;
 pub mod leafnode;
 pub mod monitor;
 pub mod protocol;
+pub mod resolver;
 pub mod server;
 pub mod subject;
 pub mod sublist;
