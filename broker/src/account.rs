@@ -43,6 +43,10 @@ pub struct Account {
     links: RwLock<Arc<Links>>,
     /// The way back for replies to requests that came in through service imports.
     pub responses: Responses,
+    /// Operator mode: the account's JWT and its decoded claims.
+    claims: RwLock<Option<(Arc<natrix_jwt::AccountClaims>, String)>>,
+    /// Bumped at each claims change, so connected clients re-check themselves.
+    claims_gen: AtomicU64,
 }
 
 impl Account {
@@ -57,7 +61,30 @@ impl Account {
             has_links: AtomicBool::new(false),
             links: RwLock::new(Arc::new(Links::default())),
             responses: Responses::new(),
+            claims: RwLock::new(None),
+            claims_gen: AtomicU64::new(0),
         }
+    }
+
+    /// Installs the account's (verified) JWT; connected clients re-check against it.
+    pub fn set_claims(&self, claims: natrix_jwt::AccountClaims, jwt: String) {
+        *self.claims.write() = Some((Arc::new(claims), jwt));
+        self.claims_gen.fetch_add(1, Ordering::Release);
+    }
+
+    /// The account's JWT claims, in operator mode.
+    pub fn claims(&self) -> Option<Arc<natrix_jwt::AccountClaims>> {
+        self.claims.read().as_ref().map(|(c, _)| c.clone())
+    }
+
+    /// The account's JWT as the resolver gave it.
+    pub fn jwt(&self) -> Option<String> {
+        self.claims.read().as_ref().map(|(_, j)| j.clone())
+    }
+
+    /// Changes with every new JWT.
+    pub fn claims_gen(&self) -> u64 {
+        self.claims_gen.load(Ordering::Acquire)
     }
 
     /// Replaces the imports that start in this account (start-up and reload).

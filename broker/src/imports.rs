@@ -342,7 +342,138 @@ pub fn declared(server: &Server, config: &natrix_config::Options) -> Declared {
             None => imports.push((name.to_owned(), own)),
         }
     }
+    // Operator mode: what the accounts' JWTs declare. An import the exporter does not
+    // authorize (no export, or a token-required export without a valid activation) is
+    // left out, as nats-server marks it invalid.
+    let claimed: Vec<(String, Arc<natrix_jwt::AccountClaims>)> = server
+        .all_accounts()
+        .iter()
+        .filter_map(|a| a.claims().map(|c| (a.name().to_owned(), c)))
+        .collect();
+    for (name, c) in &claimed {
+        exports.push((
+            name.clone(),
+            c.nats.exports.iter().map(export_of_claim).collect(),
+        ));
+    }
+    for (name, c) in &claimed {
+        let list: Vec<Import> = c
+            .nats
+            .imports
+            .iter()
+            .filter_map(|i| {
+                let exporter = claimed.iter().find(|(n, _)| *n == i.account)?;
+                import_of_claim(name, i, &exporter.1)
+            })
+            .collect();
+        match imports.iter_mut().find(|(n, _)| n == name) {
+            Some((_, l)) => l.extend(list),
+            None => imports.push((name.clone(), list)),
+        }
+    }
     Declared { exports, imports }
+}
+
+/// A JWT export as the config's: token-required exports admit activations only.
+fn export_of_claim(e: &natrix_jwt::Export) -> Export {
+    let kind = if e.is_service() {
+        ExportKind::Service
+    } else {
+        ExportKind::Stream
+    };
+    let response_type = match e.response_type.as_str() {
+        natrix_jwt::ResponseType::STREAM => ResponseType::Stream,
+        natrix_jwt::ResponseType::CHUNKED => ResponseType::Chunked,
+        _ => ResponseType::Singleton,
+    };
+    Export {
+        kind,
+        subject: e.subject.clone(),
+        accounts: e.token_req.then(Vec::new),
+        response_type,
+        response_threshold: u64::try_from(e.response_threshold)
+            .ok()
+            .filter(|n| *n > 0)
+            .map(Duration::from_nanos),
+        latency: e.latency.as_ref().map(|l| natrix_config::options::Latency {
+            sampling: u8::try_from(l.sampling.0).unwrap_or(100),
+            subject: l.results.clone(),
+        }),
+        token_position: u32::try_from(e.account_token_position).unwrap_or(0),
+        allow_trace: e.allow_trace,
+        pos: None,
+    }
+}
+
+/// A JWT import as the config's, when the exporter's claims authorize it: a public
+/// export, the importer's key at the token position, or a valid activation token
+/// (signed by the exporter or one of its signing keys, for this importer, covering the
+/// subject, not expired, not revoked).
+fn import_of_claim(
+    importer: &str,
+    i: &natrix_jwt::Import,
+    exporter: &natrix_jwt::AccountClaims,
+) -> Option<Import> {
+    let kind = if i.is_service() {
+        ExportKind::Service
+    } else {
+        ExportKind::Stream
+    };
+    let exports: Vec<Export> = exporter.nats.exports.iter().map(export_of_claim).collect();
+    let activation = !i.token.is_empty() && activation_valid(importer, i, exporter);
+    if !natrix_config::options::authorized(&exports, kind, importer, &i.subject, activation) {
+        tracing::debug!(
+            "import of {:?} from {} by {importer} not authorized",
+            i.subject,
+            i.account
+        );
+        return None;
+    }
+    let local = if !i.local_subject.is_empty() {
+        i.local_subject.clone()
+    } else {
+        i.to.clone()
+    };
+    // JWT stream imports with `to` (deprecated) meant a prefix; `local_subject` is the
+    // subject itself.
+    let (to, prefix) = match kind {
+        ExportKind::Stream if i.local_subject.is_empty() && !i.to.is_empty() => {
+            (String::new(), i.to.clone())
+        }
+        _ => (local, String::new()),
+    };
+    Some(Import {
+        kind,
+        account: i.account.clone(),
+        subject: i.subject.clone(),
+        to,
+        prefix,
+        share: i.share,
+        allow_trace: i.allow_trace,
+        pos: None,
+    })
+}
+
+fn activation_valid(
+    importer: &str,
+    i: &natrix_jwt::Import,
+    exporter: &natrix_jwt::AccountClaims,
+) -> bool {
+    let Ok(act) = natrix_jwt::decode_activation(&i.token) else {
+        return false;
+    };
+    let now = natrix_jwt::now_unix();
+    let issuer_ok = act.data.issuer == exporter.data.subject
+        || exporter.nats.signing_keys.contains(&act.data.issuer);
+    let subject = act.nats.import_subject.as_str();
+    let tokens: Vec<&[u8]> = i.subject.as_bytes().split(|&b| b == b'.').collect();
+    issuer_ok
+        && act.data.subject == importer
+        && natrix_jwt::validate(&act, now).is_ok()
+        && natrix_transform::subset_match(&tokens, subject)
+        && !exporter.nats.exports.iter().any(|e| {
+            e.is_revoked(importer, act.data.issued_at) && subject_within(&i.subject, &e.subject)
+        })
 }
 
 /// Builds every account's links from the declared imports (start-up and reload).

@@ -16,3 +16,4 @@ pub mod subject;
 pub mod sublist;
 pub mod telemetry;
 pub mod tls;
+pub mod trust;

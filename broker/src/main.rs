@@ -109,8 +109,22 @@ fn run(
             Some(settings) => Some(otlp::init(&settings).context("starting OpenTelemetry export")?),
             None => None,
         };
+        let trust = natrix_broker::trust::Trust::from_config(&options, None)?;
+        let mut options = options;
+        if let Some(t) = &trust
+            && options.system_account.is_empty()
+        {
+            options.system_account.clone_from(&t.system_account);
+        }
         let runtime_opts = RuntimeOptions::from_config(&options)?;
         let server = Server::new(runtime_opts.clone());
+        if let Some(t) = trust {
+            tracing::info!("Trusted Operators");
+            for op in t.operators() {
+                tracing::info!("  Operator: {:?} ({})", op.data.name, op.data.subject);
+            }
+            server.set_trust(t);
+        }
         tracing::info!("  Name:     {}", server.name());
         tracing::info!("  ID:       {}", server.id());
         let listener = server

@@ -285,6 +285,7 @@ struct ConnectOpts {
     tls_required: bool,
     nkey: Option<String>,
     sig: Option<String>,
+    jwt: Option<String>,
 }
 
 impl ConnectOpts {
@@ -321,6 +322,7 @@ impl Default for ConnectOpts {
             tls_required: false,
             nkey: None,
             sig: None,
+            jwt: None,
         }
     }
 }
@@ -362,6 +364,11 @@ pub(crate) struct Client {
     sample_ratio: f64,
     /// The nonce sent in INFO for nkey users to sign.
     nonce: Option<String>,
+    /// Operator mode: the user JWT the connection authenticated with, and the account
+    /// claims generation it was last checked against.
+    jwt_user: Option<(natrix_jwt::UserClaims, u64)>,
+    /// When the user JWT expires (`User Authentication Expired`).
+    expires_at: Option<tokio::time::Instant>,
 }
 
 impl Client {
@@ -374,7 +381,7 @@ impl Client {
         let now = Instant::now();
         let sample_ratio = otlp::sample_ratio(&opts.config.telemetry);
         Self {
-            awaiting_auth: opts.auth.required(),
+            awaiting_auth: opts.auth.required() || server.trust().is_some(),
             account: server.gacc.clone(),
             server,
             handle,
@@ -401,6 +408,8 @@ impl Client {
             route_targets: Vec::new(),
             sample_ratio,
             nonce,
+            jwt_user: None,
+            expires_at: None,
         }
     }
 
@@ -447,6 +456,9 @@ impl Client {
     /// closed with `Authorization Violation`, as nats-server does on reload, and
     /// subscriptions its new permissions forbid are removed. Returns false when closed.
     fn refresh_options(&mut self) -> bool {
+        if !self.recheck_jwt() {
+            return false;
+        }
         let (opts, generation) = self.server.options();
         if generation == self.opts_gen {
             return true;
@@ -455,7 +467,7 @@ impl Client {
         self.sample_ratio = otlp::sample_ratio(&opts.config.telemetry);
         self.opts = opts;
         self.opts_gen = generation;
-        if !auth_changed || !self.connect_received {
+        if !auth_changed || !self.connect_received || self.jwt_user.is_some() {
             return true;
         }
         let creds = self.connect.credentials(self.nonce.as_deref());
@@ -564,6 +576,11 @@ impl Client {
                 () = sleep_until_opt(auth_deadline), if self.awaiting_auth => {
                     self.send_err("Authentication Timeout");
                     outbound.close(CloseReason::AuthenticationTimeout);
+                    break;
+                }
+                () = sleep_until_opt(self.expires_at), if self.expires_at.is_some() => {
+                    self.send_err("User Authentication Expired");
+                    outbound.close(CloseReason::AuthenticationExpired);
                     break;
                 }
                 () = self.handle.reload.notified() => {
@@ -731,8 +748,13 @@ impl Client {
                 Ordering::Relaxed,
             );
         }
-        let creds = connect.credentials(self.nonce.as_deref());
-        let Some(identity) = self.opts.auth.authenticate(&creds) else {
+        let identity = if self.server.trust().is_some() {
+            self.jwt_login(&connect)
+        } else {
+            let creds = connect.credentials(self.nonce.as_deref());
+            self.opts.auth.authenticate(&creds)
+        };
+        let Some(identity) = identity else {
             tracing::warn!(cid = self.handle.cid, user = ?connect.user, "authentication error");
             self.connect_span(&connect, None);
             return Err(ParseError::AuthViolation);
@@ -749,6 +771,19 @@ impl Client {
             tracing::warn!(cid = self.handle.cid, account = ?identity.account, "account not found");
             return Err(ParseError::AuthViolation);
         };
+        if let Some(limit) = account
+            .claims()
+            .map(|c| c.nats.limits.account.conn)
+            .filter(|l| *l >= 0)
+            && !self.connect_received
+            && i64::try_from(account.num_clients()).unwrap_or(i64::MAX) >= limit
+        {
+            self.send_err("maximum account active connections exceeded");
+            self.handle
+                .outbound
+                .close(CloseReason::MaxAccountConnectionsExceeded);
+            return Err(ParseError::Closed);
+        }
         if !self.connect_received || !Arc::ptr_eq(&account, &self.account) {
             if self.connect_received {
                 self.account.stats.clients.fetch_sub(1, Ordering::Relaxed);
@@ -789,6 +824,90 @@ impl Client {
         self.connect = connect;
         self.connect_received = true;
         Ok(())
+    }
+
+    /// Operator mode: the user JWT of CONNECT checked against its account's claims
+    /// (loaded from the resolver if need be). Remembers the claims for later re-checks and
+    /// arms the expiry.
+    fn jwt_login(&mut self, connect: &ConnectOpts) -> Option<auth::Authenticated> {
+        let peer = self
+            .server
+            .client_meta(self.handle.cid)
+            .and_then(|m| m.addr)
+            .map(|a| a.ip());
+        let creds = crate::trust::JwtCredentials {
+            jwt: connect.jwt.as_deref(),
+            sig: connect.sig.as_deref(),
+            nonce: self.nonce.as_deref(),
+            connection_type: auth::STANDARD,
+            peer,
+        };
+        let server = self.server.clone();
+        let lookup = |pk: &str| {
+            server
+                .resolve_account(pk)
+                .and_then(|a| a.claims())
+                .map(|c| (*c).clone())
+        };
+        let user = match crate::trust::check_user(&creds, lookup, natrix_jwt::now_unix()) {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(cid = self.handle.cid, "{e}");
+                return None;
+            }
+        };
+        let generation = self.server.account(&user.account)?.claims_gen();
+        self.expires_at = (user.claims.data.expires > 0).then(|| {
+            let left = user.claims.data.expires - natrix_jwt::now_unix();
+            tokio::time::Instant::now()
+                + Duration::from_secs(u64::try_from(left.max(0)).unwrap_or(0))
+        });
+        let identity = auth::Authenticated {
+            user: Some(user.claims.data.subject.clone()),
+            permissions: user.permissions,
+            account: Some(user.account),
+        };
+        self.jwt_user = Some((user.claims, generation));
+        Some(identity)
+    }
+
+    /// Operator mode: after the account's JWT changed, whether this user is still
+    /// admitted (not revoked, its signing key still the account's). False once closed.
+    fn recheck_jwt(&mut self) -> bool {
+        let Some((user, seen)) = &self.jwt_user else {
+            return true;
+        };
+        let generation = self.account.claims_gen();
+        if generation == *seen {
+            return true;
+        }
+        let Some(claims) = self.account.claims() else {
+            return true;
+        };
+        match crate::trust::still_admitted(user, &claims) {
+            Ok(()) => {
+                if let Some((_, seen)) = &mut self.jwt_user {
+                    *seen = generation;
+                }
+                true
+            }
+            Err(crate::trust::Refusal::Revoked) => {
+                tracing::info!(cid = self.handle.cid, "user authentication revoked");
+                self.send_err("User Authentication Revoked");
+                self.handle
+                    .outbound
+                    .close(CloseReason::AuthenticationRevoked);
+                false
+            }
+            Err(e) => {
+                tracing::info!(cid = self.handle.cid, "{e}");
+                self.send_err("Authorization Violation");
+                self.handle
+                    .outbound
+                    .close(CloseReason::AuthenticationViolation);
+                false
+            }
+        }
     }
 
     /// The connection's accept-to-authenticated span, when trace export is on.

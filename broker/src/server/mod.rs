@@ -247,6 +247,8 @@ pub struct Server {
     http_addr: Mutex<Option<(SocketAddr, bool)>>,
     lame_duck: AtomicBool,
     shutdown_tx: watch::Sender<bool>,
+    /// Operator mode: the trusted operators and the account resolver.
+    trust: std::sync::OnceLock<Arc<crate::trust::Trust>>,
 }
 
 /// `host:port` of a bound listener as others can dial it: a wildcard bind (`0.0.0.0`)
@@ -372,12 +374,120 @@ impl Server {
             http_addr: Mutex::new(None),
             lame_duck: AtomicBool::new(false),
             shutdown_tx,
+            trust: std::sync::OnceLock::new(),
         });
         server.add_accounts(&names);
         let (opts, _) = server.options();
         server.apply_mappings(&opts.config);
         crate::imports::apply(&server, &opts.config);
         server
+    }
+
+    /// Switches the server to operator mode (at start, before clients connect): accounts
+    /// come from the resolver, signed by the trusted operators.
+    pub fn set_trust(&self, trust: Arc<crate::trust::Trust>) {
+        let _ = self.trust.set(trust);
+        if let Some(sys) = self.trust().map(|t| t.system_account.clone()) {
+            self.load_claims(&sys);
+        }
+    }
+
+    /// The trusted operators, in operator mode.
+    pub fn trust(&self) -> Option<&Arc<crate::trust::Trust>> {
+        self.trust.get()
+    }
+
+    /// The account with public key `pubkey`, loaded from the resolver the first time it
+    /// is needed (operator mode); configured accounts by name otherwise.
+    pub fn resolve_account(&self, pubkey: &str) -> Option<Arc<Account>> {
+        if let Some(acc) = self.account(pubkey) {
+            if acc.claims().is_none() && self.trust().is_some() {
+                self.load_claims(pubkey);
+            }
+            return Some(acc);
+        }
+        let trust = self.trust()?.clone();
+        let jwt = trust.resolver.fetch(pubkey)?;
+        let claims = match trust.verify_account(&jwt) {
+            Ok(c) if c.data.subject == pubkey => c,
+            Ok(_) => {
+                tracing::warn!("account JWT for {pubkey} names another account");
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!("account JWT for {pubkey} refused: {e}");
+                return None;
+            }
+        };
+        let acc = {
+            let mut accounts = self.accounts.write();
+            if let Some(a) = accounts.iter().find(|a| a.name() == pubkey) {
+                a.clone()
+            } else {
+                let a = Arc::new(Account::new(pubkey));
+                accounts.push(a.clone());
+                a
+            }
+        };
+        self.install_claims(&acc, claims, jwt);
+        Some(acc)
+    }
+
+    /// Loads (or reloads) an existing account's JWT from the resolver.
+    fn load_claims(&self, pubkey: &str) {
+        let (Some(trust), Some(acc)) = (self.trust().cloned(), self.account(pubkey)) else {
+            return;
+        };
+        let Some(jwt) = trust.resolver.fetch(pubkey) else {
+            return;
+        };
+        match trust.verify_account(&jwt) {
+            Ok(claims) if claims.data.subject == pubkey => self.install_claims(&acc, claims, jwt),
+            Ok(_) => tracing::warn!("account JWT for {pubkey} names another account"),
+            Err(e) => tracing::warn!("account JWT for {pubkey} refused: {e}"),
+        }
+    }
+
+    /// Applies an account's verified claims: its mappings, the accounts its imports need
+    /// (loaded too), every account's import links, and a re-check of its clients.
+    pub(crate) fn install_claims(
+        &self,
+        acc: &Arc<Account>,
+        claims: natrix_jwt::AccountClaims,
+        jwt: String,
+    ) {
+        let exporters: Vec<String> = claims
+            .nats
+            .imports
+            .iter()
+            .map(|i| i.account.clone())
+            .filter(|a| a != acc.name())
+            .collect();
+        let mappings = claims.nats.mappings.iter().filter_map(|(src, dests)| {
+            let dests: Vec<natrix_transform::MapDest> = dests
+                .iter()
+                .map(|d| {
+                    let mut m = natrix_transform::MapDest::new(d.subject.clone(), d.weight());
+                    m.cluster.clone_from(&d.cluster);
+                    m
+                })
+                .collect();
+            natrix_transform::Mapping::new(src, &dests)
+                .map_err(|e| tracing::warn!("account {} mapping {src:?}: {e}", acc.name()))
+                .ok()
+        });
+        acc.set_mappings(natrix_transform::Mappings::new(mappings));
+        acc.set_claims(claims, jwt);
+        for exporter in exporters {
+            if self.account(&exporter).is_none() {
+                let _ = self.resolve_account(&exporter);
+            }
+        }
+        let (opts, _) = self.options();
+        crate::imports::apply(self, &opts.config);
+        for r in self.clients.lock().values() {
+            r.handle.reload.notify_one();
+        }
     }
 
     /// This server, shared.
@@ -397,6 +507,10 @@ impl Server {
     /// has none (so a reload that removes them takes effect).
     fn apply_mappings(&self, config: &natrix_config::Options) {
         for acc in self.all_accounts() {
+            // An account from a JWT has its mappings in its claims.
+            if acc.claims().is_some() {
+                continue;
+            }
             let configured = if std::ptr::eq(&*acc, &*self.gacc) {
                 Some(&config.mappings)
             } else {
@@ -584,7 +698,7 @@ impl Server {
         let cid = self.next_cid.fetch_add(1, Ordering::Relaxed);
         self.stats.total_connections.fetch_add(1, Ordering::Relaxed);
         let ip = peer.ip().to_string();
-        let nonce = opts.auth.needs_nonce().then(new_nonce);
+        let nonce = (opts.auth.needs_nonce() || self.trust().is_some()).then(new_nonce);
         let info = self.client_info_json(cid, Some(&ip), None, nonce.as_deref());
         let mut info_line = Vec::with_capacity(info.len() + 8);
         encode::info(&mut info_line, &info);
@@ -752,7 +866,7 @@ impl Server {
             host: &opts.host,
             port,
             headers: opts.headers,
-            auth_required: opts.auth.required(),
+            auth_required: opts.auth.required() || self.trust().is_some(),
             tls_required: opts.tls.is_some(),
             tls_verify: opts.tls.as_ref().is_some_and(|t| t.verify),
             max_payload: opts.max_payload,

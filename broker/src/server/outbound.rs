@@ -39,6 +39,8 @@ pub enum CloseReason {
     NoRespondersRequiresHeaders,
     ServerShutdown,
     AuthenticationRevoked,
+    AuthenticationExpired,
+    MaxAccountConnectionsExceeded,
 }
 
 impl CloseReason {
@@ -61,6 +63,8 @@ impl CloseReason {
             Self::NoRespondersRequiresHeaders => "No Responders Requires Headers",
             Self::ServerShutdown => "Server Shutdown",
             Self::AuthenticationRevoked => "Authentication Revoked",
+            Self::AuthenticationExpired => "Authentication Expired",
+            Self::MaxAccountConnectionsExceeded => "Maximum Account Connections Exceeded",
         }
     }
 

@@ -1,0 +1,390 @@
+//! JWT operator mode, each scenario run against natrix-server and the reference
+//! nats-server with the same outcome: an operator, a system account and accounts whose
+//! JWTs this project's `natrix-jwt` signs, served by `resolver: MEMORY` with
+//! `resolver_preload`. Users signed by the account, by a signing key and by a scoped
+//! signing key connect with the permissions their JWT (or scope) gives; revoked,
+//! expired, not-yet-valid, unknown-account, wrongly signed, bearer and malformed JWTs
+//! are refused; an account's service export reaches another account through an import
+//! with an activation token, and a forged activation is not honoured.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::{NATRIX, Proc, reference_binary, start};
+use futures::StreamExt;
+use natrix_jwt::nkeys::KeyPair;
+use natrix_jwt::{
+    AccountClaims, ActivationClaims, Export, ExportType, Import, OperatorClaims, UserClaims,
+    UserScope, encode, format_creds, now_unix,
+};
+
+fn binaries() -> Vec<PathBuf> {
+    let mut bins = vec![PathBuf::from(NATRIX)];
+    bins.extend(reference_binary());
+    bins
+}
+
+/// Keys and JWTs of one operator with a system account and two accounts.
+struct Chain {
+    operator_jwt: String,
+    sys: KeyPair,
+    sys_jwt: String,
+    a: KeyPair,
+    a_sk: KeyPair,
+    a_scoped: KeyPair,
+    a_jwt: String,
+    b: KeyPair,
+    b_jwt: String,
+    revoked: KeyPair,
+}
+
+fn chain(forge_activation: bool) -> Chain {
+    let op = KeyPair::new_operator();
+    let op_sk = KeyPair::new_operator();
+    let sys = KeyPair::new_account();
+    let a = KeyPair::new_account();
+    let a_sk = KeyPair::new_account();
+    let a_scoped = KeyPair::new_account();
+    let b = KeyPair::new_account();
+    let revoked = KeyPair::new_user();
+
+    let mut o = OperatorClaims::new(op.public_key());
+    o.data.name = "OP".into();
+    o.nats.signing_keys.push(op_sk.public_key());
+    o.nats.system_account = sys.public_key();
+    let operator_jwt = encode(&o, &op).expect("operator");
+
+    let mut s = AccountClaims::new(sys.public_key());
+    s.data.name = "SYS".into();
+    let sys_jwt = encode(&s, &op_sk).expect("sys");
+
+    let mut ac = AccountClaims::new(a.public_key());
+    ac.data.name = "A".into();
+    ac.nats.signing_keys.add(a_sk.public_key());
+    let mut scope = UserScope::new(a_scoped.public_key());
+    scope.role = "dev".into();
+    scope.template.permissions.publish.allow = vec!["dev.>".into(), "_INBOX.>".into()];
+    scope.template.permissions.subscribe.allow = vec!["dev.>".into(), "_INBOX.>".into()];
+    ac.nats.signing_keys.add_scoped(scope);
+    ac.nats
+        .revocations
+        .revoke(revoked.public_key(), now_unix() + 3600);
+    ac.nats.exports.push(Export {
+        subject: "svc.private".into(),
+        export_type: ExportType::Service,
+        token_req: true,
+        ..Export::default()
+    });
+    ac.nats.exports.push(Export {
+        subject: "svc.public".into(),
+        export_type: ExportType::Service,
+        ..Export::default()
+    });
+    let a_jwt = encode(&ac, &op_sk).expect("account A");
+
+    // B imports both services; the private one with an activation A signed (or, forged,
+    // one B signed itself).
+    let mut act = ActivationClaims::new(b.public_key());
+    act.nats.import_subject = "svc.private".into();
+    act.nats.import_type = ExportType::Service;
+    let signer = if forge_activation { &b } else { &a };
+    let token = encode(&act, signer).expect("activation");
+    let mut bc = AccountClaims::new(b.public_key());
+    bc.data.name = "B".into();
+    bc.nats.imports.push(Import {
+        subject: "svc.private".into(),
+        account: a.public_key(),
+        import_type: ExportType::Service,
+        token,
+        ..Import::default()
+    });
+    bc.nats.imports.push(Import {
+        subject: "svc.public".into(),
+        account: a.public_key(),
+        import_type: ExportType::Service,
+        ..Import::default()
+    });
+    let b_jwt = encode(&bc, &op_sk).expect("account B");
+    Chain {
+        operator_jwt,
+        sys,
+        sys_jwt,
+        a,
+        a_sk,
+        a_scoped,
+        a_jwt,
+        b,
+        b_jwt,
+        revoked,
+    }
+}
+
+fn config(c: &Chain) -> String {
+    let preload: String = [(&c.sys, &c.sys_jwt), (&c.a, &c.a_jwt), (&c.b, &c.b_jwt)]
+        .iter()
+        .map(|(k, j)| format!("  {}: \"{}\"\n", k.public_key(), j))
+        .collect();
+    format!(
+        "operator: \"{}\"\nsystem_account: {}\nresolver: MEMORY\nresolver_preload: {{\n{preload}}}\n",
+        c.operator_jwt,
+        c.sys.public_key()
+    )
+}
+
+fn creds(user: &KeyPair, claims: &UserClaims, signer: &KeyPair) -> String {
+    let jwt = encode(claims, signer).expect("user");
+    format_creds(&jwt, &user.seed().expect("seed")).expect("creds")
+}
+
+/// A creds file whose seed is not the JWT's user (`format_creds` refuses to write one).
+fn mismatched_creds(jwt: &str, key: &KeyPair) -> String {
+    natrix_jwt::format_jwt("user", jwt)
+        + &natrix_jwt::decorate_seed(&key.seed().expect("seed")).expect("seed text")
+}
+
+async fn connect(p: &Proc, creds: &str) -> Result<async_nats::Client, String> {
+    let opts = async_nats::ConnectOptions::with_credentials(creds)
+        .map_err(|e| e.to_string())?
+        .connection_timeout(Duration::from_secs(3))
+        .max_reconnects(Some(0));
+    match tokio::time::timeout(
+        Duration::from_secs(5),
+        opts.connect(format!("nats://127.0.0.1:{}", p.port)),
+    )
+    .await
+    {
+        Ok(Ok(c)) => Ok(c),
+        Ok(Err(e)) => Err(format!("{:?}", e.kind())),
+        Err(_) => Err("timeout".into()),
+    }
+}
+
+/// Whether a client with `creds` connects and round-trips a message on `subject`
+/// (denied permissions show as no message).
+async fn echo(p: &Proc, creds: &str, subject: &str) -> String {
+    let nc = match connect(p, creds).await {
+        Ok(nc) => nc,
+        Err(e) => return format!("refused ({e})"),
+    };
+    let Ok(mut sub) = nc.subscribe(subject.to_owned()).await else {
+        return "subscribe failed".into();
+    };
+    let _ = nc.publish(subject.to_owned(), "hi".into()).await;
+    let _ = nc.flush().await;
+    match tokio::time::timeout(Duration::from_millis(700), sub.next()).await {
+        Ok(Some(_)) => "echo".into(),
+        _ => "no echo".into(),
+    }
+}
+
+async fn scenario(p: &Proc, c: &Chain) -> Vec<String> {
+    let mut log = Vec::new();
+    let new_user = || KeyPair::new_user();
+
+    let u = new_user();
+    let claims = UserClaims::new(u.public_key());
+    log.push(format!(
+        "account key: {}",
+        echo(p, &creds(&u, &claims, &c.a), "foo").await
+    ));
+
+    let u = new_user();
+    let mut claims = UserClaims::new(u.public_key());
+    claims.nats.issuer_account = c.a.public_key();
+    claims.nats.permission_limits.permissions.publish.allow = vec!["foo".into()];
+    claims.nats.permission_limits.permissions.subscribe.allow = vec!["foo".into()];
+    let limited = creds(&u, &claims, &c.a_sk);
+    log.push(format!(
+        "signing key, allowed: {}",
+        echo(p, &limited, "foo").await
+    ));
+    log.push(format!(
+        "signing key, denied: {}",
+        echo(p, &limited, "bar").await
+    ));
+
+    let u = new_user();
+    let mut claims = UserClaims::with_subject(u.public_key());
+    claims.nats.issuer_account = c.a.public_key();
+    let scoped = creds(&u, &claims, &c.a_scoped);
+    log.push(format!(
+        "scoped, template allows: {}",
+        echo(p, &scoped, "dev.x").await
+    ));
+    log.push(format!(
+        "scoped, template denies: {}",
+        echo(p, &scoped, "prod.x").await
+    ));
+
+    let u = new_user();
+    let mut claims = UserClaims::new(u.public_key());
+    claims.nats.issuer_account = c.a.public_key();
+    claims.nats.permission_limits.permissions.publish.allow = vec![">".into()];
+    log.push(format!(
+        "scoped with own permissions: {}",
+        echo(p, &creds(&u, &claims, &c.a_scoped), "dev.x").await
+    ));
+
+    let claims = UserClaims::new(c.revoked.public_key());
+    log.push(format!(
+        "revoked: {}",
+        echo(p, &creds(&c.revoked, &claims, &c.a), "foo").await
+    ));
+
+    let u = new_user();
+    let mut claims = UserClaims::new(u.public_key());
+    claims.data.expires = now_unix() - 10;
+    log.push(format!(
+        "expired: {}",
+        echo(p, &creds(&u, &claims, &c.a), "foo").await
+    ));
+
+    let u = new_user();
+    let mut claims = UserClaims::new(u.public_key());
+    claims.data.not_before = now_unix() + 3600;
+    log.push(format!(
+        "not yet valid: {}",
+        echo(p, &creds(&u, &claims, &c.a), "foo").await
+    ));
+
+    let u = new_user();
+    let claims = UserClaims::new(u.public_key());
+    log.push(format!(
+        "unknown account: {}",
+        echo(p, &creds(&u, &claims, &KeyPair::new_account()), "foo").await
+    ));
+
+    // A JWT for one key, with the seed of another: the nonce signature fails.
+    let u = new_user();
+    let claims = UserClaims::new(u.public_key());
+    let jwt = encode(&claims, &c.a).expect("user");
+    let wrong = mismatched_creds(&jwt, &new_user());
+    log.push(format!("wrong key: {}", echo(p, &wrong, "foo").await));
+
+    let u = new_user();
+    let mut claims = UserClaims::new(u.public_key());
+    claims.nats.permission_limits.bearer_token = true;
+    let jwt = encode(&claims, &c.a).expect("user");
+    let bearer = mismatched_creds(&jwt, &new_user());
+    log.push(format!(
+        "bearer, any key: {}",
+        echo(p, &bearer, "foo").await
+    ));
+
+    // Services across accounts, by JWT exports and imports.
+    let responder_key = new_user();
+    let responder = connect(
+        p,
+        &creds(
+            &responder_key,
+            &UserClaims::new(responder_key.public_key()),
+            &c.a,
+        ),
+    )
+    .await
+    .expect("responder connects");
+    let mut reqs = responder.subscribe("svc.>").await.expect("sub");
+    responder.flush().await.expect("flush");
+    tokio::spawn(async move {
+        while let Some(m) = reqs.next().await {
+            if let Some(reply) = m.reply {
+                let _ = responder.publish(reply, m.subject.to_string().into()).await;
+                let _ = responder.flush().await;
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let u = new_user();
+    let requester = match connect(p, &creds(&u, &UserClaims::new(u.public_key()), &c.b)).await {
+        Ok(nc) => nc,
+        Err(e) => {
+            log.push(format!("B user refused ({e})"));
+            return log;
+        }
+    };
+    for subject in ["svc.public", "svc.private"] {
+        let answer = match tokio::time::timeout(
+            Duration::from_secs(2),
+            requester.request(subject.to_owned(), "q".into()),
+        )
+        .await
+        {
+            Ok(Ok(m)) => String::from_utf8_lossy(&m.payload).into_owned(),
+            Ok(Err(e)) => format!("{:?}", e.kind()),
+            Err(_) => "timeout".into(),
+        };
+        log.push(format!("B requests {subject}: {answer}"));
+    }
+    log
+}
+
+#[tokio::test]
+async fn jwt_users_are_admitted_and_refused_like_nats_server() {
+    let mut runs = Vec::new();
+    for bin in binaries() {
+        let c = chain(false);
+        let p = start(&bin, &config(&c), false);
+        runs.push(scenario(&p, &c).await);
+    }
+    let natrix = &runs[0];
+    for line in [
+        "account key: echo",
+        "signing key, allowed: echo",
+        "signing key, denied: no echo",
+        "scoped, template allows: echo",
+        "scoped, template denies: no echo",
+        "bearer, any key: echo",
+        "B requests svc.public: svc.public",
+        "B requests svc.private: svc.private",
+    ] {
+        assert!(
+            natrix.iter().any(|l| l == line),
+            "{line:?} missing: {natrix:#?}"
+        );
+    }
+    for refused in [
+        "scoped with own permissions",
+        "revoked",
+        "expired",
+        "not yet valid",
+        "unknown account",
+        "wrong key",
+    ] {
+        assert!(
+            natrix
+                .iter()
+                .any(|l| l.starts_with(&format!("{refused}: refused"))),
+            "{refused} was not refused: {natrix:#?}"
+        );
+    }
+    if let Some(reference) = runs.get(1) {
+        assert_eq!(natrix, reference, "natrix and nats-server differ");
+    }
+}
+
+/// An account JWT whose import carries an activation token the importer signed itself
+/// fails validation: the account is not loaded, so its users are refused (nats-server's
+/// `Import.Validate`: the token's issuer must be the exporting account).
+#[tokio::test]
+async fn a_forged_activation_makes_the_importing_account_invalid() {
+    let mut runs = Vec::new();
+    for bin in binaries() {
+        let c = chain(true);
+        let p = start(&bin, &config(&c), false);
+        let log = scenario(&p, &c).await;
+        runs.push(
+            log.into_iter()
+                .filter(|l| l.starts_with("B "))
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(
+        runs[0],
+        vec!["B user refused (AuthorizationViolation)".to_owned()]
+    );
+    if let Some(reference) = runs.get(1) {
+        assert_eq!(&runs[0], reference);
+    }
+}
