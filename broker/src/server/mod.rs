@@ -490,6 +490,23 @@ impl Server {
         }
     }
 
+    /// Closes every client bound to `account`, telling each `text` first.
+    pub(crate) fn close_account_clients(
+        &self,
+        account: &str,
+        text: &str,
+        reason: outbound::CloseReason,
+    ) {
+        let mut frame = Vec::with_capacity(text.len() + 9);
+        encode::err(&mut frame, text);
+        for r in self.clients.lock().values() {
+            if r.meta.account.as_deref() == Some(account) {
+                r.handle.outbound.push_proto(&frame);
+                r.handle.outbound.close(reason);
+            }
+        }
+    }
+
     /// This server, shared.
     pub(crate) fn me(&self) -> Option<Arc<Server>> {
         self.me.upgrade()

@@ -142,6 +142,31 @@ pub fn start(server: &Arc<Server>, reloads: Option<mpsc::Sender<ReloadRequest>>)
             tracing::error!("system service subscription {subject} refused");
         }
     }
+    // Operator mode with a resolver that takes pushes: claim updates, lookups, lists
+    // and deletes, as nats-server's `DirAccResolver` answers them.
+    if server.trust().is_some_and(|t| t.resolver.accepts_pushes()) {
+        for (i, subject) in [
+            "$SYS.REQ.CLAIMS.UPDATE",
+            "$SYS.REQ.ACCOUNT.*.CLAIMS.*",
+            "$SYS.ACCOUNT.*.CLAIMS.UPDATE",
+            "$SYS.REQ.CLAIMS.LIST",
+            "$SYS.REQ.CLAIMS.DELETE",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let sub = Arc::new(Subscription::internal(
+                subject,
+                &(100 + i).to_string(),
+                handle.clone(),
+            ));
+            if server.sys_account.sublist.insert(sub.clone()).is_err() {
+                tracing::error!("claims subscription {subject} refused");
+                continue;
+            }
+            server.local_interest(server.sys_account.name(), &sub.subject, None, true);
+        }
+    }
     let system = System {
         monitor: Monitor::new(server.clone()),
         server: server.clone(),
@@ -199,6 +224,27 @@ impl System {
             }
             ["$SYS", "DEBUG", "SUBSCRIBERS"] => {
                 self.debug_subscribers(reply, headers, body);
+                return;
+            }
+            ["$SYS", "REQ", "CLAIMS", "UPDATE"] => {
+                self.claims_update(None, reply, body);
+                return;
+            }
+            ["$SYS", "REQ", "ACCOUNT", pk, "CLAIMS", "UPDATE"]
+            | ["$SYS", "ACCOUNT", pk, "CLAIMS", "UPDATE"] => {
+                self.claims_update(Some(pk), reply, body);
+                return;
+            }
+            ["$SYS", "REQ", "ACCOUNT", pk, "CLAIMS", "LOOKUP"] => {
+                self.claims_lookup(pk, reply);
+                return;
+            }
+            ["$SYS", "REQ", "CLAIMS", "LIST"] => {
+                self.claims_list(reply);
+                return;
+            }
+            ["$SYS", "REQ", "CLAIMS", "DELETE"] => {
+                self.claims_delete(reply, body);
                 return;
             }
             ["$SYS", "REQ", "SERVER", "PING"] => ("PING", "STATSZ"),
@@ -393,6 +439,168 @@ impl System {
         };
         self.server
             .publish_internal(&account, reply.as_bytes(), n.to_string().as_bytes());
+    }
+
+    /// `$SYS.REQ.CLAIMS.UPDATE` (and the per-account forms): an account JWT pushed by
+    /// `nsc push` or another tool. A valid one signed by a trusted operator is stored and
+    /// applied to the account at once (its clients are re-checked: a revoked user is
+    /// disconnected).
+    fn claims_update(&self, pubkey: Option<&str>, reply: &str, body: &[u8]) {
+        let Some(trust) = self.server.trust().cloned() else {
+            return;
+        };
+        let jwt = String::from_utf8_lossy(body).trim().to_owned();
+        let claims = match natrix_jwt::decode_account(&jwt) {
+            Ok(c) => c,
+            Err(e) => {
+                return self.claims_answer(reply, "n/a", "jwt update resulted in error", Some(&e.to_string()));
+            }
+        };
+        let subject = claims.data.subject.clone();
+        if let Some(pk) = pubkey
+            && pk != subject
+        {
+            return self.claims_answer(
+                reply,
+                pk,
+                "jwt update resulted in error",
+                Some("subject does not match jwt content"),
+            );
+        }
+        let claims = match trust.verify_account(&jwt) {
+            Ok(c) => c,
+            Err(e) => {
+                return self.claims_answer(reply, &subject, "jwt validation failed", Some(&e));
+            }
+        };
+        match trust.resolver.store(&subject, &jwt, claims.data.issued_at) {
+            Ok(stored) => {
+                if stored == crate::resolver::Stored::Updated
+                    && let Some(acc) = self.server.account(&subject)
+                {
+                    self.server.install_claims(&acc, claims, jwt);
+                }
+                self.claims_answer(reply, &subject, "jwt updated", None);
+            }
+            Err(e) => {
+                self.claims_answer(reply, &subject, "jwt update resulted in error", Some(&e.to_string()));
+            }
+        }
+    }
+
+    /// `$SYS.REQ.ACCOUNT.<pk>.CLAIMS.LOOKUP`: the held JWT, or an empty message when
+    /// there is none.
+    fn claims_lookup(&self, pubkey: &str, reply: &str) {
+        let Some(trust) = self.server.trust() else {
+            return;
+        };
+        let jwt = trust.resolver.fetch(pubkey).unwrap_or_default();
+        self.server
+            .publish_internal(&self.server.sys_account, reply.as_bytes(), jwt.as_bytes());
+    }
+
+    /// `$SYS.REQ.CLAIMS.LIST`: the public keys of every account held.
+    fn claims_list(&self, reply: &str) {
+        let Some(trust) = self.server.trust() else {
+            return;
+        };
+        let payload = serde_json::json!({ "server": self.info(), "data": trust.resolver.list() });
+        self.publish(reply, &payload);
+    }
+
+    /// `$SYS.REQ.CLAIMS.DELETE`: a generic JWT self-signed by a trusted operator key,
+    /// listing accounts to forget (where the resolver allows deletes). Clients of a
+    /// deleted account are disconnected (`Account Authentication Expired`).
+    fn claims_delete(&self, reply: &str, body: &[u8]) {
+        let Some(trust) = self.server.trust().cloned() else {
+            return;
+        };
+        let token = String::from_utf8_lossy(body).trim().to_owned();
+        let checked = (|| {
+            let natrix_jwt::Claims::Generic(g) =
+                natrix_jwt::decode(&token).map_err(|e| ("".to_owned(), e.to_string()))?
+            else {
+                return Err((String::new(), "malformed request".to_owned()));
+            };
+            let subject = g.data.subject.clone();
+            let fail = |m: &str| Err((subject.clone(), m.to_owned()));
+            if g.data.subject != g.data.issuer {
+                return fail("not self signed");
+            }
+            if !trust.is_trusted(&g.data.issuer) {
+                return fail("not trusted");
+            }
+            let Some(list) = g.nats.get("accounts").and_then(Value::as_array) else {
+                return fail("malformed request");
+            };
+            let mut keys = Vec::new();
+            for entry in list {
+                let Some(k) = entry.as_str().filter(|k| k.starts_with('A') && k.len() == 56)
+                else {
+                    return fail("malformed request");
+                };
+                if k == self.server.sys_account.name() {
+                    return fail("not allowed to delete system account");
+                }
+                keys.push(k.to_owned());
+            }
+            Ok((subject, keys))
+        })();
+        let (_, keys) = match checked {
+            Ok(v) => v,
+            Err((by, e)) => {
+                let message = format!("delete accounts request by {by} failed");
+                return self.claims_answer(reply, "", &message, Some(&e));
+            }
+        };
+        let mut errors = Vec::new();
+        for k in &keys {
+            match trust.resolver.delete(k) {
+                Ok(()) => self.server.close_account_clients(
+                    k,
+                    "Account Authentication Expired",
+                    super::outbound::CloseReason::AuthenticationExpired,
+                ),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        let done = keys.len() - errors.len();
+        if errors.is_empty() {
+            self.claims_answer(reply, "", &format!("deleted {done} accounts"), None);
+        } else {
+            let message = format!("deleted {done} accounts, failed for {}", errors.len());
+            self.claims_answer(reply, "", &message, Some(&errors.join("\n")));
+        }
+    }
+
+    /// nats-server's `respondToUpdate`: `data` with code 200, or `error` with code 500
+    /// and `<message> - <error>`.
+    fn claims_answer(&self, reply: &str, account: &str, message: &str, error: Option<&str>) {
+        match error {
+            None => tracing::debug!("{message} - {account}"),
+            Some(e) => tracing::error!("{message} - {account} - {e}"),
+        }
+        if reply.is_empty() {
+            return;
+        }
+        let mut payload = serde_json::json!({ "server": self.info() });
+        let mut body = serde_json::Map::new();
+        if !account.is_empty() {
+            body.insert("account".into(), account.into());
+        }
+        match error {
+            None => {
+                body.insert("code".into(), 200.into());
+                body.insert("message".into(), message.into());
+                payload["data"] = Value::Object(body);
+            }
+            Some(e) => {
+                body.insert("code".into(), 500.into());
+                body.insert("description".into(), format!("{message} - {e}").into());
+                payload["error"] = Value::Object(body);
+            }
+        }
+        self.publish(reply, &payload);
     }
 
     /// A request body's endpoint options and filters (`null` for an empty body), or
