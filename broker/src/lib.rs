@@ -4,6 +4,7 @@
 //! `protocol::parser` → `server::client` → `sublist` → `server::outbound`.
 
 pub mod account;
+pub mod callout;
 pub mod auth;
 pub mod cluster;
 pub mod imports;

@@ -218,6 +218,10 @@ pub(crate) fn nuid() -> String {
 pub struct Server {
     /// This server's own `Arc`, for work that outlives a call (import responses).
     me: std::sync::Weak<Server>,
+    /// The server nkey; its public key is the server id.
+    key: natrix_jwt::nkeys::KeyPair,
+    /// The curve key auth callout requests are sealed with.
+    xkey: natrix_jwt::nkeys::XKey,
     id: String,
     name: String,
     opts: RwLock<(Arc<RuntimeOptions>, u64)>,
@@ -328,20 +332,13 @@ pub(crate) fn new_nonce() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// Random server id in the shape of an nkey server public key ('N' + 55 base32 chars).
-fn new_server_id() -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let mut id = String::with_capacity(56);
-    id.push('N');
-    for _ in 0..55 {
-        id.push(ALPHABET[fastrand::usize(..ALPHABET.len())] as char);
-    }
-    id
-}
 
 impl Server {
     pub fn new(opts: RuntimeOptions) -> Arc<Self> {
-        let id = new_server_id();
+        // As nats-server: the server id is the public key of a server nkey made at start,
+        // which signs what the server asserts (auth callout requests).
+        let key = natrix_jwt::nkeys::KeyPair::new_server();
+        let id = key.public_key();
         let name = opts.server_name.clone().unwrap_or_else(|| id.clone());
         let (shutdown_tx, _) = watch::channel(false);
         let names = opts.config.account_names.clone();
@@ -353,6 +350,8 @@ impl Server {
         };
         let server = Arc::new_cyclic(|me| Self {
             me: me.clone(),
+            key,
+            xkey: natrix_jwt::nkeys::XKey::new(),
             id,
             name,
             opts: RwLock::new((Arc::new(opts), 0)),
@@ -505,6 +504,16 @@ impl Server {
                 r.handle.outbound.close(reason);
             }
         }
+    }
+
+    /// The server's nkey (its public key is [`Server::id`]).
+    pub fn key(&self) -> &natrix_jwt::nkeys::KeyPair {
+        &self.key
+    }
+
+    /// The server's curve key for sealed auth callout exchanges.
+    pub fn xkey(&self) -> &natrix_jwt::nkeys::XKey {
+        &self.xkey
     }
 
     /// This server, shared.
