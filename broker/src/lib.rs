@@ -6,6 +6,7 @@
 pub mod account;
 pub mod auth;
 pub mod cluster;
+pub mod dn;
 pub mod imports;
 pub mod leafnode;
 pub mod monitor;
@@ -15,3 +16,4 @@ pub mod subject;
 pub mod sublist;
 pub mod telemetry;
 pub mod tls;
+pub mod x509;

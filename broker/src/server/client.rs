@@ -288,9 +288,15 @@ struct ConnectOpts {
 }
 
 impl ConnectOpts {
-    /// What CONNECT presented for authentication, with the nonce INFO sent.
-    fn credentials<'a>(&'a self, nonce: Option<&'a str>) -> auth::Credentials<'a> {
+    /// What CONNECT presented for authentication, with the nonce INFO sent and the
+    /// client's TLS certificate.
+    fn credentials<'a>(
+        &'a self,
+        nonce: Option<&'a str>,
+        cert: Option<&'a crate::x509::PeerCert>,
+    ) -> auth::Credentials<'a> {
         auth::Credentials {
+            cert,
             user: self.user.as_deref(),
             pass: self.pass.as_deref(),
             token: self.auth_token.as_deref(),
@@ -362,6 +368,8 @@ pub(crate) struct Client {
     sample_ratio: f64,
     /// The nonce sent in INFO for nkey users to sign.
     nonce: Option<String>,
+    /// The client's TLS certificate, for `verify_and_map` (here and on reload).
+    cert: Option<Arc<crate::x509::PeerCert>>,
 }
 
 impl Client {
@@ -369,6 +377,7 @@ impl Client {
         server: Arc<Server>,
         handle: Arc<ClientHandle>,
         nonce: Option<String>,
+        cert: Option<Arc<crate::x509::PeerCert>>,
     ) -> Self {
         let (opts, opts_gen) = server.options();
         let now = Instant::now();
@@ -401,6 +410,7 @@ impl Client {
             route_targets: Vec::new(),
             sample_ratio,
             nonce,
+            cert,
         }
     }
 
@@ -458,7 +468,9 @@ impl Client {
         if !auth_changed || !self.connect_received {
             return true;
         }
-        let creds = self.connect.credentials(self.nonce.as_deref());
+        let creds = self
+            .connect
+            .credentials(self.nonce.as_deref(), self.cert.as_deref());
         let Some(identity) = self.opts.auth.authenticate(&creds) else {
             tracing::info!(
                 cid = self.handle.cid,
@@ -728,7 +740,7 @@ impl Client {
                 Ordering::Relaxed,
             );
         }
-        let creds = connect.credentials(self.nonce.as_deref());
+        let creds = connect.credentials(self.nonce.as_deref(), self.cert.as_deref());
         let Some(identity) = self.opts.auth.authenticate(&creds) else {
             tracing::warn!(cid = self.handle.cid, user = ?connect.user, "authentication error");
             self.connect_span(&connect, None);

@@ -73,6 +73,8 @@ pub struct ClientMeta {
     pub account: Option<String>,
     /// The protocol level from CONNECT (1 takes async INFO updates).
     pub protocol: i64,
+    /// The certificate chain the client presented (`/connz?auth=1` `tls_peer_certs`).
+    pub peer_certs: Option<Arc<Vec<crate::x509::PeerCert>>>,
 }
 
 struct Registered {
@@ -608,6 +610,11 @@ impl Server {
             }
             None => None,
         };
+        let peer_certs = session
+            .as_ref()
+            .map(crate::tls::peer_certs)
+            .filter(|c| !c.is_empty())
+            .map(Arc::new);
         let (rd, wr) = stream.into_split();
         let outbound = Arc::new(Outbound::with_tls(wr, opts.max_pending, session.clone()));
         let handle = Arc::new(ClientHandle::new(cid, outbound.clone()));
@@ -629,6 +636,7 @@ impl Server {
                             addr: Some(peer),
                             start: Some(handle.start),
                             tls: session.as_ref().map(crate::tls::describe),
+                            peer_certs: peer_certs.clone(),
                             ..ClientMeta::default()
                         },
                     },
@@ -644,7 +652,8 @@ impl Server {
             outbound.close(CloseReason::MaxConnectionsExceeded);
         } else {
             tracing::debug!(cid, %peer, "Client connection created");
-            let client = Client::new(self.clone(), handle, nonce);
+            let cert = peer_certs.and_then(|c| c.first().cloned()).map(Arc::new);
+            let client = Client::new(self.clone(), handle, nonce, cert);
             match session {
                 Some(s) => {
                     client
