@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::dn::{self, Dn};
 use crate::subject;
+use crate::x509::PeerCert;
 
 /// Allow and deny lists of subjects (wildcards allowed).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -114,6 +116,11 @@ pub struct Auth {
     pub nkeys: HashMap<String, NkeyUser>,
     pub no_auth_user: Option<String>,
     pub default_permissions: Option<Arc<Permissions>>,
+    /// `tls { verify_and_map: true }`: the client certificate selects the user.
+    pub tls_map: bool,
+    /// `users` holds only the top-level `user`/`password` (nats-server keeps that one
+    /// outside its users table, so certificates never map to it).
+    pub simple_user: bool,
 }
 
 /// A user who authenticates with an nkey signature.
@@ -124,6 +131,11 @@ pub struct NkeyUser {
     pub account: Option<String>,
     /// `allowed_connection_types` (upper case); `None` allows every kind.
     pub connection_types: Option<Vec<String>>,
+}
+
+/// A CONNECT field that was sent and is not empty (nats-server treats both alike).
+fn given(v: Option<&str>) -> Option<&str> {
+    v.filter(|v| !v.is_empty())
 }
 
 fn kind_allowed(types: Option<&Vec<String>>) -> bool {
@@ -140,6 +152,8 @@ pub struct Credentials<'a> {
     pub nkey: Option<&'a str>,
     pub sig: Option<&'a str>,
     pub nonce: Option<&'a str>,
+    /// The client's TLS certificate, read when it presented one.
+    pub cert: Option<&'a PeerCert>,
 }
 
 /// The identity a connection was accepted as.
@@ -184,14 +198,17 @@ impl Auth {
         if !kind_allowed(user.connection_types.as_ref()) {
             return None;
         }
-        let nonce = creds.nonce?;
-        let sig = creds.sig?.trim_end_matches('=');
-        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(sig)
-            .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(sig))
-            .ok()?;
-        let key = nkeys::KeyPair::from_public_key(nkey).ok()?;
-        key.verify(nonce.as_bytes(), &raw).ok()?;
+        // The no_auth_user stands for clients that present nothing: no signature.
+        if self.no_auth_user.as_deref() != Some(nkey) {
+            let nonce = creds.nonce?;
+            let sig = creds.sig?.trim_end_matches('=');
+            let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(sig)
+                .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(sig))
+                .ok()?;
+            let key = nkeys::KeyPair::from_public_key(nkey).ok()?;
+            key.verify(nonce.as_bytes(), &raw).ok()?;
+        }
         Some(Authenticated {
             user: Some(nkey.to_owned()),
             permissions: user
@@ -202,7 +219,10 @@ impl Auth {
         })
     }
 
-    /// Checks CONNECT credentials; `None` is an authorization violation.
+    /// Checks CONNECT credentials; `None` is an authorization violation. The order is
+    /// nats-server's `processClientOrLeafAuthentication`: nkey users (the no_auth_user
+    /// too when it names one), then the users list (the client certificate under
+    /// `verify_and_map`, else the CONNECT user or the no_auth_user), then the token.
     pub fn authenticate(&self, creds: &Credentials<'_>) -> Option<Authenticated> {
         if !self.required() {
             return Some(Authenticated {
@@ -210,39 +230,113 @@ impl Auth {
                 ..Authenticated::default()
             });
         }
-        if let Some(token) = &self.token {
-            let given = creds.token.or(creds.pass)?;
-            return password_matches(token, given).then(|| Authenticated {
-                permissions: self.default_permissions.clone(),
-                ..Authenticated::default()
+        let anonymous = given(creds.user).is_none()
+            && given(creds.pass).is_none()
+            && given(creds.token).is_none();
+        if !self.nkeys.is_empty() {
+            let nkey = given(creds.nkey).or_else(|| {
+                self.no_auth_user
+                    .as_deref()
+                    .filter(|n| anonymous && self.nkeys.contains_key(*n))
             });
+            if let Some(nkey) = nkey {
+                return self.nkey_login(creds, nkey);
+            }
         }
-        if let Some(nkey) = creds.nkey.filter(|k| !k.is_empty())
-            && !self.nkeys.is_empty()
-        {
-            return self.nkey_login(creds, nkey);
+        // The top-level user/password is nats-server's "simple" auth, outside its users
+        // table: certificates are never mapped to it.
+        let has_users = !self.users.is_empty() && !self.simple_user;
+        if has_users && self.tls_map {
+            let user = creds.cert.and_then(|c| self.map_certificate(c))?;
+            if let Some(u) = given(creds.user) {
+                tracing::warn!("User {u:?} found in connect proto, but user required from cert");
+            }
+            // The mapped user's password, if it has one, must still be presented.
+            return password_matches(&user.password, creds.pass.unwrap_or_default())
+                .then(|| self.identity(user));
         }
-        let user_name = match creds.user {
-            Some(u) if !u.is_empty() => u,
-            _ => {
-                // No credentials: the no_auth_user, if configured, is assumed.
-                if creds.pass.is_none()
-                    && creds.token.is_none()
-                    && let Some(name) = &self.no_auth_user
-                    && let Some(u) = self.users.get(name)
-                    && kind_allowed(u.connection_types.as_ref())
-                {
-                    return Some(self.identity(u));
-                }
+        // The no_auth_user logs in with its own password, so it is compared with itself:
+        // a bcrypt hash does not match itself, as in nats-server.
+        let (name, pass) = match self.no_auth_user.as_deref() {
+            Some(n) if anonymous && self.users.contains_key(n) => {
+                (Some(n), self.users.get(n).map(|u| u.password.as_str()))
+            }
+            _ => (given(creds.user), creds.pass),
+        };
+        // Without users (a token alone) a CONNECT user is ignored, as in nats-server.
+        if let Some(name) = name.filter(|_| !self.users.is_empty()) {
+            let user = self.users.get(name)?;
+            if !kind_allowed(user.connection_types.as_ref()) {
                 return None;
             }
-        };
-        let user = self.users.get(user_name)?;
-        if !kind_allowed(user.connection_types.as_ref()) {
-            return None;
+            return password_matches(&user.password, pass.unwrap_or_default())
+                .then(|| self.identity(user));
         }
-        password_matches(&user.password, creds.pass.unwrap_or_default())
-            .then(|| self.identity(user))
+        let token = self.token.as_ref()?;
+        let presented = creds.token.or(creds.pass)?;
+        password_matches(token, presented).then(|| Authenticated {
+            permissions: self.default_permissions.clone(),
+            ..Authenticated::default()
+        })
+    }
+
+    /// The user a client certificate selects under `verify_and_map`, tried in
+    /// nats-server's order (`checkClientTLSCertSubject`): each email SAN, DNS SAN and URI
+    /// SAN as a user name; the subject as a DN equal to a user name parsed as one, first
+    /// RDN by RDN, then in any RDN order; the RFC 2253 subject string with the `DC=`
+    /// components appended; the subject string alone. Users whose
+    /// `allowed_connection_types` exclude plain clients are skipped.
+    ///
+    /// User names are parsed as DNs on every mapped connection rather than once per
+    /// configuration: it keeps `Auth` plain data, and a TLS handshake costs far more.
+    pub fn map_certificate(&self, cert: &PeerCert) -> Option<&User> {
+        let by_name = |name: &str| {
+            self.users
+                .get(name)
+                .filter(|u| kind_allowed(u.connection_types.as_ref()))
+        };
+        for (what, names) in [
+            ("email", &cert.emails),
+            ("SAN", &cert.dns_names),
+            ("URI", &cert.uris),
+        ] {
+            if let Some(u) = names.iter().find_map(|n| by_name(n)) {
+                tracing::debug!("Using {what} found in cert for auth [{:?}]", u.username);
+                return Some(u);
+            }
+        }
+        let rdn = dn::rdn_sequence_string(&cert.subject);
+        if let Some(cert_dn) = Dn::from_subject(&cert.subject) {
+            let mut users: Vec<(&User, Dn)> = self
+                .users
+                .values()
+                .filter(|u| kind_allowed(u.connection_types.as_ref()))
+                .filter_map(|u| Dn::parse(&u.username).ok().map(|d| (u, d)))
+                .collect();
+            // nats-server walks a map (random order); sorting makes ties predictable.
+            users.sort_by(|a, b| a.0.username.cmp(&b.0.username));
+            let found = users
+                .iter()
+                .find(|(_, d)| d.equal(&cert_dn))
+                .or_else(|| users.iter().find(|(_, d)| d.rdns_match(&cert_dn)));
+            if let Some((u, _)) = found {
+                tracing::debug!("Using DistinguishedNameMatch for auth [{:?}]", u.username);
+                return Some(u);
+            }
+        }
+        let dcs = dn::domain_components(&cert.subject);
+        if !dcs.is_empty()
+            && let Some(u) = by_name(&format!("{rdn},{dcs}"))
+        {
+            tracing::debug!("Using RDNSequence for auth [{:?}]", u.username);
+            return Some(u);
+        }
+        let found = by_name(&rdn);
+        match found {
+            Some(u) => tracing::debug!("Using certificate subject for auth [{:?}]", u.username),
+            None => tracing::debug!("User in cert [{rdn:?}], not found"),
+        }
+        found
     }
 
     fn identity(&self, user: &User) -> Authenticated {
@@ -343,6 +437,127 @@ mod tests {
             u.connection_types = Some(vec!["WEBSOCKET".into(), STANDARD.into()]);
         }
         assert!(auth.authenticate(&ok).is_some());
+    }
+
+    fn user(name: &str) -> User {
+        User {
+            username: name.into(),
+            password: String::new(),
+            permissions: None,
+            account: None,
+            connection_types: None,
+        }
+    }
+
+    fn cert_with(subject: &[(&[u8], &str)], emails: &[&str], dns: &[&str]) -> PeerCert {
+        PeerCert {
+            subject: subject
+                .iter()
+                .map(|(oid, v)| {
+                    vec![crate::x509::Attribute {
+                        oid: oid.to_vec(),
+                        value: Some((*v).to_owned()),
+                        der: Vec::new(),
+                    }]
+                })
+                .collect(),
+            emails: emails.iter().map(|s| (*s).to_owned()).collect(),
+            dns_names: dns.iter().map(|s| (*s).to_owned()).collect(),
+            ..PeerCert::default()
+        }
+    }
+
+    #[test]
+    fn certificate_mapping_order() {
+        const O: &[u8] = &[0x55, 0x04, 0x0a];
+        const CN: &[u8] = &[0x55, 0x04, 0x03];
+        let mut auth = Auth {
+            tls_map: true,
+            ..Auth::default()
+        };
+        for name in ["a@b.c", "host.example", "CN=svc,O=Org", "O=Org,CN=svc"] {
+            auth.users.insert(name.into(), user(name));
+        }
+        let mapped =
+            |auth: &Auth, c: &PeerCert| auth.map_certificate(c).map(|u| u.username.clone());
+        let subject: &[(&[u8], &str)] = &[(O, "Org"), (CN, "svc")];
+        // Emails before DNS names before the subject.
+        let all = cert_with(subject, &["x@y.z", "a@b.c"], &["host.example"]);
+        assert_eq!(mapped(&auth, &all).as_deref(), Some("a@b.c"));
+        let dns = cert_with(subject, &["x@y.z"], &["host.example"]);
+        assert_eq!(mapped(&auth, &dns).as_deref(), Some("host.example"));
+        // The DN in order wins over the reordered one.
+        let dn = cert_with(subject, &[], &["unknown"]);
+        assert_eq!(mapped(&auth, &dn).as_deref(), Some("CN=svc,O=Org"));
+        auth.users.remove("CN=svc,O=Org");
+        assert_eq!(mapped(&auth, &dn).as_deref(), Some("O=Org,CN=svc"));
+        let other = cert_with(&[(CN, "nobody")], &[], &[]);
+        assert_eq!(mapped(&auth, &other), None);
+        // Through authenticate: no certificate, or an unmapped one, is a violation, and
+        // the no_auth_user does not stand in for it.
+        auth.no_auth_user = Some("a@b.c".into());
+        assert!(auth.authenticate(&Credentials::default()).is_none());
+        let creds = Credentials {
+            cert: Some(&other),
+            ..Credentials::default()
+        };
+        assert!(auth.authenticate(&creds).is_none());
+        let creds = Credentials {
+            cert: Some(&dns),
+            user: Some("a@b.c"),
+            ..Credentials::default()
+        };
+        let who = auth.authenticate(&creds).expect("mapped");
+        assert_eq!(who.user.as_deref(), Some("host.example"));
+        // A mapped user without a password refuses a CONNECT that brings one.
+        let creds = Credentials {
+            cert: Some(&dns),
+            pass: Some("x"),
+            ..Credentials::default()
+        };
+        assert!(auth.authenticate(&creds).is_none());
+    }
+
+    #[test]
+    fn no_auth_user_nkey_needs_no_signature() {
+        let kp = nkeys::KeyPair::new_user();
+        let mut auth = Auth::default();
+        auth.nkeys.insert(
+            kp.public_key(),
+            NkeyUser {
+                permissions: None,
+                account: Some("BAR".into()),
+                connection_types: None,
+            },
+        );
+        auth.users.insert(
+            "u".into(),
+            User {
+                password: "p".into(),
+                ..user("u")
+            },
+        );
+        assert!(auth.authenticate(&Credentials::default()).is_none());
+        auth.no_auth_user = Some(kp.public_key());
+        let who = auth
+            .authenticate(&Credentials::default())
+            .expect("no_auth_user");
+        assert_eq!(who.account.as_deref(), Some("BAR"));
+        // Credentials of any kind turn the no_auth_user off.
+        let creds = Credentials {
+            user: Some("u"),
+            pass: Some("p"),
+            ..Credentials::default()
+        };
+        assert_eq!(
+            auth.authenticate(&creds).and_then(|w| w.user).as_deref(),
+            Some("u")
+        );
+        let creds = Credentials {
+            token: Some("t"),
+            ..Credentials::default()
+        };
+        assert!(auth.authenticate(&creds).is_none());
     }
 
     #[test]

@@ -16,8 +16,8 @@ use std::time::Duration;
 use natrix_config::options::AuthCallout;
 use natrix_jwt::nkeys::{KeyPair, XKey};
 use natrix_jwt::{
-    AuthorizationRequest, AuthorizationRequestClaims, ClientInformation, ConnectOptions,
-    ServerId, UserClaims,
+    AuthorizationRequest, AuthorizationRequestClaims, ClientInformation, ConnectOptions, ServerId,
+    UserClaims,
 };
 
 use crate::auth::Permissions;
@@ -62,9 +62,9 @@ pub async fn authorize(
     } else {
         config.account.as_str()
     };
-    let account = server.account(account_name).ok_or_else(|| {
-        format!("No valid account {account_name:?} for auth callout request")
-    })?;
+    let account = server
+        .account(account_name)
+        .ok_or_else(|| format!("No valid account {account_name:?} for auth callout request"))?;
     let service_xkey = if config.xkey.is_empty() {
         None
     } else {
@@ -75,7 +75,8 @@ pub async fn authorize(
 
     let mut claims = AuthorizationRequestClaims::with_subject(config.issuer.clone());
     claims.data.audience = AUDIENCE.to_owned();
-    claims.data.expires = natrix_jwt::now_unix() + i64::try_from(timeout.as_secs()).unwrap_or(2).max(1);
+    claims.data.expires =
+        natrix_jwt::now_unix() + i64::try_from(timeout.as_secs()).unwrap_or(2).max(1);
     let (opts, _) = server.options();
     claims.nats = AuthorizationRequest {
         server: ServerId {
@@ -110,8 +111,9 @@ pub async fn authorize(
         tls: caller.tls,
         ..claims.nats
     };
-    let token = natrix_jwt::encode(&claims, server.key())
-        .map_err(|e| format!("Error encoding auth request claim on account {account_name:?}: {e}"))?;
+    let token = natrix_jwt::encode(&claims, server.key()).map_err(|e| {
+        format!("Error encoding auth request claim on account {account_name:?}: {e}")
+    })?;
     let (payload, headers) = match &service_xkey {
         Some(recipient) => {
             let sealed = server
@@ -150,7 +152,14 @@ pub async fn authorize(
             ));
         }
     };
-    decode_reply(server, config, account_name, &reply, service_xkey.as_ref(), &user_nkey)
+    decode_reply(
+        server,
+        config,
+        account_name,
+        &reply,
+        service_xkey.as_ref(),
+        &user_nkey,
+    )
 }
 
 /// Checks the service's answer: for our fresh user, for this server, signed by the
@@ -178,11 +187,14 @@ fn decode_reply(
         }
         _ => reply,
     };
-    let text = std::str::from_utf8(reply).map_err(|_| "auth callout response is not text".to_owned())?;
+    let text =
+        std::str::from_utf8(reply).map_err(|_| "auth callout response is not text".to_owned())?;
     let response =
         natrix_jwt::decode_authorization_response(text.trim()).map_err(|e| e.to_string())?;
     if response.data.subject != user_nkey {
-        return Err("auth callout violation: auth callout response is not for expected user".into());
+        return Err(
+            "auth callout violation: auth callout response is not for expected user".into(),
+        );
     }
     if response.data.audience != server.id() {
         return Err("auth callout violation: auth callout response is not for server".into());

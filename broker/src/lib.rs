@@ -4,9 +4,10 @@
 //! `protocol::parser` → `server::client` → `sublist` → `server::outbound`.
 
 pub mod account;
-pub mod callout;
 pub mod auth;
+pub mod callout;
 pub mod cluster;
+pub mod dn;
 pub mod imports;
 pub mod leafnode;
 pub mod monitor;
@@ -18,3 +19,4 @@ pub mod sublist;
 pub mod telemetry;
 pub mod tls;
 pub mod trust;
+pub mod x509;

@@ -86,6 +86,8 @@ fn run(
     config_file: Option<PathBuf>,
     flags: Flags,
 ) -> anyhow::Result<()> {
+    // nats-server's NewServer: these fail start-up (but not -t) with the bare message.
+    natrix_config::validate::validate(&options)?;
     let log_file = telemetry::init_logging(&log_config(&options)).context("opening log file")?;
     for w in warnings {
         tracing::warn!("{w}");

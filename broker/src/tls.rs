@@ -472,6 +472,28 @@ impl AsyncRead for TlsReader {
     }
 }
 
+/// The certificate chain a client presented (verified by then), read for
+/// `verify_and_map` and `/connz?auth=1`. Empty when there is none, or when the client's
+/// own certificate (the first) cannot be read: mapping must never fall back to a CA's.
+pub fn peer_certs(session: &Session) -> Vec<crate::x509::PeerCert> {
+    let conn = session.lock();
+    let Some(chain) = conn.peer_certificates() else {
+        return Vec::new();
+    };
+    let mut out = Vec::with_capacity(chain.len());
+    for (i, der) in chain.iter().enumerate() {
+        match crate::x509::PeerCert::parse(der.as_ref()) {
+            Ok(c) => out.push(c),
+            Err(e) if i == 0 => {
+                tracing::debug!("client certificate not readable: {e}");
+                return Vec::new();
+            }
+            Err(e) => tracing::debug!("certificate {i} of the client's chain not readable: {e}"),
+        }
+    }
+    out
+}
+
 /// The negotiated protocol and cipher suite, as nats-server names them on `/connz`.
 pub fn describe(session: &Session) -> (String, String) {
     let conn = session.lock();

@@ -72,15 +72,38 @@ fn store(bin: PathBuf) -> Nsc {
         bin,
         dir: tempfile::tempdir().expect("tempdir"),
     };
-    nsc.run(&["add", "operator", "--name", "OP", "--generate-signing-key", "--sys"]);
+    nsc.run(&[
+        "add",
+        "operator",
+        "--name",
+        "OP",
+        "--generate-signing-key",
+        "--sys",
+    ]);
     nsc.run(&["add", "account", "--name", "APP"]);
     nsc.run(&["edit", "account", "--name", "APP", "--sk", "generate"]);
     nsc.run(&[
-        "add", "user", "-a", "APP", "--name", "alice", "--allow-pub", "alice.>,_INBOX.>",
-        "--allow-sub", "alice.>,_INBOX.>",
+        "add",
+        "user",
+        "-a",
+        "APP",
+        "--name",
+        "alice",
+        "--allow-pub",
+        "alice.>,_INBOX.>",
+        "--allow-sub",
+        "alice.>,_INBOX.>",
     ]);
     nsc.run(&[
-        "add", "user", "-a", "APP", "--name", "bob", "--allow-pub", "bob.>", "--allow-sub",
+        "add",
+        "user",
+        "-a",
+        "APP",
+        "--name",
+        "bob",
+        "--allow-pub",
+        "bob.>",
+        "--allow-sub",
         "bob.>",
     ]);
     nsc
@@ -90,7 +113,13 @@ fn store(bin: PathBuf) -> Nsc {
 /// into the server's own temp dir).
 fn start_server(bin: &Path, nsc: &Nsc) -> Proc {
     let dir = tempfile::tempdir().expect("tempdir");
-    let generated = nsc.run(&["generate", "config", "--nats-resolver", "--sys-account", "SYS"]);
+    let generated = nsc.run(&[
+        "generate",
+        "config",
+        "--nats-resolver",
+        "--sys-account",
+        "SYS",
+    ]);
     let jwt_dir = dir.path().join("jwt");
     let conf = generated.replace("'./jwt'", &format!("'{}'", jwt_dir.display()));
     let path = dir.path().join("server.conf");
@@ -108,8 +137,8 @@ async fn connect_watched(
     creds: &str,
     events: Option<tokio::sync::mpsc::UnboundedSender<async_nats::Event>>,
 ) -> Result<async_nats::Client, String> {
-    let mut opts = async_nats::ConnectOptions::with_credentials(creds)
-        .map_err(|e| e.to_string())?;
+    let mut opts =
+        async_nats::ConnectOptions::with_credentials(creds).map_err(|e| e.to_string())?;
     if let Some(tx) = events {
         opts = opts.event_callback(move |e| {
             let tx = tx.clone();
@@ -159,12 +188,17 @@ async fn script(bin: &Path, nsc_bin: PathBuf) -> Vec<String> {
     ));
     let pushed = nsc.run(&["push", "-a", "APP", "-u", &url]);
     log.push(format!("push: {}", pushed.contains("jwt updated")));
-    let alice = connect(&p, &nsc.creds("APP", "alice")).await.expect("alice");
+    let alice = connect(&p, &nsc.creds("APP", "alice"))
+        .await
+        .expect("alice");
     let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
     let bob = connect_watched(&p, &nsc.creds("APP", "bob"), Some(tx))
         .await
         .expect("bob");
-    log.push(format!("alice on alice.x: {}", echoes(&alice, "alice.x").await));
+    log.push(format!(
+        "alice on alice.x: {}",
+        echoes(&alice, "alice.x").await
+    ));
     log.push(format!("alice on bob.x: {}", echoes(&alice, "bob.x").await));
     log.push(format!("bob on bob.x: {}", echoes(&bob, "bob.x").await));
     log.push(format!("bob on alice.x: {}", echoes(&bob, "alice.x").await));
@@ -174,7 +208,10 @@ async fn script(bin: &Path, nsc_bin: PathBuf) -> Vec<String> {
     let mut closed = false;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while let Ok(Some(e)) = tokio::time::timeout_at(deadline, events.recv()).await {
-        if matches!(e, async_nats::Event::Disconnected | async_nats::Event::Closed) {
+        if matches!(
+            e,
+            async_nats::Event::Disconnected | async_nats::Event::Closed
+        ) {
             closed = true;
             break;
         }
@@ -186,7 +223,10 @@ async fn script(bin: &Path, nsc_bin: PathBuf) -> Vec<String> {
             .await
             .map_or_else(|e| format!("refused ({e})"), |_| "connected".into())
     ));
-    log.push(format!("alice still works: {}", echoes(&alice, "alice.y").await));
+    log.push(format!(
+        "alice still works: {}",
+        echoes(&alice, "alice.y").await
+    ));
     log
 }
 

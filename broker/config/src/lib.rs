@@ -6,6 +6,7 @@
 //! - [`flags`]: the nats-server command line and how it overrides the config file.
 //! - [`reload`]: what changed between two [`Options`] and whether a running server may apply
 //!   it.
+//! - [`validate`]: the checks nats-server runs when it creates a server from options.
 //!
 //! Names (options, flags, error texts) are nats-server's, so existing configs, scripts and
 //! habits carry over unchanged.
@@ -15,6 +16,7 @@ pub mod duration;
 pub mod flags;
 pub mod options;
 pub mod reload;
+pub mod validate;
 
 pub use flags::{Configured, FlagError, Flags, SignalCommand, configure};
 pub use options::{ConfigError, Diagnostic, Options, Strictness, Warning};

@@ -87,6 +87,9 @@ pub struct ConnInfo {
     pub tls_version: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub tls_cipher_suite: String,
+    /// The client's certificates, with `auth`, while it is connected.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tls_peer_certs: Vec<TlsPeerCert>,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub authorized_user: String,
     /// Only for accounts other than `$G`, as nats-server shows it.
@@ -103,6 +106,17 @@ pub struct ConnInfo {
     sort_rtt: u64,
     #[serde(skip)]
     sort_idle: u64,
+}
+
+/// One certificate of a client's chain, as nats-server's `TLSPeerCert`.
+#[derive(Debug, Serialize)]
+pub struct TlsPeerCert {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub subject: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub spki_sha256: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub cert_sha256: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -308,6 +322,17 @@ fn build(
         version: v.meta.version.clone().unwrap_or_default(),
         tls_version: v.meta.tls.as_ref().map(|t| t.0.clone()).unwrap_or_default(),
         tls_cipher_suite: v.meta.tls.as_ref().map(|t| t.1.clone()).unwrap_or_default(),
+        tls_peer_certs: match (&v.meta.peer_certs, o.auth && closed.is_none()) {
+            (Some(certs), true) => certs
+                .iter()
+                .map(|c| TlsPeerCert {
+                    subject: crate::dn::name_string(&c.subject),
+                    spki_sha256: c.spki_sha256.clone(),
+                    cert_sha256: c.cert_sha256.clone(),
+                })
+                .collect(),
+            _ => Vec::new(),
+        },
         authorized_user: if o.auth {
             v.meta.user.clone().unwrap_or_default()
         } else {

@@ -289,9 +289,15 @@ struct ConnectOpts {
 }
 
 impl ConnectOpts {
-    /// What CONNECT presented for authentication, with the nonce INFO sent.
-    fn credentials<'a>(&'a self, nonce: Option<&'a str>) -> auth::Credentials<'a> {
+    /// What CONNECT presented for authentication, with the nonce INFO sent and the
+    /// client's TLS certificate.
+    fn credentials<'a>(
+        &'a self,
+        nonce: Option<&'a str>,
+        cert: Option<&'a crate::x509::PeerCert>,
+    ) -> auth::Credentials<'a> {
         auth::Credentials {
+            cert,
             user: self.user.as_deref(),
             pass: self.pass.as_deref(),
             token: self.auth_token.as_deref(),
@@ -369,6 +375,8 @@ pub(crate) struct Client {
     jwt_user: Option<(natrix_jwt::UserClaims, u64)>,
     /// When the user JWT expires (`User Authentication Expired`).
     expires_at: Option<tokio::time::Instant>,
+    /// The client's TLS certificate, for `verify_and_map` (here and on reload).
+    cert: Option<Arc<crate::x509::PeerCert>>,
 }
 
 impl Client {
@@ -376,6 +384,7 @@ impl Client {
         server: Arc<Server>,
         handle: Arc<ClientHandle>,
         nonce: Option<String>,
+        cert: Option<Arc<crate::x509::PeerCert>>,
     ) -> Self {
         let (opts, opts_gen) = server.options();
         let now = Instant::now();
@@ -410,6 +419,7 @@ impl Client {
             nonce,
             jwt_user: None,
             expires_at: None,
+            cert,
         }
     }
 
@@ -470,7 +480,9 @@ impl Client {
         if !auth_changed || !self.connect_received || self.jwt_user.is_some() {
             return true;
         }
-        let creds = self.connect.credentials(self.nonce.as_deref());
+        let creds = self
+            .connect
+            .credentials(self.nonce.as_deref(), self.cert.as_deref());
         let Some(identity) = self.opts.auth.authenticate(&creds) else {
             tracing::info!(
                 cid = self.handle.cid,
@@ -751,7 +763,7 @@ impl Client {
         let identity = if self.server.trust().is_some() {
             self.jwt_login(&connect)
         } else {
-            let creds = connect.credentials(self.nonce.as_deref());
+            let creds = connect.credentials(self.nonce.as_deref(), self.cert.as_deref());
             self.opts.auth.authenticate(&creds)
         };
         let Some(identity) = identity else {

@@ -75,6 +75,8 @@ pub struct ClientMeta {
     pub protocol: i64,
     /// The permissions the connection has now (`$SYS.REQ.USER.INFO` reports them).
     pub permissions: Option<Arc<crate::auth::Permissions>>,
+    /// The certificate chain the client presented (`/connz?auth=1` `tls_peer_certs`).
+    pub peer_certs: Option<Arc<Vec<crate::x509::PeerCert>>>,
 }
 
 struct Registered {
@@ -331,7 +333,6 @@ pub(crate) fn new_nonce() -> String {
     }
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
-
 
 impl Server {
     pub fn new(opts: RuntimeOptions) -> Arc<Self> {
@@ -750,6 +751,11 @@ impl Server {
             }
             None => None,
         };
+        let peer_certs = session
+            .as_ref()
+            .map(crate::tls::peer_certs)
+            .filter(|c| !c.is_empty())
+            .map(Arc::new);
         let (rd, wr) = stream.into_split();
         let outbound = Arc::new(Outbound::with_tls(wr, opts.max_pending, session.clone()));
         let handle = Arc::new(ClientHandle::new(cid, outbound.clone()));
@@ -771,6 +777,7 @@ impl Server {
                             addr: Some(peer),
                             start: Some(handle.start),
                             tls: session.as_ref().map(crate::tls::describe),
+                            peer_certs: peer_certs.clone(),
                             ..ClientMeta::default()
                         },
                     },
@@ -786,7 +793,8 @@ impl Server {
             outbound.close(CloseReason::MaxConnectionsExceeded);
         } else {
             tracing::debug!(cid, %peer, "Client connection created");
-            let client = Client::new(self.clone(), handle, nonce);
+            let cert = peer_certs.and_then(|c| c.first().cloned()).map(Arc::new);
+            let client = Client::new(self.clone(), handle, nonce, cert);
             match session {
                 Some(s) => {
                     client

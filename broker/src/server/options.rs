@@ -176,6 +176,8 @@ fn auth_from_config(o: &natrix_config::Options) -> Auth {
     let mut auth = Auth {
         default_permissions,
         no_auth_user: (!o.no_auth_user.is_empty()).then(|| o.no_auth_user.clone()),
+        tls_map: o.tls.as_ref().is_some_and(|t| t.map),
+        simple_user: !o.username.is_empty() && o.users.is_empty(),
         ..Auth::default()
     };
     if !o.authorization.is_empty() {

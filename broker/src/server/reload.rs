@@ -163,6 +163,8 @@ impl Reloader {
         for w in &warnings {
             tracing::warn!("{w}");
         }
+        natrix_config::validate::validate(&next)
+            .map_err(|e| ReloadError::Invalid(e.to_string()))?;
         let plan = natrix_config::diff(&self.current, &next);
         if let Some(summary) = plan.error() {
             return Err(ReloadError::Refused {

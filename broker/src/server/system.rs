@@ -453,7 +453,12 @@ impl System {
         let claims = match natrix_jwt::decode_account(&jwt) {
             Ok(c) => c,
             Err(e) => {
-                return self.claims_answer(reply, "n/a", "jwt update resulted in error", Some(&e.to_string()));
+                return self.claims_answer(
+                    reply,
+                    "n/a",
+                    "jwt update resulted in error",
+                    Some(&e.to_string()),
+                );
             }
         };
         let subject = claims.data.subject.clone();
@@ -483,7 +488,12 @@ impl System {
                 self.claims_answer(reply, &subject, "jwt updated", None);
             }
             Err(e) => {
-                self.claims_answer(reply, &subject, "jwt update resulted in error", Some(&e.to_string()));
+                self.claims_answer(
+                    reply,
+                    &subject,
+                    "jwt update resulted in error",
+                    Some(&e.to_string()),
+                );
             }
         }
     }
@@ -535,7 +545,9 @@ impl System {
             };
             let mut keys = Vec::new();
             for entry in list {
-                let Some(k) = entry.as_str().filter(|k| k.starts_with('A') && k.len() == 56)
+                let Some(k) = entry
+                    .as_str()
+                    .filter(|k| k.starts_with('A') && k.len() == 56)
                 else {
                     return fail("malformed request");
                 };

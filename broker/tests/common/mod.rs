@@ -351,6 +351,93 @@ impl TestPki {
     }
 }
 
+impl TestPki {
+    /// A client certificate signed by the CA with subject `subj` (openssl's
+    /// `/C=US/O=Org/CN=name` form, `+` joining a multi-valued RDN) and, unless empty,
+    /// the subjectAltName `san` (`email:a@b.c,DNS:host,URI:spiffe://x/y`); written as
+    /// `<name>.pem` and `<name>-key.pem`.
+    pub fn client_cert(&self, name: &str, subj: &str, san: &str) {
+        let ext = format!("{name}.ext");
+        let mut lines = String::from("extendedKeyUsage=clientAuth\n");
+        if !san.is_empty() {
+            lines.push_str(&format!("subjectAltName={san}\n"));
+        }
+        std::fs::write(self.dir.join(&ext), lines).expect("ext");
+        let (key, csr, pem) = (
+            format!("{name}-key.pem"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+        );
+        self.openssl(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-multivalue-rdn",
+            "-subj",
+            subj,
+        ]);
+        self.openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca-key.pem",
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "1",
+            "-extfile",
+            &ext,
+        ]);
+    }
+}
+
+/// The start-up error of `conf` when `bin` runs it (not just `-t`), without the program
+/// name; fails when the server starts.
+pub fn startup_error(bin: &Path, conf: &str) -> String {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("bad.conf");
+    std::fs::write(&path, conf).expect("write");
+    let mut child = Command::new(bin)
+        .arg("-c")
+        .arg(&path)
+        .args(["-a", "127.0.0.1", "-p", "-1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{} started with {conf}", bin.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut text = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut text);
+    }
+    text.lines()
+        .filter_map(|l| {
+            l.strip_prefix("nats-server: ")
+                .or_else(|| l.strip_prefix("natrix-server: "))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// A port nothing listens on right now, for a server's config. Taken below the kernel's
 /// ephemeral range (32768 and up), where the many client sockets of parallel tests get
 /// their ports: a port picked there can be taken by an outgoing connection before the

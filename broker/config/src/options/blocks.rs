@@ -2658,6 +2658,18 @@ fn accounts_entries(p: &mut Processor, e: &Entry, o: &mut Options) {
                     let Some((nkeys, users)) = users(p, ue) else {
                         continue;
                     };
+                    // Account users and the authorization block's single user or
+                    // token exclude each other, as in nats-server.
+                    if !nkeys.is_empty() || !users.is_empty() {
+                        if !o.username.is_empty() {
+                            p.error(&ue.key_pos, "Can not have a single user/pass and accounts");
+                            continue;
+                        }
+                        if !o.authorization.is_empty() {
+                            p.error(&ue.key_pos, "Can not have a token and accounts");
+                            continue;
+                        }
+                    }
                     for mut u in users {
                         if o.users.iter().any(|x| x.username == u.username) {
                             p.error(

@@ -1,0 +1,79 @@
+//! Checks nats-server makes when a server is created from options (`validateOptions`),
+//! not while the file is parsed: `-t` passes a config that fails them, and both start-up
+//! and reload fail with the message alone (no file position). Texts are nats-server's.
+//!
+//! Only the checks natrix has grown so far live here; more of `validateOptions` joins
+//! as the features it guards do.
+
+use crate::Options;
+
+/// A configuration that parses but cannot run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValidationError {
+    #[error("no_auth_user not compatible with Trusted Operator")]
+    NoAuthUserWithOperator,
+    #[error("no_auth_user: \"{0}\" present, but users/nkeys are not defined")]
+    NoAuthUserWithoutUsers(String),
+    #[error(
+        "no_auth_user: \"{0}\" not present as user or nkey in authorization block or account configuration"
+    )]
+    NoAuthUserUnknown(String),
+}
+
+/// nats-server's `validateOptions`, as far as natrix implements its features.
+pub fn validate(o: &Options) -> Result<(), ValidationError> {
+    no_auth_user(o, &o.no_auth_user)
+}
+
+/// nats-server's `validateNoAuthUser`: the no_auth_user must be a configured user (of
+/// the users list or of an account) or nkey; the top-level single `user` does not count.
+pub fn no_auth_user(o: &Options, name: &str) -> Result<(), ValidationError> {
+    if name.is_empty() {
+        return Ok(());
+    }
+    if !o.operators.is_empty() {
+        return Err(ValidationError::NoAuthUserWithOperator);
+    }
+    if o.users.is_empty() && o.nkeys.is_empty() {
+        return Err(ValidationError::NoAuthUserWithoutUsers(name.to_owned()));
+    }
+    let known =
+        o.users.iter().any(|u| u.username == name) || o.nkeys.iter().any(|n| n.nkey == name);
+    if known {
+        Ok(())
+    } else {
+        Err(ValidationError::NoAuthUserUnknown(name.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::{NkeyUser, User};
+
+    #[test]
+    fn no_auth_user_must_name_a_user_or_nkey() {
+        let mut o = Options::default();
+        assert_eq!(validate(&o), Ok(()));
+        o.no_auth_user = "x".into();
+        assert_eq!(
+            validate(&o).map_err(|e| e.to_string()),
+            Err(r#"no_auth_user: "x" present, but users/nkeys are not defined"#.into())
+        );
+        o.users.push(User {
+            username: "a".into(),
+            ..User::default()
+        });
+        assert_eq!(
+            validate(&o).map_err(|e| e.to_string()),
+            Err(r#"no_auth_user: "x" not present as user or nkey in authorization block or account configuration"#.into())
+        );
+        o.nkeys.push(NkeyUser {
+            nkey: "x".into(),
+            ..NkeyUser::default()
+        });
+        assert_eq!(validate(&o), Ok(()));
+        o.operators.push("op.jwt".into());
+        assert_eq!(validate(&o), Err(ValidationError::NoAuthUserWithOperator));
+    }
+}
