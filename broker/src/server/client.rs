@@ -760,8 +760,16 @@ impl Client {
                 Ordering::Relaxed,
             );
         }
+        let callout = self.opts.config.auth_callout.clone().filter(|co| {
+            !co.auth_users.iter().any(|u| {
+                Some(u.as_str()) == connect.user.as_deref()
+                    || Some(u.as_str()) == connect.nkey.as_deref()
+            })
+        });
         let identity = if self.server.trust().is_some() {
             self.jwt_login(&connect)
+        } else if let Some(co) = callout {
+            self.callout_login(&connect, &co)
         } else {
             let creds = connect.credentials(self.nonce.as_deref(), self.cert.as_deref());
             self.opts.auth.authenticate(&creds)
@@ -881,6 +889,73 @@ impl Client {
         };
         self.jwt_user = Some((user.claims, generation));
         Some(identity)
+    }
+
+    /// Auth callout: the service decides who the client is. The read loop waits for the
+    /// answer (up to the auth timeout) as nats-server's does, on a thread of its own so
+    /// the rest of the server keeps running.
+    fn callout_login(
+        &mut self,
+        connect: &ConnectOpts,
+        config: &natrix_config::options::AuthCallout,
+    ) -> Option<auth::Authenticated> {
+        let meta = self.server.client_meta(self.handle.cid);
+        let caller = crate::callout::Caller {
+            cid: self.handle.cid,
+            host: meta
+                .as_ref()
+                .and_then(|m| m.addr)
+                .map(|a| a.ip().to_string())
+                .unwrap_or_default(),
+            connect: natrix_jwt::ConnectOptions {
+                jwt: connect.jwt.clone().unwrap_or_default(),
+                nkey: connect.nkey.clone().unwrap_or_default(),
+                signed_nonce: connect.sig.clone().unwrap_or_default(),
+                token: connect.auth_token.clone().unwrap_or_default(),
+                username: connect.user.clone().unwrap_or_default(),
+                password: connect.pass.clone().unwrap_or_default(),
+                name: connect.name.clone().unwrap_or_default(),
+                lang: connect.lang.clone().unwrap_or_default(),
+                version: connect.version.clone().unwrap_or_default(),
+                protocol: connect.protocol,
+            },
+            nonce: self.nonce.clone().unwrap_or_default(),
+            tls: meta
+                .and_then(|m| m.tls)
+                .map(|(version, cipher)| natrix_jwt::ClientTls {
+                    version,
+                    cipher,
+                    ..natrix_jwt::ClientTls::default()
+                }),
+        };
+        let handle = tokio::runtime::Handle::current();
+        if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread {
+            tracing::error!("auth callout needs the multi-threaded runtime");
+            return None;
+        }
+        let server = self.server.clone();
+        let timeout = self.opts.auth_timeout;
+        let outcome = tokio::task::block_in_place(|| {
+            handle.block_on(crate::callout::authorize(&server, config, caller, timeout))
+        });
+        match outcome {
+            Ok(chosen) => {
+                self.expires_at = (chosen.expires > 0).then(|| {
+                    let left = chosen.expires - natrix_jwt::now_unix();
+                    tokio::time::Instant::now()
+                        + Duration::from_secs(u64::try_from(left.max(0)).unwrap_or(0))
+                });
+                Some(auth::Authenticated {
+                    user: Some(chosen.user),
+                    permissions: chosen.permissions,
+                    account: Some(chosen.account),
+                })
+            }
+            Err(reason) => {
+                tracing::warn!(cid = self.handle.cid, "{reason}");
+                None
+            }
+        }
     }
 
     /// Operator mode: after the account's JWT changed, whether this user is still
