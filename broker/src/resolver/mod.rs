@@ -10,9 +10,20 @@
 //! A resolver only stores and returns tokens; verifying them against the trusted
 //! operators is the caller's job, before `store`.
 
-use std::collections::HashMap;
+mod dir;
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use natrix_config::Options;
+use natrix_config::options::ResolverOpts;
 use parking_lot::RwLock;
+
+pub use dir::{DirOpenError, DirResolver};
+
+/// nats-server's resolver hash: the xor of the sha256 of every held token, compared
+/// between servers (`$SYS.REQ.CLAIMS.PACK`) to tell whether their sets differ.
+pub type PackHash = [u8; 32];
 
 /// Why a resolver refused an update (the text goes back to whoever pushed it).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,6 +58,77 @@ pub trait AccountResolver: Send + Sync {
     /// Whether claim updates over `$SYS.REQ.CLAIMS.UPDATE` are taken (full and cache
     /// resolvers; the memory resolver only takes updates of accounts it already has).
     fn accepts_pushes(&self) -> bool;
+
+    /// The xor-of-sha256 of every held token, for resolvers that sync with other servers
+    /// (`None`: this resolver does not).
+    fn hash(&self) -> Option<PackHash> {
+        None
+    }
+
+    /// Up to `max` (all when `None`) held tokens as nats-server's pack: `pubkey|jwt` lines
+    /// joined by `\n`, the reply to `$SYS.REQ.CLAIMS.PACK` (`None`: no syncing).
+    fn pack(&self, _max: Option<usize>) -> Option<String> {
+        None
+    }
+}
+
+/// The `(pubkey, jwt)` pairs of a pack (see [`AccountResolver::pack`]); blank lines are
+/// skipped. The tokens still have to be verified before they are stored. Errors use
+/// nats-server's `Merge` wording.
+pub fn parse_pack(pack: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for line in pack.split('\n') {
+        if line.is_empty() {
+            continue;
+        }
+        let mut parts = line.split('|');
+        let (Some(key), Some(jwt), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(format!(
+                "line in package didn't contain 2 entries: {line:?}"
+            ));
+        };
+        if !(key.starts_with('A') && nkeys::KeyPair::from_public_key(key).is_ok()) {
+            return Err("key to merge is not a valid public account key".into());
+        }
+        out.push((key.to_owned(), jwt.to_owned()));
+    }
+    Ok(out)
+}
+
+/// The resolver `opts` ask for, or `None` outside operator mode (no `operator` and no
+/// `trusted_keys`). The preloaded accounts (`resolver_preload`) are stored in it, as
+/// nats-server does for every writable resolver. Verifying tokens against the operators
+/// stays the caller's job; preloads were decoded (signature included) by the config.
+pub fn from_config(opts: &Options) -> Result<Option<Arc<dyn AccountResolver>>, String> {
+    if opts.operators.is_empty() && opts.trusted_keys.is_empty() {
+        return Ok(None);
+    }
+    let mut preload = Vec::with_capacity(opts.resolver_preload.len());
+    for (key, jwt) in &opts.resolver_preload {
+        let claims = natrix_jwt::decode_account(jwt)
+            .map_err(|e| format!("preload account error for {key:?}: {e}"))?;
+        preload.push((key.clone(), jwt.clone(), claims.data.issued_at));
+    }
+    let resolver: Arc<dyn AccountResolver> = match &opts.resolver_opts {
+        None => return Err("operators require an account resolver to be configured".into()),
+        Some(ResolverOpts::Memory) => Arc::new(MemoryResolver::new(preload)),
+        Some(ResolverOpts::Url(url)) => {
+            return Err(format!(
+                "account resolver URL({url:?}) is not supported: natrix has no HTTP account \
+                 server client; use `resolver: MEMORY` or `resolver {{ type: full, dir: ... }}`"
+            ));
+        }
+        Some(ResolverOpts::Dir(d)) => {
+            let r = DirResolver::open(d).map_err(|e| e.to_string())?;
+            for (key, jwt, iat) in preload {
+                if let Err(e) = r.store(&key, &jwt, iat) {
+                    tracing::warn!(account = %key, "resolver_preload not stored: {e}");
+                }
+            }
+            Arc::new(r)
+        }
+    };
+    Ok(Some(resolver))
 }
 
 /// `resolver: MEMORY`: the preloaded accounts; updates replace known accounts only.
