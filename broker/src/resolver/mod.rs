@@ -195,4 +195,68 @@ mod tests {
         assert_eq!(r.delete("A"), Err(ResolverError::DeleteNotAllowed));
         assert_eq!(r.list(), vec!["A".to_owned()]);
     }
+
+    fn options(conf: &str) -> Options {
+        match Options::from_str(conf, "t.conf") {
+            Ok((o, _)) => o,
+            Err(e) => panic!("{conf}: {e}"),
+        }
+    }
+
+    fn operator_and_account() -> (String, String, String) {
+        let op = nkeys::KeyPair::new_operator();
+        let opjwt = natrix_jwt::encode(&natrix_jwt::OperatorClaims::new(op.public_key()), &op)
+            .expect("operator");
+        let acc = nkeys::KeyPair::new_account().public_key();
+        let accjwt = natrix_jwt::encode_at(&natrix_jwt::AccountClaims::new(acc.clone()), &op, 42)
+            .expect("account");
+        (opjwt, acc, accjwt)
+    }
+
+    #[test]
+    fn from_config_picks_the_resolver() {
+        assert!(matches!(from_config(&options("resolver: MEM")), Ok(None)));
+
+        let (op, acc, jwt) = operator_and_account();
+        let mem = options(&format!(
+            "operator: {op:?}\nresolver: MEMORY\nresolver_preload {{ {acc}: {jwt:?} }}"
+        ));
+        let r = from_config(&mem).expect("ok").expect("a resolver");
+        assert_eq!(r.fetch(&acc), Some(jwt.clone()));
+        assert!(!r.accepts_pushes());
+
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("jwt");
+        let full = options(&format!(
+            "operator: {op:?}\nresolver {{ type: full, dir: {dir:?} }}\nresolver_preload {{ {acc}: {jwt:?} }}"
+        ));
+        let r = from_config(&full).expect("ok").expect("a resolver");
+        assert!(r.accepts_pushes());
+        assert_eq!(r.fetch(&acc), Some(jwt.clone()));
+        assert!(dir.join(format!("{acc}.jwt")).exists());
+
+        let url = options(&format!("operator: {op:?}\nresolver: URL(\"http://x/\")"));
+        assert!(
+            from_config(&url)
+                .err()
+                .unwrap_or_default()
+                .contains("not supported")
+        );
+        let none = options(&format!("operator: {op:?}"));
+        assert_eq!(
+            from_config(&none).err().as_deref(),
+            Some("operators require an account resolver to be configured")
+        );
+    }
+
+    #[test]
+    fn pack_lines_are_checked() {
+        let acc = nkeys::KeyPair::new_account().public_key();
+        assert_eq!(
+            parse_pack(&format!("{acc}|a.b.c\n\n")),
+            Ok(vec![(acc.clone(), "a.b.c".to_owned())])
+        );
+        assert!(parse_pack("nobar").is_err());
+        assert!(parse_pack("UNOTANACCOUNT|x").is_err());
+    }
 }
