@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use common::{config_dir, load};
 use natrix_config::conf;
-use natrix_config::options::{Options, WriteTimeoutPolicy};
+use natrix_config::options::{
+    DeleteMode, DirResolverKind, Options, ResolverOpts, WriteTimeoutPolicy,
+};
 
 #[test]
 fn every_sample_config_loads_without_warnings() {
@@ -259,10 +261,18 @@ fn tls() {
 }
 
 #[test]
-fn operator_blocks_are_kept_raw() {
+fn operator_mode() {
     let (o, _) = load("operator.conf").unwrap();
-    assert_eq!(o.operators, ["./op.jwt"]);
+    assert_eq!(o.operators.len(), 1);
+    assert_eq!(o.operator_jwts, o.operators);
     assert!(o.resolver.is_some());
+    let Some(ResolverOpts::Dir(d)) = &o.resolver_opts else {
+        panic!("a dir resolver: {:?}", o.resolver_opts);
+    };
+    assert_eq!(d.kind, DirResolverKind::Full);
+    assert_eq!(d.dir.to_str(), Some("./jwt"));
+    assert_eq!(d.delete, DeleteMode::NoDelete);
+    assert_eq!(d.interval, Duration::from_secs(120));
     assert_eq!(o.resolver_preload.len(), 1);
 }
 

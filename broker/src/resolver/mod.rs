@@ -10,9 +10,20 @@
 //! A resolver only stores and returns tokens; verifying them against the trusted
 //! operators is the caller's job, before `store`.
 
-use std::collections::HashMap;
+mod dir;
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use natrix_config::Options;
+use natrix_config::options::ResolverOpts;
 use parking_lot::RwLock;
+
+pub use dir::{DirOpenError, DirResolver};
+
+/// nats-server's resolver hash: the xor of the sha256 of every held token, compared
+/// between servers (`$SYS.REQ.CLAIMS.PACK`) to tell whether their sets differ.
+pub type PackHash = [u8; 32];
 
 /// Why a resolver refused an update (the text goes back to whoever pushed it).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,6 +58,77 @@ pub trait AccountResolver: Send + Sync {
     /// Whether claim updates over `$SYS.REQ.CLAIMS.UPDATE` are taken (full and cache
     /// resolvers; the memory resolver only takes updates of accounts it already has).
     fn accepts_pushes(&self) -> bool;
+
+    /// The xor-of-sha256 of every held token, for resolvers that sync with other servers
+    /// (`None`: this resolver does not).
+    fn hash(&self) -> Option<PackHash> {
+        None
+    }
+
+    /// Up to `max` (all when `None`) held tokens as nats-server's pack: `pubkey|jwt` lines
+    /// joined by `\n`, the reply to `$SYS.REQ.CLAIMS.PACK` (`None`: no syncing).
+    fn pack(&self, _max: Option<usize>) -> Option<String> {
+        None
+    }
+}
+
+/// The `(pubkey, jwt)` pairs of a pack (see [`AccountResolver::pack`]); blank lines are
+/// skipped. The tokens still have to be verified before they are stored. Errors use
+/// nats-server's `Merge` wording.
+pub fn parse_pack(pack: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for line in pack.split('\n') {
+        if line.is_empty() {
+            continue;
+        }
+        let mut parts = line.split('|');
+        let (Some(key), Some(jwt), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(format!(
+                "line in package didn't contain 2 entries: {line:?}"
+            ));
+        };
+        if !(key.starts_with('A') && nkeys::KeyPair::from_public_key(key).is_ok()) {
+            return Err("key to merge is not a valid public account key".into());
+        }
+        out.push((key.to_owned(), jwt.to_owned()));
+    }
+    Ok(out)
+}
+
+/// The resolver `opts` ask for, or `None` outside operator mode (no `operator` and no
+/// `trusted_keys`). The preloaded accounts (`resolver_preload`) are stored in it, as
+/// nats-server does for every writable resolver. Verifying tokens against the operators
+/// stays the caller's job; preloads were decoded (signature included) by the config.
+pub fn from_config(opts: &Options) -> Result<Option<Arc<dyn AccountResolver>>, String> {
+    if opts.operators.is_empty() && opts.trusted_keys.is_empty() {
+        return Ok(None);
+    }
+    let mut preload = Vec::with_capacity(opts.resolver_preload.len());
+    for (key, jwt) in &opts.resolver_preload {
+        let claims = natrix_jwt::decode_account(jwt)
+            .map_err(|e| format!("preload account error for {key:?}: {e}"))?;
+        preload.push((key.clone(), jwt.clone(), claims.data.issued_at));
+    }
+    let resolver: Arc<dyn AccountResolver> = match &opts.resolver_opts {
+        None => return Err("operators require an account resolver to be configured".into()),
+        Some(ResolverOpts::Memory) => Arc::new(MemoryResolver::new(preload)),
+        Some(ResolverOpts::Url(url)) => {
+            return Err(format!(
+                "account resolver URL({url:?}) is not supported: natrix has no HTTP account \
+                 server client; use `resolver: MEMORY` or `resolver {{ type: full, dir: ... }}`"
+            ));
+        }
+        Some(ResolverOpts::Dir(d)) => {
+            let r = DirResolver::open(d).map_err(|e| e.to_string())?;
+            for (key, jwt, iat) in preload {
+                if let Err(e) = r.store(&key, &jwt, iat) {
+                    tracing::warn!(account = %key, "resolver_preload not stored: {e}");
+                }
+            }
+            Arc::new(r)
+        }
+    };
+    Ok(Some(resolver))
 }
 
 /// `resolver: MEMORY`: the preloaded accounts; updates replace known accounts only.
@@ -112,5 +194,69 @@ mod tests {
         assert_eq!(r.fetch("A").as_deref(), Some("new"));
         assert_eq!(r.delete("A"), Err(ResolverError::DeleteNotAllowed));
         assert_eq!(r.list(), vec!["A".to_owned()]);
+    }
+
+    fn options(conf: &str) -> Options {
+        match Options::from_str(conf, "t.conf") {
+            Ok((o, _)) => o,
+            Err(e) => panic!("{conf}: {e}"),
+        }
+    }
+
+    fn operator_and_account() -> (String, String, String) {
+        let op = nkeys::KeyPair::new_operator();
+        let opjwt = natrix_jwt::encode(&natrix_jwt::OperatorClaims::new(op.public_key()), &op)
+            .expect("operator");
+        let acc = nkeys::KeyPair::new_account().public_key();
+        let accjwt = natrix_jwt::encode_at(&natrix_jwt::AccountClaims::new(acc.clone()), &op, 42)
+            .expect("account");
+        (opjwt, acc, accjwt)
+    }
+
+    #[test]
+    fn from_config_picks_the_resolver() {
+        assert!(matches!(from_config(&options("resolver: MEM")), Ok(None)));
+
+        let (op, acc, jwt) = operator_and_account();
+        let mem = options(&format!(
+            "operator: {op:?}\nresolver: MEMORY\nresolver_preload {{ {acc}: {jwt:?} }}"
+        ));
+        let r = from_config(&mem).expect("ok").expect("a resolver");
+        assert_eq!(r.fetch(&acc), Some(jwt.clone()));
+        assert!(!r.accepts_pushes());
+
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("jwt");
+        let full = options(&format!(
+            "operator: {op:?}\nresolver {{ type: full, dir: {dir:?} }}\nresolver_preload {{ {acc}: {jwt:?} }}"
+        ));
+        let r = from_config(&full).expect("ok").expect("a resolver");
+        assert!(r.accepts_pushes());
+        assert_eq!(r.fetch(&acc), Some(jwt.clone()));
+        assert!(dir.join(format!("{acc}.jwt")).exists());
+
+        let url = options(&format!("operator: {op:?}\nresolver: URL(\"http://x/\")"));
+        assert!(
+            from_config(&url)
+                .err()
+                .unwrap_or_default()
+                .contains("not supported")
+        );
+        let none = options(&format!("operator: {op:?}"));
+        assert_eq!(
+            from_config(&none).err().as_deref(),
+            Some("operators require an account resolver to be configured")
+        );
+    }
+
+    #[test]
+    fn pack_lines_are_checked() {
+        let acc = nkeys::KeyPair::new_account().public_key();
+        assert_eq!(
+            parse_pack(&format!("{acc}|a.b.c\n\n")),
+            Ok(vec![(acc.clone(), "a.b.c".to_owned())])
+        );
+        assert!(parse_pack("nobar").is_err());
+        assert!(parse_pack("UNOTANACCOUNT|x").is_err());
     }
 }

@@ -19,6 +19,7 @@ mod imports;
 mod mappings;
 mod nkeys;
 mod parse;
+mod resolver;
 mod types;
 
 use std::fmt;
@@ -27,6 +28,12 @@ use std::time::Duration;
 
 use crate::conf::{self, ConfError, Loader, Pos, Spanned, SystemLoader, Value};
 use crate::flags::Flags;
+
+pub use resolver::{
+    DEFAULT_CACHE_RESOLVER_LIMIT, DEFAULT_RESOLVER_FETCH_TIMEOUT, DEFAULT_RESOLVER_SYNC_INTERVAL,
+    DeleteMode, DirResolverKind, DirResolverOpts, RESOLVER_KIND_ERROR, ResolverOpts,
+    load_operators, read_operator_jwt,
+};
 
 pub use imports::{
     DEFAULT_RESPONSE_THRESHOLD, Export, ExportKind, Import, ImportError, Latency, ResponseType,
@@ -290,7 +297,13 @@ pub struct Options {
     /// Operator JWT files or inline JWTs.
     pub operators: Vec<String>,
     pub trusted_keys: Vec<String>,
+    /// The operator JWTs read from `operators` (files or inline), in the same order.
+    pub operator_jwts: Vec<String>,
+    /// The raw `resolver` value, as written (the reload diff compares it).
     pub resolver: Option<Spanned<Value>>,
+    /// `resolver`, typed with nats-server's defaults; also set from the only operator's
+    /// account server URL when no `resolver` is configured.
+    pub resolver_opts: Option<ResolverOpts>,
     pub resolver_tls: Option<TlsConfig>,
     pub resolver_preload: Vec<(String, String)>,
     pub resolver_pinned_accounts: Vec<String>,
@@ -398,7 +411,9 @@ impl Default for Options {
             default_sentinel: String::new(),
             operators: Vec::new(),
             trusted_keys: Vec::new(),
+            operator_jwts: Vec::new(),
             resolver: None,
+            resolver_opts: None,
             resolver_tls: None,
             resolver_preload: Vec::new(),
             resolver_pinned_accounts: Vec::new(),

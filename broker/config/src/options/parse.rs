@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use super::nkeys;
+use super::resolver;
 use super::{Diagnostic, DiagnosticKind, Options, Strictness, WriteTimeoutPolicy, blocks};
 use crate::conf::{Entry, Map, Pos, Spanned, Value};
 use crate::duration::parse_go_duration;
@@ -50,6 +51,11 @@ impl Processor {
             errors: Vec::new(),
             warnings: Vec::new(),
         }
+    }
+
+    /// How many errors so far: lets a block parser tell whether its checks added any.
+    pub(crate) fn error_count(&self) -> usize {
+        self.errors.len()
     }
 
     pub(crate) fn finish(self) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
@@ -329,6 +335,14 @@ impl Processor {
         for e in root {
             self.top_level(e, o, &mut store_dir_set);
         }
+        // A single operator's account server is the resolver unless one is configured
+        // (nats-server lets `resolver` take precedence whatever the key order).
+        let resolver_set = ["resolver", "account_resolver", "accounts_resolver"]
+            .iter()
+            .any(|k| root.get_ignore_case(k).is_some());
+        if !resolver_set && let [jwt] = o.operator_jwts.as_slice() {
+            o.resolver_opts = resolver::resolver_from_operator(jwt);
+        }
     }
 
     fn top_level(&mut self, e: &Entry, o: &mut Options, store_dir_set: &mut bool) {
@@ -532,40 +546,32 @@ impl Processor {
                         ),
                     ),
                 }
+                o.operator_jwts = Vec::with_capacity(o.operators.len());
+                for src in &o.operators {
+                    match resolver::read_operator_jwt(src) {
+                        Ok(jwt) => o.operator_jwts.push(jwt),
+                        Err(err) => {
+                            self.error(pos, format!("error parsing operator JWT: {err}"));
+                        }
+                    }
+                }
             }
-            "resolver" | "account_resolver" | "accounts_resolver" => match v {
-                Value::String(_) | Value::Map(_) => o.resolver = Some(e.value.clone()),
-                other => self.error(
-                    pos,
-                    format!(
-                        "error parsing operator resolver, wrong type {}",
-                        other.go_type()
-                    ),
-                ),
-            },
+            "resolver" | "account_resolver" | "accounts_resolver" => {
+                if matches!(v, Value::String(_) | Value::Map(_)) {
+                    o.resolver = Some(e.value.clone());
+                }
+                o.resolver_opts = resolver::parse_resolver(self, pos, v);
+            }
             "resolver_tls" => {
                 if let Some(tc) = blocks::tls(self, e, true) {
                     o.resolver_tls = Some(tc);
                 }
             }
-            "resolver_preload" => match v {
-                Value::Map(m) => {
-                    let mut out = Vec::new();
-                    for pe in m {
-                        match &pe.value.value {
-                            Value::String(jwt) => out.push((pe.key.clone(), jwt.clone())),
-                            _ => {
-                                self.error(&pe.key_pos, "preload map value should be a string JWT")
-                            }
-                        }
-                    }
-                    o.resolver_preload = out;
+            "resolver_preload" => {
+                if let Some(preload) = resolver::parse_preload(self, pos, v) {
+                    o.resolver_preload = preload;
                 }
-                _ => self.error(
-                    pos,
-                    "preload should be a map of account_public_key:account_jwt",
-                ),
-            },
+            }
             "resolver_pinned_accounts" => match v {
                 Value::String(s) => o.resolver_pinned_accounts = vec![s.clone()],
                 Value::Array(a) => {
