@@ -111,7 +111,7 @@ fn run(
             Some(settings) => Some(otlp::init(&settings).context("starting OpenTelemetry export")?),
             None => None,
         };
-        let trust = natrix_broker::trust::Trust::from_config(&options, None)?;
+        let trust = natrix_broker::trust::Trust::from_config(&options)?;
         let mut options = options;
         if let Some(t) = &trust
             && options.system_account.is_empty()

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use natrix_jwt::{AccountClaims, OperatorClaims, UserClaims};
 
 use crate::auth::{Permissions, ResponsePermission, SubjectPermission};
-use crate::resolver::{AccountResolver, MemoryResolver};
+use crate::resolver::AccountResolver;
 
 /// The trusted operators and where account JWTs come from.
 pub struct Trust {
@@ -34,37 +34,21 @@ pub struct Trust {
 pub enum TrustError {
     #[error("error parsing operator JWT: {0}")]
     Operator(String),
-    #[error("resolver preload: {0}")]
-    Preload(String),
     #[error("{0}")]
     Resolver(String),
 }
 
-/// The operator JWT a config entry names: the token itself, or a file holding it (plain
-/// or in the decorated `-----BEGIN NATS OPERATOR JWT-----` form nsc writes).
-fn operator_token(entry: &str) -> Result<String, TrustError> {
-    if entry.starts_with("eyJ") && !std::path::Path::new(entry).exists() {
-        return Ok(entry.to_owned());
-    }
-    let text = std::fs::read_to_string(entry)
-        .map_err(|e| TrustError::Operator(format!("open {entry}: {e}")))?;
-    Ok(natrix_jwt::parse_decorated_jwt(&text))
-}
-
 impl Trust {
-    /// Operator mode from the configuration: `None` when it names no operator.
-    pub fn from_config(
-        o: &natrix_config::Options,
-        resolver: Option<Arc<dyn AccountResolver>>,
-    ) -> Result<Option<Arc<Self>>, TrustError> {
-        if o.operators.is_empty() && o.trusted_keys.is_empty() {
+    /// Operator mode from the configuration: `None` when it names no operator. The
+    /// operator JWTs were read (from files or inline) when the config was parsed.
+    pub fn from_config(o: &natrix_config::Options) -> Result<Option<Arc<Self>>, TrustError> {
+        let Some(resolver) = crate::resolver::from_config(o).map_err(TrustError::Resolver)? else {
             return Ok(None);
-        }
+        };
         let mut operators = Vec::new();
         let mut keys: HashSet<String> = o.trusted_keys.iter().cloned().collect();
-        for entry in &o.operators {
-            let token = operator_token(entry)?;
-            let claims = natrix_jwt::decode_operator(&token)
+        for token in &o.operator_jwts {
+            let claims = natrix_jwt::decode_operator(token)
                 .map_err(|e| TrustError::Operator(e.to_string()))?;
             keys.insert(claims.data.subject.clone());
             keys.extend(claims.nats.signing_keys.iter().cloned());
@@ -78,18 +62,6 @@ impl Trust {
                 .unwrap_or_default()
         } else {
             o.system_account.clone()
-        };
-        let resolver = match resolver {
-            Some(r) => r,
-            None => {
-                let mut preload = Vec::new();
-                for (pk, jwt) in &o.resolver_preload {
-                    let claims = natrix_jwt::decode_account(jwt)
-                        .map_err(|e| TrustError::Preload(format!("{pk}: {e}")))?;
-                    preload.push((pk.clone(), jwt.clone(), claims.data.issued_at));
-                }
-                Arc::new(MemoryResolver::new(preload))
-            }
         };
         Ok(Some(Arc::new(Self {
             operators,
