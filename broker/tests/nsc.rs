@@ -257,3 +257,64 @@ async fn nsc_operator_account_users_push_and_revocation_like_nats_server() {
         assert_eq!(natrix, reference, "natrix and nats-server differ");
     }
 }
+
+/// A natrix-server and a nats-server in one cluster, each with its own full resolver: a
+/// push to either reaches both (the claim update travels over the route), and users of
+/// the pushed account talk across the two servers.
+#[tokio::test]
+async fn a_push_reaches_both_servers_of_a_mixed_cluster() {
+    let (Some(nsc_bin), Some(reference)) = (nsc_binary(), reference_binary()) else {
+        eprintln!("SKIPPED: nsc or nats-server not installed");
+        return;
+    };
+    let nsc = store(nsc_bin);
+    nsc.run(&["add", "account", "--name", "OTHER"]);
+    nsc.run(&["add", "user", "-a", "OTHER", "--name", "olga"]);
+    let (c1, c2) = (common::free_port(), common::free_port());
+    let generated = nsc.run(&["generate", "config", "--nats-resolver", "--sys-account", "SYS"]);
+    let node = |bin: &Path, name: &str, own: u16| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let jwt_dir = dir.path().join("jwt");
+        let conf = format!(
+            "server_name: {name}\n{}\ncluster {{\n  name: MIXED\n  listen: 127.0.0.1:{own}\n  routes: [nats://127.0.0.1:{c1}, nats://127.0.0.1:{c2}]\n}}\n",
+            generated.replace("'./jwt'", &format!("'{}'", jwt_dir.display()))
+        );
+        let path = dir.path().join("server.conf");
+        std::fs::write(&path, conf).expect("write config");
+        start_with_file(bin, dir, &path, false)
+    };
+    let n1 = node(Path::new(NATRIX), "natrix", c1);
+    let n2 = node(&reference, "nats-server", c2);
+    // Pushes go to the natrix node for APP and to the nats-server node for OTHER; each
+    // must reach the other server too. Give the route a moment first.
+    let mut pushed = false;
+    for _ in 0..20 {
+        let out = nsc.run(&["push", "-a", "APP", "-u", &format!("nats://127.0.0.1:{}", n1.port)]);
+        if out.matches("jwt updated").count() >= 2 {
+            pushed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(pushed, "the push to natrix did not reach both servers");
+    let out = nsc.run(&["push", "-a", "OTHER", "-u", &format!("nats://127.0.0.1:{}", n2.port)]);
+    assert_eq!(out.matches("jwt updated").count(), 2, "{out}");
+    // APP's users on different servers; OTHER's user on natrix, pushed through nats-server.
+    let alice = connect(&n2, &nsc.creds("APP", "alice")).await.expect("alice on nats-server");
+    let alice_too = connect(&n1, &nsc.creds("APP", "alice")).await.expect("alice on natrix");
+    connect(&n1, &nsc.creds("OTHER", "olga"))
+        .await
+        .expect("olga on natrix, account pushed to nats-server");
+    let mut sub = alice_too.subscribe("alice.cross").await.expect("sub");
+    alice_too.flush().await.expect("flush");
+    let mut got = None;
+    for _ in 0..20 {
+        alice.publish("alice.cross", "x".into()).await.expect("pub");
+        alice.flush().await.expect("flush");
+        if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(250), sub.next()).await {
+            got = Some(m);
+            break;
+        }
+    }
+    assert!(got.is_some(), "no message across the mixed cluster");
+}
