@@ -271,7 +271,13 @@ async fn a_push_reaches_both_servers_of_a_mixed_cluster() {
     nsc.run(&["add", "account", "--name", "OTHER"]);
     nsc.run(&["add", "user", "-a", "OTHER", "--name", "olga"]);
     let (c1, c2) = (common::free_port(), common::free_port());
-    let generated = nsc.run(&["generate", "config", "--nats-resolver", "--sys-account", "SYS"]);
+    let generated = nsc.run(&[
+        "generate",
+        "config",
+        "--nats-resolver",
+        "--sys-account",
+        "SYS",
+    ]);
     let node = |bin: &Path, name: &str, own: u16| {
         let dir = tempfile::tempdir().expect("tempdir");
         let jwt_dir = dir.path().join("jwt");
@@ -289,7 +295,13 @@ async fn a_push_reaches_both_servers_of_a_mixed_cluster() {
     // must reach the other server too. Give the route a moment first.
     let mut pushed = false;
     for _ in 0..20 {
-        let out = nsc.run(&["push", "-a", "APP", "-u", &format!("nats://127.0.0.1:{}", n1.port)]);
+        let out = nsc.run(&[
+            "push",
+            "-a",
+            "APP",
+            "-u",
+            &format!("nats://127.0.0.1:{}", n1.port),
+        ]);
         if out.matches("jwt updated").count() >= 2 {
             pushed = true;
             break;
@@ -297,11 +309,21 @@ async fn a_push_reaches_both_servers_of_a_mixed_cluster() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     assert!(pushed, "the push to natrix did not reach both servers");
-    let out = nsc.run(&["push", "-a", "OTHER", "-u", &format!("nats://127.0.0.1:{}", n2.port)]);
+    let out = nsc.run(&[
+        "push",
+        "-a",
+        "OTHER",
+        "-u",
+        &format!("nats://127.0.0.1:{}", n2.port),
+    ]);
     assert_eq!(out.matches("jwt updated").count(), 2, "{out}");
     // APP's users on different servers; OTHER's user on natrix, pushed through nats-server.
-    let alice = connect(&n2, &nsc.creds("APP", "alice")).await.expect("alice on nats-server");
-    let alice_too = connect(&n1, &nsc.creds("APP", "alice")).await.expect("alice on natrix");
+    let alice = connect(&n2, &nsc.creds("APP", "alice"))
+        .await
+        .expect("alice on nats-server");
+    let alice_too = connect(&n1, &nsc.creds("APP", "alice"))
+        .await
+        .expect("alice on natrix");
     connect(&n1, &nsc.creds("OTHER", "olga"))
         .await
         .expect("olga on natrix, account pushed to nats-server");

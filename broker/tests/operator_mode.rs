@@ -12,130 +12,16 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use common::jwt::{Chain, chain, config, creds};
 use common::{NATRIX, Proc, reference_binary, start};
 use futures::StreamExt;
 use natrix_jwt::nkeys::KeyPair;
-use natrix_jwt::{
-    AccountClaims, ActivationClaims, Export, ExportType, Import, OperatorClaims, UserClaims,
-    UserScope, encode, format_creds, now_unix,
-};
+use natrix_jwt::{UserClaims, encode, now_unix};
 
 fn binaries() -> Vec<PathBuf> {
     let mut bins = vec![PathBuf::from(NATRIX)];
     bins.extend(reference_binary());
     bins
-}
-
-/// Keys and JWTs of one operator with a system account and two accounts.
-struct Chain {
-    operator_jwt: String,
-    sys: KeyPair,
-    sys_jwt: String,
-    a: KeyPair,
-    a_sk: KeyPair,
-    a_scoped: KeyPair,
-    a_jwt: String,
-    b: KeyPair,
-    b_jwt: String,
-    revoked: KeyPair,
-}
-
-fn chain(forge_activation: bool) -> Chain {
-    let op = KeyPair::new_operator();
-    let op_sk = KeyPair::new_operator();
-    let sys = KeyPair::new_account();
-    let a = KeyPair::new_account();
-    let a_sk = KeyPair::new_account();
-    let a_scoped = KeyPair::new_account();
-    let b = KeyPair::new_account();
-    let revoked = KeyPair::new_user();
-
-    let mut o = OperatorClaims::new(op.public_key());
-    o.data.name = "OP".into();
-    o.nats.signing_keys.push(op_sk.public_key());
-    o.nats.system_account = sys.public_key();
-    let operator_jwt = encode(&o, &op).expect("operator");
-
-    let mut s = AccountClaims::new(sys.public_key());
-    s.data.name = "SYS".into();
-    let sys_jwt = encode(&s, &op_sk).expect("sys");
-
-    let mut ac = AccountClaims::new(a.public_key());
-    ac.data.name = "A".into();
-    ac.nats.signing_keys.add(a_sk.public_key());
-    let mut scope = UserScope::new(a_scoped.public_key());
-    scope.role = "dev".into();
-    scope.template.permissions.publish.allow = vec!["dev.>".into(), "_INBOX.>".into()];
-    scope.template.permissions.subscribe.allow = vec!["dev.>".into(), "_INBOX.>".into()];
-    ac.nats.signing_keys.add_scoped(scope);
-    ac.nats
-        .revocations
-        .revoke(revoked.public_key(), now_unix() + 3600);
-    ac.nats.exports.push(Export {
-        subject: "svc.private".into(),
-        export_type: ExportType::Service,
-        token_req: true,
-        ..Export::default()
-    });
-    ac.nats.exports.push(Export {
-        subject: "svc.public".into(),
-        export_type: ExportType::Service,
-        ..Export::default()
-    });
-    let a_jwt = encode(&ac, &op_sk).expect("account A");
-
-    // B imports both services; the private one with an activation A signed (or, forged,
-    // one B signed itself).
-    let mut act = ActivationClaims::new(b.public_key());
-    act.nats.import_subject = "svc.private".into();
-    act.nats.import_type = ExportType::Service;
-    let signer = if forge_activation { &b } else { &a };
-    let token = encode(&act, signer).expect("activation");
-    let mut bc = AccountClaims::new(b.public_key());
-    bc.data.name = "B".into();
-    bc.nats.imports.push(Import {
-        subject: "svc.private".into(),
-        account: a.public_key(),
-        import_type: ExportType::Service,
-        token,
-        ..Import::default()
-    });
-    bc.nats.imports.push(Import {
-        subject: "svc.public".into(),
-        account: a.public_key(),
-        import_type: ExportType::Service,
-        ..Import::default()
-    });
-    let b_jwt = encode(&bc, &op_sk).expect("account B");
-    Chain {
-        operator_jwt,
-        sys,
-        sys_jwt,
-        a,
-        a_sk,
-        a_scoped,
-        a_jwt,
-        b,
-        b_jwt,
-        revoked,
-    }
-}
-
-fn config(c: &Chain) -> String {
-    let preload: String = [(&c.sys, &c.sys_jwt), (&c.a, &c.a_jwt), (&c.b, &c.b_jwt)]
-        .iter()
-        .map(|(k, j)| format!("  {}: \"{}\"\n", k.public_key(), j))
-        .collect();
-    format!(
-        "operator: \"{}\"\nsystem_account: {}\nresolver: MEMORY\nresolver_preload: {{\n{preload}}}\n",
-        c.operator_jwt,
-        c.sys.public_key()
-    )
-}
-
-fn creds(user: &KeyPair, claims: &UserClaims, signer: &KeyPair) -> String {
-    let jwt = encode(claims, signer).expect("user");
-    format_creds(&jwt, &user.seed().expect("seed")).expect("creds")
 }
 
 /// A creds file whose seed is not the JWT's user (`format_creds` refuses to write one).
