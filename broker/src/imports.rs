@@ -128,6 +128,8 @@ pub struct ServiceLink {
     /// Whether the exporter is the system account (it always learns which server and
     /// cluster a request came through).
     system: bool,
+    /// The export's `latency { sampling, subject }`.
+    latency: Option<natrix_config::options::Latency>,
 }
 
 /// An account's imports.
@@ -149,6 +151,21 @@ struct Route {
     reply: Bytes,
     response_type: ResponseType,
     expires: Instant,
+    /// A sampled request: its latency is reported when the answer comes.
+    tracking: Option<Tracking>,
+}
+
+/// A request whose service latency is measured (`latency { sampling, subject }`).
+#[derive(Clone)]
+pub(crate) struct Tracking {
+    /// Where the measurement goes, in the exporting account.
+    subject: String,
+    /// When the request entered the exporting account.
+    at: Instant,
+    wall: std::time::SystemTime,
+    /// The requester's `ClientInfo` (its details only with `share`) and round trip.
+    requestor: serde_json::Value,
+    requestor_rtt: u64,
 }
 
 /// The exporter side of service imports: the way back for replies.
@@ -193,6 +210,7 @@ impl Responses {
         reply: &[u8],
         response_type: ResponseType,
         threshold: Duration,
+        tracking: Option<Tracking>,
     ) -> Bytes {
         let mut subject = String::with_capacity(self.prefix.len() + 8);
         subject.push_str(&self.prefix);
@@ -214,6 +232,7 @@ impl Responses {
                 reply: Bytes::copy_from_slice(reply),
                 response_type,
                 expires: now + threshold,
+                tracking,
             },
         );
         subject
@@ -221,14 +240,16 @@ impl Responses {
 
     /// Where an answer on `subject` goes: the requesting account and the original reply
     /// subject. A singleton's way back is used once.
-    fn take(&self, subject: &[u8]) -> Option<(Arc<Account>, Bytes)> {
+    fn take(&self, subject: &[u8]) -> Option<(Arc<Account>, Bytes, Option<Tracking>)> {
         let mut t = self.routes.lock();
-        let route = t.by_reply.get(subject)?;
+        let route = t.by_reply.get_mut(subject)?;
         if route.expires <= Instant::now() {
             t.by_reply.remove(subject);
             return None;
         }
-        let found = (route.requester.upgrade()?, route.reply.clone());
+        // Only the first answer of a streamed service is measured.
+        let tracking = route.tracking.take();
+        let found = (route.requester.upgrade()?, route.reply.clone(), tracking);
         if route.response_type == ResponseType::Singleton {
             t.by_reply.remove(subject);
         }
@@ -550,6 +571,7 @@ pub(crate) fn apply(server: &Server, config: &natrix_config::Options) {
                                     .unwrap_or(natrix_config::options::DEFAULT_RESPONSE_THRESHOLD),
                                 share: im.share,
                                 system: Arc::ptr_eq(&exporter, &sys),
+                                latency: export.and_then(|e| e.latency.clone()),
                             });
                         }),
                         Err(e) => tracing::error!(
@@ -619,10 +641,35 @@ fn forward_hop(
         && let Some(requester) = server.account_arc(account)
     {
         let subject = si.rewrite.apply(m.subject);
+        let tracking = si
+            .latency
+            .as_ref()
+            .filter(|l| sampled(l.sampling, m))
+            .map(|l| Tracking {
+                subject: l.subject.clone(),
+                at: Instant::now(),
+                wall: std::time::SystemTime::now(),
+                requestor: serde_json::from_slice(&crate::server::events::request_info(
+                    server,
+                    m.requester,
+                    account.name(),
+                    si.share,
+                    false,
+                ))
+                .unwrap_or_default(),
+                requestor_rtt: m
+                    .requester
+                    .and_then(|cid| server.client_view(cid))
+                    .map_or(0, |v| v.rtt),
+            });
         let reply = m.reply.map(|r| {
-            let subject = exporter
-                .responses
-                .open(&requester, r, si.response_type, si.threshold);
+            let subject = exporter.responses.open(
+                &requester,
+                r,
+                si.response_type,
+                si.threshold,
+                tracking.clone(),
+            );
             listen_for_responses(server, &exporter);
             subject
         });
@@ -691,6 +738,43 @@ fn deliver(
         .out_bytes
         .fetch_add(sent * len, std::sync::atomic::Ordering::Relaxed);
     sent + forward_hop(server, account, m, to_flush, hops)
+}
+
+/// Whether a request is measured: `sampling` percent of them, or with sampling 0
+/// ("headers") those carrying a tracing header.
+fn sampled(sampling: u8, m: &Published<'_>) -> bool {
+    if sampling == 0 {
+        let head = &m.msg[..m.hdr.min(m.msg.len())];
+        let text = String::from_utf8_lossy(head).to_ascii_lowercase();
+        return ["traceparent:", "uber-trace-id:", "x-b3-sampled:", "b3:"]
+            .iter()
+            .any(|h| text.contains(h));
+    }
+    sampling >= 100 || fastrand::u8(0..100) < sampling
+}
+
+/// nats-server's `ServiceLatency` metric for an answered request, published in the
+/// exporting account on the export's latency subject. The responder's round trip is
+/// not known here, so the service time is the whole time the exporter took and the
+/// system time is the requester's round trip.
+fn report_latency(server: &Server, exporter: &Account, t: &Tracking) {
+    let service = u64::try_from(t.at.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    let start = t.wall - Duration::from_nanos(t.requestor_rtt);
+    let metric = serde_json::json!({
+        "type": "io.nats.server.metric.v1.service_latency",
+        "id": server.next_event_id(),
+        "timestamp": crate::monitor::format::GoTime::now(),
+        "status": 200,
+        "requestor": t.requestor,
+        "start": crate::monitor::format::GoTime::of(start),
+        "service": service,
+        "system": 0,
+        "total": service.saturating_add(t.requestor_rtt),
+    });
+    match serde_json::to_vec(&metric) {
+        Ok(bytes) => server.publish_internal(exporter, t.subject.as_bytes(), &bytes),
+        Err(e) => tracing::error!("service latency metric: {e}"),
+    }
 }
 
 /// The header line nats-server uses to tell a service who asked.
@@ -821,9 +905,12 @@ fn listen_for_responses(server: &Server, exporter: &Arc<Account>) {
 
 /// An answer on one of `exporter`'s `_R_` subjects: on to the requester's reply subject.
 fn respond(server: &Server, exporter: &Account, msg: &InternalMsg) {
-    let Some((requester, reply)) = exporter.responses.take(&msg.subject) else {
+    let Some((requester, reply, tracking)) = exporter.responses.take(&msg.subject) else {
         return;
     };
+    if let Some(t) = tracking {
+        report_latency(server, exporter, &t);
+    }
     let mut body = Vec::with_capacity(msg.headers.len() + msg.payload.len());
     body.extend_from_slice(&msg.headers);
     body.extend_from_slice(&msg.payload);
@@ -888,10 +975,11 @@ mod tests {
             b"_INBOX.1",
             ResponseType::Singleton,
             Duration::from_secs(5),
+            None,
         );
         assert!(s1.starts_with(r.prefix.as_bytes()));
         assert_eq!(
-            r.take(&s1).map(|(_, reply)| reply),
+            r.take(&s1).map(|(_, reply, _)| reply),
             Some(Bytes::from("_INBOX.1"))
         );
         assert!(r.take(&s1).is_none());
@@ -900,6 +988,7 @@ mod tests {
             b"_INBOX.2",
             ResponseType::Stream,
             Duration::from_secs(5),
+            None,
         );
         assert!(r.take(&s2).is_some());
         assert!(r.take(&s2).is_some());
@@ -908,6 +997,7 @@ mod tests {
             b"_INBOX.3",
             ResponseType::Stream,
             Duration::ZERO,
+            None,
         );
         assert!(r.take(&s3).is_none());
     }

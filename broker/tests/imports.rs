@@ -538,3 +538,45 @@ accounts {
         assert_eq!(&runs[0], reference);
     }
 }
+
+/// `latency { sampling: 100%, subject }` on a service export: every answered request
+/// through an import yields nats-server's `service_latency` metric on that subject in the
+/// exporting account.
+#[tokio::test]
+async fn service_latency_is_reported_on_the_export_subject() {
+    let conf = r#"
+accounts {
+  A: {
+    users: [{user: a, password: a}]
+    exports: [ {service: "svc.>", latency: {sampling: "100%", subject: "lat.svc"}} ]
+  }
+  B: {
+    users: [{user: b, password: b}]
+    imports: [ {service: {account: A, subject: "svc.echo"}, to: "echo", share: true} ]
+  }
+}
+"#;
+    for bin in binaries() {
+        let p = start(&bin, conf, false);
+        let a = connect(p.port, "a").await;
+        let b = connect(p.port, "b").await;
+        responder(&a).await;
+        let mut metrics = synced(&a, "lat.svc").await;
+        assert_eq!(ask(&b, "echo").await, "svc.echo:hi#0", "{}", bin.display());
+        let m = tokio::time::timeout(Duration::from_secs(3), metrics.next())
+            .await
+            .unwrap_or_else(|_| panic!("{}: no latency metric", bin.display()))
+            .expect("message");
+        let v: serde_json::Value = serde_json::from_slice(&m.payload).expect("json");
+        assert_eq!(v["type"], "io.nats.server.metric.v1.service_latency", "{v}");
+        assert_eq!(v["status"], 200, "{v}");
+        assert_eq!(v["requestor"]["acc"], "B", "{v}");
+        assert_eq!(v["requestor"]["user"], "b", "{}: {v}", bin.display());
+        // nats-server subtracts the responder's round trip and clamps at 0.
+        assert!(v["service"].as_u64().is_some(), "{v}");
+        assert!(
+            v["total"].as_u64() >= v["service"].as_u64(),
+            "total below service time: {v}"
+        );
+    }
+}
