@@ -333,3 +333,39 @@ fn statsz_heartbeat_matches_nats_server() {
     assert_eq!(keys(&a["server"]), keys(&b["server"]), "{a} vs {b}");
     assert_eq!(keys(&a["statsz"]), keys(&b["statsz"]), "{a} vs {b}");
 }
+
+/// `$SYS.ACCOUNT.<acc>.SERVER.CONNS`: the account's connection count when a client comes
+/// and goes, shaped as nats-server's.
+#[test]
+fn account_connection_events_match_nats_server() {
+    let Some(reference) = reference_binary() else {
+        eprintln!("skipped: reference nats-server not installed");
+        return;
+    };
+    let mut seen = Vec::new();
+    for bin in [Path::new(NATRIX), reference.as_path()] {
+        let (server, mut sys) = sys_listener(bin, "$SYS.ACCOUNT.APP.SERVER.CONNS");
+        let mut app = Raw::connect(server.port);
+        app.send("CONNECT {\"verbose\":false,\"user\":\"app\",\"pass\":\"app\",\"protocol\":1}\r\nPING\r\n");
+        assert!(read_until(&mut app, "PONG", Duration::from_secs(5)).contains("PONG"));
+        let first = read_until(&mut sys, "account_connections", Duration::from_secs(5));
+        drop(app);
+        let mut text = first;
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while payloads(&text).len() < 2 && std::time::Instant::now() < deadline {
+            text.push_str(&sys.read_for(Duration::from_millis(200)));
+        }
+        let events = payloads(&text);
+        assert!(events.len() >= 2, "{}: {text}", bin.display());
+        seen.push(events);
+    }
+    let (ours, theirs) = (&seen[0], &seen[1]);
+    for (a, b) in ours.iter().zip(theirs).take(2) {
+        assert_eq!(keys(a), keys(b), "event: {a} vs {b}");
+        for field in ["type", "acc", "conns", "total_conns", "leafnodes"] {
+            assert_eq!(a[field], b[field], "{field}: {a} vs {b}");
+        }
+    }
+    assert_eq!(ours[0]["conns"], 1);
+    assert_eq!(ours[1]["conns"], 0);
+}

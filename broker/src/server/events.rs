@@ -115,6 +115,50 @@ struct Event<'a> {
 /// `$SYS.ACCOUNT.<acc>.CONNECT` for the client `view` (just authenticated).
 pub(crate) fn client_connect(server: &Server, view: &ClientView) {
     publish(server, view, None);
+    if let Some(acc) = &view.meta.account {
+        account_connections(server, acc);
+    }
+}
+
+/// `$SYS.ACCOUNT.<acc>.SERVER.CONNS` (and nats-server's older
+/// `$SYS.SERVER.ACCOUNT.<acc>.CONNS`): the account's connection count and traffic on
+/// this server, sent when a client of the account connects or goes.
+pub(crate) fn account_connections(server: &Server, account: &str) {
+    let subjects = [
+        format!("$SYS.ACCOUNT.{account}.SERVER.CONNS"),
+        format!("$SYS.SERVER.ACCOUNT.{account}.CONNS"),
+    ];
+    let sys = &server.sys_account;
+    let wanted: Vec<&String> = subjects
+        .iter()
+        .filter(|s| !sys.sublist.match_subject(s.as_bytes()).is_empty())
+        .collect();
+    if wanted.is_empty() {
+        return;
+    }
+    let Some(acc) = server.account(account) else {
+        return;
+    };
+    let mut event = serde_json::json!({
+        "type": "io.nats.server.advisory.v1.account_connections",
+        "id": server.next_event_id(),
+        "timestamp": GoTime::now(),
+        "server": super::system::server_info(server),
+    });
+    if let (Some(map), Ok(serde_json::Value::Object(stat))) = (
+        event.as_object_mut(),
+        serde_json::to_value(crate::monitor::accountz::account_stat(&acc)),
+    ) {
+        map.extend(stat);
+    }
+    match serde_json::to_vec(&event) {
+        Ok(bytes) => {
+            for s in wanted {
+                server.publish_internal(sys, s.as_bytes(), &bytes);
+            }
+        }
+        Err(e) => tracing::error!("account connections event: {e}"),
+    }
 }
 
 /// `$SYS.ACCOUNT.<acc>.DISCONNECT` for the client `view`, closed at `stop` for `reason`.
@@ -125,6 +169,9 @@ pub(crate) fn client_disconnect(
     reason: CloseReason,
 ) {
     publish(server, view, Some((stop, reason)));
+    if let Some(acc) = &view.meta.account {
+        account_connections(server, acc);
+    }
 }
 
 fn publish(server: &Server, view: &ClientView, closed: Option<(SystemTime, CloseReason)>) {
