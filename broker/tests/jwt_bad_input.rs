@@ -63,28 +63,7 @@ impl Conn {
         let _ = self
             .s
             .write_all(format!("CONNECT {connect}\r\nPING\r\n").as_bytes());
-        let mut out = Vec::new();
-        let mut buf = [0u8; 4096];
-        let deadline = Instant::now() + Duration::from_secs(3);
-        let closed = loop {
-            match self.s.read(&mut buf) {
-                Ok(0) => break true,
-                Ok(n) => out.extend_from_slice(&buf[..n]),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    break false;
-                }
-                Err(_) => break true,
-            }
-            if Instant::now() > deadline {
-                break false;
-            }
-        };
-        (String::from_utf8_lossy(&out).into_owned(), closed)
+        read_some(self)
     }
 }
 
@@ -277,4 +256,72 @@ fn garbage_in_the_resolver_directory_does_not_stop_the_server() {
         log.contains("README.txt") || log.contains("garbage.jwt"),
         "{log}"
     );
+}
+
+/// A user JWT's `subs` and `payload` limits: the second subscription is refused with
+/// `maximum subscriptions exceeded`, a publish over the payload limit closes the
+/// connection with `Maximum Payload Violation`, as nats-server does.
+#[test]
+fn user_jwt_limits_on_subscriptions_and_payload() {
+    let c = chain(false);
+    let mut runs = Vec::new();
+    for bin in binaries() {
+        let p = start(&bin, &config(&c), false);
+        let user = KeyPair::new_user();
+        let mut claims = UserClaims::new(user.public_key());
+        claims.nats.permission_limits.limits.nats_limits.subs = 1;
+        claims.nats.permission_limits.limits.nats_limits.payload = 16;
+        let jwt = encode(&claims, &c.a).expect("user");
+        let mut conn = Conn::open(p.port);
+        let sig = sign(&user, &conn.nonce);
+        let (hello, _) = conn.connect(&jwt, &sig);
+        let mut log = vec![hello.lines().next().unwrap_or_default().to_owned()];
+        let _ = conn.s.write_all(b"SUB a 1\r\nSUB b 2\r\nPING\r\n");
+        let (reply, _) = read_some(&mut conn);
+        log.push(reply.replace("\r\n", " | "));
+        let _ = conn.s.write_all(b"PUB a 20\r\n01234567890123456789\r\n");
+        let (reply, closed) = read_some(&mut conn);
+        log.push(format!(
+            "{} (closed: {closed})",
+            reply.replace("\r\n", " | ")
+        ));
+        runs.push(log);
+    }
+    assert_eq!(
+        runs[0],
+        vec![
+            "PONG".to_owned(),
+            "-ERR 'maximum subscriptions exceeded' | PONG | ".to_owned(),
+            "-ERR 'Maximum Payload Violation' |  (closed: true)".to_owned()
+        ]
+    );
+    if let Some(reference) = runs.get(1) {
+        assert_eq!(&runs[0], reference);
+    }
+}
+
+/// What arrives until the server goes quiet or closes, and whether it closed.
+fn read_some(conn: &mut Conn) -> (String, bool) {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let closed = loop {
+        match conn.s.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                break false;
+            }
+            Err(_) => break true,
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+    };
+    (String::from_utf8_lossy(&out).into_owned(), closed)
 }

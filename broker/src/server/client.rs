@@ -375,6 +375,9 @@ pub(crate) struct Client {
     jwt_user: Option<(natrix_jwt::UserClaims, u64)>,
     /// When the user JWT expires (`User Authentication Expired`).
     expires_at: Option<tokio::time::Instant>,
+    /// Operator mode: the tighter of the user's and the account's JWT limits on
+    /// subscriptions and payload size (`None`: the server's own).
+    jwt_limits: (Option<usize>, Option<i64>),
     /// The client's TLS certificate, for `verify_and_map` (here and on reload).
     cert: Option<Arc<crate::x509::PeerCert>>,
 }
@@ -419,6 +422,7 @@ impl Client {
             nonce,
             jwt_user: None,
             expires_at: None,
+            jwt_limits: (None, None),
             cert,
         }
     }
@@ -882,6 +886,26 @@ impl Client {
             tokio::time::Instant::now()
                 + Duration::from_secs(u64::try_from(left.max(0)).unwrap_or(0))
         });
+        // The tighter of the user's and the account's limits (-1: no limit).
+        let account_limits = self
+            .server
+            .account(&user.account)
+            .and_then(|a| a.claims())
+            .map(|c| c.nats.limits.nats.clone());
+        let user_limits = &user.claims.nats.permission_limits.limits.nats_limits;
+        let tighter = |a: i64, b: Option<i64>| -> Option<i64> {
+            [Some(a), b].into_iter().flatten().filter(|v| *v >= 0).min()
+        };
+        let subs = tighter(user_limits.subs, account_limits.as_ref().map(|l| l.subs));
+        let payload = tighter(
+            user_limits.payload,
+            account_limits.as_ref().map(|l| l.payload),
+        );
+        // A JWT limit of 0 subscriptions allows none.
+        self.jwt_limits = (
+            subs.map(|s| usize::try_from(s).unwrap_or(usize::MAX)),
+            payload,
+        );
         let identity = auth::Authenticated {
             user: Some(user.claims.data.subject.clone()),
             permissions: user.permissions,
@@ -1104,7 +1128,9 @@ impl Client {
             self.send_err("subject has exceeded number of tokens limit");
             return Ok(());
         }
-        if self.opts.max_subscriptions > 0 && self.live_subs() >= self.opts.max_subscriptions {
+        let live = self.live_subs();
+        let own = self.opts.max_subscriptions;
+        if (own > 0 && live >= own) || self.jwt_limits.0.is_some_and(|max| live >= max) {
             self.send_err("maximum subscriptions exceeded");
             return Ok(());
         }
@@ -1480,8 +1506,11 @@ impl Handler for Client {
     }
 
     fn pub_args(&mut self, args: &PubArgs<'_>) -> Result<(), ParseError> {
-        let max = self.opts.max_payload;
-        if max >= 0 && i64::try_from(args.size).unwrap_or(i64::MAX) > i64::from(max) {
+        let max = match self.jwt_limits.1 {
+            Some(limit) => limit.min(i64::from(self.opts.max_payload)),
+            None => i64::from(self.opts.max_payload),
+        };
+        if max >= 0 && i64::try_from(args.size).unwrap_or(i64::MAX) > max {
             tracing::error!(
                 cid = self.handle.cid,
                 "maximum payload exceeded: {} vs {}",
