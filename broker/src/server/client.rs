@@ -891,7 +891,7 @@ impl Client {
             .server
             .account(&user.account)
             .and_then(|a| a.claims())
-            .map(|c| c.nats.limits.nats.clone());
+            .map(|c| c.nats.limits.nats);
         let user_limits = &user.claims.nats.permission_limits.limits.nats_limits;
         let tighter = |a: i64, b: Option<i64>| -> Option<i64> {
             [Some(a), b].into_iter().flatten().filter(|v| *v >= 0).min()
