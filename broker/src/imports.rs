@@ -143,6 +143,13 @@ impl Links {
     pub fn is_empty(&self) -> bool {
         self.streams.is_empty() && self.services.is_empty()
     }
+
+    /// The subjects requests to imported services are published on here: leaf nodes
+    /// bound to the account hear of them as interest, so requesters behind a leaf node
+    /// reach the services (nats-server announces them the same way).
+    pub fn service_subjects(&self) -> impl Iterator<Item = &str> {
+        self.services.iter().map(|s| s.local.as_str())
+    }
 }
 
 /// What a `_R_` reply subject of this account maps back to.

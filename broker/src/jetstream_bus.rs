@@ -180,3 +180,42 @@ pub fn config(o: &natrix_config::Options, server_name: &str) -> natrix_jetstream
         version: natrix_broker::server::NATS_COMPAT_VERSION.to_owned(),
     }
 }
+
+/// Operator mode: an account whose JWT grants JetStream (memory or disk storage, untiered
+/// or in any tier) gets it, with the JWT's limits (the R1 tier's when tiered), when the
+/// JWT is loaded or pushed, as nats-server enables JetStream for such accounts.
+pub fn follow_account_claims(
+    server: &std::sync::Arc<natrix_broker::server::Server>,
+    js: &natrix_jetstream::JetStream,
+) {
+    let js = js.clone();
+    server.on_account_claims(Box::new(move |acc| {
+        let Some(claims) = acc.claims() else { return };
+        let limits = &claims.nats.limits;
+        if !limits.is_jetstream_enabled() {
+            return;
+        }
+        let l = limits
+            .jetstream_tiered
+            .get("R1")
+            .or_else(|| limits.jetstream_tiered.values().next())
+            .unwrap_or(&limits.jetstream);
+        let limits = natrix_jetstream::AccountLimits {
+            max_memory: l.memory_storage,
+            max_store: l.disk_storage,
+            max_streams: l.streams,
+            max_consumers: l.consumer,
+            max_ack_pending: l.max_ack_pending,
+            memory_max_stream_bytes: l.memory_max_stream_bytes,
+            storage_max_stream_bytes: l.disk_max_stream_bytes,
+            max_bytes_required: l.max_bytes_required,
+        };
+        let js = js.clone();
+        let name = acc.name().to_owned();
+        tokio::spawn(async move {
+            if let Err(e) = js.enable_account(&name, limits).await {
+                tracing::error!(account = %name, "enabling JetStream: {e}");
+            }
+        });
+    }));
+}

@@ -172,6 +172,7 @@ fn run(
             server.set_jetstream(Some(std::sync::Arc::new(jetstream_bus::Monitor(
                 js.clone(),
             ))));
+            jetstream_bus::follow_account_claims(&server, &js);
             Some(js)
         } else {
             None

@@ -580,3 +580,35 @@ accounts {
         );
     }
 }
+
+/// The requester behind a leaf node: the leaf server binds to B on the hub, which
+/// announces B's service imports to it, so a request made on the leaf crosses into A on
+/// the hub and its reply comes back.
+#[tokio::test]
+async fn a_requester_behind_a_leaf_node_reaches_an_imported_service() {
+    for leaf_bin in binaries() {
+        let leaf_port = free_port();
+        let hub_conf = format!(
+            "server_name: hub\n{ACCOUNTS}\nleafnodes {{ listen: 127.0.0.1:{leaf_port} }}\n"
+        );
+        let hub = start(&PathBuf::from(NATRIX), &hub_conf, false);
+        let a = connect(hub.port, "a").await;
+        responder(&a).await;
+        let leaf_conf = format!(
+            "server_name: leaf\nleafnodes {{ remotes [ {{ url: \"nats-leaf://b:b@127.0.0.1:{leaf_port}\" }} ] }}\n"
+        );
+        let leaf = start(&leaf_bin, &leaf_conf, false);
+        let requester = async_nats::connect(format!("nats://127.0.0.1:{}", leaf.port))
+            .await
+            .expect("connect");
+        let mut answer = String::new();
+        for _ in 0..50 {
+            answer = ask(&requester, "echo").await;
+            if answer == "svc.echo:hi#0" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(answer, "svc.echo:hi#0", "leaf {}", leaf_bin.display());
+    }
+}

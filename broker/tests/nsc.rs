@@ -340,3 +340,99 @@ async fn a_push_reaches_both_servers_of_a_mixed_cluster() {
     }
     assert!(got.is_some(), "no message across the mixed cluster");
 }
+
+/// An account whose JWT grants JetStream (`nsc edit account --js-…`) gets it once pushed:
+/// a stream is created, written and read by one of its users, on both servers.
+#[tokio::test]
+async fn jetstream_follows_the_account_jwt() {
+    let Some(nsc_bin) = nsc_binary() else {
+        eprintln!("SKIPPED: nsc not installed");
+        return;
+    };
+    let mut runs = Vec::new();
+    for bin in binaries() {
+        let nsc = store(nsc_bin.clone());
+        nsc.run(&[
+            "edit",
+            "account",
+            "--name",
+            "APP",
+            "--js-mem-storage",
+            "1M",
+            "--js-disk-storage",
+            "64M",
+            "--js-streams",
+            "10",
+            "--js-consumer",
+            "10",
+        ]);
+        nsc.run(&["add", "user", "-a", "APP", "--name", "carol"]);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let generated = nsc.run(&[
+            "generate",
+            "config",
+            "--nats-resolver",
+            "--sys-account",
+            "SYS",
+        ]);
+        let conf = format!(
+            "{}\njetstream {{ store_dir: '{}' }}\n",
+            generated.replace(
+                "'./jwt'",
+                &format!("'{}'", dir.path().join("jwt").display())
+            ),
+            dir.path().join("js").display()
+        );
+        let path = dir.path().join("server.conf");
+        std::fs::write(&path, conf).expect("write config");
+        let p = start_with_file(&bin, dir, &path, false);
+        nsc.run(&[
+            "push",
+            "-a",
+            "APP",
+            "-u",
+            &format!("nats://127.0.0.1:{}", p.port),
+        ]);
+        let nc = connect(&p, &nsc.creds("APP", "carol"))
+            .await
+            .expect("carol");
+        let js = async_nats::jetstream::new(nc);
+        // The account's JetStream comes up right after the push.
+        let mut created = None;
+        for _ in 0..20 {
+            match js
+                .create_stream(async_nats::jetstream::stream::Config {
+                    name: "ORDERS".into(),
+                    subjects: vec!["orders.>".into()],
+                    ..Default::default()
+                })
+                .await
+            {
+                Ok(s) => {
+                    created = Some(s);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        let mut stream = created.unwrap_or_else(|| panic!("{}: no stream", bin.display()));
+        js.publish("orders.1", "one".into())
+            .await
+            .expect("publish")
+            .await
+            .expect("ack");
+        let info = stream.info().await.expect("info");
+        let limits = js.query_account().await.expect("account info").limits;
+        runs.push(format!(
+            "messages {}, max_streams {:?}, max_memory {:?}",
+            info.state.messages, limits.max_streams, limits.max_memory
+        ));
+    }
+    assert_eq!(
+        runs[0],
+        "messages 1, max_streams Some(10), max_memory Some(1000000)"
+    );
+    if let Some(reference) = runs.get(1) {
+        assert_eq!(&runs[0], reference);
+    }
+}

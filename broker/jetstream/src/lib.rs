@@ -212,6 +212,23 @@ impl JetStream {
         self.accounts.read().contains_key(account)
     }
 
+    /// Enables JetStream for an account that appeared after start (operator mode: an
+    /// account JWT granting JetStream was loaded or pushed). Already enabled accounts
+    /// keep running as they are.
+    pub async fn enable_account(
+        &self,
+        name: &str,
+        limits: AccountLimits,
+    ) -> Result<(), StartError> {
+        if self.account_enabled(name) {
+            return Ok(());
+        }
+        let acc = JsAccount::enable(&self.inner, name, limits).await?;
+        self.accounts.write().entry(name.to_owned()).or_insert(acc);
+        tracing::info!(account = name, "JetStream enabled for account");
+        Ok(())
+    }
+
     fn totals(&self) -> Totals {
         let mut t = Totals::default();
         for a in self.accounts.read().values() {

@@ -482,6 +482,13 @@ impl LeafNodes {
                         .or_insert(0) += 1;
                 }
             }
+            for subject in leaf.account.links().service_subjects() {
+                if leaf.may_hear(subject.as_bytes()) {
+                    *smap
+                        .entry((Bytes::copy_from_slice(subject.as_bytes()), None))
+                        .or_insert(0) += 1;
+                }
+            }
             for ((subject, queue), n) in smap.iter() {
                 proto::sub_line(&mut batch, subject, queue.as_deref().map(|q| (q, *n)));
             }

@@ -255,7 +255,13 @@ pub struct Server {
     shutdown_tx: watch::Sender<bool>,
     /// Operator mode: the trusted operators and the account resolver.
     trust: std::sync::OnceLock<Arc<crate::trust::Trust>>,
+    /// Subsystems told when an account's JWT is installed (JetStream enables accounts
+    /// whose claims grant it).
+    claim_listeners: RwLock<Vec<ClaimListener>>,
 }
+
+/// Called with an account whose JWT claims were just installed.
+pub type ClaimListener = Box<dyn Fn(&Arc<Account>) + Send + Sync>;
 
 /// `host:port` of a bound listener as others can dial it: a wildcard bind (`0.0.0.0`)
 /// is reached on loopback.
@@ -375,6 +381,7 @@ impl Server {
             lame_duck: AtomicBool::new(false),
             shutdown_tx,
             trust: std::sync::OnceLock::new(),
+            claim_listeners: RwLock::new(Vec::new()),
         });
         server.add_accounts(&names);
         let (opts, _) = server.options();
@@ -488,6 +495,20 @@ impl Server {
         for r in self.clients.lock().values() {
             r.handle.reload.notify_one();
         }
+        for listener in self.claim_listeners.read().iter() {
+            listener(acc);
+        }
+    }
+
+    /// Registers `listener` for every account JWT installed from now on, and calls it
+    /// for the accounts that already have one.
+    pub fn on_account_claims(&self, listener: ClaimListener) {
+        for acc in self.all_accounts() {
+            if acc.claims().is_some() {
+                listener(&acc);
+            }
+        }
+        self.claim_listeners.write().push(listener);
     }
 
     /// Closes every client bound to `account`, telling each `text` first.
