@@ -274,3 +274,70 @@ async fn a_forged_activation_makes_the_importing_account_invalid() {
         assert_eq!(&runs[0], reference);
     }
 }
+
+/// A leaf node connecting with a `.creds` file to a natrix hub in operator mode: the
+/// spoke (natrix or nats-server) is bound to the account of its user JWT, and messages
+/// flow both ways; a spoke whose user is revoked is refused.
+#[tokio::test]
+async fn leaf_nodes_authenticate_with_user_jwts() {
+    for spoke_bin in binaries() {
+        let c = chain(false);
+        let leaf_port = common::free_port();
+        let hub_conf = format!(
+            "{}\nleafnodes {{ listen: 127.0.0.1:{leaf_port} }}\n",
+            config(&c)
+        );
+        let hub = start(&PathBuf::from(NATRIX), &hub_conf, false);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spoke_user = KeyPair::new_user();
+        let good = dir.path().join("leaf.creds");
+        std::fs::write(
+            &good,
+            creds(&spoke_user, &UserClaims::new(spoke_user.public_key()), &c.a),
+        )
+        .expect("creds");
+        let bad = dir.path().join("revoked.creds");
+        std::fs::write(
+            &bad,
+            creds(&c.revoked, &UserClaims::new(c.revoked.public_key()), &c.a),
+        )
+        .expect("creds");
+        for (file, admitted) in [(&good, true), (&bad, false)] {
+            let spoke_conf = format!(
+                "leafnodes {{ remotes [ {{ url: \"nats-leaf://127.0.0.1:{leaf_port}\", credentials: \"{}\" }} ] }}\n",
+                file.display()
+            );
+            let spoke = start(&spoke_bin, &spoke_conf, false);
+            let local = async_nats::connect(format!("nats://127.0.0.1:{}", spoke.port))
+                .await
+                .expect("connect to spoke");
+            let hub_user = KeyPair::new_user();
+            let hub_client = connect(
+                &hub,
+                &creds(&hub_user, &UserClaims::new(hub_user.public_key()), &c.a),
+            )
+            .await
+            .expect("hub client");
+            let mut sub = hub_client.subscribe("from.leaf").await.expect("sub");
+            hub_client.flush().await.expect("flush");
+            let mut arrived = false;
+            for _ in 0..20 {
+                local.publish("from.leaf", "x".into()).await.expect("pub");
+                local.flush().await.expect("flush");
+                if let Ok(Some(_)) =
+                    tokio::time::timeout(Duration::from_millis(200), sub.next()).await
+                {
+                    arrived = true;
+                    break;
+                }
+            }
+            assert_eq!(
+                arrived,
+                admitted,
+                "spoke {} with {}",
+                spoke_bin.display(),
+                file.display()
+            );
+        }
+    }
+}

@@ -20,7 +20,6 @@
 use std::path::Path;
 
 use base64::Engine as _;
-use serde::Deserialize;
 
 use std::sync::Arc;
 
@@ -28,7 +27,7 @@ use crate::auth::Permissions;
 use crate::server::options::RuntimeOptions;
 
 /// The connection type leaf connections have for `allowed_connection_types`.
-const LEAFNODE: &str = "LEAFNODE";
+pub const LEAFNODE: &str = "LEAFNODE";
 
 /// Why a spoke was refused; on the wire always `Authorization Violation`.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -121,68 +120,16 @@ fn verify_nonce(nkey: &str, sig: Option<&str>, nonce: &str) -> Result<(), AuthEr
         .map_err(|_| AuthError::Signature)
 }
 
-#[derive(Deserialize)]
-struct JwtHeader {
-    #[serde(default)]
-    alg: String,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct JwtNats {
-    #[serde(rename = "type")]
-    kind: String,
-}
-
-#[derive(Deserialize)]
-struct UserClaims {
-    sub: String,
-    iss: String,
-    #[serde(default)]
-    exp: Option<i64>,
-    #[serde(default)]
-    nats: JwtNats,
-}
-
-/// Checks a user JWT's form, expiry and issuer signature; returns its subject (the
-/// user's public nkey).
+/// Checks a user JWT (form, issuer signature, validity window) with the project's JWT
+/// code; returns its subject (the user's public nkey).
 pub fn user_jwt_subject(jwt: &str) -> Result<String, AuthError> {
-    let mut parts = jwt.trim().split('.');
-    let (Some(h), Some(p), Some(s), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(AuthError::Jwt("not three parts"));
-    };
-    let header: JwtHeader = b64(h)
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or(AuthError::Jwt("bad header"))?;
-    if header.alg != "ed25519-nkey" && header.alg != "ed25519" {
-        return Err(AuthError::Jwt("unsupported algorithm"));
+    let claims =
+        natrix_jwt::decode_user(jwt.trim()).map_err(|_| AuthError::Jwt("invalid user JWT"))?;
+    match natrix_jwt::validate(&claims, natrix_jwt::now_unix()) {
+        Ok(()) => Ok(claims.data.subject),
+        Err(natrix_jwt::TimeError::Expired { .. }) => Err(AuthError::Expired),
+        Err(_) => Err(AuthError::Jwt("user JWT not yet valid")),
     }
-    let claims: UserClaims = b64(p)
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or(AuthError::Jwt("bad claims"))?;
-    if claims.nats.kind != "user" {
-        return Err(AuthError::Jwt("not a user JWT"));
-    }
-    if !claims.sub.starts_with('U') {
-        return Err(AuthError::Jwt("subject is not a user nkey"));
-    }
-    let sig = b64(s).ok_or(AuthError::Jwt("bad signature encoding"))?;
-    let issuer =
-        nkeys::KeyPair::from_public_key(&claims.iss).map_err(|_| AuthError::Jwt("bad issuer"))?;
-    issuer
-        .verify(format!("{h}.{p}").as_bytes(), &sig)
-        .map_err(|_| AuthError::Jwt("issuer signature does not verify"))?;
-    if let Some(exp) = claims.exp {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        if exp > 0 && exp < now {
-            return Err(AuthError::Expired);
-        }
-    }
-    Ok(claims.sub)
 }
 
 fn type_allowed(types: Option<&Vec<String>>) -> bool {
@@ -336,24 +283,12 @@ pub fn sign_nonce(kp: &nkeys::KeyPair, nonce: &str) -> String {
 mod tests {
     use super::*;
 
-    fn b64e(b: &[u8]) -> String {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
-    }
-
     fn user_jwt(account: &nkeys::KeyPair, user: &str, exp: Option<i64>) -> String {
-        let h = b64e(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
-        let mut claims = serde_json::json!({
-            "jti": "X", "iat": 1, "iss": account.public_key(), "sub": user,
-            "nats": {"type": "user", "version": 2},
-        });
+        let mut claims = natrix_jwt::UserClaims::new(user.to_owned());
         if let Some(exp) = exp {
-            claims["exp"] = exp.into();
+            claims.data.expires = exp;
         }
-        let p = b64e(claims.to_string().as_bytes());
-        let sig = account
-            .sign(format!("{h}.{p}").as_bytes())
-            .unwrap_or_default();
-        format!("{h}.{p}.{}", b64e(&sig))
+        natrix_jwt::encode(&claims, account).expect("encode")
     }
 
     #[test]

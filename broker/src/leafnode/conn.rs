@@ -899,6 +899,36 @@ impl Conn {
         );
     }
 
+    /// Hub in operator mode: the spoke's user JWT checked as a client's is (its account
+    /// from the resolver, signed by a trusted operator), with connection type `LEAFNODE`.
+    fn jwt_binding(&self, p: &Presented<'_>) -> Result<auth::Binding, auth::AuthError> {
+        let creds = crate::trust::JwtCredentials {
+            jwt: p.jwt,
+            sig: p.sig,
+            nonce: Some(p.nonce),
+            connection_type: auth::LEAFNODE,
+            peer: Some(self.peer.ip()),
+        };
+        let server = self.server.clone();
+        let lookup = |pk: &str| {
+            server
+                .resolve_account(pk)
+                .and_then(|a| a.claims())
+                .map(|c| (*c).clone())
+        };
+        match crate::trust::check_user(&creds, lookup, natrix_jwt::now_unix()) {
+            Ok(user) => Ok(auth::Binding {
+                user: Some(user.claims.data.subject),
+                account: user.account,
+                permissions: user.permissions,
+            }),
+            Err(e) => {
+                tracing::debug!("{} - lid:{} - {e}", self.peer, self.handle.cid);
+                Err(auth::AuthError::Jwt("user JWT refused"))
+            }
+        }
+    }
+
     /// Hub: a spoke's CONNECT.
     fn on_connect(&mut self, json: &[u8]) -> bool {
         if self.solicited.is_some() || self.state != State::AwaitConnect {
@@ -919,7 +949,11 @@ impl Conn {
             sig: c.sig.as_deref(),
             nonce: &self.nonce,
         };
-        let binding = match auth::authenticate(&opts, &presented) {
+        let binding = match self.server.trust() {
+            Some(_) => self.jwt_binding(&presented),
+            None => auth::authenticate(&opts, &presented),
+        };
+        let binding = match binding {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(
