@@ -53,6 +53,8 @@ impl StateMachine<KvConfig> for KvMachine {
     }
 
     fn restore(bytes: &[u8]) -> Result<Self, StoreError> {
-        Ok(Self { data: decode(bytes)? })
+        Ok(Self {
+            data: decode(bytes)?,
+        })
     }
 }

@@ -32,10 +32,7 @@ use crate::writer::Op;
 
 /// The type configurations this store serves: snapshots as bytes in memory, openraft's
 /// own entry type.
-pub trait StoreConfig:
-    RaftTypeConfig<SnapshotData = Cursor<Vec<u8>>, Entry = Entry<Self>>
-{
-}
+pub trait StoreConfig: RaftTypeConfig<SnapshotData = Cursor<Vec<u8>>, Entry = Entry<Self>> {}
 
 impl<T> StoreConfig for T where T: RaftTypeConfig<SnapshotData = Cursor<Vec<u8>>, Entry = Entry<T>> {}
 
@@ -143,11 +140,17 @@ where
     }
 }
 
-/// Reads a group's stored snapshot: its meta and bytes.
+/// A stored snapshot: its meta and its bytes.
+type StoredSnapshot<C> = (
+    SnapshotMeta<<C as RaftTypeConfig>::NodeId, <C as RaftTypeConfig>::Node>,
+    Vec<u8>,
+);
+
+/// Reads a group's stored snapshot.
 fn read_snapshot<C: StoreConfig>(
     db: &RaftDb,
     group: GroupId,
-) -> Result<Option<(SnapshotMeta<C::NodeId, C::Node>, Vec<u8>)>, StoreError>
+) -> Result<Option<StoredSnapshot<C>>, StoreError>
 where
     SnapshotMeta<C::NodeId, C::Node>: DeserializeOwned,
 {
@@ -169,7 +172,10 @@ where
         // Serialise under the lock (a consistent cut), write outside it.
         let (meta, data) = {
             let applied = self.applied.lock();
-            let data = applied.machine.snapshot().map_err(snap_err(ErrorVerb::Read))?;
+            let data = applied
+                .machine
+                .snapshot()
+                .map_err(snap_err(ErrorVerb::Read))?;
             let n = self.snapshots_built.fetch_add(1, Ordering::Relaxed);
             let millis = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -206,8 +212,13 @@ where
 
     async fn applied_state(
         &mut self,
-    ) -> Result<(Option<LogId<C::NodeId>>, StoredMembership<C::NodeId, C::Node>), StorageError<C::NodeId>>
-    {
+    ) -> Result<
+        (
+            Option<LogId<C::NodeId>>,
+            StoredMembership<C::NodeId, C::Node>,
+        ),
+        StorageError<C::NodeId>,
+    > {
         let applied = self.applied.lock();
         Ok((applied.last_applied.clone(), applied.membership.clone()))
     }
@@ -264,7 +275,9 @@ where
         Ok(())
     }
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<C>>, StorageError<C::NodeId>> {
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<C>>, StorageError<C::NodeId>> {
         let stored = read_snapshot::<C>(&self.db, self.group).map_err(snap_err(ErrorVerb::Read))?;
         Ok(stored.map(|(meta, data)| Snapshot {
             meta,

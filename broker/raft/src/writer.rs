@@ -95,7 +95,11 @@ pub struct CommitInfo {
 pub type CommitObserver = Arc<dyn Fn(&CommitInfo) + Send + Sync>;
 
 /// Runs the writer loop until every sender is gone.
-pub(crate) fn run(db: Arc<Database>, rx: mpsc::Receiver<Request>, observer: Option<CommitObserver>) {
+pub(crate) fn run(
+    db: Arc<Database>,
+    rx: mpsc::Receiver<Request>,
+    observer: Option<CommitObserver>,
+) {
     let mut seq = 0u64;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -187,7 +191,8 @@ fn apply(txn: &WriteTransaction, op: &Op) -> Result<Option<u64>, StoreError> {
         }
         Op::TruncateFrom { group, from } => {
             let mut log = txn.open_table(LOG).db()?;
-            log.retain_in((*group, *from)..=(*group, u64::MAX), |_, _| false).db()?;
+            log.retain_in((*group, *from)..=(*group, u64::MAX), |_, _| false)
+                .db()?;
             Ok(None)
         }
         Op::PurgeUpTo {
@@ -200,7 +205,8 @@ fn apply(txn: &WriteTransaction, op: &Op) -> Result<Option<u64>, StoreError> {
                 .insert((*group, StateKey::LastPurged as u8), last_purged.as_slice())
                 .db()?;
             let mut log = txn.open_table(LOG).db()?;
-            log.retain_in((*group, 0)..=(*group, *upto), |_, _| false).db()?;
+            log.retain_in((*group, 0)..=(*group, *upto), |_, _| false)
+                .db()?;
             Ok(None)
         }
         Op::PutSnapshot { group, record } => {
@@ -210,9 +216,12 @@ fn apply(txn: &WriteTransaction, op: &Op) -> Result<Option<u64>, StoreError> {
         }
         Op::RemoveGroup { group } => {
             let mut log = txn.open_table(LOG).db()?;
-            log.retain_in((*group, 0)..=(*group, u64::MAX), |_, _| false).db()?;
+            log.retain_in((*group, 0)..=(*group, u64::MAX), |_, _| false)
+                .db()?;
             let mut state = txn.open_table(STATE).db()?;
-            state.retain_in((*group, 0)..=(*group, u8::MAX), |_, _| false).db()?;
+            state
+                .retain_in((*group, 0)..=(*group, u8::MAX), |_, _| false)
+                .db()?;
             let mut snapshots = txn.open_table(SNAPSHOT).db()?;
             snapshots.remove(*group).db()?;
             let mut groups = txn.open_table(GROUPS).db()?;

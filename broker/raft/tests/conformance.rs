@@ -48,12 +48,12 @@ impl StoreBuilder<KvConfig, Log, Sm, ()> for SharedDb {
 }
 
 #[test]
-fn suite_fresh_database_per_store() -> Result<(), StorageError<u64>> {
-    Suite::test_all(FreshDb)
+fn suite_fresh_database_per_store() {
+    Suite::test_all(FreshDb).expect("conformance suite");
 }
 
 #[test]
-fn suite_many_groups_in_one_database() -> Result<(), StorageError<u64>> {
+fn suite_many_groups_in_one_database() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = RaftDb::open(dir.path().join("raft.redb")).expect("open");
     let builder = SharedDb {
@@ -61,9 +61,8 @@ fn suite_many_groups_in_one_database() -> Result<(), StorageError<u64>> {
         db: db.clone(),
         next: Arc::new(AtomicU64::new(0)),
     };
-    Suite::test_all(builder)?;
+    Suite::test_all(builder).expect("conformance suite");
     // Every test built at least one group; all of them are still there, distinct.
     let groups = db.groups().expect("groups");
     assert!(groups.len() >= 30, "{} groups", groups.len());
-    Ok(())
 }

@@ -19,7 +19,11 @@ enum Event {
     Committed(u64),
     /// A flush callback ran; `readable` says whether a fresh read transaction (which sees
     /// only committed data) already had the entry.
-    Flushed { group: u64, index: u64, readable: bool },
+    Flushed {
+        group: u64,
+        index: u64,
+        readable: bool,
+    },
 }
 
 fn entry(term: u64, index: u64, key: &str) -> Entry<KvConfig> {
@@ -42,7 +46,10 @@ fn membership_entry(term: u64, index: u64) -> Entry<KvConfig> {
     }
 }
 
-fn open_recording(path: &std::path::Path) -> (RaftDb, Arc<Mutex<Vec<Event>>>, Arc<Mutex<Vec<CommitInfo>>>) {
+/// A database whose commits are recorded, with the shared event log and commit list.
+type Recording = (RaftDb, Arc<Mutex<Vec<Event>>>, Arc<Mutex<Vec<CommitInfo>>>);
+
+fn open_recording(path: &std::path::Path) -> Recording {
     let events = Arc::new(Mutex::new(Vec::new()));
     let commits = Arc::new(Mutex::new(Vec::new()));
     let (e, c) = (events.clone(), commits.clone());
@@ -71,7 +78,9 @@ fn committed_has(db: &RaftDb, group: GroupId, index: u64) -> bool {
 
 /// Runs a future to completion on the current thread (the store's reads do not await).
 fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
-    let rt = tokio::runtime::Builder::new_current_thread().build().expect("rt");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("rt");
     rt.block_on(f)
 }
 
@@ -97,9 +106,10 @@ async fn flush_callback_runs_only_after_the_commit_holding_the_entries() {
                     .append_then(entries, move |result| {
                         result.expect("flush ok");
                         // Read from another thread so the check does not nest runtimes.
-                        let readable = std::thread::spawn(move || committed_has(&db2, group, first + 4))
-                            .join()
-                            .unwrap();
+                        let readable =
+                            std::thread::spawn(move || committed_has(&db2, group, first + 4))
+                                .join()
+                                .unwrap();
                         events2.lock().push(Event::Flushed {
                             group: group.0,
                             index: first + 4,
@@ -126,7 +136,9 @@ async fn flush_callback_runs_only_after_the_commit_holding_the_entries() {
         if let Event::Flushed { readable, .. } = e {
             assert!(readable, "callback before commit: {e:?}");
             assert!(
-                events[..pos].iter().any(|e| matches!(e, Event::Committed(_))),
+                events[..pos]
+                    .iter()
+                    .any(|e| matches!(e, Event::Committed(_))),
                 "no commit before {e:?}"
             );
         }
@@ -141,7 +153,10 @@ async fn flush_callback_runs_only_after_the_commit_holding_the_entries() {
         commits.iter().map(|c| c.requests).sum::<usize>(),
         max_batch
     );
-    assert!(max_batch > 1, "concurrent groups' writes never shared a commit");
+    assert!(
+        max_batch > 1,
+        "concurrent groups' writes never shared a commit"
+    );
 }
 
 #[tokio::test]
@@ -152,7 +167,11 @@ async fn save_vote_returns_after_its_commit() {
     let mut store: Log = db.log_store(group);
     let before = commits.lock().len();
     store.save_vote(&Vote::new(7, 2)).await.unwrap();
-    assert_eq!(commits.lock().len(), before + 1, "save_vote returned without a commit");
+    assert_eq!(
+        commits.lock().len(),
+        before + 1,
+        "save_vote returned without a commit"
+    );
     // A brand-new handle (fresh read transaction) sees it.
     let mut other: Log = db.log_store(group);
     assert_eq!(other.read_vote().await.unwrap(), Some(Vote::new(7, 2)));
@@ -170,11 +189,18 @@ async fn reopen_keeps_log_vote_committed_and_snapshot() {
         let mut sm: Sm = db.state_machine(group).unwrap();
         let mut entries = vec![membership_entry(1, 1)];
         entries.extend((2..=20).map(|i| entry(1, i, &format!("k{}", i % 4))));
-        log.append_then(entries.clone(), |r| r.unwrap()).await.unwrap();
+        log.append_then(entries.clone(), |r| r.unwrap())
+            .await
+            .unwrap();
         log.save_vote(&Vote::new_committed(3, 1)).await.unwrap();
         log.save_committed(Some(log_id(1, 1, 15))).await.unwrap();
         sm.apply(entries[..10].to_vec()).await.unwrap();
-        let snap = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+        let snap = sm
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
         assert_eq!(snap.meta.last_log_id, Some(log_id(1, 1, 10)));
         log.purge(log_id(1, 1, 5)).await.unwrap();
         log.truncate(log_id(1, 1, 19)).await.unwrap();
@@ -187,7 +213,10 @@ async fn reopen_keeps_log_vote_committed_and_snapshot() {
     let state = log.get_log_state().await.unwrap();
     assert_eq!(state.last_purged_log_id, Some(log_id(1, 1, 5)));
     assert_eq!(state.last_log_id, Some(log_id(1, 1, 18)));
-    assert_eq!(log.read_vote().await.unwrap(), Some(Vote::new_committed(3, 1)));
+    assert_eq!(
+        log.read_vote().await.unwrap(),
+        Some(Vote::new_committed(3, 1))
+    );
     assert_eq!(log.read_committed().await.unwrap(), Some(log_id(1, 1, 15)));
     let entries = log.try_get_log_entries(0..100).await.unwrap();
     assert_eq!(entries.len(), 13);
@@ -212,8 +241,12 @@ async fn groups_in_one_database_are_isolated() {
     assert_eq!(db.group("a").await.unwrap(), a, "a name maps to one id");
     let mut la: Log = db.log_store(a);
     let mut lb: Log = db.log_store(b);
-    la.append_then((1..=10).map(|i| entry(1, i, "a")), |r| r.unwrap()).await.unwrap();
-    lb.append_then((1..=10).map(|i| entry(2, i, "b")), |r| r.unwrap()).await.unwrap();
+    la.append_then((1..=10).map(|i| entry(1, i, "a")), |r| r.unwrap())
+        .await
+        .unwrap();
+    lb.append_then((1..=10).map(|i| entry(2, i, "b")), |r| r.unwrap())
+        .await
+        .unwrap();
     la.save_vote(&Vote::new(1, 1)).await.unwrap();
     lb.save_vote(&Vote::new(2, 3)).await.unwrap();
     la.truncate(log_id(1, 1, 4)).await.unwrap();
@@ -221,14 +254,23 @@ async fn groups_in_one_database_are_isolated() {
 
     let sa = la.get_log_state().await.unwrap();
     let sb = lb.get_log_state().await.unwrap();
-    assert_eq!((sa.last_purged_log_id, sa.last_log_id), (None, Some(log_id(1, 1, 3))));
+    assert_eq!(
+        (sa.last_purged_log_id, sa.last_log_id),
+        (None, Some(log_id(1, 1, 3)))
+    );
     assert_eq!(
         (sb.last_purged_log_id, sb.last_log_id),
         (Some(log_id(2, 1, 6)), Some(log_id(2, 1, 10)))
     );
     assert_eq!(la.read_vote().await.unwrap(), Some(Vote::new(1, 1)));
     assert_eq!(lb.read_vote().await.unwrap(), Some(Vote::new(2, 3)));
-    assert!(la.try_get_log_entries(..).await.unwrap().iter().all(|e| e.log_id.leader_id.term == 1));
+    assert!(
+        la.try_get_log_entries(..)
+            .await
+            .unwrap()
+            .iter()
+            .all(|e| e.log_id.leader_id.term == 1)
+    );
     assert_eq!(lb.try_get_log_entries(..).await.unwrap().len(), 4);
 
     // Removing a group deletes its records only, and its id is never handed out again.
@@ -271,7 +313,9 @@ async fn thousand_idle_groups_storage_cost() {
             let mut log: Log = db.log_store(group);
             let sm: Sm = db.state_machine(group).unwrap();
             log.save_vote(&Vote::new_committed(1, 1)).await.unwrap();
-            log.append_then([membership_entry(1, 1)], |r| r.unwrap()).await.unwrap();
+            log.append_then([membership_entry(1, 1)], |r| r.unwrap())
+                .await
+                .unwrap();
             log.save_committed(Some(log_id(1, 1, 1))).await.unwrap();
             (log, sm)
         }));
@@ -293,6 +337,9 @@ async fn thousand_idle_groups_storage_cost() {
         elapsed
     );
     assert_eq!(db.groups().unwrap().len() as u64, GROUPS);
-    assert!(per_group_disk < 64 * 1024, "{per_group_disk} bytes per idle group on disk");
+    assert!(
+        per_group_disk < 64 * 1024,
+        "{per_group_disk} bytes per idle group on disk"
+    );
     drop(handles);
 }
