@@ -21,7 +21,9 @@ for i in 0 1 2; do
   grep -q '"num_routes": 2' <<<"$routes" || fail "pod nats-$i has not routed to both peers: $routes"
 done
 
-natscli_job "$NS" client "[\"--server\", \"nats://nats.$NS.svc.cluster.local:4222\", \"bench\", \"pub\", \"op.check\", \"--msgs\", \"1000\", \"--no-progress\"]"
+# Started the moment the Service has endpoints, the client can miss them on a loaded
+# machine ("no servers available"): two more tries within the deadline.
+natscli_job "$NS" client "[\"--server\", \"nats://nats.$NS.svc.cluster.local:4222\", \"bench\", \"pub\", \"op.check\", \"--msgs\", \"1000\", \"--no-progress\"]" 60 2
 kubectl -n "$NS" wait --for=condition=Complete job/client --timeout=60s >/dev/null ||
   fail "client Job through the cluster Service did not complete"
 out=$(kubectl -n "$NS" logs job/client)

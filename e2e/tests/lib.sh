@@ -11,8 +11,8 @@ export PATH="$CACHE/e2e/bin:$PATH"
 image() { NATRIX_IMAGE_DIR=$CACHE/e2e/images "$ROOT/deploy/image" ref "$@"; }
 natscli_version() { cat "$CACHE/bin/.nats.version" 2>/dev/null || echo latest; }
 
-# natscli_job NS NAME ARGS-JSON [SECONDS]: a Job that runs natscli (its own local image)
-# once with ARGS-JSON, bounded to SECONDS (60), no retries.
+# natscli_job NS NAME ARGS-JSON [SECONDS] [RETRIES]: a Job that runs natscli (its own
+# local image) with ARGS-JSON, bounded to SECONDS (60), retried RETRIES times (0).
 natscli_job() {
   kubectl -n "$1" apply -f - >/dev/null <<YAML
 apiVersion: batch/v1
@@ -20,7 +20,7 @@ kind: Job
 metadata:
   name: $2
 spec:
-  backoffLimit: 0
+  backoffLimit: ${5:-0}
   activeDeadlineSeconds: ${4:-60}
   template:
     spec:
