@@ -25,6 +25,7 @@ pub struct MemBus {
 struct Shared {
     state: Mutex<State>,
     next_id: AtomicU64,
+    published: AtomicU64,
 }
 
 #[derive(Default)]
@@ -38,6 +39,12 @@ struct State {
 impl MemBus {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// How many messages have been published (requests and replies), for traffic
+    /// measurements.
+    pub fn published(&self) -> u64 {
+        self.inner.published.load(Ordering::Relaxed)
     }
 
     /// The number of open connections.
@@ -108,6 +115,7 @@ impl BusConn for MemConn {
         if !state.conns.contains_key(&self.id) {
             return Err(BusError::Closed);
         }
+        self.bus.published.fetch_add(1, Ordering::Relaxed);
         let payload = Bytes::copy_from_slice(payload);
         for (conn, sid, pattern) in &state.subs {
             if !matches(pattern, subject) {
