@@ -1,7 +1,7 @@
-//! What replicated groups cost: N groups (default 200 to keep the test command short; the figures in docs/design/raft.md
-//! are for `NATRIX_RAFT_MEM_GROUPS=1000`) on
-//! three "servers" in one process over the in-memory bus, every group on all three, all
-//! leaders elected, then idle. Prints RSS per group replica and the idle message rate
+//! What replicated groups cost: N groups on three "servers" in one process over the
+//! in-memory bus, every group on all three, all leaders elected, then idle. N is 200 by
+//! default, to keep the test command short; the figures in docs/design/raft.md are for
+//! `NATRIX_RAFT_MEM_GROUPS=1000`. Prints RSS per group replica and the idle message rate
 //! (run with `--nocapture`); the bound only catches a gross regression. Its own test
 //! binary, so that no other test's allocations count.
 
