@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 use crate::error::{DbResultExt as _, StoreError};
 use crate::log_store::LogStore;
 use crate::state_machine::{StateMachine, StateMachineStore};
-use crate::tables::{COUNTERS, GROUPS, LOG, SNAPSHOT, STATE};
+use crate::tables::{COUNTERS, GROUPS, LOG, NODE_ID, SNAPSHOT, STATE};
 use crate::writer::{self, CommitObserver, Op, Request};
 
 /// The numeric id of a Raft group inside one server's database. Allocated once per group
@@ -126,6 +126,35 @@ impl RaftDb {
         reply.map(GroupId).ok_or(StoreError::WriterGone)
     }
 
+    /// This server's Raft node id: the one stored in the database, or, in a new database,
+    /// `fresh()` stored durably before it is returned.
+    ///
+    /// The id belongs to the database, not to the server name: a server whose database is
+    /// wiped comes back as a new node, because it has lost the votes and log entries its
+    /// old id promised (reusing the id could elect two leaders in one term).
+    pub async fn node_id_or_init(&self, fresh: impl FnOnce() -> u64) -> Result<u64, StoreError> {
+        {
+            let txn = self.read()?;
+            let counters = txn.open_table(COUNTERS).db()?;
+            if let Some(v) = counters.get(NODE_ID).db()? {
+                return Ok(v.value());
+            }
+        }
+        let reply = self
+            .write(vec![Op::InitCounter {
+                name: NODE_ID,
+                value: fresh(),
+            }])
+            .await?;
+        reply.ok_or(StoreError::WriterGone)
+    }
+
+    /// This server's Raft node id, made up at random (and non-zero) when the database is
+    /// new; see [`RaftDb::node_id_or_init`].
+    pub async fn node_id(&self) -> Result<u64, StoreError> {
+        self.node_id_or_init(random_node_id).await
+    }
+
     /// The id of the group called `name`, if it exists.
     pub fn lookup_group(&self, name: &str) -> Result<Option<GroupId>, StoreError> {
         let txn = self.read()?;
@@ -196,4 +225,18 @@ impl RaftDb {
     pub fn database(&self) -> &Database {
         &self.inner.db
     }
+}
+
+/// A random non-zero node id. 64 random bits make a collision between the servers of one
+/// cluster negligible; `RandomState` is seeded from the OS, and the time and process id
+/// are mixed in so two databases created in one process differ too.
+fn random_node_id() -> u64 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    h.write_u128(now);
+    h.write_u32(std::process::id());
+    h.finish().max(1)
 }

@@ -9,7 +9,7 @@
 //! | table | key | value |
 //! |---|---|---|
 //! | `raft_groups` | group name | group id |
-//! | `raft_counters` | counter name | next value (`next_group_id`) |
+//! | `raft_counters` | counter name | next value (`next_group_id`), this server's `node_id` |
 //! | `raft_log` | (group id, log index) | postcard-encoded entry |
 //! | `raft_state` | (group id, [`StateKey`]) | postcard-encoded vote / log id |
 //! | `raft_snapshot` | group id | postcard-encoded (snapshot meta, snapshot bytes) |
@@ -25,6 +25,11 @@ pub(crate) const SNAPSHOT: TableDefinition<u64, &[u8]> = TableDefinition::new("r
 /// The counter that hands out group ids. Ids are never reused, even after a group is
 /// removed, so a stale message addressed to a removed group can never reach a new one.
 pub(crate) const NEXT_GROUP_ID: &str = "next_group_id";
+
+/// The counter holding this server's Raft node id, chosen when the database is created
+/// and kept for its life: a wiped server (a new database) gets a new id, so a node id is
+/// never reused for a member that lost its log and vote.
+pub(crate) const NODE_ID: &str = "node_id";
 
 /// The per-group records of `raft_state`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -57,6 +57,9 @@ pub(crate) enum Op {
     PutSnapshot { group: u64, record: Vec<u8> },
     /// Deletes every record of a group (its name stays unusable for the id).
     RemoveGroup { group: u64 },
+    /// Sets counter `name` to `value` unless it is already set; the request is answered
+    /// with the stored value (how a database gets its node id once).
+    InitCounter { name: &'static str, value: u64 },
 }
 
 impl Op {
@@ -171,6 +174,14 @@ fn apply(txn: &WriteTransaction, op: &Op) -> Result<Option<u64>, StoreError> {
             counters.insert(NEXT_GROUP_ID, id + 1).db()?;
             groups.insert(name.as_str(), id).db()?;
             Ok(Some(id))
+        }
+        Op::InitCounter { name, value } => {
+            let mut counters = txn.open_table(COUNTERS).db()?;
+            if let Some(v) = counters.get(*name).db()? {
+                return Ok(Some(v.value()));
+            }
+            counters.insert(*name, *value).db()?;
+            Ok(Some(*value))
         }
         Op::Append { group, entries } => {
             let mut log = txn.open_table(LOG).db()?;
