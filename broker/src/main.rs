@@ -13,9 +13,6 @@ use natrix_broker::telemetry::{self, LogConfig, otlp};
 use natrix_config::{Configured, Flags, Options};
 
 mod jetstream_bus;
-// Wired in when clustered JetStream starts its Raft group manager (issue 13).
-#[allow(dead_code)]
-mod raft_bus;
 
 fn main() -> ExitCode {
     let configured = match natrix_config::flags::configure_from_env() {
