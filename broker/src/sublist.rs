@@ -208,8 +208,11 @@ impl<S: Subscriber> Sublist<S> {
             }
             self.count.fetch_add(1, Ordering::Relaxed);
             self.inserts.fetch_add(1, Ordering::Relaxed);
-            self.invalidate(subj);
+            // The generation moves before the cache is cleaned: a match computed on the
+            // old trie then either sees the new generation and is not cached, or was
+            // cached before this cleaning and is removed by it.
             self.genid.fetch_add(1, Ordering::AcqRel);
+            self.invalidate(subj);
         }
         Ok(())
     }
@@ -223,8 +226,8 @@ impl<S: Subscriber> Sublist<S> {
         }
         self.count.fetch_sub(1, Ordering::Relaxed);
         self.removes.fetch_add(1, Ordering::Relaxed);
-        self.invalidate(subj);
         self.genid.fetch_add(1, Ordering::AcqRel);
+        self.invalidate(subj);
         Ok(())
     }
 
@@ -248,21 +251,43 @@ impl<S: Subscriber> Sublist<S> {
             self.cache_hits.fetch_add(1, Ordering::Relaxed);
             return r.clone();
         }
+        let Some((generation, result)) = self.compute_match(subj) else {
+            // A publish subject with an empty token matches nothing.
+            return Arc::new(MatchResult::empty());
+        };
+        self.cache_result(subj, generation, &result);
+        result
+    }
+
+    /// Walks the trie for `subj`: the result, and the generation of the trie it read
+    /// (the generation moves only under the write lock). `None` for a subject with an
+    /// empty token.
+    fn compute_match(&self, subj: &[u8]) -> Option<(u64, Arc<MatchResult<S>>)> {
         let mut result = MatchResult::empty();
         // Tokens on the stack for the common short subjects.
         let mut tokens: smallvec_tokens::Tokens<'_> = smallvec_tokens::Tokens::new();
         for t in subj.split(|&b| b == TSEP) {
             if t.is_empty() {
-                // A publish subject with an empty token matches nothing.
-                return Arc::new(result);
+                return None;
             }
             tokens.push(t);
         }
         let root = self.root.read();
+        let generation = self.genid.load(Ordering::Acquire);
         match_level(Some(&root), tokens.as_slice(), &mut result);
+        drop(root);
         merge_queue_groups(&mut result);
-        let result = Arc::new(result);
+        Some((generation, Arc::new(result)))
+    }
+
+    /// Caches a result computed at `generation`, unless the trie changed since: a change
+    /// between the walk and this point would otherwise leave a stale result cached
+    /// until the next change touching the subject.
+    fn cache_result(&self, subj: &[u8], generation: u64, result: &Arc<MatchResult<S>>) {
         let mut cache = self.cache.lock();
+        if self.genid.load(Ordering::Acquire) != generation {
+            return;
+        }
         cache.insert(subj.into(), result.clone());
         if cache.len() > CACHE_MAX {
             let excess = cache.len() - CACHE_SWEEP_TO;
@@ -271,7 +296,6 @@ impl<S: Subscriber> Sublist<S> {
                 cache.remove(&k);
             }
         }
-        result
     }
 
     /// The largest and the mean fan-out of the cached match results, as `/subsz`
@@ -559,6 +583,24 @@ mod tests {
         sl.remove(&b).unwrap();
         assert!(sl.match_subject(b"foo.bar").is_empty());
         assert!(sl.root.read().is_empty());
+    }
+
+    /// A match walked before a concurrent insert is not cached after it: the next match
+    /// sees the new subscription (the interleaving a publisher and a subscriber on two
+    /// threads can produce, made deterministic here).
+    #[test]
+    fn a_match_made_stale_by_an_insert_is_not_cached() {
+        let sl = Sublist::new();
+        sl.insert(sub("race.*")).unwrap();
+        let (generation, stale) = sl.compute_match(b"race.x").unwrap();
+        sl.insert(sub("race.x")).unwrap();
+        sl.cache_result(b"race.x", generation, &stale);
+        assert_eq!(stale.psubs.len(), 1);
+        assert_eq!(sl.match_subject(b"race.x").psubs.len(), 2);
+        // Cached when nothing changed in between.
+        let (generation, fresh) = sl.compute_match(b"race.y").unwrap();
+        sl.cache_result(b"race.y", generation, &fresh);
+        assert!(Arc::ptr_eq(&sl.match_subject(b"race.y"), &fresh));
     }
 
     #[test]
