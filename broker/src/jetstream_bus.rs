@@ -169,6 +169,7 @@ pub fn config(o: &natrix_config::Options, server_name: &str) -> natrix_jetstream
             max_request_batch: js.limits.max_request_batch,
             max_ack_pending: js.limits.max_ack_pending,
             max_payload: i64::from(o.max_payload),
+            clustered: o.cluster.port != 0,
         },
         accounts,
         system_account: if o.system_account.is_empty() {
@@ -178,6 +179,10 @@ pub fn config(o: &natrix_config::Options, server_name: &str) -> natrix_jetstream
         },
         server_name: server_name.to_owned(),
         version: natrix_broker::server::NATS_COMPAT_VERSION.to_owned(),
+        cluster: (o.cluster.port != 0).then(|| natrix_jetstream::cluster::ClusterConfig {
+            name: o.cluster.name.clone(),
+            routes: o.routes.len(),
+        }),
     }
 }
 

@@ -18,11 +18,40 @@ pub enum ValidationError {
         "no_auth_user: \"{0}\" not present as user or nkey in authorization block or account configuration"
     )]
     NoAuthUserUnknown(String),
+    #[error("jetstream cluster requires `server_name` to be set")]
+    JetStreamClusterNoServerName,
+    #[error("jetstream cluster requires `cluster.name` to be set")]
+    JetStreamClusterNoName,
+    /// natrix's own: Raft traffic is addressed to `$NRG.<server name>.…`.
+    #[error("jetstream cluster requires a `server_name` without spaces, '.', '*' or '>'")]
+    JetStreamClusterServerNameToken,
 }
 
 /// nats-server's `validateOptions`, as far as natrix implements its features.
 pub fn validate(o: &Options) -> Result<(), ValidationError> {
-    no_auth_user(o, &o.no_auth_user)
+    no_auth_user(o, &o.no_auth_user)?;
+    jetstream_cluster(o)
+}
+
+/// nats-server's `validateJetStreamOptions`: a clustered JetStream (JetStream with a
+/// cluster listener) needs a server name, which Raft memberships record, and a cluster
+/// name, which placement uses.
+pub fn jetstream_cluster(o: &Options) -> Result<(), ValidationError> {
+    if !o.jetstream.enabled || o.cluster.port == 0 {
+        return Ok(());
+    }
+    if o.server_name.is_empty() {
+        return Err(ValidationError::JetStreamClusterNoServerName);
+    }
+    if o.cluster.name.is_empty() {
+        return Err(ValidationError::JetStreamClusterNoName);
+    }
+    if o.server_name
+        .contains(|c: char| c == '.' || c == '*' || c == '>' || c.is_whitespace())
+    {
+        return Err(ValidationError::JetStreamClusterServerNameToken);
+    }
+    Ok(())
 }
 
 /// nats-server's `validateNoAuthUser`: the no_auth_user must be a configured user (of

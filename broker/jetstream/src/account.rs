@@ -104,7 +104,11 @@ impl JsAccount {
             usage: Arc::default(),
             admin: tokio::sync::Mutex::new(()),
         });
-        acc.recover().await;
+        // In a cluster, the meta group says which streams run here (it replays their
+        // assignments on start), not the directories found on disk.
+        if js.config.cluster.is_none() {
+            acc.recover().await;
+        }
         for s in super::api::handlers::SUBJECTS {
             conn.subscribe(&format!("$JS.API.{s}"), None)
                 .map_err(|e| crate::StartError::Bus(e.to_string()))?;
@@ -207,7 +211,7 @@ impl JsAccount {
                 removed.len()
             );
         }
-        let handle = self.spawn_stream(rec.config, rec.created, store.clone(), true)?;
+        let handle = self.spawn_stream(rec.config, rec.created, store.clone(), true, None)?;
         self.streams.write().insert(name.to_owned(), handle);
         Ok(())
     }
@@ -219,6 +223,7 @@ impl JsAccount {
         created: i64,
         store: Arc<dyn Store>,
         recover: bool,
+        replica: Option<crate::cluster::Replica>,
     ) -> Result<Arc<StreamHandle>, String> {
         let (tx, rx) = mpsc::unbounded_channel::<Cmd>();
         let roles: Arc<RwLock<crate::stream::SidRoles>> = Arc::default();
@@ -264,6 +269,10 @@ impl JsAccount {
         }));
         stream.server_name.clone_from(&self.js.config.server_name);
         stream.version.clone_from(&self.js.config.version);
+        stream.replica = replica;
+        if let Some(c) = &self.js.config.cluster {
+            stream.cluster_name.clone_from(&c.name);
+        }
         stream.sourcing = crate::source::Sourcing::new(
             self.js.bus.clone(),
             &self.name,
@@ -278,8 +287,14 @@ impl JsAccount {
             *r = stream.subscribe().map_err(|e| e.description.clone())?;
         }
         let shared: Arc<RwLock<Shared>> = stream.shared.clone();
+        let leader = stream.replica.as_ref().map(|r| r.leader.clone());
         tokio::spawn(stream.run(rx));
-        Ok(Arc::new(StreamHandle { name, tx, shared }))
+        Ok(Arc::new(StreamHandle {
+            name,
+            tx,
+            shared,
+            leader,
+        }))
     }
 
     /// The configs of the account's streams other than `name` (for overlap checks).
@@ -348,6 +363,20 @@ impl JsAccount {
                 "stream has no mirror but does have mirror direct",
             ));
         }
+        // Clustered: the meta group serialises creation; this server may run a replica
+        // of the new stream, which takes the admin lock while this call waits for it.
+        if let Some(cluster) = self.js.cluster().cloned() {
+            let others = crate::cluster::meta::placed_configs(&cluster, &self.name, &config.name);
+            let limits = crate::validate::ServerLimits {
+                clustered: true,
+                ..self.js.config.limits
+            };
+            let mut config = crate::validate::stream_create(&config, &others, &limits, pedantic)?;
+            stored_form(&mut config)?;
+            self.check_stream_limits(&config, None)?;
+            crate::validate::stream_add(&config, &others)?;
+            return crate::cluster::meta::create_stream(&cluster, self, config).await;
+        }
         let _admin = self.admin.lock().await;
         let others = self.other_configs(&config.name);
         let limits = &self.js.config.limits;
@@ -399,7 +428,7 @@ impl JsAccount {
             .await
             .map_err(|e| errors::stream_create(e.to_string()))?;
         }
-        let handle = match self.spawn_stream(config.clone(), created, store.clone(), false) {
+        let handle = match self.spawn_stream(config.clone(), created, store.clone(), false, None) {
             Ok(h) => h,
             Err(e) => {
                 let _ = blocking(move || store.destroy()).await;
@@ -492,7 +521,7 @@ impl JsAccount {
             })
             .await
             .map_err(errors::stream_restore)?;
-            self.spawn_stream(config, created, store.clone(), true)
+            self.spawn_stream(config, created, store.clone(), true, None)
                 .map_err(errors::stream_restore)
         }
         .await;
@@ -521,6 +550,25 @@ impl JsAccount {
         config: StreamConfig,
         pedantic: bool,
     ) -> Result<Value, ApiError> {
+        if let Some(cluster) = self.js.cluster().cloned() {
+            let others = crate::cluster::meta::placed_configs(&cluster, &self.name, &config.name);
+            let limits = crate::validate::ServerLimits {
+                clustered: true,
+                ..self.js.config.limits
+            };
+            let config = crate::validate::stream_config(&config, &others, &limits, pedantic)?;
+            if config.name != subject_name {
+                return Err(errors::stream_mismatch());
+            }
+            let Some(old) = crate::cluster::meta::placed_config(&cluster, &self.name, subject_name)
+            else {
+                return Err(errors::stream_not_found());
+            };
+            let mut config = crate::validate::stream_update_in(&old, &config, true)?;
+            stored_form(&mut config)?;
+            crate::validate::subjects_overlap(&config, &others)?;
+            return crate::cluster::meta::update_stream(&cluster, self, config).await;
+        }
         let _admin = self.admin.lock().await;
         let others = self.other_configs(&config.name);
         // nats-server checks the config before the name in the subject and the stream.
@@ -546,6 +594,9 @@ impl JsAccount {
 
     /// `$JS.API.STREAM.DELETE.<name>`.
     pub async fn delete_stream(self: &Arc<Self>, name: &str) -> Result<Value, ApiError> {
+        if let Some(cluster) = self.js.cluster().cloned() {
+            return crate::cluster::meta::delete_stream(&cluster, self, name).await;
+        }
         let _admin = self.admin.lock().await;
         let Some(handle) = self.streams.write().remove(name) else {
             return Err(errors::stream_not_found());
@@ -558,6 +609,104 @@ impl JsAccount {
         let _ = done_rx.await;
         self.advisory_stream("DELETED", name, "delete");
         Ok(json!({"success": true}))
+    }
+
+    /// Runs here the stream the meta group placed on this server (or applies its new
+    /// config): opens or creates its store, starts its Raft group when replicated, and
+    /// its actor, which stores what the group applies.
+    pub(crate) async fn attach(
+        self: &Arc<Self>,
+        cluster: &Arc<crate::cluster::Cluster>,
+        a: &crate::cluster::machine::StreamAssignment,
+    ) -> Result<(), String> {
+        let config: StreamConfig =
+            serde_json::from_str(&a.config).map_err(|e| format!("stream config: {e}"))?;
+        let _admin = self.admin.lock().await;
+        if let Some(h) = self.stream(&a.stream) {
+            if h.shared.read().config != config {
+                h.call(Call::Update(Box::new(config)))
+                    .await
+                    .map_err(|e| e.description)?;
+            }
+            return Ok(());
+        }
+        let store: Arc<dyn Store> = match config.storage {
+            StorageType::Memory => Arc::new(MemoryStore::new(limits_of(&config))),
+            StorageType::File => {
+                let path = self.dir().join(&config.name);
+                let cache = self.js.config.store_cache_bytes;
+                let limits = limits_of(&config);
+                let (fs, _) = blocking(move || FileStore::open(&path, limits, cache))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Arc::new(fs)
+            }
+        };
+        let rec = serde_json::to_vec(&StreamRecord {
+            config: config.clone(),
+            created: a.created,
+        })
+        .map_err(|e| e.to_string())?;
+        {
+            let store = store.clone();
+            let first = config.first_seq;
+            blocking(move || {
+                let st = store.state();
+                if first > 1 && st.msgs == 0 && st.last_seq == 0 {
+                    store.skip_to(first)?;
+                }
+                store.put_meta(&[(STREAM_RECORD.to_owned(), Some(rec))])
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        }
+        let group = if a.group.is_empty() {
+            None
+        } else {
+            Some(cluster.open_stream_group(a).await?)
+        };
+        let replica = group.as_ref().map(crate::cluster::Cluster::replica);
+        let handle = self.spawn_stream(config, a.created, store, true, replica)?;
+        if let Some(g) = group {
+            let tx = handle.tx.clone();
+            g.state.with_machine_mut(|m| {
+                m.set_sink(Box::new(move |applied| {
+                    if let crate::cluster::machine::Applied::Msgs { first_seq, msgs } = applied {
+                        let _ = tx.send(Cmd::Replicated { first_seq, msgs });
+                    }
+                }));
+            });
+        }
+        self.streams.write().insert(a.stream.clone(), handle);
+        tracing::info!(account = %self.name, stream = %a.stream, group = %a.group, "stream replica started");
+        Ok(())
+    }
+
+    /// Removes the stream the meta group deleted: its actor, its store and its group.
+    pub(crate) async fn detach(
+        self: &Arc<Self>,
+        cluster: &crate::cluster::Cluster,
+        name: &str,
+        group: &str,
+    ) {
+        let _admin = self.admin.lock().await;
+        let handle = self.streams.write().remove(name);
+        if let Some(handle) = handle {
+            let (done_tx, done_rx) = oneshot::channel();
+            let _ = handle.tx.send(Cmd::Stop {
+                delete: true,
+                done: done_tx,
+            });
+            let _ = done_rx.await;
+            if handle.is_leader() {
+                self.advisory_stream("DELETED", name, "delete");
+            }
+        }
+        if !group.is_empty()
+            && let Err(e) = cluster.manager.remove_group(group).await
+        {
+            tracing::warn!(group, "removing a deleted stream's group: {e}");
+        }
     }
 
     /// Stops every stream (server shutdown); their state is already durable.
@@ -628,8 +777,20 @@ impl JsAccount {
 
     /// `$JS.API.STREAM.NAMES`.
     pub fn stream_names(&self, req: &types::StreamNamesRequest) -> Value {
-        let names: Vec<String> = self
-            .streams()
+        let names: Vec<String> = if let Some(cluster) = self.js.cluster() {
+            crate::cluster::meta::stream_names(cluster, self, req)
+        } else {
+            self.local_stream_names(req)
+        };
+        let total = names.len();
+        let offset = usize::try_from(req.offset).unwrap_or(0);
+        let page: Vec<String> = names.into_iter().skip(offset).take(API_LIMIT).collect();
+        json!({"total": total, "offset": offset, "limit": API_LIMIT,
+            "streams": if page.is_empty() { Value::Null } else { json!(page) }})
+    }
+
+    fn local_stream_names(&self, req: &types::StreamNamesRequest) -> Vec<String> {
+        self.streams()
             .iter()
             .filter(
                 |s| match Some(req.subject.as_str()).filter(|x| !x.is_empty()) {
@@ -640,16 +801,32 @@ impl JsAccount {
                 },
             )
             .map(|s| s.name.clone())
-            .collect();
-        let total = names.len();
-        let offset = usize::try_from(req.offset).unwrap_or(0);
-        let page: Vec<String> = names.into_iter().skip(offset).take(API_LIMIT).collect();
-        json!({"total": total, "offset": offset, "limit": API_LIMIT,
-            "streams": if page.is_empty() { Value::Null } else { json!(page) }})
+            .collect()
     }
 
     /// `$JS.API.STREAM.LIST`.
-    pub async fn stream_list(&self, req: &types::StreamNamesRequest) -> Value {
+    pub async fn stream_list(self: &Arc<Self>, req: &types::StreamNamesRequest) -> Value {
+        if let Some(cluster) = self.js.cluster().cloned() {
+            let names = crate::cluster::meta::stream_names(&cluster, self, req);
+            let total = names.len();
+            let offset = usize::try_from(req.offset).unwrap_or(0);
+            let mut infos = Vec::new();
+            let mut missing = Vec::new();
+            for name in names.iter().skip(offset).take(LIST_LIMIT) {
+                match crate::cluster::meta::stream_info(self, name).await {
+                    Ok(v) => infos.push(v),
+                    Err(_) => missing.push(name.clone()),
+                }
+            }
+            let mut out =
+                json!({"total": total, "offset": offset, "limit": LIST_LIMIT, "streams": infos});
+            if !missing.is_empty()
+                && let Some(o) = out.as_object_mut()
+            {
+                o.insert("missing".into(), json!(missing));
+            }
+            return out;
+        }
         let streams: Vec<Arc<StreamHandle>> = self
             .streams()
             .into_iter()

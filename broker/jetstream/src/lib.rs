@@ -23,6 +23,7 @@ pub mod account;
 pub mod ack;
 pub mod api;
 pub mod bus;
+pub mod cluster;
 pub mod consumer;
 pub mod direct;
 pub mod duration;
@@ -84,6 +85,9 @@ pub struct Config {
     /// The server's name, and the nats-server version it answers as.
     pub server_name: String,
     pub version: String,
+    /// Clustered JetStream (a cluster listener is configured): streams are placed by
+    /// the meta group and may be replicated.
+    pub cluster: Option<cluster::ClusterConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +96,8 @@ pub enum StartError {
     StoreDir(String),
     #[error("connecting JetStream to the server: {0}")]
     Bus(String),
+    #[error("starting clustered JetStream: {0}")]
+    Cluster(String),
 }
 
 /// What every account's JetStream shares.
@@ -103,6 +109,14 @@ pub struct JetStreamInner {
     pub started: i64,
     /// Bytes stored by every account's streams.
     pub usage: Arc<quota::Usage>,
+    /// Clustered JetStream, once started.
+    pub cluster: std::sync::OnceLock<Arc<cluster::Cluster>>,
+}
+
+impl JetStreamInner {
+    pub fn cluster(&self) -> Option<&Arc<cluster::Cluster>> {
+        self.cluster.get()
+    }
 }
 
 /// JetStream on this server.
@@ -142,6 +156,7 @@ impl JetStream {
             api_errors: AtomicU64::new(0),
             started: time::now_nanos(),
             usage: Arc::default(),
+            cluster: std::sync::OnceLock::new(),
         });
         let js = Self {
             inner: inner.clone(),
@@ -151,6 +166,10 @@ impl JetStream {
         for (name, limits) in accounts {
             let acc = JsAccount::enable(&inner, &name, limits).await?;
             js.accounts.write().insert(name, acc);
+        }
+        if let Some(c) = inner.config.cluster.clone() {
+            let cluster = cluster::Cluster::start(&inner, c, js.accounts.clone()).await?;
+            let _ = inner.cluster.set(cluster);
         }
         js.answer_disabled_accounts()?;
         tracing::info!("JetStream started");
@@ -201,6 +220,9 @@ impl JetStream {
         let accounts: Vec<_> = self.accounts.read().values().cloned().collect();
         for a in accounts {
             a.shutdown().await;
+        }
+        if let Some(c) = self.inner.cluster() {
+            c.shutdown().await;
         }
     }
 

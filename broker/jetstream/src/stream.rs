@@ -55,6 +55,12 @@ pub enum Cmd {
     Call(Call, oneshot::Sender<Result<serde_json::Value, ApiError>>),
     /// Messages from a mirror's or source's origin, to store (`source.rs`).
     Sourced(crate::source::Inbound),
+    /// Messages a replicated stream's group applied (`cluster`): stored here unless
+    /// this replica already has them.
+    Replicated {
+        first_seq: u64,
+        msgs: Vec<crate::cluster::machine::WireMsg>,
+    },
     /// Stop the actor (server shutdown, or the stream deleted).
     Stop {
         delete: bool,
@@ -120,9 +126,18 @@ pub struct StreamHandle {
     pub name: String,
     pub tx: mpsc::UnboundedSender<Cmd>,
     pub shared: Arc<RwLock<Shared>>,
+    /// A replicated stream's leader flag; `None`: this server is its only home.
+    pub leader: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl StreamHandle {
+    /// Whether this server answers for the stream (its leader, or its only replica).
+    pub fn is_leader(&self) -> bool {
+        self.leader
+            .as_ref()
+            .is_none_or(|l| l.load(std::sync::atomic::Ordering::Acquire))
+    }
+
     /// Sends an API call and waits for the answer.
     pub async fn call(&self, call: Call) -> Result<serde_json::Value, ApiError> {
         let (tx, rx) = oneshot::channel();
@@ -174,6 +189,10 @@ pub struct Stream {
     pub quota: Option<Arc<crate::quota::Quota>>,
     /// The bytes this stream has added to the quota's usage so far.
     counted: i64,
+    /// A replicated stream's Raft side; `None` for a stream with one home.
+    pub replica: Option<crate::cluster::Replica>,
+    /// The cluster's name, in clustered JetStream.
+    pub cluster_name: String,
 }
 
 /// One publish that passed its checks, waiting for the commit.
@@ -232,7 +251,17 @@ impl Stream {
             store_reopens: 0,
             quota: None,
             counted: 0,
+            replica: None,
+            cluster_name: String::new(),
         }
+    }
+
+    /// Whether this replica takes writes and runs consumers: a replicated stream's
+    /// leader, or a stream with one home.
+    pub(crate) fn is_leader(&self) -> bool {
+        self.replica
+            .as_ref()
+            .is_none_or(crate::cluster::Replica::is_leader)
     }
 
     /// The subjects the stream captures: its configured subjects, or its name.
@@ -312,6 +341,9 @@ impl Stream {
             let mut stop = None;
             while let Some(cmd) = next.take() {
                 match cmd {
+                    // Every replica subscribes to the stream's subjects; only the
+                    // leader stores (followers get the messages through the group).
+                    Cmd::Publish(_) if !self.is_leader() => {}
                     Cmd::Publish(m) => {
                         batch_bytes += m.payload.len() + m.headers.len();
                         batch.push(m);
@@ -337,7 +369,9 @@ impl Stream {
             if !batch.is_empty() {
                 self.ingest(batch).await;
             }
-            self.deliver_all();
+            if self.is_leader() {
+                self.deliver_all();
+            }
             let sync = !self.ack_replies.is_empty()
                 || self
                     .consumers_unsynced
@@ -453,7 +487,9 @@ impl Stream {
             tracing::debug!(stream = %self.name, consumer = %name, "ephemeral consumer inactive, deleting");
             self.delete_consumer(&name).await;
         }
-        self.deliver_all();
+        if self.is_leader() {
+            self.deliver_all();
+        }
         let sync = self
             .consumers_unsynced
             .is_some_and(|since| since.elapsed() >= CONSUMER_SYNC_EVERY);
@@ -626,6 +662,15 @@ impl Stream {
     /// failed (nothing was stored).
     pub(crate) async fn commit(&mut self, mut proposed: Vec<Proposed>) -> bool {
         let new: Vec<NewMsg> = proposed.iter().map(|p| p.msg.clone()).collect();
+        if !self.replicate(&new).await {
+            let err = errors::cluster_not_avail();
+            for p in &proposed {
+                if let Some(reply) = &p.reply {
+                    self.pub_err(reply, &err);
+                }
+            }
+            return false;
+        }
         let store = self.store.clone();
         let acks = PubAcks {
             conn: self.conn.clone(),
@@ -734,6 +779,135 @@ impl Stream {
                     self.pub_err(reply, &err);
                 }
                 false
+            }
+        }
+    }
+
+    /// A replicated stream's leader: commits the batch in the stream's group (a quorum
+    /// has stored it durably) before storing it here. True for a stream with one home.
+    async fn replicate(&mut self, new: &[NewMsg]) -> bool {
+        let Some(r) = &self.replica else {
+            return true;
+        };
+        let entry = crate::cluster::machine::Entry::Msgs {
+            first_seq: self.store.state().last_seq + 1,
+            msgs: new
+                .iter()
+                .map(crate::cluster::machine::WireMsg::from)
+                .collect(),
+        };
+        match r.raft.client_write(entry).await {
+            Ok(resp) => match resp.data {
+                crate::cluster::machine::Outcome::Done => true,
+                crate::cluster::machine::Outcome::Refused(why) => {
+                    tracing::debug!(stream = %self.name, "replicated write refused: {why}");
+                    false
+                }
+            },
+            Err(e) => {
+                tracing::debug!(stream = %self.name, "replicated write failed: {e}");
+                false
+            }
+        }
+    }
+
+    /// `cluster` of the stream's info: the leader, and for a replicated stream its group
+    /// and how current each other replica is (as the leader's replication sees it).
+    pub(crate) fn cluster_info(&self) -> crate::api::types::ClusterInfo {
+        let mut info = crate::api::types::ClusterInfo {
+            name: self.cluster_name.clone(),
+            leader: self.server_name.clone(),
+            ..crate::api::types::ClusterInfo::default()
+        };
+        let Some(r) = &self.replica else {
+            return info;
+        };
+        let m = r.raft.metrics().borrow().clone();
+        info.raft_group.clone_from(&r.group);
+        let membership = m.membership_config.membership();
+        let name_of = |id: u64| membership.get_node(&id).map(|n| n.addr.clone());
+        info.leader = m.current_leader.and_then(name_of).unwrap_or_default();
+        let last = m.last_log_index.unwrap_or(0);
+        for id in membership.voter_ids() {
+            if Some(id) == m.current_leader {
+                continue;
+            }
+            let matched = m
+                .replication
+                .as_ref()
+                .and_then(|r| r.get(&id).cloned().flatten())
+                .map_or(0, |l| l.index);
+            info.replicas.push(crate::api::types::PeerInfo {
+                name: name_of(id).unwrap_or_default(),
+                current: matched >= last,
+                lag: last.saturating_sub(matched),
+                peer: format!("{id:016x}"),
+                ..crate::api::types::PeerInfo::default()
+            });
+        }
+        info
+    }
+
+    /// Stores what the stream's group applied, past what this replica has (its own
+    /// writes as leader, or a replay of the log after a restart, are already here).
+    async fn store_replicated(
+        &mut self,
+        first_seq: u64,
+        msgs: Vec<crate::cluster::machine::WireMsg>,
+    ) {
+        let state = self.store.state();
+        let have = state.last_seq;
+        let Some(last) = (first_seq + msgs.len() as u64).checked_sub(1) else {
+            return;
+        };
+        if last <= have {
+            return;
+        }
+        let fresh = state.msgs == 0 && have + 1 < first_seq;
+        if fresh {
+            let store = self.store.clone();
+            if let Err(e) = blocking(move || store.skip_to(first_seq)).await {
+                tracing::error!(stream = %self.name, "replica: moving to sequence {first_seq}: {e}");
+                return;
+            }
+        } else if first_seq > have + 1 {
+            tracing::error!(stream = %self.name, "replica: entry from {first_seq} after {have}: a gap");
+            return;
+        }
+        let skip = usize::try_from((have + 1).saturating_sub(first_seq)).unwrap_or(usize::MAX);
+        let new: Vec<NewMsg> = msgs.into_iter().skip(skip).map(NewMsg::from).collect();
+        if new.is_empty() {
+            return;
+        }
+        let store = self.store.clone();
+        let batch = new.clone();
+        let result = blocking(move || store.append_then(&batch, &mut |_| {})).await;
+        match result {
+            Ok(appended) => {
+                {
+                    let mut s = self.shared.write();
+                    s.commits += 1;
+                    s.committed_msgs += new.len() as u64;
+                }
+                for (seq, m) in (appended.first_seq..).zip(new.iter()) {
+                    let id = headers::get(&m.hdr, headers::MSG_ID).map(str::to_owned);
+                    self.last_msg_id = id.clone().unwrap_or_default();
+                    if let Some(id) = id {
+                        self.dedupe.insert(id.clone(), (seq, m.ts));
+                        self.dedupe_order.push_back((m.ts, id));
+                    }
+                }
+                if !appended.removed.is_empty() {
+                    self.on_removed(&appended.removed);
+                }
+                if (self.config.max_age > 0 && self.next_expiry.is_none())
+                    || new.iter().any(|m| m.ttl.is_some())
+                {
+                    self.next_expiry = Some(0);
+                }
+            }
+            Err(e) => {
+                tracing::error!(stream = %self.name, "replica: storing {} messages: {e}", new.len());
             }
         }
     }
@@ -967,6 +1141,9 @@ impl Stream {
 
     async fn handle(&mut self, cmd: Cmd) {
         match cmd {
+            Cmd::Replicated { first_seq, msgs } => self.store_replicated(first_seq, msgs).await,
+            // A follower's consumers and reads wait until it leads.
+            Cmd::Ack(_) | Cmd::DirectGet(_) | Cmd::Next { .. } if !self.is_leader() => {}
             Cmd::Ack(m) => self.on_ack(m).await,
             Cmd::DirectGet(m) => self.direct_get(&m),
             Cmd::Next { consumer, msg } => {

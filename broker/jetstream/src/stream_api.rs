@@ -192,10 +192,7 @@ fn info(
         config: s.config.with_dynamic_metadata(&s.version, api_level()),
         created: s.created,
         state,
-        cluster: with_cluster.then(|| types::ClusterInfo {
-            leader: s.server_name.clone(),
-            ..types::ClusterInfo::default()
-        }),
+        cluster: with_cluster.then(|| s.cluster_info()),
         mirror: s.sourcing.mirror_info(),
         sources: s.sourcing.sources_info(),
         ts: now_nanos(),

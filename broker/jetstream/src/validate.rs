@@ -35,6 +35,8 @@ pub struct ServerLimits {
     /// The server's `max_payload` (0: nats-server's default, 1 MiB): the burst of a
     /// `rate_limit_bps` consumer on a stream without `max_msg_size`.
     pub max_payload: i64,
+    /// Clustered JetStream: streams may have replicas.
+    pub clustered: bool,
 }
 
 /// Longest stream or durable consumer name (nats-server's `JSMaxNameLen`).
@@ -615,7 +617,7 @@ pub fn stream_create(
     pedantic: bool,
 ) -> Result<StreamConfig, ApiError> {
     let c = stream_config(cfg, others, limits, pedantic)?;
-    if c.num_replicas > 1 {
+    if c.num_replicas > 1 && !limits.clustered {
         return Err(errors::stream_replicas_not_supported());
     }
     Ok(c)
@@ -698,11 +700,20 @@ pub fn subjects_overlap(cfg: &StreamConfig, others: &[StreamConfig]) -> Result<(
 /// What an update may change (nats-server's `configUpdateCheck`), for a `new` config that
 /// passed [`stream_config`]; the config to store (a sealed stream's limits adjusted).
 pub fn stream_update(old: &StreamConfig, new: &StreamConfig) -> Result<StreamConfig, ApiError> {
+    stream_update_in(old, new, false)
+}
+
+/// [`stream_update`], in a cluster when `clustered` (replicas allowed).
+pub fn stream_update_in(
+    old: &StreamConfig,
+    new: &StreamConfig,
+    clustered: bool,
+) -> Result<StreamConfig, ApiError> {
     let mut c = new.clone();
     if c.name != old.name {
         return Err(invalid("stream configuration name must match original"));
     }
-    if c.num_replicas > 1 {
+    if c.num_replicas > 1 && !clustered {
         return Err(errors::stream_replicas_not_supported());
     }
     if c.storage != old.storage {
@@ -810,7 +821,7 @@ pub fn consumer_config(
     account_max_ack_pending: i64,
     pedantic: bool,
 ) -> Result<ConsumerConfig, ApiError> {
-    if cfg.num_replicas > 1 {
+    if cfg.num_replicas > 1 && !limits.clustered {
         return Err(errors::stream_replicas_not_supported());
     }
     let mut c = cfg.clone();

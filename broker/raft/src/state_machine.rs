@@ -123,6 +123,12 @@ where
         f(&self.applied.lock().machine)
     }
 
+    /// Runs `f` on the current machine mutably: for what is not replicated state, such
+    /// as where the application wants applied entries sent.
+    pub fn with_machine_mut<T>(&self, f: impl FnOnce(&mut S) -> T) -> T {
+        f(&mut self.applied.lock().machine)
+    }
+
     /// Stores a snapshot record durably (an `Immediate` commit) before returning.
     async fn persist_snapshot(
         &self,

@@ -144,7 +144,7 @@ pub fn init_logging(cfg: &LogConfig) -> io::Result<Option<LogFile>> {
     // RUST_LOG overrides the flags, for debugging natrix itself.
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new(format!(
-            "natrix_broker={level},natrix_config={level},natrix_server={level},warn"
+            "natrix_broker={level},natrix_config={level},natrix_server={level},natrix_jetstream={level},natrix_raft={level},warn"
         ))
     });
     let fmt_event = NatsFormat {

@@ -125,6 +125,15 @@ impl Lab {
         })
     }
 
+    /// Moves the calling thread into the client namespace for good: for a thread that
+    /// runs a whole client scenario (an async runtime whose sockets must all be there).
+    pub fn enter_client_ns(&self) {
+        let path = format!("/run/netns/{}", self.ns("c"));
+        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+            .unwrap_or_else(|e| panic!("setns {path}: {e}"));
+    }
+
     /// A raw client of server `n`'s port 4222, connected with headers on.
     pub fn client(&self, n: u8) -> Raw {
         self.client_as(n, "")

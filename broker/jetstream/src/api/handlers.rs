@@ -50,6 +50,11 @@ pub async fn handle(acc: &Arc<JsAccount>, subject: &str, msg: &Msg) {
         return;
     };
     let tokens: Vec<&str> = op.split('.').collect();
+    if let Some(cluster) = acc.js.cluster()
+        && !answers_here(cluster, acc, &tokens)
+    {
+        return;
+    }
     // Pull requests go straight to their stream: no response envelope, no audit.
     if let ["CONSUMER", "MSG", "NEXT", stream, consumer] = tokens.as_slice() {
         acc.pull_request(stream, consumer, msg.clone());
@@ -101,6 +106,36 @@ pub async fn handle(acc: &Arc<JsAccount>, subject: &str, msg: &Msg) {
         });
         acc.conn.publish(reply, None, &hdr, &bytes);
         audit(acc, subject, &msg.payload, &bytes);
+    }
+}
+
+/// Clustered JetStream: whether this server answers a request that every server of the
+/// cluster receives. A stream's own requests are its leader's; the rest (and requests
+/// for streams that do not exist) are the meta leader's, as in nats-server.
+fn answers_here(cluster: &crate::cluster::Cluster, acc: &JsAccount, t: &[&str]) -> bool {
+    let stream = match t {
+        ["STREAM", "INFO" | "PURGE" | "SNAPSHOT", s]
+        | ["STREAM", "MSG", "GET" | "DELETE", s]
+        | [
+            "CONSUMER",
+            "CREATE" | "NAMES" | "LIST" | "INFO" | "DELETE" | "PAUSE" | "UNPIN",
+            s,
+            ..,
+        ]
+        | ["CONSUMER", "DURABLE", "CREATE", s, _]
+        | ["CONSUMER", "MSG", "NEXT", s, _] => Some(*s),
+        _ => None,
+    };
+    match stream.map(|s| (s, acc.stream(s))) {
+        None => cluster.is_meta_leader(),
+        Some((_, Some(h))) => h.is_leader(),
+        Some((s, None)) => {
+            cluster.is_meta_leader()
+                && cluster
+                    .meta
+                    .state
+                    .with_machine(|m| m.meta.stream(&acc.name, s).is_none())
+        }
     }
 }
 

@@ -1,0 +1,255 @@
+//! The meta layer: what every server does with applied assignments, and what the meta
+//! leader does with the account-level API.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+
+use super::Cluster;
+use super::machine::{Applied, Entry, StreamAssignment};
+use crate::account::JsAccount;
+use crate::api::errors::{self, ApiError};
+use crate::api::types::{self, StreamConfig};
+
+/// How long the meta leader waits for a new stream's group to answer.
+const STREAM_READY: Duration = Duration::from_secs(10);
+
+/// Applies the meta group's assignments here, in log order. An assignment that a later
+/// entry has already replaced or removed is skipped (during a replay after a restart,
+/// only the state the log ends in is built).
+pub(crate) async fn apply_loop(cluster: Arc<Cluster>, mut rx: mpsc::UnboundedReceiver<Applied>) {
+    while let Some(applied) = rx.recv().await {
+        match applied {
+            Applied::Stream(a) => {
+                let current = cluster
+                    .meta
+                    .state
+                    .with_machine(|m| m.meta.stream(&a.account, &a.stream).cloned());
+                if current.as_ref() != Some(&*a) {
+                    continue;
+                }
+                if !a.peers.iter().any(|(n, _)| *n == cluster.server) {
+                    continue;
+                }
+                let Some(acc) = cluster.accounts.read().get(&a.account).cloned() else {
+                    tracing::warn!(account = %a.account, stream = %a.stream,
+                        "stream placed here, but JetStream is not enabled for its account on this server");
+                    continue;
+                };
+                if let Err(e) = acc.attach(&cluster, &a).await {
+                    tracing::error!(account = %a.account, stream = %a.stream, "starting replica: {e}");
+                }
+            }
+            Applied::StreamRemoved {
+                account,
+                stream,
+                group,
+            } => {
+                let acc = cluster.accounts.read().get(&account).cloned();
+                if let Some(acc) = acc {
+                    acc.detach(&cluster, &stream, &group).await;
+                }
+            }
+            Applied::Msgs { .. } => {}
+        }
+    }
+}
+
+/// `STREAM.CREATE` on the meta leader, for a config already checked: places the
+/// stream, proposes the assignment and answers with the new stream's info once its
+/// leader gives it.
+pub(crate) async fn create_stream(
+    cluster: &Arc<Cluster>,
+    acc: &Arc<JsAccount>,
+    config: StreamConfig,
+) -> Result<Value, ApiError> {
+    if let Some(have) = cluster
+        .meta
+        .state
+        .with_machine(|m| m.meta.stream(&acc.name, &config.name).cloned())
+    {
+        let same = serde_json::from_str::<StreamConfig>(&have.config).ok() == Some(config.clone());
+        if !same {
+            return Err(errors::stream_name_exist());
+        }
+        return stream_info(acc, &config.name).await;
+    }
+    let replicas = usize::try_from(config.num_replicas.max(1)).unwrap_or(1);
+    let peers = cluster.place(replicas)?;
+    let group = if replicas > 1 {
+        format!("S-R{replicas}F-{:08x}", fastrand::u32(..))
+    } else {
+        String::new()
+    };
+    let a = StreamAssignment {
+        account: acc.name.clone(),
+        stream: config.name.clone(),
+        config: serde_json::to_string(&config).map_err(|e| errors::stream_create(e.to_string()))?,
+        created: crate::time::now_nanos(),
+        peers,
+        group,
+    };
+    cluster.propose_meta(Entry::AddStream(Box::new(a))).await?;
+    let mut info = stream_info(acc, &config.name).await?;
+    if let Some(o) = info.as_object_mut() {
+        o.insert("did_create".into(), Value::Bool(true));
+    }
+    Ok(info)
+}
+
+/// `STREAM.DELETE` on the meta leader.
+pub(crate) async fn delete_stream(
+    cluster: &Arc<Cluster>,
+    acc: &Arc<JsAccount>,
+    name: &str,
+) -> Result<Value, ApiError> {
+    cluster
+        .propose_meta(Entry::RemoveStream {
+            account: acc.name.clone(),
+            stream: name.to_owned(),
+        })
+        .await?;
+    Ok(json!({"success": true}))
+}
+
+/// `STREAM.UPDATE` on the meta leader, for a config already checked against the old.
+pub(crate) async fn update_stream(
+    cluster: &Arc<Cluster>,
+    acc: &Arc<JsAccount>,
+    config: StreamConfig,
+) -> Result<Value, ApiError> {
+    let Some(mut a) = cluster
+        .meta
+        .state
+        .with_machine(|m| m.meta.stream(&acc.name, &config.name).cloned())
+    else {
+        return Err(errors::stream_not_found());
+    };
+    let old: StreamConfig =
+        serde_json::from_str(&a.config).map_err(|e| errors::stream_update(e.to_string()))?;
+    if old.num_replicas.max(1) != config.num_replicas.max(1) {
+        return Err(errors::stream_replicas_not_updatable());
+    }
+    a.config = serde_json::to_string(&config).map_err(|e| errors::stream_update(e.to_string()))?;
+    cluster.propose_meta(Entry::AddStream(Box::new(a))).await?;
+    stream_info(acc, &config.name).await
+}
+
+/// The old config of a placed stream, for update checks on the meta leader.
+pub(crate) fn placed_config(
+    cluster: &Cluster,
+    account: &str,
+    stream: &str,
+) -> Option<StreamConfig> {
+    let a = cluster
+        .meta
+        .state
+        .with_machine(|m| m.meta.stream(account, stream).cloned())?;
+    serde_json::from_str(&a.config).ok()
+}
+
+/// The configs of every placed stream of `account` but `except` (overlap checks).
+pub(crate) fn placed_configs(cluster: &Cluster, account: &str, except: &str) -> Vec<StreamConfig> {
+    cluster.meta.state.with_machine(|m| {
+        m.meta
+            .streams
+            .get(account)
+            .map(|s| {
+                s.values()
+                    .filter(|a| a.stream != except)
+                    .filter_map(|a| serde_json::from_str(&a.config).ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    })
+}
+
+/// `STREAM.NAMES` on the meta leader: every placed stream of the account.
+pub(crate) fn stream_names(
+    cluster: &Cluster,
+    acc: &JsAccount,
+    req: &types::StreamNamesRequest,
+) -> Vec<String> {
+    placed_configs(cluster, &acc.name, "")
+        .into_iter()
+        .filter(
+            |c| match Some(req.subject.as_str()).filter(|x| !x.is_empty()) {
+                None => true,
+                Some(f) => crate::stream::Stream::subjects(c)
+                    .iter()
+                    .any(|s| crate::subject::collide(f, s)),
+            },
+        )
+        .map(|c| c.name)
+        .collect()
+}
+
+/// Asks the stream's leader, wherever it runs, for its info (`STREAM.INFO`), retrying
+/// while the stream's group elects its first leader.
+pub(crate) async fn stream_info(acc: &Arc<JsAccount>, name: &str) -> Result<Value, ApiError> {
+    let deadline = tokio::time::Instant::now() + STREAM_READY;
+    loop {
+        // Asked here directly when this server leads it: the API task that would
+        // answer a request is the one waiting for it.
+        if let Some(h) = acc.stream(name)
+            && h.is_leader()
+        {
+            return h
+                .call(crate::stream::Call::Info {
+                    deleted: false,
+                    subjects: None,
+                    offset: 0,
+                    cluster: true,
+                })
+                .await;
+        }
+        let subject = format!("$JS.API.STREAM.INFO.{name}");
+        if let Some(mut v) = request(acc, &subject, b"", Duration::from_millis(500)).await
+            && let Some(o) = v.as_object_mut()
+        {
+            if let Some(e) = o.get("error")
+                && let Ok(e) = serde_json::from_value::<ApiError>(e.clone())
+            {
+                return Err(e);
+            }
+            o.remove("type");
+            return Ok(v);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(errors::cluster_not_avail());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One request in `acc` from the server itself, answered by whichever server's API
+/// handles it; `None` on timeout or an answer that is not JSON.
+pub(crate) async fn request(
+    acc: &JsAccount,
+    subject: &str,
+    body: &[u8],
+    timeout: Duration,
+) -> Option<Value> {
+    let (tx, rx) = oneshot::channel::<Vec<u8>>();
+    let tx = parking_lot::Mutex::new(Some(tx));
+    let conn = acc
+        .js
+        .bus
+        .connect(
+            &acc.name,
+            Box::new(move |m| {
+                if let Some(tx) = tx.lock().take() {
+                    let _ = tx.send(m.payload.to_vec());
+                }
+            }),
+        )
+        .ok()?;
+    let inbox = format!("_INBOX.JSC.{:016x}", fastrand::u64(..));
+    let sid = conn.subscribe(&inbox, None).ok()?;
+    conn.publish(subject, Some(&inbox), &[], body);
+    let out = tokio::time::timeout(timeout, rx).await.ok()?.ok()?;
+    conn.unsubscribe(sid);
+    serde_json::from_slice(&out).ok()
+}

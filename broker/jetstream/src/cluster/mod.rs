@@ -1,0 +1,489 @@
+//! Clustered JetStream: the meta group that places streams, and a Raft group per
+//! replicated stream (docs/jetstream-cluster.md, docs/design/raft.md).
+//!
+//! Every JetStream server of a cluster runs one [`Cluster`]. It owns the server's Raft
+//! database and group manager (natrix-raft), whose traffic rides internal connections of
+//! the system account over the routes ([`raft_bus`]). The servers find each other by
+//! announcing themselves on [`PEER_SUBJECT`] every second; a nats-server in the same
+//! cluster never announces, so nothing is ever placed on it.
+//!
+//! - The **meta group** (`_meta_`) has every JetStream server as a voter. Its leader
+//!   answers the account-level API (create, update, delete, names, list, account info),
+//!   places streams on live peers and proposes the assignment; every server applies the
+//!   assignments in log order and runs the streams placed on it ([`meta`]).
+//! - A **stream group** per stream of more than one replica: its leader's stream actor
+//!   proposes each batch of publishes as one [`machine::Entry::Msgs`] and acknowledges
+//!   them only once a quorum has stored the entry (fsynced, as every Raft write here) and
+//!   the leader has stored the messages. Followers store what their group applies.
+
+pub mod machine;
+pub mod meta;
+pub mod raft_bus;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use natrix_raft::openraft::{BasicNode, Config, Raft, ServerState, SnapshotPolicy};
+use natrix_raft::{GroupManager, ManagerOptions, RaftDb, RaftGroup, TransportOptions};
+use parking_lot::{Mutex, RwLock};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::JetStreamInner;
+use crate::account::JsAccount;
+use crate::api::errors::{self, ApiError};
+use machine::{Applied, Entry, JsMachine, JsRaft, MetaState, Outcome};
+
+/// Where servers announce themselves (system account).
+pub const PEER_SUBJECT: &str = "$JSC.PEER";
+/// The meta group's name, as nats-server names it.
+pub const META_GROUP: &str = "_meta_";
+/// A peer not heard from for this long is not placed on and not counted as live.
+const PEER_FRESH: Duration = Duration::from_secs(4);
+/// The peer set must be this still before a server bootstraps the meta group with it.
+const SETTLE: Duration = Duration::from_secs(2);
+/// With only a majority of the expected servers in view, bootstrap after this long.
+const SETTLE_MAJORITY: Duration = Duration::from_secs(10);
+
+/// How the cluster is set up, from the server's options.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterConfig {
+    pub name: String,
+    /// Routes configured: how many servers to expect before bootstrapping.
+    pub routes: usize,
+}
+
+/// One server's announcement.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Announce {
+    name: String,
+    node: u64,
+    cluster: String,
+    /// Its meta group has a membership (it is, or was, part of a formed cluster).
+    formed: bool,
+}
+
+struct Seen {
+    node: u64,
+    cluster: String,
+    formed: bool,
+    at: Instant,
+}
+
+pub type Manager = GroupManager<JsRaft, JsMachine>;
+pub type Group = RaftGroup<JsRaft, JsMachine>;
+pub type Accounts = Arc<RwLock<BTreeMap<String, Arc<JsAccount>>>>;
+
+/// Clustered JetStream on this server.
+pub struct Cluster {
+    pub server: String,
+    pub config: ClusterConfig,
+    pub manager: Manager,
+    pub meta: Group,
+    pub(crate) accounts: Accounts,
+    seen: Mutex<HashMap<String, Seen>>,
+    /// When the set of live peers last changed (bootstrap waits for it to settle).
+    changed: Mutex<(Vec<String>, Instant)>,
+    conn: Arc<dyn crate::bus::Conn>,
+    stopped: AtomicBool,
+}
+
+/// A stream replica's Raft side, as its actor holds it.
+#[derive(Clone)]
+pub struct Replica {
+    pub raft: Raft<JsRaft>,
+    pub group: String,
+    /// Kept current by a task watching the group's metrics.
+    pub leader: Arc<AtomicBool>,
+}
+
+impl Replica {
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::Acquire)
+    }
+}
+
+/// The Raft settings of JetStream's groups: a leader is replaced within about two
+/// seconds of going silent; logs are never compacted into snapshots yet (a wiped or
+/// lagging replica catches up from the log).
+fn raft_config() -> Config {
+    Config {
+        cluster_name: "natrix-jetstream".into(),
+        heartbeat_interval: 250,
+        election_timeout_min: 1000,
+        election_timeout_max: 2000,
+        snapshot_policy: SnapshotPolicy::Never,
+        max_payload_entries: 64,
+        ..Config::default()
+    }
+}
+
+impl Cluster {
+    /// Opens the server's Raft database, starts the meta group and begins announcing.
+    pub(crate) async fn start(
+        js: &Arc<JetStreamInner>,
+        config: ClusterConfig,
+        accounts: Accounts,
+    ) -> Result<Arc<Self>, crate::StartError> {
+        let server = js.config.server_name.clone();
+        let dir = js.config.store_dir.join("jetstream").join("_raft");
+        std::fs::create_dir_all(&dir).map_err(|e| crate::StartError::StoreDir(e.to_string()))?;
+        let path = dir.join("raft.redb");
+        let db = tokio::task::spawn_blocking(move || RaftDb::open(&path))
+            .await
+            .map_err(|e| crate::StartError::Cluster(e.to_string()))?
+            .map_err(|e| crate::StartError::Cluster(e.to_string()))?;
+        let bus = raft_bus::SystemBus {
+            bus: js.bus.clone(),
+            account: js.config.system_account.clone(),
+        };
+        let manager = Manager::start(
+            db,
+            &bus,
+            ManagerOptions {
+                server_id: server.clone(),
+                raft: raft_config(),
+                transport: TransportOptions {
+                    max_timeout: Duration::from_secs(3),
+                    max_payload: usize::try_from(js.config.limits.max_payload)
+                        .unwrap_or(1 << 20)
+                        .clamp(64 << 10, 1 << 20),
+                },
+            },
+        )
+        .await
+        .map_err(|e| crate::StartError::Cluster(e.to_string()))?;
+        let meta = manager
+            .open_group(META_GROUP)
+            .await
+            .map_err(|e| crate::StartError::Cluster(e.to_string()))?;
+        let (peer_tx, mut peer_rx) = mpsc::unbounded_channel::<crate::bus::Msg>();
+        let conn = js
+            .bus
+            .connect(
+                &js.config.system_account,
+                Box::new(move |m| {
+                    let _ = peer_tx.send(m);
+                }),
+            )
+            .map_err(|e| crate::StartError::Bus(e.to_string()))?;
+        conn.subscribe(PEER_SUBJECT, None)
+            .map_err(|e| crate::StartError::Bus(e.to_string()))?;
+        let cluster = Arc::new(Self {
+            server,
+            config,
+            manager,
+            meta,
+            accounts,
+            seen: Mutex::default(),
+            changed: Mutex::new((Vec::new(), Instant::now())),
+            conn,
+            stopped: AtomicBool::new(false),
+        });
+        tracing::info!(
+            server = %cluster.server,
+            node = cluster.manager.node_id(),
+            "JetStream cluster: this server is Raft node {:016x}",
+            cluster.manager.node_id()
+        );
+        let c = cluster.clone();
+        tokio::spawn(async move {
+            while let Some(m) = peer_rx.recv().await {
+                c.on_announce(&m.payload);
+            }
+        });
+        let (tx, rx) = mpsc::unbounded_channel::<Applied>();
+        cluster.meta.state.with_machine_mut(|m| {
+            m.set_sink(Box::new(move |a| {
+                let _ = tx.send(a);
+            }));
+        });
+        tokio::spawn(meta::apply_loop(cluster.clone(), rx));
+        let c = cluster.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            while !c.stopped.load(Ordering::Acquire) {
+                tick.tick().await;
+                c.announce();
+                c.bootstrap().await;
+                if c.is_meta_leader() {
+                    c.tend_membership().await;
+                }
+            }
+        });
+        Ok(cluster)
+    }
+
+    pub async fn shutdown(&self) {
+        self.stopped.store(true, Ordering::Release);
+        self.manager.shutdown().await;
+    }
+
+    pub fn node_id(&self) -> u64 {
+        self.manager.node_id()
+    }
+
+    pub fn is_meta_leader(&self) -> bool {
+        self.meta.raft.metrics().borrow().state == ServerState::Leader
+    }
+
+    /// The meta leader's server name, if one is known.
+    pub fn meta_leader(&self) -> Option<String> {
+        let m = self.meta.raft.metrics().borrow().clone();
+        let leader = m.current_leader?;
+        m.membership_config
+            .membership()
+            .get_node(&leader)
+            .map(|n| n.addr.clone())
+    }
+
+    fn formed(&self) -> bool {
+        self.meta
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .next()
+            .is_some()
+    }
+
+    /// A copy of the meta state as applied here.
+    pub fn meta_state(&self) -> MetaState {
+        self.meta.state.with_machine(|m| m.meta.clone())
+    }
+
+    fn announce(&self) {
+        let a = Announce {
+            name: self.server.clone(),
+            node: self.node_id(),
+            cluster: self.config.name.clone(),
+            formed: self.formed(),
+        };
+        if let Ok(b) = serde_json::to_vec(&a) {
+            self.conn.publish(PEER_SUBJECT, None, &[], &b);
+        }
+    }
+
+    fn on_announce(&self, payload: &[u8]) {
+        let Ok(a) = serde_json::from_slice::<Announce>(payload) else {
+            tracing::debug!("undecodable JetStream peer announcement");
+            return;
+        };
+        self.seen.lock().insert(
+            a.name,
+            Seen {
+                node: a.node,
+                cluster: a.cluster,
+                formed: a.formed,
+                at: Instant::now(),
+            },
+        );
+    }
+
+    /// Live peers (this server included): name → node id.
+    pub fn live_peers(&self) -> BTreeMap<String, u64> {
+        let mut out: BTreeMap<String, u64> = self
+            .seen
+            .lock()
+            .iter()
+            .filter(|(_, s)| s.at.elapsed() < PEER_FRESH && s.cluster == self.config.name)
+            .map(|(n, s)| (n.clone(), s.node))
+            .collect();
+        out.insert(self.server.clone(), self.node_id());
+        out
+    }
+
+    /// Forms the meta group when none exists yet: the live peers have been still for a
+    /// moment, they are as many as the routes promise (or a majority of them for a
+    /// while), nobody reports a formed group, and this server has the lowest name among
+    /// them. One server initialises; the others join when the leader adds them.
+    async fn bootstrap(&self) {
+        if self.formed() {
+            return;
+        }
+        let live = self.live_peers();
+        let names: Vec<String> = live.keys().cloned().collect();
+        let since = {
+            let mut ch = self.changed.lock();
+            if ch.0 != names {
+                *ch = (names.clone(), Instant::now());
+            }
+            ch.1.elapsed()
+        };
+        let someone_formed = self
+            .seen
+            .lock()
+            .values()
+            .any(|s| s.formed && s.at.elapsed() < PEER_FRESH);
+        if someone_formed || names.first() != Some(&self.server) {
+            return;
+        }
+        let expected = self.config.routes.max(1);
+        let ready = (live.len() >= expected && since >= SETTLE)
+            || (live.len() > expected / 2 && since >= SETTLE_MAJORITY);
+        if !ready {
+            return;
+        }
+        let members: BTreeMap<u64, BasicNode> = live
+            .iter()
+            .map(|(n, id)| (*id, BasicNode::new(n)))
+            .collect();
+        tracing::info!(peers = ?names, "JetStream cluster: forming the meta group");
+        if let Err(e) = self.meta.raft.initialize(members).await {
+            tracing::warn!("JetStream cluster: forming the meta group: {e}");
+        }
+    }
+
+    /// The meta leader records every live peer's node id and makes it a voter; a server
+    /// that came back with a new node id (its store wiped) replaces its old one.
+    async fn tend_membership(&self) {
+        let live = self.live_peers();
+        let known = self.meta_state().peers;
+        for (name, node) in &live {
+            if known.get(name) != Some(node) {
+                let entry = Entry::Peer {
+                    name: name.clone(),
+                    node: *node,
+                };
+                if let Err(e) = self.meta.raft.client_write(entry).await {
+                    tracing::debug!("recording peer {name}: {e}");
+                    return;
+                }
+            }
+        }
+        let metrics = self.meta.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership().clone();
+        let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
+        let known = self.meta_state().peers;
+        let current: std::collections::BTreeSet<u64> = known.values().copied().collect();
+        let mut want = voters.clone();
+        for (name, node) in &live {
+            if !voters.contains(node) {
+                if let Err(e) = self
+                    .meta
+                    .raft
+                    .add_learner(*node, BasicNode::new(name), true)
+                    .await
+                {
+                    tracing::debug!("adding {name} to the meta group: {e}");
+                    return;
+                }
+                want.insert(*node);
+            }
+        }
+        want.retain(|v| current.contains(v) || live.values().any(|n| n == v));
+        if want != voters && !want.is_empty() {
+            tracing::info!(voters = ?want, "JetStream cluster: meta group membership");
+            if let Err(e) = self.meta.raft.change_membership(want, false).await {
+                tracing::warn!("changing the meta group's membership: {e}");
+            }
+        }
+    }
+
+    /// Proposes a meta entry; only the meta leader may.
+    pub async fn propose_meta(&self, entry: Entry) -> Result<(), ApiError> {
+        match self.meta.raft.client_write(entry).await {
+            Ok(r) => match r.data {
+                Outcome::Done => Ok(()),
+                Outcome::Refused(why) if why == "stream name already in use" => {
+                    Err(errors::stream_name_exist())
+                }
+                Outcome::Refused(why) if why == "stream not found" => {
+                    Err(errors::stream_not_found())
+                }
+                Outcome::Refused(why) => {
+                    tracing::warn!("meta proposal refused: {why}");
+                    Err(errors::cluster_not_avail())
+                }
+            },
+            Err(e) => {
+                tracing::debug!("meta proposal: {e}");
+                Err(errors::cluster_not_avail())
+            }
+        }
+    }
+
+    /// Picks `replicas` live peers for a new stream: those with the fewest streams first.
+    pub fn place(&self, replicas: usize) -> Result<Vec<(String, u64)>, ApiError> {
+        let state = self.meta_state();
+        let live = self.live_peers();
+        let mut load: BTreeMap<&str, usize> = BTreeMap::new();
+        for a in state.assignments() {
+            for (p, _) in &a.peers {
+                *load.entry(p.as_str()).or_default() += 1;
+            }
+        }
+        let mut candidates: Vec<(usize, String, u64)> = live
+            .iter()
+            .filter(|(n, id)| state.peers.get(*n) == Some(id))
+            .map(|(n, id)| (load.get(n.as_str()).copied().unwrap_or(0), n.clone(), *id))
+            .collect();
+        if candidates.len() < replicas {
+            return Err(errors::insufficient_resources());
+        }
+        candidates.sort();
+        Ok(candidates
+            .into_iter()
+            .take(replicas)
+            .map(|(_, n, id)| (n, id))
+            .collect())
+    }
+
+    /// Opens (or reopens) a stream's group here; the first peer initialises it.
+    pub(crate) async fn open_stream_group(
+        &self,
+        a: &machine::StreamAssignment,
+    ) -> Result<Group, String> {
+        let group = self
+            .manager
+            .open_group(&a.group)
+            .await
+            .map_err(|e| e.to_string())?;
+        let formed = group
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .next()
+            .is_some();
+        if !formed && a.peers.first().is_some_and(|(n, _)| *n == self.server) {
+            let members: BTreeMap<u64, BasicNode> = a
+                .peers
+                .iter()
+                .map(|(n, id)| (*id, BasicNode::new(n)))
+                .collect();
+            if let Err(e) = group.raft.initialize(members).await {
+                tracing::debug!(group = %a.group, "initialising: {e}");
+            }
+        }
+        Ok(group)
+    }
+
+    /// A replica handle whose leader flag follows the group's metrics.
+    pub(crate) fn replica(group: &Group) -> Replica {
+        let leader = Arc::new(AtomicBool::new(false));
+        let flag = leader.clone();
+        let mut metrics = group.raft.metrics();
+        tokio::spawn(async move {
+            loop {
+                let is = metrics.borrow().state == ServerState::Leader;
+                flag.store(is, Ordering::Release);
+                if metrics.changed().await.is_err() {
+                    flag.store(false, Ordering::Release);
+                    return;
+                }
+            }
+        });
+        Replica {
+            raft: group.raft.clone(),
+            group: group.name.to_string(),
+            leader,
+        }
+    }
+}
