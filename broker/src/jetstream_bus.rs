@@ -105,6 +105,7 @@ impl natrix_broker::monitor::jsz::JetStreamMonitor for Monitor {
             o.account.as_deref(),
             o.stream.as_deref(),
             o.consumer.as_deref(),
+            !o.js_enabled_only && !o.js_server_only,
         ))
     }
 

@@ -173,6 +173,11 @@ fn run(
                 js.clone(),
             ))));
             jetstream_bus::follow_account_claims(&server, &js);
+            let handing = js.clone();
+            server.on_before_shutdown(std::sync::Arc::new(move || {
+                let js = handing.clone();
+                Box::pin(async move { js.hand_over().await })
+            }));
             Some(js)
         } else {
             None

@@ -79,6 +79,32 @@ impl Cluster {
         }
     }
 
+    /// SIGTERM, as a rolling restart stops a server; SIGKILL after 15 s.
+    fn stop(&mut self, i: usize) {
+        if let Some(mut p) = self.procs[i].take() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &p.child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = p.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+        }
+    }
+
+    /// Whether node `i` is healthy (the plain `/healthz`: meta leader known, every
+    /// replica here current).
+    fn healthy(&self, i: usize) -> bool {
+        self.lab
+            .http(NODES[i], "/healthz")
+            .is_some_and(|r| r.json()["status"] == "ok")
+    }
+
     fn index_of(&self, name: &str) -> usize {
         NODES
             .iter()
@@ -135,8 +161,13 @@ fn servers() -> Vec<async_nats::ServerAddr> {
 }
 
 async fn connect() -> async_nats::Client {
+    connect_with_timeout(Duration::from_secs(3)).await
+}
+
+/// A client whose requests (and so acknowledged publishes) give up after `timeout`.
+async fn connect_with_timeout(timeout: Duration) -> async_nats::Client {
     async_nats::ConnectOptions::new()
-        .request_timeout(Some(Duration::from_secs(3)))
+        .request_timeout(Some(timeout))
         // A server cut off by a partition is noticed within seconds.
         .ping_interval(Duration::from_secs(1))
         .retry_on_initial_connect()
@@ -146,7 +177,9 @@ async fn connect() -> async_nats::Client {
 }
 
 /// Publishes `payload` until it is acknowledged (a leader change makes a few publishes
-/// fail or time out), for at most `within`; the sequence it was stored at.
+/// fail or time out), for at most `within`; the sequence it was stored at. The payload is
+/// also the message id, so a retry of a publish that was stored but whose ack was lost
+/// is recognised as a duplicate (as clients that retry must do).
 async fn publish_acked(
     js: &jetstream::Context,
     subject: &str,
@@ -156,11 +189,16 @@ async fn publish_acked(
     let deadline = Instant::now() + within;
     loop {
         let attempt = async {
-            js.publish(subject.to_owned(), payload.clone().into())
-                .await
-                .map_err(|e| e.to_string())?
-                .await
-                .map_err(|e| e.to_string())
+            js.send_publish(
+                subject.to_owned(),
+                jetstream::message::PublishMessage::build()
+                    .payload(payload.clone().into())
+                    .message_id(payload.clone()),
+            )
+            .await
+            .map_err(|e| e.to_string())?
+            .await
+            .map_err(|e| e.to_string())
         };
         match attempt.await {
             Ok(ack) => return ack.sequence,
@@ -248,7 +286,10 @@ fn run_in_client_ns(
     std::thread::scope(|s| {
         s.spawn(|| {
             cl.lab.enter_client_ns();
-            let rt = tokio::runtime::Builder::new_current_thread()
+            // Worker threads start here, so they are in the namespace too; a scenario may
+            // block one of them (stopping a server) while its publishers run on another.
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
                 .enable_all()
                 .build()
                 .expect("runtime");
@@ -364,4 +405,260 @@ async fn r3_scenario(cl: &mut Cluster) {
     let seq = publish_acked(&js, "orders.new", "m301".into(), Duration::from_secs(30)).await;
     assert_eq!(seq, 301);
     check_contents(&js, "ORDERS", "READER", 301).await;
+}
+
+/// A JetStream API request, answered as JSON.
+async fn api(nc: &async_nats::Client, subject: &str, body: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let request = async_nats::Request::new()
+            .payload(body.to_owned().into())
+            .timeout(Some(Duration::from_secs(10)));
+        match nc.send_request(subject.to_owned(), request).await {
+            Ok(m) => return serde_json::from_slice(&m.payload).expect("JSON answer"),
+            Err(e) => assert!(Instant::now() < deadline, "{subject}: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn leader_of(js: &jetstream::Context, stream: &str) -> String {
+    stream_info(js, stream, Duration::from_secs(20))
+        .await
+        .cluster
+        .and_then(|c| c.leader)
+        .expect("a leader")
+}
+
+#[test]
+fn replicas_change_step_down_and_a_wiped_replica() {
+    let Some(mut cl) = Cluster::new("jsr") else {
+        return;
+    };
+    run_in_client_ns(&mut cl, |cl| Box::pin(replicas_scenario(cl)));
+}
+
+async fn replicas_scenario(cl: &mut Cluster) {
+    let nc = connect().await;
+    let js = jetstream::new(nc.clone());
+    let config = |replicas: usize| stream::Config {
+        name: "GROW".into(),
+        subjects: vec!["grow.>".into()],
+        num_replicas: replicas,
+        ..Default::default()
+    };
+    let t0 = Instant::now();
+    loop {
+        match js.create_stream(config(1)).await {
+            Ok(_) => break,
+            Err(e) => assert!(t0.elapsed() < Duration::from_secs(40), "create: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    for i in 1..=50u64 {
+        assert_eq!(
+            publish_acked(&js, "grow.a", format!("m{i}"), Duration::from_secs(10)).await,
+            i
+        );
+    }
+    let on = |cl: &Cluster| -> Vec<usize> {
+        (0..NODES.len())
+            .filter(|i| {
+                cl.lab
+                    .http(NODES[*i], "/jsz?streams=true")
+                    .is_some_and(|r| replica(&r.json(), "GROW").is_some())
+            })
+            .collect()
+    };
+    assert_eq!(on(cl).len(), 1, "an R1 stream has one replica");
+
+    // R1 -> R3: the new replicas catch up from the group's log.
+    let t = Instant::now();
+    js.update_stream(config(3)).await.expect("update to R3");
+    for i in 0..NODES.len() {
+        cl.wait_replica(i, "GROW", Duration::from_secs(30), state_is(50, 50));
+    }
+    eprintln!(
+        "R1 -> R3: all replicas current in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+    for i in 51..=100u64 {
+        assert_eq!(
+            publish_acked(&js, "grow.a", format!("m{i}"), Duration::from_secs(10)).await,
+            i
+        );
+    }
+
+    // Leader step-downs: the stream's and the meta group's.
+    let before = leader_of(&js, "GROW").await;
+    let t = Instant::now();
+    let r = api(&nc, "$JS.API.STREAM.LEADER.STEPDOWN.GROW", "").await;
+    assert_eq!(r["success"], true, "{r}");
+    assert_eq!(
+        r["type"],
+        "io.nats.jetstream.api.v1.stream_leader_stepdown_response"
+    );
+    let after = leader_of(&js, "GROW").await;
+    assert_ne!(before, after, "a new stream leader");
+    eprintln!(
+        "stream step-down {before} -> {after} in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+    let meta_leader = |cl: &Cluster| {
+        cl.lab
+            .http(NODES[0], "/jsz")
+            .map(|r| {
+                r.json()["meta_cluster"]["leader"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned()
+            })
+            .unwrap_or_default()
+    };
+    let meta_before = meta_leader(cl);
+    assert!(!meta_before.is_empty(), "/jsz names the meta leader");
+    let r = api(&nc, "$JS.API.META.LEADER.STEPDOWN", "").await;
+    assert_eq!(r["success"], true, "{r}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while meta_leader(cl) == meta_before || meta_leader(cl).is_empty() {
+        assert!(Instant::now() < deadline, "meta leader still {meta_before}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A follower's store wiped: it comes back as a new node and is rebuilt.
+    let leader = leader_of(&js, "GROW").await;
+    let wiped = (0..NODES.len())
+        .find(|i| format!("n{}", NODES[*i]) != leader)
+        .expect("a follower");
+    cl.kill(wiped);
+    std::fs::remove_dir_all(cl.stores[wiped].path().join("jetstream")).expect("wipe the store");
+    let t = Instant::now();
+    cl.start(wiped);
+    cl.wait_replica(wiped, "GROW", Duration::from_secs(60), state_is(100, 100));
+    eprintln!("wiped replica rebuilt in {:.1}s", t.elapsed().as_secs_f64());
+    assert_eq!(
+        publish_acked(&js, "grow.a", "m101".into(), Duration::from_secs(10)).await,
+        101
+    );
+    for i in 0..NODES.len() {
+        cl.wait_replica(i, "GROW", Duration::from_secs(20), state_is(101, 101));
+    }
+
+    // R3 -> R1: two replicas leave, the leader keeps everything.
+    let leader = leader_of(&js, "GROW").await;
+    js.update_stream(config(1)).await.expect("update to R1");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while on(cl).len() != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "replicas left: {:?}\n{}\n{}\n{}",
+            on(cl),
+            cl.log(0),
+            cl.log(1),
+            cl.log(2)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(on(cl), vec![cl.index_of(&leader)], "the leader stays");
+    assert_eq!(
+        publish_acked(&js, "grow.a", "m102".into(), Duration::from_secs(10)).await,
+        102
+    );
+    check_contents(&js, "GROW", "READER", 102).await;
+}
+
+#[test]
+fn rolling_restart_under_load() {
+    let Some(mut cl) = Cluster::new("jsl") else {
+        return;
+    };
+    run_in_client_ns(&mut cl, |cl| Box::pin(rolling_scenario(cl)));
+}
+
+async fn rolling_scenario(cl: &mut Cluster) {
+    // A publish in flight to a server that stops is answered by nobody: the client's
+    // timeout, not the cluster, bounds that wait, so keep it short.
+    let nc = connect_with_timeout(Duration::from_millis(1500)).await;
+    let js = jetstream::new(nc);
+    let t0 = Instant::now();
+    loop {
+        match js
+            .create_stream(stream::Config {
+                name: "ROLL".into(),
+                subjects: vec!["roll.>".into()],
+                num_replicas: 3,
+                ..Default::default()
+            })
+            .await
+        {
+            Ok(_) => break,
+            Err(e) => assert!(t0.elapsed() < Duration::from_secs(40), "create: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    for i in 0..NODES.len() {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !cl.healthy(i) {
+            assert!(Instant::now() < deadline, "node {i} never healthy");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    // One publisher, acknowledged publishes one after another, while each server in turn
+    // is stopped (SIGTERM), restarted, and waited for until /healthz says its replicas
+    // are current, the way an operator rolls a StatefulSet.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let publisher = {
+        let js = js.clone();
+        let done = done.clone();
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            let mut longest = Duration::ZERO;
+            let mut last = Instant::now();
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                let seq =
+                    publish_acked(&js, "roll.a", format!("m{n}"), Duration::from_secs(30)).await;
+                assert_eq!(seq, n, "acknowledged in order");
+                if last.elapsed() > Duration::from_secs(1) {
+                    eprintln!(
+                        "{:?}: publish m{n} waited {:.2}s",
+                        std::time::SystemTime::now(),
+                        last.elapsed().as_secs_f64()
+                    );
+                }
+                longest = longest.max(last.elapsed());
+                last = Instant::now();
+            }
+            (n, longest)
+        })
+    };
+    for i in 0..NODES.len() {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        eprintln!("{:?}: stopping node {i}", std::time::SystemTime::now());
+        cl.stop(i);
+        eprintln!("{:?}: stopped node {i}", std::time::SystemTime::now());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        cl.start(i);
+        eprintln!("{:?}: started node {i}", std::time::SystemTime::now());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !cl.healthy(i) {
+            assert!(
+                Instant::now() < deadline,
+                "node {i} never healthy after its restart"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (n, longest) = publisher.await.expect("publisher");
+    eprintln!(
+        "rolling restart: {n} acknowledged publishes, longest wait for one ack {:.2}s",
+        longest.as_secs_f64()
+    );
+    assert!(
+        longest < Duration::from_secs(8),
+        "no publish waited longer than about one election: {longest:?}"
+    );
+    check_contents(&js, "ROLL", "READER", n).await;
 }

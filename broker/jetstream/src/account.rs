@@ -109,7 +109,12 @@ impl JsAccount {
         if js.config.cluster.is_none() {
             acc.recover().await;
         }
-        for s in super::api::handlers::SUBJECTS {
+        let clustered: &[&str] = if js.config.cluster.is_some() {
+            super::api::handlers::CLUSTER_SUBJECTS
+        } else {
+            &[]
+        };
+        for s in super::api::handlers::SUBJECTS.iter().chain(clustered) {
             conn.subscribe(&format!("$JS.API.{s}"), None)
                 .map_err(|e| crate::StartError::Bus(e.to_string()))?;
             if let Some(d) = &js.config.domain {
@@ -287,13 +292,13 @@ impl JsAccount {
             *r = stream.subscribe().map_err(|e| e.description.clone())?;
         }
         let shared: Arc<RwLock<Shared>> = stream.shared.clone();
-        let leader = stream.replica.as_ref().map(|r| r.leader.clone());
+        let replica = stream.replica.clone();
         tokio::spawn(stream.run(rx));
         Ok(Arc::new(StreamHandle {
             name,
             tx,
             shared,
-            leader,
+            replica,
         }))
     }
 
@@ -660,23 +665,17 @@ impl JsAccount {
             .await
             .map_err(|e| e.to_string())?;
         }
-        let group = if a.group.is_empty() {
-            None
-        } else {
-            Some(cluster.open_stream_group(a).await?)
-        };
-        let replica = group.as_ref().map(crate::cluster::Cluster::replica);
-        let handle = self.spawn_stream(config, a.created, store, true, replica)?;
-        if let Some(g) = group {
-            let tx = handle.tx.clone();
-            g.state.with_machine_mut(|m| {
-                m.set_sink(Box::new(move |applied| {
-                    if let crate::cluster::machine::Applied::Msgs { first_seq, msgs } = applied {
-                        let _ = tx.send(Cmd::Replicated { first_seq, msgs });
-                    }
-                }));
-            });
-        }
+        let group = cluster.open_stream_group(a).await?;
+        let replica = cluster.replica(&group, &self.name, &a.stream);
+        let handle = self.spawn_stream(config, a.created, store, true, Some(replica))?;
+        let tx = handle.tx.clone();
+        group.state.with_machine_mut(|m| {
+            m.set_sink(Box::new(move |applied| {
+                if let crate::cluster::machine::Applied::Msgs { first_seq, msgs } = applied {
+                    let _ = tx.send(Cmd::Replicated { first_seq, msgs });
+                }
+            }));
+        });
         self.streams.write().insert(a.stream.clone(), handle);
         tracing::info!(account = %self.name, stream = %a.stream, group = %a.group, "stream replica started");
         Ok(())
@@ -702,9 +701,7 @@ impl JsAccount {
                 self.advisory_stream("DELETED", name, "delete");
             }
         }
-        if !group.is_empty()
-            && let Err(e) = cluster.manager.remove_group(group).await
-        {
+        if let Err(e) = cluster.manager.remove_group(group).await {
             tracing::warn!(group, "removing a deleted stream's group: {e}");
         }
     }

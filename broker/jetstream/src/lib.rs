@@ -216,6 +216,15 @@ impl JetStream {
     }
 
     /// Stops every stream; what was acknowledged is already on disk.
+    /// Clustered: hands every Raft leadership this server holds to another member, while
+    /// its routes are still up (before a graceful shutdown or in lame-duck mode).
+    pub async fn hand_over(&self) {
+        if let Some(c) = self.inner.cluster() {
+            let accounts: Vec<Arc<JsAccount>> = self.accounts.read().values().cloned().collect();
+            c.hand_over(&accounts).await;
+        }
+    }
+
     pub async fn shutdown(&self) {
         let accounts: Vec<_> = self.accounts.read().values().cloned().collect();
         for a in accounts {
@@ -349,16 +358,30 @@ impl JetStream {
             obj.insert("account_details".into(), json!(details));
         }
         obj.insert("total".into(), json!(accounts.len()));
+        if let Some(c) = self.inner.cluster() {
+            obj.insert("meta_cluster".into(), c.meta_json());
+        }
         v
     }
 
     /// JetStream's part of `/healthz`.
+    /// `full`: the plain `/healthz` (not `js-enabled-only` or `js-server-only`), which in
+    /// a cluster also waits for a meta leader and for every replica here to be current,
+    /// so that a rolling restart never moves on while a stream lacks a current quorum.
     pub async fn health(
         &self,
         account: Option<&str>,
         stream: Option<&str>,
         consumer: Option<&str>,
+        full: bool,
     ) -> Result<(), String> {
+        if full
+            && account.is_none()
+            && let Some(c) = self.inner.cluster()
+        {
+            let accounts: Vec<Arc<JsAccount>> = self.accounts.read().values().cloned().collect();
+            c.health(&accounts).await?;
+        }
         let Some(acc_name) = account else {
             return Ok(());
         };

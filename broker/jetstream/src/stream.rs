@@ -126,16 +126,16 @@ pub struct StreamHandle {
     pub name: String,
     pub tx: mpsc::UnboundedSender<Cmd>,
     pub shared: Arc<RwLock<Shared>>,
-    /// A replicated stream's leader flag; `None`: this server is its only home.
-    pub leader: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// A clustered stream's Raft side; `None`: a single server's stream.
+    pub replica: Option<crate::cluster::Replica>,
 }
 
 impl StreamHandle {
     /// Whether this server answers for the stream (its leader, or its only replica).
     pub fn is_leader(&self) -> bool {
-        self.leader
+        self.replica
             .as_ref()
-            .is_none_or(|l| l.load(std::sync::atomic::Ordering::Acquire))
+            .is_none_or(crate::cluster::Replica::is_leader)
     }
 
     /// Sends an API call and waits for the answer.
@@ -256,6 +256,12 @@ impl Stream {
         }
     }
 
+    fn stepping_down(&self) -> bool {
+        self.replica
+            .as_ref()
+            .is_some_and(|r| r.stepping_down.load(std::sync::atomic::Ordering::Acquire))
+    }
+
     /// Whether this replica takes writes and runs consumers: a replicated stream's
     /// leader, or a stream with one home.
     pub(crate) fn is_leader(&self) -> bool {
@@ -342,8 +348,13 @@ impl Stream {
             while let Some(cmd) = next.take() {
                 match cmd {
                     // Every replica subscribes to the stream's subjects; only the
-                    // leader stores (followers get the messages through the group).
-                    Cmd::Publish(_) if !self.is_leader() => {}
+                    // leader stores (followers get the messages through the group). A
+                    // leader handing over says so, so that publishers retry at once.
+                    Cmd::Publish(m) if !self.is_leader() => {
+                        if let (Some(reply), true) = (&m.reply, self.stepping_down()) {
+                            self.pub_err(reply, &errors::cluster_not_avail());
+                        }
+                    }
                     Cmd::Publish(m) => {
                         batch_bytes += m.payload.len() + m.headers.len();
                         batch.push(m);

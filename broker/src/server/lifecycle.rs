@@ -185,7 +185,8 @@ pub async fn handle_signals(
             }
             _ = int.recv() => {
                 tracing::info!("Trapped \"interrupt\" signal");
-                server.shutdown();
+                let s = server.clone();
+                tokio::spawn(async move { s.shutdown_gracefully().await });
             }
             _ = quit.recv() => {
                 tracing::info!("Trapped \"quit\" signal");
@@ -194,7 +195,8 @@ pub async fn handle_signals(
             _ = term.recv() => {
                 tracing::info!("Trapped \"terminated\" signal");
                 if !server.is_lame_duck() {
-                    server.shutdown();
+                    let s = server.clone();
+                    tokio::spawn(async move { s.shutdown_gracefully().await });
                 }
             }
             () = server.wait_shutdown() => return Ok(()),

@@ -258,9 +258,18 @@ pub struct Server {
     /// Subsystems told when an account's JWT is installed (JetStream enables accounts
     /// whose claims grant it).
     claim_listeners: RwLock<Vec<ClaimListener>>,
+    /// Work done before a graceful shutdown or lame duck closes any connection.
+    before_shutdown: RwLock<Vec<ShutdownHook>>,
 }
 
 /// Called with an account whose JWT claims were just installed.
+/// Work run before a graceful shutdown (see [`Server::on_before_shutdown`]).
+pub type ShutdownHook =
+    Arc<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync>;
+
+/// How long the hooks run before a shutdown may take, in all.
+pub const HAND_OVER_LIMIT: Duration = Duration::from_secs(5);
+
 pub type ClaimListener = Box<dyn Fn(&Arc<Account>) + Send + Sync>;
 
 /// `host:port` of a bound listener as others can dial it: a wildcard bind (`0.0.0.0`)
@@ -382,6 +391,7 @@ impl Server {
             shutdown_tx,
             trust: std::sync::OnceLock::new(),
             claim_listeners: RwLock::new(Vec::new()),
+            before_shutdown: RwLock::new(Vec::new()),
         });
         server.add_accounts(&names);
         let (opts, _) = server.options();
@@ -940,6 +950,29 @@ impl Server {
         serde_json::to_vec(&info).unwrap_or_default()
     }
 
+    /// Registers `hook` to run (bounded to [`HAND_OVER_LIMIT`]) when the server is asked
+    /// to stop by a signal or enters lame-duck mode, while its routes and clients are
+    /// still up: clustered JetStream hands its Raft leaderships over then.
+    pub fn on_before_shutdown(&self, hook: ShutdownHook) {
+        self.before_shutdown.write().push(hook);
+    }
+
+    /// Runs the hooks of [`Server::on_before_shutdown`].
+    pub async fn hand_over(&self) {
+        let hooks: Vec<ShutdownHook> = self.before_shutdown.read().clone();
+        for hook in hooks {
+            if tokio::time::timeout(HAND_OVER_LIMIT, hook()).await.is_err() {
+                tracing::warn!("hand-over before shutdown took longer than {HAND_OVER_LIMIT:?}");
+            }
+        }
+    }
+
+    /// [`Server::hand_over`], then [`Server::shutdown`].
+    pub async fn shutdown_gracefully(&self) {
+        self.hand_over().await;
+        self.shutdown();
+    }
+
     /// Asks every task to stop.
     pub fn shutdown(&self) {
         let _ = self.shutdown_tx.send(true);
@@ -963,6 +996,7 @@ impl Server {
         let (opts, _) = self.options();
         tracing::info!("Entering lame duck mode, stop accepting new clients");
         let _ = self.shutdown_tx.send(false);
+        self.hand_over().await;
         let clients: Vec<Arc<ClientHandle>> = self
             .clients
             .lock()

@@ -41,6 +41,10 @@ pub const SUBJECTS: &[&str] = &[
     "CONSUMER.MSG.NEXT.*.*",
 ];
 
+/// What only a clustered JetStream listens on (nats-server's single server does not
+/// answer them either).
+pub const CLUSTER_SUBJECTS: &[&str] = &["STREAM.LEADER.STEPDOWN.*", "META.LEADER.STEPDOWN"];
+
 /// Handles one API request (already stripped to `$JS.API.` form).
 pub async fn handle(acc: &Arc<JsAccount>, subject: &str, msg: &Msg) {
     let Some(reply) = msg.reply.as_deref() else {
@@ -116,6 +120,7 @@ fn answers_here(cluster: &crate::cluster::Cluster, acc: &JsAccount, t: &[&str]) 
     let stream = match t {
         ["STREAM", "INFO" | "PURGE" | "SNAPSHOT", s]
         | ["STREAM", "MSG", "GET" | "DELETE", s]
+        | ["STREAM", "LEADER", "STEPDOWN", s]
         | [
             "CONSUMER",
             "CREATE" | "NAMES" | "LIST" | "INFO" | "DELETE" | "PAUSE" | "UNPIN",
@@ -217,6 +222,8 @@ fn kind_of(t: &[&str]) -> &'static str {
         ["CONSUMER", "LIST", ..] => "consumer_list",
         ["CONSUMER", "PAUSE", ..] => "consumer_pause",
         ["CONSUMER", "UNPIN", ..] => "consumer_unpin",
+        ["STREAM", "LEADER", "STEPDOWN", ..] => "stream_leader_stepdown",
+        ["META", "LEADER", "STEPDOWN"] => "meta_leader_stepdown",
         _ => "system",
     }
 }
@@ -298,6 +305,20 @@ async fn dispatch(acc: &Arc<JsAccount>, t: &[&str], body: &[u8]) -> Answer {
             },
         ),
         ["STREAM", "DELETE", name] => ("stream_delete", acc.delete_stream(name).await),
+        ["STREAM", "LEADER", "STEPDOWN", name] => (
+            "stream_leader_stepdown",
+            match acc.stream(name).and_then(|h| h.replica.clone()) {
+                Some(r) => r.step_down().await.map(|()| json!({"success": true})),
+                None => Err(errors::stream_not_found()),
+            },
+        ),
+        ["META", "LEADER", "STEPDOWN"] => (
+            "meta_leader_stepdown",
+            match acc.js.cluster() {
+                Some(c) => c.meta_step_down().await.map(|()| json!({"success": true})),
+                None => Err(errors::cluster_not_active()),
+            },
+        ),
         ["STREAM", "PURGE", name] => (
             "stream_purge",
             match decode_request::<types::StreamPurgeRequest>(body, strict) {

@@ -40,11 +40,15 @@ pub struct StreamAssignment {
     /// non-self-describing encoding cannot read back).
     pub config: String,
     pub created: i64,
-    /// Server names and node ids of the replicas; the first one initialises the group.
+    /// Server names and node ids of the replicas.
     pub peers: Vec<(String, u64)>,
-    /// The Raft group's name (`S-R<n>F-<random>`), new for every placement so that a
-    /// stream created again never meets an old log. Empty for R1 streams, which have none.
+    /// The Raft group's name (`S-R<n>F-<random>`), new for every stream so that a stream
+    /// created again never meets an old log.
     pub group: String,
+    /// The node that initialises the group: the first peer at creation, never changed,
+    /// so a replica that comes back with a new node id (its store wiped) or joins later
+    /// never initialises a second, conflicting group.
+    pub initializer: u64,
 }
 
 /// One replicated change.

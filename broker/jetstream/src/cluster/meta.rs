@@ -30,14 +30,31 @@ pub(crate) async fn apply_loop(cluster: Arc<Cluster>, mut rx: mpsc::UnboundedRec
                 if current.as_ref() != Some(&*a) {
                     continue;
                 }
-                if !a.peers.iter().any(|(n, _)| *n == cluster.server) {
-                    continue;
-                }
                 let Some(acc) = cluster.accounts.read().get(&a.account).cloned() else {
+                    if !a.peers.iter().any(|(n, _)| *n == cluster.server) {
+                        continue;
+                    }
                     tracing::warn!(account = %a.account, stream = %a.stream,
                         "stream placed here, but JetStream is not enabled for its account on this server");
                     continue;
                 };
+                if !a.peers.iter().any(|(n, _)| *n == cluster.server) {
+                    // Moved away (fewer replicas): once the group's leader has taken
+                    // this server out (its vote may still be needed for that), go.
+                    if let Some(h) = acc.stream(&a.stream) {
+                        let cluster = cluster.clone();
+                        tokio::spawn(async move {
+                            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+                            while tokio::time::Instant::now() < deadline
+                                && !left_group(&cluster, &acc, &h).await
+                            {
+                                tokio::time::sleep(Duration::from_millis(250)).await;
+                            }
+                            acc.detach(&cluster, &a.stream, &a.group).await;
+                        });
+                    }
+                    continue;
+                }
                 if let Err(e) = acc.attach(&cluster, &a).await {
                     tracing::error!(account = %a.account, stream = %a.stream, "starting replica: {e}");
                 }
@@ -55,6 +72,42 @@ pub(crate) async fn apply_loop(cluster: Arc<Cluster>, mut rx: mpsc::UnboundedRec
             Applied::Msgs { .. } => {}
         }
     }
+}
+
+/// Whether this server is out of the stream's group: by its own view of the membership,
+/// or (a removed member never hears of the final membership) by the leader's info.
+async fn left_group(cluster: &Cluster, acc: &JsAccount, h: &crate::stream::StreamHandle) -> bool {
+    let Some(r) = &h.replica else {
+        return true;
+    };
+    let me = cluster.node_id();
+    let in_view = r
+        .raft
+        .metrics()
+        .borrow()
+        .membership_config
+        .membership()
+        .voter_ids()
+        .any(|v| v == me);
+    if !in_view {
+        return true;
+    }
+    if r.is_leader() {
+        return false;
+    }
+    let subject = format!("$JS.API.STREAM.INFO.{}", h.name);
+    let Some(info) = request(acc, &subject, b"", Duration::from_millis(500)).await else {
+        return false;
+    };
+    let Some(c) = info.get("cluster") else {
+        return false;
+    };
+    let named = |v: &Value| v.as_str() == Some(cluster.server.as_str());
+    let listed = named(&c["leader"])
+        || c["replicas"]
+            .as_array()
+            .is_some_and(|rs| rs.iter().any(|p| named(&p["name"])));
+    !listed && c.get("leader").is_some()
 }
 
 /// `STREAM.CREATE` on the meta leader, for a config already checked: places the
@@ -77,13 +130,12 @@ pub(crate) async fn create_stream(
         return stream_info(acc, &config.name).await;
     }
     let replicas = usize::try_from(config.num_replicas.max(1)).unwrap_or(1);
-    let peers = cluster.place(replicas)?;
-    let group = if replicas > 1 {
-        format!("S-R{replicas}F-{:08x}", fastrand::u32(..))
-    } else {
-        String::new()
-    };
+    let peers = cluster.place(replicas, &[])?;
+    // Every clustered stream has a group, R1 too, so that its replica count can change.
+    let group = format!("S-R{replicas}F-{:08x}", fastrand::u32(..));
+    let initializer = peers.first().map_or(0, |(_, id)| *id);
     let a = StreamAssignment {
+        initializer,
         account: acc.name.clone(),
         stream: config.name.clone(),
         config: serde_json::to_string(&config).map_err(|e| errors::stream_create(e.to_string()))?,
@@ -129,8 +181,23 @@ pub(crate) async fn update_stream(
     };
     let old: StreamConfig =
         serde_json::from_str(&a.config).map_err(|e| errors::stream_update(e.to_string()))?;
-    if old.num_replicas.max(1) != config.num_replicas.max(1) {
-        return Err(errors::stream_replicas_not_updatable());
+    let (was, want) = (
+        usize::try_from(old.num_replicas.max(1)).unwrap_or(1),
+        usize::try_from(config.num_replicas.max(1)).unwrap_or(1),
+    );
+    if want > was {
+        let have: Vec<String> = a.peers.iter().map(|(n, _)| n.clone()).collect();
+        let more = cluster.place(want - was, &have)?;
+        a.peers.extend(more);
+    } else if want < was {
+        // The leader stays, so the stream keeps taking writes while it shrinks.
+        let leader = stream_info(acc, &config.name)
+            .await
+            .ok()
+            .and_then(|v| v.pointer("/cluster/leader")?.as_str().map(str::to_owned));
+        a.peers
+            .sort_by_key(|(n, _)| Some(n.as_str()) != leader.as_deref());
+        a.peers.truncate(want);
     }
     a.config = serde_json::to_string(&config).map_err(|e| errors::stream_update(e.to_string()))?;
     cluster.propose_meta(Entry::AddStream(Box::new(a))).await?;

@@ -88,32 +88,82 @@ pub struct Cluster {
     changed: Mutex<(Vec<String>, Instant)>,
     conn: Arc<dyn crate::bus::Conn>,
     stopped: AtomicBool,
+    /// Set while the meta leader steps down.
+    meta_stepping: AtomicBool,
 }
 
-/// A stream replica's Raft side, as its actor holds it.
+/// A stream replica's Raft side, as its actor and its account hold it.
 #[derive(Clone)]
 pub struct Replica {
     pub raft: Raft<JsRaft>,
     pub group: String,
     /// Kept current by a task watching the group's metrics.
     pub leader: Arc<AtomicBool>,
+    /// Set while this leader steps down: it takes no writes and answers nothing.
+    pub stepping_down: Arc<AtomicBool>,
 }
 
 impl Replica {
     pub fn is_leader(&self) -> bool {
-        self.leader.load(Ordering::Acquire)
+        self.leader.load(Ordering::Acquire) && !self.stepping_down.load(Ordering::Acquire)
+    }
+
+    /// `STREAM.LEADER.STEPDOWN`.
+    pub async fn step_down(&self) -> Result<(), ApiError> {
+        step_down(&self.raft, &self.stepping_down).await
     }
 }
 
-/// The Raft settings of JetStream's groups: a leader is replaced within about two
-/// seconds of going silent; logs are never compacted into snapshots yet (a wiped or
-/// lagging replica catches up from the log).
+/// Hands leadership of `raft` to another member: the leader stops its heartbeats (and,
+/// through `stepping`, takes no writes, which would renew the followers' leases too), so
+/// a follower's election timer fires once the lease is over and it takes over.
+async fn step_down(raft: &Raft<JsRaft>, stepping: &AtomicBool) -> Result<(), ApiError> {
+    let m = raft.metrics().borrow().clone();
+    if m.state != ServerState::Leader {
+        return Err(errors::cluster_not_leader());
+    }
+    if m.membership_config.membership().voter_ids().count() < 2 {
+        return Err(errors::cluster_no_peers("no replicas to step down to"));
+    }
+    stepping.store(true, Ordering::Release);
+    raft.runtime_config().heartbeat(false);
+    let me = m.id;
+    let mut metrics = raft.metrics();
+    let moved = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            {
+                let now = metrics.borrow();
+                if now.current_leader.is_some_and(|l| l != me) {
+                    return;
+                }
+            }
+            if metrics.changed().await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    raft.runtime_config().heartbeat(true);
+    stepping.store(false, Ordering::Release);
+    moved.map_err(|_| errors::cluster_not_avail())
+}
+
+async fn futures_join(handles: Vec<tokio::task::JoinHandle<Result<(), ApiError>>>) {
+    for h in handles {
+        let _ = h.await;
+    }
+}
+
+/// The Raft settings of JetStream's groups: a leader is replaced within about a second
+/// and a half of going silent (openraft's leader lease is the longest election timeout,
+/// so it also bounds how long a step-down takes); logs are never compacted into
+/// snapshots yet (a wiped or lagging replica catches up from the log).
 fn raft_config() -> Config {
     Config {
         cluster_name: "natrix-jetstream".into(),
-        heartbeat_interval: 250,
-        election_timeout_min: 1000,
-        election_timeout_max: 2000,
+        heartbeat_interval: 150,
+        election_timeout_min: 750,
+        election_timeout_max: 1500,
         snapshot_policy: SnapshotPolicy::Never,
         max_payload_entries: 64,
         ..Config::default()
@@ -181,6 +231,7 @@ impl Cluster {
             changed: Mutex::new((Vec::new(), Instant::now())),
             conn,
             stopped: AtomicBool::new(false),
+            meta_stepping: AtomicBool::new(false),
         });
         tracing::info!(
             server = %cluster.server,
@@ -227,6 +278,12 @@ impl Cluster {
 
     pub fn is_meta_leader(&self) -> bool {
         self.meta.raft.metrics().borrow().state == ServerState::Leader
+            && !self.meta_stepping.load(Ordering::Acquire)
+    }
+
+    /// `META.LEADER.STEPDOWN`.
+    pub async fn meta_step_down(&self) -> Result<(), ApiError> {
+        step_down(&self.meta.raft, &self.meta_stepping).await
     }
 
     /// The meta leader's server name, if one is known.
@@ -355,6 +412,29 @@ impl Cluster {
                 }
             }
         }
+        // A server back with a new node id (its store wiped) takes its old id's place in
+        // every stream it replicates; each stream's leader then changes its group.
+        let state = self.meta_state();
+        for a in state.assignments() {
+            let renamed: Vec<(String, u64)> = a
+                .peers
+                .iter()
+                .map(|(n, id)| (n.clone(), state.peers.get(n).copied().unwrap_or(*id)))
+                .collect();
+            if renamed != a.peers {
+                let mut b = a.clone();
+                b.peers = renamed;
+                if let Err(e) = self
+                    .meta
+                    .raft
+                    .client_write(Entry::AddStream(Box::new(b)))
+                    .await
+                {
+                    tracing::debug!("re-placing {} > {}: {e}", a.account, a.stream);
+                    return;
+                }
+            }
+        }
         let metrics = self.meta.raft.metrics().borrow().clone();
         let membership = metrics.membership_config.membership().clone();
         let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
@@ -384,6 +464,115 @@ impl Cluster {
         }
     }
 
+    /// `/jsz`'s `meta_cluster`: the meta group as this server sees it.
+    pub fn meta_json(&self) -> serde_json::Value {
+        let m = self.meta.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let name_of = |id: u64| membership.get_node(&id).map(|n| n.addr.clone());
+        let mut v = serde_json::json!({
+            "name": self.config.name,
+            "peer": format!("{:016x}", self.node_id()),
+            "cluster_size": membership.voter_ids().count(),
+        });
+        if let Some(o) = v.as_object_mut() {
+            if let Some(l) = m.current_leader.and_then(name_of) {
+                o.insert("leader".into(), l.into());
+            }
+            let last = m.last_log_index.unwrap_or(0);
+            let replicas: Vec<serde_json::Value> = membership
+                .voter_ids()
+                .filter(|id| Some(*id) != m.current_leader)
+                .map(|id| {
+                    let matched = m
+                        .replication
+                        .as_ref()
+                        .and_then(|r| r.get(&id).cloned().flatten())
+                        .map(|l| l.index);
+                    let mut r = serde_json::json!({
+                        "name": name_of(id).unwrap_or_default(),
+                        "peer": format!("{id:016x}"),
+                    });
+                    if let (Some(o), Some(matched)) = (r.as_object_mut(), matched) {
+                        o.insert("current".into(), (matched >= last).into());
+                        o.insert("lag".into(), last.saturating_sub(matched).into());
+                    }
+                    r
+                })
+                .collect();
+            if !replicas.is_empty() {
+                o.insert("replicas".into(), replicas.into());
+            }
+        }
+        v
+    }
+
+    /// The plain `/healthz` in a cluster: a meta leader is known, and every stream
+    /// replica here has a leader that counts it current (nats-server's texts).
+    pub async fn health(&self, accounts: &[Arc<JsAccount>]) -> Result<(), String> {
+        if self.meta_leader().is_none() {
+            return Err("JetStream has not established contact with a meta leader".into());
+        }
+        for acc in accounts {
+            for h in acc.streams() {
+                let Some(r) = &h.replica else { continue };
+                if r.is_leader() {
+                    continue;
+                }
+                let not_current = || {
+                    format!(
+                        "JetStream stream '{} > {}' is not current",
+                        acc.name, h.name
+                    )
+                };
+                let subject = format!("$JS.API.STREAM.INFO.{}", h.name);
+                let info = meta::request(acc, &subject, b"", Duration::from_secs(1))
+                    .await
+                    .ok_or_else(not_current)?;
+                let current = info
+                    .pointer("/cluster/replicas")
+                    .and_then(serde_json::Value::as_array)
+                    .is_some_and(|rs| {
+                        rs.iter()
+                            .any(|p| p["name"] == self.server.as_str() && p["current"] == true)
+                    });
+                if !current {
+                    return Err(not_current());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Before a shutdown: every group this server leads hands leadership to another
+    /// member (at most a few seconds in all), so writes pause for a hand-over rather
+    /// than for an election timeout after the server is gone.
+    pub async fn hand_over(&self, accounts: &[Arc<JsAccount>]) {
+        let mut steps = Vec::new();
+        for acc in accounts {
+            for h in acc.streams() {
+                if let Some(r) = h.replica.clone()
+                    && r.is_leader()
+                    && r.raft
+                        .metrics()
+                        .borrow()
+                        .membership_config
+                        .membership()
+                        .voter_ids()
+                        .count()
+                        > 1
+                {
+                    steps.push(tokio::spawn(async move { r.step_down().await }));
+                }
+            }
+        }
+        if self.is_meta_leader() {
+            let raft = self.meta.raft.clone();
+            let flag = Arc::new(AtomicBool::new(false));
+            steps.push(tokio::spawn(async move { step_down(&raft, &flag).await }));
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), futures_join(steps)).await;
+    }
+
     /// Proposes a meta entry; only the meta leader may.
     pub async fn propose_meta(&self, entry: Entry) -> Result<(), ApiError> {
         match self.meta.raft.client_write(entry).await {
@@ -407,8 +596,12 @@ impl Cluster {
         }
     }
 
-    /// Picks `replicas` live peers for a new stream: those with the fewest streams first.
-    pub fn place(&self, replicas: usize) -> Result<Vec<(String, u64)>, ApiError> {
+    /// Picks `replicas` live peers not in `except`: those with the fewest streams first.
+    pub fn place(
+        &self,
+        replicas: usize,
+        except: &[String],
+    ) -> Result<Vec<(String, u64)>, ApiError> {
         let state = self.meta_state();
         let live = self.live_peers();
         let mut load: BTreeMap<&str, usize> = BTreeMap::new();
@@ -419,7 +612,7 @@ impl Cluster {
         }
         let mut candidates: Vec<(usize, String, u64)> = live
             .iter()
-            .filter(|(n, id)| state.peers.get(*n) == Some(id))
+            .filter(|(n, id)| state.peers.get(*n) == Some(id) && !except.contains(n))
             .map(|(n, id)| (load.get(n.as_str()).copied().unwrap_or(0), n.clone(), *id))
             .collect();
         if candidates.len() < replicas {
@@ -452,7 +645,12 @@ impl Cluster {
             .voter_ids()
             .next()
             .is_some();
-        if !formed && a.peers.first().is_some_and(|(n, _)| *n == self.server) {
+        if !formed
+            && a.initializer == self.node_id()
+            && a.peers
+                .iter()
+                .any(|p| *p == (self.server.clone(), self.node_id()))
+        {
             let members: BTreeMap<u64, BasicNode> = a
                 .peers
                 .iter()
@@ -465,8 +663,10 @@ impl Cluster {
         Ok(group)
     }
 
-    /// A replica handle whose leader flag follows the group's metrics.
-    pub(crate) fn replica(group: &Group) -> Replica {
+    /// A replica handle whose leader flag follows the group's metrics. While this
+    /// replica leads, it also keeps the group's membership equal to the peers the meta
+    /// group assigned (replicas added or removed, a wiped server's new node id).
+    pub(crate) fn replica(self: &Arc<Self>, group: &Group, account: &str, stream: &str) -> Replica {
         let leader = Arc::new(AtomicBool::new(false));
         let flag = leader.clone();
         let mut metrics = group.raft.metrics();
@@ -480,10 +680,62 @@ impl Cluster {
                 }
             }
         });
+        let (cluster, raft) = (self.clone(), group.raft.clone());
+        let (account, stream) = (account.to_owned(), stream.to_owned());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                if raft.metrics().borrow().running_state.is_err()
+                    || cluster.stopped.load(Ordering::Acquire)
+                {
+                    return;
+                }
+                let Some(a) = cluster
+                    .meta
+                    .state
+                    .with_machine(|m| m.meta.stream(&account, &stream).cloned())
+                else {
+                    return;
+                };
+                reconcile(&raft, &a).await;
+            }
+        });
         Replica {
             raft: group.raft.clone(),
             group: group.name.to_string(),
             leader,
+            stepping_down: Arc::default(),
         }
+    }
+}
+
+/// On the group's leader: makes the voters the assignment's peers, adding new ones as
+/// learners first (they catch up from the log before they count).
+async fn reconcile(raft: &Raft<JsRaft>, a: &machine::StreamAssignment) {
+    let m = raft.metrics().borrow().clone();
+    if m.state != ServerState::Leader {
+        return;
+    }
+    let membership = m.membership_config.membership();
+    if membership.get_joint_config().len() > 1 {
+        return;
+    }
+    let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
+    let want: std::collections::BTreeSet<u64> = a.peers.iter().map(|(_, id)| *id).collect();
+    if voters == want || want.is_empty() {
+        return;
+    }
+    for (name, id) in &a.peers {
+        if !voters.contains(id)
+            && let Err(e) = raft.add_learner(*id, BasicNode::new(name), true).await
+        {
+            tracing::debug!(group = %a.group, "adding {name}: {e}");
+            return;
+        }
+    }
+    tracing::info!(group = %a.group, peers = ?a.peers, "stream group membership");
+    if let Err(e) = raft.change_membership(want, false).await {
+        tracing::warn!(group = %a.group, "changing membership: {e}");
     }
 }
