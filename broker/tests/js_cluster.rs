@@ -227,6 +227,31 @@ async fn stream_info(js: &jetstream::Context, name: &str, within: Duration) -> s
     }
 }
 
+/// Fetches `n` messages from `c`, acknowledging each with a confirmed ack; their stream
+/// sequences and payloads.
+async fn fetch(c: &consumer::Consumer<consumer::pull::Config>, n: usize) -> Vec<(u64, String)> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut got = Vec::new();
+    while got.len() < n {
+        assert!(Instant::now() < deadline, "fetched {} of {n}", got.len());
+        let Ok(mut batch) = c
+            .fetch()
+            .max_messages(n - got.len())
+            .expires(Duration::from_secs(1))
+            .messages()
+            .await
+        else {
+            continue;
+        };
+        while let Some(Ok(m)) = batch.next().await {
+            let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
+            got.push((seq, String::from_utf8_lossy(&m.payload).into_owned()));
+            m.double_ack().await.expect("confirmed ack");
+        }
+    }
+    got
+}
+
 /// Reads the whole stream through a new pull consumer and checks it holds exactly
 /// `m0..m<n>` at sequences 1..=n.
 async fn check_contents(js: &jetstream::Context, stream: &str, durable: &str, n: u64) {
@@ -356,6 +381,20 @@ async fn r3_scenario(cl: &mut Cluster) {
     assert_eq!(cluster.name.as_deref(), Some("JS"));
     assert_eq!(cluster.replicas.len(), 2, "{cluster:?}");
 
+    // A durable consumer reads 60 and acknowledges them (each ack confirmed, so its
+    // state is replicated before the answer).
+    let orders = js.get_stream("ORDERS").await.expect("stream");
+    let worker = orders
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("WORKER".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("durable consumer");
+    let first_60 = fetch(&worker, 60).await;
+    assert_eq!(first_60.first().map(|m| m.0), Some(1));
+    assert_eq!(first_60.last().map(|m| m.0), Some(60));
+
     // The leader killed with SIGKILL: a new one takes writes.
     let leader = cluster.leader.clone().expect("a leader");
     let li = cl.index_of(&leader);
@@ -371,6 +410,24 @@ async fn r3_scenario(cl: &mut Cluster) {
         let seq = publish_acked(&js, "orders.new", format!("m{i}"), Duration::from_secs(10)).await;
         assert_eq!(seq, i);
     }
+    // The durable consumer lives on under the new leader, from where it was.
+    let worker = loop {
+        match js.get_stream("ORDERS").await {
+            Ok(s) => match s.get_consumer::<consumer::pull::Config>("WORKER").await {
+                Ok(c) => break c,
+                Err(e) => eprintln!("consumer after failover: {e}"),
+            },
+            Err(e) => eprintln!("stream after failover: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let next = fetch(&worker, 140).await;
+    assert_eq!(
+        next.iter().map(|m| m.0).collect::<Vec<_>>(),
+        (61..=200).collect::<Vec<_>>(),
+        "the consumer resumes after its last acknowledged message, skipping nothing"
+    );
+
     // Restarted from its store, the old leader catches up.
     cl.start(li);
     for i in 0..NODES.len() {

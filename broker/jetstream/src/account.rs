@@ -274,6 +274,9 @@ impl JsAccount {
         }));
         stream.server_name.clone_from(&self.js.config.server_name);
         stream.version.clone_from(&self.js.config.version);
+        // Consumers recovered from the store belong to a leader; the first round drops
+        // them if this replica follows.
+        stream.led = replica.is_some();
         stream.replica = replica;
         if let Some(c) = &self.js.config.cluster {
             stream.cluster_name.clone_from(&c.name);
@@ -670,10 +673,14 @@ impl JsAccount {
         let handle = self.spawn_stream(config, a.created, store, true, Some(replica))?;
         let tx = handle.tx.clone();
         group.state.with_machine_mut(|m| {
-            m.set_sink(Box::new(move |applied| {
-                if let crate::cluster::machine::Applied::Msgs { first_seq, msgs } = applied {
+            m.set_sink(Box::new(move |applied| match applied {
+                crate::cluster::machine::Applied::Msgs { first_seq, msgs } => {
                     let _ = tx.send(Cmd::Replicated { first_seq, msgs });
                 }
+                crate::cluster::machine::Applied::Meta(records) => {
+                    let _ = tx.send(Cmd::ReplicatedMeta(records));
+                }
+                _ => {}
             }));
         });
         self.streams.write().insert(a.stream.clone(), handle);
@@ -967,7 +974,7 @@ pub const API_LIMIT: usize = 1024;
 pub const LIST_LIMIT: usize = 256;
 
 /// Brings back the consumers a stream's store has records for.
-fn recover_consumers(stream: &mut Stream) {
+pub(crate) fn recover_consumers(stream: &mut Stream) {
     let Ok(records) = stream.store.meta("consumer/") else {
         return;
     };

@@ -61,6 +61,8 @@ pub enum Cmd {
         first_seq: u64,
         msgs: Vec<crate::cluster::machine::WireMsg>,
     },
+    /// Consumer records a replicated stream's group applied (`cluster`).
+    ReplicatedMeta(Vec<(String, Option<Vec<u8>>)>),
     /// Stop the actor (server shutdown, or the stream deleted).
     Stop {
         delete: bool,
@@ -193,6 +195,12 @@ pub struct Stream {
     pub replica: Option<crate::cluster::Replica>,
     /// The cluster's name, in clustered JetStream.
     pub cluster_name: String,
+    /// A replicated stream: whether this replica led at the last look (a replica that
+    /// becomes leader rebuilds its consumers from the replicated records).
+    pub(crate) led: bool,
+    /// Consumer state records written since they were last replicated: they go to the
+    /// group with the next durable round (at least once a second).
+    unreplicated: BTreeMap<String, Vec<u8>>,
 }
 
 /// One publish that passed its checks, waiting for the commit.
@@ -253,6 +261,47 @@ impl Stream {
             counted: 0,
             replica: None,
             cluster_name: String::new(),
+            led: false,
+            unreplicated: BTreeMap::new(),
+        }
+    }
+
+    /// A replica that has just become leader takes up the consumers as the group last
+    /// recorded them; one that stopped leading drops its live consumers (their records
+    /// stay, and the new leader owns them).
+    fn follow_leadership(&mut self) {
+        if self.replica.is_none() {
+            return;
+        }
+        let leads = self.is_leader();
+        if leads == self.led {
+            return;
+        }
+        self.led = leads;
+        self.consumers.clear();
+        self.unreplicated.clear();
+        if leads {
+            crate::account::recover_consumers(self);
+            tracing::debug!(stream = %self.name, consumers = self.consumers.len(), "leading: consumers resumed");
+        }
+    }
+
+    /// Proposes `records` of the store's meta table to the stream's group (a replicated
+    /// stream's consumers); true when committed or when there is no group.
+    pub(crate) async fn replicate_meta(&self, records: Vec<(String, Option<Vec<u8>>)>) -> bool {
+        let Some(r) = &self.replica else {
+            return true;
+        };
+        if records.is_empty() {
+            return true;
+        }
+        let entry = crate::cluster::machine::Entry::Meta { records };
+        match r.raft.client_write(entry).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::debug!(stream = %self.name, "replicating consumer records: {e}");
+                false
+            }
         }
     }
 
@@ -341,6 +390,7 @@ impl Stream {
                 }
             };
             let Some(first) = cmd else { break };
+            self.follow_leadership();
             let mut batch: Vec<Msg> = Vec::new();
             let mut batch_bytes = 0usize;
             let mut next = Some(first);
@@ -472,6 +522,7 @@ impl Stream {
     }
 
     async fn on_tick(&mut self) {
+        self.follow_leadership();
         let now = now_nanos();
         if self.next_expiry.is_some_and(|t| t <= now) {
             self.place_delete_markers(now).await;
@@ -1153,6 +1204,15 @@ impl Stream {
     async fn handle(&mut self, cmd: Cmd) {
         match cmd {
             Cmd::Replicated { first_seq, msgs } => self.store_replicated(first_seq, msgs).await,
+            Cmd::ReplicatedMeta(records) => {
+                // The leader wrote these itself; a follower keeps them for when it leads.
+                if !self.is_leader() {
+                    let store = self.store.clone();
+                    if let Err(e) = blocking(move || store.put_meta(&records)).await {
+                        tracing::error!(stream = %self.name, "replica: storing consumer records: {e}");
+                    }
+                }
+            }
             // A follower's consumers and reads wait until it leads.
             Cmd::Ack(_) | Cmd::DirectGet(_) | Cmd::Next { .. } if !self.is_leader() => {}
             Cmd::Ack(m) => self.on_ack(m).await,
@@ -1242,7 +1302,24 @@ impl Stream {
             if let Some(state) = c.take_dirty_state()
                 && !c.config.direct
             {
+                if self.replica.is_some() {
+                    self.unreplicated
+                        .insert(format!("consumer/{name}/state"), state.clone());
+                }
                 records.push((format!("consumer/{name}/state"), Some(state)));
+            }
+        }
+        if sync && !self.unreplicated.is_empty() {
+            let pending: Vec<(String, Option<Vec<u8>>)> = std::mem::take(&mut self.unreplicated)
+                .into_iter()
+                .map(|(k, v)| (k, Some(v)))
+                .collect();
+            if !self.replicate_meta(pending).await {
+                // Not replicated: an AckSync is not answered; the state goes again.
+                for c in self.consumers.values_mut() {
+                    c.mark_dirty();
+                }
+                return false;
             }
         }
         if records.is_empty() && !(sync && self.consumers_unsynced.is_some()) {
@@ -1299,6 +1376,10 @@ impl Stream {
             (format!("consumer/{name}/config"), None),
             (format!("consumer/{name}/state"), None),
         ];
+        self.unreplicated.remove(&format!("consumer/{name}/state"));
+        if !c.config.direct && !self.replicate_meta(records.clone()).await {
+            tracing::warn!(stream = %self.name, consumer = %name, "consumer deletion not replicated");
+        }
         let store = self.store.clone();
         if let Err(e) = blocking(move || store.put_meta(&records)).await {
             tracing::error!(stream = %self.name, consumer = %name, "removing consumer records: {e}");

@@ -413,8 +413,15 @@ async fn save_consumer_config(s: &Stream, name: &str) -> Result<(), ApiError> {
     }
     let record = serde_json::to_vec(&json!({"config": c.config, "created": c.created}))
         .map_err(|e| errors::consumer_create(e.to_string()))?;
-    let store = s.store.clone();
     let key = format!("consumer/{name}/config");
+    // Replicated first: a consumer exists once its group has it.
+    if !s
+        .replicate_meta(vec![(key.clone(), Some(record.clone()))])
+        .await
+    {
+        return Err(errors::cluster_not_avail());
+    }
+    let store = s.store.clone();
     blocking(move || store.put_meta(&[(key, Some(record))]))
         .await
         .map_err(|e| errors::consumer_store_failed(e.to_string()))

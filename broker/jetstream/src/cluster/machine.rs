@@ -62,6 +62,11 @@ pub enum Entry {
     RemoveStream { account: String, stream: String },
     /// Stream: messages stored from `first_seq` on, in order.
     Msgs { first_seq: u64, msgs: Vec<WireMsg> },
+    /// Stream: records of its store's meta table written (`Some`) or removed (`None`):
+    /// its consumers' configs and states, so a new leader resumes them.
+    Meta {
+        records: Vec<(String, Option<Vec<u8>>)>,
+    },
 }
 
 /// What applying an entry answered.
@@ -107,6 +112,7 @@ pub enum Applied {
         first_seq: u64,
         msgs: Vec<WireMsg>,
     },
+    Meta(Vec<(String, Option<Vec<u8>>)>),
 }
 
 /// Where applied work goes. Set after the group is opened; what is applied before is
@@ -176,6 +182,10 @@ impl StateMachine<JsRaft> for JsMachine {
                     stream: stream.clone(),
                     group: gone.group,
                 });
+                Outcome::Done
+            }
+            Entry::Meta { records } => {
+                self.emit(Applied::Meta(records.clone()));
                 Outcome::Done
             }
             Entry::Msgs { msgs, .. } if msgs.is_empty() => Outcome::Done,

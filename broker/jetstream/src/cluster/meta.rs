@@ -69,7 +69,7 @@ pub(crate) async fn apply_loop(cluster: Arc<Cluster>, mut rx: mpsc::UnboundedRec
                     acc.detach(&cluster, &stream, &group).await;
                 }
             }
-            Applied::Msgs { .. } => {}
+            Applied::Msgs { .. } | Applied::Meta(_) => {}
         }
     }
 }
