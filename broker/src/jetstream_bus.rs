@@ -120,6 +120,10 @@ impl natrix_broker::monitor::jsz::JetStreamMonitor for Monitor {
     fn api_level(&self) -> u64 {
         natrix_jetstream::API_LEVEL
     }
+
+    fn raftz(&self) -> serde_json::Value {
+        wait(self.0.raftz())
+    }
 }
 
 /// JetStream's configuration from the server's options: the `jetstream {}` block,

@@ -18,13 +18,16 @@ use common::{NATRIX, Proc};
 /// The cluster's nodes: their addresses are `10.77.0.<n>`, their names `n<n>`.
 const NODES: [u8; 3] = [41, 42, 43];
 
+/// Clients without credentials use account `APP` (JetStream on); `sys`/`sys` logs in
+/// to the system account, where the cluster-wide API (`META.LEADER.STEPDOWN`,
+/// `SERVER.REMOVE`) is answered.
 fn conf(n: u8, store: &Path) -> String {
     let routes: Vec<String> = NODES
         .iter()
         .map(|m| format!("nats://{}:6222", addr(*m)))
         .collect();
     format!(
-        "server_name: n{n}\nlisten: {a}:4222\nhttp: {a}:8222\njetstream {{ store_dir: \"{}\" }}\ncluster {{\n  name: JS\n  listen: {a}:6222\n  routes: [{}]\n  ping_interval: \"500ms\"\n  ping_max: 2\n}}\n",
+        "server_name: n{n}\nlisten: {a}:4222\nhttp: {a}:8222\njetstream {{ store_dir: \"{}\" }}\naccounts {{\n  APP {{ jetstream: enabled, users: [{{user: app, password: app}}] }}\n  SYS {{ users: [{{user: sys, password: sys}}] }}\n}}\nsystem_account: SYS\nno_auth_user: app\ncluster {{\n  name: JS\n  listen: {a}:6222\n  routes: [{}]\n  ping_interval: \"500ms\"\n  ping_max: 2\n}}\n",
         store.display(),
         routes.join(", "),
         a = addr(n)
@@ -37,10 +40,22 @@ struct Cluster {
     ns: Vec<String>,
     stores: Vec<tempfile::TempDir>,
     procs: Vec<Option<Proc>>,
+    /// Environment of every server started.
+    env: Vec<(&'static str, &'static str)>,
 }
 
 impl Cluster {
     fn new(tag: &str) -> Option<Self> {
+        Self::with_env(
+            tag,
+            vec![(
+                "RUST_LOG",
+                "natrix_jetstream=debug,natrix_raft=debug,natrix_broker=info,warn",
+            )],
+        )
+    }
+
+    fn with_env(tag: &str, env: Vec<(&'static str, &'static str)>) -> Option<Self> {
         let mut lab = netns::lab(tag)?;
         let ns = NODES.iter().map(|n| lab.node(*n)).collect();
         let stores = NODES
@@ -52,6 +67,7 @@ impl Cluster {
             ns,
             stores,
             procs: Vec::new(),
+            env,
         };
         for i in 0..NODES.len() {
             c.procs.push(None);
@@ -62,11 +78,12 @@ impl Cluster {
 
     fn start(&mut self, i: usize) {
         let n = NODES[i];
-        let p = self.lab.start(
+        let p = self.lab.start_with_env(
             Path::new(NATRIX),
             &self.ns[i],
             n,
             &conf(n, self.stores[i].path()),
+            &self.env,
         );
         self.procs[i] = Some(p);
     }
@@ -119,7 +136,8 @@ impl Cluster {
             .unwrap_or_default()
     }
 
-    /// The local replica of `stream` on node `i` as `/jsz` shows it, once `ok` holds.
+    /// The local replica of `stream` on node `i` as `/jsz` shows it, once `ok` holds;
+    /// fails with the node's log after `within`.
     fn wait_replica(
         &self,
         i: usize,
@@ -127,12 +145,24 @@ impl Cluster {
         within: Duration,
         ok: impl Fn(&serde_json::Value) -> bool,
     ) -> serde_json::Value {
-        let v = self
-            .lab
-            .wait_json(NODES[i], "/jsz?streams=true", within, |v| {
-                replica(v, stream).is_some_and(|r| ok(&r))
-            });
-        replica(&v, stream).unwrap_or_default()
+        let deadline = Instant::now() + within;
+        loop {
+            let jsz = self
+                .lab
+                .http(NODES[i], "/jsz?streams=true")
+                .map(|r| r.json())
+                .unwrap_or_default();
+            if let Some(r) = replica(&jsz, stream).filter(|r| ok(r)) {
+                return r;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node n{} never had the expected {stream}: {jsz}\n{}",
+                NODES[i],
+                self.log(i)
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 }
 
@@ -166,7 +196,20 @@ async fn connect() -> async_nats::Client {
 
 /// A client whose requests (and so acknowledged publishes) give up after `timeout`.
 async fn connect_with_timeout(timeout: Duration) -> async_nats::Client {
-    async_nats::ConnectOptions::new()
+    connect_as(async_nats::ConnectOptions::new(), timeout).await
+}
+
+/// A client of the system account.
+async fn connect_system() -> async_nats::Client {
+    connect_as(
+        async_nats::ConnectOptions::with_user_and_password("sys".into(), "sys".into()),
+        Duration::from_secs(3),
+    )
+    .await
+}
+
+async fn connect_as(options: async_nats::ConnectOptions, timeout: Duration) -> async_nats::Client {
+    options
         .request_timeout(Some(timeout))
         // A server cut off by a partition is noticed within seconds.
         .ping_interval(Duration::from_secs(1))
@@ -574,8 +617,13 @@ async fn replicas_scenario(cl: &mut Cluster) {
     };
     let meta_before = meta_leader(cl);
     assert!(!meta_before.is_empty(), "/jsz names the meta leader");
-    let r = api(&nc, "$JS.API.META.LEADER.STEPDOWN", "").await;
+    let sys = connect_system().await;
+    let r = api(&sys, "$JS.API.META.LEADER.STEPDOWN", "").await;
     assert_eq!(r["success"], true, "{r}");
+    assert_eq!(
+        r["type"],
+        "io.nats.jetstream.api.v1.meta_leader_stepdown_response"
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while meta_leader(cl) == meta_before || meta_leader(cl).is_empty() {
         assert!(Instant::now() < deadline, "meta leader still {meta_before}");
@@ -601,6 +649,47 @@ async fn replicas_scenario(cl: &mut Cluster) {
         cl.wait_replica(i, "GROW", Duration::from_secs(20), state_is(101, 101));
     }
 
+    // A replica removed from the stream: with no other server to take its place, the
+    // stream goes on with two.
+    let leader = leader_of(&js, "GROW").await;
+    let follower = (0..NODES.len())
+        .map(|i| format!("n{}", NODES[i]))
+        .find(|n| *n != leader)
+        .expect("a follower");
+    let r = api(
+        &nc,
+        "$JS.API.STREAM.PEER.REMOVE.GROW",
+        &serde_json::json!({"peer": follower}).to_string(),
+    )
+    .await;
+    assert_eq!(r["success"], true, "{r}");
+    let r = api(
+        &nc,
+        "$JS.API.STREAM.PEER.REMOVE.GROW",
+        &serde_json::json!({"peer": "nobody"}).to_string(),
+    )
+    .await;
+    assert_eq!(r["error"]["err_code"], 10040, "{r}");
+    let fi = cl.index_of(&follower);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while on(cl).contains(&fi) {
+        assert!(
+            Instant::now() < deadline,
+            "{follower} still holds the stream"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        publish_acked(&js, "grow.a", "m102".into(), Duration::from_secs(10)).await,
+        102
+    );
+    // Back to three (the removed server is a candidate again).
+    js.update_stream(config(1)).await.expect("update to R1");
+    js.update_stream(config(3)).await.expect("update to R3");
+    for i in 0..NODES.len() {
+        cl.wait_replica(i, "GROW", Duration::from_secs(30), state_is(102, 102));
+    }
+
     // R3 -> R1: two replicas leave, the leader keeps everything.
     let leader = leader_of(&js, "GROW").await;
     js.update_stream(config(1)).await.expect("update to R1");
@@ -618,10 +707,44 @@ async fn replicas_scenario(cl: &mut Cluster) {
     }
     assert_eq!(on(cl), vec![cl.index_of(&leader)], "the leader stays");
     assert_eq!(
-        publish_acked(&js, "grow.a", "m102".into(), Duration::from_secs(10)).await,
-        102
+        publish_acked(&js, "grow.a", "m103".into(), Duration::from_secs(10)).await,
+        103
     );
-    check_contents(&js, "GROW", "READER", 102).await;
+    check_contents(&js, "GROW", "READER", 103).await;
+
+    // A server removed from the cluster leaves the meta group and is not taken back
+    // while it keeps its node id.
+    let gone = (0..NODES.len())
+        .find(|i| format!("n{}", NODES[*i]) != leader)
+        .expect("another server");
+    let gone_name = format!("n{}", NODES[gone]);
+    let r = api(
+        &sys,
+        "$JS.API.SERVER.REMOVE",
+        &serde_json::json!({"peer": gone_name}).to_string(),
+    )
+    .await;
+    assert_eq!(r["success"], true, "{r}");
+    let r = api(&sys, "$JS.API.SERVER.REMOVE", r#"{"peer":"nobody"}"#).await;
+    assert_eq!(r["error"]["err_code"], 10044, "{r}");
+    let other = (0..NODES.len()).find(|i| *i != gone).expect("a member");
+    let meta_size = |cl: &Cluster| {
+        cl.lab
+            .http(NODES[other], "/jsz")
+            .map(|r| r.json()["meta_cluster"]["cluster_size"].clone())
+            .unwrap_or_default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while meta_size(cl) != 2 {
+        assert!(
+            Instant::now() < deadline,
+            "meta group still {}",
+            meta_size(cl)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(meta_size(cl), 2, "the removed server stays out");
 }
 
 #[test]
@@ -708,7 +831,14 @@ async fn rolling_scenario(cl: &mut Cluster) {
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     done.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (n, longest) = publisher.await.expect("publisher");
+    let (n, longest) = publisher.await.unwrap_or_else(|e| {
+        panic!(
+            "publisher: {e}\n{}\n{}\n{}",
+            cl.log(0),
+            cl.log(1),
+            cl.log(2)
+        )
+    });
     eprintln!(
         "rolling restart: {n} acknowledged publishes, longest wait for one ack {:.2}s",
         longest.as_secs_f64()
@@ -718,4 +848,217 @@ async fn rolling_scenario(cl: &mut Cluster) {
         "no publish waited longer than about one election: {longest:?}"
     );
     check_contents(&js, "ROLL", "READER", n).await;
+}
+
+/// A nats-server routed into a natrix JetStream cluster: it carries messages and its
+/// clients reach the streams, but nothing is placed on it (its Raft is not natrix's),
+/// so a stream that needs it is refused with `insufficient resources`.
+#[test]
+fn a_nats_server_node_in_a_natrix_jetstream_cluster() {
+    let Some(reference) = common::reference_binary() else {
+        return;
+    };
+    let Some(mut lab) = netns::lab("jsm") else {
+        return;
+    };
+    let members = [51u8, 52, 53];
+    let ns: Vec<String> = members.iter().map(|n| lab.node(*n)).collect();
+    let stores: Vec<tempfile::TempDir> = (0..2)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let routes: Vec<String> = members
+        .iter()
+        .map(|m| format!("nats://{}:6222", addr(*m)))
+        .collect();
+    let cluster = |n: u8| {
+        format!(
+            "cluster {{\n  name: JS\n  listen: {a}:6222\n  routes: [{}]\n}}\n",
+            routes.join(", "),
+            a = addr(n)
+        )
+    };
+    let _natrix: Vec<Proc> = (0..2)
+        .map(|i| {
+            let n = members[i];
+            let conf = format!(
+                "server_name: n{n}\nlisten: {a}:4222\nhttp: {a}:8222\njetstream {{ store_dir: \"{}\" }}\n{}",
+                stores[i].path().display(),
+                cluster(n),
+                a = addr(n)
+            );
+            lab.start(Path::new(NATRIX), &ns[i], n, &conf)
+        })
+        .collect();
+    let n = members[2];
+    let conf = format!(
+        "server_name: ref{n}\nlisten: {a}:4222\nhttp: {a}:8222\n{}",
+        cluster(n),
+        a = addr(n)
+    );
+    let _reference = lab.start(&reference, &ns[2], n, &conf);
+    for m in members {
+        lab.wait_json(m, "/routez", Duration::from_secs(20), |v| {
+            v["num_routes"].as_u64() == Some(2)
+        });
+    }
+    // The routes name three servers and two announce themselves: the meta group forms
+    // once the majority has been in view for a while.
+    lab.wait_json(51, "/jsz", Duration::from_secs(40), |v| {
+        v["meta_cluster"]["leader"].is_string()
+    });
+    lab.in_client_ns(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            // Clients of the nats-server node only.
+            let nc = async_nats::ConnectOptions::new()
+                .request_timeout(Some(Duration::from_secs(3)))
+                .connect(format!("nats://{}:4222", addr(53)))
+                .await
+                .expect("connect to nats-server");
+            let js = jetstream::new(nc.clone());
+            let t0 = Instant::now();
+            // R3 needs three natrix servers: refused, with nats-server's error.
+            let refused = loop {
+                let body =
+                    serde_json::json!({"name": "WIDE", "subjects": ["wide.>"], "num_replicas": 3});
+                let r = api(&nc, "$JS.API.STREAM.CREATE.WIDE", &body.to_string()).await;
+                if r["error"]["err_code"] == 10023 || t0.elapsed() > Duration::from_secs(30) {
+                    break r;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            };
+            assert_eq!(refused["error"]["err_code"], 10023, "{refused}");
+            assert_eq!(refused["error"]["description"], "insufficient resources");
+            // R2 fits on the two natrix servers; the nats-server's clients use it.
+            let created = api(
+                &nc,
+                "$JS.API.STREAM.CREATE.MIXED",
+                &serde_json::json!({"name": "MIXED", "subjects": ["mixed.>"], "num_replicas": 2})
+                    .to_string(),
+            )
+            .await;
+            assert!(created["error"].is_null(), "{created}");
+            let placed: Vec<String> = std::iter::once(created["cluster"]["leader"].clone())
+                .chain(
+                    created["cluster"]["replicas"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|r| r["name"].clone()),
+                )
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect();
+            assert!(
+                placed.iter().all(|p| p == "n51" || p == "n52"),
+                "placed on natrix servers only: {placed:?}"
+            );
+            for i in 1..=20u64 {
+                assert_eq!(
+                    publish_acked(&js, "mixed.a", format!("m{i}"), Duration::from_secs(10)).await,
+                    i
+                );
+            }
+            check_contents(&js, "MIXED", "READER", 20).await;
+        });
+    });
+    // The nats-server node is still well.
+    let v = lab.wait_json(53, "/varz", Duration::from_secs(5), |v| {
+        v["server_name"] == "ref53"
+    });
+    assert_eq!(v["cluster"]["name"], "JS");
+}
+
+/// Snapshots every 100 entries (the log before them purged): a replica that was down
+/// while more went by, and one whose store was wiped, get the snapshot and copy the
+/// messages from the leader's store.
+#[test]
+fn replicas_catch_up_past_a_snapshot() {
+    let Some(mut cl) = Cluster::with_env("jss", vec![("NATRIX_RAFT_SNAPSHOT_EVERY", "100")]) else {
+        return;
+    };
+    run_in_client_ns(&mut cl, |cl| Box::pin(snapshot_scenario(cl)));
+}
+
+async fn snapshot_scenario(cl: &mut Cluster) {
+    let nc = connect().await;
+    let js = jetstream::new(nc);
+    let t0 = Instant::now();
+    loop {
+        match js
+            .create_stream(stream::Config {
+                name: "SNAP".into(),
+                subjects: vec!["snap.>".into()],
+                num_replicas: 3,
+                ..Default::default()
+            })
+            .await
+        {
+            Ok(_) => break,
+            Err(e) => assert!(t0.elapsed() < Duration::from_secs(40), "create: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    for i in 1..=50u64 {
+        assert_eq!(
+            publish_acked(&js, "snap.a", format!("m{i}"), Duration::from_secs(10)).await,
+            i
+        );
+    }
+    let leader = leader_of(&js, "SNAP").await;
+    let down = (0..NODES.len())
+        .find(|i| format!("n{}", NODES[*i]) != leader)
+        .expect("a follower");
+    cl.kill(down);
+    // One entry per publish: several snapshots go by, and the log behind them is purged.
+    for i in 51..=500u64 {
+        assert_eq!(
+            publish_acked(&js, "snap.a", format!("m{i}"), Duration::from_secs(10)).await,
+            i
+        );
+    }
+    let t = Instant::now();
+    cl.start(down);
+    cl.wait_replica(down, "SNAP", Duration::from_secs(60), state_is(500, 500));
+    eprintln!(
+        "a replica 450 messages behind a snapshot caught up in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+    assert!(
+        cl.log(down).contains("caught up from the leader"),
+        "the replica copied from the leader's store: {}",
+        cl.log(down)
+    );
+
+    // A wiped replica: a new node, rebuilt from the snapshot and the leader's store.
+    let leader = leader_of(&js, "SNAP").await;
+    let wiped = (0..NODES.len())
+        .find(|i| format!("n{}", NODES[*i]) != leader && *i != down)
+        .expect("another follower");
+    cl.kill(wiped);
+    std::fs::remove_dir_all(cl.stores[wiped].path().join("jetstream")).expect("wipe the store");
+    let t = Instant::now();
+    cl.start(wiped);
+    cl.wait_replica(wiped, "SNAP", Duration::from_secs(60), state_is(500, 500));
+    eprintln!(
+        "a wiped replica rebuilt past a snapshot in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        publish_acked(&js, "snap.a", "m501".into(), Duration::from_secs(10)).await,
+        501
+    );
+    for i in 0..NODES.len() {
+        cl.wait_replica(i, "SNAP", Duration::from_secs(20), state_is(501, 501));
+    }
+    // Every replica holds the same messages: each in turn leads and is read whole.
+    for round in 0..NODES.len() {
+        check_contents(&js, "SNAP", &format!("R{round}"), 501).await;
+        let nc = connect().await;
+        let r = api(&nc, "$JS.API.STREAM.LEADER.STEPDOWN.SNAP", "").await;
+        assert_eq!(r["success"], true, "{r}");
+    }
 }

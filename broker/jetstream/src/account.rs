@@ -109,12 +109,7 @@ impl JsAccount {
         if js.config.cluster.is_none() {
             acc.recover().await;
         }
-        let clustered: &[&str] = if js.config.cluster.is_some() {
-            super::api::handlers::CLUSTER_SUBJECTS
-        } else {
-            &[]
-        };
-        for s in super::api::handlers::SUBJECTS.iter().chain(clustered) {
+        for s in super::api::handlers::SUBJECTS {
             conn.subscribe(&format!("$JS.API.{s}"), None)
                 .map_err(|e| crate::StartError::Bus(e.to_string()))?;
             if let Some(d) = &js.config.domain {
@@ -250,6 +245,8 @@ impl JsAccount {
                     {
                         // The second form: a mirror's share of its origin's direct gets.
                         Cmd::DirectGet(m)
+                    } else if crate::cluster::catchup::is_request(&m.subject) {
+                        Cmd::ServeCatchUp(m)
                     } else if let Some(c) = m.subject.strip_prefix(&next_prefix) {
                         Cmd::Next {
                             consumer: c.to_owned(),
@@ -679,6 +676,15 @@ impl JsAccount {
                 }
                 crate::cluster::machine::Applied::Meta(records) => {
                     let _ = tx.send(Cmd::ReplicatedMeta(records));
+                }
+                crate::cluster::machine::Applied::Purge(p) => {
+                    let _ = tx.send(Cmd::ReplicatedPurge(p));
+                }
+                crate::cluster::machine::Applied::Reset { last_seq } => {
+                    let _ = tx.send(Cmd::CatchUp { upto: last_seq });
+                }
+                crate::cluster::machine::Applied::Remove { seqs, erase } => {
+                    let _ = tx.send(Cmd::ReplicatedRemove { seqs, erase });
                 }
                 _ => {}
             }));

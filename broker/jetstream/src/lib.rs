@@ -364,6 +364,14 @@ impl JetStream {
         v
     }
 
+    /// `/raftz`: this server's Raft groups (clustered JetStream), by account.
+    pub async fn raftz(&self) -> Value {
+        match self.inner.cluster() {
+            Some(c) => c.raftz().await,
+            None => json!({}),
+        }
+    }
+
     /// JetStream's part of `/healthz`.
     /// `full`: the plain `/healthz` (not `js-enabled-only` or `js-server-only`), which in
     /// a cluster also waits for a meta leader and for every replica here to be current,

@@ -40,6 +40,9 @@ macro_rules! ctx {
 const MAX_BATCH: usize = 4096;
 /// Bytes one commit takes at most (payloads and headers).
 const MAX_BATCH_BYTES: usize = 8 << 20;
+/// Bytes one commit of a replicated stream takes at most: the batch is one Raft entry,
+/// and entries travel whole (the transport's limit is set from this).
+pub const MAX_REPLICATED_BATCH_BYTES: usize = 4 << 20;
 
 /// What the stream actor is asked to do.
 pub enum Cmd {
@@ -63,6 +66,15 @@ pub enum Cmd {
     },
     /// Consumer records a replicated stream's group applied (`cluster`).
     ReplicatedMeta(Vec<(String, Option<Vec<u8>>)>),
+    /// A replicated stream's group took its state from a snapshot: catch up to `upto`
+    /// from the leader's store if this replica's store is behind.
+    CatchUp { upto: u64 },
+    /// A replica's catch-up request (`cluster::catchup`), answered by the leader.
+    ServeCatchUp(Msg),
+    /// A purge a replicated stream's group applied.
+    ReplicatedPurge(Purge),
+    /// Removals a replicated stream's group applied.
+    ReplicatedRemove { seqs: Vec<u64>, erase: bool },
     /// Stop the actor (server shutdown, or the stream deleted).
     Stop {
         delete: bool,
@@ -201,6 +213,9 @@ pub struct Stream {
     /// Consumer state records written since they were last replicated: they go to the
     /// group with the next durable round (at least once a second).
     unreplicated: BTreeMap<String, Vec<u8>>,
+    /// Messages the leader removed quietly (acknowledged in an interest or work-queue
+    /// stream) that its group has not been told of yet: sent with the next round.
+    unreplicated_removals: Vec<u64>,
 }
 
 /// One publish that passed its checks, waiting for the commit.
@@ -263,6 +278,7 @@ impl Stream {
             cluster_name: String::new(),
             led: false,
             unreplicated: BTreeMap::new(),
+            unreplicated_removals: Vec::new(),
         }
     }
 
@@ -305,10 +321,33 @@ impl Stream {
         }
     }
 
+    /// Proposes a change of the stream's store to its group (a purge, removals); true
+    /// when committed or when there is no group.
+    pub(crate) async fn replicate_op(&self, entry: crate::cluster::machine::Entry) -> bool {
+        let Some(r) = &self.replica else {
+            return true;
+        };
+        match r.raft.client_write(entry).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::debug!(stream = %self.name, "replicating a store change: {e}");
+                false
+            }
+        }
+    }
+
     fn stepping_down(&self) -> bool {
         self.replica
             .as_ref()
             .is_some_and(|r| r.stepping_down.load(std::sync::atomic::Ordering::Acquire))
+    }
+
+    fn max_batch_bytes(&self) -> usize {
+        if self.replica.is_some() {
+            MAX_REPLICATED_BATCH_BYTES
+        } else {
+            MAX_BATCH_BYTES
+        }
     }
 
     /// Whether this replica takes writes and runs consumers: a replicated stream's
@@ -349,6 +388,11 @@ impl Stream {
             .subscribe(&format!("$JS.FC.{}.>", self.name), None)
             .map_err(|e| errors::stream_create(e.to_string()))?;
         roles.acks.push(fc);
+        if let Some(r) = &self.replica {
+            self.conn
+                .subscribe(&crate::cluster::catchup::subject(&r.group), None)
+                .map_err(|e| errors::stream_create(e.to_string()))?;
+        }
         if self.config.allow_direct {
             for s in [
                 format!("$JS.API.DIRECT.GET.{}", self.name),
@@ -408,7 +452,7 @@ impl Stream {
                     Cmd::Publish(m) => {
                         batch_bytes += m.payload.len() + m.headers.len();
                         batch.push(m);
-                        if batch.len() >= MAX_BATCH || batch_bytes >= MAX_BATCH_BYTES {
+                        if batch.len() >= MAX_BATCH || batch_bytes >= self.max_batch_bytes() {
                             self.ingest(std::mem::take(&mut batch)).await;
                             batch_bytes = 0;
                         }
@@ -873,6 +917,179 @@ impl Stream {
         }
     }
 
+    /// Copies from the leader's store what this replica lacks up to `upto` (after a
+    /// snapshot: `cluster::catchup`). Gives up after a few unanswered requests; the next
+    /// entry that finds a gap tries again.
+    async fn catch_up(&mut self, upto: u64) {
+        use crate::cluster::catchup;
+        let Some(r) = self.replica.clone() else {
+            return;
+        };
+        let started = std::time::Instant::now();
+        let mut copied = 0u64;
+        let mut failures = 0;
+        loop {
+            let state = self.store.state();
+            if state.last_seq >= upto {
+                break;
+            }
+            let req = catchup::Request {
+                from: state.last_seq + 1,
+                upto,
+            };
+            let Some(body) = catchup::encode(&req) else {
+                return;
+            };
+            let answer = crate::cluster::meta::request_raw(
+                r.bus.as_ref(),
+                &r.account,
+                &catchup::subject(&r.group),
+                &body,
+                Duration::from_secs(5),
+            )
+            .await;
+            let Some(batch) = answer
+                .as_deref()
+                .and_then(catchup::decode::<catchup::Batch>)
+            else {
+                failures += 1;
+                if failures >= 5 {
+                    tracing::warn!(stream = %self.name, from = req.from, upto, "catch-up: no answer from the leader");
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            };
+            failures = 0;
+            copied += batch.msgs.len() as u64;
+            let done = batch.done || batch.msgs.is_empty();
+            if let Err(e) = self.store_batch(batch).await {
+                tracing::error!(stream = %self.name, "catch-up: storing: {e}");
+                return;
+            }
+            if done {
+                break;
+            }
+        }
+        if copied > 0 {
+            tracing::info!(stream = %self.name, messages = copied, upto, elapsed = ?started.elapsed(), "caught up from the leader");
+        }
+    }
+
+    /// Stores one catch-up batch: the leader's purges first (what it no longer has
+    /// before its first sequence), then its messages at their sequences.
+    async fn store_batch(
+        &mut self,
+        batch: crate::cluster::catchup::Batch,
+    ) -> Result<(), StoreError> {
+        let store = self.store.clone();
+        let records = batch.records;
+        let leader_first = batch.first_seq;
+        let msgs = batch.msgs;
+        let removed = blocking(move || {
+            let mut removed = Vec::new();
+            let state = store.state();
+            if state.msgs > 0 && state.first_seq < leader_first {
+                store.purge(&Purge {
+                    filter: None,
+                    seq: Some(leader_first),
+                    keep: None,
+                })?;
+                removed.push(());
+            }
+            let mut run: Vec<NewMsg> = Vec::new();
+            let mut next = store.state().last_seq + 1;
+            for (seq, m) in msgs {
+                if seq < next {
+                    continue;
+                }
+                if seq > next {
+                    if !run.is_empty() {
+                        store.append_then(&std::mem::take(&mut run), &mut |_| {})?;
+                    }
+                    store.skip_to(seq)?;
+                }
+                let mut m = NewMsg::from(m);
+                m.ttl = headers::get(&m.hdr, headers::TTL).and_then(parse_ttl);
+                run.push(m);
+                next = seq + 1;
+            }
+            if !run.is_empty() {
+                store.append_then(&run, &mut |_| {})?;
+            }
+            if !records.is_empty() {
+                let records: Vec<(String, Option<Vec<u8>>)> =
+                    records.into_iter().map(|(k, v)| (k, Some(v))).collect();
+                store.put_meta(&records)?;
+            }
+            Ok(!removed.is_empty())
+        })
+        .await?;
+        if removed {
+            self.after_purge();
+        }
+        self.next_expiry = Some(0);
+        Ok(())
+    }
+
+    /// The leader's side of a catch-up: messages from the request's `from` on.
+    async fn serve_catch_up(&self, m: &Msg) {
+        use crate::cluster::catchup;
+        let (Some(reply), Some(req)) = (
+            m.reply.as_deref(),
+            catchup::decode::<catchup::Request>(&m.payload),
+        ) else {
+            return;
+        };
+        let store = self.store.clone();
+        let loaded = blocking(move || {
+            let batch =
+                store.load_batch(req.from, &[], catchup::BATCH_MSGS, catchup::BATCH_BYTES)?;
+            let msgs: Vec<(u64, crate::cluster::machine::WireMsg)> = batch
+                .into_iter()
+                .filter(|m| m.seq <= req.upto)
+                .map(|m| {
+                    (
+                        m.seq,
+                        crate::cluster::machine::WireMsg {
+                            subject: m.subject,
+                            ts: m.ts,
+                            hdr: m.hdr.to_vec(),
+                            data: m.data.to_vec(),
+                            ttl: None,
+                        },
+                    )
+                })
+                .collect();
+            let state = store.state();
+            let done = msgs
+                .last()
+                .is_none_or(|(seq, _)| *seq >= req.upto.min(state.last_seq))
+                || msgs.is_empty();
+            let records = if done {
+                store.meta("consumer/")?
+            } else {
+                Vec::new()
+            };
+            Ok(catchup::Batch {
+                first_seq: state.first_seq,
+                last_seq: state.last_seq,
+                msgs,
+                done,
+                records,
+            })
+        })
+        .await;
+        match loaded {
+            Ok(batch) => {
+                if let Some(b) = catchup::encode(&batch) {
+                    self.conn.publish(reply, None, &[], &b);
+                }
+            }
+            Err(e) => tracing::error!(stream = %self.name, "catch-up: reading: {e}"),
+        }
+    }
+
     /// `cluster` of the stream's info: the leader, and for a replicated stream its group
     /// and how current each other replica is (as the leader's replication sees it).
     pub(crate) fn cluster_info(&self) -> crate::api::types::ClusterInfo {
@@ -925,6 +1142,18 @@ impl Stream {
         if last <= have {
             return;
         }
+        if first_seq > have + 1 && state.msgs > 0 {
+            // Entries before this one were compacted into a snapshot this replica never
+            // stored: copy them from the leader first.
+            self.catch_up(first_seq - 1).await;
+            if self.store.state().last_seq + 1 < first_seq {
+                // Still short (no leader answered): the next entry tries again, and the
+                // catch-up then copies this one's messages too.
+                return;
+            }
+        }
+        let state = self.store.state();
+        let have = state.last_seq;
         let fresh = state.msgs == 0 && have + 1 < first_seq;
         if fresh {
             let store = self.store.clone();
@@ -962,6 +1191,29 @@ impl Stream {
                 if !appended.removed.is_empty() {
                     self.on_removed(&appended.removed);
                 }
+                // A rollup ends its batch; the leader purged what it rolls up, and so
+                // does every replica.
+                if let Some((seq, m)) = (appended.first_seq..).zip(new.iter()).last() {
+                    let purge = match headers::get(&m.hdr, headers::ROLLUP) {
+                        Some("sub") => Some(Purge {
+                            filter: Some(m.subject.clone()),
+                            seq: Some(seq),
+                            keep: None,
+                        }),
+                        Some("all") => Some(Purge {
+                            filter: None,
+                            seq: Some(seq),
+                            keep: None,
+                        }),
+                        _ => None,
+                    };
+                    if let Some(purge) = purge {
+                        let store = self.store.clone();
+                        if let Err(e) = blocking(move || store.purge(&purge)).await {
+                            tracing::error!(stream = %self.name, "replica: rollup purge: {e}");
+                        }
+                    }
+                }
                 if (self.config.max_age > 0 && self.next_expiry.is_none())
                     || new.iter().any(|m| m.ttl.is_some())
                 {
@@ -991,6 +1243,9 @@ impl Stream {
     }
 
     fn remove_quietly(&mut self, seqs: &[u64]) {
+        if self.replica.is_some() {
+            self.unreplicated_removals.extend_from_slice(seqs);
+        }
         for &seq in seqs {
             match self.store.remove(seq, false) {
                 Ok(_) => {}
@@ -1204,6 +1459,44 @@ impl Stream {
     async fn handle(&mut self, cmd: Cmd) {
         match cmd {
             Cmd::Replicated { first_seq, msgs } => self.store_replicated(first_seq, msgs).await,
+            Cmd::CatchUp { upto } => self.catch_up(upto).await,
+            Cmd::ServeCatchUp(m) => {
+                if self.is_leader() {
+                    self.serve_catch_up(&m).await;
+                }
+            }
+            Cmd::ReplicatedPurge(p) => {
+                if !self.is_leader() {
+                    let store = self.store.clone();
+                    match blocking(move || store.purge(&p)).await {
+                        Ok(_) => self.after_purge(),
+                        Err(e) => tracing::error!(stream = %self.name, "replica: purge: {e}"),
+                    }
+                }
+            }
+            Cmd::ReplicatedRemove { seqs, erase } => {
+                if !self.is_leader() {
+                    let store = self.store.clone();
+                    let list = seqs.clone();
+                    let gone = blocking(move || {
+                        let mut gone = Vec::new();
+                        for seq in list {
+                            if store.remove(seq, erase)? {
+                                gone.push(seq);
+                            }
+                        }
+                        Ok(gone)
+                    })
+                    .await;
+                    match gone {
+                        Ok(gone) if !gone.is_empty() => self.removed(&gone),
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::error!(stream = %self.name, "replica: removing messages: {e}")
+                        }
+                    }
+                }
+            }
             Cmd::ReplicatedMeta(records) => {
                 // The leader wrote these itself; a follower keeps them for when it leads.
                 if !self.is_leader() {
@@ -1213,8 +1506,9 @@ impl Stream {
                     }
                 }
             }
-            // A follower's consumers and reads wait until it leads.
-            Cmd::Ack(_) | Cmd::DirectGet(_) | Cmd::Next { .. } if !self.is_leader() => {}
+            // A follower's consumers wait until it leads. Direct gets are answered by
+            // any replica (they are shared in a queue group), as in nats-server.
+            Cmd::Ack(_) | Cmd::Next { .. } if !self.is_leader() => {}
             Cmd::Ack(m) => self.on_ack(m).await,
             Cmd::DirectGet(m) => self.direct_get(&m),
             Cmd::Next { consumer, msg } => {
@@ -1286,6 +1580,13 @@ impl Stream {
     /// crash takes a consumer back at most [`CONSUMER_SYNC_EVERY`] (or to its last
     /// answered `AckSync`): it redelivers, it never skips.
     pub(crate) async fn persist_consumers(&mut self, sync: bool) -> bool {
+        if !self.unreplicated_removals.is_empty() {
+            let seqs = std::mem::take(&mut self.unreplicated_removals);
+            let entry = crate::cluster::machine::Entry::Remove { seqs, erase: false };
+            if !self.replicate_op(entry).await {
+                tracing::warn!(stream = %self.name, "removals not replicated; replicas keep those messages");
+            }
+        }
         // A reopened store is back at its last durable state: unsynced records since may
         // be gone, so every consumer writes its state again.
         let reopens = self.store.reopens();

@@ -42,6 +42,14 @@ pub(crate) async fn call(s: &mut Stream, call: Call) -> Result<Value, ApiError> 
             if s.config.deny_purge {
                 return Err(errors::stream_purge_failed("stream purge not permitted"));
             }
+            let entry = crate::cluster::machine::Entry::Purge {
+                filter: p.filter.clone(),
+                seq: p.seq,
+                keep: p.keep,
+            };
+            if !s.replicate_op(entry).await {
+                return Err(errors::cluster_not_avail());
+            }
             let store = s.store.clone();
             let purged = blocking(move || store.purge(&p))
                 .await
@@ -58,6 +66,22 @@ pub(crate) async fn call(s: &mut Stream, call: Call) -> Result<Value, ApiError> 
                 return Err(errors::stream_msg_delete_failed(
                     "message delete not permitted",
                 ));
+            }
+            if s.replica.is_some() {
+                let store = s.store.clone();
+                let have = blocking(move || store.load(seq))
+                    .await
+                    .map_err(|e| errors::stream_msg_delete_failed(e.to_string()))?;
+                if have.is_none() {
+                    return Err(errors::sequence_not_found(seq));
+                }
+                let entry = crate::cluster::machine::Entry::Remove {
+                    seqs: vec![seq],
+                    erase: !no_erase,
+                };
+                if !s.replicate_op(entry).await {
+                    return Err(errors::cluster_not_avail());
+                }
             }
             let store = s.store.clone();
             let removed = blocking(move || store.remove(seq, !no_erase))

@@ -47,6 +47,13 @@ pub trait StateMachine<C: RaftTypeConfig>: Default + Send + Sync + 'static {
 
     /// Rebuilds a machine from [`StateMachine::snapshot`]'s bytes.
     fn restore(bytes: &[u8]) -> Result<Self, StoreError>;
+
+    /// Takes the state of a snapshot installed from the leader ([`StateMachine::restore`]
+    /// built `restored`). The default replaces the machine; one that holds more than
+    /// replicated state (where applied work goes) keeps that.
+    fn install(&mut self, restored: Self) {
+        *self = restored;
+    }
 }
 
 /// What has been applied.
@@ -276,7 +283,7 @@ where
         let mut applied = self.applied.lock();
         applied.last_applied = meta.last_log_id.clone();
         applied.membership = meta.last_membership.clone();
-        applied.machine = machine;
+        applied.machine.install(machine);
         tracing::debug!(group = %self.group, id = %meta.snapshot_id, "snapshot installed");
         Ok(())
     }

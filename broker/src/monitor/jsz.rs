@@ -75,6 +75,11 @@ pub trait JetStreamMonitor: Send + Sync {
     fn domain(&self) -> Option<String>;
     /// The JetStream API level (INFO `api_lvl`).
     fn api_level(&self) -> u64;
+    /// `/raftz`: the Raft groups this server runs, by account then group (clustered
+    /// JetStream; empty otherwise).
+    fn raftz(&self) -> serde_json::Value {
+        serde_json::json!({})
+    }
 }
 
 #[derive(Debug, Serialize, Default)]

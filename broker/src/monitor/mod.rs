@@ -104,6 +104,7 @@ const ENDPOINTS: &[&str] = &[
     "/accountz",
     "/accstatz",
     "/jsz",
+    "/raftz",
     "/healthz",
     "/metrics",
 ];
@@ -173,6 +174,12 @@ impl Monitor {
             "/jsz" => {
                 jsz::JszOptions::from_query(&q).map(|o| Reply::json(&jsz::jsz(&self.server, &o)))
             }
+            "/raftz" => Ok(Reply::json(
+                &self
+                    .server
+                    .jetstream()
+                    .map_or_else(|| serde_json::json!({}), |js| js.raftz()),
+            )),
             "/healthz" => healthz::healthz(&self.server, &q),
             "/metrics" => Ok(Reply::Text(
                 StatusCode::OK,

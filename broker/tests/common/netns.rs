@@ -191,6 +191,18 @@ impl Lab {
     /// Starts `bin` with `conf` inside namespace `ns` as server `n`, and waits for its
     /// monitoring port to answer.
     pub fn start(&self, bin: &Path, ns: &str, n: u8, conf: &str) -> Proc {
+        self.start_with_env(bin, ns, n, conf, &[])
+    }
+
+    /// [`Lab::start`] with extra environment variables for the server.
+    pub fn start_with_env(
+        &self,
+        bin: &Path,
+        ns: &str,
+        n: u8,
+        conf: &str,
+        env: &[(&str, &str)],
+    ) -> Proc {
         let dir = tempfile::tempdir().expect("tempdir");
         let conf_path = dir.path().join("server.conf");
         std::fs::write(&conf_path, conf).expect("write config");
@@ -201,6 +213,7 @@ impl Lab {
             .arg(bin)
             .arg("-c")
             .arg(&conf_path)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()

@@ -28,6 +28,8 @@ pub const SUBJECTS: &[&str] = &[
     "STREAM.MSG.DELETE.*",
     "STREAM.MSG.GET.*",
     "STREAM.SNAPSHOT.*",
+    "STREAM.LEADER.STEPDOWN.*",
+    "STREAM.PEER.REMOVE.*",
     "STREAM.RESTORE.*",
     "CONSUMER.CREATE.*",
     "CONSUMER.CREATE.*.>",
@@ -40,10 +42,6 @@ pub const SUBJECTS: &[&str] = &[
     "CONSUMER.UNPIN.*.*",
     "CONSUMER.MSG.NEXT.*.*",
 ];
-
-/// What only a clustered JetStream listens on (nats-server's single server does not
-/// answer them either).
-pub const CLUSTER_SUBJECTS: &[&str] = &["STREAM.LEADER.STEPDOWN.*", "META.LEADER.STEPDOWN"];
 
 /// Handles one API request (already stripped to `$JS.API.` form).
 pub async fn handle(acc: &Arc<JsAccount>, subject: &str, msg: &Msg) {
@@ -118,6 +116,7 @@ pub async fn handle(acc: &Arc<JsAccount>, subject: &str, msg: &Msg) {
 /// for streams that do not exist) are the meta leader's, as in nats-server.
 fn answers_here(cluster: &crate::cluster::Cluster, acc: &JsAccount, t: &[&str]) -> bool {
     let stream = match t {
+        ["STREAM", "PEER", "REMOVE", _] => None,
         ["STREAM", "INFO" | "PURGE" | "SNAPSHOT", s]
         | ["STREAM", "MSG", "GET" | "DELETE", s]
         | ["STREAM", "LEADER", "STEPDOWN", s]
@@ -223,7 +222,7 @@ fn kind_of(t: &[&str]) -> &'static str {
         ["CONSUMER", "PAUSE", ..] => "consumer_pause",
         ["CONSUMER", "UNPIN", ..] => "consumer_unpin",
         ["STREAM", "LEADER", "STEPDOWN", ..] => "stream_leader_stepdown",
-        ["META", "LEADER", "STEPDOWN"] => "meta_leader_stepdown",
+        ["STREAM", "PEER", "REMOVE", ..] => "stream_remove_peer",
         _ => "system",
     }
 }
@@ -307,16 +306,26 @@ async fn dispatch(acc: &Arc<JsAccount>, t: &[&str], body: &[u8]) -> Answer {
         ["STREAM", "DELETE", name] => ("stream_delete", acc.delete_stream(name).await),
         ["STREAM", "LEADER", "STEPDOWN", name] => (
             "stream_leader_stepdown",
-            match acc.stream(name).and_then(|h| h.replica.clone()) {
-                Some(r) => r.step_down().await.map(|()| json!({"success": true})),
-                None => Err(errors::stream_not_found()),
+            match (
+                acc.js.cluster(),
+                acc.stream(name).and_then(|h| h.replica.clone()),
+            ) {
+                (None, _) => Err(errors::cluster_required()),
+                (_, Some(r)) => r.step_down().await.map(|()| json!({"success": true})),
+                (_, None) => Err(errors::stream_not_found()),
             },
         ),
-        ["META", "LEADER", "STEPDOWN"] => (
-            "meta_leader_stepdown",
-            match acc.js.cluster() {
-                Some(c) => c.meta_step_down().await.map(|()| json!({"success": true})),
-                None => Err(errors::cluster_not_active()),
+        ["STREAM", "PEER", "REMOVE", name] => (
+            "stream_remove_peer",
+            match (
+                acc.js.cluster(),
+                decode_request::<types::PeerRemoveRequest>(body, strict),
+            ) {
+                (None, _) => Err(errors::cluster_required()),
+                (_, Err(e)) => Err(e),
+                (Some(c), Ok(req)) => crate::cluster::meta::remove_peer(c, acc, name, &req.peer)
+                    .await
+                    .map(|()| json!({"success": true})),
             },
         ),
         ["STREAM", "PURGE", name] => (

@@ -1563,6 +1563,25 @@ pub struct StreamInfoRequest {
     pub subjects_filter: String,
 }
 
+/// `STREAM.PEER.REMOVE` (nats-server's `JSApiStreamRemovePeerRequest`): the server name
+/// of the replica to remove.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PeerRemoveRequest {
+    pub peer: String,
+}
+
+/// `SERVER.REMOVE` (nats-server's `JSApiMetaServerRemoveRequest`, system account): the
+/// server by name or by its peer id.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerRemoveRequest {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub peer: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub peer_id: String,
+}
+
 /// `STREAM.NAMES` and `STREAM.LIST` (optional body): a page and a subject filter.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]

@@ -58,10 +58,22 @@ pub enum Entry {
     Peer { name: String, node: u64 },
     /// Meta: a stream placed (or its config changed, same group).
     AddStream(Box<StreamAssignment>),
+    /// Meta: a server removed from the cluster (`SERVER.REMOVE`); its node id is never
+    /// taken back, so the server rejoins only with a new store.
+    RemovePeer { name: String },
     /// Meta: a stream deleted.
     RemoveStream { account: String, stream: String },
     /// Stream: messages stored from `first_seq` on, in order.
     Msgs { first_seq: u64, msgs: Vec<WireMsg> },
+    /// Stream: a purge (`STREAM.PURGE`), applied to every replica's store.
+    Purge {
+        filter: Option<String>,
+        seq: Option<u64>,
+        keep: Option<u64>,
+    },
+    /// Stream: messages removed (`STREAM.MSG.DELETE`, or acknowledged in an interest or
+    /// work-queue stream); `erase` overwrites them.
+    Remove { seqs: Vec<u64>, erase: bool },
     /// Stream: records of its store's meta table written (`Some`) or removed (`None`):
     /// its consumers' configs and states, so a new leader resumes them.
     Meta {
@@ -86,6 +98,9 @@ pub struct MetaState {
     pub peers: BTreeMap<String, u64>,
     /// Streams by account, then name.
     pub streams: BTreeMap<String, BTreeMap<String, StreamAssignment>>,
+    /// Node ids of removed servers.
+    #[serde(default)]
+    pub removed: std::collections::BTreeSet<u64>,
 }
 
 impl MetaState {
@@ -113,6 +128,18 @@ pub enum Applied {
         msgs: Vec<WireMsg>,
     },
     Meta(Vec<(String, Option<Vec<u8>>)>),
+    Purge(crate::store::Purge),
+    Remove {
+        seqs: Vec<u64>,
+        erase: bool,
+    },
+    /// The machine took its state from a snapshot (installed from the leader, or stored
+    /// here at the last start): what the log before it said is not replayed, so the meta
+    /// applier compares its streams with the whole state, and a stream's replica catches
+    /// up to `last_seq` from its leader's store.
+    Reset {
+        last_seq: u64,
+    },
 }
 
 /// Where applied work goes. Set after the group is opened; what is applied before is
@@ -127,11 +154,18 @@ pub struct JsMachine {
     pub last_seq: u64,
     sink: Option<Sink>,
     held: Vec<Applied>,
+    /// Restored from a stored snapshot: the sink gets a [`Applied::Reset`] first.
+    restored: bool,
 }
 
 impl JsMachine {
     /// Sends applied work to `sink` from now on, after what was held.
     pub fn set_sink(&mut self, sink: Sink) {
+        if std::mem::take(&mut self.restored) {
+            sink(Applied::Reset {
+                last_seq: self.last_seq,
+            });
+        }
         for a in self.held.drain(..) {
             sink(a);
         }
@@ -154,6 +188,12 @@ impl StateMachine<JsRaft> for JsMachine {
         match entry {
             Entry::Peer { name, node } => {
                 self.meta.peers.insert(name.clone(), *node);
+                Outcome::Done
+            }
+            Entry::RemovePeer { name } => {
+                if let Some(node) = self.meta.peers.remove(name) {
+                    self.meta.removed.insert(node);
+                }
                 Outcome::Done
             }
             Entry::AddStream(a) => {
@@ -181,6 +221,21 @@ impl StateMachine<JsRaft> for JsMachine {
                     account: account.clone(),
                     stream: stream.clone(),
                     group: gone.group,
+                });
+                Outcome::Done
+            }
+            Entry::Purge { filter, seq, keep } => {
+                self.emit(Applied::Purge(crate::store::Purge {
+                    filter: filter.clone(),
+                    seq: *seq,
+                    keep: *keep,
+                }));
+                Outcome::Done
+            }
+            Entry::Remove { seqs, erase } => {
+                self.emit(Applied::Remove {
+                    seqs: seqs.clone(),
+                    erase: *erase,
                 });
                 Outcome::Done
             }
@@ -220,8 +275,17 @@ impl StateMachine<JsRaft> for JsMachine {
         Ok(Self {
             meta,
             last_seq,
+            restored: true,
             ..Self::default()
         })
+    }
+
+    fn install(&mut self, restored: Self) {
+        self.meta = restored.meta;
+        self.last_seq = restored.last_seq;
+        self.emit(Applied::Reset {
+            last_seq: self.last_seq,
+        });
     }
 }
 

@@ -69,7 +69,44 @@ pub(crate) async fn apply_loop(cluster: Arc<Cluster>, mut rx: mpsc::UnboundedRec
                     acc.detach(&cluster, &stream, &group).await;
                 }
             }
-            Applied::Msgs { .. } | Applied::Meta(_) => {}
+            Applied::Reset { .. } => reset(&cluster).await,
+            Applied::Msgs { .. }
+            | Applied::Meta(_)
+            | Applied::Purge(_)
+            | Applied::Remove { .. } => {}
+        }
+    }
+}
+
+/// After the meta state came from a snapshot: runs every stream placed here and stops
+/// every local one that is no longer (or differently) placed.
+async fn reset(cluster: &Arc<Cluster>) {
+    let state = cluster.meta_state();
+    for a in state.assignments() {
+        if !a.peers.iter().any(|(n, _)| *n == cluster.server) {
+            continue;
+        }
+        let Some(acc) = cluster.accounts.read().get(&a.account).cloned() else {
+            continue;
+        };
+        if let Err(e) = acc.attach(cluster, a).await {
+            tracing::error!(account = %a.account, stream = %a.stream, "starting replica: {e}");
+        }
+    }
+    let accounts: Vec<Arc<JsAccount>> = cluster.accounts.read().values().cloned().collect();
+    for acc in accounts {
+        for h in acc.streams() {
+            let placed = state
+                .stream(&acc.name, &h.name)
+                .filter(|a| a.peers.iter().any(|(n, _)| *n == cluster.server));
+            let group = h
+                .replica
+                .as_ref()
+                .map(|r| r.group.clone())
+                .unwrap_or_default();
+            if placed.is_none_or(|a| a.group != group) {
+                acc.detach(cluster, &h.name, &group).await;
+            }
         }
     }
 }
@@ -149,6 +186,66 @@ pub(crate) async fn create_stream(
         o.insert("did_create".into(), Value::Bool(true));
     }
     Ok(info)
+}
+
+/// `STREAM.PEER.REMOVE` on the meta leader: `peer` (a server name) leaves the stream's
+/// group, replaced by another live server when there is one.
+pub(crate) async fn remove_peer(
+    cluster: &Arc<Cluster>,
+    acc: &JsAccount,
+    stream: &str,
+    peer: &str,
+) -> Result<(), ApiError> {
+    let Some(mut a) = cluster
+        .meta
+        .state
+        .with_machine(|m| m.meta.stream(&acc.name, stream).cloned())
+    else {
+        return Err(errors::stream_not_found());
+    };
+    if !a.peers.iter().any(|(n, _)| n == peer) {
+        return Err(errors::cluster_peer_not_member());
+    }
+    replace_peer(cluster, &mut a, peer);
+    cluster.propose_meta(Entry::AddStream(Box::new(a))).await
+}
+
+/// Takes `peer` out of `a`'s peers, putting another live server in its place if any.
+pub(crate) fn replace_peer(cluster: &Cluster, a: &mut StreamAssignment, peer: &str) {
+    let have: Vec<String> = a.peers.iter().map(|(n, _)| n.clone()).collect();
+    a.peers.retain(|(n, _)| n != peer);
+    if let Ok(more) = cluster.place(1, &have) {
+        a.peers.extend(more);
+    }
+}
+
+/// `SERVER.REMOVE` on the meta leader (system account): the server leaves the meta group
+/// and every stream it replicated gets another replica in its place.
+pub(crate) async fn remove_server(
+    cluster: &Arc<Cluster>,
+    req: &types::ServerRemoveRequest,
+) -> Result<(), ApiError> {
+    let state = cluster.meta_state();
+    let name = state
+        .peers
+        .iter()
+        .find(|(n, id)| {
+            (!req.peer.is_empty() && **n == req.peer)
+                || (!req.peer_id.is_empty() && format!("{id:016x}") == req.peer_id)
+        })
+        .map(|(n, _)| n.clone())
+        .ok_or_else(errors::cluster_server_not_member)?;
+    cluster
+        .propose_meta(Entry::RemovePeer { name: name.clone() })
+        .await?;
+    for a in state.assignments() {
+        if a.peers.iter().any(|(n, _)| *n == name) {
+            let mut b = a.clone();
+            replace_peer(cluster, &mut b, &name);
+            cluster.propose_meta(Entry::AddStream(Box::new(b))).await?;
+        }
+    }
+    Ok(())
 }
 
 /// `STREAM.DELETE` on the meta leader.
@@ -299,13 +396,23 @@ pub(crate) async fn request(
     body: &[u8],
     timeout: Duration,
 ) -> Option<Value> {
+    let out = request_raw(acc.js.bus.as_ref(), &acc.name, subject, body, timeout).await?;
+    serde_json::from_slice(&out).ok()
+}
+
+/// One request in `account` from the server itself; the answer's payload.
+pub(crate) async fn request_raw(
+    bus: &dyn crate::bus::Bus,
+    account: &str,
+    subject: &str,
+    body: &[u8],
+    timeout: Duration,
+) -> Option<Vec<u8>> {
     let (tx, rx) = oneshot::channel::<Vec<u8>>();
     let tx = parking_lot::Mutex::new(Some(tx));
-    let conn = acc
-        .js
-        .bus
+    let conn = bus
         .connect(
-            &acc.name,
+            account,
             Box::new(move |m| {
                 if let Some(tx) = tx.lock().take() {
                     let _ = tx.send(m.payload.to_vec());
@@ -318,5 +425,5 @@ pub(crate) async fn request(
     conn.publish(subject, Some(&inbox), &[], body);
     let out = tokio::time::timeout(timeout, rx).await.ok()?.ok()?;
     conn.unsubscribe(sid);
-    serde_json::from_slice(&out).ok()
+    Some(out)
 }

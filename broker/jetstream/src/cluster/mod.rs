@@ -16,6 +16,7 @@
 //!   them only once a quorum has stored the entry (fsynced, as every Raft write here) and
 //!   the leader has stored the messages. Followers store what their group applies.
 
+pub mod catchup;
 pub mod machine;
 pub mod meta;
 pub mod raft_bus;
@@ -38,6 +39,9 @@ use machine::{Applied, Entry, JsMachine, JsRaft, MetaState, Outcome};
 
 /// Where servers announce themselves (system account).
 pub const PEER_SUBJECT: &str = "$JSC.PEER";
+/// The system account's cluster API (nats-server answers these there only).
+const META_STEPDOWN: &str = "$JS.API.META.LEADER.STEPDOWN";
+const SERVER_REMOVE: &str = "$JS.API.SERVER.REMOVE";
 /// The meta group's name, as nats-server names it.
 pub const META_GROUP: &str = "_meta_";
 /// A peer not heard from for this long is not placed on and not counted as live.
@@ -87,6 +91,7 @@ pub struct Cluster {
     /// When the set of live peers last changed (bootstrap waits for it to settle).
     changed: Mutex<(Vec<String>, Instant)>,
     conn: Arc<dyn crate::bus::Conn>,
+    bus: Arc<dyn crate::bus::Bus>,
     stopped: AtomicBool,
     /// Set while the meta leader steps down.
     meta_stepping: AtomicBool,
@@ -101,6 +106,9 @@ pub struct Replica {
     pub leader: Arc<AtomicBool>,
     /// Set while this leader steps down: it takes no writes and answers nothing.
     pub stepping_down: Arc<AtomicBool>,
+    /// The stream's account, and JetStream's bus (catch-up requests go through them).
+    pub account: String,
+    pub bus: Arc<dyn crate::bus::Bus>,
 }
 
 impl Replica {
@@ -156,15 +164,24 @@ async fn futures_join(handles: Vec<tokio::task::JoinHandle<Result<(), ApiError>>
 
 /// The Raft settings of JetStream's groups: a leader is replaced within about a second
 /// and a half of going silent (openraft's leader lease is the longest election timeout,
-/// so it also bounds how long a step-down takes); logs are never compacted into
-/// snapshots yet (a wiped or lagging replica catches up from the log).
+/// so it also bounds how long a step-down takes).
 fn raft_config() -> Config {
+    // Tests make snapshots (and so catch-ups) happen after a few entries.
+    let every = std::env::var("NATRIX_RAFT_SNAPSHOT_EVERY")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|n| *n > 0);
     Config {
         cluster_name: "natrix-jetstream".into(),
         heartbeat_interval: 150,
         election_timeout_min: 750,
         election_timeout_max: 1500,
-        snapshot_policy: SnapshotPolicy::Never,
+        // A snapshot every 4,096 entries; the log before it (less the last 1,024) is
+        // purged. A replica that needs purged entries gets the snapshot and copies the
+        // messages from its leader's store (`catchup`).
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(every.unwrap_or(4096)),
+        max_in_snapshot_log_to_keep: every.map_or(1024, |n| n / 10),
+        snapshot_max_chunk_size: 256 << 10,
         max_payload_entries: 64,
         ..Config::default()
     }
@@ -197,9 +214,14 @@ impl Cluster {
                 raft: raft_config(),
                 transport: TransportOptions {
                     max_timeout: Duration::from_secs(3),
+                    // Raft messages travel between natrix servers only, whose routes take
+                    // any size: room for the largest entry a stream proposes (a batch of
+                    // at most `stream::MAX_REPLICATED_BATCH_BYTES`, or one message of up to
+                    // `max_payload`) with its framing.
                     max_payload: usize::try_from(js.config.limits.max_payload)
                         .unwrap_or(1 << 20)
-                        .clamp(64 << 10, 1 << 20),
+                        .saturating_mul(2)
+                        .max(crate::stream::MAX_REPLICATED_BATCH_BYTES * 2),
                 },
             },
         )
@@ -219,8 +241,10 @@ impl Cluster {
                 }),
             )
             .map_err(|e| crate::StartError::Bus(e.to_string()))?;
-        conn.subscribe(PEER_SUBJECT, None)
-            .map_err(|e| crate::StartError::Bus(e.to_string()))?;
+        for subject in [PEER_SUBJECT, META_STEPDOWN, SERVER_REMOVE] {
+            conn.subscribe(subject, None)
+                .map_err(|e| crate::StartError::Bus(e.to_string()))?;
+        }
         let cluster = Arc::new(Self {
             server,
             config,
@@ -230,6 +254,7 @@ impl Cluster {
             seen: Mutex::default(),
             changed: Mutex::new((Vec::new(), Instant::now())),
             conn,
+            bus: js.bus.clone(),
             stopped: AtomicBool::new(false),
             meta_stepping: AtomicBool::new(false),
         });
@@ -242,7 +267,11 @@ impl Cluster {
         let c = cluster.clone();
         tokio::spawn(async move {
             while let Some(m) = peer_rx.recv().await {
-                c.on_announce(&m.payload);
+                if m.subject == PEER_SUBJECT {
+                    c.on_announce(&m.payload);
+                } else {
+                    c.system_api(&m).await;
+                }
             }
         });
         let (tx, rx) = mpsc::unbounded_channel::<Applied>();
@@ -398,7 +427,9 @@ impl Cluster {
     /// The meta leader records every live peer's node id and makes it a voter; a server
     /// that came back with a new node id (its store wiped) replaces its old one.
     async fn tend_membership(&self) {
-        let live = self.live_peers();
+        let mut live = self.live_peers();
+        let removed = self.meta_state().removed;
+        live.retain(|_, id| !removed.contains(id));
         let known = self.meta_state().peers;
         for (name, node) in &live {
             if known.get(name) != Some(node) {
@@ -462,6 +493,100 @@ impl Cluster {
                 tracing::warn!("changing the meta group's membership: {e}");
             }
         }
+    }
+
+    /// `META.LEADER.STEPDOWN` and `SERVER.REMOVE` from the system account, answered by the
+    /// meta leader.
+    async fn system_api(self: &Arc<Self>, m: &crate::bus::Msg) {
+        let Some(reply) = m.reply.as_deref() else {
+            return;
+        };
+        if !self.is_meta_leader() {
+            return;
+        }
+        let (kind, result) = if m.subject == META_STEPDOWN {
+            ("meta_leader_stepdown", self.meta_step_down().await)
+        } else {
+            let result = match crate::api::json::decode_request::<
+                crate::api::types::ServerRemoveRequest,
+            >(&m.payload, false)
+            {
+                Ok(req) => meta::remove_server(self, &req).await,
+                Err(e) => Err(e),
+            };
+            ("meta_server_remove", result)
+        };
+        let body = match result {
+            Ok(()) => {
+                serde_json::json!({"type": format!("io.nats.jetstream.api.v1.{kind}_response"), "success": true})
+            }
+            Err(e) => {
+                serde_json::json!({"type": format!("io.nats.jetstream.api.v1.{kind}_response"), "error": e})
+            }
+        };
+        if let Ok(b) = crate::api::json::to_vec(&body) {
+            self.conn.publish(reply, None, &[], &b);
+        }
+    }
+
+    /// `/raftz`: every group running here, under its account (the meta group under the
+    /// system account), with its Raft state and its peers as this server sees them.
+    pub async fn raftz(&self) -> serde_json::Value {
+        let state = self.meta_state();
+        let account_of = |group: &str| {
+            state
+                .assignments()
+                .find(|a| a.group == group)
+                .map(|a| a.account.clone())
+        };
+        let mut out = serde_json::Map::new();
+        for g in self.manager.groups().await {
+            let account = if &*g.name == META_GROUP {
+                "$SYS".to_owned()
+            } else {
+                account_of(&g.name).unwrap_or_default()
+            };
+            let m = g.raft.metrics().borrow().clone();
+            let membership = m.membership_config.membership();
+            let name_of = |id: u64| membership.get_node(&id).map(|n| n.addr.clone());
+            let last = m.last_log_index.unwrap_or(0);
+            let peers: serde_json::Map<String, serde_json::Value> = membership
+                .voter_ids()
+                .chain(membership.learner_ids())
+                .map(|id| {
+                    let matched = m
+                        .replication
+                        .as_ref()
+                        .and_then(|r| r.get(&id).cloned().flatten())
+                        .map(|l| l.index);
+                    let mut p = serde_json::json!({
+                        "name": name_of(id).unwrap_or_default(),
+                        "voter": membership.voter_ids().any(|v| v == id),
+                    });
+                    if let (Some(o), Some(matched)) = (p.as_object_mut(), matched) {
+                        o.insert("current".into(), (matched >= last).into());
+                        o.insert("lag".into(), last.saturating_sub(matched).into());
+                    }
+                    (format!("{id:016x}"), p)
+                })
+                .collect();
+            let v = serde_json::json!({
+                "id": format!("{:016x}", m.id),
+                "state": format!("{:?}", m.state).to_uppercase(),
+                "term": m.current_term,
+                "pindex": last,
+                "applied": m.last_applied.map_or(0, |l| l.index),
+                "leader": m.current_leader.and_then(name_of).unwrap_or_default(),
+                "ever_had_leader": m.current_leader.is_some() || m.current_term > 0,
+                "peers": peers,
+            });
+            if let serde_json::Value::Object(groups) =
+                out.entry(account).or_insert_with(|| serde_json::json!({}))
+            {
+                groups.insert(g.name.to_string(), v);
+            }
+        }
+        serde_json::Value::Object(out)
     }
 
     /// `/jsz`'s `meta_cluster`: the meta group as this server sees it.
@@ -604,6 +729,16 @@ impl Cluster {
     ) -> Result<Vec<(String, u64)>, ApiError> {
         let state = self.meta_state();
         let live = self.live_peers();
+        let voters: std::collections::BTreeSet<u64> = self
+            .meta
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .filter(|id| !state.removed.contains(id))
+            .collect();
         let mut load: BTreeMap<&str, usize> = BTreeMap::new();
         for a in state.assignments() {
             for (p, _) in &a.peers {
@@ -612,13 +747,20 @@ impl Cluster {
         }
         let mut candidates: Vec<(usize, String, u64)> = live
             .iter()
-            .filter(|(n, id)| state.peers.get(*n) == Some(id) && !except.contains(n))
+            .filter(|(n, id)| {
+                // Recorded by the meta leader, or a member of the meta group already (a
+                // group formed a moment ago has not recorded its peers yet).
+                (state.peers.get(*n) == Some(id) || voters.contains(id)) && !except.contains(n)
+            })
             .map(|(n, id)| (load.get(n.as_str()).copied().unwrap_or(0), n.clone(), *id))
             .collect();
         if candidates.len() < replicas {
             return Err(errors::insufficient_resources());
         }
-        candidates.sort();
+        // The least loaded first; among equals, at random, so that the first peer (which
+        // initialises the group and so usually leads it) is not always the same server.
+        fastrand::shuffle(&mut candidates);
+        candidates.sort_by_key(|(load, _, _)| *load);
         Ok(candidates
             .into_iter()
             .take(replicas)
@@ -681,6 +823,7 @@ impl Cluster {
             }
         });
         let (cluster, raft) = (self.clone(), group.raft.clone());
+        let account_name = account.to_owned();
         let (account, stream) = (account.to_owned(), stream.to_owned());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -706,6 +849,8 @@ impl Cluster {
             group: group.name.to_string(),
             leader,
             stepping_down: Arc::default(),
+            account: account_name,
+            bus: self.bus.clone(),
         }
     }
 }
