@@ -271,9 +271,6 @@ impl JsAccount {
         }));
         stream.server_name.clone_from(&self.js.config.server_name);
         stream.version.clone_from(&self.js.config.version);
-        // Consumers recovered from the store belong to a leader; the first round drops
-        // them if this replica follows.
-        stream.led = replica.is_some();
         stream.replica = replica;
         if let Some(c) = &self.js.config.cluster {
             stream.cluster_name.clone_from(&c.name);
@@ -284,7 +281,9 @@ impl JsAccount {
             self.js.config.domain.clone(),
             tx.clone(),
         );
-        if recover {
+        // A replicated stream's consumers start when this replica leads and has applied
+        // everything before its leadership (`Cmd::LeaderReady`).
+        if recover && stream.replica.is_none() {
             recover_consumers(&mut stream);
         }
         {
@@ -674,17 +673,14 @@ impl JsAccount {
                 crate::cluster::machine::Applied::Msgs { first_seq, msgs } => {
                     let _ = tx.send(Cmd::Replicated { first_seq, msgs });
                 }
-                crate::cluster::machine::Applied::Meta(records) => {
-                    let _ = tx.send(Cmd::ReplicatedMeta(records));
+                crate::cluster::machine::Applied::Op { index, op } => {
+                    let _ = tx.send(Cmd::ReplicatedOp { index, op });
                 }
-                crate::cluster::machine::Applied::Purge(p) => {
-                    let _ = tx.send(Cmd::ReplicatedPurge(p));
+                crate::cluster::machine::Applied::TermStart => {
+                    let _ = tx.send(Cmd::LeaderReady);
                 }
                 crate::cluster::machine::Applied::Reset { last_seq } => {
                     let _ = tx.send(Cmd::CatchUp { upto: last_seq });
-                }
-                crate::cluster::machine::Applied::Remove { seqs, erase } => {
-                    let _ = tx.send(Cmd::ReplicatedRemove { seqs, erase });
                 }
                 _ => {}
             }));

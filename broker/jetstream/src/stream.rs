@@ -64,17 +64,20 @@ pub enum Cmd {
         first_seq: u64,
         msgs: Vec<crate::cluster::machine::WireMsg>,
     },
-    /// Consumer records a replicated stream's group applied (`cluster`).
-    ReplicatedMeta(Vec<(String, Option<Vec<u8>>)>),
+    /// A change of the store a replicated stream's group applied (`cluster`), at log
+    /// `index`: a purge, removals, consumer records.
+    ReplicatedOp {
+        index: u64,
+        op: crate::cluster::machine::StoreOp,
+    },
+    /// The group applied a new leader's first entry: a replica that leads has now
+    /// applied everything its predecessors committed, and takes up writes and consumers.
+    LeaderReady,
     /// A replicated stream's group took its state from a snapshot: catch up to `upto`
     /// from the leader's store if this replica's store is behind.
     CatchUp { upto: u64 },
     /// A replica's catch-up request (`cluster::catchup`), answered by the leader.
     ServeCatchUp(Msg),
-    /// A purge a replicated stream's group applied.
-    ReplicatedPurge(Purge),
-    /// Removals a replicated stream's group applied.
-    ReplicatedRemove { seqs: Vec<u64>, erase: bool },
     /// Stop the actor (server shutdown, or the stream deleted).
     Stop {
         delete: bool,
@@ -216,6 +219,9 @@ pub struct Stream {
     /// Messages the leader removed quietly (acknowledged in an interest or work-queue
     /// stream) that its group has not been told of yet: sent with the next round.
     unreplicated_removals: Vec<u64>,
+    /// Log indexes of the store changes this replica proposed and applied itself: the
+    /// group hands them back, and they are not applied twice.
+    own_ops: parking_lot::Mutex<std::collections::HashSet<u64>>,
 }
 
 /// One publish that passed its checks, waiting for the commit.
@@ -279,27 +285,38 @@ impl Stream {
             led: false,
             unreplicated: BTreeMap::new(),
             unreplicated_removals: Vec::new(),
+            own_ops: parking_lot::Mutex::default(),
         }
     }
 
-    /// A replica that has just become leader takes up the consumers as the group last
-    /// recorded them; one that stopped leading drops its live consumers (their records
-    /// stay, and the new leader owns them).
+    /// A replica that stopped leading drops its live consumers (their records stay, and
+    /// the new leader owns them); a new leader takes them up on [`Cmd::LeaderReady`].
     fn follow_leadership(&mut self) {
-        if self.replica.is_none() {
+        if self.replica.is_some() && self.led && !self.is_leader() {
+            self.led = false;
+            self.consumers.clear();
+            self.unreplicated.clear();
+        }
+    }
+
+    /// The group applied a new leader's first entry. Leading, this replica has applied
+    /// all its predecessors committed (the messages, their ids, the consumer records), so
+    /// it takes up the consumers as last recorded and begins to take writes.
+    fn leader_ready(&mut self) {
+        if self.replica.is_none() || !self.is_leader() {
             return;
         }
-        let leads = self.is_leader();
-        if leads == self.led {
-            return;
-        }
-        self.led = leads;
         self.consumers.clear();
         self.unreplicated.clear();
-        if leads {
-            crate::account::recover_consumers(self);
-            tracing::debug!(stream = %self.name, consumers = self.consumers.len(), "leading: consumers resumed");
-        }
+        crate::account::recover_consumers(self);
+        self.led = true;
+        tracing::debug!(stream = %self.name, consumers = self.consumers.len(), "leading: consumers resumed");
+    }
+
+    /// Whether this replica takes writes and runs consumers: a stream with one home, or
+    /// the leader of a replicated stream once it is ready.
+    fn leads(&self) -> bool {
+        self.replica.is_none() || (self.led && self.is_leader())
     }
 
     /// Proposes `records` of the store's meta table to the stream's group (a replicated
@@ -313,7 +330,10 @@ impl Stream {
         }
         let entry = crate::cluster::machine::Entry::Meta { records };
         match r.raft.client_write(entry).await {
-            Ok(_) => true,
+            Ok(resp) => {
+                self.own_ops.lock().insert(resp.log_id.index);
+                true
+            }
             Err(e) => {
                 tracing::debug!(stream = %self.name, "replicating consumer records: {e}");
                 false
@@ -328,7 +348,10 @@ impl Stream {
             return true;
         };
         match r.raft.client_write(entry).await {
-            Ok(_) => true,
+            Ok(resp) => {
+                self.own_ops.lock().insert(resp.log_id.index);
+                true
+            }
             Err(e) => {
                 tracing::debug!(stream = %self.name, "replicating a store change: {e}");
                 false
@@ -444,8 +467,11 @@ impl Stream {
                     // Every replica subscribes to the stream's subjects; only the
                     // leader stores (followers get the messages through the group). A
                     // leader handing over says so, so that publishers retry at once.
-                    Cmd::Publish(m) if !self.is_leader() => {
-                        if let (Some(reply), true) = (&m.reply, self.stepping_down()) {
+                    // A leader not ready yet (applying its predecessors' entries) says
+                    // so too.
+                    Cmd::Publish(m) if !self.leads() => {
+                        let busy = self.stepping_down() || self.is_leader();
+                        if let (Some(reply), true) = (&m.reply, busy) {
                             self.pub_err(reply, &errors::cluster_not_avail());
                         }
                     }
@@ -474,7 +500,7 @@ impl Stream {
             if !batch.is_empty() {
                 self.ingest(batch).await;
             }
-            if self.is_leader() {
+            if self.leads() {
                 self.deliver_all();
             }
             let sync = !self.ack_replies.is_empty()
@@ -593,7 +619,7 @@ impl Stream {
             tracing::debug!(stream = %self.name, consumer = %name, "ephemeral consumer inactive, deleting");
             self.delete_consumer(&name).await;
         }
-        if self.is_leader() {
+        if self.leads() {
             self.deliver_all();
         }
         let sync = self
@@ -913,6 +939,41 @@ impl Stream {
             Err(e) => {
                 tracing::debug!(stream = %self.name, "replicated write failed: {e}");
                 false
+            }
+        }
+    }
+
+    /// Applies to this replica's store a change its group committed (proposed by another
+    /// replica, or by this one before a restart).
+    async fn apply_replicated(&mut self, op: crate::cluster::machine::StoreOp) {
+        use crate::cluster::machine::StoreOp;
+        let store = self.store.clone();
+        match op {
+            StoreOp::Purge(p) => match blocking(move || store.purge(&p)).await {
+                Ok(_) => self.after_purge(),
+                Err(e) => tracing::error!(stream = %self.name, "replica: purge: {e}"),
+            },
+            StoreOp::Remove { seqs, erase } => {
+                let gone = blocking(move || {
+                    let mut gone = Vec::new();
+                    for seq in seqs {
+                        if store.remove(seq, erase)? {
+                            gone.push(seq);
+                        }
+                    }
+                    Ok(gone)
+                })
+                .await;
+                match gone {
+                    Ok(gone) if !gone.is_empty() => self.removed(&gone),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(stream = %self.name, "replica: removing messages: {e}"),
+                }
+            }
+            StoreOp::Meta(records) => {
+                if let Err(e) = blocking(move || store.put_meta(&records)).await {
+                    tracing::error!(stream = %self.name, "replica: storing consumer records: {e}");
+                }
             }
         }
     }
@@ -1465,50 +1526,15 @@ impl Stream {
                     self.serve_catch_up(&m).await;
                 }
             }
-            Cmd::ReplicatedPurge(p) => {
-                if !self.is_leader() {
-                    let store = self.store.clone();
-                    match blocking(move || store.purge(&p)).await {
-                        Ok(_) => self.after_purge(),
-                        Err(e) => tracing::error!(stream = %self.name, "replica: purge: {e}"),
-                    }
-                }
-            }
-            Cmd::ReplicatedRemove { seqs, erase } => {
-                if !self.is_leader() {
-                    let store = self.store.clone();
-                    let list = seqs.clone();
-                    let gone = blocking(move || {
-                        let mut gone = Vec::new();
-                        for seq in list {
-                            if store.remove(seq, erase)? {
-                                gone.push(seq);
-                            }
-                        }
-                        Ok(gone)
-                    })
-                    .await;
-                    match gone {
-                        Ok(gone) if !gone.is_empty() => self.removed(&gone),
-                        Ok(_) => {}
-                        Err(e) => {
-                            tracing::error!(stream = %self.name, "replica: removing messages: {e}")
-                        }
-                    }
-                }
-            }
-            Cmd::ReplicatedMeta(records) => {
-                // The leader wrote these itself; a follower keeps them for when it leads.
-                if !self.is_leader() {
-                    let store = self.store.clone();
-                    if let Err(e) = blocking(move || store.put_meta(&records)).await {
-                        tracing::error!(stream = %self.name, "replica: storing consumer records: {e}");
-                    }
+            Cmd::LeaderReady => self.leader_ready(),
+            Cmd::ReplicatedOp { index, op } => {
+                if !self.own_ops.lock().remove(&index) {
+                    self.apply_replicated(op).await;
                 }
             }
             // A follower's consumers wait until it leads. Direct gets are answered by
             // any replica (they are shared in a queue group), as in nats-server.
-            Cmd::Ack(_) | Cmd::Next { .. } if !self.is_leader() => {}
+            Cmd::Ack(_) | Cmd::Next { .. } if !self.leads() => {}
             Cmd::Ack(m) => self.on_ack(m).await,
             Cmd::DirectGet(m) => self.direct_get(&m),
             Cmd::Next { consumer, msg } => {

@@ -201,11 +201,22 @@ impl RaftDb {
     /// Sends `ops` to the writer and waits until the transaction holding them has been
     /// committed with `Durability::Immediate` (or has failed).
     pub(crate) async fn write(&self, ops: Vec<Op>) -> Result<Option<u64>, StoreError> {
+        self.send(ops, false).await
+    }
+
+    /// Like [`RaftDb::write`] for what needs no fsync of its own (the committed index,
+    /// which openraft may lose and learn again): it rides the next durable commit, or
+    /// commits with `Durability::None` when nothing else is waiting.
+    pub(crate) async fn write_lazy(&self, ops: Vec<Op>) -> Result<Option<u64>, StoreError> {
+        self.send(ops, true).await
+    }
+
+    async fn send(&self, ops: Vec<Op>, lazy: bool) -> Result<Option<u64>, StoreError> {
         let (done, rx) = oneshot::channel();
         {
             let tx = self.inner.tx.lock();
             let tx = tx.as_ref().ok_or(StoreError::WriterGone)?;
-            tx.send(Request { ops, done })
+            tx.send(Request { ops, done, lazy })
                 .map_err(|_| StoreError::WriterGone)?;
         }
         match rx.await {

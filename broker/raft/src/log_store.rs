@@ -212,7 +212,9 @@ where
                 key: StateKey::Committed,
             },
         };
-        self.db.write(vec![op]).await.map_err(write_err)?;
+        // Optional persistence in openraft's contract: a committed index lost in a crash
+        // is learnt again from the leader, so it costs no fsync of its own.
+        self.db.write_lazy(vec![op]).await.map_err(write_err)?;
         Ok(())
     }
 

@@ -78,6 +78,10 @@ pub(crate) type Reply = Result<Option<u64>, Arc<StoreError>>;
 pub(crate) struct Request {
     pub(crate) ops: Vec<Op>,
     pub(crate) done: oneshot::Sender<Reply>,
+    /// Needs no fsync of its own (the committed index): a batch of only such requests
+    /// commits with `Durability::None`, which redb makes durable with the next
+    /// `Immediate` commit.
+    pub(crate) lazy: bool,
 }
 
 /// What one committed batch contained, for observers (metrics, tests).
@@ -113,14 +117,15 @@ pub(crate) fn run(
             }
         }
         let ops: usize = batch.iter().flat_map(|r| &r.ops).map(Op::weight).sum();
-        match commit_batch(&db, &batch) {
+        let immediate = batch.iter().any(|r| !r.lazy);
+        match commit_batch(&db, &batch, immediate) {
             Ok(replies) => {
                 seq += 1;
                 let info = CommitInfo {
                     seq,
                     requests: batch.len(),
                     ops,
-                    durability_immediate: true,
+                    durability_immediate: immediate,
                 };
                 tracing::trace!(?info, "raft batch committed");
                 if let Some(observer) = &observer {
@@ -143,10 +148,20 @@ pub(crate) fn run(
     tracing::debug!("raft database writer stopped");
 }
 
-/// Applies a batch in one `Immediate` transaction; returns each request's reply.
-fn commit_batch(db: &Database, batch: &[Request]) -> Result<Vec<Option<u64>>, StoreError> {
+/// Applies a batch in one transaction, `Immediate` unless every request is lazy;
+/// returns each request's reply.
+fn commit_batch(
+    db: &Database,
+    batch: &[Request],
+    immediate: bool,
+) -> Result<Vec<Option<u64>>, StoreError> {
     let mut txn = db.begin_write().db()?;
-    txn.set_durability(Durability::Immediate).db()?;
+    txn.set_durability(if immediate {
+        Durability::Immediate
+    } else {
+        Durability::None
+    })
+    .db()?;
     let mut replies = Vec::with_capacity(batch.len());
     for req in batch {
         let mut reply = None;

@@ -48,9 +48,14 @@ pub fn healthz(server: &Server, q: &Query) -> Result<Reply, QueryError> {
             },
         ));
     }
-    if let Some(js) = server.jetstream()
-        && let Err(e) = js.health(&js_opts)
-    {
+    // JetStream configured but not started yet (it recovers its streams first).
+    let starting = server.jetstream().is_none() && server.options().0.config.jetstream.enabled;
+    let js_error = match server.jetstream() {
+        Some(js) => js.health(&js_opts).err(),
+        None if starting => Some("JetStream is starting".to_owned()),
+        None => None,
+    };
+    if let Some(e) = js_error {
         let status = StatusCode::SERVICE_UNAVAILABLE;
         return Ok(Reply::json_status(
             status,

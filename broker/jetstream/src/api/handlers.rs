@@ -52,10 +52,13 @@ pub async fn handle(acc: &Arc<JsAccount>, subject: &str, msg: &Msg) {
         return;
     };
     let tokens: Vec<&str> = op.split('.').collect();
-    if let Some(cluster) = acc.js.cluster()
-        && !answers_here(cluster, acc, &tokens)
-    {
-        return;
+    // Clustered: a server whose cluster part is still starting answers nothing (it does
+    // not know who leads); afterwards, only the leader that owns the request answers.
+    if acc.js.config.cluster.is_some() {
+        match acc.js.cluster() {
+            Some(cluster) if answers_here(cluster, acc, &tokens) => {}
+            _ => return,
+        }
     }
     // Pull requests go straight to their stream: no response envelope, no audit.
     if let ["CONSUMER", "MSG", "NEXT", stream, consumer] = tokens.as_slice() {

@@ -127,12 +127,15 @@ pub enum Applied {
         first_seq: u64,
         msgs: Vec<WireMsg>,
     },
-    Meta(Vec<(String, Option<Vec<u8>>)>),
-    Purge(crate::store::Purge),
-    Remove {
-        seqs: Vec<u64>,
-        erase: bool,
+    /// A change of a stream's store other than new messages, at log `index` (its
+    /// proposer applied it already and skips it by that index).
+    Op {
+        index: u64,
+        op: StoreOp,
     },
+    /// A blank or membership entry: a new leader's first entry is one, and once it is
+    /// applied, everything its predecessors committed has been too.
+    TermStart,
     /// The machine took its state from a snapshot (installed from the leader, or stored
     /// here at the last start): what the log before it said is not replayed, so the meta
     /// applier compares its streams with the whole state, and a stream's replica catches
@@ -140,6 +143,14 @@ pub enum Applied {
     Reset {
         last_seq: u64,
     },
+}
+
+/// A replicated change of a stream's store.
+#[derive(Debug, Clone)]
+pub enum StoreOp {
+    Meta(Vec<(String, Option<Vec<u8>>)>),
+    Purge(crate::store::Purge),
+    Remove { seqs: Vec<u64>, erase: bool },
 }
 
 /// Where applied work goes. Set after the group is opened; what is applied before is
@@ -181,10 +192,12 @@ impl JsMachine {
 }
 
 impl StateMachine<JsRaft> for JsMachine {
-    fn apply(&mut self, _log_id: &LogId<u64>, data: Option<&Entry>) -> Outcome {
+    fn apply(&mut self, log_id: &LogId<u64>, data: Option<&Entry>) -> Outcome {
         let Some(entry) = data else {
+            self.emit(Applied::TermStart);
             return Outcome::Done;
         };
+        let index = log_id.index;
         match entry {
             Entry::Peer { name, node } => {
                 self.meta.peers.insert(name.clone(), *node);
@@ -225,22 +238,31 @@ impl StateMachine<JsRaft> for JsMachine {
                 Outcome::Done
             }
             Entry::Purge { filter, seq, keep } => {
-                self.emit(Applied::Purge(crate::store::Purge {
-                    filter: filter.clone(),
-                    seq: *seq,
-                    keep: *keep,
-                }));
+                self.emit(Applied::Op {
+                    index,
+                    op: StoreOp::Purge(crate::store::Purge {
+                        filter: filter.clone(),
+                        seq: *seq,
+                        keep: *keep,
+                    }),
+                });
                 Outcome::Done
             }
             Entry::Remove { seqs, erase } => {
-                self.emit(Applied::Remove {
-                    seqs: seqs.clone(),
-                    erase: *erase,
+                self.emit(Applied::Op {
+                    index,
+                    op: StoreOp::Remove {
+                        seqs: seqs.clone(),
+                        erase: *erase,
+                    },
                 });
                 Outcome::Done
             }
             Entry::Meta { records } => {
-                self.emit(Applied::Meta(records.clone()));
+                self.emit(Applied::Op {
+                    index,
+                    op: StoreOp::Meta(records.clone()),
+                });
                 Outcome::Done
             }
             Entry::Msgs { msgs, .. } if msgs.is_empty() => Outcome::Done,

@@ -71,9 +71,7 @@ pub(crate) async fn apply_loop(cluster: Arc<Cluster>, mut rx: mpsc::UnboundedRec
             }
             Applied::Reset { .. } => reset(&cluster).await,
             Applied::Msgs { .. }
-            | Applied::Meta(_)
-            | Applied::Purge(_)
-            | Applied::Remove { .. } => {}
+            | Applied::Op { .. } | Applied::TermStart => {}
         }
     }
 }

@@ -162,9 +162,9 @@ async fn futures_join(handles: Vec<tokio::task::JoinHandle<Result<(), ApiError>>
     }
 }
 
-/// The Raft settings of JetStream's groups: a leader is replaced within about a second
-/// and a half of going silent (openraft's leader lease is the longest election timeout,
-/// so it also bounds how long a step-down takes).
+/// The Raft settings of JetStream's groups: a leader is replaced within about three
+/// seconds of going silent (openraft's leader lease is the longest election timeout, so
+/// it also bounds how long a step-down takes).
 fn raft_config() -> Config {
     // Tests make snapshots (and so catch-ups) happen after a few entries.
     let every = std::env::var("NATRIX_RAFT_SNAPSHOT_EVERY")
@@ -173,9 +173,11 @@ fn raft_config() -> Config {
         .filter(|n| *n > 0);
     Config {
         cluster_name: "natrix-jetstream".into(),
-        heartbeat_interval: 150,
-        election_timeout_min: 750,
-        election_timeout_max: 1500,
+        // openraft gives every AppendEntries the heartbeat interval to be answered: long
+        // enough for a follower's fsync on a busy disk, or replication stalls in retries.
+        heartbeat_interval: 500,
+        election_timeout_min: 1500,
+        election_timeout_max: 3000,
         // A snapshot every 4,096 entries; the log before it (less the last 1,024) is
         // purged. A replica that needs purged entries gets the snapshot and copies the
         // messages from its leader's store (`catchup`).
@@ -636,6 +638,20 @@ impl Cluster {
     pub async fn health(&self, accounts: &[Arc<JsAccount>]) -> Result<(), String> {
         if self.meta_leader().is_none() {
             return Err("JetStream has not established contact with a meta leader".into());
+        }
+        // Every stream placed here runs here.
+        let state = self.meta_state();
+        for a in state.assignments() {
+            if a.peers.iter().any(|(n, _)| *n == self.server)
+                && !accounts
+                    .iter()
+                    .any(|acc| acc.name == a.account && acc.stream(&a.stream).is_some())
+            {
+                return Err(format!(
+                    "JetStream stream '{} > {}' is not current",
+                    a.account, a.stream
+                ));
+            }
         }
         for acc in accounts {
             for h in acc.streams() {
