@@ -6,187 +6,15 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer, stream};
 use futures::StreamExt as _;
 
-use common::netns::{self, Lab, addr};
-use common::{NATRIX, Proc};
-
-/// The cluster's nodes: their addresses are `10.77.0.<n>`, their names `n<n>`.
-const NODES: [u8; 3] = [41, 42, 43];
-
-fn conf(n: u8, store: &Path) -> String {
-    let routes: Vec<String> = NODES
-        .iter()
-        .map(|m| format!("nats://{}:6222", addr(*m)))
-        .collect();
-    format!(
-        "server_name: n{n}\nlisten: {a}:4222\nhttp: {a}:8222\njetstream {{ store_dir: \"{}\" }}\ncluster {{\n  name: JS\n  listen: {a}:6222\n  routes: [{}]\n  ping_interval: \"500ms\"\n  ping_max: 2\n}}\n",
-        store.display(),
-        routes.join(", "),
-        a = addr(n)
-    )
-}
-
-/// Three servers, their namespaces and their stores.
-struct Cluster {
-    lab: Lab,
-    ns: Vec<String>,
-    stores: Vec<tempfile::TempDir>,
-    procs: Vec<Option<Proc>>,
-}
-
-impl Cluster {
-    fn new(tag: &str) -> Option<Self> {
-        let mut lab = netns::lab(tag)?;
-        let ns = NODES.iter().map(|n| lab.node(*n)).collect();
-        let stores = NODES
-            .iter()
-            .map(|_| tempfile::tempdir().expect("tempdir"))
-            .collect();
-        let mut c = Self {
-            lab,
-            ns,
-            stores,
-            procs: Vec::new(),
-        };
-        for i in 0..NODES.len() {
-            c.procs.push(None);
-            c.start(i);
-        }
-        Some(c)
-    }
-
-    fn start(&mut self, i: usize) {
-        let n = NODES[i];
-        let p = self.lab.start(
-            Path::new(NATRIX),
-            &self.ns[i],
-            n,
-            &conf(n, self.stores[i].path()),
-        );
-        self.procs[i] = Some(p);
-    }
-
-    /// SIGKILL: no shutdown, no flush.
-    fn kill(&mut self, i: usize) {
-        if let Some(mut p) = self.procs[i].take() {
-            let _ = p.child.kill();
-            let _ = p.child.wait();
-        }
-    }
-
-    fn index_of(&self, name: &str) -> usize {
-        NODES
-            .iter()
-            .position(|n| format!("n{n}") == name)
-            .unwrap_or_else(|| panic!("no node named {name:?}"))
-    }
-
-    fn log(&self, i: usize) -> String {
-        self.procs[i]
-            .as_ref()
-            .map(Proc::log_text)
-            .unwrap_or_default()
-    }
-
-    /// The local replica of `stream` on node `i` as `/jsz` shows it, once `ok` holds.
-    fn wait_replica(
-        &self,
-        i: usize,
-        stream: &str,
-        within: Duration,
-        ok: impl Fn(&serde_json::Value) -> bool,
-    ) -> serde_json::Value {
-        let v = self
-            .lab
-            .wait_json(NODES[i], "/jsz?streams=true", within, |v| {
-                replica(v, stream).is_some_and(|r| ok(&r))
-            });
-        replica(&v, stream).unwrap_or_default()
-    }
-}
-
-fn replica(jsz: &serde_json::Value, stream: &str) -> Option<serde_json::Value> {
-    jsz["account_details"]
-        .as_array()?
-        .iter()
-        .flat_map(|a| a["stream_detail"].as_array().cloned().unwrap_or_default())
-        .find(|s| s["name"] == stream)
-}
+use common::js_cluster::{Cluster, NODES, connect, publish_acked, run_in_client_ns, stream_info};
 
 fn state_is(msgs: u64, last: u64) -> impl Fn(&serde_json::Value) -> bool {
     move |s| s["state"]["messages"] == msgs && s["state"]["last_seq"] == last
-}
-
-/// All three servers, for a client that follows the cluster as nodes come and go.
-fn servers() -> Vec<async_nats::ServerAddr> {
-    NODES
-        .iter()
-        .map(|n| {
-            format!("nats://{}:4222", addr(*n))
-                .parse()
-                .expect("address")
-        })
-        .collect()
-}
-
-async fn connect() -> async_nats::Client {
-    async_nats::ConnectOptions::new()
-        .request_timeout(Some(Duration::from_secs(3)))
-        // A server cut off by a partition is noticed within seconds.
-        .ping_interval(Duration::from_secs(1))
-        .retry_on_initial_connect()
-        .connect(servers())
-        .await
-        .expect("connect")
-}
-
-/// Publishes `payload` until it is acknowledged (a leader change makes a few publishes
-/// fail or time out), for at most `within`; the sequence it was stored at.
-async fn publish_acked(
-    js: &jetstream::Context,
-    subject: &str,
-    payload: String,
-    within: Duration,
-) -> u64 {
-    let deadline = Instant::now() + within;
-    loop {
-        let attempt = async {
-            js.publish(subject.to_owned(), payload.clone().into())
-                .await
-                .map_err(|e| e.to_string())?
-                .await
-                .map_err(|e| e.to_string())
-        };
-        match attempt.await {
-            Ok(ack) => return ack.sequence,
-            Err(e) => {
-                assert!(
-                    Instant::now() < deadline,
-                    "publish of {payload} never acknowledged: {e}"
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
-}
-
-async fn stream_info(js: &jetstream::Context, name: &str, within: Duration) -> stream::Info {
-    let deadline = Instant::now() + within;
-    loop {
-        match js.get_stream(name).await {
-            Ok(mut s) => match s.info().await {
-                Ok(i) => return i.clone(),
-                Err(e) => assert!(Instant::now() < deadline, "stream info: {e}"),
-            },
-            Err(e) => assert!(Instant::now() < deadline, "stream info: {e}"),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Reads the whole stream through a new pull consumer and checks it holds exactly
@@ -239,33 +67,13 @@ async fn check_contents(js: &jetstream::Context, stream: &str, durable: &str, n:
     );
 }
 
-/// Runs `scenario` on a thread of its own inside the client namespace, so every socket
-/// its clients open is on the private network.
-fn run_in_client_ns(
-    cl: &mut Cluster,
-    scenario: fn(&mut Cluster) -> futures::future::LocalBoxFuture<'_, ()>,
-) {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            cl.lab.enter_client_ns();
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(scenario(cl));
-        })
-        .join()
-        .unwrap_or_else(|e| std::panic::resume_unwind(e));
-    });
-}
-
 #[test]
 fn r3_stream_survives_kill_partition_and_restart() {
     let Some(mut cl) = Cluster::new("js3") else {
         return;
     };
     let started = Instant::now();
-    run_in_client_ns(&mut cl, |cl| Box::pin(r3_scenario(cl)));
+    run_in_client_ns(&mut cl, 0, |cl| Box::pin(r3_scenario(cl)));
     eprintln!("r3 scenario: {:.1}s", started.elapsed().as_secs_f64());
 }
 
