@@ -20,6 +20,8 @@ use async_nats::jetstream::{self, consumer, stream};
 use futures::StreamExt;
 use parking_lot::Mutex;
 
+use common::{env_or, fuse_ready};
+
 const STREAM: &str = "PC";
 const DURABLE: &str = "C";
 const PUBLISHERS: usize = 4;
@@ -90,29 +92,6 @@ impl Report {
             self.dropped_bytes
         )
     }
-}
-
-/// Whether power-cut campaigns can run here; skips (false) with a message where FUSE is
-/// unavailable, fails under CI.
-fn fuse_ready() -> bool {
-    match natrix_powercut::unavailable() {
-        None => true,
-        Some(why) => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "FUSE unavailable under CI: {why}"
-            );
-            eprintln!("skipping: FUSE unavailable: {why}");
-            false
-        }
-    }
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 /// The fault a round ends with.

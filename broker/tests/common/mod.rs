@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod js_cluster;
 pub mod jwt;
 pub mod netns;
 
@@ -647,4 +648,29 @@ pub fn config_error(bin: &Path, conf: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Whether power-cut tests can run here (they mount `natrix-powercut`'s FUSE filesystem);
+/// skips (false) with a message where FUSE is unavailable, fails under CI.
+pub fn fuse_ready() -> bool {
+    match natrix_powercut::unavailable() {
+        None => true,
+        Some(why) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "FUSE unavailable under CI: {why}"
+            );
+            eprintln!("skipping: FUSE unavailable: {why}");
+            false
+        }
+    }
+}
+
+/// The environment variable `name` parsed, or `default` when unset or unparsable (the
+/// knobs of the long forms of the fault campaigns).
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
