@@ -676,8 +676,8 @@ impl JsAccount {
                 crate::cluster::machine::Applied::Op { index, op } => {
                     let _ = tx.send(Cmd::ReplicatedOp { index, op });
                 }
-                crate::cluster::machine::Applied::TermStart => {
-                    let _ = tx.send(Cmd::LeaderReady);
+                crate::cluster::machine::Applied::TermStart { term, node } => {
+                    let _ = tx.send(Cmd::LeaderReady { term, node });
                 }
                 crate::cluster::machine::Applied::Reset { last_seq } => {
                     let _ = tx.send(Cmd::CatchUp { upto: last_seq });

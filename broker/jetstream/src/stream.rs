@@ -70,9 +70,10 @@ pub enum Cmd {
         index: u64,
         op: crate::cluster::machine::StoreOp,
     },
-    /// The group applied a new leader's first entry: a replica that leads has now
-    /// applied everything its predecessors committed, and takes up writes and consumers.
-    LeaderReady,
+    /// The group applied the first entry of `node`'s leadership in `term`: if that is this
+    /// replica, it has now applied everything its predecessors committed, and takes up
+    /// writes and consumers.
+    LeaderReady { term: u64, node: u64 },
     /// A replicated stream's group took its state from a snapshot: catch up to `upto`
     /// from the leader's store if this replica's store is behind.
     CatchUp { upto: u64 },
@@ -212,7 +213,9 @@ pub struct Stream {
     pub cluster_name: String,
     /// A replicated stream: whether this replica led at the last look (a replica that
     /// becomes leader rebuilds its consumers from the replicated records).
-    pub(crate) led: bool,
+    /// A replicated stream: the Raft term in which this replica leads and has applied
+    /// all its predecessors committed (0: none).
+    ready_term: u64,
     /// Consumer state records written since they were last replicated: they go to the
     /// group with the next durable round (at least once a second).
     unreplicated: BTreeMap<String, Vec<u8>>,
@@ -282,7 +285,7 @@ impl Stream {
             counted: 0,
             replica: None,
             cluster_name: String::new(),
-            led: false,
+            ready_term: 0,
             unreplicated: BTreeMap::new(),
             unreplicated_removals: Vec::new(),
             own_ops: parking_lot::Mutex::default(),
@@ -292,31 +295,39 @@ impl Stream {
     /// A replica that stopped leading drops its live consumers (their records stay, and
     /// the new leader owns them); a new leader takes them up on [`Cmd::LeaderReady`].
     fn follow_leadership(&mut self) {
-        if self.replica.is_some() && self.led && !self.is_leader() {
-            self.led = false;
+        if self.ready_term != 0 && !self.leads() {
+            self.ready_term = 0;
             self.consumers.clear();
             self.unreplicated.clear();
         }
     }
 
-    /// The group applied a new leader's first entry. Leading, this replica has applied
-    /// all its predecessors committed (the messages, their ids, the consumer records), so
-    /// it takes up the consumers as last recorded and begins to take writes.
-    fn leader_ready(&mut self) {
-        if self.replica.is_none() || !self.is_leader() {
+    /// The group applied the first entry of a leadership. If it is this replica's, all
+    /// its predecessors committed is applied here (the messages, their ids, the consumer
+    /// records), so it takes up the consumers as last recorded and begins to take writes.
+    fn leader_ready(&mut self, term: u64, node: u64) {
+        let Some(r) = &self.replica else {
+            return;
+        };
+        if node != r.raft.metrics().borrow().id || term <= self.ready_term {
             return;
         }
         self.consumers.clear();
         self.unreplicated.clear();
         crate::account::recover_consumers(self);
-        self.led = true;
-        tracing::debug!(stream = %self.name, consumers = self.consumers.len(), "leading: consumers resumed");
+        self.ready_term = term;
+        tracing::debug!(stream = %self.name, term, consumers = self.consumers.len(), "leading: consumers resumed");
     }
 
     /// Whether this replica takes writes and runs consumers: a stream with one home, or
-    /// the leader of a replicated stream once it is ready.
+    /// the leader of a replicated stream once it is ready in its current term.
     fn leads(&self) -> bool {
-        self.replica.is_none() || (self.led && self.is_leader())
+        let Some(r) = &self.replica else {
+            return true;
+        };
+        self.ready_term != 0
+            && r.is_leader()
+            && r.raft.metrics().borrow().current_term == self.ready_term
     }
 
     /// Proposes `records` of the store's meta table to the stream's group (a replicated
@@ -967,7 +978,9 @@ impl Stream {
                 match gone {
                     Ok(gone) if !gone.is_empty() => self.removed(&gone),
                     Ok(_) => {}
-                    Err(e) => tracing::error!(stream = %self.name, "replica: removing messages: {e}"),
+                    Err(e) => {
+                        tracing::error!(stream = %self.name, "replica: removing messages: {e}")
+                    }
                 }
             }
             StoreOp::Meta(records) => {
@@ -1526,7 +1539,7 @@ impl Stream {
                     self.serve_catch_up(&m).await;
                 }
             }
-            Cmd::LeaderReady => self.leader_ready(),
+            Cmd::LeaderReady { term, node } => self.leader_ready(term, node),
             Cmd::ReplicatedOp { index, op } => {
                 if !self.own_ops.lock().remove(&index) {
                     self.apply_replicated(op).await;

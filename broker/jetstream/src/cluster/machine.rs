@@ -133,9 +133,13 @@ pub enum Applied {
         index: u64,
         op: StoreOp,
     },
-    /// A blank or membership entry: a new leader's first entry is one, and once it is
-    /// applied, everything its predecessors committed has been too.
-    TermStart,
+    /// A blank or membership entry of `node`'s leadership in `term`: a new leader's first
+    /// entry is one, and once it is applied, everything its predecessors committed has
+    /// been too.
+    TermStart {
+        term: u64,
+        node: u64,
+    },
     /// The machine took its state from a snapshot (installed from the leader, or stored
     /// here at the last start): what the log before it said is not replayed, so the meta
     /// applier compares its streams with the whole state, and a stream's replica catches
@@ -194,7 +198,10 @@ impl JsMachine {
 impl StateMachine<JsRaft> for JsMachine {
     fn apply(&mut self, log_id: &LogId<u64>, data: Option<&Entry>) -> Outcome {
         let Some(entry) = data else {
-            self.emit(Applied::TermStart);
+            self.emit(Applied::TermStart {
+                term: log_id.leader_id.term,
+                node: log_id.leader_id.node_id,
+            });
             return Outcome::Done;
         };
         let index = log_id.index;

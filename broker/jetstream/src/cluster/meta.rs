@@ -70,8 +70,7 @@ pub(crate) async fn apply_loop(cluster: Arc<Cluster>, mut rx: mpsc::UnboundedRec
                 }
             }
             Applied::Reset { .. } => reset(&cluster).await,
-            Applied::Msgs { .. }
-            | Applied::Op { .. } | Applied::TermStart => {}
+            Applied::Msgs { .. } | Applied::Op { .. } | Applied::TermStart { .. } => {}
         }
     }
 }

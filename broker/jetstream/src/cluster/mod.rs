@@ -162,7 +162,7 @@ async fn futures_join(handles: Vec<tokio::task::JoinHandle<Result<(), ApiError>>
     }
 }
 
-/// The Raft settings of JetStream's groups: a leader is replaced within about three
+/// The Raft settings of JetStream's groups: a leader is replaced within two to four
 /// seconds of going silent (openraft's leader lease is the longest election timeout, so
 /// it also bounds how long a step-down takes).
 fn raft_config() -> Config {
@@ -175,16 +175,17 @@ fn raft_config() -> Config {
         cluster_name: "natrix-jetstream".into(),
         // openraft gives every AppendEntries the heartbeat interval to be answered: long
         // enough for a follower's fsync on a busy disk, or replication stalls in retries.
-        heartbeat_interval: 500,
-        election_timeout_min: 1500,
-        election_timeout_max: 3000,
+        heartbeat_interval: 250,
+        election_timeout_min: 1000,
+        election_timeout_max: 2000,
         // A snapshot every 4,096 entries; the log before it (less the last 1,024) is
         // purged. A replica that needs purged entries gets the snapshot and copies the
         // messages from its leader's store (`catchup`).
         snapshot_policy: SnapshotPolicy::LogsSinceLast(every.unwrap_or(4096)),
         max_in_snapshot_log_to_keep: every.map_or(1024, |n| n / 10),
         snapshot_max_chunk_size: 256 << 10,
-        max_payload_entries: 64,
+        // Small AppendEntries, each answered well within the heartbeat interval.
+        max_payload_entries: 16,
         ..Config::default()
     }
 }
