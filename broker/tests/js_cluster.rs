@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, consumer, stream};
 use futures::StreamExt as _;
 
+use common::js_cluster::{replica, servers, stream_info};
 use common::netns::{self, Lab, addr};
 use common::{NATRIX, Proc};
 
@@ -166,28 +167,8 @@ impl Cluster {
     }
 }
 
-fn replica(jsz: &serde_json::Value, stream: &str) -> Option<serde_json::Value> {
-    jsz["account_details"]
-        .as_array()?
-        .iter()
-        .flat_map(|a| a["stream_detail"].as_array().cloned().unwrap_or_default())
-        .find(|s| s["name"] == stream)
-}
-
 fn state_is(msgs: u64, last: u64) -> impl Fn(&serde_json::Value) -> bool {
     move |s| s["state"]["messages"] == msgs && s["state"]["last_seq"] == last
-}
-
-/// All three servers, for a client that follows the cluster as nodes come and go.
-fn servers() -> Vec<async_nats::ServerAddr> {
-    NODES
-        .iter()
-        .map(|n| {
-            format!("nats://{}:4222", addr(*n))
-                .parse()
-                .expect("address")
-        })
-        .collect()
 }
 
 async fn connect() -> async_nats::Client {
@@ -256,17 +237,19 @@ async fn publish_acked(
     }
 }
 
-async fn stream_info(js: &jetstream::Context, name: &str, within: Duration) -> stream::Info {
-    let deadline = Instant::now() + within;
+/// Creates a stream, retrying for up to 40 s while the meta group forms.
+async fn create_retrying(js: &jetstream::Context, config: stream::Config) -> stream::Stream {
+    let t0 = Instant::now();
     loop {
-        match js.get_stream(name).await {
-            Ok(mut s) => match s.info().await {
-                Ok(i) => return i.clone(),
-                Err(e) => assert!(Instant::now() < deadline, "stream info: {e}"),
-            },
-            Err(e) => assert!(Instant::now() < deadline, "stream info: {e}"),
+        match js.create_stream(config.clone()).await {
+            Ok(s) => return s,
+            Err(e) => assert!(
+                t0.elapsed() < Duration::from_secs(40),
+                "create {}: {e}",
+                config.name
+            ),
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
@@ -384,27 +367,16 @@ async fn r3_scenario(cl: &mut Cluster) {
 
     // The meta group forms, then the stream is placed on all three.
     let t0 = Instant::now();
-    let created = loop {
-        match js
-            .create_stream(stream::Config {
-                name: "ORDERS".into(),
-                subjects: vec!["orders.>".into()],
-                num_replicas: 3,
-                ..Default::default()
-            })
-            .await
-        {
-            Ok(s) => break s,
-            Err(e) => {
-                assert!(
-                    t0.elapsed() < Duration::from_secs(40),
-                    "stream create: {e}\n{}",
-                    cl.log(0)
-                );
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-        }
-    };
+    let created = create_retrying(
+        &js,
+        stream::Config {
+            name: "ORDERS".into(),
+            subjects: vec!["orders.>".into()],
+            num_replicas: 3,
+            ..Default::default()
+        },
+    )
+    .await;
     eprintln!(
         "R3 stream created {:.1}s after the servers started",
         t0.elapsed().as_secs_f64()
@@ -547,14 +519,7 @@ async fn replicas_scenario(cl: &mut Cluster) {
         num_replicas: replicas,
         ..Default::default()
     };
-    let t0 = Instant::now();
-    loop {
-        match js.create_stream(config(1)).await {
-            Ok(_) => break,
-            Err(e) => assert!(t0.elapsed() < Duration::from_secs(40), "create: {e}"),
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    create_retrying(&js, config(1)).await;
     for i in 1..=50u64 {
         assert_eq!(
             publish_acked(&js, "grow.a", format!("m{i}"), Duration::from_secs(10)).await,
@@ -760,22 +725,16 @@ async fn rolling_scenario(cl: &mut Cluster) {
     // timeout, not the cluster, bounds that wait, so keep it short.
     let nc = connect_with_timeout(Duration::from_millis(1500)).await;
     let js = jetstream::new(nc);
-    let t0 = Instant::now();
-    loop {
-        match js
-            .create_stream(stream::Config {
-                name: "ROLL".into(),
-                subjects: vec!["roll.>".into()],
-                num_replicas: 3,
-                ..Default::default()
-            })
-            .await
-        {
-            Ok(_) => break,
-            Err(e) => assert!(t0.elapsed() < Duration::from_secs(40), "create: {e}"),
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    create_retrying(
+        &js,
+        stream::Config {
+            name: "ROLL".into(),
+            subjects: vec!["roll.>".into()],
+            num_replicas: 3,
+            ..Default::default()
+        },
+    )
+    .await;
     for i in 0..NODES.len() {
         let deadline = Instant::now() + Duration::from_secs(30);
         while !cl.healthy(i) {
@@ -986,22 +945,16 @@ fn replicas_catch_up_past_a_snapshot() {
 async fn snapshot_scenario(cl: &mut Cluster) {
     let nc = connect().await;
     let js = jetstream::new(nc);
-    let t0 = Instant::now();
-    loop {
-        match js
-            .create_stream(stream::Config {
-                name: "SNAP".into(),
-                subjects: vec!["snap.>".into()],
-                num_replicas: 3,
-                ..Default::default()
-            })
-            .await
-        {
-            Ok(_) => break,
-            Err(e) => assert!(t0.elapsed() < Duration::from_secs(40), "create: {e}"),
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    create_retrying(
+        &js,
+        stream::Config {
+            name: "SNAP".into(),
+            subjects: vec!["snap.>".into()],
+            num_replicas: 3,
+            ..Default::default()
+        },
+    )
+    .await;
     for i in 1..=50u64 {
         assert_eq!(
             publish_acked(&js, "snap.a", format!("m{i}"), Duration::from_secs(10)).await,

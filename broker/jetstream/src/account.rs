@@ -16,9 +16,9 @@ use crate::api::errors::{self, ApiError};
 use crate::api::types::{self, StorageType, StreamConfig};
 use crate::bus::{Conn, Msg};
 use crate::consumer::{Consumer, ConsumerCtx, SavedState};
-use crate::store::Store;
 use crate::store::file::FileStore;
 use crate::store::memory::MemoryStore;
+use crate::store::{Store, StoreError};
 use crate::stream::{Call, Cmd, Shared, Stream, StreamHandle, blocking, limits_of};
 
 /// An account's JetStream limits; -1 is unlimited.
@@ -403,18 +403,10 @@ impl JsAccount {
         self.check_stream_limits(&config, None)?;
         crate::validate::stream_add(&config, &others)?;
         let created = crate::time::now_nanos();
-        let store: Arc<dyn Store> = match config.storage {
-            StorageType::Memory => Arc::new(MemoryStore::new(limits_of(&config))),
-            StorageType::File => {
-                let path = self.dir().join(&config.name);
-                let cache = self.js.config.store_cache_bytes;
-                let limits = limits_of(&config);
-                let (fs, _) = blocking(move || FileStore::open(&path, limits, cache))
-                    .await
-                    .map_err(|e| errors::stream_create(e.to_string()))?;
-                Arc::new(fs)
-            }
-        };
+        let store = self
+            .open_store(&config)
+            .await
+            .map_err(|e| errors::stream_create(e.to_string()))?;
         let first = config.first_seq;
         let rec = serde_json::to_vec(&StreamRecord {
             config: config.clone(),
@@ -615,6 +607,20 @@ impl JsAccount {
         Ok(json!({"success": true}))
     }
 
+    /// A new (or, for a file stream, existing) store for `config`.
+    async fn open_store(&self, config: &StreamConfig) -> Result<Arc<dyn Store>, StoreError> {
+        Ok(match config.storage {
+            StorageType::Memory => Arc::new(MemoryStore::new(limits_of(config))),
+            StorageType::File => {
+                let path = self.dir().join(&config.name);
+                let cache = self.js.config.store_cache_bytes;
+                let limits = limits_of(config);
+                let (fs, _) = blocking(move || FileStore::open(&path, limits, cache)).await?;
+                Arc::new(fs)
+            }
+        })
+    }
+
     /// Runs here the stream the meta group placed on this server (or applies its new
     /// config): opens or creates its store, starts its Raft group when replicated, and
     /// its actor, which stores what the group applies.
@@ -634,18 +640,7 @@ impl JsAccount {
             }
             return Ok(());
         }
-        let store: Arc<dyn Store> = match config.storage {
-            StorageType::Memory => Arc::new(MemoryStore::new(limits_of(&config))),
-            StorageType::File => {
-                let path = self.dir().join(&config.name);
-                let cache = self.js.config.store_cache_bytes;
-                let limits = limits_of(&config);
-                let (fs, _) = blocking(move || FileStore::open(&path, limits, cache))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                Arc::new(fs)
-            }
-        };
+        let store = self.open_store(&config).await.map_err(|e| e.to_string())?;
         let rec = serde_json::to_vec(&StreamRecord {
             config: config.clone(),
             created: a.created,

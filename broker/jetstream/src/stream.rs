@@ -1185,11 +1185,7 @@ impl Stream {
             if Some(id) == m.current_leader {
                 continue;
             }
-            let matched = m
-                .replication
-                .as_ref()
-                .and_then(|r| r.get(&id).cloned().flatten())
-                .map_or(0, |l| l.index);
+            let matched = crate::cluster::matched(&m, id).unwrap_or(0);
             info.replicas.push(crate::api::types::PeerInfo {
                 name: name_of(id).unwrap_or_default(),
                 current: matched >= last,

@@ -245,36 +245,6 @@ pub async fn connect() -> async_nats::Client {
         .expect("connect")
 }
 
-/// Publishes `payload` until it is acknowledged (a leader change makes a few publishes
-/// fail or time out), for at most `within`; the sequence it was stored at.
-pub async fn publish_acked(
-    js: &jetstream::Context,
-    subject: &str,
-    payload: String,
-    within: Duration,
-) -> u64 {
-    let deadline = Instant::now() + within;
-    loop {
-        let attempt = async {
-            js.publish(subject.to_owned(), payload.clone().into())
-                .await
-                .map_err(|e| e.to_string())?
-                .await
-                .map_err(|e| e.to_string())
-        };
-        match attempt.await {
-            Ok(ack) => return ack.sequence,
-            Err(e) => {
-                assert!(
-                    Instant::now() < deadline,
-                    "publish of {payload} never acknowledged: {e}"
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
-}
-
 /// STREAM.INFO of `name`, retried for at most `within` (its leader answers it).
 pub async fn stream_info(js: &jetstream::Context, name: &str, within: Duration) -> stream::Info {
     let deadline = Instant::now() + within;

@@ -156,6 +156,14 @@ async fn step_down(raft: &Raft<JsRaft>, stepping: &AtomicBool) -> Result<(), Api
     moved.map_err(|_| errors::cluster_not_avail())
 }
 
+/// The log index `id` has matched, as this leader's replication sees it.
+pub(crate) fn matched(
+    m: &natrix_raft::openraft::RaftMetrics<u64, BasicNode>,
+    id: u64,
+) -> Option<u64> {
+    m.replication.as_ref()?.get(&id)?.as_ref().map(|l| l.index)
+}
+
 async fn futures_join(handles: Vec<tokio::task::JoinHandle<Result<(), ApiError>>>) {
     for h in handles {
         let _ = h.await;
@@ -557,11 +565,7 @@ impl Cluster {
                 .voter_ids()
                 .chain(membership.learner_ids())
                 .map(|id| {
-                    let matched = m
-                        .replication
-                        .as_ref()
-                        .and_then(|r| r.get(&id).cloned().flatten())
-                        .map(|l| l.index);
+                    let matched = matched(&m, id);
                     let mut p = serde_json::json!({
                         "name": name_of(id).unwrap_or_default(),
                         "voter": membership.voter_ids().any(|v| v == id),
@@ -611,11 +615,7 @@ impl Cluster {
                 .voter_ids()
                 .filter(|id| Some(*id) != m.current_leader)
                 .map(|id| {
-                    let matched = m
-                        .replication
-                        .as_ref()
-                        .and_then(|r| r.get(&id).cloned().flatten())
-                        .map(|l| l.index);
+                    let matched = matched(&m, id);
                     let mut r = serde_json::json!({
                         "name": name_of(id).unwrap_or_default(),
                         "peer": format!("{id:016x}"),
