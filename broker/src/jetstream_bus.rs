@@ -187,6 +187,7 @@ pub fn config(o: &natrix_config::Options, server_name: &str) -> natrix_jetstream
         cluster: (o.cluster.port != 0).then(|| natrix_jetstream::cluster::ClusterConfig {
             name: o.cluster.name.clone(),
             routes: o.routes.len(),
+            tags: o.server_tags.clone(),
         }),
     }
 }

@@ -43,6 +43,8 @@ struct Cluster {
     procs: Vec<Option<Proc>>,
     /// Environment of every server started.
     env: Vec<(&'static str, &'static str)>,
+    /// Config lines each node adds to its own (by index).
+    extra: Vec<String>,
 }
 
 impl Cluster {
@@ -57,6 +59,10 @@ impl Cluster {
     }
 
     fn with_env(tag: &str, env: Vec<(&'static str, &'static str)>) -> Option<Self> {
+        Self::with(tag, env, vec![String::new(); NODES.len()])
+    }
+
+    fn with(tag: &str, env: Vec<(&'static str, &'static str)>, extra: Vec<String>) -> Option<Self> {
         let mut lab = netns::lab(tag)?;
         let ns = NODES.iter().map(|n| lab.node(*n)).collect();
         let stores = NODES
@@ -69,6 +75,7 @@ impl Cluster {
             stores,
             procs: Vec::new(),
             env,
+            extra,
         };
         for i in 0..NODES.len() {
             c.procs.push(None);
@@ -83,7 +90,7 @@ impl Cluster {
             Path::new(NATRIX),
             &self.ns[i],
             n,
-            &conf(n, self.stores[i].path()),
+            &format!("{}{}", conf(n, self.stores[i].path()), self.extra[i]),
             &self.env,
         );
         self.procs[i] = Some(p);
@@ -1014,4 +1021,106 @@ async fn snapshot_scenario(cl: &mut Cluster) {
         let r = api(&nc, "$JS.API.STREAM.LEADER.STEPDOWN.SNAP", "").await;
         assert_eq!(r["success"], true, "{r}");
     }
+}
+
+/// Placement: `server_tags` and `placement.tags` choose the servers, `unique_tag` keeps
+/// replicas on distinct values of a tag, and a changed placement moves the stream with
+/// its messages.
+#[test]
+fn placement_by_tags_and_a_stream_moved() {
+    let extra = vec![
+        "server_tags: [\"az:1\", \"ssd\"]\n".to_owned(),
+        "server_tags: [\"az:2\"]\n".to_owned(),
+        "server_tags: [\"az:2\", \"ssd\"]\n".to_owned(),
+    ];
+    let Some(mut cl) = Cluster::with("jsp", Vec::new(), extra) else {
+        return;
+    };
+    run_in_client_ns(&mut cl, |cl| Box::pin(placement_scenario(cl)));
+}
+
+async fn placement_scenario(cl: &mut Cluster) {
+    let nc = connect().await;
+    let js = jetstream::new(nc.clone());
+    let placed = |info: &serde_json::Value| -> Vec<String> {
+        let mut v: Vec<String> = std::iter::once(info["cluster"]["leader"].clone())
+            .chain(
+                info["cluster"]["replicas"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|r| r["name"].clone()),
+            )
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect();
+        v.sort();
+        v
+    };
+    let create = |name: &str, replicas: u32, tags: &[&str]| {
+        serde_json::json!({"name": name, "subjects": [format!("{}.>", name.to_lowercase())],
+            "num_replicas": replicas, "placement": {"tags": tags}})
+        .to_string()
+    };
+    // The meta group forms first.
+    create_retrying(
+        &js,
+        stream::Config {
+            name: "FIRST".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let r = api(
+        &nc,
+        "$JS.API.STREAM.CREATE.FAST",
+        &create("FAST", 2, &["ssd"]),
+    )
+    .await;
+    assert!(r["error"].is_null(), "{r}");
+    assert_eq!(
+        placed(&r),
+        vec!["n41", "n43"],
+        "on the servers tagged ssd: {r}"
+    );
+    let r = api(
+        &nc,
+        "$JS.API.STREAM.CREATE.NOPE",
+        &create("NOPE", 3, &["ssd"]),
+    )
+    .await;
+    assert_eq!(r["error"]["err_code"], 10005, "{r}");
+
+    // A stream moved from az:1 to az:2 keeps its messages.
+    let r = api(
+        &nc,
+        "$JS.API.STREAM.CREATE.MOVE",
+        &create("MOVE", 1, &["az:1"]),
+    )
+    .await;
+    assert_eq!(placed(&r), vec!["n41"], "{r}");
+    for i in 1..=50u64 {
+        assert_eq!(
+            publish_acked(&js, "move.a", format!("m{i}"), Duration::from_secs(10)).await,
+            i
+        );
+    }
+    let r = api(
+        &nc,
+        "$JS.API.STREAM.UPDATE.MOVE",
+        &create("MOVE", 1, &["az:2"]),
+    )
+    .await;
+    assert!(r["error"].is_null(), "{r}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let info = api(&nc, "$JS.API.STREAM.INFO.MOVE", "").await;
+        let now = placed(&info);
+        if now.len() == 1 && now[0] != "n41" && info["state"]["messages"] == 50 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not moved: {info}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    check_contents(&js, "MOVE", "READER", 50).await;
 }

@@ -164,7 +164,12 @@ pub(crate) async fn create_stream(
         return stream_info(acc, &config.name).await;
     }
     let replicas = usize::try_from(config.num_replicas.max(1)).unwrap_or(1);
-    let peers = cluster.place(replicas, &[])?;
+    let peers = cluster.place(
+        replicas,
+        &[],
+        config.placement.as_ref(),
+        acc.js.config.unique_tag.as_deref(),
+    )?;
     // Every clustered stream has a group, R1 too, so that its replica count can change.
     let group = format!("S-R{replicas}F-{:08x}", fastrand::u32(..));
     let initializer = peers.first().map_or(0, |(_, id)| *id);
@@ -211,7 +216,10 @@ pub(crate) async fn remove_peer(
 pub(crate) fn replace_peer(cluster: &Cluster, a: &mut StreamAssignment, peer: &str) {
     let have: Vec<String> = a.peers.iter().map(|(n, _)| n.clone()).collect();
     a.peers.retain(|(n, _)| n != peer);
-    if let Ok(more) = cluster.place(1, &have) {
+    let placement = serde_json::from_str::<StreamConfig>(&a.config)
+        .ok()
+        .and_then(|c| c.placement);
+    if let Ok(more) = cluster.place(1, &have, placement.as_ref(), None) {
         a.peers.extend(more);
     }
 }
@@ -279,9 +287,24 @@ pub(crate) async fn update_stream(
         usize::try_from(old.num_replicas.max(1)).unwrap_or(1),
         usize::try_from(config.num_replicas.max(1)).unwrap_or(1),
     );
+    let unique_tag = acc.js.config.unique_tag.as_deref();
+    if old.placement != config.placement {
+        // A placement change moves the stream: the peers that do not fit leave, others
+        // join (they catch up from the log or the leader's store), the count kept.
+        a.peers
+            .retain(|(n, _)| cluster.fits(n, config.placement.as_ref()));
+        let have: Vec<String> = a.peers.iter().map(|(n, _)| n.clone()).collect();
+        let more = cluster.place(
+            was.saturating_sub(a.peers.len()),
+            &have,
+            config.placement.as_ref(),
+            unique_tag,
+        )?;
+        a.peers.extend(more);
+    }
     if want > was {
         let have: Vec<String> = a.peers.iter().map(|(n, _)| n.clone()).collect();
-        let more = cluster.place(want - was, &have)?;
+        let more = cluster.place(want - was, &have, config.placement.as_ref(), unique_tag)?;
         a.peers.extend(more);
     } else if want < was {
         // The leader stays, so the stream keeps taking writes while it shrinks.

@@ -57,6 +57,8 @@ pub struct ClusterConfig {
     pub name: String,
     /// Routes configured: how many servers to expect before bootstrapping.
     pub routes: usize,
+    /// This server's `server_tags` (placement by `placement.tags` and `unique_tag`).
+    pub tags: Vec<String>,
 }
 
 /// One server's announcement.
@@ -67,12 +69,15 @@ struct Announce {
     cluster: String,
     /// Its meta group has a membership (it is, or was, part of a formed cluster).
     formed: bool,
+    #[serde(default)]
+    tags: Vec<String>,
 }
 
 struct Seen {
     node: u64,
     cluster: String,
     formed: bool,
+    tags: Vec<String>,
     at: Instant,
 }
 
@@ -359,6 +364,7 @@ impl Cluster {
             node: self.node_id(),
             cluster: self.config.name.clone(),
             formed: self.formed(),
+            tags: self.config.tags.clone(),
         };
         if let Ok(b) = serde_json::to_vec(&a) {
             self.conn.publish(PEER_SUBJECT, None, &[], &b);
@@ -376,6 +382,7 @@ impl Cluster {
                 node: a.node,
                 cluster: a.cluster,
                 formed: a.formed,
+                tags: a.tags,
                 at: Instant::now(),
             },
         );
@@ -392,6 +399,34 @@ impl Cluster {
             .collect();
         out.insert(self.server.clone(), self.node_id());
         out
+    }
+
+    /// The `server_tags` of a live peer (this server's own from its config).
+    fn tags_of(&self, name: &str) -> Vec<String> {
+        if name == self.server {
+            return self.config.tags.clone();
+        }
+        self.seen
+            .lock()
+            .get(name)
+            .map(|s| s.tags.clone())
+            .unwrap_or_default()
+    }
+
+    /// Whether server `name` may hold a stream placed with `placement`: in the named
+    /// cluster, and carrying every tag asked for (tags compare without case, as in
+    /// nats-server).
+    pub fn fits(&self, name: &str, placement: Option<&crate::api::types::Placement>) -> bool {
+        let Some(p) = placement else {
+            return true;
+        };
+        if !p.cluster.is_empty() && p.cluster != self.config.name {
+            return false;
+        }
+        let tags = self.tags_of(name);
+        p.tags
+            .iter()
+            .all(|want| tags.iter().any(|t| t.eq_ignore_ascii_case(want)))
     }
 
     /// Forms the meta group when none exists yet: the live peers have been still for a
@@ -738,12 +773,26 @@ impl Cluster {
         }
     }
 
-    /// Picks `replicas` live peers not in `except`: those with the fewest streams first.
+    /// Picks `replicas` live peers not in `except` that fit `placement`: those with the
+    /// fewest streams first; with `unique_tag` (say `az`), no two with the same value of
+    /// that tag (`az:1`, `az:2`), and none without it. `chosen` are peers already kept
+    /// (their `unique_tag` values are taken).
     pub fn place(
         &self,
         replicas: usize,
         except: &[String],
+        placement: Option<&crate::api::types::Placement>,
+        unique_tag: Option<&str>,
     ) -> Result<Vec<(String, u64)>, ApiError> {
+        if let Some(p) = placement
+            && !p.cluster.is_empty()
+            && p.cluster != self.config.name
+        {
+            return Err(errors::cluster_no_peers(format!(
+                "no suitable peers for placement: unknown cluster {:?}",
+                p.cluster
+            )));
+        }
         let state = self.meta_state();
         let live = self.live_peers();
         let voters: std::collections::BTreeSet<u64> = self
@@ -762,27 +811,52 @@ impl Cluster {
                 *load.entry(p.as_str()).or_default() += 1;
             }
         }
+        let unique_of = |name: &str| -> Option<String> {
+            let prefix = format!("{}:", unique_tag?.to_ascii_lowercase());
+            self.tags_of(name)
+                .into_iter()
+                .map(|t| t.to_ascii_lowercase())
+                .find(|t| t.starts_with(&prefix))
+        };
+        let mut taken: std::collections::BTreeSet<String> =
+            except.iter().filter_map(|n| unique_of(n)).collect();
         let mut candidates: Vec<(usize, String, u64)> = live
             .iter()
             .filter(|(n, id)| {
                 // Recorded by the meta leader, or a member of the meta group already (a
                 // group formed a moment ago has not recorded its peers yet).
-                (state.peers.get(*n) == Some(id) || voters.contains(id)) && !except.contains(n)
+                (state.peers.get(*n) == Some(id) || voters.contains(id))
+                    && !except.contains(n)
+                    && self.fits(n, placement)
+                    && (unique_tag.is_none() || unique_of(n).is_some())
             })
             .map(|(n, id)| (load.get(n.as_str()).copied().unwrap_or(0), n.clone(), *id))
             .collect();
-        if candidates.len() < replicas {
-            return Err(errors::insufficient_resources());
-        }
         // The least loaded first; among equals, at random, so that the first peer (which
         // initialises the group and so usually leads it) is not always the same server.
         fastrand::shuffle(&mut candidates);
         candidates.sort_by_key(|(load, _, _)| *load);
-        Ok(candidates
-            .into_iter()
-            .take(replicas)
-            .map(|(_, n, id)| (n, id))
-            .collect())
+        let mut out = Vec::new();
+        for (_, n, id) in candidates {
+            if out.len() == replicas {
+                break;
+            }
+            if let Some(u) = unique_of(&n)
+                && !taken.insert(u)
+            {
+                continue;
+            }
+            out.push((n, id));
+        }
+        if out.len() < replicas {
+            let constrained = placement.is_some_and(|p| !p.tags.is_empty()) || unique_tag.is_some();
+            return Err(if constrained {
+                errors::cluster_no_peers("no suitable peers for placement")
+            } else {
+                errors::insufficient_resources()
+            });
+        }
+        Ok(out)
     }
 
     /// Opens (or reopens) a stream's group here; the first peer initialises it.
