@@ -1119,7 +1119,13 @@ async fn placement_scenario(cl: &mut Cluster) {
         if now.len() == 1 && now[0] != "n41" && info["state"]["messages"] == 50 {
             break;
         }
-        assert!(Instant::now() < deadline, "not moved: {info}");
+        assert!(
+            Instant::now() < deadline,
+            "not moved: {info}\n{}\n{}\n{}",
+            cl.log(0),
+            cl.log(1),
+            cl.log(2)
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     check_contents(&js, "MOVE", "READER", 50).await;

@@ -22,10 +22,12 @@ pub fn is_request(subject: &str) -> bool {
     subject.starts_with("$JSC.CU.")
 }
 
-/// Most bytes of messages one answer carries (at least one message, whatever its size).
-pub const BATCH_BYTES: usize = 512 << 10;
+/// Most bytes of messages one answer carries (at least one message, whatever its size):
+/// large, since each answer costs the replica one fsync. Raft traffic crosses natrix
+/// routes only, which take messages of any size.
+pub const BATCH_BYTES: usize = 4 << 20;
 /// Most messages one answer carries.
-pub const BATCH_MSGS: usize = 4096;
+pub const BATCH_MSGS: usize = 16384;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {

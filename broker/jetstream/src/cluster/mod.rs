@@ -237,7 +237,7 @@ impl Cluster {
                     max_payload: usize::try_from(js.config.limits.max_payload)
                         .unwrap_or(1 << 20)
                         .saturating_mul(2)
-                        .max(crate::stream::MAX_REPLICATED_BATCH_BYTES * 2),
+                        .max(crate::stream::MAX_REPLICATED_BATCH_BYTES * 4),
                 },
             },
         )
