@@ -115,14 +115,7 @@ async fn left_group(cluster: &Cluster, acc: &JsAccount, h: &crate::stream::Strea
         return true;
     };
     let me = cluster.node_id();
-    let in_view = r
-        .raft
-        .metrics()
-        .borrow()
-        .membership_config
-        .membership()
-        .voter_ids()
-        .any(|v| v == me);
+    let in_view = super::voters(&r.raft).contains(&me);
     if !in_view {
         return true;
     }

@@ -161,6 +161,16 @@ async fn step_down(raft: &Raft<JsRaft>, stepping: &AtomicBool) -> Result<(), Api
     moved.map_err(|_| errors::cluster_not_avail())
 }
 
+/// The voters of `raft`'s membership as this server knows it.
+pub(crate) fn voters(raft: &Raft<JsRaft>) -> std::collections::BTreeSet<u64> {
+    raft.metrics()
+        .borrow()
+        .membership_config
+        .membership()
+        .voter_ids()
+        .collect()
+}
+
 /// The log index `id` has matched, as this leader's replication sees it.
 pub(crate) fn matched(
     m: &natrix_raft::openraft::RaftMetrics<u64, BasicNode>,
@@ -342,15 +352,7 @@ impl Cluster {
     }
 
     fn formed(&self) -> bool {
-        self.meta
-            .raft
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .voter_ids()
-            .next()
-            .is_some()
+        !voters(&self.meta.raft).is_empty()
     }
 
     /// A copy of the meta state as applied here.
@@ -795,16 +797,8 @@ impl Cluster {
         }
         let state = self.meta_state();
         let live = self.live_peers();
-        let voters: std::collections::BTreeSet<u64> = self
-            .meta
-            .raft
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .voter_ids()
-            .filter(|id| !state.removed.contains(id))
-            .collect();
+        let mut voters = voters(&self.meta.raft);
+        voters.retain(|id| !state.removed.contains(id));
         let mut load: BTreeMap<&str, usize> = BTreeMap::new();
         for a in state.assignments() {
             for (p, _) in &a.peers {
@@ -869,15 +863,7 @@ impl Cluster {
             .open_group(&a.group)
             .await
             .map_err(|e| e.to_string())?;
-        let formed = group
-            .raft
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .voter_ids()
-            .next()
-            .is_some();
+        let formed = !voters(&group.raft).is_empty();
         if !formed
             && a.initializer == self.node_id()
             && a.peers
