@@ -244,6 +244,20 @@ async fn publish_acked(
     }
 }
 
+/// The servers a stream's info names as its leader and replicas, sorted.
+fn placed_on(info: &serde_json::Value) -> Vec<String> {
+    let replicas = info["cluster"]["replicas"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut names: Vec<String> = std::iter::once(&info["cluster"]["leader"])
+        .chain(replicas.iter().map(|r| &r["name"]))
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    names.sort();
+    names
+}
+
 /// Creates a stream, retrying for up to 40 s while the meta group forms.
 async fn create_retrying(js: &jetstream::Context, config: stream::Config) -> stream::Stream {
     let t0 = Instant::now();
@@ -907,17 +921,7 @@ fn a_nats_server_node_in_a_natrix_jetstream_cluster() {
             )
             .await;
             assert!(created["error"].is_null(), "{created}");
-            let placed: Vec<String> = std::iter::once(created["cluster"]["leader"].clone())
-                .chain(
-                    created["cluster"]["replicas"]
-                        .as_array()
-                        .cloned()
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|r| r["name"].clone()),
-                )
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect();
+            let placed = placed_on(&created);
             assert!(
                 placed.iter().all(|p| p == "n51" || p == "n52"),
                 "placed on natrix servers only: {placed:?}"
@@ -1042,21 +1046,6 @@ fn placement_by_tags_and_a_stream_moved() {
 async fn placement_scenario(cl: &mut Cluster) {
     let nc = connect().await;
     let js = jetstream::new(nc.clone());
-    let placed = |info: &serde_json::Value| -> Vec<String> {
-        let mut v: Vec<String> = std::iter::once(info["cluster"]["leader"].clone())
-            .chain(
-                info["cluster"]["replicas"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|r| r["name"].clone()),
-            )
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect();
-        v.sort();
-        v
-    };
     let create = |name: &str, replicas: u32, tags: &[&str]| {
         serde_json::json!({"name": name, "subjects": [format!("{}.>", name.to_lowercase())],
             "num_replicas": replicas, "placement": {"tags": tags}})
@@ -1079,7 +1068,7 @@ async fn placement_scenario(cl: &mut Cluster) {
     .await;
     assert!(r["error"].is_null(), "{r}");
     assert_eq!(
-        placed(&r),
+        placed_on(&r),
         vec!["n41", "n43"],
         "on the servers tagged ssd: {r}"
     );
@@ -1098,7 +1087,7 @@ async fn placement_scenario(cl: &mut Cluster) {
         &create("MOVE", 1, &["az:1"]),
     )
     .await;
-    assert_eq!(placed(&r), vec!["n41"], "{r}");
+    assert_eq!(placed_on(&r), vec!["n41"], "{r}");
     for i in 1..=50u64 {
         assert_eq!(
             publish_acked(&js, "move.a", format!("m{i}"), Duration::from_secs(10)).await,
@@ -1115,7 +1104,7 @@ async fn placement_scenario(cl: &mut Cluster) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let info = api(&nc, "$JS.API.STREAM.INFO.MOVE", "").await;
-        let now = placed(&info);
+        let now = placed_on(&info);
         if now.len() == 1 && now[0] != "n41" && info["state"]["messages"] == 50 {
             break;
         }

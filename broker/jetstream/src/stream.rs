@@ -333,27 +333,14 @@ impl Stream {
     /// Proposes `records` of the store's meta table to the stream's group (a replicated
     /// stream's consumers); true when committed or when there is no group.
     pub(crate) async fn replicate_meta(&self, records: Vec<(String, Option<Vec<u8>>)>) -> bool {
-        let Some(r) = &self.replica else {
-            return true;
-        };
-        if records.is_empty() {
-            return true;
-        }
-        let entry = crate::cluster::machine::Entry::Meta { records };
-        match r.raft.client_write(entry).await {
-            Ok(resp) => {
-                self.own_ops.lock().insert(resp.log_id.index);
-                true
-            }
-            Err(e) => {
-                tracing::debug!(stream = %self.name, "replicating consumer records: {e}");
-                false
-            }
-        }
+        records.is_empty()
+            || self
+                .replicate_op(crate::cluster::machine::Entry::Meta { records })
+                .await
     }
 
-    /// Proposes a change of the stream's store to its group (a purge, removals); true
-    /// when committed or when there is no group.
+    /// Proposes a change of the stream's store to its group (a purge, removals, consumer
+    /// records); true when committed or when there is no group.
     pub(crate) async fn replicate_op(&self, entry: crate::cluster::machine::Entry) -> bool {
         let Some(r) = &self.replica else {
             return true;
