@@ -188,6 +188,14 @@ pub fn config(o: &natrix_config::Options, server_name: &str) -> natrix_jetstream
             name: o.cluster.name.clone(),
             routes: o.routes.len(),
             tags: o.server_tags.clone(),
+            domain: Some(js.domain.clone()).filter(|d| !d.is_empty()),
+            gateways: o
+                .gateway
+                .gateways
+                .iter()
+                .map(|g| g.name.clone())
+                .filter(|n| *n != o.cluster.name && *n != o.gateway.name)
+                .collect(),
         }),
     }
 }

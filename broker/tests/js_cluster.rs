@@ -1119,3 +1119,154 @@ async fn placement_scenario(cl: &mut Cluster) {
     }
     check_contents(&js, "MOVE", "READER", 50).await;
 }
+
+/// Two clusters of three joined by gateways: one JetStream domain whose meta group spans
+/// both (six voters), streams placed in the cluster `placement.cluster` names (every
+/// replica there), clients of either cluster using streams of the other, and a stream
+/// leader killed in the far cluster replaced from its own cluster.
+#[test]
+fn a_supercluster_over_gateways() {
+    const EAST: [u8; 3] = [61, 62, 63];
+    const WEST: [u8; 3] = [64, 65, 66];
+    let Some(mut lab) = netns::lab("jsg") else {
+        return;
+    };
+    let all: Vec<u8> = EAST.iter().chain(WEST.iter()).copied().collect();
+    let ns: Vec<String> = all.iter().map(|n| lab.node(*n)).collect();
+    let stores: Vec<tempfile::TempDir> = all
+        .iter()
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let urls = |members: &[u8], port: u16| -> String {
+        members
+            .iter()
+            .map(|m| format!("nats://{}:{port}", addr(*m)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let conf = |n: u8, store: &Path| {
+        let (name, members) = if EAST.contains(&n) {
+            ("EAST", &EAST)
+        } else {
+            ("WEST", &WEST)
+        };
+        format!(
+            "server_name: n{n}\nlisten: {a}:4222\nhttp: {a}:8222\njetstream {{ store_dir: \"{}\" }}\n\
+             accounts {{\n  APP {{ jetstream: enabled, users: [{{user: app, password: app}}] }}\n  SYS {{ users: [{{user: sys, password: sys}}] }}\n}}\n\
+             system_account: SYS\nno_auth_user: app\n\
+             cluster {{ name: {name}, listen: {a}:6222, routes: [{}] }}\n\
+             gateway {{ name: {name}, listen: {a}:7222, gateways: [{{name: EAST, urls: [{}]}}, {{name: WEST, urls: [{}]}}] }}\n",
+            store.display(),
+            urls(members, 6222),
+            urls(&EAST, 7222),
+            urls(&WEST, 7222),
+            a = addr(n)
+        )
+    };
+    let mut procs: Vec<Option<Proc>> = all
+        .iter()
+        .zip(&ns)
+        .zip(&stores)
+        .map(|((n, ns), store)| Some(lab.start(Path::new(NATRIX), ns, *n, &conf(*n, store.path()))))
+        .collect();
+    // One meta group of six, whichever cluster leads it.
+    lab.wait_json(61, "/jsz", Duration::from_secs(60), |v| {
+        v["meta_cluster"]["leader"].is_string() && v["meta_cluster"]["cluster_size"] == 6
+    });
+    let index_of = |name: &str| {
+        all.iter()
+            .position(|n| format!("n{n}") == name)
+            .unwrap_or_else(|| panic!("no node {name}"))
+    };
+    let leader = lab.in_client_ns(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let east = async_nats::ConnectOptions::new()
+                .request_timeout(Some(Duration::from_secs(5)))
+                .connect(format!("nats://{}:4222", addr(61)))
+                .await
+                .expect("connect to EAST");
+            let west = async_nats::ConnectOptions::new()
+                .request_timeout(Some(Duration::from_secs(5)))
+                .connect(format!("nats://{}:4222", addr(65)))
+                .await
+                .expect("connect to WEST");
+            // Placed in WEST from a client of EAST.
+            let body = serde_json::json!({"name": "W", "subjects": ["w.>"], "num_replicas": 3,
+                "placement": {"cluster": "WEST"}});
+            let r = api(&east, "$JS.API.STREAM.CREATE.W", &body.to_string()).await;
+            assert!(r["error"].is_null(), "{r}");
+            assert_eq!(r["cluster"]["name"], "WEST", "{r}");
+            assert_eq!(placed_on(&r), ["n64", "n65", "n66"]);
+            // And one in EAST from a client of WEST.
+            let body = serde_json::json!({"name": "E", "subjects": ["e.>"], "num_replicas": 3,
+                "placement": {"cluster": "EAST"}});
+            let r = api(&west, "$JS.API.STREAM.CREATE.E", &body.to_string()).await;
+            assert!(r["error"].is_null(), "{r}");
+            assert_eq!(placed_on(&r), ["n61", "n62", "n63"]);
+            // Without a cluster named, the replicas still share one cluster.
+            let body = serde_json::json!({"name": "ANY", "subjects": ["any.>"], "num_replicas": 3});
+            let r = api(&west, "$JS.API.STREAM.CREATE.ANY", &body.to_string()).await;
+            assert!(r["error"].is_null(), "{r}");
+            let placed = placed_on(&r);
+            assert!(
+                placed == ["n61", "n62", "n63"] || placed == ["n64", "n65", "n66"],
+                "one cluster holds every replica: {placed:?}"
+            );
+            // A cluster nobody is in: nats-server's placement error.
+            let body = serde_json::json!({"name": "X", "subjects": ["x.>"], "num_replicas": 1,
+                "placement": {"cluster": "NORTH"}});
+            let r = api(&east, "$JS.API.STREAM.CREATE.X", &body.to_string()).await;
+            assert_eq!(r["error"]["err_code"], 10005, "{r}");
+            // Writes from EAST's clients, reads from WEST's, and the other way round.
+            let js_east = jetstream::new(east.clone());
+            let js_west = jetstream::new(west.clone());
+            for i in 1..=30u64 {
+                let seq =
+                    publish_acked(&js_east, "w.a", format!("m{i}"), Duration::from_secs(10)).await;
+                assert_eq!(seq, i);
+                let seq =
+                    publish_acked(&js_west, "e.a", format!("m{i}"), Duration::from_secs(10)).await;
+                assert_eq!(seq, i);
+            }
+            check_contents(&js_west, "W", "READER", 30).await;
+            check_contents(&js_east, "E", "READER", 30).await;
+            leader_of(&js_east, "W").await
+        })
+    });
+    // The far stream's leader dies: WEST elects another and EAST's clients go on.
+    let i = index_of(&leader);
+    if let Some(mut p) = procs[i].take() {
+        let _ = p.child.kill();
+        let _ = p.child.wait();
+    }
+    lab.in_client_ns(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let east = async_nats::ConnectOptions::new()
+                .request_timeout(Some(Duration::from_secs(5)))
+                .connect(format!("nats://{}:4222", addr(62)))
+                .await
+                .expect("connect to EAST");
+            let js = jetstream::new(east.clone());
+            for i in 31..=60u64 {
+                let seq = publish_acked(&js, "w.a", format!("m{i}"), Duration::from_secs(20)).await;
+                assert_eq!(seq, i);
+            }
+            let new_leader = leader_of(&js, "W").await;
+            assert_ne!(new_leader, leader);
+            assert!(
+                ["n64", "n65", "n66"].contains(&new_leader.as_str()),
+                "WEST leads its stream: {new_leader}"
+            );
+            check_contents(&js, "W", "READER2", 60).await;
+        });
+    });
+    drop(procs);
+}

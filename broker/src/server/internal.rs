@@ -192,13 +192,18 @@ impl InternalClient {
         }
     }
 
-    /// Whether anything (a client, a route, a leaf node) subscribes to `subject` now.
+    /// Whether anything (a client, a route, a leaf node, a remote cluster over a
+    /// gateway) subscribes to `subject` now.
     pub fn has_interest(&self, subject: &str) -> bool {
         !self
             .account
             .sublist
             .match_subject(subject.as_bytes())
             .is_empty()
+            || self
+                .server
+                .gateways()
+                .is_some_and(|g| g.wants(self.account.name(), subject.as_bytes()))
     }
 
     /// Whether something subscribes to exactly `subject`, not only through a wildcard

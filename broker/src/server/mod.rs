@@ -1214,7 +1214,14 @@ impl Server {
             to_routes: true,
         };
         let mut to_flush = Vec::new();
-        let delivered = fanout::deliver(self, account, &m, &mut to_flush);
+        let mut delivered = fanout::deliver(self, account, &m, &mut to_flush);
+        if let Some(gws) = self.gateways() {
+            // Remote clusters route by the subject they are sent, as routes do: a
+            // JetStream delivery crosses under its deliver subject.
+            let to = deliver_to.unwrap_or(subject);
+            let local = account.sublist.match_subject(to);
+            delivered += u64::from(gws.send(account, to, reply, hdr, msg, &local, None, &mut to_flush));
+        }
         for o in to_flush {
             o.flush_soon();
         }

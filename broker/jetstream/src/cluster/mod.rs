@@ -59,6 +59,12 @@ pub struct ClusterConfig {
     pub routes: usize,
     /// This server's `server_tags` (placement by `placement.tags` and `unique_tag`).
     pub tags: Vec<String>,
+    /// The JetStream domain: servers of another domain (across a leaf node) are not
+    /// peers of this meta group.
+    pub domain: Option<String>,
+    /// The remote clusters configured as gateways: the meta group of a supercluster
+    /// spans them, so bootstrap waits to hear from each.
+    pub gateways: Vec<String>,
 }
 
 /// One server's announcement.
@@ -71,6 +77,8 @@ struct Announce {
     formed: bool,
     #[serde(default)]
     tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    domain: Option<String>,
 }
 
 struct Seen {
@@ -367,6 +375,7 @@ impl Cluster {
             cluster: self.config.name.clone(),
             formed: self.formed(),
             tags: self.config.tags.clone(),
+            domain: self.config.domain.clone(),
         };
         if let Ok(b) = serde_json::to_vec(&a) {
             self.conn.publish(PEER_SUBJECT, None, &[], &b);
@@ -378,6 +387,11 @@ impl Cluster {
             tracing::debug!("undecodable JetStream peer announcement");
             return;
         };
+        if a.domain != self.config.domain {
+            // Another domain's server (seen across a leaf node that shares the system
+            // account) has its own meta group.
+            return;
+        }
         self.seen.lock().insert(
             a.name,
             Seen {
@@ -390,17 +404,26 @@ impl Cluster {
         );
     }
 
-    /// Live peers (this server included): name → node id.
+    /// Live peers of this domain, in every cluster of the supercluster (this server
+    /// included): name → node id.
     pub fn live_peers(&self) -> BTreeMap<String, u64> {
         let mut out: BTreeMap<String, u64> = self
             .seen
             .lock()
             .iter()
-            .filter(|(_, s)| s.at.elapsed() < PEER_FRESH && s.cluster == self.config.name)
+            .filter(|(_, s)| s.at.elapsed() < PEER_FRESH)
             .map(|(n, s)| (n.clone(), s.node))
             .collect();
         out.insert(self.server.clone(), self.node_id());
         out
+    }
+
+    /// The cluster a live or once-seen peer belongs to.
+    pub fn cluster_of(&self, name: &str) -> Option<String> {
+        if name == self.server {
+            return Some(self.config.name.clone());
+        }
+        self.seen.lock().get(name).map(|s| s.cluster.clone())
     }
 
     /// The `server_tags` of a live peer (this server's own from its config).
@@ -422,7 +445,7 @@ impl Cluster {
         let Some(p) = placement else {
             return true;
         };
-        if !p.cluster.is_empty() && p.cluster != self.config.name {
+        if !p.cluster.is_empty() && self.cluster_of(name).as_deref() != Some(p.cluster.as_str()) {
             return false;
         }
         let tags = self.tags_of(name);
@@ -457,8 +480,18 @@ impl Cluster {
             return;
         }
         let expected = self.config.routes.max(1);
-        let ready = (live.len() >= expected && since >= SETTLE)
-            || (live.len() > expected / 2 && since >= SETTLE_MAJORITY);
+        let local = live
+            .keys()
+            .filter(|n| self.cluster_of(n).as_deref() == Some(self.config.name.as_str()))
+            .count();
+        // In a supercluster every gateway's cluster must have been heard from: a meta
+        // group formed without them would be a second one once they form their own.
+        let remote_heard = self.config.gateways.iter().all(|g| {
+            live.keys()
+                .any(|n| self.cluster_of(n).as_deref() == Some(g.as_str()))
+        });
+        let ready = (local >= expected && remote_heard && since >= SETTLE)
+            || (local > expected / 2 && since >= SETTLE_MAJORITY);
         if !ready {
             return;
         }
@@ -777,8 +810,13 @@ impl Cluster {
 
     /// Picks `replicas` live peers not in `except` that fit `placement`: those with the
     /// fewest streams first; with `unique_tag` (say `az`), no two with the same value of
-    /// that tag (`az:1`, `az:2`), and none without it. `chosen` are peers already kept
+    /// that tag (`az:1`, `az:2`), and none without it. `except` are peers already kept
     /// (their `unique_tag` values are taken).
+    ///
+    /// A stream's replicas are all in one cluster, as in nats-server: the one named by
+    /// `placement.cluster`, else the one its kept peers are in, else this (the meta
+    /// leader's) cluster, and when that one cannot hold it, the other clusters of the
+    /// supercluster by name.
     pub fn place(
         &self,
         replicas: usize,
@@ -786,15 +824,46 @@ impl Cluster {
         placement: Option<&crate::api::types::Placement>,
         unique_tag: Option<&str>,
     ) -> Result<Vec<(String, u64)>, ApiError> {
-        if let Some(p) = placement
-            && !p.cluster.is_empty()
-            && p.cluster != self.config.name
-        {
-            return Err(errors::cluster_no_peers(format!(
-                "no suitable peers for placement: unknown cluster {:?}",
-                p.cluster
-            )));
+        let live = self.live_peers();
+        let mut clusters: Vec<String> = live.keys().filter_map(|n| self.cluster_of(n)).collect();
+        clusters.sort();
+        clusters.dedup();
+        let named = placement
+            .map(|p| p.cluster.as_str())
+            .filter(|c| !c.is_empty());
+        if let Some(c) = named {
+            if !clusters.iter().any(|k| k == c) {
+                return Err(errors::cluster_no_peers(format!(
+                    "no suitable peers for placement: unknown cluster {c:?}"
+                )));
+            }
+            return self.place_in(c, replicas, except, placement, unique_tag);
         }
+        if let Some(c) = except.iter().find_map(|n| self.cluster_of(n)) {
+            return self.place_in(&c, replicas, except, placement, unique_tag);
+        }
+        clusters.sort_by_key(|c| *c != self.config.name);
+        let mut first_err = None;
+        for c in &clusters {
+            match self.place_in(c, replicas, except, placement, unique_tag) {
+                Ok(peers) => return Ok(peers),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_err.unwrap_or_else(errors::insufficient_resources))
+    }
+
+    /// [`Cluster::place`] within one cluster.
+    fn place_in(
+        &self,
+        cluster: &str,
+        replicas: usize,
+        except: &[String],
+        placement: Option<&crate::api::types::Placement>,
+        unique_tag: Option<&str>,
+    ) -> Result<Vec<(String, u64)>, ApiError> {
         let state = self.meta_state();
         let live = self.live_peers();
         let mut voters = voters(&self.meta.raft);
@@ -821,6 +890,7 @@ impl Cluster {
                 // group formed a moment ago has not recorded its peers yet).
                 (state.peers.get(*n) == Some(id) || voters.contains(id))
                     && !except.contains(n)
+                    && self.cluster_of(n).as_deref() == Some(cluster)
                     && self.fits(n, placement)
                     && (unique_tag.is_none() || unique_of(n).is_some())
             })

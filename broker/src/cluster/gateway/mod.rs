@@ -553,6 +553,15 @@ impl Gateways {
         sent
     }
 
+    /// Whether some remote cluster wants a message on `subject` in `account` (what
+    /// [`Gateways::send`] would send it to, queue groups included).
+    pub fn wants(&self, account: &str, subject: &[u8]) -> bool {
+        self.outbound.read().values().any(|l| {
+            let w = l.interest.wanted(account, subject);
+            w.plain || !w.queues.is_empty()
+        })
+    }
+
     /// The mapped form of `reply` if a remote cluster's request used it recently.
     fn mapped_reply(&self, reply: &[u8]) -> Option<Bytes> {
         let replies = self.replies.lock();
