@@ -338,6 +338,13 @@ async fn check_contents(js: &jetstream::Context, stream: &str, durable: &str, n:
         };
         while let Some(Ok(m)) = batch.next().await {
             let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
+            // Delivered by another server or cluster, a message still shows its own
+            // subject, not the inbox it was routed to.
+            assert!(
+                !m.subject.starts_with("_INBOX."),
+                "message {seq} shown under {}",
+                m.subject
+            );
             got.push((seq, String::from_utf8_lossy(&m.payload).into_owned()));
             let _ = m.ack().await;
         }

@@ -745,3 +745,195 @@ async fn restart_in_the_middle_of_sourcing_loses_and_doubles_nothing() {
     assert_eq!(info.sources.len(), 1);
     assert_eq!(info.sources[0].lag, 0);
 }
+
+/// Two JetStream domains joined by a leaf node, `HUB` (the accepting side) and `SPOKE`:
+/// each answers its own `$JS.API` only (a request never crosses, so it is answered
+/// once), each is reached from the other by domain (`$JS.<domain>.API`), and a spoke
+/// stream sources a hub stream across. Run with every pairing of natrix and nats-server
+/// in the two roles; the transcripts must equal the pair of nats-servers'.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sources_across_domains_over_a_leaf_node() {
+    let natrix = std::path::PathBuf::from(NATRIX);
+    let reference = common::reference_binary();
+    let mut pairs = vec![("natrix", natrix.clone(), "natrix", natrix.clone())];
+    if let Some(r) = &reference {
+        pairs.push(("nats-server", r.clone(), "nats-server", r.clone()));
+        pairs.push(("natrix", natrix.clone(), "nats-server", r.clone()));
+        pairs.push(("nats-server", r.clone(), "natrix", natrix.clone()));
+    }
+    let mut transcripts = Vec::new();
+    for (hub_name, hub_bin, spoke_name, spoke_bin) in pairs {
+        let leaf_port = common::free_port();
+        let hub_store = tempfile::tempdir().expect("store");
+        let spoke_store = tempfile::tempdir().expect("store");
+        let hub = start(
+            &hub_bin,
+            &format!(
+                "server_name: hub\njetstream {{ store_dir: \"{}\", domain: HUB }}\nleafnodes {{ listen: \"127.0.0.1:{leaf_port}\" }}\n",
+                hub_store.path().display()
+            ),
+            false,
+        );
+        let spoke = start(
+            &spoke_bin,
+            &format!(
+                "server_name: spoke\njetstream {{ store_dir: \"{}\", domain: SPOKE }}\nleafnodes {{ remotes: [{{ url: \"nats://127.0.0.1:{leaf_port}\" }}] }}\n",
+                spoke_store.path().display()
+            ),
+            false,
+        );
+        let label = format!("hub {hub_name}, spoke {spoke_name}");
+        let run = tokio::time::timeout(
+            Duration::from_secs(90),
+            domains_scenario(connect_js(&hub).await, connect_js(&spoke).await),
+        )
+        .await;
+        let Ok(t) = run else {
+            panic!(
+                "{label}: scenario did not finish\nhub log:\n{}\nspoke log:\n{}",
+                hub.log_text(),
+                spoke.log_text()
+            );
+        };
+        eprintln!("{label}: {t:#?}");
+        transcripts.push((label, t));
+    }
+    let (first, want) = transcripts.last().cloned().unwrap_or_default();
+    for (label, t) in &transcripts {
+        assert_eq!(t, &want, "{label} differs from {first}");
+    }
+    let natrix_only = &transcripts[0].1;
+    assert!(
+        natrix_only.contains(&"spoke sources: 15".to_owned()),
+        "{natrix_only:?}"
+    );
+}
+
+/// Every answer to one request on `subject` within half a second.
+async fn answers(nc: &async_nats::Client, subject: &str, body: &str) -> Vec<serde_json::Value> {
+    let inbox = nc.new_inbox();
+    let mut sub = nc.subscribe(inbox.clone()).await.expect("subscribe");
+    nc.publish_with_reply(subject.to_owned(), inbox, body.to_owned().into())
+        .await
+        .expect("publish");
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+    while let Ok(Some(m)) = tokio::time::timeout_at(deadline, sub.next()).await {
+        out.push(serde_json::from_slice(&m.payload).unwrap_or_default());
+    }
+    out
+}
+
+/// The first answer whose `check` holds, asking again for up to 20 s.
+async fn answer_until(
+    nc: &async_nats::Client,
+    subject: &str,
+    body: &str,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = answers(nc, subject, body).await;
+        if let Some(v) = got.iter().find(|v| check(v)) {
+            return v.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{subject}: never as expected, last {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn domains_scenario(hub: async_nats::Client, spoke: async_nats::Client) -> Vec<String> {
+    let mut t = Vec::new();
+    let hub_js = jetstream::new(hub.clone());
+    hub_js
+        .create_stream(stream::Config {
+            name: "ORDERS".into(),
+            subjects: vec!["orders.>".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("create ORDERS");
+    for i in 1..=10 {
+        hub_js
+            .publish(format!("orders.{i}"), format!("o{i}").into())
+            .await
+            .expect("publish")
+            .await
+            .expect("ack");
+    }
+    // The spoke reaches the hub's JetStream by domain once the leaf connection is up.
+    let info = answer_until(&spoke, "$JS.HUB.API.STREAM.INFO.ORDERS", "", |v| {
+        v["state"]["messages"].is_u64()
+    })
+    .await;
+    t.push(format!(
+        "hub ORDERS by domain: {}",
+        info["state"]["messages"]
+    ));
+    // The plain API is each side's own: answered once, by the spoke, which has no ORDERS.
+    let got = answers(&spoke, "$JS.API.STREAM.INFO.ORDERS", "").await;
+    t.push(format!(
+        "spoke $JS.API answers: {} {:?}",
+        got.len(),
+        got.iter()
+            .map(|v| v["error"]["err_code"].to_string())
+            .collect::<Vec<_>>()
+    ));
+    // A spoke stream sources the hub's across the domains.
+    let body = serde_json::json!({"name": "LOCAL", "subjects": ["local.>"],
+        "sources": [{"name": "ORDERS", "external": {"api": "$JS.HUB.API"}}]});
+    let created = answer_until(
+        &spoke,
+        "$JS.API.STREAM.CREATE.LOCAL",
+        &body.to_string(),
+        |_| true,
+    )
+    .await;
+    t.push(format!(
+        "spoke LOCAL created: {}",
+        created["error"].is_null()
+    ));
+    let spoke_js = jetstream::new(spoke.clone());
+    let local = wait_msgs(&spoke_js, "LOCAL", 10).await;
+    t.push(format!("spoke sources: {}", local.state.messages));
+    let first = spoke_js
+        .get_stream("LOCAL")
+        .await
+        .expect("LOCAL")
+        .get_raw_message(1)
+        .await
+        .map(|m| m.subject.to_string())
+        .unwrap_or_else(|e| e.to_string());
+    t.push(format!("spoke LOCAL message 1 subject: {first}"));
+    for i in 11..=15 {
+        hub_js
+            .publish(format!("orders.{i}"), format!("o{i}").into())
+            .await
+            .expect("publish")
+            .await
+            .expect("ack");
+    }
+    let local = wait_msgs(&spoke_js, "LOCAL", 15).await;
+    t.push(format!("spoke sources: {}", local.state.messages));
+    // And the hub reaches the spoke's by its domain, its own plain API answering alone.
+    let info = answer_until(&hub, "$JS.SPOKE.API.STREAM.INFO.LOCAL", "", |v| {
+        v["state"]["messages"] == 15
+    })
+    .await;
+    t.push(format!(
+        "spoke LOCAL by domain: {}",
+        info["state"]["messages"]
+    ));
+    let got = answers(&hub, "$JS.API.STREAM.INFO.LOCAL", "").await;
+    t.push(format!(
+        "hub $JS.API answers: {} {:?}",
+        got.len(),
+        got.iter()
+            .map(|v| v["error"]["err_code"].to_string())
+            .collect::<Vec<_>>()
+    ));
+    t
+}

@@ -785,6 +785,10 @@ impl Conn {
         if !s.remote.deny_imports.is_empty() {
             c["deny_pub"] = s.remote.deny_imports.clone().into();
         }
+        // The hub keeps its JetStream apart from ours by it (nats-server's `domain`).
+        if opts.config.jetstream.enabled && !opts.config.jetstream.domain.is_empty() {
+            c["domain"] = opts.config.jetstream.domain.clone().into();
+        }
         if !s.remote.credentials.is_empty() {
             match auth::read_creds(std::path::Path::new(&s.remote.credentials)) {
                 Ok((jwt, kp)) => {
@@ -867,6 +871,15 @@ impl Conn {
         name: String,
         filters: super::Filters,
     ) {
+        let (opts, _) = self.server.options();
+        let domain = Some(opts.config.jetstream.domain.as_str())
+            .filter(|d| opts.config.jetstream.enabled && !d.is_empty());
+        let system = account.name() == self.server.sys_account.name()
+            || self
+                .server
+                .trust()
+                .is_some_and(|t| t.system_account == account.name());
+        let filters = filters.with_jetstream(system, domain);
         let leaf = Arc::new(Leaf {
             handle: self.handle.clone(),
             account,
@@ -1040,6 +1053,11 @@ impl Conn {
             self.outcome = Outcome::Delay(LOOP_DELAY);
             return self.close_with(&e, CloseReason::ProtocolViolation);
         }
+        if leaf.filters.js_blocks(&subject, true, true) {
+            // JetStream's own subjects stay in their domain: never sent, so no
+            // subscription.
+            return true;
+        }
         if let Some(p) = &leaf.filters.receive
             && !p.allows_subscribe(&subject, queue.as_deref())
         {
@@ -1157,6 +1175,10 @@ impl Conn {
                 &mapped[..]
             }
         };
+        if leaf.filters.js_blocks(subject, false, false) {
+            // Another domain's JetStream traffic: not ours to answer.
+            return true;
+        }
         if !leaf.filters.may_send(subject) {
             if !leaf.filters.strict {
                 // The remote's deny_imports: dropped.
@@ -1214,6 +1236,16 @@ impl Conn {
             size_arg: &size,
             hdr_arg: if hdr > 0 { &hdr_arg } else { &[] },
         };
+        // A JetStream delivery (see `fanout::split_js_reply`): clients see the subject
+        // and the ack its reply carries; other servers get it as it came.
+        let shown = match reply.and_then(crate::server::fanout::split_js_reply) {
+            Some((ack, subject)) => encode::Delivery {
+                subject,
+                reply: Some(ack),
+                ..d
+            },
+            None => encode::Delivery { ..d },
+        };
         let from = leaf.origin();
         let to_routes = !leaf.is_spoke;
         let takes = |sub: &Subscription| match sub.client.kind {
@@ -1233,7 +1265,7 @@ impl Conn {
                 continue;
             }
             if sub.client.kind == ConnKind::Client {
-                sent += u64::from(deliver_deferred(acc, sub, &d, &mut to_flush));
+                sent += u64::from(deliver_deferred(acc, sub, &shown, &mut to_flush));
             } else {
                 targets.add(&sub.client, None);
             }
@@ -1259,7 +1291,7 @@ impl Conn {
                         targets.add(&sub.client, sub.queue.clone());
                         break 'group;
                     }
-                    if deliver_deferred(acc, sub, &d, &mut to_flush) {
+                    if deliver_deferred(acc, sub, &shown, &mut to_flush) {
                         sent += 1;
                         break 'group;
                     }

@@ -101,7 +101,21 @@ pub(crate) struct Filters {
     pub receive: Option<SubjectPermission>,
     /// Whether a violation closes the connection (hub) or is dropped (spoke).
     pub strict: bool,
+    /// JetStream subjects that never cross in either direction, dropped silently.
+    pub js: Option<SubjectPermission>,
+    /// This server's own domain-prefixed API (`$JS.<domain>.API.>`): requests for it
+    /// must not leave through the connection (nats-server's guard against a hub and a
+    /// spoke answering for the same domain).
+    pub js_out: Option<SubjectPermission>,
 }
+
+/// What no leaf connection carries in any account (nats-server's `denyAllClientJs`):
+/// the JetStream API and the KV and object store subjects of one domain are answered by
+/// that domain's servers only; the other side reaches them by domain, `$JS.<domain>.API`.
+const DENY_CLIENT_JS: [&str; 3] = ["$JS.API.>", "$KV.>", "$OBJ.>"];
+/// What no leaf connection carries in the system account (`denyAllJs`): also the
+/// clustered JetStream traffic, so a meta group never reaches across a leaf connection.
+const DENY_SYSTEM_JS: [&str; 5] = ["$JSC.>", "$NRG.>", "$JS.API.>", "$KV.>", "$OBJ.>"];
 
 impl Filters {
     /// The hub's filters for a spoke bound to a user with `permissions` that asked, in
@@ -118,6 +132,7 @@ impl Filters {
             send: permissions.and_then(|p| p.publish.clone()),
             receive,
             strict: true,
+            ..Self::default()
         }
     }
 
@@ -133,7 +148,44 @@ impl Filters {
             send: deny(deny_imports),
             receive: deny(deny_exports),
             strict: false,
+            ..Self::default()
         }
+    }
+
+    /// Adds JetStream's separation of domains for a connection bound to `account` (the
+    /// system account when `system`), on a server whose JetStream domain is `domain`.
+    /// Natrix never extends a JetStream domain over a leaf connection (nats-server's
+    /// shared-system-account mode), so both sides keep theirs apart as nats-server does
+    /// when their domains differ.
+    pub(crate) fn with_jetstream(mut self, system: bool, domain: Option<&str>) -> Self {
+        let list: &[&str] = if system {
+            &DENY_SYSTEM_JS
+        } else {
+            &DENY_CLIENT_JS
+        };
+        self.js = Some(SubjectPermission {
+            allow: None,
+            deny: list.iter().map(|s| (*s).to_owned()).collect(),
+        });
+        self.js_out = domain.map(|d| SubjectPermission {
+            allow: None,
+            deny: vec![format!("$JS.{d}.API.>")],
+        });
+        self
+    }
+
+    /// Whether JetStream's separation keeps `subject` from crossing towards us (`out`
+    /// false) or towards the other side (`out` true). `sub` tells a subscription
+    /// (possibly a wildcard) from a message subject.
+    pub(crate) fn js_blocks(&self, subject: &[u8], out: bool, sub: bool) -> bool {
+        let blocks = |p: &SubjectPermission| {
+            if sub {
+                !p.allows_subscribe(subject, None)
+            } else {
+                !p.allows_publish(subject)
+            }
+        };
+        self.js.as_ref().is_some_and(blocks) || (out && self.js_out.as_ref().is_some_and(blocks))
     }
 
     /// Whether the other side may send us a message on `subject`.
@@ -146,6 +198,7 @@ impl Filters {
         self.receive
             .as_ref()
             .is_none_or(|p| p.allows_publish(subject))
+            && !self.js_blocks(subject, true, false)
     }
 }
 
@@ -177,11 +230,12 @@ impl Leaf {
     /// publish to (it would be refused sending anything else), and always `$LDS.`.
     fn may_hear(&self, subject: &[u8]) -> bool {
         subject.starts_with(b"$LDS.")
-            || self
+            || (self
                 .filters
                 .send
                 .as_ref()
                 .is_none_or(|p| p.allows_subscribe(subject, None))
+                && !self.filters.js_blocks(subject, false, true))
     }
 
     fn origin(&self) -> Origin {

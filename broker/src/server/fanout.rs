@@ -19,6 +19,42 @@ use crate::account::Account;
 use crate::cluster::proto;
 use crate::protocol::encode::Delivery;
 
+/// The ack subject JetStream puts on each delivery.
+const JS_ACK: &[u8] = b"$JS.ACK.";
+
+/// A JetStream delivery travels between servers under its deliver subject (that is what
+/// the receiving side routes by), with the subject its subscribers must see appended to
+/// the ack reply: `$JS.ACK.<stream>.<consumer>.<…>@<subject>`, as nats-server sends it.
+/// Subjects may hold `@`, so only the first one after the ack's eight dots counts.
+/// Returns the ack reply and the subject to show.
+pub(crate) fn split_js_reply(reply: &[u8]) -> Option<(&[u8], &[u8])> {
+    if !reply.starts_with(JS_ACK) {
+        return None;
+    }
+    let mut dots = 0;
+    for (i, b) in reply.iter().enumerate() {
+        match b {
+            b'.' => dots += 1,
+            b'@' if dots >= 8 => return Some((&reply[..i], &reply[i + 1..])),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The reply a JetStream delivery of `subject` carries to another server (see
+/// [`split_js_reply`]); `None` when `reply` is no ack subject or carries one already.
+pub(crate) fn js_reply_with_subject(reply: &[u8], subject: &[u8]) -> Option<Vec<u8>> {
+    if !reply.starts_with(JS_ACK) || split_js_reply(reply).is_some() {
+        return None;
+    }
+    let mut v = Vec::with_capacity(reply.len() + 1 + subject.len());
+    v.extend_from_slice(reply);
+    v.push(b'@');
+    v.extend_from_slice(subject);
+    Some(v)
+}
+
 /// A message entering this server from somewhere other than a client connection.
 pub(crate) struct Inbound<'a> {
     /// The subject subscribers see.
@@ -126,8 +162,16 @@ pub(crate) fn deliver(
             }
         }
     }
+    // A JetStream delivery made here carries its subject in the reply; one that came
+    // from another server has it in its `route_reply` already.
+    let with_subject = match (m.deliver_to, m.reply, m.route_reply) {
+        (Some(_), Some(r), None) if !links.is_empty() => js_reply_with_subject(r, m.subject),
+        _ => None,
+    };
     for (sub, queues) in &links {
-        let reply = if sub.client.kind == ConnKind::Route {
+        let reply = if let Some(r) = &with_subject {
+            Some(&r[..])
+        } else if m.deliver_to.is_some() || sub.client.kind == ConnKind::Route {
             m.route_reply.or(m.reply)
         } else {
             m.reply
@@ -207,4 +251,27 @@ pub(crate) fn push_link(
     link.out_bytes
         .fetch_add(d.msg.len() as u64, Ordering::Relaxed);
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn js_reply_carries_the_subject_after_the_ack_tokens() {
+        let ack = b"$JS.ACK.ORDERS.C.1.2.3.1796420915911551255.0";
+        let v = js_reply_with_subject(ack, b"orders.@x").unwrap_or_default();
+        assert_eq!(v, b"$JS.ACK.ORDERS.C.1.2.3.1796420915911551255.0@orders.@x");
+        assert_eq!(
+            split_js_reply(&v),
+            Some((&ack[..], &b"orders.@x"[..])),
+            "the first @ after eight dots splits"
+        );
+        // Never twice, and only on ack subjects.
+        assert_eq!(js_reply_with_subject(&v, b"y"), None);
+        assert_eq!(js_reply_with_subject(b"_INBOX.a", b"y"), None);
+        // An `@` inside the stream or consumer name is part of the ack.
+        assert_eq!(split_js_reply(b"$JS.ACK.A@B.C.1.2.3.4.0"), None);
+        assert_eq!(split_js_reply(b"_INBOX.x@y"), None);
+    }
 }

@@ -1217,10 +1217,16 @@ impl Server {
         let mut delivered = fanout::deliver(self, account, &m, &mut to_flush);
         if let Some(gws) = self.gateways() {
             // Remote clusters route by the subject they are sent, as routes do: a
-            // JetStream delivery crosses under its deliver subject.
+            // JetStream delivery crosses under its deliver subject, the subject to show
+            // in its reply.
             let to = deliver_to.unwrap_or(subject);
             let local = account.sublist.match_subject(to);
-            delivered += u64::from(gws.send(account, to, reply, hdr, msg, &local, None, &mut to_flush));
+            let with_subject = deliver_to
+                .and(reply)
+                .and_then(|r| fanout::js_reply_with_subject(r, subject));
+            let reply = with_subject.as_deref().or(reply);
+            delivered +=
+                u64::from(gws.send(account, to, reply, hdr, msg, &local, None, &mut to_flush));
         }
         for o in to_flush {
             o.flush_soon();

@@ -676,10 +676,15 @@ pub(crate) fn deliver_from_peer(
             }
             return;
         }
+        // A JetStream delivery to a mapped inbox shows the subject its reply carries.
+        let (shown, deliver_to, client_reply) = match reply.and_then(fanout::split_js_reply) {
+            Some((ack, shown)) => (shown, Some(plain), Some(ack)),
+            None => (plain, None, reply),
+        };
         let m = Inbound {
-            deliver_to: None,
-            subject: plain,
-            reply,
+            deliver_to,
+            subject: shown,
+            reply: client_reply,
             route_reply: None,
             hdr,
             msg,
@@ -711,9 +716,15 @@ pub(crate) fn deliver_from_peer(
         }
         _ => reply,
     };
+    // A JetStream delivery: routed by `subject` (its deliver subject), shown under the
+    // subject its reply carries.
+    let (shown, deliver_to, client_reply) = match client_reply.and_then(fanout::split_js_reply) {
+        Some((ack, shown)) => (shown, Some(subject), Some(ack)),
+        None => (subject, None, client_reply),
+    };
     let m = Inbound {
-        deliver_to: None,
-        subject,
+        deliver_to,
+        subject: shown,
         reply: client_reply,
         route_reply: reply,
         hdr,
