@@ -71,17 +71,28 @@ impl<C: TransportConfig> GroupConnection<C> {
         Resp: serde::de::DeserializeOwned,
         E: serde::de::DeserializeOwned + std::error::Error,
     {
-        let result = self
-            .transport
-            .request::<Req, Resp, E>(
-                &self.server,
-                self.target,
-                &self.group,
-                kind,
-                rpc,
-                option.hard_ttl(),
-            )
-            .await;
+        let result = if kind == RpcKind::Heartbeats {
+            self.transport
+                .heartbeat::<Req, Resp, E>(
+                    &self.server,
+                    self.target,
+                    &self.group,
+                    rpc,
+                    option.hard_ttl(),
+                )
+                .await
+        } else {
+            self.transport
+                .request::<Req, Resp, E>(
+                    &self.server,
+                    self.target,
+                    &self.group,
+                    kind,
+                    rpc,
+                    option.hard_ttl(),
+                )
+                .await
+        };
         match result {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => Err(Ok(RPCError::RemoteError(RemoteError::new(self.target, e)))),
@@ -111,7 +122,12 @@ impl<C: TransportConfig> RaftNetwork<C> for GroupConnection<C> {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RpcErr> {
         let entries = rpc.entries.len() as u64;
-        match self.call(RpcKind::AppendEntries, rpc, &option).await {
+        let kind = if entries == 0 {
+            RpcKind::Heartbeats
+        } else {
+            RpcKind::AppendEntries
+        };
+        match self.call(kind, rpc, &option).await {
             Ok(resp) => Ok(resp),
             Err(Ok(e)) => Err(e),
             Err(Err(e @ SendError::TooLarge { .. })) if entries > 1 => {

@@ -11,6 +11,12 @@
 //! A request waits at most its deadline (openraft's per-RPC TTL, capped by
 //! [`TransportOptions::max_timeout`]); a target with no subscriber (its server is down or
 //! not routed) fails at once, without waiting.
+//!
+//! Heartbeats (`AppendEntries` without entries) are not sent one by one: every group
+//! leader heartbeats each follower several times a second, so a server leading a thousand
+//! groups would send thousands of tiny messages a second to each peer. They wait up to
+//! [`TransportOptions::heartbeat_window`] and leave together, one message per target
+//! server; the target answers them in a few batched replies.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -45,6 +51,9 @@ pub struct TransportOptions {
     /// The largest request payload sent; an `AppendEntries` above it is split (openraft
     /// retries with fewer entries). Keep it at or below the server's `max_payload`.
     pub max_payload: usize,
+    /// How long a heartbeat waits for others to the same server (zero: each goes alone).
+    /// Small against the heartbeat interval and the election timeout.
+    pub heartbeat_window: Duration,
 }
 
 impl Default for TransportOptions {
@@ -52,9 +61,14 @@ impl Default for TransportOptions {
         Self {
             max_timeout: Duration::from_secs(5),
             max_payload: 1024 * 1024,
+            heartbeat_window: Duration::from_millis(10),
         }
     }
 }
+
+/// How often a server answering a batch of heartbeats sends the answers it has: the
+/// groups answer at their own pace, and a busy one must not hold up the others.
+const BATCH_REPLY_EVERY: Duration = Duration::from_millis(20);
 
 /// Why a request got no answer from the target's Raft.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -104,6 +118,8 @@ struct Inner<C: TransportConfig> {
     reply_prefix: String,
     next_seq: AtomicU64,
     pending: Mutex<HashMap<u64, oneshot::Sender<Bytes>>>,
+    /// Heartbeats waiting to leave, by target server: request sequence and frame.
+    heartbeats: Mutex<HashMap<String, wire::Batch>>,
     runtime: tokio::runtime::Handle,
 }
 
@@ -141,6 +157,7 @@ impl<C: TransportConfig> Transport<C> {
             reply_prefix: wire::reply_prefix(server_id),
             next_seq: AtomicU64::new(1),
             pending: Mutex::new(HashMap::new()),
+            heartbeats: Mutex::new(HashMap::new()),
             runtime: tokio::runtime::Handle::current(),
         });
         // The handler holds the transport weakly: the transport owns the connection, and
@@ -200,6 +217,46 @@ impl<C: TransportConfig> Transport<C> {
         Resp: DeserializeOwned,
         E: DeserializeOwned,
     {
+        self.send(server, target, group, kind, rpc, ttl).await
+    }
+
+    /// [`Transport::request`] for an `AppendEntries` without entries: it leaves with the
+    /// other heartbeats to the same server within `heartbeat_window`.
+    pub async fn heartbeat<Req, Resp, E>(
+        &self,
+        server: &str,
+        target: u64,
+        group: &str,
+        rpc: Req,
+        ttl: Duration,
+    ) -> Result<Result<Resp, RaftError<u64, E>>, SendError>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: DeserializeOwned,
+    {
+        let kind = if self.inner.options.heartbeat_window.is_zero() {
+            RpcKind::AppendEntries
+        } else {
+            RpcKind::Heartbeats
+        };
+        self.send(server, target, group, kind, rpc, ttl).await
+    }
+
+    async fn send<Req, Resp, E>(
+        &self,
+        server: &str,
+        target: u64,
+        group: &str,
+        kind: RpcKind,
+        rpc: Req,
+        ttl: Duration,
+    ) -> Result<Result<Resp, RaftError<u64, E>>, SendError>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: DeserializeOwned,
+    {
         let inner = &*self.inner;
         if !wire::valid_server_token(server) {
             return Err(SendError::Unreachable(format!(
@@ -235,10 +292,15 @@ impl<C: TransportConfig> Transport<C> {
         let (tx, rx) = oneshot::channel();
         inner.pending.lock().insert(seq, tx);
         let _guard = PendingGuard { inner, seq };
-        let reply = format!("{}.{seq}", inner.reply_prefix);
-        conn.publish(&subject, Some(&reply), &payload)
-            .map_err(|e| SendError::Unreachable(e.to_string()))?;
-        drop(conn);
+        if kind == RpcKind::Heartbeats {
+            drop(conn);
+            Inner::queue_heartbeat(&self.inner, server, seq, payload);
+        } else {
+            let reply = format!("{}.{seq}", inner.reply_prefix);
+            conn.publish(&subject, Some(&reply), &payload)
+                .map_err(|e| SendError::Unreachable(e.to_string()))?;
+            drop(conn);
+        }
 
         let ttl = ttl.min(inner.options.max_timeout);
         let bytes = match tokio::time::timeout(ttl, rx).await {
@@ -255,8 +317,147 @@ impl<C: TransportConfig> Transport<C> {
 }
 
 impl<C: TransportConfig> Inner<C> {
+    /// Adds a heartbeat to its server's batch; the first of a batch sends it after the
+    /// window.
+    fn queue_heartbeat(this: &Arc<Self>, server: &str, seq: u64, frame: Vec<u8>) {
+        let first = {
+            let mut queued = this.heartbeats.lock();
+            let batch = queued.entry(server.to_owned()).or_default();
+            batch.push((seq, frame));
+            batch.len() == 1
+        };
+        if first {
+            let this = this.clone();
+            let server = server.to_owned();
+            this.runtime.clone().spawn(async move {
+                tokio::time::sleep(this.options.heartbeat_window).await;
+                this.send_heartbeats(&server);
+            });
+        }
+    }
+
+    fn send_heartbeats(&self, server: &str) {
+        let Some(batch) = self.heartbeats.lock().remove(server) else {
+            return;
+        };
+        let payload = match encode_frame(&batch) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!("encoding heartbeats: {e}");
+                return;
+            }
+        };
+        let conn = self.conn.lock().clone();
+        let reply = format!("{}.{}", self.reply_prefix, wire::BATCH_REPLY);
+        if let Some(conn) = conn
+            && let Err(e) = conn.publish(
+                &wire::request_subject(server, RpcKind::Heartbeats),
+                Some(&reply),
+                &payload,
+            )
+        {
+            // The waiting requests time out; openraft retries.
+            tracing::debug!(server, "publishing heartbeats: {e}");
+        }
+    }
+
+    /// Completes each request a batch of replies answers.
+    fn on_replies(&self, payload: &[u8]) {
+        let batch: wire::Batch = match decode_frame(payload) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::debug!("undecodable batch of raft replies: {e}");
+                return;
+            }
+        };
+        let mut pending = self.pending.lock();
+        for (seq, frame) in batch {
+            if let Some(tx) = pending.remove(&seq) {
+                let _ = tx.send(Bytes::from(frame));
+            }
+        }
+    }
+
+    /// Answers a batch of heartbeats: each group's on a task of its own, the answers sent
+    /// as they come, gathered every [`BATCH_REPLY_EVERY`].
+    async fn serve_heartbeats(self: Arc<Self>, payload: Bytes, reply: String) {
+        let batch: wire::Batch = match decode_frame(&payload) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::debug!("undecodable batch of heartbeats: {e}");
+                return;
+            }
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        for (seq, frame) in batch {
+            let this = self.clone();
+            let tx = tx.clone();
+            self.runtime.spawn(async move {
+                match this
+                    .answer(
+                        &frame,
+                        |raft, rpc| async move { raft.append_entries(rpc).await },
+                    )
+                    .await
+                {
+                    Ok(bytes) => {
+                        let _ = tx.send((seq, bytes));
+                    }
+                    Err(e) => tracing::warn!("encoding raft reply: {e}"),
+                }
+            });
+        }
+        drop(tx);
+        let mut ready: wire::Batch = Vec::new();
+        let mut next = tokio::time::Instant::now() + BATCH_REPLY_EVERY;
+        loop {
+            tokio::select! {
+                got = rx.recv() => match got {
+                    Some(answer) => ready.push(answer),
+                    None => break,
+                },
+                () = tokio::time::sleep_until(next) => {
+                    self.reply_batch(&reply, &mut ready);
+                    next += BATCH_REPLY_EVERY;
+                }
+            }
+        }
+        self.reply_batch(&reply, &mut ready);
+    }
+
+    fn reply_batch(&self, reply: &str, ready: &mut wire::Batch) {
+        if ready.is_empty() {
+            return;
+        }
+        let bytes = match encode_frame(&*ready) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!("encoding raft replies: {e}");
+                return;
+            }
+        };
+        ready.clear();
+        let conn = self.conn.lock().clone();
+        if let Some(conn) = conn
+            && let Err(e) = conn.publish(reply, None, &bytes)
+        {
+            tracing::debug!("publishing raft replies: {e}");
+        }
+    }
+
     fn on_message(this: &Arc<Self>, msg: Msg) {
         match wire::parse_inbound(&this.server_id, &msg.subject) {
+            Some(Inbound::Reply(wire::BATCH_REPLY)) => this.on_replies(&msg.payload),
+            Some(Inbound::Request(RpcKind::Heartbeats)) => {
+                let Some(reply) = msg.reply else {
+                    tracing::debug!(subject = %msg.subject, "raft request without reply subject");
+                    return;
+                };
+                let this = this.clone();
+                this.runtime
+                    .clone()
+                    .spawn(this.serve_heartbeats(msg.payload, reply));
+            }
             Some(Inbound::Reply(seq)) => {
                 if let Some(tx) = this.pending.lock().remove(&seq) {
                     // The requester may have given up already; nothing to do then.
@@ -295,6 +496,7 @@ impl<C: TransportConfig> Inner<C> {
                 })
                 .await
             }
+            RpcKind::Heartbeats => return,
         };
         let bytes = match answer {
             Ok(bytes) => bytes,

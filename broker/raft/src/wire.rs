@@ -8,7 +8,9 @@
 //! | `$NRG.<server>.AE` | an `AppendEntries` request for a group with a member on `<server>` |
 //! | `$NRG.<server>.V` | a `Vote` request |
 //! | `$NRG.<server>.IS` | an `InstallSnapshot` chunk |
+//! | `$NRG.<server>.HB` | a [`Batch`] of heartbeats: `AppendEntries` without entries, of any groups |
 //! | `$NRG.<server>.R.<seq>` | the reply to request `<seq>` sent by `<server>` |
+//! | `$NRG.<server>.R.0` | a [`Batch`] of replies to heartbeats |
 //!
 //! `<server>` is the target's server id, the `addr` of its openraft `BasicNode`. Each
 //! server subscribes once, to `$NRG.<server>.>`, and receives its requests and its replies
@@ -33,12 +35,22 @@ pub const PREFIX: &str = "$NRG";
 /// The first byte of every frame; a receiver refuses other versions.
 pub const WIRE_VERSION: u8 = 1;
 
-/// The three Raft RPCs.
+/// The reply sequence number that carries a [`Batch`] of replies (requests count from 1).
+pub const BATCH_REPLY: u64 = 0;
+
+/// Frames of several requests or replies in one message, each with the sequence number
+/// of its request: heartbeats of many groups to one server share a message, and their
+/// answers share a few.
+pub type Batch = Vec<(u64, Vec<u8>)>;
+
+/// The three Raft RPCs, and heartbeats batched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RpcKind {
     AppendEntries,
     Vote,
     InstallSnapshot,
+    /// A [`Batch`] of `AppendEntries` frames without entries.
+    Heartbeats,
 }
 
 impl RpcKind {
@@ -48,6 +60,7 @@ impl RpcKind {
             RpcKind::AppendEntries => "AE",
             RpcKind::Vote => "V",
             RpcKind::InstallSnapshot => "IS",
+            RpcKind::Heartbeats => "HB",
         }
     }
 
@@ -56,6 +69,7 @@ impl RpcKind {
             "AE" => Some(RpcKind::AppendEntries),
             "V" => Some(RpcKind::Vote),
             "IS" => Some(RpcKind::InstallSnapshot),
+            "HB" => Some(RpcKind::Heartbeats),
             _ => None,
         }
     }

@@ -100,6 +100,14 @@ async fn measure() {
         per_replica * 3
     );
     assert!(per_replica < 512 * 1024, "{per_replica} B per replica");
+    // One heartbeat a second from each leader to each of two followers, and its answer,
+    // would be 4 messages a second per group sent one by one; batched per target server,
+    // they must come to well under half of that.
+    let unbatched = (groups * 4) as f64;
+    assert!(
+        rate < unbatched / 2.0,
+        "idle traffic {rate:.0} msgs/s for {groups} groups: heartbeats not batched ({unbatched:.0} unbatched)"
+    );
     for m in &servers {
         m.shutdown().await;
     }

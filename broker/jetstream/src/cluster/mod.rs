@@ -256,6 +256,7 @@ impl Cluster {
                         .unwrap_or(1 << 20)
                         .saturating_mul(2)
                         .max(crate::stream::MAX_REPLICATED_BATCH_BYTES * 4),
+                    ..TransportOptions::default()
                 },
             },
         )
