@@ -38,6 +38,10 @@ impl Bus for CoreBus {
     fn accounts(&self) -> Vec<String> {
         self.0.account_names()
     }
+
+    fn reply_cluster(&self, reply: &str) -> Option<String> {
+        self.0.gateways()?.reply_cluster(reply.as_bytes())
+    }
 }
 
 impl Conn for CoreConn {

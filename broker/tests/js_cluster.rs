@@ -1214,15 +1214,18 @@ fn a_supercluster_over_gateways() {
             let r = api(&west, "$JS.API.STREAM.CREATE.E", &body.to_string()).await;
             assert!(r["error"].is_null(), "{r}");
             assert_eq!(placed_on(&r), ["n61", "n62", "n63"]);
-            // Without a cluster named, the replicas still share one cluster.
-            let body = serde_json::json!({"name": "ANY", "subjects": ["any.>"], "num_replicas": 3});
-            let r = api(&west, "$JS.API.STREAM.CREATE.ANY", &body.to_string()).await;
+            // Without a cluster named, a stream goes to the asking client's cluster,
+            // wherever the meta leader is.
+            let body =
+                serde_json::json!({"name": "ANYW", "subjects": ["anyw.>"], "num_replicas": 3});
+            let r = api(&west, "$JS.API.STREAM.CREATE.ANYW", &body.to_string()).await;
             assert!(r["error"].is_null(), "{r}");
-            let placed = placed_on(&r);
-            assert!(
-                placed == ["n61", "n62", "n63"] || placed == ["n64", "n65", "n66"],
-                "one cluster holds every replica: {placed:?}"
-            );
+            assert_eq!(placed_on(&r), ["n64", "n65", "n66"], "{r}");
+            let body =
+                serde_json::json!({"name": "ANYE", "subjects": ["anye.>"], "num_replicas": 3});
+            let r = api(&east, "$JS.API.STREAM.CREATE.ANYE", &body.to_string()).await;
+            assert!(r["error"].is_null(), "{r}");
+            assert_eq!(placed_on(&r), ["n61", "n62", "n63"], "{r}");
             // A cluster nobody is in: nats-server's placement error.
             let body = serde_json::json!({"name": "X", "subjects": ["x.>"], "num_replicas": 1,
                 "placement": {"cluster": "NORTH"}});

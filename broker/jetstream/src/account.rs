@@ -344,12 +344,14 @@ impl JsAccount {
         }
     }
 
-    /// `$JS.API.STREAM.CREATE.<name>`.
+    /// `$JS.API.STREAM.CREATE.<name>`; `origin` is the remote cluster the request came
+    /// from, if any (where a clustered stream is placed by default).
     pub async fn create_stream(
         self: &Arc<Self>,
         subject_name: &str,
         config: StreamConfig,
         pedantic: bool,
+        origin: Option<String>,
     ) -> Result<Value, ApiError> {
         if config.name != subject_name {
             return Err(errors::stream_mismatch());
@@ -379,7 +381,7 @@ impl JsAccount {
             stored_form(&mut config)?;
             self.check_stream_limits(&config, None)?;
             crate::validate::stream_add(&config, &others)?;
-            return crate::cluster::meta::create_stream(&cluster, self, config).await;
+            return crate::cluster::meta::create_stream(&cluster, self, config, origin).await;
         }
         let _admin = self.admin.lock().await;
         let others = self.other_configs(&config.name);

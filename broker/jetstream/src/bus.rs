@@ -56,4 +56,9 @@ pub trait Bus: Send + Sync + 'static {
     fn connect(&self, account: &str, handler: Handler) -> Result<Arc<dyn Conn>, BusError>;
     /// The accounts that exist now (JetStream enables itself in each one configured).
     fn accounts(&self) -> Vec<String>;
+    /// The remote cluster a request with reply subject `reply` came from over a gateway;
+    /// `None` when it came from this cluster (where a stream is placed by default).
+    fn reply_cluster(&self, _reply: &str) -> Option<String> {
+        None
+    }
 }

@@ -71,7 +71,7 @@ pub async fn handle(acc: &Arc<JsAccount>, subject: &str, msg: &Msg) {
     let (kind, result) = if requires_newer_api(&msg.headers) {
         (kind_of(&tokens), Err(errors::required_api_level()))
     } else {
-        dispatch(acc, &tokens, &msg.payload).await
+        dispatch(acc, &tokens, msg).await
     };
     let identity = match (&result, tokens.as_slice()) {
         (Ok(v), ["CONSUMER", "CREATE", stream, ..])
@@ -256,14 +256,24 @@ fn response_type(kind: &str) -> String {
 
 type Answer = (&'static str, Result<Value, ApiError>);
 
-async fn dispatch(acc: &Arc<JsAccount>, t: &[&str], body: &[u8]) -> Answer {
+async fn dispatch(acc: &Arc<JsAccount>, t: &[&str], msg: &Msg) -> Answer {
+    let body = &msg.payload[..];
     let strict = acc.js.config.strict;
     match t {
         ["INFO"] => ("account_info", Ok(acc.info())),
         ["STREAM", "CREATE", name] => (
             "stream_create",
             match types::StreamConfigRequest::decode(body, strict) {
-                Ok(req) => acc.create_stream(name, req.config, req.pedantic).await,
+                Ok(req) => {
+                    // In a supercluster a stream goes to the asking client's cluster
+                    // unless its placement names one, as in nats-server.
+                    let origin = msg
+                        .reply
+                        .as_deref()
+                        .and_then(|r| acc.js.bus.reply_cluster(r));
+                    acc.create_stream(name, req.config, req.pedantic, origin)
+                        .await
+                }
                 Err(e) => Err(e),
             },
         ),

@@ -144,6 +144,7 @@ pub(crate) async fn create_stream(
     cluster: &Arc<Cluster>,
     acc: &Arc<JsAccount>,
     config: StreamConfig,
+    origin: Option<String>,
 ) -> Result<Value, ApiError> {
     if let Some(have) = cluster
         .meta
@@ -157,9 +158,9 @@ pub(crate) async fn create_stream(
         return stream_info(acc, &config.name).await;
     }
     let replicas = usize::try_from(config.num_replicas.max(1)).unwrap_or(1);
-    let peers = cluster.place(
+    let peers = cluster.place_first_in(
+        origin.as_deref(),
         replicas,
-        &[],
         config.placement.as_ref(),
         acc.js.config.unique_tag.as_deref(),
     )?;

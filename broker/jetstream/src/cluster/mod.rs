@@ -825,6 +825,29 @@ impl Cluster {
         placement: Option<&crate::api::types::Placement>,
         unique_tag: Option<&str>,
     ) -> Result<Vec<(String, u64)>, ApiError> {
+        self.place_preferring(None, replicas, except, placement, unique_tag)
+    }
+
+    /// [`Cluster::place`] for a new stream, trying cluster `first` (the asking client's,
+    /// when it is another than this one) before this one.
+    pub fn place_first_in(
+        &self,
+        first: Option<&str>,
+        replicas: usize,
+        placement: Option<&crate::api::types::Placement>,
+        unique_tag: Option<&str>,
+    ) -> Result<Vec<(String, u64)>, ApiError> {
+        self.place_preferring(first, replicas, &[], placement, unique_tag)
+    }
+
+    fn place_preferring(
+        &self,
+        first: Option<&str>,
+        replicas: usize,
+        except: &[String],
+        placement: Option<&crate::api::types::Placement>,
+        unique_tag: Option<&str>,
+    ) -> Result<Vec<(String, u64)>, ApiError> {
         let live = self.live_peers();
         let mut clusters: Vec<String> = live.keys().filter_map(|n| self.cluster_of(n)).collect();
         clusters.sort();
@@ -843,7 +866,8 @@ impl Cluster {
         if let Some(c) = except.iter().find_map(|n| self.cluster_of(n)) {
             return self.place_in(&c, replicas, except, placement, unique_tag);
         }
-        clusters.sort_by_key(|c| *c != self.config.name);
+        let first = first.unwrap_or(&self.config.name);
+        clusters.sort_by_key(|c| (c != first, *c != self.config.name));
         let mut first_err = None;
         for c in &clusters {
             match self.place_in(c, replicas, except, placement, unique_tag) {

@@ -562,6 +562,17 @@ impl Gateways {
         })
     }
 
+    /// The remote cluster whose request used `reply` recently (it crossed a gateway).
+    pub fn reply_cluster(&self, reply: &[u8]) -> Option<String> {
+        let mapped = self.mapped_reply(reply)?;
+        let (cluster, _, _) = split_mapped(&mapped)?;
+        self.outbound
+            .read()
+            .values()
+            .find(|l| l.cluster_hash.as_bytes() == cluster)
+            .map(|l| l.name.clone())
+    }
+
     /// The mapped form of `reply` if a remote cluster's request used it recently.
     fn mapped_reply(&self, reply: &[u8]) -> Option<Bytes> {
         let replies = self.replies.lock();
