@@ -356,6 +356,29 @@ async fn check_contents(js: &jetstream::Context, stream: &str, durable: &str, n:
     );
 }
 
+/// Runs `scenario` to its end on a runtime inside the client namespace.
+fn block_in_client_ns<T: Send>(
+    lab: &Lab,
+    scenario: impl std::future::Future<Output = T> + Send,
+) -> T {
+    lab.in_client_ns(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(scenario)
+    })
+}
+
+/// A client of node `n` whose requests time out after `timeout_secs`.
+async fn connect_node(n: u8, timeout_secs: u64, what: &str) -> async_nats::Client {
+    async_nats::ConnectOptions::new()
+        .request_timeout(Some(Duration::from_secs(timeout_secs)))
+        .connect(format!("nats://{}:4222", addr(n)))
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
 /// Runs `scenario` on a thread of its own inside the client namespace, so every socket
 /// its clients open is on the private network.
 fn run_in_client_ns(
@@ -893,54 +916,44 @@ fn a_nats_server_node_in_a_natrix_jetstream_cluster() {
     lab.wait_json(51, "/jsz", Duration::from_secs(40), |v| {
         v["meta_cluster"]["leader"].is_string()
     });
-    lab.in_client_ns(|| {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async {
-            // Clients of the nats-server node only.
-            let nc = async_nats::ConnectOptions::new()
-                .request_timeout(Some(Duration::from_secs(3)))
-                .connect(format!("nats://{}:4222", addr(53)))
-                .await
-                .expect("connect to nats-server");
-            let js = jetstream::new(nc.clone());
-            let t0 = Instant::now();
-            // R3 needs three natrix servers: refused, with nats-server's error.
-            let refused = loop {
-                let body =
-                    serde_json::json!({"name": "WIDE", "subjects": ["wide.>"], "num_replicas": 3});
-                let r = api(&nc, "$JS.API.STREAM.CREATE.WIDE", &body.to_string()).await;
-                if r["error"]["err_code"] == 10023 || t0.elapsed() > Duration::from_secs(30) {
-                    break r;
-                }
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            };
-            assert_eq!(refused["error"]["err_code"], 10023, "{refused}");
-            assert_eq!(refused["error"]["description"], "insufficient resources");
-            // R2 fits on the two natrix servers; the nats-server's clients use it.
-            let created = api(
-                &nc,
-                "$JS.API.STREAM.CREATE.MIXED",
-                &serde_json::json!({"name": "MIXED", "subjects": ["mixed.>"], "num_replicas": 2})
-                    .to_string(),
-            )
-            .await;
-            assert!(created["error"].is_null(), "{created}");
-            let placed = placed_on(&created);
-            assert!(
-                placed.iter().all(|p| p == "n51" || p == "n52"),
-                "placed on natrix servers only: {placed:?}"
-            );
-            for i in 1..=20u64 {
-                assert_eq!(
-                    publish_acked(&js, "mixed.a", format!("m{i}"), Duration::from_secs(10)).await,
-                    i
-                );
+    block_in_client_ns(&lab, async {
+        // Clients of the nats-server node only.
+        let nc = connect_node(53, 3, "connect to nats-server").await;
+        let js = jetstream::new(nc.clone());
+        let t0 = Instant::now();
+        // R3 needs three natrix servers: refused, with nats-server's error.
+        let refused = loop {
+            let body =
+                serde_json::json!({"name": "WIDE", "subjects": ["wide.>"], "num_replicas": 3});
+            let r = api(&nc, "$JS.API.STREAM.CREATE.WIDE", &body.to_string()).await;
+            if r["error"]["err_code"] == 10023 || t0.elapsed() > Duration::from_secs(30) {
+                break r;
             }
-            check_contents(&js, "MIXED", "READER", 20).await;
-        });
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        assert_eq!(refused["error"]["err_code"], 10023, "{refused}");
+        assert_eq!(refused["error"]["description"], "insufficient resources");
+        // R2 fits on the two natrix servers; the nats-server's clients use it.
+        let created = api(
+            &nc,
+            "$JS.API.STREAM.CREATE.MIXED",
+            &serde_json::json!({"name": "MIXED", "subjects": ["mixed.>"], "num_replicas": 2})
+                .to_string(),
+        )
+        .await;
+        assert!(created["error"].is_null(), "{created}");
+        let placed = placed_on(&created);
+        assert!(
+            placed.iter().all(|p| p == "n51" || p == "n52"),
+            "placed on natrix servers only: {placed:?}"
+        );
+        for i in 1..=20u64 {
+            assert_eq!(
+                publish_acked(&js, "mixed.a", format!("m{i}"), Duration::from_secs(10)).await,
+                i
+            );
+        }
+        check_contents(&js, "MIXED", "READER", 20).await;
     });
     // The nats-server node is still well.
     let v = lab.wait_json(53, "/varz", Duration::from_secs(5), |v| {
@@ -1185,67 +1198,51 @@ fn a_supercluster_over_gateways() {
             .position(|n| format!("n{n}") == name)
             .unwrap_or_else(|| panic!("no node {name}"))
     };
-    let leader = lab.in_client_ns(|| {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async {
-            let east = async_nats::ConnectOptions::new()
-                .request_timeout(Some(Duration::from_secs(5)))
-                .connect(format!("nats://{}:4222", addr(61)))
-                .await
-                .expect("connect to EAST");
-            let west = async_nats::ConnectOptions::new()
-                .request_timeout(Some(Duration::from_secs(5)))
-                .connect(format!("nats://{}:4222", addr(65)))
-                .await
-                .expect("connect to WEST");
-            // Placed in WEST from a client of EAST.
-            let body = serde_json::json!({"name": "W", "subjects": ["w.>"], "num_replicas": 3,
+    let leader = block_in_client_ns(&lab, async {
+        let east = connect_node(61, 5, "connect to EAST").await;
+        let west = connect_node(65, 5, "connect to WEST").await;
+        // Placed in WEST from a client of EAST.
+        let body = serde_json::json!({"name": "W", "subjects": ["w.>"], "num_replicas": 3,
                 "placement": {"cluster": "WEST"}});
-            let r = api(&east, "$JS.API.STREAM.CREATE.W", &body.to_string()).await;
-            assert!(r["error"].is_null(), "{r}");
-            assert_eq!(r["cluster"]["name"], "WEST", "{r}");
-            assert_eq!(placed_on(&r), ["n64", "n65", "n66"]);
-            // And one in EAST from a client of WEST.
-            let body = serde_json::json!({"name": "E", "subjects": ["e.>"], "num_replicas": 3,
+        let r = api(&east, "$JS.API.STREAM.CREATE.W", &body.to_string()).await;
+        assert!(r["error"].is_null(), "{r}");
+        assert_eq!(r["cluster"]["name"], "WEST", "{r}");
+        assert_eq!(placed_on(&r), ["n64", "n65", "n66"]);
+        // And one in EAST from a client of WEST.
+        let body = serde_json::json!({"name": "E", "subjects": ["e.>"], "num_replicas": 3,
                 "placement": {"cluster": "EAST"}});
-            let r = api(&west, "$JS.API.STREAM.CREATE.E", &body.to_string()).await;
-            assert!(r["error"].is_null(), "{r}");
-            assert_eq!(placed_on(&r), ["n61", "n62", "n63"]);
-            // Without a cluster named, a stream goes to the asking client's cluster,
-            // wherever the meta leader is.
-            let body =
-                serde_json::json!({"name": "ANYW", "subjects": ["anyw.>"], "num_replicas": 3});
-            let r = api(&west, "$JS.API.STREAM.CREATE.ANYW", &body.to_string()).await;
-            assert!(r["error"].is_null(), "{r}");
-            assert_eq!(placed_on(&r), ["n64", "n65", "n66"], "{r}");
-            let body =
-                serde_json::json!({"name": "ANYE", "subjects": ["anye.>"], "num_replicas": 3});
-            let r = api(&east, "$JS.API.STREAM.CREATE.ANYE", &body.to_string()).await;
-            assert!(r["error"].is_null(), "{r}");
-            assert_eq!(placed_on(&r), ["n61", "n62", "n63"], "{r}");
-            // A cluster nobody is in: nats-server's placement error.
-            let body = serde_json::json!({"name": "X", "subjects": ["x.>"], "num_replicas": 1,
+        let r = api(&west, "$JS.API.STREAM.CREATE.E", &body.to_string()).await;
+        assert!(r["error"].is_null(), "{r}");
+        assert_eq!(placed_on(&r), ["n61", "n62", "n63"]);
+        // Without a cluster named, a stream goes to the asking client's cluster,
+        // wherever the meta leader is.
+        let body = serde_json::json!({"name": "ANYW", "subjects": ["anyw.>"], "num_replicas": 3});
+        let r = api(&west, "$JS.API.STREAM.CREATE.ANYW", &body.to_string()).await;
+        assert!(r["error"].is_null(), "{r}");
+        assert_eq!(placed_on(&r), ["n64", "n65", "n66"], "{r}");
+        let body = serde_json::json!({"name": "ANYE", "subjects": ["anye.>"], "num_replicas": 3});
+        let r = api(&east, "$JS.API.STREAM.CREATE.ANYE", &body.to_string()).await;
+        assert!(r["error"].is_null(), "{r}");
+        assert_eq!(placed_on(&r), ["n61", "n62", "n63"], "{r}");
+        // A cluster nobody is in: nats-server's placement error.
+        let body = serde_json::json!({"name": "X", "subjects": ["x.>"], "num_replicas": 1,
                 "placement": {"cluster": "NORTH"}});
-            let r = api(&east, "$JS.API.STREAM.CREATE.X", &body.to_string()).await;
-            assert_eq!(r["error"]["err_code"], 10005, "{r}");
-            // Writes from EAST's clients, reads from WEST's, and the other way round.
-            let js_east = jetstream::new(east.clone());
-            let js_west = jetstream::new(west.clone());
-            for i in 1..=30u64 {
-                let seq =
-                    publish_acked(&js_east, "w.a", format!("m{i}"), Duration::from_secs(10)).await;
-                assert_eq!(seq, i);
-                let seq =
-                    publish_acked(&js_west, "e.a", format!("m{i}"), Duration::from_secs(10)).await;
-                assert_eq!(seq, i);
-            }
-            check_contents(&js_west, "W", "READER", 30).await;
-            check_contents(&js_east, "E", "READER", 30).await;
-            leader_of(&js_east, "W").await
-        })
+        let r = api(&east, "$JS.API.STREAM.CREATE.X", &body.to_string()).await;
+        assert_eq!(r["error"]["err_code"], 10005, "{r}");
+        // Writes from EAST's clients, reads from WEST's, and the other way round.
+        let js_east = jetstream::new(east.clone());
+        let js_west = jetstream::new(west.clone());
+        for i in 1..=30u64 {
+            let seq =
+                publish_acked(&js_east, "w.a", format!("m{i}"), Duration::from_secs(10)).await;
+            assert_eq!(seq, i);
+            let seq =
+                publish_acked(&js_west, "e.a", format!("m{i}"), Duration::from_secs(10)).await;
+            assert_eq!(seq, i);
+        }
+        check_contents(&js_west, "W", "READER", 30).await;
+        check_contents(&js_east, "E", "READER", 30).await;
+        leader_of(&js_east, "W").await
     });
     // The far stream's leader dies: WEST elects another and EAST's clients go on.
     let i = index_of(&leader);
@@ -1253,30 +1250,20 @@ fn a_supercluster_over_gateways() {
         let _ = p.child.kill();
         let _ = p.child.wait();
     }
-    lab.in_client_ns(|| {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async {
-            let east = async_nats::ConnectOptions::new()
-                .request_timeout(Some(Duration::from_secs(5)))
-                .connect(format!("nats://{}:4222", addr(62)))
-                .await
-                .expect("connect to EAST");
-            let js = jetstream::new(east.clone());
-            for i in 31..=60u64 {
-                let seq = publish_acked(&js, "w.a", format!("m{i}"), Duration::from_secs(20)).await;
-                assert_eq!(seq, i);
-            }
-            let new_leader = leader_of(&js, "W").await;
-            assert_ne!(new_leader, leader);
-            assert!(
-                ["n64", "n65", "n66"].contains(&new_leader.as_str()),
-                "WEST leads its stream: {new_leader}"
-            );
-            check_contents(&js, "W", "READER2", 60).await;
-        });
+    block_in_client_ns(&lab, async {
+        let east = connect_node(62, 5, "connect to EAST").await;
+        let js = jetstream::new(east.clone());
+        for i in 31..=60u64 {
+            let seq = publish_acked(&js, "w.a", format!("m{i}"), Duration::from_secs(20)).await;
+            assert_eq!(seq, i);
+        }
+        let new_leader = leader_of(&js, "W").await;
+        assert_ne!(new_leader, leader);
+        assert!(
+            ["n64", "n65", "n66"].contains(&new_leader.as_str()),
+            "WEST leads its stream: {new_leader}"
+        );
+        check_contents(&js, "W", "READER2", 60).await;
     });
     drop(procs);
 }

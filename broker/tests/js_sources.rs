@@ -845,6 +845,25 @@ async fn answer_until(
     }
 }
 
+async fn publish_orders(js: &jetstream::Context, seqs: std::ops::RangeInclusive<u32>) {
+    for i in seqs {
+        js.publish(format!("orders.{i}"), format!("o{i}").into())
+            .await
+            .expect("publish")
+            .await
+            .expect("ack");
+    }
+}
+
+/// How many answers came and their error codes.
+fn answers_line(label: &str, got: &[serde_json::Value]) -> String {
+    let codes: Vec<String> = got
+        .iter()
+        .map(|v| v["error"]["err_code"].to_string())
+        .collect();
+    format!("{label} answers: {} {codes:?}", got.len())
+}
+
 async fn domains_scenario(hub: async_nats::Client, spoke: async_nats::Client) -> Vec<String> {
     let mut t = Vec::new();
     let hub_js = jetstream::new(hub.clone());
@@ -856,14 +875,7 @@ async fn domains_scenario(hub: async_nats::Client, spoke: async_nats::Client) ->
         })
         .await
         .expect("create ORDERS");
-    for i in 1..=10 {
-        hub_js
-            .publish(format!("orders.{i}"), format!("o{i}").into())
-            .await
-            .expect("publish")
-            .await
-            .expect("ack");
-    }
+    publish_orders(&hub_js, 1..=10).await;
     // The spoke reaches the hub's JetStream by domain once the leaf connection is up.
     let info = answer_until(&spoke, "$JS.HUB.API.STREAM.INFO.ORDERS", "", |v| {
         v["state"]["messages"].is_u64()
@@ -875,13 +887,7 @@ async fn domains_scenario(hub: async_nats::Client, spoke: async_nats::Client) ->
     ));
     // The plain API is each side's own: answered once, by the spoke, which has no ORDERS.
     let got = answers(&spoke, "$JS.API.STREAM.INFO.ORDERS", "").await;
-    t.push(format!(
-        "spoke $JS.API answers: {} {:?}",
-        got.len(),
-        got.iter()
-            .map(|v| v["error"]["err_code"].to_string())
-            .collect::<Vec<_>>()
-    ));
+    t.push(answers_line("spoke $JS.API", &got));
     // A spoke stream sources the hub's across the domains.
     let body = serde_json::json!({"name": "LOCAL", "subjects": ["local.>"],
         "sources": [{"name": "ORDERS", "external": {"api": "$JS.HUB.API"}}]});
@@ -908,14 +914,7 @@ async fn domains_scenario(hub: async_nats::Client, spoke: async_nats::Client) ->
         .map(|m| m.subject.to_string())
         .unwrap_or_else(|e| e.to_string());
     t.push(format!("spoke LOCAL message 1 subject: {first}"));
-    for i in 11..=15 {
-        hub_js
-            .publish(format!("orders.{i}"), format!("o{i}").into())
-            .await
-            .expect("publish")
-            .await
-            .expect("ack");
-    }
+    publish_orders(&hub_js, 11..=15).await;
     let local = wait_msgs(&spoke_js, "LOCAL", 15).await;
     t.push(format!("spoke sources: {}", local.state.messages));
     // And the hub reaches the spoke's by its domain, its own plain API answering alone.
@@ -928,12 +927,6 @@ async fn domains_scenario(hub: async_nats::Client, spoke: async_nats::Client) ->
         info["state"]["messages"]
     ));
     let got = answers(&hub, "$JS.API.STREAM.INFO.LOCAL", "").await;
-    t.push(format!(
-        "hub $JS.API answers: {} {:?}",
-        got.len(),
-        got.iter()
-            .map(|v| v["error"]["err_code"].to_string())
-            .collect::<Vec<_>>()
-    ));
+    t.push(answers_line("hub $JS.API", &got));
     t
 }
