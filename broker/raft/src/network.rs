@@ -71,28 +71,17 @@ impl<C: TransportConfig> GroupConnection<C> {
         Resp: serde::de::DeserializeOwned,
         E: serde::de::DeserializeOwned + std::error::Error,
     {
-        let result = if kind == RpcKind::Heartbeats {
-            self.transport
-                .heartbeat::<Req, Resp, E>(
-                    &self.server,
-                    self.target,
-                    &self.group,
-                    rpc,
-                    option.hard_ttl(),
-                )
-                .await
-        } else {
-            self.transport
-                .request::<Req, Resp, E>(
-                    &self.server,
-                    self.target,
-                    &self.group,
-                    kind,
-                    rpc,
-                    option.hard_ttl(),
-                )
-                .await
-        };
+        let result = self
+            .transport
+            .request::<Req, Resp, E>(
+                &self.server,
+                self.target,
+                &self.group,
+                kind,
+                rpc,
+                option.hard_ttl(),
+            )
+            .await;
         match result {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => Err(Ok(RPCError::RemoteError(RemoteError::new(self.target, e)))),
@@ -122,7 +111,7 @@ impl<C: TransportConfig> RaftNetwork<C> for GroupConnection<C> {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RpcErr> {
         let entries = rpc.entries.len() as u64;
-        let kind = if entries == 0 {
+        let kind = if entries == 0 && !self.transport.options().heartbeat_window.is_zero() {
             RpcKind::Heartbeats
         } else {
             RpcKind::AppendEntries

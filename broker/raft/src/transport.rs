@@ -202,48 +202,10 @@ impl<C: TransportConfig> Transport<C> {
     }
 
     /// Sends `rpc` for `group` to node `target` on server `server` and waits for the
-    /// answer of its Raft, at most `ttl` (capped by `max_timeout`).
+    /// answer of its Raft, at most `ttl` (capped by `max_timeout`). A
+    /// [`RpcKind::Heartbeats`] request (an `AppendEntries` without entries) leaves with
+    /// the other heartbeats to the same server within `heartbeat_window`.
     pub async fn request<Req, Resp, E>(
-        &self,
-        server: &str,
-        target: u64,
-        group: &str,
-        kind: RpcKind,
-        rpc: Req,
-        ttl: Duration,
-    ) -> Result<Result<Resp, RaftError<u64, E>>, SendError>
-    where
-        Req: Serialize,
-        Resp: DeserializeOwned,
-        E: DeserializeOwned,
-    {
-        self.send(server, target, group, kind, rpc, ttl).await
-    }
-
-    /// [`Transport::request`] for an `AppendEntries` without entries: it leaves with the
-    /// other heartbeats to the same server within `heartbeat_window`.
-    pub async fn heartbeat<Req, Resp, E>(
-        &self,
-        server: &str,
-        target: u64,
-        group: &str,
-        rpc: Req,
-        ttl: Duration,
-    ) -> Result<Result<Resp, RaftError<u64, E>>, SendError>
-    where
-        Req: Serialize,
-        Resp: DeserializeOwned,
-        E: DeserializeOwned,
-    {
-        let kind = if self.inner.options.heartbeat_window.is_zero() {
-            RpcKind::AppendEntries
-        } else {
-            RpcKind::Heartbeats
-        };
-        self.send(server, target, group, kind, rpc, ttl).await
-    }
-
-    async fn send<Req, Resp, E>(
         &self,
         server: &str,
         target: u64,
