@@ -7,13 +7,23 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use async_nats::jetstream;
+use common::mockapi::{Seen, not_found, serve, step};
 use common::servers::{self, Server};
 use futures::StreamExt;
-use natrix_operator::controller::jetstream::{Outcome, Wanted, sync};
+use http::Method;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::controller::Action;
+use natrix_operator::controller::jetstream::{
+    JsContext, Outcome, REQUEUE_WAITING, SYNC_INTERVAL, Wanted, reconcile, sync,
+};
 use natrix_operator::crd::jetstream::{ConsumerSpec, KeyValueSpec, ObjectStoreSpec, StreamSpec};
+use natrix_operator::crd::{KeyValue, Stream};
 use natrix_operator::jetstream::api::JetStreamApi;
 use natrix_operator::jetstream::config;
+use natrix_operator::metrics::Metrics;
 use serde_json::{Value, json};
 
 async fn api(server: &Server) -> (async_nats::Client, JetStreamApi) {
@@ -316,4 +326,363 @@ async fn key_value_and_object_store_buckets_are_usable_by_clients() {
         buckets_usable(&server).await;
         eprintln!("{name}: KV and object store ok");
     }
+}
+
+const STREAMS: &str = "/apis/natrix.io/v1alpha1/namespaces/ns/streams";
+const CLUSTER: &str = "/apis/natrix.io/v1alpha1/namespaces/ns/natsclusters/nc";
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/ns/events";
+const FINALIZER: &str = "stream.natrix.io/finalizer";
+
+fn context(client: kube::Client, url: &str) -> Arc<JsContext> {
+    let mut ctx = JsContext::new(client, Arc::new(Metrics::new()));
+    ctx.now = Arc::new(|| Time(k8s_openapi::jiff::Timestamp::from_second(1_800_000_000).unwrap()));
+    let url = url.to_string();
+    // The NatsCluster's client Service, here a server on loopback.
+    ctx.cluster_url = Arc::new(move |name, ns| {
+        assert_eq!((name, ns), ("nc", "ns"));
+        url.clone()
+    });
+    Arc::new(ctx)
+}
+
+/// A Stream resource `orders` naming the NatsCluster `nc`.
+fn stream_resource(spec: Value, generation: i64, finalizer: bool, status: Option<Value>) -> Stream {
+    let mut spec_v =
+        json!({"name": "ORDERS", "subjects": ["orders.>"], "natsClusterRef": {"name": "nc"}});
+    if let (Some(m), Some(e)) = (spec_v.as_object_mut(), spec.as_object()) {
+        m.extend(e.clone());
+    }
+    let mut v = json!({
+        "apiVersion": "natrix.io/v1alpha1", "kind": "Stream",
+        "metadata": {"name": "orders", "namespace": "ns", "uid": "uid-s", "generation": generation},
+        "spec": spec_v,
+    });
+    if finalizer {
+        v["metadata"]["finalizers"] = json!([FINALIZER]);
+    }
+    if let Some(s) = status {
+        v["status"] = s;
+    }
+    serde_json::from_value(v).expect("stream resource")
+}
+
+fn nats_cluster(jetstream: bool) -> Value {
+    json!({"apiVersion": "natrix.io/v1alpha1", "kind": "NatsCluster",
+           "metadata": {"name": "nc", "namespace": "ns"},
+           "spec": {"replicas": 3, "jetstream": {"enabled": jetstream, "memoryStorage": {"size": "1Gi"}}}})
+}
+
+/// What the API server answers to a status patch (the object; its content is not read).
+fn stream_echo() -> Value {
+    serde_json::to_value(stream_resource(json!({}), 1, true, None)).expect("json")
+}
+
+fn ready(seen: &Seen) -> &Value {
+    &seen.body["status"]["conditions"][0]
+}
+
+async fn reconcile_stream_through_the_api(server: &Server) {
+    let who = server.name;
+    let (_, api) = api(server).await;
+    let status_path = format!("{STREAMS}/orders/status");
+    let path = format!("{STREAMS}/orders");
+
+    // 1. No finalizer yet: it is added, and nothing else happens.
+    let with_finalizer =
+        serde_json::to_value(stream_resource(json!({}), 1, true, None)).expect("json");
+    let (client, mock) = serve(vec![step(Method::PATCH, &path, 200, Some(with_finalizer))]);
+    let action = reconcile(
+        Arc::new(stream_resource(json!({}), 1, false, None)),
+        context(client, &server.url),
+    )
+    .await
+    .expect("reconcile");
+    assert_eq!(action, Action::await_change());
+    let seen = mock.await.expect("mock");
+    assert_eq!(seen[0].body[1]["value"], json!([FINALIZER]), "{who}");
+    assert!(
+        api.stream_config("ORDERS").await.expect("info").is_none(),
+        "{who}: nothing before the finalizer"
+    );
+
+    // 2. Created through the NatsCluster's Service; event and status.
+    let (client, mock) = serve(vec![
+        step(Method::GET, CLUSTER, 200, Some(nats_cluster(true))),
+        step(Method::POST, EVENTS, 201, None),
+        step(Method::PATCH, &status_path, 200, Some(stream_echo())),
+    ]);
+    let action = reconcile(
+        Arc::new(stream_resource(json!({}), 1, true, None)),
+        context(client, &server.url),
+    )
+    .await
+    .expect("reconcile");
+    assert_eq!(action, Action::requeue(SYNC_INTERVAL));
+    let seen = mock.await.expect("mock");
+    assert_eq!(seen[1].body["reason"], "Created", "{who}");
+    assert_eq!(seen[2].body["status"]["observedGeneration"], 1, "{who}");
+    let created = seen[2].body["status"].clone();
+    assert_eq!(ready(&seen[2])["status"], "True", "{who}");
+    assert_eq!(ready(&seen[2])["reason"], "Created", "{who}");
+    assert_eq!(
+        ready(&seen[2])["message"],
+        "stream ORDERS created on the server",
+        "{who}"
+    );
+    assert_eq!(
+        server_stream(&api, "ORDERS").await["subjects"],
+        json!(["orders.>"]),
+        "{who}"
+    );
+
+    // 3. The periodic look: in sync, so no writes at all.
+    let (client, mock) = serve(vec![step(
+        Method::GET,
+        CLUSTER,
+        200,
+        Some(nats_cluster(true)),
+    )]);
+    let action = reconcile(
+        Arc::new(stream_resource(json!({}), 1, true, Some(created.clone()))),
+        context(client, &server.url),
+    )
+    .await
+    .expect("reconcile");
+    assert_eq!(action, Action::requeue(SYNC_INTERVAL));
+    mock.await.expect("mock");
+
+    // 4. Edited by hand on the server: put back, with an event saying what changed.
+    hand_edit(&api, "ORDERS", |c| c["max_msgs"] = json!(10)).await;
+    let (client, mock) = serve(vec![
+        step(Method::GET, CLUSTER, 200, Some(nats_cluster(true))),
+        step(Method::POST, EVENTS, 201, None),
+        step(Method::PATCH, &status_path, 200, Some(stream_echo())),
+    ]);
+    reconcile(
+        Arc::new(stream_resource(json!({}), 1, true, Some(created.clone()))),
+        context(client, &server.url),
+    )
+    .await
+    .expect("reconcile");
+    let seen = mock.await.expect("mock");
+    assert_eq!(seen[1].body["reason"], "DriftCorrected", "{who}");
+    assert!(
+        seen[1].body["note"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("max_msgs"),
+        "{who}: {}",
+        seen[1].body
+    );
+    assert_eq!(ready(&seen[2])["reason"], "Synced", "{who}");
+    assert_eq!(server_stream(&api, "ORDERS").await["max_msgs"], -1, "{who}");
+    let synced = seen[2].body["status"].clone();
+
+    // 5. A spec the API server lets through and the JetStream server refuses: the
+    //    server's words in the status and a Warning event; the stream stays as it was.
+    let bad = json!({"maxAge": "1m", "duplicateWindow": "2m"});
+    let (client, mock) = serve(vec![
+        step(Method::GET, CLUSTER, 200, Some(nats_cluster(true))),
+        step(Method::POST, EVENTS, 201, None),
+        step(Method::PATCH, &status_path, 200, Some(stream_echo())),
+    ]);
+    reconcile(
+        Arc::new(stream_resource(bad, 2, true, Some(synced))),
+        context(client, &server.url),
+    )
+    .await
+    .expect("reconcile");
+    let seen = mock.await.expect("mock");
+    assert_eq!(seen[1].body["type"], "Warning", "{who}");
+    let cond = ready(&seen[2]);
+    assert_eq!(cond["status"], "False", "{who}");
+    assert_eq!(cond["reason"], "Refused", "{who}");
+    let message = cond["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with(
+            "the server refused stream ORDERS: duplicates window can not be larger then max age"
+        ),
+        "{who}: {message}"
+    );
+    assert_eq!(seen[2].body["status"]["observedGeneration"], 2, "{who}");
+    assert_eq!(server_stream(&api, "ORDERS").await["max_age"], 0, "{who}");
+
+    // 6. Deleted: gone from the server, then the finalizer is released.
+    let mut deleting =
+        serde_json::to_value(stream_resource(json!({}), 2, true, None)).expect("json");
+    deleting["metadata"]["deletionTimestamp"] = json!("2027-01-15T08:00:00Z");
+    let deleting: Stream = serde_json::from_value(deleting).expect("stream");
+    let (client, mock) = serve(vec![
+        step(Method::GET, CLUSTER, 200, Some(nats_cluster(true))),
+        step(Method::POST, EVENTS, 201, None),
+        step(
+            Method::PATCH,
+            &path,
+            200,
+            Some(serde_json::to_value(&deleting).expect("json")),
+        ),
+    ]);
+    reconcile(Arc::new(deleting.clone()), context(client, &server.url))
+        .await
+        .expect("reconcile");
+    let seen = mock.await.expect("mock");
+    assert_eq!(seen[1].body["reason"], "Deleted", "{who}");
+    assert_eq!(seen[2].body[1]["op"], "remove", "{who}: {}", seen[2].body);
+    assert!(
+        api.stream_config("ORDERS").await.expect("info").is_none(),
+        "{who}: deleted"
+    );
+
+    // 7. preventDelete: the finalizer goes, the stream stays.
+    api.stream_create(&config::stream_config(&stream_spec(json!({}))).expect("config"))
+        .await
+        .expect("create");
+    let mut keep = serde_json::to_value(stream_resource(
+        json!({"preventDelete": true}),
+        3,
+        true,
+        None,
+    ))
+    .expect("json");
+    keep["metadata"]["deletionTimestamp"] = json!("2027-01-15T08:00:00Z");
+    let keep: Stream = serde_json::from_value(keep).expect("stream");
+    let (client, mock) = serve(vec![
+        step(Method::POST, EVENTS, 201, None),
+        step(
+            Method::PATCH,
+            &path,
+            200,
+            Some(serde_json::to_value(&keep).expect("json")),
+        ),
+    ]);
+    reconcile(Arc::new(keep), context(client, &server.url))
+        .await
+        .expect("reconcile");
+    let seen = mock.await.expect("mock");
+    assert_eq!(seen[0].body["reason"], "DeleteSkipped", "{who}");
+    assert!(
+        api.stream_config("ORDERS").await.expect("info").is_some(),
+        "{who}: kept"
+    );
+}
+
+#[tokio::test]
+async fn stream_reconciles_create_correct_refuse_and_delete() {
+    for (name, bin) in servers::binaries() {
+        let server = servers::start(name, &bin);
+        reconcile_stream_through_the_api(&server).await;
+        eprintln!("{name}: reconcile through the API ok");
+    }
+}
+
+#[tokio::test]
+async fn a_missing_or_plain_cluster_is_reported_in_words() {
+    let (name, bin) = servers::binaries().remove(0);
+    let server = servers::start(name, &bin);
+    let status_path = format!("{STREAMS}/orders/status");
+    let (client, mock) = serve(vec![
+        step(
+            Method::GET,
+            CLUSTER,
+            404,
+            Some(not_found("natsclusters.natrix.io \"nc\"")),
+        ),
+        step(Method::POST, EVENTS, 201, None),
+        step(Method::PATCH, &status_path, 200, Some(stream_echo())),
+    ]);
+    let action = reconcile(
+        Arc::new(stream_resource(json!({}), 1, true, None)),
+        context(client, &server.url),
+    )
+    .await
+    .expect("reconcile");
+    assert_eq!(action, Action::requeue(REQUEUE_WAITING));
+    let seen = mock.await.expect("mock");
+    assert_eq!(seen[1].body["reason"], "ClusterNotFound");
+    assert_eq!(
+        ready(&seen[2])["message"],
+        "NatsCluster ns/nc does not exist"
+    );
+
+    let (client, mock) = serve(vec![
+        step(Method::GET, CLUSTER, 200, Some(nats_cluster(false))),
+        step(Method::POST, EVENTS, 201, None),
+        step(Method::PATCH, &status_path, 200, Some(stream_echo())),
+    ]);
+    reconcile(
+        Arc::new(stream_resource(json!({}), 1, true, None)),
+        context(client, &server.url),
+    )
+    .await
+    .expect("reconcile");
+    let seen = mock.await.expect("mock");
+    assert_eq!(ready(&seen[2])["reason"], "JetStreamDisabled");
+
+    // Deleting a Stream whose cluster is gone releases the finalizer without a server.
+    let mut deleting =
+        serde_json::to_value(stream_resource(json!({}), 1, true, None)).expect("json");
+    deleting["metadata"]["deletionTimestamp"] = json!("2027-01-15T08:00:00Z");
+    let deleting: Stream = serde_json::from_value(deleting).expect("stream");
+    let (client, mock) = serve(vec![
+        step(
+            Method::GET,
+            CLUSTER,
+            404,
+            Some(not_found("natsclusters.natrix.io \"nc\"")),
+        ),
+        step(Method::POST, EVENTS, 201, None),
+        step(
+            Method::PATCH,
+            &format!("{STREAMS}/orders"),
+            200,
+            Some(serde_json::to_value(&deleting).expect("json")),
+        ),
+    ]);
+    reconcile(Arc::new(deleting), context(client, &server.url))
+        .await
+        .expect("reconcile");
+    let seen = mock.await.expect("mock");
+    assert_eq!(seen[1].body["reason"], "DeleteSkipped");
+    assert_eq!(seen[1].body["type"], "Warning");
+}
+
+#[tokio::test]
+async fn key_value_reconciles_with_external_servers() {
+    let (name, bin) = servers::binaries().remove(0);
+    let server = servers::start(name, &bin);
+    let kv: KeyValue = serde_json::from_value(json!({
+        "apiVersion": "natrix.io/v1alpha1", "kind": "KeyValue",
+        "metadata": {"name": "cfg", "namespace": "ns", "uid": "uid-k", "generation": 1,
+                     "finalizers": ["keyvalue.natrix.io/finalizer"]},
+        "spec": {"bucket": "settings", "history": 2, "servers": [server.url]},
+    }))
+    .expect("kv");
+    // External servers: no Kubernetes reads before the server is asked.
+    let (client, mock) = serve(vec![
+        step(Method::POST, EVENTS, 201, None),
+        step(
+            Method::PATCH,
+            "/apis/natrix.io/v1alpha1/namespaces/ns/keyvalues/cfg/status",
+            200,
+            Some(serde_json::to_value(&kv).expect("json")),
+        ),
+    ]);
+    reconcile(Arc::new(kv.clone()), context(client, &server.url))
+        .await
+        .expect("reconcile");
+    let seen = mock.await.expect("mock");
+    assert_eq!(
+        ready(&seen[1])["message"],
+        "stream KV_settings created on the server"
+    );
+    let client = async_nats::connect(&server.url).await.expect("connect");
+    let store = jetstream::new(client)
+        .get_key_value("settings")
+        .await
+        .expect("bucket");
+    store.put("a", "1".into()).await.expect("put");
+    assert_eq!(
+        &store.get("a").await.expect("get").expect("value")[..],
+        b"1"
+    );
 }
