@@ -686,3 +686,65 @@ async fn key_value_reconciles_with_external_servers() {
         b"1"
     );
 }
+
+/// The NACK-shaped examples (at R1: these servers are single) are accepted by every
+/// server, and what the server then holds matches them.
+#[tokio::test]
+async fn the_examples_apply_on_every_server() {
+    let dir = common::repo_root().join("deploy/examples/jetstream");
+    let mut wanted = Vec::new();
+    for file in [
+        "stream.yaml",
+        "consumer.yaml",
+        "keyvalue.yaml",
+        "objectstore.yaml",
+    ] {
+        let text = std::fs::read_to_string(dir.join(file)).expect("example");
+        for doc in serde_norway::Deserializer::from_str(&text) {
+            let mut v = <Value as serde::Deserialize>::deserialize(doc).expect("yaml");
+            if v["spec"].get("replicas").is_some() {
+                v["spec"]["replicas"] = json!(1);
+            }
+            let spec = v["spec"].clone();
+            let w = match v["kind"].as_str().unwrap_or_default() {
+                "Stream" => Wanted::Stream(
+                    config::stream_config(&serde_json::from_value(spec).expect("spec"))
+                        .expect("config"),
+                ),
+                "Consumer" => {
+                    let c: ConsumerSpec = serde_json::from_value(spec).expect("spec");
+                    Wanted::Consumer {
+                        stream: c.stream_name.clone(),
+                        config: config::consumer_config(&c).expect("config"),
+                    }
+                }
+                "KeyValue" => Wanted::Stream(
+                    config::kv_stream_config(&serde_json::from_value(spec).expect("spec"))
+                        .expect("config"),
+                ),
+                "ObjectStore" => Wanted::Stream(
+                    config::object_stream_config(&serde_json::from_value(spec).expect("spec"))
+                        .expect("config"),
+                ),
+                other => panic!("unexpected kind {other}"),
+            };
+            wanted.push(w);
+        }
+    }
+    assert_eq!(wanted.len(), 5);
+    for (name, bin) in servers::binaries() {
+        let server = servers::start(name, &bin);
+        let (_, api) = api(&server).await;
+        for w in &wanted {
+            let what = w.describe();
+            let created = sync(&api, w, false, true)
+                .await
+                .unwrap_or_else(|e| panic!("{name}: {what}: {e}"));
+            assert_eq!(created, Outcome::Created, "{name}: {what}");
+            let again = sync(&api, w, false, false)
+                .await
+                .unwrap_or_else(|e| panic!("{name}: {what}: {e}"));
+            assert_eq!(again, Outcome::InSync, "{name}: {what}");
+        }
+    }
+}
