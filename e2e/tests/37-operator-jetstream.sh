@@ -21,18 +21,18 @@ natscluster "$NS" js 3 "  jetstream:
 wait_until 180 "NatsCluster js Ready" nc_ready "$NS" js
 URL="nats://js.$NS.svc.cluster.local:4222"
 
-# nats NAME ARGS...: runs the nats CLI against the cluster in a Job, waits for it and
-# prints its output (two more tries within the deadline: a fresh Service can miss a pod).
-n=0
+# nats_job NAME ARGS...: runs the nats CLI against the cluster in the Job NAME (unique per
+# call: it is usually called in a subshell, so no counter could make it so), waits for it
+# and prints its output (two more tries within the deadline: a fresh Service can miss a
+# pod).
 nats_job() {
   local name=$1 args
   shift
-  n=$((n + 1))
   args=$(printf '"%s",' --server "$URL" "$@")
-  natscli_job "$NS" "nats-$n-$name" "[${args%,}]" 60 2
-  kubectl -n "$NS" wait --for=condition=Complete "job/nats-$n-$name" --timeout=60s >/dev/null ||
-    fail "nats $* did not complete: $(kubectl -n "$NS" logs "job/nats-$n-$name" 2>&1 | tail -n 5)"
-  kubectl -n "$NS" logs "job/nats-$n-$name"
+  natscli_job "$NS" "nats-$name" "[${args%,}]" 60 2
+  kubectl -n "$NS" wait --for=condition=Complete "job/nats-$name" --timeout=60s >/dev/null ||
+    fail "nats $* did not complete: $(kubectl -n "$NS" logs "job/nats-$name" 2>&1 | tail -n 5)"
+  kubectl -n "$NS" logs "job/nats-$name"
 }
 
 # ready KIND NAME: the resource's Ready condition is True for its current generation.
@@ -54,7 +54,7 @@ created_s=$(since "$t0")
 echo "--- kubectl get (printer columns)"
 kubectl -n "$NS" get streams,consumers,keyvalues,objectstores
 
-info=$(nats_job stream-info stream info orders --json)
+info=$(nats_job stream-info-1 stream info orders --json)
 grep -q '"num_replicas": 3' <<<"$info" || fail "stream orders is not R3: $info"
 grep -q '"max_age": 3600000000000' <<<"$info" || fail "stream orders max_age is not 1h: $info"
 
@@ -63,7 +63,7 @@ t1=$(now)
 kubectl -n "$NS" patch stream orders --type merge -p '{"spec":{"maxAge":"2h"}}' >/dev/null
 wait_until 60 "stream orders Ready for the new generation" ready stream orders
 update_s=$(since "$t1")
-info=$(nats_job stream-info stream info orders --json)
+info=$(nats_job stream-info-2 stream info orders --json)
 grep -q '"max_age": 7200000000000' <<<"$info" || fail "max_age 2h not on the server: $info"
 
 # An immutable field is refused by the API server.
@@ -80,7 +80,7 @@ nats_job edit stream edit orders --max-age=10m -f >/dev/null
 corrected() { kubectl -n "$NS" get events --field-selector reason=DriftCorrected -o name | grep -q .; }
 wait_until 90 "the hand edit of stream orders put back (event DriftCorrected)" corrected
 drift_s=$(since "$t2")
-info=$(nats_job stream-info stream info orders --json)
+info=$(nats_job stream-info-3 stream info orders --json)
 grep -q '"max_age": 7200000000000' <<<"$info" || fail "max_age not put back to 2h: $info"
 
 # A spec the server refuses: its words in the status.
@@ -128,7 +128,7 @@ spec:
   preventDelete: true
 YAML
 wait_until 60 "stream keep Ready" ready stream keep
-kubectl -n "$NS" delete keyvalue settings stream keep --wait --timeout=60s >/dev/null ||
+kubectl -n "$NS" delete keyvalue/settings stream/keep --wait --timeout=60s >/dev/null ||
   fail "deleting keyvalue settings and stream keep did not finish"
 names=$(nats_job stream-ls stream ls --names)
 grep -qx KV_settings <<<"$names" && fail "KV_settings still on the server after kubectl delete: $names"

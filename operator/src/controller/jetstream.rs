@@ -598,7 +598,8 @@ pub async fn reconcile<K: Asset>(obj: Arc<K>, ctx: Arc<JsContext>) -> Result<Act
         label.unwrap_or("ok"),
         result.as_ref().err().map(ToString::to_string),
     );
-    if result.is_ok() {
+    if matches!(&result, Ok(a) if *a == Action::await_change()) {
+        // Deleted, or waiting for a spec change: nothing left to back off from.
         ctx.succeeded(&key);
     }
     result
@@ -703,12 +704,15 @@ async fn apply<K: Asset>(obj: &K, ctx: &JsContext) -> Result<Action, Error> {
             };
             let status = ready_status(generation, true, reason, &message, previous, &now);
             set_status(ctx, obj, status).await?;
+            ctx.succeeded(&key_of(obj));
             Ok(Action::requeue(ctx.sync_interval))
         }
         Err(e) if e.is_refusal() => {
+            // Retried with backoff: some refusals end without a spec change (a consumer
+            // applied before its stream, an account limit raised).
             let message = format!("the server refused {what}: {e}");
             set_status(ctx, obj, not_ready("Refused", &message)).await?;
-            Ok(Action::requeue(ctx.sync_interval))
+            Ok(Action::requeue(ctx.backoff(&key_of(obj))))
         }
         Err(e) => {
             ctx.pool.forget(&target).await;
