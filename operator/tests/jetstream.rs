@@ -748,3 +748,115 @@ async fn the_examples_apply_on_every_server() {
         }
     }
 }
+
+/// A KeyValue resource on external `servers`, with optional credentials from a Secret.
+fn external_kv(url: &str, credentials: Option<Value>) -> KeyValue {
+    let mut spec = json!({"bucket": "auth", "servers": [url]});
+    if let Some(c) = credentials {
+        spec["credentialsSecret"] = c;
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "natrix.io/v1alpha1", "kind": "KeyValue",
+        "metadata": {"name": "auth", "namespace": "ns", "uid": "uid-a", "generation": 1,
+                     "finalizers": ["keyvalue.natrix.io/finalizer"]},
+        "spec": spec,
+    }))
+    .expect("kv")
+}
+
+const KV_STATUS: &str = "/apis/natrix.io/v1alpha1/namespaces/ns/keyvalues/auth/status";
+const SECRET: &str = "/api/v1/namespaces/ns/secrets/js-user";
+
+fn secret(user: &str, password: &str) -> Value {
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::Secret;
+    let data = [("user", user), ("password", password)]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+        .collect();
+    let mut s = Secret {
+        data: Some(data),
+        ..Secret::default()
+    };
+    s.metadata.name = Some("js-user".into());
+    s.metadata.namespace = Some("ns".into());
+    // k8s-openapi writes `data` in base64, as the API server sends it.
+    serde_json::to_value(s).expect("secret")
+}
+
+#[tokio::test]
+async fn credentials_come_from_a_secret_and_failures_are_reported() {
+    let (name, bin) = servers::binaries().remove(0);
+    let server = servers::start_with(name, &bin, &["--user", "js", "--pass", "s3cret"]);
+    let creds = json!({"name": "js-user", "user": "user", "password": "password"});
+
+    // The right user and password, read from the Secret: created.
+    let kv = external_kv(&server.url, Some(creds.clone()));
+    let echo = serde_json::to_value(&kv).expect("json");
+    let (client, mock) = serve(vec![
+        step(Method::GET, SECRET, 200, Some(secret("js", "s3cret"))),
+        step(Method::POST, EVENTS, 201, None),
+        step(Method::PATCH, KV_STATUS, 200, Some(echo.clone())),
+    ]);
+    reconcile(Arc::new(kv.clone()), context(client, &server.url))
+        .await
+        .expect("reconcile");
+    let seen = mock.await.expect("mock");
+    assert_eq!(ready(&seen[2])["reason"], "Created", "{}", seen[2].body);
+
+    // A wrong password: the server's refusal, in status.
+    let (client, mock) = serve(vec![
+        step(Method::GET, SECRET, 200, Some(secret("js", "wrong"))),
+        step(Method::POST, EVENTS, 201, None),
+        step(Method::PATCH, KV_STATUS, 200, Some(echo.clone())),
+    ]);
+    reconcile(Arc::new(kv.clone()), context(client, &server.url))
+        .await
+        .expect("reconcile");
+    let seen = mock.await.expect("mock");
+    let cond = ready(&seen[2]);
+    assert_eq!(cond["reason"], "ConnectionFailed", "{cond}");
+    assert!(
+        cond["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_lowercase()
+            .contains("authorization"),
+        "{cond}"
+    );
+
+    // A missing Secret is named.
+    let (client, mock) = serve(vec![
+        step(
+            Method::GET,
+            SECRET,
+            404,
+            Some(not_found("secrets \"js-user\"")),
+        ),
+        step(Method::POST, EVENTS, 201, None),
+        step(Method::PATCH, KV_STATUS, 200, Some(echo.clone())),
+    ]);
+    reconcile(Arc::new(kv), context(client, &server.url))
+        .await
+        .expect("reconcile");
+    let seen = mock.await.expect("mock");
+    assert_eq!(ready(&seen[2])["reason"], "SecretNotFound");
+    assert_eq!(
+        ready(&seen[2])["message"],
+        "Secret ns/js-user does not exist"
+    );
+
+    // Nobody listening: reported within the connect timeout, not hung.
+    let nobody = external_kv("nats://127.0.0.1:1", None);
+    let (client, mock) = serve(vec![
+        step(Method::POST, EVENTS, 201, None),
+        step(Method::PATCH, KV_STATUS, 200, Some(echo)),
+    ]);
+    let started = std::time::Instant::now();
+    reconcile(Arc::new(nobody), context(client, &server.url))
+        .await
+        .expect("reconcile");
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    let seen = mock.await.expect("mock");
+    assert_eq!(ready(&seen[1])["reason"], "ConnectionFailed");
+}

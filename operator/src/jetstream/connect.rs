@@ -172,20 +172,26 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// The pooled connection to `t`, made when missing or given up on.
+    /// The pooled connection to `t`, made when missing or given up on. The lock is not
+    /// held while connecting, so one unreachable server does not stall the reconciles
+    /// of assets on other servers; two reconciles racing to the same new target may both
+    /// connect, and the second connection replaces the first (which closes when dropped).
     pub async fn get(&self, t: &Target) -> Result<async_nats::Client, ConnectError> {
         let key = t.key();
-        let mut clients = self.clients.lock().await;
-        if let Some(c) = clients.get(&key) {
-            if c.connection_state() == async_nats::connection::State::Connected {
-                return Ok(c.clone());
+        {
+            let mut clients = self.clients.lock().await;
+            if let Some(c) = clients.get(&key) {
+                if c.connection_state() == async_nats::connection::State::Connected {
+                    return Ok(c.clone());
+                }
+                clients.remove(&key);
             }
-            clients.remove(&key);
         }
+        let c = connect(t).await?;
+        let mut clients = self.clients.lock().await;
         if clients.len() >= POOL_LIMIT {
             clients.retain(|_, c| c.connection_state() == async_nats::connection::State::Connected);
         }
-        let c = connect(t).await?;
         clients.insert(key, c.clone());
         Ok(c)
     }

@@ -77,6 +77,11 @@ impl Server {
 
 /// Starts `bin` with JetStream on 127.0.0.1 and a random port.
 pub fn start(name: &'static str, bin: &Path) -> Server {
+    start_with(name, bin, &[])
+}
+
+/// [`start`] with extra flags (`--user`, `--pass`).
+pub fn start_with(name: &'static str, bin: &Path, extra: &[&str]) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
     let child = Command::new(bin)
@@ -84,6 +89,7 @@ pub fn start(name: &'static str, bin: &Path) -> Server {
         .arg(dir.path().join("store"))
         .args(["-a", "127.0.0.1", "-p", "-1", "--ports_file_dir"])
         .arg(dir.path())
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
