@@ -67,12 +67,12 @@ async fn stream_lifecycle(server: &Server) {
     let w =
         wanted_stream(json!({"maxAge": "1h", "description": "orders", "metadata": {"team": "a"}}));
     assert_eq!(
-        sync(&api, &w, false, true).await.expect("create"),
+        sync(&api, &w, None, false, true).await.expect("create"),
         Outcome::Created,
         "{who}"
     );
     assert_eq!(
-        sync(&api, &w, false, false).await.expect("resync"),
+        sync(&api, &w, None, false, false).await.expect("resync"),
         Outcome::InSync,
         "{who}"
     );
@@ -81,7 +81,7 @@ async fn stream_lifecycle(server: &Server) {
     let w =
         wanted_stream(json!({"maxAge": "2h", "description": "orders", "metadata": {"team": "a"}}));
     assert_eq!(
-        sync(&api, &w, false, true).await.expect("update"),
+        sync(&api, &w, None, false, true).await.expect("update"),
         Outcome::Updated,
         "{who}"
     );
@@ -98,7 +98,7 @@ async fn stream_lifecycle(server: &Server) {
     })
     .await;
     assert_eq!(
-        sync(&api, &w, false, false).await.expect("correct"),
+        sync(&api, &w, None, false, false).await.expect("correct"),
         Outcome::Corrected(vec!["description".into(), "max_age".into()]),
         "{who}"
     );
@@ -109,13 +109,13 @@ async fn stream_lifecycle(server: &Server) {
     // preventUpdate: the difference is reported, the server left alone.
     hand_edit(&api, "ORDERS", |c| c["max_msgs"] = json!(5)).await;
     assert_eq!(
-        sync(&api, &w, true, true).await.expect("prevented"),
+        sync(&api, &w, None, true, true).await.expect("prevented"),
         Outcome::UpdatePrevented(vec!["max_msgs".into()]),
         "{who}"
     );
     assert_eq!(server_stream(&api, "ORDERS").await["max_msgs"], 5, "{who}");
     assert_eq!(
-        sync(&api, &w, false, false).await.expect("fix"),
+        sync(&api, &w, None, false, false).await.expect("fix"),
         Outcome::Corrected(vec!["max_msgs".into()]),
         "{who}"
     );
@@ -124,7 +124,7 @@ async fn stream_lifecycle(server: &Server) {
     let bad = wanted_stream(
         json!({"maxAge": "2h", "description": "orders", "metadata": {"team": "a"}, "storage": "memory"}),
     );
-    let err = sync(&api, &bad, false, true)
+    let err = sync(&api, &bad, None, false, true)
         .await
         .expect_err("storage change");
     assert!(err.is_refusal(), "{who}: {err}");
@@ -134,7 +134,7 @@ async fn stream_lifecycle(server: &Server) {
         "{who}: {err}"
     );
     let bad = wanted_stream(json!({"maxAge": "2h", "retention": "workqueue"}));
-    let err = sync(&api, &bad, false, true)
+    let err = sync(&api, &bad, None, false, true)
         .await
         .expect_err("retention change");
     assert!(
@@ -158,12 +158,12 @@ async fn stream_lifecycle(server: &Server) {
         "retention": "interest", "metadata": {"team": "b"}
     }));
     assert_eq!(
-        sync(&api, &all, false, true).await.expect("all"),
+        sync(&api, &all, None, false, true).await.expect("all"),
         Outcome::Updated,
         "{who}"
     );
     assert_eq!(
-        sync(&api, &all, false, false).await.expect("in sync"),
+        sync(&api, &all, None, false, false).await.expect("in sync"),
         Outcome::InSync,
         "{who}"
     );
@@ -182,18 +182,18 @@ async fn stream_lifecycle(server: &Server) {
     };
     let c1 = consumer(json!({"maxDeliver": 5, "ackWait": "10s", "description": "d"}));
     assert_eq!(
-        sync(&api, &c1, false, true).await.expect("consumer"),
+        sync(&api, &c1, None, false, true).await.expect("consumer"),
         Outcome::Created,
         "{who}"
     );
     assert_eq!(
-        sync(&api, &c1, false, false).await.expect("consumer"),
+        sync(&api, &c1, None, false, false).await.expect("consumer"),
         Outcome::InSync,
         "{who}"
     );
     let c2 = consumer(json!({"maxDeliver": 7, "ackWait": "20s", "description": "d"}));
     assert_eq!(
-        sync(&api, &c2, false, true).await.expect("consumer"),
+        sync(&api, &c2, None, false, true).await.expect("consumer"),
         Outcome::Updated,
         "{who}"
     );
@@ -207,7 +207,9 @@ async fn stream_lifecycle(server: &Server) {
     let c3 = consumer(
         json!({"maxDeliver": 7, "ackWait": "20s", "description": "d", "ackPolicy": "all"}),
     );
-    let err = sync(&api, &c3, false, true).await.expect_err("ack policy");
+    let err = sync(&api, &c3, None, false, true)
+        .await
+        .expect_err("ack policy");
     assert!(
         err.to_string().contains("ack policy can not be updated"),
         "{who}: {err}"
@@ -240,12 +242,12 @@ async fn buckets_usable(server: &Server) {
     .expect("kv spec");
     let w = Wanted::Stream(config::kv_stream_config(&kv).expect("kv config"));
     assert_eq!(
-        sync(&api, &w, false, true).await.expect("kv"),
+        sync(&api, &w, None, false, true).await.expect("kv"),
         Outcome::Created,
         "{who}"
     );
     assert_eq!(
-        sync(&api, &w, false, false).await.expect("kv"),
+        sync(&api, &w, None, false, false).await.expect("kv"),
         Outcome::InSync,
         "{who}"
     );
@@ -269,7 +271,7 @@ async fn buckets_usable(server: &Server) {
     .expect("kv spec");
     let w5 = Wanted::Stream(config::kv_stream_config(&kv5).expect("kv config"));
     assert_eq!(
-        sync(&api, &w5, false, true).await.expect("kv"),
+        sync(&api, &w5, None, false, true).await.expect("kv"),
         Outcome::Updated,
         "{who}"
     );
@@ -284,12 +286,12 @@ async fn buckets_usable(server: &Server) {
             .expect("object store spec");
     let w = Wanted::Stream(config::object_stream_config(&os).expect("os config"));
     assert_eq!(
-        sync(&api, &w, false, true).await.expect("os"),
+        sync(&api, &w, None, false, true).await.expect("os"),
         Outcome::Created,
         "{who}"
     );
     assert_eq!(
-        sync(&api, &w, false, false).await.expect("os"),
+        sync(&api, &w, None, false, false).await.expect("os"),
         Outcome::InSync,
         "{who}"
     );
@@ -737,11 +739,11 @@ async fn the_examples_apply_on_every_server() {
         let (_, api) = api(&server).await;
         for w in &wanted {
             let what = w.describe();
-            let created = sync(&api, w, false, true)
+            let created = sync(&api, w, None, false, true)
                 .await
                 .unwrap_or_else(|e| panic!("{name}: {what}: {e}"));
             assert_eq!(created, Outcome::Created, "{name}: {what}");
-            let again = sync(&api, w, false, false)
+            let again = sync(&api, w, None, false, false)
                 .await
                 .unwrap_or_else(|e| panic!("{name}: {what}: {e}"));
             assert_eq!(again, Outcome::InSync, "{name}: {what}");
@@ -859,4 +861,78 @@ async fn credentials_come_from_a_secret_and_failures_are_reported() {
     assert!(started.elapsed() < std::time::Duration::from_secs(15));
     let seen = mock.await.expect("mock");
     assert_eq!(ready(&seen[1])["reason"], "ConnectionFailed");
+}
+
+#[tokio::test]
+async fn a_stream_made_by_hand_is_not_taken_over_unless_adopted() {
+    let (name, bin) = servers::binaries().remove(0);
+    let server = servers::start(name, &bin);
+    let (_, api) = api(&server).await;
+    // Made by hand, with a limit of its own.
+    let mut by_hand = config::stream_config(&stream_spec(json!({}))).expect("config");
+    by_hand["max_msgs"] = json!(7);
+    api.stream_create(&by_hand).await.expect("create by hand");
+    let status_path = format!("{STREAMS}/orders/status");
+
+    // Reported, and left as it is.
+    let (client, mock) = serve(vec![
+        step(Method::GET, CLUSTER, 200, Some(nats_cluster(true))),
+        step(Method::POST, EVENTS, 201, None),
+        step(Method::PATCH, &status_path, 200, Some(stream_echo())),
+    ]);
+    reconcile(
+        Arc::new(stream_resource(json!({}), 1, true, None)),
+        context(client, &server.url),
+    )
+    .await
+    .expect("reconcile");
+    let seen = mock.await.expect("mock");
+    let cond = ready(&seen[2]);
+    assert_eq!(cond["reason"], "NameClash", "{cond}");
+    assert_eq!(
+        cond["message"],
+        "stream ORDERS already exists on the server and was made outside the operator; it is left alone (annotate this resource natrix.io/adopt: \"true\" to take it over)"
+    );
+    assert_eq!(server_stream(&api, "ORDERS").await["max_msgs"], 7);
+
+    // Deleting the resource leaves the stream that was never its own.
+    let mut deleting =
+        serde_json::to_value(stream_resource(json!({}), 1, true, None)).expect("json");
+    deleting["metadata"]["deletionTimestamp"] = json!("2027-01-15T08:00:00Z");
+    let echo = deleting.clone();
+    let (client, mock) = serve(vec![
+        step(Method::GET, CLUSTER, 200, Some(nats_cluster(true))),
+        step(Method::POST, EVENTS, 201, None),
+        step(Method::PATCH, &format!("{STREAMS}/orders"), 200, Some(echo)),
+    ]);
+    reconcile(
+        Arc::new(serde_json::from_value::<Stream>(deleting).expect("stream")),
+        context(client, &server.url),
+    )
+    .await
+    .expect("reconcile");
+    let seen = mock.await.expect("mock");
+    assert_eq!(seen[1].body["reason"], "DeleteSkipped");
+    assert_eq!(server_stream(&api, "ORDERS").await["max_msgs"], 7);
+
+    // Adopted: the spec wins and the stream is stamped as this resource's.
+    let mut adopting =
+        serde_json::to_value(stream_resource(json!({}), 1, true, None)).expect("json");
+    adopting["metadata"]["annotations"] = json!({"natrix.io/adopt": "true"});
+    let (client, mock) = serve(vec![
+        step(Method::GET, CLUSTER, 200, Some(nats_cluster(true))),
+        step(Method::POST, EVENTS, 201, None),
+        step(Method::PATCH, &status_path, 200, Some(stream_echo())),
+    ]);
+    reconcile(
+        Arc::new(serde_json::from_value::<Stream>(adopting).expect("stream")),
+        context(client, &server.url),
+    )
+    .await
+    .expect("reconcile");
+    let seen = mock.await.expect("mock");
+    assert_eq!(ready(&seen[2])["reason"], "Synced", "{}", seen[2].body);
+    let c = server_stream(&api, "ORDERS").await;
+    assert_eq!(c["max_msgs"], -1);
+    assert_eq!(c["metadata"]["natrix.io/owner"], "Stream/ns/orders");
 }

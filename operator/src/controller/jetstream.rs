@@ -68,6 +68,15 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(120);
 /// The one condition type, as NACK.
 pub const READY: &str = "Ready";
 
+/// Metadata key on every stream and consumer the operator makes: `<Kind>/<namespace>/<name>`
+/// of the resource. An asset on the server without it (made by hand, by NACK, by another
+/// resource) is not touched, neither updated nor deleted, unless the resource carries the
+/// annotation [`ADOPT_ANNOTATION`].
+pub const OWNER_KEY: &str = "natrix.io/owner";
+/// `natrix.io/adopt: "true"` on a resource: take over an asset of the same name that
+/// exists on the server already (moving from NACK, or from streams made by hand).
+pub const ADOPT_ANNOTATION: &str = "natrix.io/adopt";
+
 /// Errors that retry with backoff: the Kubernetes API failing, or a server that does not
 /// answer while the asset must be deleted. Everything the user can fix is a condition.
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +126,25 @@ pub enum Wanted {
 }
 
 impl Wanted {
+    /// The config sent to the server.
+    pub fn config(&self) -> &Value {
+        match self {
+            Wanted::Stream(c) | Wanted::Consumer { config: c, .. } => c,
+        }
+    }
+
+    /// Stamps the owner into the config's metadata (see [`OWNER_KEY`]).
+    pub fn with_owner(mut self, owner: &str) -> Self {
+        let c = match &mut self {
+            Wanted::Stream(c) | Wanted::Consumer { config: c, .. } => c,
+        };
+        if !c["metadata"].is_object() {
+            c["metadata"] = Value::Object(serde_json::Map::new());
+        }
+        c["metadata"][OWNER_KEY] = Value::String(owner.to_string());
+        self
+    }
+
     /// How events and messages name it: `stream ORDERS`, `consumer ORDERS/proc`.
     pub fn describe(&self) -> String {
         match self {
@@ -282,6 +310,17 @@ impl JsContext {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(key);
+    }
+}
+
+/// This resource's claim on its asset (see [`OWNER_KEY`]).
+pub fn claim_of<K: Asset>(obj: &K) -> Claim {
+    Claim {
+        owner: key_of(obj),
+        adopt: obj
+            .annotations()
+            .get(ADOPT_ANNOTATION)
+            .is_some_and(|v| v == "true"),
     }
 }
 
@@ -513,6 +552,23 @@ pub enum Outcome {
     InSync,
     /// `preventUpdate`: these keys differ and stay as they are.
     UpdatePrevented(Vec<String>),
+    /// The name is taken on the server by an asset this resource does not own: its owner
+    /// (`None`: made outside the operator). Nothing was changed.
+    Clash(Option<String>),
+}
+
+/// Who an asset belongs to, for [`sync`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// The [`OWNER_KEY`] value of this resource.
+    pub owner: String,
+    /// Take over an asset owned by someone else or nobody.
+    pub adopt: bool,
+}
+
+/// The [`OWNER_KEY`] value of an asset on the server.
+fn owner_of(config: &Value) -> Option<String> {
+    config["metadata"][OWNER_KEY].as_str().map(str::to_string)
 }
 
 /// Brings the server to `wanted`. `spec_changed`: update even without a visible drift
@@ -520,6 +576,7 @@ pub enum Outcome {
 pub async fn sync(
     api: &JetStreamApi,
     wanted: &Wanted,
+    claim: Option<&Claim>,
     prevent_update: bool,
     spec_changed: bool,
 ) -> Result<Outcome, ApiError> {
@@ -540,11 +597,13 @@ pub async fn sync(
         };
         return Ok(Outcome::Created);
     };
-    let wanted_config = match wanted {
-        Wanted::Stream(c) => c,
-        Wanted::Consumer { config, .. } => config,
-    };
-    let drifted = drift(wanted_config, &current);
+    if let Some(claim) = claim {
+        let theirs = owner_of(&current);
+        if theirs.as_deref() != Some(claim.owner.as_str()) && !claim.adopt {
+            return Ok(Outcome::Clash(theirs));
+        }
+    }
+    let drifted = drift(wanted.config(), &current);
     if prevent_update {
         return Ok(if drifted.is_empty() {
             Outcome::InSync
@@ -624,6 +683,8 @@ async fn apply<K: Asset>(obj: &K, ctx: &JsContext) -> Result<Action, Error> {
         }
     };
     let what = wanted.describe();
+    let claim = claim_of(obj);
+    let wanted = wanted.with_owner(&claim.owner);
     let target = match resolve_target(ctx, &ns, obj.connection()).await? {
         Ok(t) => t,
         Err(p) => {
@@ -644,7 +705,15 @@ async fn apply<K: Asset>(obj: &K, ctx: &JsContext) -> Result<Action, Error> {
     };
     let api = JetStreamApi::new(client, obj.connection().js_domain.as_deref());
     let spec_changed = previous.and_then(|p| p.observed_generation) != generation;
-    match sync(&api, &wanted, obj.prevent_update(), spec_changed).await {
+    match sync(
+        &api,
+        &wanted,
+        Some(&claim),
+        obj.prevent_update(),
+        spec_changed,
+    )
+    .await
+    {
         Ok(outcome) => {
             let (reason, message) = match &outcome {
                 Outcome::Created => {
@@ -693,6 +762,17 @@ async fn apply<K: Asset>(obj: &K, ctx: &JsContext) -> Result<Action, Error> {
                         Some((_, m)) => ("Created", m),
                         None => ("Synced", format!("{what} matches the spec")),
                     }
+                }
+                Outcome::Clash(theirs) => {
+                    let by = theirs.as_ref().map_or_else(
+                        || "was made outside the operator".to_string(),
+                        |o| format!("belongs to {o}"),
+                    );
+                    let message = format!(
+                        "{what} already exists on the server and {by}; it is left alone (annotate this resource {ADOPT_ANNOTATION}: \"true\" to take it over)"
+                    );
+                    set_status(ctx, obj, not_ready("NameClash", &message)).await?;
+                    return Ok(Action::requeue(ctx.backoff(&key_of(obj))));
                 }
                 Outcome::UpdatePrevented(keys) => (
                     "UpdatePrevented",
@@ -769,6 +849,39 @@ async fn cleanup<K: Asset>(obj: &K, ctx: &JsContext) -> Result<Action, Error> {
         .await
         .map_err(|e| fail(e.to_string()))?;
     let api = JetStreamApi::new(client, obj.connection().js_domain.as_deref());
+    // Only what this resource owns is deleted: an asset of the same name made by hand
+    // (a name clash this resource never resolved) stays.
+    let current = match &wanted {
+        Wanted::Stream(c) => {
+            api.stream_config(c["name"].as_str().unwrap_or_default())
+                .await
+        }
+        Wanted::Consumer { stream, config } => {
+            api.consumer_config(stream, config["durable_name"].as_str().unwrap_or_default())
+                .await
+        }
+    };
+    let claim = claim_of(obj);
+    match current {
+        Ok(Some(c)) if owner_of(&c).as_deref() != Some(claim.owner.as_str()) && !claim.adopt => {
+            publish(
+                ctx,
+                obj,
+                EventType::Normal,
+                "DeleteSkipped",
+                format!("{what} on the server is not this resource's: left alone"),
+            )
+            .await;
+            return Ok(Action::await_change());
+        }
+        Ok(_) => {}
+        Err(e) => {
+            if !e.is_refusal() {
+                ctx.pool.forget(&target).await;
+            }
+            return Err(fail(e.to_string()));
+        }
+    }
     let deleted = match &wanted {
         Wanted::Stream(c) => {
             api.stream_delete(c["name"].as_str().unwrap_or_default())
