@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates everything derived from the NatsCluster types: the CRD in crds/, its copies
+# Regenerates everything derived from the CRD types (NatsCluster, Stream, Consumer,
+# KeyValue, ObjectStore): the CRDs in crds/, their copies
 # in the Helm chart and the kustomize base, the field reference in docs/operator.md, and
 # (with --golden) the golden files of the render tests. The tests fail when any of these
 # drift, and name this script.
@@ -7,9 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-operator}
 bin() { cargo run -q -p natrix-operator -- "$@"; }
-bin crdgen > crds/natsclusters.natrix.io.yaml
-cp crds/natsclusters.natrix.io.yaml charts/natrix/crds/
-cp crds/natsclusters.natrix.io.yaml deploy/kustomize/crds/
+bin crdgen --dir crds
+for f in crds/*.natrix.io.yaml; do
+  cp "$f" charts/natrix/crds/
+  cp "$f" deploy/kustomize/crds/
+done
 bin crdref > /tmp/natrix-crdref.md
 python3 - docs/operator.md /tmp/natrix-crdref.md <<'PY'
 import sys

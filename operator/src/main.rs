@@ -9,12 +9,13 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::wait::{await_condition, conditions};
-use kube::{Client, CustomResourceExt};
 
+use natrix_operator::controller::jetstream::JsContext;
 use natrix_operator::controller::{self, Context, probe::HttpProbe};
-use natrix_operator::crd::{NatsCluster, crd_yaml};
+use natrix_operator::crd::{crd_files, crds};
 use natrix_operator::leader::LeaderElector;
 use natrix_operator::metrics::{self, Metrics};
 use natrix_operator::reference;
@@ -36,8 +37,12 @@ struct Cli {
 enum Command {
     /// Run the controller.
     Run(RunArgs),
-    /// Print the NatsCluster CRD as YAML.
-    Crdgen,
+    /// Print every CRD as YAML (one document each), or write one file per CRD.
+    Crdgen {
+        /// Write `<plural>.natrix.io.yaml` files into this directory instead.
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
     /// Print the markdown field reference of the CRD (the docs section).
     Crdref,
 }
@@ -73,26 +78,46 @@ struct RunArgs {
     log_json: bool,
 }
 
-/// Server-side applies the CRD and waits until the API server serves it.
+/// Server-side applies every CRD and waits until the API server serves them.
 async fn install_crds(client: &Client) -> anyhow::Result<()> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = NatsCluster::crd();
-    let name = crd.metadata.name.clone().context("CRD has no name")?;
-    api.patch(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .with_context(|| format!("applying CRD {name}"))?;
-    tokio::time::timeout(
-        Duration::from_secs(60),
-        await_condition(api, &name, conditions::is_crd_established()),
-    )
-    .await
-    .with_context(|| format!("CRD {name} not established after 60s"))?
-    .with_context(|| format!("waiting for CRD {name}"))?;
-    tracing::info!(crd = %name, "CRD applied and established");
+    for crd in crds() {
+        let name = crd.metadata.name.clone().context("CRD has no name")?;
+        api.patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .with_context(|| format!("applying CRD {name}"))?;
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            await_condition(api.clone(), &name, conditions::is_crd_established()),
+        )
+        .await
+        .with_context(|| format!("CRD {name} not established after 60s"))?
+        .with_context(|| format!("waiting for CRD {name}"))?;
+        tracing::info!(crd = %name, "CRD applied and established");
+    }
+    Ok(())
+}
+
+/// `crdgen`: all CRDs to stdout, or one file each into `dir`.
+fn crdgen(dir: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let files = crd_files()?;
+    match dir {
+        Some(dir) => {
+            for (name, yaml) in files {
+                let path = dir.join(name);
+                std::fs::write(&path, yaml)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+        }
+        None => {
+            let docs: Vec<String> = files.into_iter().map(|(_, y)| y).collect();
+            print!("{}", docs.join("---\n"));
+        }
+    }
     Ok(())
 }
 
@@ -132,9 +157,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         Arc::new(HttpProbe::new(Duration::from_secs(args.probe_timeout))),
         metrics.clone(),
     ));
+    let js = Arc::new(JsContext::new(client.clone(), metrics.clone()));
     if args.no_leader_election {
         metrics.set_leader(true);
-        controller::run(ctx).await;
+        run_controllers(ctx, js).await;
         return Ok(());
     }
     let identity = match args.identity.clone() {
@@ -153,7 +179,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     // SIGINT end the process in every state, standing by included (once a signal
     // handler is installed, nothing else would).
     tokio::select! {
-        () = lead_forever(&elector, &ctx, &metrics, &args.lease_name, &identity) => Ok(()),
+        () = lead_forever(&elector, &ctx, &js, &metrics, &args.lease_name, &identity) => Ok(()),
         signal = shutdown_signal() => {
             tracing::info!(signal, "shutting down");
             Ok(())
@@ -179,10 +205,16 @@ async fn shutdown_signal() -> &'static str {
     }
 }
 
+/// The NatsCluster controller and the JetStream asset controllers, until shutdown.
+async fn run_controllers(ctx: Arc<Context>, js: Arc<JsContext>) {
+    futures::join!(controller::run(ctx), controller::jetstream::run(js));
+}
+
 /// The leader loop; returns only when the controller stops (on a shutdown signal).
 async fn lead_forever(
     elector: &LeaderElector,
     ctx: &Arc<Context>,
+    js: &Arc<JsContext>,
     metrics: &Metrics,
     lease: &str,
     identity: &str,
@@ -193,7 +225,7 @@ async fn lead_forever(
         tracing::info!(lease, "leading");
         metrics.set_leader(true);
         tokio::select! {
-            () = controller::run(ctx.clone()) => {
+            () = run_controllers(ctx.clone(), js.clone()) => {
                 // The controller stops only on a shutdown signal.
                 return;
             }
@@ -209,10 +241,7 @@ async fn lead_forever(
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Run(args) => run(args).await,
-        Command::Crdgen => {
-            print!("{}", crd_yaml()?);
-            Ok(())
-        }
+        Command::Crdgen { dir } => crdgen(dir.as_deref()),
         Command::Crdref => {
             print!("{}", reference::markdown());
             Ok(())

@@ -61,6 +61,24 @@ pub fn cluster_rules(install_crds: bool) -> Vec<PolicyRule> {
         ),
         // cert-manager Certificates named by TLS listeners: read for their Secret name.
         rule(&["cert-manager.io"], &["certificates"], &["get"]),
+        // JetStream assets: watched; patched only to add and remove the finalizer.
+        rule(
+            &["natrix.io"],
+            &["streams", "consumers", "keyvalues", "objectstores"],
+            &["get", "list", "watch", "patch", "update"],
+        ),
+        rule(
+            &["natrix.io"],
+            &[
+                "streams/status",
+                "consumers/status",
+                "keyvalues/status",
+                "objectstores/status",
+            ],
+            &["get", "patch", "update"],
+        ),
+        // Secrets named by an asset's credentialsSecret: read to connect as that user.
+        rule(&[""], &["secrets"], &["get"]),
     ];
     if install_crds {
         rules.push(rule(

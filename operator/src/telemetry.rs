@@ -124,6 +124,35 @@ pub fn start_reconcile(namespace: &str, name: &str, generation: Option<i64>) -> 
     )
 }
 
+/// Starts the span of one reconcile of a JetStream asset (`kind` is `Stream`,
+/// `Consumer`, `KeyValue` or `ObjectStore`), or `None` while export is off.
+pub fn start_asset_reconcile(
+    kind: &str,
+    namespace: &str,
+    name: &str,
+    generation: Option<i64>,
+) -> Option<Span> {
+    if !ENABLED.load(Ordering::Relaxed) {
+        return None;
+    }
+    let tracer = TRACER.get()?;
+    let mut attrs = vec![
+        KeyValue::new("k8s.namespace.name", namespace.to_string()),
+        KeyValue::new("natrix.kind", kind.to_string()),
+        KeyValue::new("natrix.name", name.to_string()),
+    ];
+    if let Some(g) = generation {
+        attrs.push(KeyValue::new("natrix.generation", g));
+    }
+    Some(
+        tracer
+            .span_builder("reconcile")
+            .with_kind(SpanKind::Internal)
+            .with_attributes(attrs)
+            .start(tracer),
+    )
+}
+
 /// Ends a reconcile span: `outcome` is `ok` or the error's metric label.
 pub fn finish(span: Option<Span>, outcome: &str, error: Option<String>) {
     let Some(mut span) = span else { return };

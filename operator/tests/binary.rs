@@ -1,4 +1,4 @@
-//! The `natrix-operator` binary: `crdgen` prints the shipped CRD, and `run` stops on
+//! The `natrix-operator` binary: `crdgen` prints the shipped CRDs, and `run` stops on
 //! SIGTERM in every state, standing by for the Lease included.
 
 mod common;
@@ -10,13 +10,36 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_natrix-operator");
 
 #[test]
-fn crdgen_prints_the_shipped_crd() {
+fn crdgen_prints_the_shipped_crds() {
     let out = Command::new(BIN).arg("crdgen").output().unwrap();
     assert!(out.status.success());
-    let shipped =
-        std::fs::read_to_string(common::repo_root().join("crds/natsclusters.natrix.io.yaml"))
-            .unwrap();
-    assert_eq!(String::from_utf8(out.stdout).unwrap(), shipped);
+    let shipped: Vec<String> = [
+        "natsclusters",
+        "streams",
+        "consumers",
+        "keyvalues",
+        "objectstores",
+    ]
+    .iter()
+    .map(|p| {
+        std::fs::read_to_string(common::repo_root().join(format!("crds/{p}.natrix.io.yaml")))
+            .unwrap()
+    })
+    .collect();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        shipped.join("---\n")
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["crdgen", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let written = std::fs::read_to_string(dir.path().join("streams.natrix.io.yaml")).unwrap();
+    assert_eq!(written, shipped[1]);
 }
 
 #[test]

@@ -5,26 +5,35 @@
 mod common;
 
 use kube::core::cel::{validate_cel, validate_cel_update};
-use natrix_operator::crd::{NatsCluster, crd_yaml};
+use natrix_operator::crd::{NatsCluster, crd_files};
 use natrix_operator::reference;
 use serde_json::json;
 
-const REGEN: &str = "regenerate with `operator/regen.sh` (runs `natrix-operator crdgen` into crds/, charts/natrix/crds/ and deploy/kustomize/crds/)";
+const REGEN: &str = "regenerate with `operator/regen.sh` (runs `natrix-operator crdgen --dir crds` and copies into charts/natrix/crds/ and deploy/kustomize/crds/)";
 
 #[test]
 fn crd_files_match_crdgen() {
-    let generated = crd_yaml().unwrap();
-    for rel in [
-        "crds/natsclusters.natrix.io.yaml",
-        "charts/natrix/crds/natsclusters.natrix.io.yaml",
-        "deploy/kustomize/crds/natsclusters.natrix.io.yaml",
-    ] {
-        let path = common::repo_root().join(rel);
-        let on_disk = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}; {REGEN}", path.display()));
+    let files = crd_files().unwrap();
+    assert_eq!(files.len(), 5, "NatsCluster and the four JetStream kinds");
+    for (name, generated) in files {
+        for dir in ["crds", "charts/natrix/crds", "deploy/kustomize/crds"] {
+            let rel = format!("{dir}/{name}");
+            let path = common::repo_root().join(&rel);
+            let on_disk = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}; {REGEN}", path.display()));
+            assert!(
+                on_disk == generated,
+                "{rel} has drifted from the CRD types; {REGEN}"
+            );
+        }
+    }
+    let kustomization =
+        std::fs::read_to_string(common::repo_root().join("deploy/kustomize/kustomization.yaml"))
+            .unwrap();
+    for (name, _) in crd_files().unwrap() {
         assert!(
-            on_disk == generated,
-            "{rel} has drifted from the NatsCluster types; {REGEN}"
+            kustomization.contains(&format!("crds/{name}")),
+            "deploy/kustomize/kustomization.yaml does not list crds/{name}"
         );
     }
 }

@@ -23,6 +23,7 @@
 //! 7. events for what changed, then the status.
 
 pub mod gateways;
+pub mod jetstream;
 pub mod probe;
 pub mod status;
 

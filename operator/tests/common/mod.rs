@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod mockapi;
+pub mod servers;
 
 use std::path::{Path, PathBuf};
 
