@@ -19,4 +19,5 @@ pub mod sublist;
 pub mod telemetry;
 pub mod tls;
 pub mod trust;
+pub mod websocket;
 pub mod x509;

@@ -157,6 +157,18 @@ fn run(
                 options.leafnode.port
             )
         })?;
+        if let Some(addr) = natrix_broker::websocket::start(&server, &options)
+            .await
+            .map_err(anyhow::Error::msg)
+            .with_context(|| {
+                format!(
+                    "listening for websocket clients on port {}",
+                    options.websocket.port
+                )
+            })?
+        {
+            server.set_websocket_addr(addr);
+        }
         if let Some(dir) = &runtime_opts.ports_file_dir {
             let path = lifecycle::write_ports_file(std::path::Path::new(dir), &server)
                 .with_context(|| format!("writing ports file in {dir}"))?;

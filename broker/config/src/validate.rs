@@ -25,12 +25,25 @@ pub enum ValidationError {
     /// natrix's own: Raft traffic is addressed to `$NRG.<server name>.…`.
     #[error("jetstream cluster requires a `server_name` without spaces, '.', '*' or '>'")]
     JetStreamClusterServerNameToken,
+    #[error("websocket requires TLS configuration")]
+    WebsocketNoTls,
 }
 
 /// nats-server's `validateOptions`, as far as natrix implements its features.
 pub fn validate(o: &Options) -> Result<(), ValidationError> {
     no_auth_user(o, &o.no_auth_user)?;
-    jetstream_cluster(o)
+    jetstream_cluster(o)?;
+    websocket(o)
+}
+
+/// nats-server's `validateWebsocketOptions`: a WebSocket listener is TLS unless
+/// `no_tls` says otherwise.
+pub fn websocket(o: &Options) -> Result<(), ValidationError> {
+    let w = &o.websocket;
+    if w.port != 0 && w.tls.is_none() && !w.no_tls {
+        return Err(ValidationError::WebsocketNoTls);
+    }
+    Ok(())
 }
 
 /// nats-server's `validateJetStreamOptions`: a clustered JetStream (JetStream with a

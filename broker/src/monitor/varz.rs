@@ -53,6 +53,38 @@ pub struct RemoteGatewayVarz {
     pub urls: Vec<String>,
 }
 
+/// `websocket` (nats-server's `WebsocketOptsVarz`): every field left out when unset, so
+/// a server without a WebSocket listener shows `{}`.
+#[derive(Debug, Serialize, Default)]
+pub struct WebsocketVarz {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub host: String,
+    #[serde(skip_serializing_if = "is_zero_u16")]
+    pub port: u16,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub no_auth_user: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub jwt_cookie: String,
+    #[serde(skip_serializing_if = "is_zero_u64")]
+    pub handshake_timeout: u64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub no_tls: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub same_origin: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allowed_origins: Vec<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub compression: bool,
+}
+
+fn is_zero_u16(v: &u16) -> bool {
+    *v == 0
+}
+
+fn is_zero_u64(v: &u64) -> bool {
+    *v == 0
+}
+
 /// Empty, as nats-server serialises an unconfigured gateway.
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
@@ -138,7 +170,7 @@ pub struct Varz {
     pub gateway: GatewayField,
     pub leaf: LeafField,
     pub mqtt: Empty,
-    pub websocket: Empty,
+    pub websocket: WebsocketVarz,
     pub jetstream: serde_json::Value,
     pub tls_timeout: GoFloat,
     pub write_deadline: u64,
@@ -278,7 +310,19 @@ pub fn varz(m: &Monitor) -> Varz {
                 })
             }),
         mqtt: Empty {},
-        websocket: Empty {},
+        websocket: server
+            .websocket_addr()
+            .map_or_else(WebsocketVarz::default, |a| WebsocketVarz {
+                host: cfg.websocket.host.clone(),
+                port: a.port(),
+                no_auth_user: cfg.websocket.no_auth_user.clone(),
+                jwt_cookie: cfg.websocket.jwt_cookie.clone(),
+                handshake_timeout: nanos(cfg.websocket.handshake_timeout),
+                no_tls: cfg.websocket.no_tls,
+                same_origin: cfg.websocket.same_origin,
+                allowed_origins: cfg.websocket.allowed_origins.clone(),
+                compression: cfg.websocket.compression,
+            }),
         jetstream: server
             .jetstream()
             .map_or_else(|| serde_json::json!({}), |js| js.varz()),

@@ -145,6 +145,9 @@ pub fn write_ports_file(dir: &Path, server: &Server) -> std::io::Result<PathBuf>
     if let Some(c) = server.cluster() {
         json["cluster"] = serde_json::json!([format!("nats://{}", super::reachable(c.addr))]);
     }
+    if let Some(w) = server.websocket_addr() {
+        json["websocket"] = serde_json::json!([format!("ws://{}", super::reachable(w))]);
+    }
     // Write then rename so a reader never sees a half-written file.
     let tmp = path.with_extension("ports.tmp");
     std::fs::write(&tmp, json.to_string())?;

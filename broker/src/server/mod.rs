@@ -250,6 +250,8 @@ pub struct Server {
     started: SystemTime,
     addr: Mutex<Option<SocketAddr>>,
     /// The monitoring listener and whether it is HTTPS.
+    /// Where the WebSocket listener is bound, once it is.
+    websocket_addr: Mutex<Option<SocketAddr>>,
     http_addr: Mutex<Option<(SocketAddr, bool)>>,
     lame_duck: AtomicBool,
     shutdown_tx: watch::Sender<bool>,
@@ -387,6 +389,7 @@ impl Server {
             started: SystemTime::now(),
             addr: Mutex::new(None),
             http_addr: Mutex::new(None),
+            websocket_addr: Mutex::new(None),
             lame_duck: AtomicBool::new(false),
             shutdown_tx,
             trust: std::sync::OnceLock::new(),
@@ -723,6 +726,15 @@ impl Server {
         Ok(listener)
     }
 
+    /// Where `websocket {}` listens, once bound.
+    pub fn websocket_addr(&self) -> Option<SocketAddr> {
+        *self.websocket_addr.lock()
+    }
+
+    pub fn set_websocket_addr(&self, addr: SocketAddr) {
+        *self.websocket_addr.lock() = Some(addr);
+    }
+
     /// Accepts clients until shutdown or lame-duck mode.
     pub async fn accept_loop(self: &Arc<Self>, listener: TcpListener) {
         let mut shutdown = self.shutdown_tx.subscribe();
@@ -794,35 +806,17 @@ impl Server {
         if session.is_none() || tls_first {
             outbound.push_proto(&info_line);
         }
-        let admitted = {
-            let mut clients = self.clients.lock();
-            let max = opts.max_connections;
-            if max < 0 || (max > 0 && clients.len() as i64 >= max) {
-                false
-            } else {
-                clients.insert(
-                    cid,
-                    Registered {
-                        handle: handle.clone(),
-                        meta: ClientMeta {
-                            addr: Some(peer),
-                            start: Some(handle.start),
-                            tls: session.as_ref().map(crate::tls::describe),
-                            peer_certs: peer_certs.clone(),
-                            ..ClientMeta::default()
-                        },
-                    },
-                );
-                true
-            }
-        };
-        if !admitted {
-            tracing::error!("maximum connections exceeded");
-            let mut v = Vec::new();
-            encode::err(&mut v, "maximum connections exceeded");
-            outbound.push_proto(&v);
-            outbound.close(CloseReason::MaxConnectionsExceeded);
-        } else {
+        let admitted = self.admit(
+            &handle,
+            ClientMeta {
+                addr: Some(peer),
+                start: Some(handle.start),
+                tls: session.as_ref().map(crate::tls::describe),
+                peer_certs: peer_certs.clone(),
+                ..ClientMeta::default()
+            },
+        );
+        if admitted {
             tracing::debug!(cid, %peer, "Client connection created");
             let cert = peer_certs.and_then(|c| c.first().cloned()).map(Arc::new);
             let client = Client::new(self.clone(), handle, nonce, cert);
@@ -837,6 +831,78 @@ impl Server {
         }
         let _ = writer.await;
         tracing::debug!(cid, reason = ?outbound.close_reason(), "Client connection closed");
+    }
+
+    /// Registers a new client unless `max_connections` is reached, in which case it is
+    /// told so and closed.
+    fn admit(&self, handle: &Arc<ClientHandle>, meta: ClientMeta) -> bool {
+        let (opts, _) = self.options();
+        {
+            let mut clients = self.clients.lock();
+            let max = opts.max_connections;
+            if max >= 0 && (max == 0 || (clients.len() as i64) < max) {
+                clients.insert(
+                    handle.cid,
+                    Registered {
+                        handle: handle.clone(),
+                        meta,
+                    },
+                );
+                return true;
+            }
+        }
+        tracing::error!("maximum connections exceeded");
+        let mut v = Vec::new();
+        encode::err(&mut v, "maximum connections exceeded");
+        handle.outbound.push_proto(&v);
+        handle.outbound.close(CloseReason::MaxConnectionsExceeded);
+        false
+    }
+
+    /// A WebSocket client whose upgrade was answered: its INFO (never asking for TLS: a
+    /// `wss://` connection is encrypted already), then the client protocol over `reader`.
+    pub(crate) async fn serve_websocket_client<R: tokio::io::AsyncRead + Unpin>(
+        self: Arc<Self>,
+        reader: R,
+        outbound: Arc<Outbound>,
+        peer: SocketAddr,
+        session: Option<crate::tls::Session>,
+    ) {
+        let (opts, _) = self.options();
+        let cid = self.next_cid.fetch_add(1, Ordering::Relaxed);
+        self.stats.total_connections.fetch_add(1, Ordering::Relaxed);
+        let ip = peer.ip().to_string();
+        let nonce = (opts.auth.needs_nonce() || self.trust().is_some()).then(new_nonce);
+        let info = self.client_info_json(cid, Some(&ip), None, nonce.as_deref());
+        let info = match serde_json::from_slice::<serde_json::Value>(&info) {
+            Ok(mut v) => {
+                v["tls_required"] = serde_json::Value::Bool(false);
+                if let Some(w) = self.websocket_addr() {
+                    v["port"] = w.port().into();
+                }
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("tls_verify");
+                }
+                serde_json::to_vec(&v).unwrap_or(info)
+            }
+            Err(_) => info,
+        };
+        let mut info_line = Vec::with_capacity(info.len() + 8);
+        encode::info(&mut info_line, &info);
+        outbound.push_proto(&info_line);
+        let handle = Arc::new(ClientHandle::new(cid, outbound.clone()));
+        let meta = ClientMeta {
+            addr: Some(peer),
+            start: Some(handle.start),
+            tls: session.as_ref().map(crate::tls::describe),
+            ..ClientMeta::default()
+        };
+        if self.admit(&handle, meta) {
+            tracing::debug!(cid, %peer, "Websocket client connection created");
+            Client::new(self.clone(), handle, nonce, None)
+                .run(reader)
+                .await;
+        }
     }
 
     /// Unregisters a closed client and remembers it for `/connz?state=closed`.

@@ -118,8 +118,11 @@ struct State {
     closed: Option<CloseReason>,
     stalled: bool,
     /// The TLS session has records to send that no plaintext batch will carry (alerts,
-    /// key updates): the writer must run even with an empty buffer.
+    /// key updates), or WebSocket control bytes wait: the writer must run even with an
+    /// empty buffer.
     tls_owed: bool,
+    /// WebSocket: the upgrade answer and control frames, sent raw before the next frame.
+    ws_control: Vec<u8>,
 }
 
 /// Where a connection's bytes go: a socket, or (for the server's internal clients) a
@@ -165,6 +168,8 @@ pub struct Outbound {
     max_pending: usize,
     /// Present on TLS connections: batches are sealed into records before writing.
     tls: Option<crate::tls::Session>,
+    /// A WebSocket client: each batch leaves as one binary frame.
+    websocket: bool,
 }
 
 impl Outbound {
@@ -186,6 +191,33 @@ impl Outbound {
         Self::build(Sink::Tcp(sock), max_pending, tls)
     }
 
+    /// The outbound side of a WebSocket client: batches framed, then sealed by `tls`.
+    pub fn websocket(
+        sock: OwnedWriteHalf,
+        max_pending: usize,
+        tls: Option<crate::tls::Session>,
+    ) -> Self {
+        Self {
+            websocket: true,
+            ..Self::build(Sink::Tcp(sock), max_pending, tls)
+        }
+    }
+
+    /// Queues bytes that go out as they are, before the next batch's frame: the HTTP
+    /// upgrade answer and WebSocket control frames. Like TLS records, they travel
+    /// outside the batch, so the writer is told it owes them.
+    pub fn push_ws_control(&self, bytes: &[u8]) {
+        {
+            let mut st = self.state.lock();
+            if st.closed.is_some() {
+                return;
+            }
+            st.ws_control.extend_from_slice(bytes);
+            st.tls_owed = true;
+        }
+        self.wake.notify_one();
+    }
+
     fn build(sock: Sink, max_pending: usize, tls: Option<crate::tls::Session>) -> Self {
         Self {
             state: Mutex::new(State {
@@ -198,6 +230,7 @@ impl Outbound {
                 closed: None,
                 stalled: false,
                 tls_owed: false,
+                ws_control: Vec::new(),
             }),
             sock,
             wake: Notify::new(),
@@ -206,6 +239,7 @@ impl Outbound {
             is_closed: AtomicBool::new(false),
             max_pending: max_pending.max(1),
             tls,
+            websocket: false,
         }
     }
 
@@ -218,6 +252,20 @@ impl Outbound {
     /// The bytes to put on the wire for `batch`: itself, or its TLS records. A sealing
     /// failure closes the connection.
     fn seal(&self, batch: Vec<u8>) -> Option<Vec<u8>> {
+        let batch = if self.websocket {
+            let mut out = std::mem::take(&mut self.state.lock().ws_control);
+            if !batch.is_empty() {
+                crate::websocket::frame::encode_header(
+                    &mut out,
+                    crate::websocket::frame::OpCode::Binary,
+                    batch.len(),
+                );
+                out.extend_from_slice(&batch);
+            }
+            out
+        } else {
+            batch
+        };
         let Some(tls) = &self.tls else {
             return Some(batch);
         };

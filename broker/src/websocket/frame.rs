@@ -1,0 +1,356 @@
+//! WebSocket frames (RFC 6455 §5): what a client sends is decoded and unmasked; what the
+//! server sends is encoded unmasked.
+//!
+//! The decoder keeps no payload copy beyond the one unmasking needs: a frame is taken
+//! out of the read buffer once whole. Limits: control frames at most 125 bytes and never
+//! fragmented; data frames at most [`Decoder::max_payload`] (a frame longer than any NATS
+//! message could be is an attack, not traffic).
+
+use bytes::{Buf, Bytes, BytesMut};
+
+/// Frame opcodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpCode {
+    Continuation,
+    Text,
+    Binary,
+    Close,
+    Ping,
+    Pong,
+}
+
+impl OpCode {
+    fn from_bits(b: u8) -> Option<Self> {
+        Some(match b {
+            0x0 => Self::Continuation,
+            0x1 => Self::Text,
+            0x2 => Self::Binary,
+            0x8 => Self::Close,
+            0x9 => Self::Ping,
+            0xA => Self::Pong,
+            _ => return None,
+        })
+    }
+
+    fn bits(self) -> u8 {
+        match self {
+            Self::Continuation => 0x0,
+            Self::Text => 0x1,
+            Self::Binary => 0x2,
+            Self::Close => 0x8,
+            Self::Ping => 0x9,
+            Self::Pong => 0xA,
+        }
+    }
+
+    fn is_control(self) -> bool {
+        matches!(self, Self::Close | Self::Ping | Self::Pong)
+    }
+}
+
+/// One frame as received, unmasked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub fin: bool,
+    pub opcode: OpCode,
+    pub payload: Bytes,
+}
+
+/// Why a client's frames end the connection; each maps to a close status code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("reserved bits set")]
+    ReservedBits,
+    #[error("unknown opcode {0:#x}")]
+    UnknownOpCode(u8),
+    #[error("mask bit missing")]
+    NotMasked,
+    #[error("control frame length bigger than 125")]
+    ControlTooLong,
+    #[error("control frame fragmented")]
+    ControlFragmented,
+    #[error("frame of {size} bytes exceeds the maximum of {max}")]
+    TooLarge { size: u64, max: u64 },
+    #[error("continuation frame without a started message")]
+    UnexpectedContinuation,
+    #[error("new message started before the previous one ended")]
+    UnfinishedMessage,
+}
+
+impl FrameError {
+    /// The close status sent back (RFC 6455 §7.4.1).
+    pub fn close_status(&self) -> u16 {
+        match self {
+            Self::TooLarge { .. } => CLOSE_TOO_BIG,
+            _ => CLOSE_PROTOCOL_ERROR,
+        }
+    }
+}
+
+pub const CLOSE_NORMAL: u16 = 1000;
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
+pub const CLOSE_TOO_BIG: u16 = 1009;
+
+/// Decodes a client's frames out of a read buffer.
+#[derive(Debug)]
+pub struct Decoder {
+    /// The largest data frame payload accepted.
+    pub max_payload: u64,
+    /// Inside a fragmented message (a data frame without FIN was seen).
+    in_message: bool,
+}
+
+impl Decoder {
+    pub fn new(max_payload: u64) -> Self {
+        Self {
+            max_payload,
+            in_message: false,
+        }
+    }
+
+    /// The next whole frame in `buf` (removed from it), `Ok(None)` until one is there.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        if buf.len() < 2 {
+            return Ok(None);
+        }
+        let (b0, b1) = (buf[0], buf[1]);
+        if b0 & 0x70 != 0 {
+            return Err(FrameError::ReservedBits);
+        }
+        let fin = b0 & 0x80 != 0;
+        let opcode = OpCode::from_bits(b0 & 0x0F).ok_or(FrameError::UnknownOpCode(b0 & 0x0F))?;
+        if b1 & 0x80 == 0 {
+            return Err(FrameError::NotMasked);
+        }
+        let (len, mut at) = match b1 & 0x7F {
+            126 => {
+                if buf.len() < 4 {
+                    return Ok(None);
+                }
+                (u64::from(u16::from_be_bytes([buf[2], buf[3]])), 4)
+            }
+            127 => {
+                if buf.len() < 10 {
+                    return Ok(None);
+                }
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&buf[2..10]);
+                (u64::from_be_bytes(b), 10)
+            }
+            n => (u64::from(n), 2),
+        };
+        if opcode.is_control() {
+            if len > 125 {
+                return Err(FrameError::ControlTooLong);
+            }
+            if !fin {
+                return Err(FrameError::ControlFragmented);
+            }
+        } else if len > self.max_payload {
+            return Err(FrameError::TooLarge {
+                size: len,
+                max: self.max_payload,
+            });
+        }
+        let len = usize::try_from(len).map_err(|_| FrameError::TooLarge {
+            size: len,
+            max: self.max_payload,
+        })?;
+        if buf.len() < at + 4 + len {
+            buf.reserve(at + 4 + len - buf.len());
+            return Ok(None);
+        }
+        let mut mask = [0u8; 4];
+        mask.copy_from_slice(&buf[at..at + 4]);
+        at += 4;
+        match opcode {
+            OpCode::Continuation if !self.in_message => {
+                return Err(FrameError::UnexpectedContinuation);
+            }
+            OpCode::Text | OpCode::Binary if self.in_message => {
+                return Err(FrameError::UnfinishedMessage);
+            }
+            OpCode::Continuation | OpCode::Text | OpCode::Binary => self.in_message = !fin,
+            _ => {}
+        }
+        buf.advance(at);
+        let mut payload = buf.split_to(len);
+        unmask(&mut payload, mask);
+        Ok(Some(Frame {
+            fin,
+            opcode,
+            payload: payload.freeze(),
+        }))
+    }
+}
+
+fn unmask(data: &mut [u8], mask: [u8; 4]) {
+    let word = u32::from_ne_bytes(mask);
+    let mut chunks = data.chunks_exact_mut(4);
+    for c in &mut chunks {
+        let v = u32::from_ne_bytes([c[0], c[1], c[2], c[3]]) ^ word;
+        c.copy_from_slice(&v.to_ne_bytes());
+    }
+    for (i, b) in chunks.into_remainder().iter_mut().enumerate() {
+        *b ^= mask[i];
+    }
+}
+
+/// Appends the header of an unmasked, final frame of `len` payload bytes.
+pub fn encode_header(out: &mut Vec<u8>, opcode: OpCode, len: usize) {
+    out.push(0x80 | opcode.bits());
+    if len < 126 {
+        // Fits in seven bits.
+        out.push(len as u8);
+    } else if let Ok(n) = u16::try_from(len) {
+        out.push(126);
+        out.extend_from_slice(&n.to_be_bytes());
+    } else {
+        out.push(127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+}
+
+/// Appends a whole unmasked, final frame.
+pub fn encode(out: &mut Vec<u8>, opcode: OpCode, payload: &[u8]) {
+    encode_header(out, opcode, payload.len());
+    out.extend_from_slice(payload);
+}
+
+/// Appends a close frame with `status` and `reason` (cut to fit the 125-byte limit).
+pub fn encode_close(out: &mut Vec<u8>, status: u16, reason: &str) {
+    let mut body = status.to_be_bytes().to_vec();
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    body.extend_from_slice(&reason.as_bytes()[..end]);
+    encode(out, OpCode::Close, &body);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A client frame: masked with `mask`.
+    fn client_frame(fin: bool, op: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+        let mut v = vec![if fin { 0x80 } else { 0 } | op];
+        let len = payload.len();
+        if len < 126 {
+            v.push(0x80 | len as u8);
+        } else if len <= 0xFFFF {
+            v.push(0x80 | 126);
+            v.extend_from_slice(&(len as u16).to_be_bytes());
+        } else {
+            v.push(0x80 | 127);
+            v.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+        v.extend_from_slice(&mask);
+        v.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        v
+    }
+
+    #[test]
+    fn decodes_masked_frames_of_every_length_form_byte_by_byte() {
+        for len in [0usize, 5, 125, 126, 300, 70_000] {
+            let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let wire = client_frame(true, 0x2, &payload, [1, 2, 3, 4]);
+            let mut d = Decoder::new(1 << 20);
+            let mut buf = BytesMut::new();
+            let mut got = None;
+            for b in &wire {
+                assert!(got.is_none(), "frame complete before its last byte");
+                buf.extend_from_slice(&[*b]);
+                got = d.decode(&mut buf).unwrap_or_else(|e| panic!("{len}: {e}"));
+            }
+            let f = got.unwrap_or_else(|| panic!("no frame for {len}"));
+            assert_eq!(f.payload.as_ref(), &payload[..]);
+            assert!(f.fin);
+            assert_eq!(f.opcode, OpCode::Binary);
+            assert!(buf.is_empty());
+        }
+    }
+
+    #[test]
+    fn refuses_what_rfc_6455_forbids() {
+        let mut d = Decoder::new(100);
+        let cases: Vec<(Vec<u8>, FrameError)> = vec![
+            (vec![0x82, 0x00], FrameError::NotMasked),
+            (vec![0xC2, 0x80, 0, 0, 0, 0], FrameError::ReservedBits),
+            (vec![0x83, 0x80, 0, 0, 0, 0], FrameError::UnknownOpCode(3)),
+            (
+                client_frame(true, 0x9, &[0; 126], [0; 4]),
+                FrameError::ControlTooLong,
+            ),
+            (
+                client_frame(false, 0x9, b"x", [0; 4]),
+                FrameError::ControlFragmented,
+            ),
+            (
+                client_frame(true, 0x2, &[0; 101], [0; 4]),
+                FrameError::TooLarge {
+                    size: 101,
+                    max: 100,
+                },
+            ),
+            (
+                client_frame(true, 0x0, b"x", [0; 4]),
+                FrameError::UnexpectedContinuation,
+            ),
+        ];
+        for (wire, want) in cases {
+            let mut buf = BytesMut::from(&wire[..]);
+            assert_eq!(d.decode(&mut buf), Err(want.clone()), "{wire:?}");
+        }
+        assert_eq!(FrameError::NotMasked.close_status(), CLOSE_PROTOCOL_ERROR);
+    }
+
+    #[test]
+    fn fragments_and_interleaved_control_frames() {
+        let mut d = Decoder::new(100);
+        let mut wire = client_frame(false, 0x1, b"PU", [9, 8, 7, 6]);
+        wire.extend(client_frame(true, 0x9, b"hi", [1, 1, 1, 1]));
+        wire.extend(client_frame(true, 0x0, b"B x 0\r\n\r\n", [5, 5, 5, 5]));
+        wire.extend(client_frame(true, 0x2, b"PING\r\n", [0, 0, 0, 1]));
+        let mut buf = BytesMut::from(&wire[..]);
+        let mut frames = Vec::new();
+        while let Some(f) = d.decode(&mut buf).expect("valid") {
+            frames.push((f.opcode, f.payload));
+        }
+        assert_eq!(
+            frames,
+            vec![
+                (OpCode::Text, Bytes::from_static(b"PU")),
+                (OpCode::Ping, Bytes::from_static(b"hi")),
+                (OpCode::Continuation, Bytes::from_static(b"B x 0\r\n\r\n")),
+                (OpCode::Binary, Bytes::from_static(b"PING\r\n")),
+            ]
+        );
+        // A new message inside an unfinished one.
+        let mut wire = client_frame(false, 0x2, b"a", [0; 4]);
+        wire.extend(client_frame(true, 0x2, b"b", [0; 4]));
+        let mut buf = BytesMut::from(&wire[..]);
+        assert!(d.decode(&mut buf).is_ok());
+        assert_eq!(d.decode(&mut buf), Err(FrameError::UnfinishedMessage));
+    }
+
+    #[test]
+    fn server_frames_are_unmasked_with_the_shortest_length() {
+        for (len, header) in [(5usize, 2usize), (126, 4), (70_000, 10)] {
+            let mut out = Vec::new();
+            encode(&mut out, OpCode::Binary, &vec![7u8; len]);
+            assert_eq!(out.len(), header + len);
+            assert_eq!(out[0], 0x82);
+            assert_eq!(out[1] & 0x80, 0, "unmasked");
+        }
+        let mut out = Vec::new();
+        encode_close(&mut out, CLOSE_PROTOCOL_ERROR, &"é".repeat(100));
+        assert!(out.len() <= 127, "close frames fit in 125 bytes of payload");
+        assert_eq!(&out[2..4], &1002u16.to_be_bytes());
+        assert!(
+            std::str::from_utf8(&out[4..]).is_ok(),
+            "reason cut on a char boundary"
+        );
+    }
+}

@@ -1,0 +1,301 @@
+//! NATS clients over WebSocket (`websocket {}`), as nats-server serves them: an HTTP/1.1
+//! upgrade on the WebSocket port ([`handshake`]), then the client protocol carried in
+//! binary frames ([`frame`]), every batch the server writes being one frame.
+//!
+//! The connection is an ordinary client from there on: [`WsReader`] turns the client's
+//! frames back into the protocol byte stream `Client::run` reads, and the outbound side
+//! frames what it writes (`Outbound::websocket`). Control frames (pongs, the closing
+//! handshake) and the HTTP answer travel raw beside the batches.
+
+pub mod frame;
+pub mod handshake;
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::server::Server;
+use crate::server::outbound::Outbound;
+use frame::{Decoder, OpCode};
+
+/// nats-server's default `handshake_timeout` when TLS is on (plain: the auth timeout).
+const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A WebSocket listener's settings, from `websocket {}`.
+pub struct WsListener {
+    pub origins: handshake::OriginPolicy,
+    pub tls: Option<crate::tls::ServerTls>,
+    pub handshake_timeout: Duration,
+    pub headers: Vec<(String, String)>,
+}
+
+impl WsListener {
+    /// The listener's settings; `None` when `websocket {}` is absent or has no port.
+    pub fn from_config(o: &natrix_config::Options) -> Result<Option<Self>, String> {
+        let w = &o.websocket;
+        if w.port == 0 {
+            return Ok(None);
+        }
+        if w.tls.is_none() && !w.no_tls {
+            return Err("websocket requires TLS configuration".into());
+        }
+        let tls = w
+            .tls
+            .as_ref()
+            .map(crate::tls::server_tls)
+            .transpose()
+            .map_err(|e| format!("websocket: {e}"))?;
+        Ok(Some(Self {
+            origins: handshake::OriginPolicy::new(w.same_origin, &w.allowed_origins)?,
+            tls,
+            handshake_timeout: if w.handshake_timeout.is_zero() {
+                DEFAULT_HANDSHAKE_TIMEOUT
+            } else {
+                w.handshake_timeout
+            },
+            headers: w.headers.clone(),
+        }))
+    }
+}
+
+/// Binds `websocket {}`'s port and serves it until shutdown.
+pub async fn start(
+    server: &Arc<Server>,
+    o: &natrix_config::Options,
+) -> Result<Option<SocketAddr>, String> {
+    let Some(ws) = WsListener::from_config(o)? else {
+        return Ok(None);
+    };
+    let host = if o.websocket.host.is_empty() {
+        o.host.as_str()
+    } else {
+        o.websocket.host.as_str()
+    };
+    let port = u16::try_from(o.websocket.port.max(0)).map_err(|_| "port out of range")?;
+    let listener = TcpListener::bind((host, port))
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(
+        "Listening for websocket clients on ws{}://{addr}",
+        if ws.tls.is_some() { "s" } else { "" }
+    );
+    let server = server.clone();
+    let ws = Arc::new(ws);
+    tokio::spawn(async move { accept_loop(server, listener, ws).await });
+    Ok(Some(addr))
+}
+
+async fn accept_loop(server: Arc<Server>, listener: TcpListener, ws: Arc<WsListener>) {
+    let mut shutdown = std::pin::pin!(server.wait_shutdown());
+    loop {
+        tokio::select! {
+            res = listener.accept() => match res {
+                Ok((stream, peer)) => {
+                    let server = server.clone();
+                    let ws = ws.clone();
+                    tokio::spawn(async move { serve(server, ws, stream, peer).await });
+                }
+                Err(e) => {
+                    tracing::error!("Temporary Websocket Accept Error ({e})");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            () = &mut shutdown => break,
+        }
+        if server.is_lame_duck() {
+            break;
+        }
+    }
+}
+
+async fn serve(server: Arc<Server>, ws: Arc<WsListener>, mut stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let session = match &ws.tls {
+        Some(tls) => match crate::tls::accept(tls, &mut stream, ws.handshake_timeout).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::error!(%peer, "websocket TLS handshake error: {e}");
+                return;
+            }
+        },
+        None => None,
+    };
+    let (opts, _) = server.options();
+    let (rd, wr) = stream.into_split();
+    let outbound = Arc::new(Outbound::websocket(wr, opts.max_pending, session.clone()));
+    let writer = tokio::spawn(outbound.clone().run_writer(opts.write_deadline));
+    let tls = session.is_some();
+    match session {
+        Some(s) => {
+            let rd = crate::tls::TlsReader::new(rd, s.clone(), outbound.clone());
+            upgrade(&server, &ws, rd, &outbound, peer, Some(s), tls).await;
+        }
+        None => upgrade(&server, &ws, rd, &outbound, peer, None, tls).await,
+    }
+    outbound.close(crate::server::outbound::CloseReason::ClientClosed);
+    let _ = writer.await;
+}
+
+/// Reads and answers the upgrade, then runs the client over the frames.
+async fn upgrade<R: AsyncRead + Unpin>(
+    server: &Arc<Server>,
+    ws: &WsListener,
+    mut rd: R,
+    outbound: &Arc<Outbound>,
+    peer: SocketAddr,
+    session: Option<crate::tls::Session>,
+    tls: bool,
+) {
+    let mut head = BytesMut::with_capacity(1024);
+    let parsed = tokio::time::timeout(ws.handshake_timeout, async {
+        loop {
+            match handshake::parse(&head) {
+                Ok(Some(r)) => return Ok(r),
+                Ok(None) => {}
+                Err(e) => return Err(e),
+            }
+            match rd.read_buf(&mut head).await {
+                Ok(0) | Err(_) => {
+                    return Err(handshake::Rejection {
+                        status: 400,
+                        reason: "connection closed during handshake".into(),
+                    });
+                }
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    let result = match parsed {
+        Err(_) => {
+            tracing::error!(%peer, "websocket handshake error: handshake timeout");
+            return;
+        }
+        Ok(Err(r)) => Err(r),
+        Ok(Ok((req, len))) if head.len() > len => {
+            let _ = req;
+            Err(handshake::Rejection {
+                status: 400,
+                reason: "client sent data before handshake is complete".into(),
+            })
+        }
+        Ok(Ok((req, _))) => handshake::check(&req, &ws.origins, tls),
+    };
+    let accept = match result {
+        Ok(a) => a,
+        Err(r) => {
+            tracing::error!("{peer} - {r}");
+            outbound.push_ws_control(&handshake::refused(r.status));
+            return;
+        }
+    };
+    outbound.push_ws_control(&handshake::accepted(&accept, &ws.headers));
+    let (opts, _) = server.options();
+    let reader = WsReader::new(rd, outbound.clone(), ws_max_frame(opts.max_payload));
+    server
+        .clone()
+        .serve_websocket_client(reader, outbound.clone(), peer, session)
+        .await;
+}
+
+/// The largest data frame accepted: a whole message with its protocol line, with room.
+fn ws_max_frame(max_payload: i32) -> u64 {
+    u64::try_from(max_payload).unwrap_or(1 << 20) * 2 + 64 * 1024
+}
+
+/// The client's byte stream out of its frames: data frames' payloads in order; pings
+/// answered, pongs dropped, a close answered and read as the end.
+pub struct WsReader<R> {
+    inner: R,
+    outbound: Arc<Outbound>,
+    decoder: Decoder,
+    raw: BytesMut,
+    ready: Bytes,
+    done: bool,
+}
+
+impl<R> WsReader<R> {
+    pub fn new(inner: R, outbound: Arc<Outbound>, max_frame: u64) -> Self {
+        Self {
+            inner,
+            outbound,
+            decoder: Decoder::new(max_frame),
+            raw: BytesMut::with_capacity(16 * 1024),
+            ready: Bytes::new(),
+            done: false,
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for WsReader<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        loop {
+            if !this.ready.is_empty() {
+                let n = this.ready.len().min(buf.remaining());
+                buf.put_slice(&this.ready[..n]);
+                this.ready.advance(n);
+                return Poll::Ready(Ok(()));
+            }
+            if this.done {
+                return Poll::Ready(Ok(()));
+            }
+            match this.decoder.decode(&mut this.raw) {
+                Ok(Some(f)) => match f.opcode {
+                    OpCode::Text | OpCode::Binary | OpCode::Continuation => this.ready = f.payload,
+                    OpCode::Ping => {
+                        let mut pong = Vec::with_capacity(f.payload.len() + 2);
+                        frame::encode(&mut pong, OpCode::Pong, &f.payload);
+                        this.outbound.push_ws_control(&pong);
+                    }
+                    OpCode::Pong => {}
+                    OpCode::Close => {
+                        // Echo the status (or a normal closure), then end the stream.
+                        let status = match f.payload.get(..2) {
+                            Some(s) => u16::from_be_bytes([s[0], s[1]]),
+                            None => frame::CLOSE_NORMAL,
+                        };
+                        let mut close = Vec::new();
+                        frame::encode_close(&mut close, status, "");
+                        this.outbound.push_ws_control(&close);
+                        this.done = true;
+                    }
+                },
+                Ok(None) => {
+                    if this.raw.capacity() - this.raw.len() < 4096 {
+                        this.raw.reserve(16 * 1024);
+                    }
+                    let mut chunk = [0u8; 16 * 1024];
+                    let mut rb = ReadBuf::new(&mut chunk);
+                    ready!(Pin::new(&mut this.inner).poll_read(cx, &mut rb))?;
+                    if rb.filled().is_empty() {
+                        this.done = true;
+                        continue;
+                    }
+                    this.raw.extend_from_slice(rb.filled());
+                }
+                Err(e) => {
+                    let mut close = Vec::new();
+                    frame::encode_close(&mut close, e.close_status(), &e.to_string());
+                    this.outbound.push_ws_control(&close);
+                    this.done = true;
+                    return Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("websocket: {e}"),
+                    )));
+                }
+            }
+        }
+    }
+}
