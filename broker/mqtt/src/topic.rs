@@ -1,0 +1,2 @@
+//! placeholder during build
+pub const SHARED_PREFIX: &str = "$share/";
