@@ -360,13 +360,13 @@ impl Packet {
     }
 
     fn first_byte(&self) -> u8 {
-        let flags = match self {
-            Packet::Publish(p) => {
-                (u8::from(p.dup) << 3) | (p.qos.as_u8() << 1) | u8::from(p.retain)
+        match self {
+            Packet::Publish(p) => p.first_byte(),
+            other => {
+                let flags = other.packet_type().required_flags().unwrap_or(0);
+                ((other.packet_type() as u8) << 4) | flags
             }
-            other => other.packet_type().required_flags().unwrap_or(0),
-        };
-        ((self.packet_type() as u8) << 4) | flags
+        }
     }
 
     fn sizes(&self, version: ProtocolVersion) -> Result<Sizes, EncodeError> {

@@ -82,7 +82,7 @@ impl Publish {
         })
     }
 
-    fn first_byte(&self) -> u8 {
+    pub(crate) fn first_byte(&self) -> u8 {
         ((PacketType::Publish as u8) << 4)
             | (u8::from(self.dup) << 3)
             | (self.qos.as_u8() << 1)
