@@ -15,7 +15,7 @@ use common::{NATRIX, Proc, free_port, start};
 use futures::StreamExt as _;
 
 fn ws_conf(port: u16) -> String {
-    format!("websocket {{ port: {port}, no_tls: true, same_origin: true }}\n")
+    format!("websocket {{ port: {port}, no_tls: true, same_origin: true, compression: true }}\n")
 }
 
 /// Waits until the server has read everything `c` sent before: a request nobody
@@ -252,4 +252,100 @@ fn varz_shows_the_websocket_listener() {
     if let Some(r) = common::reference_binary() {
         assert_eq!(mine, block(&r), "natrix (left) and nats-server (right)");
     }
+}
+
+/// Reads one server frame: (RSV1, opcode, payload).
+fn read_frame(s: &mut TcpStream) -> (bool, u8, Vec<u8>) {
+    let mut hdr = [0u8; 2];
+    s.read_exact(&mut hdr).expect("frame header");
+    let len = match hdr[1] & 0x7f {
+        126 => {
+            let mut l = [0u8; 2];
+            s.read_exact(&mut l).expect("len");
+            usize::from(u16::from_be_bytes(l))
+        }
+        127 => {
+            let mut l = [0u8; 8];
+            s.read_exact(&mut l).expect("len");
+            usize::try_from(u64::from_be_bytes(l)).expect("length")
+        }
+        n => usize::from(n),
+    };
+    let mut payload = vec![0u8; len];
+    s.read_exact(&mut payload).expect("payload");
+    (hdr[0] & 0x40 != 0, hdr[0] & 0x0f, payload)
+}
+
+/// A raw permessage-deflate payload (RFC 7692: a sync-flushed raw deflate stream without
+/// its 0x00 0x00 0xff 0xff tail).
+fn deflate(data: &[u8]) -> Vec<u8> {
+    let mut c = flate2::Compress::new(flate2::Compression::default(), false);
+    let mut out = Vec::with_capacity(data.len() + 64);
+    c.compress_vec(data, &mut out, flate2::FlushCompress::Sync)
+        .expect("deflate");
+    out.truncate(out.len() - 4);
+    out
+}
+
+fn inflate(data: &[u8]) -> Vec<u8> {
+    let mut d = flate2::Decompress::new(false);
+    let mut input = data.to_vec();
+    input.extend_from_slice(&[0, 0, 0xff, 0xff]);
+    let mut out = Vec::with_capacity(64 * 1024);
+    d.decompress_vec(&input, &mut out, flate2::FlushDecompress::Sync)
+        .expect("inflate");
+    out
+}
+
+#[tokio::test]
+async fn compression_and_unmasked_clients_when_asked() {
+    differential(|p, port| async move {
+        let _server = p;
+        let mut t = Vec::new();
+        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        let extra = format!(
+            "Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\nNats-No-Masking: true\r\n"
+        );
+        s.write_all(upgrade(port, "GET", &extra).as_bytes()).expect("write");
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).unwrap_or(0) == 1 {
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).to_string();
+        t.push(format!(
+            "deflate agreed: {}",
+            head.contains("Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover")
+        ));
+        t.push(format!("no masking agreed: {}", head.contains("Nats-No-Masking: true")));
+        let (rsv1, op, payload) = read_frame(&mut s);
+        let info = if rsv1 { inflate(&payload) } else { payload };
+        t.push(format!(
+            "INFO frame compressed {rsv1}, opcode {op:#x}, reads INFO {}",
+            info.starts_with(b"INFO ")
+        ));
+        // A compressed, unmasked frame: CONNECT, SUB, PUB and PING in one message.
+        let mut msg = b"CONNECT {\"verbose\":false,\"pedantic\":false}\r\nSUB z 1\r\nPUB z 100\r\n".to_vec();
+        msg.extend_from_slice(&[b'x'; 100]);
+        msg.extend_from_slice(b"\r\nPING\r\n");
+        let packed = deflate(&msg);
+        let mut frame = vec![0xC2u8];
+        frame.push(u8::try_from(packed.len()).ok().filter(|n| *n < 126).expect("short"));
+        frame.extend_from_slice(&packed);
+        s.write_all(&frame).expect("write");
+        let mut got = Vec::new();
+        while !got.windows(6).any(|w| w == b"PONG\r\n") {
+            let (rsv1, _, payload) = read_frame(&mut s);
+            got.extend(if rsv1 { inflate(&payload) } else { payload });
+        }
+        let text = String::from_utf8_lossy(&got).to_string();
+        t.push(format!(
+            "echoed MSG: {}, PONG: {}",
+            text.contains("MSG z 1 100\r\n"),
+            text.contains("PONG")
+        ));
+        t
+    })
+    .await;
 }

@@ -18,6 +18,9 @@ fuzz_target!(|data: &[u8]| {
         let _ = req.cookie("jwt");
     }
     let mut decoder = frame::Decoder::new(4096);
+    // The first byte also picks what was negotiated: compression, masking.
+    decoder.deflate = cut & 1 == 1;
+    decoder.require_mask = cut & 2 == 0;
     let mut buf = BytesMut::new();
     for piece in rest.chunks(step) {
         buf.extend_from_slice(piece);
@@ -25,6 +28,11 @@ fuzz_target!(|data: &[u8]| {
             match decoder.decode(&mut buf) {
                 Ok(Some(f)) => {
                     assert!(f.payload.len() <= 4096, "frame over the limit");
+                    if f.compressed
+                        && let Ok(data) = frame::inflate(&f.payload, 1 << 16)
+                    {
+                        assert!(data.len() <= 1 << 16, "inflated over the limit");
+                    }
                 }
                 Ok(None) => break,
                 Err(_) => return,

@@ -170,7 +170,13 @@ pub struct Outbound {
     tls: Option<crate::tls::Session>,
     /// A WebSocket client: each batch leaves as one binary frame.
     websocket: bool,
+    /// permessage-deflate was negotiated: batches over [`WS_COMPRESS_FROM`] bytes are
+    /// compressed.
+    ws_deflate: AtomicBool,
 }
+
+/// Smaller batches are not worth compressing (nats-server's threshold too).
+const WS_COMPRESS_FROM: usize = 64;
 
 impl Outbound {
     pub fn new(sock: OwnedWriteHalf, max_pending: usize) -> Self {
@@ -240,7 +246,13 @@ impl Outbound {
             max_pending: max_pending.max(1),
             tls,
             websocket: false,
+            ws_deflate: AtomicBool::new(false),
         }
+    }
+
+    /// Compresses what follows (permessage-deflate, negotiated in the upgrade).
+    pub fn set_ws_deflate(&self) {
+        self.ws_deflate.store(true, Ordering::Release);
     }
 
     /// Asks the writer to send records the TLS session owes.
@@ -253,14 +265,22 @@ impl Outbound {
     /// failure closes the connection.
     fn seal(&self, batch: Vec<u8>) -> Option<Vec<u8>> {
         let batch = if self.websocket {
+            use crate::websocket::frame;
             let mut out = std::mem::take(&mut self.state.lock().ws_control);
-            if !batch.is_empty() {
-                crate::websocket::frame::encode_header(
-                    &mut out,
-                    crate::websocket::frame::OpCode::Binary,
-                    batch.len(),
-                );
-                out.extend_from_slice(&batch);
+            let packed = (batch.len() > WS_COMPRESS_FROM
+                && self.ws_deflate.load(Ordering::Acquire))
+            .then(|| frame::deflate(&batch))
+            .flatten();
+            match packed {
+                Some(p) => {
+                    frame::encode_header_rsv(&mut out, frame::OpCode::Binary, p.len(), true);
+                    out.extend_from_slice(&p);
+                }
+                None if !batch.is_empty() => {
+                    frame::encode_header(&mut out, frame::OpCode::Binary, batch.len());
+                    out.extend_from_slice(&batch);
+                }
+                None => {}
             }
             out
         } else {

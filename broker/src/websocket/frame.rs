@@ -54,6 +54,8 @@ pub struct Frame {
     pub fin: bool,
     pub opcode: OpCode,
     pub payload: Bytes,
+    /// Part of a message compressed with permessage-deflate (RSV1 on its first frame).
+    pub compressed: bool,
 }
 
 /// Why a client's frames end the connection; each maps to a close status code.
@@ -75,6 +77,10 @@ pub enum FrameError {
     UnexpectedContinuation,
     #[error("new message started before the previous one ended")]
     UnfinishedMessage,
+    #[error("compressed frame received without negotiated permessage-deflate")]
+    CompressionNotNegotiated,
+    #[error("invalid compressed message: {0}")]
+    BadCompression(String),
 }
 
 impl FrameError {
@@ -82,6 +88,7 @@ impl FrameError {
     pub fn close_status(&self) -> u16 {
         match self {
             Self::TooLarge { .. } => CLOSE_TOO_BIG,
+            Self::BadCompression(_) => CLOSE_INVALID_PAYLOAD,
             _ => CLOSE_PROTOCOL_ERROR,
         }
     }
@@ -90,6 +97,7 @@ impl FrameError {
 pub const CLOSE_NORMAL: u16 = 1000;
 pub const CLOSE_GOING_AWAY: u16 = 1001;
 pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
+pub const CLOSE_INVALID_PAYLOAD: u16 = 1007;
 pub const CLOSE_TOO_BIG: u16 = 1009;
 
 /// Decodes a client's frames out of a read buffer.
@@ -97,15 +105,24 @@ pub const CLOSE_TOO_BIG: u16 = 1009;
 pub struct Decoder {
     /// The largest data frame payload accepted.
     pub max_payload: u64,
+    /// Frames must be masked (unless the client asked for `Nats-No-Masking`).
+    pub require_mask: bool,
+    /// permessage-deflate was negotiated: RSV1 marks a compressed message.
+    pub deflate: bool,
     /// Inside a fragmented message (a data frame without FIN was seen).
     in_message: bool,
+    /// The message being read is compressed.
+    compressed: bool,
 }
 
 impl Decoder {
     pub fn new(max_payload: u64) -> Self {
         Self {
             max_payload,
+            require_mask: true,
+            deflate: false,
             in_message: false,
+            compressed: false,
         }
     }
 
@@ -115,14 +132,26 @@ impl Decoder {
             return Ok(None);
         }
         let (b0, b1) = (buf[0], buf[1]);
-        if b0 & 0x70 != 0 {
+        if b0 & 0x30 != 0 {
             return Err(FrameError::ReservedBits);
         }
+        let rsv1 = b0 & 0x40 != 0;
         let fin = b0 & 0x80 != 0;
         let opcode = OpCode::from_bits(b0 & 0x0F).ok_or(FrameError::UnknownOpCode(b0 & 0x0F))?;
-        if b1 & 0x80 == 0 {
+        if rsv1 {
+            if !self.deflate {
+                return Err(FrameError::CompressionNotNegotiated);
+            }
+            // Only a message's first frame carries RSV1 (RFC 7692 §6).
+            if !matches!(opcode, OpCode::Text | OpCode::Binary) {
+                return Err(FrameError::ReservedBits);
+            }
+        }
+        let masked = b1 & 0x80 != 0;
+        if !masked && self.require_mask {
             return Err(FrameError::NotMasked);
         }
+        let mask_len = if masked { 4 } else { 0 };
         let (len, mut at) = match b1 & 0x7F {
             126 => {
                 if buf.len() < 4 {
@@ -157,30 +186,43 @@ impl Decoder {
             size: len,
             max: self.max_payload,
         })?;
-        if buf.len() < at + 4 + len {
-            buf.reserve(at + 4 + len - buf.len());
+        if buf.len() < at + mask_len + len {
+            buf.reserve(at + mask_len + len - buf.len());
             return Ok(None);
         }
         let mut mask = [0u8; 4];
-        mask.copy_from_slice(&buf[at..at + 4]);
-        at += 4;
-        match opcode {
+        if masked {
+            mask.copy_from_slice(&buf[at..at + 4]);
+            at += 4;
+        }
+        let compressed = match opcode {
             OpCode::Continuation if !self.in_message => {
                 return Err(FrameError::UnexpectedContinuation);
             }
             OpCode::Text | OpCode::Binary if self.in_message => {
                 return Err(FrameError::UnfinishedMessage);
             }
-            OpCode::Continuation | OpCode::Text | OpCode::Binary => self.in_message = !fin,
-            _ => {}
-        }
+            OpCode::Text | OpCode::Binary => {
+                self.in_message = !fin;
+                self.compressed = rsv1;
+                rsv1
+            }
+            OpCode::Continuation => {
+                self.in_message = !fin;
+                self.compressed
+            }
+            _ => false,
+        };
         buf.advance(at);
         let mut payload = buf.split_to(len);
-        unmask(&mut payload, mask);
+        if masked {
+            unmask(&mut payload, mask);
+        }
         Ok(Some(Frame {
             fin,
             opcode,
             payload: payload.freeze(),
+            compressed,
         }))
     }
 }
@@ -197,9 +239,74 @@ fn unmask(data: &mut [u8], mask: [u8; 4]) {
     }
 }
 
+/// The tail a sync flush ends a deflate block with; RFC 7692 leaves it off the wire.
+const DEFLATE_TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
+/// A message's payload compressed for permessage-deflate without context takeover: a
+/// fresh raw deflate stream, sync-flushed, its tail removed. `None` if the compressor
+/// fails (the batch then goes uncompressed).
+pub fn deflate(data: &[u8]) -> Option<Vec<u8>> {
+    let mut c = flate2::Compress::new(flate2::Compression::fast(), false);
+    let mut out = Vec::with_capacity(data.len() / 2 + 1024);
+    let mut pos = 0;
+    loop {
+        if out.capacity() - out.len() < 1024 {
+            out.reserve(data.len() / 2 + 1024);
+        }
+        let before = c.total_in();
+        c.compress_vec(&data[pos..], &mut out, flate2::FlushCompress::Sync)
+            .ok()?;
+        pos += usize::try_from(c.total_in() - before).ok()?;
+        // All input taken and the flush written with room to spare: done.
+        if pos >= data.len() && out.capacity() - out.len() >= 1024 {
+            break;
+        }
+    }
+    if out.ends_with(&DEFLATE_TAIL) {
+        out.truncate(out.len() - DEFLATE_TAIL.len());
+    }
+    Some(out)
+}
+
+/// A compressed message's payload inflated, refused once it grows past `max` bytes (a
+/// small frame must not expand into an unbounded buffer).
+pub fn inflate(data: &[u8], max: usize) -> Result<Vec<u8>, FrameError> {
+    let mut d = flate2::Decompress::new(false);
+    let mut input = Vec::with_capacity(data.len() + DEFLATE_TAIL.len());
+    input.extend_from_slice(data);
+    input.extend_from_slice(&DEFLATE_TAIL);
+    let mut out: Vec<u8> = Vec::new();
+    let mut pos = 0;
+    loop {
+        out.reserve(64 * 1024);
+        let (in_before, out_before) = (d.total_in(), d.total_out());
+        let status = d
+            .decompress_vec(&input[pos..], &mut out, flate2::FlushDecompress::Sync)
+            .map_err(|e| FrameError::BadCompression(e.to_string()))?;
+        pos += usize::try_from(d.total_in() - in_before).unwrap_or(input.len());
+        if out.len() > max {
+            return Err(FrameError::TooLarge {
+                size: out.len() as u64,
+                max: max as u64,
+            });
+        }
+        let progressed = d.total_in() != in_before || d.total_out() != out_before;
+        let drained = pos >= input.len() && out.len() < out.capacity();
+        if status == flate2::Status::StreamEnd || drained || !progressed {
+            break;
+        }
+    }
+    Ok(out)
+}
+
 /// Appends the header of an unmasked, final frame of `len` payload bytes.
 pub fn encode_header(out: &mut Vec<u8>, opcode: OpCode, len: usize) {
-    out.push(0x80 | opcode.bits());
+    encode_header_rsv(out, opcode, len, false);
+}
+
+/// [`encode_header`], with RSV1 set for a compressed message.
+pub fn encode_header_rsv(out: &mut Vec<u8>, opcode: OpCode, len: usize, compressed: bool) {
+    out.push(0x80 | if compressed { 0x40 } else { 0 } | opcode.bits());
     if len < 126 {
         // Fits in seven bits.
         out.push(len as u8);
@@ -277,7 +384,11 @@ mod tests {
         let mut d = Decoder::new(100);
         let cases: Vec<(Vec<u8>, FrameError)> = vec![
             (vec![0x82, 0x00], FrameError::NotMasked),
-            (vec![0xC2, 0x80, 0, 0, 0, 0], FrameError::ReservedBits),
+            (vec![0xA2, 0x80, 0, 0, 0, 0], FrameError::ReservedBits),
+            (
+                vec![0xC2, 0x80, 0, 0, 0, 0],
+                FrameError::CompressionNotNegotiated,
+            ),
             (vec![0x83, 0x80, 0, 0, 0, 0], FrameError::UnknownOpCode(3)),
             (
                 client_frame(true, 0x9, &[0; 126], [0; 4]),
@@ -333,6 +444,43 @@ mod tests {
         let mut buf = BytesMut::from(&wire[..]);
         assert!(d.decode(&mut buf).is_ok());
         assert_eq!(d.decode(&mut buf), Err(FrameError::UnfinishedMessage));
+    }
+
+    #[test]
+    fn compressed_messages_and_unmasked_clients_when_negotiated() {
+        let text = b"MSG orders.1 1 11\r\nhello world\r\n".repeat(50);
+        let packed = deflate(&text).expect("deflates");
+        assert!(packed.len() < text.len() / 4, "{} bytes", packed.len());
+        assert_eq!(inflate(&packed, 1 << 20).as_deref(), Ok(&text[..]));
+        // A small frame that inflates past the limit is refused.
+        let zeros = deflate(&vec![0u8; 100_000]).expect("deflates");
+        assert!(matches!(
+            inflate(&zeros, 10_000),
+            Err(FrameError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            inflate(b"\xff\xff\xff", 1 << 20),
+            Err(FrameError::BadCompression(_))
+        ));
+        // RSV1 on the first frame marks the whole message; continuations inherit it.
+        let mut d = Decoder::new(1 << 20);
+        d.deflate = true;
+        let (a, b) = packed.split_at(packed.len() / 2);
+        let mut wire = client_frame(false, 0x42, a, [1, 2, 3, 4]);
+        wire.extend(client_frame(true, 0x0, b, [4, 3, 2, 1]));
+        let mut buf = BytesMut::from(&wire[..]);
+        let first = d.decode(&mut buf).expect("valid").expect("frame");
+        let second = d.decode(&mut buf).expect("valid").expect("frame");
+        assert!(first.compressed && second.compressed && second.fin);
+        let mut whole = first.payload.to_vec();
+        whole.extend_from_slice(&second.payload);
+        assert_eq!(inflate(&whole, 1 << 20).as_deref(), Ok(&text[..]));
+        // Unmasked frames, once the client asked for it.
+        let mut d = Decoder::new(100);
+        d.require_mask = false;
+        let mut buf = BytesMut::from(&[0x82u8, 0x02, b'o', b'k'][..]);
+        let f = d.decode(&mut buf).expect("valid").expect("frame");
+        assert_eq!(f.payload.as_ref(), b"ok");
     }
 
     #[test]

@@ -176,8 +176,19 @@ fn split_host_port(s: &str, default_port: u16) -> (String, u16) {
     }
 }
 
-/// Checks an upgrade request as nats-server does; the accept key on success.
-pub fn check(req: &Request, origins: &OriginPolicy, tls: bool) -> Result<String, Rejection> {
+/// What an accepted upgrade asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// `Sec-WebSocket-Accept`.
+    pub accept: String,
+    /// The client offers `permessage-deflate` (RFC 7692).
+    pub deflate_offered: bool,
+    /// `Nats-No-Masking: true`: a non-browser client that will not mask its frames.
+    pub no_masking: bool,
+}
+
+/// Checks an upgrade request as nats-server does.
+pub fn check(req: &Request, origins: &OriginPolicy, tls: bool) -> Result<Accepted, Rejection> {
     if req.method != "GET" {
         return Err(reject(405, "request method must be GET"));
     }
@@ -206,7 +217,21 @@ pub fn check(req: &Request, origins: &OriginPolicy, tls: bool) -> Result<String,
     origins
         .check(req, tls)
         .map_err(|e| reject(403, format!("origin not allowed: {e}")))?;
-    Ok(accept_key(key))
+    let deflate_offered = req
+        .headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("Sec-WebSocket-Extensions"))
+        .flat_map(|(_, v)| v.split(','))
+        .any(|ext| {
+            ext.split(';')
+                .next()
+                .is_some_and(|name| name.trim().eq_ignore_ascii_case("permessage-deflate"))
+        });
+    Ok(Accepted {
+        accept: accept_key(key),
+        deflate_offered,
+        no_masking: req.header("Nats-No-Masking") == Some("true"),
+    })
 }
 
 /// `Sec-WebSocket-Accept` for `key`.
@@ -217,11 +242,20 @@ pub fn accept_key(key: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
 }
 
-/// The `101 Switching Protocols` answer, with the configured extra headers.
-pub fn accepted(accept: &str, extra: &[(String, String)]) -> Vec<u8> {
+/// The `101 Switching Protocols` answer: compression as negotiated (without context
+/// takeover either way, as nats-server offers it), no masking when asked, then the
+/// configured extra headers.
+pub fn accepted(a: &Accepted, deflate: bool, extra: &[(String, String)]) -> Vec<u8> {
     let mut v = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n"
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
+        a.accept
     );
+    if deflate {
+        v.push_str("Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n");
+    }
+    if a.no_masking {
+        v.push_str("Nats-No-Masking: true\r\n");
+    }
     for (k, val) in extra {
         v.push_str(&format!("{k}: {val}\r\n"));
     }
@@ -264,10 +298,19 @@ mod tests {
             "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
         let req = request("");
-        assert_eq!(
-            check(&req, &OriginPolicy::default(), false).as_deref(),
-            Ok("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+        let a = check(&req, &OriginPolicy::default(), false).expect("accepted");
+        assert_eq!(a.accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        assert!(!a.deflate_offered && !a.no_masking);
+        let req = request(
+            "Sec-WebSocket-Extensions: x-foo, permessage-deflate; client_max_window_bits\r\nNats-No-Masking: true\r\n",
         );
+        let a = check(&req, &OriginPolicy::default(), false).expect("accepted");
+        assert!(a.deflate_offered && a.no_masking);
+        let answer = String::from_utf8(accepted(&a, true, &[])).expect("text");
+        assert!(answer.contains(
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n"
+        ));
+        assert!(answer.contains("Nats-No-Masking: true\r\n"));
     }
 
     #[test]

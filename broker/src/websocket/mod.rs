@@ -33,6 +33,8 @@ pub struct WsListener {
     pub tls: Option<crate::tls::ServerTls>,
     pub handshake_timeout: Duration,
     pub headers: Vec<(String, String)>,
+    /// `compression`: permessage-deflate when the client offers it.
+    pub compression: bool,
 }
 
 impl WsListener {
@@ -60,6 +62,7 @@ impl WsListener {
                 w.handshake_timeout
             },
             headers: w.headers.clone(),
+            compression: w.compression,
         }))
     }
 }
@@ -196,9 +199,15 @@ async fn upgrade<R: AsyncRead + Unpin>(
             return;
         }
     };
-    outbound.push_ws_control(&handshake::accepted(&accept, &ws.headers));
+    let deflate = ws.compression && accept.deflate_offered;
+    outbound.push_ws_control(&handshake::accepted(&accept, deflate, &ws.headers));
+    if deflate {
+        outbound.set_ws_deflate();
+    }
     let (opts, _) = server.options();
-    let reader = WsReader::new(rd, outbound.clone(), ws_max_frame(opts.max_payload));
+    let mut reader = WsReader::new(rd, outbound.clone(), ws_max_frame(opts.max_payload));
+    reader.decoder.deflate = deflate;
+    reader.decoder.require_mask = !accept.no_masking;
     server
         .clone()
         .serve_websocket_client(reader, outbound.clone(), peer, session)
@@ -210,14 +219,17 @@ fn ws_max_frame(max_payload: i32) -> u64 {
     u64::try_from(max_payload).unwrap_or(1 << 20) * 2 + 64 * 1024
 }
 
-/// The client's byte stream out of its frames: data frames' payloads in order; pings
-/// answered, pongs dropped, a close answered and read as the end.
+/// The client's byte stream out of its frames: data frames' payloads in order (a
+/// compressed message inflated once whole); pings answered, pongs dropped, a close
+/// answered and read as the end.
 pub struct WsReader<R> {
     inner: R,
     outbound: Arc<Outbound>,
-    decoder: Decoder,
+    pub decoder: Decoder,
     raw: BytesMut,
     ready: Bytes,
+    /// The fragments of a compressed message read so far.
+    packed: Vec<u8>,
     done: bool,
 }
 
@@ -229,8 +241,20 @@ impl<R> WsReader<R> {
             decoder: Decoder::new(max_frame),
             raw: BytesMut::with_capacity(16 * 1024),
             ready: Bytes::new(),
+            packed: Vec::new(),
             done: false,
         }
+    }
+}
+
+impl<R> WsReader<R> {
+    /// Sends the close frame `e` calls for and ends the stream with `e`.
+    fn fail(&mut self, e: &frame::FrameError) -> std::io::Error {
+        let mut close = Vec::new();
+        frame::encode_close(&mut close, e.close_status(), &e.to_string());
+        self.outbound.push_ws_control(&close);
+        self.done = true;
+        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("websocket: {e}"))
     }
 }
 
@@ -253,6 +277,18 @@ impl<R: AsyncRead + Unpin> AsyncRead for WsReader<R> {
             }
             match this.decoder.decode(&mut this.raw) {
                 Ok(Some(f)) => match f.opcode {
+                    OpCode::Text | OpCode::Binary | OpCode::Continuation if f.compressed => {
+                        this.packed.extend_from_slice(&f.payload);
+                        if f.fin {
+                            let max =
+                                usize::try_from(this.decoder.max_payload).unwrap_or(usize::MAX);
+                            match frame::inflate(&this.packed, max) {
+                                Ok(data) => this.ready = Bytes::from(data),
+                                Err(e) => return Poll::Ready(Err(this.fail(&e))),
+                            }
+                            this.packed = Vec::new();
+                        }
+                    }
                     OpCode::Text | OpCode::Binary | OpCode::Continuation => this.ready = f.payload,
                     OpCode::Ping => {
                         let mut pong = Vec::with_capacity(f.payload.len() + 2);
@@ -285,16 +321,7 @@ impl<R: AsyncRead + Unpin> AsyncRead for WsReader<R> {
                     }
                     this.raw.extend_from_slice(rb.filled());
                 }
-                Err(e) => {
-                    let mut close = Vec::new();
-                    frame::encode_close(&mut close, e.close_status(), &e.to_string());
-                    this.outbound.push_ws_control(&close);
-                    this.done = true;
-                    return Poll::Ready(Err(std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!("websocket: {e}"),
-                    )));
-                }
+                Err(e) => return Poll::Ready(Err(this.fail(&e))),
             }
         }
     }
