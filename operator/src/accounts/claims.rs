@@ -47,7 +47,9 @@ pub fn check_subject(subject: &str, wildcards: bool, queue_allowed: bool) -> Res
         }
         let wild = *t == "*" || *t == ">";
         if wild && !wildcards {
-            return Err(format!("subject {subject:?} may not contain wildcards here"));
+            return Err(format!(
+                "subject {subject:?} may not contain wildcards here"
+            ));
         }
         if *t == ">" && i + 1 != tokens.len() {
             return Err(format!("subject {subject:?}: `>` must be the last token"));
@@ -310,10 +312,10 @@ pub fn find_cycle(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crd::ClusterRef;
     use crate::crd::accounts::{
         AccountJetStreamSpec, AccountLimitsSpec, AccountRef, ExportSpec, UserAccountRef,
     };
-    use crate::crd::ClusterRef;
 
     fn spec() -> AccountSpec {
         AccountSpec {
@@ -386,7 +388,12 @@ mod tests {
         assert_eq!(back.data.subject, acct.public_key());
         let l = &back.nats.limits;
         assert_eq!(
-            (l.account.conn, l.nats.subs, l.nats.payload, l.account.imports),
+            (
+                l.account.conn,
+                l.nats.subs,
+                l.nats.payload,
+                l.account.imports
+            ),
             (10, 100, 4096, 3)
         );
         assert_eq!(l.account.exports, NO_LIMIT);
@@ -398,7 +405,11 @@ mod tests {
         assert!(back.nats.export("orders.>").is_some_and(Export::is_stream));
         let imp = &back.nats.imports[0];
         assert_eq!(
-            (imp.account.as_str(), imp.local_subject.as_str(), imp.is_stream()),
+            (
+                imp.account.as_str(),
+                imp.local_subject.as_str(),
+                imp.is_stream()
+            ),
             (other.public_key().as_str(), "feed.>", true)
         );
         assert!(back.nats.signing_keys.contains(&sk.public_key()));
@@ -422,7 +433,10 @@ mod tests {
         let mut s = spec();
         s.exports[0].subject = "orders..x".into();
         let e = account_claims("a", &s, &acct, &[], &[], &BTreeMap::new()).expect_err("bad");
-        assert_eq!(e.to_string(), "exports[0]: subject \"orders..x\" has an empty token");
+        assert_eq!(
+            e.to_string(),
+            "exports[0]: subject \"orders..x\" has an empty token"
+        );
         let mut s = spec();
         s.exports[1].subject = "orders.>".into();
         let e = account_claims("a", &s, &acct, &[], &[], &BTreeMap::new()).expect_err("dup");
@@ -458,8 +472,14 @@ mod tests {
             "subscribe": {"allow": ["replies.>", "jobs.* workers"]},
             "allowResponses": true
         }));
-        let c = user_claims("ns/alice", &s, &user.public_key(), &acct.public_key(), &sk.public_key())
-            .expect("claims");
+        let c = user_claims(
+            "ns/alice",
+            &s,
+            &user.public_key(),
+            &acct.public_key(),
+            &sk.public_key(),
+        )
+        .expect("claims");
         let jwt = natrix_jwt::encode(&c, &sk).expect("sign");
         let back = natrix_jwt::decode_user(&jwt).expect("verify");
         let p = &back.nats.permission_limits.permissions;
@@ -471,8 +491,14 @@ mod tests {
         assert_eq!(back.nats.issuer_account, acct.public_key());
         assert_eq!(back.data.issuer, sk.public_key());
         // Signed by the account itself: no issuer_account.
-        let c = user_claims("u", &s, &user.public_key(), &acct.public_key(), &acct.public_key())
-            .expect("claims");
+        let c = user_claims(
+            "u",
+            &s,
+            &user.public_key(),
+            &acct.public_key(),
+            &acct.public_key(),
+        )
+        .expect("claims");
         assert!(c.nats.issuer_account.is_empty());
     }
 
@@ -505,7 +531,10 @@ mod tests {
         c2.nats.limits.account.conn = 1;
         let (third, changed) = sign_if_changed(&c2, &op, Some(&first), 2_000).expect("sign");
         assert!(changed);
-        assert_eq!(natrix_jwt::decode(&third).expect("d").data().issued_at, 2_000);
+        assert_eq!(
+            natrix_jwt::decode(&third).expect("d").data().issued_at,
+            2_000
+        );
         // Another signer re-signs even for the same claims.
         let op2 = KeyPair::new_operator();
         assert!(sign_if_changed(&c, &op2, Some(&first), 3_000).expect("s").1);
@@ -531,7 +560,12 @@ mod tests {
         g.insert(key("c"), vec![edge("a", "x.*", "x.*")]);
         assert_eq!(
             find_cycle(&key("a"), &g),
-            Some(vec!["ns/a".into(), "ns/b".into(), "ns/c".into(), "ns/a".into()])
+            Some(vec![
+                "ns/a".into(),
+                "ns/b".into(),
+                "ns/c".into(),
+                "ns/a".into()
+            ])
         );
         // c takes something b does not deliver: no cycle.
         g.insert(key("c"), vec![edge("a", "other", "other")]);

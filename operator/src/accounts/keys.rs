@@ -69,7 +69,11 @@ pub fn key_from_seed(seed: &str, prefix: &str) -> Result<KeyPair, AccountsError>
     KeyPair::from_seed(seed).map_err(nkey_err)
 }
 
-fn text(secret: &str, data: &BTreeMap<String, ByteString>, key: &str) -> Result<String, AccountsError> {
+fn text(
+    secret: &str,
+    data: &BTreeMap<String, ByteString>,
+    key: &str,
+) -> Result<String, AccountsError> {
     let bad = |problem: String| AccountsError::BadSecret {
         secret: secret.to_string(),
         problem,
@@ -77,9 +81,14 @@ fn text(secret: &str, data: &BTreeMap<String, ByteString>, key: &str) -> Result<
     let bytes = data
         .get(key)
         .ok_or_else(|| bad(format!("key {key} is missing")))?;
-    String::from_utf8(bytes.0.clone())
-        .map(|s| s.trim().to_string())
-        .map_err(|_| bad(format!("key {key} is not UTF-8")))
+    let s =
+        String::from_utf8(bytes.0.clone()).map_err(|_| bad(format!("key {key} is not UTF-8")))?;
+    // Seeds and JWTs are single tokens; a creds file keeps its layout.
+    Ok(if key.ends_with(".creds") {
+        s
+    } else {
+        s.trim().to_string()
+    })
 }
 
 fn bytes(s: &str) -> ByteString {
@@ -154,7 +163,9 @@ impl OperatorIdentity {
             return Err(bad("operator.jwt is not about operator.seed's key"));
         }
         if !op.nats.signing_keys.contains(&id.signer()?.public_key()) {
-            return Err(bad("operator.jwt does not list operator-signing.seed's key"));
+            return Err(bad(
+                "operator.jwt does not list operator-signing.seed's key",
+            ));
         }
         if op.nats.system_account != id.system_account_public_key()? {
             return Err(bad("operator.jwt names another system account"));
@@ -203,7 +214,9 @@ pub struct AccountKeys {
 
 impl AccountKeys {
     /// A fresh account key and seeds for `signing_names`.
-    pub fn generate<'a>(signing_names: impl IntoIterator<Item = &'a str>) -> Result<Self, AccountsError> {
+    pub fn generate<'a>(
+        signing_names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Self, AccountsError> {
         let mut keys = Self {
             account_seed: seed_of(&KeyPair::new_account())?,
             ..Self::default()
@@ -308,7 +321,10 @@ mod tests {
         assert_eq!(op.data.name, "nats");
         assert_eq!(op.data.issuer, op.data.subject, "self-signed");
         let sys = natrix_jwt::decode_account(&id.system_account_jwt).expect("sys jwt");
-        assert_eq!(Some(sys.data.subject.clone()), id.system_account_public_key().ok());
+        assert_eq!(
+            Some(sys.data.subject.clone()),
+            id.system_account_public_key().ok()
+        );
         assert!(op.did_sign(&sys.data.issuer, &sys.data.subject));
         let creds = natrix_jwt::parse_creds(&id.system_user_creds).expect("creds");
         let user = natrix_jwt::decode_user(&creds.jwt).expect("user jwt");
@@ -321,8 +337,8 @@ mod tests {
         let other = OperatorIdentity::generate("nats", 1).expect("generate");
         let mut data = id.to_secret_data();
         data.insert(OPERATOR_JWT.into(), bytes(&other.operator_jwt));
-        let err = OperatorIdentity::from_secret_data("nats-operator-keys", &data)
-            .expect_err("mismatch");
+        let err =
+            OperatorIdentity::from_secret_data("nats-operator-keys", &data).expect_err("mismatch");
         assert!(err.to_string().contains("nats-operator-keys"), "{err}");
         data.remove(OPERATOR_JWT);
         let err = OperatorIdentity::from_secret_data("x", &data).expect_err("missing");

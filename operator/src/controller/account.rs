@@ -34,9 +34,7 @@ use kube::{Client, Resource, ResourceExt};
 use super::operator_mode::{cluster_accounts, operator_identity, secret};
 use super::status::condition;
 use super::{Error, is_not_found, kube_err};
-use crate::accounts::claims::{
-    Edge, ResolvedImport, account_claims, find_cycle, sign_if_changed,
-};
+use crate::accounts::claims::{Edge, ResolvedImport, account_claims, find_cycle, sign_if_changed};
 use crate::accounts::keys::{self, AccountKeys};
 use crate::accounts::push::{PushError, push_account};
 use crate::crd::NatsCluster;
@@ -145,7 +143,12 @@ pub async fn publish<K: Resource<DynamicType = ()>>(
 
 /// Adds or removes `finalizer` with a merge patch that carries the resourceVersion, so a
 /// concurrent change makes it fail (and retry) instead of dropping someone's finalizer.
-pub async fn set_finalizer<K>(api: &Api<K>, obj: &K, finalizer: &str, present: bool) -> Result<(), Error>
+pub async fn set_finalizer<K>(
+    api: &Api<K>,
+    obj: &K,
+    finalizer: &str,
+    present: bool,
+) -> Result<(), Error>
 where
     K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
 {
@@ -219,7 +222,12 @@ async fn account_keys(
 ) -> Result<Result<AccountKeys, String>, Error> {
     let name = keys::account_secret(&acct.name_any());
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    let wanted: Vec<&str> = acct.spec.signing_keys.iter().map(|k| k.name.as_str()).collect();
+    let wanted: Vec<&str> = acct
+        .spec
+        .signing_keys
+        .iter()
+        .map(|k| k.name.as_str())
+        .collect();
     let existing = api
         .get_opt(&name)
         .await
@@ -278,7 +286,9 @@ fn resolve_imports(
     let target = |a: &Account, i: usize| -> Key {
         let r = &a.spec.imports[i].account_ref;
         (
-            r.namespace.clone().unwrap_or_else(|| a.namespace().unwrap_or_default()),
+            r.namespace
+                .clone()
+                .unwrap_or_else(|| a.namespace().unwrap_or_default()),
             r.name.clone(),
         )
     };
@@ -340,7 +350,10 @@ fn resolve_imports(
                 .map(|(i, imp)| Edge {
                     exporter: target(a, i),
                     subject: imp.subject.clone(),
-                    local: imp.local_subject.clone().unwrap_or_else(|| imp.subject.clone()),
+                    local: imp
+                        .local_subject
+                        .clone()
+                        .unwrap_or_else(|| imp.subject.clone()),
                 })
                 .collect();
             (key_of(a), edges)
@@ -455,7 +468,9 @@ async fn sync(
             acct,
             EventType::Normal,
             "Signed",
-            format!("account JWT for {account_pk} signed by the operator of NatsCluster {cns}/{cname}"),
+            format!(
+                "account JWT for {account_pk} signed by the operator of NatsCluster {cns}/{cname}"
+            ),
         )
         .await;
     }
@@ -487,7 +502,12 @@ async fn sync(
             }
             Ok(Outcome {
                 ready: true,
-                reason: if retiring > 0 { "RotatingSigningKeys" } else { "Pushed" }.into(),
+                reason: if retiring > 0 {
+                    "RotatingSigningKeys"
+                } else {
+                    "Pushed"
+                }
+                .into(),
                 message,
                 requeue: REQUEUE_STABLE,
             })
@@ -537,7 +557,8 @@ async fn revoke_all(ctx: &AccountsContext, acct: &Account, ns: &str) -> Result<(
         let claims = account_claims(&acct.name_any(), &spec, &pk, &[], &[], &revoked)
             .map_err(|e| e.to_string())?;
         let signer = id.signer().map_err(|e| e.to_string())?;
-        let jwt = natrix_jwt::encode_at(&claims, &signer, ctx.unix_now()).map_err(|e| e.to_string())?;
+        let jwt =
+            natrix_jwt::encode_at(&claims, &signer, ctx.unix_now()).map_err(|e| e.to_string())?;
         let url = (ctx.cluster_url)(&cns, &cname);
         let expected = usize::try_from(nc.spec.replicas).unwrap_or(1);
         ctx.pusher
@@ -601,14 +622,30 @@ async fn reconcile_inner(acct: &Account, ctx: &AccountsContext) -> Result<Action
     let outcome = sync(ctx, acct, &ns, &mut status).await?;
     let prev_ready = previous.conditions.iter().find(|c| c.type_ == "Ready");
     if !outcome.ready && prev_ready.map(|c| c.message.as_str()) != Some(outcome.message.as_str()) {
-        publish(ctx, acct, EventType::Warning, &outcome.reason, outcome.message.clone()).await;
+        publish(
+            ctx,
+            acct,
+            EventType::Warning,
+            &outcome.reason,
+            outcome.message.clone(),
+        )
+        .await;
     }
     let now = (ctx.now)();
     status.observed_generation = acct.metadata.generation;
-    status.conditions = vec![ready_condition(&outcome, acct.metadata.generation, &previous.conditions, &now)];
+    status.conditions = vec![ready_condition(
+        &outcome,
+        acct.metadata.generation,
+        &previous.conditions,
+        &now,
+    )];
     let patch = serde_json::json!({ "status": status });
     match api
-        .patch_status(&acct.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .patch_status(
+            &acct.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
         .await
     {
         Ok(_) => {}
@@ -618,8 +655,21 @@ async fn reconcile_inner(acct: &Account, ctx: &AccountsContext) -> Result<Action
     Ok(Action::requeue(outcome.requeue))
 }
 
-fn ready_condition(o: &Outcome, generation: Option<i64>, previous: &[Condition], now: &Time) -> Condition {
-    condition("Ready", o.ready, &o.reason, o.message.clone(), generation, previous, now)
+fn ready_condition(
+    o: &Outcome,
+    generation: Option<i64>,
+    previous: &[Condition],
+    now: &Time,
+) -> Condition {
+    condition(
+        "Ready",
+        o.ready,
+        &o.reason,
+        o.message.clone(),
+        generation,
+        previous,
+        now,
+    )
 }
 
 #[cfg(test)]
@@ -642,7 +692,11 @@ mod tests {
 
 /// Retry after an error: transient API trouble; the backoff stays short because these
 /// reconciles are cheap and a User waiting for its creds is an application waiting.
-pub fn error_policy<K: ResourceExt>(obj: Arc<K>, error: &Error, _ctx: Arc<AccountsContext>) -> Action {
+pub fn error_policy<K: ResourceExt>(
+    obj: Arc<K>,
+    error: &Error,
+    _ctx: Arc<AccountsContext>,
+) -> Action {
     tracing::warn!(
         namespace = %obj.namespace().unwrap_or_default(),
         name = %obj.name_any(),
@@ -667,25 +721,31 @@ pub async fn run(ctx: Arc<AccountsContext>) {
             names::LABEL_COMPONENT
         ))
     };
-    let accounts = Controller::new(Api::<Account>::all(client.clone()), watcher::Config::default())
-        // A revocation written into the key Secret re-signs and pushes the account.
-        .owns(Api::<Secret>::all(client.clone()), secrets_of("account-keys"))
-        // Users' signing keys decide when a retired key may leave the JWT.
-        .watches(
-            Api::<User>::all(client.clone()),
-            watcher::Config::default(),
-            |u: User| {
-                let ns = u.namespace().unwrap_or_default();
-                Some(ObjectRef::<Account>::new(&u.spec.account_ref.name).within(&ns))
-            },
-        )
-        .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx.clone())
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                tracing::debug!(error = %e, "account reconcile stream error");
-            }
-        });
+    let accounts = Controller::new(
+        Api::<Account>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    // A revocation written into the key Secret re-signs and pushes the account.
+    .owns(
+        Api::<Secret>::all(client.clone()),
+        secrets_of("account-keys"),
+    )
+    // Users' signing keys decide when a retired key may leave the JWT.
+    .watches(
+        Api::<User>::all(client.clone()),
+        watcher::Config::default(),
+        |u: User| {
+            let ns = u.namespace().unwrap_or_default();
+            Some(ObjectRef::<Account>::new(&u.spec.account_ref.name).within(&ns))
+        },
+    )
+    .shutdown_on_signal()
+    .run(reconcile, error_policy, ctx.clone())
+    .for_each(|res| async move {
+        if let Err(e) = res {
+            tracing::debug!(error = %e, "account reconcile stream error");
+        }
+    });
     let users_ctl = Controller::new(Api::<User>::all(client.clone()), watcher::Config::default());
     let store = users_ctl.store();
     let users = users_ctl
@@ -700,7 +760,10 @@ pub async fn run(ctx: Arc<AccountsContext>) {
                 store
                     .state()
                     .into_iter()
-                    .filter(|u| u.namespace().as_deref() == Some(ns.as_str()) && u.spec.account_ref.name == name)
+                    .filter(|u| {
+                        u.namespace().as_deref() == Some(ns.as_str())
+                            && u.spec.account_ref.name == name
+                    })
                     .map(|u| ObjectRef::from_obj(&*u))
                     .collect::<Vec<_>>()
             },

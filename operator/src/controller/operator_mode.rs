@@ -66,8 +66,14 @@ pub fn secret<K: Resource<DynamicType = ()>>(
             namespace: Some(ns.to_string()),
             labels: Some(BTreeMap::from([
                 (names::LABEL_NAME.to_string(), "natrix".to_string()),
-                (names::LABEL_INSTANCE.to_string(), owner.meta().name.clone().unwrap_or_default()),
-                (names::LABEL_MANAGED_BY.to_string(), names::FIELD_MANAGER.to_string()),
+                (
+                    names::LABEL_INSTANCE.to_string(),
+                    owner.meta().name.clone().unwrap_or_default(),
+                ),
+                (
+                    names::LABEL_MANAGED_BY.to_string(),
+                    names::FIELD_MANAGER.to_string(),
+                ),
                 (names::LABEL_COMPONENT.to_string(), component.to_string()),
             ])),
             owner_references: owner_ref(owner).map(|o| vec![o]),

@@ -20,10 +20,10 @@ use std::sync::Arc;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::ResourceExt;
 
 use super::account::{AccountsContext, REQUEUE_WAITING, USER_FINALIZER, publish, set_finalizer};
 use super::operator_mode::secret;
@@ -188,9 +188,13 @@ async fn sync(
             user,
             [(CREDS_KEY.to_string(), ByteString(creds.into_bytes()))].into(),
         );
-        obj.metadata.owner_references.iter_mut().flatten().for_each(|o| {
-            o.controller = Some(true);
-        });
+        obj.metadata
+            .owner_references
+            .iter_mut()
+            .flatten()
+            .for_each(|o| {
+                o.controller = Some(true);
+            });
         let mut value = serde_json::to_value(&obj).map_err(|e| Error::Keys(e.to_string()))?;
         value["apiVersion"] = "v1".into();
         value["kind"] = "Secret".into();
@@ -287,7 +291,14 @@ async fn reconcile_inner(user: &User, ctx: &AccountsContext) -> Result<Action, E
     let outcome = sync(ctx, user, &ns, &mut status).await?;
     let prev_ready = previous.conditions.iter().find(|c| c.type_ == "Ready");
     if !outcome.ready && prev_ready.map(|c| c.message.as_str()) != Some(outcome.message.as_str()) {
-        publish(ctx, user, EventType::Warning, &outcome.reason, outcome.message.clone()).await;
+        publish(
+            ctx,
+            user,
+            EventType::Warning,
+            &outcome.reason,
+            outcome.message.clone(),
+        )
+        .await;
     }
     let now = (ctx.now)();
     status.observed_generation = user.metadata.generation;
@@ -302,7 +313,11 @@ async fn reconcile_inner(user: &User, ctx: &AccountsContext) -> Result<Action, E
     )];
     let patch = serde_json::json!({ "status": status });
     match api
-        .patch_status(&user.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .patch_status(
+            &user.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
         .await
     {
         Ok(_) => {}

@@ -36,7 +36,11 @@ use super::{ClusterRef, PermissionsSpec};
     category = "natrix",
     namespaced,
     status = "AccountStatus",
-    printcolumn(name = "Cluster", type_ = "string", json_path = ".spec.natsClusterRef.name"),
+    printcolumn(
+        name = "Cluster",
+        type_ = "string",
+        json_path = ".spec.natsClusterRef.name"
+    ),
     printcolumn(
         name = "Status",
         type_ = "string",
@@ -160,7 +164,9 @@ pub struct ExportSpec {
 }
 
 /// The Account an import comes from; the namespace defaults to the importer's.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Default, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Default, JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountRef {
     #[schemars(length(min = 1))]
@@ -193,7 +199,10 @@ pub struct ImportSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SigningKeySpec {
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub name: String,
 }
 
@@ -245,15 +254,29 @@ pub struct SigningKeyStatus {
     category = "natrix",
     namespaced,
     status = "UserStatus",
-    printcolumn(name = "Account", type_ = "string", json_path = ".spec.accountRef.name"),
+    printcolumn(
+        name = "Account",
+        type_ = "string",
+        json_path = ".spec.accountRef.name"
+    ),
     printcolumn(
         name = "Status",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
     ),
     printcolumn(name = "Secret", type_ = "string", json_path = ".status.secretName"),
-    printcolumn(name = "Public Key", type_ = "string", json_path = ".status.publicKey", priority = 1),
-    printcolumn(name = "Expires", type_ = "date", json_path = ".spec.expires", priority = 1),
+    printcolumn(
+        name = "Public Key",
+        type_ = "string",
+        json_path = ".status.publicKey",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Expires",
+        type_ = "date",
+        json_path = ".spec.expires",
+        priority = 1
+    ),
     printcolumn(
         name = "Age",
         type_ = "date",
@@ -313,9 +336,10 @@ pub struct UserStatus {
 impl User {
     /// The Secret that receives the `.creds` file.
     pub fn secret_name(&self) -> String {
-        self.spec.secret_name.clone().unwrap_or_else(|| {
-            format!("{}-creds", self.metadata.name.clone().unwrap_or_default())
-        })
+        self.spec
+            .secret_name
+            .clone()
+            .unwrap_or_else(|| format!("{}-creds", self.metadata.name.clone().unwrap_or_default()))
     }
 }
 

@@ -99,7 +99,11 @@ pub fn apply(nc: &NatsCluster, root: &mut Map, om: &OperatorMode) {
     put(&mut resolver, "type", Value::String("full".into()));
     put(&mut resolver, "dir", Value::String(resolver_dir(nc)));
     put(&mut resolver, "allow_delete", Value::Bool(false));
-    root.insert("resolver", super::config::at(), super::config::sp(Value::Map(resolver)));
+    root.insert(
+        "resolver",
+        super::config::at(),
+        super::config::sp(Value::Map(resolver)),
+    );
     let mut preload = Map::new();
     for (key, jwt) in &om.preload {
         put(&mut preload, key, Value::String(jwt.clone()));
