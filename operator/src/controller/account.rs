@@ -85,6 +85,9 @@ impl ClaimsPusher for NatsPusher {
     }
 }
 
+/// Maps a NatsCluster `(namespace, name)` to the URL of its servers.
+pub type ClusterUrl = Arc<dyn Fn(&str, &str) -> String + Send + Sync>;
+
 /// What the Account and User reconcilers share.
 pub struct AccountsContext {
     pub client: Client,
@@ -95,7 +98,7 @@ pub struct AccountsContext {
     pub now: Arc<dyn Fn() -> Time + Send + Sync>,
     /// The URL the operator reaches the servers of NatsCluster `(namespace, name)` at:
     /// its client Service.
-    pub cluster_url: Arc<dyn Fn(&str, &str) -> String + Send + Sync>,
+    pub cluster_url: ClusterUrl,
 }
 
 impl AccountsContext {
@@ -672,24 +675,6 @@ fn ready_condition(
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn export_patterns_cover_imports() {
-        assert!(covers("orders.>", "orders.eu.new"));
-        assert!(covers("orders.>", "orders.>"));
-        assert!(covers("orders.*", "orders.new"));
-        assert!(covers("orders.*", "orders.*"));
-        assert!(!covers("orders.*", "orders.>"));
-        assert!(!covers("orders.new", "orders.*"));
-        assert!(!covers("orders.*", "orders.a.b"));
-        assert!(!covers("orders", "orders.a"));
-        assert!(covers(">", "anything.at.all"));
-    }
-}
-
 /// Retry after an error: transient API trouble; the backoff stays short because these
 /// reconciles are cheap and a User waiting for its creds is an application waiting.
 pub fn error_policy<K: ResourceExt>(
@@ -776,4 +761,22 @@ pub async fn run(ctx: Arc<AccountsContext>) {
             }
         });
     futures::join!(accounts, users);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn export_patterns_cover_imports() {
+        assert!(covers("orders.>", "orders.eu.new"));
+        assert!(covers("orders.>", "orders.>"));
+        assert!(covers("orders.*", "orders.new"));
+        assert!(covers("orders.*", "orders.*"));
+        assert!(!covers("orders.*", "orders.>"));
+        assert!(!covers("orders.new", "orders.*"));
+        assert!(!covers("orders.*", "orders.a.b"));
+        assert!(!covers("orders", "orders.a"));
+        assert!(covers(">", "anything.at.all"));
+    }
 }
