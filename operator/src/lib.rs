@@ -14,6 +14,7 @@
 //! - [`rbac`]: the permissions the operator needs (the install manifests are checked
 //!   against them).
 
+pub mod accounts;
 pub mod controller;
 pub mod crd;
 pub mod jetstream;

@@ -78,7 +78,25 @@ pub fn cluster_rules(install_crds: bool) -> Vec<PolicyRule> {
             &["get", "patch", "update"],
         ),
         // Secrets named by an asset's credentialsSecret: read to connect as that user.
-        rule(&[""], &["secrets"], &["get"]),
+        // Operator mode: the operator and account key Secrets and the users' `.creds`
+        // Secrets are created, patched (new signing keys, revocations) and watched (a
+        // revocation written into an account's keys wakes the Account reconciler).
+        rule(
+            &[""],
+            &["secrets"],
+            &["get", "list", "watch", "create", "patch"],
+        ),
+        // Account and User resources: watched; patched only for their finalizers.
+        rule(
+            &["natrix.io"],
+            &["accounts", "users"],
+            &["get", "list", "watch", "patch", "update"],
+        ),
+        rule(
+            &["natrix.io"],
+            &["accounts/status", "users/status"],
+            &["get", "patch", "update"],
+        ),
     ];
     if install_crds {
         rules.push(rule(

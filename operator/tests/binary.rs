@@ -19,6 +19,8 @@ fn crdgen_prints_the_shipped_crds() {
         "consumers",
         "keyvalues",
         "objectstores",
+        "accounts",
+        "users",
     ]
     .iter()
     .map(|p| {

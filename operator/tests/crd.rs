@@ -14,7 +14,11 @@ const REGEN: &str = "regenerate with `operator/regen.sh` (runs `natrix-operator 
 #[test]
 fn crd_files_match_crdgen() {
     let files = crd_files().unwrap();
-    assert_eq!(files.len(), 5, "NatsCluster and the four JetStream kinds");
+    assert_eq!(
+        files.len(),
+        7,
+        "NatsCluster, the four JetStream kinds, Account and User"
+    );
     for (name, generated) in files {
         for dir in ["crds", "charts/natrix/crds", "deploy/kustomize/crds"] {
             let rel = format!("{dir}/{name}");

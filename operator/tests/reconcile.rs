@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::mockapi::{Seen, failure, not_found, serve, step};
+use common::mockapi::{Seen, Step, failure, not_found, step};
 use futures::future::BoxFuture;
 use http::Method;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -30,6 +30,46 @@ const PODS: &str = "/api/v1/namespaces/ns/pods";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/ns/events";
 const STATUS: &str = "/apis/natrix.io/v1alpha1/namespaces/ns/natsclusters/nc/status";
 const ALL_CLUSTERS: &str = "/apis/natrix.io/v1alpha1/natsclusters";
+
+/// Every NatsCluster reconcile lists the Accounts (they switch a cluster to operator
+/// mode) after its first reads and before it renders. The tests here are about clusters
+/// without Accounts, so this wrapper adds that step (answered with an empty list) where
+/// it belongs and leaves it out of the returned requests; `tests/accounts.rs` pins the
+/// operator-mode traffic. A reconcile that stops at a missing Certificate never gets
+/// there.
+fn serve(steps: Vec<Step>) -> (kube::Client, tokio::task::JoinHandle<Vec<Seen>>) {
+    let mut steps = steps;
+    let early = |s: &Step| {
+        s.method == Method::GET && (s.path == CM || s.path == ALL_CLUSTERS || s.path == CERT)
+    };
+    let at = steps.iter().position(|s| !early(s)).unwrap_or(steps.len());
+    let stopped = at > 0 && steps[at - 1].path == CERT && steps[at - 1].status != 200;
+    if !stopped {
+        steps.insert(
+            at,
+            step(
+                Method::GET,
+                ACCOUNTS,
+                200,
+                Some(json!({"apiVersion": "natrix.io/v1alpha1", "kind": "AccountList", "metadata": {}, "items": []})),
+            ),
+        );
+    }
+    let (client, handle) = common::mockapi::serve(steps);
+    let filtered = tokio::spawn(async move {
+        let seen = handle.await.unwrap();
+        if !stopped {
+            assert!(
+                seen.iter().any(|s| s.path == ACCOUNTS),
+                "the reconcile did not list Accounts"
+            );
+        }
+        seen.into_iter().filter(|s| s.path != ACCOUNTS).collect()
+    });
+    (client, filtered)
+}
+
+const ACCOUNTS: &str = "/apis/natrix.io/v1alpha1/accounts";
 
 /// Answers from a fixed table of pod IP → digest.
 struct FakeProbe(HashMap<String, Option<String>>);

@@ -61,6 +61,15 @@ async fn reconciles_are_spans() {
             404,
             Some(not_found("cm")),
         ),
+        // No Accounts: not in operator mode.
+        step(
+            Method::GET,
+            "/apis/natrix.io/v1alpha1/accounts",
+            200,
+            Some(
+                json!({"apiVersion": "natrix.io/v1alpha1", "kind": "AccountList", "metadata": {}, "items": []}),
+            ),
+        ),
         step(
             Method::POST,
             "/apis/events.k8s.io/v1/namespaces/ns/events",

@@ -22,10 +22,13 @@
 //!    config volume now;
 //! 7. events for what changed, then the status.
 
+pub mod account;
 pub mod gateways;
 pub mod jetstream;
+pub mod operator_mode;
 pub mod probe;
 pub mod status;
+pub mod user;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Debug;
@@ -49,6 +52,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::crd::accounts::Account;
 use crate::crd::{NatsCluster, NatsClusterStatus, PodConfig};
 use crate::metrics::Metrics;
 use crate::render::objects::{RESTART_BASE_KEY, service_monitor_resource};
@@ -89,6 +93,10 @@ pub enum Error {
     Unnamed(&'static str),
     #[error("NatsCluster has no namespace")]
     NoNamespace,
+    /// A key from a Secret the operator created could not be used (Account/User
+    /// reconcilers).
+    #[error("keys: {0}")]
+    Keys(String),
 }
 
 impl Error {
@@ -103,6 +111,7 @@ impl Error {
             },
             Error::Unnamed(_) => "unnamed",
             Error::NoNamespace => "no_namespace",
+            Error::Keys(_) => "keys",
         }
     }
 }
@@ -601,6 +610,15 @@ async fn reconcile_inner(nc: &NatsCluster, ctx: &Context) -> Result<Action, Erro
         }
     };
 
+    // 3b. Operator mode, when Account resources name this cluster.
+    let operator_mode = match operator_mode_inputs(ctx, nc, &ns, &name).await? {
+        Ok(om) => om,
+        Err(message) => {
+            refuse(ctx, nc, obs, "OperatorKeysInvalid", message).await?;
+            return Ok(Action::requeue(REQUEUE_WAITING));
+        }
+    };
+
     // 4. Render, with the broker's parser as the judge.
     let rendered = match render::render(
         nc,
@@ -608,6 +626,7 @@ async fn reconcile_inner(nc: &NatsCluster, ctx: &Context) -> Result<Action, Erro
             gateways: resolved.peers,
             restart_base,
             certificate_secrets,
+            operator_mode,
         },
     ) {
         Ok(r) => r,
@@ -687,6 +706,26 @@ async fn reconcile_inner(nc: &NatsCluster, ctx: &Context) -> Result<Action, Erro
     Ok(Action::requeue(requeue_after(&status, &(ctx.now)())))
 }
 
+/// The operator-mode inputs: `None` without Accounts; `Err` with a damaged key Secret.
+async fn operator_mode_inputs(
+    ctx: &Context,
+    nc: &NatsCluster,
+    ns: &str,
+    name: &str,
+) -> Result<Result<Option<render::operator_mode::OperatorMode>, String>, Error> {
+    let accounts = operator_mode::cluster_accounts(&ctx.client, ns, name).await?;
+    if accounts.is_empty() {
+        return Ok(Ok(None));
+    }
+    let now = (ctx.now)().0.as_second();
+    Ok(
+        match operator_mode::operator_identity(&ctx.client, nc, now).await? {
+            Ok(id) => operator_mode::operator_mode(&id, &accounts).map(Some),
+            Err(message) => Err(message),
+        },
+    )
+}
+
 /// When to look at a reconciled cluster again (see the `REQUEUE_*` constants).
 pub fn requeue_after(status: &NatsClusterStatus, now: &Time) -> Duration {
     let Some(p) = status
@@ -728,8 +767,18 @@ pub fn error_policy(nc: Arc<NatsCluster>, error: &Error, ctx: Arc<Context>) -> A
     Action::requeue(delay)
 }
 
-/// Runs the controller until the watch streams end (on shutdown).
+/// Runs the NatsCluster controller and the Account/User controllers until the watch
+/// streams end (on shutdown).
 pub async fn run(ctx: Arc<Context>) {
+    let accounts = Arc::new(account::AccountsContext::new(
+        ctx.client.clone(),
+        ctx.metrics.clone(),
+    ));
+    futures::join!(run_clusters(ctx), account::run(accounts));
+}
+
+/// The NatsCluster controller.
+async fn run_clusters(ctx: Arc<Context>) {
     let client = ctx.client.clone();
     let clusters: Api<NatsCluster> = Api::all(client.clone());
     let owned = watcher::Config::default().labels(&format!(
@@ -756,6 +805,15 @@ pub async fn run(ctx: Arc<Context>) {
                 linked
                     .into_iter()
                     .map(|(ns, name)| ObjectRef::<NatsCluster>::new(&name).within(&ns))
+            },
+        )
+        // Accounts put their cluster in operator mode and fill its resolver preload.
+        .watches(
+            Api::<Account>::all(client.clone()),
+            watcher::Config::default(),
+            |a: Account| {
+                let (ns, name) = a.cluster_key();
+                Some(ObjectRef::<NatsCluster>::new(&name).within(&ns))
             },
         )
         .shutdown_on_signal()

@@ -34,7 +34,7 @@ pub struct Observed {
     pub client_url: String,
 }
 
-fn condition(
+pub fn condition(
     type_: &str,
     ok: bool,
     reason: &str,

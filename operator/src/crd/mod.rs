@@ -11,6 +11,7 @@
 //! Field names follow the NATS Helm chart and nats-server where a user would look for them
 //! (`maxPayload` → `max_payload`, `jetstream.fileStorage`, `lameDuckDuration`).
 
+pub mod accounts;
 pub mod jetstream;
 
 use std::collections::BTreeMap;
@@ -717,6 +718,8 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         Consumer::crd(),
         KeyValue::crd(),
         ObjectStore::crd(),
+        accounts::Account::crd(),
+        accounts::User::crd(),
     ]
 }
 

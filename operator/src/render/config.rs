@@ -61,11 +61,11 @@ pub struct RenderedConfig {
     pub options: Options,
 }
 
-fn at() -> Pos {
+pub(super) fn at() -> Pos {
     Pos::new("natrix-operator", 1, 1)
 }
 
-fn sp(v: Value) -> Spanned<Value> {
+pub(super) fn sp(v: Value) -> Spanned<Value> {
     Spanned::new(v, at())
 }
 
@@ -453,7 +453,21 @@ pub fn load(text: &str) -> Result<(String, Options), RenderError> {
 
 /// Renders and validates the config of `nc` with the given (already resolved) gateways.
 pub fn render(nc: &NatsCluster, gateways: &[GatewayPeer]) -> Result<RenderedConfig, RenderError> {
+    render_with(nc, gateways, None)
+}
+
+/// [`render`], in operator mode when `operator_mode` is given (Account resources name
+/// this cluster); see [`super::operator_mode`].
+pub fn render_with(
+    nc: &NatsCluster,
+    gateways: &[GatewayPeer],
+    operator_mode: Option<&super::operator_mode::OperatorMode>,
+) -> Result<RenderedConfig, RenderError> {
     let mut root = base_tree(nc, gateways)?;
+    if let Some(om) = operator_mode {
+        super::operator_mode::check_conflict(nc)?;
+        super::operator_mode::apply(nc, &mut root, om);
+    }
     if let Some(patch) = nc.spec.config.as_ref().and_then(|c| c.merge.as_ref()) {
         merge_into(&mut root, patch, "")?;
     }

@@ -8,6 +8,7 @@
 pub mod config;
 pub mod names;
 pub mod objects;
+pub mod operator_mode;
 pub mod quantity;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -30,6 +31,10 @@ pub enum RenderError {
     /// A spec value the schema could not check (a quantity, a pod template override).
     #[error("{0}")]
     Spec(String),
+    /// Account resources put the cluster in operator mode, but its spec sets users or
+    /// accounts of its own.
+    #[error("{0}")]
+    OperatorModeConflict(String),
 }
 
 impl RenderError {
@@ -38,6 +43,7 @@ impl RenderError {
         match self {
             RenderError::InvalidConfig(_) => "InvalidConfig",
             RenderError::Spec(_) => "InvalidSpec",
+            RenderError::OperatorModeConflict(_) => "OperatorModeConflict",
         }
     }
 }
@@ -125,11 +131,13 @@ pub struct Inputs {
     /// cert-manager Certificate name → the Secret it writes (`spec.secretName`), for TLS
     /// listeners that name a `certificate`.
     pub certificate_secrets: std::collections::BTreeMap<String, String>,
+    /// Operator mode, when Account resources name the cluster.
+    pub operator_mode: Option<operator_mode::OperatorMode>,
 }
 
 /// Renders every object of `nc`.
 pub fn render(nc: &NatsCluster, inputs: &Inputs) -> Result<Rendered, RenderError> {
-    let config = config::render(nc, &inputs.gateways)?;
+    let config = config::render_with(nc, &inputs.gateways, inputs.operator_mode.as_ref())?;
     let restart = decide_restart(inputs.restart_base.as_deref(), &config);
     let config_map = objects::config_map(nc, &config, &restart)?;
     let headless_service = objects::headless_service(nc)?;
