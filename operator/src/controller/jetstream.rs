@@ -178,20 +178,27 @@ pub trait Asset:
     fn wanted(&self) -> Result<Wanted, SpecError>;
 }
 
+/// The accessors every asset kind has alike: its spec's connection and flags, its status.
+macro_rules! asset_common {
+    () => {
+        fn connection(&self) -> &ConnectionSpec {
+            &self.spec.connection
+        }
+        fn prevent_delete(&self) -> bool {
+            self.spec.prevent_delete
+        }
+        fn prevent_update(&self) -> bool {
+            self.spec.prevent_update
+        }
+        fn js_status(&self) -> Option<&JetStreamStatus> {
+            self.status.as_ref()
+        }
+    };
+}
+
 impl Asset for Stream {
     const FINALIZER: &'static str = "stream.natrix.io/finalizer";
-    fn connection(&self) -> &ConnectionSpec {
-        &self.spec.connection
-    }
-    fn prevent_delete(&self) -> bool {
-        self.spec.prevent_delete
-    }
-    fn prevent_update(&self) -> bool {
-        self.spec.prevent_update
-    }
-    fn js_status(&self) -> Option<&JetStreamStatus> {
-        self.status.as_ref()
-    }
+    asset_common!();
     fn wanted(&self) -> Result<Wanted, SpecError> {
         config::stream_config(&self.spec).map(Wanted::Stream)
     }
@@ -199,18 +206,7 @@ impl Asset for Stream {
 
 impl Asset for Consumer {
     const FINALIZER: &'static str = "consumer.natrix.io/finalizer";
-    fn connection(&self) -> &ConnectionSpec {
-        &self.spec.connection
-    }
-    fn prevent_delete(&self) -> bool {
-        self.spec.prevent_delete
-    }
-    fn prevent_update(&self) -> bool {
-        self.spec.prevent_update
-    }
-    fn js_status(&self) -> Option<&JetStreamStatus> {
-        self.status.as_ref()
-    }
+    asset_common!();
     fn wanted(&self) -> Result<Wanted, SpecError> {
         config::consumer_config(&self.spec).map(|config| Wanted::Consumer {
             stream: self.spec.stream_name.clone(),
@@ -221,18 +217,7 @@ impl Asset for Consumer {
 
 impl Asset for KeyValue {
     const FINALIZER: &'static str = "keyvalue.natrix.io/finalizer";
-    fn connection(&self) -> &ConnectionSpec {
-        &self.spec.connection
-    }
-    fn prevent_delete(&self) -> bool {
-        self.spec.prevent_delete
-    }
-    fn prevent_update(&self) -> bool {
-        self.spec.prevent_update
-    }
-    fn js_status(&self) -> Option<&JetStreamStatus> {
-        self.status.as_ref()
-    }
+    asset_common!();
     fn wanted(&self) -> Result<Wanted, SpecError> {
         config::kv_stream_config(&self.spec).map(Wanted::Stream)
     }
@@ -240,18 +225,7 @@ impl Asset for KeyValue {
 
 impl Asset for ObjectStore {
     const FINALIZER: &'static str = "objectstore.natrix.io/finalizer";
-    fn connection(&self) -> &ConnectionSpec {
-        &self.spec.connection
-    }
-    fn prevent_delete(&self) -> bool {
-        self.spec.prevent_delete
-    }
-    fn prevent_update(&self) -> bool {
-        self.spec.prevent_update
-    }
-    fn js_status(&self) -> Option<&JetStreamStatus> {
-        self.status.as_ref()
-    }
+    asset_common!();
     fn wanted(&self) -> Result<Wanted, SpecError> {
         config::object_stream_config(&self.spec).map(Wanted::Stream)
     }
