@@ -341,3 +341,68 @@ async fn leaf_nodes_authenticate_with_user_jwts() {
         }
     }
 }
+
+/// Two servers routed in operator mode with full resolvers: a client of account A
+/// subscribes on the first while no client of A has come to the second yet; a client of A that then connects to
+/// the second and publishes reaches it. The second server loads A when the route
+/// announces interest in it, as nats-server does, so the interest is not lost.
+#[tokio::test]
+async fn route_interest_for_an_account_not_yet_used_here() {
+    for bin in binaries() {
+        let c = chain(false);
+        let (p1, p2) = (common::free_port(), common::free_port());
+        let routes = format!("nats://127.0.0.1:{p1}, nats://127.0.0.1:{p2}");
+        // A full (directory) resolver loads accounts when they are first needed, so the
+        // second server has not met A when the first announces interest in it.
+        let dirs = [
+            tempfile::tempdir().expect("dir"),
+            tempfile::tempdir().expect("dir"),
+        ];
+        let conf = |port: u16, dir: &std::path::Path| {
+            let memory = config(&c);
+            let full = memory.replace(
+                "resolver: MEMORY",
+                &format!("resolver: {{ type: full, dir: \"{}\" }}", dir.display()),
+            );
+            format!(
+                "{full}cluster {{ name: C, listen: \"127.0.0.1:{port}\", routes: [{routes}] }}\n"
+            )
+        };
+        let s1 = start(&bin, &conf(p1, dirs[0].path()), true);
+        let s2 = start(&bin, &conf(p2, dirs[1].path()), true);
+        for s in [&s1, &s2] {
+            common::wait_json(s, "/routez", Duration::from_secs(10), |v| {
+                v["num_routes"].as_u64().unwrap_or(0) >= 1
+            });
+        }
+        let user = KeyPair::new_user();
+        let claims = UserClaims::new(user.public_key());
+        let creds = creds(&user, &claims, &c.a);
+        let sub_client = connect(&s1, &creds).await.expect("connect to server 1");
+        let mut sub = sub_client.subscribe("routed.x").await.expect("subscribe");
+        sub_client.flush().await.expect("flush");
+        // Interest travels to server 2 before any client of A is there.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let pub_client = connect(&s2, &creds).await.expect("connect to server 2");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let got = loop {
+            pub_client
+                .publish("routed.x", "hello".into())
+                .await
+                .expect("publish");
+            pub_client.flush().await.expect("flush");
+            if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(300), sub.next()).await
+            {
+                break Some(m);
+            }
+            if std::time::Instant::now() > deadline {
+                break None;
+            }
+        };
+        assert!(
+            got.is_some_and(|m| m.payload.as_ref() == b"hello"),
+            "{}: a publish on server 2 never reached the subscriber on server 1",
+            bin.display()
+        );
+    }
+}

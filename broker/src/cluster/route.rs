@@ -547,7 +547,10 @@ impl Conn {
 
     fn remote_sub(&self, account: String, subject: Bytes, queue: Option<Bytes>, weight: u32) {
         let Some(route) = &self.route else { return };
-        let Some(acc) = self.server.account(&account) else {
+        // In operator mode a peer's client may use an account no client of this server
+        // has used yet: load it from the resolver, or the interest would be lost and
+        // this server's publishers would never reach that client.
+        let Some(acc) = self.server.resolve_account(&account) else {
             tracing::debug!("route interest for unknown account {account}");
             return;
         };

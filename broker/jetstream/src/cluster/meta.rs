@@ -312,7 +312,37 @@ pub(crate) async fn update_stream(
     }
     a.config = serde_json::to_string(&config).map_err(|e| errors::stream_update(e.to_string()))?;
     cluster.propose_meta(Entry::AddStream(Box::new(a))).await?;
-    stream_info(acc, &config.name).await
+    updated_info(acc, &config).await
+}
+
+/// The stream's info once its leader runs with `config`, as nats-server answers an
+/// update only after the stream applied it: the meta group has committed the change, but
+/// the leader (often on another server) applies it from its own copy of the meta log a
+/// moment later, and a client reading the info right after its update must see it. After
+/// [`STREAM_READY`] the info is given as it is.
+async fn updated_info(acc: &Arc<JsAccount>, config: &StreamConfig) -> Result<Value, ApiError> {
+    let want = comparable(serde_json::to_value(config).unwrap_or(Value::Null));
+    let deadline = tokio::time::Instant::now() + STREAM_READY;
+    loop {
+        let info = stream_info(acc, &config.name).await?;
+        let applied = info
+            .get("config")
+            .cloned()
+            .map(comparable)
+            .is_some_and(|have| have == want);
+        if applied || tokio::time::Instant::now() >= deadline {
+            return Ok(info);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A config as JSON without what the server adds on its own (`metadata`'s `_nats.*`).
+fn comparable(mut v: Value) -> Value {
+    if let Some(o) = v.as_object_mut() {
+        o.remove("metadata");
+    }
+    v
 }
 
 /// The old config of a placed stream, for update checks on the meta leader.
