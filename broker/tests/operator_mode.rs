@@ -342,25 +342,25 @@ async fn leaf_nodes_authenticate_with_user_jwts() {
     }
 }
 
-/// Two servers routed in operator mode with full resolvers: a client of account A
-/// subscribes on the first while no client of A has come to the second yet; a client of A that then connects to
-/// the second and publishes reaches it. The second server loads A when the route
-/// announces interest in it, as nats-server does, so the interest is not lost.
+/// Two servers routed in operator mode with full resolvers (which load an account when
+/// it is first needed): a client of account A subscribes on the first before the second
+/// is up, so the interest reaches the second only in the route's opening burst, before
+/// anything of A has happened there; a client of A that then connects to the second and
+/// publishes must reach the subscriber. The second server loads A when a route announces
+/// interest in it, as nats-server does (a restarted pod in a rolling restart is in
+/// exactly this place).
 #[tokio::test]
 async fn route_interest_for_an_account_not_yet_used_here() {
     for bin in binaries() {
         let c = chain(false);
         let (p1, p2) = (common::free_port(), common::free_port());
         let routes = format!("nats://127.0.0.1:{p1}, nats://127.0.0.1:{p2}");
-        // A full (directory) resolver loads accounts when they are first needed, so the
-        // second server has not met A when the first announces interest in it.
         let dirs = [
             tempfile::tempdir().expect("dir"),
             tempfile::tempdir().expect("dir"),
         ];
         let conf = |port: u16, dir: &std::path::Path| {
-            let memory = config(&c);
-            let full = memory.replace(
+            let full = config(&c).replace(
                 "resolver: MEMORY",
                 &format!("resolver: {{ type: full, dir: \"{}\" }}", dir.display()),
             );
@@ -368,21 +368,20 @@ async fn route_interest_for_an_account_not_yet_used_here() {
                 "{full}cluster {{ name: C, listen: \"127.0.0.1:{port}\", routes: [{routes}] }}\n"
             )
         };
+        let user = KeyPair::new_user();
+        let claims = UserClaims::new(user.public_key());
+        let creds = creds(&user, &claims, &c.a);
         let s1 = start(&bin, &conf(p1, dirs[0].path()), true);
+        let sub_client = connect(&s1, &creds).await.expect("connect to server 1");
+        let mut sub = sub_client.subscribe("routed.x").await.expect("subscribe");
+        sub_client.flush().await.expect("flush");
         let s2 = start(&bin, &conf(p2, dirs[1].path()), true);
         for s in [&s1, &s2] {
             common::wait_json(s, "/routez", Duration::from_secs(10), |v| {
                 v["num_routes"].as_u64().unwrap_or(0) >= 1
             });
         }
-        let user = KeyPair::new_user();
-        let claims = UserClaims::new(user.public_key());
-        let creds = creds(&user, &claims, &c.a);
-        let sub_client = connect(&s1, &creds).await.expect("connect to server 1");
-        let mut sub = sub_client.subscribe("routed.x").await.expect("subscribe");
-        sub_client.flush().await.expect("flush");
-        // Interest travels to server 2 before any client of A is there.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
         let pub_client = connect(&s2, &creds).await.expect("connect to server 2");
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         let got = loop {
