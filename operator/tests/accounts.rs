@@ -546,6 +546,19 @@ impl controller::probe::ConfigProbe for NoPods {
     ) -> BoxFuture<'a, Result<Option<String>, controller::probe::ProbeError>> {
         Box::pin(async { Ok(None) })
     }
+
+    fn jetstream<'a>(
+        &'a self,
+        ip: &'a str,
+        _: i32,
+    ) -> BoxFuture<'a, Result<controller::probe::JetStreamHealth, controller::probe::ProbeError>>
+    {
+        Box::pin(async move {
+            Err(controller::probe::ProbeError::Timeout {
+                url: ip.to_string(),
+            })
+        })
+    }
 }
 
 fn cluster_ctx(client: kube::Client) -> Arc<Context> {

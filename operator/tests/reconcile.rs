@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use http::Method;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
-use natrix_operator::controller::probe::{ConfigProbe, ProbeError};
+use natrix_operator::controller::probe::{ConfigProbe, JetStreamHealth, ProbeError};
 use natrix_operator::controller::{self, Context, Error};
 use natrix_operator::crd::NatsCluster;
 use natrix_operator::metrics::Metrics;
@@ -85,6 +85,28 @@ impl ConfigProbe for FakeProbe {
             self.0.get(ip).cloned().ok_or_else(|| ProbeError::Timeout {
                 url: ip.to_string(),
             })
+        })
+    }
+
+    /// Pods that answer `/varz` have a current JetStream led by `nc-0`.
+    fn jetstream<'a>(
+        &'a self,
+        ip: &'a str,
+        _: i32,
+    ) -> BoxFuture<'a, Result<JetStreamHealth, ProbeError>> {
+        Box::pin(async move {
+            match self.0.get(ip) {
+                Some(Some(_)) => Ok(JetStreamHealth {
+                    healthy: true,
+                    error: None,
+                    meta_leader: Some("nc-0".into()),
+                    meta_cluster_size: Some(3),
+                    streams: Some(0),
+                }),
+                _ => Err(ProbeError::Timeout {
+                    url: ip.to_string(),
+                }),
+            }
         })
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use common::mockapi::{failure, not_found, serve, step};
 use futures::future::BoxFuture;
 use http::Method;
-use natrix_operator::controller::probe::{ConfigProbe, ProbeError};
+use natrix_operator::controller::probe::{ConfigProbe, JetStreamHealth, ProbeError};
 use natrix_operator::controller::{self, Context};
 use natrix_operator::crd::NatsCluster;
 use natrix_operator::metrics::Metrics;
@@ -24,6 +24,18 @@ impl ConfigProbe for NoPods {
         ip: &'a str,
         _: i32,
     ) -> BoxFuture<'a, Result<Option<String>, ProbeError>> {
+        Box::pin(async move {
+            Err(ProbeError::Timeout {
+                url: ip.to_string(),
+            })
+        })
+    }
+
+    fn jetstream<'a>(
+        &'a self,
+        ip: &'a str,
+        _: i32,
+    ) -> BoxFuture<'a, Result<JetStreamHealth, ProbeError>> {
         Box::pin(async move {
             Err(ProbeError::Timeout {
                 url: ip.to_string(),

@@ -27,6 +27,7 @@ pub mod gateways;
 pub mod jetstream;
 pub mod operator_mode;
 pub mod probe;
+pub mod scale;
 pub mod status;
 pub mod user;
 
@@ -131,6 +132,8 @@ fn is_not_found(e: &kube::Error) -> bool {
 pub struct Context {
     pub client: Client,
     pub probe: Arc<dyn ConfigProbe>,
+    /// Requests in the cluster's system account (`SERVER.REMOVE` on scale-down).
+    pub system: Arc<dyn scale::SystemRequests>,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
     /// The clock for condition transition times (fixed in tests).
@@ -148,6 +151,9 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             probe,
+            system: Arc::new(scale::NatsSystem {
+                wait: Duration::from_secs(5),
+            }),
             metrics,
             now: Arc::new(|| Time(k8s_openapi::jiff::Timestamp::now())),
             failures: Mutex::new(HashMap::new()),
@@ -240,7 +246,14 @@ async fn patch_status(
         ctx.client.clone(),
         &nc.namespace().ok_or(Error::NoNamespace)?,
     );
-    let patch = serde_json::json!({ "status": status });
+    let mut patch = serde_json::json!({ "status": status });
+    // A merge patch keeps what it does not name: fields that come and go are named with
+    // `null` when gone.
+    for key in ["jetstream", "scaleDownReleased"] {
+        if let Some(st) = patch["status"].as_object_mut() {
+            st.entry(key).or_insert(serde_json::Value::Null);
+        }
+    }
     match api
         .patch_status(
             &nc.name_any(),
@@ -383,7 +396,7 @@ async fn pod_configs(
     ns: &str,
     digest: &str,
     restart_digest: &str,
-) -> Result<(Vec<PodConfig>, Vec<String>), Error> {
+) -> Result<PodsSeen, Error> {
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     let selector = names::selector_string(&nc.name_any());
     let mut list = pods
@@ -393,29 +406,57 @@ async fn pod_configs(
         .items;
     list.sort_by_key(ResourceExt::name_any);
     let port = names::monitor_port(nc);
+    let jetstream = nc.spec.jetstream.as_ref().is_some_and(|j| j.enabled);
     // All pods at once: a slow or dead pod costs one probe timeout, not one per pod.
     let probes = list
         .iter()
         .filter(|pod| pod.metadata.deletion_timestamp.is_none())
         .map(|pod| async move {
             let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone());
-            let reported = match ip {
-                Some(ip) => match ctx.probe.config_digest(&ip, port).await {
-                    Ok(d) => d,
-                    Err(e) => {
+            let (reported, js) = match ip {
+                Some(ip) => {
+                    let js = async {
+                        if !jetstream {
+                            return None;
+                        }
+                        match ctx.probe.jetstream(&ip, port).await {
+                            Ok(h) => Some(h),
+                            Err(e) => {
+                                tracing::debug!(pod = %pod.name_any(), error = %e, "JetStream probe failed");
+                                None
+                            }
+                        }
+                    };
+                    let (digest, js) = futures::join!(ctx.probe.config_digest(&ip, port), js);
+                    let digest = digest.unwrap_or_else(|e| {
                         tracing::debug!(pod = %pod.name_any(), error = %e, "config digest probe failed");
                         None
-                    }
-                },
-                None => None,
+                    });
+                    (digest, js)
+                }
+                None => (None, None),
             };
-            PodConfig {
-                pod: pod.name_any(),
-                applied: reported.as_deref() == Some(digest),
-                config_digest: reported,
-            }
+            let pod_js = jetstream.then(|| match &js {
+                Some(h) if h.healthy => "Current".to_string(),
+                Some(h) => h
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| "JetStream not current".to_string()),
+                None => "JetStream did not answer".to_string(),
+            });
+            (
+                PodConfig {
+                    pod: pod.name_any(),
+                    applied: reported.as_deref() == Some(digest),
+                    config_digest: reported,
+                    jetstream: pod_js,
+                    streams: js.as_ref().and_then(|h| h.streams),
+                },
+                js,
+            )
         });
-    let out = futures::future::join_all(probes).await;
+    let (out, health): (Vec<PodConfig>, Vec<Option<probe::JetStreamHealth>>) =
+        futures::future::join_all(probes).await.into_iter().unzip();
     let nudge = out
         .iter()
         .filter(|p| p.config_digest.as_deref().is_some_and(|d| d != digest))
@@ -430,7 +471,21 @@ async fn pod_configs(
         })
         .map(|p| p.pod.clone())
         .collect();
-    Ok((out, nudge))
+    let health = jetstream.then(|| health.into_iter().flatten().collect());
+    Ok(PodsSeen {
+        pods: out,
+        nudge,
+        jetstream: health,
+    })
+}
+
+/// What [`pod_configs`] learned from the pods.
+struct PodsSeen {
+    pods: Vec<PodConfig>,
+    /// Pods on an older config that can reload it.
+    nudge: Vec<String>,
+    /// The JetStream answers of the pods that gave one (`None` without JetStream).
+    jetstream: Option<Vec<probe::JetStreamHealth>>,
 }
 
 /// Asks the kubelet to refresh the config volume of pods still on an older config, by
@@ -619,6 +674,33 @@ async fn reconcile_inner(nc: &NatsCluster, ctx: &Context) -> Result<Action, Erro
         }
     };
 
+    let (operator_mode, system_creds) = match operator_mode {
+        Some((om, creds)) => (Some(om), Some(creds)),
+        None => (None, None),
+    };
+
+    // 3c. A JetStream cluster scaled down keeps its pods until the leaving servers'
+    // streams have moved (see `scale`).
+    let held = hold_for_scale_down(ctx, nc, &ns, previous.as_ref(), system_creds.as_deref()).await;
+    if let Some((_, why)) = &held {
+        obs.scaling_down = Some(why.clone());
+    } else if previous
+        .as_ref()
+        .is_some_and(|p| p.replicas > nc.spec.replicas)
+    {
+        obs.scale_down_released = Some(nc.spec.replicas);
+    }
+    let nc_rendered;
+    let nc: &NatsCluster = match &held {
+        Some((live, _)) => {
+            let mut copy = nc.clone();
+            copy.spec.replicas = *live;
+            nc_rendered = copy;
+            &nc_rendered
+        }
+        None => nc,
+    };
+
     // 4. Render, with the broker's parser as the judge.
     let rendered = match render::render(
         nc,
@@ -648,7 +730,7 @@ async fn reconcile_inner(nc: &NatsCluster, ctx: &Context) -> Result<Action, Erro
     obs.config_digest = Some(rendered.config.digest.clone());
 
     // 6. What each pod runs; pods behind on a reload get their kubelet nudged.
-    let (pods, behind) = pod_configs(
+    let seen = pod_configs(
         ctx,
         nc,
         &ns,
@@ -656,8 +738,9 @@ async fn reconcile_inner(nc: &NatsCluster, ctx: &Context) -> Result<Action, Erro
         &rendered.restart.digest,
     )
     .await?;
-    obs.pods = pods;
-    nudge_pods(ctx, &ns, &behind, &rendered.config.digest).await;
+    obs.pods = seen.pods;
+    obs.jetstream = seen.jetstream;
+    nudge_pods(ctx, &ns, &seen.nudge, &rendered.config.digest).await;
 
     // 7. Events and status.
     let prev_digest = previous.as_ref().and_then(|p| p.config_digest.clone());
@@ -706,13 +789,14 @@ async fn reconcile_inner(nc: &NatsCluster, ctx: &Context) -> Result<Action, Erro
     Ok(Action::requeue(requeue_after(&status, &(ctx.now)())))
 }
 
-/// The operator-mode inputs: `None` without Accounts; `Err` with a damaged key Secret.
+/// The operator-mode inputs and the system user's creds: `None` without Accounts; `Err`
+/// with a damaged key Secret.
 async fn operator_mode_inputs(
     ctx: &Context,
     nc: &NatsCluster,
     ns: &str,
     name: &str,
-) -> Result<Result<Option<render::operator_mode::OperatorMode>, String>, Error> {
+) -> Result<Result<Option<(render::operator_mode::OperatorMode, String)>, String>, Error> {
     let accounts = operator_mode::cluster_accounts(&ctx.client, ns, name).await?;
     if accounts.is_empty() {
         return Ok(Ok(None));
@@ -720,10 +804,85 @@ async fn operator_mode_inputs(
     let now = (ctx.now)().0.as_second();
     Ok(
         match operator_mode::operator_identity(&ctx.client, nc, now).await? {
-            Ok(id) => operator_mode::operator_mode(&id, &accounts).map(Some),
+            Ok(id) => operator_mode::operator_mode(&id, &accounts)
+                .map(|om| Some((om, id.system_user_creds.clone()))),
             Err(message) => Err(message),
         },
     )
+}
+
+/// A JetStream cluster whose `spec.replicas` fell below its running pods: the leaving
+/// servers are removed from the meta group and the pods kept until their streams moved.
+/// Returns the pod count to keep and why, or `None` when the StatefulSet may take the
+/// spec's size (no scale-down, done moving, or no system user to ask with).
+async fn hold_for_scale_down(
+    ctx: &Context,
+    nc: &NatsCluster,
+    ns: &str,
+    previous: Option<&NatsClusterStatus>,
+    system_creds: Option<&str>,
+) -> Option<(i32, String)> {
+    let live = previous.map_or(0, |p| p.replicas);
+    let keep = nc.spec.replicas;
+    let jetstream = nc.spec.jetstream.as_ref().is_some_and(|j| j.enabled);
+    // Released already: the StatefulSet is shrinking, its pods not yet gone.
+    let released = previous.and_then(|p| p.scale_down_released) == Some(keep);
+    if !jetstream || keep < 1 || live <= keep || released {
+        return None;
+    }
+    let name = nc.name_any();
+    let sts = names::statefulset(&name);
+    let leaving: Vec<String> = (keep..live).map(|i| format!("{sts}-{i}")).collect();
+    let Some(creds) = system_creds else {
+        publish(
+            ctx,
+            nc,
+            EventType::Warning,
+            "ScaleDownWithoutServerRemove",
+            format!(
+                "{} leave without SERVER.REMOVE: the operator has a system user only in operator mode (with Accounts); remove them from the meta group with `nats server raft peer-remove` as a system user",
+                leaving.join(", ")
+            ),
+        )
+        .await;
+        return None;
+    };
+    let url = names::client_url(&name, ns);
+    let mut refused = Vec::new();
+    for server in &leaving {
+        if let Err(e) = ctx.system.server_remove(&url, creds, server).await {
+            refused.push(format!("{server}: {e}"));
+        }
+    }
+    let pods = previous.map(|p| p.pod_configs.as_slice()).unwrap_or(&[]);
+    let why = if refused.is_empty() {
+        match scale::drained(pods, &sts, keep) {
+            scale::Drain::Done => {
+                publish(
+                    ctx,
+                    nc,
+                    EventType::Normal,
+                    "ScaledDown",
+                    format!(
+                        "{} left the meta group and their streams moved; scaling to {keep}",
+                        leaving.join(", ")
+                    ),
+                )
+                .await;
+                return None;
+            }
+            scale::Drain::Waiting(why) => why,
+        }
+    } else {
+        format!("SERVER.REMOVE refused: {}", refused.join("; "))
+    };
+    Some((
+        live,
+        format!(
+            "scaling {live} -> {keep}: moving JetStream off {}: {why}",
+            leaving.join(", ")
+        ),
+    ))
 }
 
 /// When to look at a reconciled cluster again (see the `REQUEUE_*` constants).

@@ -5,12 +5,15 @@
 //!   parser's `nats.conf:line:col` message, `InvalidSpec`, `GatewayProblem`,
 //!   `ApplyFailed`); the running cluster is left as it was.
 //! - `Progressing`: the cluster is moving towards the spec (`RollingRestart`,
-//!   `PodsStarting`, `ConfigReloading`).
-//! - `Ready`: every pod is ready and runs the current config.
+//!   `PodsStarting`, `ConfigReloading`, `JetStreamCatchingUp`).
+//! - `Ready`: every pod is ready and runs the current config, and with JetStream every
+//!   pod's `/healthz` says its replicas are current.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::crd::{NatsClusterStatus, PodConfig};
+use crate::crd::{JetStreamStatus, NatsClusterStatus, PodConfig};
+
+use super::probe::JetStreamHealth;
 
 /// What the controller saw, the input of [`compute`].
 #[derive(Clone, Debug, Default)]
@@ -32,6 +35,59 @@ pub struct Observed {
     pub warnings: Vec<(String, String)>,
     pub selector: String,
     pub client_url: String,
+    /// The JetStream answers of the pods that gave one; `None` without JetStream.
+    pub jetstream: Option<Vec<JetStreamHealth>>,
+    /// A JetStream scale-down waiting for the leaving servers' streams to move.
+    pub scaling_down: Option<String>,
+    /// The size a scale-down was released to while the StatefulSet shrinks.
+    pub scale_down_released: Option<i32>,
+}
+
+/// The cluster's JetStream from the pods' answers: the leader most pods name (the first
+/// in name order on a tie, so the status does not flap), and the pods that are current.
+pub fn jetstream_status(
+    answers: &[JetStreamHealth],
+    pods: &[PodConfig],
+    desired: i32,
+) -> JetStreamStatus {
+    let mut votes: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for l in answers.iter().filter_map(|a| a.meta_leader.as_deref()) {
+        *votes.entry(l).or_default() += 1;
+    }
+    let meta_leader = votes
+        .iter()
+        .fold(None::<(&str, usize)>, |best, (l, n)| match best {
+            Some((_, m)) if m >= *n => best,
+            _ => Some((l, *n)),
+        })
+        .map(|(l, _)| l.to_string());
+    let current = pods
+        .iter()
+        .filter(|p| p.jetstream.as_deref() == Some("Current"))
+        .count();
+    let current_pods = i32::try_from(current).unwrap_or(i32::MAX);
+    JetStreamStatus {
+        // A pod's `/healthz` is current only once it knows a meta leader (clustered), so
+        // the pods alone decide.
+        ready: current_pods >= desired,
+        meta_leader,
+        meta_cluster_size: answers
+            .iter()
+            .filter_map(|a| a.meta_cluster_size)
+            .max()
+            .and_then(|n| i64::try_from(n).ok()),
+        current_pods,
+    }
+}
+
+/// Pods whose JetStream is still catching up, with what their `/healthz` says.
+fn catching_up(pods: &[PodConfig]) -> Vec<String> {
+    pods.iter()
+        .filter_map(|p| match p.jetstream.as_deref() {
+            Some("Current") | None => None,
+            Some(why) => Some(format!("{} ({why})", p.pod)),
+        })
+        .collect()
 }
 
 pub fn condition(
@@ -101,20 +157,39 @@ pub fn compute(
         && pending_pods.is_empty()
         && obs.pods.len() == usize::try_from(obs.desired_replicas).unwrap_or(0);
 
+    let js = if obs.invalid.is_some() {
+        previous.and_then(|p| p.jetstream.clone())
+    } else {
+        obs.jetstream
+            .as_ref()
+            .map(|answers| jetstream_status(answers, &obs.pods, obs.desired_replicas))
+    };
     let (progressing, p_reason, p_msg) = if obs.invalid.is_some() {
         (
             false,
             "SpecInvalid".to_string(),
             "Waiting for a valid spec".to_string(),
         )
+    } else if let Some(why) = &obs.scaling_down {
+        (true, "ScalingDown".to_string(), why.clone())
     } else if obs.revision_pending {
+        let waiting = catching_up(&obs.pods);
         (
             true,
             "RollingRestart".to_string(),
-            format!(
-                "{} of {} pods run the current pod template; pods restart one at a time",
-                obs.updated_replicas, obs.desired_replicas
-            ),
+            if waiting.is_empty() {
+                format!(
+                    "{} of {} pods run the current pod template; pods restart one at a time",
+                    obs.updated_replicas, obs.desired_replicas
+                )
+            } else {
+                format!(
+                    "{} of {} pods run the current pod template; pods restart one at a time, the next once JetStream has caught up on {}",
+                    obs.updated_replicas,
+                    obs.desired_replicas,
+                    waiting.join(", ")
+                )
+            },
         )
     } else if obs.ready_replicas < obs.desired_replicas || obs.replicas != obs.desired_replicas {
         (
@@ -139,6 +214,26 @@ pub fn compute(
                 )
             },
         )
+    } else if let Some(js) = js.as_ref().filter(|j| !j.ready) {
+        let waiting = catching_up(&obs.pods);
+        (
+            true,
+            "JetStreamCatchingUp".to_string(),
+            if waiting.is_empty() {
+                format!(
+                    "{} of {} pods have JetStream current{}",
+                    js.current_pods,
+                    obs.desired_replicas,
+                    if js.meta_leader.is_none() {
+                        "; no meta leader yet"
+                    } else {
+                        ""
+                    }
+                )
+            } else {
+                format!("JetStream not yet current on {}", waiting.join(", "))
+            },
+        )
     } else {
         (
             false,
@@ -148,9 +243,11 @@ pub fn compute(
     };
 
     let ready = !degraded_blocks_ready(obs)
+        && obs.scaling_down.is_none()
         && obs.ready_replicas >= obs.desired_replicas
         && !obs.revision_pending
-        && all_applied;
+        && all_applied
+        && js.as_ref().is_none_or(|j| j.ready);
     let (r_reason, r_msg) = if ready {
         (
             "Ready".to_string(),
@@ -203,6 +300,8 @@ pub fn compute(
         } else {
             obs.pods.clone()
         },
+        jetstream: js,
+        scale_down_released: obs.scale_down_released,
     }
 }
 
@@ -234,6 +333,8 @@ mod tests {
                     pod: format!("nc-{i}"),
                     config_digest: Some("fnv1a64:aa".into()),
                     applied: true,
+                    jetstream: None,
+                    streams: None,
                 })
                 .collect(),
             selector: "a=b".into(),
@@ -307,6 +408,97 @@ mod tests {
         assert_eq!(s.pod_configs, prev.pod_configs);
         assert_eq!(s.config_digest.as_deref(), Some("fnv1a64:aa"));
         assert_eq!(cond(&s, "Ready").status, "False");
+    }
+
+    fn with_jetstream(states: [&str; 3], leaders: [Option<&str>; 3]) -> Observed {
+        let mut o = healthy();
+        for (p, st) in o.pods.iter_mut().zip(states) {
+            p.jetstream = Some(st.to_string());
+        }
+        o.jetstream = Some(
+            states
+                .iter()
+                .zip(leaders)
+                .map(|(st, l)| JetStreamHealth {
+                    healthy: *st == "Current",
+                    error: (*st != "Current").then(|| st.to_string()),
+                    meta_leader: l.map(str::to_string),
+                    meta_cluster_size: Some(3),
+                    streams: Some(1),
+                })
+                .collect(),
+        );
+        o
+    }
+
+    #[test]
+    fn jetstream_current_everywhere_is_ready_with_the_meta_leader() {
+        let o = with_jetstream(["Current"; 3], [Some("nc-1"), Some("nc-1"), Some("nc-1")]);
+        let s = compute(&o, None, &t(100));
+        assert_eq!(cond(&s, "Ready").status, "True");
+        let js = s.jetstream.unwrap();
+        assert!(js.ready);
+        assert_eq!(js.meta_leader.as_deref(), Some("nc-1"));
+        assert_eq!(js.meta_cluster_size, Some(3));
+        assert_eq!(js.current_pods, 3);
+    }
+
+    #[test]
+    fn a_pod_catching_up_keeps_the_cluster_progressing_and_names_it() {
+        let why = "JetStream stream 'A > orders' is not current";
+        let o = with_jetstream(
+            ["Current", "Current", why],
+            [Some("nc-0"), Some("nc-0"), None],
+        );
+        let s = compute(&o, None, &t(100));
+        assert_eq!(cond(&s, "Ready").status, "False");
+        let p = cond(&s, "Progressing");
+        assert_eq!(p.reason, "JetStreamCatchingUp");
+        assert!(
+            p.message.contains("nc-2") && p.message.contains(why),
+            "{}",
+            p.message
+        );
+        let js = s.jetstream.unwrap();
+        assert_eq!((js.ready, js.current_pods), (false, 2));
+        assert_eq!(js.meta_leader.as_deref(), Some("nc-0"));
+    }
+
+    #[test]
+    fn a_roll_says_which_pod_it_waits_for() {
+        let mut o = with_jetstream(
+            [
+                "Current",
+                "Current",
+                "JetStream stream 'A > S' is not current",
+            ],
+            [Some("nc-0"); 3],
+        );
+        o.revision_pending = true;
+        o.updated_replicas = 1;
+        let s = compute(&o, None, &t(100));
+        let p = cond(&s, "Progressing");
+        assert_eq!(p.reason, "RollingRestart");
+        assert!(
+            p.message.contains("1 of 3") && p.message.contains("caught up on nc-2"),
+            "{}",
+            p.message
+        );
+    }
+
+    #[test]
+    fn the_meta_leader_most_pods_name_wins_and_ties_are_stable() {
+        let pods = healthy().pods;
+        let h = |l: &str| JetStreamHealth {
+            healthy: true,
+            meta_leader: Some(l.into()),
+            ..JetStreamHealth::default()
+        };
+        let js = jetstream_status(&[h("nc-2"), h("nc-1"), h("nc-2")], &pods, 3);
+        assert_eq!(js.meta_leader.as_deref(), Some("nc-2"));
+        let js = jetstream_status(&[h("nc-2"), h("nc-1")], &pods, 3);
+        assert_eq!(js.meta_leader.as_deref(), Some("nc-1"));
+        assert!(jetstream_status(&[], &pods, 3).meta_leader.is_none());
     }
 
     #[test]

@@ -62,6 +62,11 @@ pub const MAX_REPLICAS: i32 = 64;
         json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
     ),
     printcolumn(
+        name = "Meta Leader",
+        type_ = "string",
+        json_path = ".status.jetstream.metaLeader"
+    ),
+    printcolumn(
         name = "URL",
         type_ = "string",
         json_path = ".status.clientURL",
@@ -137,6 +142,11 @@ pub struct NatsClusterSpec {
     /// Monitoring endpoint (`/varz`, `/healthz`, `/metrics`); the operator and the probes use it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitoring: Option<MonitoringSpec>,
+
+    /// OpenTelemetry trace export of every server (`telemetry { otlp {} }` in
+    /// `nats.conf`). Changes reach running servers by live reload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<TracingSpec>,
 
     /// Additions to the generated pod template.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -646,6 +656,25 @@ fn default_max_unavailable() -> i32 {
     1
 }
 
+/// Where the servers send their traces and how many untraced messages they sample.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TracingSpec {
+    /// OTLP/gRPC endpoint (`http://otel-collector.observability:4317`).
+    #[schemars(regex(pattern = r"^https?://"))]
+    #[schemars(length(max = 512))]
+    pub endpoint: String,
+    /// Service name of the servers' spans (natrix-server's default: `natrix-server`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub service_name: Option<String>,
+    /// Share of messages without a sampled `traceparent` that get a span (0 to 1).
+    /// Messages that carry a sampled `traceparent` are always traced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub sample_ratio: Option<f64>,
+}
+
 /// Observed state, written by the operator only.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -675,6 +704,30 @@ pub struct NatsClusterStatus {
     /// What each pod runs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pod_configs: Vec<PodConfig>,
+    /// JetStream as the servers report it (clusters with JetStream only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jetstream: Option<JetStreamStatus>,
+    /// A JetStream scale-down to this many servers was let through (the leaving servers
+    /// left the meta group and their streams moved); set while the StatefulSet shrinks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_down_released: Option<i32>,
+}
+
+/// JetStream across the cluster, from each pod's `/healthz` and `/jsz`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JetStreamStatus {
+    /// Every pod's JetStream is current: a meta leader is known and every stream replica
+    /// placed on it has caught up.
+    pub ready: bool,
+    /// The meta group's leader, as most pods report it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta_leader: Option<String>,
+    /// Servers in the meta group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta_cluster_size: Option<i64>,
+    /// Pods whose JetStream is current.
+    pub current_pods: i32,
 }
 
 /// The config one pod reports it runs.
@@ -687,6 +740,13 @@ pub struct PodConfig {
     pub config_digest: Option<String>,
     /// Whether the pod runs the current config.
     pub applied: bool,
+    /// JetStream on this pod (clusters with JetStream only): `Current`, or what its
+    /// `/healthz` says is still catching up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jetstream: Option<String>,
+    /// Stream replicas on this pod, from its `/jsz` (clusters with JetStream only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streams: Option<u64>,
 }
 
 /// Schema for free-form objects: kept as given by the API server.

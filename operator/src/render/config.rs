@@ -338,6 +338,20 @@ fn base_tree(nc: &NatsCluster, gateways: &[GatewayPeer]) -> Result<Map, RenderEr
         root.insert("websocket", at(), sp(Value::Map(m)));
     }
 
+    if let Some(t) = &spec.tracing {
+        let mut otlp = Map::new();
+        put(&mut otlp, "endpoint", s(&t.endpoint));
+        if let Some(n) = &t.service_name {
+            put(&mut otlp, "service_name", s(n));
+        }
+        if let Some(r) = t.sample_ratio {
+            put(&mut otlp, "sample_ratio", Value::Float(r));
+        }
+        let mut m = Map::new();
+        put(&mut m, "otlp", Value::Map(otlp));
+        root.insert("telemetry", at(), sp(Value::Map(m)));
+    }
+
     if let Some(mq) = &spec.mqtt {
         let mut m = Map::new();
         put(&mut m, "port", Value::Int(mq.port.into()));
