@@ -124,8 +124,9 @@ pub fn start_reconcile(namespace: &str, name: &str, generation: Option<i64>) -> 
     )
 }
 
-/// Starts the span of one reconcile of a JetStream asset (`kind` is `Stream`,
-/// `Consumer`, `KeyValue` or `ObjectStore`), or `None` while export is off.
+/// Starts the span of one reconcile of another kind than NatsCluster (`Stream`,
+/// `Consumer`, `KeyValue`, `ObjectStore`, `Account`, `User`), or `None` while export is
+/// off.
 pub fn start_asset_reconcile(
     kind: &str,
     namespace: &str,

@@ -7,9 +7,11 @@ use std::sync::Arc;
 use common::mockapi::{failure, not_found, serve, step};
 use futures::future::BoxFuture;
 use http::Method;
+use natrix_operator::controller::account::AccountsContext;
 use natrix_operator::controller::probe::{ConfigProbe, JetStreamHealth, ProbeError};
 use natrix_operator::controller::{self, Context};
 use natrix_operator::crd::NatsCluster;
+use natrix_operator::crd::accounts::Account;
 use natrix_operator::metrics::Metrics;
 use natrix_operator::telemetry;
 use opentelemetry::Value as OtelValue;
@@ -120,9 +122,47 @@ async fn reconciles_are_spans() {
     controller::reconcile(nc(json!({})), ctx).await.unwrap_err();
     server.await.unwrap();
 
+    // An Account whose finalizer cannot be set: its reconcile is a span too.
+    let (client, server) = serve(vec![step(
+        Method::PATCH,
+        "/apis/natrix.io/v1alpha1/namespaces/ns/accounts/tenant",
+        403,
+        Some(failure(403, "Forbidden")),
+    )]);
+    let accounts = Arc::new(AccountsContext::new(client, Arc::new(Metrics::new())));
+    let account: Account = serde_json::from_value(json!({
+        "apiVersion": "natrix.io/v1alpha1", "kind": "Account",
+        "metadata": {"name": "tenant", "namespace": "ns", "uid": "a", "generation": 3},
+        "spec": {"natsClusterRef": {"name": "traced"}},
+    }))
+    .unwrap();
+    controller::account::reconcile(Arc::new(account), accounts)
+        .await
+        .unwrap_err();
+    server.await.unwrap();
+
     guard.flush();
-    let spans = exporter.get_finished_spans().unwrap();
-    assert_eq!(spans.len(), 2, "{spans:#?}");
+    let mut spans = exporter.get_finished_spans().unwrap();
+    assert_eq!(spans.len(), 3, "{spans:#?}");
+    let account_span = spans.remove(2);
+    let account_attr = |k: &str| {
+        account_span
+            .attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == k)
+            .map(|kv| kv.value.clone())
+    };
+    assert_eq!(account_span.name, "reconcile");
+    assert_eq!(
+        account_attr("natrix.kind"),
+        Some(OtelValue::from("Account"))
+    );
+    assert_eq!(account_attr("natrix.name"), Some(OtelValue::from("tenant")));
+    assert_eq!(account_attr("natrix.generation"), Some(OtelValue::I64(3)));
+    assert_eq!(
+        account_attr("natrix.reconcile.outcome"),
+        Some(OtelValue::from("forbidden"))
+    );
     let attr = |i: usize, k: &str| {
         spans[i]
             .attributes

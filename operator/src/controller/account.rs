@@ -598,10 +598,19 @@ async fn revoke_all(ctx: &AccountsContext, acct: &Account, ns: &str) -> Result<(
 /// One reconcile of one Account.
 pub async fn reconcile(acct: Arc<Account>, ctx: Arc<AccountsContext>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
+    let span = crate::telemetry::start_asset_reconcile(
+        "Account",
+        acct.metadata.namespace.as_deref().unwrap_or(""),
+        &acct.name_any(),
+        acct.metadata.generation,
+    );
     let result = reconcile_inner(&acct, &ctx).await;
-    ctx.metrics.observe_reconcile(
-        started.elapsed(),
-        result.as_ref().err().map(Error::metric_label),
+    let label = result.as_ref().err().map(Error::metric_label);
+    ctx.metrics.observe_reconcile(started.elapsed(), label);
+    crate::telemetry::finish(
+        span,
+        label.unwrap_or("ok"),
+        result.as_ref().err().map(ToString::to_string),
     );
     result
 }

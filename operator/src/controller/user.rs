@@ -264,10 +264,19 @@ async fn revoke(ctx: &AccountsContext, user: &User, ns: &str) -> Result<(), Erro
 /// One reconcile of one User.
 pub async fn reconcile(user: Arc<User>, ctx: Arc<AccountsContext>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
+    let span = crate::telemetry::start_asset_reconcile(
+        "User",
+        user.metadata.namespace.as_deref().unwrap_or(""),
+        &user.name_any(),
+        user.metadata.generation,
+    );
     let result = reconcile_inner(&user, &ctx).await;
-    ctx.metrics.observe_reconcile(
-        started.elapsed(),
-        result.as_ref().err().map(Error::metric_label),
+    let label = result.as_ref().err().map(Error::metric_label);
+    ctx.metrics.observe_reconcile(started.elapsed(), label);
+    crate::telemetry::finish(
+        span,
+        label.unwrap_or("ok"),
+        result.as_ref().err().map(ToString::to_string),
     );
     result
 }
