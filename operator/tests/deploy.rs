@@ -170,4 +170,33 @@ fn helm_chart_lints_and_renders() {
         args.contains(&"--no-install-crds") && args.contains(&"--no-leader-election"),
         "{args:?}"
     );
+    let env_of = |dep: &Value| -> Vec<(String, String)> {
+        dep["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["name"].as_str().unwrap().to_string(),
+                    e["value"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    };
+    assert!(
+        !env_of(dep).iter().any(|(k, _)| k.starts_with("OTEL_")),
+        "tracing is off by default"
+    );
+    let objs = helm_template(&["--set", "tracing.endpoint=http://jaeger.obs:4317"]);
+    let dep = objs.iter().find(|o| o["kind"] == "Deployment").unwrap();
+    let env = env_of(dep);
+    for want in [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://jaeger.obs:4317"),
+        ("OTEL_SERVICE_NAME", "natrix-operator"),
+    ] {
+        assert!(
+            env.contains(&(want.0.to_string(), want.1.to_string())),
+            "{want:?} not in {env:?}"
+        );
+    }
 }
