@@ -553,6 +553,53 @@ async fn growing_volumes_resizes_claims_and_recreates_the_statefulset() {
 }
 
 #[tokio::test]
+async fn a_storage_class_without_expansion_is_reported_and_the_statefulset_kept() {
+    let spec =
+        json!({"replicas": 2, "jetstream": {"enabled": true, "fileStorage": {"size": "20Gi"}}});
+    let mut live = sts_reply(2, 2, "r", "r");
+    live["spec"]["replicas"] = json!(2);
+    live["spec"]["volumeClaimTemplates"] = json!([{"metadata": {"name": "data"},
+        "spec": {"resources": {"requests": {"storage": "10Gi"}}}}]);
+    let nc = cluster(spec, None);
+    let refusal = "persistentvolumeclaims \"data-nc-0\" is forbidden: only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must support resize";
+    let steps = vec![
+        step(Method::GET, CM, 404, Some(not_found("cm"))),
+        step(Method::PATCH, CM, 200, None),
+        step(Method::PATCH, HEADLESS, 200, None),
+        step(Method::PATCH, CLIENT, 200, None),
+        step(Method::GET, STS, 200, Some(live)),
+        step(
+            Method::PATCH,
+            "/api/v1/namespaces/ns/persistentvolumeclaims/data-nc-0",
+            403,
+            Some(
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                "message": refusal, "reason": "Forbidden", "code": 403}),
+            ),
+        ),
+        step(Method::POST, EVENTS, 201, None),
+        step(Method::PATCH, STATUS, 200, Some(nc_reply())),
+    ];
+    let (client, server) = serve(steps);
+    let action = controller::reconcile(Arc::new(nc), context(client, HashMap::new()))
+        .await
+        .unwrap();
+    assert_eq!(action, Action::requeue(controller::REQUEUE_WAITING));
+    let seen = server.await.unwrap();
+    assert_eq!(seen[6].body["reason"], "VolumeExpansionRefused");
+    let conditions = seen[7].body["status"]["conditions"].as_array().unwrap();
+    let degraded = conditions.iter().find(|c| c["type"] == "Degraded").unwrap();
+    assert_eq!(degraded["status"], "True");
+    assert_eq!(degraded["reason"], "VolumeExpansionRefused");
+    let message = degraded["message"].as_str().unwrap();
+    assert!(
+        message.contains("data-nc-0 cannot be resized to 20Gi")
+            && message.contains("storageclass that provisions the pvc must support resize"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
 async fn disabled_pdb_is_deleted_and_missing_service_monitor_crd_is_reported() {
     let nc = cluster(
         json!({"replicas": 1, "pdb": {"enabled": false},

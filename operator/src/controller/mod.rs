@@ -269,13 +269,14 @@ async fn patch_status(
     }
 }
 
-/// Applies everything rendered. Returns the applied StatefulSet and non-fatal warnings.
+/// Applies everything rendered. Returns the applied StatefulSet and non-fatal warnings,
+/// or why the volumes could not grow (nothing from the StatefulSet on is applied then).
 async fn apply_all(
     ctx: &Context,
     nc: &NatsCluster,
     ns: &str,
     r: &Rendered,
-) -> Result<(StatefulSet, Vec<(String, String)>), Error> {
+) -> Result<Result<(StatefulSet, Vec<(String, String)>), String>, Error> {
     let client = ctx.client.clone();
     let name = nc.name_any();
     let mut warnings = Vec::new();
@@ -294,8 +295,9 @@ async fn apply_all(
         .map_err(kube_err(format!("get StatefulSet {sts_name}")))?;
     if let Some(live) = &live
         && claim_shape(live) != claim_shape(&r.statefulset)
+        && let Err(message) = recreate_for_claims(ctx, nc, ns, live, r).await?
     {
-        recreate_for_claims(ctx, nc, ns, live, r).await?;
+        return Ok(Err(message));
     }
     let sts = apply(&sts_api, &r.statefulset, "StatefulSet").await?;
 
@@ -333,7 +335,7 @@ async fn apply_all(
             Err(e) => return Err(kube_err("apply ServiceMonitor")(e)),
         }
     }
-    Ok((sts, warnings))
+    Ok(Ok((sts, warnings)))
 }
 
 /// Volume claim templates cannot change on a StatefulSet. Grow the existing claims in
@@ -345,7 +347,7 @@ async fn recreate_for_claims(
     ns: &str,
     live: &StatefulSet,
     r: &Rendered,
-) -> Result<(), Error> {
+) -> Result<Result<(), String>, Error> {
     let client = ctx.client.clone();
     let sts_name = names::statefulset(&nc.name_any());
     let live_replicas = live.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
@@ -360,6 +362,14 @@ async fn recreate_for_claims(
             {
                 Ok(_) => {}
                 Err(e) if is_not_found(&e) => {}
+                // The storage class does not allow expansion (or the size shrank): the
+                // user's to fix, so the StatefulSet is left as it is.
+                Err(kube::Error::Api(s)) if s.code == 403 || s.code == 422 => {
+                    return Ok(Err(format!(
+                        "jetstream.fileStorage: PersistentVolumeClaim {pvc} cannot be resized to {size}: {}",
+                        s.message
+                    )));
+                }
                 Err(e) => return Err(kube_err(format!("resize PersistentVolumeClaim {pvc}"))(e)),
             }
         }
@@ -383,7 +393,7 @@ async fn recreate_for_claims(
         ),
     )
     .await;
-    Ok(())
+    Ok(Ok(()))
 }
 
 /// Each running pod's config digest, sorted by pod name, and the pods to nudge: those
@@ -719,7 +729,13 @@ async fn reconcile_inner(nc: &NatsCluster, ctx: &Context) -> Result<Action, Erro
     };
 
     // 5. Apply.
-    let (sts, apply_warnings) = apply_all(ctx, nc, &ns, &rendered).await?;
+    let (sts, apply_warnings) = match apply_all(ctx, nc, &ns, &rendered).await? {
+        Ok(applied) => applied,
+        Err(message) => {
+            refuse(ctx, nc, obs, "VolumeExpansionRefused", message).await?;
+            return Ok(Action::requeue(REQUEUE_WAITING));
+        }
+    };
     obs.warnings.extend(apply_warnings);
     let sts_status = sts.status.clone().unwrap_or_default();
     obs.replicas = sts_status.replicas;
