@@ -107,10 +107,9 @@ fn run(
         if let Some(f) = &config_file {
             tracing::info!("  Using configuration file: {}", f.display());
         }
-        let _traces = match otlp::ExportSettings::resolve(&options.telemetry) {
-            Some(settings) => Some(otlp::init(&settings).context("starting OpenTelemetry export")?),
-            None => None,
-        };
+        // Held to the end: flushes whatever export runs then (reloads may change it).
+        let _traces = otlp::init(otlp::ExportSettings::resolve(&options.telemetry).as_ref())
+            .context("starting OpenTelemetry export")?;
         let trust = natrix_broker::trust::Trust::from_config(&options)?;
         let mut options = options;
         if let Some(t) = &trust

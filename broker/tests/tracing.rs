@@ -3,7 +3,8 @@
 //! takes OTLP/gRPC from the broker and from this test's own client spans, and its query
 //! API must then hold one trace with the client's span, the broker's span as its child,
 //! and the subscriber's span as the child of the broker's (the context the broker put in
-//! the delivered message's `traceparent`).
+//! the delivered message's `traceparent`). A second test turns export on, renames the
+//! service and turns export off again by config reload, against the same receiver.
 
 mod common;
 
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{NATRIX, free_port, http_get, start};
+use common::{NATRIX, Proc, free_port, http_get, start, start_custom_with};
 use opentelemetry::trace::{
     Span as _, SpanContext, TraceContextExt, TraceFlags, TraceState, Tracer as _,
     TracerProvider as _,
@@ -328,4 +329,242 @@ fn json_logs_are_one_object_per_line() {
     }
     assert!(lines >= 3, "{log}");
     assert!(log.contains("\"Server is ready\""), "{log}");
+}
+
+/// A config that exports to `endpoint` as `service` (no endpoint: no `telemetry` block).
+fn otlp_conf(endpoint: Option<&str>, service: &str) -> String {
+    let mut conf = "server_name: reloaded\n".to_owned();
+    if let Some(endpoint) = endpoint {
+        conf.push_str(&format!(
+            "telemetry {{\n  otlp {{\n    endpoint: \"{endpoint}\"\n    service_name: {service}\n  }}\n}}\n"
+        ));
+    }
+    conf
+}
+
+/// Replaces the server's config file (atomically, so the file watcher never reads half of
+/// it), sends `--signal reload`, and waits until the log holds one more `expect` than
+/// before. The watcher may reload the same file too; a second reload of an unchanged file
+/// changes nothing.
+fn reload(server: &Proc, conf: &str, expect: &str) {
+    let before = server.log_text().matches(expect).count();
+    let path = server.dir.path().join("server.conf");
+    let tmp = server.dir.path().join("server.conf.new");
+    std::fs::write(&tmp, conf).expect("write config");
+    std::fs::rename(&tmp, &path).expect("replace config");
+    let out = Command::new(NATRIX)
+        .arg("--signal")
+        .arg(format!("reload={}", server.child.id()))
+        .output()
+        .expect("run --signal");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.log_text().matches(expect).count() <= before {
+        assert!(
+            Instant::now() < deadline,
+            "no {expect:?} after reload:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Publishes one message with a sampled `traceparent` of a fresh trace and returns the
+/// trace id and the `traceparent` the subscriber received.
+async fn publish_traced(
+    nc: &async_nats::Client,
+    sub: &mut async_nats::Subscriber,
+) -> (String, String) {
+    let trace_id = hex(&fastrand::u128(1..).to_be_bytes());
+    let sent = format!(
+        "00-{trace_id}-{}-01",
+        hex(&fastrand::u64(1..).to_be_bytes())
+    );
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("traceparent", sent.as_str());
+    nc.publish_with_headers("reload.traced", headers, "hello".into())
+        .await
+        .expect("publish");
+    nc.flush().await.expect("flush");
+    let msg = tokio::time::timeout(Duration::from_secs(5), futures::StreamExt::next(sub))
+        .await
+        .expect("message in time")
+        .expect("message");
+    let got = msg
+        .headers
+        .and_then(|h| h.get("traceparent").map(|v| v.as_str().to_owned()))
+        .expect("traceparent delivered");
+    assert_eq!(got.len(), sent.len(), "{got}");
+    assert!(got.starts_with(&format!("00-{trace_id}-")), "{got}");
+    let rewritten = got != sent;
+    (trace_id, if rewritten { got } else { String::new() })
+}
+
+/// The service name of the broker's `natrix.publish` span in `trace_id`, once Jaeger
+/// has it; `None` if it has not arrived by `within`.
+fn broker_service(jaeger: &Jaeger, trace_id: &str, within: Duration) -> Option<String> {
+    let deadline = Instant::now() + within;
+    loop {
+        let r = http_get(jaeger.query, &format!("/api/traces/{trace_id}"));
+        if r.status == 200 {
+            let v = r.json();
+            let data = &v["data"][0];
+            if let Some(span) = data["spans"]
+                .as_array()
+                .and_then(|s| s.iter().find(|s| s["operationName"] == "natrix.publish"))
+            {
+                let pid = span["processID"].as_str().unwrap_or_default();
+                return Some(
+                    data["processes"][pid]["serviceName"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                );
+            }
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Trace export follows config reloads: a server started without an `otlp` block exports
+/// nothing; a reload adding the endpoint turns export on under the configured service
+/// name; a reload renaming the service moves later spans to the new name; reloads with an
+/// unusable endpoint are refused (naming `telemetry.otlp.endpoint`) and export goes on;
+/// a reload removing the endpoint turns export off.
+#[test]
+fn export_follows_config_reloads() {
+    let Some(bin) = jaeger_binary() else {
+        eprintln!("skipped: jaeger not installed");
+        return;
+    };
+    let jaeger = start_jaeger(&bin);
+    let endpoint = format!("http://127.0.0.1:{}", jaeger.otlp);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf_path = dir.path().join("server.conf");
+    std::fs::write(&conf_path, otlp_conf(None, "")).expect("write config");
+    let server = start_custom_with(
+        std::path::Path::new(NATRIX),
+        dir,
+        &conf_path,
+        &[],
+        false,
+        |cmd| {
+            // Batches leave every 100 ms, so "not exported" can be judged within seconds.
+            cmd.env("OTEL_BSP_SCHEDULE_DELAY", "100");
+            for var in [
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "OTEL_SERVICE_NAME",
+                "OTEL_TRACES_SAMPLER_ARG",
+            ] {
+                cmd.env_remove(var);
+            }
+        },
+    );
+    let url = format!("nats://127.0.0.1:{}", server.port);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let nc = rt.block_on(async_nats::connect(&url)).expect("connect");
+    let mut sub = rt
+        .block_on(nc.subscribe("reload.traced"))
+        .expect("subscribe");
+    rt.block_on(nc.flush()).expect("flush");
+    let mut publish = || rt.block_on(publish_traced(&nc, &mut sub));
+
+    // Off: the broker makes no span, so the traceparent passes through untouched.
+    let (before_on, rewritten) = publish();
+    assert!(
+        rewritten.is_empty(),
+        "export off, yet rewritten: {rewritten}"
+    );
+
+    // On by reload.
+    reload(
+        &server,
+        &otlp_conf(Some(&endpoint), "natrix-a"),
+        "OpenTelemetry trace export on",
+    );
+    let (first, rewritten) = publish();
+    assert!(
+        !rewritten.is_empty(),
+        "export on, traceparent not rewritten"
+    );
+    assert_eq!(
+        broker_service(&jaeger, &first, Duration::from_secs(20)).as_deref(),
+        Some("natrix-a")
+    );
+
+    // A new service name for later spans.
+    reload(
+        &server,
+        &otlp_conf(Some(&endpoint), "natrix-b"),
+        "OpenTelemetry trace export on",
+    );
+    let (second, _) = publish();
+    assert_eq!(
+        broker_service(&jaeger, &second, Duration::from_secs(20)).as_deref(),
+        Some("natrix-b")
+    );
+
+    // Unusable endpoints are refused, by the parser and by the exporter, and export goes on.
+    // Each waits for its own wording, so a late duplicate of the previous one (the file
+    // watcher and the signal both reload) cannot stand in for it.
+    for (bad, wording) in [
+        ("not a url", "must be an http:// or https:// URL"),
+        ("http://bad host:4317", "cannot be used"),
+    ] {
+        reload(&server, &otlp_conf(Some(bad), "natrix-c"), wording);
+        let log = server.log_text();
+        let refusal = log
+            .lines()
+            .rfind(|l| l.contains(wording))
+            .expect("refusal line");
+        assert!(
+            refusal.contains("Failed to reload server configuration")
+                && refusal.contains("telemetry.otlp.endpoint"),
+            "{refusal}"
+        );
+        let (after_refusal, rewritten) = publish();
+        assert!(!rewritten.is_empty(), "export stopped by a refused reload");
+        assert_eq!(
+            broker_service(&jaeger, &after_refusal, Duration::from_secs(20)).as_deref(),
+            Some("natrix-b"),
+            "after refusing {bad:?}"
+        );
+    }
+
+    // Off by reload.
+    reload(
+        &server,
+        &otlp_conf(None, ""),
+        "OpenTelemetry trace export off",
+    );
+    let (after_off, rewritten) = publish();
+    assert!(
+        rewritten.is_empty(),
+        "export off, yet rewritten: {rewritten}"
+    );
+    // Thirty flush periods: long enough for a span to have arrived had one been made.
+    let absent = broker_service(&jaeger, &after_off, Duration::from_secs(3));
+    assert_eq!(absent, None, "span exported after export was turned off");
+    assert_eq!(
+        broker_service(&jaeger, &before_on, Duration::ZERO),
+        None,
+        "span exported before export was turned on"
+    );
+    let services = http_get(jaeger.query, "/api/services");
+    assert_eq!(services.status, 200, "{}", services.body);
+    let names = services.json()["data"].clone();
+    assert!(
+        names
+            .as_array()
+            .is_some_and(|n| n.iter().all(|n| n != "natrix-c")),
+        "the refused service name was used: {names}"
+    );
 }

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use crate::duration::format_go_duration;
 use crate::options::{
-    ClusterOpts, CompressionOpts, DEFAULT_SYSTEM_ACCOUNT, LeafNodeOpts, MqttOpts, Options,
-    RemoteLeafOpts, TlsConfig, UrlOpt, WriteTimeoutPolicy,
+    ClusterOpts, CompressionOpts, DEFAULT_SYSTEM_ACCOUNT, LeafNodeOpts, LogFormat, MqttOpts,
+    Options, RemoteLeafOpts, TlsConfig, UrlOpt, WriteTimeoutPolicy,
 };
 
 /// One option that differs between the two configs.
@@ -117,6 +117,16 @@ impl GoShow for WriteTimeoutPolicy {
             WriteTimeoutPolicy::Default => "default",
             WriteTimeoutPolicy::Close => "close",
             WriteTimeoutPolicy::Retry => "retry",
+        }
+        .to_string()
+    }
+}
+
+impl GoShow for LogFormat {
+    fn show(&self) -> String {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
         }
         .to_string()
     }
@@ -421,25 +431,31 @@ pub fn diff(old: &Options, new: &Options) -> ReloadPlan {
         );
     }
     mqtt(&mut d, &old.mqtt, &new.mqtt);
-    // Sampling can change live; the exporter and log format are wired at start-up.
+    // Trace export is rebuilt live: the server swaps in a new exporter when the endpoint
+    // or service name changes, and samples at the new ratio from the next message. The log
+    // format is fixed when the global log subscriber is installed at start-up.
     d.cmp(
         "TelemetrySampleRatio",
         &old.telemetry.sample_ratio,
         &new.telemetry.sample_ratio,
         Reload,
     );
-    d.cmp_opaque(
-        "Telemetry",
-        &(
-            &old.telemetry.log_format,
-            &old.telemetry.otlp_endpoint,
-            &old.telemetry.service_name,
-        ),
-        &(
-            &new.telemetry.log_format,
-            &new.telemetry.otlp_endpoint,
-            &new.telemetry.service_name,
-        ),
+    d.cmp(
+        "TelemetryEndpoint",
+        &old.telemetry.otlp_endpoint,
+        &new.telemetry.otlp_endpoint,
+        Reload,
+    );
+    d.cmp(
+        "TelemetryServiceName",
+        &old.telemetry.service_name,
+        &new.telemetry.service_name,
+        Reload,
+    );
+    d.cmp(
+        "TelemetryLogFormat",
+        &old.telemetry.log_format,
+        &new.telemetry.log_format,
         Refuse,
     );
 
@@ -850,4 +866,81 @@ fn mqtt(d: &mut Differ, old: &MqttOpts, new: &MqttOpts) {
         return;
     }
     d.cmp_opaque("MQTT", old, new, Policy::Reload);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_telemetry(f: impl FnOnce(&mut crate::options::TelemetryOpts)) -> Options {
+        let mut o = Options::default();
+        f(&mut o.telemetry);
+        o
+    }
+
+    #[test]
+    fn otlp_endpoint_service_name_and_ratio_reload() {
+        let old = Options::default();
+        let new = with_telemetry(|t| {
+            t.otlp_endpoint = "http://collector:4317".into();
+            t.service_name = "natrix-a".into();
+            t.sample_ratio = 0.5;
+        });
+        let plan = diff(&old, &new);
+        assert!(plan.is_allowed(), "{:?}", plan.refused);
+        for field in [
+            "TelemetryEndpoint",
+            "TelemetryServiceName",
+            "TelemetrySampleRatio",
+        ] {
+            assert!(plan.changed(field), "{field} should reload: {plan:?}");
+        }
+        let endpoint = plan
+            .reloadable
+            .iter()
+            .find(|c| c.field == "TelemetryEndpoint")
+            .expect("endpoint change");
+        assert_eq!(endpoint.old, "");
+        assert_eq!(endpoint.new, "http://collector:4317");
+        // Removing the endpoint (export off) reloads too.
+        assert!(diff(&new, &old).is_allowed());
+    }
+
+    #[test]
+    fn otlp_service_name_alone_reloads() {
+        let a = with_telemetry(|t| t.service_name = "natrix-a".into());
+        let b = with_telemetry(|t| t.service_name = "natrix-b".into());
+        let plan = diff(&a, &b);
+        assert!(plan.is_allowed(), "{:?}", plan.refused);
+        assert_eq!(plan.reloadable.len(), 1, "{plan:?}");
+        assert!(plan.changed("TelemetryServiceName"));
+    }
+
+    #[test]
+    fn log_format_needs_a_restart() {
+        let old = Options::default();
+        let new = with_telemetry(|t| {
+            t.log_format = LogFormat::Json;
+            t.otlp_endpoint = "http://collector:4317".into();
+        });
+        let plan = diff(&old, &new);
+        assert!(!plan.is_allowed());
+        assert_eq!(
+            plan.error(),
+            Some("config reload not supported for TelemetryLogFormat: old=text, new=json")
+        );
+        // The endpoint alone would have reloaded; the refusal is the log format's.
+        assert_eq!(plan.refused.len(), 1, "{:?}", plan.refused);
+    }
+
+    #[test]
+    fn unchanged_telemetry_is_no_change() {
+        let a = with_telemetry(|t| {
+            t.otlp_endpoint = "http://collector:4317".into();
+            t.service_name = "natrix".into();
+            t.sample_ratio = 0.25;
+            t.log_format = LogFormat::Json;
+        });
+        assert!(diff(&a, &a.clone()).is_empty());
+    }
 }

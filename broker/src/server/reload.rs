@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 
 use super::Server;
 use super::options::RuntimeOptions;
+use crate::telemetry::otlp;
 
 /// How long a burst of file events is collected before the files are read.
 const DEBOUNCE: Duration = Duration::from_millis(150);
@@ -63,6 +64,17 @@ pub struct Reloader {
     flags: Flags,
     /// Fingerprint of the config files' bytes at the last reload attempt.
     seen: u64,
+    /// The trace export the last reload replaced, still running until the reload's own
+    /// span has ended into it; then flushed off this task.
+    retired: Option<otlp::Export>,
+}
+
+/// What a reload does to the process's trace export.
+enum ExportChange {
+    /// The resolved export settings are the same: leave the exporter alone.
+    Keep,
+    /// Install this export (built, not yet running), or turn export off with `None`.
+    Install(Option<otlp::Export>),
 }
 
 impl Reloader {
@@ -79,6 +91,7 @@ impl Reloader {
             config_file,
             flags,
             seen,
+            retired: None,
         }
     }
 
@@ -109,7 +122,7 @@ impl Reloader {
         }
         self.seen = now;
         tracing::info!("Reloading server configuration");
-        let span = crate::telemetry::otlp::start(
+        let span = otlp::start(
             "natrix.reload",
             opentelemetry::trace::SpanKind::Internal,
             None,
@@ -118,13 +131,13 @@ impl Reloader {
                 format!("{trigger:?}"),
             )],
         );
-        let result = self.reload();
+        let result = self.apply();
         if let Some(span) = span {
             let outcome = match &result {
                 Ok(()) => "applied".to_owned(),
                 Err(e) => e.to_string(),
             };
-            crate::telemetry::otlp::finish(
+            otlp::finish(
                 span,
                 vec![opentelemetry::KeyValue::new(
                     "natrix.reload.outcome",
@@ -132,6 +145,7 @@ impl Reloader {
                 )],
             );
         }
+        otlp::retire(self.retired.take());
         match result {
             Ok(()) => {
                 tracing::info!("Reloaded server configuration");
@@ -153,6 +167,13 @@ impl Reloader {
 
     /// Re-reads the files and applies them if every change can be applied.
     pub fn reload(&mut self) -> Result<(), ReloadError> {
+        let result = self.apply();
+        otlp::retire(self.retired.take());
+        result
+    }
+
+    /// [`Reloader::reload`], leaving a replaced trace export in `self.retired`.
+    fn apply(&mut self) -> Result<(), ReloadError> {
         let (next, warnings) = Options::load(
             self.config_file.as_deref(),
             &self.flags,
@@ -172,16 +193,44 @@ impl Reloader {
                 options: plan.refused.clone(),
             });
         }
+        let runtime =
+            RuntimeOptions::from_config(&next).map_err(|e| ReloadError::Invalid(e.to_string()))?;
+        // Last of the steps that can fail: nothing has changed yet when it does.
+        let export = self.export_change(&next)?;
         for c in &plan.reloadable {
             tracing::info!("Reloaded: {} = {}", c.field, c.new);
         }
-        let runtime =
-            RuntimeOptions::from_config(&next).map_err(|e| ReloadError::Invalid(e.to_string()))?;
         self.server.set_options(runtime);
+        if let ExportChange::Install(export) = export {
+            self.retired = otlp::install(export);
+        }
         // The file set may have changed (an include added or removed).
         self.seen = fingerprint(&watched_files(&next, self.config_file.as_deref()));
         self.current = next;
         Ok(())
+    }
+
+    /// Compares the resolved export settings (config, then `OTEL_*` variables) of the
+    /// running and the new options, and builds the new exporter when they differ. An
+    /// endpoint the exporter cannot use refuses the reload, so the old export keeps running.
+    fn export_change(&self, next: &Options) -> Result<ExportChange, ReloadError> {
+        let want = otlp::ExportSettings::resolve(&next.telemetry);
+        if want == otlp::ExportSettings::resolve(&self.current.telemetry) {
+            return Ok(ExportChange::Keep);
+        }
+        let Some(settings) = want else {
+            return Ok(ExportChange::Install(None));
+        };
+        match otlp::Export::build(&settings) {
+            Ok(export) => Ok(ExportChange::Install(Some(export))),
+            Err(e) => Err(ReloadError::Refused {
+                summary: format!(
+                    "telemetry.otlp.endpoint {:?} cannot be used ({e}); trace export is unchanged",
+                    settings.endpoint
+                ),
+                options: Vec::new(),
+            }),
+        }
     }
 }
 

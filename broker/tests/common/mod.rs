@@ -82,6 +82,18 @@ pub fn start_custom(
     extra: &[&str],
     wait_monitor: bool,
 ) -> Proc {
+    start_custom_with(bin, dir, conf, extra, wait_monitor, |_| {})
+}
+
+/// Like [`start_custom`], with `setup` adjusting the command first (environment variables).
+pub fn start_custom_with(
+    bin: &Path,
+    dir: tempfile::TempDir,
+    conf: &Path,
+    extra: &[&str],
+    wait_monitor: bool,
+    setup: impl FnOnce(&mut Command),
+) -> Proc {
     let monitor = wait_monitor;
     let log = dir.path().join("server.log");
     let log_file = std::fs::File::create(&log).expect("log file");
@@ -93,6 +105,7 @@ pub fn start_custom(
         .stdout(Stdio::null())
         .stderr(log_file)
         .args(extra);
+    setup(&mut cmd);
     let child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));

@@ -2556,7 +2556,7 @@ pub(super) fn telemetry(p: &mut Processor, e: &Entry, o: &mut Options) {
                                 } else {
                                     p.error(
                                         opos,
-                                        format!("otlp endpoint must be an http:// or https:// URL, got \"{s}\""),
+                                        format!("telemetry.otlp.endpoint must be an http:// or https:// URL, got \"{s}\""),
                                     );
                                 }
                             }
