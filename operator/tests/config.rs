@@ -237,6 +237,17 @@ fn reloadable_changes_touch_only_the_config_map() {
             json!({"config": {"authorization": {"users": [{"nkey": "UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4"}]}}}),
             "Nkeys",
         ),
+        // Tracing turned on, moved and renamed on a running cluster.
+        (
+            json!({}),
+            json!({"tracing": {"endpoint": "http://otel:4317", "sampleRatio": 0.5}}),
+            "TelemetryEndpoint",
+        ),
+        (
+            json!({"tracing": {"endpoint": "http://otel:4317"}}),
+            json!({"tracing": {"endpoint": "http://jaeger.obs:4317", "serviceName": "edge"}}),
+            "TelemetryServiceName",
+        ),
     ] {
         let (before, after) = restart_after(old, new);
         assert_ne!(before.config.digest, after.config.digest);
