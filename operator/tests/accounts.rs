@@ -682,6 +682,210 @@ async fn accounts_switch_the_cluster_to_operator_mode() {
     assert!(!conf.contains("authorization"), "{conf}");
 }
 
+/// Records each `SERVER.REMOVE` and accepts it.
+#[derive(Default)]
+struct FakeSystem {
+    removed: Mutex<Vec<(String, String)>>,
+}
+
+impl controller::scale::SystemRequests for FakeSystem {
+    fn server_remove<'a>(
+        &'a self,
+        url: &'a str,
+        creds: &'a str,
+        server: &'a str,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            assert!(
+                creds.contains("NATS USER JWT"),
+                "system user creds expected"
+            );
+            self.removed
+                .lock()
+                .unwrap()
+                .push((url.to_string(), server.to_string()));
+            Ok(())
+        })
+    }
+}
+
+/// The steps of one operator-mode reconcile of NatsCluster `nats` that applies its
+/// objects, with `before_apply_events` events written before the apply.
+fn scale_steps(
+    id: &OperatorIdentity,
+    items: Vec<Value>,
+    before_apply_events: usize,
+    after: &Value,
+) -> Vec<common::mockapi::Step> {
+    let mut steps = vec![
+        step(Method::GET, CM, 404, Some(not_found("cm"))),
+        step(
+            Method::GET,
+            ALL_ACCOUNTS,
+            200,
+            Some(list("AccountList", items)),
+        ),
+        step(Method::GET, OP_SECRET, 200, Some(op_secret(id))),
+    ];
+    for _ in 0..before_apply_events {
+        steps.push(step(Method::POST, EVENTS, 201, None));
+    }
+    steps.extend([
+        step(Method::PATCH, CM, 200, None),
+        step(
+            Method::PATCH,
+            "/api/v1/namespaces/ns/services/nats-headless",
+            200,
+            None,
+        ),
+        step(
+            Method::PATCH,
+            "/api/v1/namespaces/ns/services/nats",
+            200,
+            None,
+        ),
+        step(
+            Method::GET,
+            "/apis/apps/v1/namespaces/ns/statefulsets/nats",
+            404,
+            Some(not_found("sts")),
+        ),
+        step(
+            Method::PATCH,
+            "/apis/apps/v1/namespaces/ns/statefulsets/nats",
+            200,
+            None,
+        ),
+        step(
+            Method::PATCH,
+            "/apis/policy/v1/namespaces/ns/poddisruptionbudgets/nats",
+            200,
+            None,
+        ),
+        step(
+            Method::GET,
+            "/api/v1/namespaces/ns/pods",
+            200,
+            Some(json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": []})),
+        ),
+        // The config digest differs from the status's: an event says how it is applied.
+        step(Method::POST, EVENTS, 201, None),
+        step(Method::PATCH, NC_STATUS, 200, Some(after.clone())),
+    ]);
+    steps
+}
+
+#[tokio::test]
+async fn a_jetstream_scale_down_waits_until_the_leaving_server_left_the_meta_group() {
+    let id = OperatorIdentity::generate("nats", NOW).unwrap();
+    let items = vec![account(
+        "app",
+        json!({"natsClusterRef": {"name": "nats"}}),
+        None,
+    )];
+    let pod = |name: &str, js: &str, streams: u64| json!({"pod": name, "configDigest": "fnv1a64:0", "applied": true, "jetstream": js, "streams": streams});
+    let spec =
+        json!({"replicas": 2, "jetstream": {"enabled": true, "memoryStorage": {"size": "1Gi"}}});
+    let status = |nats2_streams: u64, nats1: &str| {
+        json!({"replicas": 3, "readyReplicas": 3, "configDigest": "fnv1a64:0",
+               "podConfigs": [pod("nats-0", "Current", 1), pod("nats-1", nats1, 1),
+                              pod("nats-2", "Current", nats2_streams)]})
+    };
+
+    // 1. nats-2 still holds a stream and nats-1 catches up: the pods stay, SERVER.REMOVE
+    // is sent for nats-2.
+    let mut ncv = nc(spec.clone());
+    ncv["status"] = status(1, "JetStream stream 'app > orders' is not current");
+    let (client, server) = serve(scale_steps(&id, items.clone(), 0, &ncv));
+    let system = Arc::new(FakeSystem::default());
+    let mut ctx = Context::new(client, Arc::new(NoPods), Arc::new(Metrics::new()));
+    ctx.now = Arc::new(|| Time(k8s_openapi::jiff::Timestamp::from_second(NOW).unwrap()));
+    ctx.system = system.clone();
+    let obj: NatsCluster = serde_json::from_value(ncv.clone()).unwrap();
+    controller::reconcile(Arc::new(obj), Arc::new(ctx))
+        .await
+        .unwrap();
+    let seen = server.await.unwrap();
+    assert_eq!(
+        system.removed.lock().unwrap().as_slice(),
+        [(
+            "nats://nats.ns.svc.cluster.local:4222".to_string(),
+            "nats-2".to_string()
+        )]
+    );
+    let sts = seen
+        .iter()
+        .find(|s| s.path.ends_with("/statefulsets/nats") && s.method == Method::PATCH)
+        .unwrap();
+    assert_eq!(sts.body["spec"]["replicas"], 3, "the pods are kept");
+    let st = &seen.last().unwrap().body["status"];
+    let progressing = st["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Progressing")
+        .unwrap();
+    assert_eq!(progressing["reason"], "ScalingDown");
+    let message = progressing["message"].as_str().unwrap();
+    assert!(
+        message.contains("nats-2 still holds 1 stream replicas")
+            && message.contains("nats-1 is catching up"),
+        "{message}"
+    );
+    assert!(st["scaleDownReleased"].is_null());
+
+    // 2. Moved: the StatefulSet shrinks, an event says so, and the release is recorded.
+    let mut ncv = nc(spec);
+    ncv["status"] = status(0, "Current");
+    let (client, server) = serve(scale_steps(&id, items, 1, &ncv));
+    let mut ctx = Context::new(client, Arc::new(NoPods), Arc::new(Metrics::new()));
+    ctx.now = Arc::new(|| Time(k8s_openapi::jiff::Timestamp::from_second(NOW).unwrap()));
+    ctx.system = system.clone();
+    let obj: NatsCluster = serde_json::from_value(ncv.clone()).unwrap();
+    controller::reconcile(Arc::new(obj), Arc::new(ctx))
+        .await
+        .unwrap();
+    let seen = server.await.unwrap();
+    assert_eq!(seen[3].body["reason"], "ScaledDown");
+    let sts = seen
+        .iter()
+        .find(|s| s.path.ends_with("/statefulsets/nats") && s.method == Method::PATCH)
+        .unwrap();
+    assert_eq!(sts.body["spec"]["replicas"], 2);
+    assert_eq!(seen.last().unwrap().body["status"]["scaleDownReleased"], 2);
+
+    // 3. While the StatefulSet shrinks (its status still counts 3 pods), no hold again.
+    let mut ncv = ncv.clone();
+    ncv["status"]["scaleDownReleased"] = json!(2);
+    let (client, server) = serve(scale_steps(
+        &id,
+        vec![account(
+            "app",
+            json!({"natsClusterRef": {"name": "nats"}}),
+            None,
+        )],
+        0,
+        &ncv,
+    ));
+    let mut ctx = Context::new(client, Arc::new(NoPods), Arc::new(Metrics::new()));
+    ctx.system = system.clone();
+    let obj: NatsCluster = serde_json::from_value(ncv).unwrap();
+    controller::reconcile(Arc::new(obj), Arc::new(ctx))
+        .await
+        .unwrap();
+    let seen = server.await.unwrap();
+    let sts = seen
+        .iter()
+        .find(|s| s.path.ends_with("/statefulsets/nats") && s.method == Method::PATCH)
+        .unwrap();
+    assert_eq!(sts.body["spec"]["replicas"], 2);
+    assert_eq!(
+        system.removed.lock().unwrap().len(),
+        2,
+        "no request once let through"
+    );
+}
+
 #[tokio::test]
 async fn a_cluster_with_its_own_users_and_accounts_is_refused() {
     let id = OperatorIdentity::generate("nats", NOW).unwrap();
