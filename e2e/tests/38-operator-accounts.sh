@@ -82,6 +82,29 @@ kubectl -n "$NS" get accounts,users -o wide
 kubectl -n "$NS" get configmap acct-config -o jsonpath='{.data.nats\.conf}' | grep -q '^resolver = {' ||
   fail "nats.conf of acct is not in operator mode"
 
+# The JWTs as nsc reads them: the account JWT from the Account's status and the user JWT
+# from alice's .creds Secret, each decoded and verified by `nsc describe jwt` on the node.
+NSC=${NSC_BIN:-$CACHE/bin/nsc}
+[ -x "$NSC" ] || fail "nsc not installed (scripts/deps builds it into $CACHE/bin)"
+nsc_dir=$(mktemp -d)
+on_exit "rm -rf '$nsc_dir'"
+nsc_describe() {
+  NSC_HOME=$nsc_dir/home NKEYS_PATH=$nsc_dir/keys NSC_NO_GIT_IGNORE=1 \
+    "$NSC" describe jwt -f "$1" --all-dirs "$nsc_dir/store" 2>&1
+}
+kubectl -n "$NS" get account app -o jsonpath='{.status.jwt}' >"$nsc_dir/app.jwt"
+kubectl -n "$NS" get secret alice-creds -o jsonpath='{.data.user\.creds}' | base64 -d |
+  sed -n '/BEGIN NATS USER JWT/,/END NATS USER JWT/p' | grep -v -- '-----' >"$nsc_dir/alice.jwt"
+app_key=$(kubectl -n "$NS" get account app -o jsonpath='{.status.publicKey}')
+alice_key=$(kubectl -n "$NS" get user alice -o jsonpath='{.status.publicKey}')
+out=$(nsc_describe "$nsc_dir/app.jwt") || fail "nsc describe of account app's JWT failed: $out"
+grep -q "$app_key" <<<"$out" || fail "nsc does not show account app's key $app_key: $out"
+grep -q "feed.>" <<<"$out" || fail "nsc does not show app's import: $out"
+out=$(nsc_describe "$nsc_dir/alice.jwt") || fail "nsc describe of alice's JWT failed: $out"
+grep -q "$alice_key" <<<"$out" || fail "nsc does not show alice's key $alice_key: $out"
+grep -q "orders.>" <<<"$out" || fail "nsc does not show alice's permissions: $out"
+echo "nsc describe jwt: account app and user alice decode and verify"
+
 # creds_job NAME USER SECONDS ARGS...: a Job running the nats CLI with USER's creds Secret
 # mounted, against the cluster's client Service.
 creds_job() {
