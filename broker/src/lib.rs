@@ -19,5 +19,6 @@ pub mod sublist;
 pub mod telemetry;
 pub mod tls;
 pub mod trust;
+pub mod mqtt;
 pub mod websocket;
 pub mod x509;
