@@ -573,9 +573,9 @@ impl Session {
         if topic::must_ignore_for_reserved(info.reserved, subject) {
             return;
         }
-        let Ok(t) = MqttString::try_from_bytes(Bytes::from(
-            topic::subject_to_topic(subject).into_owned(),
-        )) else {
+        let Ok(t) =
+            MqttString::try_from_bytes(Bytes::from(topic::subject_to_topic(subject).into_owned()))
+        else {
             return;
         };
         self.send(&Packet::Publish(Publish {
@@ -605,7 +605,8 @@ impl Session {
                     });
                     if denied {
                         // The core refused it: nothing is subscribed for this filter.
-                        self.filters.retain(|_, v| !v.iter().any(|s| sids[0].0 == *s));
+                        self.filters
+                            .retain(|_, v| !v.iter().any(|s| sids[0].0 == *s));
                         for (sid, _) in &sids {
                             self.subs.remove(sid);
                         }
