@@ -43,6 +43,19 @@ pub async fn start(
     if o.mqtt.tls.is_some() {
         return Err("mqtt: TLS is not supported yet".into());
     }
+    // Refused rather than ignored: ignoring them would let in clients they exclude.
+    let m = &o.mqtt;
+    if !(m.username.is_empty()
+        && m.password.is_empty()
+        && m.token.is_empty()
+        && m.no_auth_user.is_empty())
+    {
+        return Err(
+            "mqtt: authorization and no_auth_user inside mqtt {} are not supported yet \
+             (the server's own authorization applies to MQTT clients)"
+                .into(),
+        );
+    }
     let host = if o.mqtt.host.is_empty() {
         o.host.as_str()
     } else {

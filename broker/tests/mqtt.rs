@@ -904,3 +904,14 @@ fn monitoring_lists_mqtt_connections() {
         assert_eq!(varz["mqtt"]["host"], "127.0.0.1", "{}", s.name);
     }
 }
+
+#[test]
+fn unsupported_mqtt_options_refuse_to_start() {
+    for conf in [
+        "mqtt { port: -1, authorization { username: u, password: p } }\n",
+        "mqtt { port: -1, no_auth_user: u }\nauthorization { users: [{user: u, password: p}] }\n",
+    ] {
+        let err = common::startup_error(Path::new(NATRIX), conf);
+        assert!(err.contains("not supported yet"), "{conf}: {err}");
+    }
+}
