@@ -73,14 +73,44 @@ pub async fn start(
     Ok(Some(addr))
 }
 
+/// The connected client IDs: a new connection with an ID in use takes it over (the
+/// older connection is closed, 3.1.4-3), as nats-server does.
+#[derive(Default)]
+struct ClientIds {
+    next: std::sync::atomic::AtomicU64,
+    by_id: parking_lot::Mutex<FxHashMap<String, (u64, Arc<tokio::sync::Notify>)>>,
+}
+
+impl ClientIds {
+    /// Registers `id`, telling its previous holder to close; returns this holder's number
+    /// and the signal it is told by.
+    fn take(&self, id: &str) -> (u64, Arc<tokio::sync::Notify>) {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let notify = Arc::new(tokio::sync::Notify::new());
+        if let Some((_, old)) = self.by_id.lock().insert(id.to_owned(), (n, notify.clone())) {
+            old.notify_one();
+        }
+        (n, notify)
+    }
+
+    fn release(&self, id: &str, n: u64) {
+        let mut by_id = self.by_id.lock();
+        if by_id.get(id).is_some_and(|(held, _)| *held == n) {
+            by_id.remove(id);
+        }
+    }
+}
+
 async fn accept_loop(server: Arc<Server>, listener: TcpListener) {
     let mut shutdown = std::pin::pin!(server.wait_shutdown());
+    let ids = Arc::new(ClientIds::default());
     loop {
         tokio::select! {
             res = listener.accept() => match res {
                 Ok((stream, peer)) => {
                     let server = server.clone();
-                    tokio::spawn(async move { serve(server, stream, peer).await });
+                    let ids = ids.clone();
+                    tokio::spawn(async move { serve(server, stream, peer, ids).await });
                 }
                 Err(e) => {
                     tracing::error!("Temporary MQTT Accept Error ({e})");
@@ -148,7 +178,7 @@ enum End {
     WithWill,
 }
 
-async fn serve(server: Arc<Server>, mut sock: TcpStream, peer: SocketAddr) {
+async fn serve(server: Arc<Server>, mut sock: TcpStream, peer: SocketAddr, ids: Arc<ClientIds>) {
     let _ = sock.set_nodelay(true);
     let mut decoder = Decoder::new();
     let mut rbuf = BytesMut::with_capacity(4096);
@@ -285,7 +315,9 @@ async fn serve(server: Arc<Server>, mut sock: TcpStream, peer: SocketAddr) {
         reason: ReasonCode::Success,
         properties: props,
     }));
-    let end = s.run(&mut core).await;
+    let (held, taken_over) = ids.take(&s.client_id);
+    let end = s.run(&mut core, &taken_over).await;
+    ids.release(&s.client_id, held);
     tracing::debug!(peer = %s.peer, client = %s.client_id, "MQTT connection closed");
     if !matches!(end, End::Clean) {
         if let End::Dropped(why) = end {
@@ -355,7 +387,11 @@ impl Session {
         self.sock.write_all(&out).await
     }
 
-    async fn run(&mut self, core: &mut tokio::task::JoinHandle<()>) -> End {
+    async fn run(
+        &mut self,
+        core: &mut tokio::task::JoinHandle<()>,
+        taken_over: &tokio::sync::Notify,
+    ) -> End {
         let mut frames = std::mem::take(&mut self.obuf);
         if let Err(end) = self.core_output(&mut frames).await {
             return end;
@@ -410,6 +446,11 @@ impl Session {
                     None => return End::Dropped("closed by the server"),
                 },
                 () = keep_alive => return End::Dropped("keep-alive timeout"),
+                () = taken_over.notified() => {
+                    self.protocol_error(ReasonCode::SessionTakenOver);
+                    let _ = self.flush().await;
+                    return End::Dropped("session taken over by a new connection");
+                }
                 _ = &mut *core => return End::Dropped("closed by the server"),
             }
         }

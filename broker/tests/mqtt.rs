@@ -915,3 +915,25 @@ fn unsupported_mqtt_options_refuse_to_start() {
         assert!(err.contains("not supported yet"), "{conf}: {err}");
     }
 }
+
+#[test]
+fn same_client_id_takes_over() {
+    for s in servers("") {
+        let mut old = Mq::connect(s.mqtt, V3, "same-id");
+        assert!(old.ping());
+        let mut new = Mq::connect(s.mqtt, V3, "same-id");
+        let (closed, seen) = old.closed(Duration::from_secs(5));
+        assert!(closed, "{}: the older connection is closed", s.name);
+        assert!(seen.is_empty(), "{}: {seen:?}", s.name);
+        assert!(new.ping(), "{}: the newer one stays", s.name);
+    }
+    let s = natrix("");
+    let mut old = Mq::connect(s.mqtt, V5, "same5");
+    let _new = Mq::connect(s.mqtt, V5, "same5");
+    let (closed, seen) = old.closed(Duration::from_secs(5));
+    assert!(closed);
+    assert!(
+        matches!(&seen[..], [Packet::Disconnect(d)] if d.reason == ReasonCode::SessionTakenOver),
+        "{seen:?}"
+    );
+}
