@@ -539,8 +539,17 @@ impl Session {
             self.protocol_error(ReasonCode::TopicNameInvalid);
             return Some(End::Dropped("invalid topic name"));
         };
-        let mut out = Vec::with_capacity(subject.len() + p.payload.len() + 32);
-        out.extend_from_slice(format!("PUB {subject} {}\r\n", p.payload.len()).as_bytes());
+        let headers = headers_of(&p.properties.user_properties);
+        let mut out = Vec::with_capacity(subject.len() + headers.len() + p.payload.len() + 32);
+        if headers.is_empty() {
+            out.extend_from_slice(format!("PUB {subject} {}\r\n", p.payload.len()).as_bytes());
+        } else {
+            let total = headers.len() + p.payload.len();
+            out.extend_from_slice(
+                format!("HPUB {subject} {} {total}\r\n", headers.len()).as_bytes(),
+            );
+            out.extend_from_slice(&headers);
+        }
         out.extend_from_slice(&p.payload);
         out.extend_from_slice(b"\r\n");
         if self.core_in.write_all(&out).await.is_err() {
@@ -632,13 +641,17 @@ impl Session {
         else {
             return;
         };
+        let mut properties = Properties::default();
+        if self.version == ProtocolVersion::V5 && !m.headers.is_empty() {
+            properties.user_properties = user_properties_of(&m.headers);
+        }
         self.send(&Packet::Publish(Publish {
             dup: false,
             qos: QoS::AtMostOnce,
             retain: false,
             topic: t,
             packet_id: 0,
-            properties: Properties::default(),
+            properties,
             payload: m.payload.clone(),
         }));
     }
@@ -696,5 +709,74 @@ impl Session {
         out.extend_from_slice(&will.payload);
         out.extend_from_slice(b"\r\n");
         let _ = self.core_in.write_all(&out).await;
+    }
+}
+
+/// 5.0 user properties as a NATS header block (empty without any): one `key: value` line
+/// per property, in order, duplicates kept. A pair NATS headers cannot carry (a key with
+/// `:`, whitespace or control characters; a line break in the value) is left out.
+fn headers_of(props: &[(MqttString, MqttString)]) -> Vec<u8> {
+    let mut h = Vec::new();
+    for (k, v) in props {
+        let key_ok = !k.is_empty()
+            && k.as_bytes()
+                .iter()
+                .all(|&b| b > b' ' && b != b':' && b != 0x7f);
+        let value_ok = !v.as_bytes().iter().any(|&b| b == b'\r' || b == b'\n');
+        if !(key_ok && value_ok) {
+            continue;
+        }
+        if h.is_empty() {
+            h.extend_from_slice(b"NATS/1.0\r\n");
+        }
+        h.extend_from_slice(k.as_bytes());
+        h.extend_from_slice(b": ");
+        h.extend_from_slice(v.as_bytes());
+        h.extend_from_slice(b"\r\n");
+    }
+    if !h.is_empty() {
+        h.extend_from_slice(b"\r\n");
+    }
+    h
+}
+
+/// A NATS header block's fields as 5.0 user properties (the status line is dropped).
+fn user_properties_of(headers: &[u8]) -> Vec<(MqttString, MqttString)> {
+    let text = String::from_utf8_lossy(headers);
+    text.split("\r\n")
+        .skip(1)
+        .filter_map(|line| {
+            let (k, v) = line.split_once(':')?;
+            let k = MqttString::try_from_bytes(Bytes::copy_from_slice(k.trim().as_bytes())).ok()?;
+            let v = MqttString::try_from_bytes(Bytes::copy_from_slice(v.trim().as_bytes())).ok()?;
+            (!k.is_empty()).then_some((k, v))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &str) -> MqttString {
+        MqttString::try_from_bytes(Bytes::copy_from_slice(v.as_bytes())).expect("string")
+    }
+
+    #[test]
+    fn user_properties_and_headers() {
+        let props = vec![
+            (s("a"), s("1")),
+            (s("a"), s("2")),
+            (s("bad key"), s("x")),
+            (s("b"), s("x\ny")),
+        ];
+        let h = headers_of(&props);
+        assert_eq!(h, b"NATS/1.0\r\na: 1\r\na: 2\r\n\r\n");
+        assert_eq!(
+            user_properties_of(&h),
+            vec![(s("a"), s("1")), (s("a"), s("2"))]
+        );
+        assert!(headers_of(&[(s("bad:key"), s("v"))]).is_empty());
+        assert!(user_properties_of(b"NATS/1.0 503\r\n\r\n").is_empty());
     }
 }

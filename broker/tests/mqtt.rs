@@ -937,3 +937,42 @@ fn same_client_id_takes_over() {
         "{seen:?}"
     );
 }
+
+#[test]
+fn v5_user_properties_are_nats_headers() {
+    let s = natrix("");
+    let mut n = nats(&s);
+    n.send("SUB props.> 1\r\n");
+    n.sync();
+    let mut m = Mq::connect(s.mqtt, V5, "props");
+    assert_eq!(m.subscribe(&["back/#"]), vec![ReasonCode::Success]);
+    m.send(&Packet::Publish(Publish {
+        dup: false,
+        qos: QoS::AtMostOnce,
+        retain: false,
+        topic: mstr("props/x"),
+        packet_id: 0,
+        properties: Properties {
+            user_properties: vec![(mstr("k"), mstr("v1")), (mstr("k"), mstr("v2"))],
+            ..Properties::default()
+        },
+        payload: Bytes::from_static(b"body"),
+    }));
+    let got = read_until(&mut n, "body", Duration::from_secs(5));
+    assert!(
+        got.starts_with("HMSG props.x 1 ") && got.contains("\r\nk: v1\r\nk: v2\r\n\r\nbody"),
+        "{got:?}"
+    );
+    n.send("HPUB back.y 19 21\r\nNATS/1.0\r\nh: hv\r\n\r\nhi\r\n");
+    n.sync();
+    let p = loop {
+        match m.recv(Duration::from_secs(5)) {
+            Some(Packet::Publish(p)) => break p,
+            Some(_) => {}
+            None => panic!("no PUBLISH"),
+        }
+    };
+    assert_eq!(p.topic.as_str(), "back/y");
+    assert_eq!(p.properties.user_properties, vec![(mstr("h"), mstr("hv"))]);
+    assert_eq!(p.payload.as_ref(), b"hi");
+}
