@@ -181,6 +181,10 @@ enum End {
 async fn serve(server: Arc<Server>, mut sock: TcpStream, peer: SocketAddr, ids: Arc<ClientIds>) {
     let _ = sock.set_nodelay(true);
     let mut decoder = Decoder::new();
+    // A whole packet is buffered before it is decoded: the limit is the server's
+    // max_payload with room for the topic and properties, not MQTT's 256 MiB.
+    let max_packet = packet_limit(server.options().0.max_payload);
+    decoder.set_max_packet_size(max_packet);
     let mut rbuf = BytesMut::with_capacity(4096);
     let first = tokio::time::timeout(CONNECT_TIMEOUT, async {
         loop {
@@ -304,6 +308,7 @@ async fn serve(server: Arc<Server>, mut sock: TcpStream, peer: SocketAddr, ids: 
     let mut props = Properties::default();
     if version == ProtocolVersion::V5 {
         props.maximum_qos = Some(0);
+        props.maximum_packet_size = Some(max_packet);
         props.retain_available = Some(0);
         if assigned {
             props.assigned_client_identifier =
@@ -710,6 +715,13 @@ impl Session {
         out.extend_from_slice(b"\r\n");
         let _ = self.core_in.write_all(&out).await;
     }
+}
+
+/// The largest packet a client may send: `max_payload` plus 64 KiB for the rest.
+fn packet_limit(max_payload: i32) -> u32 {
+    u32::try_from(max_payload)
+        .unwrap_or(1 << 20)
+        .saturating_add(64 * 1024)
 }
 
 /// 5.0 user properties as a NATS header block (empty without any): one `key: value` line

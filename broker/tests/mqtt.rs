@@ -976,3 +976,25 @@ fn v5_user_properties_are_nats_headers() {
     assert_eq!(p.properties.user_properties, vec![(mstr("h"), mstr("hv"))]);
     assert_eq!(p.payload.as_ref(), b"hi");
 }
+
+#[test]
+fn oversized_packets_are_refused() {
+    let s = natrix("max_payload: 1024\n");
+    for v in [V3, V5] {
+        let mut m = Mq::connect(s.mqtt, v, "big");
+        // A PUBLISH announcing 1 MiB: refused from its fixed header.
+        m.s.write_all(&[0x30, 0x80, 0x80, 0x40]).expect("write");
+        let (closed, seen) = m.closed(Duration::from_secs(5));
+        assert!(closed, "{v:?}");
+        if v == V5 {
+            assert!(
+                matches!(&seen[..], [Packet::Disconnect(d)] if d.reason == ReasonCode::PacketTooLarge),
+                "{seen:?}"
+            );
+        }
+        // Within the packet limit but over max_payload: the core refuses it, and closes.
+        let mut m = Mq::connect(s.mqtt, v, "big2");
+        m.publish("t", &"x".repeat(2000));
+        assert!(m.closed(Duration::from_secs(5)).0, "{v:?}");
+    }
+}
