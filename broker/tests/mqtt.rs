@@ -998,3 +998,51 @@ fn oversized_packets_are_refused() {
         assert!(m.closed(Duration::from_secs(5)).0, "{v:?}");
     }
 }
+
+#[test]
+fn wildcards_at_the_first_level_skip_dollar_topics() {
+    for s in servers("") {
+        let mut m = Mq::connect(s.mqtt, V3, "reserved");
+        assert_eq!(
+            m.subscribe(&["#", "$foo/#"]),
+            vec![ReasonCode::Success; 2],
+            "{}",
+            s.name
+        );
+        let mut n = nats(&s);
+        n.send("PUB $foo.bar 1\r\nx\r\nPUB plain 1\r\ny\r\n");
+        n.sync();
+        assert_eq!(
+            sorted(m.messages(QUIET)),
+            vec!["$foo/bar x", "plain y"],
+            "{}",
+            s.name
+        );
+    }
+}
+
+#[test]
+fn no_auth_user_logs_in_anonymous_mqtt_clients() {
+    let conf = r#"
+authorization {
+  users: [
+    { user: guest, password: guestpass, permissions: { subscribe: { deny: "private.>" } } }
+  ]
+}
+no_auth_user: guest
+"#;
+    for s in servers(conf) {
+        let (mut m, r) = Mq::login(
+            s.mqtt,
+            &Login {
+                id: "anon",
+                ..Login::default()
+            },
+        );
+        assert_eq!(r, ReasonCode::Success, "{}", s.name);
+        // The guest's permissions apply.
+        let reasons = m.subscribe(&["public/x", "private/x"]);
+        assert_eq!(reasons[0], ReasonCode::Success, "{}", s.name);
+        assert!(reasons[1].is_error(), "{}: {reasons:?}", s.name);
+    }
+}
