@@ -166,6 +166,8 @@ struct Session {
     will: Option<natrix_mqtt::LastWill>,
     client_id: String,
     peer: SocketAddr,
+    /// `write_deadline`: a client that takes longer to read a batch is a slow consumer.
+    write_deadline: Duration,
 }
 
 /// Why the session ends.
@@ -278,6 +280,7 @@ async fn serve(server: Arc<Server>, mut sock: TcpStream, peer: SocketAddr, ids: 
         will: connect.will.clone(),
         client_id,
         peer,
+        write_deadline: opts.write_deadline,
     };
     let mut login = serde_json::json!({
         "verbose": false,
@@ -389,7 +392,16 @@ impl Session {
             return Ok(());
         }
         let out = std::mem::take(&mut self.pending_out);
-        self.sock.write_all(&out).await
+        // Deliveries wait in the core's channel meanwhile: a client that does not read
+        // is closed after the write deadline, as a slow NATS consumer is.
+        match tokio::time::timeout(self.write_deadline, self.sock.write_all(&out)).await {
+            Ok(r) => r,
+            Err(_) => {
+                tracing::warn!(peer = %self.peer, client = %self.client_id,
+                    "MQTT: slow consumer detected (write deadline)");
+                Err(std::io::ErrorKind::TimedOut.into())
+            }
+        }
     }
 
     async fn run(

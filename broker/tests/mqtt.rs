@@ -1046,3 +1046,38 @@ no_auth_user: guest
         assert!(reasons[1].is_error(), "{}: {reasons:?}", s.name);
     }
 }
+
+#[test]
+fn a_client_that_does_not_read_is_closed_after_the_write_deadline() {
+    let s = natrix("write_deadline: \"1s\"\n");
+    let mut m = Mq::connect(s.mqtt, V3, "deaf");
+    assert_eq!(m.subscribe(&["flood"]), vec![ReasonCode::Success]);
+    let mut n = nats(&s);
+    let body = "x".repeat(60_000);
+    // More than the socket buffers of both ends hold.
+    for _ in 0..600 {
+        n.send(&format!("PUB flood {}\r\n{body}\r\n", body.len()));
+    }
+    n.sync();
+    // Not reading for longer than the deadline, then reading: the stream ends.
+    std::thread::sleep(Duration::from_millis(2500));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut closed = false;
+    let mut chunk = vec![0u8; 1 << 16];
+    let _ = m.s.set_read_timeout(Some(Duration::from_secs(2)));
+    while Instant::now() < deadline {
+        match m.s.read(&mut chunk) {
+            Ok(0) | Err(_) => {
+                closed = true;
+                break;
+            }
+            Ok(_) => {}
+        }
+    }
+    assert!(closed, "a slow MQTT consumer is closed");
+    assert!(
+        s.p.log_text().contains("slow consumer"),
+        "{}",
+        s.p.log_text()
+    );
+}
