@@ -11,6 +11,7 @@ pub mod dn;
 pub mod imports;
 pub mod leafnode;
 pub mod monitor;
+pub mod mqtt;
 pub mod protocol;
 pub mod resolver;
 pub mod server;

@@ -168,6 +168,13 @@ fn run(
         {
             server.set_websocket_addr(addr);
         }
+        if let Some(addr) = natrix_broker::mqtt::start(&server, &options)
+            .await
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("listening for MQTT clients on port {}", options.mqtt.port))?
+        {
+            server.set_mqtt_addr(addr);
+        }
         if let Some(dir) = &runtime_opts.ports_file_dir {
             let path = lifecycle::write_ports_file(std::path::Path::new(dir), &server)
                 .with_context(|| format!("writing ports file in {dir}"))?;

@@ -83,6 +83,9 @@ pub struct ConnInfo {
     pub lang: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub version: String,
+    /// The MQTT client ID of a connection of the MQTT listener (nats-server's field).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub mqtt_client: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub tls_version: String,
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -296,7 +299,12 @@ fn build(
     ConnInfo {
         cid: v.cid,
         kind: "Client",
-        kind_type: "nats",
+        // nats-server's client types: "nats", "mqtt" (and "websocket").
+        kind_type: if v.meta.mqtt_client.is_some() {
+            "mqtt"
+        } else {
+            "nats"
+        },
         ip,
         port,
         start: GoTime(start),
@@ -320,6 +328,7 @@ fn build(
         name: v.meta.name.clone().unwrap_or_default(),
         lang: v.meta.lang.clone().unwrap_or_default(),
         version: v.meta.version.clone().unwrap_or_default(),
+        mqtt_client: v.meta.mqtt_client.clone().unwrap_or_default(),
         tls_version: v.meta.tls.as_ref().map(|t| t.0.clone()).unwrap_or_default(),
         tls_cipher_suite: v.meta.tls.as_ref().map(|t| t.1.clone()).unwrap_or_default(),
         tls_peer_certs: match (&v.meta.peer_certs, o.auth && closed.is_none()) {

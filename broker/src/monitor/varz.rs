@@ -16,6 +16,20 @@ use super::process;
 #[derive(Debug, Serialize, Default)]
 pub struct Empty {}
 
+/// `mqtt` in `/varz`: empty (`{}`) unless the MQTT listener runs.
+#[derive(Debug, Default, Serialize)]
+pub struct MqttVarz {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub host: String,
+    #[serde(skip_serializing_if = "is_zero_port")]
+    pub port: u16,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero_port(p: &u16) -> bool {
+    *p == 0
+}
+
 /// `cluster` in `/varz` when a cluster listener runs.
 #[derive(Debug, Serialize)]
 pub struct ClusterVarz {
@@ -169,7 +183,7 @@ pub struct Varz {
     pub cluster: ClusterField,
     pub gateway: GatewayField,
     pub leaf: LeafField,
-    pub mqtt: Empty,
+    pub mqtt: MqttVarz,
     pub websocket: WebsocketVarz,
     pub jetstream: serde_json::Value,
     pub tls_timeout: GoFloat,
@@ -309,7 +323,12 @@ pub fn varz(m: &Monitor) -> Varz {
                     tls_timeout: seconds(cfg.leafnode.tls_timeout),
                 })
             }),
-        mqtt: Empty {},
+        mqtt: server
+            .mqtt_addr()
+            .map_or_else(MqttVarz::default, |a| MqttVarz {
+                host: cfg.mqtt.host.clone(),
+                port: a.port(),
+            }),
         websocket: server
             .websocket_addr()
             .map_or_else(WebsocketVarz::default, |a| WebsocketVarz {

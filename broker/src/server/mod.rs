@@ -77,6 +77,8 @@ pub struct ClientMeta {
     pub permissions: Option<Arc<crate::auth::Permissions>>,
     /// The certificate chain the client presented (`/connz?auth=1` `tls_peer_certs`).
     pub peer_certs: Option<Arc<Vec<crate::x509::PeerCert>>>,
+    /// The MQTT client ID, on a connection of the MQTT listener (`/connz` `mqtt_client`).
+    pub mqtt_client: Option<String>,
 }
 
 struct Registered {
@@ -252,6 +254,7 @@ pub struct Server {
     /// The monitoring listener and whether it is HTTPS.
     /// Where the WebSocket listener is bound, once it is.
     websocket_addr: Mutex<Option<SocketAddr>>,
+    mqtt_addr: Mutex<Option<SocketAddr>>,
     http_addr: Mutex<Option<(SocketAddr, bool)>>,
     lame_duck: AtomicBool,
     shutdown_tx: watch::Sender<bool>,
@@ -390,6 +393,7 @@ impl Server {
             addr: Mutex::new(None),
             http_addr: Mutex::new(None),
             websocket_addr: Mutex::new(None),
+            mqtt_addr: Mutex::new(None),
             lame_duck: AtomicBool::new(false),
             shutdown_tx,
             trust: std::sync::OnceLock::new(),
@@ -735,6 +739,15 @@ impl Server {
         *self.websocket_addr.lock() = Some(addr);
     }
 
+    /// Where the MQTT listener (`mqtt {}`) accepts connections, once bound.
+    pub fn mqtt_addr(&self) -> Option<SocketAddr> {
+        *self.mqtt_addr.lock()
+    }
+
+    pub fn set_mqtt_addr(&self, addr: SocketAddr) {
+        *self.mqtt_addr.lock() = Some(addr);
+    }
+
     /// Accepts clients until shutdown or lame-duck mode.
     pub async fn accept_loop(self: &Arc<Self>, listener: TcpListener) {
         let mut shutdown = self.shutdown_tx.subscribe();
@@ -900,6 +913,34 @@ impl Server {
         if self.admit(&handle, meta) {
             tracing::debug!(cid, %peer, "Websocket client connection created");
             Client::new(self.clone(), handle, nonce, None)
+                .run(reader)
+                .await;
+        }
+    }
+
+    /// An MQTT connection's core side: an ordinary client whose protocol bytes `reader`
+    /// supplies (the MQTT session translates its packets into CONNECT, SUB, PUB, ...) and
+    /// whose output goes to `outbound`, an internal sink the session turns back into MQTT
+    /// packets. No INFO is sent: the session does not read one.
+    pub(crate) async fn serve_mqtt_client<R: tokio::io::AsyncRead + Unpin>(
+        self: Arc<Self>,
+        reader: R,
+        outbound: Arc<Outbound>,
+        peer: SocketAddr,
+        client_id: String,
+    ) {
+        let cid = self.next_cid.fetch_add(1, Ordering::Relaxed);
+        self.stats.total_connections.fetch_add(1, Ordering::Relaxed);
+        let handle = Arc::new(ClientHandle::new(cid, outbound));
+        let meta = ClientMeta {
+            addr: Some(peer),
+            start: Some(handle.start),
+            mqtt_client: Some(client_id),
+            ..ClientMeta::default()
+        };
+        if self.admit(&handle, meta) {
+            tracing::debug!(cid, %peer, "MQTT client connection created");
+            Client::new(self.clone(), handle, None, None)
                 .run(reader)
                 .await;
         }
