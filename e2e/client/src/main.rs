@@ -103,7 +103,7 @@ async fn connect(server: &str, name: &str) -> Result<async_nats::Client> {
         .name(name)
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(5))
-        .event_callback(|e| async move { println!("event: {e}") })
+        .event_callback(|e| async move { println!("event at={:.3}: {e}", wall()) })
         .connect(server)
         .await
         .with_context(|| format!("connecting to {server}"))
@@ -111,6 +111,13 @@ async fn connect(server: &str, name: &str) -> Result<async_nats::Client> {
 
 fn millis(d: Duration) -> u128 {
     d.as_millis()
+}
+
+/// Wall-clock seconds since the epoch, for lining a line up with the test's own clock.
+fn wall() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// One publish of number `n`, waiting for its ack; `Ok(duplicate)`.
@@ -184,6 +191,7 @@ async fn js_pub(a: PubArgs) -> Result<bool> {
             break;
         }
         let first = Instant::now();
+        let first_wall = wall();
         let mut failures = 0u64;
         let mut last_error = String::new();
         loop {
@@ -198,7 +206,7 @@ async fn js_pub(a: PubArgs) -> Result<bool> {
                     last_error = format!("{e:#}");
                     if Instant::now() >= deadline {
                         println!(
-                            "unacked n={n} at the deadline after {}ms ({failures} attempts; last error: {last_error})",
+                            "unacked n={n} at the deadline after {}ms at={first_wall:.3} ({failures} attempts; last error: {last_error})",
                             millis(first.elapsed())
                         );
                         why = "deadline";
@@ -212,7 +220,7 @@ async fn js_pub(a: PubArgs) -> Result<bool> {
         let waited = first.elapsed();
         if failures > 0 {
             println!(
-                "ack n={n} after {}ms ({failures} failed attempts; last error: {last_error})",
+                "ack n={n} after {}ms at={first_wall:.3} ({failures} failed attempts; last error: {last_error})",
                 millis(waited)
             );
         }
