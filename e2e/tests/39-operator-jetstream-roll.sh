@@ -93,6 +93,17 @@ pv_dir() {
   pv=$(kubectl -n "$NS" get pvc "$1" -o jsonpath='{.spec.volumeName}')
   kubectl get pv "$pv" -o jsonpath='{.spec.hostPath.path}'
 }
+# store_file POD: "inode bytes last-write" of the stream's file store on POD's volume
+# (its database and write-ahead log, as the server lays them out under /data/jetstream,
+# seen from this host): the database's inode, the bytes of both, the newest write.
+store_file() {
+  local dir ino bytes last
+  dir="$(pv_dir "data-$1")/jetstream/jetstream/\$G/streams/$STREAM"
+  ino=$(stat -c %i "$dir/stream.redb") || return 1
+  bytes=$(du -sb "$dir" | cut -f1)
+  last=$(find "$dir" -type f -printf '%T@\n' | sort -n | tail -n1)
+  echo "$ino $bytes $last"
+}
 
 # --- The cluster on PersistentVolumes, and an R3 file stream.
 t0=$(now)
@@ -185,6 +196,8 @@ sample
 for p in $PODS; do
   read -r m f l <<<"$(state "$p")"
   echo "$p $m $f $l" >>"$work/state.before"
+  f=$(store_file "$p") || fail "no file store for $STREAM on $p's volume"
+  echo "$p $f" >>"$work/store.before"
 done
 old_revision=$(kubectl -n "$NS" get sts "$NC" -o jsonpath='{.status.updateRevision}')
 t_roll=$(now)
@@ -217,6 +230,7 @@ after=$(pods_of "$NS" "$NC")
 report=""
 timings=""
 prev_ready=""
+declare -A ready_at created_at
 for p in js-2 js-1 js-0; do
   old_uid=$(grep "^$p " <<<"$before" | cut -d' ' -f2)
   new_uid=$(grep "^$p " <<<"$after" | cut -d' ' -f2)
@@ -231,6 +245,8 @@ for p in js-2 js-1 js-0; do
     fail "$p was deleted at $t_del, before the previous replacement was Ready at $prev_ready"
   fi
   prev_ready=$t_ready
+  ready_at[$p]=$t_ready
+  created_at[$p]=$(awk -F'|' -v u="$new_uid" '$3 == u { print $1; exit }' "$work/watch")
   # The last sampling round that ended before the deletion.
   end=$(awk -v t="$t_del" '$2 < t { e = $2 } END { print e }' "$work/samples")
   [ -n "$end" ] || fail "no sample before $p's deletion"
@@ -261,7 +277,21 @@ for p in js-2 js-1 js-0; do
   gap=$(awk -v a="$t_del" -v b="$end" 'BEGIN { printf "%.1f", a - b }')
   report="$report
 roll: $p deleted at +$(awk -v a="$t_del" -v b="$t_roll" 'BEGIN { printf "%.1f", a - b }')s; ${gap}s before:$seen"
-  timings="$timings $p $(awk -v a="$t_ready" -v b="$t_del" 'BEGIN { printf "%.1f", a - b }')s,"
+  # The first round (after the new pod was created) that saw it caught up: healthy, and
+  # the leader or current in the leader's view.
+  caught=$(awk -v p="$p" -v c="${created_at[$p]}" '
+    $1 >= c && !($2 in start) { start[$2] = $1; order[++n] = $2 }
+    $1 >= c && $3 == p { health[$2] = $4 }
+    $1 >= c && $3 == $5 { leader[$2] = $5; view[$2] = $6 }
+    END {
+      for (i = 1; i <= n; i++) {
+        e = order[i]
+        if (health[e] == "ok" && (leader[e] == p || view[e] ~ ("(^|,)" p "=true/"))) { print start[e]; exit }
+      }
+    }' "$work/samples")
+  timings="$timings $p $(awk -v d="$t_del" -v c="${created_at[$p]}" -v r="$t_ready" -v h="$caught" \
+    'BEGIN { printf "%.1fs (%.1fs until the new pod, %.1fs from it to Ready; ", r - d, c - d, r - c
+             if (h == "") printf "not sampled caught up before the roll ended)"; else printf "sampled caught up %.1fs after creation)", h - c }'),"
 done
 
 # --- Same claims, same volumes.
@@ -291,8 +321,9 @@ acked=$(sed -E 's/^acked=([0-9]+).*/\1/' <<<"$summary")
 longest=$(sed -E 's/.*longest_unacked_ms=([0-9]+).*/\1/' <<<"$summary")
 errors=$(sed -E 's/.* errors=([0-9]+).*/\1/' <<<"$summary")
 episodes=$(grep -c '^ack n=' <<<"$pub_log" || true)
-echo "--- publisher (ack failures, events, summary)"
-grep -E '^(ack n=|unacked|event:|stop|acked=)' <<<"$pub_log" | tail -n 40
+echo "--- publisher (ack failures, events, summary; at= as seconds since the roll began)"
+grep -E '^(ack n=|unacked|event|stop|acked=)' <<<"$pub_log" | grep -v 'IO error' |
+  awk -v t="$t_roll" '{ for (i = 1; i <= NF; i++) if ($i ~ /^at=[0-9.]+:?$/) { c = ($i ~ /:$/) ? ":" : ""; sub(/^at=/, "", $i); $i = sprintf("at=%+.1fs%s", $i - t, c) } print }' | tail -n 40
 
 # --- Every acknowledged number in the stream once, in order; every replica alike.
 client_job js-check "[\"js-check\", \"--server\", \"$SERVER\", \"--stream\", \"$STREAM\", \"--expect\", \"$acked\"]" 150
@@ -320,19 +351,25 @@ for p in $PODS; do
   states="$states $p $m -> $m2,"
 done
 
-# --- The pods came back on their volumes: each restored the stream from disk.
-restored=""
+# --- The pods came back on their volumes: the stream's file store on each volume is the
+# one that was there before the roll (same database file), and it was written after the
+# new pod was created, that is by the restarted server (the StatefulSet creates the new
+# pod once the old one's containers are gone).
+reused=""
 for p in $PODS; do
-  log=$(kubectl -n "$NS" logs "$p" 2>/dev/null || true)
-  line=$(grep -E "Restored [0-9]+ messages for stream '[^']* > $STREAM'" <<<"$log" | head -n1 || true)
-  n=$(grep -oE 'Restored [0-9]+' <<<"$line" | grep -oE '[0-9]+' || true)
-  [ -n "$n" ] && [ "$n" -gt 0 ] || fail "$p did not restore stream $STREAM from its volume: $(grep -iE 'restor|replay|caught up' <<<"$log" | head -n 5)"
-  caught=$(grep -oE 'caught up from the leader.*' <<<"$log" | grep -oE 'messages=[0-9]+' | head -n1 || true)
-  restored="$restored $p ${n} from disk${caught:+, $caught from the leader},"
+  read -r ino bytes _ <<<"$(grep "^$p " "$work/store.before" | cut -d' ' -f2-)"
+  read -r ino2 bytes2 mtime2 <<<"$(store_file "$p")"
+  [ "$ino2" = "$ino" ] || fail "$p: the stream's file store on its volume is a new file (inode $ino -> $ino2)"
+  awk -v m="$mtime2" -v c="${created_at[$p]}" 'BEGIN { exit !(m > c) }' ||
+    fail "$p: its file store was last written at $mtime2, before the new pod was created at ${created_at[$p]}"
+  # (the log's fields carry colour escapes)
+  caught=$(kubectl -n "$NS" logs "$p" 2>/dev/null | sed 's/\x1b\[[0-9;]*m//g' |
+    grep -oE 'caught up from the leader.*messages=[0-9]+' | grep -oE '[0-9]+$' | head -n1 || true)
+  reused="$reused $p inode $ino, $bytes -> $bytes2 bytes, ${caught:-no} messages copied from the leader,"
 done
 
 echo "roll: claims $(awk '{ printf "%s->%s ", $1, $4 }' <<<"$claims_after")Bound before and after (same claim UIDs)$report"
-echo "roll: restored on restart:${restored%,}"
+echo "roll: file stores reused:${reused%,}"
 echo "roll: stream messages per pod, before the roll -> after the publisher ended:${states%,}"
 echo "timing: JetStream NatsCluster (3 pods, 1Gi hostPath volumes) apply -> Ready: ${up_s}s"
 echo "timing: restart-needed change (maxSubscriptions) apply -> 3 pods replaced and Ready: ${roll_s}s (NatsCluster Ready ${roll_ready_s}s)"
