@@ -138,8 +138,8 @@ nc_ready() {
 }
 
 # monitor NS POD PATH: a monitoring endpoint of a pod (port 8222) through the API server's
-# pod proxy.
-monitor() { kubectl get --raw "/api/v1/namespaces/$1/pods/$2:8222/proxy/$3"; }
+# pod proxy, bounded by MONITOR_TIMEOUT (default 30s).
+monitor() { kubectl get --raw "/api/v1/namespaces/$1/pods/$2:8222/proxy/$3" --request-timeout="${MONITOR_TIMEOUT:-30s}"; }
 
 # json_field FIELD: a top-level scalar of the JSON on stdin (monitor's pretty JSON).
 json_field() { grep -oE "\"$1\": *(\"[^\"]*\"|[-0-9.a-z]+)" | head -n1 | sed -E 's/^"[^"]*": *"?//; s/"$//'; }
@@ -148,4 +148,79 @@ json_field() { grep -oE "\"$1\": *(\"[^\"]*\"|[-0-9.a-z]+)" | head -n1 | sed -E 
 pods_of() {
   kubectl -n "$1" get pods -l "app.kubernetes.io/instance=$2" \
     -o jsonpath='{range .items[*]}{.metadata.name} {.metadata.uid}{"\n"}{end}' | sort
+}
+
+# on_exit CMD: adds CMD to the EXIT trap, after what the trap already runs.
+on_exit() {
+  local add=$1 cur
+  cur=$(trap -p EXIT)
+  if [ -n "$cur" ]; then
+    # `trap -p` prints `trap -- 'CMD' EXIT`, CMD quoted for the shell.
+    eval "set -- $cur"
+    trap -- "$3; $add" EXIT
+  else
+    trap -- "$add" EXIT
+  fi
+}
+
+# Storage for claims: the cluster has no provisioner. hostpath_pvs NS COUNT SIZE makes
+# COUNT PersistentVolumes of SIZE in the StorageClass `e2e-local` (made here if missing:
+# no provisioner, Immediate binding, expansion allowed), each a hostPath directory under
+# the cluster's run/pv/ (world-writable: the pods run as nobody, and the kubelet does not
+# apply fsGroup to hostPath). They carry no claimRef: any claim of the class binds one.
+# The EXIT trap (on_exit, so call this after setting the test's own trap) deletes them
+# and their directories once the claims are gone (bounded), and `e2e/cluster down`
+# removes run/ whatever is left.
+E2E_STORAGE_CLASS=e2e-local
+hostpath_pvs() {
+  local ns=$1 count=$2 size=$3 run i name dir
+  run=$(cd "$CACHE/e2e/run" && pwd -P) || fail "no cluster run folder under $CACHE/e2e"
+  kubectl apply -f - >/dev/null <<YAML || fail "could not create StorageClass $E2E_STORAGE_CLASS"
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: $E2E_STORAGE_CLASS
+provisioner: kubernetes.io/no-provisioner
+volumeBindingMode: Immediate
+allowVolumeExpansion: true
+YAML
+  on_exit "hostpath_pvs_delete '$ns'"
+  for i in $(seq 0 $((count - 1))); do
+    # Unique per call: the volumes of an earlier attempt may still be terminating.
+    name="e2e-$ns-$(date +%s)-$i"
+    dir="$run/pv/$name"
+    mkdir -p "$dir"
+    chmod 0777 "$dir"
+    kubectl apply -f - >/dev/null <<YAML || fail "could not create PersistentVolume $name"
+apiVersion: v1
+kind: PersistentVolume
+metadata:
+  name: $name
+  labels: {natrix.io/e2e-pool: "$ns"}
+  annotations: {natrix.io/e2e-dir: "$dir"}
+spec:
+  storageClassName: $E2E_STORAGE_CLASS
+  capacity: {storage: $size}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  hostPath: {path: "$dir", type: Directory}
+YAML
+  done
+}
+
+# hostpath_pvs_delete NS: the volumes of hostpath_pvs NS, and their directories. A bound
+# volume goes when its claim does (the namespace's deletion, once its pods are gone):
+# waits up to 90 s for that, then removes the directories in any case.
+hostpath_pvs_delete() {
+  local ns=$1 sel="natrix.io/e2e-pool=$1" dirs _
+  dirs=$(kubectl get pv -l "$sel" -o jsonpath='{range .items[*]}{.metadata.annotations.natrix\.io/e2e-dir}{"\n"}{end}' 2>/dev/null || true)
+  kubectl delete pv -l "$sel" --wait=false >/dev/null 2>&1 || true
+  for _ in $(seq 1 90); do
+    [ -z "$(kubectl get pv -l "$sel" -o name 2>/dev/null)" ] && break
+    sleep 1
+  done
+  local d
+  for d in $dirs; do
+    case $d in */run/pv/e2e-"$ns"-*) rm -rf "$d" ;; esac
+  done
 }
