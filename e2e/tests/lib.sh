@@ -96,12 +96,13 @@ wait_until() {
 # cluster with this operator) and deletes NS.
 install_operator() {
   local ns=$1 img
+  shift
   img=$(image natrix-operator)
   # shellcheck disable=SC2064 # expanded now, on purpose: NS is fixed for this trap
   trap "helm uninstall natrix -n '$ns' --wait --timeout 60s >/dev/null 2>&1 || true; kubectl delete namespace '$ns' --wait=false >/dev/null 2>&1 || true" EXIT
   helm install natrix "$ROOT/charts/natrix" -n "$ns" \
     --set image.repository="${img%:*}" --set image.tag="${img##*:}" \
-    --set image.pullPolicy=Never --wait --timeout 120s >/dev/null ||
+    --set image.pullPolicy=Never "$@" --wait --timeout 120s >/dev/null ||
     fail "helm install of the operator chart failed"
 }
 
@@ -223,4 +224,26 @@ hostpath_pvs_delete() {
   for d in $dirs; do
     case $d in */run/pv/e2e-"$ns"-*) rm -rf "$d" ;; esac
   done
+}
+
+# client_job NAME ARGS-JSON SECONDS: natrix-e2e-client (e2e/client) in a Job in the test's
+# namespace $NS, bounded to SECONDS.
+client_job() {
+  kubectl -n "$NS" apply -f - >/dev/null <<YAML
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: $1
+spec:
+  backoffLimit: 0
+  activeDeadlineSeconds: $3
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: client
+          image: $(image natrix-e2e-client)
+          imagePullPolicy: Never
+          args: $2
+YAML
 }

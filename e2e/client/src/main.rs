@@ -8,7 +8,12 @@
 //! - `js-check`: reads the stream back by sequence and checks that 1..=N are each there
 //!   once, in order.
 //!
-//! Both are bounded in time and print one summary line that the test scripts parse.
+//! - `trace`: one message with a sampled `traceparent` through the broker, its trace
+//!   continued by the receiver, both client spans exported over OTLP (`trace.rs`).
+//!
+//! All are bounded in time and print one summary line that the test scripts parse.
+
+mod trace;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -37,6 +42,8 @@ enum Cmd {
     JsPub(PubArgs),
     /// Check that a stream holds 1..=N exactly once each, in order.
     JsCheck(CheckArgs),
+    /// Publish one traced message and continue its trace from the delivery.
+    Trace(trace::TraceArgs),
 }
 
 #[derive(clap::Args)]
@@ -87,6 +94,7 @@ async fn main() -> std::process::ExitCode {
     let run = match cli.cmd {
         Cmd::JsPub(a) => js_pub(a).await,
         Cmd::JsCheck(a) => js_check(a).await,
+        Cmd::Trace(a) => trace::trace(a).await,
     };
     match run {
         Ok(true) => std::process::ExitCode::SUCCESS,
