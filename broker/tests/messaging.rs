@@ -363,6 +363,30 @@ async fn client_reconnects_after_restart() {
 }
 
 #[tokio::test]
+async fn lame_duck_mode_shuts_down_once_the_last_client_is_closed() {
+    // One client: closed when the grace period ends, and nothing is left to spread over
+    // the rest of the duration, so the server goes then rather than 5 s later.
+    let (server, url) = start(RuntimeOptions {
+        lame_duck_duration: Duration::from_secs(6),
+        lame_duck_grace_period: Duration::from_millis(200),
+        ..RuntimeOptions::default()
+    })
+    .await;
+    let _nc = async_nats::ConnectOptions::new()
+        .max_reconnects(1)
+        .connect(&url)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let ldm = server.clone();
+    tokio::spawn(async move { ldm.lame_duck().await });
+    timeout(Duration::from_secs(4), server.wait_shutdown())
+        .await
+        .expect("the server waited on after closing its only client");
+    assert!(started.elapsed() >= Duration::from_millis(200));
+}
+
+#[tokio::test]
 async fn lame_duck_mode_informs_then_closes_clients() {
     let (server, url) = start(RuntimeOptions {
         lame_duck_duration: Duration::from_millis(600),

@@ -14,7 +14,8 @@
 # Prints the timings (each pod deleted -> Ready again, the roll, the longest wait for an
 # ack) and the acked count.
 . "$(dirname "$0")/lib.sh"
-# A command that fails outside a check (set -e) says where.
+# A command that fails outside a check (set -e), in a function too, says where.
+set -E
 trap 'echo "FAIL: line $LINENO: $BASH_COMMAND" >&2' ERR
 fresh_namespace natrix-op-jsroll
 NS=$TEST_NS
@@ -165,7 +166,7 @@ probe() {
     sleep 0.15
   done
   for _ in 1 2 3; do
-    s=$(js_stream "$pod")
+    s=$(js_stream "$pod") || s=
     leader=$(jq -r '.cluster.leader // "-"' <<<"${s:-null}" 2>/dev/null) || leader=-
     view=$(jq -r '[.cluster.replicas[]? | "\(.name)=\(.current)/\(.lag // 0)"] | join(",")' <<<"${s:-null}" 2>/dev/null) || view=
     [ -n "$leader" ] || leader=-
@@ -185,7 +186,7 @@ sample() {
     probe "$p" >"$work/probe.$p" &
     pids+=($!)
   done
-  wait "${pids[@]}"
+  for p in "${pids[@]}"; do wait "$p" || true; done
   local end
   end=$(now)
   for p in $PODS; do echo "$start $end $(cat "$work/probe.$p")"; done >>"$work/samples"
@@ -240,11 +241,6 @@ for p in js-2 js-1 js-0; do
   [ -n "$t_del" ] || { cat "$work/watch" >&2; fail "the watch never saw $p ($old_uid) deleted"; }
   t_ready=$(awk -F'|' -v u="$new_uid" '$3 == u && $4 == "True" { print $1; exit }' "$work/watch")
   [ -n "$t_ready" ] || { cat "$work/watch" >&2; fail "the watch never saw the new $p ($new_uid) Ready"; }
-  # One at a time: this pod went only after the one replaced before it was Ready.
-  if [ -n "$prev_ready" ] && awk -v a="$t_del" -v b="$prev_ready" 'BEGIN { exit !(a < b) }'; then
-    fail "$p was deleted at $t_del, before the previous replacement was Ready at $prev_ready"
-  fi
-  prev_ready=$t_ready
   ready_at[$p]=$t_ready
   created_at[$p]=$(awk -F'|' -v u="$new_uid" '$3 == u { print $1; exit }' "$work/watch")
   # The last sampling round that ended before the deletion.
@@ -274,6 +270,11 @@ for p in js-2 js-1 js-0; do
       fail "$p was deleted at $t_del while $q was not caught up (sample ended $end):$seen"
     fi
   done
+  # One at a time: this pod went only after the one replaced before it was Ready.
+  if [ -n "$prev_ready" ] && awk -v a="$t_del" -v b="$prev_ready" 'BEGIN { exit !(a < b) }'; then
+    fail "$p was deleted at $t_del, before the previous replacement was Ready at $prev_ready"
+  fi
+  prev_ready=$t_ready
   gap=$(awk -v a="$t_del" -v b="$end" 'BEGIN { printf "%.1f", a - b }')
   report="$report
 roll: $p deleted at +$(awk -v a="$t_del" -v b="$t_roll" 'BEGIN { printf "%.1f", a - b }')s; ${gap}s before:$seen"

@@ -1121,9 +1121,13 @@ impl Server {
         let spread = opts.lame_duck_duration.saturating_sub(grace);
         let n = clients.len().max(1) as u32;
         let step = spread / n;
-        for c in clients {
+        let last = clients.len().saturating_sub(1);
+        for (i, c) in clients.into_iter().enumerate() {
             c.outbound.close(CloseReason::ServerShutdown);
-            if !step.is_zero() {
+            // Nothing is left to spread after the last client (nats-server stops there
+            // too): waiting would only delay the shutdown, by the whole spread for one
+            // client.
+            if i < last && !step.is_zero() {
                 tokio::time::sleep(step).await;
             }
         }
