@@ -39,26 +39,6 @@ JS_SPEC="  jetstream:
     enabled: true
     fileStorage: {size: 1Gi, storageClassName: $E2E_STORAGE_CLASS}"
 
-# client_job NAME ARGS-JSON SECONDS: natrix-e2e-client in a Job, bounded to SECONDS.
-client_job() {
-  kubectl -n "$NS" apply -f - >/dev/null <<YAML
-apiVersion: batch/v1
-kind: Job
-metadata:
-  name: $1
-spec:
-  backoffLimit: 0
-  activeDeadlineSeconds: $3
-  template:
-    spec:
-      restartPolicy: Never
-      containers:
-        - name: client
-          image: $(image natrix-e2e-client)
-          imagePullPolicy: Never
-          args: $2
-YAML
-}
 # job_ended NAME: the Job is Complete or Failed.
 job_ended() {
   kubectl -n "$NS" get job "$1" -o jsonpath='{.status.conditions[?(@.status=="True")].type}' 2>/dev/null |
