@@ -44,7 +44,10 @@ kind: Pod
 metadata:
   name: $1
 spec:
-  restartPolicy: Never
+  # The Service may not forward yet when the server pod turns Ready (kube-proxy writes
+  # its rules a moment later) and the nats CLI does not retry its first connection:
+  # the kubelet starts it again.
+  restartPolicy: OnFailure
   containers:
     - name: nats
       image: $NATS_IMAGE
