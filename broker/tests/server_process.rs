@@ -319,6 +319,38 @@ async fn reload_applies_limits_and_refuses_server_name_change() {
 }
 
 #[test]
+fn sigterm_with_the_lame_duck_signal_leaves_lame_duck_running() {
+    // A Kubernetes preStop hook sends ldm and the kubelet sends SIGTERM as soon as the hook
+    // returns: both can be pending when the server looks. SIGTERM must find the server in
+    // lame duck (and leave it be), not shut it down at once.
+    let (mut p, _url) = Proc::start(Some("lame_duck_duration: \"30s\"\n"), &[]);
+    // The signal handlers are up once a reload is answered (the server says it is ready
+    // a moment before it installs them).
+    p.signal("reload");
+    wait_for(
+        || p.log().contains("Reloaded server configuration"),
+        "reload log",
+    );
+    let pid = p.child.id();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("kill -USR2 {pid}; kill -TERM {pid}"))
+        .output()
+        .expect("run kill");
+    assert!(out.status.success(), "{out:?}");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        p.child.try_wait().expect("try_wait").is_none(),
+        "the server exited at once:\n{}",
+        p.log()
+    );
+    wait_for(|| p.log().contains("Entering lame duck mode"), "lame duck");
+    p.signal("quit");
+    let status = p.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
 fn lame_duck_signal_then_quit() {
     // nats-server's minimum lame-duck duration is 30s; the spread of closes is covered by
     // the in-process test, here the signal path and the INFO to clients.

@@ -180,6 +180,13 @@ for p in $PODS; do
   f=$(store_file "$p") || fail "no file store for $STREAM on $p's volume"
   echo "$p $f" >>"$work/store.before"
 done
+# The old pods' logs to their end, for how each one stopped.
+log_pids=""
+for p in $PODS; do
+  kubectl -n "$NS" logs -f "$p" --request-timeout=500s >"$work/old.$p.log" 2>&1 &
+  log_pids="$log_pids $!"
+done
+on_exit "kill $log_pids 2>/dev/null || true"
 old_revision=$(kubectl -n "$NS" get sts "$NC" -o jsonpath='{.status.updateRevision}')
 t_roll=$(now)
 natscluster "$NS" "$NC" 3 "$JS_SPEC
@@ -205,6 +212,23 @@ roll_s=$(since "$t_roll")
 wait_until 60 "NatsCluster Ready after the roll" nc_ready "$NS" "$NC"
 roll_ready_s=$(since "$t_roll")
 kill "$watch_pid" 2>/dev/null || true
+# shellcheck disable=SC2086 # a list of pids
+kill $log_pids 2>/dev/null || true
+# Each old server went through lame duck (the preStop hook's signal) before the kubelet's
+# SIGTERM, and exited by itself.
+stops=""
+for p in $PODS; do
+  life=$(sed 's/\x1b\[[0-9;]*m//g' "$work/old.$p.log" |
+    grep -E 'Entering lame duck|Trapped|Initiating Shutdown|Server Exiting' | tail -n 6 || true)
+  first=$(head -n1 <<<"$life")
+  [[ "$first" == *"Entering lame duck"* ]] && grep -q 'Server Exiting' <<<"$life" ||
+    fail "the old $p did not stop through lame duck:
+$life"
+  # [1] YYYY/MM/DD HH:MM:SS.micro: seconds from entering lame duck to exiting.
+  stops="$stops $p $(awk '/Entering lame duck/ && !a { a = $3 } /Server Exiting/ { e = $3 }
+    function s(t, p) { split(t, p, ":"); return p[1] * 3600 + p[2] * 60 + p[3] }
+    END { printf "%.1f", s(e) - s(a) }' <<<"$life")s,"
+done
 
 # --- Each deletion against the last sample before it.
 after=$(pods_of "$NS" "$NC")
@@ -355,5 +379,6 @@ echo "roll: stream messages per pod, before the roll -> after the publisher ende
 echo "timing: JetStream NatsCluster (3 pods, 1Gi hostPath volumes) apply -> Ready: ${up_s}s"
 echo "timing: restart-needed change (maxSubscriptions) apply -> 3 pods replaced and Ready: ${roll_s}s (NatsCluster Ready ${roll_ready_s}s)"
 echo "timing: pod deleted -> Ready again:${timings%,}"
+echo "timing: old server, lame duck entered -> exited:${stops%,}"
 echo "timing: longest wait for a publish ack: ${longest}ms ($episodes ack-wait episodes, $errors failed attempts)"
 echo "jsroll: $acked acknowledged messages (20 ms apart, through the Service, across the roll): $check; $msgs in the stream on every replica"

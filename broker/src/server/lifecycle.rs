@@ -180,11 +180,16 @@ pub async fn handle_signals(
     let mut quit = signal(SignalKind::quit())?;
     loop {
         tokio::select! {
+            // In this order when several are pending: the lame-duck signal before a
+            // SIGTERM that came with it (see `Server::begin_lame_duck`).
+            biased;
             _ = hup.recv() => on_event(SignalEvent::Reload),
             _ = usr1.recv() => on_event(SignalEvent::Reopen),
             _ = usr2.recv() => {
-                let s = server.clone();
-                tokio::spawn(async move { s.lame_duck().await });
+                if server.begin_lame_duck() {
+                    let s = server.clone();
+                    tokio::spawn(async move { s.lame_duck_begun().await });
+                }
             }
             _ = int.recv() => {
                 tracing::info!("Trapped \"interrupt\" signal");

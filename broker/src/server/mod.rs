@@ -1097,9 +1097,22 @@ impl Server {
     /// Lame-duck mode: stop accepting, tell clients (INFO `ldm`), wait the grace period,
     /// then close clients spread over the rest of the lame-duck duration, then shut down.
     pub async fn lame_duck(self: &Arc<Self>) {
-        if self.lame_duck.swap(true, Ordering::AcqRel) {
-            return;
+        if self.begin_lame_duck() {
+            self.lame_duck_begun().await;
         }
+    }
+
+    /// Marks the server lame duck (new clients refused, `/healthz` unavailable) at once
+    /// and returns whether this call did it; [`Self::lame_duck_begun`] does the rest. The
+    /// signal handler marks it before it looks at the next signal, so a SIGTERM that
+    /// arrives with the lame-duck signal (the kubelet sends it as soon as the preStop
+    /// hook has sent that one) finds the server in lame duck and leaves it be.
+    pub fn begin_lame_duck(&self) -> bool {
+        !self.lame_duck.swap(true, Ordering::AcqRel)
+    }
+
+    /// Lame-duck mode after [`Self::begin_lame_duck`].
+    pub async fn lame_duck_begun(self: &Arc<Self>) {
         let (opts, _) = self.options();
         tracing::info!("Entering lame duck mode, stop accepting new clients");
         let _ = self.shutdown_tx.send(false);
