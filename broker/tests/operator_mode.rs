@@ -405,3 +405,108 @@ async fn route_interest_for_an_account_not_yet_used_here() {
         );
     }
 }
+
+/// A running JetStream cluster switched into operator mode the way a rolling restart
+/// does it: one server at a time, each killed and restarted with the operator, its
+/// system account (named by its public key, where the others still call theirs `$SYS`)
+/// and a full resolver, and each waited for until `/healthz` is ok before the next.
+/// Mid-roll the servers name the system account differently; the route maps the peer's
+/// name onto its own, so the meta group's Raft traffic keeps its quorum and every
+/// restarted server rejoins. Afterwards an R3 stream of a JWT account takes writes.
+#[tokio::test]
+async fn a_jetstream_cluster_rolls_into_operator_mode() {
+    let mut c = chain(false);
+    let mut a_claims = natrix_jwt::AccountClaims::new(c.a.public_key());
+    a_claims.data.name = "A".into();
+    a_claims.nats.limits.jetstream.memory_storage = -1;
+    a_claims.nats.limits.jetstream.disk_storage = -1;
+    c.a_jwt = encode(&a_claims, &c.op_sk).expect("account A");
+    let ports: Vec<u16> = (0..3).map(|_| common::free_port()).collect();
+    let routes: Vec<String> = ports
+        .iter()
+        .map(|p| format!("nats://127.0.0.1:{p}"))
+        .collect();
+    let dirs: Vec<tempfile::TempDir> = (0..6).map(|_| tempfile::tempdir().expect("dir")).collect();
+    let conf = |i: usize, operator: bool| {
+        let cluster = format!(
+            "server_name: n{i}\njetstream {{ store_dir: \"{}\" }}\ncluster {{ name: C, listen: \"127.0.0.1:{}\", routes: [{}] }}\n",
+            dirs[i].path().display(),
+            ports[i],
+            routes.join(", ")
+        );
+        if !operator {
+            return cluster;
+        }
+        let resolver = format!(
+            "resolver: {{ type: full, dir: \"{}\" }}",
+            dirs[3 + i].path().display()
+        );
+        config(&c).replace("resolver: MEMORY", &resolver) + &cluster
+    };
+    let bin = PathBuf::from(NATRIX);
+    let mut procs: Vec<Option<Proc>> = (0..3)
+        .map(|i| Some(start(&bin, &conf(i, false), true)))
+        .collect();
+    for (i, p) in procs.iter().enumerate() {
+        wait_healthy(
+            p.as_ref().expect("started"),
+            &format!("n{i} before the roll"),
+        );
+    }
+    for i in 0..3 {
+        procs[i] = None;
+        let p = procs[i].insert(start(&bin, &conf(i, true), true));
+        wait_healthy(p, &format!("n{i} restarted in operator mode"));
+        // Every server still counts three in the meta group: none was dropped while
+        // the restarted one was not heard from yet.
+        for (j, q) in procs.iter().flatten().enumerate() {
+            let port = q.http_port.expect("monitoring port");
+            let meta = common::http_get(port, "/jsz").json()["meta_cluster"].clone();
+            assert_eq!(meta["cluster_size"], 3, "n{j} after n{i}'s restart: {meta}");
+        }
+    }
+    let user = KeyPair::new_user();
+    let creds = creds(&user, &UserClaims::new(user.public_key()), &c.a);
+    let nc = connect(procs[0].as_ref().expect("n0"), &creds)
+        .await
+        .expect("connect as a user of A");
+    let js = async_nats::jetstream::new(nc);
+    let stream = js
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: "ROLLED".into(),
+            subjects: vec!["rolled.>".into()],
+            num_replicas: 3,
+            storage: async_nats::jetstream::stream::StorageType::Memory,
+            ..Default::default()
+        })
+        .await
+        .expect("an R3 stream after the roll");
+    let cluster = stream.cached_info().cluster.clone().expect("cluster info");
+    assert_eq!(cluster.replicas.len(), 2, "R3 stream replicas: {cluster:?}");
+    let ack = js
+        .publish("rolled.x", "after the roll".into())
+        .await
+        .expect("publish")
+        .await
+        .expect("ack");
+    assert_eq!(ack.sequence, 1);
+}
+
+/// Waits up to 30 s for `p`'s `/healthz` to be ok.
+fn wait_healthy(p: &Proc, what: &str) {
+    let port = p.http_port.expect("monitoring port");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let reply = common::http_get(port, "/healthz");
+        if reply.status == 200 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: /healthz not ok within 30 s: {}\n{}",
+            reply.body,
+            p.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -54,6 +54,11 @@ struct RouteInfo<'a> {
     ip: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     gateway_url: Option<String>,
+    /// A natrix extension (nats-server ignores it): the peer maps this name onto its own
+    /// system account, so `$SYS` traffic (JetStream's Raft and placement among it) still
+    /// flows while a cluster rolls from `$SYS` into operator mode, where the system
+    /// account is named by its public key.
+    system_account: &'a str,
 }
 
 impl Cluster {
@@ -160,6 +165,7 @@ impl Cluster {
             connect_urls: client_url,
             ip: (!advertise.is_empty()).then(|| format!("nats-route://{advertise}/")),
             gateway_url: server.gateways().map(|g| g.url(server, local_ip)),
+            system_account: server.sys_account.name(),
         };
         serde_json::to_vec(&info).unwrap_or_default()
     }

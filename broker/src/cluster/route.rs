@@ -106,6 +106,7 @@ struct PeerInfo {
     server_name: String,
     cluster: String,
     headers: bool,
+    system_account: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -275,6 +276,7 @@ pub async fn run(
         connected: false,
         route: None,
         duplicate_of: None,
+        peer_system_account: None,
     };
     let c = &opts.config.cluster;
     let pings = link::Pings::new(c.ping_interval, c.ping_max);
@@ -300,6 +302,8 @@ struct Conn {
     route: Option<Arc<Route>>,
     /// Set when this connection lost to an existing route to that server.
     duplicate_of: Option<String>,
+    /// The peer's name for the system account, when it differs from this server's.
+    peer_system_account: Option<String>,
 }
 
 impl LinkHandler for Conn {
@@ -332,6 +336,14 @@ impl Conn {
         self.handle.outbound.push_proto(&v);
     }
 
+    /// The local name of the peer's `account`: its system account is this server's.
+    fn local_account(&self, account: String) -> String {
+        match &self.peer_system_account {
+            Some(peer) if *peer == account => self.server.sys_account.name().to_owned(),
+            _ => account,
+        }
+    }
+
     /// Handles one operation; false closes the route.
     fn op(&mut self, op: RouteOp, to_flush: &mut Vec<Arc<Outbound>>) -> bool {
         match op {
@@ -346,12 +358,12 @@ impl Conn {
                 subject,
                 queue,
                 weight,
-            } => self.remote_sub(account, subject, queue, weight),
+            } => self.remote_sub(self.local_account(account), subject, queue, weight),
             RouteOp::Unsub {
                 account,
                 subject,
                 queue,
-            } => self.remote_unsub(account, subject, queue),
+            } => self.remote_unsub(self.local_account(account), subject, queue),
             RouteOp::Msg {
                 account,
                 subject,
@@ -360,7 +372,7 @@ impl Conn {
                 hdr,
                 msg,
             } => self.routed_msg(
-                &account,
+                &self.local_account(account),
                 &subject,
                 reply.as_deref(),
                 &queues,
@@ -504,6 +516,15 @@ impl Conn {
             }
         }
         self.handle.headers.store(info.headers, Ordering::Release);
+        if !info.system_account.is_empty() && info.system_account != self.server.sys_account.name()
+        {
+            tracing::info!(
+                "Route peer's system account {:?} is this server's {:?}",
+                info.system_account,
+                self.server.sys_account.name()
+            );
+            self.peer_system_account = Some(info.system_account.clone());
+        }
         tracing::info!(
             "{} - rid:{} - Route connection created",
             self.peer,

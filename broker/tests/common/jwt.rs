@@ -11,6 +11,8 @@ use natrix_jwt::{
 /// Keys and JWTs of one operator with a system account and two accounts.
 pub struct Chain {
     pub operator_jwt: String,
+    /// The operator's signing key, which signed every account JWT.
+    pub op_sk: KeyPair,
     pub sys: KeyPair,
     pub sys_jwt: String,
     pub a: KeyPair,
@@ -91,6 +93,7 @@ pub fn chain(forge_activation: bool) -> Chain {
     let b_jwt = encode(&bc, &op_sk).expect("account B");
     Chain {
         operator_jwt,
+        op_sk,
         sys,
         sys_jwt,
         a,

@@ -360,6 +360,27 @@ impl Cluster {
             .map(|n| n.addr.clone())
     }
 
+    /// Whether this server is in touch with a working meta group. A restarted server
+    /// knows its last leader (itself, perhaps) from its stored vote before it has heard
+    /// from anyone, so contact is judged by announcements: a follower hears its leader's,
+    /// a leader those of a majority of the group.
+    fn meta_contact(&self) -> bool {
+        let Some(leader) = self.meta_leader() else {
+            return false;
+        };
+        let live = self.live_peers();
+        if leader != self.server {
+            return live.contains_key(&leader);
+        }
+        let m = self.meta.raft.metrics().borrow().clone();
+        let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
+        let heard = voters
+            .iter()
+            .filter(|id| live.values().any(|n| n == *id))
+            .count();
+        m.state == ServerState::Leader && heard * 2 > voters.len()
+    }
+
     fn formed(&self) -> bool {
         !voters(&self.meta.raft).is_empty()
     }
@@ -551,8 +572,6 @@ impl Cluster {
         let metrics = self.meta.raft.metrics().borrow().clone();
         let membership = metrics.membership_config.membership().clone();
         let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
-        let known = self.meta_state().peers;
-        let current: std::collections::BTreeSet<u64> = known.values().copied().collect();
         let mut want = voters.clone();
         for (name, node) in &live {
             if !voters.contains(node) {
@@ -568,7 +587,17 @@ impl Cluster {
                 want.insert(*node);
             }
         }
-        want.retain(|v| current.contains(v) || live.values().any(|n| n == v));
+        // A voter leaves only when its server came back under a new node id (its store
+        // wiped) or was removed. One that is merely not heard from stays: right after a
+        // restart nothing is heard yet, and the meta state that records the peers has not
+        // been replayed either, so dropping the silent would shrink the group to one.
+        want.retain(|v| {
+            let replaced = membership
+                .get_node(v)
+                .and_then(|n| live.get(&n.addr))
+                .is_some_and(|id| id != v);
+            !replaced && !removed.contains(v)
+        });
         if want != voters && !want.is_empty() {
             tracing::info!(voters = ?want, "JetStream cluster: meta group membership");
             if let Err(e) = self.meta.raft.change_membership(want, false).await {
@@ -708,7 +737,7 @@ impl Cluster {
     /// The plain `/healthz` in a cluster: a meta leader is known, and every stream
     /// replica here has a leader that counts it current (nats-server's texts).
     pub async fn health(&self, accounts: &[Arc<JsAccount>]) -> Result<(), String> {
-        if self.meta_leader().is_none() {
+        if !self.meta_contact() {
             return Err("JetStream has not established contact with a meta leader".into());
         }
         // Every stream placed here runs here.
