@@ -484,6 +484,169 @@ async fn a_user_with_a_bad_subject_is_refused_and_a_foreign_secret_is_left_alone
     assert_eq!(ready(&seen[4].body)["reason"], "SecretConflict");
 }
 
+/// One User reconcile whose `.creds` Secret holds `creds` (None: not there yet); returns
+/// the calls seen. `then` lists the calls expected after the Secret's GET.
+async fn user_reconcile(
+    acct: &Value,
+    keys: &AccountKeys,
+    u: &Value,
+    creds: Option<&str>,
+    then: Vec<(Method, &'static str)>,
+) -> Vec<Seen> {
+    let creds_get = match creds {
+        Some(c) => step(
+            Method::GET,
+            CREDS_SECRET,
+            200,
+            Some(secret_json(
+                "alice-creds",
+                BTreeMap::from([("user.creds".to_string(), ByteString(c.as_bytes().to_vec()))]),
+                "alice-uid",
+            )),
+        ),
+        None => step(Method::GET, CREDS_SECRET, 404, Some(not_found("secret"))),
+    };
+    let mut steps = vec![
+        step(Method::GET, ACCT, 200, Some(acct.clone())),
+        step(
+            Method::GET,
+            ACCT_SECRET,
+            200,
+            Some(secret_json(
+                "app-account-keys",
+                keys.to_secret_data(),
+                "app-uid",
+            )),
+        ),
+        creds_get,
+    ];
+    for (m, path) in then {
+        let body = (path == USER_STATUS).then(|| u.clone());
+        let code = if m == Method::POST { 201 } else { 200 };
+        steps.push(step(m, path, code, body));
+    }
+    let (client, server) = serve(steps);
+    let (ctx, _) = context(client, None);
+    user::reconcile(Arc::new(serde_json::from_value(u.clone()).unwrap()), ctx)
+        .await
+        .unwrap();
+    server.await.unwrap()
+}
+
+fn written_creds(seen: &Seen) -> String {
+    String::from_utf8(secret_data(&seen.body)["user.creds"].0.clone()).unwrap()
+}
+
+/// Narrowed permissions revoke the credentials that carry the old ones (same user key,
+/// issued before the new JWT), so the servers close their connections; a re-issue by a
+/// rotated signing key alone revokes nothing (no downtime).
+#[tokio::test]
+async fn a_permission_change_revokes_the_earlier_credentials() {
+    let keys = AccountKeys::generate(["k1", "k2"]).unwrap();
+    let acct_with = |signer: &str| {
+        account(
+            "app",
+            json!({"natsClusterRef": {"name": "nats"}, "signingKeys": [{"name": signer}]}),
+            Some(json!({"publicKey": keys.public_key().unwrap()})),
+        )
+    };
+    let wide = user_obj(
+        json!({"accountRef": {"name": "app"}, "permissions": {"publish": {"allow": [">"]}}}),
+        None,
+        false,
+    );
+    let narrow = user_obj(
+        json!({"accountRef": {"name": "app"}, "permissions": {"publish": {"allow": ["orders.>"]}}}),
+        None,
+        false,
+    );
+    let issue = vec![
+        (Method::PATCH, CREDS_SECRET),
+        (Method::POST, EVENTS),
+        (Method::PATCH, USER_STATUS),
+    ];
+    let seen = user_reconcile(&acct_with("k1"), &keys, &wide, None, issue.clone()).await;
+    let old = written_creds(&seen[3]);
+    let old_jwt = natrix_jwt::decode_user(&natrix_jwt::parse_creds(&old).unwrap().jwt).unwrap();
+    assert_eq!(old_jwt.data.issued_at, NOW);
+
+    // The signing key rotates, permissions stay: a new JWT, nothing revoked.
+    let seen = user_reconcile(&acct_with("k2"), &keys, &wide, Some(&old), issue).await;
+    let rotated = written_creds(&seen[3]);
+    assert_ne!(rotated, old);
+    assert!(
+        seen.iter()
+            .all(|s| s.path != ACCT_SECRET || s.method == Method::GET)
+    );
+
+    // The permissions narrow: the new JWT is issued a second after the old one and the
+    // key's earlier JWTs are revoked, after the new creds are written.
+    let seen = user_reconcile(
+        &acct_with("k2"),
+        &keys,
+        &narrow,
+        Some(&rotated),
+        vec![
+            (Method::PATCH, CREDS_SECRET),
+            (Method::POST, EVENTS),
+            (Method::PATCH, ACCT_SECRET),
+            (Method::POST, EVENTS),
+            (Method::PATCH, USER_STATUS),
+        ],
+    )
+    .await;
+    let new = natrix_jwt::parse_creds(&written_creds(&seen[3])).unwrap();
+    let new_jwt = natrix_jwt::decode_user(&new.jwt).unwrap();
+    assert_eq!(
+        new_jwt.data.subject, old_jwt.data.subject,
+        "the user key is kept"
+    );
+    assert_eq!(new_jwt.data.issued_at, NOW + 1);
+    assert_eq!(
+        new_jwt.nats.permission_limits.permissions.publish.allow,
+        vec!["orders.>"]
+    );
+    let revoked = seen[5].body["data"][format!("revoked.{}", old_jwt.data.subject)].clone();
+    let at: i64 = String::from_utf8(serde_json::from_value::<ByteString>(revoked).unwrap().0)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(at, NOW);
+    assert_eq!(seen[6].body["reason"], "EarlierCredentialsRevoked");
+    let mut k = keys.clone();
+    k.revoked.insert(old_jwt.data.subject.clone(), at);
+    let claims = natrix_operator::accounts::claims::account_claims(
+        "app",
+        &serde_json::from_value(json!({"natsClusterRef": {"name": "nats"}})).unwrap(),
+        &keys.public_key().unwrap(),
+        &[],
+        &[],
+        &k.revoked,
+    )
+    .unwrap();
+    assert!(
+        claims
+            .nats
+            .is_revoked(&old_jwt.data.subject, old_jwt.data.issued_at)
+    );
+    assert!(
+        !claims
+            .nats
+            .is_revoked(&new_jwt.data.subject, new_jwt.data.issued_at)
+    );
+
+    // The next reconcile (the Account pushed, the keys Secret now holds the revocation)
+    // keeps the key and the JWT: the revocation predates them.
+    user_reconcile(
+        &acct_with("k2"),
+        &k,
+        &narrow,
+        Some(&written_creds(&seen[3])),
+        vec![(Method::PATCH, USER_STATUS)],
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn deleting_a_user_revokes_its_key_in_the_account() {
     let pk = KeyPair::new_user().public_key();

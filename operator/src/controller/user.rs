@@ -14,7 +14,9 @@
 //!
 //! Deleting a User writes `revoked.<user key>` into the Account's key Secret; that change
 //! wakes the Account reconciler, which signs and pushes the account JWT with the
-//! revocation, and the servers close the user's connections.
+//! revocation, and the servers close the user's connections. A permission change does the
+//! same for the credentials issued before the new ones (step 5 is then followed by that
+//! `PATCH` and its event), so the old permissions stop working at once.
 
 use std::sync::Arc;
 
@@ -143,12 +145,18 @@ async fn sync(
         Ok(p) => p.flatten(),
         Err(m) => return Ok(waiting("SecretConflict", m)),
     };
-    // Keep the user's key unless it was revoked (a User deleted and made again while its
-    // old Secret waits for garbage collection).
+    // Keep the user's key unless its current credentials are revoked (a User deleted and
+    // made again while its old Secret waits for garbage collection). A revocation older
+    // than those credentials is one of a permission change, and leaves the key alone.
     let (seed, prev_jwt) = match previous {
         Some((seed, jwt))
-            if natrix_jwt::nkeys::KeyPair::from_seed(&seed)
-                .is_ok_and(|kp| !akeys.revoked.contains_key(&kp.public_key())) =>
+            if natrix_jwt::nkeys::KeyPair::from_seed(&seed).is_ok_and(|kp| {
+                let issued = natrix_jwt::decode_user(&jwt).map_or(0, |c| c.data.issued_at);
+                akeys
+                    .revoked
+                    .get(&kp.public_key())
+                    .is_none_or(|at| *at < issued)
+            }) =>
         {
             (seed, Some(jwt))
         }
@@ -175,7 +183,20 @@ async fn sync(
         Ok(c) => c,
         Err(e) => return Ok(waiting("InvalidSpec", e.to_string())),
     };
-    let (jwt, changed) = sign_if_changed(&claims, &signer, prev_jwt.as_deref(), ctx.unix_now())
+    // New permissions must not leave the old ones usable: the earlier credentials are
+    // revoked (user key, issued at or before the new token's `iat - 1`), so the servers
+    // close the connections that use them once the account JWT is pushed. A re-issue by
+    // another signing key alone (a rotation) revokes nothing.
+    let earlier = prev_jwt
+        .as_deref()
+        .and_then(|j| natrix_jwt::decode_user(j).ok())
+        .filter(|p| p.nats.permission_limits != claims.nats.permission_limits)
+        .map(|p| p.data.issued_at);
+    let now = match earlier {
+        Some(issued) => ctx.unix_now().max(issued + 1),
+        None => ctx.unix_now(),
+    };
+    let (jwt, changed) = sign_if_changed(&claims, &signer, prev_jwt.as_deref(), now)
         .map_err(|e| Error::Keys(e.to_string()))?;
     status.signing_key = Some(signer.public_key());
     if changed || live.is_none() {
@@ -217,6 +238,9 @@ async fn sync(
             ),
         )
         .await;
+        if earlier.is_some() {
+            revoke(ctx, user, ns, &user_pk, Revocation::Before { issued: now }).await?;
+        }
     }
     Ok(Outcome {
         ready: true,
@@ -225,35 +249,54 @@ async fn sync(
     })
 }
 
-/// Revokes the user in its Account before the User goes. Nothing to do when the Account
-/// or its keys are gone (no server trusts the account any more) or the User never got a
-/// key.
-async fn revoke(ctx: &AccountsContext, user: &User, ns: &str) -> Result<(), Error> {
-    let Some(pk) = user.status.as_ref().and_then(|s| s.public_key.clone()) else {
-        return Ok(());
-    };
-    let keys_name = keys::account_secret(&user.spec.account_ref.name);
+/// Why a user's credentials are revoked.
+enum Revocation {
+    /// The User is deleted: every JWT of its key, issued up to now.
+    Deleted,
+    /// Its permissions changed: the JWTs issued before the new one (`issued`), which
+    /// carry the old permissions.
+    Before { issued: i64 },
+}
+
+/// Records a revocation of the user's key in its Account's key Secret; that change wakes
+/// the Account reconciler, whose push makes the servers close the connections concerned.
+/// Nothing to do when the Account's keys are gone (no server trusts the account any
+/// more).
+async fn revoke(
+    ctx: &AccountsContext,
+    user: &User,
+    ns: &str,
+    pk: &str,
+    why: Revocation,
+) -> Result<(), Error> {
+    let account = &user.spec.account_ref.name;
+    let keys_name = keys::account_secret(account);
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    let at = ctx.unix_now().to_string();
+    let (at, reason, message) = match why {
+        Revocation::Deleted => (
+            ctx.unix_now(),
+            "Revoked",
+            format!(
+                "user {pk} revoked in Account {account}; its connections close once the account JWT is pushed"
+            ),
+        ),
+        Revocation::Before { issued } => (
+            issued - 1,
+            "EarlierCredentialsRevoked",
+            format!(
+                "credentials of {pk} issued before the permission change are revoked in Account {account}; connections using them close once the account JWT is pushed"
+            ),
+        ),
+    };
     let patch = serde_json::json!({
-        "data": { format!("{REVOKED_PREFIX}{pk}"): ByteString(at.into_bytes()) }
+        "data": { format!("{REVOKED_PREFIX}{pk}"): ByteString(at.to_string().into_bytes()) }
     });
     match secrets
         .patch(&keys_name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
     {
         Ok(_) => {
-            publish(
-                ctx,
-                user,
-                EventType::Normal,
-                "Revoked",
-                format!(
-                    "user {pk} revoked in Account {}; its connections close once the account JWT is pushed",
-                    user.spec.account_ref.name
-                ),
-            )
-            .await;
+            publish(ctx, user, EventType::Normal, reason, message).await;
             Ok(())
         }
         Err(e) if is_not_found(&e) => Ok(()),
@@ -287,7 +330,10 @@ async fn reconcile_inner(user: &User, ctx: &AccountsContext) -> Result<Action, E
     let has_finalizer = user.finalizers().iter().any(|f| f == USER_FINALIZER);
     if user.metadata.deletion_timestamp.is_some() {
         if has_finalizer {
-            revoke(ctx, user, &ns).await?;
+            // A User that never got a key has nothing to revoke.
+            if let Some(pk) = user.status.as_ref().and_then(|s| s.public_key.clone()) {
+                revoke(ctx, user, &ns, &pk, Revocation::Deleted).await?;
+            }
             set_finalizer(&api, user, USER_FINALIZER, false).await?;
         }
         return Ok(Action::await_change());
