@@ -170,6 +170,48 @@ done_ok feeder-pub >/dev/null
 seen=$(done_ok watch-feed 60)
 grep -q "feed.eur" <<<"$seen" || fail "import did not deliver prices.eur as feed.eur: $seen"
 
+# A permission change: alice's JWT is re-issued with the same key and her earlier
+# credentials are revoked, so the connection she opened with the old permissions is
+# closed by the servers (a reconnect with the same key is a new connection).
+alice_key=$(kubectl -n "$NS" get user alice -o jsonpath='{.status.publicKey}')
+creds_job alice-long alice 300 sub "orders.>"
+wait_until 60 "alice's long subscription running" running alice-long
+# conns_of KEY: "pod:cid" of every connection of that user key.
+conns_of() {
+  local p
+  for p in acct-0 acct-1 acct-2; do
+    monitor "$NS" "$p" "connz?auth=true&limit=1000" 2>/dev/null | KEY=$1 POD=$p python3 -c '
+import json, os, sys
+for c in json.load(sys.stdin).get("connections") or []:
+    if os.environ["KEY"] in json.dumps(c):
+        print(os.environ["POD"] + ":" + str(c["cid"]))'
+  done
+}
+has_conns() { [ -n "$(conns_of "$alice_key")" ]; }
+wait_until 60 "alice connected" has_conns
+old_conns=$(conns_of "$alice_key")
+old_jwt=$(kubectl -n "$NS" get secret alice-creds -o jsonpath='{.data.user\.creds}')
+before=$(pods_of "$NS" acct)
+t2=$(now)
+kubectl -n "$NS" patch user alice --type merge \
+  -p '{"spec":{"permissions":{"subscribe":{"allow":["orders.eu.>","_INBOX.>"]}}}}' >/dev/null
+old_closed() {
+  local now_conns c
+  now_conns=$(conns_of "$alice_key")
+  for c in $old_conns; do grep -qx "$c" <<<"$now_conns" && return 1; done
+  return 0
+}
+wait_until 60 "alice's connection with the old permissions closed" old_closed
+narrow_s=$(since "$t2")
+[ "$(kubectl -n "$NS" get secret alice-creds -o jsonpath='{.data.user\.creds}')" != "$old_jwt" ] ||
+  fail "alice's creds Secret was not re-issued"
+[ "$(kubectl -n "$NS" get user alice -o jsonpath='{.status.publicKey}')" = "$alice_key" ] ||
+  fail "alice's key changed on a permission change"
+kubectl -n "$NS" get events --field-selector reason=EarlierCredentialsRevoked -o name | grep -q . ||
+  fail "no EarlierCredentialsRevoked event: $(kubectl -n "$NS" get events | tail -n 10)"
+[ "$(pods_of "$NS" acct)" = "$before" ] || fail "pods restarted on alice's permission change"
+kubectl -n "$NS" delete job alice-long --wait=false >/dev/null 2>&1 || true
+
 # Deleting a User: bob's live connection is closed by the servers, which keep running.
 bob_key=$(kubectl -n "$NS" get user bob -o jsonpath='{.status.publicKey}')
 creds_job bob-long bob 300 sub "orders.>"
@@ -193,5 +235,5 @@ kubectl -n "$NS" get secret bob-creds >/dev/null 2>&1 &&
   wait_until 60 "bob-creds garbage-collected" sh -c "! kubectl -n '$NS' get secret bob-creds >/dev/null 2>&1"
 kubectl -n "$NS" delete job bob-long --wait=false >/dev/null 2>&1 || true
 
-echo "timing: Accounts and Users applied -> all Ready (cluster restarted into operator mode): ${ready_s}s; kubectl delete user -> connection closed: ${revoke_s}s"
-echo "accounts: operator mode on a 3-replica NatsCluster; two users with different permissions; export/import between two Accounts; deleting a User revokes it live"
+echo "timing: Accounts and Users applied -> all Ready (cluster restarted into operator mode): ${ready_s}s; permission change -> old connection closed: ${narrow_s}s; kubectl delete user -> connection closed: ${revoke_s}s"
+echo "accounts: operator mode on a 3-replica NatsCluster; two users with different permissions; export/import between two Accounts; a permission change revokes the earlier credentials live; deleting a User revokes it live"
