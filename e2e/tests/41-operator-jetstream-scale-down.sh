@@ -8,7 +8,7 @@
 fresh_namespace natrix-op-shrink
 NS=$TEST_NS
 install_operator "$NS"
-on_exit "kubectl -n '$NS' delete users,accounts --all --wait --timeout=60s >/dev/null 2>&1 || true"
+before_exit "kubectl -n '$NS' delete users,accounts --all --wait --timeout=60s >/dev/null 2>&1 || true"
 
 natscluster "$NS" shrink 3 "  jetstream:
     enabled: true

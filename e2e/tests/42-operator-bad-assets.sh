@@ -9,7 +9,7 @@
 fresh_namespace natrix-op-badassets
 NS=$TEST_NS
 install_operator "$NS"
-on_exit "kubectl -n '$NS' delete streams,users,accounts --all --wait --timeout=60s >/dev/null 2>&1 || true"
+before_exit "kubectl -n '$NS' delete streams,users,accounts --all --wait --timeout=60s >/dev/null 2>&1 || true"
 
 natscluster "$NS" bad 1 "  jetstream:
     enabled: true
@@ -57,7 +57,9 @@ echo "stream orphan: $(reason stream orphan)"
 echo "stream handmade: $(reason stream handmade)"
 
 # Tenants, on a cluster of their own (Accounts move it to operator mode): an import cycle
-# and a bad subject.
+# (each account re-exports what it imports from the other under the same subject, so
+# messages on q.> would circle; imports of subjects the other does not deliver back are
+# no cycle) and a bad subject.
 natscluster "$NS" tenants 1
 kubectl -n "$NS" apply -f - >/dev/null <<YAML || fail "the Accounts and User were refused by the API server"
 apiVersion: natrix.io/v1alpha1
@@ -65,16 +67,16 @@ kind: Account
 metadata: {name: ping}
 spec:
   natsClusterRef: {name: tenants}
-  exports: [{name: a, subject: "ping.>"}]
-  imports: [{accountRef: {name: pong}, subject: "pong.>"}]
+  exports: [{name: a, subject: "q.>"}]
+  imports: [{accountRef: {name: pong}, subject: "q.>"}]
 ---
 apiVersion: natrix.io/v1alpha1
 kind: Account
 metadata: {name: pong}
 spec:
   natsClusterRef: {name: tenants}
-  exports: [{name: b, subject: "pong.>"}]
-  imports: [{accountRef: {name: ping}, subject: "ping.>"}]
+  exports: [{name: b, subject: "q.>"}]
+  imports: [{accountRef: {name: ping}, subject: "q.>"}]
 ---
 apiVersion: natrix.io/v1alpha1
 kind: Account

@@ -164,6 +164,19 @@ on_exit() {
   fi
 }
 
+# before_exit CMD: puts CMD at the front of the EXIT trap. Resources whose finalizers the
+# operator removes must be deleted this way, before install_operator's trap uninstalls it.
+before_exit() {
+  local add=$1 cur
+  cur=$(trap -p EXIT)
+  if [ -n "$cur" ]; then
+    eval "set -- $cur"
+    trap -- "$add; $3" EXIT
+  else
+    trap -- "$add" EXIT
+  fi
+}
+
 # Storage for claims: the cluster has no provisioner. hostpath_pvs NS COUNT SIZE makes
 # COUNT PersistentVolumes of SIZE in the StorageClass `e2e-local` (made here if missing:
 # no provisioner, Immediate binding, expansion allowed), each a hostPath directory under
