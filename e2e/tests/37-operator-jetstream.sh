@@ -36,13 +36,7 @@ nats_job() {
 }
 
 # ready KIND NAME: the resource's Ready condition is True for its current generation.
-ready() {
-  local out gen obs st
-  out=$(kubectl -n "$NS" get "$1" "$2" -o \
-    jsonpath='{.metadata.generation} {.status.observedGeneration} {.status.conditions[?(@.type=="Ready")].status}')
-  read -r gen obs st <<<"$out"
-  [ "$gen" = "$obs" ] && [ "$st" = True ]
-}
+ready() { cr_ready "$NS" "$1" "$2"; }
 
 t0=$(now)
 kubectl -n "$NS" apply -f "$ROOT/deploy/examples/jetstream/" >/dev/null ||

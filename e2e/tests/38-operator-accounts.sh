@@ -16,13 +16,7 @@ wait_until 180 "NatsCluster acct Ready" nc_ready "$NS" acct
 URL="nats://acct.$NS.svc.cluster.local:4222"
 
 # ready KIND NAME: the resource's Ready condition is True for its current generation.
-ready() {
-  local out gen obs st
-  out=$(kubectl -n "$NS" get "$1" "$2" -o \
-    jsonpath='{.metadata.generation} {.status.observedGeneration} {.status.conditions[?(@.type=="Ready")].status}')
-  read -r gen obs st <<<"$out"
-  [ "$gen" = "$obs" ] && [ "$st" = True ]
-}
+ready() { cr_ready "$NS" "$1" "$2"; }
 
 t0=$(now)
 kubectl -n "$NS" apply -f - >/dev/null <<YAML || fail "Accounts and Users refused by the API server"
@@ -105,33 +99,6 @@ grep -q "$alice_key" <<<"$out" || fail "nsc does not show alice's key $alice_key
 grep -q "orders.>" <<<"$out" || fail "nsc does not show alice's permissions: $out"
 echo "nsc describe jwt: account app and user alice decode and verify"
 
-# creds_job NAME USER SECONDS ARGS...: a Job running the nats CLI with USER's creds Secret
-# mounted, against the cluster's client Service.
-creds_job() {
-  local name=$1 user=$2 secs=$3 args
-  shift 3
-  args=$(printf '"%s",' --server "$URL" --creds /creds/user.creds "$@")
-  kubectl -n "$NS" apply -f - >/dev/null <<YAML
-apiVersion: batch/v1
-kind: Job
-metadata:
-  name: $name
-spec:
-  backoffLimit: 0
-  activeDeadlineSeconds: $secs
-  template:
-    spec:
-      restartPolicy: Never
-      volumes: [{name: creds, secret: {secretName: $user-creds}}]
-      containers:
-        - name: nats
-          image: $(image natscli "$(natscli_version)")
-          imagePullPolicy: Never
-          env: [{name: HOME, value: /tmp}]
-          volumeMounts: [{name: creds, mountPath: /creds, readOnly: true}]
-          args: [${args%,}]
-YAML
-}
 running() { [ "$(kubectl -n "$NS" get pods -l "job-name=$1" -o jsonpath='{.items[0].status.phase}')" = Running ]; }
 done_ok() {
   kubectl -n "$NS" wait --for=condition=Complete "job/$1" --timeout="${2:-90}s" >/dev/null ||

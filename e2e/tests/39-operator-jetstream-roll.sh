@@ -49,13 +49,7 @@ job_complete() {
     grep -qw Complete
 }
 # ready KIND NAME: the resource's Ready condition is True for its current generation.
-ready() {
-  local out gen obs st
-  out=$(kubectl -n "$NS" get "$1" "$2" -o \
-    jsonpath='{.metadata.generation} {.status.observedGeneration} {.status.conditions[?(@.type=="Ready")].status}')
-  read -r gen obs st <<<"$out"
-  [ "$gen" = "$obs" ] && [ "$st" = True ]
-}
+ready() { cr_ready "$NS" "$1" "$2"; }
 # js_stream POD: the stream as POD's /jsz shows it (compact JSON; empty if not there).
 js_stream() {
   monitor "$NS" "$1" 'jsz?streams=true' 2>/dev/null |

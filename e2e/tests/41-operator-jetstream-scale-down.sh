@@ -27,42 +27,16 @@ metadata: {name: app-user}
 spec:
   accountRef: {name: app}
 YAML
-ready() {
-  local out gen obs st
-  out=$(kubectl -n "$NS" get "$1" "$2" -o \
-    jsonpath='{.metadata.generation} {.status.observedGeneration} {.status.conditions[?(@.type=="Ready")].status}')
-  read -r gen obs st <<<"$out"
-  [ "$gen" = "$obs" ] && [ "$st" = True ]
-}
+ready() { cr_ready "$NS" "$1" "$2"; }
 wait_until 240 "user app-user Ready" ready user app-user
 wait_until 240 "NatsCluster shrink Ready in operator mode" nc_ready "$NS" shrink
 URL="nats://shrink.$NS.svc.cluster.local:4222"
 
 # nats_as NAME SECONDS ARGS...: the nats CLI as app-user, in a Job; prints its output.
 nats_as() {
-  local name=$1 secs=$2 args
+  local name=$1 secs=$2
   shift 2
-  args=$(printf '"%s",' --server "$URL" --creds /creds/user.creds "$@")
-  kubectl -n "$NS" apply -f - >/dev/null <<YAML
-apiVersion: batch/v1
-kind: Job
-metadata:
-  name: $name
-spec:
-  backoffLimit: 2
-  activeDeadlineSeconds: $secs
-  template:
-    spec:
-      restartPolicy: Never
-      volumes: [{name: creds, secret: {secretName: app-user-creds}}]
-      containers:
-        - name: nats
-          image: $(image natscli "$(natscli_version)")
-          imagePullPolicy: Never
-          env: [{name: HOME, value: /tmp}]
-          volumeMounts: [{name: creds, mountPath: /creds, readOnly: true}]
-          args: [${args%,}]
-YAML
+  CREDS_JOB_RETRIES=2 creds_job "$name" app-user "$secs" "$@"
   kubectl -n "$NS" wait --for=condition=Complete "job/$name" --timeout="${secs}s" >/dev/null ||
     fail "nats $* did not complete: $(kubectl -n "$NS" logs "job/$name" 2>&1 | tail -n 5)"
   kubectl -n "$NS" logs "job/$name"

@@ -129,14 +129,45 @@ ${4:-}
 YAML
 }
 
-# nc_ready NS NAME: the NatsCluster's Ready condition is True for its current generation.
-nc_ready() {
-  local out
-  out=$(kubectl -n "$1" get natscluster "$2" -o \
-    jsonpath='{.metadata.generation} {.status.observedGeneration} {.status.conditions[?(@.type=="Ready")].status}')
-  read -r gen obs ready <<<"$out"
-  [ "$gen" = "$obs" ] && [ "$ready" = True ]
+# creds_job NAME USER SECONDS ARGS...: a Job running the nats CLI against $URL in $NS with
+# USER's creds Secret (USER-creds) mounted; CREDS_JOB_RETRIES sets its backoffLimit (0).
+creds_job() {
+  local name=$1 user=$2 secs=$3 args
+  shift 3
+  args=$(printf '"%s",' --server "$URL" --creds /creds/user.creds "$@")
+  kubectl -n "$NS" apply -f - >/dev/null <<YAML
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: $name
+spec:
+  backoffLimit: ${CREDS_JOB_RETRIES:-0}
+  activeDeadlineSeconds: $secs
+  template:
+    spec:
+      restartPolicy: Never
+      volumes: [{name: creds, secret: {secretName: $user-creds}}]
+      containers:
+        - name: nats
+          image: $(image natscli "$(natscli_version)")
+          imagePullPolicy: Never
+          env: [{name: HOME, value: /tmp}]
+          volumeMounts: [{name: creds, mountPath: /creds, readOnly: true}]
+          args: [${args%,}]
+YAML
 }
+
+# cr_ready NS KIND NAME: the resource's Ready condition is True for its current generation.
+cr_ready() {
+  local out gen obs st
+  out=$(kubectl -n "$1" get "$2" "$3" -o \
+    jsonpath='{.metadata.generation} {.status.observedGeneration} {.status.conditions[?(@.type=="Ready")].status}')
+  read -r gen obs st <<<"$out"
+  [ "$gen" = "$obs" ] && [ "$st" = True ]
+}
+
+# nc_ready NS NAME: the NatsCluster's Ready condition is True for its current generation.
+nc_ready() { cr_ready "$1" natscluster "$2"; }
 
 # monitor NS POD PATH: a monitoring endpoint of a pod (port 8222) through the API server's
 # pod proxy, bounded by MONITOR_TIMEOUT (default 30s).
@@ -151,31 +182,27 @@ pods_of() {
     -o jsonpath='{range .items[*]}{.metadata.name} {.metadata.uid}{"\n"}{end}' | sort
 }
 
-# on_exit CMD: adds CMD to the EXIT trap, after what the trap already runs.
-on_exit() {
-  local add=$1 cur
+# exit_trap first|last CMD: adds CMD to the EXIT trap, before or after what it runs.
+exit_trap() {
+  local where=$1 add=$2 cur
   cur=$(trap -p EXIT)
-  if [ -n "$cur" ]; then
-    # `trap -p` prints `trap -- 'CMD' EXIT`, CMD quoted for the shell.
-    eval "set -- $cur"
-    trap -- "$3; $add" EXIT
-  else
+  if [ -z "$cur" ]; then
     trap -- "$add" EXIT
+    return
   fi
-}
-
-# before_exit CMD: puts CMD at the front of the EXIT trap. Resources whose finalizers the
-# operator removes must be deleted this way, before install_operator's trap uninstalls it.
-before_exit() {
-  local add=$1 cur
-  cur=$(trap -p EXIT)
-  if [ -n "$cur" ]; then
-    eval "set -- $cur"
+  # `trap -p` prints `trap -- 'CMD' EXIT`, CMD quoted for the shell.
+  eval "set -- $cur"
+  if [ "$where" = first ]; then
     trap -- "$add; $3" EXIT
   else
-    trap -- "$add" EXIT
+    trap -- "$3; $add" EXIT
   fi
 }
+# on_exit CMD: runs CMD at exit, after what the EXIT trap already runs.
+on_exit() { exit_trap last "$1"; }
+# before_exit CMD: runs CMD at exit first. Resources whose finalizers the operator removes
+# must be deleted this way, before install_operator's trap uninstalls it.
+before_exit() { exit_trap first "$1"; }
 
 # Storage for claims: the cluster has no provisioner. hostpath_pvs NS COUNT SIZE makes
 # COUNT PersistentVolumes of SIZE in the StorageClass `e2e-local` (made here if missing:

@@ -484,6 +484,22 @@ async fn a_user_with_a_bad_subject_is_refused_and_a_foreign_secret_is_left_alone
     assert_eq!(ready(&seen[4].body)["reason"], "SecretConflict");
 }
 
+/// The claims account `app` (keys `keys`) is signed with, given its revocations.
+fn revoking_claims(
+    keys: &AccountKeys,
+    revoked: &BTreeMap<String, i64>,
+) -> natrix_jwt::AccountClaims {
+    natrix_operator::accounts::claims::account_claims(
+        "app",
+        &serde_json::from_value(json!({"natsClusterRef": {"name": "nats"}})).unwrap(),
+        &keys.public_key().unwrap(),
+        &[],
+        &[],
+        revoked,
+    )
+    .unwrap()
+}
+
 /// One User reconcile whose `.creds` Secret holds `creds` (None: not there yet); returns
 /// the calls seen. `then` lists the calls expected after the Secret's GET.
 async fn user_reconcile(
@@ -615,15 +631,7 @@ async fn a_permission_change_revokes_the_earlier_credentials() {
     assert_eq!(seen[6].body["reason"], "EarlierCredentialsRevoked");
     let mut k = keys.clone();
     k.revoked.insert(old_jwt.data.subject.clone(), at);
-    let claims = natrix_operator::accounts::claims::account_claims(
-        "app",
-        &serde_json::from_value(json!({"natsClusterRef": {"name": "nats"}})).unwrap(),
-        &keys.public_key().unwrap(),
-        &[],
-        &[],
-        &k.revoked,
-    )
-    .unwrap();
+    let claims = revoking_claims(&keys, &k.revoked);
     assert!(
         claims
             .nats
@@ -683,15 +691,7 @@ async fn deleting_a_user_revokes_its_key_in_the_account() {
     // The account keys with that revocation sign a JWT that revokes the user.
     let mut keys = AccountKeys::generate([]).unwrap();
     keys.revoked.insert(pk.clone(), NOW);
-    let claims = natrix_operator::accounts::claims::account_claims(
-        "app",
-        &serde_json::from_value(json!({"natsClusterRef": {"name": "nats"}})).unwrap(),
-        &keys.public_key().unwrap(),
-        &[],
-        &[],
-        &keys.revoked,
-    )
-    .unwrap();
+    let claims = revoking_claims(&keys, &keys.revoked);
     assert!(claims.nats.is_revoked(&pk, NOW - 5));
 }
 
