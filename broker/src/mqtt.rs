@@ -21,8 +21,8 @@ use natrix_mqtt::{
     ReasonCode, SubAck, UnsubAck,
 };
 use rustc_hash::FxHashMap;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, DuplexStream};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, DuplexStream};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use crate::server::Server;
@@ -73,10 +73,23 @@ pub async fn start(
     Ok(Some(addr))
 }
 
+/// The byte stream an MQTT session runs on: a TCP socket, or the binary frames of a
+/// WebSocket connection (`crate::websocket`, path `/mqtt`).
+pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Transport for T {}
+
+/// Serves one MQTT connection on `sock`, already open (a WebSocket upgrade answered):
+/// the entry point of transports other than the MQTT listener's own TCP sockets. Client
+/// IDs are shared with the listener's connections (`Server::mqtt_client_ids`).
+pub async fn serve_transport(server: Arc<Server>, sock: Box<dyn Transport>, peer: SocketAddr) {
+    let ids = server.mqtt_client_ids();
+    serve(server, sock, peer, ids).await;
+}
+
 /// The connected client IDs: a new connection with an ID in use takes it over (the
 /// older connection is closed, 3.1.4-3), as nats-server does.
 #[derive(Default)]
-struct ClientIds {
+pub struct ClientIds {
     next: std::sync::atomic::AtomicU64,
     by_id: parking_lot::Mutex<FxHashMap<String, (u64, Arc<tokio::sync::Notify>)>>,
 }
@@ -103,14 +116,15 @@ impl ClientIds {
 
 async fn accept_loop(server: Arc<Server>, listener: TcpListener) {
     let mut shutdown = std::pin::pin!(server.wait_shutdown());
-    let ids = Arc::new(ClientIds::default());
+    let ids = server.mqtt_client_ids();
     loop {
         tokio::select! {
             res = listener.accept() => match res {
                 Ok((stream, peer)) => {
                     let server = server.clone();
                     let ids = ids.clone();
-                    tokio::spawn(async move { serve(server, stream, peer, ids).await });
+                    let _ = stream.set_nodelay(true);
+                    tokio::spawn(async move { serve(server, Box::new(stream), peer, ids).await });
                 }
                 Err(e) => {
                     tracing::error!("Temporary MQTT Accept Error ({e})");
@@ -143,7 +157,7 @@ struct SubInfo {
 }
 
 struct Session {
-    sock: TcpStream,
+    sock: Box<dyn Transport>,
     version: ProtocolVersion,
     decoder: Decoder,
     rbuf: BytesMut,
@@ -180,8 +194,12 @@ enum End {
     WithWill,
 }
 
-async fn serve(server: Arc<Server>, mut sock: TcpStream, peer: SocketAddr, ids: Arc<ClientIds>) {
-    let _ = sock.set_nodelay(true);
+async fn serve(
+    server: Arc<Server>,
+    mut sock: Box<dyn Transport>,
+    peer: SocketAddr,
+    ids: Arc<ClientIds>,
+) {
     let mut decoder = Decoder::new();
     // A whole packet is buffered before it is decoded: the limit is the server's
     // max_payload with room for the topic and properties, not MQTT's 256 MiB.

@@ -380,6 +380,8 @@ pub(crate) struct Client {
     jwt_limits: (Option<usize>, Option<i64>),
     /// The client's TLS certificate, for `verify_and_map` (here and on reload).
     cert: Option<Arc<crate::x509::PeerCert>>,
+    /// A WebSocket client: its cookies and `websocket {}`'s own authentication.
+    ws_login: Option<crate::websocket::login::WsLogin>,
 }
 
 impl Client {
@@ -424,6 +426,7 @@ impl Client {
             expires_at: None,
             jwt_limits: (None, None),
             cert,
+            ws_login: None,
         }
     }
 
@@ -751,8 +754,17 @@ impl Client {
         self.server.remove_client(&self.handle, live);
     }
 
+    /// A WebSocket client logs in with its cookies and `websocket {}`'s authentication.
+    pub(crate) fn with_ws_login(mut self, login: crate::websocket::login::WsLogin) -> Self {
+        if let Some(auth) = &login.auth {
+            self.awaiting_auth = auth.required() || self.server.trust().is_some();
+        }
+        self.ws_login = Some(login);
+        self
+    }
+
     fn process_connect(&mut self, arg: &[u8]) -> Result<(), ParseError> {
-        let connect: ConnectOpts = serde_json::from_slice(arg).map_err(|e| {
+        let mut connect: ConnectOpts = serde_json::from_slice(arg).map_err(|e| {
             tracing::debug!(cid = self.handle.cid, error = %e, "bad CONNECT");
             ParseError::Violation("bad CONNECT json")
         })?;
@@ -770,13 +782,26 @@ impl Client {
                     || Some(u.as_str()) == connect.nkey.as_deref()
             })
         });
+        if let Some(ws) = &self.ws_login {
+            ws.fill(
+                &mut connect.jwt,
+                &mut connect.user,
+                &mut connect.pass,
+                &mut connect.auth_token,
+            );
+        }
         let identity = if self.server.trust().is_some() {
             self.jwt_login(&connect)
         } else if let Some(co) = callout {
             self.callout_login(&connect, &co)
         } else {
             let creds = connect.credentials(self.nonce.as_deref(), self.cert.as_deref());
-            self.opts.auth.authenticate(&creds)
+            let auth = self
+                .ws_login
+                .as_ref()
+                .and_then(|w| w.auth.as_deref())
+                .unwrap_or(&self.opts.auth);
+            auth.authenticate(&creds)
         };
         let Some(identity) = identity else {
             tracing::warn!(cid = self.handle.cid, user = ?connect.user, "authentication error");

@@ -79,6 +79,8 @@ pub struct ClientMeta {
     pub peer_certs: Option<Arc<Vec<crate::x509::PeerCert>>>,
     /// The MQTT client ID, on a connection of the MQTT listener (`/connz` `mqtt_client`).
     pub mqtt_client: Option<String>,
+    /// A NATS client over WebSocket (`/connz` `type` "websocket").
+    pub websocket: bool,
 }
 
 struct Registered {
@@ -255,6 +257,9 @@ pub struct Server {
     /// Where the WebSocket listener is bound, once it is.
     websocket_addr: Mutex<Option<SocketAddr>>,
     mqtt_addr: Mutex<Option<SocketAddr>>,
+    /// The MQTT client IDs in use, shared by the MQTT listener and MQTT over WebSocket,
+    /// so that a client ID taken over on one transport closes its holder on the other.
+    mqtt_client_ids: std::sync::OnceLock<Arc<crate::mqtt::ClientIds>>,
     http_addr: Mutex<Option<(SocketAddr, bool)>>,
     lame_duck: AtomicBool,
     shutdown_tx: watch::Sender<bool>,
@@ -394,6 +399,7 @@ impl Server {
             http_addr: Mutex::new(None),
             websocket_addr: Mutex::new(None),
             mqtt_addr: Mutex::new(None),
+            mqtt_client_ids: std::sync::OnceLock::new(),
             lame_duck: AtomicBool::new(false),
             shutdown_tx,
             trust: std::sync::OnceLock::new(),
@@ -748,6 +754,11 @@ impl Server {
         *self.mqtt_addr.lock() = Some(addr);
     }
 
+    /// The MQTT connections' client IDs, whatever their transport.
+    pub fn mqtt_client_ids(&self) -> Arc<crate::mqtt::ClientIds> {
+        self.mqtt_client_ids.get_or_init(Arc::default).clone()
+    }
+
     /// Accepts clients until shutdown or lame-duck mode.
     pub async fn accept_loop(self: &Arc<Self>, listener: TcpListener) {
         let mut shutdown = self.shutdown_tx.subscribe();
@@ -880,6 +891,7 @@ impl Server {
         outbound: Arc<Outbound>,
         peer: SocketAddr,
         session: Option<crate::tls::Session>,
+        login: crate::websocket::login::WsLogin,
     ) {
         let (opts, _) = self.options();
         let cid = self.next_cid.fetch_add(1, Ordering::Relaxed);
@@ -890,6 +902,9 @@ impl Server {
         let info = match serde_json::from_slice::<serde_json::Value>(&info) {
             Ok(mut v) => {
                 v["tls_required"] = serde_json::Value::Bool(false);
+                if let Some(auth) = &login.auth {
+                    v["auth_required"] = auth.required().into();
+                }
                 if let Some(w) = self.websocket_addr() {
                     v["port"] = w.port().into();
                 }
@@ -908,11 +923,13 @@ impl Server {
             addr: Some(peer),
             start: Some(handle.start),
             tls: session.as_ref().map(crate::tls::describe),
+            websocket: true,
             ..ClientMeta::default()
         };
         if self.admit(&handle, meta) {
             tracing::debug!(cid, %peer, "Websocket client connection created");
             Client::new(self.clone(), handle, nonce, None)
+                .with_ws_login(login)
                 .run(reader)
                 .await;
         }

@@ -325,6 +325,29 @@ pub fn encode(out: &mut Vec<u8>, opcode: OpCode, payload: &[u8]) {
     out.extend_from_slice(payload);
 }
 
+/// Appends a final frame masked with a fresh random key, as a client must send every
+/// frame (RFC 6455 §5.3): a leaf connection this server dialled over `ws://` is the
+/// client side. RSV1 is set when `compressed`.
+pub fn encode_masked(out: &mut Vec<u8>, opcode: OpCode, payload: &[u8], compressed: bool) {
+    let start = out.len();
+    encode_header_rsv(out, opcode, payload.len(), compressed);
+    out[start + 1] |= 0x80;
+    let key = fastrand::u32(..).to_ne_bytes();
+    out.extend_from_slice(&key);
+    let at = out.len();
+    out.extend_from_slice(payload);
+    // Masking and unmasking are the same XOR.
+    unmask(&mut out[at..], key);
+}
+
+/// [`encode_close`], masked as a client sends it.
+pub fn encode_close_masked(out: &mut Vec<u8>, status: u16, reason: &str) {
+    let mut plain = Vec::new();
+    encode_close(&mut plain, status, reason);
+    // The unmasked header of a control frame is two bytes (payload ≤ 125).
+    encode_masked(out, OpCode::Close, &plain[2..], false);
+}
+
 /// Appends a close frame with `status` and `reason` (cut to fit the 125-byte limit).
 pub fn encode_close(out: &mut Vec<u8>, status: u16, reason: &str) {
     let mut body = status.to_be_bytes().to_vec();
