@@ -935,3 +935,108 @@ async fn remote_deny_lists() {
         assert_eq!(got, vec!["imp.ok".to_owned()], "{name}: imports");
     }
 }
+
+/// Leaf connections over WebSocket: a spoke's `ws://` (and `wss://`) remote dials the
+/// hub's `websocket {}` listener (path `/leafnode`), and the leaf protocol travels in
+/// frames the spoke masks. natrix and nats-server in each role, with the same checks as
+/// over TCP; one run offers compression and no masking, which both hubs agree to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaf_over_websocket() {
+    let pki_dir = tempfile::tempdir().expect("tempdir");
+    let pki = common::TestPki::new(pki_dir.path());
+    pki.server_cert("hub");
+    let d = pki_dir.path().display().to_string();
+    let reference = reference_binary();
+    let mut pairs: Vec<(&Path, &Path)> = vec![(natrix(), natrix())];
+    if let Some(r) = reference.as_deref() {
+        pairs.push((natrix(), r));
+        pairs.push((r, natrix()));
+    }
+    for (hub_bin, leaf_bin) in pairs {
+        for (scheme, extra) in [
+            ("ws", ""),
+            ("ws", ", ws_compression: true, ws_no_masking: true"),
+            ("wss", ""),
+        ] {
+            let name = format!(
+                "{} <- {} over {scheme}{extra}",
+                hub_bin.display(),
+                leaf_bin.display()
+            );
+            let (lp, wp) = (free_port(), free_port());
+            let ws_tls = if scheme == "wss" {
+                format!("tls {{ cert_file: \"{d}/hub.pem\", key_file: \"{d}/hub-key.pem\" }}")
+            } else {
+                "no_tls: true".to_owned()
+            };
+            let hub = start(
+                hub_bin,
+                &hub_conf(
+                    "hub",
+                    lp,
+                    &format!(
+                        "websocket {{ listen: \"127.0.0.1:{wp}\", {ws_tls}, compression: true }}"
+                    ),
+                ),
+                true,
+            );
+            let remote_tls = if scheme == "wss" {
+                format!(", tls: {{ ca_file: \"{d}/ca.pem\" }}")
+            } else {
+                String::new()
+            };
+            let leaf = start(
+                leaf_bin,
+                &leaf_conf(
+                    "leaf",
+                    &format!("url: \"{scheme}://127.0.0.1:{wp}\"{remote_tls}{extra}"),
+                    "",
+                ),
+                true,
+            );
+            eprintln!("{name}");
+            wait_leafs(&hub, 1, WAIT);
+            wait_leafs(&leaf, 1, WAIT);
+            // The hub accepted it on the WebSocket port, not its leaf port: the spoke's
+            // /leafz names the port it dialled.
+            let v = leafz(&leaf);
+            assert_eq!(v["leafs"][0]["port"], wp, "{name}: {v}");
+            exchange(&hub, &leaf).await;
+        }
+    }
+}
+
+/// The WebSocket listener of a server without a leaf node port refuses leaf
+/// connections (nats-server's "Not configured to accept leaf node connections"): the
+/// spoke never registers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_leaf_needs_a_leafnode_port() {
+    let reference = reference_binary();
+    let mut hubs: Vec<&Path> = vec![natrix()];
+    if let Some(r) = reference.as_deref() {
+        hubs.push(r);
+    }
+    for hub_bin in hubs {
+        let wp = free_port();
+        let hub = start(
+            hub_bin,
+            &format!(
+                "server_name: hub\nwebsocket {{ listen: \"127.0.0.1:{wp}\", no_tls: true }}\n"
+            ),
+            true,
+        );
+        let leaf = start(
+            natrix(),
+            &leaf_conf("leaf", &format!("url: \"ws://127.0.0.1:{wp}\""), ""),
+            true,
+        );
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(leafz(&leaf)["leafnodes"], 0, "{}", leaf.log_text());
+        assert!(
+            hub.log_text()
+                .contains("Not configured to accept leaf node connections"),
+            "{}",
+            hub.log_text()
+        );
+    }
+}
