@@ -1,0 +1,254 @@
+//! MQTT over WebSocket (`ws://host:port/mqtt`, subprotocol `mqtt`), with a real
+//! client: mqtt.js run by node, in MQTT 3.1.1 and 5.0, exchanging messages with an
+//! async-nats client over TCP on the same subjects. Each scenario runs against natrix
+//! and the reference nats-server with the same config, and the transcripts must match.
+//! Also: the upgrade names the subprotocol, a server without `mqtt {}` answers 404, and
+//! `/connz` lists the connection as an MQTT client.
+
+mod common;
+
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{NATRIX, Proc, free_port, start};
+use futures::StreamExt as _;
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+
+/// The MQTT side: subscribes, says `ready`, prints each message it gets, and after the
+/// first one publishes `cmd/door` (with a user property in 5.0) and says `published`.
+const CLIENT_JS: &str = r#"
+const mqtt = require(process.env.NATRIX_NODE_MODULES + '/mqtt');
+const [url, version] = process.argv.slice(-2);
+const c = mqtt.connect(url, {
+  clientId: 'ws-dev-' + version, protocolVersion: Number(version), reconnectPeriod: 0,
+  connectTimeout: 5000,
+});
+const quit = setTimeout(() => { console.log('timeout'); process.exit(1); }, 15000);
+c.on('error', (e) => { console.log('error ' + e.message); process.exit(2); });
+c.on('connect', () => {
+  c.subscribe('sensors/+/temp', { qos: 0 }, (err, granted) => {
+    if (err) { console.log('suberror ' + err.message); process.exit(3); }
+    console.log('ready ' + granted.map((g) => g.qos).join(','));
+  });
+});
+c.on('message', (topic, payload) => {
+  console.log('got ' + topic + ' ' + payload.toString());
+  const opts = Number(version) === 5 ? { properties: { userProperties: { origin: 'browserless' } } } : {};
+  c.publish('cmd/door', 'open', opts, () => {
+    console.log('published');
+    c.end(false, {}, () => { clearTimeout(quit); console.log('closed'); });
+  });
+});
+"#;
+
+fn conf(store: &Path, mqtt: u16, ws: u16) -> String {
+    format!(
+        "server_name: ws_mqtt\njetstream {{ store_dir: {:?} }}\nmqtt {{ host: 127.0.0.1, port: {mqtt} }}\nwebsocket {{ host: 127.0.0.1, port: {ws}, no_tls: true }}\n",
+        store.display().to_string()
+    )
+}
+
+struct Server {
+    p: Proc,
+    ws: u16,
+    _store: tempfile::TempDir,
+}
+
+fn servers() -> Vec<(&'static str, PathBuf)> {
+    let mut v = vec![("natrix", PathBuf::from(NATRIX))];
+    if let Some(r) = common::reference_binary() {
+        v.push(("nats-server", r));
+    }
+    v
+}
+
+fn server(bin: &Path) -> Server {
+    let store = tempfile::tempdir().expect("store");
+    let (mqtt, ws) = (free_port(), free_port());
+    let p = start(bin, &conf(store.path(), mqtt, ws), true);
+    Server {
+        p,
+        ws,
+        _store: store,
+    }
+}
+
+/// Reads the client's next line, within a bound.
+async fn line(lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>) -> String {
+    tokio::time::timeout(Duration::from_secs(15), lines.next_line())
+        .await
+        .expect("client line in time")
+        .expect("read client output")
+        .unwrap_or_else(|| "<eof>".into())
+}
+
+/// One MQTT-over-WebSocket session of mqtt.js at protocol `version` against `s`.
+async fn scenario(name: &str, s: &Server, modules: &Path, version: u8) -> Vec<String> {
+    let mut t = Vec::new();
+    let nats = async_nats::connect(format!("nats://127.0.0.1:{}", s.p.port))
+        .await
+        .expect("nats client");
+    let mut door = nats.subscribe("cmd.door").await.expect("subscribe");
+    nats.flush().await.expect("flush");
+    let mut child = tokio::process::Command::new("node")
+        .arg("-e")
+        .arg(CLIENT_JS)
+        .arg(format!("ws://127.0.0.1:{}/mqtt", s.ws))
+        .arg(version.to_string())
+        .env("NATRIX_NODE_MODULES", modules)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start node");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let ready = line(&mut lines).await;
+    t.push(ready.clone());
+    assert!(ready.starts_with("ready"), "{name}: {ready}");
+    // While connected, /connz lists it as an MQTT client with its client ID.
+    let connz = common::http_get(s.p.http_port.expect("monitor"), "/connz").json();
+    let mqtt_conn = connz["connections"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["mqtt_client"] == format!("ws-dev-{version}"));
+    t.push(format!(
+        "connz: {:?}",
+        mqtt_conn.map(|c| (c["type"].clone(), c["kind"].clone()))
+    ));
+    // NATS -> MQTT: a wildcard subscription gets the subject as a topic.
+    nats.publish("sensors.k1.temp", "21.5".into())
+        .await
+        .expect("publish");
+    nats.flush().await.expect("flush");
+    t.push(line(&mut lines).await);
+    // MQTT -> NATS, with the 5.0 user property as a header.
+    let m = tokio::time::timeout(Duration::from_secs(10), door.next())
+        .await
+        .expect("cmd.door in time")
+        .expect("message");
+    t.push(format!(
+        "nats got {} {} origin={:?}",
+        m.subject,
+        String::from_utf8_lossy(&m.payload),
+        m.headers
+            .as_ref()
+            .and_then(|h| h.get("origin"))
+            .map(|v| v.as_str().to_owned())
+    ));
+    t.push(line(&mut lines).await);
+    t.push(line(&mut lines).await);
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("node exits")
+        .expect("wait node");
+    t.push(format!("node exit {:?}", status.code()));
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_js_over_websocket_talks_with_nats() {
+    let Some(modules) = common::node_modules() else {
+        eprintln!("skipped: node or its packages missing (scripts/deps)");
+        return;
+    };
+    for version in [4u8, 5] {
+        let mut transcripts = Vec::new();
+        for (name, bin) in servers() {
+            // nats-server has no MQTT 5.0: it runs the 3.1.1 scenario only.
+            if version == 5 && name != "natrix" {
+                continue;
+            }
+            let s = server(&bin);
+            let t = scenario(name, &s, &modules, version).await;
+            eprintln!("{name} MQTT {version}: {t:#?}");
+            transcripts.push(t);
+        }
+        let mine = &transcripts[0];
+        assert_eq!(mine[0], "ready 0");
+        assert!(mine[1].contains("\"mqtt\""), "{mine:?}");
+        assert_eq!(mine[2], "got sensors/k1/temp 21.5");
+        let origin = if version == 5 {
+            "Some(\"browserless\")"
+        } else {
+            "None"
+        };
+        assert_eq!(mine[3], format!("nats got cmd.door open origin={origin}"));
+        assert_eq!(mine.last().map(String::as_str), Some("node exit Some(0)"));
+        if let [mine, theirs] = &transcripts[..] {
+            assert_eq!(mine, theirs, "natrix (left) and nats-server (right) differ");
+        }
+    }
+}
+
+/// The raw upgrade: the answer names the `mqtt` subprotocol the client asked for, and
+/// a CONNECT in a masked binary frame gets CONNACK in a binary frame.
+#[test]
+fn the_upgrade_names_the_mqtt_subprotocol() {
+    for (name, bin) in servers() {
+        let s = server(&bin);
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", s.ws)).expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let req = format!(
+            "GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n",
+            s.ws
+        );
+        c.write_all(req.as_bytes()).expect("write");
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && c.read(&mut byte).unwrap_or(0) == 1 {
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).to_string();
+        assert!(head.starts_with("HTTP/1.1 101"), "{name}: {head}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("sec-websocket-protocol: mqtt\r\n"),
+            "{name}: {head}"
+        );
+        // MQTT 3.1.1 CONNECT, clean session, keep-alive 30, client ID "raw".
+        let connect = [
+            0x10, 15, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 30, 0, 3, b'r', b'a', b'w',
+        ];
+        let mask = [1u8, 2, 3, 4];
+        let mut frame = vec![0x82, 0x80 | u8::try_from(connect.len()).expect("short")];
+        frame.extend_from_slice(&mask);
+        frame.extend(connect.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        c.write_all(&frame).expect("write");
+        let mut answer = [0u8; 6];
+        c.read_exact(&mut answer).expect("CONNACK frame");
+        assert_eq!(answer, [0x82, 4, 0x20, 2, 0, 0], "{name}: CONNACK accepted");
+    }
+}
+
+/// A server without `mqtt {}` refuses `/mqtt` upgrades with 404, before looking at the
+/// rest of the request (nats-server's "mqtt websocket endpoint not enabled").
+#[test]
+fn mqtt_over_websocket_needs_the_mqtt_listener() {
+    for (name, bin) in servers() {
+        let ws = free_port();
+        let p = start(
+            &bin,
+            &format!("websocket {{ host: 127.0.0.1, port: {ws}, no_tls: true }}\n"),
+            false,
+        );
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", ws)).expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        c.write_all(
+            format!("GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1:{ws}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").as_bytes(),
+        )
+        .expect("write");
+        let mut buf = [0u8; 64];
+        let n = c.read(&mut buf).unwrap_or(0);
+        let status = String::from_utf8_lossy(&buf[..n]).to_string();
+        assert!(status.starts_with("HTTP/1.1 404"), "{name}: {status}");
+        assert!(
+            p.log_text().contains("mqtt websocket endpoint not enabled"),
+            "{name}: {}",
+            p.log_text()
+        );
+    }
+}
