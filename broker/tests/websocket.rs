@@ -244,7 +244,7 @@ fn varz_shows_the_websocket_listener() {
     let block = |bin: &Path| {
         let port = free_port();
         let conf = format!(
-            "websocket {{ port: {port}, no_tls: true, same_origin: true, allowed_origins: [\"https://app.example.com\"] }}\n"
+            "authorization {{ users: [ {{ user: bob, password: b }} ] }}\nwebsocket {{ port: {port}, no_tls: true, same_origin: true, allowed_origins: [\"https://app.example.com\"], compression: true, handshake_timeout: \"3s\", advertise: \"ws.example.com:443\", no_auth_user: bob, authorization {{ timeout: 4 }} }}\n"
         );
         let p = start(bin, &conf, true);
         let varz = common::http_get(p.http_port.expect("monitor port"), "/varz").json();
@@ -257,6 +257,8 @@ fn varz_shows_the_websocket_listener() {
     };
     let mine = block(Path::new(NATRIX));
     assert_eq!(mine["no_tls"], true, "{mine}");
+    assert_eq!(mine["handshake_timeout"], 3_000_000_000_u64, "{mine}");
+    assert_eq!(mine["no_auth_user"], "bob", "{mine}");
     if let Some(r) = common::reference_binary() {
         assert_eq!(mine, block(&r), "natrix (left) and nats-server (right)");
     }
