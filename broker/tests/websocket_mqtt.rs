@@ -182,8 +182,9 @@ async fn mqtt_js_over_websocket_talks_with_nats() {
     }
 }
 
-/// The raw upgrade: the answer names the `mqtt` subprotocol the client asked for, and
-/// a CONNECT in a masked binary frame gets CONNACK in a binary frame.
+/// The raw upgrade: the answer names the `mqtt` subprotocol the client asked for, a
+/// CONNECT in a masked binary frame gets CONNACK in a binary frame, and a frame without
+/// a mask ends the connection.
 #[test]
 fn the_upgrade_names_the_mqtt_subprotocol() {
     for (name, bin) in servers() {
@@ -220,6 +221,29 @@ fn the_upgrade_names_the_mqtt_subprotocol() {
         let mut answer = [0u8; 6];
         c.read_exact(&mut answer).expect("CONNACK frame");
         assert_eq!(answer, [0x82, 4, 0x20, 2, 0, 0], "{name}: CONNACK accepted");
+        // A PINGREQ in a frame without a mask: the connection ends (natrix first sends
+        // a close frame with status 1002), no PINGRESP.
+        c.write_all(&[0x82, 2, 0xc0, 0]).expect("write");
+        let mut rest = Vec::new();
+        let ended = match c.read_to_end(&mut rest) {
+            Ok(_) => true,
+            Err(e) => matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+            ),
+        };
+        assert!(ended, "{name}: still open after an unmasked frame");
+        assert!(
+            !rest.windows(2).any(|w| w == [0xd0, 0]),
+            "{name}: answered an unmasked PINGREQ: {rest:?}"
+        );
+        if name == "natrix" {
+            assert_eq!(
+                rest.get(..4),
+                Some(&[0x88, 0x12, 0x03, 0xea][..]),
+                "{rest:?}"
+            );
+        }
     }
 }
 
