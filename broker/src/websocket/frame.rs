@@ -524,4 +524,31 @@ mod tests {
             "reason cut on a char boundary"
         );
     }
+
+    #[test]
+    fn client_side_frames_are_masked_and_decode_back() {
+        for (len, compressed) in [(0usize, false), (5, false), (300, true), (70_000, false)] {
+            let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let mut out = Vec::new();
+            encode_masked(&mut out, OpCode::Binary, &payload, compressed);
+            assert_eq!(out[1] & 0x80, 0x80, "mask bit set");
+            assert_eq!(out[0] & 0x40 != 0, compressed, "RSV1 as asked");
+            // A server requiring masks reads the payload back.
+            let mut d = Decoder::new(1 << 20);
+            d.deflate = true;
+            let mut buf = BytesMut::from(&out[..]);
+            let f = d.decode(&mut buf).expect("valid").expect("frame");
+            assert_eq!(f.payload.as_ref(), &payload[..]);
+            assert!(buf.is_empty());
+        }
+        let mut close = Vec::new();
+        encode_close_masked(&mut close, CLOSE_NORMAL, "bye");
+        let mut buf = BytesMut::from(&close[..]);
+        let f = Decoder::new(125)
+            .decode(&mut buf)
+            .expect("valid")
+            .expect("frame");
+        assert_eq!(f.opcode, OpCode::Close);
+        assert_eq!(f.payload.as_ref(), b"\x03\xe8bye");
+    }
 }

@@ -431,4 +431,30 @@ mod tests {
         assert_eq!(req.cookie("jwt"), Some("eyJ"));
         assert_eq!(req.cookie("c"), None);
     }
+
+    #[test]
+    fn the_path_or_the_subprotocol_tells_what_the_upgrade_opens() {
+        let with = |path: &str, extra: &str| {
+            let head = format!(
+                "GET {path} HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+            );
+            parse(head.as_bytes()).expect("valid").expect("whole").0
+        };
+        assert_eq!(with("/", "").kind(), Kind::Client);
+        assert_eq!(with("/leafnode", "").kind(), Kind::Leaf);
+        assert_eq!(with("/hub/leafnode?x=1", "").kind(), Kind::Leaf);
+        assert_eq!(with("/mqtt", "").kind(), Kind::Mqtt);
+        let asked = with("/", "Sec-WebSocket-Protocol: mqttv3.1, mqtt\r\n");
+        assert_eq!(asked.kind(), Kind::Mqtt);
+        // The answer names the subprotocol only when it was asked for.
+        let policy = OriginPolicy::default();
+        let named = accepted(&check(&asked, &policy, false).expect("ok"), false, &[]);
+        assert!(String::from_utf8_lossy(&named).contains("Sec-WebSocket-Protocol: mqtt\r\n"));
+        let plain = accepted(
+            &check(&with("/mqtt", ""), &policy, false).expect("ok"),
+            false,
+            &[],
+        );
+        assert!(!String::from_utf8_lossy(&plain).contains("Sec-WebSocket-Protocol"));
+    }
 }
