@@ -691,3 +691,35 @@ fn websocket_auth_settings_checked_at_start() {
         }
     }
 }
+
+/// `authorization { timeout }` inside `websocket {}`: a WebSocket client that does not
+/// log in is closed with `Authentication Timeout` after it, not after the server's own
+/// (longer) timeout; same on both servers.
+#[test]
+fn websocket_auth_timeout() {
+    let mut transcripts = Vec::new();
+    for (name, bin) in both() {
+        let port = free_port();
+        let conf = format!(
+            "authorization {{ users: [ {{ user: a, password: b }} ], timeout: 5 }}\nwebsocket {{ port: {port}, no_tls: true, authorization {{ timeout: 0.5 }} }}\n"
+        );
+        let _p = start(&bin, &conf, false);
+        let (mut s, _) = ws_open(port, "/", "");
+        let info = read_until_text(&mut s, "\r\n");
+        assert!(info.starts_with("INFO "), "{name}: {info}");
+        let began = std::time::Instant::now();
+        let err = read_until_text(&mut s, "Authentication Timeout");
+        let waited = began.elapsed();
+        let t = format!(
+            "timed out: {}, within 0.3-3 s: {}",
+            err.contains("-ERR 'Authentication Timeout'"),
+            waited > Duration::from_millis(300) && waited < Duration::from_secs(3)
+        );
+        eprintln!("{name}: {t} ({waited:?})");
+        transcripts.push(t);
+    }
+    assert_eq!(transcripts[0], "timed out: true, within 0.3-3 s: true");
+    if let [mine, theirs] = &transcripts[..] {
+        assert_eq!(mine, theirs, "natrix (left) and nats-server (right) differ");
+    }
+}

@@ -576,9 +576,14 @@ impl Client {
         let mut parser = Parser::new();
         let mut buf = BytesMut::with_capacity(READ_MIN);
         let mut read_size = READ_MIN;
+        let auth_timeout = self
+            .ws_login
+            .as_ref()
+            .and_then(|w| w.auth_timeout)
+            .unwrap_or(self.opts.auth_timeout);
         let auth_deadline = self
             .awaiting_auth
-            .then(|| tokio::time::Instant::now() + self.opts.auth_timeout);
+            .then(|| tokio::time::Instant::now() + auth_timeout);
         let mut next_ping = tokio::time::Instant::now() + first_ping_delay(&self.opts);
         let outbound = self.handle.outbound.clone();
         loop {

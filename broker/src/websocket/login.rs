@@ -6,7 +6,8 @@
 //!   cannot set headers on a WebSocket, but it sends the page's cookies with the upgrade);
 //! - `username`/`password`, `token` or `no_auth_user` inside `websocket {}` replace the
 //!   server's own simple authentication for WebSocket clients (nats-server's "auth
-//!   override"); the users and nkeys lists still apply.
+//!   override"); the users and nkeys lists still apply;
+//! - `authorization { timeout }` there is WebSocket clients' authentication timeout.
 
 use std::sync::Arc;
 
@@ -22,6 +23,9 @@ pub struct WsLogin {
     pub token: Option<String>,
     /// The authentication WebSocket clients get instead of the server's own.
     pub auth: Option<Arc<Auth>>,
+    /// `authorization { timeout }` inside `websocket {}`: WebSocket clients' own time to
+    /// send CONNECT (nats-server applies it whether or not the block overrides auth).
+    pub auth_timeout: Option<std::time::Duration>,
 }
 
 impl WsLogin {
@@ -39,6 +43,7 @@ impl WsLogin {
             pass: cookie(&w.password_cookie),
             token: cookie(&w.token_cookie),
             auth: auth_override(o, base).map(Arc::new),
+            auth_timeout: (!w.auth_timeout.is_zero()).then_some(w.auth_timeout),
         }
     }
 
