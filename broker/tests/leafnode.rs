@@ -1040,3 +1040,62 @@ async fn websocket_leaf_needs_a_leafnode_port() {
         );
     }
 }
+
+/// A spoke that presents no credentials is the hub's `no_auth_user`, and over the
+/// WebSocket listener the `websocket {}` block's `no_auth_user` when it has one, as
+/// nats-server binds them: the spoke dialling the leaf port lands in account A, the one
+/// dialling the WebSocket port in account B. Both servers as the hub.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leafs_without_credentials_are_the_no_auth_user() {
+    let reference = reference_binary();
+    let mut hubs: Vec<&Path> = vec![natrix()];
+    if let Some(r) = reference.as_deref() {
+        hubs.push(r);
+    }
+    let mut transcripts = Vec::new();
+    for hub_bin in hubs {
+        let (lp, wp) = (free_port(), free_port());
+        let hub = start(
+            hub_bin,
+            &hub_conf(
+                "hub",
+                lp,
+                &format!(
+                    "accounts {{ A: {{ users: [ {{ user: a, password: x }} ] }}, B: {{ users: [ {{ user: bob, password: y }} ] }} }}\nno_auth_user: a\nwebsocket {{ listen: \"127.0.0.1:{wp}\", no_tls: true, no_auth_user: bob }}"
+                ),
+            ),
+            true,
+        );
+        let _tcp_leaf = start(
+            natrix(),
+            &leaf_conf("leaf1", &format!("url: \"nats-leaf://127.0.0.1:{lp}\""), ""),
+            false,
+        );
+        let _ws_leaf = start(
+            natrix(),
+            &leaf_conf("leaf2", &format!("url: \"ws://127.0.0.1:{wp}\""), ""),
+            false,
+        );
+        wait_leafs(&hub, 2, WAIT);
+        let v = leafz(&hub);
+        let mut bound: Vec<String> = v["leafs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|l| {
+                format!(
+                    "{} in {}",
+                    l["name"].as_str().unwrap_or_default(),
+                    l["account"]
+                )
+            })
+            .collect();
+        bound.sort();
+        eprintln!("{}: {bound:?}", hub_bin.display());
+        transcripts.push(bound);
+    }
+    assert_eq!(transcripts[0], ["leaf1 in \"A\"", "leaf2 in \"B\""]);
+    if let [mine, theirs] = &transcripts[..] {
+        assert_eq!(mine, theirs, "natrix (left) and nats-server (right) differ");
+    }
+}

@@ -267,6 +267,7 @@ pub(super) async fn accept_websocket<R: tokio::io::AsyncRead + Unpin>(
         peer,
         None,
         None,
+        true,
     )
     .await;
 }
@@ -670,6 +671,7 @@ async fn drive<R: tokio::io::AsyncRead + Unpin>(
         peer,
         solicited,
         Some(writer),
+        false,
     )
     .await
 }
@@ -688,6 +690,7 @@ async fn drive_with_writer<R: tokio::io::AsyncRead + Unpin>(
     peer: SocketAddr,
     solicited: Option<Solicited>,
     writer: Option<tokio::task::JoinHandle<()>>,
+    accepted_on_websocket: bool,
 ) -> Outcome {
     let (opts, _) = server.options();
     let handle = Arc::new(ClientHandle {
@@ -726,6 +729,7 @@ async fn drive_with_writer<R: tokio::io::AsyncRead + Unpin>(
         outcome: Outcome::Retry,
         max_payload: i64::from(opts.max_payload),
         ping_sent: None,
+        websocket: accepted_on_websocket,
     };
     let mut buf = initial;
     buf.reserve(16 * 1024);
@@ -849,6 +853,8 @@ struct Conn {
     max_payload: i64,
     /// When the unanswered PING went out, for the round-trip time.
     ping_sent: Option<std::time::Instant>,
+    /// Accepted on the WebSocket listener: `websocket { no_auth_user }` applies.
+    websocket: bool,
 }
 
 impl Conn {
@@ -1185,7 +1191,17 @@ impl Conn {
         };
         let binding = match self.server.trust() {
             Some(_) => self.jwt_binding(&presented),
-            None => auth::authenticate(&opts, &presented),
+            None => {
+                // nats-server's order: the WebSocket block's no_auth_user for a leaf
+                // that came in over WebSocket, else the server's.
+                let ws = &opts.config.websocket.no_auth_user;
+                let no_auth_user = if self.websocket && !ws.is_empty() {
+                    Some(ws.as_str())
+                } else {
+                    opts.auth.no_auth_user.as_deref()
+                };
+                auth::authenticate(&opts, &presented, no_auth_user)
+            }
         };
         let binding = match binding {
             Ok(b) => b,
