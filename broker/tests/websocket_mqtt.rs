@@ -21,10 +21,13 @@ use tokio::io::{AsyncBufReadExt as _, BufReader};
 const CLIENT_JS: &str = r#"
 const mqtt = require(process.env.NATRIX_NODE_MODULES + '/mqtt');
 const [url, version] = process.argv.slice(-2);
-const c = mqtt.connect(url, {
+const opts = {
   clientId: 'ws-dev-' + version, protocolVersion: Number(version), reconnectPeriod: 0,
   connectTimeout: 5000,
-});
+};
+// wss://: the server's certificate is checked against the test's CA.
+if (process.env.NATRIX_CA) { opts.ca = require('fs').readFileSync(process.env.NATRIX_CA); }
+const c = mqtt.connect(url, opts);
 const quit = setTimeout(() => { console.log('timeout'); process.exit(1); }, 15000);
 c.on('error', (e) => { console.log('error ' + e.message); process.exit(2); });
 c.on('connect', () => {
@@ -43,9 +46,9 @@ c.on('message', (topic, payload) => {
 });
 "#;
 
-fn conf(store: &Path, mqtt: u16, ws: u16) -> String {
+fn conf(store: &Path, mqtt: u16, ws: u16, tls: &str) -> String {
     format!(
-        "server_name: ws_mqtt\njetstream {{ store_dir: {:?} }}\nmqtt {{ host: 127.0.0.1, port: {mqtt} }}\nwebsocket {{ host: 127.0.0.1, port: {ws}, no_tls: true }}\n",
+        "server_name: ws_mqtt\njetstream {{ store_dir: {:?} }}\nmqtt {{ host: 127.0.0.1, port: {mqtt} }}\nwebsocket {{ host: 127.0.0.1, port: {ws}, {tls} }}\n",
         store.display().to_string()
     )
 }
@@ -66,9 +69,13 @@ fn servers() -> Vec<(&'static str, PathBuf)> {
 }
 
 fn server(bin: &Path) -> Server {
+    server_with(bin, "no_tls: true")
+}
+
+fn server_with(bin: &Path, tls: &str) -> Server {
     let store = tempfile::tempdir().expect("store");
     let (mqtt, ws) = (free_port(), free_port());
-    let p = start(bin, &conf(store.path(), mqtt, ws), true);
+    let p = start(bin, &conf(store.path(), mqtt, ws, tls), true);
     Server {
         p,
         ws,
@@ -86,18 +93,30 @@ async fn line(lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout
         .unwrap_or_else(|| "<eof>".into())
 }
 
-/// One MQTT-over-WebSocket session of mqtt.js at protocol `version` against `s`.
-async fn scenario(name: &str, s: &Server, modules: &Path, version: u8) -> Vec<String> {
+/// One MQTT-over-WebSocket session of mqtt.js at protocol `version` against `s`, over
+/// `wss://` checked against `ca` when given.
+async fn scenario(
+    name: &str,
+    s: &Server,
+    modules: &Path,
+    version: u8,
+    ca: Option<&Path>,
+) -> Vec<String> {
     let mut t = Vec::new();
     let nats = async_nats::connect(format!("nats://127.0.0.1:{}", s.p.port))
         .await
         .expect("nats client");
     let mut door = nats.subscribe("cmd.door").await.expect("subscribe");
     nats.flush().await.expect("flush");
-    let mut child = tokio::process::Command::new("node")
+    let mut cmd = tokio::process::Command::new("node");
+    if let Some(ca) = ca {
+        cmd.env("NATRIX_CA", ca);
+    }
+    let scheme = if ca.is_some() { "wss" } else { "ws" };
+    let mut child = cmd
         .arg("-e")
         .arg(CLIENT_JS)
-        .arg(format!("ws://127.0.0.1:{}/mqtt", s.ws))
+        .arg(format!("{scheme}://127.0.0.1:{}/mqtt", s.ws))
         .arg(version.to_string())
         .env("NATRIX_NODE_MODULES", modules)
         .stdout(Stdio::piped())
@@ -163,7 +182,7 @@ async fn mqtt_js_over_websocket_talks_with_nats() {
                 continue;
             }
             let s = server(&bin);
-            let t = scenario(name, &s, &modules, version).await;
+            let t = scenario(name, &s, &modules, version, None).await;
             eprintln!("{name} MQTT {version}: {t:#?}");
             transcripts.push(t);
         }
@@ -363,5 +382,34 @@ fn a_client_id_is_taken_over_across_transports() {
             closed_within(&mut over_ws, Duration::from_secs(3)),
             "{name}: the WebSocket holder of the ID stays open"
         );
+    }
+}
+
+/// The same exchange over `wss://`: TLS on the WebSocket listener, mqtt.js checking the
+/// server's certificate against the test CA; MQTT 3.1.1 on both servers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_js_over_secure_websocket() {
+    let Some(modules) = common::node_modules() else {
+        eprintln!("skipped: node or its packages missing (scripts/deps)");
+        return;
+    };
+    let pki_dir = tempfile::tempdir().expect("pki");
+    let pki = common::TestPki::new(pki_dir.path());
+    pki.server_cert("ws");
+    let d = pki_dir.path().display().to_string();
+    let tls = format!("tls {{ cert_file: \"{d}/ws.pem\", key_file: \"{d}/ws-key.pem\" }}");
+    let mut transcripts = Vec::new();
+    for (name, bin) in servers() {
+        let s = server_with(&bin, &tls);
+        let t = scenario(name, &s, &modules, 4, Some(&pki_dir.path().join("ca.pem"))).await;
+        eprintln!("{name} over wss: {t:#?}");
+        transcripts.push(t);
+    }
+    let mine = &transcripts[0];
+    assert_eq!(mine[2], "got sensors/k1/temp 21.5", "{mine:?}");
+    assert_eq!(mine[3], "nats got cmd.door open origin=None", "{mine:?}");
+    assert_eq!(mine.last().map(String::as_str), Some("node exit Some(0)"));
+    if let [mine, theirs] = &transcripts[..] {
+        assert_eq!(mine, theirs, "natrix (left) and nats-server (right) differ");
     }
 }
