@@ -723,3 +723,60 @@ fn websocket_auth_timeout() {
         assert_eq!(mine, theirs, "natrix (left) and nats-server (right) differ");
     }
 }
+
+/// `jwt_cookie` in operator mode: a bearer user JWT in the cookie logs a browser in
+/// without anything in CONNECT; a JWT allowing only `WEBSOCKET` connections logs in over
+/// WebSocket and is refused over TCP. Same outcomes on both servers.
+#[test]
+fn jwt_from_a_cookie_in_operator_mode() {
+    use natrix_jwt::UserClaims;
+    use natrix_jwt::nkeys::KeyPair;
+    let chain = common::jwt::chain(false);
+    let bearer = |types: &[&str]| {
+        let u = KeyPair::new_user();
+        let mut claims = UserClaims::new(u.public_key());
+        claims.nats.permission_limits.bearer_token = true;
+        claims.nats.permission_limits.allowed_connection_types =
+            types.iter().map(|t| (*t).to_owned()).collect();
+        natrix_jwt::encode(&claims, &chain.a).expect("user JWT")
+    };
+    let any = bearer(&[]);
+    let ws_only = bearer(&["WEBSOCKET"]);
+    let mut transcripts = Vec::new();
+    for (name, bin) in both() {
+        let port = free_port();
+        let conf = format!(
+            "{}websocket {{ port: {port}, no_tls: true, jwt_cookie: \"my_jwt\" }}\n",
+            common::jwt::config(&chain)
+        );
+        let p = start(&bin, &conf, false);
+        let mut t = vec![
+            format!(
+                "bearer JWT cookie: {}",
+                ws_login(port, &format!("Cookie: my_jwt={any}\r\n"), "{}")
+            ),
+            format!("no cookie: {}", ws_login(port, "", "{}")),
+            format!(
+                "WEBSOCKET-only JWT cookie: {}",
+                ws_login(port, &format!("Cookie: my_jwt={ws_only}\r\n"), "{}")
+            ),
+        ];
+        let mut tcp = common::Raw::connect_plain(p.port);
+        tcp.send(&format!("CONNECT {{\"jwt\":\"{ws_only}\"}}\r\nPING\r\n"));
+        t.push(format!(
+            "WEBSOCKET-only JWT over tcp refused: {}",
+            tcp.read_for(Duration::from_millis(500))
+                .contains("Authorization Violation")
+        ));
+        eprintln!("{name}: {t:#?}");
+        transcripts.push(t);
+    }
+    let mine = &transcripts[0];
+    assert_eq!(mine[0], "bearer JWT cookie: ok");
+    assert!(mine[1].contains("Authorization Violation"), "{mine:?}");
+    assert_eq!(mine[2], "WEBSOCKET-only JWT cookie: ok");
+    assert_eq!(mine[3], "WEBSOCKET-only JWT over tcp refused: true");
+    if let [mine, theirs] = &transcripts[..] {
+        assert_eq!(mine, theirs, "natrix (left) and nats-server (right) differ");
+    }
+}

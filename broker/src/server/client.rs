@@ -893,7 +893,12 @@ impl Client {
             jwt: connect.jwt.as_deref(),
             sig: connect.sig.as_deref(),
             nonce: self.nonce.as_deref(),
-            connection_type: auth::STANDARD,
+            // A user JWT's allowed_connection_types name WebSocket clients apart.
+            connection_type: if self.ws_login.is_some() {
+                natrix_jwt::CONNECTION_TYPE_WEBSOCKET
+            } else {
+                auth::STANDARD
+            },
             peer,
         };
         let server = self.server.clone();
