@@ -780,3 +780,42 @@ fn jwt_from_a_cookie_in_operator_mode() {
         assert_eq!(mine, theirs, "natrix (left) and nats-server (right) differ");
     }
 }
+
+/// `allowed_connection_types` of configured users: `WEBSOCKET` admits a user over
+/// WebSocket only, `STANDARD` over TCP only. Same outcomes on both servers.
+#[test]
+fn allowed_connection_types_tell_websocket_from_tcp() {
+    let mut transcripts = Vec::new();
+    for (name, bin) in both() {
+        let port = free_port();
+        let conf = format!(
+            "authorization {{ users: [ {{ user: w, password: p, allowed_connection_types: [\"WEBSOCKET\"] }}, {{ user: t, password: p, allowed_connection_types: [\"STANDARD\"] }} ] }}\nwebsocket {{ port: {port}, no_tls: true }}\n"
+        );
+        let p = start(&bin, &conf, false);
+        let mut t = Vec::new();
+        for user in ["w", "t"] {
+            t.push(format!(
+                "{user} over websocket: {}",
+                ws_login(port, "", &format!("{{\"user\":\"{user}\",\"pass\":\"p\"}}"))
+            ));
+            let mut tcp = common::Raw::connect_plain(p.port);
+            tcp.send(&format!(
+                "CONNECT {{\"user\":\"{user}\",\"pass\":\"p\"}}\r\nPING\r\n"
+            ));
+            t.push(format!(
+                "{user} over tcp: {}",
+                tcp.read_for(Duration::from_millis(500)).contains("PONG")
+            ));
+        }
+        eprintln!("{name}: {t:#?}");
+        transcripts.push(t);
+    }
+    let mine = &transcripts[0];
+    assert_eq!(mine[0], "w over websocket: ok");
+    assert_eq!(mine[1], "w over tcp: false");
+    assert!(mine[2].contains("Authorization Violation"), "{mine:?}");
+    assert_eq!(mine[3], "t over tcp: true");
+    if let [mine, theirs] = &transcripts[..] {
+        assert_eq!(mine, theirs, "natrix (left) and nats-server (right) differ");
+    }
+}

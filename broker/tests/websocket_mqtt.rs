@@ -348,9 +348,7 @@ fn a_client_id_is_taken_over_across_transports() {
             let mut c = std::net::TcpStream::connect(("127.0.0.1", s.ws)).expect("connect");
             c.set_read_timeout(Some(Duration::from_secs(5)))
                 .expect("timeout");
-            let req = format!(
-                "GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n"
-            );
+            let req = "GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n";
             c.write_all(req.as_bytes()).expect("write");
             let mut head = Vec::new();
             let mut byte = [0u8; 1];

@@ -304,6 +304,7 @@ impl ConnectOpts {
             nkey: self.nkey.as_deref(),
             sig: self.sig.as_deref(),
             nonce,
+            websocket: false,
         }
     }
 }
@@ -800,7 +801,8 @@ impl Client {
         } else if let Some(co) = callout {
             self.callout_login(&connect, &co)
         } else {
-            let creds = connect.credentials(self.nonce.as_deref(), self.cert.as_deref());
+            let mut creds = connect.credentials(self.nonce.as_deref(), self.cert.as_deref());
+            creds.websocket = self.ws_login.is_some();
             let auth = self
                 .ws_login
                 .as_ref()
