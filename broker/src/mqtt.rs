@@ -21,8 +21,8 @@ use natrix_mqtt::{
     ReasonCode, SubAck, UnsubAck,
 };
 use rustc_hash::FxHashMap;
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, DuplexStream};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, DuplexStream};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use crate::server::Server;
@@ -31,6 +31,26 @@ use crate::server::outbound::Outbound;
 
 /// How long a connection may take to send CONNECT and be logged in.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The byte stream an MQTT session runs on: a TCP socket of the MQTT listener, or the
+/// binary frames of a WebSocket connection (`crate::websocket`, path `/mqtt`).
+pub trait Transport: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Transport for T {}
+
+/// Serves one MQTT connection on `sock`, already open (a WebSocket upgrade answered):
+/// the entry point of transports other than the listener's own TCP sockets. The
+/// session registry is the listener's (client IDs are one namespace whatever the
+/// transport); without a started MQTT listener the connection is dropped.
+pub async fn serve_transport(server: Arc<Server>, sock: Box<dyn Transport>, peer: SocketAddr) {
+    let Some(ids) = server
+        .mqtt_sessions()
+        .and_then(|s| s.downcast::<ClientIds>().ok())
+    else {
+        tracing::debug!(%peer, "MQTT connection without an MQTT listener");
+        return;
+    };
+    serve_on(server, sock, peer, ids).await;
+}
 
 /// Binds `mqtt {}`'s port and serves it until shutdown; `None` without `mqtt { port }`.
 pub async fn start(
@@ -69,27 +89,16 @@ pub async fn start(
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!("Listening for MQTT clients on mqtt://{addr}");
     let server = server.clone();
-    tokio::spawn(async move { accept_loop(server, listener).await });
+    let ids = Arc::new(ClientIds::default());
+    server.set_mqtt_sessions(ids.clone());
+    tokio::spawn(async move { accept_loop(server, listener, ids).await });
     Ok(Some(addr))
-}
-
-/// The byte stream an MQTT session runs on: a TCP socket, or the binary frames of a
-/// WebSocket connection (`crate::websocket`, path `/mqtt`).
-pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Transport for T {}
-
-/// Serves one MQTT connection on `sock`, already open (a WebSocket upgrade answered):
-/// the entry point of transports other than the MQTT listener's own TCP sockets. Client
-/// IDs are shared with the listener's connections (`Server::mqtt_client_ids`).
-pub async fn serve_transport(server: Arc<Server>, sock: Box<dyn Transport>, peer: SocketAddr) {
-    let ids = server.mqtt_client_ids();
-    serve(server, sock, peer, ids).await;
 }
 
 /// The connected client IDs: a new connection with an ID in use takes it over (the
 /// older connection is closed, 3.1.4-3), as nats-server does.
 #[derive(Default)]
-pub struct ClientIds {
+struct ClientIds {
     next: std::sync::atomic::AtomicU64,
     by_id: parking_lot::Mutex<FxHashMap<String, (u64, Arc<tokio::sync::Notify>)>>,
 }
@@ -114,17 +123,15 @@ impl ClientIds {
     }
 }
 
-async fn accept_loop(server: Arc<Server>, listener: TcpListener) {
+async fn accept_loop(server: Arc<Server>, listener: TcpListener, ids: Arc<ClientIds>) {
     let mut shutdown = std::pin::pin!(server.wait_shutdown());
-    let ids = server.mqtt_client_ids();
     loop {
         tokio::select! {
             res = listener.accept() => match res {
                 Ok((stream, peer)) => {
                     let server = server.clone();
                     let ids = ids.clone();
-                    let _ = stream.set_nodelay(true);
-                    tokio::spawn(async move { serve(server, Box::new(stream), peer, ids).await });
+                    tokio::spawn(async move { serve(server, stream, peer, ids).await });
                 }
                 Err(e) => {
                     tracing::error!("Temporary MQTT Accept Error ({e})");
@@ -194,7 +201,13 @@ enum End {
     WithWill,
 }
 
-async fn serve(
+async fn serve(server: Arc<Server>, sock: TcpStream, peer: SocketAddr, ids: Arc<ClientIds>) {
+    let _ = sock.set_nodelay(true);
+    serve_on(server, Box::new(sock), peer, ids).await;
+}
+
+/// One MQTT connection on any transport, from CONNECT to the end.
+async fn serve_on(
     server: Arc<Server>,
     mut sock: Box<dyn Transport>,
     peer: SocketAddr,

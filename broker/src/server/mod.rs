@@ -257,9 +257,10 @@ pub struct Server {
     /// Where the WebSocket listener is bound, once it is.
     websocket_addr: Mutex<Option<SocketAddr>>,
     mqtt_addr: Mutex<Option<SocketAddr>>,
-    /// The MQTT client IDs in use, shared by the MQTT listener and MQTT over WebSocket,
-    /// so that a client ID taken over on one transport closes its holder on the other.
-    mqtt_client_ids: std::sync::OnceLock<Arc<crate::mqtt::ClientIds>>,
+    /// The MQTT listener's session registry (client IDs in use), shared with MQTT over
+    /// WebSocket so that one client ID is one session whatever the transport. Opaque
+    /// here: its type is the MQTT module's own.
+    mqtt_sessions: std::sync::OnceLock<Arc<dyn std::any::Any + Send + Sync>>,
     http_addr: Mutex<Option<(SocketAddr, bool)>>,
     lame_duck: AtomicBool,
     shutdown_tx: watch::Sender<bool>,
@@ -399,7 +400,7 @@ impl Server {
             http_addr: Mutex::new(None),
             websocket_addr: Mutex::new(None),
             mqtt_addr: Mutex::new(None),
-            mqtt_client_ids: std::sync::OnceLock::new(),
+            mqtt_sessions: std::sync::OnceLock::new(),
             lame_duck: AtomicBool::new(false),
             shutdown_tx,
             trust: std::sync::OnceLock::new(),
@@ -754,9 +755,14 @@ impl Server {
         *self.mqtt_addr.lock() = Some(addr);
     }
 
-    /// The MQTT connections' client IDs, whatever their transport.
-    pub fn mqtt_client_ids(&self) -> Arc<crate::mqtt::ClientIds> {
-        self.mqtt_client_ids.get_or_init(Arc::default).clone()
+    /// The MQTT listener's session registry, once it started.
+    pub fn mqtt_sessions(&self) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
+        self.mqtt_sessions.get().cloned()
+    }
+
+    /// Set by the MQTT listener when it starts (once).
+    pub fn set_mqtt_sessions(&self, sessions: Arc<dyn std::any::Any + Send + Sync>) {
+        let _ = self.mqtt_sessions.set(sessions);
     }
 
     /// Accepts clients until shutdown or lame-duck mode.
