@@ -457,4 +457,23 @@ mod tests {
         );
         assert!(!String::from_utf8_lossy(&plain).contains("Sec-WebSocket-Protocol"));
     }
+
+    #[test]
+    fn configured_headers_follow_the_agreed_ones() {
+        let a = Accepted {
+            accept: accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
+            deflate_offered: true,
+            no_masking: false,
+            mqtt_protocol: false,
+        };
+        let extra = [("X-Frame-Options".to_owned(), "DENY".to_owned())];
+        let answer = String::from_utf8(accepted(&a, true, &extra)).expect("ascii");
+        assert!(answer.starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
+        let deflate = answer.find("permessage-deflate").expect("deflate agreed");
+        let header = answer
+            .find("X-Frame-Options: DENY\r\n")
+            .expect("configured header");
+        assert!(deflate < header);
+        assert!(answer.ends_with("\r\n\r\n"));
+    }
 }
