@@ -411,3 +411,27 @@ async fn mqtt_js_over_secure_websocket() {
         assert_eq!(mine, theirs, "natrix (left) and nats-server (right) differ");
     }
 }
+
+/// mqtt.js (node's `ws` offers permessage-deflate) against a listener with
+/// `compression: true`: the packets travel in compressed frames both ways; MQTT 3.1.1 on
+/// both servers with the same transcript.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_js_over_compressed_websocket() {
+    let Some(modules) = common::node_modules() else {
+        eprintln!("skipped: node or its packages missing (scripts/deps)");
+        return;
+    };
+    let mut transcripts = Vec::new();
+    for (name, bin) in servers() {
+        let s = server_with(&bin, "no_tls: true, compression: true");
+        let t = scenario(name, &s, &modules, 4, None).await;
+        eprintln!("{name} compressed: {t:#?}");
+        transcripts.push(t);
+    }
+    let mine = &transcripts[0];
+    assert_eq!(mine[2], "got sensors/k1/temp 21.5", "{mine:?}");
+    assert_eq!(mine.last().map(String::as_str), Some("node exit Some(0)"));
+    if let [mine, theirs] = &transcripts[..] {
+        assert_eq!(mine, theirs, "natrix (left) and nats-server (right) differ");
+    }
+}
