@@ -155,7 +155,10 @@ async fn serve(server: Arc<Server>, ws: Arc<WsListener>, mut stream: TcpStream, 
     let _ = writer.await;
 }
 
-/// Reads and answers the upgrade, then runs the client over the frames.
+/// Reads and answers the upgrade, then runs what it asked for over the frames: a NATS
+/// client, an MQTT session or a leaf connection (by the path, [`Request::kind`]).
+///
+/// [`Request::kind`]: handshake::Request::kind
 async fn upgrade<R: AsyncRead + Unpin + Send + 'static>(
     server: &Arc<Server>,
     ws: &WsListener,
