@@ -139,8 +139,16 @@ fn given(v: Option<&str>) -> Option<&str> {
 }
 
 fn kind_allowed(types: Option<&Vec<String>>) -> bool {
-    types.is_none_or(|t| t.iter().any(|k| k == STANDARD))
+    kind_allowed_as(types, STANDARD)
 }
+
+/// Whether `allowed_connection_types` lets in a connection of kind `kind`.
+fn kind_allowed_as(types: Option<&Vec<String>>, kind: &str) -> bool {
+    types.is_none_or(|t| t.iter().any(|k| k == kind))
+}
+
+/// The connection kind of a NATS client over WebSocket, for `allowed_connection_types`.
+pub const WEBSOCKET: &str = "WEBSOCKET";
 
 /// What a client presented in its CONNECT.
 #[derive(Debug, Default)]
@@ -154,6 +162,16 @@ pub struct Credentials<'a> {
     pub nonce: Option<&'a str>,
     /// The client's TLS certificate, read when it presented one.
     pub cert: Option<&'a PeerCert>,
+    /// A NATS client over WebSocket: `allowed_connection_types` must list `WEBSOCKET`
+    /// rather than `STANDARD`.
+    pub websocket: bool,
+}
+
+impl Credentials<'_> {
+    /// The connection kind `allowed_connection_types` is checked against.
+    fn kind(&self) -> &'static str {
+        if self.websocket { WEBSOCKET } else { STANDARD }
+    }
 }
 
 /// The identity a connection was accepted as.
@@ -195,7 +213,7 @@ impl Auth {
     fn nkey_login(&self, creds: &Credentials<'_>, nkey: &str) -> Option<Authenticated> {
         use base64::Engine as _;
         let user = self.nkeys.get(nkey)?;
-        if !kind_allowed(user.connection_types.as_ref()) {
+        if !kind_allowed_as(user.connection_types.as_ref(), creds.kind()) {
             return None;
         }
         // The no_auth_user stands for clients that present nothing: no signature.
@@ -266,7 +284,7 @@ impl Auth {
         // Without users (a token alone) a CONNECT user is ignored, as in nats-server.
         if let Some(name) = name.filter(|_| !self.users.is_empty()) {
             let user = self.users.get(name)?;
-            if !kind_allowed(user.connection_types.as_ref()) {
+            if !kind_allowed_as(user.connection_types.as_ref(), creds.kind()) {
                 return None;
             }
             return password_matches(&user.password, pass.unwrap_or_default())

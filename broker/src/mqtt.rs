@@ -32,6 +32,26 @@ use crate::server::outbound::Outbound;
 /// How long a connection may take to send CONNECT and be logged in.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The byte stream an MQTT session runs on: a TCP socket of the MQTT listener, or the
+/// binary frames of a WebSocket connection (`crate::websocket`, path `/mqtt`).
+pub trait Transport: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Transport for T {}
+
+/// Serves one MQTT connection on `sock`, already open (a WebSocket upgrade answered):
+/// the entry point of transports other than the listener's own TCP sockets. The
+/// session registry is the listener's (client IDs are one namespace whatever the
+/// transport); without a started MQTT listener the connection is dropped.
+pub async fn serve_transport(server: Arc<Server>, sock: Box<dyn Transport>, peer: SocketAddr) {
+    let Some(ids) = server
+        .mqtt_sessions()
+        .and_then(|s| s.downcast::<ClientIds>().ok())
+    else {
+        tracing::debug!(%peer, "MQTT connection without an MQTT listener");
+        return;
+    };
+    serve_on(server, sock, peer, ids).await;
+}
+
 /// Binds `mqtt {}`'s port and serves it until shutdown; `None` without `mqtt { port }`.
 pub async fn start(
     server: &Arc<Server>,
@@ -69,7 +89,9 @@ pub async fn start(
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!("Listening for MQTT clients on mqtt://{addr}");
     let server = server.clone();
-    tokio::spawn(async move { accept_loop(server, listener).await });
+    let ids = Arc::new(ClientIds::default());
+    server.set_mqtt_sessions(ids.clone());
+    tokio::spawn(async move { accept_loop(server, listener, ids).await });
     Ok(Some(addr))
 }
 
@@ -101,9 +123,8 @@ impl ClientIds {
     }
 }
 
-async fn accept_loop(server: Arc<Server>, listener: TcpListener) {
+async fn accept_loop(server: Arc<Server>, listener: TcpListener, ids: Arc<ClientIds>) {
     let mut shutdown = std::pin::pin!(server.wait_shutdown());
-    let ids = Arc::new(ClientIds::default());
     loop {
         tokio::select! {
             res = listener.accept() => match res {
@@ -143,7 +164,7 @@ struct SubInfo {
 }
 
 struct Session {
-    sock: TcpStream,
+    sock: Box<dyn Transport>,
     version: ProtocolVersion,
     decoder: Decoder,
     rbuf: BytesMut,
@@ -180,8 +201,18 @@ enum End {
     WithWill,
 }
 
-async fn serve(server: Arc<Server>, mut sock: TcpStream, peer: SocketAddr, ids: Arc<ClientIds>) {
+async fn serve(server: Arc<Server>, sock: TcpStream, peer: SocketAddr, ids: Arc<ClientIds>) {
     let _ = sock.set_nodelay(true);
+    serve_on(server, Box::new(sock), peer, ids).await;
+}
+
+/// One MQTT connection on any transport, from CONNECT to the end.
+async fn serve_on(
+    server: Arc<Server>,
+    mut sock: Box<dyn Transport>,
+    peer: SocketAddr,
+    ids: Arc<ClientIds>,
+) {
     let mut decoder = Decoder::new();
     // A whole packet is buffered before it is decoded: the limit is the server's
     // max_payload with room for the topic and properties, not MQTT's 256 MiB.

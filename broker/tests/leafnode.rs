@@ -935,3 +935,167 @@ async fn remote_deny_lists() {
         assert_eq!(got, vec!["imp.ok".to_owned()], "{name}: imports");
     }
 }
+
+/// Leaf connections over WebSocket: a spoke's `ws://` (and `wss://`) remote dials the
+/// hub's `websocket {}` listener (path `/leafnode`), and the leaf protocol travels in
+/// frames the spoke masks. natrix and nats-server in each role, with the same checks as
+/// over TCP; one run offers compression and no masking, which both hubs agree to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaf_over_websocket() {
+    let pki_dir = tempfile::tempdir().expect("tempdir");
+    let pki = common::TestPki::new(pki_dir.path());
+    pki.server_cert("hub");
+    let d = pki_dir.path().display().to_string();
+    let reference = reference_binary();
+    let mut pairs: Vec<(&Path, &Path)> = vec![(natrix(), natrix())];
+    if let Some(r) = reference.as_deref() {
+        pairs.push((natrix(), r));
+        pairs.push((r, natrix()));
+    }
+    for (hub_bin, leaf_bin) in pairs {
+        for (scheme, extra) in [
+            ("ws", ""),
+            ("ws", ", ws_compression: true, ws_no_masking: true"),
+            ("wss", ""),
+        ] {
+            let name = format!(
+                "{} <- {} over {scheme}{extra}",
+                hub_bin.display(),
+                leaf_bin.display()
+            );
+            let (lp, wp) = (free_port(), free_port());
+            let ws_tls = if scheme == "wss" {
+                format!("tls {{ cert_file: \"{d}/hub.pem\", key_file: \"{d}/hub-key.pem\" }}")
+            } else {
+                "no_tls: true".to_owned()
+            };
+            let hub = start(
+                hub_bin,
+                &hub_conf(
+                    "hub",
+                    lp,
+                    &format!(
+                        "websocket {{ listen: \"127.0.0.1:{wp}\", {ws_tls}, compression: true }}"
+                    ),
+                ),
+                true,
+            );
+            let remote_tls = if scheme == "wss" {
+                format!(", tls: {{ ca_file: \"{d}/ca.pem\" }}")
+            } else {
+                String::new()
+            };
+            let leaf = start(
+                leaf_bin,
+                &leaf_conf(
+                    "leaf",
+                    &format!("url: \"{scheme}://127.0.0.1:{wp}\"{remote_tls}{extra}"),
+                    "",
+                ),
+                true,
+            );
+            eprintln!("{name}");
+            wait_leafs(&hub, 1, WAIT);
+            wait_leafs(&leaf, 1, WAIT);
+            // The hub accepted it on the WebSocket port, not its leaf port: the spoke's
+            // /leafz names the port it dialled.
+            let v = leafz(&leaf);
+            assert_eq!(v["leafs"][0]["port"], wp, "{name}: {v}");
+            exchange(&hub, &leaf).await;
+        }
+    }
+}
+
+/// The WebSocket listener of a server without a leaf node port refuses leaf
+/// connections (nats-server's "Not configured to accept leaf node connections"): the
+/// spoke never registers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_leaf_needs_a_leafnode_port() {
+    let reference = reference_binary();
+    let mut hubs: Vec<&Path> = vec![natrix()];
+    if let Some(r) = reference.as_deref() {
+        hubs.push(r);
+    }
+    for hub_bin in hubs {
+        let wp = free_port();
+        let hub = start(
+            hub_bin,
+            &format!(
+                "server_name: hub\nwebsocket {{ listen: \"127.0.0.1:{wp}\", no_tls: true }}\n"
+            ),
+            true,
+        );
+        let leaf = start(
+            natrix(),
+            &leaf_conf("leaf", &format!("url: \"ws://127.0.0.1:{wp}\""), ""),
+            true,
+        );
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(leafz(&leaf)["leafnodes"], 0, "{}", leaf.log_text());
+        assert!(
+            hub.log_text()
+                .contains("Not configured to accept leaf node connections"),
+            "{}",
+            hub.log_text()
+        );
+    }
+}
+
+/// A spoke that presents no credentials is the hub's `no_auth_user`, and over the
+/// WebSocket listener the `websocket {}` block's `no_auth_user` when it has one, as
+/// nats-server binds them: the spoke dialling the leaf port lands in account A, the one
+/// dialling the WebSocket port in account B. Both servers as the hub.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leafs_without_credentials_are_the_no_auth_user() {
+    let reference = reference_binary();
+    let mut hubs: Vec<&Path> = vec![natrix()];
+    if let Some(r) = reference.as_deref() {
+        hubs.push(r);
+    }
+    let mut transcripts = Vec::new();
+    for hub_bin in hubs {
+        let (lp, wp) = (free_port(), free_port());
+        let hub = start(
+            hub_bin,
+            &hub_conf(
+                "hub",
+                lp,
+                &format!(
+                    "accounts {{ A: {{ users: [ {{ user: a, password: x }} ] }}, B: {{ users: [ {{ user: bob, password: y }} ] }} }}\nno_auth_user: a\nwebsocket {{ listen: \"127.0.0.1:{wp}\", no_tls: true, no_auth_user: bob }}"
+                ),
+            ),
+            true,
+        );
+        let _tcp_leaf = start(
+            natrix(),
+            &leaf_conf("leaf1", &format!("url: \"nats-leaf://127.0.0.1:{lp}\""), ""),
+            false,
+        );
+        let _ws_leaf = start(
+            natrix(),
+            &leaf_conf("leaf2", &format!("url: \"ws://127.0.0.1:{wp}\""), ""),
+            false,
+        );
+        wait_leafs(&hub, 2, WAIT);
+        let v = leafz(&hub);
+        let mut bound: Vec<String> = v["leafs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|l| {
+                format!(
+                    "{} in {}",
+                    l["name"].as_str().unwrap_or_default(),
+                    l["account"]
+                )
+            })
+            .collect();
+        bound.sort();
+        eprintln!("{}: {bound:?}", hub_bin.display());
+        transcripts.push(bound);
+    }
+    assert_eq!(transcripts[0], ["leaf1 in \"A\"", "leaf2 in \"B\""]);
+    if let [mine, theirs] = &transcripts[..] {
+        assert_eq!(mine, theirs, "natrix (left) and nats-server (right) differ");
+    }
+}

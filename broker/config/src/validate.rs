@@ -27,6 +27,14 @@ pub enum ValidationError {
     JetStreamClusterServerNameToken,
     #[error("websocket requires TLS configuration")]
     WebsocketNoTls,
+    #[error("websocket authentication username not compatible with presence of users/nkeys")]
+    WebsocketUsernameWithUsers,
+    #[error("websocket authentication token not compatible with presence of users/nkeys")]
+    WebsocketTokenWithUsers,
+    #[error(
+        "trusted operators or trusted keys configuration is required for JWT authentication via cookie \"{0}\""
+    )]
+    WebsocketJwtCookieWithoutTrust(String),
 }
 
 /// nats-server's `validateOptions`, as far as natrix implements its features.
@@ -37,11 +45,30 @@ pub fn validate(o: &Options) -> Result<(), ValidationError> {
 }
 
 /// nats-server's `validateWebsocketOptions`: a WebSocket listener is TLS unless
-/// `no_tls` says otherwise.
+/// `no_tls` says otherwise; its `no_auth_user` names a configured user; its own
+/// `username`/`token` cannot sit beside a users list (which user would they be?); a
+/// `jwt_cookie` needs operators or trusted keys to verify the JWT with.
 pub fn websocket(o: &Options) -> Result<(), ValidationError> {
     let w = &o.websocket;
-    if w.port != 0 && w.tls.is_none() && !w.no_tls {
+    if w.port == 0 {
+        return Ok(());
+    }
+    if w.tls.is_none() && !w.no_tls {
         return Err(ValidationError::WebsocketNoTls);
+    }
+    no_auth_user(o, &w.no_auth_user)?;
+    if !o.users.is_empty() || !o.nkeys.is_empty() {
+        if !w.username.is_empty() {
+            return Err(ValidationError::WebsocketUsernameWithUsers);
+        }
+        if !w.token.is_empty() {
+            return Err(ValidationError::WebsocketTokenWithUsers);
+        }
+    }
+    if !w.jwt_cookie.is_empty() && o.operators.is_empty() && o.trusted_keys.is_empty() {
+        return Err(ValidationError::WebsocketJwtCookieWithoutTrust(
+            w.jwt_cookie.clone(),
+        ));
     }
     Ok(())
 }

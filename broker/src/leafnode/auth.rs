@@ -136,8 +136,14 @@ fn type_allowed(types: Option<&Vec<String>>) -> bool {
     types.is_none_or(|t| t.iter().any(|k| k == LEAFNODE))
 }
 
-/// Authenticates a spoke's CONNECT; the account to bind it to.
-pub fn authenticate(opts: &RuntimeOptions, p: &Presented<'_>) -> Result<Binding, AuthError> {
+/// Authenticates a spoke's CONNECT; the account to bind it to. A spoke that presents
+/// nothing is `no_auth_user` when that names a user or nkey of the server's
+/// authorization, as nats-server binds it (no password or signature asked).
+pub fn authenticate(
+    opts: &RuntimeOptions,
+    p: &Presented<'_>,
+    no_auth_user: Option<&str>,
+) -> Result<Binding, AuthError> {
     let l = &opts.config.leafnode;
     // The nkey proven by a JWT or presented directly.
     let nkey = match p.jwt.filter(|j| !j.is_empty()) {
@@ -192,6 +198,36 @@ pub fn authenticate(opts: &RuntimeOptions, p: &Presented<'_>) -> Result<Binding,
             user: None,
             account: "$G".to_owned(),
             permissions: auth.default_permissions.clone(),
+        });
+    }
+    let anonymous = nkey.is_none()
+        && [p.user, p.pass, p.token]
+            .iter()
+            .all(|v| v.is_none_or(str::is_empty));
+    let stand_in = no_auth_user.filter(|_| anonymous);
+    if let Some(n) = stand_in.filter(|n| auth.nkeys.contains_key(*n))
+        && let Some(u) = auth.nkeys.get(n)
+    {
+        return Ok(Binding {
+            account: u.account.clone().unwrap_or_else(|| "$G".to_owned()),
+            user: Some(n.to_owned()),
+            permissions: u
+                .permissions
+                .clone()
+                .or_else(|| auth.default_permissions.clone()),
+        });
+    }
+    if let Some(u) = stand_in.and_then(|n| auth.users.get(n)) {
+        if !type_allowed(u.connection_types.as_ref()) {
+            return Err(AuthError::ConnectionType(u.username.clone()));
+        }
+        return Ok(Binding {
+            user: Some(u.username.clone()),
+            account: u.account.clone().unwrap_or_else(|| "$G".to_owned()),
+            permissions: u
+                .permissions
+                .clone()
+                .or_else(|| auth.default_permissions.clone()),
         });
     }
     if let Some(nkey) = nkey {

@@ -91,6 +91,187 @@ impl Solicited {
     }
 }
 
+impl Solicited {
+    /// A `ws://` or `wss://` remote: the connection is a WebSocket to the hub's
+    /// WebSocket listener (all of a remote's URLs share a scheme kind, as nats-server
+    /// checks).
+    fn is_websocket(&self) -> bool {
+        self.url.scheme.eq_ignore_ascii_case("ws") || self.url.scheme.eq_ignore_ascii_case("wss")
+    }
+}
+
+/// Runs a spoke connection to a WebSocket remote: TLS first for `wss://` (or a remote
+/// with `tls {}`), then the upgrade (`GET …/leafnode`), then the leaf protocol in
+/// frames this side masks, as the client of the WebSocket (nats-server's
+/// `leafNodeSolicitWSConnection`). The hub never asks for TLS after its INFO here.
+async fn dial_websocket(
+    server: Arc<Server>,
+    leafnodes: Arc<LeafNodes>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    s: Solicited,
+    cid: u64,
+    nonce: String,
+) -> Outcome {
+    use crate::websocket::dial::Offer;
+    use tokio::io::AsyncWriteExt as _;
+    let (opts, _) = server.options();
+    let wss = s.url.scheme.eq_ignore_ascii_case("wss");
+    let tls = s
+        .remote
+        .tls
+        .clone()
+        .or_else(|| wss.then(natrix_config::options::TlsConfig::default));
+    let offer = Offer::new(s.remote.ws_compression, s.remote.ws_no_masking);
+    let host = format!(
+        "{}:{}",
+        s.url.host,
+        s.url.port.unwrap_or(if wss { 443 } else { 80 })
+    );
+    let request = offer.leaf_request(&host, &s.url.path);
+    let within = if s.remote.first_info_timeout.is_zero() {
+        FIRST_INFO_TIMEOUT
+    } else {
+        s.remote.first_info_timeout
+    };
+    let fail = |e: &dyn std::fmt::Display| {
+        tracing::error!("{peer} - lid:{cid} - Error soliciting websocket connection: {e}");
+        Outcome::Retry
+    };
+    let max_frame = crate::websocket::ws_max_frame(opts.max_payload);
+    let Some(tls) = tls else {
+        if let Err(e) = stream.write_all(&request).await {
+            return fail(&e);
+        }
+        let (agreed, rest) =
+            match tokio::time::timeout(within, offer.read_answer(&mut stream)).await {
+                Ok(Ok(a)) => a,
+                Ok(Err(e)) => return fail(&e),
+                Err(_) => return fail(&"timeout waiting for the websocket answer"),
+            };
+        let (rd, wr) = stream.into_split();
+        let outbound = Arc::new(Outbound::websocket_client(wr, opts.max_pending, None));
+        let reader = ws_reader(rd, &outbound, max_frame, agreed, &rest);
+        return drive(
+            server,
+            leafnodes,
+            reader,
+            BytesMut::new(),
+            outbound,
+            cid,
+            nonce,
+            peer,
+            Some(s),
+        )
+        .await;
+    };
+    let config = match crate::tls::client_tls(&tls) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("Leafnode remote TLS configuration error: {e}");
+            return Outcome::Retry;
+        }
+    };
+    let timeout = tls
+        .timeout
+        .filter(|t| !t.is_zero())
+        .unwrap_or(Duration::from_secs(2));
+    let session = match crate::tls::connect(&config, &mut stream, &s.url.host, timeout).await {
+        Ok(session) => session,
+        Err(e) => {
+            tracing::error!("{peer} - lid:{cid} - TLS handshake error: {e}");
+            return Outcome::Retry;
+        }
+    };
+    let sealed = match crate::tls::seal(&session, &request) {
+        Ok(b) => b,
+        Err(e) => return fail(&e),
+    };
+    if let Err(e) = stream.write_all(&sealed).await {
+        return fail(&e);
+    }
+    let (rd, wr) = stream.into_split();
+    let outbound = Arc::new(Outbound::websocket_client(
+        wr,
+        opts.max_pending,
+        Some(session.clone()),
+    ));
+    let mut rd = crate::tls::TlsReader::new(rd, session, outbound.clone());
+    let (agreed, rest) = match tokio::time::timeout(within, offer.read_answer(&mut rd)).await {
+        Ok(Ok(a)) => a,
+        Ok(Err(e)) => return fail(&e),
+        Err(_) => return fail(&"timeout waiting for the websocket answer"),
+    };
+    let reader = ws_reader(rd, &outbound, max_frame, agreed, &rest);
+    drive(
+        server,
+        leafnodes,
+        reader,
+        BytesMut::new(),
+        outbound,
+        cid,
+        nonce,
+        peer,
+        Some(s),
+    )
+    .await
+}
+
+/// The frames of a dialled WebSocket connection: the server's are unmasked, this side's
+/// control frames are masked unless agreed otherwise, compression as agreed.
+fn ws_reader<R>(
+    rd: R,
+    outbound: &Arc<Outbound>,
+    max_frame: u64,
+    agreed: crate::websocket::dial::Agreed,
+    buffered: &[u8],
+) -> crate::websocket::WsReader<R> {
+    let mut reader =
+        crate::websocket::WsReader::new(rd, outbound.clone(), max_frame).with_buffered(buffered);
+    reader.decoder.require_mask = false;
+    reader.decoder.deflate = agreed.deflate;
+    reader.mask_control = agreed.mask;
+    if agreed.deflate {
+        outbound.set_ws_deflate();
+    }
+    if !agreed.mask {
+        outbound.set_ws_unmasked();
+    }
+    reader
+}
+
+/// Runs a leaf connection accepted on the WebSocket listener (path `/leafnode`): the
+/// hub's INFO in the first frame, then the read loop on the spoke's frames. The
+/// listener's writer task drains `outbound`.
+pub(super) async fn accept_websocket<R: tokio::io::AsyncRead + Unpin>(
+    server: Arc<Server>,
+    leafnodes: Arc<LeafNodes>,
+    rd: R,
+    outbound: Arc<Outbound>,
+    peer: SocketAddr,
+) {
+    let cid = server.next_internal_cid();
+    let nonce = crate::server::new_nonce();
+    let json = hub_info_json(&server, &leafnodes, cid, &nonce, None);
+    let mut info = Vec::with_capacity(json.len() + 8);
+    encode::info(&mut info, &json);
+    outbound.push_proto(&info);
+    let _ = drive_with_writer(
+        server,
+        leafnodes,
+        rd,
+        BytesMut::new(),
+        outbound,
+        cid,
+        nonce,
+        peer,
+        None,
+        None,
+        true,
+    )
+    .await;
+}
+
 /// Reads the hub's INFO line, which it sends in clear before the TLS handshake.
 async fn read_clear_info(stream: &mut TcpStream, within: Duration) -> Result<BytesMut, String> {
     let mut buf = BytesMut::with_capacity(4096);
@@ -355,6 +536,12 @@ async fn run_inner(
     let (opts, _) = server.options();
     let cid = server.next_internal_cid();
     let nonce = crate::server::new_nonce();
+    let solicited = match solicited {
+        Some(s) if s.is_websocket() => {
+            return dial_websocket(server, leafnodes, stream, peer, s, cid, nonce).await;
+        }
+        other => other,
+    };
     let info = if solicited.is_none() {
         let json = hub_info_json(&server, &leafnodes, cid, &nonce, None);
         let mut v = Vec::with_capacity(json.len() + 8);
@@ -463,7 +650,7 @@ async fn run_inner(
 async fn drive<R: tokio::io::AsyncRead + Unpin>(
     server: Arc<Server>,
     leafnodes: Arc<LeafNodes>,
-    mut rd: R,
+    rd: R,
     initial: BytesMut,
     outbound: Arc<Outbound>,
     cid: u64,
@@ -472,11 +659,44 @@ async fn drive<R: tokio::io::AsyncRead + Unpin>(
     solicited: Option<Solicited>,
 ) -> Outcome {
     let (opts, _) = server.options();
+    let writer = tokio::spawn(outbound.clone().run_writer(opts.write_deadline));
+    drive_with_writer(
+        server,
+        leafnodes,
+        rd,
+        initial,
+        outbound,
+        cid,
+        nonce,
+        peer,
+        solicited,
+        Some(writer),
+        false,
+    )
+    .await
+}
+
+/// [`drive`] with the writer task draining `outbound` (awaited before the cleanup), or
+/// `None` when its owner awaits it (the WebSocket listener's).
+#[allow(clippy::too_many_arguments)]
+async fn drive_with_writer<R: tokio::io::AsyncRead + Unpin>(
+    server: Arc<Server>,
+    leafnodes: Arc<LeafNodes>,
+    mut rd: R,
+    initial: BytesMut,
+    outbound: Arc<Outbound>,
+    cid: u64,
+    nonce: String,
+    peer: SocketAddr,
+    solicited: Option<Solicited>,
+    writer: Option<tokio::task::JoinHandle<()>>,
+    accepted_on_websocket: bool,
+) -> Outcome {
+    let (opts, _) = server.options();
     let handle = Arc::new(ClientHandle {
         kind: ConnKind::Leaf,
         ..ClientHandle::new(cid, outbound.clone())
     });
-    let writer = tokio::spawn(outbound.clone().run_writer(opts.write_deadline));
     let now = tokio::time::Instant::now();
     let (state, deadline) = match &solicited {
         Some(s) => {
@@ -509,6 +729,7 @@ async fn drive<R: tokio::io::AsyncRead + Unpin>(
         outcome: Outcome::Retry,
         max_payload: i64::from(opts.max_payload),
         ping_sent: None,
+        websocket: accepted_on_websocket,
     };
     let mut buf = initial;
     buf.reserve(16 * 1024);
@@ -522,7 +743,9 @@ async fn drive<R: tokio::io::AsyncRead + Unpin>(
     let mut shutdown = std::pin::pin!(server.wait_shutdown());
     // Bytes read before the loop (a spoke's INFO read in clear ahead of TLS).
     if !buf.is_empty() && !process(&mut conn, &mut buf, &mut pings_out) {
-        let _ = writer.await;
+        if let Some(w) = writer {
+            let _ = w.await;
+        }
         conn.cleanup();
         return conn.outcome;
     }
@@ -574,7 +797,9 @@ async fn drive<R: tokio::io::AsyncRead + Unpin>(
             }
         }
     }
-    let _ = writer.await;
+    if let Some(w) = writer {
+        let _ = w.await;
+    }
     conn.cleanup();
     conn.outcome
 }
@@ -628,6 +853,8 @@ struct Conn {
     max_payload: i64,
     /// When the unanswered PING went out, for the round-trip time.
     ping_sent: Option<std::time::Instant>,
+    /// Accepted on the WebSocket listener: `websocket { no_auth_user }` applies.
+    websocket: bool,
 }
 
 impl Conn {
@@ -964,7 +1191,17 @@ impl Conn {
         };
         let binding = match self.server.trust() {
             Some(_) => self.jwt_binding(&presented),
-            None => auth::authenticate(&opts, &presented),
+            None => {
+                // nats-server's order: the WebSocket block's no_auth_user for a leaf
+                // that came in over WebSocket, else the server's.
+                let ws = &opts.config.websocket.no_auth_user;
+                let no_auth_user = if self.websocket && !ws.is_empty() {
+                    Some(ws.as_str())
+                } else {
+                    opts.auth.no_auth_user.as_deref()
+                };
+                auth::authenticate(&opts, &presented, no_auth_user)
+            }
         };
         let binding = match binding {
             Ok(b) => b,

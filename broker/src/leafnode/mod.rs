@@ -45,6 +45,18 @@ use crate::server::client::{ClientHandle, ConnKind, Subscription};
 use crate::server::outbound::Push;
 
 pub use auth::{AuthError, CredsError};
+
+/// Runs a leaf connection accepted on the WebSocket listener (path `/leafnode`) over
+/// its frames (the listener's writer task drains `outbound`).
+pub async fn accept_websocket<R: tokio::io::AsyncRead + Unpin>(
+    server: Arc<Server>,
+    leafnodes: Arc<LeafNodes>,
+    rd: R,
+    outbound: Arc<crate::server::outbound::Outbound>,
+    peer: SocketAddr,
+) {
+    conn::accept_websocket(server, leafnodes, rd, outbound, peer).await;
+}
 pub use conn::LeafError;
 
 /// An interest key on a leaf connection: subject and queue group.
@@ -328,12 +340,6 @@ fn check_supported(opts: &natrix_config::Options) -> std::io::Result<()> {
         ))
     };
     for r in &l.remotes {
-        if r.urls.iter().any(|u| {
-            let s = u.scheme.to_ascii_lowercase();
-            s == "ws" || s == "wss"
-        }) {
-            return unsupported("a ws:// or wss:// remote URL");
-        }
         if !r.proxy.url.is_empty() {
             return unsupported("a remote proxy");
         }

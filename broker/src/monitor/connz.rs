@@ -302,6 +302,8 @@ fn build(
         // nats-server's client types: "nats", "mqtt" (and "websocket").
         kind_type: if v.meta.mqtt_client.is_some() {
             "mqtt"
+        } else if v.meta.websocket {
+            "websocket"
         } else {
             "nats"
         },

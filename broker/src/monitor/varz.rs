@@ -76,11 +76,16 @@ pub struct WebsocketVarz {
     #[serde(skip_serializing_if = "is_zero_u16")]
     pub port: u16,
     #[serde(skip_serializing_if = "String::is_empty")]
+    pub advertise: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub no_auth_user: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub jwt_cookie: String,
     #[serde(skip_serializing_if = "is_zero_u64")]
     pub handshake_timeout: u64,
+    /// Seconds, from `authorization { timeout }` inside `websocket {}`.
+    #[serde(skip_serializing_if = "is_zero_go_float")]
+    pub auth_timeout: GoFloat,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub no_tls: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -97,6 +102,10 @@ fn is_zero_u16(v: &u16) -> bool {
 
 fn is_zero_u64(v: &u64) -> bool {
     *v == 0
+}
+
+fn is_zero_go_float(v: &GoFloat) -> bool {
+    v.0 == 0.0
 }
 
 /// Empty, as nats-server serialises an unconfigured gateway.
@@ -334,6 +343,8 @@ pub fn varz(m: &Monitor) -> Varz {
             .map_or_else(WebsocketVarz::default, |a| WebsocketVarz {
                 host: cfg.websocket.host.clone(),
                 port: a.port(),
+                advertise: cfg.websocket.advertise.clone(),
+                auth_timeout: seconds(cfg.websocket.auth_timeout),
                 no_auth_user: cfg.websocket.no_auth_user.clone(),
                 jwt_cookie: cfg.websocket.jwt_cookie.clone(),
                 handshake_timeout: nanos(cfg.websocket.handshake_timeout),

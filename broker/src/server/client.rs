@@ -304,6 +304,7 @@ impl ConnectOpts {
             nkey: self.nkey.as_deref(),
             sig: self.sig.as_deref(),
             nonce,
+            websocket: false,
         }
     }
 }
@@ -380,6 +381,8 @@ pub(crate) struct Client {
     jwt_limits: (Option<usize>, Option<i64>),
     /// The client's TLS certificate, for `verify_and_map` (here and on reload).
     cert: Option<Arc<crate::x509::PeerCert>>,
+    /// A WebSocket client: its cookies and `websocket {}`'s own authentication.
+    ws_login: Option<crate::websocket::login::WsLogin>,
 }
 
 impl Client {
@@ -424,6 +427,7 @@ impl Client {
             expires_at: None,
             jwt_limits: (None, None),
             cert,
+            ws_login: None,
         }
     }
 
@@ -573,9 +577,14 @@ impl Client {
         let mut parser = Parser::new();
         let mut buf = BytesMut::with_capacity(READ_MIN);
         let mut read_size = READ_MIN;
+        let auth_timeout = self
+            .ws_login
+            .as_ref()
+            .and_then(|w| w.auth_timeout)
+            .unwrap_or(self.opts.auth_timeout);
         let auth_deadline = self
             .awaiting_auth
-            .then(|| tokio::time::Instant::now() + self.opts.auth_timeout);
+            .then(|| tokio::time::Instant::now() + auth_timeout);
         let mut next_ping = tokio::time::Instant::now() + first_ping_delay(&self.opts);
         let outbound = self.handle.outbound.clone();
         loop {
@@ -751,8 +760,17 @@ impl Client {
         self.server.remove_client(&self.handle, live);
     }
 
+    /// A WebSocket client logs in with its cookies and `websocket {}`'s authentication.
+    pub(crate) fn with_ws_login(mut self, login: crate::websocket::login::WsLogin) -> Self {
+        if let Some(auth) = &login.auth {
+            self.awaiting_auth = auth.required() || self.server.trust().is_some();
+        }
+        self.ws_login = Some(login);
+        self
+    }
+
     fn process_connect(&mut self, arg: &[u8]) -> Result<(), ParseError> {
-        let connect: ConnectOpts = serde_json::from_slice(arg).map_err(|e| {
+        let mut connect: ConnectOpts = serde_json::from_slice(arg).map_err(|e| {
             tracing::debug!(cid = self.handle.cid, error = %e, "bad CONNECT");
             ParseError::Violation("bad CONNECT json")
         })?;
@@ -770,13 +788,27 @@ impl Client {
                     || Some(u.as_str()) == connect.nkey.as_deref()
             })
         });
+        if let Some(ws) = &self.ws_login {
+            ws.fill(
+                &mut connect.jwt,
+                &mut connect.user,
+                &mut connect.pass,
+                &mut connect.auth_token,
+            );
+        }
         let identity = if self.server.trust().is_some() {
             self.jwt_login(&connect)
         } else if let Some(co) = callout {
             self.callout_login(&connect, &co)
         } else {
-            let creds = connect.credentials(self.nonce.as_deref(), self.cert.as_deref());
-            self.opts.auth.authenticate(&creds)
+            let mut creds = connect.credentials(self.nonce.as_deref(), self.cert.as_deref());
+            creds.websocket = self.ws_login.is_some();
+            let auth = self
+                .ws_login
+                .as_ref()
+                .and_then(|w| w.auth.as_deref())
+                .unwrap_or(&self.opts.auth);
+            auth.authenticate(&creds)
         };
         let Some(identity) = identity else {
             tracing::warn!(cid = self.handle.cid, user = ?connect.user, "authentication error");
@@ -863,7 +895,12 @@ impl Client {
             jwt: connect.jwt.as_deref(),
             sig: connect.sig.as_deref(),
             nonce: self.nonce.as_deref(),
-            connection_type: auth::STANDARD,
+            // A user JWT's allowed_connection_types name WebSocket clients apart.
+            connection_type: if self.ws_login.is_some() {
+                natrix_jwt::CONNECTION_TYPE_WEBSOCKET
+            } else {
+                auth::STANDARD
+            },
             peer,
         };
         let server = self.server.clone();

@@ -79,6 +79,8 @@ pub struct ClientMeta {
     pub peer_certs: Option<Arc<Vec<crate::x509::PeerCert>>>,
     /// The MQTT client ID, on a connection of the MQTT listener (`/connz` `mqtt_client`).
     pub mqtt_client: Option<String>,
+    /// A NATS client over WebSocket (`/connz` `type` "websocket").
+    pub websocket: bool,
 }
 
 struct Registered {
@@ -255,6 +257,10 @@ pub struct Server {
     /// Where the WebSocket listener is bound, once it is.
     websocket_addr: Mutex<Option<SocketAddr>>,
     mqtt_addr: Mutex<Option<SocketAddr>>,
+    /// The MQTT listener's session registry (client IDs in use), shared with MQTT over
+    /// WebSocket so that one client ID is one session whatever the transport. Opaque
+    /// here: its type is the MQTT module's own.
+    mqtt_sessions: std::sync::OnceLock<Arc<dyn std::any::Any + Send + Sync>>,
     http_addr: Mutex<Option<(SocketAddr, bool)>>,
     lame_duck: AtomicBool,
     shutdown_tx: watch::Sender<bool>,
@@ -394,6 +400,7 @@ impl Server {
             http_addr: Mutex::new(None),
             websocket_addr: Mutex::new(None),
             mqtt_addr: Mutex::new(None),
+            mqtt_sessions: std::sync::OnceLock::new(),
             lame_duck: AtomicBool::new(false),
             shutdown_tx,
             trust: std::sync::OnceLock::new(),
@@ -748,6 +755,16 @@ impl Server {
         *self.mqtt_addr.lock() = Some(addr);
     }
 
+    /// The MQTT listener's session registry, once it started.
+    pub fn mqtt_sessions(&self) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
+        self.mqtt_sessions.get().cloned()
+    }
+
+    /// Set by the MQTT listener when it starts (once).
+    pub fn set_mqtt_sessions(&self, sessions: Arc<dyn std::any::Any + Send + Sync>) {
+        let _ = self.mqtt_sessions.set(sessions);
+    }
+
     /// Accepts clients until shutdown or lame-duck mode.
     pub async fn accept_loop(self: &Arc<Self>, listener: TcpListener) {
         let mut shutdown = self.shutdown_tx.subscribe();
@@ -880,6 +897,7 @@ impl Server {
         outbound: Arc<Outbound>,
         peer: SocketAddr,
         session: Option<crate::tls::Session>,
+        login: crate::websocket::login::WsLogin,
     ) {
         let (opts, _) = self.options();
         let cid = self.next_cid.fetch_add(1, Ordering::Relaxed);
@@ -890,6 +908,9 @@ impl Server {
         let info = match serde_json::from_slice::<serde_json::Value>(&info) {
             Ok(mut v) => {
                 v["tls_required"] = serde_json::Value::Bool(false);
+                if let Some(auth) = &login.auth {
+                    v["auth_required"] = auth.required().into();
+                }
                 if let Some(w) = self.websocket_addr() {
                     v["port"] = w.port().into();
                 }
@@ -908,11 +929,13 @@ impl Server {
             addr: Some(peer),
             start: Some(handle.start),
             tls: session.as_ref().map(crate::tls::describe),
+            websocket: true,
             ..ClientMeta::default()
         };
         if self.admit(&handle, meta) {
             tracing::debug!(cid, %peer, "Websocket client connection created");
             Client::new(self.clone(), handle, nonce, None)
+                .with_ws_login(login)
                 .run(reader)
                 .await;
         }

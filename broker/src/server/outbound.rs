@@ -168,8 +168,11 @@ pub struct Outbound {
     max_pending: usize,
     /// Present on TLS connections: batches are sealed into records before writing.
     tls: Option<crate::tls::Session>,
-    /// A WebSocket client: each batch leaves as one binary frame.
+    /// A WebSocket connection: each batch leaves as one binary frame.
     websocket: bool,
+    /// This side is the WebSocket client (a leaf connection dialled over `ws://`): frames
+    /// are masked.
+    ws_mask: AtomicBool,
     /// permessage-deflate was negotiated: batches over [`WS_COMPRESS_FROM`] bytes are
     /// compressed.
     ws_deflate: AtomicBool,
@@ -205,6 +208,20 @@ impl Outbound {
     ) -> Self {
         Self {
             websocket: true,
+            ..Self::build(Sink::Tcp(sock), max_pending, tls)
+        }
+    }
+
+    /// The outbound side of a WebSocket connection this server opened as the client:
+    /// batches framed and masked, then sealed by `tls`.
+    pub fn websocket_client(
+        sock: OwnedWriteHalf,
+        max_pending: usize,
+        tls: Option<crate::tls::Session>,
+    ) -> Self {
+        Self {
+            websocket: true,
+            ws_mask: AtomicBool::new(true),
             ..Self::build(Sink::Tcp(sock), max_pending, tls)
         }
     }
@@ -246,8 +263,14 @@ impl Outbound {
             max_pending: max_pending.max(1),
             tls,
             websocket: false,
+            ws_mask: AtomicBool::new(false),
             ws_deflate: AtomicBool::new(false),
         }
+    }
+
+    /// Stops masking frames: the server agreed to `Nats-No-Masking` in its answer.
+    pub fn set_ws_unmasked(&self) {
+        self.ws_mask.store(false, Ordering::Release);
     }
 
     /// Compresses what follows (permessage-deflate, negotiated in the upgrade).
@@ -267,14 +290,21 @@ impl Outbound {
         let batch = if self.websocket {
             use crate::websocket::frame;
             let mut out = std::mem::take(&mut self.state.lock().ws_control);
+            let mask = self.ws_mask.load(Ordering::Acquire);
             let packed = (batch.len() > WS_COMPRESS_FROM
                 && self.ws_deflate.load(Ordering::Acquire))
             .then(|| frame::deflate(&batch))
             .flatten();
             match packed {
+                Some(p) if mask => {
+                    frame::encode_masked(&mut out, frame::OpCode::Binary, &p, true);
+                }
                 Some(p) => {
                     frame::encode_header_rsv(&mut out, frame::OpCode::Binary, p.len(), true);
                     out.extend_from_slice(&p);
+                }
+                None if !batch.is_empty() && mask => {
+                    frame::encode_masked(&mut out, frame::OpCode::Binary, &batch, false);
                 }
                 None if !batch.is_empty() => {
                     frame::encode_header(&mut out, frame::OpCode::Binary, batch.len());

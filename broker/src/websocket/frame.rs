@@ -325,6 +325,29 @@ pub fn encode(out: &mut Vec<u8>, opcode: OpCode, payload: &[u8]) {
     out.extend_from_slice(payload);
 }
 
+/// Appends a final frame masked with a fresh random key, as a client must send every
+/// frame (RFC 6455 §5.3): a leaf connection this server dialled over `ws://` is the
+/// client side. RSV1 is set when `compressed`.
+pub fn encode_masked(out: &mut Vec<u8>, opcode: OpCode, payload: &[u8], compressed: bool) {
+    let start = out.len();
+    encode_header_rsv(out, opcode, payload.len(), compressed);
+    out[start + 1] |= 0x80;
+    let key = fastrand::u32(..).to_ne_bytes();
+    out.extend_from_slice(&key);
+    let at = out.len();
+    out.extend_from_slice(payload);
+    // Masking and unmasking are the same XOR.
+    unmask(&mut out[at..], key);
+}
+
+/// [`encode_close`], masked as a client sends it.
+pub fn encode_close_masked(out: &mut Vec<u8>, status: u16, reason: &str) {
+    let mut plain = Vec::new();
+    encode_close(&mut plain, status, reason);
+    // The unmasked header of a control frame is two bytes (payload ≤ 125).
+    encode_masked(out, OpCode::Close, &plain[2..], false);
+}
+
 /// Appends a close frame with `status` and `reason` (cut to fit the 125-byte limit).
 pub fn encode_close(out: &mut Vec<u8>, status: u16, reason: &str) {
     let mut body = status.to_be_bytes().to_vec();
@@ -500,5 +523,32 @@ mod tests {
             std::str::from_utf8(&out[4..]).is_ok(),
             "reason cut on a char boundary"
         );
+    }
+
+    #[test]
+    fn client_side_frames_are_masked_and_decode_back() {
+        for (len, compressed) in [(0usize, false), (5, false), (300, true), (70_000, false)] {
+            let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let mut out = Vec::new();
+            encode_masked(&mut out, OpCode::Binary, &payload, compressed);
+            assert_eq!(out[1] & 0x80, 0x80, "mask bit set");
+            assert_eq!(out[0] & 0x40 != 0, compressed, "RSV1 as asked");
+            // A server requiring masks reads the payload back.
+            let mut d = Decoder::new(1 << 20);
+            d.deflate = true;
+            let mut buf = BytesMut::from(&out[..]);
+            let f = d.decode(&mut buf).expect("valid").expect("frame");
+            assert_eq!(f.payload.as_ref(), &payload[..]);
+            assert!(buf.is_empty());
+        }
+        let mut close = Vec::new();
+        encode_close_masked(&mut close, CLOSE_NORMAL, "bye");
+        let mut buf = BytesMut::from(&close[..]);
+        let f = Decoder::new(125)
+            .decode(&mut buf)
+            .expect("valid")
+            .expect("frame");
+        assert_eq!(f.opcode, OpCode::Close);
+        assert_eq!(f.payload.as_ref(), b"\x03\xe8bye");
     }
 }

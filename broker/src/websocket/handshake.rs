@@ -35,6 +35,20 @@ impl Request {
             .any(|t| t.trim().eq_ignore_ascii_case(token))
     }
 
+    /// What the upgrade opens. nats-server tells leaf nodes (`/leafnode`) and MQTT
+    /// (`/mqtt`) by the end of the path; an MQTT client also names the `mqtt`
+    /// subprotocol (MQTT 5.0 §6), which natrix takes as the same request on any path.
+    pub fn kind(&self) -> Kind {
+        let path = self.path.split(['?', '#']).next().unwrap_or_default();
+        if path.ends_with("/leafnode") {
+            Kind::Leaf
+        } else if path.ends_with("/mqtt") || self.header_has("Sec-WebSocket-Protocol", "mqtt") {
+            Kind::Mqtt
+        } else {
+            Kind::Client
+        }
+    }
+
     /// The value of cookie `name`, if the request carries it.
     pub fn cookie(&self, name: &str) -> Option<&str> {
         self.headers
@@ -45,6 +59,17 @@ impl Request {
             .find(|(k, _)| *k == name)
             .map(|(_, v)| v)
     }
+}
+
+/// What a WebSocket connection carries once upgraded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The NATS client protocol.
+    Client,
+    /// MQTT packets in binary frames.
+    Mqtt,
+    /// A leaf node connection (the other server dialled a `ws://` remote).
+    Leaf,
 }
 
 /// Why an upgrade is refused: the HTTP status and nats-server's reason.
@@ -185,6 +210,9 @@ pub struct Accepted {
     pub deflate_offered: bool,
     /// `Nats-No-Masking: true`: a non-browser client that will not mask its frames.
     pub no_masking: bool,
+    /// The client listed the `mqtt` subprotocol: the answer names it. It is not named
+    /// otherwise, since a browser fails an answer naming a subprotocol it did not ask for.
+    pub mqtt_protocol: bool,
 }
 
 /// Checks an upgrade request as nats-server does.
@@ -231,6 +259,7 @@ pub fn check(req: &Request, origins: &OriginPolicy, tls: bool) -> Result<Accepte
         accept: accept_key(key),
         deflate_offered,
         no_masking: req.header("Nats-No-Masking") == Some("true"),
+        mqtt_protocol: req.header_has("Sec-WebSocket-Protocol", "mqtt"),
     })
 }
 
@@ -255,6 +284,9 @@ pub fn accepted(a: &Accepted, deflate: bool, extra: &[(String, String)]) -> Vec<
     }
     if a.no_masking {
         v.push_str("Nats-No-Masking: true\r\n");
+    }
+    if a.mqtt_protocol {
+        v.push_str("Sec-WebSocket-Protocol: mqtt\r\n");
     }
     for (k, val) in extra {
         v.push_str(&format!("{k}: {val}\r\n"));
@@ -398,5 +430,50 @@ mod tests {
         let req = request("Cookie: a=1; jwt=eyJ; b=2\r\n");
         assert_eq!(req.cookie("jwt"), Some("eyJ"));
         assert_eq!(req.cookie("c"), None);
+    }
+
+    #[test]
+    fn the_path_or_the_subprotocol_tells_what_the_upgrade_opens() {
+        let with = |path: &str, extra: &str| {
+            let head = format!(
+                "GET {path} HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+            );
+            parse(head.as_bytes()).expect("valid").expect("whole").0
+        };
+        assert_eq!(with("/", "").kind(), Kind::Client);
+        assert_eq!(with("/leafnode", "").kind(), Kind::Leaf);
+        assert_eq!(with("/hub/leafnode?x=1", "").kind(), Kind::Leaf);
+        assert_eq!(with("/mqtt", "").kind(), Kind::Mqtt);
+        let asked = with("/", "Sec-WebSocket-Protocol: mqttv3.1, mqtt\r\n");
+        assert_eq!(asked.kind(), Kind::Mqtt);
+        // The answer names the subprotocol only when it was asked for.
+        let policy = OriginPolicy::default();
+        let named = accepted(&check(&asked, &policy, false).expect("ok"), false, &[]);
+        assert!(String::from_utf8_lossy(&named).contains("Sec-WebSocket-Protocol: mqtt\r\n"));
+        let plain = accepted(
+            &check(&with("/mqtt", ""), &policy, false).expect("ok"),
+            false,
+            &[],
+        );
+        assert!(!String::from_utf8_lossy(&plain).contains("Sec-WebSocket-Protocol"));
+    }
+
+    #[test]
+    fn configured_headers_follow_the_agreed_ones() {
+        let a = Accepted {
+            accept: accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
+            deflate_offered: true,
+            no_masking: false,
+            mqtt_protocol: false,
+        };
+        let extra = [("X-Frame-Options".to_owned(), "DENY".to_owned())];
+        let answer = String::from_utf8(accepted(&a, true, &extra)).expect("ascii");
+        assert!(answer.starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
+        let deflate = answer.find("permessage-deflate").expect("deflate agreed");
+        let header = answer
+            .find("X-Frame-Options: DENY\r\n")
+            .expect("configured header");
+        assert!(deflate < header);
+        assert!(answer.ends_with("\r\n\r\n"));
     }
 }

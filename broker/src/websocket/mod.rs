@@ -6,9 +6,17 @@
 //! frames back into the protocol byte stream `Client::run` reads, and the outbound side
 //! frames what it writes (`Outbound::websocket`). Control frames (pongs, the closing
 //! handshake) and the HTTP answer travel raw beside the batches.
+//!
+//! The same listener serves MQTT (path `/mqtt` or the `mqtt` subprotocol: the session of
+//! `crate::mqtt` runs on a [`stream::WsStream`]) and leaf nodes (path `/leafnode`: the
+//! leaf connection's read loop runs on the frames), and [`dial`] is the client side a
+//! leaf connection to a `ws://` remote opens with.
 
+pub mod dial;
 pub mod frame;
 pub mod handshake;
+pub mod login;
+pub mod stream;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -23,6 +31,7 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::server::Server;
 use crate::server::outbound::Outbound;
 use frame::{Decoder, OpCode};
+use handshake::Kind;
 
 /// nats-server's default `handshake_timeout` when TLS is on (plain: the auth timeout).
 const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -146,8 +155,11 @@ async fn serve(server: Arc<Server>, ws: Arc<WsListener>, mut stream: TcpStream, 
     let _ = writer.await;
 }
 
-/// Reads and answers the upgrade, then runs the client over the frames.
-async fn upgrade<R: AsyncRead + Unpin>(
+/// Reads and answers the upgrade, then runs what it asked for over the frames: a NATS
+/// client, an MQTT session or a leaf connection (by the path, [`Request::kind`]).
+///
+/// [`Request::kind`]: handshake::Request::kind
+async fn upgrade<R: AsyncRead + Unpin + Send + 'static>(
     server: &Arc<Server>,
     ws: &WsListener,
     mut rd: R,
@@ -182,6 +194,13 @@ async fn upgrade<R: AsyncRead + Unpin>(
             return;
         }
         Ok(Err(r)) => Err(r),
+        // nats-server checks this before anything else in the request.
+        Ok(Ok((req, _))) if req.kind() == Kind::Mqtt && server.mqtt_addr().is_none() => {
+            Err(handshake::Rejection {
+                status: 404,
+                reason: "mqtt websocket endpoint not enabled".into(),
+            })
+        }
         Ok(Ok((req, len))) if head.len() > len => {
             let _ = req;
             Err(handshake::Rejection {
@@ -189,9 +208,9 @@ async fn upgrade<R: AsyncRead + Unpin>(
                 reason: "client sent data before handshake is complete".into(),
             })
         }
-        Ok(Ok((req, _))) => handshake::check(&req, &ws.origins, tls),
+        Ok(Ok((req, _))) => handshake::check(&req, &ws.origins, tls).map(|a| (a, req)),
     };
-    let accept = match result {
+    let (accept, req) = match result {
         Ok(a) => a,
         Err(r) => {
             tracing::error!("{peer} - {r}");
@@ -208,14 +227,42 @@ async fn upgrade<R: AsyncRead + Unpin>(
     let mut reader = WsReader::new(rd, outbound.clone(), ws_max_frame(opts.max_payload));
     reader.decoder.deflate = deflate;
     reader.decoder.require_mask = !accept.no_masking;
-    server
-        .clone()
-        .serve_websocket_client(reader, outbound.clone(), peer, session)
-        .await;
+    match req.kind() {
+        Kind::Client => {
+            let login = login::WsLogin::new(&req, &opts.config, &opts.auth);
+            server
+                .clone()
+                .serve_websocket_client(reader, outbound.clone(), peer, session, login)
+                .await;
+        }
+        Kind::Mqtt => {
+            tracing::debug!(%peer, "MQTT over websocket");
+            let stream = stream::WsStream::new(reader, outbound.clone());
+            crate::mqtt::serve_transport(server.clone(), Box::new(stream), peer).await;
+            // The session is over: end the WebSocket with a normal closure.
+            let mut close = Vec::new();
+            frame::encode_close(&mut close, frame::CLOSE_NORMAL, "");
+            outbound.push_ws_control(&close);
+        }
+        Kind::Leaf => {
+            let Some(leafnodes) = server.leafnodes().filter(|l| l.addr.is_some()).cloned() else {
+                tracing::error!(%peer, "Not configured to accept leaf node connections");
+                return;
+            };
+            crate::leafnode::accept_websocket(
+                server.clone(),
+                leafnodes,
+                reader,
+                outbound.clone(),
+                peer,
+            )
+            .await;
+        }
+    }
 }
 
 /// The largest data frame accepted: a whole message with its protocol line, with room.
-fn ws_max_frame(max_payload: i32) -> u64 {
+pub fn ws_max_frame(max_payload: i32) -> u64 {
     u64::try_from(max_payload).unwrap_or(1 << 20) * 2 + 64 * 1024
 }
 
@@ -231,6 +278,9 @@ pub struct WsReader<R> {
     /// The fragments of a compressed message read so far.
     packed: Vec<u8>,
     done: bool,
+    /// This side is the WebSocket client (a dialled leaf connection): its control
+    /// frames are masked too.
+    pub mask_control: bool,
 }
 
 impl<R> WsReader<R> {
@@ -243,16 +293,44 @@ impl<R> WsReader<R> {
             ready: Bytes::new(),
             packed: Vec::new(),
             done: false,
+            mask_control: false,
         }
+    }
+
+    /// Bytes already read from `inner` (behind the answer to a dialled upgrade), to be
+    /// decoded before anything else.
+    pub fn with_buffered(mut self, raw: &[u8]) -> Self {
+        self.raw.extend_from_slice(raw);
+        self
+    }
+
+    /// Queues a control frame, masked when this side is the client.
+    fn control(&self, opcode: OpCode, payload: &[u8]) {
+        let mut out = Vec::with_capacity(payload.len() + 6);
+        if self.mask_control {
+            frame::encode_masked(&mut out, opcode, payload, false);
+        } else {
+            frame::encode(&mut out, opcode, payload);
+        }
+        self.outbound.push_ws_control(&out);
+    }
+
+    /// Queues a close frame with `status` and `reason`.
+    fn close_frame(&self, status: u16, reason: &str) {
+        let mut out = Vec::new();
+        if self.mask_control {
+            frame::encode_close_masked(&mut out, status, reason);
+        } else {
+            frame::encode_close(&mut out, status, reason);
+        }
+        self.outbound.push_ws_control(&out);
     }
 }
 
 impl<R> WsReader<R> {
     /// Sends the close frame `e` calls for and ends the stream with `e`.
     fn fail(&mut self, e: &frame::FrameError) -> std::io::Error {
-        let mut close = Vec::new();
-        frame::encode_close(&mut close, e.close_status(), &e.to_string());
-        self.outbound.push_ws_control(&close);
+        self.close_frame(e.close_status(), &e.to_string());
         self.done = true;
         std::io::Error::new(std::io::ErrorKind::InvalidData, format!("websocket: {e}"))
     }
@@ -290,11 +368,7 @@ impl<R: AsyncRead + Unpin> AsyncRead for WsReader<R> {
                         }
                     }
                     OpCode::Text | OpCode::Binary | OpCode::Continuation => this.ready = f.payload,
-                    OpCode::Ping => {
-                        let mut pong = Vec::with_capacity(f.payload.len() + 2);
-                        frame::encode(&mut pong, OpCode::Pong, &f.payload);
-                        this.outbound.push_ws_control(&pong);
-                    }
+                    OpCode::Ping => this.control(OpCode::Pong, &f.payload),
                     OpCode::Pong => {}
                     OpCode::Close => {
                         // Echo the status (or a normal closure), then end the stream.
@@ -302,9 +376,7 @@ impl<R: AsyncRead + Unpin> AsyncRead for WsReader<R> {
                             Some(s) => u16::from_be_bytes([s[0], s[1]]),
                             None => frame::CLOSE_NORMAL,
                         };
-                        let mut close = Vec::new();
-                        frame::encode_close(&mut close, status, "");
-                        this.outbound.push_ws_control(&close);
+                        this.close_frame(status, "");
                         this.done = true;
                     }
                 },

@@ -687,3 +687,28 @@ pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
+
+/// The folder of the npm packages `scripts/deps` installs (mqtt.js, nats.ws), when it
+/// and `node` are present. Under CI their absence is a failure, not a skip.
+pub fn node_modules() -> Option<PathBuf> {
+    let dir = std::env::var("NATRIX_NODE_MODULES").map_or_else(
+        |_| {
+            let cache = std::env::var("NATRIX_CACHE").map_or_else(
+                |_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/natrix"),
+                PathBuf::from,
+            );
+            cache.join("node/node_modules")
+        },
+        PathBuf::from,
+    );
+    let node = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let found = (node && dir.join("mqtt").exists() && dir.join("nats.ws").exists()).then_some(dir);
+    assert!(
+        found.is_some() || std::env::var_os("CI").is_none(),
+        "node or the npm packages of the WebSocket tests are missing (run scripts/deps)"
+    );
+    found
+}
