@@ -554,7 +554,7 @@ impl Gateways {
     }
 
     /// Whether some remote cluster wants a message on `subject` in `account` (what
-    /// [`Gateways::send`] would send it to, queue groups included).
+    /// `send` would send it to, queue groups included).
     pub fn wants(&self, account: &str, subject: &[u8]) -> bool {
         self.outbound.read().values().any(|l| {
             let w = l.interest.wanted(account, subject);
