@@ -25,6 +25,11 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, DuplexStream};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
+mod jsa;
+mod qos;
+mod retained;
+mod state;
+
 use crate::server::Server;
 use crate::server::internal::{Frame, decode as decode_frame};
 use crate::server::outbound::Outbound;
@@ -69,41 +74,60 @@ pub async fn start(
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!("Listening for MQTT clients on mqtt://{addr}");
     let server = server.clone();
-    tokio::spawn(async move { accept_loop(server, listener).await });
+    let ids = Arc::new(ClientIds {
+        opts: o.mqtt.clone(),
+        jetstream: o.jetstream.enabled,
+        ..ClientIds::default()
+    });
+    tokio::spawn(async move { accept_loop(server, listener, ids).await });
     Ok(Some(addr))
 }
 
-/// The connected client IDs: a new connection with an ID in use takes it over (the
-/// older connection is closed, 3.1.4-3), as nats-server does.
+/// The connected client IDs, one namespace per account: a new connection with an ID in
+/// use takes it over (the older connection is closed, 3.1.4-3), as nats-server does.
 #[derive(Default)]
 struct ClientIds {
     next: std::sync::atomic::AtomicU64,
-    by_id: parking_lot::Mutex<FxHashMap<String, (u64, Arc<tokio::sync::Notify>)>>,
+    #[allow(clippy::type_complexity)]
+    by_id: parking_lot::Mutex<
+        FxHashMap<String, (u64, Arc<tokio::sync::Notify>, Arc<tokio::sync::Mutex<()>>)>,
+    >,
+    /// The accounts whose MQTT streams exist (created on first use).
+    streams_ready: parking_lot::Mutex<rustc_hash::FxHashSet<String>>,
+    /// `mqtt {}` as configured at start.
+    opts: natrix_config::options::MqttOpts,
+    /// Whether JetStream is on: QoS 1/2, retained messages and sessions need it.
+    jetstream: bool,
 }
 
 impl ClientIds {
-    /// Registers `id`, telling its previous holder to close; returns this holder's number
-    /// and the signal it is told by.
-    fn take(&self, id: &str) -> (u64, Arc<tokio::sync::Notify>) {
+    /// Registers `id`, telling its previous holder to close; returns this holder's number,
+    /// the signal it is told by, and the lock a session holds while it runs, so that a
+    /// new holder starts on the session state only after the old one has let go of it.
+    fn take(&self, id: &str) -> (u64, Arc<tokio::sync::Notify>, Arc<tokio::sync::Mutex<()>>) {
         let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let notify = Arc::new(tokio::sync::Notify::new());
-        if let Some((_, old)) = self.by_id.lock().insert(id.to_owned(), (n, notify.clone())) {
+        let mut by_id = self.by_id.lock();
+        let lock = by_id.get(id).map_or_else(
+            || Arc::new(tokio::sync::Mutex::new(())),
+            |(_, _, l)| l.clone(),
+        );
+        if let Some((_, old, _)) = by_id.insert(id.to_owned(), (n, notify.clone(), lock.clone())) {
             old.notify_one();
         }
-        (n, notify)
+        (n, notify, lock)
     }
 
     fn release(&self, id: &str, n: u64) {
         let mut by_id = self.by_id.lock();
-        if by_id.get(id).is_some_and(|(held, _)| *held == n) {
+        if by_id.get(id).is_some_and(|(held, _, _)| *held == n) {
             by_id.remove(id);
         }
     }
 }
 
-async fn accept_loop(server: Arc<Server>, listener: TcpListener) {
+async fn accept_loop(server: Arc<Server>, listener: TcpListener, ids: Arc<ClientIds>) {
     let mut shutdown = std::pin::pin!(server.wait_shutdown());
-    let ids = Arc::new(ClientIds::default());
     loop {
         tokio::select! {
             res = listener.accept() => match res {
@@ -129,10 +153,12 @@ async fn accept_loop(server: Arc<Server>, listener: TcpListener) {
 enum Pending {
     /// The login: a `PONG` means the CONNECT was accepted.
     Connect,
-    /// A SUBSCRIBE: per filter, its reason so far and the subjects it subscribed.
+    /// A SUBSCRIBE: per filter, its reason so far and the subjects it subscribed; then
+    /// the retained messages its filters match, sent after the SUBACK.
     SubAck {
-        packet_id: u16,
+        packet_id: Option<u16>,
         filters: Vec<(ReasonCode, Vec<(u64, String)>)>,
+        retained: Vec<(natrix_mqtt::store::RetainedMessage, QoS)>,
     },
 }
 
@@ -140,6 +166,9 @@ enum Pending {
 struct SubInfo {
     /// The filter starts with a wildcard: no `$` topics (4.7.2-1).
     reserved: bool,
+    /// The QoS granted to the filter: above 0, messages MQTT clients published at QoS 1/2
+    /// come through the filter's JetStream consumer instead.
+    qos: u8,
 }
 
 struct Session {
@@ -168,6 +197,10 @@ struct Session {
     peer: SocketAddr,
     /// `write_deadline`: a client that takes longer to read a batch is a slow consumer.
     write_deadline: Duration,
+    /// QoS 1/2, retained messages and the session record, when JetStream is on.
+    js: Option<state::Persist>,
+    /// QoS 1/2 deliveries not yet acknowledged, and next packet identifier.
+    outgoing: qos::Outgoing,
 }
 
 /// Why the session ends.
@@ -250,11 +283,14 @@ async fn serve(server: Arc<Server>, mut sock: TcpStream, peer: SocketAddr, ids: 
     // The writer task moves the core client's batches into the channel, as it writes a
     // socket's.
     let writer = tokio::spawn(outbound.clone().run_writer(opts.write_deadline));
+    let (cid_tx, cid_rx) = tokio::sync::oneshot::channel();
     let mut core = tokio::spawn({
         let (server, outbound, client_id) = (server.clone(), outbound.clone(), client_id.clone());
         async move {
             server
-                .serve_mqtt_client(core_rd, outbound.clone(), peer, client_id)
+                .serve_mqtt_client(core_rd, outbound.clone(), peer, client_id, move |cid| {
+                    let _ = cid_tx.send(cid);
+                })
                 .await;
             outbound.close(crate::server::outbound::CloseReason::ClientClosed);
             let _ = writer.await;
@@ -281,6 +317,8 @@ async fn serve(server: Arc<Server>, mut sock: TcpStream, peer: SocketAddr, ids: 
         client_id,
         peer,
         write_deadline: opts.write_deadline,
+        js: None,
+        outgoing: qos::Outgoing::default(),
     };
     let mut login = serde_json::json!({
         "verbose": false,
@@ -308,24 +346,81 @@ async fn serve(server: Arc<Server>, mut sock: TcpStream, peer: SocketAddr, ids: 
         let _ = core.await;
         return;
     }
+    // One session per client ID and account: the previous holder is told to close and
+    // this one waits until it has (its state is this session's to load).
+    let account = match cid_rx.await {
+        Ok(cid) => server
+            .client_account(cid)
+            .unwrap_or_else(|| "$G".to_owned()),
+        Err(_) => return,
+    };
+    let (held, taken_over, id_lock) = ids.take(&format!("{account}\u{0}{}", s.client_id));
+    let Ok(_session_guard) = tokio::time::timeout(CONNECT_TIMEOUT, id_lock.lock_owned()).await
+    else {
+        tracing::debug!(peer = %s.peer, client = %s.client_id, "MQTT: previous session did not end");
+        return;
+    };
+    let mut session_present = false;
+    if ids.jetstream {
+        let persistent = if version == ProtocolVersion::V5 {
+            connect
+                .properties
+                .session_expiry_interval
+                .is_some_and(|e| e > 0)
+        } else {
+            !connect.clean_start
+        };
+        match state::Persist::open(&server, &ids, &account, &s.client_id, &ids.opts).await {
+            Ok(mut p) => {
+                match p.load(connect.clean_start || assigned, persistent).await {
+                    Ok(present) => session_present = present,
+                    Err(e) => {
+                        tracing::warn!(client = %s.client_id, "MQTT: unable to load session: {e}");
+                        let _ = s
+                            .sock
+                            .write_all(&refuse(ReasonCode::ServerUnavailable))
+                            .await;
+                        return;
+                    }
+                }
+                s.js = Some(p);
+            }
+            Err(e) => {
+                tracing::warn!(client = %s.client_id, "MQTT: unable to reach JetStream: {e}");
+                let _ = s
+                    .sock
+                    .write_all(&refuse(ReasonCode::ServerUnavailable))
+                    .await;
+                return;
+            }
+        }
+    }
     let mut props = Properties::default();
     if version == ProtocolVersion::V5 {
-        props.maximum_qos = Some(0);
+        if s.js.is_none() {
+            props.maximum_qos = Some(0);
+            props.retain_available = Some(0);
+        }
         props.maximum_packet_size = Some(max_packet);
-        props.retain_available = Some(0);
         if assigned {
             props.assigned_client_identifier =
                 MqttString::try_from_bytes(Bytes::from(s.client_id.clone())).ok();
         }
     }
     s.send(&Packet::ConnAck(ConnAck {
-        session_present: false,
+        session_present,
         reason: ReasonCode::Success,
         properties: props,
     }));
-    let (held, taken_over) = ids.take(&s.client_id);
+    // A resumed session's subscriptions, as the client made them.
+    if let Some(filters) = s.js.as_ref().map(state::Persist::stored_filters)
+        && !filters.is_empty()
+        && s.subscribe_filters(None, filters).await.is_none()
+    {
+        return;
+    }
     let end = s.run(&mut core, &taken_over).await;
-    ids.release(&s.client_id, held);
+    ids.release(&format!("{account}\u{0}{}", s.client_id), held);
     tracing::debug!(peer = %s.peer, client = %s.client_id, "MQTT connection closed");
     if !matches!(end, End::Clean) {
         if let End::Dropped(why) = end {
@@ -334,6 +429,9 @@ async fn serve(server: Arc<Server>, mut sock: TcpStream, peer: SocketAddr, ids: 
         s.publish_will().await;
     }
     let _ = s.flush().await;
+    if let Some(p) = s.js.as_mut() {
+        p.end().await;
+    }
     let _ = s.core_in.shutdown().await;
     drop(s);
     let _ = core.await;
@@ -462,6 +560,10 @@ impl Session {
                     }
                     None => return End::Dropped("closed by the server"),
                 },
+                m = next_js(&mut self.js) => match m {
+                    Some(m) => self.js_deliver(&m),
+                    None => return End::Dropped("closed by the server"),
+                },
                 () = keep_alive => return End::Dropped("keep-alive timeout"),
                 () = taken_over.notified() => {
                     self.protocol_error(ReasonCode::SessionTakenOver);
@@ -490,7 +592,14 @@ impl Session {
                 return Some(End::Dropped("received a second CONNECT packet"));
             }
             Packet::Publish(p) => return self.publish(p).await,
-            Packet::Subscribe(sub) => self.subscribe(sub).await?,
+            Packet::Subscribe(sub) => {
+                let filters = sub
+                    .filters
+                    .iter()
+                    .map(|f| (f.filter.as_str().to_owned(), f.options.qos.as_u8()))
+                    .collect();
+                self.subscribe_filters(Some(sub.packet_id), filters).await?;
+            }
             Packet::Unsubscribe(u) => {
                 let mut reasons = Vec::with_capacity(u.filters.len());
                 let mut line = Vec::new();
@@ -501,10 +610,14 @@ impl Session {
                                 self.subs.remove(&sid);
                                 line.extend_from_slice(format!("UNSUB {sid}\r\n").as_bytes());
                             }
+                            self.forget_filter(f.as_str()).await;
                             reasons.push(ReasonCode::Success);
                         }
                         None => reasons.push(ReasonCode::NoSubscriptionExisted),
                     }
+                }
+                if let Some(js) = self.js.as_mut() {
+                    js.save().await;
                 }
                 if self.core_in.write_all(&line).await.is_err() {
                     return Some(End::Dropped("closed by the server"));
@@ -515,11 +628,17 @@ impl Session {
                     properties: Properties::default(),
                 }));
             }
-            // QoS 0 only: nothing is in flight, so acknowledgements have nothing to match.
-            Packet::PubAck(_) | Packet::PubRec(_) | Packet::PubRel(_) | Packet::PubComp(_) => {
+            // Without JetStream nothing is in flight: acknowledgements have nothing to match.
+            Packet::PubAck(_) | Packet::PubRec(_) | Packet::PubRel(_) | Packet::PubComp(_)
+                if self.js.is_none() =>
+            {
                 self.protocol_error(ReasonCode::ProtocolError);
                 return Some(End::Dropped("acknowledgement without a QoS 1/2 message"));
             }
+            Packet::PubAck(r) => self.puback(r.packet_id),
+            Packet::PubRec(r) => self.pubrec(r.packet_id),
+            Packet::PubRel(r) => return self.pubrel(r.packet_id).await,
+            Packet::PubComp(r) => self.pubcomp(r.packet_id),
             Packet::Auth(_) => {
                 self.protocol_error(ReasonCode::BadAuthenticationMethod);
                 return Some(End::Dropped("AUTH without an authentication method"));
@@ -543,6 +662,25 @@ impl Session {
     }
 
     async fn publish(&mut self, p: Publish) -> Option<End> {
+        if self.js.is_some() {
+            let Ok(subject) = topic::topic_to_subject(p.topic.as_str()) else {
+                self.protocol_error(ReasonCode::TopicNameInvalid);
+                return Some(End::Dropped("invalid topic name"));
+            };
+            let subject = subject.into_owned();
+            if p.qos != QoS::AtMostOnce {
+                return self.publish_stored(p, subject).await;
+            }
+            let headers = headers_of(&p.properties.user_properties);
+            if !self.core_publish(&subject, &headers, &p.payload).await {
+                return Some(End::Dropped("closed by the server"));
+            }
+            if p.retain {
+                self.store_retained(&subject, p.topic.as_str(), 1, &p.payload)
+                    .await;
+            }
+            return None;
+        }
         if p.qos != QoS::AtMostOnce {
             // Refused rather than acknowledged without storing it (see docs/mqtt.md).
             self.protocol_error(ReasonCode::QoSNotSupported);
@@ -577,20 +715,32 @@ impl Session {
 
     /// Sends the SUBs and a PING; the SUBACK goes out when the PONG comes back, with the
     /// filters the permissions refused (their `-ERR`s arrive before the PONG) failed.
-    async fn subscribe(&mut self, sub: natrix_mqtt::Subscribe) -> Option<()> {
-        let mut filters = Vec::with_capacity(sub.filters.len());
+    /// QoS 1/2 filters get their JetStream consumers first. `packet_id` is `None` for a
+    /// resumed session's subscriptions (no SUBACK, no retained messages).
+    async fn subscribe_filters(
+        &mut self,
+        packet_id: Option<u16>,
+        requested: Vec<(String, u8)>,
+    ) -> Option<()> {
+        let mut filters = Vec::with_capacity(requested.len());
         let mut line = Vec::new();
-        for f in &sub.filters {
-            let parsed = match topic::Subscription::parse(f.filter.as_str()) {
+        let mut retained = Vec::new();
+        for (filter, want) in &requested {
+            let granted = match &self.js {
+                None => 0,
+                Some(js) if *want == 2 && js.downgrade_qos2_sub => 1,
+                Some(_) => (*want).min(2),
+            };
+            let parsed = match topic::Subscription::parse(filter) {
                 Ok(s) => s,
                 Err(e) => {
                     filters.push((e.reason_code(), Vec::new()));
                     continue;
                 }
             };
-            if self.filters.contains_key(f.filter.as_str()) {
+            if self.filters.contains_key(filter.as_str()) {
                 // Already subscribed: the subscription stays, the SUBACK grants it again.
-                filters.push((ReasonCode::GRANTED_QOS0, Vec::new()));
+                filters.push((granted_reason(granted), Vec::new()));
                 continue;
             }
             let mut subjects = vec![parsed.subject.to_string()];
@@ -607,23 +757,107 @@ impl Session {
                     sid,
                     SubInfo {
                         reserved: parsed.reserved(),
+                        qos: granted,
                     },
                 );
                 sids.push((sid, subject));
             }
-            self.filters.insert(
-                f.filter.as_str().to_owned(),
-                sids.iter().map(|(sid, _)| *sid).collect(),
-            );
-            // QoS 1 and 2 are granted as 0 for now.
-            filters.push((ReasonCode::GRANTED_QOS0, sids));
+            let mut reason = granted_reason(granted);
+            if granted > 0
+                && let Err(e) = self
+                    .add_consumers(filter, &sids, granted, parsed.reserved())
+                    .await
+            {
+                tracing::warn!(client = %self.client_id, "MQTT: consumer for {filter:?}: {e}");
+                reason = ReasonCode::UnspecifiedError;
+            }
+            if packet_id.is_some() && reason != ReasonCode::UnspecifiedError {
+                let subjects: Vec<String> = sids.iter().map(|(_, s)| s.clone()).collect();
+                let qos = QoS::from_u8(granted).unwrap_or(QoS::AtMostOnce);
+                for r in self.retained_for(&subjects, parsed.reserved()).await {
+                    let q = QoS::from_u8(((r.flags >> 1) & 3).min(granted)).unwrap_or(qos);
+                    retained.push((r, q));
+                }
+            }
+            if let Some(js) = self.js.as_mut() {
+                js.record.subs.insert(parsed.subject.to_string(), granted);
+            }
+            self.filters
+                .insert(filter.clone(), sids.iter().map(|(sid, _)| *sid).collect());
+            filters.push((reason, sids));
+        }
+        if let Some(js) = self.js.as_mut()
+            && packet_id.is_some()
+        {
+            js.save().await;
         }
         line.extend_from_slice(b"PING\r\n");
         self.pending.push_back(Pending::SubAck {
-            packet_id: sub.packet_id,
+            packet_id,
             filters,
+            retained,
         });
         self.core_in.write_all(&line).await.ok()
+    }
+
+    /// The consumers of a QoS 1/2 filter, one per subject (the parent level of `#` too),
+    /// each delivering to an internal subscription of this session.
+    async fn add_consumers(
+        &mut self,
+        filter: &str,
+        sids: &[(u64, String)],
+        qos: u8,
+        reserved: bool,
+    ) -> Result<(), jsa::JsaError> {
+        let Some(js) = self.js.as_mut() else {
+            return Ok(());
+        };
+        let mut made = Vec::new();
+        for (i, (_, subject)) in sids.iter().enumerate() {
+            let key = if i == 0 {
+                subject.clone()
+            } else {
+                format!("{subject}{}", natrix_mqtt::store::PARENT_LEVEL_SID_SUFFIX)
+            };
+            let deliver = js.record.cons.get(&key).map(|c| c.deliver_subject.clone());
+            // Subscribed before the consumer exists, so nothing it delivers is lost.
+            let pre = match deliver {
+                Some(d) => Some((d.clone(), js.jsa.client().subscribe(&d, None)?)),
+                None => None,
+            };
+            let c = js.consumer(&key, subject).await?;
+            let isid = match pre {
+                Some((d, sid)) if d == c.deliver_subject => sid,
+                other => {
+                    if let Some((_, sid)) = other {
+                        js.jsa.client().unsubscribe(sid);
+                    }
+                    js.jsa.client().subscribe(&c.deliver_subject, None)?
+                }
+            };
+            self.outgoing
+                .js_subs
+                .insert(isid, qos::JsSub { qos, reserved });
+            made.push((key, isid));
+        }
+        self.outgoing.consumers.insert(filter.to_owned(), made);
+        Ok(())
+    }
+
+    /// An unsubscribed filter's consumers and record entry go.
+    async fn forget_filter(&mut self, filter: &str) {
+        let made = self.outgoing.consumers.remove(filter).unwrap_or_default();
+        let Some(js) = self.js.as_mut() else {
+            return;
+        };
+        for (key, isid) in made {
+            js.jsa.client().unsubscribe(isid);
+            self.outgoing.js_subs.remove(&isid);
+            js.remove_consumer(&key).await;
+        }
+        if let Ok(parsed) = topic::Subscription::parse(filter) {
+            js.record.subs.remove(parsed.subject.as_ref());
+        }
     }
 
     /// Turns the core client's output into MQTT; `Err` ends the session.
@@ -653,6 +887,13 @@ impl Session {
         if topic::must_ignore_for_reserved(info.reserved, subject) {
             return;
         }
+        // A QoS 1/2 message from an MQTT client reaches a QoS 1/2 subscription through
+        // its consumer, not here.
+        if info.qos > 0
+            && natrix_mqtt::store::PublishHeader::decode(&m.headers).is_some_and(|h| h.qos > 0)
+        {
+            return;
+        }
         let Ok(t) =
             MqttString::try_from_bytes(Bytes::from(topic::subject_to_topic(subject).into_owned()))
         else {
@@ -660,7 +901,10 @@ impl Session {
         };
         let mut properties = Properties::default();
         if self.version == ProtocolVersion::V5 && !m.headers.is_empty() {
-            properties.user_properties = user_properties_of(&m.headers);
+            properties.user_properties = user_properties_of(&m.headers)
+                .into_iter()
+                .filter(|(k, _)| !k.as_str().starts_with("Nmqtt-"))
+                .collect();
         }
         self.send(&Packet::Publish(Publish {
             dup: false,
@@ -679,7 +923,12 @@ impl Session {
                 return Err(End::Dropped("closed by the server"));
             }
         } else if line == b"PONG" {
-            if let Some(Pending::SubAck { packet_id, filters }) = self.pending.pop_front() {
+            if let Some(Pending::SubAck {
+                packet_id,
+                filters,
+                retained,
+            }) = self.pending.pop_front()
+            {
                 let errors = std::mem::take(&mut self.errors);
                 let mut reasons = Vec::with_capacity(filters.len());
                 for (reason, sids) in filters {
@@ -699,11 +948,22 @@ impl Session {
                         reasons.push(reason);
                     }
                 }
-                self.send(&Packet::SubAck(SubAck {
-                    packet_id,
-                    reasons,
-                    properties: Properties::default(),
-                }));
+                if let Some(packet_id) = packet_id {
+                    let denied: Vec<bool> = reasons
+                        .iter()
+                        .map(|r| *r == ReasonCode::NotAuthorized)
+                        .collect();
+                    self.send(&Packet::SubAck(SubAck {
+                        packet_id,
+                        reasons,
+                        properties: Properties::default(),
+                    }));
+                    if !denied.iter().any(|d| *d) {
+                        for (r, q) in &retained {
+                            self.send_retained(r, *q);
+                        }
+                    }
+                }
             }
         } else if line.starts_with(b"-ERR") {
             let text = String::from_utf8_lossy(line).into_owned();
@@ -726,6 +986,23 @@ impl Session {
         out.extend_from_slice(&will.payload);
         out.extend_from_slice(b"\r\n");
         let _ = self.core_in.write_all(&out).await;
+    }
+}
+
+/// The SUBACK reason granting `qos`.
+fn granted_reason(qos: u8) -> ReasonCode {
+    match qos {
+        0 => ReasonCode::GRANTED_QOS0,
+        1 => ReasonCode::GrantedQoS1,
+        _ => ReasonCode::GrantedQoS2,
+    }
+}
+
+/// The next message for this session's JetStream side; never ready without JetStream.
+async fn next_js(js: &mut Option<state::Persist>) -> Option<crate::server::internal::InternalMsg> {
+    match js {
+        Some(p) => p.jsa.recv().await,
+        None => std::future::pending().await,
     }
 }
 

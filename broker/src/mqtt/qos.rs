@@ -1,0 +1,393 @@
+//! QoS 1 and 2 both ways, as nats-server does them on JetStream.
+//!
+//! From the client: a QoS 1 PUBLISH reaches NATS subscribers (with `Nmqtt-Pub:1`) and is
+//! stored on `$MQTT.msgs.<subject>`; PUBACK goes out after the store's ack. A QoS 2
+//! PUBLISH is staged once in `$MQTT_qos2in` (a resend with the same packet identifier is
+//! refused by the stream's discard-new-per-subject) and PUBREC follows the store's ack;
+//! PUBREL releases it like a QoS 1 message and PUBCOMP follows.
+//!
+//! To the client: a QoS 1/2 subscription's durable consumer delivers on `$MQTT.sub.<nuid>`;
+//! each delivery gets a packet identifier and is acked to JetStream on PUBACK (QoS 1) or
+//! PUBREC (QoS 2, then PUBREL and PUBCOMP). What is not acked is redelivered by the
+//! consumer after `ack_wait`, also to the next connection of a persistent session.
+
+use natrix_mqtt::store::{self, PublishHeader};
+use natrix_mqtt::{
+    MqttString, Packet, Properties, ProtocolVersion, PubResponse, Publish, QoS, ReasonCode, topic,
+};
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use super::{End, Session};
+use crate::server::internal::InternalMsg;
+
+/// A QoS 1/2 delivery waiting for the client's PUBACK or PUBREC.
+struct Inflight {
+    qos: QoS,
+    /// The JetStream ack subject; `None` for a retained message (nothing to ack).
+    ack: Option<String>,
+    /// The consumer and stream sequence, to recognise a redelivery.
+    key: Option<(String, u64)>,
+}
+
+/// A QoS 1/2 subscription's consumer as the session knows it.
+pub(super) struct JsSub {
+    pub qos: u8,
+    pub reserved: bool,
+}
+
+#[derive(Default)]
+pub(super) struct Outgoing {
+    next_pid: u16,
+    inflight: FxHashMap<u16, Inflight>,
+    by_key: FxHashMap<(String, u64), u16>,
+    /// QoS 2 deliveries acknowledged with PUBREC, waiting for PUBCOMP.
+    pubrel: FxHashSet<u16>,
+    /// The internal subscription on a consumer's delivery subject → its subscription.
+    pub js_subs: FxHashMap<u64, JsSub>,
+    /// MQTT filter → (record key, internal sid) of its consumers.
+    pub consumers: FxHashMap<String, Vec<(String, u64)>>,
+}
+
+impl Outgoing {
+    fn alloc(&mut self) -> Option<u16> {
+        for _ in 0..u16::MAX {
+            self.next_pid = self.next_pid.wrapping_add(1).max(1);
+            if !self.inflight.contains_key(&self.next_pid) && !self.pubrel.contains(&self.next_pid)
+            {
+                return Some(self.next_pid);
+            }
+        }
+        None
+    }
+}
+
+/// The header block of a message an MQTT client published at `qos`: `Nmqtt-Pub` (what
+/// nats-server adds, so a QoS 1/2 subscription knows the message also comes through its
+/// consumer) and the 5.0 user properties.
+pub(super) fn publish_headers(qos: u8, user: &[u8]) -> Vec<u8> {
+    let mut h = format!("NATS/1.0\r\n{}:{qos}\r\n", store::HEADER_PUB).into_bytes();
+    // `user` is a whole block (`NATS/1.0\r\n...\r\n\r\n`) or empty: keep its fields.
+    if let Some(fields) = user.strip_prefix(b"NATS/1.0\r\n") {
+        h.extend_from_slice(fields);
+    } else {
+        h.extend_from_slice(b"\r\n");
+    }
+    h
+}
+
+/// `(consumer, delivered count, stream sequence)` from a JetStream ack subject
+/// (`$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>...`, with domain and account
+/// tokens in the longer form).
+fn ack_info(reply: &str) -> Option<(String, u64, u64)> {
+    let t: Vec<&str> = reply.split('.').collect();
+    let base = match t.len() {
+        9 => 0,
+        n if n >= 11 => 2,
+        _ => return None,
+    };
+    Some((
+        t.get(3 + base)?.to_string(),
+        t.get(4 + base)?.parse().ok()?,
+        t.get(5 + base)?.parse().ok()?,
+    ))
+}
+
+impl Session {
+    /// Publishes on the core client (NATS subscribers, QoS 0 subscriptions) with headers.
+    pub(super) async fn core_publish(
+        &mut self,
+        subject: &str,
+        headers: &[u8],
+        payload: &[u8],
+    ) -> bool {
+        let mut out = Vec::with_capacity(subject.len() + headers.len() + payload.len() + 32);
+        if headers.is_empty() {
+            out.extend_from_slice(format!("PUB {subject} {}\r\n", payload.len()).as_bytes());
+        } else {
+            let total = headers.len() + payload.len();
+            out.extend_from_slice(
+                format!("HPUB {subject} {} {total}\r\n", headers.len()).as_bytes(),
+            );
+            out.extend_from_slice(headers);
+        }
+        out.extend_from_slice(payload);
+        out.extend_from_slice(b"\r\n");
+        tokio::io::AsyncWriteExt::write_all(&mut self.core_in, &out)
+            .await
+            .is_ok()
+    }
+
+    /// A QoS 1 or 2 PUBLISH from the client (JetStream is on).
+    pub(super) async fn publish_stored(&mut self, p: Publish, subject: String) -> Option<End> {
+        let Some(js) = self.js.as_mut() else {
+            return None;
+        };
+        let user = super::headers_of(&p.properties.user_properties);
+        if p.qos == QoS::ExactlyOnce {
+            if js.reject_qos2_pub {
+                // nats-server closes the connection of a client that publishes QoS 2 then.
+                self.protocol_error(ReasonCode::QoSNotSupported);
+                return Some(End::Dropped("QoS-2 PUBLISH rejected"));
+            }
+            let flags = (u8::from(p.dup) << 3) | (2 << 1) | u8::from(p.retain);
+            let h = PublishHeader {
+                qos: 2,
+                flags: Some(flags),
+                subject: Some(subject.clone()),
+                mapped: None,
+            }
+            .encode();
+            let staged = store::qos2_incoming_subject(js.client_id(), p.packet_id);
+            match js.jsa.store(&staged, h.as_bytes(), &p.payload).await {
+                Ok(_) => {}
+                // A resend before PUBREL: the first copy stays, PUBREC again.
+                Err(super::jsa::JsaError::Api { code, .. }) if code == 10077 || code == 10071 => {}
+                Err(e) => {
+                    tracing::debug!(client = %self.client_id, "MQTT: staging QoS 2 message: {e}");
+                }
+            }
+            self.send(&Packet::PubRec(PubResponse::new(p.packet_id)));
+            return None;
+        }
+        let headers = publish_headers(1, &user);
+        if !self.core_publish(&subject, &headers, &p.payload).await {
+            return Some(End::Dropped("closed by the server"));
+        }
+        if !self.store_message(&subject, &headers, &p.payload).await {
+            // No PUBACK: the client sends it again (DUP) on its next connection.
+            return None;
+        }
+        if p.retain {
+            let flags = (1 << 1) | 1;
+            self.store_retained(&subject, p.topic.as_str(), flags, &p.payload)
+                .await;
+        }
+        self.send(&Packet::PubAck(PubResponse::new(p.packet_id)));
+        None
+    }
+
+    async fn store_message(&mut self, subject: &str, headers: &[u8], payload: &[u8]) -> bool {
+        let Some(js) = self.js.as_mut() else {
+            return false;
+        };
+        match js
+            .jsa
+            .store(&store::message_subject(subject), headers, payload)
+            .await
+        {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(client = %self.client_id, "MQTT: storing QoS message: {e}");
+                false
+            }
+        }
+    }
+
+    /// PUBREL from the client: releases the staged QoS 2 message.
+    pub(super) async fn pubrel(&mut self, pid: u16) -> Option<End> {
+        let Some(js) = self.js.as_mut() else {
+            self.protocol_error(ReasonCode::ProtocolError);
+            return Some(End::Dropped("PUBREL without a QoS 2 message"));
+        };
+        let staged = store::qos2_incoming_subject(js.client_id(), pid);
+        let msg = match js.jsa.last_msg(store::QOS2_INCOMING_STREAM, &staged).await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(client = %self.client_id, "MQTT: reading QoS 2 message: {e}");
+                return None;
+            }
+        };
+        let mut reason = ReasonCode::Success;
+        match msg.and_then(|m| Some((PublishHeader::decode(&m.headers)?, m.payload))) {
+            Some((h, payload)) => {
+                if let Some(subject) = h.subject {
+                    let headers = publish_headers(2, &[]);
+                    if !self.core_publish(&subject, &headers, &payload).await {
+                        return Some(End::Dropped("closed by the server"));
+                    }
+                    if !self.store_message(&subject, &headers, &payload).await {
+                        return None;
+                    }
+                    if h.flags.is_some_and(|f| f & 1 == 1) {
+                        let t = topic::subject_to_topic(&subject).into_owned();
+                        self.store_retained(&subject, &t, (2 << 1) | 1, &payload)
+                            .await;
+                    }
+                }
+                if let Some(js) = self.js.as_mut() {
+                    let _ = js
+                        .jsa
+                        .purge_subject(store::QOS2_INCOMING_STREAM, &staged)
+                        .await;
+                }
+            }
+            None => reason = ReasonCode::PacketIdentifierNotFound,
+        }
+        let mut r = PubResponse::new(pid);
+        if self.version == ProtocolVersion::V5 {
+            r.reason = reason;
+        }
+        self.send(&Packet::PubComp(r));
+        None
+    }
+
+    /// A message from a QoS 1/2 subscription's consumer.
+    pub(super) fn js_deliver(&mut self, m: &InternalMsg) {
+        let Some(sub) = self.outgoing.js_subs.get(&m.sid) else {
+            return;
+        };
+        let (granted, reserved) = (sub.qos, sub.reserved);
+        let Ok(full) = std::str::from_utf8(&m.subject) else {
+            return;
+        };
+        let subject = full
+            .strip_prefix(store::MESSAGES_SUBJECT_PREFIX)
+            .unwrap_or(full);
+        let reply = m
+            .reply
+            .as_ref()
+            .and_then(|r| std::str::from_utf8(r).ok())
+            .map(str::to_owned);
+        let ack = |s: &Session| {
+            if let (Some(js), Some(r)) = (s.js.as_ref(), reply.as_deref()) {
+                js.jsa.client().publish(r, None, &[], b"");
+            }
+        };
+        if topic::must_ignore_for_reserved(reserved, subject) {
+            ack(self);
+            return;
+        }
+        let pub_qos = PublishHeader::decode(&m.headers).map_or(1, |h| h.qos.min(2));
+        let qos = QoS::from_u8(granted.min(pub_qos)).unwrap_or(QoS::AtMostOnce);
+        let info = reply.as_deref().and_then(ack_info);
+        let key = info.as_ref().map(|(c, _, seq)| (c.clone(), *seq));
+        let mut dup = info
+            .as_ref()
+            .is_some_and(|(_, delivered, _)| *delivered > 1);
+        let pid = if qos == QoS::AtMostOnce {
+            ack(self);
+            0
+        } else if let Some(pid) = key
+            .as_ref()
+            .and_then(|k| self.outgoing.by_key.get(k))
+            .copied()
+        {
+            dup = true;
+            if let Some(f) = self.outgoing.inflight.get_mut(&pid) {
+                f.ack.clone_from(&reply);
+            }
+            pid
+        } else {
+            let Some(pid) = self.outgoing.alloc() else {
+                // Every identifier in flight: the consumer redelivers it later.
+                return;
+            };
+            if let Some(k) = &key {
+                self.outgoing.by_key.insert(k.clone(), pid);
+            }
+            self.outgoing.inflight.insert(
+                pid,
+                Inflight {
+                    qos,
+                    ack: reply.clone(),
+                    key,
+                },
+            );
+            pid
+        };
+        let Ok(t) = MqttString::try_from_bytes(bytes::Bytes::from(
+            topic::subject_to_topic(subject).into_owned(),
+        )) else {
+            return;
+        };
+        let mut properties = Properties::default();
+        if self.version == ProtocolVersion::V5 {
+            properties.user_properties = super::user_properties_of(&m.headers)
+                .into_iter()
+                .filter(|(k, _)| !k.as_str().starts_with("Nmqtt-"))
+                .collect();
+        }
+        self.send(&Packet::Publish(Publish {
+            dup: dup && qos != QoS::AtMostOnce,
+            qos,
+            retain: false,
+            topic: t,
+            packet_id: pid,
+            properties,
+            payload: m.payload.clone(),
+        }));
+    }
+
+    /// Sends a retained message at `qos` (after a SUBACK).
+    pub(super) fn send_retained(&mut self, r: &store::RetainedMessage, qos: QoS) {
+        let Ok(t) = MqttString::try_from_bytes(bytes::Bytes::from(r.topic.clone())) else {
+            return;
+        };
+        let pid = if qos == QoS::AtMostOnce {
+            0
+        } else {
+            let Some(pid) = self.outgoing.alloc() else {
+                return;
+            };
+            self.outgoing.inflight.insert(
+                pid,
+                Inflight {
+                    qos,
+                    ack: None,
+                    key: None,
+                },
+            );
+            pid
+        };
+        self.send(&Packet::Publish(Publish {
+            dup: false,
+            qos,
+            retain: true,
+            topic: t,
+            packet_id: pid,
+            properties: Properties::default(),
+            payload: r.payload.clone(),
+        }));
+    }
+
+    fn js_ack(&mut self, f: &Inflight) {
+        if let Some(k) = &f.key {
+            self.outgoing.by_key.remove(k);
+        }
+        if let (Some(js), Some(r)) = (self.js.as_ref(), f.ack.as_deref()) {
+            js.jsa.client().publish(r, None, &[], b"");
+        }
+    }
+
+    /// PUBACK: a QoS 1 delivery is done.
+    pub(super) fn puback(&mut self, pid: u16) {
+        if let Some(f) = self.outgoing.inflight.remove(&pid) {
+            self.js_ack(&f);
+        }
+    }
+
+    /// PUBREC: a QoS 2 delivery is received; PUBREL follows.
+    pub(super) fn pubrec(&mut self, pid: u16) {
+        let mut r = PubResponse::new(pid);
+        match self.outgoing.inflight.remove(&pid) {
+            Some(f) => {
+                if f.qos != QoS::ExactlyOnce {
+                    tracing::debug!(client = %self.client_id, "MQTT: PUBREC for a QoS 1 message");
+                }
+                self.js_ack(&f);
+                self.outgoing.pubrel.insert(pid);
+            }
+            None if self.outgoing.pubrel.contains(&pid) => {}
+            None if self.version == ProtocolVersion::V5 => {
+                r.reason = ReasonCode::PacketIdentifierNotFound;
+            }
+            None => {}
+        }
+        self.send(&Packet::PubRel(r));
+    }
+
+    /// PUBCOMP: a QoS 2 delivery is complete.
+    pub(super) fn pubcomp(&mut self, pid: u16) {
+        self.outgoing.pubrel.remove(&pid);
+    }
+}
