@@ -31,22 +31,42 @@ struct Srv {
     p: Proc,
     mqtt: u16,
     _store: tempfile::TempDir,
+    bin: PathBuf,
+    conf: String,
+}
+
+impl Srv {
+    /// Kills the server (SIGKILL) and starts it again on the same store and MQTT port.
+    fn restart(&mut self) {
+        let _ = self.p.child.kill();
+        let _ = self.p.child.wait();
+        self.p = start(&self.bin, &self.conf, true);
+    }
 }
 
 /// natrix, and nats-server when installed (it needs a server name and JetStream for MQTT).
 fn servers(extra: &str) -> Vec<Srv> {
-    let mut out = vec![server("natrix", Path::new(NATRIX), extra)];
+    servers_with(extra, "")
+}
+
+/// Both servers, with `mqtt_extra` inside their `mqtt {}` block.
+fn servers_with(extra: &str, mqtt_extra: &str) -> Vec<Srv> {
+    let mut out = vec![server_with("natrix", Path::new(NATRIX), extra, mqtt_extra)];
     if let Some(r) = common::reference_binary() {
-        out.push(server("nats-server", &r, extra));
+        out.push(server_with("nats-server", &r, extra, mqtt_extra));
     }
     out
 }
 
 fn server(name: &'static str, bin: &Path, extra: &str) -> Srv {
+    server_with(name, bin, extra, "")
+}
+
+fn server_with(name: &'static str, bin: &Path, extra: &str, mqtt_extra: &str) -> Srv {
     let store = tempfile::tempdir().expect("store dir");
     let mqtt = free_port();
     let conf = format!(
-        "server_name: mqtt_test\njetstream {{ store_dir: {:?} }}\nmqtt {{ host: 127.0.0.1, port: {mqtt} }}\n{extra}",
+        "server_name: mqtt_test\njetstream {{ store_dir: {:?} }}\nmqtt {{ host: 127.0.0.1, port: {mqtt}, {mqtt_extra} }}\n{extra}",
         store.path().display().to_string()
     );
     let p = start(bin, &conf, true);
@@ -55,6 +75,8 @@ fn server(name: &'static str, bin: &Path, extra: &str) -> Srv {
         p,
         mqtt,
         _store: store,
+        bin: bin.to_path_buf(),
+        conf,
     }
 }
 
@@ -91,6 +113,9 @@ struct Login<'a> {
     pass: Option<&'a str>,
     keep_alive: u16,
     will: Option<(&'a str, &'a str)>,
+    /// Clean Session (3.1.1) / Clean Start (5.0).
+    clean: bool,
+    properties: Properties,
 }
 
 impl Default for Login<'_> {
@@ -102,6 +127,8 @@ impl Default for Login<'_> {
             pass: None,
             keep_alive: 60,
             will: None,
+            clean: true,
+            properties: Properties::default(),
         }
     }
 }
@@ -121,10 +148,16 @@ impl Mq {
 
     /// Connects and returns the CONNACK's reason.
     fn login(port: u16, l: &Login<'_>) -> (Self, ReasonCode) {
+        let (m, a) = Self::login_ack(port, l);
+        (m, a.reason)
+    }
+
+    /// Connects and returns the CONNACK.
+    fn login_ack(port: u16, l: &Login<'_>) -> (Self, natrix_mqtt::ConnAck) {
         let mut m = Self::raw(port, l.version);
         m.send(&Packet::Connect(Box::new(Connect {
             protocol_version: l.version,
-            clean_start: true,
+            clean_start: l.clean,
             keep_alive: l.keep_alive,
             client_id: mstr(l.id),
             will: l.will.map(|(t, p)| LastWill {
@@ -136,10 +169,10 @@ impl Mq {
             }),
             username: l.user.map(mstr),
             password: l.pass.map(|p| Bytes::copy_from_slice(p.as_bytes())),
-            properties: Properties::default(),
+            properties: l.properties.clone(),
         })));
         match m.recv(Duration::from_secs(10)) {
-            Some(Packet::ConnAck(a)) => (m, a.reason),
+            Some(Packet::ConnAck(a)) => (m, a),
             other => panic!("expected CONNACK, got {other:?}"),
         }
     }
@@ -818,9 +851,25 @@ fn malformed_packet_closes_only_that_connection() {
     }
 }
 
+/// natrix with an MQTT listener and no JetStream: QoS 0 only.
+fn natrix_without_jetstream() -> Srv {
+    let store = tempfile::tempdir().expect("store dir");
+    let mqtt = free_port();
+    let conf = format!("mqtt {{ host: 127.0.0.1, port: {mqtt} }}\n");
+    let p = start(Path::new(NATRIX), &conf, true);
+    Srv {
+        name: "natrix",
+        p,
+        mqtt,
+        _store: store,
+        bin: PathBuf::from(NATRIX),
+        conf,
+    }
+}
+
 #[test]
-fn qos_above_0_is_refused_for_now() {
-    let s = natrix("");
+fn qos_above_0_is_refused_without_jetstream() {
+    let s = natrix_without_jetstream();
     let mut m = Mq::connect(s.mqtt, V5, "q1");
     m.send(&Packet::Publish(Publish {
         dup: false,
@@ -856,8 +905,8 @@ fn qos_above_0_is_refused_for_now() {
 }
 
 #[test]
-fn v5_connack_says_what_is_supported() {
-    let s = natrix("");
+fn v5_connack_says_what_is_supported_without_jetstream() {
+    let s = natrix_without_jetstream();
     let mut m = Mq::raw(s.mqtt, V5);
     m.send(&Packet::Connect(Box::new(Connect {
         protocol_version: V5,
@@ -1080,4 +1129,464 @@ fn a_client_that_does_not_read_is_closed_after_the_write_deadline() {
         "{}",
         s.p.log_text()
     );
+}
+
+// ---- QoS 1 and 2, retained messages, persistent sessions (state in JetStream) ----
+
+/// ack_wait short enough for redelivery tests, on both servers.
+const ACK_WAIT: &str = "ack_wait: \"1s\"";
+
+impl Mq {
+    /// Connects with Clean Session 0 (3.1.1) / Clean Start 0 and a session expiry (5.0);
+    /// returns CONNACK's Session Present.
+    fn resume(port: u16, version: ProtocolVersion, id: &str) -> (Self, bool) {
+        Self::resume_on("", port, version, id)
+    }
+
+    fn resume_on(name: &str, port: u16, version: ProtocolVersion, id: &str) -> (Self, bool) {
+        let mut properties = Properties::default();
+        if version == V5 {
+            properties.session_expiry_interval = Some(3600);
+        }
+        let (m, a) = Self::login_ack(
+            port,
+            &Login {
+                version,
+                id,
+                clean: false,
+                properties,
+                ..Login::default()
+            },
+        );
+        assert_eq!(a.reason, ReasonCode::Success, "{name}");
+        (m, a.session_present)
+    }
+
+    fn subscribe_qos(&mut self, filter: &str, qos: QoS) -> Vec<ReasonCode> {
+        self.send(&Packet::Subscribe(Subscribe {
+            packet_id: 8,
+            filters: vec![SubscribeFilter {
+                filter: mstr(filter),
+                options: SubscriptionOptions {
+                    qos,
+                    ..SubscriptionOptions::default()
+                },
+            }],
+            properties: Properties::default(),
+        }));
+        loop {
+            match self.recv(Duration::from_secs(10)) {
+                Some(Packet::SubAck(a)) => return a.reasons,
+                Some(Packet::Publish(p)) => self.held.push(describe(&p)),
+                other => panic!("expected SUBACK, got {other:?}"),
+            }
+        }
+    }
+
+    fn publish_with(&mut self, topic: &str, payload: &str, qos: QoS, pid: u16, retain: bool) {
+        self.send(&Packet::Publish(Publish {
+            dup: false,
+            qos,
+            retain,
+            topic: mstr(topic),
+            packet_id: pid,
+            properties: Properties::default(),
+            payload: Bytes::copy_from_slice(payload.as_bytes()),
+        }));
+    }
+
+    /// The next packet that is not a PUBLISH (those are kept for `messages`).
+    fn next_control(&mut self, within: Duration) -> Option<Packet> {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            match self.recv(left)? {
+                Packet::Publish(p) => self.held.push(describe(&p)),
+                other => return Some(other),
+            }
+        }
+    }
+
+    /// QoS 1 PUBLISH, then its PUBACK.
+    fn publish_qos1(&mut self, topic: &str, payload: &str, pid: u16, retain: bool) {
+        self.publish_with(topic, payload, QoS::AtLeastOnce, pid, retain);
+        match self.next_control(Duration::from_secs(10)) {
+            Some(Packet::PubAck(a)) => assert_eq!(a.packet_id, pid),
+            other => panic!("expected PUBACK {pid}, got {other:?}"),
+        }
+    }
+
+    /// The next PUBLISH within `within`.
+    fn next_publish(&mut self, within: Duration) -> Option<Publish> {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            if let Packet::Publish(p) = self.recv(left)? {
+                return Some(p);
+            }
+        }
+    }
+
+    /// Drops the TCP connection without DISCONNECT, as a killed client does.
+    fn kill(self) {
+        let _ = self.s.shutdown(Shutdown::Both);
+    }
+}
+
+#[test]
+fn qos1_publish_is_acked_and_reaches_nats_and_qos1_subscribers() {
+    for s in servers("") {
+        let mut n = nats(&s);
+        n.send("SUB q1.> 1\r\n");
+        n.sync();
+        let mut sub = Mq::connect(s.mqtt, V3, "q1sub");
+        assert_eq!(
+            sub.subscribe_qos("q1/#", QoS::AtLeastOnce),
+            vec![ReasonCode::GrantedQoS1],
+            "{}",
+            s.name
+        );
+        let mut p = Mq::connect(s.mqtt, V3, "q1pub");
+        p.publish_qos1("q1/a", "one", 9, false);
+        let got = read_until(&mut n, "one", Duration::from_secs(5));
+        assert_eq!(nats_msgs(&got), vec!["q1.a one"], "{}", s.name);
+        // nats-server marks what MQTT clients publish with its QoS.
+        assert!(got.contains("Nmqtt-Pub"), "{}: {got:?}", s.name);
+        let m = sub
+            .next_publish(Duration::from_secs(5))
+            .unwrap_or_else(|| panic!("{}: no delivery", s.name));
+        assert_eq!(
+            (m.qos, describe(&m)),
+            (QoS::AtLeastOnce, "q1/a one".to_owned()),
+            "{}",
+            s.name
+        );
+        assert_ne!(m.packet_id, 0);
+        sub.send(&Packet::PubAck(natrix_mqtt::PubResponse::new(m.packet_id)));
+        // Once, not also as QoS 0 through the plain subscription.
+        assert!(sub.messages(QUIET).is_empty(), "{}", s.name);
+        // A NATS publish reaches the QoS 1 subscription too.
+        n.send("PUB q1.b 3\r\ntwo\r\n");
+        n.sync();
+        assert_eq!(sub.messages(QUIET), vec!["q1/b two"], "{}", s.name);
+    }
+}
+
+#[test]
+fn qos1_redelivered_after_the_client_is_killed() {
+    for s in servers_with("", ACK_WAIT) {
+        let (mut sub, present) = Mq::resume(s.mqtt, V3, "r1");
+        assert!(!present, "{}", s.name);
+        assert_eq!(
+            sub.subscribe_qos("r1/#", QoS::AtLeastOnce),
+            vec![ReasonCode::GrantedQoS1]
+        );
+        let mut p = Mq::connect(s.mqtt, V3, "r1pub");
+        p.publish_qos1("r1/x", "keep", 1, false);
+        let first = sub.next_publish(Duration::from_secs(5)).expect("delivery");
+        assert!(!first.dup);
+        // Killed before its PUBACK.
+        sub.kill();
+        let (mut again, present) = Mq::resume(s.mqtt, V3, "r1");
+        assert!(present, "{}: session present", s.name);
+        let m = again
+            .next_publish(Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("{}: not redelivered", s.name));
+        assert_eq!(describe(&m), "r1/x keep", "{}", s.name);
+        assert!(m.dup, "{}: DUP on redelivery (3.3.1-1)", s.name);
+        again.send(&Packet::PubAck(natrix_mqtt::PubResponse::new(m.packet_id)));
+        // Acked: no more redeliveries after ack_wait.
+        assert!(
+            again.messages(Duration::from_millis(2500)).is_empty(),
+            "{}",
+            s.name
+        );
+    }
+}
+
+#[test]
+fn qos2_exactly_once_both_ways_and_redelivery() {
+    for s in servers_with("", ACK_WAIT) {
+        let mut n = nats(&s);
+        n.send("SUB q2.> 1\r\n");
+        n.sync();
+        let (mut sub, _) = Mq::resume(s.mqtt, V3, "q2sub");
+        assert_eq!(
+            sub.subscribe_qos("q2/#", QoS::ExactlyOnce),
+            vec![ReasonCode::GrantedQoS2]
+        );
+        let mut p = Mq::connect(s.mqtt, V3, "q2pub");
+        // Sent twice before PUBREL (a resend): released once.
+        p.publish_with("q2/a", "once", QoS::ExactlyOnce, 4, false);
+        assert!(
+            matches!(p.next_control(Duration::from_secs(5)), Some(Packet::PubRec(a)) if a.packet_id == 4)
+        );
+        p.publish_with("q2/a", "once", QoS::ExactlyOnce, 4, false);
+        assert!(
+            matches!(p.next_control(Duration::from_secs(5)), Some(Packet::PubRec(a)) if a.packet_id == 4)
+        );
+        p.send(&Packet::PubRel(natrix_mqtt::PubResponse::new(4)));
+        assert!(
+            matches!(p.next_control(Duration::from_secs(5)), Some(Packet::PubComp(a)) if a.packet_id == 4)
+        );
+        assert_eq!(
+            nats_msgs(&read_until(&mut n, "once", Duration::from_secs(5))),
+            vec!["q2.a once"],
+            "{}",
+            s.name
+        );
+        assert!(
+            nats_msgs(&n.read_for(QUIET)).is_empty(),
+            "{}: released once",
+            s.name
+        );
+        let m = sub.next_publish(Duration::from_secs(5)).expect("delivery");
+        assert_eq!(
+            (m.qos, describe(&m)),
+            (QoS::ExactlyOnce, "q2/a once".to_owned()),
+            "{}",
+            s.name
+        );
+        // Killed before PUBREC: redelivered to the resumed session.
+        sub.kill();
+        let (mut again, present) = Mq::resume(s.mqtt, V3, "q2sub");
+        assert!(present, "{}", s.name);
+        let m = again
+            .next_publish(Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("{}: not redelivered", s.name));
+        assert_eq!(
+            (m.qos, m.dup, describe(&m)),
+            (QoS::ExactlyOnce, true, "q2/a once".to_owned()),
+            "{}",
+            s.name
+        );
+        again.send(&Packet::PubRec(natrix_mqtt::PubResponse::new(m.packet_id)));
+        assert!(
+            matches!(again.next_control(Duration::from_secs(5)), Some(Packet::PubRel(r)) if r.packet_id == m.packet_id),
+            "{}: PUBREL",
+            s.name
+        );
+        again.send(&Packet::PubComp(natrix_mqtt::PubResponse::new(m.packet_id)));
+        assert!(
+            again.messages(Duration::from_millis(2500)).is_empty(),
+            "{}",
+            s.name
+        );
+    }
+}
+
+#[test]
+fn persistent_session_survives_a_server_restart() {
+    for mut s in servers("") {
+        let (mut sub, _) = Mq::resume(s.mqtt, V3, "durable1");
+        assert_eq!(
+            sub.subscribe_qos("ps/#", QoS::AtLeastOnce),
+            vec![ReasonCode::GrantedQoS1]
+        );
+        sub.send(&Packet::Disconnect(natrix_mqtt::Disconnect {
+            reason: ReasonCode::Success,
+            properties: Properties::default(),
+        }));
+        drop(sub);
+        // Queued while the client is offline.
+        let mut p = Mq::connect(s.mqtt, V3, "pspub");
+        p.publish_qos1("ps/1", "queued", 2, false);
+        drop(p);
+        s.restart();
+        let (mut again, present) = Mq::resume_on(s.name, s.mqtt, V3, "durable1");
+        assert!(present, "{}: session present after restart", s.name);
+        let m = again
+            .next_publish(Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("{}: queued message lost", s.name));
+        assert_eq!(describe(&m), "ps/1 queued", "{}", s.name);
+        again.send(&Packet::PubAck(natrix_mqtt::PubResponse::new(m.packet_id)));
+        // The subscription itself was restored.
+        let mut n = nats(&s);
+        n.send("PUB ps.2 5\r\nlater\r\n");
+        n.sync();
+        assert_eq!(
+            again.messages(Duration::from_secs(1)),
+            vec!["ps/2 later"],
+            "{}",
+            s.name
+        );
+        // A clean session drops it.
+        drop(again);
+        let (m, a) = Mq::login_ack(
+            s.mqtt,
+            &Login {
+                id: "durable1",
+                ..Login::default()
+            },
+        );
+        assert!(!a.session_present, "{}", s.name);
+        drop(m);
+        let (_m, present) = Mq::resume(s.mqtt, V3, "durable1");
+        assert!(!present, "{}: clean session removed the stored one", s.name);
+    }
+}
+
+#[test]
+fn retained_messages_set_replace_delete() {
+    for s in servers("") {
+        let mut p = Mq::connect(s.mqtt, V3, "rpub");
+        p.publish_qos1("rt/a", "first", 1, true);
+        p.publish_qos1("rt/a", "second", 2, true);
+        p.publish_qos1("rt/b", "bee", 3, true);
+        p.publish_with("rt/c", "zero", QoS::AtMostOnce, 0, true);
+        assert!(p.ping());
+        let mut sub = Mq::connect(s.mqtt, V3, "rsub");
+        let mut got = Vec::new();
+        sub.subscribe_qos("rt/#", QoS::AtLeastOnce);
+        while let Some(m) = sub.next_publish(Duration::from_secs(1)) {
+            assert!(
+                m.retain,
+                "{}: retain flag on a retained delivery (3.3.1-8)",
+                s.name
+            );
+            if m.qos != QoS::AtMostOnce {
+                sub.send(&Packet::PubAck(natrix_mqtt::PubResponse::new(m.packet_id)));
+            }
+            got.push(describe(&m));
+        }
+        assert_eq!(
+            sorted(got),
+            vec!["rt/a second", "rt/b bee", "rt/c zero"],
+            "{}",
+            s.name
+        );
+        // An empty retained payload deletes it (3.3.1-10).
+        p.publish_qos1("rt/a", "", 4, true);
+        assert!(p.ping());
+        let mut late = Mq::connect(s.mqtt, V3, "rsub2");
+        late.subscribe_qos("rt/+", QoS::AtMostOnce);
+        assert_eq!(
+            sorted(late.messages(Duration::from_secs(1))),
+            vec!["rt/b bee", "rt/c zero"],
+            "{}",
+            s.name
+        );
+    }
+}
+
+#[test]
+fn v5_connack_with_jetstream_allows_qos2_and_retain() {
+    let s = natrix("");
+    let (_m, a) = Mq::login_ack(
+        s.mqtt,
+        &Login {
+            version: V5,
+            id: "caps",
+            ..Login::default()
+        },
+    );
+    assert_eq!(a.reason, ReasonCode::Success);
+    // 3.2.2.3.4 / 3.2.2.3.5: absent means QoS 2 and retain are available.
+    assert_eq!(a.properties.maximum_qos, None);
+    assert_eq!(a.properties.retain_available, None);
+}
+
+#[test]
+fn v5_session_expiry_keeps_the_session() {
+    let s = natrix("");
+    // 3.1.2.11.2: with a Session Expiry Interval the session outlives the connection.
+    let (mut m, present) = Mq::resume(s.mqtt, V5, "v5keep");
+    assert!(!present);
+    assert_eq!(
+        m.subscribe_qos("v5k/#", QoS::AtLeastOnce),
+        vec![ReasonCode::GrantedQoS1]
+    );
+    m.kill();
+    let mut p = Mq::connect(s.mqtt, V5, "v5pub");
+    p.publish_qos1("v5k/x", "kept", 3, false);
+    let (mut again, present) = Mq::resume(s.mqtt, V5, "v5keep");
+    // 3.2.2-3: Session Present 1 when the server has the session.
+    assert!(present);
+    assert_eq!(again.messages(Duration::from_secs(1)), vec!["v5k/x kept"]);
+}
+
+#[test]
+fn v5_pubrel_for_an_unknown_packet_id_is_0x92() {
+    let s = natrix("");
+    let mut m = Mq::connect(s.mqtt, V5, "v5rel");
+    // 3.7.2.1 / 4.3.3: PUBCOMP reason Packet Identifier not found.
+    m.send(&Packet::PubRel(natrix_mqtt::PubResponse::new(77)));
+    match m.next_control(Duration::from_secs(5)) {
+        Some(Packet::PubComp(c)) => {
+            assert_eq!(
+                (c.packet_id, c.reason),
+                (77, ReasonCode::PacketIdentifierNotFound)
+            );
+        }
+        other => panic!("expected PUBCOMP, got {other:?}"),
+    }
+}
+
+#[test]
+fn reject_qos2_pub_and_downgrade_qos2_sub() {
+    for s in servers_with(
+        "",
+        "reject_qos2_publish: true, downgrade_qos2_subscribe: true",
+    ) {
+        let mut m = Mq::connect(s.mqtt, V3, "dq2");
+        assert_eq!(
+            m.subscribe_qos("dq/#", QoS::ExactlyOnce),
+            vec![ReasonCode::GrantedQoS1],
+            "{}",
+            s.name
+        );
+        m.publish_with("dq/a", "x", QoS::ExactlyOnce, 1, false);
+        let (closed, _) = m.closed(Duration::from_secs(5));
+        assert!(closed, "{}: QoS 2 PUBLISH closes the connection", s.name);
+    }
+}
+
+/// paho-mqtt (Python) with a QoS 1 and a QoS 2 exchange, in 3.1.1 and 5.0.
+#[test]
+fn paho_mqtt_qos1_and_qos2_both_versions() {
+    let Ok(python) = std::env::var("NATRIX_PYTHON") else {
+        panic!("NATRIX_PYTHON unset: eval \"$(scripts/deps)\" installs paho-mqtt");
+    };
+    let script = r#"
+import sys, time, threading
+import paho.mqtt.client as mqtt
+port, proto = int(sys.argv[1]), sys.argv[2]
+p = mqtt.MQTTv5 if proto == "5" else mqtt.MQTTv311
+got, subscribed = [], threading.Event()
+def on_message(c, u, m): got.append(f"{m.topic} {m.payload.decode()} {m.qos}")
+def on_subscribe(c, u, mid, rc, props=None): subscribed.set()
+sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="paho-sub-" + proto, protocol=p)
+sub.on_message = on_message
+sub.on_subscribe = on_subscribe
+sub.connect("127.0.0.1", port)
+sub.loop_start()
+sub.subscribe([("paho/q1", 1), ("paho/q2", 2)])
+assert subscribed.wait(10)
+pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="paho-pub-" + proto, protocol=p)
+pub.connect("127.0.0.1", port)
+pub.loop_start()
+pub.publish("paho/q1", "one", qos=1).wait_for_publish(10)
+pub.publish("paho/q2", "two", qos=2).wait_for_publish(10)
+deadline = time.time() + 10
+while len(got) < 2 and time.time() < deadline: time.sleep(0.05)
+time.sleep(0.3)
+print("\n".join(sorted(got)))
+"#;
+    let s = natrix("");
+    for proto in ["4", "5"] {
+        let out = Command::new(&python)
+            .args(["-c", script, &s.mqtt.to_string(), proto])
+            .output()
+            .expect("python");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "paho/q1 one 1\npaho/q2 two 2",
+            "protocol {proto}"
+        );
+    }
 }

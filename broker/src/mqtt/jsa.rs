@@ -110,8 +110,16 @@ impl Jsa {
     ) -> Result<InternalMsg, JsaError> {
         self.next += 1;
         let reply = format!("{}{}", self.reply_prefix, self.next);
-        self.client.publish(subject, Some(&reply), headers, payload);
         let deadline = tokio::time::Instant::now() + self.timeout;
+        // Right after a start, MQTT clients can connect before JetStream subscribes to
+        // its API and streams: wait for it rather than send into nothing.
+        while !self.client.has_interest(subject) {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(JsaError::Timeout);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.client.publish(subject, Some(&reply), headers, payload);
         loop {
             let m = tokio::time::timeout_at(deadline, self.rx.recv())
                 .await

@@ -119,9 +119,7 @@ impl Session {
 
     /// A QoS 1 or 2 PUBLISH from the client (JetStream is on).
     pub(super) async fn publish_stored(&mut self, p: Publish, subject: String) -> Option<End> {
-        let Some(js) = self.js.as_mut() else {
-            return None;
-        };
+        let js = self.js.as_mut()?;
         let user = super::headers_of(&p.properties.user_properties);
         if p.qos == QoS::ExactlyOnce {
             if js.reject_qos2_pub {
