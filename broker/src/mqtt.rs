@@ -160,6 +160,8 @@ enum Pending {
         filters: Vec<(ReasonCode, Vec<(u64, String)>)>,
         retained: Vec<(natrix_mqtt::store::RetainedMessage, QoS)>,
     },
+    /// A QoS 1/2 PUBLISH (or a released QoS 2 one): stored and acknowledged on `PONG`.
+    Publish(Box<qos::StoredPublish>),
 }
 
 /// One NATS subscription behind an MQTT filter.
@@ -923,11 +925,17 @@ impl Session {
                 return Err(End::Dropped("closed by the server"));
             }
         } else if line == b"PONG" {
-            if let Some(Pending::SubAck {
+            let next = self.pending.pop_front();
+            if let Some(Pending::Publish(p)) = next {
+                let errors = std::mem::take(&mut self.errors);
+                let needle = format!("Publish to \"{}\"", p.subject());
+                let denied = errors.iter().any(|e| e.contains(&needle));
+                self.complete_publish(*p, denied).await;
+            } else if let Some(Pending::SubAck {
                 packet_id,
                 filters,
                 retained,
-            }) = self.pending.pop_front()
+            }) = next
             {
                 let errors = std::mem::take(&mut self.errors);
                 let mut reasons = Vec::with_capacity(filters.len());

@@ -1590,3 +1590,52 @@ print("\n".join(sorted(got)))
         );
     }
 }
+
+#[test]
+fn qos1_publish_respects_publish_permissions() {
+    for s in servers(USERS) {
+        let (mut admin, r) = Mq::login(
+            s.mqtt,
+            &Login {
+                id: "qadmin",
+                user: Some("admin"),
+                pass: Some("adminpass"),
+                ..Login::default()
+            },
+        );
+        assert_eq!(r, ReasonCode::Success, "{}", s.name);
+        assert_eq!(
+            admin.subscribe_qos("#", QoS::AtLeastOnce),
+            vec![ReasonCode::GrantedQoS1]
+        );
+        let (mut dev, r) = Mq::login(
+            s.mqtt,
+            &Login {
+                id: "qdev",
+                user: Some("dev"),
+                pass: Some("devpass"),
+                ..Login::default()
+            },
+        );
+        assert_eq!(r, ReasonCode::Success, "{}", s.name);
+        dev.publish_with("secret/x", "leak", QoS::AtLeastOnce, 1, false);
+        let first = dev.next_control(Duration::from_secs(3));
+        dev.publish_qos1("ok/t", "fine", 2, false);
+        assert!(dev.ping(), "{}: connection kept", s.name);
+        // The refused one is acknowledged (the client does not resend it forever), never
+        // delivered, never stored.
+        assert!(
+            matches!(&first, Some(Packet::PubAck(a)) if a.packet_id == 1),
+            "{}: {first:?}",
+            s.name
+        );
+        let mut got = Vec::new();
+        while let Some(m) = admin.next_publish(Duration::from_secs(1)) {
+            if m.qos != QoS::AtMostOnce {
+                admin.send(&Packet::PubAck(natrix_mqtt::PubResponse::new(m.packet_id)));
+            }
+            got.push(describe(&m));
+        }
+        assert_eq!(got, vec!["ok/t fine"], "{}", s.name);
+    }
+}

@@ -20,6 +20,34 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use super::{End, Session};
 use crate::server::internal::InternalMsg;
 
+/// A QoS 1/2 message from the client, published to the core and waiting for the PONG
+/// that says whether the user may publish there.
+pub(super) struct StoredPublish {
+    subject: String,
+    headers: Vec<u8>,
+    payload: bytes::Bytes,
+    /// The topic, when the message is also to be retained.
+    retained_topic: Option<String>,
+    qos: u8,
+    then: Then,
+}
+
+impl StoredPublish {
+    pub(super) fn subject(&self) -> &str {
+        &self.subject
+    }
+}
+
+/// What completes a stored publish.
+enum Then {
+    PubAck(u16),
+    /// PUBCOMP once the staged QoS 2 message (`staged`) is released.
+    PubComp {
+        pid: u16,
+        staged: String,
+    },
+}
+
 /// A QoS 1/2 delivery waiting for the client's PUBACK or PUBREC.
 struct Inflight {
     qos: QoS,
@@ -148,20 +176,60 @@ impl Session {
             return None;
         }
         let headers = publish_headers(1, &user);
-        if !self.core_publish(&subject, &headers, &p.payload).await {
+        self.publish_then_store(StoredPublish {
+            subject,
+            headers,
+            payload: p.payload,
+            retained_topic: p.retain.then(|| p.topic.as_str().to_owned()),
+            qos: 1,
+            then: Then::PubAck(p.packet_id),
+        })
+        .await
+    }
+
+    /// Publishes on the core client followed by a PING: the store happens when the PONG
+    /// comes back, unless an `-ERR` before it says the user may not publish there (then
+    /// the message is dropped, as for a QoS 0 PUBLISH, and still acknowledged).
+    async fn publish_then_store(&mut self, p: StoredPublish) -> Option<End> {
+        if !self.core_publish(&p.subject, &p.headers, &p.payload).await
+            || tokio::io::AsyncWriteExt::write_all(&mut self.core_in, b"PING\r\n")
+                .await
+                .is_err()
+        {
             return Some(End::Dropped("closed by the server"));
         }
-        if !self.store_message(&subject, &headers, &p.payload).await {
-            // No PUBACK: the client sends it again (DUP) on its next connection.
-            return None;
-        }
-        if p.retain {
-            let flags = (1 << 1) | 1;
-            self.store_retained(&subject, p.topic.as_str(), flags, &p.payload)
-                .await;
-        }
-        self.send(&Packet::PubAck(PubResponse::new(p.packet_id)));
+        self.pending.push_back(super::Pending::Publish(Box::new(p)));
         None
+    }
+
+    /// The core accepted (or refused) a stored publish: store it, then PUBACK / PUBCOMP.
+    pub(super) async fn complete_publish(&mut self, p: StoredPublish, denied: bool) {
+        if denied {
+            tracing::debug!(client = %self.client_id, subject = %p.subject,
+                "MQTT: QoS {} PUBLISH refused by permissions", p.qos);
+        } else {
+            if !self.store_message(&p.subject, &p.headers, &p.payload).await {
+                // No acknowledgement: the client sends it again (DUP).
+                return;
+            }
+            if let Some(topic) = &p.retained_topic {
+                let flags = (p.qos << 1) | 1;
+                self.store_retained(&p.subject, topic, flags, &p.payload)
+                    .await;
+            }
+        }
+        match p.then {
+            Then::PubAck(pid) => self.send(&Packet::PubAck(PubResponse::new(pid))),
+            Then::PubComp { pid, staged } => {
+                if let Some(js) = self.js.as_mut() {
+                    let _ = js
+                        .jsa
+                        .purge_subject(store::QOS2_INCOMING_STREAM, &staged)
+                        .await;
+                }
+                self.send(&Packet::PubComp(PubResponse::new(pid)));
+            }
+        }
     }
 
     async fn store_message(&mut self, subject: &str, headers: &[u8], payload: &[u8]) -> bool {
@@ -195,37 +263,37 @@ impl Session {
                 return None;
             }
         };
-        let mut reason = ReasonCode::Success;
         match msg.and_then(|m| Some((PublishHeader::decode(&m.headers)?, m.payload))) {
-            Some((h, payload)) => {
-                if let Some(subject) = h.subject {
-                    let headers = publish_headers(2, &[]);
-                    if !self.core_publish(&subject, &headers, &payload).await {
-                        return Some(End::Dropped("closed by the server"));
-                    }
-                    if !self.store_message(&subject, &headers, &payload).await {
-                        return None;
-                    }
-                    if h.flags.is_some_and(|f| f & 1 == 1) {
-                        let t = topic::subject_to_topic(&subject).into_owned();
-                        self.store_retained(&subject, &t, (2 << 1) | 1, &payload)
-                            .await;
-                    }
-                }
-                if let Some(js) = self.js.as_mut() {
-                    let _ = js
-                        .jsa
-                        .purge_subject(store::QOS2_INCOMING_STREAM, &staged)
-                        .await;
-                }
+            Some((
+                PublishHeader {
+                    subject: Some(subject),
+                    flags,
+                    ..
+                },
+                payload,
+            )) => {
+                let retained_topic = flags
+                    .is_some_and(|f| f & 1 == 1)
+                    .then(|| topic::subject_to_topic(&subject).into_owned());
+                return self
+                    .publish_then_store(StoredPublish {
+                        subject,
+                        headers: publish_headers(2, &[]),
+                        payload,
+                        retained_topic,
+                        qos: 2,
+                        then: Then::PubComp { pid, staged },
+                    })
+                    .await;
             }
-            None => reason = ReasonCode::PacketIdentifierNotFound,
+            _ => {
+                let mut r = PubResponse::new(pid);
+                if self.version == ProtocolVersion::V5 {
+                    r.reason = ReasonCode::PacketIdentifierNotFound;
+                }
+                self.send(&Packet::PubComp(r));
+            }
         }
-        let mut r = PubResponse::new(pid);
-        if self.version == ProtocolVersion::V5 {
-            r.reason = reason;
-        }
-        self.send(&Packet::PubComp(r));
         None
     }
 
