@@ -740,10 +740,28 @@ impl Session {
                     continue;
                 }
             };
-            if self.filters.contains_key(filter.as_str()) {
-                // Already subscribed: the subscription stays, the SUBACK grants it again.
-                filters.push((granted_reason(granted), Vec::new()));
-                continue;
+            if let Some(sids) = self.filters.get(filter.as_str()) {
+                let held = sids
+                    .first()
+                    .and_then(|sid| self.subs.get(sid))
+                    .map(|i| i.qos);
+                if held == Some(granted) {
+                    // Already subscribed at this QoS: the subscription (and its consumer,
+                    // with what it holds for the client) stays; the SUBACK grants it again.
+                    filters.push((granted_reason(granted), Vec::new()));
+                    continue;
+                }
+                // Another QoS: the new subscription replaces the old one (3.8.4-3).
+                let sids = self.filters.remove(filter.as_str()).unwrap_or_default();
+                let mut unsub = Vec::new();
+                for sid in sids {
+                    self.subs.remove(&sid);
+                    unsub.extend_from_slice(format!("UNSUB {sid}\r\n").as_bytes());
+                }
+                self.forget_filter(filter).await;
+                if self.core_in.write_all(&unsub).await.is_err() {
+                    return None;
+                }
             }
             let mut subjects = vec![parsed.subject.to_string()];
             if let Some(parent) = parsed.parent() {

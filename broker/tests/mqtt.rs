@@ -1639,3 +1639,32 @@ fn qos1_publish_respects_publish_permissions() {
         assert_eq!(got, vec!["ok/t fine"], "{}", s.name);
     }
 }
+
+#[test]
+fn subscribing_again_with_another_qos_replaces_the_subscription() {
+    for s in servers("") {
+        let mut m = Mq::connect(s.mqtt, V3, "resub");
+        assert_eq!(
+            m.subscribe_qos("rs/a", QoS::AtMostOnce),
+            vec![ReasonCode::GRANTED_QOS0]
+        );
+        // 3.8.4-3: the new subscription replaces the existing one, with its QoS.
+        assert_eq!(
+            m.subscribe_qos("rs/a", QoS::AtLeastOnce),
+            vec![ReasonCode::GrantedQoS1]
+        );
+        let mut p = Mq::connect(s.mqtt, V3, "resubpub");
+        p.publish_qos1("rs/a", "x", 1, false);
+        let got = m.next_publish(Duration::from_secs(5)).expect("delivery");
+        assert_eq!(
+            (got.qos, describe(&got)),
+            (QoS::AtLeastOnce, "rs/a x".to_owned()),
+            "{}",
+            s.name
+        );
+        m.send(&Packet::PubAck(natrix_mqtt::PubResponse::new(
+            got.packet_id,
+        )));
+        assert!(m.messages(QUIET).is_empty(), "{}: once", s.name);
+    }
+}
