@@ -29,6 +29,7 @@ mod jsa;
 mod qos;
 mod retained;
 mod state;
+mod v5;
 
 use crate::server::Server;
 use crate::server::internal::{Frame, decode as decode_frame};
@@ -171,6 +172,7 @@ struct SubInfo {
     /// The QoS granted to the filter: above 0, messages MQTT clients published at QoS 1/2
     /// come through the filter's JetStream consumer instead.
     qos: u8,
+    opts: v5::SubOptions,
 }
 
 struct Session {
@@ -203,6 +205,8 @@ struct Session {
     js: Option<state::Persist>,
     /// QoS 1/2 deliveries not yet acknowledged, and next packet identifier.
     outgoing: qos::Outgoing,
+    /// 5.0 state (topic aliases, the client's limits, No Local).
+    v5: v5::V5,
 }
 
 /// Why the session ends.
@@ -321,6 +325,7 @@ async fn serve(server: Arc<Server>, mut sock: TcpStream, peer: SocketAddr, ids: 
         write_deadline: opts.write_deadline,
         js: None,
         outgoing: qos::Outgoing::default(),
+        v5: v5::V5::new(&connect.properties),
     };
     let mut login = serde_json::json!({
         "verbose": false,
@@ -404,6 +409,7 @@ async fn serve(server: Arc<Server>, mut sock: TcpStream, peer: SocketAddr, ids: 
             props.retain_available = Some(0);
         }
         props.maximum_packet_size = Some(max_packet);
+        props.topic_alias_maximum = Some(v5::TOPIC_ALIAS_MAXIMUM);
         if assigned {
             props.assigned_client_identifier =
                 MqttString::try_from_bytes(Bytes::from(s.client_id.clone())).ok();
@@ -417,7 +423,20 @@ async fn serve(server: Arc<Server>, mut sock: TcpStream, peer: SocketAddr, ids: 
     // A resumed session's subscriptions, as the client made them.
     if let Some(filters) = s.js.as_ref().map(state::Persist::stored_filters)
         && !filters.is_empty()
-        && s.subscribe_filters(None, filters).await.is_none()
+        && s.subscribe_filters(
+            None,
+            filters
+                .into_iter()
+                .map(|(filter, qos)| Want {
+                    filter,
+                    qos,
+                    retain_handling: 2,
+                    opts: v5::SubOptions::default(),
+                })
+                .collect(),
+        )
+        .await
+        .is_none()
     {
         return;
     }
@@ -478,13 +497,26 @@ impl Session {
         self.obuf = rest;
     }
 
-    fn send(&mut self, p: &Packet) {
+    /// Queues a packet for the socket; `false` if it was not sent: it cannot be encoded,
+    /// or it is larger than the client's Maximum Packet Size (5.0: discarded as if sent,
+    /// 3.1.2-25).
+    fn send(&mut self, p: &Packet) -> bool {
         let mut out = BytesMut::new();
         if let Err(e) = p.encode(self.version, &mut out) {
             tracing::debug!(peer = %self.peer, "MQTT: cannot encode {:?}: {e}", p.packet_type());
-            return;
+            return false;
+        }
+        if self
+            .v5
+            .maximum_packet_size
+            .is_some_and(|max| out.len() > max as usize)
+        {
+            tracing::debug!(peer = %self.peer, "MQTT: {:?} over the client's Maximum Packet Size dropped",
+                p.packet_type());
+            return false;
         }
         self.pending_out.extend_from_slice(&out);
+        true
     }
 
     async fn flush(&mut self) -> std::io::Result<()> {
@@ -580,7 +612,9 @@ impl Session {
     /// Handles one packet from the client; `Some` ends the session.
     async fn packet(&mut self, p: Packet) -> Option<End> {
         match p {
-            Packet::PingReq => self.send(&Packet::PingResp),
+            Packet::PingReq => {
+                self.send(&Packet::PingResp);
+            }
             Packet::Disconnect(d) => {
                 return Some(if d.reason == ReasonCode::DisconnectWithWillMessage {
                     End::WithWill
@@ -595,10 +629,25 @@ impl Session {
             }
             Packet::Publish(p) => return self.publish(p).await,
             Packet::Subscribe(sub) => {
+                let id = sub
+                    .properties
+                    .subscription_identifiers
+                    .first()
+                    .copied()
+                    .unwrap_or(0);
                 let filters = sub
                     .filters
                     .iter()
-                    .map(|f| (f.filter.as_str().to_owned(), f.options.qos.as_u8()))
+                    .map(|f| Want {
+                        filter: f.filter.as_str().to_owned(),
+                        qos: f.options.qos.as_u8(),
+                        retain_handling: f.options.retain_handling as u8,
+                        opts: v5::SubOptions {
+                            no_local: f.options.no_local,
+                            retain_as_published: f.options.retain_as_published,
+                            id,
+                        },
+                    })
                     .collect();
                 self.subscribe_filters(Some(sub.packet_id), filters).await?;
             }
@@ -608,6 +657,7 @@ impl Session {
                 for f in &u.filters {
                     match self.filters.remove(f.as_str()) {
                         Some(sids) => {
+                            self.drop_no_local(&sids);
                             for sid in sids {
                                 self.subs.remove(&sid);
                                 line.extend_from_slice(format!("UNSUB {sid}\r\n").as_bytes());
@@ -663,54 +713,60 @@ impl Session {
         }
     }
 
-    async fn publish(&mut self, p: Publish) -> Option<End> {
-        if self.js.is_some() {
-            let Ok(subject) = topic::topic_to_subject(p.topic.as_str()) else {
-                self.protocol_error(ReasonCode::TopicNameInvalid);
-                return Some(End::Dropped("invalid topic name"));
-            };
-            let subject = subject.into_owned();
+    async fn publish(&mut self, mut p: Publish) -> Option<End> {
+        if self.version == ProtocolVersion::V5
+            && let Err(reason) = self.v5.resolve_alias(&mut p)
+        {
+            self.protocol_error(reason);
+            return Some(End::Dropped("invalid topic alias"));
+        }
+        if self.js.is_none() {
             if p.qos != QoS::AtMostOnce {
-                return self.publish_stored(p, subject).await;
+                // Refused rather than acknowledged without storing it (see docs/mqtt.md).
+                self.protocol_error(ReasonCode::QoSNotSupported);
+                return Some(End::Dropped("QoS 1 and 2 need JetStream"));
             }
-            let headers = headers_of(&p.properties.user_properties);
-            if !self.core_publish(&subject, &headers, &p.payload).await {
-                return Some(End::Dropped("closed by the server"));
+            if p.retain && self.version == ProtocolVersion::V5 {
+                self.protocol_error(ReasonCode::RetainNotSupported);
+                return Some(End::Dropped("retained messages need JetStream"));
             }
-            if p.retain {
-                self.store_retained(&subject, p.topic.as_str(), 1, &p.payload)
-                    .await;
-            }
-            return None;
-        }
-        if p.qos != QoS::AtMostOnce {
-            // Refused rather than acknowledged without storing it (see docs/mqtt.md).
-            self.protocol_error(ReasonCode::QoSNotSupported);
-            return Some(End::Dropped("QoS 1 and 2 are not supported yet"));
-        }
-        if p.retain && self.version == ProtocolVersion::V5 {
-            self.protocol_error(ReasonCode::RetainNotSupported);
-            return Some(End::Dropped("retained messages are not supported yet"));
         }
         let Ok(subject) = topic::topic_to_subject(p.topic.as_str()) else {
             self.protocol_error(ReasonCode::TopicNameInvalid);
             return Some(End::Dropped("invalid topic name"));
         };
-        let headers = headers_of(&p.properties.user_properties);
-        let mut out = Vec::with_capacity(subject.len() + headers.len() + p.payload.len() + 32);
-        if headers.is_empty() {
-            out.extend_from_slice(format!("PUB {subject} {}\r\n", p.payload.len()).as_bytes());
-        } else {
-            let total = headers.len() + p.payload.len();
-            out.extend_from_slice(
-                format!("HPUB {subject} {} {total}\r\n", headers.len()).as_bytes(),
-            );
-            out.extend_from_slice(&headers);
+        let subject = subject.into_owned();
+        // 5.0 request/response: the Response Topic is the NATS reply subject.
+        let reply = p
+            .properties
+            .response_topic
+            .as_ref()
+            .and_then(|t| topic::topic_to_subject(t.as_str()).ok())
+            .map(std::borrow::Cow::into_owned);
+        let origin = (self.v5.no_local_subs > 0).then(|| self.v5.origin.clone());
+        let retain = p.retain && self.js.is_some();
+        let user = headers_of(&p.properties.user_properties);
+        let stored_reply = reply.as_deref().filter(|_| p.qos != QoS::AtMostOnce);
+        let headers = v5::publish_headers(
+            p.qos.as_u8(),
+            retain,
+            &p.properties,
+            stored_reply,
+            origin.as_deref(),
+            &user,
+        );
+        if p.qos != QoS::AtMostOnce {
+            return self.publish_stored(p, subject, headers, reply).await;
         }
-        out.extend_from_slice(&p.payload);
-        out.extend_from_slice(b"\r\n");
-        if self.core_in.write_all(&out).await.is_err() {
+        if !self
+            .core_publish(&subject, reply.as_deref(), &headers, &p.payload)
+            .await
+        {
             return Some(End::Dropped("closed by the server"));
+        }
+        if retain {
+            self.store_retained(&subject, p.topic.as_str(), 1, &p.payload)
+                .await;
         }
         None
     }
@@ -722,17 +778,19 @@ impl Session {
     async fn subscribe_filters(
         &mut self,
         packet_id: Option<u16>,
-        requested: Vec<(String, u8)>,
+        requested: Vec<Want>,
     ) -> Option<()> {
         let mut filters = Vec::with_capacity(requested.len());
         let mut line = Vec::new();
         let mut retained = Vec::new();
-        for (filter, want) in &requested {
+        for w in &requested {
+            let filter = &w.filter;
             let granted = match &self.js {
                 None => 0,
-                Some(js) if *want == 2 && js.downgrade_qos2_sub => 1,
-                Some(_) => (*want).min(2),
+                Some(js) if w.qos == 2 && js.downgrade_qos2_sub => 1,
+                Some(_) => w.qos.min(2),
             };
+            let existed = self.filters.contains_key(filter.as_str());
             let parsed = match topic::Subscription::parse(filter) {
                 Ok(s) => s,
                 Err(e) => {
@@ -746,6 +804,14 @@ impl Session {
                     .and_then(|sid| self.subs.get(sid))
                     .map(|i| i.qos);
                 if held == Some(granted) {
+                    if let Some(i) = self
+                        .filters
+                        .get(filter.as_str())
+                        .and_then(|s| s.first())
+                        .and_then(|sid| self.subs.get_mut(sid))
+                    {
+                        i.opts = w.opts;
+                    }
                     // Already subscribed at this QoS: the subscription (and its consumer,
                     // with what it holds for the client) stays; the SUBACK grants it again.
                     filters.push((granted_reason(granted), Vec::new()));
@@ -753,6 +819,7 @@ impl Session {
                 }
                 // Another QoS: the new subscription replaces the old one (3.8.4-3).
                 let sids = self.filters.remove(filter.as_str()).unwrap_or_default();
+                self.drop_no_local(&sids);
                 let mut unsub = Vec::new();
                 for sid in sids {
                     self.subs.remove(&sid);
@@ -778,6 +845,7 @@ impl Session {
                     SubInfo {
                         reserved: parsed.reserved(),
                         qos: granted,
+                        opts: w.opts,
                     },
                 );
                 sids.push((sid, subject));
@@ -785,13 +853,23 @@ impl Session {
             let mut reason = granted_reason(granted);
             if granted > 0
                 && let Err(e) = self
-                    .add_consumers(filter, &sids, granted, parsed.reserved())
+                    .add_consumers(filter, &sids, granted, parsed.reserved(), w.opts)
                     .await
             {
                 tracing::warn!(client = %self.client_id, "MQTT: consumer for {filter:?}: {e}");
                 reason = ReasonCode::UnspecifiedError;
             }
-            if packet_id.is_some() && reason != ReasonCode::UnspecifiedError {
+            if w.opts.no_local {
+                self.v5.no_local_subs += 1;
+            }
+            // Retain Handling (3.8.3.1): 0 sends them, 1 only for a new subscription, 2
+            // never.
+            let send_retained = match w.retain_handling {
+                0 => true,
+                1 => !existed,
+                _ => false,
+            };
+            if packet_id.is_some() && send_retained && reason != ReasonCode::UnspecifiedError {
                 let subjects: Vec<String> = sids.iter().map(|(_, s)| s.clone()).collect();
                 let qos = QoS::from_u8(granted).unwrap_or(QoS::AtMostOnce);
                 for r in self.retained_for(&subjects, parsed.reserved()).await {
@@ -820,6 +898,17 @@ impl Session {
         self.core_in.write_all(&line).await.ok()
     }
 
+    /// A filter with No Local goes: one fewer reason to mark this session's publishes.
+    fn drop_no_local(&mut self, sids: &[u64]) {
+        if sids
+            .first()
+            .and_then(|sid| self.subs.get(sid))
+            .is_some_and(|i| i.opts.no_local)
+        {
+            self.v5.no_local_subs = self.v5.no_local_subs.saturating_sub(1);
+        }
+    }
+
     /// The consumers of a QoS 1/2 filter, one per subject (the parent level of `#` too),
     /// each delivering to an internal subscription of this session.
     async fn add_consumers(
@@ -828,6 +917,7 @@ impl Session {
         sids: &[(u64, String)],
         qos: u8,
         reserved: bool,
+        opts: v5::SubOptions,
     ) -> Result<(), jsa::JsaError> {
         let Some(js) = self.js.as_mut() else {
             return Ok(());
@@ -855,9 +945,14 @@ impl Session {
                     js.jsa.client().subscribe(&c.deliver_subject, None)?
                 }
             };
-            self.outgoing
-                .js_subs
-                .insert(isid, qos::JsSub { qos, reserved });
+            self.outgoing.js_subs.insert(
+                isid,
+                qos::JsSub {
+                    qos,
+                    reserved,
+                    opts,
+                },
+            );
             made.push((key, isid));
         }
         self.outgoing.consumers.insert(filter.to_owned(), made);
@@ -901,15 +996,16 @@ impl Session {
         let Some(info) = self.subs.get(&m.sid) else {
             return;
         };
+        let (reserved, qos, opts) = (info.reserved, info.qos, info.opts);
         let Ok(subject) = std::str::from_utf8(&m.subject) else {
             return;
         };
-        if topic::must_ignore_for_reserved(info.reserved, subject) {
+        if topic::must_ignore_for_reserved(reserved, subject) {
             return;
         }
         // A QoS 1/2 message from an MQTT client reaches a QoS 1/2 subscription through
         // its consumer, not here.
-        if info.qos > 0
+        if qos > 0
             && natrix_mqtt::store::PublishHeader::decode(&m.headers).is_some_and(|h| h.qos > 0)
         {
             return;
@@ -920,16 +1016,22 @@ impl Session {
             return;
         };
         let mut properties = Properties::default();
-        if self.version == ProtocolVersion::V5 && !m.headers.is_empty() {
-            properties.user_properties = user_properties_of(&m.headers)
-                .into_iter()
-                .filter(|(k, _)| !k.as_str().starts_with("Nmqtt-"))
-                .collect();
+        let reply = m.reply.as_ref().and_then(|r| std::str::from_utf8(r).ok());
+        let d = v5::delivery(
+            m,
+            reply,
+            opts,
+            Some(self.v5.origin.as_str()),
+            self.version == ProtocolVersion::V5,
+            &mut properties,
+        );
+        if d.expired || d.own {
+            return;
         }
         self.send(&Packet::Publish(Publish {
             dup: false,
             qos: QoS::AtMostOnce,
-            retain: false,
+            retain: d.retained && opts.retain_as_published,
             topic: t,
             packet_id: 0,
             properties,
@@ -1013,6 +1115,15 @@ impl Session {
         out.extend_from_slice(b"\r\n");
         let _ = self.core_in.write_all(&out).await;
     }
+}
+
+/// One filter of a SUBSCRIBE (or of a resumed session).
+struct Want {
+    filter: String,
+    qos: u8,
+    /// 0, 1 or 2 as on the wire (3.8.3.1).
+    retain_handling: u8,
+    opts: v5::SubOptions,
 }
 
 /// The SUBACK reason granting `qos`.

@@ -24,12 +24,27 @@ use crate::server::internal::InternalMsg;
 /// that says whether the user may publish there.
 pub(super) struct StoredPublish {
     subject: String,
+    /// The NATS reply subject (5.0 Response Topic).
+    reply: Option<String>,
     headers: Vec<u8>,
     payload: bytes::Bytes,
     /// The topic, when the message is also to be retained.
     retained_topic: Option<String>,
     qos: u8,
     then: Then,
+}
+
+/// A header block without the lines of `key`.
+fn without_header(headers: &[u8], key: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(headers.len());
+    let mut prefix = key.as_bytes().to_vec();
+    prefix.push(b':');
+    for line in headers.split_inclusive(|b| *b == b'\n') {
+        if !line.starts_with(&prefix) {
+            out.extend_from_slice(line);
+        }
+    }
+    out
 }
 
 impl StoredPublish {
@@ -61,6 +76,7 @@ struct Inflight {
 pub(super) struct JsSub {
     pub qos: u8,
     pub reserved: bool,
+    pub opts: super::v5::SubOptions,
 }
 
 #[derive(Default)]
@@ -89,20 +105,6 @@ impl Outgoing {
     }
 }
 
-/// The header block of a message an MQTT client published at `qos`: `Nmqtt-Pub` (what
-/// nats-server adds, so a QoS 1/2 subscription knows the message also comes through its
-/// consumer) and the 5.0 user properties.
-pub(super) fn publish_headers(qos: u8, user: &[u8]) -> Vec<u8> {
-    let mut h = format!("NATS/1.0\r\n{}:{qos}\r\n", store::HEADER_PUB).into_bytes();
-    // `user` is a whole block (`NATS/1.0\r\n...\r\n\r\n`) or empty: keep its fields.
-    if let Some(fields) = user.strip_prefix(b"NATS/1.0\r\n") {
-        h.extend_from_slice(fields);
-    } else {
-        h.extend_from_slice(b"\r\n");
-    }
-    h
-}
-
 /// `(consumer, delivered count, stream sequence)` from a JetStream ack subject
 /// (`$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>...`, with domain and account
 /// tokens in the longer form).
@@ -125,16 +127,18 @@ impl Session {
     pub(super) async fn core_publish(
         &mut self,
         subject: &str,
+        reply: Option<&str>,
         headers: &[u8],
         payload: &[u8],
     ) -> bool {
         let mut out = Vec::with_capacity(subject.len() + headers.len() + payload.len() + 32);
+        let reply = reply.map(|r| format!(" {r}")).unwrap_or_default();
         if headers.is_empty() {
-            out.extend_from_slice(format!("PUB {subject} {}\r\n", payload.len()).as_bytes());
+            out.extend_from_slice(format!("PUB {subject}{reply} {}\r\n", payload.len()).as_bytes());
         } else {
             let total = headers.len() + payload.len();
             out.extend_from_slice(
-                format!("HPUB {subject} {} {total}\r\n", headers.len()).as_bytes(),
+                format!("HPUB {subject}{reply} {} {total}\r\n", headers.len()).as_bytes(),
             );
             out.extend_from_slice(headers);
         }
@@ -146,25 +150,26 @@ impl Session {
     }
 
     /// A QoS 1 or 2 PUBLISH from the client (JetStream is on).
-    pub(super) async fn publish_stored(&mut self, p: Publish, subject: String) -> Option<End> {
+    pub(super) async fn publish_stored(
+        &mut self,
+        p: Publish,
+        subject: String,
+        headers: Vec<u8>,
+        reply: Option<String>,
+    ) -> Option<End> {
         let js = self.js.as_mut()?;
-        let user = super::headers_of(&p.properties.user_properties);
         if p.qos == QoS::ExactlyOnce {
             if js.reject_qos2_pub {
                 // nats-server closes the connection of a client that publishes QoS 2 then.
                 self.protocol_error(ReasonCode::QoSNotSupported);
                 return Some(End::Dropped("QoS-2 PUBLISH rejected"));
             }
-            let flags = (u8::from(p.dup) << 3) | (2 << 1) | u8::from(p.retain);
-            let h = PublishHeader {
-                qos: 2,
-                flags: Some(flags),
-                subject: Some(subject.clone()),
-                mapped: None,
-            }
-            .encode();
+            // The headers it will be published with, plus its subject (nats-server's
+            // `Nmqtt-Subject`), which PUBREL reads back.
+            let mut h = format!("NATS/1.0\r\n{}:{subject}\r\n", store::HEADER_SUBJECT).into_bytes();
+            h.extend_from_slice(headers.strip_prefix(b"NATS/1.0\r\n").unwrap_or(b"\r\n"));
             let staged = store::qos2_incoming_subject(js.client_id(), p.packet_id);
-            match js.jsa.store(&staged, h.as_bytes(), &p.payload).await {
+            match js.jsa.store(&staged, &h, &p.payload).await {
                 Ok(_) => {}
                 // A resend before PUBREL: the first copy stays, PUBREC again.
                 Err(super::jsa::JsaError::Api { code, .. }) if code == 10077 || code == 10071 => {}
@@ -175,9 +180,9 @@ impl Session {
             self.send(&Packet::PubRec(PubResponse::new(p.packet_id)));
             return None;
         }
-        let headers = publish_headers(1, &user);
         self.publish_then_store(StoredPublish {
             subject,
+            reply,
             headers,
             payload: p.payload,
             retained_topic: p.retain.then(|| p.topic.as_str().to_owned()),
@@ -191,7 +196,9 @@ impl Session {
     /// comes back, unless an `-ERR` before it says the user may not publish there (then
     /// the message is dropped, as for a QoS 0 PUBLISH, and still acknowledged).
     async fn publish_then_store(&mut self, p: StoredPublish) -> Option<End> {
-        if !self.core_publish(&p.subject, &p.headers, &p.payload).await
+        if !self
+            .core_publish(&p.subject, p.reply.as_deref(), &p.headers, &p.payload)
+            .await
             || tokio::io::AsyncWriteExt::write_all(&mut self.core_in, b"PING\r\n")
                 .await
                 .is_err()
@@ -219,7 +226,9 @@ impl Session {
             }
         }
         match p.then {
-            Then::PubAck(pid) => self.send(&Packet::PubAck(PubResponse::new(pid))),
+            Then::PubAck(pid) => {
+                self.send(&Packet::PubAck(PubResponse::new(pid)));
+            }
             Then::PubComp { pid, staged } => {
                 if let Some(js) = self.js.as_mut() {
                     let _ = js
@@ -263,23 +272,27 @@ impl Session {
                 return None;
             }
         };
-        match msg.and_then(|m| Some((PublishHeader::decode(&m.headers)?, m.payload))) {
+        match msg.and_then(|m| Some((PublishHeader::decode(&m.headers)?, m))) {
             Some((
                 PublishHeader {
                     subject: Some(subject),
                     flags,
                     ..
                 },
-                payload,
+                m,
             )) => {
                 let retained_topic = flags
                     .is_some_and(|f| f & 1 == 1)
                     .then(|| topic::subject_to_topic(&subject).into_owned());
+                let reply = store::header_value(&m.headers, "Nmqtt-Resp")
+                    .and_then(|r| std::str::from_utf8(r).ok())
+                    .map(str::to_owned);
                 return self
                     .publish_then_store(StoredPublish {
                         subject,
-                        headers: publish_headers(2, &[]),
-                        payload,
+                        reply,
+                        headers: without_header(&m.headers, store::HEADER_SUBJECT),
+                        payload: m.payload,
                         retained_topic,
                         qos: 2,
                         then: Then::PubComp { pid, staged },
@@ -302,7 +315,23 @@ impl Session {
         let Some(sub) = self.outgoing.js_subs.get(&m.sid) else {
             return;
         };
-        let (granted, reserved) = (sub.qos, sub.reserved);
+        let (granted, reserved, opts) = (sub.qos, sub.reserved, sub.opts);
+        // The client's Receive Maximum (3.3.4-9): no more QoS 1/2 deliveries in flight
+        // than it allows; the rest wait for a PUBACK or PUBCOMP.
+        if self.outgoing.inflight.len() + self.outgoing.pubrel.len()
+            >= usize::from(self.v5.receive_maximum)
+        {
+            let redelivery = m
+                .reply
+                .as_ref()
+                .and_then(|r| std::str::from_utf8(r).ok())
+                .and_then(ack_info)
+                .is_some_and(|(c, _, seq)| self.outgoing.by_key.contains_key(&(c, seq)));
+            if !redelivery {
+                self.v5.waiting.push_back(m.clone());
+                return;
+            }
+        }
         let Ok(full) = std::str::from_utf8(&m.subject) else {
             return;
         };
@@ -320,6 +349,19 @@ impl Session {
             }
         };
         if topic::must_ignore_for_reserved(reserved, subject) {
+            ack(self);
+            return;
+        }
+        let mut properties = Properties::default();
+        let d = super::v5::delivery(
+            m,
+            None,
+            opts,
+            Some(self.v5.origin.as_str()),
+            self.version == ProtocolVersion::V5,
+            &mut properties,
+        );
+        if d.expired || d.own {
             ack(self);
             return;
         }
@@ -366,22 +408,33 @@ impl Session {
         )) else {
             return;
         };
-        let mut properties = Properties::default();
-        if self.version == ProtocolVersion::V5 {
-            properties.user_properties = super::user_properties_of(&m.headers)
-                .into_iter()
-                .filter(|(k, _)| !k.as_str().starts_with("Nmqtt-"))
-                .collect();
-        }
-        self.send(&Packet::Publish(Publish {
+        let sent = self.send(&Packet::Publish(Publish {
             dup: dup && qos != QoS::AtMostOnce,
             qos,
-            retain: false,
+            retain: d.retained && opts.retain_as_published,
             topic: t,
             packet_id: pid,
             properties,
             payload: m.payload.clone(),
         }));
+        if !sent && qos != QoS::AtMostOnce {
+            // Over the client's Maximum Packet Size: as if delivered (3.1.2-25).
+            if let Some(f) = self.outgoing.inflight.remove(&pid) {
+                self.js_ack(&f);
+            }
+        }
+    }
+
+    /// Deliveries that waited for room under the Receive Maximum.
+    fn release_waiting(&mut self) {
+        while self.outgoing.inflight.len() + self.outgoing.pubrel.len()
+            < usize::from(self.v5.receive_maximum)
+        {
+            let Some(m) = self.v5.waiting.pop_front() else {
+                return;
+            };
+            self.js_deliver(&m);
+        }
     }
 
     /// Sends a retained message at `qos` (after a SUBACK).
@@ -430,6 +483,7 @@ impl Session {
         if let Some(f) = self.outgoing.inflight.remove(&pid) {
             self.js_ack(&f);
         }
+        self.release_waiting();
     }
 
     /// PUBREC: a QoS 2 delivery is received; PUBREL follows.
@@ -455,5 +509,6 @@ impl Session {
     /// PUBCOMP: a QoS 2 delivery is complete.
     pub(super) fn pubcomp(&mut self, pid: u16) {
         self.outgoing.pubrel.remove(&pid);
+        self.release_waiting();
     }
 }
