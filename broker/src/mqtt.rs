@@ -812,6 +812,16 @@ impl Session {
                     {
                         i.opts = w.opts;
                     }
+                    // 3.8.4-3: the retained messages are sent again (Retain Handling 0).
+                    if packet_id.is_some() && w.retain_handling == 0 {
+                        let mut subjects = vec![parsed.subject.to_string()];
+                        subjects.extend(parsed.parent().map(str::to_owned));
+                        for r in self.retained_for(&subjects, parsed.reserved()).await {
+                            let q = QoS::from_u8(((r.flags >> 1) & 3).min(granted))
+                                .unwrap_or(QoS::AtMostOnce);
+                            retained.push((r, q));
+                        }
+                    }
                     // Already subscribed at this QoS: the subscription (and its consumer,
                     // with what it holds for the client) stays; the SUBACK grants it again.
                     filters.push((granted_reason(granted), Vec::new()));

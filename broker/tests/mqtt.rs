@@ -1484,6 +1484,8 @@ fn v5_connack_with_jetstream_allows_qos2_and_retain() {
     // 3.2.2.3.4 / 3.2.2.3.5: absent means QoS 2 and retain are available.
     assert_eq!(a.properties.maximum_qos, None);
     assert_eq!(a.properties.retain_available, None);
+    // 3.2.2.3.8: the server announces how many topic aliases the client may set.
+    assert_eq!(a.properties.topic_alias_maximum, Some(64));
 }
 
 #[test]
@@ -1666,5 +1668,366 @@ fn subscribing_again_with_another_qos_replaces_the_subscription() {
             got.packet_id,
         )));
         assert!(m.messages(QUIET).is_empty(), "{}: once", s.name);
+    }
+}
+
+// ---- MQTT 5.0: one spec rule per assertion (natrix only: nats-server has no 5.0) ----
+
+impl Mq {
+    fn connect_v5(port: u16, id: &str, properties: Properties) -> Self {
+        let (m, a) = Self::login_ack(
+            port,
+            &Login {
+                version: V5,
+                id,
+                properties,
+                ..Login::default()
+            },
+        );
+        assert_eq!(a.reason, ReasonCode::Success);
+        m
+    }
+
+    fn subscribe_with(
+        &mut self,
+        filter: &str,
+        options: SubscriptionOptions,
+        id: Option<u32>,
+    ) -> Vec<ReasonCode> {
+        let properties = Properties {
+            subscription_identifiers: id.into_iter().collect(),
+            ..Properties::default()
+        };
+        self.send(&Packet::Subscribe(Subscribe {
+            packet_id: 11,
+            filters: vec![SubscribeFilter {
+                filter: mstr(filter),
+                options,
+            }],
+            properties,
+        }));
+        match self.next_control(Duration::from_secs(10)) {
+            Some(Packet::SubAck(a)) => a.reasons,
+            other => panic!("expected SUBACK, got {other:?}"),
+        }
+    }
+
+    fn publish_props(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        qos: QoS,
+        pid: u16,
+        retain: bool,
+        properties: Properties,
+    ) {
+        self.send(&Packet::Publish(Publish {
+            dup: false,
+            qos,
+            retain,
+            topic: mstr(topic),
+            packet_id: pid,
+            properties,
+            payload: Bytes::copy_from_slice(payload),
+        }));
+    }
+
+    /// PUBLISHes (held ones first) until `quiet` passes with none, acking QoS 1.
+    fn publishes(&mut self, quiet: Duration) -> Vec<Publish> {
+        assert!(self.held.is_empty(), "held: {:?}", self.held);
+        let mut out = Vec::new();
+        while let Some(p) = self.next_publish(quiet) {
+            if p.qos == QoS::AtLeastOnce {
+                self.send(&Packet::PubAck(natrix_mqtt::PubResponse::new(p.packet_id)));
+            }
+            out.push(p);
+        }
+        out
+    }
+}
+
+#[test]
+fn v5_topic_alias_from_the_client() {
+    let s = natrix("");
+    let mut sub = Mq::connect(s.mqtt, V5, "alias-sub");
+    sub.subscribe(&["al/#"]);
+    let mut p = Mq::connect(s.mqtt, V5, "alias-pub");
+    let props = Properties {
+        topic_alias: Some(3),
+        ..Properties::default()
+    };
+    p.publish_props("al/x", b"1", QoS::AtMostOnce, 0, false, props.clone());
+    // 3.3.2.3.4: an empty topic with a known alias uses the topic it was set for.
+    p.publish_props("", b"2", QoS::AtMostOnce, 0, false, props);
+    assert!(p.ping());
+    assert_eq!(sub.messages(QUIET), vec!["al/x 1", "al/x 2"]);
+    // 3.3.2-10: an alias above the Topic Alias Maximum the server sent in CONNACK is a
+    // Topic Alias invalid (0x94) DISCONNECT.
+    let zero = Properties {
+        topic_alias: Some(65),
+        ..Properties::default()
+    };
+    p.publish_props("al/y", b"3", QoS::AtMostOnce, 0, false, zero);
+    let (closed, seen) = p.closed(Duration::from_secs(5));
+    assert!(closed);
+    assert!(
+        matches!(&seen[..], [Packet::Disconnect(d)] if d.reason == ReasonCode::TopicAliasInvalid),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn v5_subscription_identifier_is_sent_back() {
+    let s = natrix("");
+    let mut m = Mq::connect(s.mqtt, V5, "subid");
+    m.subscribe_with("sid/+", SubscriptionOptions::default(), Some(42));
+    let mut n = nats(&s);
+    n.send("PUB sid.a 1\r\nx\r\n");
+    n.sync();
+    let got = m.publishes(QUIET);
+    // 3.3.4-3: the PUBLISH carries the matching subscription's identifier.
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].properties.subscription_identifiers, vec![42]);
+}
+
+#[test]
+fn v5_no_local_skips_the_connections_own_messages() {
+    let s = natrix("");
+    let mut m = Mq::connect(s.mqtt, V5, "nolocal");
+    for filter in ["nl/q0", "nl/q1"] {
+        let qos = if filter.ends_with('0') {
+            QoS::AtMostOnce
+        } else {
+            QoS::AtLeastOnce
+        };
+        m.subscribe_with(
+            filter,
+            SubscriptionOptions {
+                qos,
+                no_local: true,
+                ..SubscriptionOptions::default()
+            },
+            None,
+        );
+    }
+    m.publish_props(
+        "nl/q0",
+        b"own",
+        QoS::AtMostOnce,
+        0,
+        false,
+        Properties::default(),
+    );
+    m.publish_qos1("nl/q1", "own", 5, false);
+    let mut other = Mq::connect(s.mqtt, V5, "nolocal-other");
+    other.publish_qos1("nl/q1", "theirs", 6, false);
+    other.publish_props(
+        "nl/q0",
+        b"theirs",
+        QoS::AtMostOnce,
+        0,
+        false,
+        Properties::default(),
+    );
+    assert!(other.ping());
+    // 3.8.3-3: messages MUST NOT be forwarded to a connection equal to the publisher's.
+    let got: Vec<String> = m
+        .publishes(Duration::from_secs(1))
+        .iter()
+        .map(describe)
+        .collect();
+    assert_eq!(sorted(got), vec!["nl/q0 theirs", "nl/q1 theirs"]);
+}
+
+#[test]
+fn v5_retain_as_published_and_retain_handling() {
+    let s = natrix("");
+    let mut rap = Mq::connect(s.mqtt, V5, "rap");
+    rap.subscribe_with(
+        "rh/a",
+        SubscriptionOptions {
+            retain_as_published: true,
+            ..SubscriptionOptions::default()
+        },
+        None,
+    );
+    let mut plain = Mq::connect(s.mqtt, V5, "norap");
+    plain.subscribe_with("rh/a", SubscriptionOptions::default(), None);
+    let mut p = Mq::connect(s.mqtt, V5, "rh-pub");
+    p.publish_qos1("rh/a", "kept", 1, true);
+    // 3.3.1-13: with Retain As Published the retain flag is as published.
+    let got = rap.publishes(QUIET);
+    assert!(got.len() == 1 && got[0].retain, "{got:?}");
+    // 3.3.1-12: without it the flag is 0 on a message sent to an existing subscription.
+    let got = plain.publishes(QUIET);
+    assert!(got.len() == 1 && !got[0].retain, "{got:?}");
+    // Retain Handling (3.3.1-9, 3.3.1-10, 3.3.1-11): 0 sends the retained message at
+    // subscribe, 1 only if the subscription is new, 2 never.
+    let mut m = Mq::connect(s.mqtt, V5, "rh-sub");
+    let opts = |h| SubscriptionOptions {
+        retain_handling: h,
+        ..SubscriptionOptions::default()
+    };
+    m.subscribe_with("rh/a", opts(natrix_mqtt::RetainHandling::DoNotSend), None);
+    assert!(m.publishes(QUIET).is_empty(), "Retain Handling 2");
+    m.subscribe_with("rh/a", opts(natrix_mqtt::RetainHandling::SendIfNew), None);
+    assert!(
+        m.publishes(QUIET).is_empty(),
+        "Retain Handling 1 on an existing subscription"
+    );
+    let got = {
+        m.subscribe_with(
+            "rh/a",
+            opts(natrix_mqtt::RetainHandling::SendAtSubscribe),
+            None,
+        );
+        m.publishes(QUIET)
+    };
+    assert!(
+        got.len() == 1 && got[0].retain,
+        "Retain Handling 0: {got:?}"
+    );
+    let mut fresh = Mq::connect(s.mqtt, V5, "rh-fresh");
+    fresh.subscribe_with("rh/a", opts(natrix_mqtt::RetainHandling::SendIfNew), None);
+    assert_eq!(
+        fresh.publishes(QUIET).len(),
+        1,
+        "Retain Handling 1 on a new subscription"
+    );
+}
+
+#[test]
+fn v5_message_expiry() {
+    let s = natrix("");
+    let (mut m, _) = Mq::resume(s.mqtt, V5, "expiry");
+    m.subscribe_qos("ex/#", QoS::AtLeastOnce);
+    m.kill();
+    let mut p = Mq::connect(s.mqtt, V5, "expiry-pub");
+    for (topic, secs) in [("ex/short", 1), ("ex/long", 600)] {
+        let props = Properties {
+            message_expiry_interval: Some(secs),
+            ..Properties::default()
+        };
+        p.publish_props(topic, b"m", QoS::AtLeastOnce, 9, false, props);
+        assert!(matches!(
+            p.next_control(Duration::from_secs(5)),
+            Some(Packet::PubAck(_))
+        ));
+    }
+    std::thread::sleep(Duration::from_millis(2100));
+    let (mut m, present) = Mq::resume(s.mqtt, V5, "expiry");
+    assert!(present);
+    let got = m.publishes(Duration::from_secs(1));
+    // 3.3.2-5: an expired message is not delivered; 3.3.2-6: the interval sent is the
+    // received one less the time the message waited.
+    assert_eq!(
+        got.iter().map(describe).collect::<Vec<_>>(),
+        vec!["ex/long m"]
+    );
+    let left = got[0]
+        .properties
+        .message_expiry_interval
+        .expect("expiry interval");
+    assert!((590..600).contains(&left), "{left}");
+}
+
+#[test]
+fn v5_receive_maximum_bounds_qos1_in_flight() {
+    let s = natrix("");
+    let props = Properties {
+        receive_maximum: Some(1),
+        ..Properties::default()
+    };
+    let mut m = Mq::connect_v5(s.mqtt, "recvmax", props);
+    m.subscribe_qos("rm/#", QoS::AtLeastOnce);
+    let mut p = Mq::connect(s.mqtt, V5, "recvmax-pub");
+    for i in 1..=3 {
+        p.publish_qos1("rm/x", &i.to_string(), i, false);
+    }
+    // 3.3.4-9: no more unacknowledged QoS 1 PUBLISHes than the Receive Maximum.
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let first = m.next_publish(Duration::from_secs(5)).expect("delivery");
+        assert!(
+            m.next_publish(QUIET).is_none(),
+            "a second PUBLISH before PUBACK"
+        );
+        m.send(&Packet::PubAck(natrix_mqtt::PubResponse::new(
+            first.packet_id,
+        )));
+        got.push(describe(&first));
+    }
+    assert_eq!(got, vec!["rm/x 1", "rm/x 2", "rm/x 3"]);
+}
+
+#[test]
+fn v5_maximum_packet_size_from_the_client() {
+    let s = natrix("");
+    let props = Properties {
+        maximum_packet_size: Some(64),
+        ..Properties::default()
+    };
+    let mut m = Mq::connect_v5(s.mqtt, "maxpkt", props);
+    m.subscribe(&["mp/#"]);
+    let mut n = nats(&s);
+    let big = "x".repeat(100);
+    n.send(&format!(
+        "PUB mp.big {}\r\n{big}\r\nPUB mp.small 2\r\nok\r\n",
+        big.len()
+    ));
+    n.sync();
+    // 3.1.2-24/25: nothing larger than the client's Maximum Packet Size is sent; the
+    // message is discarded and the connection goes on.
+    assert_eq!(m.messages(QUIET), vec!["mp/small ok"]);
+    assert!(m.ping());
+}
+
+#[test]
+fn v5_response_topic_and_correlation_data_meet_nats_request_reply() {
+    let s = natrix("");
+    // A NATS request reaches a 5.0 subscriber with its reply subject as Response Topic
+    // (3.3.2.3.5), and the PUBLISH to it answers the NATS requester.
+    let mut responder = Mq::connect(s.mqtt, V5, "responder");
+    responder.subscribe(&["svc/time"]);
+    let mut n = nats(&s);
+    n.send("SUB _INBOX.r1 1\r\nPUB svc.time _INBOX.r1 3\r\nnow\r\n");
+    n.sync();
+    let req = responder.publishes(QUIET);
+    assert_eq!(req.len(), 1);
+    let rt = req[0]
+        .properties
+        .response_topic
+        .clone()
+        .expect("Response Topic");
+    assert_eq!(rt.as_str(), "_INBOX/r1");
+    responder.publish(rt.as_str(), "12:00");
+    assert!(responder.ping());
+    assert_eq!(
+        nats_msgs(&read_until(&mut n, "12:00", Duration::from_secs(5))),
+        vec!["_INBOX.r1 12:00"]
+    );
+    // 5.0 to 5.0: Response Topic and Correlation Data arrive as sent (3.3.2.3.6), at
+    // QoS 0 and through storage at QoS 1.
+    let mut sub = Mq::connect(s.mqtt, V5, "corr-sub");
+    sub.subscribe_qos("rq/#", QoS::AtLeastOnce);
+    let mut p = Mq::connect(s.mqtt, V5, "corr-pub");
+    let props = Properties {
+        response_topic: Some(mstr("rs/me")),
+        correlation_data: Some(Bytes::from_static(b"\x00\x01id")),
+        ..Properties::default()
+    };
+    p.publish_props("rq/a", b"q0", QoS::AtMostOnce, 0, false, props.clone());
+    p.publish_props("rq/b", b"q1", QoS::AtLeastOnce, 3, false, props);
+    let got = sub.publishes(Duration::from_secs(1));
+    assert_eq!(got.len(), 2, "{got:?}");
+    for g in &got {
+        assert_eq!(
+            g.properties.response_topic.as_ref().map(MqttString::as_str),
+            Some("rs/me")
+        );
+        assert_eq!(
+            g.properties.correlation_data.as_deref(),
+            Some(&b"\x00\x01id"[..])
+        );
     }
 }
