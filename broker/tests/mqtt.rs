@@ -804,8 +804,11 @@ fn keep_alive_timeout_closes() {
         let (closed, _) = m.closed(Duration::from_secs(5));
         let took = t.elapsed();
         assert!(closed, "{}", s.name);
+        // The clock here starts at CONNACK; a server's starts at CONNECT, which with
+        // JetStream-backed sessions can be some time earlier (seen: nats-server closing
+        // 999.85 ms after its CONNACK).
         assert!(
-            took >= Duration::from_millis(1000) && took < Duration::from_millis(3500),
+            took >= Duration::from_millis(900) && took < Duration::from_millis(3500),
             "{}: closed after {took:?} (1.5 x keep-alive)",
             s.name
         );
