@@ -99,6 +99,9 @@ struct ClientIds {
     opts: natrix_config::options::MqttOpts,
     /// Whether JetStream is on: QoS 1/2, retained messages and sessions need it.
     jetstream: bool,
+    /// Per client ID, the holder number of the session that ended last (5.0 session
+    /// expiry removes the session only if nobody resumed it since).
+    ended: parking_lot::Mutex<FxHashMap<String, u64>>,
 }
 
 impl ClientIds {
@@ -124,6 +127,11 @@ impl ClientIds {
         if by_id.get(id).is_some_and(|(held, _, _)| *held == n) {
             by_id.remove(id);
         }
+    }
+
+    /// Whether holder `n` was the last to end a session of `id`.
+    fn ended_last(&self, id: &str, n: u64) -> bool {
+        self.ended.lock().get(id).is_some_and(|last| *last == n)
     }
 }
 
@@ -368,6 +376,10 @@ async fn serve(server: Arc<Server>, mut sock: TcpStream, peer: SocketAddr, ids: 
         return;
     };
     let mut session_present = false;
+    let session_expiry = (version == ProtocolVersion::V5)
+        .then_some(connect.properties.session_expiry_interval)
+        .flatten()
+        .filter(|e| *e > 0 && ids.jetstream);
     if ids.jetstream {
         let persistent = if version == ProtocolVersion::V5 {
             connect
@@ -441,7 +453,9 @@ async fn serve(server: Arc<Server>, mut sock: TcpStream, peer: SocketAddr, ids: 
         return;
     }
     let end = s.run(&mut core, &taken_over).await;
-    ids.release(&format!("{account}\u{0}{}", s.client_id), held);
+    let key = format!("{account}\u{0}{}", s.client_id);
+    ids.release(&key, held);
+    ids.ended.lock().insert(key.clone(), held);
     tracing::debug!(peer = %s.peer, client = %s.client_id, "MQTT connection closed");
     if !matches!(end, End::Clean) {
         if let End::Dropped(why) = end {
@@ -452,6 +466,35 @@ async fn serve(server: Arc<Server>, mut sock: TcpStream, peer: SocketAddr, ids: 
     let _ = s.flush().await;
     if let Some(p) = s.js.as_mut() {
         p.end().await;
+    }
+    // 5.0 Session Expiry Interval (3.1.2.11.2): a kept session that is not resumed in
+    // time is removed, as a clean one is at once. u32::MAX never expires.
+    if let Some(expiry) = session_expiry
+        && expiry != u32::MAX
+    {
+        let (server, ids, account, client_id) = (
+            server.clone(),
+            ids.clone(),
+            account.clone(),
+            s.client_id.clone(),
+        );
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(u64::from(expiry))).await;
+            if !ids.ended_last(&key, held) || ids.by_id.lock().contains_key(&key) {
+                return;
+            }
+            let opts = ids.opts.clone();
+            match state::Persist::open(&server, &ids, &account, &client_id, &opts).await {
+                Ok(mut p) => {
+                    if let Err(e) = p.load(true, false).await {
+                        tracing::warn!(client = %client_id, "MQTT: expiring session: {e}");
+                    } else {
+                        tracing::debug!(client = %client_id, "MQTT: session expired");
+                    }
+                }
+                Err(e) => tracing::warn!(client = %client_id, "MQTT: expiring session: {e}"),
+            }
+        });
     }
     let _ = s.core_in.shutdown().await;
     drop(s);
@@ -1112,6 +1155,10 @@ impl Session {
     }
 
     /// Publishes the will (QoS 0, never retained for now) as the client.
+    /// Publishes the will as the client would have: on its subject with its QoS (stored
+    /// for QoS 1/2 subscribers when JetStream is on), retained if it says so, with its
+    /// 5.0 properties. The connection is ending, so there is no PONG to wait for: the
+    /// store follows the core publish at once.
     async fn publish_will(&mut self) {
         let Some(will) = self.will.take() else {
             return;
@@ -1119,11 +1166,38 @@ impl Session {
         let Ok(subject) = topic::topic_to_subject(will.topic.as_str()) else {
             return;
         };
-        let mut out = Vec::with_capacity(subject.len() + will.payload.len() + 32);
-        out.extend_from_slice(format!("PUB {subject} {}\r\n", will.payload.len()).as_bytes());
-        out.extend_from_slice(&will.payload);
-        out.extend_from_slice(b"\r\n");
-        let _ = self.core_in.write_all(&out).await;
+        let subject = subject.into_owned();
+        let stored = self.js.is_some();
+        let qos = if stored { will.qos.as_u8() } else { 0 };
+        let retain = will.retain && stored;
+        let reply = will
+            .properties
+            .response_topic
+            .as_ref()
+            .and_then(|t| topic::topic_to_subject(t.as_str()).ok())
+            .map(std::borrow::Cow::into_owned);
+        let user = headers_of(&will.properties.user_properties);
+        let headers = v5::publish_headers(
+            qos,
+            retain,
+            &will.properties,
+            reply.as_deref().filter(|_| qos > 0),
+            None,
+            &user,
+        );
+        if !self
+            .core_publish(&subject, reply.as_deref(), &headers, &will.payload)
+            .await
+        {
+            return;
+        }
+        if qos > 0 {
+            self.store_message(&subject, &headers, &will.payload).await;
+        }
+        if retain {
+            self.store_retained(&subject, will.topic.as_str(), (qos << 1) | 1, &will.payload)
+                .await;
+        }
     }
 }
 

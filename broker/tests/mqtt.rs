@@ -2034,3 +2034,102 @@ fn v5_response_topic_and_correlation_data_meet_nats_request_reply() {
         );
     }
 }
+
+#[test]
+fn will_with_qos1_and_retain() {
+    for s in servers("") {
+        let (mut sub, _) = Mq::resume(s.mqtt, V3, "will-sub");
+        assert_eq!(
+            sub.subscribe_qos("wl/#", QoS::AtLeastOnce),
+            vec![ReasonCode::GrantedQoS1]
+        );
+        let mut dying = Mq::raw(s.mqtt, V3);
+        dying.send(&Packet::Connect(Box::new(Connect {
+            protocol_version: V3,
+            clean_start: true,
+            keep_alive: 60,
+            client_id: mstr("will-qos1"),
+            will: Some(LastWill {
+                topic: mstr("wl/a"),
+                payload: Bytes::from_static(b"gone"),
+                qos: QoS::AtLeastOnce,
+                retain: true,
+                properties: Properties::default(),
+            }),
+            username: None,
+            password: None,
+            properties: Properties::default(),
+        })));
+        assert!(
+            matches!(dying.recv(Duration::from_secs(10)), Some(Packet::ConnAck(a)) if a.reason == ReasonCode::Success)
+        );
+        dying.kill();
+        let m = sub
+            .next_publish(Duration::from_secs(5))
+            .unwrap_or_else(|| panic!("{}: no will", s.name));
+        assert_eq!(
+            (m.qos, describe(&m)),
+            (QoS::AtLeastOnce, "wl/a gone".to_owned()),
+            "{}",
+            s.name
+        );
+        sub.send(&Packet::PubAck(natrix_mqtt::PubResponse::new(m.packet_id)));
+        // Retained: a later subscriber gets it with the retain flag (3.1.2-17).
+        let mut late = Mq::connect(s.mqtt, V3, "will-late");
+        late.subscribe_qos("wl/a", QoS::AtMostOnce);
+        let m = late
+            .next_publish(Duration::from_secs(5))
+            .unwrap_or_else(|| panic!("{}: will not retained", s.name));
+        assert!(m.retain && describe(&m) == "wl/a gone", "{}: {m:?}", s.name);
+    }
+}
+
+#[test]
+fn v5_session_expiry_removes_the_session_in_time() {
+    let s = natrix("");
+    let props = Properties {
+        session_expiry_interval: Some(1),
+        ..Properties::default()
+    };
+    let (mut m, a) = Mq::login_ack(
+        s.mqtt,
+        &Login {
+            version: V5,
+            id: "expires",
+            clean: false,
+            properties: props,
+            ..Login::default()
+        },
+    );
+    assert!(!a.session_present);
+    m.subscribe_qos("se/#", QoS::AtLeastOnce);
+    m.kill();
+    // Kept within the interval...
+    let (m, present) = Mq::resume(s.mqtt, V5, "expires");
+    assert!(present, "3.1.2-23: kept while the interval has not passed");
+    // ...that connection asked for an hour: still there after 1.5 s.
+    m.kill();
+    std::thread::sleep(Duration::from_millis(1500));
+    let (again, present) = Mq::resume(s.mqtt, V5, "expires");
+    assert!(present);
+    drop(again);
+    // A 1 s session not resumed in time is gone (3.1.2.11.2).
+    let (mut m, _) = Mq::login_ack(
+        s.mqtt,
+        &Login {
+            version: V5,
+            id: "expires",
+            clean: false,
+            properties: Properties {
+                session_expiry_interval: Some(1),
+                ..Properties::default()
+            },
+            ..Login::default()
+        },
+    );
+    assert!(m.ping());
+    m.kill();
+    std::thread::sleep(Duration::from_millis(2500));
+    let (_m, present) = Mq::resume(s.mqtt, V5, "expires");
+    assert!(!present, "session expired");
+}

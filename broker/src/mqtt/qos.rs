@@ -241,7 +241,12 @@ impl Session {
         }
     }
 
-    async fn store_message(&mut self, subject: &str, headers: &[u8], payload: &[u8]) -> bool {
+    pub(super) async fn store_message(
+        &mut self,
+        subject: &str,
+        headers: &[u8],
+        payload: &[u8],
+    ) -> bool {
         let Some(js) = self.js.as_mut() else {
             return false;
         };
