@@ -452,6 +452,9 @@ async fn serve(server: Arc<Server>, mut sock: TcpStream, peer: SocketAddr, ids: 
     {
         return;
     }
+    if s.js.as_ref().is_some_and(state::Persist::has_pubrel) {
+        s.ensure_pubrel_consumer().await;
+    }
     let end = s.run(&mut core, &taken_over).await;
     let key = format!("{account}\u{0}{}", s.client_id);
     ids.release(&key, held);
@@ -731,7 +734,7 @@ impl Session {
                 return Some(End::Dropped("acknowledgement without a QoS 1/2 message"));
             }
             Packet::PubAck(r) => self.puback(r.packet_id),
-            Packet::PubRec(r) => self.pubrec(r.packet_id),
+            Packet::PubRec(r) => self.pubrec(r.packet_id).await,
             Packet::PubRel(r) => return self.pubrel(r.packet_id).await,
             Packet::PubComp(r) => self.pubcomp(r.packet_id),
             Packet::Auth(_) => {

@@ -2133,3 +2133,47 @@ fn v5_session_expiry_removes_the_session_in_time() {
     let (_m, present) = Mq::resume(s.mqtt, V5, "expires");
     assert!(!present, "session expired");
 }
+
+#[test]
+fn qos2_pubrel_sent_again_to_a_resumed_session() {
+    for s in servers_with("", ACK_WAIT) {
+        let (mut sub, _) = Mq::resume(s.mqtt, V3, "pubrel-sub");
+        assert_eq!(
+            sub.subscribe_qos("pr/#", QoS::ExactlyOnce),
+            vec![ReasonCode::GrantedQoS2]
+        );
+        let mut p = Mq::connect(s.mqtt, V3, "pubrel-pub");
+        p.publish_with("pr/a", "x", QoS::ExactlyOnce, 1, false);
+        assert!(matches!(
+            p.next_control(Duration::from_secs(5)),
+            Some(Packet::PubRec(_))
+        ));
+        p.send(&Packet::PubRel(natrix_mqtt::PubResponse::new(1)));
+        assert!(matches!(
+            p.next_control(Duration::from_secs(5)),
+            Some(Packet::PubComp(_))
+        ));
+        let m = sub.next_publish(Duration::from_secs(5)).expect("delivery");
+        sub.send(&Packet::PubRec(natrix_mqtt::PubResponse::new(m.packet_id)));
+        assert!(
+            matches!(sub.next_control(Duration::from_secs(5)), Some(Packet::PubRel(r)) if r.packet_id == m.packet_id),
+            "{}",
+            s.name
+        );
+        // Killed before PUBCOMP: the resumed session gets the PUBREL again (4.4-1), not
+        // the message.
+        sub.kill();
+        let (mut again, present) = Mq::resume(s.mqtt, V3, "pubrel-sub");
+        assert!(present, "{}", s.name);
+        match again.recv(Duration::from_secs(10)) {
+            Some(Packet::PubRel(r)) => {
+                assert_eq!(r.packet_id, m.packet_id, "{}", s.name);
+                again.send(&Packet::PubComp(natrix_mqtt::PubResponse::new(r.packet_id)));
+            }
+            other => panic!("{}: expected PUBREL, got {other:?}", s.name),
+        }
+        // Completed: nothing more after ack_wait.
+        let (done, seen) = again.closed(Duration::from_millis(2500));
+        assert!(!done && seen.is_empty(), "{}: {seen:?}", s.name);
+    }
+}

@@ -84,8 +84,13 @@ pub(super) struct Outgoing {
     next_pid: u16,
     inflight: FxHashMap<u16, Inflight>,
     by_key: FxHashMap<(String, u64), u16>,
-    /// QoS 2 deliveries acknowledged with PUBREC, waiting for PUBCOMP.
-    pubrel: FxHashSet<u16>,
+    /// QoS 2 deliveries acknowledged with PUBREC, waiting for PUBCOMP, with the ack
+    /// subject of their stored PUBREL in `$MQTT_out` once that is delivered.
+    pubrel: FxHashMap<u16, Option<String>>,
+    /// PUBCOMPs that came before their stored PUBREL was delivered back to the session.
+    pubrel_done: FxHashSet<u16>,
+    /// The internal subscription of the session's PUBREL consumer.
+    pub pubrel_sid: Option<u64>,
     /// The internal subscription on a consumer's delivery subject → its subscription.
     pub js_subs: FxHashMap<u64, JsSub>,
     /// MQTT filter → (record key, internal sid) of its consumers.
@@ -96,7 +101,8 @@ impl Outgoing {
     fn alloc(&mut self) -> Option<u16> {
         for _ in 0..u16::MAX {
             self.next_pid = self.next_pid.wrapping_add(1).max(1);
-            if !self.inflight.contains_key(&self.next_pid) && !self.pubrel.contains(&self.next_pid)
+            if !self.inflight.contains_key(&self.next_pid)
+                && !self.pubrel.contains_key(&self.next_pid)
             {
                 return Some(self.next_pid);
             }
@@ -317,6 +323,10 @@ impl Session {
 
     /// A message from a QoS 1/2 subscription's consumer.
     pub(super) fn js_deliver(&mut self, m: &InternalMsg) {
+        if self.outgoing.pubrel_sid == Some(m.sid) {
+            self.pubrel_delivery(m);
+            return;
+        }
         let Some(sub) = self.outgoing.js_subs.get(&m.sid) else {
             return;
         };
@@ -491,18 +501,27 @@ impl Session {
         self.release_waiting();
     }
 
-    /// PUBREC: a QoS 2 delivery is received; PUBREL follows.
-    pub(super) fn pubrec(&mut self, pid: u16) {
+    /// PUBREC: a QoS 2 delivery is received; PUBREL follows. The PUBREL owed is stored
+    /// in `$MQTT_out` first, so a reconnecting session sends it again (4.4-1).
+    pub(super) async fn pubrec(&mut self, pid: u16) {
         let mut r = PubResponse::new(pid);
         match self.outgoing.inflight.remove(&pid) {
             Some(f) => {
                 if f.qos != QoS::ExactlyOnce {
                     tracing::debug!(client = %self.client_id, "MQTT: PUBREC for a QoS 1 message");
                 }
+                self.ensure_pubrel_consumer().await;
+                if let Some(js) = self.js.as_mut() {
+                    let subject = store::pubrel_subject(js.hash());
+                    let h = store::pubrel_headers(pid);
+                    if let Err(e) = js.jsa.store(&subject, h.as_bytes(), b"").await {
+                        tracing::warn!(client = %self.client_id, "MQTT: storing PUBREL: {e}");
+                    }
+                }
                 self.js_ack(&f);
-                self.outgoing.pubrel.insert(pid);
+                self.outgoing.pubrel.insert(pid, None);
             }
-            None if self.outgoing.pubrel.contains(&pid) => {}
+            None if self.outgoing.pubrel.contains_key(&pid) => {}
             None if self.version == ProtocolVersion::V5 => {
                 r.reason = ReasonCode::PacketIdentifierNotFound;
             }
@@ -511,9 +530,69 @@ impl Session {
         self.send(&Packet::PubRel(r));
     }
 
-    /// PUBCOMP: a QoS 2 delivery is complete.
+    /// The session's PUBREL consumer on `$MQTT_out`, created on first need (or at
+    /// CONNECT for a resumed session that has one).
+    pub(super) async fn ensure_pubrel_consumer(&mut self) {
+        if self.outgoing.pubrel_sid.is_some() {
+            return;
+        }
+        let Some(js) = self.js.as_mut() else {
+            return;
+        };
+        let deliver = store::pubrel_delivery_subject(js.hash());
+        let sid = match js.jsa.client().subscribe(&deliver, None) {
+            Ok(sid) => sid,
+            Err(e) => {
+                tracing::warn!(client = %self.client_id, "MQTT: PUBREL subscription: {e}");
+                return;
+            }
+        };
+        match js.pubrel_consumer().await {
+            Ok(()) => self.outgoing.pubrel_sid = Some(sid),
+            Err(e) => {
+                js.jsa.client().unsubscribe(sid);
+                tracing::warn!(client = %self.client_id, "MQTT: PUBREL consumer: {e}");
+            }
+        }
+    }
+
+    /// A stored PUBREL delivered to the session: on a new connection it is sent again;
+    /// its ack waits for the PUBCOMP.
+    fn pubrel_delivery(&mut self, m: &InternalMsg) {
+        let Some(pid) = store::pubrel_packet_id(&m.headers) else {
+            return;
+        };
+        let ack = m
+            .reply
+            .as_ref()
+            .and_then(|r| std::str::from_utf8(r).ok())
+            .map(str::to_owned);
+        if self.outgoing.pubrel_done.remove(&pid) {
+            if let (Some(js), Some(a)) = (self.js.as_ref(), ack.as_deref()) {
+                js.jsa.client().publish(a, None, &[], b"");
+            }
+            return;
+        }
+        let resend = !self.outgoing.pubrel.contains_key(&pid);
+        self.outgoing.pubrel.insert(pid, ack);
+        if resend {
+            self.send(&Packet::PubRel(PubResponse::new(pid)));
+        }
+    }
+
+    /// PUBCOMP: a QoS 2 delivery is complete; its stored PUBREL goes.
     pub(super) fn pubcomp(&mut self, pid: u16) {
-        self.outgoing.pubrel.remove(&pid);
+        match self.outgoing.pubrel.remove(&pid) {
+            Some(Some(ack)) => {
+                if let Some(js) = self.js.as_ref() {
+                    js.jsa.client().publish(&ack, None, &[], b"");
+                }
+            }
+            Some(None) => {
+                self.outgoing.pubrel_done.insert(pid);
+            }
+            None => {}
+        }
         self.release_waiting();
     }
 }

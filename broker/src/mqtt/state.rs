@@ -120,6 +120,7 @@ impl Persist {
                 self.record.subs = old.subs;
                 self.record.cons = old.cons;
                 self.record.natrix_v5 = old.natrix_v5;
+                self.record.pubrel = old.pubrel;
                 Ok(true)
             }
             None => Ok(false),
@@ -135,7 +136,38 @@ impl Persist {
             .collect()
     }
 
+    /// Creates the session's PUBREL consumer on `$MQTT_out` (kept in the record).
+    pub async fn pubrel_consumer(&mut self) -> Result<(), JsaError> {
+        let c = match &self.record.pubrel {
+            Some(c) => c.clone(),
+            None => ConsumerRecord::for_pubrel(&self.hash, self.ack_wait, self.max_ack_pending),
+        };
+        self.jsa.create_consumer(store::OUT_STREAM, &c).await?;
+        if self.record.pubrel.is_none() {
+            self.record.pubrel = Some(c);
+            self.save().await;
+        }
+        Ok(())
+    }
+
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+
+    /// Whether the stored session owes PUBRELs (it has a PUBREL consumer).
+    pub fn has_pubrel(&self) -> bool {
+        self.record.pubrel.is_some()
+    }
+
     async fn drop_consumers(&mut self, record: &PersistedSession) {
+        if let Some(c) = &record.pubrel
+            && let Err(e) = self
+                .jsa
+                .delete_consumer(store::OUT_STREAM, &c.durable)
+                .await
+        {
+            tracing::warn!(client = %self.client_id, "MQTT: deleting consumer {}: {e}", c.durable);
+        }
         for c in record.cons.values() {
             if let Err(e) = self
                 .jsa
