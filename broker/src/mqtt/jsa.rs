@@ -61,6 +61,8 @@ pub struct Jsa {
     timeout: Duration,
     /// Deliveries read while waiting for a reply, for the session's loop.
     pub held: VecDeque<InternalMsg>,
+    /// Stores sent without waiting ([`Jsa::send_store`]), whose replies go to the loop.
+    pipelined: rustc_hash::FxHashSet<u64>,
 }
 
 impl Jsa {
@@ -86,6 +88,7 @@ impl Jsa {
             next: 0,
             timeout,
             held: VecDeque::new(),
+            pipelined: rustc_hash::FxHashSet::default(),
         })
     }
 
@@ -128,12 +131,52 @@ impl Jsa {
             if m.subject.as_ref() == reply.as_bytes() {
                 return Ok(m);
             }
-            if m.subject.starts_with(self.reply_prefix.as_bytes()) {
+            if m.subject.starts_with(self.reply_prefix.as_bytes())
+                && self.token(&m.subject).is_none()
+            {
                 // A late reply to an earlier request that timed out.
                 continue;
             }
             self.held.push_back(m);
         }
+    }
+
+    /// Stores a message without waiting for the ack, so that a session's stores go into
+    /// the same group commit; the reply reaches the session's loop, where
+    /// [`Jsa::take_store_reply`] matches it to the returned token. `None` when nothing
+    /// subscribes to `subject` (JetStream not up, or no stream for it).
+    pub fn send_store(&mut self, subject: &str, headers: &[u8], payload: &[u8]) -> Option<u64> {
+        if !self.client.has_interest(subject) {
+            return None;
+        }
+        self.next += 1;
+        let reply = format!("{}{}", self.reply_prefix, self.next);
+        self.pipelined.insert(self.next);
+        self.client.publish(subject, Some(&reply), headers, payload);
+        Some(self.next)
+    }
+
+    /// Sends a JetStream API request whose reply nobody waits for.
+    pub fn fire(&mut self, subject: &str, body: &Value) {
+        self.next += 1;
+        let reply = format!("{}{}", self.reply_prefix, self.next);
+        let payload = serde_json::to_vec(body).unwrap_or_default();
+        self.client.publish(subject, Some(&reply), &[], &payload);
+    }
+
+    fn token(&self, subject: &[u8]) -> Option<u64> {
+        let n = std::str::from_utf8(subject.strip_prefix(self.reply_prefix.as_bytes())?)
+            .ok()?
+            .parse()
+            .ok()?;
+        self.pipelined.contains(&n).then_some(n)
+    }
+
+    /// The token and outcome of a pipelined store, if `m` is its reply.
+    pub fn take_store_reply(&mut self, m: &InternalMsg) -> Option<(u64, Result<u64, JsaError>)> {
+        let n = self.token(&m.subject)?;
+        self.pipelined.remove(&n);
+        Some((n, store_result(&m.payload)))
     }
 
     /// A JetStream API request; the reply's JSON, or its `error` as [`JsaError::Api`].
@@ -151,15 +194,7 @@ impl Jsa {
         payload: &[u8],
     ) -> Result<u64, JsaError> {
         let m = self.request_raw(subject, headers, payload).await?;
-        if m.payload.is_empty() {
-            // No responder answers with a 503 status and no body.
-            return Err(JsaError::Api {
-                code: 503,
-                description: "no responders".into(),
-            });
-        }
-        let v = parse_reply(&m.payload)?;
-        Ok(v.get("seq").and_then(Value::as_u64).unwrap_or(0))
+        store_result(&m.payload)
     }
 
     /// Creates the account's MQTT streams where missing (an existing one is left as is).
@@ -273,6 +308,19 @@ impl Jsa {
             Err(e) => Err(e),
         }
     }
+}
+
+/// A store's ack: the stream sequence, or the error.
+fn store_result(payload: &[u8]) -> Result<u64, JsaError> {
+    if payload.is_empty() {
+        // No responder answers with a 503 status and no body.
+        return Err(JsaError::Api {
+            code: 503,
+            description: "no responders".into(),
+        });
+    }
+    let v = parse_reply(payload)?;
+    Ok(v.get("seq").and_then(Value::as_u64).unwrap_or(0))
 }
 
 fn parse_reply(payload: &[u8]) -> Result<Value, JsaError> {

@@ -63,6 +63,27 @@ enum Then {
     },
 }
 
+/// A pipelined store and what its ack lets the session send.
+struct Store {
+    /// The store's token; `None` if it could not be sent.
+    token: Option<u64>,
+    /// `None` until the ack (or error) arrives.
+    ok: Option<bool>,
+    after: After,
+}
+
+enum After {
+    /// PUBACK for a QoS 1 PUBLISH stored on `$MQTT.msgs.`.
+    Stored(u16),
+    /// PUBREC for a QoS 2 PUBLISH staged in `$MQTT_qos2in`.
+    Staged(u16),
+    /// PUBCOMP for a released QoS 2 message (and its staged copy purged).
+    Released { pid: u16, staged: String },
+    /// PUBREL to a subscriber once the owed PUBREL is in `$MQTT_out` (and the delivery
+    /// acked to its consumer).
+    RelStored { pid: u16, delivered: Inflight },
+}
+
 /// A QoS 1/2 delivery waiting for the client's PUBACK or PUBREC.
 struct Inflight {
     qos: QoS,
@@ -91,6 +112,8 @@ pub(super) struct Outgoing {
     pubrel_done: FxHashSet<u16>,
     /// The internal subscription of the session's PUBREL consumer.
     pub pubrel_sid: Option<u64>,
+    /// Stores sent and not yet acknowledged, in order, with what follows each.
+    stores: std::collections::VecDeque<Store>,
     /// The internal subscription on a consumer's delivery subject → its subscription.
     pub js_subs: FxHashMap<u64, JsSub>,
     /// MQTT filter → (record key, internal sid) of its consumers.
@@ -175,15 +198,7 @@ impl Session {
             let mut h = format!("NATS/1.0\r\n{}:{subject}\r\n", store::HEADER_SUBJECT).into_bytes();
             h.extend_from_slice(headers.strip_prefix(b"NATS/1.0\r\n").unwrap_or(b"\r\n"));
             let staged = store::qos2_incoming_subject(js.client_id(), p.packet_id);
-            match js.jsa.store(&staged, &h, &p.payload).await {
-                Ok(_) => {}
-                // A resend before PUBREL: the first copy stays, PUBREC again.
-                Err(super::jsa::JsaError::Api { code, .. }) if code == 10077 || code == 10071 => {}
-                Err(e) => {
-                    tracing::debug!(client = %self.client_id, "MQTT: staging QoS 2 message: {e}");
-                }
-            }
-            self.send(&Packet::PubRec(PubResponse::new(p.packet_id)));
+            self.queue_store(&staged, &h, &p.payload, After::Staged(p.packet_id));
             return None;
         }
         self.publish_then_store(StoredPublish {
@@ -220,29 +235,107 @@ impl Session {
         if denied {
             tracing::debug!(client = %self.client_id, subject = %p.subject,
                 "MQTT: QoS {} PUBLISH refused by permissions", p.qos);
-        } else {
-            if !self.store_message(&p.subject, &p.headers, &p.payload).await {
-                // No acknowledgement: the client sends it again (DUP).
-                return;
-            }
-            if let Some(topic) = &p.retained_topic {
-                let flags = (p.qos << 1) | 1;
-                self.store_retained(&p.subject, topic, flags, &p.payload)
-                    .await;
-            }
-        }
-        match p.then {
-            Then::PubAck(pid) => {
-                self.send(&Packet::PubAck(PubResponse::new(pid)));
-            }
-            Then::PubComp { pid, staged } => {
-                if let Some(js) = self.js.as_mut() {
-                    let _ = js
-                        .jsa
-                        .purge_subject(store::QOS2_INCOMING_STREAM, &staged)
-                        .await;
+            match p.then {
+                Then::PubAck(pid) => {
+                    self.send(&Packet::PubAck(PubResponse::new(pid)));
                 }
-                self.send(&Packet::PubComp(PubResponse::new(pid)));
+                Then::PubComp { pid, staged } => {
+                    self.purge_staged(&staged);
+                    self.send(&Packet::PubComp(PubResponse::new(pid)));
+                }
+            }
+            return;
+        }
+        if let Some(topic) = &p.retained_topic {
+            let flags = (p.qos << 1) | 1;
+            self.store_retained(&p.subject, topic, flags, &p.payload)
+                .await;
+        }
+        let after = match p.then {
+            Then::PubAck(pid) => After::Stored(pid),
+            Then::PubComp { pid, staged } => After::Released { pid, staged },
+        };
+        let subject = store::message_subject(&p.subject);
+        self.queue_store(&subject, &p.headers, &p.payload, after);
+    }
+
+    /// Removes a released QoS 2 message from `$MQTT_qos2in` (its reply is not awaited).
+    fn purge_staged(&mut self, staged: &str) {
+        if let Some(js) = self.js.as_mut() {
+            js.jsa.fire(
+                &format!("$JS.API.STREAM.PURGE.{}", store::QOS2_INCOMING_STREAM),
+                &serde_json::json!({ "filter": staged }),
+            );
+        }
+    }
+
+    /// Sends a store and queues what follows its ack. Acknowledgements to the client go
+    /// out in the order the stores were queued (4.6: PUBACKs in PUBLISH order), each only
+    /// after its own store was acknowledged.
+    fn queue_store(&mut self, subject: &str, headers: &[u8], payload: &[u8], after: After) {
+        let token = self
+            .js
+            .as_mut()
+            .and_then(|js| js.jsa.send_store(subject, headers, payload));
+        self.outgoing.stores.push_back(Store {
+            token,
+            ok: if token.is_none() { Some(false) } else { None },
+            after,
+        });
+        self.drain_stores();
+    }
+
+    /// A pipelined store's ack (or error) arrived.
+    fn store_done(&mut self, token: u64, res: Result<u64, super::jsa::JsaError>) {
+        // A resent QoS 2 PUBLISH finds its first copy staged: that one stands.
+        let ok = match &res {
+            Ok(_) => true,
+            Err(super::jsa::JsaError::Api { code, .. }) => *code == 10077 || *code == 10071,
+            Err(_) => false,
+        };
+        if let Err(e) = &res
+            && !ok
+        {
+            tracing::warn!(client = %self.client_id, "MQTT: store failed: {e}");
+        }
+        if let Some(s) = self
+            .outgoing
+            .stores
+            .iter_mut()
+            .find(|s| s.token == Some(token))
+        {
+            s.ok = Some(ok);
+        }
+        self.drain_stores();
+    }
+
+    fn drain_stores(&mut self) {
+        while self.outgoing.stores.front().is_some_and(|s| s.ok.is_some()) {
+            let Some(s) = self.outgoing.stores.pop_front() else {
+                return;
+            };
+            let ok = s.ok == Some(true);
+            match s.after {
+                // Not stored: no PUBACK, so the client sends it again.
+                After::Stored(pid) if ok => {
+                    self.send(&Packet::PubAck(PubResponse::new(pid)));
+                }
+                After::Stored(_) => {}
+                // Not staged: no PUBREC, so the client sends it again.
+                After::Staged(pid) if ok => {
+                    self.send(&Packet::PubRec(PubResponse::new(pid)));
+                }
+                After::Staged(_) => {}
+                After::Released { pid, staged } if ok => {
+                    self.purge_staged(&staged);
+                    self.send(&Packet::PubComp(PubResponse::new(pid)));
+                }
+                After::Released { .. } => {}
+                After::RelStored { pid, delivered } => {
+                    self.js_ack(&delivered);
+                    self.outgoing.pubrel.insert(pid, None);
+                    self.send(&Packet::PubRel(PubResponse::new(pid)));
+                }
             }
         }
     }
@@ -323,6 +416,10 @@ impl Session {
 
     /// A message from a QoS 1/2 subscription's consumer.
     pub(super) fn js_deliver(&mut self, m: &InternalMsg) {
+        if let Some((token, res)) = self.js.as_mut().and_then(|js| js.jsa.take_store_reply(m)) {
+            self.store_done(token, res);
+            return;
+        }
         if self.outgoing.pubrel_sid == Some(m.sid) {
             self.pubrel_delivery(m);
             return;
@@ -511,15 +608,20 @@ impl Session {
                     tracing::debug!(client = %self.client_id, "MQTT: PUBREC for a QoS 1 message");
                 }
                 self.ensure_pubrel_consumer().await;
-                if let Some(js) = self.js.as_mut() {
-                    let subject = store::pubrel_subject(js.hash());
-                    let h = store::pubrel_headers(pid);
-                    if let Err(e) = js.jsa.store(&subject, h.as_bytes(), b"").await {
-                        tracing::warn!(client = %self.client_id, "MQTT: storing PUBREL: {e}");
-                    }
-                }
-                self.js_ack(&f);
-                self.outgoing.pubrel.insert(pid, None);
+                let subject = self
+                    .js
+                    .as_ref()
+                    .map(|js| store::pubrel_subject(js.hash()))
+                    .unwrap_or_default();
+                let h = store::pubrel_headers(pid);
+                // PUBREL follows once the owed PUBREL is stored.
+                self.queue_store(
+                    &subject,
+                    h.as_bytes(),
+                    b"",
+                    After::RelStored { pid, delivered: f },
+                );
+                return;
             }
             None if self.outgoing.pubrel.contains_key(&pid) => {}
             None if self.version == ProtocolVersion::V5 => {

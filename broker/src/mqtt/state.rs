@@ -231,18 +231,14 @@ impl Persist {
         }
     }
 
-    /// The connection ended: a clean session's consumers and record go.
+    /// The connection ended: a clean session's consumers go (its record was never
+    /// written: `save` keeps only persistent sessions, and CONNECT removed an older one).
     pub async fn end(&mut self) {
         if self.persistent {
             return;
         }
         let record = std::mem::take(&mut self.record);
         self.drop_consumers(&record).await;
-        let subject = self.subject();
-        let _ = self
-            .jsa
-            .purge_subject(store::SESSIONS_STREAM, &subject)
-            .await;
     }
 
     pub fn client_id(&self) -> &str {
