@@ -38,6 +38,9 @@ struct Args {
     size: usize,
     #[arg(long, default_value_t = 1)]
     qos: u8,
+    /// The subscription's QoS (default: `--qos`).
+    #[arg(long)]
+    sub_qos: Option<u8>,
     /// Unacknowledged QoS 1/2 messages the publisher keeps in flight.
     #[arg(long, default_value_t = 256)]
     window: u16,
@@ -147,7 +150,7 @@ async fn run(args: Args) -> Result<()> {
         filters: vec![SubscribeFilter {
             filter: mstr(&topic)?,
             options: SubscriptionOptions {
-                qos,
+                qos: QoS::from_u8(args.sub_qos.unwrap_or(args.qos)).context("sub-qos")?,
                 ..SubscriptionOptions::default()
             },
         }],
