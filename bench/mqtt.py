@@ -35,7 +35,7 @@ class Server:
         conf = Path(self.dir.name) / "s.conf"
         conf.write_text(
             f"server_name: bench\nport: {free_port()}\n"
-            f"jetstream {{ store_dir: {json.dumps(self.dir.name + '/js')} {extra_js} }}\n"
+            f"jetstream {{\n  store_dir: {json.dumps(self.dir.name + '/js')}\n  {extra_js}\n}}\n"
             f"mqtt {{ host: 127.0.0.1, port: {self.mqtt} }}\n")
         self.p = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL)

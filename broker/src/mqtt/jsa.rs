@@ -156,14 +156,6 @@ impl Jsa {
         Some(self.next)
     }
 
-    /// Sends a JetStream API request whose reply nobody waits for.
-    pub fn fire(&mut self, subject: &str, body: &Value) {
-        self.next += 1;
-        let reply = format!("{}{}", self.reply_prefix, self.next);
-        let payload = serde_json::to_vec(body).unwrap_or_default();
-        self.client.publish(subject, Some(&reply), &[], &payload);
-    }
-
     fn token(&self, subject: &[u8]) -> Option<u64> {
         let n = std::str::from_utf8(subject.strip_prefix(self.reply_prefix.as_bytes())?)
             .ok()?

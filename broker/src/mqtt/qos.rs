@@ -77,8 +77,10 @@ enum After {
     Stored(u16),
     /// PUBREC for a QoS 2 PUBLISH staged in `$MQTT_qos2in`.
     Staged(u16),
-    /// PUBCOMP for a released QoS 2 message (and its staged copy purged).
+    /// A released QoS 2 message is stored: its staged copy is purged next.
     Released { pid: u16, staged: String },
+    /// PUBCOMP once the staged copy is purged.
+    Purged(u16),
     /// PUBREL to a subscriber once the owed PUBREL is in `$MQTT_out` (and the delivery
     /// acked to its consumer).
     RelStored { pid: u16, delivered: Inflight },
@@ -240,8 +242,9 @@ impl Session {
                     self.send(&Packet::PubAck(PubResponse::new(pid)));
                 }
                 Then::PubComp { pid, staged } => {
-                    self.purge_staged(&staged);
-                    self.send(&Packet::PubComp(PubResponse::new(pid)));
+                    let body = serde_json::json!({ "filter": staged }).to_string();
+                    let purge = format!("$JS.API.STREAM.PURGE.{}", store::QOS2_INCOMING_STREAM);
+                    self.queue_store(&purge, &[], body.as_bytes(), After::Purged(pid));
                 }
             }
             return;
@@ -259,20 +262,15 @@ impl Session {
         self.queue_store(&subject, &p.headers, &p.payload, after);
     }
 
-    /// Removes a released QoS 2 message from `$MQTT_qos2in` (its reply is not awaited).
-    fn purge_staged(&mut self, staged: &str) {
-        if let Some(js) = self.js.as_mut() {
-            js.jsa.fire(
-                &format!("$JS.API.STREAM.PURGE.{}", store::QOS2_INCOMING_STREAM),
-                &serde_json::json!({ "filter": staged }),
-            );
-        }
-    }
-
     /// Sends a store and queues what follows its ack. Acknowledgements to the client go
     /// out in the order the stores were queued (4.6: PUBACKs in PUBLISH order), each only
     /// after its own store was acknowledged.
     fn queue_store(&mut self, subject: &str, headers: &[u8], payload: &[u8], after: After) {
+        self.push_store(subject, headers, payload, after);
+        self.drain_stores();
+    }
+
+    fn push_store(&mut self, subject: &str, headers: &[u8], payload: &[u8], after: After) {
         let token = self
             .js
             .as_mut()
@@ -282,7 +280,6 @@ impl Session {
             ok: if token.is_none() { Some(false) } else { None },
             after,
         });
-        self.drain_stores();
     }
 
     /// A pipelined store's ack (or error) arrived.
@@ -326,11 +323,21 @@ impl Session {
                     self.send(&Packet::PubRec(PubResponse::new(pid)));
                 }
                 After::Staged(_) => {}
+                // PUBCOMP only once the staged copy is gone: the client may reuse the
+                // packet identifier right after it, and a new QoS 2 PUBLISH must not find
+                // the old copy in its place.
                 After::Released { pid, staged } if ok => {
-                    self.purge_staged(&staged);
-                    self.send(&Packet::PubComp(PubResponse::new(pid)));
+                    let body = serde_json::json!({ "filter": staged }).to_string();
+                    let purge = format!("$JS.API.STREAM.PURGE.{}", store::QOS2_INCOMING_STREAM);
+                    self.push_store(&purge, &[], body.as_bytes(), After::Purged(pid));
                 }
                 After::Released { .. } => {}
+                After::Purged(pid) => {
+                    if !ok {
+                        tracing::warn!(client = %self.client_id, "MQTT: staged QoS 2 message {pid} not purged");
+                    }
+                    self.send(&Packet::PubComp(PubResponse::new(pid)));
+                }
                 After::RelStored { pid, delivered } => {
                     self.js_ack(&delivered);
                     self.outgoing.pubrel.insert(pid, None);
