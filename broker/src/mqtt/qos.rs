@@ -114,6 +114,8 @@ pub(super) struct Outgoing {
     pubrel_done: FxHashSet<u16>,
     /// The internal subscription of the session's PUBREL consumer.
     pub pubrel_sid: Option<u64>,
+    /// QoS 2 messages staged by this connection, waiting for PUBREL.
+    qos2_in: FxHashMap<u16, StoredPublish>,
     /// Stores sent and not yet acknowledged, in order, with what follows each.
     stores: std::collections::VecDeque<Store>,
     /// The internal subscription on a consumer's delivery subject → its subscription.
@@ -201,6 +203,23 @@ impl Session {
             h.extend_from_slice(headers.strip_prefix(b"NATS/1.0\r\n").unwrap_or(b"\r\n"));
             let staged = store::qos2_incoming_subject(js.client_id(), p.packet_id);
             self.queue_store(&staged, &h, &p.payload, After::Staged(p.packet_id));
+            // Kept here too, so that PUBREL on this connection need not read it back; the
+            // first copy stands, as in the stream (a resend does not replace it).
+            self.outgoing
+                .qos2_in
+                .entry(p.packet_id)
+                .or_insert_with(|| StoredPublish {
+                    retained_topic: p.retain.then(|| p.topic.as_str().to_owned()),
+                    subject,
+                    reply,
+                    headers,
+                    payload: p.payload.clone(),
+                    qos: 2,
+                    then: Then::PubComp {
+                        pid: p.packet_id,
+                        staged,
+                    },
+                });
             return None;
         }
         self.publish_then_store(StoredPublish {
@@ -375,6 +394,9 @@ impl Session {
             self.protocol_error(ReasonCode::ProtocolError);
             return Some(End::Dropped("PUBREL without a QoS 2 message"));
         };
+        if let Some(held) = self.outgoing.qos2_in.remove(&pid) {
+            return self.publish_then_store(held).await;
+        }
         let staged = store::qos2_incoming_subject(js.client_id(), pid);
         let msg = match js.jsa.last_msg(store::QOS2_INCOMING_STREAM, &staged).await {
             Ok(m) => m,
