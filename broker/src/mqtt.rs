@@ -25,6 +25,12 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, DuplexStream};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
+mod jsa;
+mod qos;
+mod retained;
+mod state;
+mod v5;
+
 use crate::server::Server;
 use crate::server::internal::{Frame, decode as decode_frame};
 use crate::server::outbound::Outbound;
@@ -89,37 +95,64 @@ pub async fn start(
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!("Listening for MQTT clients on mqtt://{addr}");
     let server = server.clone();
-    let ids = Arc::new(ClientIds::default());
+    let ids = Arc::new(ClientIds {
+        opts: o.mqtt.clone(),
+        jetstream: o.jetstream.enabled,
+        ..ClientIds::default()
+    });
     server.set_mqtt_sessions(ids.clone());
     tokio::spawn(async move { accept_loop(server, listener, ids).await });
     Ok(Some(addr))
 }
 
-/// The connected client IDs: a new connection with an ID in use takes it over (the
-/// older connection is closed, 3.1.4-3), as nats-server does.
+/// The connected client IDs, one namespace per account: a new connection with an ID in
+/// use takes it over (the older connection is closed, 3.1.4-3), as nats-server does.
 #[derive(Default)]
 struct ClientIds {
     next: std::sync::atomic::AtomicU64,
-    by_id: parking_lot::Mutex<FxHashMap<String, (u64, Arc<tokio::sync::Notify>)>>,
+    #[allow(clippy::type_complexity)]
+    by_id: parking_lot::Mutex<
+        FxHashMap<String, (u64, Arc<tokio::sync::Notify>, Arc<tokio::sync::Mutex<()>>)>,
+    >,
+    /// The accounts whose MQTT streams exist (created on first use).
+    streams_ready: parking_lot::Mutex<rustc_hash::FxHashSet<String>>,
+    /// `mqtt {}` as configured at start.
+    opts: natrix_config::options::MqttOpts,
+    /// Whether JetStream is on: QoS 1/2, retained messages and sessions need it.
+    jetstream: bool,
+    /// Per client ID, the holder number of the session that ended last (5.0 session
+    /// expiry removes the session only if nobody resumed it since).
+    ended: parking_lot::Mutex<FxHashMap<String, u64>>,
 }
 
 impl ClientIds {
-    /// Registers `id`, telling its previous holder to close; returns this holder's number
-    /// and the signal it is told by.
-    fn take(&self, id: &str) -> (u64, Arc<tokio::sync::Notify>) {
+    /// Registers `id`, telling its previous holder to close; returns this holder's number,
+    /// the signal it is told by, and the lock a session holds while it runs, so that a
+    /// new holder starts on the session state only after the old one has let go of it.
+    fn take(&self, id: &str) -> (u64, Arc<tokio::sync::Notify>, Arc<tokio::sync::Mutex<()>>) {
         let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let notify = Arc::new(tokio::sync::Notify::new());
-        if let Some((_, old)) = self.by_id.lock().insert(id.to_owned(), (n, notify.clone())) {
+        let mut by_id = self.by_id.lock();
+        let lock = by_id.get(id).map_or_else(
+            || Arc::new(tokio::sync::Mutex::new(())),
+            |(_, _, l)| l.clone(),
+        );
+        if let Some((_, old, _)) = by_id.insert(id.to_owned(), (n, notify.clone(), lock.clone())) {
             old.notify_one();
         }
-        (n, notify)
+        (n, notify, lock)
     }
 
     fn release(&self, id: &str, n: u64) {
         let mut by_id = self.by_id.lock();
-        if by_id.get(id).is_some_and(|(held, _)| *held == n) {
+        if by_id.get(id).is_some_and(|(held, _, _)| *held == n) {
             by_id.remove(id);
         }
+    }
+
+    /// Whether holder `n` was the last to end a session of `id`.
+    fn ended_last(&self, id: &str, n: u64) -> bool {
+        self.ended.lock().get(id).is_some_and(|last| *last == n)
     }
 }
 
@@ -150,17 +183,25 @@ async fn accept_loop(server: Arc<Server>, listener: TcpListener, ids: Arc<Client
 enum Pending {
     /// The login: a `PONG` means the CONNECT was accepted.
     Connect,
-    /// A SUBSCRIBE: per filter, its reason so far and the subjects it subscribed.
+    /// A SUBSCRIBE: per filter, its reason so far and the subjects it subscribed; then
+    /// the retained messages its filters match, sent after the SUBACK.
     SubAck {
-        packet_id: u16,
+        packet_id: Option<u16>,
         filters: Vec<(ReasonCode, Vec<(u64, String)>)>,
+        retained: Vec<(natrix_mqtt::store::RetainedMessage, QoS)>,
     },
+    /// A QoS 1/2 PUBLISH (or a released QoS 2 one): stored and acknowledged on `PONG`.
+    Publish(Box<qos::StoredPublish>),
 }
 
 /// One NATS subscription behind an MQTT filter.
 struct SubInfo {
     /// The filter starts with a wildcard: no `$` topics (4.7.2-1).
     reserved: bool,
+    /// The QoS granted to the filter: above 0, messages MQTT clients published at QoS 1/2
+    /// come through the filter's JetStream consumer instead.
+    qos: u8,
+    opts: v5::SubOptions,
 }
 
 struct Session {
@@ -189,6 +230,12 @@ struct Session {
     peer: SocketAddr,
     /// `write_deadline`: a client that takes longer to read a batch is a slow consumer.
     write_deadline: Duration,
+    /// QoS 1/2, retained messages and the session record, when JetStream is on.
+    js: Option<state::Persist>,
+    /// QoS 1/2 deliveries not yet acknowledged, and next packet identifier.
+    outgoing: qos::Outgoing,
+    /// 5.0 state (topic aliases, the client's limits, No Local).
+    v5: v5::V5,
 }
 
 /// Why the session ends.
@@ -281,11 +328,14 @@ async fn serve_on(
     // The writer task moves the core client's batches into the channel, as it writes a
     // socket's.
     let writer = tokio::spawn(outbound.clone().run_writer(opts.write_deadline));
+    let (cid_tx, cid_rx) = tokio::sync::oneshot::channel();
     let mut core = tokio::spawn({
         let (server, outbound, client_id) = (server.clone(), outbound.clone(), client_id.clone());
         async move {
             server
-                .serve_mqtt_client(core_rd, outbound.clone(), peer, client_id)
+                .serve_mqtt_client(core_rd, outbound.clone(), peer, client_id, move |cid| {
+                    let _ = cid_tx.send(cid);
+                })
                 .await;
             outbound.close(crate::server::outbound::CloseReason::ClientClosed);
             let _ = writer.await;
@@ -312,6 +362,9 @@ async fn serve_on(
         client_id,
         peer,
         write_deadline: opts.write_deadline,
+        js: None,
+        outgoing: qos::Outgoing::default(),
+        v5: v5::V5::new(&connect.properties),
     };
     let mut login = serde_json::json!({
         "verbose": false,
@@ -339,24 +392,104 @@ async fn serve_on(
         let _ = core.await;
         return;
     }
+    // One session per client ID and account: the previous holder is told to close and
+    // this one waits until it has (its state is this session's to load).
+    let account = match cid_rx.await {
+        Ok(cid) => server
+            .client_account(cid)
+            .unwrap_or_else(|| "$G".to_owned()),
+        Err(_) => return,
+    };
+    let (held, taken_over, id_lock) = ids.take(&format!("{account}\u{0}{}", s.client_id));
+    let Ok(_session_guard) = tokio::time::timeout(CONNECT_TIMEOUT, id_lock.lock_owned()).await
+    else {
+        tracing::debug!(peer = %s.peer, client = %s.client_id, "MQTT: previous session did not end");
+        return;
+    };
+    let mut session_present = false;
+    let session_expiry = (version == ProtocolVersion::V5)
+        .then_some(connect.properties.session_expiry_interval)
+        .flatten()
+        .filter(|e| *e > 0 && ids.jetstream);
+    if ids.jetstream {
+        let persistent = if version == ProtocolVersion::V5 {
+            connect
+                .properties
+                .session_expiry_interval
+                .is_some_and(|e| e > 0)
+        } else {
+            !connect.clean_start
+        };
+        match state::Persist::open(&server, &ids, &account, &s.client_id, &ids.opts).await {
+            Ok(mut p) => {
+                match p.load(connect.clean_start || assigned, persistent).await {
+                    Ok(present) => session_present = present,
+                    Err(e) => {
+                        tracing::warn!(client = %s.client_id, "MQTT: unable to load session: {e}");
+                        let _ = s
+                            .sock
+                            .write_all(&refuse(ReasonCode::ServerUnavailable))
+                            .await;
+                        return;
+                    }
+                }
+                s.js = Some(p);
+            }
+            Err(e) => {
+                tracing::warn!(client = %s.client_id, "MQTT: unable to reach JetStream: {e}");
+                let _ = s
+                    .sock
+                    .write_all(&refuse(ReasonCode::ServerUnavailable))
+                    .await;
+                return;
+            }
+        }
+    }
     let mut props = Properties::default();
     if version == ProtocolVersion::V5 {
-        props.maximum_qos = Some(0);
+        if s.js.is_none() {
+            props.maximum_qos = Some(0);
+            props.retain_available = Some(0);
+        }
         props.maximum_packet_size = Some(max_packet);
-        props.retain_available = Some(0);
+        props.topic_alias_maximum = Some(v5::TOPIC_ALIAS_MAXIMUM);
         if assigned {
             props.assigned_client_identifier =
                 MqttString::try_from_bytes(Bytes::from(s.client_id.clone())).ok();
         }
     }
     s.send(&Packet::ConnAck(ConnAck {
-        session_present: false,
+        session_present,
         reason: ReasonCode::Success,
         properties: props,
     }));
-    let (held, taken_over) = ids.take(&s.client_id);
+    // A resumed session's subscriptions, as the client made them.
+    if let Some(filters) = s.js.as_ref().map(state::Persist::stored_filters)
+        && !filters.is_empty()
+        && s.subscribe_filters(
+            None,
+            filters
+                .into_iter()
+                .map(|(filter, qos)| Want {
+                    filter,
+                    qos,
+                    retain_handling: 2,
+                    opts: v5::SubOptions::default(),
+                })
+                .collect(),
+        )
+        .await
+        .is_none()
+    {
+        return;
+    }
+    if s.js.as_ref().is_some_and(state::Persist::has_pubrel) {
+        s.ensure_pubrel_consumer().await;
+    }
     let end = s.run(&mut core, &taken_over).await;
-    ids.release(&s.client_id, held);
+    let key = format!("{account}\u{0}{}", s.client_id);
+    ids.release(&key, held);
+    ids.ended.lock().insert(key.clone(), held);
     tracing::debug!(peer = %s.peer, client = %s.client_id, "MQTT connection closed");
     if !matches!(end, End::Clean) {
         if let End::Dropped(why) = end {
@@ -365,6 +498,38 @@ async fn serve_on(
         s.publish_will().await;
     }
     let _ = s.flush().await;
+    if let Some(p) = s.js.as_mut() {
+        p.end().await;
+    }
+    // 5.0 Session Expiry Interval (3.1.2.11.2): a kept session that is not resumed in
+    // time is removed, as a clean one is at once. u32::MAX never expires.
+    if let Some(expiry) = session_expiry
+        && expiry != u32::MAX
+    {
+        let (server, ids, account, client_id) = (
+            server.clone(),
+            ids.clone(),
+            account.clone(),
+            s.client_id.clone(),
+        );
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(u64::from(expiry))).await;
+            if !ids.ended_last(&key, held) || ids.by_id.lock().contains_key(&key) {
+                return;
+            }
+            let opts = ids.opts.clone();
+            match state::Persist::open(&server, &ids, &account, &client_id, &opts).await {
+                Ok(mut p) => {
+                    if let Err(e) = p.load(true, false).await {
+                        tracing::warn!(client = %client_id, "MQTT: expiring session: {e}");
+                    } else {
+                        tracing::debug!(client = %client_id, "MQTT: session expired");
+                    }
+                }
+                Err(e) => tracing::warn!(client = %client_id, "MQTT: expiring session: {e}"),
+            }
+        });
+    }
     let _ = s.core_in.shutdown().await;
     drop(s);
     let _ = core.await;
@@ -409,13 +574,26 @@ impl Session {
         self.obuf = rest;
     }
 
-    fn send(&mut self, p: &Packet) {
+    /// Queues a packet for the socket; `false` if it was not sent: it cannot be encoded,
+    /// or it is larger than the client's Maximum Packet Size (5.0: discarded as if sent,
+    /// 3.1.2-25).
+    fn send(&mut self, p: &Packet) -> bool {
         let mut out = BytesMut::new();
         if let Err(e) = p.encode(self.version, &mut out) {
             tracing::debug!(peer = %self.peer, "MQTT: cannot encode {:?}: {e}", p.packet_type());
-            return;
+            return false;
+        }
+        if self
+            .v5
+            .maximum_packet_size
+            .is_some_and(|max| out.len() > max as usize)
+        {
+            tracing::debug!(peer = %self.peer, "MQTT: {:?} over the client's Maximum Packet Size dropped",
+                p.packet_type());
+            return false;
         }
         self.pending_out.extend_from_slice(&out);
+        true
     }
 
     async fn flush(&mut self) -> std::io::Result<()> {
@@ -493,6 +671,10 @@ impl Session {
                     }
                     None => return End::Dropped("closed by the server"),
                 },
+                m = next_js(&mut self.js) => match m {
+                    Some(m) => self.js_deliver(&m),
+                    None => return End::Dropped("closed by the server"),
+                },
                 () = keep_alive => return End::Dropped("keep-alive timeout"),
                 () = taken_over.notified() => {
                     self.protocol_error(ReasonCode::SessionTakenOver);
@@ -507,7 +689,9 @@ impl Session {
     /// Handles one packet from the client; `Some` ends the session.
     async fn packet(&mut self, p: Packet) -> Option<End> {
         match p {
-            Packet::PingReq => self.send(&Packet::PingResp),
+            Packet::PingReq => {
+                self.send(&Packet::PingResp);
+            }
             Packet::Disconnect(d) => {
                 return Some(if d.reason == ReasonCode::DisconnectWithWillMessage {
                     End::WithWill
@@ -521,21 +705,48 @@ impl Session {
                 return Some(End::Dropped("received a second CONNECT packet"));
             }
             Packet::Publish(p) => return self.publish(p).await,
-            Packet::Subscribe(sub) => self.subscribe(sub).await?,
+            Packet::Subscribe(sub) => {
+                let id = sub
+                    .properties
+                    .subscription_identifiers
+                    .first()
+                    .copied()
+                    .unwrap_or(0);
+                let filters = sub
+                    .filters
+                    .iter()
+                    .map(|f| Want {
+                        filter: f.filter.as_str().to_owned(),
+                        qos: f.options.qos.as_u8(),
+                        retain_handling: f.options.retain_handling as u8,
+                        opts: v5::SubOptions {
+                            no_local: f.options.no_local,
+                            retain_as_published: f.options.retain_as_published,
+                            id,
+                        },
+                    })
+                    .collect();
+                self.subscribe_filters(Some(sub.packet_id), filters).await?;
+            }
             Packet::Unsubscribe(u) => {
                 let mut reasons = Vec::with_capacity(u.filters.len());
                 let mut line = Vec::new();
                 for f in &u.filters {
                     match self.filters.remove(f.as_str()) {
                         Some(sids) => {
+                            self.drop_no_local(&sids);
                             for sid in sids {
                                 self.subs.remove(&sid);
                                 line.extend_from_slice(format!("UNSUB {sid}\r\n").as_bytes());
                             }
+                            self.forget_filter(f.as_str()).await;
                             reasons.push(ReasonCode::Success);
                         }
                         None => reasons.push(ReasonCode::NoSubscriptionExisted),
                     }
+                }
+                if let Some(js) = self.js.as_mut() {
+                    js.save().await;
                 }
                 if self.core_in.write_all(&line).await.is_err() {
                     return Some(End::Dropped("closed by the server"));
@@ -546,11 +757,17 @@ impl Session {
                     properties: Properties::default(),
                 }));
             }
-            // QoS 0 only: nothing is in flight, so acknowledgements have nothing to match.
-            Packet::PubAck(_) | Packet::PubRec(_) | Packet::PubRel(_) | Packet::PubComp(_) => {
+            // Without JetStream nothing is in flight: acknowledgements have nothing to match.
+            Packet::PubAck(_) | Packet::PubRec(_) | Packet::PubRel(_) | Packet::PubComp(_)
+                if self.js.is_none() =>
+            {
                 self.protocol_error(ReasonCode::ProtocolError);
                 return Some(End::Dropped("acknowledgement without a QoS 1/2 message"));
             }
+            Packet::PubAck(r) => self.puback(r.packet_id),
+            Packet::PubRec(r) => self.pubrec(r.packet_id).await,
+            Packet::PubRel(r) => return self.pubrel(r.packet_id).await,
+            Packet::PubComp(r) => self.pubcomp(r.packet_id),
             Packet::Auth(_) => {
                 self.protocol_error(ReasonCode::BadAuthenticationMethod);
                 return Some(End::Dropped("AUTH without an authentication method"));
@@ -573,56 +790,132 @@ impl Session {
         }
     }
 
-    async fn publish(&mut self, p: Publish) -> Option<End> {
-        if p.qos != QoS::AtMostOnce {
-            // Refused rather than acknowledged without storing it (see docs/mqtt.md).
-            self.protocol_error(ReasonCode::QoSNotSupported);
-            return Some(End::Dropped("QoS 1 and 2 are not supported yet"));
+    async fn publish(&mut self, mut p: Publish) -> Option<End> {
+        if self.version == ProtocolVersion::V5
+            && let Err(reason) = self.v5.resolve_alias(&mut p)
+        {
+            self.protocol_error(reason);
+            return Some(End::Dropped("invalid topic alias"));
         }
-        if p.retain && self.version == ProtocolVersion::V5 {
-            self.protocol_error(ReasonCode::RetainNotSupported);
-            return Some(End::Dropped("retained messages are not supported yet"));
+        if self.js.is_none() {
+            if p.qos != QoS::AtMostOnce {
+                // Refused rather than acknowledged without storing it (see docs/mqtt.md).
+                self.protocol_error(ReasonCode::QoSNotSupported);
+                return Some(End::Dropped("QoS 1 and 2 need JetStream"));
+            }
+            if p.retain && self.version == ProtocolVersion::V5 {
+                self.protocol_error(ReasonCode::RetainNotSupported);
+                return Some(End::Dropped("retained messages need JetStream"));
+            }
         }
         let Ok(subject) = topic::topic_to_subject(p.topic.as_str()) else {
             self.protocol_error(ReasonCode::TopicNameInvalid);
             return Some(End::Dropped("invalid topic name"));
         };
-        let headers = headers_of(&p.properties.user_properties);
-        let mut out = Vec::with_capacity(subject.len() + headers.len() + p.payload.len() + 32);
-        if headers.is_empty() {
-            out.extend_from_slice(format!("PUB {subject} {}\r\n", p.payload.len()).as_bytes());
-        } else {
-            let total = headers.len() + p.payload.len();
-            out.extend_from_slice(
-                format!("HPUB {subject} {} {total}\r\n", headers.len()).as_bytes(),
-            );
-            out.extend_from_slice(&headers);
+        let subject = subject.into_owned();
+        // 5.0 request/response: the Response Topic is the NATS reply subject.
+        let reply = p
+            .properties
+            .response_topic
+            .as_ref()
+            .and_then(|t| topic::topic_to_subject(t.as_str()).ok())
+            .map(std::borrow::Cow::into_owned);
+        let origin = (self.v5.no_local_subs > 0).then(|| self.v5.origin.clone());
+        let retain = p.retain && self.js.is_some();
+        let user = headers_of(&p.properties.user_properties);
+        let stored_reply = reply.as_deref().filter(|_| p.qos != QoS::AtMostOnce);
+        let headers = v5::publish_headers(
+            p.qos.as_u8(),
+            retain,
+            &p.properties,
+            stored_reply,
+            origin.as_deref(),
+            &user,
+        );
+        if p.qos != QoS::AtMostOnce {
+            return self.publish_stored(p, subject, headers, reply).await;
         }
-        out.extend_from_slice(&p.payload);
-        out.extend_from_slice(b"\r\n");
-        if self.core_in.write_all(&out).await.is_err() {
+        if !self
+            .core_publish(&subject, reply.as_deref(), &headers, &p.payload)
+            .await
+        {
             return Some(End::Dropped("closed by the server"));
+        }
+        if retain {
+            self.store_retained(&subject, p.topic.as_str(), 1, &p.payload)
+                .await;
         }
         None
     }
 
     /// Sends the SUBs and a PING; the SUBACK goes out when the PONG comes back, with the
     /// filters the permissions refused (their `-ERR`s arrive before the PONG) failed.
-    async fn subscribe(&mut self, sub: natrix_mqtt::Subscribe) -> Option<()> {
-        let mut filters = Vec::with_capacity(sub.filters.len());
+    /// QoS 1/2 filters get their JetStream consumers first. `packet_id` is `None` for a
+    /// resumed session's subscriptions (no SUBACK, no retained messages).
+    async fn subscribe_filters(
+        &mut self,
+        packet_id: Option<u16>,
+        requested: Vec<Want>,
+    ) -> Option<()> {
+        let mut filters = Vec::with_capacity(requested.len());
         let mut line = Vec::new();
-        for f in &sub.filters {
-            let parsed = match topic::Subscription::parse(f.filter.as_str()) {
+        let mut retained = Vec::new();
+        for w in &requested {
+            let filter = &w.filter;
+            let granted = match &self.js {
+                None => 0,
+                Some(js) if w.qos == 2 && js.downgrade_qos2_sub => 1,
+                Some(_) => w.qos.min(2),
+            };
+            let existed = self.filters.contains_key(filter.as_str());
+            let parsed = match topic::Subscription::parse(filter) {
                 Ok(s) => s,
                 Err(e) => {
                     filters.push((e.reason_code(), Vec::new()));
                     continue;
                 }
             };
-            if self.filters.contains_key(f.filter.as_str()) {
-                // Already subscribed: the subscription stays, the SUBACK grants it again.
-                filters.push((ReasonCode::GRANTED_QOS0, Vec::new()));
-                continue;
+            if let Some(sids) = self.filters.get(filter.as_str()) {
+                let held = sids
+                    .first()
+                    .and_then(|sid| self.subs.get(sid))
+                    .map(|i| i.qos);
+                if held == Some(granted) {
+                    if let Some(i) = self
+                        .filters
+                        .get(filter.as_str())
+                        .and_then(|s| s.first())
+                        .and_then(|sid| self.subs.get_mut(sid))
+                    {
+                        i.opts = w.opts;
+                    }
+                    // 3.8.4-3: the retained messages are sent again (Retain Handling 0).
+                    if packet_id.is_some() && w.retain_handling == 0 {
+                        let mut subjects = vec![parsed.subject.to_string()];
+                        subjects.extend(parsed.parent().map(str::to_owned));
+                        for r in self.retained_for(&subjects, parsed.reserved()).await {
+                            let q = QoS::from_u8(((r.flags >> 1) & 3).min(granted))
+                                .unwrap_or(QoS::AtMostOnce);
+                            retained.push((r, q));
+                        }
+                    }
+                    // Already subscribed at this QoS: the subscription (and its consumer,
+                    // with what it holds for the client) stays; the SUBACK grants it again.
+                    filters.push((granted_reason(granted), Vec::new()));
+                    continue;
+                }
+                // Another QoS: the new subscription replaces the old one (3.8.4-3).
+                let sids = self.filters.remove(filter.as_str()).unwrap_or_default();
+                self.drop_no_local(&sids);
+                let mut unsub = Vec::new();
+                for sid in sids {
+                    self.subs.remove(&sid);
+                    unsub.extend_from_slice(format!("UNSUB {sid}\r\n").as_bytes());
+                }
+                self.forget_filter(filter).await;
+                if self.core_in.write_all(&unsub).await.is_err() {
+                    return None;
+                }
             }
             let mut subjects = vec![parsed.subject.to_string()];
             if let Some(parent) = parsed.parent() {
@@ -638,23 +931,135 @@ impl Session {
                     sid,
                     SubInfo {
                         reserved: parsed.reserved(),
+                        qos: granted,
+                        opts: w.opts,
                     },
                 );
                 sids.push((sid, subject));
             }
-            self.filters.insert(
-                f.filter.as_str().to_owned(),
-                sids.iter().map(|(sid, _)| *sid).collect(),
-            );
-            // QoS 1 and 2 are granted as 0 for now.
-            filters.push((ReasonCode::GRANTED_QOS0, sids));
+            let mut reason = granted_reason(granted);
+            if granted > 0
+                && let Err(e) = self
+                    .add_consumers(filter, &sids, granted, parsed.reserved(), w.opts)
+                    .await
+            {
+                tracing::warn!(client = %self.client_id, "MQTT: consumer for {filter:?}: {e}");
+                reason = ReasonCode::UnspecifiedError;
+            }
+            if w.opts.no_local {
+                self.v5.no_local_subs += 1;
+            }
+            // Retain Handling (3.8.3.1): 0 sends them, 1 only for a new subscription, 2
+            // never.
+            let send_retained = match w.retain_handling {
+                0 => true,
+                1 => !existed,
+                _ => false,
+            };
+            if packet_id.is_some() && send_retained && reason != ReasonCode::UnspecifiedError {
+                let subjects: Vec<String> = sids.iter().map(|(_, s)| s.clone()).collect();
+                let qos = QoS::from_u8(granted).unwrap_or(QoS::AtMostOnce);
+                for r in self.retained_for(&subjects, parsed.reserved()).await {
+                    let q = QoS::from_u8(((r.flags >> 1) & 3).min(granted)).unwrap_or(qos);
+                    retained.push((r, q));
+                }
+            }
+            if let Some(js) = self.js.as_mut() {
+                js.record.subs.insert(parsed.subject.to_string(), granted);
+            }
+            self.filters
+                .insert(filter.clone(), sids.iter().map(|(sid, _)| *sid).collect());
+            filters.push((reason, sids));
+        }
+        if let Some(js) = self.js.as_mut()
+            && packet_id.is_some()
+        {
+            js.save().await;
         }
         line.extend_from_slice(b"PING\r\n");
         self.pending.push_back(Pending::SubAck {
-            packet_id: sub.packet_id,
+            packet_id,
             filters,
+            retained,
         });
         self.core_in.write_all(&line).await.ok()
+    }
+
+    /// A filter with No Local goes: one fewer reason to mark this session's publishes.
+    fn drop_no_local(&mut self, sids: &[u64]) {
+        if sids
+            .first()
+            .and_then(|sid| self.subs.get(sid))
+            .is_some_and(|i| i.opts.no_local)
+        {
+            self.v5.no_local_subs = self.v5.no_local_subs.saturating_sub(1);
+        }
+    }
+
+    /// The consumers of a QoS 1/2 filter, one per subject (the parent level of `#` too),
+    /// each delivering to an internal subscription of this session.
+    async fn add_consumers(
+        &mut self,
+        filter: &str,
+        sids: &[(u64, String)],
+        qos: u8,
+        reserved: bool,
+        opts: v5::SubOptions,
+    ) -> Result<(), jsa::JsaError> {
+        let Some(js) = self.js.as_mut() else {
+            return Ok(());
+        };
+        let mut made = Vec::new();
+        for (i, (_, subject)) in sids.iter().enumerate() {
+            let key = if i == 0 {
+                subject.clone()
+            } else {
+                format!("{subject}{}", natrix_mqtt::store::PARENT_LEVEL_SID_SUFFIX)
+            };
+            let deliver = js.record.cons.get(&key).map(|c| c.deliver_subject.clone());
+            // Subscribed before the consumer exists, so nothing it delivers is lost.
+            let pre = match deliver {
+                Some(d) => Some((d.clone(), js.jsa.client().subscribe(&d, None)?)),
+                None => None,
+            };
+            let c = js.consumer(&key, subject).await?;
+            let isid = match pre {
+                Some((d, sid)) if d == c.deliver_subject => sid,
+                other => {
+                    if let Some((_, sid)) = other {
+                        js.jsa.client().unsubscribe(sid);
+                    }
+                    js.jsa.client().subscribe(&c.deliver_subject, None)?
+                }
+            };
+            self.outgoing.js_subs.insert(
+                isid,
+                qos::JsSub {
+                    qos,
+                    reserved,
+                    opts,
+                },
+            );
+            made.push((key, isid));
+        }
+        self.outgoing.consumers.insert(filter.to_owned(), made);
+        Ok(())
+    }
+
+    /// An unsubscribed filter's consumers and record entry go.
+    async fn forget_filter(&mut self, filter: &str) {
+        let made = self.outgoing.consumers.remove(filter).unwrap_or_default();
+        let Some(js) = self.js.as_mut() else {
+            return;
+        };
+        for (key, isid) in made {
+            js.jsa.client().unsubscribe(isid);
+            self.outgoing.js_subs.remove(&isid);
+            js.remove_consumer(&key).await;
+        }
+        if let Ok(parsed) = topic::Subscription::parse(filter) {
+            js.record.subs.remove(parsed.subject.as_ref());
+        }
     }
 
     /// Turns the core client's output into MQTT; `Err` ends the session.
@@ -678,10 +1083,18 @@ impl Session {
         let Some(info) = self.subs.get(&m.sid) else {
             return;
         };
+        let (reserved, qos, opts) = (info.reserved, info.qos, info.opts);
         let Ok(subject) = std::str::from_utf8(&m.subject) else {
             return;
         };
-        if topic::must_ignore_for_reserved(info.reserved, subject) {
+        if topic::must_ignore_for_reserved(reserved, subject) {
+            return;
+        }
+        // A QoS 1/2 message from an MQTT client reaches a QoS 1/2 subscription through
+        // its consumer, not here.
+        if qos > 0
+            && natrix_mqtt::store::PublishHeader::decode(&m.headers).is_some_and(|h| h.qos > 0)
+        {
             return;
         }
         let Ok(t) =
@@ -690,13 +1103,22 @@ impl Session {
             return;
         };
         let mut properties = Properties::default();
-        if self.version == ProtocolVersion::V5 && !m.headers.is_empty() {
-            properties.user_properties = user_properties_of(&m.headers);
+        let reply = m.reply.as_ref().and_then(|r| std::str::from_utf8(r).ok());
+        let d = v5::delivery(
+            m,
+            reply,
+            opts,
+            Some(self.v5.origin.as_str()),
+            self.version == ProtocolVersion::V5,
+            &mut properties,
+        );
+        if d.expired || d.own {
+            return;
         }
         self.send(&Packet::Publish(Publish {
             dup: false,
             qos: QoS::AtMostOnce,
-            retain: false,
+            retain: d.retained && opts.retain_as_published,
             topic: t,
             packet_id: 0,
             properties,
@@ -710,7 +1132,18 @@ impl Session {
                 return Err(End::Dropped("closed by the server"));
             }
         } else if line == b"PONG" {
-            if let Some(Pending::SubAck { packet_id, filters }) = self.pending.pop_front() {
+            let next = self.pending.pop_front();
+            if let Some(Pending::Publish(p)) = next {
+                let errors = std::mem::take(&mut self.errors);
+                let needle = format!("Publish to \"{}\"", p.subject());
+                let denied = errors.iter().any(|e| e.contains(&needle));
+                self.complete_publish(*p, denied).await;
+            } else if let Some(Pending::SubAck {
+                packet_id,
+                filters,
+                retained,
+            }) = next
+            {
                 let errors = std::mem::take(&mut self.errors);
                 let mut reasons = Vec::with_capacity(filters.len());
                 for (reason, sids) in filters {
@@ -730,11 +1163,22 @@ impl Session {
                         reasons.push(reason);
                     }
                 }
-                self.send(&Packet::SubAck(SubAck {
-                    packet_id,
-                    reasons,
-                    properties: Properties::default(),
-                }));
+                if let Some(packet_id) = packet_id {
+                    let denied: Vec<bool> = reasons
+                        .iter()
+                        .map(|r| *r == ReasonCode::NotAuthorized)
+                        .collect();
+                    self.send(&Packet::SubAck(SubAck {
+                        packet_id,
+                        reasons,
+                        properties: Properties::default(),
+                    }));
+                    if !denied.iter().any(|d| *d) {
+                        for (r, q) in &retained {
+                            self.send_retained(r, *q);
+                        }
+                    }
+                }
             }
         } else if line.starts_with(b"-ERR") {
             let text = String::from_utf8_lossy(line).into_owned();
@@ -745,6 +1189,10 @@ impl Session {
     }
 
     /// Publishes the will (QoS 0, never retained for now) as the client.
+    /// Publishes the will as the client would have: on its subject with its QoS (stored
+    /// for QoS 1/2 subscribers when JetStream is on), retained if it says so, with its
+    /// 5.0 properties. The connection is ending, so there is no PONG to wait for: the
+    /// store follows the core publish at once.
     async fn publish_will(&mut self) {
         let Some(will) = self.will.take() else {
             return;
@@ -752,11 +1200,64 @@ impl Session {
         let Ok(subject) = topic::topic_to_subject(will.topic.as_str()) else {
             return;
         };
-        let mut out = Vec::with_capacity(subject.len() + will.payload.len() + 32);
-        out.extend_from_slice(format!("PUB {subject} {}\r\n", will.payload.len()).as_bytes());
-        out.extend_from_slice(&will.payload);
-        out.extend_from_slice(b"\r\n");
-        let _ = self.core_in.write_all(&out).await;
+        let subject = subject.into_owned();
+        let stored = self.js.is_some();
+        let qos = if stored { will.qos.as_u8() } else { 0 };
+        let retain = will.retain && stored;
+        let reply = will
+            .properties
+            .response_topic
+            .as_ref()
+            .and_then(|t| topic::topic_to_subject(t.as_str()).ok())
+            .map(std::borrow::Cow::into_owned);
+        let user = headers_of(&will.properties.user_properties);
+        let headers = v5::publish_headers(
+            qos,
+            retain,
+            &will.properties,
+            reply.as_deref().filter(|_| qos > 0),
+            None,
+            &user,
+        );
+        if !self
+            .core_publish(&subject, reply.as_deref(), &headers, &will.payload)
+            .await
+        {
+            return;
+        }
+        if qos > 0 {
+            self.store_message(&subject, &headers, &will.payload).await;
+        }
+        if retain {
+            self.store_retained(&subject, will.topic.as_str(), (qos << 1) | 1, &will.payload)
+                .await;
+        }
+    }
+}
+
+/// One filter of a SUBSCRIBE (or of a resumed session).
+struct Want {
+    filter: String,
+    qos: u8,
+    /// 0, 1 or 2 as on the wire (3.8.3.1).
+    retain_handling: u8,
+    opts: v5::SubOptions,
+}
+
+/// The SUBACK reason granting `qos`.
+fn granted_reason(qos: u8) -> ReasonCode {
+    match qos {
+        0 => ReasonCode::GRANTED_QOS0,
+        1 => ReasonCode::GrantedQoS1,
+        _ => ReasonCode::GrantedQoS2,
+    }
+}
+
+/// The next message for this session's JetStream side; never ready without JetStream.
+async fn next_js(js: &mut Option<state::Persist>) -> Option<crate::server::internal::InternalMsg> {
+    match js {
+        Some(p) => p.jsa.recv().await,
+        None => std::future::pending().await,
     }
 }
 

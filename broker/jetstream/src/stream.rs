@@ -199,6 +199,9 @@ pub struct Stream {
     /// Replies owed to acks that asked for one (`AckSync`): sent once the round's
     /// consumer state is durable.
     ack_replies: Vec<String>,
+    /// Messages every interested consumer acked during this round (interest and
+    /// work-queue retention): removed together at its end.
+    acked_removals: Vec<u64>,
     /// When consumer state was last made durable, if it changed since.
     consumers_unsynced: Option<Instant>,
     /// The store's [`Store::reopens`] when consumer state was last written.
@@ -279,6 +282,7 @@ impl Stream {
             version: String::new(),
             sourcing: crate::source::Sourcing::default(),
             ack_replies: Vec::new(),
+            acked_removals: Vec::new(),
             consumers_unsynced: None,
             store_reopens: 0,
             quota: None,
@@ -498,6 +502,8 @@ impl Stream {
             if !batch.is_empty() {
                 self.ingest(batch).await;
             }
+            let acked = std::mem::take(&mut self.acked_removals);
+            self.remove_quietly(&acked);
             if self.leads() {
                 self.deliver_all();
             }
@@ -1300,18 +1306,17 @@ impl Stream {
     }
 
     fn remove_quietly(&mut self, seqs: &[u64]) {
+        if seqs.is_empty() {
+            return;
+        }
         if self.replica.is_some() {
             self.unreplicated_removals.extend_from_slice(seqs);
         }
-        for &seq in seqs {
-            match self.store.remove(seq, false) {
-                Ok(_) => {}
-                Err(e) => tracing::error!(stream = %self.name, seq, "removing a message: {e}"),
-            }
+        // One write for the lot (one sync), not one per message.
+        if let Err(e) = self.store.remove_many(seqs) {
+            tracing::error!(stream = %self.name, "removing {} messages: {e}", seqs.len());
         }
-        if !seqs.is_empty() {
-            self.on_removed(seqs);
-        }
+        self.on_removed(seqs);
     }
 
     /// Tells the consumers which messages the store no longer has.
@@ -1580,7 +1585,8 @@ impl Stream {
                         .all(|c| !c.wants_subject(&msg.subject) || c.has_acked(seq))
                 })
                 .collect();
-            self.remove_quietly(&removable);
+            // Removed at the end of the round, together with the round's other acks.
+            self.acked_removals.extend(removable);
         }
         if let Some(reply) = m.reply {
             // Answered at the end of the round, once the consumers' state is durable.

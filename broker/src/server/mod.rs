@@ -951,8 +951,10 @@ impl Server {
         outbound: Arc<Outbound>,
         peer: SocketAddr,
         client_id: String,
+        on_cid: impl FnOnce(u64),
     ) {
         let cid = self.next_cid.fetch_add(1, Ordering::Relaxed);
+        on_cid(cid);
         self.stats.total_connections.fetch_add(1, Ordering::Relaxed);
         let handle = Arc::new(ClientHandle::new(cid, outbound));
         let meta = ClientMeta {
@@ -967,6 +969,11 @@ impl Server {
                 .run(reader)
                 .await;
         }
+    }
+
+    /// The account a connected client is bound to (after its CONNECT), by connection id.
+    pub(crate) fn client_account(&self, cid: u64) -> Option<String> {
+        self.clients.lock().get(&cid)?.meta.account.clone()
     }
 
     /// Unregisters a closed client and remembers it for `/connz?state=closed`.

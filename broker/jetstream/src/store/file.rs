@@ -1434,6 +1434,19 @@ impl Store for FileStore {
         })
     }
 
+    fn remove_many(&self, seqs: &[u64]) -> Result<usize, StoreError> {
+        if seqs.is_empty() {
+            return Ok(0);
+        }
+        self.write(None, false, |tx, _| {
+            let mut n = 0;
+            for &seq in seqs {
+                n += usize::from(tx.remove(seq)?);
+            }
+            Ok(n)
+        })
+    }
+
     fn purge(&self, purge: &Purge) -> Result<u64, StoreError> {
         let rule = PurgeRule::new(purge);
         self.write(None, false, |tx, _| {

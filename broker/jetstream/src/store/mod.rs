@@ -228,6 +228,17 @@ pub trait Store: Send + Sync + 'static {
     /// implementation. False if it was not present.
     fn remove(&self, seq: u64, erase: bool) -> Result<bool, StoreError>;
 
+    /// Removes several messages (no erase) as one write where the store can, so that
+    /// removals an interest stream makes per batch of publishes or acks cost one sync,
+    /// not one each. Returns how many were present.
+    fn remove_many(&self, seqs: &[u64]) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for &seq in seqs {
+            n += usize::from(self.remove(seq, false)?);
+        }
+        Ok(n)
+    }
+
     /// Removes what `purge` selects; returns how many messages went.
     fn purge(&self, purge: &Purge) -> Result<u64, StoreError>;
 
