@@ -180,7 +180,9 @@ impl Mq {
             password: l.pass.map(|p| Bytes::copy_from_slice(p.as_bytes())),
             properties: l.properties.clone(),
         })));
-        match m.recv(Duration::from_secs(10)) {
+        // Generous: right after a restart the session lookup waits for JetStream to
+        // recover its streams, which takes seconds on a loaded 2-core machine.
+        match m.recv(Duration::from_secs(30)) {
             Some(Packet::ConnAck(a)) => (m, a),
             other => panic!("expected CONNACK, got {other:?}"),
         }
