@@ -109,7 +109,9 @@ pub fn start_custom_with(
     let child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // Generous: under a full parallel test run on two cores a debug server can take
+    // seconds to write its ports file.
+    let deadline = Instant::now() + Duration::from_secs(30);
     let (port, http_port) = loop {
         let ports = std::fs::read_dir(dir.path())
             .expect("read dir")
