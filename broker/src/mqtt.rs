@@ -157,26 +157,11 @@ impl ClientIds {
 }
 
 async fn accept_loop(server: Arc<Server>, listener: TcpListener, ids: Arc<ClientIds>) {
-    let mut shutdown = std::pin::pin!(server.wait_shutdown());
-    loop {
-        tokio::select! {
-            res = listener.accept() => match res {
-                Ok((stream, peer)) => {
-                    let server = server.clone();
-                    let ids = ids.clone();
-                    tokio::spawn(async move { serve(server, stream, peer, ids).await });
-                }
-                Err(e) => {
-                    tracing::error!("Temporary MQTT Accept Error ({e})");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            () = &mut shutdown => break,
-        }
-        if server.is_lame_duck() {
-            break;
-        }
-    }
+    server
+        .accept_connections(listener, "MQTT", move |server, stream, peer| {
+            serve(server, stream, peer, ids.clone())
+        })
+        .await;
 }
 
 /// What a `PONG` from the core client completes.

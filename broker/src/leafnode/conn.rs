@@ -172,16 +172,9 @@ async fn dial_websocket(
             return Outcome::Retry;
         }
     };
-    let timeout = tls
-        .timeout
-        .filter(|t| !t.is_zero())
-        .unwrap_or(Duration::from_secs(2));
-    let session = match crate::tls::connect(&config, &mut stream, &s.url.host, timeout).await {
-        Ok(session) => session,
-        Err(e) => {
-            tracing::error!("{peer} - lid:{cid} - TLS handshake error: {e}");
-            return Outcome::Retry;
-        }
+    let Some(session) = tls_handshake(&config, &mut stream, &s.url.host, &tls, peer, cid).await
+    else {
+        return Outcome::Retry;
     };
     let sealed = match crate::tls::seal(&session, &request) {
         Ok(b) => b,
@@ -219,6 +212,29 @@ async fn dial_websocket(
 
 /// The frames of a dialled WebSocket connection: the server's are unmasked, this side's
 /// control frames are masked unless agreed otherwise, compression as agreed.
+/// The TLS handshake of a remote (plain leaf or `wss://`), within the remote's
+/// `tls { timeout }` (2 s when unset); a failure is logged and the dial retried.
+async fn tls_handshake(
+    config: &Arc<rustls::ClientConfig>,
+    stream: &mut TcpStream,
+    host: &str,
+    tls: &natrix_config::options::TlsConfig,
+    peer: SocketAddr,
+    cid: u64,
+) -> Option<crate::tls::Session> {
+    let timeout = tls
+        .timeout
+        .filter(|t| !t.is_zero())
+        .unwrap_or(Duration::from_secs(2));
+    match crate::tls::connect(config, stream, host, timeout).await {
+        Ok(session) => Some(session),
+        Err(e) => {
+            tracing::error!("{peer} - lid:{cid} - TLS handshake error: {e}");
+            None
+        }
+    }
+}
+
 fn ws_reader<R>(
     rd: R,
     outbound: &Arc<Outbound>,
@@ -578,16 +594,9 @@ async fn run_inner(
                 }
             }
         };
-        let timeout = tls
-            .timeout
-            .filter(|t| !t.is_zero())
-            .unwrap_or(Duration::from_secs(2));
-        let session = match crate::tls::connect(&config, &mut stream, &s.url.host, timeout).await {
-            Ok(session) => session,
-            Err(e) => {
-                tracing::error!("{peer} - lid:{cid} - TLS handshake error: {e}");
-                return Outcome::Retry;
-            }
+        let Some(session) = tls_handshake(&config, &mut stream, &s.url.host, &tls, peer, cid).await
+        else {
+            return Outcome::Retry;
         };
         let (rd, outbound) = crate::tls::split(stream, session, opts.max_pending);
         return drive(

@@ -767,24 +767,43 @@ impl Server {
 
     /// Accepts clients until shutdown or lame-duck mode.
     pub async fn accept_loop(self: &Arc<Self>, listener: TcpListener) {
-        let mut shutdown = self.shutdown_tx.subscribe();
+        self.clone()
+            .accept_connections(listener, "Client", |server, stream, peer| {
+                server.handle_client(stream, peer)
+            })
+            .await;
+    }
+
+    /// Hands each connection accepted on `listener` to `serve` (in a task of its own)
+    /// until shutdown or lame-duck mode; one loop for the client, WebSocket and MQTT
+    /// listeners. An accept error (out of file descriptors and similar) is logged as
+    /// "Temporary `kind` Accept Error" and backs off from 10 ms up to 1 s, as
+    /// nats-server does.
+    pub(crate) async fn accept_connections<F, Fut>(
+        self: Arc<Self>,
+        listener: TcpListener,
+        kind: &str,
+        serve: F,
+    ) where
+        F: Fn(Arc<Self>, TcpStream, SocketAddr) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let mut shutdown = std::pin::pin!(self.wait_shutdown());
         let mut backoff = Duration::from_millis(10);
         loop {
             tokio::select! {
                 res = listener.accept() => match res {
                     Ok((stream, peer)) => {
                         backoff = Duration::from_millis(10);
-                        let server = self.clone();
-                        tokio::spawn(async move { server.handle_client(stream, peer).await });
+                        tokio::spawn(serve(self.clone(), stream, peer));
                     }
                     Err(e) => {
-                        // Out of file descriptors and similar: back off as nats-server does.
-                        tracing::error!("Temporary Client Accept Error ({e}), sleeping {}ms", backoff.as_millis());
+                        tracing::error!("Temporary {kind} Accept Error ({e}), sleeping {}ms", backoff.as_millis());
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(Duration::from_secs(1));
                     }
                 },
-                _ = shutdown.changed() => break,
+                () = &mut shutdown => break,
             }
             if self.is_lame_duck() {
                 break;

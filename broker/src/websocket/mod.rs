@@ -105,26 +105,11 @@ pub async fn start(
 }
 
 async fn accept_loop(server: Arc<Server>, listener: TcpListener, ws: Arc<WsListener>) {
-    let mut shutdown = std::pin::pin!(server.wait_shutdown());
-    loop {
-        tokio::select! {
-            res = listener.accept() => match res {
-                Ok((stream, peer)) => {
-                    let server = server.clone();
-                    let ws = ws.clone();
-                    tokio::spawn(async move { serve(server, ws, stream, peer).await });
-                }
-                Err(e) => {
-                    tracing::error!("Temporary Websocket Accept Error ({e})");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            () = &mut shutdown => break,
-        }
-        if server.is_lame_duck() {
-            break;
-        }
-    }
+    server
+        .accept_connections(listener, "Websocket", move |server, stream, peer| {
+            serve(server, ws.clone(), stream, peer)
+        })
+        .await;
 }
 
 async fn serve(server: Arc<Server>, ws: Arc<WsListener>, mut stream: TcpStream, peer: SocketAddr) {
