@@ -1187,7 +1187,15 @@ fn a_supercluster_over_gateways() {
         .iter()
         .zip(&ns)
         .zip(&stores)
-        .map(|((n, ns), store)| Some(lab.start(Path::new(NATRIX), ns, *n, &conf(*n, store.path()))))
+        .map(|((n, ns), store)| {
+            Some(lab.start_with_env(
+                Path::new(NATRIX),
+                ns,
+                *n,
+                &conf(*n, store.path()),
+                &[("RUST_LOG", "natrix_jetstream=debug,natrix_broker=info,warn")],
+            ))
+        })
         .collect();
     // One meta group of six, whichever cluster leads it.
     lab.wait_json(61, "/jsz", Duration::from_secs(60), |v| {
