@@ -119,6 +119,11 @@ pub struct StreamImport {
 pub struct ServiceLink {
     /// The subject here that requests are published on.
     local: String,
+    /// `local` up to its first wildcard token: a subject the import covers starts with
+    /// it. Every publish in an importing account is checked against every import (the
+    /// default account imports the system's request subjects), so this byte compare
+    /// keeps that check off the publish path's profile.
+    literal_prefix: Box<[u8]>,
     exporter: Weak<Account>,
     rewrite: Rewrite,
     response_type: ResponseType,
@@ -568,6 +573,7 @@ pub(crate) fn apply(server: &Server, config: &natrix_config::Options) {
                     match Rewrite::between(&local, &im.subject) {
                         Ok(rewrite) => add(&importer, &mut |l| {
                             l.services.push(ServiceLink {
+                                literal_prefix: literal_prefix(&local),
                                 local: local.clone(),
                                 exporter: Arc::downgrade(&exporter),
                                 rewrite: rewrite.clone(),
@@ -593,6 +599,19 @@ pub(crate) fn apply(server: &Server, config: &natrix_config::Options) {
     for (account, l) in links {
         account.set_links(l);
     }
+}
+
+/// The literal start of an import subject: everything before its first wildcard
+/// token (all of it when it has none).
+fn literal_prefix(subject: &str) -> Box<[u8]> {
+    let mut end = 0;
+    for token in subject.split('.') {
+        if token.starts_with('*') || token == ">" {
+            break;
+        }
+        end += token.len() + 1;
+    }
+    subject.as_bytes()[..end.min(subject.len())].into()
 }
 
 /// Whether every subject `a` matches is matched by `b`.
@@ -637,14 +656,16 @@ fn forward_hop(
     if links.services.is_empty() {
         return 0;
     }
-    let tokens: Vec<&[u8]> = m.subject.split(|&c| c == b'.').collect();
+    let mut tokens: Option<Vec<&[u8]>> = None;
     let mut sent = 0;
     // One service answers a request: the first import that covers the subject.
-    if let Some(si) = links
-        .services
-        .iter()
-        .find(|si| natrix_transform::subset_match(&tokens, &si.local))
-        && let Some(exporter) = si.exporter.upgrade()
+    if let Some(si) = links.services.iter().find(|si| {
+        m.subject.starts_with(&si.literal_prefix)
+            && natrix_transform::subset_match(
+                tokens.get_or_insert_with(|| m.subject.split(|&c| c == b'.').collect()),
+                &si.local,
+            )
+    }) && let Some(exporter) = si.exporter.upgrade()
         && let Some(requester) = server.account_arc(account)
     {
         let subject = si.rewrite.apply(m.subject);
@@ -934,6 +955,28 @@ fn respond(server: &Server, exporter: &Account, msg: &InternalMsg) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_import_covers_only_subjects_starting_with_its_literal_prefix() {
+        assert_eq!(
+            &*literal_prefix("$SYS.REQ.ACCOUNT.*.CONNZ"),
+            b"$SYS.REQ.ACCOUNT."
+        );
+        assert_eq!(&*literal_prefix("svc.>"), b"svc.");
+        assert_eq!(&*literal_prefix("svc.x"), b"svc.x");
+        assert_eq!(&*literal_prefix("*.x"), b"");
+        assert_eq!(
+            &*literal_prefix("a.*x.b"),
+            b"a.",
+            "a token starting with * is one"
+        );
+        // The prefix is necessary, never sufficient: the full match still decides.
+        for (subject, local) in [("svc.x", "svc.x"), ("a.b.CONNZ", "a.*.CONNZ"), ("q.r", ">")] {
+            let tokens: Vec<&[u8]> = subject.as_bytes().split(|&c| c == b'.').collect();
+            assert!(natrix_transform::subset_match(&tokens, local));
+            assert!(subject.as_bytes().starts_with(&literal_prefix(local)));
+        }
+    }
 
     #[test]
     fn rewrites_follow_nats_server() {

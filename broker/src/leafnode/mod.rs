@@ -678,9 +678,12 @@ impl Targets {
         for (h, queues) in &self.0 {
             let headers = h.headers.load(Ordering::Relaxed);
             let push = match (h.kind, account) {
-                (ConnKind::Leaf, _) => h.outbound.push_with(delivery_len(d, queues), |out| {
-                    encode_delivery(out, d, queues, headers);
-                }),
+                (ConnKind::Leaf, _) => {
+                    h.outbound
+                        .push_msg(delivery_len(d, queues), d.msg.len(), |out| {
+                            encode_delivery(out, d, queues, headers);
+                        })
+                }
                 (ConnKind::Route, Some(account)) => {
                     let m = crate::cluster::proto::Outgoing {
                         account,
@@ -690,17 +693,16 @@ impl Targets {
                         hdr: d.hdr,
                         msg: d.msg,
                     };
-                    h.outbound
-                        .push_with(delivery_len(d, queues) + account.len() + 1, |out| {
-                            crate::cluster::proto::encode_msg(out, &m, headers)
-                        })
+                    h.outbound.push_msg(
+                        delivery_len(d, queues) + account.len() + 1,
+                        d.msg.len(),
+                        |out| crate::cluster::proto::encode_msg(out, &m, headers),
+                    )
                 }
                 _ => continue,
             };
             if !matches!(push, Push::Closed) {
                 h.outbound.flush();
-                h.out_msgs.fetch_add(1, Ordering::Relaxed);
-                h.out_bytes.fetch_add(d.msg.len() as u64, Ordering::Relaxed);
                 sent += 1;
             }
         }

@@ -52,6 +52,15 @@ impl Delivery<'_> {
     /// Appends `MSG`/`HMSG` and the payload. A subscriber without header support gets
     /// a `MSG` with the header block stripped.
     pub fn encode(&self, out: &mut impl BufMut, subscriber_headers: bool) {
+        let body = self.encode_head(out, subscriber_headers);
+        out.put_slice(&self.msg[body..]);
+        out.put_slice(b"\r\n");
+    }
+
+    /// Appends the control line with its CRLF; returns where in `msg` the body to
+    /// send starts (past the headers for a subscriber without header support). The
+    /// body and a CRLF complete the frame.
+    pub fn encode_head(&self, out: &mut impl BufMut, subscriber_headers: bool) -> usize {
         let with_headers = self.hdr > 0 && subscriber_headers;
         out.put_slice(if with_headers { b"HMSG " } else { b"MSG " });
         out.put_slice(self.subject);
@@ -65,21 +74,19 @@ impl Delivery<'_> {
             out.put_u8(b' ');
         }
         let body = if self.hdr > 0 && !with_headers {
-            let body = &self.msg[self.hdr..];
             let mut n = itoa::Buffer::new();
-            out.put_slice(n.format(body.len()).as_bytes());
-            body
+            out.put_slice(n.format(self.msg.len() - self.hdr).as_bytes());
+            self.hdr
         } else {
             if with_headers {
                 out.put_slice(self.hdr_arg);
                 out.put_u8(b' ');
             }
             out.put_slice(self.size_arg);
-            self.msg
+            0
         };
         out.put_slice(b"\r\n");
-        out.put_slice(body);
-        out.put_slice(b"\r\n");
+        body
     }
 }
 

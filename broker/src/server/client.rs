@@ -18,7 +18,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::Server;
 use super::options::RuntimeOptions;
-use super::outbound::{CloseReason, Outbound, Push};
+use super::outbound::{self, CloseReason, Outbound, Push};
 use crate::auth::{self, Permissions};
 use crate::protocol::encode::{self, Delivery};
 use crate::protocol::{Handler, Op, ParseError, Parser, PubArgs};
@@ -58,8 +58,6 @@ pub struct ClientHandle {
     pub headers: AtomicBool,
     pub in_msgs: AtomicU64,
     pub in_bytes: AtomicU64,
-    pub out_msgs: AtomicU64,
-    pub out_bytes: AtomicU64,
     /// When the connection was accepted.
     pub start: SystemTime,
     /// Last publish, subscribe or unsubscribe, as nanoseconds since the Unix epoch
@@ -94,8 +92,6 @@ impl ClientHandle {
             headers: AtomicBool::new(false),
             in_msgs: AtomicU64::new(0),
             in_bytes: AtomicU64::new(0),
-            out_msgs: AtomicU64::new(0),
-            out_bytes: AtomicU64::new(0),
             start,
             last_activity: AtomicU64::new(unix_nanos(start)),
             rtt: AtomicU64::new(0),
@@ -112,6 +108,16 @@ impl ClientHandle {
             kind,
             ..Self::new(cid, outbound)
         }
+    }
+
+    /// Messages queued to this connection.
+    pub fn out_msgs(&self) -> u64 {
+        self.outbound.sent().0
+    }
+
+    /// Payload bytes queued to this connection.
+    pub fn out_bytes(&self) -> u64 {
+        self.outbound.sent().1
     }
 
     fn touch(&self) {
@@ -367,6 +373,11 @@ pub(crate) struct Client {
     expired: Vec<Arc<Subscription>>,
     /// Routes the current message goes to, each with the queue groups it was picked for.
     route_targets: Vec<(Arc<ClientHandle>, Vec<Bytes>)>,
+    /// The bytes being parsed, so a large payload can be handed to subscribers without
+    /// a copy (see [`outbound::SHARE_FROM`]).
+    read_chunk: Bytes,
+    /// The current message's payload as shared bytes, when it is large enough to share.
+    payload: Option<Bytes>,
     /// Share of untraced publishes that get a span, while trace export is on.
     sample_ratio: f64,
     /// The nonce sent in INFO for nkey users to sign.
@@ -421,6 +432,8 @@ impl Client {
             to_flush: Vec::new(),
             expired: Vec::new(),
             route_targets: Vec::new(),
+            read_chunk: Bytes::new(),
+            payload: None,
             sample_ratio,
             nonce,
             jwt_user: None,
@@ -638,15 +651,39 @@ impl Client {
                     if !self.refresh_options() {
                         break;
                     }
-                    let result = parser.parse(&buf, &mut self);
+                    // A payload still arriving is read whole before parsing resumes
+                    // (the buffer was sized for it above).
+                    if parser.payload_needed().is_some_and(|need| need > buf.len()) {
+                        continue;
+                    }
+                    // Parsed as shared bytes, so large payloads reach subscribers
+                    // without a copy; when none was kept, the buffer is reused as is.
+                    let data = std::mem::take(&mut buf).freeze();
+                    self.read_chunk = data.clone();
+                    let result = parser.parse(&data, &mut self);
+                    self.read_chunk = Bytes::new();
                     self.after_read();
-                    match result {
-                        Ok(consumed) => buf.advance(consumed),
+                    let consumed = match result {
+                        Ok(consumed) => consumed,
                         Err(e) => {
                             self.fail(&e);
                             break;
                         }
-                    }
+                    };
+                    buf = match data.try_into_mut() {
+                        Ok(mut whole) => {
+                            whole.advance(consumed);
+                            whole
+                        }
+                        // Subscribers still hold payloads of this read: what is left
+                        // of it moves to a new buffer.
+                        Err(data) => {
+                            let rest = &data[consumed..];
+                            let mut fresh = BytesMut::with_capacity(read_size.max(rest.len()));
+                            fresh.extend_from_slice(rest);
+                            fresh
+                        }
+                    };
                     if let Some((target, limit)) = self.stall.take() {
                         target.wait_drained(limit.min(STALL_TOTAL)).await;
                     }
@@ -1315,6 +1352,11 @@ impl Client {
             traced_msg = m;
         }
         let msg = traced_msg.as_deref().unwrap_or(msg);
+        self.payload = if msg.len() >= outbound::SHARE_FROM {
+            self.shared_slice(msg)
+        } else {
+            None
+        };
         let result = self.lookup(subject);
         let delivery = Delivery {
             subject,
@@ -1373,6 +1415,7 @@ impl Client {
             let sent = crate::imports::forward(&self.server, &self.account, &m, &mut self.to_flush);
             fanout += i64::try_from(sent).unwrap_or(i64::MAX);
         }
+        self.payload = None;
         if let Some(span) = span {
             otlp::finish(span, vec![KeyValue::new("natrix.fanout", fanout)]);
         }
@@ -1416,6 +1459,15 @@ impl Client {
         }
     }
 
+    /// `msg` as a slice of the bytes being parsed; `None` when it lies elsewhere (a
+    /// traced message got a header of its own).
+    fn shared_slice(&self, msg: &[u8]) -> Option<Bytes> {
+        let chunk = &self.read_chunk;
+        let start = (msg.as_ptr() as usize).checked_sub(chunk.as_ptr() as usize)?;
+        let end = start.checked_add(msg.len())?;
+        (end <= chunk.len()).then(|| chunk.slice(start..end))
+    }
+
     /// Matches through the per-connection cache.
     fn lookup(&mut self, subject: &[u8]) -> Arc<MatchResult<Subscription>> {
         let sublist = &self.account.sublist;
@@ -1426,21 +1478,21 @@ impl Client {
         } else if let Some(r) = self.cache.get(subject) {
             return r.clone();
         }
+        // Empty results are cached too: publishing where nobody listens (or only a
+        // stream or another server will) must not walk the sublist each time.
         let r = sublist.match_subject(subject);
-        if !r.is_empty() {
-            if self.cache.len() >= RESULT_CACHE_MAX {
-                let victims: Vec<Box<[u8]>> = self
-                    .cache
-                    .keys()
-                    .take(RESULT_CACHE_MAX / 4)
-                    .cloned()
-                    .collect();
-                for k in victims {
-                    self.cache.remove(&k);
-                }
+        if self.cache.len() >= RESULT_CACHE_MAX {
+            let victims: Vec<Box<[u8]>> = self
+                .cache
+                .keys()
+                .take(RESULT_CACHE_MAX / 4)
+                .cloned()
+                .collect();
+            for k in victims {
+                self.cache.remove(&k);
             }
-            self.cache.insert(subject.into(), r.clone());
         }
+        self.cache.insert(subject.into(), r.clone());
         r
     }
 
@@ -1493,9 +1545,22 @@ impl Client {
             subject,
             ..*d
         };
-        let push = target
-            .outbound
-            .push_with(frame.wire_len(), |out| frame.encode(out, headers));
+        let size = if headers || d.hdr == 0 {
+            d.msg.len()
+        } else {
+            d.msg.len() - d.hdr
+        };
+        let push = match &self.payload {
+            Some(body) => target.outbound.push_shared(
+                frame.wire_len(),
+                size,
+                |out| frame.encode_head(out, headers),
+                body,
+            ),
+            None => target
+                .outbound
+                .push_msg(frame.wire_len(), size, |out| frame.encode(out, headers)),
+        };
         match push {
             // A slow consumer is counted once, when its own connection winds down.
             Push::Closed => false,
@@ -1503,13 +1568,7 @@ impl Client {
                 if push.needs_flush() {
                     self.to_flush.push(target.outbound.clone());
                 }
-                let size = if headers || d.hdr == 0 {
-                    d.msg.len()
-                } else {
-                    d.msg.len() - d.hdr
-                } as u64;
-                target.out_msgs.fetch_add(1, Ordering::Relaxed);
-                target.out_bytes.fetch_add(size, Ordering::Relaxed);
+                let size = size as u64;
                 // Server and account totals are published once per read (`after_read`).
                 self.out_msgs += 1;
                 self.out_bytes += size;

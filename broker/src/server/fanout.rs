@@ -223,10 +223,13 @@ pub(crate) fn push_link(
 ) -> bool {
     let headers = link.headers.load(Ordering::Relaxed);
     let push = if link.kind == ConnKind::Leaf {
-        link.outbound
-            .push_with(crate::leafnode::delivery_len(d, queues), |out| {
+        link.outbound.push_msg(
+            crate::leafnode::delivery_len(d, queues),
+            d.msg.len(),
+            |out| {
                 crate::leafnode::encode_delivery(out, d, queues, headers);
-            })
+            },
+        )
     } else {
         let out = proto::Outgoing {
             account,
@@ -238,19 +241,14 @@ pub(crate) fn push_link(
         };
         let len =
             d.wire_len() + account.len() + queues.iter().map(|q| q.len() + 1).sum::<usize>() + 8;
-        link.outbound
-            .push_with(len, |buf| proto::encode_msg(buf, &out, headers))
+        link.outbound.push_msg(len, d.msg.len(), |buf| {
+            proto::encode_msg(buf, &out, headers);
+        })
     };
     if push.needs_flush() {
         to_flush.push(link.outbound.clone());
     }
-    if matches!(push, Push::Closed) {
-        return false;
-    }
-    link.out_msgs.fetch_add(1, Ordering::Relaxed);
-    link.out_bytes
-        .fetch_add(d.msg.len() as u64, Ordering::Relaxed);
-    true
+    !matches!(push, Push::Closed)
 }
 
 #[cfg(test)]

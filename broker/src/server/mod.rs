@@ -118,8 +118,8 @@ impl ClientView {
             pending: handle.outbound.pending(),
             in_msgs: handle.in_msgs.load(Ordering::Relaxed),
             in_bytes: handle.in_bytes.load(Ordering::Relaxed),
-            out_msgs: handle.out_msgs.load(Ordering::Relaxed),
-            out_bytes: handle.out_bytes.load(Ordering::Relaxed),
+            out_msgs: handle.out_msgs(),
+            out_bytes: handle.out_bytes(),
             stalls: handle.stalls.load(Ordering::Relaxed),
         }
     }
@@ -326,16 +326,12 @@ pub(crate) fn deliver_deferred(
     };
     let push = target
         .outbound
-        .push_with(frame.wire_len(), |out| frame.encode(out, headers));
+        .push_msg(frame.wire_len(), d.msg.len(), |out| {
+            frame.encode(out, headers);
+        });
     let ok = !matches!(push, outbound::Push::Closed);
     if push.needs_flush() {
         to_flush.push(target.outbound.clone());
-    }
-    if ok {
-        target.out_msgs.fetch_add(1, Ordering::Relaxed);
-        target
-            .out_bytes
-            .fetch_add(d.msg.len() as u64, Ordering::Relaxed);
     }
     if last {
         let _ = account.sublist.remove(sub);

@@ -1,19 +1,28 @@
 //! A connection's outbound side: the buffer that publishers append encoded frames to, and
 //! the writer task that drains it to the socket.
 //!
-//! Publishers copy each frame into one contiguous buffer under a short lock, so a burst of
-//! messages to one subscriber leaves in a single `write` while the writer is busy with the
+//! Publishers copy each frame into a buffer under a short lock, so a burst of messages to
+//! one subscriber leaves in a single (vectored) write while the writer is busy with the
 //! previous batch: coalescing by bytes, not by frame count, is what keeps syscalls per
-//! message low. The writer swaps the filled buffer for an empty spare, so publishers never
-//! wait on the socket.
+//! message low. The buffer is a list of chunks of up to [`CHUNK`] bytes rather than one
+//! growing vector: a subscriber that falls behind adds chunks instead of reallocating
+//! (and page-faulting in) ever larger buffers, and written chunks are reused.
+//!
+//! A large payload (from [`SHARE_FROM`] bytes) is not copied at all: the frame's
+//! control line goes into the buffer and the payload is kept as a reference into the
+//! publisher's read buffer, written with the rest in one vectored write. Every
+//! subscriber of a fan-out shares the one copy the kernel made when it was read.
 //!
 //! Backpressure follows nats-server: past 3/4 of `max_pending` a publisher is asked to
 //! stall briefly (see [`Push::Stall`]); past `max_pending`, or when one write takes longer
 //! than `write_deadline`, the connection is a slow consumer and is closed.
 
+use std::io::IoSlice;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+use bytes::Bytes;
 
 use parking_lot::Mutex;
 use tokio::net::tcp::OwnedWriteHalf;
@@ -100,16 +109,119 @@ impl Push {
 
 const STALL_MIN: Duration = Duration::from_millis(2);
 const STALL_MAX: Duration = Duration::from_millis(5);
-/// Spare buffers larger than this are dropped after a write instead of being kept.
-const KEEP_CAPACITY: usize = 1 << 20;
+/// A chunk is not grown past this: the next frame starts a new one.
+const CHUNK: usize = 64 * 1024;
+/// Written chunks kept for reuse, per connection.
+const POOL_KEEP: usize = 2;
+/// Payloads this large are shared with the publisher's read buffer instead of copied.
+/// A shared payload keeps its whole read buffer (up to 64 KiB, or the one message)
+/// alive until written, so sharing smaller ones could let a slow consumer hold far more
+/// memory than its pending limit counts.
+pub const SHARE_FROM: usize = 16 * 1024;
+/// Slices per vectored write (Linux takes up to 1,024).
+const MAX_IOV: usize = 64;
+
+/// A run of queued bytes, with shared payloads spliced in at their offsets.
+#[derive(Default)]
+struct Chunk {
+    bytes: Vec<u8>,
+    /// Each payload goes out after `bytes[..at]`, in order of `at`.
+    shared: Vec<(usize, Bytes)>,
+}
+
+impl Chunk {
+    fn flat(bytes: Vec<u8>) -> Self {
+        Self {
+            bytes,
+            shared: Vec::new(),
+        }
+    }
+
+    /// The chunk's pieces in wire order.
+    fn segments(&self) -> impl Iterator<Item = &[u8]> {
+        let mut from = 0;
+        let tail = self.shared.last().map_or(0, |(at, _)| *at);
+        self.shared
+            .iter()
+            .flat_map(move |(at, b)| {
+                let head = &self.bytes[from..*at];
+                from = *at;
+                [head, &b[..]]
+            })
+            .chain(std::iter::once(&self.bytes[tail..]))
+    }
+}
+
+/// The bytes of one write: chunks in order. Sealed batches (TLS, WebSocket) and
+/// internal clients' are one flat chunk.
+#[derive(Default)]
+struct Batch {
+    chunks: Vec<Chunk>,
+}
+
+impl Batch {
+    fn len(&self) -> usize {
+        self.segments().map(<[u8]>::len).sum()
+    }
+
+    /// One flat chunk: the whole batch is `bytes`.
+    fn as_flat(&self) -> Option<&[u8]> {
+        match &self.chunks[..] {
+            [] => Some(&[]),
+            [c] if c.shared.is_empty() => Some(&c.bytes),
+            _ => None,
+        }
+    }
+
+    fn segments(&self) -> impl Iterator<Item = &[u8]> {
+        self.chunks.iter().flat_map(Chunk::segments)
+    }
+
+    /// The batch as one buffer, for whatever must see it whole (TLS, WebSocket
+    /// frames, internal clients).
+    fn flatten(mut self) -> Vec<u8> {
+        if self.chunks.len() == 1 && self.chunks[0].shared.is_empty() {
+            return self.chunks.pop().map(|c| c.bytes).unwrap_or_default();
+        }
+        let mut out = Vec::with_capacity(self.len());
+        for s in self.segments() {
+            out.extend_from_slice(s);
+        }
+        out
+    }
+
+    /// Fills `iov` with the batch from byte `offset` on; how many slices it used.
+    fn slices<'a>(&'a self, offset: usize, iov: &mut [IoSlice<'a>]) -> usize {
+        let mut skip = offset;
+        let mut n = 0;
+        for s in self.segments() {
+            if n == iov.len() {
+                break;
+            }
+            if skip >= s.len() {
+                skip -= s.len();
+                continue;
+            }
+            iov[n] = IoSlice::new(&s[skip..]);
+            skip = 0;
+            n += 1;
+        }
+        n
+    }
+}
 
 struct State {
-    /// Bytes queued and not yet taken by a writer.
-    buf: Vec<u8>,
-    /// An empty buffer with capacity, swapped in when `buf` is taken.
-    spare: Vec<u8>,
+    /// Full chunks queued and not yet taken by a writer, and their size.
+    full: Vec<Chunk>,
+    full_len: usize,
+    /// The chunk frames are appended to, and the size of its shared payloads.
+    cur: Chunk,
+    cur_shared: usize,
+    /// Written chunks, emptied, for reuse; and an empty list to take the next batch in.
+    pool: Vec<Chunk>,
+    list: Vec<Chunk>,
     /// What an inline flush could not write: the writer task finishes it first.
-    partial: Option<(Vec<u8>, usize)>,
+    partial: Option<(Batch, usize)>,
     in_flight: usize,
     /// Someone (an inline flush or the writer task) is writing; order requires one.
     writing: bool,
@@ -123,6 +235,74 @@ struct State {
     tls_owed: bool,
     /// WebSocket: the upgrade answer and control frames, sent raw before the next frame.
     ws_control: Vec<u8>,
+    /// Messages and payload bytes queued here (`/connz` `out_msgs`, `out_bytes`). Kept
+    /// under the lock a delivery takes anyway: a fan-out would otherwise pay two more
+    /// atomic increments per subscriber.
+    out_msgs: u64,
+    out_bytes: u64,
+}
+
+impl State {
+    /// Bytes queued and in flight.
+    fn pending(&self) -> usize {
+        self.full_len + self.cur.bytes.len() + self.cur_shared + self.in_flight
+    }
+
+    fn has_queued(&self) -> bool {
+        !self.full.is_empty() || !self.cur.bytes.is_empty()
+    }
+
+    /// Before appending up to `len` bytes: a chunk that would pass [`CHUNK`] is closed
+    /// and a reused (or new) one started, so no buffer is ever reallocated larger.
+    fn make_room(&mut self, len: usize) {
+        let used = self.cur.bytes.len();
+        if used > 0 && used + len > CHUNK {
+            let next = self.pool.pop().unwrap_or_default();
+            let done = std::mem::replace(&mut self.cur, next);
+            self.full_len += done.bytes.len() + self.cur_shared;
+            self.cur_shared = 0;
+            self.full.push(done);
+        }
+        if self.cur.bytes.capacity() == 0
+            && let Some(reused) = self.pool.pop()
+        {
+            self.cur = reused;
+        }
+    }
+
+    /// Takes everything queued as the next batch.
+    fn take_batch(&mut self) -> Batch {
+        let mut chunks = if self.full.is_empty() {
+            std::mem::take(&mut self.list)
+        } else {
+            std::mem::take(&mut self.full)
+        };
+        if !self.cur.bytes.is_empty() {
+            let next = self.pool.pop().unwrap_or_default();
+            chunks.push(std::mem::replace(&mut self.cur, next));
+        }
+        self.full_len = 0;
+        self.cur_shared = 0;
+        let batch = Batch { chunks };
+        self.in_flight = batch.len();
+        batch
+    }
+
+    /// A written batch: its chunks are emptied (releasing shared payloads) and a few
+    /// kept for reuse.
+    fn recycle(&mut self, mut batch: Batch) {
+        self.in_flight = 0;
+        for mut c in batch.chunks.drain(..) {
+            if self.pool.len() < POOL_KEEP && c.bytes.capacity() <= 2 * CHUNK {
+                c.bytes.clear();
+                c.shared.clear();
+                self.pool.push(c);
+            }
+        }
+        if self.list.capacity() < batch.chunks.capacity() {
+            self.list = batch.chunks;
+        }
+    }
 }
 
 /// Where a connection's bytes go: a socket, or (for the server's internal clients) a
@@ -133,13 +313,24 @@ enum Sink {
 }
 
 impl Sink {
-    fn try_write(&self, buf: &[u8]) -> std::io::Result<usize> {
+    /// Writes what it can of `batch` from byte `offset` on.
+    fn try_write(&self, batch: &Batch, offset: usize) -> std::io::Result<usize> {
         match self {
-            Self::Tcp(s) => s.try_write(buf),
-            Self::Internal(tx) => tx
-                .send(buf.to_vec())
-                .map(|()| buf.len())
-                .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe)),
+            Self::Tcp(s) => match batch.as_flat() {
+                Some(bytes) => s.try_write(&bytes[offset..]),
+                None => {
+                    let mut iov = [IoSlice::new(&[]); MAX_IOV];
+                    let n = batch.slices(offset, &mut iov);
+                    s.try_write_vectored(&iov[..n])
+                }
+            },
+            // Internal clients' batches are flat (see `seal`).
+            Self::Internal(tx) => {
+                let bytes = batch.as_flat().unwrap_or_default();
+                tx.send(bytes[offset..].to_vec())
+                    .map(|()| bytes.len() - offset)
+                    .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+            }
         }
     }
 
@@ -244,8 +435,12 @@ impl Outbound {
     fn build(sock: Sink, max_pending: usize, tls: Option<crate::tls::Session>) -> Self {
         Self {
             state: Mutex::new(State {
-                buf: Vec::new(),
-                spare: Vec::new(),
+                full: Vec::new(),
+                full_len: 0,
+                cur: Chunk::default(),
+                cur_shared: 0,
+                pool: Vec::new(),
+                list: Vec::new(),
                 partial: None,
                 in_flight: 0,
                 writing: false,
@@ -254,6 +449,8 @@ impl Outbound {
                 stalled: false,
                 tls_owed: false,
                 ws_control: Vec::new(),
+                out_msgs: 0,
+                out_bytes: 0,
             }),
             sock,
             wake: Notify::new(),
@@ -284,9 +481,13 @@ impl Outbound {
         self.wake.notify_one();
     }
 
-    /// The bytes to put on the wire for `batch`: itself, or its TLS records. A sealing
-    /// failure closes the connection.
-    fn seal(&self, batch: Vec<u8>) -> Option<Vec<u8>> {
+    /// What to put on the wire for `batch`: itself, or its WebSocket frame and TLS
+    /// records. A sealing failure closes the connection.
+    fn seal(&self, batch: Batch) -> Option<Batch> {
+        if !self.websocket && self.tls.is_none() && matches!(self.sock, Sink::Tcp(_)) {
+            return Some(batch);
+        }
+        let batch = batch.flatten();
         let batch = if self.websocket {
             use crate::websocket::frame;
             let mut out = std::mem::take(&mut self.state.lock().ws_control);
@@ -317,10 +518,14 @@ impl Outbound {
             batch
         };
         let Some(tls) = &self.tls else {
-            return Some(batch);
+            return Some(Batch {
+                chunks: vec![Chunk::flat(batch)],
+            });
         };
         match crate::tls::seal(tls, &batch) {
-            Ok(records) => Some(records),
+            Ok(records) => Some(Batch {
+                chunks: vec![Chunk::flat(records)],
+            }),
             Err(e) => {
                 tracing::debug!(error = %e, "TLS write error");
                 self.state.lock().writing = false;
@@ -333,19 +538,71 @@ impl Outbound {
     /// Appends with `encode`, which must write at most `len_hint` bytes (used for the
     /// pending check before encoding). The caller flushes when told to.
     pub fn push_with(&self, len_hint: usize, encode: impl FnOnce(&mut Vec<u8>)) -> Push {
+        self.push_inner(len_hint, None, |st| encode(&mut st.cur.bytes))
+    }
+
+    /// [`push_with`](Self::push_with) for one message of `payload` bytes, counted in
+    /// [`sent`](Self::sent) when queued.
+    pub fn push_msg(
+        &self,
+        len_hint: usize,
+        payload: usize,
+        encode: impl FnOnce(&mut Vec<u8>),
+    ) -> Push {
+        self.push_inner(len_hint, Some(payload), |st| encode(&mut st.cur.bytes))
+    }
+
+    /// One message whose body is shared rather than copied: `head` writes the control
+    /// line (up to and including its CRLF) and returns where in `msg` the body starts;
+    /// that part of `msg` and a CRLF follow. Counted as `counted` payload bytes. Only
+    /// worth it for bodies from [`SHARE_FROM`] bytes.
+    pub fn push_shared(
+        &self,
+        len_hint: usize,
+        counted: usize,
+        head: impl FnOnce(&mut Vec<u8>) -> usize,
+        msg: &Bytes,
+    ) -> Push {
+        self.push_inner(len_hint, Some(counted), |st| {
+            let from = head(&mut st.cur.bytes);
+            let body = msg.slice(from.min(msg.len())..);
+            let at = st.cur.bytes.len();
+            st.cur_shared += body.len();
+            st.cur.shared.push((at, body));
+            st.cur.bytes.extend_from_slice(b"\r\n");
+        })
+    }
+
+    /// Messages and payload bytes queued so far.
+    pub fn sent(&self) -> (u64, u64) {
+        let st = self.state.lock();
+        (st.out_msgs, st.out_bytes)
+    }
+
+    fn push_inner(
+        &self,
+        len_hint: usize,
+        payload: Option<usize>,
+        fill: impl FnOnce(&mut State),
+    ) -> Push {
         let mut st = self.state.lock();
         if st.closed.is_some() {
             return Push::Closed;
         }
-        let pending = st.buf.len() + st.in_flight;
+        let pending = st.pending();
         if pending + len_hint > self.max_pending && pending > 0 {
             drop(st);
             self.close(CloseReason::SlowConsumerPendingBytes);
             return Push::Closed;
         }
-        encode(&mut st.buf);
+        st.make_room(len_hint);
+        fill(&mut st);
+        if let Some(n) = payload {
+            st.out_msgs += 1;
+            st.out_bytes += n as u64;
+        }
         let flush = !std::mem::replace(&mut st.flush_owed, true);
-        let pending = st.buf.len() + st.in_flight;
+        let pending = st.pending();
         if pending > self.max_pending / 4 * 3 {
             st.stalled = true;
             Push::Stall {
@@ -370,7 +627,8 @@ impl Outbound {
             if st.closed.is_some() {
                 return;
             }
-            st.buf.extend_from_slice(bytes);
+            st.make_room(bytes.len());
+            st.cur.bytes.extend_from_slice(bytes);
         }
         self.wake.notify_one();
     }
@@ -395,24 +653,22 @@ impl Outbound {
         let batch = {
             let mut st = self.state.lock();
             st.flush_owed = false;
-            if st.writing || st.buf.is_empty() || st.closed.is_some() {
+            if st.writing || !st.has_queued() || st.closed.is_some() {
                 drop(st);
                 self.wake.notify_one();
                 return;
             }
             st.writing = true;
             st.tls_owed = false;
-            let spare = std::mem::take(&mut st.spare);
-            let batch = std::mem::replace(&mut st.buf, spare);
-            st.in_flight = batch.len();
-            batch
+            st.take_batch()
         };
-        let Some(mut batch) = self.seal(batch) else {
+        let Some(batch) = self.seal(batch) else {
             return;
         };
+        let total = batch.len();
         let mut written = 0;
-        while written < batch.len() {
-            match self.sock.try_write(&batch[written..]) {
+        while written < total {
+            match self.sock.try_write(&batch, written) {
                 Ok(n) => written += n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => {
@@ -424,15 +680,11 @@ impl Outbound {
             }
         }
         let mut st = self.state.lock();
-        if written == batch.len() {
+        if written == total {
             st.writing = false;
-            st.in_flight = 0;
-            batch.clear();
-            if st.spare.capacity() < batch.capacity() && batch.capacity() <= KEEP_CAPACITY {
-                st.spare = batch;
-            }
+            st.recycle(batch);
             let drained = self.check_drained(&mut st);
-            let wake = !st.buf.is_empty() || st.closed.is_some();
+            let wake = st.has_queued() || st.closed.is_some();
             drop(st);
             if drained {
                 self.drained.notify_waiters();
@@ -442,7 +694,7 @@ impl Outbound {
             }
         } else {
             // Still `writing`: the writer task owns the remainder and goes first.
-            st.in_flight = batch.len() - written;
+            st.in_flight = total - written;
             st.partial = Some((batch, written));
             drop(st);
             self.wake.notify_one();
@@ -450,7 +702,7 @@ impl Outbound {
     }
 
     fn check_drained(&self, st: &mut State) -> bool {
-        if st.stalled && st.buf.len() + st.in_flight <= self.max_pending / 4 * 3 {
+        if st.stalled && st.pending() <= self.max_pending / 4 * 3 {
             st.stalled = false;
             true
         } else {
@@ -460,8 +712,7 @@ impl Outbound {
 
     /// Bytes queued and in flight.
     pub fn pending(&self) -> usize {
-        let st = self.state.lock();
-        st.buf.len() + st.in_flight
+        self.state.lock().pending()
     }
 
     /// Marks the connection closed: what is already queued is still written, then the
@@ -506,12 +757,19 @@ impl Outbound {
         let _ = tokio::time::timeout(limit, notified).await;
     }
 
-    /// Writes all of `data`, waiting for the socket; false after `deadline`.
-    async fn write_all(&self, data: &[u8], deadline: Duration) -> Result<(), CloseReason> {
-        let mut written = 0;
+    /// Writes `batch` from byte `offset` on, waiting for the socket; an error after
+    /// `deadline`.
+    async fn write_all(
+        &self,
+        batch: &Batch,
+        offset: usize,
+        deadline: Duration,
+    ) -> Result<(), CloseReason> {
+        let mut written = offset;
+        let total = batch.len();
         let until = tokio::time::Instant::now() + deadline;
-        while written < data.len() {
-            match self.sock.try_write(&data[written..]) {
+        while written < total {
+            match self.sock.try_write(batch, written) {
                 Ok(n) => written += n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     match tokio::time::timeout_at(until, self.sock.writable()).await {
@@ -540,13 +798,10 @@ impl Outbound {
                     Some((b, off, true))
                 } else if st.writing {
                     None
-                } else if !st.buf.is_empty() || st.tls_owed {
+                } else if st.has_queued() || st.tls_owed {
                     st.writing = true;
                     st.tls_owed = false;
-                    let spare = std::mem::take(&mut st.spare);
-                    let batch = std::mem::replace(&mut st.buf, spare);
-                    st.in_flight = batch.len();
-                    Some((batch, 0, false))
+                    Some((st.take_batch(), 0, false))
                 } else if st.closed.is_some() {
                     break;
                 } else {
@@ -557,7 +812,7 @@ impl Outbound {
                 notified.await;
                 continue;
             };
-            let mut batch = if sealed {
+            let batch = if sealed {
                 batch
             } else {
                 match self.seal(batch) {
@@ -565,7 +820,7 @@ impl Outbound {
                     None => break,
                 }
             };
-            if let Err(reason) = self.write_all(&batch[offset..], write_deadline).await {
+            if let Err(reason) = self.write_all(&batch, offset, write_deadline).await {
                 if reason.is_slow_consumer() {
                     tracing::debug!("write deadline exceeded, closing slow consumer");
                 }
@@ -573,14 +828,10 @@ impl Outbound {
                 self.close(reason);
                 break;
             }
-            batch.clear();
             let drained = {
                 let mut st = self.state.lock();
                 st.writing = false;
-                st.in_flight = 0;
-                if st.spare.capacity() < batch.capacity() && batch.capacity() <= KEEP_CAPACITY {
-                    st.spare = batch;
-                }
+                st.recycle(batch);
                 self.check_drained(&mut st)
             };
             if drained {
@@ -589,11 +840,126 @@ impl Outbound {
         }
         {
             let mut st = self.state.lock();
-            st.buf = Vec::new();
-            st.spare = Vec::new();
+            st.full = Vec::new();
+            st.full_len = 0;
+            st.cur = Chunk::default();
+            st.cur_shared = 0;
+            st.pool = Vec::new();
+            st.list = Vec::new();
+            st.partial = None;
             st.in_flight = 0;
         }
         // Shut down the write side so the peer sees the close after any final -ERR.
         self.sock.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A batch built from pieces `(bytes, shared?)` over chunks of at most `chunk`
+    /// inline bytes, as pushes would leave it; and the bytes it stands for.
+    fn batch(pieces: &[(Vec<u8>, bool)], chunk: usize) -> (Batch, Vec<u8>) {
+        let mut b = Batch::default();
+        let mut cur = Chunk::default();
+        let mut whole = Vec::new();
+        for (p, shared) in pieces {
+            if !cur.bytes.is_empty() && cur.bytes.len() + p.len() > chunk {
+                b.chunks.push(std::mem::take(&mut cur));
+            }
+            if *shared {
+                cur.shared.push((cur.bytes.len(), Bytes::from(p.clone())));
+            } else {
+                cur.bytes.extend_from_slice(p);
+            }
+            whole.extend_from_slice(p);
+        }
+        b.chunks.push(cur);
+        (b, whole)
+    }
+
+    proptest! {
+        #[test]
+        fn a_batch_is_its_pieces_in_order(
+            pieces in proptest::collection::vec(
+                (proptest::collection::vec(any::<u8>(), 0..40), any::<bool>()), 0..12),
+            chunk in 1usize..100,
+            cut in 0usize..400,
+        ) {
+            let (b, whole) = batch(&pieces, chunk);
+            prop_assert_eq!(b.len(), whole.len());
+            // What a partial write leaves: the slices from any offset are the rest.
+            let offset = cut.min(whole.len());
+            let mut iov = [IoSlice::new(&[]); MAX_IOV];
+            let n = b.slices(offset, &mut iov);
+            let rest: Vec<u8> = iov[..n].iter().flat_map(|s| s.iter().copied()).collect();
+            prop_assert_eq!(&rest[..], &whole[offset..]);
+            prop_assert!(iov[..n].iter().all(|s| !s.is_empty()), "no empty slices");
+            prop_assert_eq!(b.flatten(), whole);
+        }
+    }
+
+    #[test]
+    fn a_long_batch_is_written_in_several_vectored_writes() {
+        let pieces: Vec<(Vec<u8>, bool)> = (0..200u8).map(|i| (vec![i; 3], i % 2 == 0)).collect();
+        let (b, whole) = batch(&pieces, 50);
+        let mut iov = [IoSlice::new(&[]); MAX_IOV];
+        let mut offset = 0;
+        let mut got = Vec::new();
+        while offset < whole.len() {
+            let n = b.slices(offset, &mut iov);
+            assert!(n <= MAX_IOV);
+            let written: usize = iov[..n].iter().map(|s| s.len()).sum();
+            got.extend(iov[..n].iter().flat_map(|s| s.iter().copied()));
+            offset += written;
+        }
+        assert_eq!(got, whole);
+    }
+
+    #[test]
+    fn a_lagging_subscriber_adds_chunks_instead_of_growing_one() {
+        let mut st = State {
+            full: Vec::new(),
+            full_len: 0,
+            cur: Chunk::default(),
+            cur_shared: 0,
+            pool: Vec::new(),
+            list: Vec::new(),
+            partial: None,
+            in_flight: 0,
+            writing: false,
+            flush_owed: false,
+            closed: None,
+            stalled: false,
+            tls_owed: false,
+            ws_control: Vec::new(),
+            out_msgs: 0,
+            out_bytes: 0,
+        };
+        let frame = [7u8; 1000];
+        for _ in 0..300 {
+            st.make_room(frame.len());
+            st.cur.bytes.extend_from_slice(&frame);
+        }
+        assert_eq!(st.pending(), 300_000);
+        assert!(st.full.len() >= 4, "{} chunks", st.full.len());
+        assert!(st.full.iter().all(|c| c.bytes.len() <= CHUNK));
+        let b = st.take_batch();
+        assert_eq!(b.len(), 300_000);
+        assert_eq!(st.pending(), 300_000, "in flight until written");
+        st.recycle(b);
+        assert_eq!(st.pending(), 0);
+        assert_eq!(
+            st.pool.len(),
+            POOL_KEEP,
+            "written chunks are kept for reuse"
+        );
+        st.make_room(10);
+        assert!(
+            st.cur.bytes.capacity() >= 60_000,
+            "the next frame lands in a reused chunk"
+        );
     }
 }

@@ -23,7 +23,7 @@ use crate::cluster::proto::{self, RouteOp};
 use crate::protocol::encode;
 use crate::server::Server;
 use crate::server::client::{ClientHandle, ConnKind};
-use crate::server::outbound::{CloseReason, Outbound, Push};
+use crate::server::outbound::{CloseReason, Outbound};
 
 /// How long a dial may take.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(1);
@@ -82,18 +82,11 @@ impl Link {
             + reply.map_or(0, <[u8]>::len)
             + queues.iter().map(|q| q.len() + 1).sum::<usize>()
             + 48;
-        let push = self
-            .handle
-            .outbound
-            .push_with(len, |buf| proto::encode_msg(buf, &out, self.headers));
+        let push = self.handle.outbound.push_msg(len, msg.len(), |buf| {
+            proto::encode_msg(buf, &out, self.headers);
+        });
         if push.needs_flush() {
             to_flush.push(self.handle.outbound.clone());
-        }
-        if !matches!(push, Push::Closed) {
-            self.handle.out_msgs.fetch_add(1, Ordering::Relaxed);
-            self.handle
-                .out_bytes
-                .fetch_add(msg.len() as u64, Ordering::Relaxed);
         }
     }
 }
