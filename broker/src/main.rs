@@ -15,6 +15,7 @@ use natrix_config::{Configured, Flags, Options};
 mod jetstream_bus;
 
 fn main() -> ExitCode {
+    natrix_broker::server::lifecycle::keep_freed_memory();
     let configured = match natrix_config::flags::configure_from_env() {
         Ok(c) => c,
         Err(e) => {

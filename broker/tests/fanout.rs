@@ -216,3 +216,42 @@ async fn check(addr: &str, case: u32, msgs: &[Msg]) {
         }
     }
 }
+
+/// Large messages one at a time, each read by every subscriber before the next is
+/// sent: the publisher's read buffers are then free again and reused for the next
+/// message, which must not show through any delivery.
+#[test]
+fn reused_read_buffers_never_leak_into_deliveries() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let (_server, addr) = start().await;
+        let mut subs = Vec::new();
+        for _ in 0..3 {
+            let mut s = raw(&addr, true).await;
+            s.write_all(b"SUB reuse 1\r\nPING\r\n").await.expect("sub");
+            read_until_pong(&mut s).await;
+            subs.push(s);
+        }
+        let mut publisher = raw(&addr, true).await;
+        for i in 0..40u32 {
+            // Sizes around a read buffer's 64 KiB, so buffers are reused at every fill.
+            let len = 16_384 + (i as usize * 7_919) % 120_000;
+            let payload: Vec<u8> = (0..len).map(|j| (j as u32 ^ i) as u8).collect();
+            let mut wire = format!("PUB reuse {len}\r\n").into_bytes();
+            wire.extend_from_slice(&payload);
+            wire.extend_from_slice(b"\r\n");
+            publisher.write_all(&wire).await.expect("publish");
+            for s in &mut subs {
+                let got = read_frames(s, 1).await;
+                assert!(
+                    got[0].1 == payload,
+                    "message {i} of {len} bytes arrives intact"
+                );
+            }
+        }
+    });
+}

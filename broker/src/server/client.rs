@@ -32,6 +32,10 @@ const RESULT_CACHE_MAX: usize = 512;
 /// Read buffer bounds: start small for idle connections, grow under load.
 const READ_MIN: usize = 512;
 const READ_MAX: usize = 64 * 1024;
+/// Read buffers kept while subscribers hold their payloads (see `Client::retired`).
+const RETIRED_KEEP: usize = 4;
+/// Larger read buffers (a message near a large `max_payload`) are not kept.
+const RETIRED_MAX: usize = 2 << 20;
 /// Delay of the first PING after connect (nats-server's `firstClientPingInterval`).
 const FIRST_PING: Duration = Duration::from_secs(2);
 /// Longest a publisher is stalled per read by slow subscribers.
@@ -378,6 +382,10 @@ pub(crate) struct Client {
     read_chunk: Bytes,
     /// The current message's payload as shared bytes, when it is large enough to share.
     payload: Option<Bytes>,
+    /// Earlier read buffers whose payloads subscribers still held, reused once they are
+    /// free again: a fresh buffer per read would be fresh memory, paid for in page
+    /// faults.
+    retired: Vec<Bytes>,
     /// Share of untraced publishes that get a span, while trace export is on.
     sample_ratio: f64,
     /// The nonce sent in INFO for nkey users to sign.
@@ -434,6 +442,7 @@ impl Client {
             route_targets: Vec::new(),
             read_chunk: Bytes::new(),
             payload: None,
+            retired: Vec::new(),
             sample_ratio,
             nonce,
             jwt_user: None,
@@ -676,12 +685,15 @@ impl Client {
                             whole
                         }
                         // Subscribers still hold payloads of this read: what is left
-                        // of it moves to a new buffer.
+                        // of it moves to another buffer.
                         Err(data) => {
                             let rest = &data[consumed..];
-                            let mut fresh = BytesMut::with_capacity(read_size.max(rest.len()));
-                            fresh.extend_from_slice(rest);
-                            fresh
+                            let mut next = self.free_read_buffer(read_size.max(rest.len()));
+                            next.extend_from_slice(rest);
+                            if self.retired.len() < RETIRED_KEEP && data.len() <= RETIRED_MAX {
+                                self.retired.push(data);
+                            }
+                            next
                         }
                     };
                     if let Some((target, limit)) = self.stall.take() {
@@ -1457,6 +1469,20 @@ impl Client {
             encode::no_responders(&mut v, reply, &sub.sid, subject);
             self.handle.outbound.push_proto(&v);
         }
+    }
+
+    /// An empty read buffer of at least `want` bytes: a retired one nobody holds any
+    /// more, or a new one.
+    fn free_read_buffer(&mut self, want: usize) -> BytesMut {
+        while let Some(i) = self.retired.iter().position(Bytes::is_unique) {
+            if let Ok(mut b) = self.retired.swap_remove(i).try_into_mut() {
+                b.clear();
+                if b.capacity() >= want {
+                    return b;
+                }
+            }
+        }
+        BytesMut::with_capacity(want)
     }
 
     /// `msg` as a slice of the bytes being parsed; `None` when it lies elsewhere (a
