@@ -38,8 +38,6 @@ const RETIRED_KEEP: usize = 4;
 const RETIRED_MAX: usize = 2 << 20;
 /// Delay of the first PING after connect (nats-server's `firstClientPingInterval`).
 const FIRST_PING: Duration = Duration::from_secs(2);
-/// Longest a publisher is stalled per read by slow subscribers.
-const STALL_TOTAL: Duration = Duration::from_millis(10);
 
 /// What kind of connection a handle belongs to: deliveries to a route are forwarded as
 /// `RMSG`, to a leaf connection as `LMSG`, once per connection and message.
@@ -697,7 +695,7 @@ impl Client {
                         }
                     };
                     if let Some((target, limit)) = self.stall.take() {
-                        target.wait_drained(limit.min(STALL_TOTAL)).await;
+                        target.wait_drained(limit).await;
                     }
                     if buf.is_empty() && buf.capacity() > READ_MAX {
                         buf = BytesMut::with_capacity(READ_MIN);

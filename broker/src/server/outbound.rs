@@ -14,7 +14,7 @@
 //! subscriber of a fan-out shares the one copy the kernel made when it was read.
 //!
 //! Backpressure follows nats-server: past 3/4 of `max_pending` a publisher is asked to
-//! stall briefly (see [`Push::Stall`]); past `max_pending`, or when one write takes longer
+//! stall briefly (see [`Push::Stall`]), longer the nearer the limit; past `max_pending`, or when one write takes longer
 //! than `write_deadline`, the connection is a slow consumer and is closed.
 
 use std::io::IoSlice;
@@ -108,7 +108,7 @@ impl Push {
 }
 
 const STALL_MIN: Duration = Duration::from_millis(2);
-const STALL_MAX: Duration = Duration::from_millis(5);
+const STALL_MAX: Duration = Duration::from_millis(50);
 /// A chunk is not grown past this: the next frame starts a new one.
 const CHUNK: usize = 64 * 1024;
 /// Written chunks kept for reuse, per connection.
@@ -607,11 +607,7 @@ impl Outbound {
             st.stalled = true;
             Push::Stall {
                 flush,
-                limit: if pending >= self.max_pending {
-                    STALL_MAX
-                } else {
-                    STALL_MIN
-                },
+                limit: self.stall_limit(pending),
             }
         } else {
             Push::Queued { flush }
@@ -708,6 +704,19 @@ impl Outbound {
         } else {
             false
         }
+    }
+
+    /// How long a publisher waits for this connection to drain, `pending` bytes being
+    /// past 3/4 of `max_pending`: 2 ms there (nats-server's stall), growing with the
+    /// square of the headroom used up to 50 ms at the limit. nats-server stalls 2–5 ms;
+    /// natrix takes in large messages much faster (read whole, delivered without a
+    /// copy), and with so short a stall a 1 MiB publisher cut off subscribers that
+    /// nats-server keeps, so near the limit the publisher waits longer instead.
+    fn stall_limit(&self, pending: usize) -> Duration {
+        let from = self.max_pending / 4 * 3;
+        let span = (self.max_pending - from).max(1) as f64;
+        let used = (pending.saturating_sub(from) as f64 / span).min(1.0);
+        STALL_MIN + (STALL_MAX - STALL_MIN).mul_f64(used * used)
     }
 
     /// Bytes queued and in flight.
@@ -916,6 +925,28 @@ mod tests {
             offset += written;
         }
         assert_eq!(got, whole);
+    }
+
+    #[test]
+    fn the_stall_grows_as_a_subscriber_nears_its_limit() {
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let o = Outbound::internal(tx, 1_000_000);
+        assert_eq!(
+            o.stall_limit(750_000),
+            STALL_MIN,
+            "nats-server's 2 ms at 3/4"
+        );
+        assert_eq!(o.stall_limit(1_000_000), STALL_MAX);
+        assert_eq!(o.stall_limit(2_000_000), STALL_MAX);
+        let steps: Vec<Duration> = (750_000..=1_000_000)
+            .step_by(25_000)
+            .map(|p| o.stall_limit(p))
+            .collect();
+        assert!(steps.windows(2).all(|w| w[0] <= w[1]), "{steps:?}");
+        assert!(
+            o.stall_limit(875_000) < Duration::from_millis(15),
+            "gentle half way"
+        );
     }
 
     #[test]
