@@ -198,7 +198,84 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// A listener's own simple authentication (`username`/`password`, `token`,
+/// `no_auth_user` inside `websocket {}` or `mqtt {}`): nats-server's "auth override".
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Override<'a> {
+    pub username: &'a str,
+    pub password: &'a str,
+    pub token: &'a str,
+    pub no_auth_user: &'a str,
+}
+
+impl Override<'_> {
+    /// nats-server turns the override on when any of these is set (a password alone
+    /// means nothing without its user name).
+    pub fn is_set(&self) -> bool {
+        !(self.username.is_empty() && self.token.is_empty() && self.no_auth_user.is_empty())
+    }
+}
+
 impl Auth {
+    /// The authentication of a listener's clients under `o`: the server's users and
+    /// nkeys, with the block's single user, token and no_auth_user in place of the
+    /// top-level ones. `None` when the block sets none of them (the server's own
+    /// authentication applies unchanged).
+    pub fn with_override(&self, o: Override<'_>) -> Option<Auth> {
+        if !o.is_set() {
+            return None;
+        }
+        let mut auth = self.clone();
+        if auth.simple_user {
+            // The top-level `user`/`password` is the one being replaced.
+            auth.users.clear();
+            auth.simple_user = false;
+        }
+        auth.token = (!o.token.is_empty()).then(|| o.token.to_owned());
+        auth.no_auth_user = (!o.no_auth_user.is_empty()).then(|| o.no_auth_user.to_owned());
+        if !o.username.is_empty() {
+            auth.users.insert(
+                o.username.to_owned(),
+                User {
+                    username: o.username.to_owned(),
+                    password: o.password.to_owned(),
+                    permissions: None,
+                    account: None,
+                    connection_types: None,
+                },
+            );
+            auth.simple_user = true;
+        }
+        Some(auth)
+    }
+
+    /// The authentication of MQTT clients: `mqtt {}`'s override (its `authorization`
+    /// block and `no_auth_user`) on top of the server's, and the certificate mapping of
+    /// the MQTT listener's own `tls {}` (nats-server always takes `verify_and_map` from
+    /// there for MQTT clients, never from the top-level block). `None`: the server's
+    /// authentication applies unchanged.
+    pub fn for_mqtt(&self, m: &natrix_config::options::MqttOpts) -> Option<Auth> {
+        let map = m.tls.as_ref().is_some_and(|t| t.map);
+        let over = self.with_override(Override {
+            username: &m.username,
+            password: &m.password,
+            token: &m.token,
+            no_auth_user: &m.no_auth_user,
+        });
+        match over {
+            Some(mut a) => {
+                a.tls_map = map;
+                Some(a)
+            }
+            None if self.tls_map != map => {
+                let mut a = self.clone();
+                a.tls_map = map;
+                Some(a)
+            }
+            None => None,
+        }
+    }
+
     pub fn required(&self) -> bool {
         self.token.is_some() || !self.users.is_empty() || !self.nkeys.is_empty()
     }

@@ -55,7 +55,7 @@ pub async fn serve_transport(server: Arc<Server>, sock: Box<dyn Transport>, peer
         tracing::debug!(%peer, "MQTT connection without an MQTT listener");
         return;
     };
-    serve_on(server, sock, peer, ids).await;
+    serve_on(server, sock, peer, ids, TlsInfo::default()).await;
 }
 
 /// Binds `mqtt {}`'s port and serves it until shutdown; `None` without `mqtt { port }`.
@@ -66,22 +66,22 @@ pub async fn start(
     if o.mqtt.port == 0 {
         return Ok(None);
     }
-    if o.mqtt.tls.is_some() {
-        return Err("mqtt: TLS is not supported yet".into());
-    }
-    // Refused rather than ignored: ignoring them would let in clients they exclude.
-    let m = &o.mqtt;
-    if !(m.username.is_empty()
-        && m.password.is_empty()
-        && m.token.is_empty()
-        && m.no_auth_user.is_empty())
-    {
-        return Err(
-            "mqtt: authorization and no_auth_user inside mqtt {} are not supported yet \
-             (the server's own authorization applies to MQTT clients)"
-                .into(),
-        );
-    }
+    // Built once at start, as for the WebSocket listener: a TLS change takes a restart.
+    let tls = o
+        .mqtt
+        .tls
+        .as_ref()
+        .map(crate::tls::server_tls)
+        .transpose()
+        .map_err(|e| format!("mqtt: {e}"))?
+        .map(|t| Tls {
+            acceptor: tokio_rustls::TlsAcceptor::from(t.config),
+            timeout: if o.mqtt.tls_timeout.is_zero() {
+                DEFAULT_TLS_TIMEOUT
+            } else {
+                o.mqtt.tls_timeout
+            },
+        });
     let host = if o.mqtt.host.is_empty() {
         o.host.as_str()
     } else {
@@ -93,7 +93,9 @@ pub async fn start(
         .await
         .map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!("Listening for MQTT clients on mqtt://{addr}");
+    // nats-server's scheme names: `tls` when the listener is TLS.
+    let scheme = if tls.is_some() { "tls" } else { "mqtt" };
+    tracing::info!("Listening for MQTT clients on {scheme}://{addr}");
     let server = server.clone();
     let ids = Arc::new(ClientIds {
         opts: o.mqtt.clone(),
@@ -101,8 +103,18 @@ pub async fn start(
         ..ClientIds::default()
     });
     server.set_mqtt_sessions(ids.clone());
-    tokio::spawn(async move { accept_loop(server, listener, ids).await });
+    let tls = tls.map(Arc::new);
+    tokio::spawn(async move { accept_loop(server, listener, ids, tls).await });
     Ok(Some(addr))
+}
+
+/// nats-server's `TLS_TIMEOUT`, the default of `mqtt { tls { timeout } }`.
+const DEFAULT_TLS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The MQTT listener's `tls {}`: every connection starts with the handshake.
+struct Tls {
+    acceptor: tokio_rustls::TlsAcceptor,
+    timeout: Duration,
 }
 
 /// The connected client IDs, one namespace per account: a new connection with an ID in
@@ -156,10 +168,15 @@ impl ClientIds {
     }
 }
 
-async fn accept_loop(server: Arc<Server>, listener: TcpListener, ids: Arc<ClientIds>) {
+async fn accept_loop(
+    server: Arc<Server>,
+    listener: TcpListener,
+    ids: Arc<ClientIds>,
+    tls: Option<Arc<Tls>>,
+) {
     server
         .accept_connections(listener, "MQTT", move |server, stream, peer| {
-            serve(server, stream, peer, ids.clone())
+            serve(server, stream, peer, ids.clone(), tls.clone())
         })
         .await;
 }
@@ -233,9 +250,72 @@ enum End {
     WithWill,
 }
 
-async fn serve(server: Arc<Server>, sock: TcpStream, peer: SocketAddr, ids: Arc<ClientIds>) {
+async fn serve(
+    server: Arc<Server>,
+    sock: TcpStream,
+    peer: SocketAddr,
+    ids: Arc<ClientIds>,
+    tls: Option<Arc<Tls>>,
+) {
     let _ = sock.set_nodelay(true);
-    serve_on(server, Box::new(sock), peer, ids).await;
+    let Some(tls) = tls else {
+        serve_on(server, Box::new(sock), peer, ids, TlsInfo::default()).await;
+        return;
+    };
+    let stream = match tokio::time::timeout(tls.timeout, tls.acceptor.accept(sock)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::error!(%peer, "MQTT TLS handshake error: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::error!(%peer, "MQTT TLS handshake error: TLS handshake timeout");
+            return;
+        }
+    };
+    let conn = stream.get_ref().1;
+    let certs = crate::tls::peer_certs_of(conn);
+    let info = TlsInfo {
+        described: Some(crate::tls::describe_state(conn)),
+        peer_certs: (!certs.is_empty()).then(|| Arc::new(certs)),
+    };
+    tracing::debug!(%peer, "MQTT TLS handshake complete");
+    serve_on(server, Box::new(stream), peer, ids, info).await;
+}
+
+/// What the TLS handshake of a connection of the MQTT listener established.
+#[derive(Default)]
+struct TlsInfo {
+    /// Protocol and cipher suite, for `/connz`.
+    described: Option<(String, String)>,
+    /// The client's certificate chain, for `/connz` and `verify_and_map`.
+    peer_certs: Option<Arc<Vec<crate::x509::PeerCert>>>,
+}
+
+/// Writes `bytes` and flushes them: a TLS stream may keep the last records it sealed
+/// until flushed, and these writes are often the last before the connection closes.
+async fn write_out(sock: &mut Box<dyn Transport>, bytes: &[u8]) -> std::io::Result<()> {
+    sock.write_all(bytes).await?;
+    sock.flush().await
+}
+
+/// How long a new connection has to send CONNECT: when its login needs credentials,
+/// `mqtt { authorization { timeout } }` or else the server's `authorization { timeout }`
+/// (nats-server's auth timer, which it arms for MQTT clients at accept); otherwise
+/// [`CONNECT_TIMEOUT`].
+fn connect_timeout(server: &Server) -> Duration {
+    let (opts, _) = server.options();
+    let m = &opts.config.mqtt;
+    let required = server.trust().is_some()
+        || opts
+            .auth
+            .for_mqtt(m)
+            .map_or_else(|| opts.auth.required(), |a| a.required());
+    match (required, m.auth_timeout.is_zero()) {
+        (false, _) => CONNECT_TIMEOUT,
+        (true, false) => m.auth_timeout,
+        (true, true) => opts.auth_timeout,
+    }
 }
 
 /// One MQTT connection on any transport, from CONNECT to the end.
@@ -244,6 +324,7 @@ async fn serve_on(
     mut sock: Box<dyn Transport>,
     peer: SocketAddr,
     ids: Arc<ClientIds>,
+    tls: TlsInfo,
 ) {
     let mut decoder = Decoder::new();
     // A whole packet is buffered before it is decoded: the limit is the server's
@@ -251,7 +332,7 @@ async fn serve_on(
     let max_packet = packet_limit(server.options().0.max_payload);
     decoder.set_max_packet_size(max_packet);
     let mut rbuf = BytesMut::with_capacity(4096);
-    let first = tokio::time::timeout(CONNECT_TIMEOUT, async {
+    let first = tokio::time::timeout(connect_timeout(&server), async {
         loop {
             match decoder.decode(&mut rbuf) {
                 Ok(Some(p)) => return Ok(p),
@@ -273,7 +354,7 @@ async fn serve_on(
             if let Some((v, reply)) = decoder.failure_reply(&e) {
                 let mut out = BytesMut::new();
                 if reply.encode(v, &mut out).is_ok() {
-                    let _ = sock.write_all(&out).await;
+                    let _ = write_out(&mut sock, &out).await;
                 }
             }
             return;
@@ -293,9 +374,7 @@ async fn serve_on(
     };
     // nats-server refuses an empty user name (3.1.1 return code 0x04).
     if connect.username.as_ref().is_some_and(MqttString::is_empty) {
-        let _ = sock
-            .write_all(&refuse(ReasonCode::BadUserNameOrPassword))
-            .await;
+        let _ = write_out(&mut sock, &refuse(ReasonCode::BadUserNameOrPassword)).await;
         return;
     }
     let assigned = connect.client_id.is_empty();
@@ -315,10 +394,16 @@ async fn serve_on(
     let writer = tokio::spawn(outbound.clone().run_writer(opts.write_deadline));
     let (cid_tx, cid_rx) = tokio::sync::oneshot::channel();
     let mut core = tokio::spawn({
-        let (server, outbound, client_id) = (server.clone(), outbound.clone(), client_id.clone());
+        let (server, outbound) = (server.clone(), outbound.clone());
+        let conn = crate::server::MqttConn {
+            peer,
+            client_id: client_id.clone(),
+            tls: tls.described,
+            peer_certs: tls.peer_certs,
+        };
         async move {
             server
-                .serve_mqtt_client(core_rd, outbound.clone(), peer, client_id, move |cid| {
+                .serve_mqtt_client(core_rd, outbound.clone(), conn, move |cid| {
                     let _ = cid_tx.send(cid);
                 })
                 .await;
@@ -372,7 +457,7 @@ async fn serve_on(
     let accepted = tokio::time::timeout(CONNECT_TIMEOUT, s.await_login(&mut core)).await;
     if !matches!(accepted, Ok(true)) {
         tracing::debug!(%peer, client = %s.client_id, "MQTT: authorization violation");
-        let _ = s.sock.write_all(&refuse(ReasonCode::NotAuthorized)).await;
+        let _ = write_out(&mut s.sock, &refuse(ReasonCode::NotAuthorized)).await;
         drop(s);
         let _ = core.await;
         return;
@@ -411,10 +496,8 @@ async fn serve_on(
                     Ok(present) => session_present = present,
                     Err(e) => {
                         tracing::warn!(client = %s.client_id, "MQTT: unable to load session: {e}");
-                        let _ = s
-                            .sock
-                            .write_all(&refuse(ReasonCode::ServerUnavailable))
-                            .await;
+                        let _ =
+                            write_out(&mut s.sock, &refuse(ReasonCode::ServerUnavailable)).await;
                         return;
                     }
                 }
@@ -422,10 +505,7 @@ async fn serve_on(
             }
             Err(e) => {
                 tracing::warn!(client = %s.client_id, "MQTT: unable to reach JetStream: {e}");
-                let _ = s
-                    .sock
-                    .write_all(&refuse(ReasonCode::ServerUnavailable))
-                    .await;
+                let _ = write_out(&mut s.sock, &refuse(ReasonCode::ServerUnavailable)).await;
                 return;
             }
         }
@@ -588,7 +668,7 @@ impl Session {
         let out = std::mem::take(&mut self.pending_out);
         // Deliveries wait in the core's channel meanwhile: a client that does not read
         // is closed after the write deadline, as a slow NATS consumer is.
-        match tokio::time::timeout(self.write_deadline, self.sock.write_all(&out)).await {
+        match tokio::time::timeout(self.write_deadline, write_out(&mut self.sock, &out)).await {
             Ok(r) => r,
             Err(_) => {
                 tracing::warn!(peer = %self.peer, client = %self.client_id,

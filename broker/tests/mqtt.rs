@@ -93,6 +93,49 @@ fn natrix(extra: &str) -> Srv {
     server("natrix", Path::new(NATRIX), extra)
 }
 
+/// natrix with `mqtt_extra` inside its `mqtt {}` block.
+fn natrix_with_mqtt(mqtt_extra: &str) -> Srv {
+    server_with("natrix", Path::new(NATRIX), "", mqtt_extra)
+}
+
+/// The steps every scenario starts with, named once: clients of this server that must
+/// get in, and NATS subscribers that are in place before anything is published. Each
+/// failure names the server.
+impl Srv {
+    /// An MQTT client logged in with `l`; the login must be accepted.
+    fn login(&self, l: &Login<'_>) -> Mq {
+        let (m, a) = Mq::login_ack(self.mqtt, l);
+        assert_eq!(a.reason, ReasonCode::Success, "{}: CONNACK", self.name);
+        m
+    }
+
+    /// A clean-session client `id` without credentials.
+    fn client(&self, version: ProtocolVersion, id: &str) -> Mq {
+        self.login(&Login {
+            version,
+            id,
+            ..Login::default()
+        })
+    }
+
+    /// A login that must be refused: the connection and the CONNACK's reason.
+    fn refused(&self, l: &Login<'_>) -> (Mq, ReasonCode) {
+        let (m, reason) = Mq::login(self.mqtt, l);
+        assert_ne!(reason, ReasonCode::Success, "{}: accepted", self.name);
+        (m, reason)
+    }
+
+    /// A NATS client subscribed to `subjects` (sids 1, 2, ...), synced.
+    fn nats_sub(&self, subjects: &[&str]) -> Raw {
+        let mut n = nats(self);
+        for (i, subject) in subjects.iter().enumerate() {
+            n.send(&format!("SUB {subject} {}\r\n", i + 1));
+        }
+        n.sync();
+        n
+    }
+}
+
 fn mstr(s: &str) -> MqttString {
     MqttString::try_from_bytes(Bytes::copy_from_slice(s.as_bytes())).expect("mqtt string")
 }
@@ -384,10 +427,22 @@ fn version_flag(v: ProtocolVersion) -> &'static str {
 impl MosqSub {
     /// Starts it and waits until it receives: `probe` publishes a message it matches
     /// (payload `probe`) until one arrives.
-    fn start(port: u16, v: ProtocolVersion, filter: &str, mut probe: impl FnMut()) -> Self {
+    fn start(port: u16, v: ProtocolVersion, filter: &str, probe: impl FnMut()) -> Self {
+        Self::start_with(port, v, filter, &[], probe)
+    }
+
+    /// [`MosqSub::start`] with more arguments (TLS files, user name and password).
+    fn start_with(
+        port: u16,
+        v: ProtocolVersion,
+        filter: &str,
+        extra: &[&str],
+        mut probe: impl FnMut(),
+    ) -> Self {
         let mut child = Command::new(mosquitto())
             .args(["-h", "127.0.0.1", "-p", &port.to_string()])
             .args(["-V", version_flag(v), "-t", filter, "-v"])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -441,14 +496,28 @@ impl MosqSub {
 }
 
 fn mosquitto_pub(port: u16, v: ProtocolVersion, topic: &str, msg: &str, extra: &[&str]) -> bool {
-    Command::new("mosquitto_pub")
+    mosquitto_pub_output(port, v, topic, msg, extra).0
+}
+
+/// `mosquitto_pub`'s success and what it wrote on stderr (why a connection was refused).
+fn mosquitto_pub_output(
+    port: u16,
+    v: ProtocolVersion,
+    topic: &str,
+    msg: &str,
+    extra: &[&str],
+) -> (bool, String) {
+    let out = Command::new("mosquitto_pub")
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
         .args(["-V", version_flag(v), "-t", topic, "-m", msg])
         .args(extra)
-        .stderr(Stdio::null())
-        .status()
-        .expect("mosquitto_pub")
-        .success()
+        .stdout(Stdio::null())
+        .output()
+        .expect("mosquitto_pub");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn sorted(mut v: Vec<String>) -> Vec<String> {
@@ -965,17 +1034,6 @@ fn monitoring_lists_mqtt_connections() {
             s.name, varz["mqtt"]
         );
         assert_eq!(varz["mqtt"]["host"], "127.0.0.1", "{}", s.name);
-    }
-}
-
-#[test]
-fn unsupported_mqtt_options_refuse_to_start() {
-    for conf in [
-        "mqtt { port: -1, authorization { username: u, password: p } }\n",
-        "mqtt { port: -1, no_auth_user: u }\nauthorization { users: [{user: u, password: p}] }\n",
-    ] {
-        let err = common::startup_error(Path::new(NATRIX), conf);
-        assert!(err.contains("not supported yet"), "{conf}: {err}");
     }
 }
 
@@ -2229,5 +2287,277 @@ fn qos2_packet_id_reused_right_after_pubcomp() {
         let got = nats_msgs(&read_until(&mut n, "m19", Duration::from_secs(5)));
         let want: Vec<String> = (0..20).map(|i| format!("reuse m{i}")).collect();
         assert_eq!(got, want, "{}", s.name);
+    }
+}
+
+// ---- TLS on the MQTT listener, and mqtt {}'s own authorization (both servers) ----
+
+/// A test CA in `dir` with a server certificate for 127.0.0.1, and the `tls {}` block
+/// that serves it (`extra` adds settings inside the block).
+fn mqtt_tls(dir: &Path, extra: &str) -> (common::TestPki, String) {
+    let pki = common::TestPki::new(dir);
+    pki.server_cert("mqtt");
+    let d = dir.display();
+    let tls =
+        format!("tls {{ cert_file: \"{d}/mqtt.pem\", key_file: \"{d}/mqtt-key.pem\" {extra} }}");
+    (pki, tls)
+}
+
+/// mosquitto_sub and mosquitto_pub over TLS (checking the server against the test CA),
+/// both ways with NATS clients; a client that does not start TLS gets nothing back.
+#[test]
+fn tls_listener_with_mosquitto_clients() {
+    let dir = tempfile::tempdir().expect("pki dir");
+    let (_pki, tls) = mqtt_tls(dir.path(), "");
+    let ca = dir.path().join("ca.pem").display().to_string();
+    let cafile = ["--cafile", ca.as_str()];
+    for s in servers_with("", &tls) {
+        let versions: &[ProtocolVersion] = if s.name == "natrix" { &[V3, V5] } else { &[V3] };
+        for &v in versions {
+            let mut n = nats(&s);
+            let sub = MosqSub::start_with(s.mqtt, v, "tls/#", &cafile, || {
+                n.send("PUB tls.probe 5\r\nprobe\r\n");
+                n.sync();
+            });
+            n.send("PUB tls.a 6\r\nsecret\r\n");
+            n.sync();
+            assert_eq!(sub.take(1), vec!["tls/a secret"], "{} {v:?}", s.name);
+            // The connection is listed with what TLS it negotiated.
+            let connz = common::http_get(s.p.http_port.expect("monitor"), "/connz").json();
+            let conns = connz["connections"].as_array().cloned().unwrap_or_default();
+            assert!(
+                conns.iter().any(|c| c["mqtt_client"].is_string()
+                    && c["tls_version"]
+                        .as_str()
+                        .is_some_and(|t| t.starts_with("1."))),
+                "{}: {connz:#}",
+                s.name
+            );
+            let mut back = s.nats_sub(&["back.>"]);
+            assert!(
+                mosquitto_pub(s.mqtt, v, "back/x", "sealed", &cafile),
+                "{} {v:?}",
+                s.name
+            );
+            assert_eq!(
+                nats_msgs(&read_until(&mut back, "sealed", Duration::from_secs(5))),
+                vec!["back.x sealed"],
+                "{} {v:?}",
+                s.name
+            );
+        }
+        // MQTT in the clear on the TLS port: no CONNACK, the connection is closed.
+        let mut plain = Mq::raw(s.mqtt, V3);
+        plain.send(&Packet::Connect(Box::new(Connect {
+            protocol_version: V3,
+            clean_start: true,
+            keep_alive: 60,
+            client_id: mstr("in-the-clear"),
+            will: None,
+            username: None,
+            password: None,
+            properties: Properties::default(),
+        })));
+        let (closed, seen) = plain.closed(Duration::from_secs(10));
+        assert!(closed && seen.is_empty(), "{}: {seen:?}", s.name);
+        // And a TLS client that does not trust the server's CA does not get in.
+        assert!(
+            !mosquitto_pub(
+                s.mqtt,
+                V3,
+                "back/x",
+                "x",
+                &["--cafile", "/etc/ssl/certs/ca-certificates.crt"]
+            ),
+            "{}",
+            s.name
+        );
+    }
+}
+
+/// `tls { verify_and_map: true }` in `mqtt {}`: the client certificate is required and
+/// picks the user (here by its e-mail SAN), whose permissions then apply; a certificate
+/// that names no user is refused with CONNACK "not authorised".
+#[test]
+fn tls_client_certificate_picks_the_user() {
+    let dir = tempfile::tempdir().expect("pki dir");
+    let d = dir.path().display().to_string();
+    let (pki, tls) = mqtt_tls(
+        dir.path(),
+        &format!(", ca_file: \"{d}/ca.pem\", verify_and_map: true"),
+    );
+    pki.client_cert("mapped", "/CN=mapped", "email:mq@natrix.test");
+    pki.client_cert("stranger", "/CN=stranger", "email:stranger@natrix.test");
+    let users = r#"
+authorization {
+  users: [
+    { user: "mq@natrix.test", permissions: { publish: "mapped.>" } }
+    { user: admin, password: adminpass }
+  ]
+}
+"#;
+    let files = |name: &str| {
+        [
+            "--cafile".to_owned(),
+            format!("{d}/ca.pem"),
+            "--cert".to_owned(),
+            format!("{d}/{name}.pem"),
+            "--key".to_owned(),
+            format!("{d}/{name}-key.pem"),
+        ]
+    };
+    for s in servers_with(users, &tls) {
+        let mut admin = nats_login(&s, "admin", "adminpass");
+        admin.send("SUB mapped.> 1\r\nSUB other.> 2\r\n");
+        admin.sync();
+        let mapped = files("mapped");
+        let mapped: Vec<&str> = mapped.iter().map(String::as_str).collect();
+        // Outside the mapped user's publish permissions: dropped.
+        assert!(
+            mosquitto_pub(s.mqtt, V3, "other/x", "denied", &mapped),
+            "{}",
+            s.name
+        );
+        assert!(
+            mosquitto_pub(s.mqtt, V3, "mapped/x", "allowed", &mapped),
+            "{}",
+            s.name
+        );
+        let got = nats_msgs(&read_until(&mut admin, "allowed", Duration::from_secs(5)));
+        assert_eq!(got, vec!["mapped.x allowed"], "{}", s.name);
+        let stranger = files("stranger");
+        let stranger: Vec<&str> = stranger.iter().map(String::as_str).collect();
+        let (ok, err) = mosquitto_pub_output(s.mqtt, V3, "mapped/x", "no", &stranger);
+        assert!(!ok && err.contains("not authorised"), "{}: {err}", s.name);
+        // Without a certificate the handshake itself fails.
+        let ca = format!("{d}/ca.pem");
+        let (ok, err) = mosquitto_pub_output(s.mqtt, V3, "mapped/x", "no", &["--cafile", &ca]);
+        assert!(!ok && !err.contains("not authorised"), "{}: {err}", s.name);
+    }
+}
+
+/// `mqtt { authorization { user, password, timeout } }`: MQTT clients log in with that
+/// user (NATS clients keep the server's own, here none); a wrong or missing password is
+/// CONNACK 0x05 (5.0: 0x87) and a connection that sends nothing is closed after the
+/// block's timeout, not the 10 s CONNECT allowance.
+#[test]
+fn mqtt_block_user_password_and_timeout() {
+    let block = "authorization { user: mq, password: mqpass, timeout: 1 }";
+    for s in servers_with("", block) {
+        let mut m = s.login(&Login {
+            id: "mq-ok",
+            user: Some("mq"),
+            pass: Some("mqpass"),
+            ..Login::default()
+        });
+        assert!(m.ping(), "{}", s.name);
+        for (id, pass) in [("mq-bad", Some("nope")), ("mq-none", None)] {
+            let (mut m, r) = s.refused(&Login {
+                id,
+                user: pass.map(|_| "mq"),
+                pass,
+                ..Login::default()
+            });
+            assert_eq!(r, ReasonCode::NotAuthorized, "{}: {id}", s.name);
+            assert!(m.closed(Duration::from_secs(5)).0, "{}: {id}", s.name);
+        }
+        // NATS clients are not asked for credentials.
+        assert!(nats(&s).sync().contains("PONG"), "{}", s.name);
+        let mut silent = Mq::raw(s.mqtt, V3);
+        let t = Instant::now();
+        let (closed, _) = silent.closed(Duration::from_secs(8));
+        assert!(closed, "{}", s.name);
+        assert!(
+            t.elapsed() < Duration::from_secs(4),
+            "{}: closed after {:?}",
+            s.name,
+            t.elapsed()
+        );
+    }
+    let s = natrix_with_mqtt(block);
+    let (_, r) = s.refused(&Login {
+        version: V5,
+        id: "mq5",
+        user: Some("mq"),
+        pass: Some("nope"),
+        ..Login::default()
+    });
+    assert_eq!(r, ReasonCode::NotAuthorized, "5.0: 0x87");
+}
+
+/// `mqtt { authorization { token } }`: the token is given as the password.
+#[test]
+fn mqtt_block_token() {
+    for s in servers_with("", "authorization { token: mqtoken }") {
+        let mut m = s.login(&Login {
+            id: "tok-ok",
+            user: Some("any"),
+            pass: Some("mqtoken"),
+            ..Login::default()
+        });
+        assert!(m.ping(), "{}", s.name);
+        let (_, r) = s.refused(&Login {
+            id: "tok-bad",
+            user: Some("any"),
+            pass: Some("other"),
+            ..Login::default()
+        });
+        assert_eq!(r, ReasonCode::NotAuthorized, "{}", s.name);
+    }
+}
+
+/// `mqtt { no_auth_user }`: MQTT clients without credentials are that user (with its
+/// permissions); NATS clients without credentials are still refused.
+#[test]
+fn mqtt_block_no_auth_user() {
+    let users = r#"
+authorization {
+  users: [
+    { user: guest, password: guestpass, permissions: { subscribe: { deny: "private.>" } } }
+    { user: admin, password: adminpass }
+  ]
+}
+"#;
+    for s in servers_with(users, "no_auth_user: guest") {
+        let mut m = s.client(V3, "anon-mqtt");
+        let reasons = m.subscribe(&["public/x", "private/x"]);
+        assert_eq!(reasons[0], ReasonCode::Success, "{}", s.name);
+        assert!(reasons[1].is_error(), "{}: {reasons:?}", s.name);
+        let mut c = Raw::connect(s.p.port);
+        c.send("CONNECT {\"verbose\":false}\r\nPING\r\n");
+        let text = c.read_for(QUIET);
+        assert!(
+            text.contains("Authorization Violation"),
+            "{}: {text:?}",
+            s.name
+        );
+    }
+}
+
+/// nats-server's checks of the block at start-up, with its words.
+#[test]
+fn mqtt_block_authorization_beside_users_refuses_to_start() {
+    let users = "authorization { users: [{ user: a, password: b }] }\n";
+    for (mqtt, want) in [
+        (
+            "authorization { user: u, password: p }",
+            "mqtt authentication username not compatible with presence of users/nkeys",
+        ),
+        (
+            "authorization { token: t }",
+            "mqtt authentication token not compatible with presence of users/nkeys",
+        ),
+        (
+            "no_auth_user: ghost",
+            "no_auth_user: \"ghost\" not present as user or nkey in authorization block or account configuration",
+        ),
+    ] {
+        let conf = format!("{users}mqtt {{ port: -1, {mqtt} }}\n");
+        let mut bins = vec![PathBuf::from(NATRIX)];
+        bins.extend(common::reference_binary());
+        for bin in bins {
+            let err = common::startup_error(&bin, &conf);
+            assert!(err.contains(want), "{}: {conf}: {err}", bin.display());
+        }
     }
 }

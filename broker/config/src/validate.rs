@@ -35,13 +35,38 @@ pub enum ValidationError {
         "trusted operators or trusted keys configuration is required for JWT authentication via cookie \"{0}\""
     )]
     WebsocketJwtCookieWithoutTrust(String),
+    #[error("mqtt authentication username not compatible with presence of users/nkeys")]
+    MqttUsernameWithUsers,
+    #[error("mqtt authentication token not compatible with presence of users/nkeys")]
+    MqttTokenWithUsers,
 }
 
 /// nats-server's `validateOptions`, as far as natrix implements its features.
 pub fn validate(o: &Options) -> Result<(), ValidationError> {
     no_auth_user(o, &o.no_auth_user)?;
     jetstream_cluster(o)?;
-    websocket(o)
+    websocket(o)?;
+    mqtt(o)
+}
+
+/// nats-server's `validateMQTTOptions`, the authentication part: the block's
+/// `no_auth_user` names a configured user, and its own `username`/`token` cannot sit
+/// beside a users list (which user would they be?).
+pub fn mqtt(o: &Options) -> Result<(), ValidationError> {
+    let m = &o.mqtt;
+    if m.port == 0 {
+        return Ok(());
+    }
+    no_auth_user(o, &m.no_auth_user)?;
+    if !o.users.is_empty() || !o.nkeys.is_empty() {
+        if !m.username.is_empty() {
+            return Err(ValidationError::MqttUsernameWithUsers);
+        }
+        if !m.token.is_empty() {
+            return Err(ValidationError::MqttTokenWithUsers);
+        }
+    }
+    Ok(())
 }
 
 /// nats-server's `validateWebsocketOptions`: a WebSocket listener is TLS unless
@@ -144,5 +169,31 @@ mod tests {
         assert_eq!(validate(&o), Ok(()));
         o.operators.push("op.jwt".into());
         assert_eq!(validate(&o), Err(ValidationError::NoAuthUserWithOperator));
+    }
+
+    #[test]
+    fn mqtt_block_authentication() {
+        let mut o = Options::default();
+        o.mqtt.username = "u".into();
+        // Without an MQTT port nothing in the block is checked.
+        assert_eq!(validate(&o), Ok(()));
+        o.mqtt.port = 1883;
+        assert_eq!(validate(&o), Ok(()));
+        o.users.push(User {
+            username: "a".into(),
+            ..User::default()
+        });
+        assert_eq!(validate(&o), Err(ValidationError::MqttUsernameWithUsers));
+        o.mqtt.username.clear();
+        o.mqtt.token = "t".into();
+        assert_eq!(validate(&o), Err(ValidationError::MqttTokenWithUsers));
+        o.mqtt.token.clear();
+        o.mqtt.no_auth_user = "b".into();
+        assert_eq!(
+            validate(&o),
+            Err(ValidationError::NoAuthUserUnknown("b".into()))
+        );
+        o.mqtt.no_auth_user = "a".into();
+        assert_eq!(validate(&o), Ok(()));
     }
 }

@@ -383,6 +383,9 @@ pub(crate) struct Client {
     cert: Option<Arc<crate::x509::PeerCert>>,
     /// A WebSocket client: its cookies and `websocket {}`'s own authentication.
     ws_login: Option<crate::websocket::login::WsLogin>,
+    /// The core side of an MQTT connection: `mqtt {}`'s authentication applies
+    /// (nats-server's auth override and `verify_and_map` of the MQTT listener).
+    mqtt: bool,
 }
 
 impl Client {
@@ -428,6 +431,7 @@ impl Client {
             jwt_limits: (None, None),
             cert,
             ws_login: None,
+            mqtt: false,
         }
     }
 
@@ -491,7 +495,7 @@ impl Client {
         let creds = self
             .connect
             .credentials(self.nonce.as_deref(), self.cert.as_deref());
-        let Some(identity) = self.opts.auth.authenticate(&creds) else {
+        let Some(identity) = self.listener_auth().authenticate(&creds) else {
             tracing::info!(
                 cid = self.handle.cid,
                 "credentials no longer valid after reload"
@@ -760,6 +764,28 @@ impl Client {
         self.server.remove_client(&self.handle, live);
     }
 
+    /// An MQTT connection's core client logs in with `mqtt {}`'s authentication.
+    pub(crate) fn for_mqtt(mut self) -> Self {
+        self.mqtt = true;
+        self
+    }
+
+    /// The authentication this client's listener applies: `websocket {}`'s or
+    /// `mqtt {}`'s override when there is one, else the server's. Computed from the
+    /// current options, so a reload that changes the users reaches it too.
+    fn listener_auth(&self) -> std::borrow::Cow<'_, auth::Auth> {
+        use std::borrow::Cow;
+        if let Some(a) = self.ws_login.as_ref().and_then(|w| w.auth.as_deref()) {
+            return Cow::Borrowed(a);
+        }
+        if self.mqtt
+            && let Some(a) = self.opts.auth.for_mqtt(&self.opts.config.mqtt)
+        {
+            return Cow::Owned(a);
+        }
+        Cow::Borrowed(&self.opts.auth)
+    }
+
     /// A WebSocket client logs in with its cookies and `websocket {}`'s authentication.
     pub(crate) fn with_ws_login(mut self, login: crate::websocket::login::WsLogin) -> Self {
         if let Some(auth) = &login.auth {
@@ -803,12 +829,7 @@ impl Client {
         } else {
             let mut creds = connect.credentials(self.nonce.as_deref(), self.cert.as_deref());
             creds.websocket = self.ws_login.is_some();
-            let auth = self
-                .ws_login
-                .as_ref()
-                .and_then(|w| w.auth.as_deref())
-                .unwrap_or(&self.opts.auth);
-            auth.authenticate(&creds)
+            self.listener_auth().authenticate(&creds)
         };
         let Some(identity) = identity else {
             tracing::warn!(cid = self.handle.cid, user = ?connect.user, "authentication error");
