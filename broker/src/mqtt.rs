@@ -122,10 +122,12 @@ struct Tls {
 #[derive(Default)]
 struct ClientIds {
     next: std::sync::atomic::AtomicU64,
-    #[allow(clippy::type_complexity)]
-    by_id: parking_lot::Mutex<
-        FxHashMap<String, (u64, Arc<tokio::sync::Notify>, Arc<tokio::sync::Mutex<()>>)>,
-    >,
+    by_id: parking_lot::Mutex<FxHashMap<String, Holder>>,
+    /// Per client ID, the 5.0 will waiting for its Will Delay Interval (3.1.3.2.2): the
+    /// holder number of the session it belongs to and how to tell it what became of the
+    /// session (`true`: it ended, publish now; `false`: it was resumed, drop the will).
+    /// Locked after `by_id` when both are.
+    wills: parking_lot::Mutex<FxHashMap<String, (u64, tokio::sync::oneshot::Sender<bool>)>>,
     /// The accounts whose MQTT streams exist (created on first use).
     streams_ready: parking_lot::Mutex<rustc_hash::FxHashSet<String>>,
     /// `mqtt {}` as configured at start.
@@ -137,29 +139,81 @@ struct ClientIds {
     ended: parking_lot::Mutex<FxHashMap<String, u64>>,
 }
 
+/// The connection that holds a client ID.
+struct Holder {
+    /// Its holder number.
+    n: u64,
+    /// Told when a newer connection takes the ID over.
+    taken_over: Arc<tokio::sync::Notify>,
+    /// Held by a session while it works on its state.
+    lock: Arc<tokio::sync::Mutex<()>>,
+    /// It connected with Clean Start (Clean Session): the previous session ended then.
+    clean: bool,
+}
+
 impl ClientIds {
-    /// Registers `id`, telling its previous holder to close; returns this holder's number,
-    /// the signal it is told by, and the lock a session holds while it runs, so that a
-    /// new holder starts on the session state only after the old one has let go of it.
-    fn take(&self, id: &str) -> (u64, Arc<tokio::sync::Notify>, Arc<tokio::sync::Mutex<()>>) {
+    /// Registers `id` for a connection that asked for a clean start or not, telling its
+    /// previous holder to close; returns this holder's number, the signal it is told by,
+    /// and the lock a session holds while it runs, so that a new holder starts on the
+    /// session state only after the old one has let go of it. A will still waiting for
+    /// its delay is dropped when the session is resumed, and published at once when a
+    /// clean start ends the session (3.1.3-9).
+    fn take(
+        &self,
+        id: &str,
+        clean: bool,
+    ) -> (u64, Arc<tokio::sync::Notify>, Arc<tokio::sync::Mutex<()>>) {
         let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let notify = Arc::new(tokio::sync::Notify::new());
         let mut by_id = self.by_id.lock();
-        let lock = by_id.get(id).map_or_else(
-            || Arc::new(tokio::sync::Mutex::new(())),
-            |(_, _, l)| l.clone(),
-        );
-        if let Some((_, old, _)) = by_id.insert(id.to_owned(), (n, notify.clone(), lock.clone())) {
-            old.notify_one();
+        let lock = by_id
+            .get(id)
+            .map_or_else(|| Arc::new(tokio::sync::Mutex::new(())), |h| h.lock.clone());
+        let holder = Holder {
+            n,
+            taken_over: notify.clone(),
+            lock: lock.clone(),
+            clean,
+        };
+        if let Some(old) = by_id.insert(id.to_owned(), holder) {
+            old.taken_over.notify_one();
+        }
+        if let Some((_, will)) = self.wills.lock().remove(id) {
+            let _ = will.send(clean);
         }
         (n, notify, lock)
     }
 
     fn release(&self, id: &str, n: u64) {
         let mut by_id = self.by_id.lock();
-        if by_id.get(id).is_some_and(|(held, _, _)| *held == n) {
+        if by_id.get(id).is_some_and(|h| h.n == n) {
             by_id.remove(id);
         }
+    }
+
+    /// The session of holder `n` ended with a will that has a delay: registers it to wait
+    /// unless a newer connection already holds the ID, in which case `Err` says whether
+    /// that connection ended the session (clean start: publish now) or resumed it (no will).
+    fn defer_will(&self, id: &str, n: u64) -> Result<tokio::sync::oneshot::Receiver<bool>, bool> {
+        let by_id = self.by_id.lock();
+        if let Some(h) = by_id.get(id).filter(|h| h.n != n) {
+            return Err(h.clean);
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.wills.lock().insert(id.to_owned(), (n, tx));
+        Ok(rx)
+    }
+
+    /// The delay of holder `n`'s will has passed: whether it is still to be published
+    /// (no newer connection took the ID meanwhile), forgetting it either way.
+    fn will_due(&self, id: &str, n: u64, told: &mut tokio::sync::oneshot::Receiver<bool>) -> bool {
+        let mut wills = self.wills.lock();
+        if wills.get(id).is_some_and(|(held, _)| *held == n) {
+            wills.remove(id);
+            return true;
+        }
+        // `take` got there first and said what became of the session.
+        told.try_recv().unwrap_or(false)
     }
 
     /// Whether holder `n` was the last to end a session of `id`.
@@ -464,13 +518,16 @@ async fn serve_on(
     }
     // One session per client ID and account: the previous holder is told to close and
     // this one waits until it has (its state is this session's to load).
-    let account = match cid_rx.await {
-        Ok(cid) => server
-            .client_account(cid)
-            .unwrap_or_else(|| "$G".to_owned()),
-        Err(_) => return,
+    let Ok(cid) = cid_rx.await else {
+        return;
     };
-    let (held, taken_over, id_lock) = ids.take(&format!("{account}\u{0}{}", s.client_id));
+    let account = server
+        .client_account(cid)
+        .unwrap_or_else(|| "$G".to_owned());
+    let (held, taken_over, id_lock) = ids.take(
+        &format!("{account}\u{0}{}", s.client_id),
+        connect.clean_start || assigned,
+    );
     let Ok(_session_guard) = tokio::time::timeout(CONNECT_TIMEOUT, id_lock.lock_owned()).await
     else {
         tracing::debug!(peer = %s.peer, client = %s.client_id, "MQTT: previous session did not end");
@@ -552,6 +609,9 @@ async fn serve_on(
         s.ensure_pubrel_consumer().await;
     }
     let end = s.run(&mut core, &taken_over).await;
+    // Read while the core client is still registered: a delayed will is published
+    // under these.
+    let permissions = server.client_meta(cid).and_then(|m| m.permissions);
     let key = format!("{account}\u{0}{}", s.client_id);
     ids.release(&key, held);
     ids.ended.lock().insert(key.clone(), held);
@@ -560,7 +620,29 @@ async fn serve_on(
         if let End::Dropped(why) = end {
             tracing::debug!(peer = %s.peer, "MQTT: {why}");
         }
-        s.publish_will().await;
+        match will_delay(s.will.as_ref(), version, session_expiry) {
+            None => s.publish_will().await,
+            Some(delay) => match (ids.defer_will(&key, held), s.will.take()) {
+                // A newer connection holds the ID already: it ended the session (clean
+                // start), so the will goes now; or it resumed it, so never.
+                (Err(true), will) => {
+                    s.will = will;
+                    s.publish_will().await;
+                }
+                (Err(false), _) | (Ok(_), None) => {}
+                (Ok(told), Some(will)) => {
+                    let e = Ended {
+                        server: server.clone(),
+                        ids: ids.clone(),
+                        account: account.clone(),
+                        client_id: s.client_id.clone(),
+                        key: key.clone(),
+                        held,
+                    };
+                    tokio::spawn(deferred_will(e, delay, told, will, permissions));
+                }
+            },
+        }
     }
     let _ = s.flush().await;
     if let Some(p) = s.js.as_mut() {
@@ -1253,20 +1335,58 @@ impl Session {
         Ok(())
     }
 
-    /// Publishes the will (QoS 0, never retained for now) as the client.
     /// Publishes the will as the client would have: on its subject with its QoS (stored
     /// for QoS 1/2 subscribers when JetStream is on), retained if it says so, with its
     /// 5.0 properties. The connection is ending, so there is no PONG to wait for: the
     /// store follows the core publish at once.
     async fn publish_will(&mut self) {
-        let Some(will) = self.will.take() else {
+        let Some(w) = self
+            .will
+            .take()
+            .and_then(|will| WillMsg::new(will, self.js.is_some()))
+        else {
             return;
         };
-        let Ok(subject) = topic::topic_to_subject(will.topic.as_str()) else {
+        if !self
+            .core_publish(&w.subject, w.reply.as_deref(), &w.headers, &w.will.payload)
+            .await
+        {
             return;
-        };
-        let subject = subject.into_owned();
-        let stored = self.js.is_some();
+        }
+        if w.qos > 0 {
+            self.store_message(&w.subject, &w.headers, &w.will.payload)
+                .await;
+        }
+        if w.retain {
+            self.store_retained(
+                &w.subject,
+                w.will.topic.as_str(),
+                w.flags(),
+                &w.will.payload,
+            )
+            .await;
+        }
+    }
+}
+
+/// A will as it is published: its subject, reply subject and headers worked out from the
+/// LastWill (when it is published, so that a Message Expiry Interval counts from then).
+struct WillMsg {
+    will: natrix_mqtt::LastWill,
+    subject: String,
+    reply: Option<String>,
+    headers: Vec<u8>,
+    qos: u8,
+    retain: bool,
+}
+
+impl WillMsg {
+    /// `None` for a topic that maps to no subject. Without JetStream (`stored` false) a
+    /// will goes out at QoS 0 and is not retained.
+    fn new(will: natrix_mqtt::LastWill, stored: bool) -> Option<Self> {
+        let subject = topic::topic_to_subject(will.topic.as_str())
+            .ok()?
+            .into_owned();
         let qos = if stored { will.qos.as_u8() } else { 0 };
         let retain = will.retain && stored;
         let reply = will
@@ -1284,19 +1404,119 @@ impl Session {
             None,
             &user,
         );
-        if !self
-            .core_publish(&subject, reply.as_deref(), &headers, &will.payload)
-            .await
-        {
+        Some(WillMsg {
+            will,
+            subject,
+            reply,
+            headers,
+            qos,
+            retain,
+        })
+    }
+
+    /// The flags of the retained copy (nats-server's form: QoS and the retain bit).
+    fn flags(&self) -> u8 {
+        (self.qos << 1) | 1
+    }
+}
+
+/// The wait before a will is published: the Will Delay Interval (5.0), capped by the
+/// Session Expiry Interval since the will goes when the session ends (3.1.3.2.2). `None`:
+/// at once (3.1.1, no delay, or a session that ends with its connection).
+fn will_delay(
+    will: Option<&natrix_mqtt::LastWill>,
+    version: ProtocolVersion,
+    session_expiry: Option<u32>,
+) -> Option<Duration> {
+    let delay = will?
+        .properties
+        .will_delay_interval
+        .filter(|d| *d > 0 && version == ProtocolVersion::V5)?;
+    let expiry = session_expiry?;
+    Some(Duration::from_secs(u64::from(delay.min(expiry))))
+}
+
+/// The session's identity as the server keeps it after the connection is gone.
+struct Ended {
+    server: Arc<Server>,
+    ids: Arc<ClientIds>,
+    account: String,
+    client_id: String,
+    /// `<account>\0<client ID>`, the key of `ClientIds`.
+    key: String,
+    /// The holder number of the connection that ended.
+    held: u64,
+}
+
+/// Publishes a delayed will once its delay has passed, unless the session was resumed
+/// meanwhile (3.1.3-9); a clean start that ends the session publishes it at once. The
+/// connection (and its core client) is gone by then, so the will goes out through the
+/// session's JetStream client in its account, under the publish permissions the user
+/// had when the connection ended: a will the user may not publish is dropped, as the
+/// core client would have.
+async fn deferred_will(
+    e: Ended,
+    delay: Duration,
+    mut told: tokio::sync::oneshot::Receiver<bool>,
+    will: natrix_mqtt::LastWill,
+    permissions: Option<Arc<crate::auth::Permissions>>,
+) {
+    let publish = match tokio::time::timeout(delay, &mut told).await {
+        Ok(told) => told.unwrap_or(false),
+        Err(_) => e.ids.will_due(&e.key, e.held, &mut told),
+    };
+    if !publish {
+        tracing::debug!(client = %e.client_id, "MQTT: session resumed, delayed will dropped");
+        return;
+    }
+    let Some(w) = WillMsg::new(will, true) else {
+        return;
+    };
+    let allowed = permissions
+        .as_ref()
+        .and_then(|p| p.publish.as_ref())
+        .is_none_or(|p| p.allows_publish(w.subject.as_bytes()));
+    if !allowed {
+        tracing::debug!(client = %e.client_id, subject = %w.subject,
+            "MQTT: delayed will not published: publish permission denied");
+        return;
+    }
+    let opts = e.ids.opts.clone();
+    let mut p = match state::Persist::open(&e.server, &e.ids, &e.account, &e.client_id, &opts).await
+    {
+        Ok(p) => p,
+        Err(err) => {
+            tracing::warn!(client = %e.client_id, "MQTT: publishing delayed will: {err}");
             return;
         }
-        if qos > 0 {
-            self.store_message(&subject, &headers, &will.payload).await;
-        }
-        if retain {
-            self.store_retained(&subject, will.topic.as_str(), (qos << 1) | 1, &will.payload)
-                .await;
-        }
+    };
+    tracing::debug!(client = %e.client_id, subject = %w.subject, "MQTT: delayed will published");
+    p.jsa
+        .client()
+        .publish(&w.subject, w.reply.as_deref(), &w.headers, &w.will.payload);
+    if w.qos > 0
+        && let Err(err) = p
+            .jsa
+            .store(
+                &natrix_mqtt::store::message_subject(&w.subject),
+                &w.headers,
+                &w.will.payload,
+            )
+            .await
+    {
+        tracing::warn!(client = %e.client_id, "MQTT: storing delayed will: {err}");
+    }
+    if w.retain
+        && let Err(err) = retained::store(
+            &mut p.jsa,
+            &w.subject,
+            w.will.topic.as_str(),
+            w.flags(),
+            &w.will.payload,
+        )
+        .await
+    {
+        tracing::warn!(client = %e.client_id, "MQTT: retaining delayed will: {err}");
     }
 }
 

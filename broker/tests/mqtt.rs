@@ -165,6 +165,10 @@ struct Login<'a> {
     pass: Option<&'a str>,
     keep_alive: u16,
     will: Option<(&'a str, &'a str)>,
+    will_qos: QoS,
+    will_retain: bool,
+    /// The will's 5.0 properties (Will Delay Interval, ...).
+    will_properties: Properties,
     /// Clean Session (3.1.1) / Clean Start (5.0).
     clean: bool,
     properties: Properties,
@@ -179,6 +183,9 @@ impl Default for Login<'_> {
             pass: None,
             keep_alive: 60,
             will: None,
+            will_qos: QoS::AtMostOnce,
+            will_retain: false,
+            will_properties: Properties::default(),
             clean: true,
             properties: Properties::default(),
         }
@@ -215,9 +222,9 @@ impl Mq {
             will: l.will.map(|(t, p)| LastWill {
                 topic: mstr(t),
                 payload: Bytes::copy_from_slice(p.as_bytes()),
-                qos: QoS::AtMostOnce,
-                retain: false,
-                properties: Properties::default(),
+                qos: l.will_qos,
+                retain: l.will_retain,
+                properties: l.will_properties.clone(),
             }),
             username: l.user.map(mstr),
             password: l.pass.map(|p| Bytes::copy_from_slice(p.as_bytes())),
@@ -2560,4 +2567,119 @@ fn mqtt_block_authorization_beside_users_refuses_to_start() {
             assert!(err.contains(want), "{}: {conf}: {err}", bin.display());
         }
     }
+}
+
+// ---- MQTT 5.0 Will Delay Interval (natrix only) ----
+
+/// 3.1.3.2.2: the will waits for its Will Delay Interval, or for the end of the session
+/// if that comes first (its Session Expiry Interval, or a clean start that discards it),
+/// and is never published if the session is resumed meanwhile (3.1.3-9).
+#[test]
+fn v5_will_delay_interval() {
+    let s = natrix("");
+    let mut n = s.nats_sub(&["wd.>"]);
+    let login = |id, delay, expiry| Login {
+        version: V5,
+        id,
+        will: Some(("wd/x", id)),
+        will_properties: Properties {
+            will_delay_interval: Some(delay),
+            ..Properties::default()
+        },
+        properties: Properties {
+            session_expiry_interval: Some(expiry),
+            ..Properties::default()
+        },
+        ..Login::default()
+    };
+    let will_within = |n: &mut Raw, id: &str, within: Duration| {
+        let got = nats_msgs(&read_until(n, id, within));
+        assert_eq!(got, vec![format!("wd.x {id}")], "{id}");
+    };
+    // After the delay, not at once.
+    s.login(&login("late", 2, 3600)).kill();
+    let t = Instant::now();
+    let early = nats_msgs(&n.read_for(Duration::from_millis(1000)));
+    assert!(early.is_empty(), "published before its delay: {early:?}");
+    will_within(&mut n, "late", Duration::from_secs(10));
+    assert!(
+        t.elapsed() >= Duration::from_millis(1800),
+        "{:?}",
+        t.elapsed()
+    );
+    // Resumed within the delay: never.
+    let mut m = s.login(&login("resumed", 2, 3600));
+    // A subscription, so that the session is stored and CONNACK can tell it was resumed.
+    m.subscribe(&["wd/resumed"]);
+    m.kill();
+    let (_back, present) = Mq::resume(s.mqtt, V5, "resumed");
+    assert!(present);
+    let late = nats_msgs(&n.read_for(Duration::from_secs(3)));
+    assert!(late.is_empty(), "will of a resumed session: {late:?}");
+    // A clean start discards the session: at once, not after 60 s.
+    s.login(&login("ended", 60, 3600)).kill();
+    let _fresh = s.client(V5, "ended");
+    will_within(&mut n, "ended", Duration::from_secs(5));
+    // The session expires (1 s) before the delay (60 s): the will goes with it.
+    s.login(&login("expiring", 60, 1)).kill();
+    will_within(&mut n, "expiring", Duration::from_secs(6));
+    // A session that ends with its connection (no expiry interval): at once.
+    s.login(&login("no-session", 60, 0)).kill();
+    will_within(&mut n, "no-session", Duration::from_secs(3));
+}
+
+/// A delayed will is published under the permissions of the user it belongs to: one the
+/// user may not publish is dropped, as the connection's own publish would be.
+#[test]
+fn v5_delayed_will_keeps_the_users_permissions() {
+    let s = natrix(USERS);
+    let mut admin = nats_login(&s, "admin", "adminpass");
+    admin.send("SUB secret.> 1\r\nSUB ok.> 2\r\n");
+    admin.sync();
+    for (id, topic) in [("denied-will", "secret/w"), ("allowed-will", "ok/w")] {
+        s.login(&Login {
+            version: V5,
+            id,
+            user: Some("dev"),
+            pass: Some("devpass"),
+            will: Some((topic, id)),
+            will_qos: QoS::AtLeastOnce,
+            will_retain: true,
+            will_properties: Properties {
+                will_delay_interval: Some(1),
+                ..Properties::default()
+            },
+            properties: Properties {
+                session_expiry_interval: Some(3600),
+                ..Properties::default()
+            },
+            ..Login::default()
+        })
+        .kill();
+    }
+    let got = nats_msgs(&read_until(
+        &mut admin,
+        "allowed-will",
+        Duration::from_secs(8),
+    ));
+    assert_eq!(got, vec!["ok.w allowed-will"]);
+    assert!(nats_msgs(&admin.read_for(Duration::from_millis(1500))).is_empty());
+    // Its QoS 1 and retain flag hold too: a later subscriber gets it, retained; the
+    // denied one was not retained either.
+    let mut late = s.login(&Login {
+        id: "will-reader",
+        user: Some("admin"),
+        pass: Some("adminpass"),
+        ..Login::default()
+    });
+    late.subscribe_qos("+/w", QoS::AtLeastOnce);
+    let m = late
+        .next_publish(Duration::from_secs(5))
+        .expect("retained will");
+    assert!(
+        m.retain && m.qos == QoS::AtLeastOnce && describe(&m) == "ok/w allowed-will",
+        "{m:?}"
+    );
+    late.send(&Packet::PubAck(natrix_mqtt::PubResponse::new(m.packet_id)));
+    assert!(late.messages(QUIET).is_empty());
 }
