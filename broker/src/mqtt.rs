@@ -725,8 +725,24 @@ impl Session {
     /// or it is larger than the client's Maximum Packet Size (5.0: discarded as if sent,
     /// 3.1.2-25).
     fn send(&mut self, p: &Packet) -> bool {
+        // 5.0: a PUBLISH gets a server topic alias when the client allows them.
+        let aliased = match p {
+            Packet::Publish(publish) if self.version == ProtocolVersion::V5 => self
+                .v5
+                .outgoing_alias(publish.topic.as_str())
+                .map(|(alias, known)| {
+                    let mut a = publish.clone();
+                    a.properties.topic_alias = Some(alias);
+                    if known {
+                        a.topic = MqttString::default();
+                    }
+                    (Packet::Publish(a), alias, known)
+                }),
+            _ => None,
+        };
+        let packet = aliased.as_ref().map_or(p, |(a, _, _)| a);
         let mut out = BytesMut::new();
-        if let Err(e) = p.encode(self.version, &mut out) {
+        if let Err(e) = packet.encode(self.version, &mut out) {
             tracing::debug!(peer = %self.peer, "MQTT: cannot encode {:?}: {e}", p.packet_type());
             return false;
         }
@@ -738,6 +754,10 @@ impl Session {
             tracing::debug!(peer = %self.peer, "MQTT: {:?} over the client's Maximum Packet Size dropped",
                 p.packet_type());
             return false;
+        }
+        // The client learns an alias only from a PUBLISH that reached it.
+        if let (Some((_, alias, false)), Packet::Publish(publish)) = (&aliased, p) {
+            self.v5.alias_sent(publish.topic.as_str(), *alias);
         }
         self.pending_out.extend_from_slice(&out);
         true

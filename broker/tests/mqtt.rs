@@ -2683,3 +2683,136 @@ fn v5_delayed_will_keeps_the_users_permissions() {
     late.send(&Packet::PubAck(natrix_mqtt::PubResponse::new(m.packet_id)));
     assert!(late.messages(QUIET).is_empty());
 }
+
+// ---- MQTT 5.0 topic aliases from the server (natrix only) ----
+
+/// 3.3.2.3.4: with a Topic Alias Maximum in CONNECT the server may give aliases. The raw
+/// PUBLISH packets: the first of a topic carries the topic and a new alias, the later ones
+/// an empty topic and the alias, at QoS 0 and 1 alike; past the client's maximum a topic
+/// goes out in full without an alias (3.3.2-11: never above the maximum). A client that
+/// sets no maximum gets no aliases (3.3.2-12: 0 means none).
+#[test]
+fn v5_topic_aliases_to_the_client() {
+    let s = natrix("");
+    let props = Properties {
+        topic_alias_maximum: Some(2),
+        ..Properties::default()
+    };
+    let mut m = Mq::connect_v5(s.mqtt, "alias-out", props);
+    assert_eq!(
+        m.subscribe_qos("ta/#", QoS::AtLeastOnce),
+        vec![ReasonCode::GrantedQoS1]
+    );
+    let mut plain = Mq::connect(s.mqtt, V5, "alias-none");
+    plain.subscribe(&["ta/#"]);
+    let mut n = nats(&s);
+    for (subject, body) in [("ta.a", "1"), ("ta.a", "2"), ("ta.b", "3"), ("ta.c", "4")] {
+        n.send(&format!("PUB {subject} 1\r\n{body}\r\n"));
+    }
+    n.sync();
+    let mut p = s.client(V5, "alias-pub");
+    p.publish_qos1("ta/a", "5", 1, false);
+    p.publish_qos1("ta/c", "6", 2, false);
+    let raw: Vec<(String, Option<u16>, String, QoS)> = m
+        .publishes(Duration::from_secs(1))
+        .iter()
+        .map(|p| {
+            (
+                p.topic.as_str().to_owned(),
+                p.properties.topic_alias,
+                String::from_utf8_lossy(&p.payload).into_owned(),
+                p.qos,
+            )
+        })
+        .collect();
+    let q0 = QoS::AtMostOnce;
+    let q1 = QoS::AtLeastOnce;
+    let want = vec![
+        ("ta/a".to_owned(), Some(1), "1".to_owned(), q0),
+        (String::new(), Some(1), "2".to_owned(), q0),
+        ("ta/b".to_owned(), Some(2), "3".to_owned(), q0),
+        ("ta/c".to_owned(), None, "4".to_owned(), q0),
+        (String::new(), Some(1), "5".to_owned(), q1),
+        ("ta/c".to_owned(), None, "6".to_owned(), q1),
+    ];
+    assert_eq!(raw, want);
+    let got: Vec<(String, Option<u16>)> = plain
+        .publishes(QUIET)
+        .iter()
+        .map(|p| (describe(p), p.properties.topic_alias))
+        .collect();
+    assert_eq!(
+        got,
+        ["ta/a 1", "ta/a 2", "ta/b 3", "ta/c 4", "ta/a 5", "ta/c 6"]
+            .iter()
+            .map(|d| ((*d).to_owned(), None))
+            .collect::<Vec<_>>()
+    );
+}
+
+/// A real 5.0 client that accepts server topic aliases (mqtt.js, run by node, Topic
+/// Alias Maximum 4) gets every message under its full topic, the repeats by alias.
+#[test]
+fn v5_topic_aliases_to_mqtt_js() {
+    let Ok(modules) = std::env::var("NATRIX_NODE_MODULES") else {
+        panic!("NATRIX_NODE_MODULES unset: eval \"$(scripts/deps)\" installs mqtt.js");
+    };
+    let script = r#"
+const mqtt = require(process.env.NATRIX_NODE_MODULES + '/mqtt');
+const c = mqtt.connect('mqtt://127.0.0.1:' + process.argv[process.argv.length - 1], {
+  clientId: 'mqttjs-alias', protocolVersion: 5, reconnectPeriod: 0,
+  properties: { topicAliasMaximum: 4 },
+});
+setTimeout(() => { console.log('timeout'); process.exit(1); }, 15000);
+c.on('error', (e) => { console.log('error ' + e.message); process.exit(2); });
+c.on('connect', () => c.subscribe('al2/#', () => console.log('ready')));
+c.on('message', (topic, payload, packet) => {
+  const alias = packet.properties && packet.properties.topicAlias;
+  console.log(topic + ' ' + payload.toString() + ' alias=' + alias);
+});
+"#;
+    let s = natrix("");
+    let mut child = Command::new("node")
+        .args(["-e", script, &s.mqtt.to_string()])
+        .env("NATRIX_NODE_MODULES", modules)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("node");
+    let out = child.stdout.take().expect("stdout");
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || {
+        lines
+            .recv_timeout(Duration::from_secs(15))
+            .unwrap_or_else(|_| "<nothing>".into())
+    };
+    assert_eq!(next(), "ready");
+    let mut n = nats(&s);
+    for (subject, body) in [
+        ("al2.x", "1"),
+        ("al2.x", "2"),
+        ("al2.y", "3"),
+        ("al2.x", "4"),
+    ] {
+        n.send(&format!("PUB {subject} 1\r\n{body}\r\n"));
+    }
+    n.sync();
+    let got: Vec<String> = (0..4).map(|_| next()).collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        got,
+        vec![
+            "al2/x 1 alias=1",
+            "al2/x 2 alias=1",
+            "al2/y 3 alias=2",
+            "al2/x 4 alias=1"
+        ]
+    );
+}
