@@ -1132,7 +1132,7 @@ impl Session {
                 }
             }
             if let Some(js) = self.js.as_mut() {
-                js.record.subs.insert(parsed.subject.to_string(), granted);
+                js.record.subs.insert(record_key(filter), granted);
             }
             self.filters
                 .insert(filter.clone(), sids.iter().map(|(sid, _)| *sid).collect());
@@ -1177,11 +1177,18 @@ impl Session {
             return Ok(());
         };
         let mut made = Vec::new();
+        let filter_key = record_key(filter);
         for (i, (_, subject)) in sids.iter().enumerate() {
-            let key = if i == 0 {
-                subject.clone()
-            } else {
-                format!("{subject}{}", natrix_mqtt::store::PARENT_LEVEL_SID_SUFFIX)
+            // The parent level of `#`: the filter's key without its `.>`, as nats-server
+            // names it (`<subject> fwc`).
+            let key = match topic::parent_subject(&filter_key) {
+                Some(parent) if i > 0 => {
+                    format!("{parent}{}", natrix_mqtt::store::PARENT_LEVEL_SID_SUFFIX)
+                }
+                _ if i > 0 => {
+                    format!("{subject}{}", natrix_mqtt::store::PARENT_LEVEL_SID_SUFFIX)
+                }
+                _ => filter_key.clone(),
             };
             let deliver = js.record.cons.get(&key).map(|c| c.deliver_subject.clone());
             // Subscribed before the consumer exists, so nothing it delivers is lost.
@@ -1224,9 +1231,7 @@ impl Session {
             self.outgoing.js_subs.remove(&isid);
             js.remove_consumer(&key).await;
         }
-        if let Ok(parsed) = topic::Subscription::parse(filter) {
-            js.record.subs.remove(parsed.subject.as_ref());
-        }
+        js.record.subs.remove(&record_key(filter));
     }
 
     /// Turns the core client's output into MQTT; `Err` ends the session.
@@ -1547,6 +1552,17 @@ struct Want {
     /// 0, 1 or 2 as on the wire (3.8.3.1).
     retain_handling: u8,
     opts: v5::SubOptions,
+}
+
+/// The key of a filter in the session record (`subs`, and `cons` for its consumers): the
+/// NATS subject nats-server stores for that MQTT filter. For an ordinary filter that is
+/// the subject subscribed; for a shared one it keeps the `$share/<group>/` levels
+/// (`$share.g.jobs.*`), so that a resumed session subscribes in the same queue group again
+/// and no two filters on one subject (`jobs/+` and `$share/g/jobs/+`) share a key.
+/// nats-server, which has no shared subscriptions, reads such a record as the literal
+/// topic `$share/g/jobs/+`: its own meaning of that filter.
+fn record_key(filter: &str) -> String {
+    topic::filter_to_subject(filter).map_or_else(|_| filter.to_owned(), |s| s.into_owned())
 }
 
 /// The SUBACK reason granting `qos`.

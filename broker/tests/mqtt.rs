@@ -2816,3 +2816,46 @@ c.on('message', (topic, payload, packet) => {
         ]
     );
 }
+
+// ---- Shared subscriptions of persistent sessions (natrix only) ----
+
+/// A persistent session's `$share/g/...` subscription comes back in its queue group, after
+/// a reconnect and after a server restart, beside an ordinary subscription of the same
+/// filter in the same session: the ordinary one gets every message, the shared one splits
+/// them with the group's other member (a NATS queue subscriber).
+#[test]
+fn resumed_shared_subscription_keeps_its_queue_group() {
+    let mut s = natrix("");
+    let (mut m, _) = Mq::resume(s.mqtt, V3, "share-keep");
+    assert_eq!(
+        m.subscribe(&["$share/g/sj/+", "sj/+"]),
+        vec![ReasonCode::Success; 2]
+    );
+    m.send(&Packet::Disconnect(natrix_mqtt::Disconnect::default()));
+    drop(m);
+    for round in ["reconnect", "restart"] {
+        if round == "restart" {
+            s.restart();
+        }
+        let (mut m, present) = Mq::resume_on(round, s.mqtt, V3, "share-keep");
+        assert!(present, "{round}");
+        assert!(m.ping(), "{round}");
+        let mut q = nats(&s);
+        q.send("SUB sj.* g 1\r\n");
+        q.sync();
+        let mut p = nats(&s);
+        for i in 0..40 {
+            p.send(&format!("PUB sj.x {}\r\n{i}\r\n", i.to_string().len()));
+        }
+        p.sync();
+        let nm = m.messages(QUIET).len();
+        let nq = nats_msgs(&q.read_for(QUIET)).len();
+        // 40 through the ordinary subscription, 40 shared between the two members.
+        assert_eq!(nm + nq, 80, "{round}: {nm} {nq}");
+        assert!(
+            nq > 0 && nq < 40,
+            "{round}: the group is shared: {nq} of 40"
+        );
+        m.send(&Packet::Disconnect(natrix_mqtt::Disconnect::default()));
+    }
+}
