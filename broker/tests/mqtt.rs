@@ -1,7 +1,9 @@
-//! MQTT clients (`mqtt {}`) at QoS 0, against natrix-server and, for every MQTT 3.1.1
-//! scenario, the reference nats-server with the same outcome asserted: real clients
-//! (`mosquitto_pub`/`mosquitto_sub`, 3.1.1 and 5.0) and a small client on `natrix_mqtt`'s
-//! codec for exact packets, meeting NATS clients on the mapped subjects.
+//! MQTT clients (`mqtt {}`) against natrix-server and, for every MQTT 3.1.1 scenario, the
+//! reference nats-server with the same outcome asserted: real clients (`mosquitto_pub`/
+//! `mosquitto_sub` in 3.1.1 and 5.0, over TLS too; paho-mqtt; mqtt.js) and a small client
+//! on `natrix_mqtt`'s codec for exact packets, meeting NATS clients on the mapped subjects.
+//! Each scenario starts from the steps `Srv` names once (`client`, `login`, `refused`,
+//! `session`, `subscriber`, `nats_sub`, ...), so a test reads as what it checks.
 //!
 //! nats-server has no MQTT 5.0 and no shared subscriptions: those scenarios run on natrix
 //! alone.
@@ -93,11 +95,6 @@ fn natrix(extra: &str) -> Srv {
     server("natrix", Path::new(NATRIX), extra)
 }
 
-/// natrix with `mqtt_extra` inside its `mqtt {}` block.
-fn natrix_with_mqtt(mqtt_extra: &str) -> Srv {
-    server_with("natrix", Path::new(NATRIX), "", mqtt_extra)
-}
-
 /// The steps every scenario starts with, named once: clients of this server that must
 /// get in, and NATS subscribers that are in place before anything is published. Each
 /// failure names the server.
@@ -118,6 +115,19 @@ impl Srv {
         })
     }
 
+    /// A clean-session client `id` subscribed at QoS 0 to `filters`, every one granted.
+    fn subscriber(&self, version: ProtocolVersion, id: &str, filters: &[&str]) -> Mq {
+        let mut m = self.client(version, id);
+        let reasons = m.subscribe(filters);
+        assert_eq!(
+            reasons,
+            vec![ReasonCode::GRANTED_QOS0; filters.len()],
+            "{}: SUBACK",
+            self.name
+        );
+        m
+    }
+
     /// A login that must be refused: the connection and the CONNACK's reason.
     fn refused(&self, l: &Login<'_>) -> (Mq, ReasonCode) {
         let (m, reason) = Mq::login(self.mqtt, l);
@@ -125,7 +135,61 @@ impl Srv {
         (m, reason)
     }
 
-    /// A NATS client subscribed to `subjects` (sids 1, 2, ...), synced.
+    /// A login with these credentials is refused: CONNACK "not authorised" (3.1.1 0x05)
+    /// and the connection closed; on natrix the 5.0 login too (0x87).
+    fn refuses_login(&self, id: &str, user: Option<&str>, pass: Option<&str>) {
+        let (mut m, r) = self.refused(&Login {
+            id,
+            user,
+            pass,
+            ..Login::default()
+        });
+        assert_eq!(r, ReasonCode::NotAuthorized, "{}: {id}", self.name);
+        assert!(m.closed(Duration::from_secs(5)).0, "{}: {id}", self.name);
+        if self.name == "natrix" {
+            let (_, r) = self.refused(&Login {
+                version: V5,
+                id,
+                user,
+                pass,
+                ..Login::default()
+            });
+            assert_eq!(r, ReasonCode::NotAuthorized, "{id}: 5.0 0x87");
+        }
+    }
+
+    /// A persistent session `id`: Clean Session 0 (3.1.1) / Clean Start 0 with an hour's
+    /// Session Expiry Interval (5.0); returns CONNACK's Session Present.
+    fn session(&self, version: ProtocolVersion, id: &str) -> (Mq, bool) {
+        let mut properties = Properties::default();
+        if version == V5 {
+            properties.session_expiry_interval = Some(3600);
+        }
+        let (m, a) = Mq::login_ack(
+            self.mqtt,
+            &Login {
+                version,
+                id,
+                clean: false,
+                properties,
+                ..Login::default()
+            },
+        );
+        assert_eq!(a.reason, ReasonCode::Success, "{}: CONNACK", self.name);
+        (m, a.session_present)
+    }
+
+    /// `count` messages on `subject` from a NATS client, payloads `0`, `1`, ..., synced.
+    fn nats_publish_numbered(&self, subject: &str, count: usize) {
+        let mut p = nats(self);
+        for i in 0..count {
+            p.send(&format!("PUB {subject} {}\r\n{i}\r\n", i.to_string().len()));
+        }
+        p.sync();
+    }
+
+    /// A NATS client subscribed to `subjects` (sids 1, 2, ...; `"subject group"` for a
+    /// queue subscription), synced.
     fn nats_sub(&self, subjects: &[&str]) -> Raw {
         let mut n = nats(self);
         for (i, subject) in subjects.iter().enumerate() {
@@ -174,6 +238,28 @@ struct Login<'a> {
     properties: Properties,
 }
 
+impl Login<'_> {
+    /// The CONNECT packet of this login.
+    fn packet(&self) -> Packet {
+        Packet::Connect(Box::new(Connect {
+            protocol_version: self.version,
+            clean_start: self.clean,
+            keep_alive: self.keep_alive,
+            client_id: mstr(self.id),
+            will: self.will.map(|(t, p)| LastWill {
+                topic: mstr(t),
+                payload: Bytes::copy_from_slice(p.as_bytes()),
+                qos: self.will_qos,
+                retain: self.will_retain,
+                properties: self.will_properties.clone(),
+            }),
+            username: self.user.map(mstr),
+            password: self.pass.map(|p| Bytes::copy_from_slice(p.as_bytes())),
+            properties: self.properties.clone(),
+        }))
+    }
+}
+
 impl Default for Login<'_> {
     fn default() -> Self {
         Login {
@@ -214,41 +300,13 @@ impl Mq {
     /// Connects and returns the CONNACK.
     fn login_ack(port: u16, l: &Login<'_>) -> (Self, natrix_mqtt::ConnAck) {
         let mut m = Self::raw(port, l.version);
-        m.send(&Packet::Connect(Box::new(Connect {
-            protocol_version: l.version,
-            clean_start: l.clean,
-            keep_alive: l.keep_alive,
-            client_id: mstr(l.id),
-            will: l.will.map(|(t, p)| LastWill {
-                topic: mstr(t),
-                payload: Bytes::copy_from_slice(p.as_bytes()),
-                qos: l.will_qos,
-                retain: l.will_retain,
-                properties: l.will_properties.clone(),
-            }),
-            username: l.user.map(mstr),
-            password: l.pass.map(|p| Bytes::copy_from_slice(p.as_bytes())),
-            properties: l.properties.clone(),
-        })));
+        m.send(&l.packet());
         // Generous: right after a restart the session lookup waits for JetStream to
         // recover its streams, which takes seconds on a loaded 2-core machine.
         match m.recv(Duration::from_secs(30)) {
             Some(Packet::ConnAck(a)) => (m, a),
             other => panic!("expected CONNACK, got {other:?}"),
         }
-    }
-
-    fn connect(port: u16, version: ProtocolVersion, id: &str) -> Self {
-        let (m, reason) = Self::login(
-            port,
-            &Login {
-                version,
-                id,
-                ..Login::default()
-            },
-        );
-        assert_eq!(reason, ReasonCode::Success);
-        m
     }
 
     fn send(&mut self, p: &Packet) {
@@ -537,13 +595,7 @@ const QUIET: Duration = Duration::from_millis(400);
 #[test]
 fn nats_to_mqtt_with_wildcards() {
     for s in servers("") {
-        let mut m = Mq::connect(s.mqtt, V3, "wild");
-        assert_eq!(
-            m.subscribe(&["a/+/c", "x/#"]),
-            vec![ReasonCode::GRANTED_QOS0; 2],
-            "{}",
-            s.name
-        );
+        let mut m = s.subscriber(V3, "wild", &["a/+/c", "x/#"]);
         let mut n = nats(&s);
         for subj in ["a.b.c", "a.b.d", "x", "x.y.z", "xx", "a.b.c.d"] {
             n.send(&format!("PUB {subj} 2\r\nhi\r\n"));
@@ -585,9 +637,7 @@ fn nats_to_mosquitto_sub_both_versions() {
 #[test]
 fn mqtt_to_nats_on_the_mapped_subject() {
     for s in servers("") {
-        let mut n = nats(&s);
-        n.send("SUB sensors.> 1\r\n");
-        n.sync();
+        let mut n = s.nats_sub(&["sensors.>"]);
         let mut got = Vec::new();
         for v in [V3, V5] {
             if v == V5 && s.name != "natrix" {
@@ -601,7 +651,7 @@ fn mqtt_to_nats_on_the_mapped_subject() {
             )));
         }
         // The exact codec client too: the `.` in a level becomes `//`.
-        let mut m = Mq::connect(s.mqtt, V3, "pub");
+        let mut m = s.client(V3, "pub");
         m.publish("sensors/a.b", "dot");
         assert!(m.ping());
         got.extend(nats_msgs(&read_until(
@@ -647,18 +697,12 @@ fn mqtt_to_mqtt_across_versions() {
 #[test]
 fn shared_subscription_spreads_with_a_nats_queue_group() {
     let s = natrix("");
-    let mut a = Mq::connect(s.mqtt, V3, "w1");
-    let mut b = Mq::connect(s.mqtt, V5, "w2");
+    let mut a = s.client(V3, "w1");
+    let mut b = s.client(V5, "w2");
     assert_eq!(a.subscribe(&["$share/g/jobs/+"]), vec![ReasonCode::Success]);
     assert_eq!(b.subscribe(&["$share/g/jobs/+"]), vec![ReasonCode::Success]);
-    let mut q = nats(&s);
-    q.send("SUB jobs.* g 1\r\n");
-    q.sync();
-    let mut p = nats(&s);
-    for i in 0..60 {
-        p.send(&format!("PUB jobs.x {}\r\n{i}\r\n", i.to_string().len()));
-    }
-    p.sync();
+    let mut q = s.nats_sub(&["jobs.* g"]);
+    s.nats_publish_numbered("jobs.x", 60);
     let na = a.messages(QUIET).len();
     let nb = b.messages(QUIET).len();
     let nq = nats_msgs(&q.read_for(QUIET)).len();
@@ -683,16 +727,12 @@ authorization {
 #[test]
 fn permissions_apply_to_mqtt_clients() {
     for s in servers(USERS) {
-        let (mut m, r) = Mq::login(
-            s.mqtt,
-            &Login {
-                id: "dev1",
-                user: Some("dev"),
-                pass: Some("devpass"),
-                ..Login::default()
-            },
-        );
-        assert_eq!(r, ReasonCode::Success, "{}", s.name);
+        let mut m = s.login(&Login {
+            id: "dev1",
+            user: Some("dev"),
+            pass: Some("devpass"),
+            ..Login::default()
+        });
         // 3.1.1: a refused filter is 0x80 (the codec writes 5.0's codes as 3.1.1's).
         let reasons = m.subscribe(&["ok/t", "secret/x"]);
         assert_eq!(reasons[0], ReasonCode::Success, "{}", s.name);
@@ -717,17 +757,13 @@ fn permissions_apply_to_mqtt_clients() {
 #[test]
 fn refused_subscribe_is_0x87_in_v5() {
     let s = natrix(USERS);
-    let (mut m, r) = Mq::login(
-        s.mqtt,
-        &Login {
-            version: V5,
-            id: "dev5",
-            user: Some("dev"),
-            pass: Some("devpass"),
-            ..Login::default()
-        },
-    );
-    assert_eq!(r, ReasonCode::Success);
+    let mut m = s.login(&Login {
+        version: V5,
+        id: "dev5",
+        user: Some("dev"),
+        pass: Some("devpass"),
+        ..Login::default()
+    });
     assert_eq!(
         m.subscribe(&["secret/#", "ok/#"]),
         vec![ReasonCode::NotAuthorized, ReasonCode::Success]
@@ -737,95 +773,56 @@ fn refused_subscribe_is_0x87_in_v5() {
 #[test]
 fn bad_password_is_refused() {
     for s in servers(USERS) {
-        let (mut m, r) = Mq::login(
-            s.mqtt,
-            &Login {
-                id: "bad",
-                user: Some("dev"),
-                pass: Some("wrong"),
-                ..Login::default()
-            },
-        );
-        assert_eq!(r, ReasonCode::NotAuthorized, "{}: CONNACK 0x05", s.name);
-        assert!(m.closed(Duration::from_secs(5)).0, "{}", s.name);
-        let (_, r) = Mq::login(
-            s.mqtt,
-            &Login {
-                id: "anon",
-                ..Login::default()
-            },
-        );
-        assert_eq!(r, ReasonCode::NotAuthorized, "{}: no credentials", s.name);
+        s.refuses_login("bad", Some("dev"), Some("wrong"));
+        s.refuses_login("anon", None, None);
     }
-    let s = natrix(USERS);
-    let (_, r) = Mq::login(
-        s.mqtt,
-        &Login {
-            version: V5,
-            id: "bad5",
-            user: Some("dev"),
-            pass: Some("wrong"),
-            ..Login::default()
-        },
-    );
-    assert_eq!(r, ReasonCode::NotAuthorized, "5.0: 0x87");
 }
 
+/// The token is given as the password (any user name): the server's own token, and
+/// `mqtt { authorization { token } }`, which MQTT clients log in with instead.
 #[test]
 fn token_as_password() {
-    for s in servers("authorization { token: s3cr3t }\n") {
-        let (mut m, r) = Mq::login(
-            s.mqtt,
-            &Login {
+    for (top, block) in [
+        ("authorization { token: s3cr3t }\n", ""),
+        ("", "authorization { token: s3cr3t }"),
+    ] {
+        for s in servers_with(top, block) {
+            let mut m = s.login(&Login {
                 id: "tok",
                 user: Some("anyone"),
                 pass: Some("s3cr3t"),
                 ..Login::default()
-            },
-        );
-        assert_eq!(r, ReasonCode::Success, "{}", s.name);
-        assert!(m.ping());
-        let (_, r) = Mq::login(
-            s.mqtt,
-            &Login {
+            });
+            assert!(m.ping(), "{}", s.name);
+            let (_, r) = s.refused(&Login {
                 id: "tok2",
                 user: Some("anyone"),
                 pass: Some("nope"),
                 ..Login::default()
-            },
-        );
-        assert_eq!(r, ReasonCode::NotAuthorized, "{}", s.name);
+            });
+            assert_eq!(r, ReasonCode::NotAuthorized, "{} {top}{block}", s.name);
+        }
     }
 }
 
 #[test]
 fn will_on_a_dropped_socket_not_on_disconnect() {
     for s in servers("") {
-        let mut n = nats(&s);
-        n.send("SUB will.> 1\r\n");
-        n.sync();
+        let mut n = s.nats_sub(&["will.>"]);
         // DISCONNECT: no will.
-        let (mut m, r) = Mq::login(
-            s.mqtt,
-            &Login {
-                id: "polite",
-                will: Some(("will/polite", "bye")),
-                ..Login::default()
-            },
-        );
-        assert_eq!(r, ReasonCode::Success);
+        let mut m = s.login(&Login {
+            id: "polite",
+            will: Some(("will/polite", "bye")),
+            ..Login::default()
+        });
         m.send(&Packet::Disconnect(natrix_mqtt::Disconnect::default()));
         assert!(m.closed(Duration::from_secs(5)).0, "{}", s.name);
         // A dropped socket: the will.
-        let (m, r) = Mq::login(
-            s.mqtt,
-            &Login {
-                id: "rude",
-                will: Some(("will/rude", "gone")),
-                ..Login::default()
-            },
-        );
-        assert_eq!(r, ReasonCode::Success);
+        let m = s.login(&Login {
+            id: "rude",
+            will: Some(("will/rude", "gone")),
+            ..Login::default()
+        });
         let _ = m.s.shutdown(Shutdown::Both);
         drop(m);
         let got = nats_msgs(&read_until(&mut n, "gone", Duration::from_secs(5)));
@@ -836,17 +833,14 @@ fn will_on_a_dropped_socket_not_on_disconnect() {
 #[test]
 fn second_connect_closes() {
     for s in servers("") {
-        let mut m = Mq::connect(s.mqtt, V3, "twice");
-        m.send(&Packet::Connect(Box::new(Connect {
-            protocol_version: V3,
-            clean_start: true,
-            keep_alive: 60,
-            client_id: mstr("twice"),
-            will: None,
-            username: None,
-            password: None,
-            properties: Properties::default(),
-        })));
+        let mut m = s.client(V3, "twice");
+        m.send(
+            &Login {
+                id: "twice",
+                ..Login::default()
+            }
+            .packet(),
+        );
         let (closed, seen) = m.closed(Duration::from_secs(5));
         assert!(closed, "{}", s.name);
         assert!(
@@ -856,17 +850,15 @@ fn second_connect_closes() {
         );
     }
     let s = natrix("");
-    let mut m = Mq::connect(s.mqtt, V5, "twice5");
-    m.send(&Packet::Connect(Box::new(Connect {
-        protocol_version: V5,
-        clean_start: true,
-        keep_alive: 60,
-        client_id: mstr("twice5"),
-        will: None,
-        username: None,
-        password: None,
-        properties: Properties::default(),
-    })));
+    let mut m = s.client(V5, "twice5");
+    m.send(
+        &Login {
+            version: V5,
+            id: "twice5",
+            ..Login::default()
+        }
+        .packet(),
+    );
     let (closed, seen) = m.closed(Duration::from_secs(5));
     assert!(closed);
     assert!(
@@ -878,15 +870,11 @@ fn second_connect_closes() {
 #[test]
 fn keep_alive_timeout_closes() {
     for s in servers("") {
-        let (mut m, r) = Mq::login(
-            s.mqtt,
-            &Login {
-                id: "sleepy",
-                keep_alive: 1,
-                ..Login::default()
-            },
-        );
-        assert_eq!(r, ReasonCode::Success);
+        let mut m = s.login(&Login {
+            id: "sleepy",
+            keep_alive: 1,
+            ..Login::default()
+        });
         let t = Instant::now();
         let (closed, _) = m.closed(Duration::from_secs(5));
         let took = t.elapsed();
@@ -900,14 +888,11 @@ fn keep_alive_timeout_closes() {
             s.name
         );
         // PINGREQs keep a connection alive.
-        let (mut m, _) = Mq::login(
-            s.mqtt,
-            &Login {
-                id: "awake",
-                keep_alive: 1,
-                ..Login::default()
-            },
-        );
+        let mut m = s.login(&Login {
+            id: "awake",
+            keep_alive: 1,
+            ..Login::default()
+        });
         for _ in 0..4 {
             std::thread::sleep(Duration::from_millis(500));
             assert!(m.ping(), "{}: alive with pings", s.name);
@@ -918,9 +903,8 @@ fn keep_alive_timeout_closes() {
 #[test]
 fn malformed_packet_closes_only_that_connection() {
     for s in servers("") {
-        let mut good = Mq::connect(s.mqtt, V3, "good");
-        assert_eq!(good.subscribe(&["t"]), vec![ReasonCode::Success]);
-        let mut bad = Mq::connect(s.mqtt, V3, "bad");
+        let mut good = s.subscriber(V3, "good", &["t"]);
+        let mut bad = s.client(V3, "bad");
         // PUBLISH with QoS 3.
         bad.s
             .write_all(&[0x36, 0x03, 0x00, 0x01, b't'])
@@ -960,7 +944,7 @@ fn natrix_without_jetstream() -> Srv {
 #[test]
 fn qos_above_0_is_refused_without_jetstream() {
     let s = natrix_without_jetstream();
-    let mut m = Mq::connect(s.mqtt, V5, "q1");
+    let mut m = s.client(V5, "q1");
     m.send(&Packet::Publish(Publish {
         dup: false,
         qos: QoS::AtLeastOnce,
@@ -977,7 +961,7 @@ fn qos_above_0_is_refused_without_jetstream() {
         "{seen:?}"
     );
     // A QoS 1 subscription is granted at QoS 0.
-    let mut m = Mq::connect(s.mqtt, V3, "q1sub");
+    let mut m = s.client(V3, "q1sub");
     m.send(&Packet::Subscribe(Subscribe {
         packet_id: 3,
         filters: vec![SubscribeFilter {
@@ -997,20 +981,13 @@ fn qos_above_0_is_refused_without_jetstream() {
 #[test]
 fn v5_connack_says_what_is_supported_without_jetstream() {
     let s = natrix_without_jetstream();
-    let mut m = Mq::raw(s.mqtt, V5);
-    m.send(&Packet::Connect(Box::new(Connect {
-        protocol_version: V5,
-        clean_start: true,
-        keep_alive: 30,
-        client_id: mstr(""),
-        will: None,
-        username: None,
-        password: None,
-        properties: Properties::default(),
-    })));
-    let Some(Packet::ConnAck(a)) = m.recv(Duration::from_secs(5)) else {
-        panic!("CONNACK")
-    };
+    let (_m, a) = Mq::login_ack(
+        s.mqtt,
+        &Login {
+            version: V5,
+            ..Login::default()
+        },
+    );
     assert_eq!(a.reason, ReasonCode::Success);
     assert_eq!(a.properties.maximum_qos, Some(0));
     assert_eq!(a.properties.retain_available, Some(0));
@@ -1024,7 +1001,7 @@ fn v5_connack_says_what_is_supported_without_jetstream() {
 #[test]
 fn monitoring_lists_mqtt_connections() {
     for s in servers("") {
-        let mut m = Mq::connect(s.mqtt, V3, "monitored-1");
+        let mut m = s.client(V3, "monitored-1");
         assert!(m.ping());
         let http = s.p.http_port.expect("monitor port");
         let connz = common::http_get(http, "/connz").json();
@@ -1047,17 +1024,17 @@ fn monitoring_lists_mqtt_connections() {
 #[test]
 fn same_client_id_takes_over() {
     for s in servers("") {
-        let mut old = Mq::connect(s.mqtt, V3, "same-id");
+        let mut old = s.client(V3, "same-id");
         assert!(old.ping());
-        let mut new = Mq::connect(s.mqtt, V3, "same-id");
+        let mut new = s.client(V3, "same-id");
         let (closed, seen) = old.closed(Duration::from_secs(5));
         assert!(closed, "{}: the older connection is closed", s.name);
         assert!(seen.is_empty(), "{}: {seen:?}", s.name);
         assert!(new.ping(), "{}: the newer one stays", s.name);
     }
     let s = natrix("");
-    let mut old = Mq::connect(s.mqtt, V5, "same5");
-    let _new = Mq::connect(s.mqtt, V5, "same5");
+    let mut old = s.client(V5, "same5");
+    let _new = s.client(V5, "same5");
     let (closed, seen) = old.closed(Duration::from_secs(5));
     assert!(closed);
     assert!(
@@ -1069,11 +1046,8 @@ fn same_client_id_takes_over() {
 #[test]
 fn v5_user_properties_are_nats_headers() {
     let s = natrix("");
-    let mut n = nats(&s);
-    n.send("SUB props.> 1\r\n");
-    n.sync();
-    let mut m = Mq::connect(s.mqtt, V5, "props");
-    assert_eq!(m.subscribe(&["back/#"]), vec![ReasonCode::Success]);
+    let mut n = s.nats_sub(&["props.>"]);
+    let mut m = s.subscriber(V5, "props", &["back/#"]);
     m.send(&Packet::Publish(Publish {
         dup: false,
         qos: QoS::AtMostOnce,
@@ -1109,7 +1083,7 @@ fn v5_user_properties_are_nats_headers() {
 fn oversized_packets_are_refused() {
     let s = natrix("max_payload: 1024\n");
     for v in [V3, V5] {
-        let mut m = Mq::connect(s.mqtt, v, "big");
+        let mut m = s.client(v, "big");
         // A PUBLISH announcing 1 MiB: refused from its fixed header.
         m.s.write_all(&[0x30, 0x80, 0x80, 0x40]).expect("write");
         let (closed, seen) = m.closed(Duration::from_secs(5));
@@ -1121,7 +1095,7 @@ fn oversized_packets_are_refused() {
             );
         }
         // Within the packet limit but over max_payload: the core refuses it, and closes.
-        let mut m = Mq::connect(s.mqtt, v, "big2");
+        let mut m = s.client(v, "big2");
         m.publish("t", &"x".repeat(2000));
         assert!(m.closed(Duration::from_secs(5)).0, "{v:?}");
     }
@@ -1130,13 +1104,7 @@ fn oversized_packets_are_refused() {
 #[test]
 fn wildcards_at_the_first_level_skip_dollar_topics() {
     for s in servers("") {
-        let mut m = Mq::connect(s.mqtt, V3, "reserved");
-        assert_eq!(
-            m.subscribe(&["#", "$foo/#"]),
-            vec![ReasonCode::Success; 2],
-            "{}",
-            s.name
-        );
+        let mut m = s.subscriber(V3, "reserved", &["#", "$foo/#"]);
         let mut n = nats(&s);
         n.send("PUB $foo.bar 1\r\nx\r\nPUB plain 1\r\ny\r\n");
         n.sync();
@@ -1160,14 +1128,10 @@ authorization {
 no_auth_user: guest
 "#;
     for s in servers(conf) {
-        let (mut m, r) = Mq::login(
-            s.mqtt,
-            &Login {
-                id: "anon",
-                ..Login::default()
-            },
-        );
-        assert_eq!(r, ReasonCode::Success, "{}", s.name);
+        let mut m = s.login(&Login {
+            id: "anon",
+            ..Login::default()
+        });
         // The guest's permissions apply.
         let reasons = m.subscribe(&["public/x", "private/x"]);
         assert_eq!(reasons[0], ReasonCode::Success, "{}", s.name);
@@ -1178,8 +1142,7 @@ no_auth_user: guest
 #[test]
 fn a_client_that_does_not_read_is_closed_after_the_write_deadline() {
     let s = natrix("write_deadline: \"1s\"\n");
-    let mut m = Mq::connect(s.mqtt, V3, "deaf");
-    assert_eq!(m.subscribe(&["flood"]), vec![ReasonCode::Success]);
+    let mut m = s.subscriber(V3, "deaf", &["flood"]);
     let mut n = nats(&s);
     let body = "x".repeat(60_000);
     // More than the socket buffers of both ends hold.
@@ -1216,31 +1179,6 @@ fn a_client_that_does_not_read_is_closed_after_the_write_deadline() {
 const ACK_WAIT: &str = "ack_wait: \"1s\"";
 
 impl Mq {
-    /// Connects with Clean Session 0 (3.1.1) / Clean Start 0 and a session expiry (5.0);
-    /// returns CONNACK's Session Present.
-    fn resume(port: u16, version: ProtocolVersion, id: &str) -> (Self, bool) {
-        Self::resume_on("", port, version, id)
-    }
-
-    fn resume_on(name: &str, port: u16, version: ProtocolVersion, id: &str) -> (Self, bool) {
-        let mut properties = Properties::default();
-        if version == V5 {
-            properties.session_expiry_interval = Some(3600);
-        }
-        let (m, a) = Self::login_ack(
-            port,
-            &Login {
-                version,
-                id,
-                clean: false,
-                properties,
-                ..Login::default()
-            },
-        );
-        assert_eq!(a.reason, ReasonCode::Success, "{name}");
-        (m, a.session_present)
-    }
-
     fn subscribe_qos(&mut self, filter: &str, qos: QoS) -> Vec<ReasonCode> {
         self.send(&Packet::Subscribe(Subscribe {
             packet_id: 8,
@@ -1260,6 +1198,17 @@ impl Mq {
                 other => panic!("expected SUBACK, got {other:?}"),
             }
         }
+    }
+
+    /// SUBSCRIBE `filter` at `qos`, which must be granted as asked.
+    fn subscribe_granted(&mut self, filter: &str, qos: QoS) {
+        let granted = self.subscribe_qos(filter, qos);
+        let want = match qos {
+            QoS::AtMostOnce => ReasonCode::GRANTED_QOS0,
+            QoS::AtLeastOnce => ReasonCode::GrantedQoS1,
+            QoS::ExactlyOnce => ReasonCode::GrantedQoS2,
+        };
+        assert_eq!(granted, vec![want], "SUBACK for {filter}");
     }
 
     fn publish_with(&mut self, topic: &str, payload: &str, qos: QoS, pid: u16, retain: bool) {
@@ -1306,6 +1255,41 @@ impl Mq {
         }
     }
 
+    /// Nothing arrives for longer than the tests' 1 s `ack_wait`: what was acknowledged
+    /// is not redelivered.
+    fn no_redelivery(&mut self, name: &str) {
+        let late = self.messages(Duration::from_millis(2500));
+        assert!(late.is_empty(), "{name}: redelivered {late:?}");
+    }
+
+    fn puback(&mut self, pid: u16) {
+        self.send(&Packet::PubAck(natrix_mqtt::PubResponse::new(pid)));
+    }
+
+    fn pubrec(&mut self, pid: u16) {
+        self.send(&Packet::PubRec(natrix_mqtt::PubResponse::new(pid)));
+    }
+
+    fn pubrel(&mut self, pid: u16) {
+        self.send(&Packet::PubRel(natrix_mqtt::PubResponse::new(pid)));
+    }
+
+    fn pubcomp(&mut self, pid: u16) {
+        self.send(&Packet::PubComp(natrix_mqtt::PubResponse::new(pid)));
+    }
+
+    /// The next acknowledgement within 5 s, as its name and packet identifier
+    /// (`("PUBREC", 4)`); PUBLISHes meanwhile are kept for `messages`.
+    fn next_ack(&mut self) -> Option<(&'static str, u16)> {
+        match self.next_control(Duration::from_secs(5))? {
+            Packet::PubAck(a) => Some(("PUBACK", a.packet_id)),
+            Packet::PubRec(a) => Some(("PUBREC", a.packet_id)),
+            Packet::PubRel(a) => Some(("PUBREL", a.packet_id)),
+            Packet::PubComp(a) => Some(("PUBCOMP", a.packet_id)),
+            other => panic!("expected an acknowledgement, got {other:?}"),
+        }
+    }
+
     /// Drops the TCP connection without DISCONNECT, as a killed client does.
     fn kill(self) {
         let _ = self.s.shutdown(Shutdown::Both);
@@ -1315,17 +1299,10 @@ impl Mq {
 #[test]
 fn qos1_publish_is_acked_and_reaches_nats_and_qos1_subscribers() {
     for s in servers("") {
-        let mut n = nats(&s);
-        n.send("SUB q1.> 1\r\n");
-        n.sync();
-        let mut sub = Mq::connect(s.mqtt, V3, "q1sub");
-        assert_eq!(
-            sub.subscribe_qos("q1/#", QoS::AtLeastOnce),
-            vec![ReasonCode::GrantedQoS1],
-            "{}",
-            s.name
-        );
-        let mut p = Mq::connect(s.mqtt, V3, "q1pub");
+        let mut n = s.nats_sub(&["q1.>"]);
+        let mut sub = s.client(V3, "q1sub");
+        sub.subscribe_granted("q1/#", QoS::AtLeastOnce);
+        let mut p = s.client(V3, "q1pub");
         p.publish_qos1("q1/a", "one", 9, false);
         let got = read_until(&mut n, "one", Duration::from_secs(5));
         assert_eq!(nats_msgs(&got), vec!["q1.a one"], "{}", s.name);
@@ -1341,7 +1318,7 @@ fn qos1_publish_is_acked_and_reaches_nats_and_qos1_subscribers() {
             s.name
         );
         assert_ne!(m.packet_id, 0);
-        sub.send(&Packet::PubAck(natrix_mqtt::PubResponse::new(m.packet_id)));
+        sub.puback(m.packet_id);
         // Once, not also as QoS 0 through the plain subscription.
         assert!(sub.messages(QUIET).is_empty(), "{}", s.name);
         // A NATS publish reaches the QoS 1 subscription too.
@@ -1354,60 +1331,42 @@ fn qos1_publish_is_acked_and_reaches_nats_and_qos1_subscribers() {
 #[test]
 fn qos1_redelivered_after_the_client_is_killed() {
     for s in servers_with("", ACK_WAIT) {
-        let (mut sub, present) = Mq::resume(s.mqtt, V3, "r1");
+        let (mut sub, present) = s.session(V3, "r1");
         assert!(!present, "{}", s.name);
-        assert_eq!(
-            sub.subscribe_qos("r1/#", QoS::AtLeastOnce),
-            vec![ReasonCode::GrantedQoS1]
-        );
-        let mut p = Mq::connect(s.mqtt, V3, "r1pub");
+        sub.subscribe_granted("r1/#", QoS::AtLeastOnce);
+        let mut p = s.client(V3, "r1pub");
         p.publish_qos1("r1/x", "keep", 1, false);
         let first = sub.next_publish(Duration::from_secs(5)).expect("delivery");
         assert!(!first.dup);
         // Killed before its PUBACK.
         sub.kill();
-        let (mut again, present) = Mq::resume(s.mqtt, V3, "r1");
+        let (mut again, present) = s.session(V3, "r1");
         assert!(present, "{}: session present", s.name);
         let m = again
             .next_publish(Duration::from_secs(10))
             .unwrap_or_else(|| panic!("{}: not redelivered", s.name));
         assert_eq!(describe(&m), "r1/x keep", "{}", s.name);
         assert!(m.dup, "{}: DUP on redelivery (3.3.1-1)", s.name);
-        again.send(&Packet::PubAck(natrix_mqtt::PubResponse::new(m.packet_id)));
+        again.puback(m.packet_id);
         // Acked: no more redeliveries after ack_wait.
-        assert!(
-            again.messages(Duration::from_millis(2500)).is_empty(),
-            "{}",
-            s.name
-        );
+        again.no_redelivery(s.name);
     }
 }
 
 #[test]
 fn qos2_exactly_once_both_ways_and_redelivery() {
     for s in servers_with("", ACK_WAIT) {
-        let mut n = nats(&s);
-        n.send("SUB q2.> 1\r\n");
-        n.sync();
-        let (mut sub, _) = Mq::resume(s.mqtt, V3, "q2sub");
-        assert_eq!(
-            sub.subscribe_qos("q2/#", QoS::ExactlyOnce),
-            vec![ReasonCode::GrantedQoS2]
-        );
-        let mut p = Mq::connect(s.mqtt, V3, "q2pub");
+        let mut n = s.nats_sub(&["q2.>"]);
+        let (mut sub, _) = s.session(V3, "q2sub");
+        sub.subscribe_granted("q2/#", QoS::ExactlyOnce);
+        let mut p = s.client(V3, "q2pub");
         // Sent twice before PUBREL (a resend): released once.
         p.publish_with("q2/a", "once", QoS::ExactlyOnce, 4, false);
-        assert!(
-            matches!(p.next_control(Duration::from_secs(5)), Some(Packet::PubRec(a)) if a.packet_id == 4)
-        );
+        assert_eq!(p.next_ack(), Some(("PUBREC", 4)));
         p.publish_with("q2/a", "once", QoS::ExactlyOnce, 4, false);
-        assert!(
-            matches!(p.next_control(Duration::from_secs(5)), Some(Packet::PubRec(a)) if a.packet_id == 4)
-        );
-        p.send(&Packet::PubRel(natrix_mqtt::PubResponse::new(4)));
-        assert!(
-            matches!(p.next_control(Duration::from_secs(5)), Some(Packet::PubComp(a)) if a.packet_id == 4)
-        );
+        assert_eq!(p.next_ack(), Some(("PUBREC", 4)));
+        p.pubrel(4);
+        assert_eq!(p.next_ack(), Some(("PUBCOMP", 4)));
         assert_eq!(
             nats_msgs(&read_until(&mut n, "once", Duration::from_secs(5))),
             vec!["q2.a once"],
@@ -1428,7 +1387,7 @@ fn qos2_exactly_once_both_ways_and_redelivery() {
         );
         // Killed before PUBREC: redelivered to the resumed session.
         sub.kill();
-        let (mut again, present) = Mq::resume(s.mqtt, V3, "q2sub");
+        let (mut again, present) = s.session(V3, "q2sub");
         assert!(present, "{}", s.name);
         let m = again
             .next_publish(Duration::from_secs(10))
@@ -1439,46 +1398,40 @@ fn qos2_exactly_once_both_ways_and_redelivery() {
             "{}",
             s.name
         );
-        again.send(&Packet::PubRec(natrix_mqtt::PubResponse::new(m.packet_id)));
-        assert!(
-            matches!(again.next_control(Duration::from_secs(5)), Some(Packet::PubRel(r)) if r.packet_id == m.packet_id),
+        again.pubrec(m.packet_id);
+        assert_eq!(
+            again.next_ack(),
+            Some(("PUBREL", m.packet_id)),
             "{}: PUBREL",
             s.name
         );
-        again.send(&Packet::PubComp(natrix_mqtt::PubResponse::new(m.packet_id)));
-        assert!(
-            again.messages(Duration::from_millis(2500)).is_empty(),
-            "{}",
-            s.name
-        );
+        again.pubcomp(m.packet_id);
+        again.no_redelivery(s.name);
     }
 }
 
 #[test]
 fn persistent_session_survives_a_server_restart() {
     for mut s in servers("") {
-        let (mut sub, _) = Mq::resume(s.mqtt, V3, "durable1");
-        assert_eq!(
-            sub.subscribe_qos("ps/#", QoS::AtLeastOnce),
-            vec![ReasonCode::GrantedQoS1]
-        );
+        let (mut sub, _) = s.session(V3, "durable1");
+        sub.subscribe_granted("ps/#", QoS::AtLeastOnce);
         sub.send(&Packet::Disconnect(natrix_mqtt::Disconnect {
             reason: ReasonCode::Success,
             properties: Properties::default(),
         }));
         drop(sub);
         // Queued while the client is offline.
-        let mut p = Mq::connect(s.mqtt, V3, "pspub");
+        let mut p = s.client(V3, "pspub");
         p.publish_qos1("ps/1", "queued", 2, false);
         drop(p);
         s.restart();
-        let (mut again, present) = Mq::resume_on(s.name, s.mqtt, V3, "durable1");
+        let (mut again, present) = s.session(V3, "durable1");
         assert!(present, "{}: session present after restart", s.name);
         let m = again
             .next_publish(Duration::from_secs(10))
             .unwrap_or_else(|| panic!("{}: queued message lost", s.name));
         assert_eq!(describe(&m), "ps/1 queued", "{}", s.name);
-        again.send(&Packet::PubAck(natrix_mqtt::PubResponse::new(m.packet_id)));
+        again.puback(m.packet_id);
         // The subscription itself was restored.
         let mut n = nats(&s);
         n.send("PUB ps.2 5\r\nlater\r\n");
@@ -1500,7 +1453,7 @@ fn persistent_session_survives_a_server_restart() {
         );
         assert!(!a.session_present, "{}", s.name);
         drop(m);
-        let (_m, present) = Mq::resume(s.mqtt, V3, "durable1");
+        let (_m, present) = s.session(V3, "durable1");
         assert!(!present, "{}: clean session removed the stored one", s.name);
     }
 }
@@ -1508,13 +1461,13 @@ fn persistent_session_survives_a_server_restart() {
 #[test]
 fn retained_messages_set_replace_delete() {
     for s in servers("") {
-        let mut p = Mq::connect(s.mqtt, V3, "rpub");
+        let mut p = s.client(V3, "rpub");
         p.publish_qos1("rt/a", "first", 1, true);
         p.publish_qos1("rt/a", "second", 2, true);
         p.publish_qos1("rt/b", "bee", 3, true);
         p.publish_with("rt/c", "zero", QoS::AtMostOnce, 0, true);
         assert!(p.ping());
-        let mut sub = Mq::connect(s.mqtt, V3, "rsub");
+        let mut sub = s.client(V3, "rsub");
         let mut got = Vec::new();
         sub.subscribe_qos("rt/#", QoS::AtLeastOnce);
         while let Some(m) = sub.next_publish(Duration::from_secs(1)) {
@@ -1524,7 +1477,7 @@ fn retained_messages_set_replace_delete() {
                 s.name
             );
             if m.qos != QoS::AtMostOnce {
-                sub.send(&Packet::PubAck(natrix_mqtt::PubResponse::new(m.packet_id)));
+                sub.puback(m.packet_id);
             }
             got.push(describe(&m));
         }
@@ -1537,7 +1490,7 @@ fn retained_messages_set_replace_delete() {
         // An empty retained payload deletes it (3.3.1-10).
         p.publish_qos1("rt/a", "", 4, true);
         assert!(p.ping());
-        let mut late = Mq::connect(s.mqtt, V3, "rsub2");
+        let mut late = s.client(V3, "rsub2");
         late.subscribe_qos("rt/+", QoS::AtMostOnce);
         assert_eq!(
             sorted(late.messages(Duration::from_secs(1))),
@@ -1571,16 +1524,13 @@ fn v5_connack_with_jetstream_allows_qos2_and_retain() {
 fn v5_session_expiry_keeps_the_session() {
     let s = natrix("");
     // 3.1.2.11.2: with a Session Expiry Interval the session outlives the connection.
-    let (mut m, present) = Mq::resume(s.mqtt, V5, "v5keep");
+    let (mut m, present) = s.session(V5, "v5keep");
     assert!(!present);
-    assert_eq!(
-        m.subscribe_qos("v5k/#", QoS::AtLeastOnce),
-        vec![ReasonCode::GrantedQoS1]
-    );
+    m.subscribe_granted("v5k/#", QoS::AtLeastOnce);
     m.kill();
-    let mut p = Mq::connect(s.mqtt, V5, "v5pub");
+    let mut p = s.client(V5, "v5pub");
     p.publish_qos1("v5k/x", "kept", 3, false);
-    let (mut again, present) = Mq::resume(s.mqtt, V5, "v5keep");
+    let (mut again, present) = s.session(V5, "v5keep");
     // 3.2.2-3: Session Present 1 when the server has the session.
     assert!(present);
     // The resumed consumer may take a moment under load: wait for the first message,
@@ -1596,9 +1546,9 @@ fn v5_session_expiry_keeps_the_session() {
 #[test]
 fn v5_pubrel_for_an_unknown_packet_id_is_0x92() {
     let s = natrix("");
-    let mut m = Mq::connect(s.mqtt, V5, "v5rel");
+    let mut m = s.client(V5, "v5rel");
     // 3.7.2.1 / 4.3.3: PUBCOMP reason Packet Identifier not found.
-    m.send(&Packet::PubRel(natrix_mqtt::PubResponse::new(77)));
+    m.pubrel(77);
     match m.next_control(Duration::from_secs(5)) {
         Some(Packet::PubComp(c)) => {
             assert_eq!(
@@ -1616,7 +1566,7 @@ fn reject_qos2_pub_and_downgrade_qos2_sub() {
         "",
         "reject_qos2_publish: true, downgrade_qos2_subscribe: true",
     ) {
-        let mut m = Mq::connect(s.mqtt, V3, "dq2");
+        let mut m = s.client(V3, "dq2");
         assert_eq!(
             m.subscribe_qos("dq/#", QoS::ExactlyOnce),
             vec![ReasonCode::GrantedQoS1],
@@ -1682,30 +1632,19 @@ print("\n".join(sorted(got)))
 #[test]
 fn qos1_publish_respects_publish_permissions() {
     for s in servers(USERS) {
-        let (mut admin, r) = Mq::login(
-            s.mqtt,
-            &Login {
-                id: "qadmin",
-                user: Some("admin"),
-                pass: Some("adminpass"),
-                ..Login::default()
-            },
-        );
-        assert_eq!(r, ReasonCode::Success, "{}", s.name);
-        assert_eq!(
-            admin.subscribe_qos("#", QoS::AtLeastOnce),
-            vec![ReasonCode::GrantedQoS1]
-        );
-        let (mut dev, r) = Mq::login(
-            s.mqtt,
-            &Login {
-                id: "qdev",
-                user: Some("dev"),
-                pass: Some("devpass"),
-                ..Login::default()
-            },
-        );
-        assert_eq!(r, ReasonCode::Success, "{}", s.name);
+        let mut admin = s.login(&Login {
+            id: "qadmin",
+            user: Some("admin"),
+            pass: Some("adminpass"),
+            ..Login::default()
+        });
+        admin.subscribe_granted("#", QoS::AtLeastOnce);
+        let mut dev = s.login(&Login {
+            id: "qdev",
+            user: Some("dev"),
+            pass: Some("devpass"),
+            ..Login::default()
+        });
         dev.publish_with("secret/x", "leak", QoS::AtLeastOnce, 1, false);
         let first = dev.next_control(Duration::from_secs(3));
         dev.publish_qos1("ok/t", "fine", 2, false);
@@ -1720,7 +1659,7 @@ fn qos1_publish_respects_publish_permissions() {
         let mut got = Vec::new();
         while let Some(m) = admin.next_publish(Duration::from_secs(1)) {
             if m.qos != QoS::AtMostOnce {
-                admin.send(&Packet::PubAck(natrix_mqtt::PubResponse::new(m.packet_id)));
+                admin.puback(m.packet_id);
             }
             got.push(describe(&m));
         }
@@ -1731,17 +1670,14 @@ fn qos1_publish_respects_publish_permissions() {
 #[test]
 fn subscribing_again_with_another_qos_replaces_the_subscription() {
     for s in servers("") {
-        let mut m = Mq::connect(s.mqtt, V3, "resub");
+        let mut m = s.client(V3, "resub");
         assert_eq!(
             m.subscribe_qos("rs/a", QoS::AtMostOnce),
             vec![ReasonCode::GRANTED_QOS0]
         );
         // 3.8.4-3: the new subscription replaces the existing one, with its QoS.
-        assert_eq!(
-            m.subscribe_qos("rs/a", QoS::AtLeastOnce),
-            vec![ReasonCode::GrantedQoS1]
-        );
-        let mut p = Mq::connect(s.mqtt, V3, "resubpub");
+        m.subscribe_granted("rs/a", QoS::AtLeastOnce);
+        let mut p = s.client(V3, "resubpub");
         p.publish_qos1("rs/a", "x", 1, false);
         let got = m.next_publish(Duration::from_secs(5)).expect("delivery");
         assert_eq!(
@@ -1750,9 +1686,7 @@ fn subscribing_again_with_another_qos_replaces_the_subscription() {
             "{}",
             s.name
         );
-        m.send(&Packet::PubAck(natrix_mqtt::PubResponse::new(
-            got.packet_id,
-        )));
+        m.puback(got.packet_id);
         assert!(m.messages(QUIET).is_empty(), "{}: once", s.name);
     }
 }
@@ -1824,7 +1758,7 @@ impl Mq {
         let mut out = Vec::new();
         while let Some(p) = self.next_publish(quiet) {
             if p.qos == QoS::AtLeastOnce {
-                self.send(&Packet::PubAck(natrix_mqtt::PubResponse::new(p.packet_id)));
+                self.puback(p.packet_id);
             }
             out.push(p);
         }
@@ -1835,9 +1769,9 @@ impl Mq {
 #[test]
 fn v5_topic_alias_from_the_client() {
     let s = natrix("");
-    let mut sub = Mq::connect(s.mqtt, V5, "alias-sub");
+    let mut sub = s.client(V5, "alias-sub");
     sub.subscribe(&["al/#"]);
-    let mut p = Mq::connect(s.mqtt, V5, "alias-pub");
+    let mut p = s.client(V5, "alias-pub");
     let props = Properties {
         topic_alias: Some(3),
         ..Properties::default()
@@ -1865,7 +1799,7 @@ fn v5_topic_alias_from_the_client() {
 #[test]
 fn v5_subscription_identifier_is_sent_back() {
     let s = natrix("");
-    let mut m = Mq::connect(s.mqtt, V5, "subid");
+    let mut m = s.client(V5, "subid");
     m.subscribe_with("sid/+", SubscriptionOptions::default(), Some(42));
     let mut n = nats(&s);
     n.send("PUB sid.a 1\r\nx\r\n");
@@ -1879,7 +1813,7 @@ fn v5_subscription_identifier_is_sent_back() {
 #[test]
 fn v5_no_local_skips_the_connections_own_messages() {
     let s = natrix("");
-    let mut m = Mq::connect(s.mqtt, V5, "nolocal");
+    let mut m = s.client(V5, "nolocal");
     for filter in ["nl/q0", "nl/q1"] {
         let qos = if filter.ends_with('0') {
             QoS::AtMostOnce
@@ -1905,7 +1839,7 @@ fn v5_no_local_skips_the_connections_own_messages() {
         Properties::default(),
     );
     m.publish_qos1("nl/q1", "own", 5, false);
-    let mut other = Mq::connect(s.mqtt, V5, "nolocal-other");
+    let mut other = s.client(V5, "nolocal-other");
     other.publish_qos1("nl/q1", "theirs", 6, false);
     other.publish_props(
         "nl/q0",
@@ -1928,7 +1862,7 @@ fn v5_no_local_skips_the_connections_own_messages() {
 #[test]
 fn v5_retain_as_published_and_retain_handling() {
     let s = natrix("");
-    let mut rap = Mq::connect(s.mqtt, V5, "rap");
+    let mut rap = s.client(V5, "rap");
     rap.subscribe_with(
         "rh/a",
         SubscriptionOptions {
@@ -1937,9 +1871,9 @@ fn v5_retain_as_published_and_retain_handling() {
         },
         None,
     );
-    let mut plain = Mq::connect(s.mqtt, V5, "norap");
+    let mut plain = s.client(V5, "norap");
     plain.subscribe_with("rh/a", SubscriptionOptions::default(), None);
-    let mut p = Mq::connect(s.mqtt, V5, "rh-pub");
+    let mut p = s.client(V5, "rh-pub");
     p.publish_qos1("rh/a", "kept", 1, true);
     // 3.3.1-13: with Retain As Published the retain flag is as published.
     let got = rap.publishes(QUIET);
@@ -1949,7 +1883,7 @@ fn v5_retain_as_published_and_retain_handling() {
     assert!(got.len() == 1 && !got[0].retain, "{got:?}");
     // Retain Handling (3.3.1-9, 3.3.1-10, 3.3.1-11): 0 sends the retained message at
     // subscribe, 1 only if the subscription is new, 2 never.
-    let mut m = Mq::connect(s.mqtt, V5, "rh-sub");
+    let mut m = s.client(V5, "rh-sub");
     let opts = |h| SubscriptionOptions {
         retain_handling: h,
         ..SubscriptionOptions::default()
@@ -1973,7 +1907,7 @@ fn v5_retain_as_published_and_retain_handling() {
         got.len() == 1 && got[0].retain,
         "Retain Handling 0: {got:?}"
     );
-    let mut fresh = Mq::connect(s.mqtt, V5, "rh-fresh");
+    let mut fresh = s.client(V5, "rh-fresh");
     fresh.subscribe_with("rh/a", opts(natrix_mqtt::RetainHandling::SendIfNew), None);
     assert_eq!(
         fresh.publishes(QUIET).len(),
@@ -1985,23 +1919,20 @@ fn v5_retain_as_published_and_retain_handling() {
 #[test]
 fn v5_message_expiry() {
     let s = natrix("");
-    let (mut m, _) = Mq::resume(s.mqtt, V5, "expiry");
+    let (mut m, _) = s.session(V5, "expiry");
     m.subscribe_qos("ex/#", QoS::AtLeastOnce);
     m.kill();
-    let mut p = Mq::connect(s.mqtt, V5, "expiry-pub");
+    let mut p = s.client(V5, "expiry-pub");
     for (topic, secs) in [("ex/short", 1), ("ex/long", 600)] {
         let props = Properties {
             message_expiry_interval: Some(secs),
             ..Properties::default()
         };
         p.publish_props(topic, b"m", QoS::AtLeastOnce, 9, false, props);
-        assert!(matches!(
-            p.next_control(Duration::from_secs(5)),
-            Some(Packet::PubAck(_))
-        ));
+        assert_eq!(p.next_ack(), Some(("PUBACK", 9)));
     }
     std::thread::sleep(Duration::from_millis(2100));
-    let (mut m, present) = Mq::resume(s.mqtt, V5, "expiry");
+    let (mut m, present) = s.session(V5, "expiry");
     assert!(present);
     let got = m.publishes(Duration::from_secs(1));
     // 3.3.2-5: an expired message is not delivered; 3.3.2-6: the interval sent is the
@@ -2026,7 +1957,7 @@ fn v5_receive_maximum_bounds_qos1_in_flight() {
     };
     let mut m = Mq::connect_v5(s.mqtt, "recvmax", props);
     m.subscribe_qos("rm/#", QoS::AtLeastOnce);
-    let mut p = Mq::connect(s.mqtt, V5, "recvmax-pub");
+    let mut p = s.client(V5, "recvmax-pub");
     for i in 1..=3 {
         p.publish_qos1("rm/x", &i.to_string(), i, false);
     }
@@ -2038,9 +1969,7 @@ fn v5_receive_maximum_bounds_qos1_in_flight() {
             m.next_publish(QUIET).is_none(),
             "a second PUBLISH before PUBACK"
         );
-        m.send(&Packet::PubAck(natrix_mqtt::PubResponse::new(
-            first.packet_id,
-        )));
+        m.puback(first.packet_id);
         got.push(describe(&first));
     }
     assert_eq!(got, vec!["rm/x 1", "rm/x 2", "rm/x 3"]);
@@ -2073,7 +2002,7 @@ fn v5_response_topic_and_correlation_data_meet_nats_request_reply() {
     let s = natrix("");
     // A NATS request reaches a 5.0 subscriber with its reply subject as Response Topic
     // (3.3.2.3.5), and the PUBLISH to it answers the NATS requester.
-    let mut responder = Mq::connect(s.mqtt, V5, "responder");
+    let mut responder = s.client(V5, "responder");
     responder.subscribe(&["svc/time"]);
     let mut n = nats(&s);
     n.send("SUB _INBOX.r1 1\r\nPUB svc.time _INBOX.r1 3\r\nnow\r\n");
@@ -2094,9 +2023,9 @@ fn v5_response_topic_and_correlation_data_meet_nats_request_reply() {
     );
     // 5.0 to 5.0: Response Topic and Correlation Data arrive as sent (3.3.2.3.6), at
     // QoS 0 and through storage at QoS 1.
-    let mut sub = Mq::connect(s.mqtt, V5, "corr-sub");
+    let mut sub = s.client(V5, "corr-sub");
     sub.subscribe_qos("rq/#", QoS::AtLeastOnce);
-    let mut p = Mq::connect(s.mqtt, V5, "corr-pub");
+    let mut p = s.client(V5, "corr-pub");
     let props = Properties {
         response_topic: Some(mstr("rs/me")),
         correlation_data: Some(Bytes::from_static(b"\x00\x01id")),
@@ -2121,32 +2050,16 @@ fn v5_response_topic_and_correlation_data_meet_nats_request_reply() {
 #[test]
 fn will_with_qos1_and_retain() {
     for s in servers("") {
-        let (mut sub, _) = Mq::resume(s.mqtt, V3, "will-sub");
-        assert_eq!(
-            sub.subscribe_qos("wl/#", QoS::AtLeastOnce),
-            vec![ReasonCode::GrantedQoS1]
-        );
-        let mut dying = Mq::raw(s.mqtt, V3);
-        dying.send(&Packet::Connect(Box::new(Connect {
-            protocol_version: V3,
-            clean_start: true,
-            keep_alive: 60,
-            client_id: mstr("will-qos1"),
-            will: Some(LastWill {
-                topic: mstr("wl/a"),
-                payload: Bytes::from_static(b"gone"),
-                qos: QoS::AtLeastOnce,
-                retain: true,
-                properties: Properties::default(),
-            }),
-            username: None,
-            password: None,
-            properties: Properties::default(),
-        })));
-        assert!(
-            matches!(dying.recv(Duration::from_secs(10)), Some(Packet::ConnAck(a)) if a.reason == ReasonCode::Success)
-        );
-        dying.kill();
+        let (mut sub, _) = s.session(V3, "will-sub");
+        sub.subscribe_granted("wl/#", QoS::AtLeastOnce);
+        s.login(&Login {
+            id: "will-qos1",
+            will: Some(("wl/a", "gone")),
+            will_qos: QoS::AtLeastOnce,
+            will_retain: true,
+            ..Login::default()
+        })
+        .kill();
         let m = sub
             .next_publish(Duration::from_secs(5))
             .unwrap_or_else(|| panic!("{}: no will", s.name));
@@ -2156,9 +2069,9 @@ fn will_with_qos1_and_retain() {
             "{}",
             s.name
         );
-        sub.send(&Packet::PubAck(natrix_mqtt::PubResponse::new(m.packet_id)));
+        sub.puback(m.packet_id);
         // Retained: a later subscriber gets it with the retain flag (3.1.2-17).
-        let mut late = Mq::connect(s.mqtt, V3, "will-late");
+        let mut late = s.client(V3, "will-late");
         late.subscribe_qos("wl/a", QoS::AtMostOnce);
         let m = late
             .next_publish(Duration::from_secs(5))
@@ -2188,12 +2101,12 @@ fn v5_session_expiry_removes_the_session_in_time() {
     m.subscribe_qos("se/#", QoS::AtLeastOnce);
     m.kill();
     // Kept within the interval...
-    let (m, present) = Mq::resume(s.mqtt, V5, "expires");
+    let (m, present) = s.session(V5, "expires");
     assert!(present, "3.1.2-23: kept while the interval has not passed");
     // ...that connection asked for an hour: still there after 1.5 s.
     m.kill();
     std::thread::sleep(Duration::from_millis(1500));
-    let (again, present) = Mq::resume(s.mqtt, V5, "expires");
+    let (again, present) = s.session(V5, "expires");
     assert!(present);
     drop(again);
     // A 1 s session not resumed in time is gone (3.1.2.11.2).
@@ -2213,45 +2126,32 @@ fn v5_session_expiry_removes_the_session_in_time() {
     assert!(m.ping());
     m.kill();
     std::thread::sleep(Duration::from_millis(2500));
-    let (_m, present) = Mq::resume(s.mqtt, V5, "expires");
+    let (_m, present) = s.session(V5, "expires");
     assert!(!present, "session expired");
 }
 
 #[test]
 fn qos2_pubrel_sent_again_to_a_resumed_session() {
     for s in servers_with("", ACK_WAIT) {
-        let (mut sub, _) = Mq::resume(s.mqtt, V3, "pubrel-sub");
-        assert_eq!(
-            sub.subscribe_qos("pr/#", QoS::ExactlyOnce),
-            vec![ReasonCode::GrantedQoS2]
-        );
-        let mut p = Mq::connect(s.mqtt, V3, "pubrel-pub");
+        let (mut sub, _) = s.session(V3, "pubrel-sub");
+        sub.subscribe_granted("pr/#", QoS::ExactlyOnce);
+        let mut p = s.client(V3, "pubrel-pub");
         p.publish_with("pr/a", "x", QoS::ExactlyOnce, 1, false);
-        assert!(matches!(
-            p.next_control(Duration::from_secs(5)),
-            Some(Packet::PubRec(_))
-        ));
-        p.send(&Packet::PubRel(natrix_mqtt::PubResponse::new(1)));
-        assert!(matches!(
-            p.next_control(Duration::from_secs(5)),
-            Some(Packet::PubComp(_))
-        ));
+        assert_eq!(p.next_ack(), Some(("PUBREC", 1)));
+        p.pubrel(1);
+        assert_eq!(p.next_ack(), Some(("PUBCOMP", 1)));
         let m = sub.next_publish(Duration::from_secs(5)).expect("delivery");
-        sub.send(&Packet::PubRec(natrix_mqtt::PubResponse::new(m.packet_id)));
-        assert!(
-            matches!(sub.next_control(Duration::from_secs(5)), Some(Packet::PubRel(r)) if r.packet_id == m.packet_id),
-            "{}",
-            s.name
-        );
+        sub.pubrec(m.packet_id);
+        assert_eq!(sub.next_ack(), Some(("PUBREL", m.packet_id)), "{}", s.name);
         // Killed before PUBCOMP: the resumed session gets the PUBREL again (4.4-1), not
         // the message.
         sub.kill();
-        let (mut again, present) = Mq::resume(s.mqtt, V3, "pubrel-sub");
+        let (mut again, present) = s.session(V3, "pubrel-sub");
         assert!(present, "{}", s.name);
         match again.recv(Duration::from_secs(10)) {
             Some(Packet::PubRel(r)) => {
                 assert_eq!(r.packet_id, m.packet_id, "{}", s.name);
-                again.send(&Packet::PubComp(natrix_mqtt::PubResponse::new(r.packet_id)));
+                again.pubcomp(r.packet_id);
             }
             other => panic!("{}: expected PUBREL, got {other:?}", s.name),
         }
@@ -2264,32 +2164,16 @@ fn qos2_pubrel_sent_again_to_a_resumed_session() {
 #[test]
 fn qos2_packet_id_reused_right_after_pubcomp() {
     for s in servers("") {
-        let mut n = nats(&s);
-        n.send("SUB reuse 1\r\n");
-        n.sync();
-        let mut p = Mq::connect(s.mqtt, V3, "reuse-pub");
+        let mut n = s.nats_sub(&["reuse"]);
+        let mut p = s.client(V3, "reuse-pub");
         // 2.2.1: a packet identifier is free again after PUBCOMP; each message is
         // released once, with its own payload.
         for i in 0..20 {
             let payload = format!("m{i}");
             p.publish_with("reuse", &payload, QoS::ExactlyOnce, 1, false);
-            assert!(
-                matches!(
-                    p.next_control(Duration::from_secs(5)),
-                    Some(Packet::PubRec(_))
-                ),
-                "{}",
-                s.name
-            );
-            p.send(&Packet::PubRel(natrix_mqtt::PubResponse::new(1)));
-            assert!(
-                matches!(
-                    p.next_control(Duration::from_secs(5)),
-                    Some(Packet::PubComp(_))
-                ),
-                "{}",
-                s.name
-            );
+            assert_eq!(p.next_ack(), Some(("PUBREC", 1)), "{}", s.name);
+            p.pubrel(1);
+            assert_eq!(p.next_ack(), Some(("PUBCOMP", 1)), "{}", s.name);
         }
         let got = nats_msgs(&read_until(&mut n, "m19", Duration::from_secs(5)));
         let want: Vec<String> = (0..20).map(|i| format!("reuse m{i}")).collect();
@@ -2355,16 +2239,13 @@ fn tls_listener_with_mosquitto_clients() {
         }
         // MQTT in the clear on the TLS port: no CONNACK, the connection is closed.
         let mut plain = Mq::raw(s.mqtt, V3);
-        plain.send(&Packet::Connect(Box::new(Connect {
-            protocol_version: V3,
-            clean_start: true,
-            keep_alive: 60,
-            client_id: mstr("in-the-clear"),
-            will: None,
-            username: None,
-            password: None,
-            properties: Properties::default(),
-        })));
+        plain.send(
+            &Login {
+                id: "in-the-clear",
+                ..Login::default()
+            }
+            .packet(),
+        );
         let (closed, seen) = plain.closed(Duration::from_secs(10));
         assert!(closed && seen.is_empty(), "{}: {seen:?}", s.name);
         // And a TLS client that does not trust the server's CA does not get in.
@@ -2458,16 +2339,8 @@ fn mqtt_block_user_password_and_timeout() {
             ..Login::default()
         });
         assert!(m.ping(), "{}", s.name);
-        for (id, pass) in [("mq-bad", Some("nope")), ("mq-none", None)] {
-            let (mut m, r) = s.refused(&Login {
-                id,
-                user: pass.map(|_| "mq"),
-                pass,
-                ..Login::default()
-            });
-            assert_eq!(r, ReasonCode::NotAuthorized, "{}: {id}", s.name);
-            assert!(m.closed(Duration::from_secs(5)).0, "{}: {id}", s.name);
-        }
+        s.refuses_login("mq-bad", Some("mq"), Some("nope"));
+        s.refuses_login("mq-none", None, None);
         // NATS clients are not asked for credentials.
         assert!(nats(&s).sync().contains("PONG"), "{}", s.name);
         let mut silent = Mq::raw(s.mqtt, V3);
@@ -2480,36 +2353,6 @@ fn mqtt_block_user_password_and_timeout() {
             s.name,
             t.elapsed()
         );
-    }
-    let s = natrix_with_mqtt(block);
-    let (_, r) = s.refused(&Login {
-        version: V5,
-        id: "mq5",
-        user: Some("mq"),
-        pass: Some("nope"),
-        ..Login::default()
-    });
-    assert_eq!(r, ReasonCode::NotAuthorized, "5.0: 0x87");
-}
-
-/// `mqtt { authorization { token } }`: the token is given as the password.
-#[test]
-fn mqtt_block_token() {
-    for s in servers_with("", "authorization { token: mqtoken }") {
-        let mut m = s.login(&Login {
-            id: "tok-ok",
-            user: Some("any"),
-            pass: Some("mqtoken"),
-            ..Login::default()
-        });
-        assert!(m.ping(), "{}", s.name);
-        let (_, r) = s.refused(&Login {
-            id: "tok-bad",
-            user: Some("any"),
-            pass: Some("other"),
-            ..Login::default()
-        });
-        assert_eq!(r, ReasonCode::NotAuthorized, "{}", s.name);
     }
 }
 
@@ -2612,7 +2455,7 @@ fn v5_will_delay_interval() {
     // A subscription, so that the session is stored and CONNACK can tell it was resumed.
     m.subscribe(&["wd/resumed"]);
     m.kill();
-    let (_back, present) = Mq::resume(s.mqtt, V5, "resumed");
+    let (_back, present) = s.session(V5, "resumed");
     assert!(present);
     let late = nats_msgs(&n.read_for(Duration::from_secs(3)));
     assert!(late.is_empty(), "will of a resumed session: {late:?}");
@@ -2680,7 +2523,7 @@ fn v5_delayed_will_keeps_the_users_permissions() {
         m.retain && m.qos == QoS::AtLeastOnce && describe(&m) == "ok/w allowed-will",
         "{m:?}"
     );
-    late.send(&Packet::PubAck(natrix_mqtt::PubResponse::new(m.packet_id)));
+    late.puback(m.packet_id);
     assert!(late.messages(QUIET).is_empty());
 }
 
@@ -2699,11 +2542,8 @@ fn v5_topic_aliases_to_the_client() {
         ..Properties::default()
     };
     let mut m = Mq::connect_v5(s.mqtt, "alias-out", props);
-    assert_eq!(
-        m.subscribe_qos("ta/#", QoS::AtLeastOnce),
-        vec![ReasonCode::GrantedQoS1]
-    );
-    let mut plain = Mq::connect(s.mqtt, V5, "alias-none");
+    m.subscribe_granted("ta/#", QoS::AtLeastOnce);
+    let mut plain = s.client(V5, "alias-none");
     plain.subscribe(&["ta/#"]);
     let mut n = nats(&s);
     for (subject, body) in [("ta.a", "1"), ("ta.a", "2"), ("ta.b", "3"), ("ta.c", "4")] {
@@ -2826,7 +2666,7 @@ c.on('message', (topic, payload, packet) => {
 #[test]
 fn resumed_shared_subscription_keeps_its_queue_group() {
     let mut s = natrix("");
-    let (mut m, _) = Mq::resume(s.mqtt, V3, "share-keep");
+    let (mut m, _) = s.session(V3, "share-keep");
     assert_eq!(
         m.subscribe(&["$share/g/sj/+", "sj/+"]),
         vec![ReasonCode::Success; 2]
@@ -2837,17 +2677,11 @@ fn resumed_shared_subscription_keeps_its_queue_group() {
         if round == "restart" {
             s.restart();
         }
-        let (mut m, present) = Mq::resume_on(round, s.mqtt, V3, "share-keep");
+        let (mut m, present) = s.session(V3, "share-keep");
         assert!(present, "{round}");
         assert!(m.ping(), "{round}");
-        let mut q = nats(&s);
-        q.send("SUB sj.* g 1\r\n");
-        q.sync();
-        let mut p = nats(&s);
-        for i in 0..40 {
-            p.send(&format!("PUB sj.x {}\r\n{i}\r\n", i.to_string().len()));
-        }
-        p.sync();
+        let mut q = s.nats_sub(&["sj.* g"]);
+        s.nats_publish_numbered("sj.x", 40);
         let nm = m.messages(QUIET).len();
         let nq = nats_msgs(&q.read_for(QUIET)).len();
         // 40 through the ordinary subscription, 40 shared between the two members.

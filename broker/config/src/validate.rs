@@ -58,13 +58,34 @@ pub fn mqtt(o: &Options) -> Result<(), ValidationError> {
         return Ok(());
     }
     no_auth_user(o, &m.no_auth_user)?;
-    if !o.users.is_empty() || !o.nkeys.is_empty() {
-        if !m.username.is_empty() {
-            return Err(ValidationError::MqttUsernameWithUsers);
-        }
-        if !m.token.is_empty() {
-            return Err(ValidationError::MqttTokenWithUsers);
-        }
+    override_beside_users(
+        o,
+        &m.username,
+        &m.token,
+        [
+            ValidationError::MqttUsernameWithUsers,
+            ValidationError::MqttTokenWithUsers,
+        ],
+    )
+}
+
+/// A listener block's own `username` or `token` beside a users or nkeys list: refused
+/// (`errs`: the error for each), since nothing says which user they would be.
+fn override_beside_users(
+    o: &Options,
+    username: &str,
+    token: &str,
+    errs: [ValidationError; 2],
+) -> Result<(), ValidationError> {
+    if o.users.is_empty() && o.nkeys.is_empty() {
+        return Ok(());
+    }
+    let [user_err, token_err] = errs;
+    if !username.is_empty() {
+        return Err(user_err);
+    }
+    if !token.is_empty() {
+        return Err(token_err);
     }
     Ok(())
 }
@@ -82,14 +103,15 @@ pub fn websocket(o: &Options) -> Result<(), ValidationError> {
         return Err(ValidationError::WebsocketNoTls);
     }
     no_auth_user(o, &w.no_auth_user)?;
-    if !o.users.is_empty() || !o.nkeys.is_empty() {
-        if !w.username.is_empty() {
-            return Err(ValidationError::WebsocketUsernameWithUsers);
-        }
-        if !w.token.is_empty() {
-            return Err(ValidationError::WebsocketTokenWithUsers);
-        }
-    }
+    override_beside_users(
+        o,
+        &w.username,
+        &w.token,
+        [
+            ValidationError::WebsocketUsernameWithUsers,
+            ValidationError::WebsocketTokenWithUsers,
+        ],
+    )?;
     if !w.jwt_cookie.is_empty() && o.operators.is_empty() && o.trusted_keys.is_empty() {
         return Err(ValidationError::WebsocketJwtCookieWithoutTrust(
             w.jwt_cookie.clone(),
