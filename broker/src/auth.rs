@@ -138,10 +138,6 @@ fn given(v: Option<&str>) -> Option<&str> {
     v.filter(|v| !v.is_empty())
 }
 
-fn kind_allowed(types: Option<&Vec<String>>) -> bool {
-    kind_allowed_as(types, STANDARD)
-}
-
 /// Whether `allowed_connection_types` lets in a connection of kind `kind`.
 fn kind_allowed_as(types: Option<&Vec<String>>, kind: &str) -> bool {
     types.is_none_or(|t| t.iter().any(|k| k == kind))
@@ -149,6 +145,10 @@ fn kind_allowed_as(types: Option<&Vec<String>>, kind: &str) -> bool {
 
 /// The connection kind of a NATS client over WebSocket, for `allowed_connection_types`.
 pub const WEBSOCKET: &str = "WEBSOCKET";
+
+/// The connection kinds of an MQTT client, over TCP (or TLS) and over WebSocket.
+pub const MQTT: &str = "MQTT";
+pub const MQTT_WS: &str = "MQTT_WS";
 
 /// What a client presented in its CONNECT.
 #[derive(Debug, Default)]
@@ -165,12 +165,19 @@ pub struct Credentials<'a> {
     /// A NATS client over WebSocket: `allowed_connection_types` must list `WEBSOCKET`
     /// rather than `STANDARD`.
     pub websocket: bool,
+    /// An MQTT client: `MQTT`, or with `websocket` `MQTT_WS` (nats-server's kinds).
+    pub mqtt: bool,
 }
 
 impl Credentials<'_> {
     /// The connection kind `allowed_connection_types` is checked against.
-    fn kind(&self) -> &'static str {
-        if self.websocket { WEBSOCKET } else { STANDARD }
+    pub fn kind(&self) -> &'static str {
+        match (self.mqtt, self.websocket) {
+            (true, true) => MQTT_WS,
+            (true, false) => MQTT,
+            (false, true) => WEBSOCKET,
+            (false, false) => STANDARD,
+        }
     }
 }
 
@@ -342,7 +349,9 @@ impl Auth {
         // table: certificates are never mapped to it.
         let has_users = !self.users.is_empty() && !self.simple_user;
         if has_users && self.tls_map {
-            let user = creds.cert.and_then(|c| self.map_certificate(c))?;
+            let user = creds
+                .cert
+                .and_then(|c| self.map_certificate_as(c, creds.kind()))?;
             if let Some(u) = given(creds.user) {
                 tracing::warn!("User {u:?} found in connect proto, but user required from cert");
             }
@@ -385,10 +394,16 @@ impl Auth {
     /// User names are parsed as DNs on every mapped connection rather than once per
     /// configuration: it keeps `Auth` plain data, and a TLS handshake costs far more.
     pub fn map_certificate(&self, cert: &PeerCert) -> Option<&User> {
+        self.map_certificate_as(cert, STANDARD)
+    }
+
+    /// [`Auth::map_certificate`] for a connection of kind `kind` (an MQTT client maps to
+    /// users whose `allowed_connection_types` list `MQTT`).
+    pub fn map_certificate_as(&self, cert: &PeerCert, kind: &str) -> Option<&User> {
         let by_name = |name: &str| {
             self.users
                 .get(name)
-                .filter(|u| kind_allowed(u.connection_types.as_ref()))
+                .filter(|u| kind_allowed_as(u.connection_types.as_ref(), kind))
         };
         for (what, names) in [
             ("email", &cert.emails),
@@ -405,7 +420,7 @@ impl Auth {
             let mut users: Vec<(&User, Dn)> = self
                 .users
                 .values()
-                .filter(|u| kind_allowed(u.connection_types.as_ref()))
+                .filter(|u| kind_allowed_as(u.connection_types.as_ref(), kind))
                 .filter_map(|u| Dn::parse(&u.username).ok().map(|d| (u, d)))
                 .collect();
             // nats-server walks a map (random order); sorting makes ties predictable.

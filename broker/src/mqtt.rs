@@ -55,7 +55,11 @@ pub async fn serve_transport(server: Arc<Server>, sock: Box<dyn Transport>, peer
         tracing::debug!(%peer, "MQTT connection without an MQTT listener");
         return;
     };
-    serve_on(server, sock, peer, ids, TlsInfo::default()).await;
+    let over_ws = Origin {
+        websocket: true,
+        ..Origin::default()
+    };
+    serve_on(server, sock, peer, ids, over_ws).await;
 }
 
 /// Binds `mqtt {}`'s port and serves it until shutdown; `None` without `mqtt { port }`.
@@ -313,7 +317,7 @@ async fn serve(
 ) {
     let _ = sock.set_nodelay(true);
     let Some(tls) = tls else {
-        serve_on(server, Box::new(sock), peer, ids, TlsInfo::default()).await;
+        serve_on(server, Box::new(sock), peer, ids, Origin::default()).await;
         return;
     };
     let stream = match tokio::time::timeout(tls.timeout, tls.acceptor.accept(sock)).await {
@@ -329,21 +333,25 @@ async fn serve(
     };
     let conn = stream.get_ref().1;
     let certs = crate::tls::peer_certs_of(conn);
-    let info = TlsInfo {
+    let info = Origin {
         described: Some(crate::tls::describe_state(conn)),
         peer_certs: (!certs.is_empty()).then(|| Arc::new(certs)),
+        websocket: false,
     };
     tracing::debug!(%peer, "MQTT TLS handshake complete");
     serve_on(server, Box::new(stream), peer, ids, info).await;
 }
 
-/// What the TLS handshake of a connection of the MQTT listener established.
+/// How a connection reached the session: over the MQTT listener (what its TLS
+/// handshake established, if any) or over the WebSocket listener.
 #[derive(Default)]
-struct TlsInfo {
+struct Origin {
     /// Protocol and cipher suite, for `/connz`.
     described: Option<(String, String)>,
     /// The client's certificate chain, for `/connz` and `verify_and_map`.
     peer_certs: Option<Arc<Vec<crate::x509::PeerCert>>>,
+    /// The connection came over the WebSocket listener, not this one.
+    websocket: bool,
 }
 
 /// Writes `bytes` and flushes them: a TLS stream may keep the last records it sealed
@@ -378,7 +386,7 @@ async fn serve_on(
     mut sock: Box<dyn Transport>,
     peer: SocketAddr,
     ids: Arc<ClientIds>,
-    tls: TlsInfo,
+    origin: Origin,
 ) {
     let mut decoder = Decoder::new();
     // A whole packet is buffered before it is decoded: the limit is the server's
@@ -452,8 +460,9 @@ async fn serve_on(
         let conn = crate::server::MqttConn {
             peer,
             client_id: client_id.clone(),
-            tls: tls.described,
-            peer_certs: tls.peer_certs,
+            tls: origin.described,
+            peer_certs: origin.peer_certs,
+            websocket: origin.websocket,
         };
         async move {
             server
@@ -513,7 +522,7 @@ async fn serve_on(
         tracing::debug!(%peer, client = %s.client_id, "MQTT: authorization violation");
         let _ = write_out(&mut s.sock, &refuse(ReasonCode::NotAuthorized)).await;
         drop(s);
-        let _ = core.await;
+        core_ended(core).await;
         return;
     }
     // One session per client ID and account: the previous holder is told to close and
@@ -679,7 +688,7 @@ async fn serve_on(
     }
     let _ = s.core_in.shutdown().await;
     drop(s);
-    let _ = core.await;
+    core_ended(core).await;
 }
 
 impl Session {
@@ -1571,6 +1580,15 @@ fn granted_reason(qos: u8) -> ReasonCode {
         0 => ReasonCode::GRANTED_QOS0,
         1 => ReasonCode::GrantedQoS1,
         _ => ReasonCode::GrantedQoS2,
+    }
+}
+
+/// Waits for the core client's task to end. The session's loops poll the task too (it
+/// ending closes the session), and a `JoinHandle` polled to completion must not be
+/// polled again: tokio panics ("JoinHandle polled after completion").
+async fn core_ended(core: tokio::task::JoinHandle<()>) {
+    if !core.is_finished() {
+        let _ = core.await;
     }
 }
 

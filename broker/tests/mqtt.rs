@@ -146,6 +146,13 @@ impl Srv {
         });
         assert_eq!(r, ReasonCode::NotAuthorized, "{}: {id}", self.name);
         assert!(m.closed(Duration::from_secs(5)).0, "{}: {id}", self.name);
+        // The refusal ends the session cleanly (it once panicked after the CONNACK).
+        assert!(
+            !self.p.log_text().contains("panicked"),
+            "{}: {}",
+            self.name,
+            self.p.log_text()
+        );
         if self.name == "natrix" {
             let (_, r) = self.refused(&Login {
                 version: V5,
@@ -2691,5 +2698,40 @@ fn resumed_shared_subscription_keeps_its_queue_group() {
             "{round}: the group is shared: {nq} of 40"
         );
         m.send(&Packet::Disconnect(natrix_mqtt::Disconnect::default()));
+    }
+}
+
+/// `allowed_connection_types`: MQTT connections are of kind `MQTT`, so a user limited to
+/// `MQTT` gets in over MQTT and not as a NATS client, and one limited to `STANDARD` the
+/// reverse (nats-server's kinds; over the WebSocket listener an MQTT client is `MQTT_WS`).
+#[test]
+fn allowed_connection_types_name_mqtt() {
+    let users = r#"
+authorization {
+  users: [
+    { user: device, password: devpass, allowed_connection_types: ["MQTT"] }
+    { user: service, password: svcpass, allowed_connection_types: ["STANDARD"] }
+  ]
+}
+"#;
+    for s in servers(users) {
+        let mut m = s.login(&Login {
+            id: "typed-device",
+            user: Some("device"),
+            pass: Some("devpass"),
+            ..Login::default()
+        });
+        assert!(m.ping(), "{}", s.name);
+        s.refuses_login("typed-service", Some("service"), Some("svcpass"));
+        let mut n = nats_login(&s, "service", "svcpass");
+        assert!(n.sync().contains("PONG"), "{}", s.name);
+        let mut c = Raw::connect(s.p.port);
+        c.send("CONNECT {\"verbose\":false,\"user\":\"device\",\"pass\":\"devpass\"}\r\nPING\r\n");
+        let text = c.read_for(QUIET);
+        assert!(
+            text.contains("Authorization Violation"),
+            "{}: {text:?}",
+            s.name
+        );
     }
 }

@@ -305,6 +305,7 @@ impl ConnectOpts {
             sig: self.sig.as_deref(),
             nonce,
             websocket: false,
+            mqtt: false,
         }
     }
 }
@@ -384,8 +385,11 @@ pub(crate) struct Client {
     /// A WebSocket client: its cookies and `websocket {}`'s own authentication.
     ws_login: Option<crate::websocket::login::WsLogin>,
     /// The core side of an MQTT connection: `mqtt {}`'s authentication applies
-    /// (nats-server's auth override and `verify_and_map` of the MQTT listener).
+    /// (nats-server's auth override and `verify_and_map` of the MQTT listener), and
+    /// `allowed_connection_types` must list `MQTT` (`MQTT_WS` when `mqtt_ws`).
     mqtt: bool,
+    /// An MQTT connection over WebSocket.
+    mqtt_ws: bool,
 }
 
 impl Client {
@@ -432,6 +436,7 @@ impl Client {
             cert,
             ws_login: None,
             mqtt: false,
+            mqtt_ws: false,
         }
     }
 
@@ -492,9 +497,7 @@ impl Client {
         if !auth_changed || !self.connect_received || self.jwt_user.is_some() {
             return true;
         }
-        let creds = self
-            .connect
-            .credentials(self.nonce.as_deref(), self.cert.as_deref());
+        let creds = self.credentials(&self.connect);
         let Some(identity) = self.listener_auth().authenticate(&creds) else {
             tracing::info!(
                 cid = self.handle.cid,
@@ -764,10 +767,20 @@ impl Client {
         self.server.remove_client(&self.handle, live);
     }
 
-    /// An MQTT connection's core client logs in with `mqtt {}`'s authentication.
-    pub(crate) fn for_mqtt(mut self) -> Self {
+    /// An MQTT connection's core client (over WebSocket with `websocket`) logs in with
+    /// `mqtt {}`'s authentication, as a connection of kind `MQTT` (`MQTT_WS`).
+    pub(crate) fn for_mqtt(mut self, websocket: bool) -> Self {
         self.mqtt = true;
+        self.mqtt_ws = websocket;
         self
+    }
+
+    /// CONNECT's credentials, with the kind of connection this is.
+    fn credentials<'a>(&'a self, connect: &'a ConnectOpts) -> auth::Credentials<'a> {
+        let mut creds = connect.credentials(self.nonce.as_deref(), self.cert.as_deref());
+        creds.websocket = self.ws_login.is_some() || self.mqtt_ws;
+        creds.mqtt = self.mqtt;
+        creds
     }
 
     /// The authentication this client's listener applies: `websocket {}`'s or
@@ -827,9 +840,8 @@ impl Client {
         } else if let Some(co) = callout {
             self.callout_login(&connect, &co)
         } else {
-            let mut creds = connect.credentials(self.nonce.as_deref(), self.cert.as_deref());
-            creds.websocket = self.ws_login.is_some();
-            self.listener_auth().authenticate(&creds)
+            self.listener_auth()
+                .authenticate(&self.credentials(&connect))
         };
         let Some(identity) = identity else {
             tracing::warn!(cid = self.handle.cid, user = ?connect.user, "authentication error");
@@ -916,12 +928,13 @@ impl Client {
             jwt: connect.jwt.as_deref(),
             sig: connect.sig.as_deref(),
             nonce: self.nonce.as_deref(),
-            // A user JWT's allowed_connection_types name WebSocket clients apart.
-            connection_type: if self.ws_login.is_some() {
-                natrix_jwt::CONNECTION_TYPE_WEBSOCKET
-            } else {
-                auth::STANDARD
-            },
+            // A user JWT's allowed_connection_types name WebSocket and MQTT clients apart.
+            connection_type: auth::Credentials {
+                websocket: self.ws_login.is_some() || self.mqtt_ws,
+                mqtt: self.mqtt,
+                ..auth::Credentials::default()
+            }
+            .kind(),
             peer,
         };
         let server = self.server.clone();

@@ -68,6 +68,8 @@ pub(crate) struct MqttConn {
     pub tls: Option<(String, String)>,
     /// The certificate chain the client presented, if any.
     pub peer_certs: Option<Arc<Vec<crate::x509::PeerCert>>>,
+    /// It came over the WebSocket listener (`/mqtt`): connection kind `MQTT_WS`.
+    pub websocket: bool,
 }
 
 /// What CONNECT told us about a client, for logs and monitoring.
@@ -992,7 +994,7 @@ impl Server {
             .as_ref()
             .and_then(|c| c.first().cloned())
             .map(Arc::new);
-        let peer = conn.peer;
+        let (peer, websocket) = (conn.peer, conn.websocket);
         let meta = ClientMeta {
             addr: Some(peer),
             start: Some(handle.start),
@@ -1004,7 +1006,7 @@ impl Server {
         if self.admit(&handle, meta) {
             tracing::debug!(cid, %peer, "MQTT client connection created");
             Client::new(self.clone(), handle, None, cert)
-                .for_mqtt()
+                .for_mqtt(websocket)
                 .run(reader)
                 .await;
         }
