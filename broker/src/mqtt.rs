@@ -70,22 +70,6 @@ pub async fn start(
     if o.mqtt.port == 0 {
         return Ok(None);
     }
-    // Built once at start, as for the WebSocket listener: a TLS change takes a restart.
-    let tls = o
-        .mqtt
-        .tls
-        .as_ref()
-        .map(crate::tls::server_tls)
-        .transpose()
-        .map_err(|e| format!("mqtt: {e}"))?
-        .map(|t| Tls {
-            acceptor: tokio_rustls::TlsAcceptor::from(t.config),
-            timeout: if o.mqtt.tls_timeout.is_zero() {
-                DEFAULT_TLS_TIMEOUT
-            } else {
-                o.mqtt.tls_timeout
-            },
-        });
     let host = if o.mqtt.host.is_empty() {
         o.host.as_str()
     } else {
@@ -98,7 +82,7 @@ pub async fn start(
         .map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     // nats-server's scheme names: `tls` when the listener is TLS.
-    let scheme = if tls.is_some() { "tls" } else { "mqtt" };
+    let scheme = if o.mqtt.tls.is_some() { "tls" } else { "mqtt" };
     tracing::info!("Listening for MQTT clients on {scheme}://{addr}");
     let server = server.clone();
     let ids = Arc::new(ClientIds {
@@ -107,19 +91,12 @@ pub async fn start(
         ..ClientIds::default()
     });
     server.set_mqtt_sessions(ids.clone());
-    let tls = tls.map(Arc::new);
-    tokio::spawn(async move { accept_loop(server, listener, ids, tls).await });
+    tokio::spawn(async move { accept_loop(server, listener, ids).await });
     Ok(Some(addr))
 }
 
 /// nats-server's `TLS_TIMEOUT`, the default of `mqtt { tls { timeout } }`.
 const DEFAULT_TLS_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// The MQTT listener's `tls {}`: every connection starts with the handshake.
-struct Tls {
-    acceptor: tokio_rustls::TlsAcceptor,
-    timeout: Duration,
-}
 
 /// The connected client IDs, one namespace per account: a new connection with an ID in
 /// use takes it over (the older connection is closed, 3.1.4-3), as nats-server does.
@@ -226,15 +203,10 @@ impl ClientIds {
     }
 }
 
-async fn accept_loop(
-    server: Arc<Server>,
-    listener: TcpListener,
-    ids: Arc<ClientIds>,
-    tls: Option<Arc<Tls>>,
-) {
+async fn accept_loop(server: Arc<Server>, listener: TcpListener, ids: Arc<ClientIds>) {
     server
         .accept_connections(listener, "MQTT", move |server, stream, peer| {
-            serve(server, stream, peer, ids.clone(), tls.clone())
+            serve(server, stream, peer, ids.clone())
         })
         .await;
 }
@@ -308,19 +280,25 @@ enum End {
     WithWill,
 }
 
-async fn serve(
-    server: Arc<Server>,
-    sock: TcpStream,
-    peer: SocketAddr,
-    ids: Arc<ClientIds>,
-    tls: Option<Arc<Tls>>,
-) {
+/// One connection of the MQTT listener: with `mqtt { tls {} }` the TLS handshake comes
+/// first, on the TLS settings current when it arrives (a reload renews certificates).
+async fn serve(server: Arc<Server>, sock: TcpStream, peer: SocketAddr, ids: Arc<ClientIds>) {
     let _ = sock.set_nodelay(true);
-    let Some(tls) = tls else {
+    let tls = {
+        let (opts, _) = server.options();
+        let timeout = match opts.config.mqtt.tls_timeout {
+            t if t.is_zero() => DEFAULT_TLS_TIMEOUT,
+            t => t,
+        };
+        opts.mqtt_tls
+            .as_ref()
+            .map(|t| (tokio_rustls::TlsAcceptor::from(t.config.clone()), timeout))
+    };
+    let Some((acceptor, timeout)) = tls else {
         serve_on(server, Box::new(sock), peer, ids, Origin::default()).await;
         return;
     };
-    let stream = match tokio::time::timeout(tls.timeout, tls.acceptor.accept(sock)).await {
+    let stream = match tokio::time::timeout(timeout, acceptor.accept(sock)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             tracing::error!(%peer, "MQTT TLS handshake error: {e}");

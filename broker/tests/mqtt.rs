@@ -2735,3 +2735,36 @@ authorization {
         );
     }
 }
+
+/// A renewed certificate (new files in place of the old, as a Kubernetes Secret volume
+/// swaps them) reaches new MQTT connections without a restart: natrix watches the MQTT
+/// listener's TLS files as it does the client port's, and reloads.
+#[test]
+fn tls_certificate_renewal_reaches_new_connections() {
+    let dir = tempfile::tempdir().expect("pki dir");
+    let (_pki, tls) = mqtt_tls(dir.path(), "");
+    let s = server_with("natrix", Path::new(NATRIX), "", &tls);
+    let ca = |d: &Path| d.join("ca.pem").display().to_string();
+    let publish_trusting = |ca: &str| mosquitto_pub(s.mqtt, V3, "renew/x", "x", &["--cafile", ca]);
+    assert!(publish_trusting(&ca(dir.path())), "the first certificate");
+    // The renewed certificate comes from another CA, so a client tells the two apart.
+    let renewed = tempfile::tempdir().expect("second pki dir");
+    common::TestPki::new(renewed.path()).server_cert("mqtt");
+    for f in ["mqtt-key.pem", "mqtt.pem"] {
+        std::fs::copy(renewed.path().join(f), dir.path().join(f)).expect("renew");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !publish_trusting(&ca(renewed.path())) {
+        assert!(
+            Instant::now() < deadline,
+            "renewed certificate not served: {}",
+            s.p.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        !publish_trusting(&ca(dir.path())),
+        "the old certificate is gone"
+    );
+    assert!(s.p.log_text().contains("Reloaded server configuration"));
+}
