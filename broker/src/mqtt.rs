@@ -633,6 +633,11 @@ async fn serve_on(
     }
     let _ = s.flush().await;
     if let Some(p) = s.js.as_mut() {
+        // Deliveries stop here; a shared consumer is then deleted with a clean session
+        // only if no other member of its group is connected.
+        for isid in s.outgoing.js_subs.keys() {
+            p.jsa.client().unsubscribe(*isid);
+        }
         p.end().await;
     }
     // 5.0 Session Expiry Interval (3.1.2.11.2): a kept session that is not resumed in
@@ -905,6 +910,11 @@ impl Session {
                 if self.core_in.write_all(&line).await.is_err() {
                     return Some(End::Dropped("closed by the server"));
                 }
+                if self.version != ProtocolVersion::V5 {
+                    // 3.1.1's UNSUBACK has no reason codes (3.11.3); with them it
+                    // cannot be encoded and the client would wait for it forever.
+                    reasons.clear();
+                }
                 self.send(&Packet::UnsubAck(UnsubAck {
                     packet_id: u.packet_id,
                     reasons,
@@ -1165,6 +1175,11 @@ impl Session {
         };
         let mut made = Vec::new();
         let filter_key = record_key(filter);
+        // A shared subscription's members share one consumer, each subscribed to its
+        // deliver subject in the group.
+        let group = topic::Subscription::parse(filter)
+            .ok()
+            .and_then(|p| p.queue.map(str::to_owned));
         for (i, (_, subject)) in sids.iter().enumerate() {
             // The parent level of `#`: the filter's key without its `.>`, as nats-server
             // names it (`<subject> fwc`).
@@ -1180,17 +1195,19 @@ impl Session {
             let deliver = js.record.cons.get(&key).map(|c| c.deliver_subject.clone());
             // Subscribed before the consumer exists, so nothing it delivers is lost.
             let pre = match deliver {
-                Some(d) => Some((d.clone(), js.jsa.client().subscribe(&d, None)?)),
+                Some(d) => Some((d.clone(), js.jsa.client().subscribe(&d, group.as_deref())?)),
                 None => None,
             };
-            let c = js.consumer(&key, subject).await?;
+            let c = js.consumer(&key, subject, group.as_deref()).await?;
             let isid = match pre {
                 Some((d, sid)) if d == c.deliver_subject => sid,
                 other => {
                     if let Some((_, sid)) = other {
                         js.jsa.client().unsubscribe(sid);
                     }
-                    js.jsa.client().subscribe(&c.deliver_subject, None)?
+                    js.jsa
+                        .client()
+                        .subscribe(&c.deliver_subject, group.as_deref())?
                 }
             };
             self.outgoing.js_subs.insert(

@@ -95,6 +95,11 @@ fn natrix(extra: &str) -> Srv {
     server("natrix", Path::new(NATRIX), extra)
 }
 
+/// natrix with `mqtt_extra` inside its `mqtt {}` block.
+fn natrix_with_mqtt(mqtt_extra: &str) -> Srv {
+    server_with("natrix", Path::new(NATRIX), "", mqtt_extra)
+}
+
 /// The steps every scenario starts with, named once: clients of this server that must
 /// get in, and NATS subscribers that are in place before anything is published. Each
 /// failure names the server.
@@ -1204,6 +1209,19 @@ impl Mq {
                 Some(Packet::Publish(p)) => self.held.push(describe(&p)),
                 other => panic!("expected SUBACK, got {other:?}"),
             }
+        }
+    }
+
+    /// UNSUBSCRIBE `filters`; the UNSUBACK's reasons (none in 3.1.1).
+    fn unsubscribe(&mut self, filters: &[&str]) -> Vec<ReasonCode> {
+        self.send(&Packet::Unsubscribe(natrix_mqtt::Unsubscribe {
+            packet_id: 9,
+            filters: filters.iter().map(|f| mstr(f)).collect(),
+            properties: Properties::default(),
+        }));
+        match self.next_control(Duration::from_secs(10)) {
+            Some(Packet::UnsubAck(a)) if a.packet_id == 9 => a.reasons,
+            other => panic!("expected UNSUBACK, got {other:?}"),
         }
     }
 
@@ -2743,7 +2761,7 @@ authorization {
 fn tls_certificate_renewal_reaches_new_connections() {
     let dir = tempfile::tempdir().expect("pki dir");
     let (_pki, tls) = mqtt_tls(dir.path(), "");
-    let s = server_with("natrix", Path::new(NATRIX), "", &tls);
+    let s = natrix_with_mqtt(&tls);
     let ca = |d: &Path| d.join("ca.pem").display().to_string();
     let publish_trusting = |ca: &str| mosquitto_pub(s.mqtt, V3, "renew/x", "x", &["--cafile", ca]);
     assert!(publish_trusting(&ca(dir.path())), "the first certificate");
@@ -2767,4 +2785,100 @@ fn tls_certificate_renewal_reaches_new_connections() {
         "the old certificate is gone"
     );
     assert!(s.p.log_text().contains("Reloaded server configuration"));
+}
+
+/// The consumer names on `$MQTT_msgs`, through the JetStream API.
+fn message_consumers(s: &Srv) -> String {
+    let mut n = s.nats_sub(&["_INBOX.names"]);
+    n.send("PUB $JS.API.CONSUMER.NAMES.$MQTT_msgs _INBOX.names 0\r\n\r\n");
+    read_until(&mut n, "consumers", Duration::from_secs(5))
+}
+
+/// QoS 1 through a shared subscription: a message an MQTT client publishes at QoS 1
+/// reaches one member of the group, not each (the members share one JetStream consumer
+/// and its deliveries go to the group); while a member is away the others get all; a
+/// resumed persistent member shares again; the consumer goes with the group's last member.
+#[test]
+fn shared_subscription_at_qos1_delivers_each_message_once() {
+    // The default ack_wait (30 s): the test reads a member's deliveries only after all are
+    // published, and nothing may be redelivered meanwhile.
+    let s = natrix("");
+    let (mut a, _) = s.session(V3, "sq-a");
+    a.subscribe_granted("$share/g/sq/+", QoS::AtLeastOnce);
+    let mut b = s.client(V5, "sq-b");
+    b.subscribe_granted("$share/g/sq/+", QoS::AtLeastOnce);
+    let mut p = s.client(V3, "sq-pub");
+    let mut publish = |from: u16, count: u16| {
+        for i in from..from + count {
+            p.publish_qos1("sq/x", &i.to_string(), i, false);
+        }
+    };
+    let received = |m: &mut Mq| {
+        let mut got = Vec::new();
+        while let Some(d) = m.next_publish(Duration::from_secs(1)) {
+            m.puback(d.packet_id);
+            got.push(describe(&d));
+        }
+        got
+    };
+    publish(1, 20);
+    let (ga, gb) = (received(&mut a), received(&mut b));
+    let mut all = [ga.clone(), gb.clone()].concat();
+    all.sort_by_key(|d| d[5..].parse::<u16>().unwrap_or(0));
+    let want: Vec<String> = (1..=20).map(|i| format!("sq/x {i}")).collect();
+    assert_eq!(all, want, "each message once: {ga:?} {gb:?}");
+    assert!(!ga.is_empty() && !gb.is_empty(), "shared: {ga:?} {gb:?}");
+    // A is away (the server has seen it go): B gets everything.
+    a.kill();
+    common::wait_json(&s.p, "/connz", Duration::from_secs(10), |connz| {
+        !connz["connections"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["mqtt_client"] == "sq-a"))
+    });
+    publish(21, 5);
+    let gb = received(&mut b);
+    assert_eq!(gb.len(), 5, "{gb:?}");
+    // A resumes and shares again.
+    let (mut a, present) = s.session(V3, "sq-a");
+    assert!(present);
+    publish(100, 20);
+    let (ga, gb) = (received(&mut a), received(&mut b));
+    assert_eq!(ga.len() + gb.len(), 20, "{ga:?} {gb:?}");
+    assert!(
+        !ga.is_empty() && !gb.is_empty(),
+        "shared again: {ga:?} {gb:?}"
+    );
+    // The group's consumer stays while a member is connected, and goes with the last.
+    assert_eq!(b.unsubscribe(&["$share/g/sq/+"]), vec![ReasonCode::Success]);
+    assert!(message_consumers(&s).contains("$MQTT_SHARE_"));
+    // 3.1.1: an UNSUBACK without reasons (3.11.3), which natrix once failed to encode.
+    assert!(a.unsubscribe(&["$share/g/sq/+"]).is_empty());
+    let names = message_consumers(&s);
+    assert!(!names.contains("$MQTT_SHARE_"), "{names}");
+}
+
+/// UNSUBSCRIBE in 3.1.1: UNSUBACK (no reason codes there, 3.11.3) and no more messages;
+/// in 5.0 with a reason per filter (0x11 for one never subscribed).
+#[test]
+fn unsubscribe_is_acknowledged_and_stops_delivery() {
+    for s in servers("") {
+        let versions: &[ProtocolVersion] = if s.name == "natrix" { &[V3, V5] } else { &[V3] };
+        for &v in versions {
+            let mut m = s.subscriber(v, "unsub", &["un/+"]);
+            let mut n = nats(&s);
+            n.send("PUB un.a 1\r\n1\r\n");
+            n.sync();
+            assert_eq!(m.messages(QUIET), vec!["un/a 1"], "{} {v:?}", s.name);
+            let reasons = m.unsubscribe(&["un/+", "never/subscribed"]);
+            let want = if v == V5 {
+                vec![ReasonCode::Success, ReasonCode::NoSubscriptionExisted]
+            } else {
+                Vec::new()
+            };
+            assert_eq!(reasons, want, "{} {v:?}", s.name);
+            n.send("PUB un.a 1\r\n2\r\n");
+            n.sync();
+            assert!(m.messages(QUIET).is_empty(), "{} {v:?}", s.name);
+        }
+    }
 }

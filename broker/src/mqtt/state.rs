@@ -169,21 +169,52 @@ impl Persist {
             tracing::warn!(client = %self.client_id, "MQTT: deleting consumer {}: {e}", c.durable);
         }
         for c in record.cons.values() {
-            if let Err(e) = self
-                .jsa
-                .delete_consumer(store::MESSAGES_STREAM, &c.durable)
-                .await
-            {
-                tracing::warn!(client = %self.client_id, "MQTT: deleting consumer {}: {e}", c.durable);
-            }
+            self.delete_subscription_consumer(c).await;
+        }
+    }
+
+    /// Deletes the consumer of a subscription this session gives up. A shared one is
+    /// kept while another member of its group is connected (subscribed to its deliver
+    /// subject): it is theirs too. The caller has dropped this session's own
+    /// subscription to it first.
+    async fn delete_subscription_consumer(&mut self, c: &ConsumerRecord) {
+        if !c.deliver_group.is_empty() && self.jsa.client().has_interest(&c.deliver_subject) {
+            return;
+        }
+        if let Err(e) = self
+            .jsa
+            .delete_consumer(store::MESSAGES_STREAM, &c.durable)
+            .await
+            && !e.is_not_found()
+        {
+            tracing::warn!(client = %self.client_id, "MQTT: deleting consumer {}: {e}", c.durable);
         }
     }
 
     /// The consumer of a QoS 1/2 subscription on `subject` (`key` is its sid in the
-    /// record): the stored one for a resumed session, a new one otherwise.
-    pub async fn consumer(&mut self, key: &str, subject: &str) -> Result<ConsumerRecord, JsaError> {
-        let c = match self.record.cons.get(key) {
-            Some(c) if c.filter_subject == store::message_subject(subject) => c.clone(),
+    /// record): the stored one for a resumed session, a new one otherwise; for a shared
+    /// subscription (`group`), the one its group has in common.
+    pub async fn consumer(
+        &mut self,
+        key: &str,
+        subject: &str,
+        group: Option<&str>,
+    ) -> Result<ConsumerRecord, JsaError> {
+        let c = match (self.record.cons.get(key), group) {
+            (Some(c), _) if c.filter_subject == store::message_subject(subject) => c.clone(),
+            (_, Some(group)) => {
+                let mut c = ConsumerRecord::for_shared_subscription(
+                    group,
+                    subject,
+                    self.ack_wait,
+                    self.max_ack_pending,
+                );
+                // No inactive threshold: members of clean and persistent sessions must
+                // create it with the same config; it goes with its last member instead.
+                c.num_replicas = self.consumer_replicas;
+                c.mem_storage = self.consumer_memory;
+                c
+            }
             _ => {
                 let nuid = crate::server::new_nonce();
                 let mut c = ConsumerRecord::for_subscription(
@@ -207,15 +238,11 @@ impl Persist {
         Ok(c)
     }
 
-    /// Forgets a consumer and deletes it.
+    /// Forgets a consumer and deletes it (a shared one only if no other member of its
+    /// group is connected).
     pub async fn remove_consumer(&mut self, key: &str) {
-        if let Some(c) = self.record.cons.remove(key)
-            && let Err(e) = self
-                .jsa
-                .delete_consumer(store::MESSAGES_STREAM, &c.durable)
-                .await
-        {
-            tracing::warn!(client = %self.client_id, "MQTT: deleting consumer {}: {e}", c.durable);
+        if let Some(c) = self.record.cons.remove(key) {
+            self.delete_subscription_consumer(&c).await;
         }
     }
 
