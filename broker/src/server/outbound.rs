@@ -497,6 +497,19 @@ impl Outbound {
         notified.await;
     }
 
+    /// Waits until everything queued so far has been written (or the connection closed),
+    /// at most `limit`. For a connection's last words: WebSocket control frames go out
+    /// before queued data ([`Outbound::push_ws_control`]), so a close frame pushed while
+    /// the last packets still wait would overtake them and the peer would never read
+    /// them. Polls, since it is used once per connection, at its end.
+    pub async fn flushed(&self, limit: Duration) {
+        let until = tokio::time::Instant::now() + limit;
+        while self.pending() > 0 && !self.is_closed() && tokio::time::Instant::now() < until {
+            self.flush_soon();
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
     /// Waits until a write brings the buffer back under the stall mark, at most `limit`.
     pub async fn wait_drained(&self, limit: Duration) {
         let notified = self.drained.notified();
