@@ -268,6 +268,10 @@ struct Session {
     outgoing: qos::Outgoing,
     /// 5.0 state (topic aliases, the client's limits, No Local).
     v5: v5::V5,
+    /// CONNECT's Session Expiry Interval (5.0; 0 when absent).
+    connect_expiry: u32,
+    /// The Session Expiry Interval the client's DISCONNECT set, replacing CONNECT's.
+    disconnect_expiry: Option<u32>,
 }
 
 /// Why the session ends.
@@ -476,6 +480,8 @@ async fn serve_on(
         js: None,
         outgoing: qos::Outgoing::default(),
         v5: v5::V5::new(&connect.properties),
+        connect_expiry: connect.properties.session_expiry_interval.unwrap_or(0),
+        disconnect_expiry: None,
     };
     let mut login = serde_json::json!({
         "verbose": false,
@@ -596,6 +602,14 @@ async fn serve_on(
         s.ensure_pubrel_consumer().await;
     }
     let end = s.run(&mut core, &taken_over).await;
+    // 5.0: DISCONNECT may change the Session Expiry Interval (3.14.2.2.2); 0 ends the
+    // session with this connection, so it is discarded below as a clean one is.
+    let kept = session_expiry;
+    let session_expiry = match s.disconnect_expiry {
+        Some(e) => kept.and((e > 0).then_some(e)),
+        None => kept,
+    };
+    let discard = kept.is_some() && session_expiry.is_none();
     // Read while the core client is still registered: a delayed will is published
     // under these.
     let permissions = server.client_meta(cid).and_then(|m| m.permissions);
@@ -638,7 +652,11 @@ async fn serve_on(
         for isid in s.outgoing.js_subs.keys() {
             p.jsa.client().unsubscribe(*isid);
         }
-        p.end().await;
+        if discard {
+            p.discard().await;
+        } else {
+            p.end().await;
+        }
     }
     // 5.0 Session Expiry Interval (3.1.2.11.2): a kept session that is not resumed in
     // time is removed, as a clean one is at once. u32::MAX never expires.
@@ -852,6 +870,17 @@ impl Session {
                 self.send(&Packet::PingResp);
             }
             Packet::Disconnect(d) => {
+                if let Some(e) = d.properties.session_expiry_interval {
+                    // 3.14.2.2.2: a session that was to end with its connection cannot be
+                    // kept by its DISCONNECT.
+                    if self.connect_expiry == 0 && e > 0 {
+                        self.protocol_error(ReasonCode::ProtocolError);
+                        return Some(End::Dropped(
+                            "DISCONNECT set a Session Expiry Interval after CONNECT's 0",
+                        ));
+                    }
+                    self.disconnect_expiry = Some(e);
+                }
                 return Some(if d.reason == ReasonCode::DisconnectWithWillMessage {
                     End::WithWill
                 } else {

@@ -2882,3 +2882,46 @@ fn unsubscribe_is_acknowledged_and_stops_delivery() {
         }
     }
 }
+
+/// 3.14.2.2.2: DISCONNECT's Session Expiry Interval replaces CONNECT's: 0 ends the
+/// session with the connection, a shorter one makes it expire sooner; setting one when
+/// CONNECT's was 0 is a Protocol Error (DISCONNECT 0x82 from the server).
+#[test]
+fn v5_disconnect_changes_the_session_expiry() {
+    let s = natrix("");
+    let disconnect = |m: &mut Mq, expiry: u32| {
+        m.send(&Packet::Disconnect(natrix_mqtt::Disconnect {
+            reason: ReasonCode::Success,
+            properties: Properties {
+                session_expiry_interval: Some(expiry),
+                ..Properties::default()
+            },
+        }));
+        m.closed(Duration::from_secs(5))
+    };
+    // Kept for an hour by CONNECT, ended by DISCONNECT.
+    let (mut m, _) = s.session(V5, "dx-zero");
+    m.subscribe_granted("dx/#", QoS::AtLeastOnce);
+    assert!(disconnect(&mut m, 0).0);
+    let (_m, present) = s.session(V5, "dx-zero");
+    assert!(!present, "DISCONNECT with 0 discarded the session");
+    // Shortened to 1 s: still there at once, gone after it.
+    let (mut m, _) = s.session(V5, "dx-short");
+    m.subscribe_granted("dx/#", QoS::AtLeastOnce);
+    assert!(disconnect(&mut m, 1).0);
+    let (mut m, present) = s.session(V5, "dx-short");
+    assert!(present);
+    // This connection asked for an hour again: it ends with a 1 s DISCONNECT too.
+    assert!(disconnect(&mut m, 1).0);
+    std::thread::sleep(Duration::from_millis(2500));
+    let (_m, present) = s.session(V5, "dx-short");
+    assert!(!present, "expired after DISCONNECT's interval");
+    // CONNECT without an interval: DISCONNECT may not add one.
+    let mut m = s.client(V5, "dx-bad");
+    let (closed, seen) = disconnect(&mut m, 60);
+    assert!(closed);
+    assert!(
+        matches!(&seen[..], [Packet::Disconnect(d)] if d.reason == ReasonCode::ProtocolError),
+        "{seen:?}"
+    );
+}

@@ -268,6 +268,22 @@ impl Persist {
         self.drop_consumers(&record).await;
     }
 
+    /// The session ends with its connection after all (5.0 DISCONNECT with a Session
+    /// Expiry Interval of 0): its record and consumers go, as for a clean session.
+    pub async fn discard(&mut self) {
+        self.persistent = false;
+        let record = std::mem::take(&mut self.record);
+        self.drop_consumers(&record).await;
+        let subject = self.subject();
+        if let Err(e) = self
+            .jsa
+            .purge_subject(store::SESSIONS_STREAM, &subject)
+            .await
+        {
+            tracing::warn!(client = %self.client_id, "MQTT: removing session: {e}");
+        }
+    }
+
     pub fn client_id(&self) -> &str {
         &self.client_id
     }
