@@ -96,7 +96,7 @@ pub async fn start(
 }
 
 /// nats-server's `TLS_TIMEOUT`, the default of `mqtt { tls { timeout } }`.
-const DEFAULT_TLS_TIMEOUT: Duration = Duration::from_secs(2);
+pub const DEFAULT_TLS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The connected client IDs, one namespace per account: a new connection with an ID in
 /// use takes it over (the older connection is closed, 3.1.4-3), as nats-server does.

@@ -2925,3 +2925,28 @@ fn v5_disconnect_changes_the_session_expiry() {
         "{seen:?}"
     );
 }
+
+/// `/varz` `mqtt` carries the block's settings as nats-server shows them (its field names
+/// and units: seconds for the timeouts, nanoseconds for `ack_wait`), the same on both.
+#[test]
+fn varz_mqtt_block_as_nats_server() {
+    let users = "authorization { users: [{ user: g, password: p }] }\n";
+    let mqtt =
+        "no_auth_user: g, ack_wait: \"7s\", max_ack_pending: 100, authorization { timeout: 3 }";
+    let mut seen = Vec::new();
+    for s in servers_with(users, mqtt) {
+        let mut varz = common::http_get(s.p.http_port.expect("monitor"), "/varz").json();
+        assert_eq!(varz["mqtt"]["port"], s.mqtt, "{}", s.name);
+        varz["mqtt"]["port"] = serde_json::Value::Null;
+        seen.push((s.name, varz["mqtt"].clone()));
+    }
+    let natrix = &seen[0].1;
+    assert_eq!(natrix["no_auth_user"], "g");
+    assert_eq!(natrix["auth_timeout"], 3);
+    assert_eq!(natrix["tls_timeout"], 2);
+    assert_eq!(natrix["ack_wait"], 7_000_000_000_u64);
+    assert_eq!(natrix["max_ack_pending"], 100);
+    if let [(_, mine), (_, theirs)] = &seen[..] {
+        assert_eq!(mine, theirs, "natrix (left) and nats-server (right)");
+    }
+}
