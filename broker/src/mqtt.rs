@@ -655,6 +655,9 @@ async fn serve_on(
         if discard {
             p.discard().await;
         } else {
+            if let Some(expiry) = session_expiry.filter(|e| *e != u32::MAX) {
+                p.mark_ended(expiry).await;
+            }
             p.end().await;
         }
     }

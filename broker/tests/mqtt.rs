@@ -2950,3 +2950,40 @@ fn varz_mqtt_block_as_nats_server() {
         assert_eq!(mine, theirs, "natrix (left) and nats-server (right)");
     }
 }
+
+/// A 5.0 session's expiry holds across a server restart (the timer is lost with the
+/// process; the record says when the session ended): one whose interval passed is gone
+/// when the client comes back, one still within it is resumed.
+#[test]
+fn v5_session_expiry_survives_a_restart() {
+    let mut s = natrix("");
+    let open = |s: &Srv, id: &str, expiry: u32| {
+        let (m, _) = Mq::login_ack(
+            s.mqtt,
+            &Login {
+                version: V5,
+                id,
+                clean: false,
+                properties: Properties {
+                    session_expiry_interval: Some(expiry),
+                    ..Properties::default()
+                },
+                ..Login::default()
+            },
+        );
+        m
+    };
+    for (id, expiry) in [("exp-short", 2), ("exp-long", 600)] {
+        let mut m = open(&s, id, expiry);
+        m.subscribe_granted("ex2/#", QoS::AtLeastOnce);
+        m.send(&Packet::Disconnect(natrix_mqtt::Disconnect::default()));
+        assert!(m.closed(Duration::from_secs(5)).0);
+    }
+    let ended = Instant::now();
+    s.restart();
+    std::thread::sleep(Duration::from_secs(3).saturating_sub(ended.elapsed()));
+    let (_m, present) = s.session(V5, "exp-short");
+    assert!(!present, "expired while the server was restarting");
+    let (_m, present) = s.session(V5, "exp-long");
+    assert!(present, "still within its interval");
+}

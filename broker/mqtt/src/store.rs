@@ -356,6 +356,27 @@ pub struct SessionV5 {
     /// Per filter (the same keys as `subs`): the options 3.1.1 has no room for.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub subs: BTreeMap<String, SubscriptionV5>,
+    /// When the session's last connection ended (Unix milliseconds), kept for a finite
+    /// Session Expiry Interval: a server that restarted meanwhile, and so lost the
+    /// expiry timer, still finds the session expired when the client comes back.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub ended_at_ms: u64,
+}
+
+fn is_zero_u64(v: &u64) -> bool {
+    *v == 0
+}
+
+impl SessionV5 {
+    /// Whether the session ended more than its Session Expiry Interval before `now_ms`.
+    pub fn expired(&self, now_ms: u64) -> bool {
+        self.ended_at_ms > 0
+            && self.session_expiry_interval != u32::MAX
+            && now_ms
+                >= self
+                    .ended_at_ms
+                    .saturating_add(u64::from(self.session_expiry_interval) * 1000)
+    }
 }
 
 fn is_zero_u32(v: &u32) -> bool {
@@ -775,6 +796,32 @@ mod tests {
                 .expect("json")
                 .get("deliver_group")
                 .is_none()
+        );
+    }
+
+    #[test]
+    fn session_expiry_counts_from_the_recorded_end() {
+        let v5 = SessionV5 {
+            session_expiry_interval: 10,
+            ended_at_ms: 1_000_000,
+            ..SessionV5::default()
+        };
+        assert!(!v5.expired(1_009_999));
+        assert!(v5.expired(1_010_000));
+        // A session that never ended, or never expires, is never expired.
+        assert!(
+            !SessionV5 {
+                ended_at_ms: 0,
+                ..v5.clone()
+            }
+            .expired(u64::MAX)
+        );
+        assert!(
+            !SessionV5 {
+                session_expiry_interval: u32::MAX,
+                ..v5.clone()
+            }
+            .expired(u64::MAX)
         );
     }
 

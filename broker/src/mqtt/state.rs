@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use natrix_mqtt::store::{self, ConsumerRecord, PersistedSession};
+use natrix_mqtt::store::{self, ConsumerRecord, PersistedSession, SessionV5};
 
 use super::ClientIds;
 use super::jsa::{Jsa, JsaError};
@@ -108,8 +108,16 @@ impl Persist {
             clean,
             ..PersistedSession::default()
         };
+        // A session whose expiry passed while no timer ran (a restart) is gone.
+        let expired = stored
+            .as_ref()
+            .and_then(|old| old.natrix_v5.as_ref())
+            .is_some_and(|v5| v5.expired(now_ms()));
+        if expired {
+            tracing::debug!(client = %self.client_id, "MQTT: stored session expired");
+        }
         match stored {
-            Some(old) if clean => {
+            Some(old) if clean || expired => {
                 self.drop_consumers(&old).await;
                 self.jsa
                     .purge_subject(store::SESSIONS_STREAM, &subject)
@@ -121,6 +129,13 @@ impl Persist {
                 self.record.cons = old.cons;
                 self.record.natrix_v5 = old.natrix_v5;
                 self.record.pubrel = old.pubrel;
+                // Live again: the recorded end no longer counts, also after a crash.
+                if let Some(v5) = self.record.natrix_v5.as_mut()
+                    && v5.ended_at_ms != 0
+                {
+                    v5.ended_at_ms = 0;
+                    self.save().await;
+                }
                 Ok(true)
             }
             None => Ok(false),
@@ -268,6 +283,19 @@ impl Persist {
         self.drop_consumers(&record).await;
     }
 
+    /// The connection of a session with a finite Session Expiry Interval (`expiry`
+    /// seconds) ended: the record says when, so that the session still expires if the
+    /// server restarts before its timer fires.
+    pub async fn mark_ended(&mut self, expiry: u32) {
+        if !self.persistent {
+            return;
+        }
+        let v5 = self.record.natrix_v5.get_or_insert_with(SessionV5::default);
+        v5.session_expiry_interval = expiry;
+        v5.ended_at_ms = now_ms();
+        self.save().await;
+    }
+
     /// The session ends with its connection after all (5.0 DISCONNECT with a Session
     /// Expiry Interval of 0): its record and consumers go, as for a clean session.
     pub async fn discard(&mut self) {
@@ -287,6 +315,12 @@ impl Persist {
     pub fn client_id(&self) -> &str {
         &self.client_id
     }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// A stored filter subject back to the MQTT filter it came from (`a.*.>` → `a/+/#`).
