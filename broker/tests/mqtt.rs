@@ -173,9 +173,14 @@ impl Srv {
     /// A persistent session `id`: Clean Session 0 (3.1.1) / Clean Start 0 with an hour's
     /// Session Expiry Interval (5.0); returns CONNACK's Session Present.
     fn session(&self, version: ProtocolVersion, id: &str) -> (Mq, bool) {
+        self.session_for(version, id, 3600)
+    }
+
+    /// [`Srv::session`] with a 5.0 Session Expiry Interval of `expiry` seconds.
+    fn session_for(&self, version: ProtocolVersion, id: &str, expiry: u32) -> (Mq, bool) {
         let mut properties = Properties::default();
         if version == V5 {
-            properties.session_expiry_interval = Some(3600);
+            properties.session_expiry_interval = Some(expiry);
         }
         let (m, a) = Mq::login_ack(
             self.mqtt,
@@ -198,6 +203,20 @@ impl Srv {
             p.send(&format!("PUB {subject} {}\r\n{i}\r\n", i.to_string().len()));
         }
         p.sync();
+    }
+
+    /// A NATS client whose CONNECT (with `fields` added to its JSON) is refused.
+    fn nats_refused(&self, fields: &str) {
+        let mut c = Raw::connect(self.p.port);
+        c.send(&format!(
+            "CONNECT {{\"verbose\":false{fields}}}\r\nPING\r\n"
+        ));
+        let text = c.read_for(QUIET);
+        assert!(
+            text.contains("Authorization Violation"),
+            "{}: {text:?}",
+            self.name
+        );
     }
 
     /// A NATS client subscribed to `subjects` (sids 1, 2, ...; `"subject group"` for a
@@ -2108,21 +2127,8 @@ fn will_with_qos1_and_retain() {
 #[test]
 fn v5_session_expiry_removes_the_session_in_time() {
     let s = natrix("");
-    let props = Properties {
-        session_expiry_interval: Some(1),
-        ..Properties::default()
-    };
-    let (mut m, a) = Mq::login_ack(
-        s.mqtt,
-        &Login {
-            version: V5,
-            id: "expires",
-            clean: false,
-            properties: props,
-            ..Login::default()
-        },
-    );
-    assert!(!a.session_present);
+    let (mut m, present) = s.session_for(V5, "expires", 1);
+    assert!(!present);
     m.subscribe_qos("se/#", QoS::AtLeastOnce);
     m.kill();
     // Kept within the interval...
@@ -2135,19 +2141,7 @@ fn v5_session_expiry_removes_the_session_in_time() {
     assert!(present);
     drop(again);
     // A 1 s session not resumed in time is gone (3.1.2.11.2).
-    let (mut m, _) = Mq::login_ack(
-        s.mqtt,
-        &Login {
-            version: V5,
-            id: "expires",
-            clean: false,
-            properties: Properties {
-                session_expiry_interval: Some(1),
-                ..Properties::default()
-            },
-            ..Login::default()
-        },
-    );
+    let (mut m, _) = s.session_for(V5, "expires", 1);
     assert!(m.ping());
     m.kill();
     std::thread::sleep(Duration::from_millis(2500));
@@ -2398,14 +2392,7 @@ authorization {
         let reasons = m.subscribe(&["public/x", "private/x"]);
         assert_eq!(reasons[0], ReasonCode::Success, "{}", s.name);
         assert!(reasons[1].is_error(), "{}: {reasons:?}", s.name);
-        let mut c = Raw::connect(s.p.port);
-        c.send("CONNECT {\"verbose\":false}\r\nPING\r\n");
-        let text = c.read_for(QUIET);
-        assert!(
-            text.contains("Authorization Violation"),
-            "{}: {text:?}",
-            s.name
-        );
+        s.nats_refused("");
     }
 }
 
@@ -2743,14 +2730,7 @@ authorization {
         s.refuses_login("typed-service", Some("service"), Some("svcpass"));
         let mut n = nats_login(&s, "service", "svcpass");
         assert!(n.sync().contains("PONG"), "{}", s.name);
-        let mut c = Raw::connect(s.p.port);
-        c.send("CONNECT {\"verbose\":false,\"user\":\"device\",\"pass\":\"devpass\"}\r\nPING\r\n");
-        let text = c.read_for(QUIET);
-        assert!(
-            text.contains("Authorization Violation"),
-            "{}: {text:?}",
-            s.name
-        );
+        s.nats_refused(",\"user\":\"device\",\"pass\":\"devpass\"");
     }
 }
 
@@ -2957,24 +2937,8 @@ fn varz_mqtt_block_as_nats_server() {
 #[test]
 fn v5_session_expiry_survives_a_restart() {
     let mut s = natrix("");
-    let open = |s: &Srv, id: &str, expiry: u32| {
-        let (m, _) = Mq::login_ack(
-            s.mqtt,
-            &Login {
-                version: V5,
-                id,
-                clean: false,
-                properties: Properties {
-                    session_expiry_interval: Some(expiry),
-                    ..Properties::default()
-                },
-                ..Login::default()
-            },
-        );
-        m
-    };
     for (id, expiry) in [("exp-short", 2), ("exp-long", 600)] {
-        let mut m = open(&s, id, expiry);
+        let (mut m, _) = s.session_for(V5, id, expiry);
         m.subscribe_granted("ex2/#", QoS::AtLeastOnce);
         m.send(&Packet::Disconnect(natrix_mqtt::Disconnect::default()));
         assert!(m.closed(Duration::from_secs(5)).0);
