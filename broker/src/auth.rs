@@ -138,10 +138,6 @@ fn given(v: Option<&str>) -> Option<&str> {
     v.filter(|v| !v.is_empty())
 }
 
-fn kind_allowed(types: Option<&Vec<String>>) -> bool {
-    kind_allowed_as(types, STANDARD)
-}
-
 /// Whether `allowed_connection_types` lets in a connection of kind `kind`.
 fn kind_allowed_as(types: Option<&Vec<String>>, kind: &str) -> bool {
     types.is_none_or(|t| t.iter().any(|k| k == kind))
@@ -149,6 +145,10 @@ fn kind_allowed_as(types: Option<&Vec<String>>, kind: &str) -> bool {
 
 /// The connection kind of a NATS client over WebSocket, for `allowed_connection_types`.
 pub const WEBSOCKET: &str = "WEBSOCKET";
+
+/// The connection kinds of an MQTT client, over TCP (or TLS) and over WebSocket.
+pub const MQTT: &str = "MQTT";
+pub const MQTT_WS: &str = "MQTT_WS";
 
 /// What a client presented in its CONNECT.
 #[derive(Debug, Default)]
@@ -165,12 +165,19 @@ pub struct Credentials<'a> {
     /// A NATS client over WebSocket: `allowed_connection_types` must list `WEBSOCKET`
     /// rather than `STANDARD`.
     pub websocket: bool,
+    /// An MQTT client: `MQTT`, or with `websocket` `MQTT_WS` (nats-server's kinds).
+    pub mqtt: bool,
 }
 
 impl Credentials<'_> {
     /// The connection kind `allowed_connection_types` is checked against.
-    fn kind(&self) -> &'static str {
-        if self.websocket { WEBSOCKET } else { STANDARD }
+    pub fn kind(&self) -> &'static str {
+        match (self.mqtt, self.websocket) {
+            (true, true) => MQTT_WS,
+            (true, false) => MQTT,
+            (false, true) => WEBSOCKET,
+            (false, false) => STANDARD,
+        }
     }
 }
 
@@ -198,7 +205,84 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// A listener's own simple authentication (`username`/`password`, `token`,
+/// `no_auth_user` inside `websocket {}` or `mqtt {}`): nats-server's "auth override".
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Override<'a> {
+    pub username: &'a str,
+    pub password: &'a str,
+    pub token: &'a str,
+    pub no_auth_user: &'a str,
+}
+
+impl Override<'_> {
+    /// nats-server turns the override on when any of these is set (a password alone
+    /// means nothing without its user name).
+    pub fn is_set(&self) -> bool {
+        !(self.username.is_empty() && self.token.is_empty() && self.no_auth_user.is_empty())
+    }
+}
+
 impl Auth {
+    /// The authentication of a listener's clients under `o`: the server's users and
+    /// nkeys, with the block's single user, token and no_auth_user in place of the
+    /// top-level ones. `None` when the block sets none of them (the server's own
+    /// authentication applies unchanged).
+    pub fn with_override(&self, o: Override<'_>) -> Option<Auth> {
+        if !o.is_set() {
+            return None;
+        }
+        let mut auth = self.clone();
+        if auth.simple_user {
+            // The top-level `user`/`password` is the one being replaced.
+            auth.users.clear();
+            auth.simple_user = false;
+        }
+        auth.token = (!o.token.is_empty()).then(|| o.token.to_owned());
+        auth.no_auth_user = (!o.no_auth_user.is_empty()).then(|| o.no_auth_user.to_owned());
+        if !o.username.is_empty() {
+            auth.users.insert(
+                o.username.to_owned(),
+                User {
+                    username: o.username.to_owned(),
+                    password: o.password.to_owned(),
+                    permissions: None,
+                    account: None,
+                    connection_types: None,
+                },
+            );
+            auth.simple_user = true;
+        }
+        Some(auth)
+    }
+
+    /// The authentication of MQTT clients: `mqtt {}`'s override (its `authorization`
+    /// block and `no_auth_user`) on top of the server's, and the certificate mapping of
+    /// the MQTT listener's own `tls {}` (nats-server always takes `verify_and_map` from
+    /// there for MQTT clients, never from the top-level block). `None`: the server's
+    /// authentication applies unchanged.
+    pub fn for_mqtt(&self, m: &natrix_config::options::MqttOpts) -> Option<Auth> {
+        let map = m.tls.as_ref().is_some_and(|t| t.map);
+        let over = self.with_override(Override {
+            username: &m.username,
+            password: &m.password,
+            token: &m.token,
+            no_auth_user: &m.no_auth_user,
+        });
+        match over {
+            Some(mut a) => {
+                a.tls_map = map;
+                Some(a)
+            }
+            None if self.tls_map != map => {
+                let mut a = self.clone();
+                a.tls_map = map;
+                Some(a)
+            }
+            None => None,
+        }
+    }
+
     pub fn required(&self) -> bool {
         self.token.is_some() || !self.users.is_empty() || !self.nkeys.is_empty()
     }
@@ -265,7 +349,9 @@ impl Auth {
         // table: certificates are never mapped to it.
         let has_users = !self.users.is_empty() && !self.simple_user;
         if has_users && self.tls_map {
-            let user = creds.cert.and_then(|c| self.map_certificate(c))?;
+            let user = creds
+                .cert
+                .and_then(|c| self.map_certificate_as(c, creds.kind()))?;
             if let Some(u) = given(creds.user) {
                 tracing::warn!("User {u:?} found in connect proto, but user required from cert");
             }
@@ -308,10 +394,16 @@ impl Auth {
     /// User names are parsed as DNs on every mapped connection rather than once per
     /// configuration: it keeps `Auth` plain data, and a TLS handshake costs far more.
     pub fn map_certificate(&self, cert: &PeerCert) -> Option<&User> {
+        self.map_certificate_as(cert, STANDARD)
+    }
+
+    /// [`Auth::map_certificate`] for a connection of kind `kind` (an MQTT client maps to
+    /// users whose `allowed_connection_types` list `MQTT`).
+    pub fn map_certificate_as(&self, cert: &PeerCert, kind: &str) -> Option<&User> {
         let by_name = |name: &str| {
             self.users
                 .get(name)
-                .filter(|u| kind_allowed(u.connection_types.as_ref()))
+                .filter(|u| kind_allowed_as(u.connection_types.as_ref(), kind))
         };
         for (what, names) in [
             ("email", &cert.emails),
@@ -328,7 +420,7 @@ impl Auth {
             let mut users: Vec<(&User, Dn)> = self
                 .users
                 .values()
-                .filter(|u| kind_allowed(u.connection_types.as_ref()))
+                .filter(|u| kind_allowed_as(u.connection_types.as_ref(), kind))
                 .filter_map(|u| Dn::parse(&u.username).ok().map(|d| (u, d)))
                 .collect();
             // nats-server walks a map (random order); sorting makes ties predictable.

@@ -55,7 +55,11 @@ pub async fn serve_transport(server: Arc<Server>, sock: Box<dyn Transport>, peer
         tracing::debug!(%peer, "MQTT connection without an MQTT listener");
         return;
     };
-    serve_on(server, sock, peer, ids).await;
+    let over_ws = Origin {
+        websocket: true,
+        ..Origin::default()
+    };
+    serve_on(server, sock, peer, ids, over_ws).await;
 }
 
 /// Binds `mqtt {}`'s port and serves it until shutdown; `None` without `mqtt { port }`.
@@ -65,22 +69,6 @@ pub async fn start(
 ) -> Result<Option<SocketAddr>, String> {
     if o.mqtt.port == 0 {
         return Ok(None);
-    }
-    if o.mqtt.tls.is_some() {
-        return Err("mqtt: TLS is not supported yet".into());
-    }
-    // Refused rather than ignored: ignoring them would let in clients they exclude.
-    let m = &o.mqtt;
-    if !(m.username.is_empty()
-        && m.password.is_empty()
-        && m.token.is_empty()
-        && m.no_auth_user.is_empty())
-    {
-        return Err(
-            "mqtt: authorization and no_auth_user inside mqtt {} are not supported yet \
-             (the server's own authorization applies to MQTT clients)"
-                .into(),
-        );
     }
     let host = if o.mqtt.host.is_empty() {
         o.host.as_str()
@@ -93,7 +81,9 @@ pub async fn start(
         .await
         .map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!("Listening for MQTT clients on mqtt://{addr}");
+    // nats-server's scheme names: `tls` when the listener is TLS.
+    let scheme = if o.mqtt.tls.is_some() { "tls" } else { "mqtt" };
+    tracing::info!("Listening for MQTT clients on {scheme}://{addr}");
     let server = server.clone();
     let ids = Arc::new(ClientIds {
         opts: o.mqtt.clone(),
@@ -105,15 +95,20 @@ pub async fn start(
     Ok(Some(addr))
 }
 
+/// nats-server's `TLS_TIMEOUT`, the default of `mqtt { tls { timeout } }`.
+pub const DEFAULT_TLS_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The connected client IDs, one namespace per account: a new connection with an ID in
 /// use takes it over (the older connection is closed, 3.1.4-3), as nats-server does.
 #[derive(Default)]
 struct ClientIds {
     next: std::sync::atomic::AtomicU64,
-    #[allow(clippy::type_complexity)]
-    by_id: parking_lot::Mutex<
-        FxHashMap<String, (u64, Arc<tokio::sync::Notify>, Arc<tokio::sync::Mutex<()>>)>,
-    >,
+    by_id: parking_lot::Mutex<FxHashMap<String, Holder>>,
+    /// Per client ID, the 5.0 will waiting for its Will Delay Interval (3.1.3.2.2): the
+    /// holder number of the session it belongs to and how to tell it what became of the
+    /// session (`true`: it ended, publish now; `false`: it was resumed, drop the will).
+    /// Locked after `by_id` when both are.
+    wills: parking_lot::Mutex<FxHashMap<String, (u64, tokio::sync::oneshot::Sender<bool>)>>,
     /// The accounts whose MQTT streams exist (created on first use).
     streams_ready: parking_lot::Mutex<rustc_hash::FxHashSet<String>>,
     /// `mqtt {}` as configured at start.
@@ -125,29 +120,81 @@ struct ClientIds {
     ended: parking_lot::Mutex<FxHashMap<String, u64>>,
 }
 
+/// The connection that holds a client ID.
+struct Holder {
+    /// Its holder number.
+    n: u64,
+    /// Told when a newer connection takes the ID over.
+    taken_over: Arc<tokio::sync::Notify>,
+    /// Held by a session while it works on its state.
+    lock: Arc<tokio::sync::Mutex<()>>,
+    /// It connected with Clean Start (Clean Session): the previous session ended then.
+    clean: bool,
+}
+
 impl ClientIds {
-    /// Registers `id`, telling its previous holder to close; returns this holder's number,
-    /// the signal it is told by, and the lock a session holds while it runs, so that a
-    /// new holder starts on the session state only after the old one has let go of it.
-    fn take(&self, id: &str) -> (u64, Arc<tokio::sync::Notify>, Arc<tokio::sync::Mutex<()>>) {
+    /// Registers `id` for a connection that asked for a clean start or not, telling its
+    /// previous holder to close; returns this holder's number, the signal it is told by,
+    /// and the lock a session holds while it runs, so that a new holder starts on the
+    /// session state only after the old one has let go of it. A will still waiting for
+    /// its delay is dropped when the session is resumed, and published at once when a
+    /// clean start ends the session (3.1.3-9).
+    fn take(
+        &self,
+        id: &str,
+        clean: bool,
+    ) -> (u64, Arc<tokio::sync::Notify>, Arc<tokio::sync::Mutex<()>>) {
         let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let notify = Arc::new(tokio::sync::Notify::new());
         let mut by_id = self.by_id.lock();
-        let lock = by_id.get(id).map_or_else(
-            || Arc::new(tokio::sync::Mutex::new(())),
-            |(_, _, l)| l.clone(),
-        );
-        if let Some((_, old, _)) = by_id.insert(id.to_owned(), (n, notify.clone(), lock.clone())) {
-            old.notify_one();
+        let lock = by_id
+            .get(id)
+            .map_or_else(|| Arc::new(tokio::sync::Mutex::new(())), |h| h.lock.clone());
+        let holder = Holder {
+            n,
+            taken_over: notify.clone(),
+            lock: lock.clone(),
+            clean,
+        };
+        if let Some(old) = by_id.insert(id.to_owned(), holder) {
+            old.taken_over.notify_one();
+        }
+        if let Some((_, will)) = self.wills.lock().remove(id) {
+            let _ = will.send(clean);
         }
         (n, notify, lock)
     }
 
     fn release(&self, id: &str, n: u64) {
         let mut by_id = self.by_id.lock();
-        if by_id.get(id).is_some_and(|(held, _, _)| *held == n) {
+        if by_id.get(id).is_some_and(|h| h.n == n) {
             by_id.remove(id);
         }
+    }
+
+    /// The session of holder `n` ended with a will that has a delay: registers it to wait
+    /// unless a newer connection already holds the ID, in which case `Err` says whether
+    /// that connection ended the session (clean start: publish now) or resumed it (no will).
+    fn defer_will(&self, id: &str, n: u64) -> Result<tokio::sync::oneshot::Receiver<bool>, bool> {
+        let by_id = self.by_id.lock();
+        if let Some(h) = by_id.get(id).filter(|h| h.n != n) {
+            return Err(h.clean);
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.wills.lock().insert(id.to_owned(), (n, tx));
+        Ok(rx)
+    }
+
+    /// The delay of holder `n`'s will has passed: whether it is still to be published
+    /// (no newer connection took the ID meanwhile), forgetting it either way.
+    fn will_due(&self, id: &str, n: u64, told: &mut tokio::sync::oneshot::Receiver<bool>) -> bool {
+        let mut wills = self.wills.lock();
+        if wills.get(id).is_some_and(|(held, _)| *held == n) {
+            wills.remove(id);
+            return true;
+        }
+        // `take` got there first and said what became of the session.
+        told.try_recv().unwrap_or(false)
     }
 
     /// Whether holder `n` was the last to end a session of `id`.
@@ -221,6 +268,10 @@ struct Session {
     outgoing: qos::Outgoing,
     /// 5.0 state (topic aliases, the client's limits, No Local).
     v5: v5::V5,
+    /// CONNECT's Session Expiry Interval (5.0; 0 when absent).
+    connect_expiry: u32,
+    /// The Session Expiry Interval the client's DISCONNECT set, replacing CONNECT's.
+    disconnect_expiry: Option<u32>,
 }
 
 /// Why the session ends.
@@ -233,9 +284,82 @@ enum End {
     WithWill,
 }
 
+/// One connection of the MQTT listener: with `mqtt { tls {} }` the TLS handshake comes
+/// first, on the TLS settings current when it arrives (a reload renews certificates).
 async fn serve(server: Arc<Server>, sock: TcpStream, peer: SocketAddr, ids: Arc<ClientIds>) {
     let _ = sock.set_nodelay(true);
-    serve_on(server, Box::new(sock), peer, ids).await;
+    let tls = {
+        let (opts, _) = server.options();
+        let timeout = match opts.config.mqtt.tls_timeout {
+            t if t.is_zero() => DEFAULT_TLS_TIMEOUT,
+            t => t,
+        };
+        opts.mqtt_tls
+            .as_ref()
+            .map(|t| (tokio_rustls::TlsAcceptor::from(t.config.clone()), timeout))
+    };
+    let Some((acceptor, timeout)) = tls else {
+        serve_on(server, Box::new(sock), peer, ids, Origin::default()).await;
+        return;
+    };
+    let stream = match tokio::time::timeout(timeout, acceptor.accept(sock)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::error!(%peer, "MQTT TLS handshake error: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::error!(%peer, "MQTT TLS handshake error: TLS handshake timeout");
+            return;
+        }
+    };
+    let conn = stream.get_ref().1;
+    let certs = crate::tls::peer_certs_of(conn);
+    let info = Origin {
+        described: Some(crate::tls::describe_state(conn)),
+        peer_certs: (!certs.is_empty()).then(|| Arc::new(certs)),
+        websocket: false,
+    };
+    tracing::debug!(%peer, "MQTT TLS handshake complete");
+    serve_on(server, Box::new(stream), peer, ids, info).await;
+}
+
+/// How a connection reached the session: over the MQTT listener (what its TLS
+/// handshake established, if any) or over the WebSocket listener.
+#[derive(Default)]
+struct Origin {
+    /// Protocol and cipher suite, for `/connz`.
+    described: Option<(String, String)>,
+    /// The client's certificate chain, for `/connz` and `verify_and_map`.
+    peer_certs: Option<Arc<Vec<crate::x509::PeerCert>>>,
+    /// The connection came over the WebSocket listener, not this one.
+    websocket: bool,
+}
+
+/// Writes `bytes` and flushes them: a TLS stream may keep the last records it sealed
+/// until flushed, and these writes are often the last before the connection closes.
+async fn write_out(sock: &mut Box<dyn Transport>, bytes: &[u8]) -> std::io::Result<()> {
+    sock.write_all(bytes).await?;
+    sock.flush().await
+}
+
+/// How long a new connection has to send CONNECT: when its login needs credentials,
+/// `mqtt { authorization { timeout } }` or else the server's `authorization { timeout }`
+/// (nats-server's auth timer, which it arms for MQTT clients at accept); otherwise
+/// [`CONNECT_TIMEOUT`].
+fn connect_timeout(server: &Server) -> Duration {
+    let (opts, _) = server.options();
+    let m = &opts.config.mqtt;
+    let required = server.trust().is_some()
+        || opts
+            .auth
+            .for_mqtt(m)
+            .map_or_else(|| opts.auth.required(), |a| a.required());
+    match (required, m.auth_timeout.is_zero()) {
+        (false, _) => CONNECT_TIMEOUT,
+        (true, false) => m.auth_timeout,
+        (true, true) => opts.auth_timeout,
+    }
 }
 
 /// One MQTT connection on any transport, from CONNECT to the end.
@@ -244,6 +368,7 @@ async fn serve_on(
     mut sock: Box<dyn Transport>,
     peer: SocketAddr,
     ids: Arc<ClientIds>,
+    origin: Origin,
 ) {
     let mut decoder = Decoder::new();
     // A whole packet is buffered before it is decoded: the limit is the server's
@@ -251,7 +376,7 @@ async fn serve_on(
     let max_packet = packet_limit(server.options().0.max_payload);
     decoder.set_max_packet_size(max_packet);
     let mut rbuf = BytesMut::with_capacity(4096);
-    let first = tokio::time::timeout(CONNECT_TIMEOUT, async {
+    let first = tokio::time::timeout(connect_timeout(&server), async {
         loop {
             match decoder.decode(&mut rbuf) {
                 Ok(Some(p)) => return Ok(p),
@@ -273,7 +398,7 @@ async fn serve_on(
             if let Some((v, reply)) = decoder.failure_reply(&e) {
                 let mut out = BytesMut::new();
                 if reply.encode(v, &mut out).is_ok() {
-                    let _ = sock.write_all(&out).await;
+                    let _ = write_out(&mut sock, &out).await;
                 }
             }
             return;
@@ -293,9 +418,7 @@ async fn serve_on(
     };
     // nats-server refuses an empty user name (3.1.1 return code 0x04).
     if connect.username.as_ref().is_some_and(MqttString::is_empty) {
-        let _ = sock
-            .write_all(&refuse(ReasonCode::BadUserNameOrPassword))
-            .await;
+        let _ = write_out(&mut sock, &refuse(ReasonCode::BadUserNameOrPassword)).await;
         return;
     }
     let assigned = connect.client_id.is_empty();
@@ -315,10 +438,17 @@ async fn serve_on(
     let writer = tokio::spawn(outbound.clone().run_writer(opts.write_deadline));
     let (cid_tx, cid_rx) = tokio::sync::oneshot::channel();
     let mut core = tokio::spawn({
-        let (server, outbound, client_id) = (server.clone(), outbound.clone(), client_id.clone());
+        let (server, outbound) = (server.clone(), outbound.clone());
+        let conn = crate::server::MqttConn {
+            peer,
+            client_id: client_id.clone(),
+            tls: origin.described,
+            peer_certs: origin.peer_certs,
+            websocket: origin.websocket,
+        };
         async move {
             server
-                .serve_mqtt_client(core_rd, outbound.clone(), peer, client_id, move |cid| {
+                .serve_mqtt_client(core_rd, outbound.clone(), conn, move |cid| {
                     let _ = cid_tx.send(cid);
                 })
                 .await;
@@ -350,6 +480,8 @@ async fn serve_on(
         js: None,
         outgoing: qos::Outgoing::default(),
         v5: v5::V5::new(&connect.properties),
+        connect_expiry: connect.properties.session_expiry_interval.unwrap_or(0),
+        disconnect_expiry: None,
     };
     let mut login = serde_json::json!({
         "verbose": false,
@@ -372,20 +504,23 @@ async fn serve_on(
     let accepted = tokio::time::timeout(CONNECT_TIMEOUT, s.await_login(&mut core)).await;
     if !matches!(accepted, Ok(true)) {
         tracing::debug!(%peer, client = %s.client_id, "MQTT: authorization violation");
-        let _ = s.sock.write_all(&refuse(ReasonCode::NotAuthorized)).await;
+        let _ = write_out(&mut s.sock, &refuse(ReasonCode::NotAuthorized)).await;
         drop(s);
-        let _ = core.await;
+        core_ended(core).await;
         return;
     }
     // One session per client ID and account: the previous holder is told to close and
     // this one waits until it has (its state is this session's to load).
-    let account = match cid_rx.await {
-        Ok(cid) => server
-            .client_account(cid)
-            .unwrap_or_else(|| "$G".to_owned()),
-        Err(_) => return,
+    let Ok(cid) = cid_rx.await else {
+        return;
     };
-    let (held, taken_over, id_lock) = ids.take(&format!("{account}\u{0}{}", s.client_id));
+    let account = server
+        .client_account(cid)
+        .unwrap_or_else(|| "$G".to_owned());
+    let (held, taken_over, id_lock) = ids.take(
+        &format!("{account}\u{0}{}", s.client_id),
+        connect.clean_start || assigned,
+    );
     let Ok(_session_guard) = tokio::time::timeout(CONNECT_TIMEOUT, id_lock.lock_owned()).await
     else {
         tracing::debug!(peer = %s.peer, client = %s.client_id, "MQTT: previous session did not end");
@@ -411,10 +546,8 @@ async fn serve_on(
                     Ok(present) => session_present = present,
                     Err(e) => {
                         tracing::warn!(client = %s.client_id, "MQTT: unable to load session: {e}");
-                        let _ = s
-                            .sock
-                            .write_all(&refuse(ReasonCode::ServerUnavailable))
-                            .await;
+                        let _ =
+                            write_out(&mut s.sock, &refuse(ReasonCode::ServerUnavailable)).await;
                         return;
                     }
                 }
@@ -422,10 +555,7 @@ async fn serve_on(
             }
             Err(e) => {
                 tracing::warn!(client = %s.client_id, "MQTT: unable to reach JetStream: {e}");
-                let _ = s
-                    .sock
-                    .write_all(&refuse(ReasonCode::ServerUnavailable))
-                    .await;
+                let _ = write_out(&mut s.sock, &refuse(ReasonCode::ServerUnavailable)).await;
                 return;
             }
         }
@@ -472,6 +602,17 @@ async fn serve_on(
         s.ensure_pubrel_consumer().await;
     }
     let end = s.run(&mut core, &taken_over).await;
+    // 5.0: DISCONNECT may change the Session Expiry Interval (3.14.2.2.2); 0 ends the
+    // session with this connection, so it is discarded below as a clean one is.
+    let kept = session_expiry;
+    let session_expiry = match s.disconnect_expiry {
+        Some(e) => kept.and((e > 0).then_some(e)),
+        None => kept,
+    };
+    let discard = kept.is_some() && session_expiry.is_none();
+    // Read while the core client is still registered: a delayed will is published
+    // under these.
+    let permissions = server.client_meta(cid).and_then(|m| m.permissions);
     let key = format!("{account}\u{0}{}", s.client_id);
     ids.release(&key, held);
     ids.ended.lock().insert(key.clone(), held);
@@ -480,11 +621,45 @@ async fn serve_on(
         if let End::Dropped(why) = end {
             tracing::debug!(peer = %s.peer, "MQTT: {why}");
         }
-        s.publish_will().await;
+        match will_delay(s.will.as_ref(), version, session_expiry) {
+            None => s.publish_will().await,
+            Some(delay) => match (ids.defer_will(&key, held), s.will.take()) {
+                // A newer connection holds the ID already: it ended the session (clean
+                // start), so the will goes now; or it resumed it, so never.
+                (Err(true), will) => {
+                    s.will = will;
+                    s.publish_will().await;
+                }
+                (Err(false), _) | (Ok(_), None) => {}
+                (Ok(told), Some(will)) => {
+                    let e = Ended {
+                        server: server.clone(),
+                        ids: ids.clone(),
+                        account: account.clone(),
+                        client_id: s.client_id.clone(),
+                        key: key.clone(),
+                        held,
+                    };
+                    tokio::spawn(deferred_will(e, delay, told, will, permissions));
+                }
+            },
+        }
     }
     let _ = s.flush().await;
     if let Some(p) = s.js.as_mut() {
-        p.end().await;
+        // Deliveries stop here; a shared consumer is then deleted with a clean session
+        // only if no other member of its group is connected.
+        for isid in s.outgoing.js_subs.keys() {
+            p.jsa.client().unsubscribe(*isid);
+        }
+        if discard {
+            p.discard().await;
+        } else {
+            if let Some(expiry) = session_expiry.filter(|e| *e != u32::MAX) {
+                p.mark_ended(expiry).await;
+            }
+            p.end().await;
+        }
     }
     // 5.0 Session Expiry Interval (3.1.2.11.2): a kept session that is not resumed in
     // time is removed, as a clean one is at once. u32::MAX never expires.
@@ -517,7 +692,7 @@ async fn serve_on(
     }
     let _ = s.core_in.shutdown().await;
     drop(s);
-    let _ = core.await;
+    core_ended(core).await;
 }
 
 impl Session {
@@ -563,8 +738,24 @@ impl Session {
     /// or it is larger than the client's Maximum Packet Size (5.0: discarded as if sent,
     /// 3.1.2-25).
     fn send(&mut self, p: &Packet) -> bool {
+        // 5.0: a PUBLISH gets a server topic alias when the client allows them.
+        let aliased = match p {
+            Packet::Publish(publish) if self.version == ProtocolVersion::V5 => self
+                .v5
+                .outgoing_alias(publish.topic.as_str())
+                .map(|(alias, known)| {
+                    let mut a = publish.clone();
+                    a.properties.topic_alias = Some(alias);
+                    if known {
+                        a.topic = MqttString::default();
+                    }
+                    (Packet::Publish(a), alias, known)
+                }),
+            _ => None,
+        };
+        let packet = aliased.as_ref().map_or(p, |(a, _, _)| a);
         let mut out = BytesMut::new();
-        if let Err(e) = p.encode(self.version, &mut out) {
+        if let Err(e) = packet.encode(self.version, &mut out) {
             tracing::debug!(peer = %self.peer, "MQTT: cannot encode {:?}: {e}", p.packet_type());
             return false;
         }
@@ -577,6 +768,10 @@ impl Session {
                 p.packet_type());
             return false;
         }
+        // The client learns an alias only from a PUBLISH that reached it.
+        if let (Some((_, alias, false)), Packet::Publish(publish)) = (&aliased, p) {
+            self.v5.alias_sent(publish.topic.as_str(), *alias);
+        }
         self.pending_out.extend_from_slice(&out);
         true
     }
@@ -588,7 +783,7 @@ impl Session {
         let out = std::mem::take(&mut self.pending_out);
         // Deliveries wait in the core's channel meanwhile: a client that does not read
         // is closed after the write deadline, as a slow NATS consumer is.
-        match tokio::time::timeout(self.write_deadline, self.sock.write_all(&out)).await {
+        match tokio::time::timeout(self.write_deadline, write_out(&mut self.sock, &out)).await {
             Ok(r) => r,
             Err(_) => {
                 tracing::warn!(peer = %self.peer, client = %self.client_id,
@@ -678,6 +873,17 @@ impl Session {
                 self.send(&Packet::PingResp);
             }
             Packet::Disconnect(d) => {
+                if let Some(e) = d.properties.session_expiry_interval {
+                    // 3.14.2.2.2: a session that was to end with its connection cannot be
+                    // kept by its DISCONNECT.
+                    if self.connect_expiry == 0 && e > 0 {
+                        self.protocol_error(ReasonCode::ProtocolError);
+                        return Some(End::Dropped(
+                            "DISCONNECT set a Session Expiry Interval after CONNECT's 0",
+                        ));
+                    }
+                    self.disconnect_expiry = Some(e);
+                }
                 return Some(if d.reason == ReasonCode::DisconnectWithWillMessage {
                     End::WithWill
                 } else {
@@ -735,6 +941,11 @@ impl Session {
                 }
                 if self.core_in.write_all(&line).await.is_err() {
                     return Some(End::Dropped("closed by the server"));
+                }
+                if self.version != ProtocolVersion::V5 {
+                    // 3.1.1's UNSUBACK has no reason codes (3.11.3); with them it
+                    // cannot be encoded and the client would wait for it forever.
+                    reasons.clear();
                 }
                 self.send(&Packet::UnsubAck(UnsubAck {
                     packet_id: u.packet_id,
@@ -950,7 +1161,7 @@ impl Session {
                 }
             }
             if let Some(js) = self.js.as_mut() {
-                js.record.subs.insert(parsed.subject.to_string(), granted);
+                js.record.subs.insert(record_key(filter), granted);
             }
             self.filters
                 .insert(filter.clone(), sids.iter().map(|(sid, _)| *sid).collect());
@@ -995,26 +1206,40 @@ impl Session {
             return Ok(());
         };
         let mut made = Vec::new();
+        let filter_key = record_key(filter);
+        // A shared subscription's members share one consumer, each subscribed to its
+        // deliver subject in the group.
+        let group = topic::Subscription::parse(filter)
+            .ok()
+            .and_then(|p| p.queue.map(str::to_owned));
         for (i, (_, subject)) in sids.iter().enumerate() {
-            let key = if i == 0 {
-                subject.clone()
-            } else {
-                format!("{subject}{}", natrix_mqtt::store::PARENT_LEVEL_SID_SUFFIX)
+            // The parent level of `#`: the filter's key without its `.>`, as nats-server
+            // names it (`<subject> fwc`).
+            let key = match topic::parent_subject(&filter_key) {
+                Some(parent) if i > 0 => {
+                    format!("{parent}{}", natrix_mqtt::store::PARENT_LEVEL_SID_SUFFIX)
+                }
+                _ if i > 0 => {
+                    format!("{subject}{}", natrix_mqtt::store::PARENT_LEVEL_SID_SUFFIX)
+                }
+                _ => filter_key.clone(),
             };
             let deliver = js.record.cons.get(&key).map(|c| c.deliver_subject.clone());
             // Subscribed before the consumer exists, so nothing it delivers is lost.
             let pre = match deliver {
-                Some(d) => Some((d.clone(), js.jsa.client().subscribe(&d, None)?)),
+                Some(d) => Some((d.clone(), js.jsa.client().subscribe(&d, group.as_deref())?)),
                 None => None,
             };
-            let c = js.consumer(&key, subject).await?;
+            let c = js.consumer(&key, subject, group.as_deref()).await?;
             let isid = match pre {
                 Some((d, sid)) if d == c.deliver_subject => sid,
                 other => {
                     if let Some((_, sid)) = other {
                         js.jsa.client().unsubscribe(sid);
                     }
-                    js.jsa.client().subscribe(&c.deliver_subject, None)?
+                    js.jsa
+                        .client()
+                        .subscribe(&c.deliver_subject, group.as_deref())?
                 }
             };
             self.outgoing.js_subs.insert(
@@ -1042,9 +1267,7 @@ impl Session {
             self.outgoing.js_subs.remove(&isid);
             js.remove_consumer(&key).await;
         }
-        if let Ok(parsed) = topic::Subscription::parse(filter) {
-            js.record.subs.remove(parsed.subject.as_ref());
-        }
+        js.record.subs.remove(&record_key(filter));
     }
 
     /// Turns the core client's output into MQTT; `Err` ends the session.
@@ -1173,20 +1396,58 @@ impl Session {
         Ok(())
     }
 
-    /// Publishes the will (QoS 0, never retained for now) as the client.
     /// Publishes the will as the client would have: on its subject with its QoS (stored
     /// for QoS 1/2 subscribers when JetStream is on), retained if it says so, with its
     /// 5.0 properties. The connection is ending, so there is no PONG to wait for: the
     /// store follows the core publish at once.
     async fn publish_will(&mut self) {
-        let Some(will) = self.will.take() else {
+        let Some(w) = self
+            .will
+            .take()
+            .and_then(|will| WillMsg::new(will, self.js.is_some()))
+        else {
             return;
         };
-        let Ok(subject) = topic::topic_to_subject(will.topic.as_str()) else {
+        if !self
+            .core_publish(&w.subject, w.reply.as_deref(), &w.headers, &w.will.payload)
+            .await
+        {
             return;
-        };
-        let subject = subject.into_owned();
-        let stored = self.js.is_some();
+        }
+        if w.qos > 0 {
+            self.store_message(&w.subject, &w.headers, &w.will.payload)
+                .await;
+        }
+        if w.retain {
+            self.store_retained(
+                &w.subject,
+                w.will.topic.as_str(),
+                w.flags(),
+                &w.will.payload,
+            )
+            .await;
+        }
+    }
+}
+
+/// A will as it is published: its subject, reply subject and headers worked out from the
+/// LastWill (when it is published, so that a Message Expiry Interval counts from then).
+struct WillMsg {
+    will: natrix_mqtt::LastWill,
+    subject: String,
+    reply: Option<String>,
+    headers: Vec<u8>,
+    qos: u8,
+    retain: bool,
+}
+
+impl WillMsg {
+    /// `None` for a topic that maps to no subject. Without JetStream (`stored` false) a
+    /// will goes out at QoS 0 and is not retained.
+    fn new(will: natrix_mqtt::LastWill, stored: bool) -> Option<Self> {
+        let subject = topic::topic_to_subject(will.topic.as_str())
+            .ok()?
+            .into_owned();
         let qos = if stored { will.qos.as_u8() } else { 0 };
         let retain = will.retain && stored;
         let reply = will
@@ -1204,19 +1465,119 @@ impl Session {
             None,
             &user,
         );
-        if !self
-            .core_publish(&subject, reply.as_deref(), &headers, &will.payload)
-            .await
-        {
+        Some(WillMsg {
+            will,
+            subject,
+            reply,
+            headers,
+            qos,
+            retain,
+        })
+    }
+
+    /// The flags of the retained copy (nats-server's form: QoS and the retain bit).
+    fn flags(&self) -> u8 {
+        (self.qos << 1) | 1
+    }
+}
+
+/// The wait before a will is published: the Will Delay Interval (5.0), capped by the
+/// Session Expiry Interval since the will goes when the session ends (3.1.3.2.2). `None`:
+/// at once (3.1.1, no delay, or a session that ends with its connection).
+fn will_delay(
+    will: Option<&natrix_mqtt::LastWill>,
+    version: ProtocolVersion,
+    session_expiry: Option<u32>,
+) -> Option<Duration> {
+    let delay = will?
+        .properties
+        .will_delay_interval
+        .filter(|d| *d > 0 && version == ProtocolVersion::V5)?;
+    let expiry = session_expiry?;
+    Some(Duration::from_secs(u64::from(delay.min(expiry))))
+}
+
+/// The session's identity as the server keeps it after the connection is gone.
+struct Ended {
+    server: Arc<Server>,
+    ids: Arc<ClientIds>,
+    account: String,
+    client_id: String,
+    /// `<account>\0<client ID>`, the key of `ClientIds`.
+    key: String,
+    /// The holder number of the connection that ended.
+    held: u64,
+}
+
+/// Publishes a delayed will once its delay has passed, unless the session was resumed
+/// meanwhile (3.1.3-9); a clean start that ends the session publishes it at once. The
+/// connection (and its core client) is gone by then, so the will goes out through the
+/// session's JetStream client in its account, under the publish permissions the user
+/// had when the connection ended: a will the user may not publish is dropped, as the
+/// core client would have.
+async fn deferred_will(
+    e: Ended,
+    delay: Duration,
+    mut told: tokio::sync::oneshot::Receiver<bool>,
+    will: natrix_mqtt::LastWill,
+    permissions: Option<Arc<crate::auth::Permissions>>,
+) {
+    let publish = match tokio::time::timeout(delay, &mut told).await {
+        Ok(told) => told.unwrap_or(false),
+        Err(_) => e.ids.will_due(&e.key, e.held, &mut told),
+    };
+    if !publish {
+        tracing::debug!(client = %e.client_id, "MQTT: session resumed, delayed will dropped");
+        return;
+    }
+    let Some(w) = WillMsg::new(will, true) else {
+        return;
+    };
+    let allowed = permissions
+        .as_ref()
+        .and_then(|p| p.publish.as_ref())
+        .is_none_or(|p| p.allows_publish(w.subject.as_bytes()));
+    if !allowed {
+        tracing::debug!(client = %e.client_id, subject = %w.subject,
+            "MQTT: delayed will not published: publish permission denied");
+        return;
+    }
+    let opts = e.ids.opts.clone();
+    let mut p = match state::Persist::open(&e.server, &e.ids, &e.account, &e.client_id, &opts).await
+    {
+        Ok(p) => p,
+        Err(err) => {
+            tracing::warn!(client = %e.client_id, "MQTT: publishing delayed will: {err}");
             return;
         }
-        if qos > 0 {
-            self.store_message(&subject, &headers, &will.payload).await;
-        }
-        if retain {
-            self.store_retained(&subject, will.topic.as_str(), (qos << 1) | 1, &will.payload)
-                .await;
-        }
+    };
+    tracing::debug!(client = %e.client_id, subject = %w.subject, "MQTT: delayed will published");
+    p.jsa
+        .client()
+        .publish(&w.subject, w.reply.as_deref(), &w.headers, &w.will.payload);
+    if w.qos > 0
+        && let Err(err) = p
+            .jsa
+            .store(
+                &natrix_mqtt::store::message_subject(&w.subject),
+                &w.headers,
+                &w.will.payload,
+            )
+            .await
+    {
+        tracing::warn!(client = %e.client_id, "MQTT: storing delayed will: {err}");
+    }
+    if w.retain
+        && let Err(err) = retained::store(
+            &mut p.jsa,
+            &w.subject,
+            w.will.topic.as_str(),
+            w.flags(),
+            &w.will.payload,
+        )
+        .await
+    {
+        tracing::warn!(client = %e.client_id, "MQTT: retaining delayed will: {err}");
     }
 }
 
@@ -1229,12 +1590,32 @@ struct Want {
     opts: v5::SubOptions,
 }
 
+/// The key of a filter in the session record (`subs`, and `cons` for its consumers): the
+/// NATS subject nats-server stores for that MQTT filter. For an ordinary filter that is
+/// the subject subscribed; for a shared one it keeps the `$share/<group>/` levels
+/// (`$share.g.jobs.*`), so that a resumed session subscribes in the same queue group again
+/// and no two filters on one subject (`jobs/+` and `$share/g/jobs/+`) share a key.
+/// nats-server, which has no shared subscriptions, reads such a record as the literal
+/// topic `$share/g/jobs/+`: its own meaning of that filter.
+fn record_key(filter: &str) -> String {
+    topic::filter_to_subject(filter).map_or_else(|_| filter.to_owned(), |s| s.into_owned())
+}
+
 /// The SUBACK reason granting `qos`.
 fn granted_reason(qos: u8) -> ReasonCode {
     match qos {
         0 => ReasonCode::GRANTED_QOS0,
         1 => ReasonCode::GrantedQoS1,
         _ => ReasonCode::GrantedQoS2,
+    }
+}
+
+/// Waits for the core client's task to end. The session's loops poll the task too (it
+/// ending closes the session), and a `JoinHandle` polled to completion must not be
+/// polled again: tokio panics ("JoinHandle polled after completion").
+async fn core_ended(core: tokio::task::JoinHandle<()>) {
+    if !core.is_finished() {
+        let _ = core.await;
     }
 }
 

@@ -476,7 +476,11 @@ impl AsyncRead for TlsReader {
 /// `verify_and_map` and `/connz?auth=1`. Empty when there is none, or when the client's
 /// own certificate (the first) cannot be read: mapping must never fall back to a CA's.
 pub fn peer_certs(session: &Session) -> Vec<crate::x509::PeerCert> {
-    let conn = session.lock();
+    peer_certs_of(&session.lock())
+}
+
+/// [`peer_certs`] of any connection's state (a `tokio_rustls` stream's too).
+pub fn peer_certs_of(conn: &rustls::CommonState) -> Vec<crate::x509::PeerCert> {
     let Some(chain) = conn.peer_certificates() else {
         return Vec::new();
     };
@@ -496,7 +500,11 @@ pub fn peer_certs(session: &Session) -> Vec<crate::x509::PeerCert> {
 
 /// The negotiated protocol and cipher suite, as nats-server names them on `/connz`.
 pub fn describe(session: &Session) -> (String, String) {
-    let conn = session.lock();
+    describe_state(&session.lock())
+}
+
+/// [`describe`] of any connection's state (a `tokio_rustls` stream's too).
+pub fn describe_state(conn: &rustls::CommonState) -> (String, String) {
     let version = match conn.protocol_version() {
         Some(rustls::ProtocolVersion::TLSv1_3) => "1.3",
         Some(rustls::ProtocolVersion::TLSv1_2) => "1.2",

@@ -435,3 +435,53 @@ async fn mqtt_js_over_compressed_websocket() {
         assert_eq!(mine, theirs, "natrix (left) and nats-server (right) differ");
     }
 }
+
+/// `allowed_connection_types` over the WebSocket listener: an MQTT client there is of
+/// kind `MQTT_WS` (not `MQTT`, not `WEBSOCKET`), on both servers. mqtt.js logs in as a user
+/// limited to `MQTT_WS` and is refused as one limited to `MQTT`.
+#[test]
+fn mqtt_over_websocket_is_connection_type_mqtt_ws() {
+    let Some(modules) = common::node_modules() else {
+        panic!("node or its packages missing (scripts/deps installs them)");
+    };
+    let script = r#"
+const mqtt = require(process.env.NATRIX_NODE_MODULES + '/mqtt');
+const [url, user] = process.argv.slice(-2);
+const c = mqtt.connect(url, {
+  clientId: 'typed-' + user, username: user, password: 'pw', reconnectPeriod: 0,
+  connectTimeout: 5000,
+});
+setTimeout(() => { console.log('timeout'); process.exit(1); }, 10000);
+c.on('connect', () => { console.log('connected'); c.end(false, {}, () => process.exit(0)); });
+c.on('error', (e) => { console.log('refused ' + e.message); process.exit(0); });
+"#;
+    for (name, bin) in servers() {
+        let store = tempfile::tempdir().expect("store");
+        let (mqtt, ws) = (free_port(), free_port());
+        let users = "authorization { users: [\n  { user: wsdev, password: pw, allowed_connection_types: [\"MQTT_WS\"] }\n  { user: tcpdev, password: pw, allowed_connection_types: [\"MQTT\"] }\n] }\n";
+        let p = start(
+            &bin,
+            &format!("{}{users}", conf(store.path(), mqtt, ws, "no_tls: true")),
+            true,
+        );
+        let run = |user: &str| {
+            let out = std::process::Command::new("node")
+                .args(["-e", script, &format!("ws://127.0.0.1:{ws}/mqtt"), user])
+                .env("NATRIX_NODE_MODULES", &modules)
+                .output()
+                .expect("node");
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        };
+        assert_eq!(run("wsdev"), "connected", "{name}");
+        let refused = run("tcpdev");
+        assert!(
+            refused.starts_with("refused") && refused.contains("ot authorized"),
+            "{name}: {refused}"
+        );
+        assert!(
+            !p.log_text().contains("panicked"),
+            "{name}: {}",
+            p.log_text()
+        );
+    }
+}

@@ -35,13 +35,59 @@ pub enum ValidationError {
         "trusted operators or trusted keys configuration is required for JWT authentication via cookie \"{0}\""
     )]
     WebsocketJwtCookieWithoutTrust(String),
+    #[error("mqtt authentication username not compatible with presence of users/nkeys")]
+    MqttUsernameWithUsers,
+    #[error("mqtt authentication token not compatible with presence of users/nkeys")]
+    MqttTokenWithUsers,
 }
 
 /// nats-server's `validateOptions`, as far as natrix implements its features.
 pub fn validate(o: &Options) -> Result<(), ValidationError> {
     no_auth_user(o, &o.no_auth_user)?;
     jetstream_cluster(o)?;
-    websocket(o)
+    websocket(o)?;
+    mqtt(o)
+}
+
+/// nats-server's `validateMQTTOptions`, the authentication part: the block's
+/// `no_auth_user` names a configured user, and its own `username`/`token` cannot sit
+/// beside a users list (which user would they be?).
+pub fn mqtt(o: &Options) -> Result<(), ValidationError> {
+    let m = &o.mqtt;
+    if m.port == 0 {
+        return Ok(());
+    }
+    no_auth_user(o, &m.no_auth_user)?;
+    override_beside_users(
+        o,
+        &m.username,
+        &m.token,
+        [
+            ValidationError::MqttUsernameWithUsers,
+            ValidationError::MqttTokenWithUsers,
+        ],
+    )
+}
+
+/// A listener block's own `username` or `token` beside a users or nkeys list: refused
+/// (`errs`: the error for each), since nothing says which user they would be.
+fn override_beside_users(
+    o: &Options,
+    username: &str,
+    token: &str,
+    errs: [ValidationError; 2],
+) -> Result<(), ValidationError> {
+    if o.users.is_empty() && o.nkeys.is_empty() {
+        return Ok(());
+    }
+    let [user_err, token_err] = errs;
+    if !username.is_empty() {
+        return Err(user_err);
+    }
+    if !token.is_empty() {
+        return Err(token_err);
+    }
+    Ok(())
 }
 
 /// nats-server's `validateWebsocketOptions`: a WebSocket listener is TLS unless
@@ -57,14 +103,15 @@ pub fn websocket(o: &Options) -> Result<(), ValidationError> {
         return Err(ValidationError::WebsocketNoTls);
     }
     no_auth_user(o, &w.no_auth_user)?;
-    if !o.users.is_empty() || !o.nkeys.is_empty() {
-        if !w.username.is_empty() {
-            return Err(ValidationError::WebsocketUsernameWithUsers);
-        }
-        if !w.token.is_empty() {
-            return Err(ValidationError::WebsocketTokenWithUsers);
-        }
-    }
+    override_beside_users(
+        o,
+        &w.username,
+        &w.token,
+        [
+            ValidationError::WebsocketUsernameWithUsers,
+            ValidationError::WebsocketTokenWithUsers,
+        ],
+    )?;
     if !w.jwt_cookie.is_empty() && o.operators.is_empty() && o.trusted_keys.is_empty() {
         return Err(ValidationError::WebsocketJwtCookieWithoutTrust(
             w.jwt_cookie.clone(),
@@ -144,5 +191,31 @@ mod tests {
         assert_eq!(validate(&o), Ok(()));
         o.operators.push("op.jwt".into());
         assert_eq!(validate(&o), Err(ValidationError::NoAuthUserWithOperator));
+    }
+
+    #[test]
+    fn mqtt_block_authentication() {
+        let mut o = Options::default();
+        o.mqtt.username = "u".into();
+        // Without an MQTT port nothing in the block is checked.
+        assert_eq!(validate(&o), Ok(()));
+        o.mqtt.port = 1883;
+        assert_eq!(validate(&o), Ok(()));
+        o.users.push(User {
+            username: "a".into(),
+            ..User::default()
+        });
+        assert_eq!(validate(&o), Err(ValidationError::MqttUsernameWithUsers));
+        o.mqtt.username.clear();
+        o.mqtt.token = "t".into();
+        assert_eq!(validate(&o), Err(ValidationError::MqttTokenWithUsers));
+        o.mqtt.token.clear();
+        o.mqtt.no_auth_user = "b".into();
+        assert_eq!(
+            validate(&o),
+            Err(ValidationError::NoAuthUserUnknown("b".into()))
+        );
+        o.mqtt.no_auth_user = "a".into();
+        assert_eq!(validate(&o), Ok(()));
     }
 }

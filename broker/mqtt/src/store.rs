@@ -43,6 +43,9 @@ pub const PUBREL_DELIVERY_SUBJECT_PREFIX: &str = "$MQTT.deliver.pubrel.";
 pub const PUBREL_CONSUMER_DURABLE_PREFIX: &str = "$MQTT_PUBREL_";
 /// Delivery subjects of the per-subscription durable consumers: `$MQTT.sub.<nuid>`.
 pub const SUB_DELIVERY_PREFIX: &str = "$MQTT.sub.";
+/// natrix's: the durable consumer a shared subscription's members have in common,
+/// `$MQTT_SHARE_<hash of group and subject>`, delivering on `$MQTT.sub.share.<hash>`.
+pub const SHARED_DURABLE_PREFIX: &str = "$MQTT_SHARE_";
 /// Reply subjects of the session manager's JetStream API requests:
 /// `$MQTT.JSA.<server hash>.<kind>.<nuid>`.
 pub const JSA_REPLIES_PREFIX: &str = "$MQTT.JSA.";
@@ -141,6 +144,12 @@ pub fn pubrel_durable(client_id_hash: &str) -> String {
     format!("{PUBREL_CONSUMER_DURABLE_PREFIX}{client_id_hash}")
 }
 
+/// The hash naming the consumer of a shared subscription `$share/<group>/...` on
+/// `subject` (one per group and subject in an account).
+pub fn shared_hash(group: &str, subject: &str) -> String {
+    client_id_hash(&format!("{group}\u{0}{subject}"))
+}
+
 /// `<hash>_<nuid>`: the durable name of a QoS 1/2 subscription's consumer on `$MQTT_msgs`.
 pub fn subscription_durable(client_id_hash: &str, nuid: &str) -> String {
     format!("{client_id_hash}_{nuid}")
@@ -237,6 +246,10 @@ pub struct ConsumerRecord {
     pub durable: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub deliver_subject: String,
+    /// The queue group its deliveries are shared in (a `$share/<group>/...` subscription's
+    /// members; natrix's, nats-server has no shared subscriptions).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub deliver_group: String,
     /// "new": a subscription sees messages from when it was made.
     #[serde(default)]
     pub deliver_policy: String,
@@ -288,6 +301,29 @@ impl ConsumerRecord {
         }
     }
 
+    /// The consumer the members of a QoS 1/2 shared subscription `$share/<group>/...` on
+    /// `subject` have in common: each message goes to the group once, and the core's
+    /// queue group picks the member (all members subscribe to its deliver subject in
+    /// `group`). Its config is the same for every member, so that each creates it alike.
+    pub fn for_shared_subscription(
+        group: &str,
+        subject: &str,
+        ack_wait: Duration,
+        max_ack_pending: u16,
+    ) -> Self {
+        let hash = shared_hash(group, subject);
+        ConsumerRecord {
+            deliver_group: group.to_owned(),
+            ..Self::for_subscription(
+                format!("{SHARED_DURABLE_PREFIX}{hash}"),
+                format!("{SUB_DELIVERY_PREFIX}share.{hash}"),
+                subject,
+                ack_wait,
+                max_ack_pending,
+            )
+        }
+    }
+
     /// The consumer that delivers a session's owed PUBRELs.
     pub fn for_pubrel(client_id_hash: &str, ack_wait: Duration, max_ack_pending: u16) -> Self {
         ConsumerRecord {
@@ -320,6 +356,27 @@ pub struct SessionV5 {
     /// Per filter (the same keys as `subs`): the options 3.1.1 has no room for.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub subs: BTreeMap<String, SubscriptionV5>,
+    /// When the session's last connection ended (Unix milliseconds), kept for a finite
+    /// Session Expiry Interval: a server that restarted meanwhile, and so lost the
+    /// expiry timer, still finds the session expired when the client comes back.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub ended_at_ms: u64,
+}
+
+fn is_zero_u64(v: &u64) -> bool {
+    *v == 0
+}
+
+impl SessionV5 {
+    /// Whether the session ended more than its Session Expiry Interval before `now_ms`.
+    pub fn expired(&self, now_ms: u64) -> bool {
+        self.ended_at_ms > 0
+            && self.session_expiry_interval != u32::MAX
+            && now_ms
+                >= self
+                    .ended_at_ms
+                    .saturating_add(u64::from(self.session_expiry_interval) * 1000)
+    }
 }
 
 fn is_zero_u32(v: &u32) -> bool {
@@ -711,6 +768,62 @@ mod tests {
     /// A "foo/#" QoS 1 subscription and a PUBREL consumer, as nats-server marshals its
     /// `mqttPersistedSession` (from nats-server itself).
     const NATS_SERVER_SESSION_RECORD: &str = r#"{"origin":"S1","id":"client1","subs":{"foo":1,"foo.\u003e":1},"cons":{"foo fwc":{"durable_name":"PNfq787e_N1","deliver_policy":"new","ack_policy":"explicit","ack_wait":30000000000,"filter_subject":"$MQTT.msgs.foo","replay_policy":"instant","max_ack_pending":1024,"deliver_subject":"$MQTT.sub.N1","num_replicas":0},"foo.\u003e":{"durable_name":"PNfq787e_N1","deliver_policy":"new","ack_policy":"explicit","ack_wait":30000000000,"filter_subject":"$MQTT.msgs.foo.\u003e","replay_policy":"instant","max_ack_pending":1024,"deliver_subject":"$MQTT.sub.N1","num_replicas":0}},"pubrel":{"durable_name":"$MQTT_PUBREL_PNfq787e","deliver_policy":"new","ack_policy":"explicit","ack_wait":30000000000,"filter_subject":"$MQTT.out.pubrel.PNfq787e","replay_policy":"instant","max_ack_pending":1024,"deliver_subject":"$MQTT.deliver.pubrel.PNfq787e","num_replicas":0}}"#;
+
+    #[test]
+    fn shared_subscriptions_have_one_consumer_per_group_and_subject() {
+        let ack = Duration::from_secs(30);
+        let a = ConsumerRecord::for_shared_subscription("g", "jobs.*", ack, 1024);
+        // Every member builds the same config, so a second creation changes nothing.
+        assert_eq!(
+            a,
+            ConsumerRecord::for_shared_subscription("g", "jobs.*", ack, 1024)
+        );
+        assert!(a.durable.starts_with(SHARED_DURABLE_PREFIX));
+        assert!(a.deliver_subject.starts_with(SUB_DELIVERY_PREFIX));
+        assert_eq!(a.deliver_group, "g");
+        assert_eq!(a.filter_subject, message_subject("jobs.*"));
+        for other in [("h", "jobs.*"), ("g", "jobs.>")] {
+            let b = ConsumerRecord::for_shared_subscription(other.0, other.1, ack, 1024);
+            assert_ne!(a.durable, b.durable, "{other:?}");
+            assert_ne!(a.deliver_subject, b.deliver_subject, "{other:?}");
+        }
+        let json = serde_json::to_value(&a).expect("json");
+        assert_eq!(json["deliver_group"], "g");
+        // An ordinary subscription's consumer has none, and writes none (nats-server's form).
+        let plain = ConsumerRecord::for_subscription("d".into(), "s".into(), "x", ack, 1);
+        assert!(
+            serde_json::to_value(&plain)
+                .expect("json")
+                .get("deliver_group")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn session_expiry_counts_from_the_recorded_end() {
+        let v5 = SessionV5 {
+            session_expiry_interval: 10,
+            ended_at_ms: 1_000_000,
+            ..SessionV5::default()
+        };
+        assert!(!v5.expired(1_009_999));
+        assert!(v5.expired(1_010_000));
+        // A session that never ended, or never expires, is never expired.
+        assert!(
+            !SessionV5 {
+                ended_at_ms: 0,
+                ..v5.clone()
+            }
+            .expired(u64::MAX)
+        );
+        assert!(
+            !SessionV5 {
+                session_expiry_interval: u32::MAX,
+                ..v5.clone()
+            }
+            .expired(u64::MAX)
+        );
+    }
 
     #[test]
     fn natrix_v5_state_rides_along() {

@@ -16,13 +16,32 @@ use super::process;
 #[derive(Debug, Serialize, Default)]
 pub struct Empty {}
 
-/// `mqtt` in `/varz`: empty (`{}`) unless the MQTT listener runs.
+/// `mqtt` in `/varz`: empty (`{}`) unless the MQTT listener runs. nats-server's
+/// `MQTTOptsVarz`, its fields in its order, each left out when unset.
 #[derive(Debug, Default, Serialize)]
 pub struct MqttVarz {
     #[serde(skip_serializing_if = "String::is_empty")]
     pub host: String,
     #[serde(skip_serializing_if = "is_zero_port")]
     pub port: u16,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub no_auth_user: String,
+    /// Seconds, from `authorization { timeout }` inside `mqtt {}`.
+    #[serde(skip_serializing_if = "is_zero_go_float")]
+    pub auth_timeout: GoFloat,
+    /// `verify_and_map` of `mqtt { tls {} }`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tls_map: bool,
+    /// Seconds; nats-server shows its 2 s default even without TLS.
+    #[serde(skip_serializing_if = "is_zero_go_float")]
+    pub tls_timeout: GoFloat,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub js_domain: String,
+    /// Nanoseconds, as Go's `time.Duration`.
+    #[serde(skip_serializing_if = "is_zero_u64")]
+    pub ack_wait: u64,
+    #[serde(skip_serializing_if = "is_zero_u16")]
+    pub max_ack_pending: u16,
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
@@ -332,12 +351,24 @@ pub fn varz(m: &Monitor) -> Varz {
                     tls_timeout: seconds(cfg.leafnode.tls_timeout),
                 })
             }),
-        mqtt: server
-            .mqtt_addr()
-            .map_or_else(MqttVarz::default, |a| MqttVarz {
-                host: cfg.mqtt.host.clone(),
+        mqtt: server.mqtt_addr().map_or_else(MqttVarz::default, |a| {
+            let m = &cfg.mqtt;
+            MqttVarz {
+                host: m.host.clone(),
                 port: a.port(),
-            }),
+                no_auth_user: m.no_auth_user.clone(),
+                auth_timeout: seconds(m.auth_timeout),
+                tls_map: m.tls.as_ref().is_some_and(|t| t.map),
+                tls_timeout: seconds(if m.tls_timeout.is_zero() {
+                    crate::mqtt::DEFAULT_TLS_TIMEOUT
+                } else {
+                    m.tls_timeout
+                }),
+                js_domain: m.js_domain.clone(),
+                ack_wait: nanos(m.ack_wait),
+                max_ack_pending: m.max_ack_pending,
+            }
+        }),
         websocket: server
             .websocket_addr()
             .map_or_else(WebsocketVarz::default, |a| WebsocketVarz {

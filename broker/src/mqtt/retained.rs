@@ -6,6 +6,32 @@ use natrix_mqtt::store::{self, RetainedMessage};
 use natrix_mqtt::topic;
 
 use super::Session;
+use super::jsa::{Jsa, JsaError};
+
+/// Keeps (or, with an empty payload, deletes) the retained message of `subject`.
+pub(super) async fn store(
+    jsa: &mut Jsa,
+    subject: &str,
+    topic: &str,
+    flags: u8,
+    payload: &bytes::Bytes,
+) -> Result<(), JsaError> {
+    let stored = store::retained_subject(subject);
+    if payload.is_empty() {
+        return jsa.purge_subject(store::RETAINED_STREAM, &stored).await;
+    }
+    let m = RetainedMessage {
+        topic: topic.to_owned(),
+        subject: subject.to_owned(),
+        flags,
+        origin: String::new(),
+        source: String::new(),
+        payload: payload.clone(),
+    };
+    jsa.store(&stored, m.encode_headers().as_bytes(), payload)
+        .await
+        .map(|_| ())
+}
 
 impl Session {
     /// Keeps (or, with an empty payload, deletes) the retained message of `subject`.
@@ -19,24 +45,7 @@ impl Session {
         let Some(js) = self.js.as_mut() else {
             return;
         };
-        let stored = store::retained_subject(subject);
-        let r = if payload.is_empty() {
-            js.jsa.purge_subject(store::RETAINED_STREAM, &stored).await
-        } else {
-            let m = RetainedMessage {
-                topic: topic.to_owned(),
-                subject: subject.to_owned(),
-                flags,
-                origin: String::new(),
-                source: String::new(),
-                payload: payload.clone(),
-            };
-            js.jsa
-                .store(&stored, m.encode_headers().as_bytes(), payload)
-                .await
-                .map(|_| ())
-        };
-        if let Err(e) = r {
+        if let Err(e) = store(&mut js.jsa, subject, topic, flags, payload).await {
             tracing::warn!(client = %self.client_id, "MQTT: storing retained message: {e}");
         }
     }

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use natrix_mqtt::store::{self, ConsumerRecord, PersistedSession};
+use natrix_mqtt::store::{self, ConsumerRecord, PersistedSession, SessionV5};
 
 use super::ClientIds;
 use super::jsa::{Jsa, JsaError};
@@ -108,8 +108,16 @@ impl Persist {
             clean,
             ..PersistedSession::default()
         };
+        // A session whose expiry passed while no timer ran (a restart) is gone.
+        let expired = stored
+            .as_ref()
+            .and_then(|old| old.natrix_v5.as_ref())
+            .is_some_and(|v5| v5.expired(now_ms()));
+        if expired {
+            tracing::debug!(client = %self.client_id, "MQTT: stored session expired");
+        }
         match stored {
-            Some(old) if clean => {
+            Some(old) if clean || expired => {
                 self.drop_consumers(&old).await;
                 self.jsa
                     .purge_subject(store::SESSIONS_STREAM, &subject)
@@ -121,6 +129,13 @@ impl Persist {
                 self.record.cons = old.cons;
                 self.record.natrix_v5 = old.natrix_v5;
                 self.record.pubrel = old.pubrel;
+                // Live again: the recorded end no longer counts, also after a crash.
+                if let Some(v5) = self.record.natrix_v5.as_mut()
+                    && v5.ended_at_ms != 0
+                {
+                    v5.ended_at_ms = 0;
+                    self.save().await;
+                }
                 Ok(true)
             }
             None => Ok(false),
@@ -169,21 +184,52 @@ impl Persist {
             tracing::warn!(client = %self.client_id, "MQTT: deleting consumer {}: {e}", c.durable);
         }
         for c in record.cons.values() {
-            if let Err(e) = self
-                .jsa
-                .delete_consumer(store::MESSAGES_STREAM, &c.durable)
-                .await
-            {
-                tracing::warn!(client = %self.client_id, "MQTT: deleting consumer {}: {e}", c.durable);
-            }
+            self.delete_subscription_consumer(c).await;
+        }
+    }
+
+    /// Deletes the consumer of a subscription this session gives up. A shared one is
+    /// kept while another member of its group is connected (subscribed to its deliver
+    /// subject): it is theirs too. The caller has dropped this session's own
+    /// subscription to it first.
+    async fn delete_subscription_consumer(&mut self, c: &ConsumerRecord) {
+        if !c.deliver_group.is_empty() && self.jsa.client().has_interest(&c.deliver_subject) {
+            return;
+        }
+        if let Err(e) = self
+            .jsa
+            .delete_consumer(store::MESSAGES_STREAM, &c.durable)
+            .await
+            && !e.is_not_found()
+        {
+            tracing::warn!(client = %self.client_id, "MQTT: deleting consumer {}: {e}", c.durable);
         }
     }
 
     /// The consumer of a QoS 1/2 subscription on `subject` (`key` is its sid in the
-    /// record): the stored one for a resumed session, a new one otherwise.
-    pub async fn consumer(&mut self, key: &str, subject: &str) -> Result<ConsumerRecord, JsaError> {
-        let c = match self.record.cons.get(key) {
-            Some(c) if c.filter_subject == store::message_subject(subject) => c.clone(),
+    /// record): the stored one for a resumed session, a new one otherwise; for a shared
+    /// subscription (`group`), the one its group has in common.
+    pub async fn consumer(
+        &mut self,
+        key: &str,
+        subject: &str,
+        group: Option<&str>,
+    ) -> Result<ConsumerRecord, JsaError> {
+        let c = match (self.record.cons.get(key), group) {
+            (Some(c), _) if c.filter_subject == store::message_subject(subject) => c.clone(),
+            (_, Some(group)) => {
+                let mut c = ConsumerRecord::for_shared_subscription(
+                    group,
+                    subject,
+                    self.ack_wait,
+                    self.max_ack_pending,
+                );
+                // No inactive threshold: members of clean and persistent sessions must
+                // create it with the same config; it goes with its last member instead.
+                c.num_replicas = self.consumer_replicas;
+                c.mem_storage = self.consumer_memory;
+                c
+            }
             _ => {
                 let nuid = crate::server::new_nonce();
                 let mut c = ConsumerRecord::for_subscription(
@@ -207,15 +253,11 @@ impl Persist {
         Ok(c)
     }
 
-    /// Forgets a consumer and deletes it.
+    /// Forgets a consumer and deletes it (a shared one only if no other member of its
+    /// group is connected).
     pub async fn remove_consumer(&mut self, key: &str) {
-        if let Some(c) = self.record.cons.remove(key)
-            && let Err(e) = self
-                .jsa
-                .delete_consumer(store::MESSAGES_STREAM, &c.durable)
-                .await
-        {
-            tracing::warn!(client = %self.client_id, "MQTT: deleting consumer {}: {e}", c.durable);
+        if let Some(c) = self.record.cons.remove(key) {
+            self.delete_subscription_consumer(&c).await;
         }
     }
 
@@ -241,9 +283,44 @@ impl Persist {
         self.drop_consumers(&record).await;
     }
 
+    /// The connection of a session with a finite Session Expiry Interval (`expiry`
+    /// seconds) ended: the record says when, so that the session still expires if the
+    /// server restarts before its timer fires.
+    pub async fn mark_ended(&mut self, expiry: u32) {
+        if !self.persistent {
+            return;
+        }
+        let v5 = self.record.natrix_v5.get_or_insert_with(SessionV5::default);
+        v5.session_expiry_interval = expiry;
+        v5.ended_at_ms = now_ms();
+        self.save().await;
+    }
+
+    /// The session ends with its connection after all (5.0 DISCONNECT with a Session
+    /// Expiry Interval of 0): its record and consumers go, as for a clean session.
+    pub async fn discard(&mut self) {
+        self.persistent = false;
+        let record = std::mem::take(&mut self.record);
+        self.drop_consumers(&record).await;
+        let subject = self.subject();
+        if let Err(e) = self
+            .jsa
+            .purge_subject(store::SESSIONS_STREAM, &subject)
+            .await
+        {
+            tracing::warn!(client = %self.client_id, "MQTT: removing session: {e}");
+        }
+    }
+
     pub fn client_id(&self) -> &str {
         &self.client_id
     }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// A stored filter subject back to the MQTT filter it came from (`a.*.>` → `a/+/#`).

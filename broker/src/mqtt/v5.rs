@@ -11,9 +11,10 @@
 //! | retain flag, for Retain As Published | the flags after the QoS in `Nmqtt-Pub` (nats-server's form) |
 //! | the publishing connection, for No Local | `Nmqtt-NL: <session nonce>`, only while that session has a No Local subscription |
 //!
-//! Client → server topic aliases (3.3.2.3.4) are resolved per connection; the client's
-//! Receive Maximum bounds the QoS 1/2 deliveries in flight (3.3.4-9) and its Maximum Packet
-//! Size the packets sent (3.1.2-24, 3.1.2-25).
+//! Client → server topic aliases (3.3.2.3.4) are resolved per connection, and server →
+//! client ones are given when the client's CONNECT allows them (Topic Alias Maximum); the
+//! client's Receive Maximum bounds the QoS 1/2 deliveries in flight (3.3.4-9) and its
+//! Maximum Packet Size the packets sent (3.1.2-24, 3.1.2-25).
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -47,6 +48,10 @@ pub struct SubOptions {
 /// A connection's 5.0 state.
 pub struct V5 {
     aliases: FxHashMap<u16, MqttString>,
+    /// The client's Topic Alias Maximum: how many aliases the server may give (0: none).
+    out_alias_maximum: u16,
+    /// Topic → the alias the client was told for it.
+    out_aliases: FxHashMap<String, u16>,
     /// The client's Receive Maximum (65,535 when absent, 3.1.2.11.3).
     pub receive_maximum: u16,
     /// The client's Maximum Packet Size, if it set one.
@@ -63,6 +68,8 @@ impl V5 {
     pub fn new(connect: &Properties) -> Self {
         V5 {
             aliases: FxHashMap::default(),
+            out_alias_maximum: connect.topic_alias_maximum.unwrap_or(0),
+            out_aliases: FxHashMap::default(),
             receive_maximum: connect.receive_maximum.unwrap_or(u16::MAX).max(1),
             maximum_packet_size: connect.maximum_packet_size,
             origin: crate::server::new_nonce(),
@@ -92,6 +99,30 @@ impl V5 {
             self.aliases.insert(alias, p.topic.clone());
         }
         Ok(())
+    }
+}
+
+impl V5 {
+    /// The alias for a PUBLISH of `topic` to the client (3.3.2.3.4), and whether the
+    /// client has it already (then the topic is left out). Aliases are given first come,
+    /// first served, up to the client's Topic Alias Maximum and never given to another
+    /// topic, so a mapping the client holds never changes under it; a topic past the
+    /// maximum goes out in full. Repeated topics (a sensor's readings) then cost two bytes
+    /// instead of the whole name. `None`: no alias.
+    pub fn outgoing_alias(&self, topic: &str) -> Option<(u16, bool)> {
+        if let Some(alias) = self.out_aliases.get(topic) {
+            return Some((*alias, true));
+        }
+        let given = self.out_aliases.len();
+        if given >= usize::from(self.out_alias_maximum) {
+            return None;
+        }
+        u16::try_from(given + 1).ok().map(|alias| (alias, false))
+    }
+
+    /// A PUBLISH that set `alias` for `topic` was sent: later ones may use the alias alone.
+    pub fn alias_sent(&mut self, topic: &str, alias: u16) {
+        self.out_aliases.insert(topic.to_owned(), alias);
     }
 }
 

@@ -313,6 +313,7 @@ impl ConnectOpts {
             sig: self.sig.as_deref(),
             nonce,
             websocket: false,
+            mqtt: false,
         }
     }
 }
@@ -400,6 +401,12 @@ pub(crate) struct Client {
     cert: Option<Arc<crate::x509::PeerCert>>,
     /// A WebSocket client: its cookies and `websocket {}`'s own authentication.
     ws_login: Option<crate::websocket::login::WsLogin>,
+    /// The core side of an MQTT connection: `mqtt {}`'s authentication applies
+    /// (nats-server's auth override and `verify_and_map` of the MQTT listener), and
+    /// `allowed_connection_types` must list `MQTT` (`MQTT_WS` when `mqtt_ws`).
+    mqtt: bool,
+    /// An MQTT connection over WebSocket.
+    mqtt_ws: bool,
 }
 
 impl Client {
@@ -448,6 +455,8 @@ impl Client {
             jwt_limits: (None, None),
             cert,
             ws_login: None,
+            mqtt: false,
+            mqtt_ws: false,
         }
     }
 
@@ -508,10 +517,8 @@ impl Client {
         if !auth_changed || !self.connect_received || self.jwt_user.is_some() {
             return true;
         }
-        let creds = self
-            .connect
-            .credentials(self.nonce.as_deref(), self.cert.as_deref());
-        let Some(identity) = self.opts.auth.authenticate(&creds) else {
+        let creds = self.credentials(&self.connect);
+        let Some(identity) = self.listener_auth().authenticate(&creds) else {
             tracing::info!(
                 cid = self.handle.cid,
                 "credentials no longer valid after reload"
@@ -807,6 +814,38 @@ impl Client {
         self.server.remove_client(&self.handle, live);
     }
 
+    /// An MQTT connection's core client (over WebSocket with `websocket`) logs in with
+    /// `mqtt {}`'s authentication, as a connection of kind `MQTT` (`MQTT_WS`).
+    pub(crate) fn for_mqtt(mut self, websocket: bool) -> Self {
+        self.mqtt = true;
+        self.mqtt_ws = websocket;
+        self
+    }
+
+    /// CONNECT's credentials, with the kind of connection this is.
+    fn credentials<'a>(&'a self, connect: &'a ConnectOpts) -> auth::Credentials<'a> {
+        let mut creds = connect.credentials(self.nonce.as_deref(), self.cert.as_deref());
+        creds.websocket = self.ws_login.is_some() || self.mqtt_ws;
+        creds.mqtt = self.mqtt;
+        creds
+    }
+
+    /// The authentication this client's listener applies: `websocket {}`'s or
+    /// `mqtt {}`'s override when there is one, else the server's. Computed from the
+    /// current options, so a reload that changes the users reaches it too.
+    fn listener_auth(&self) -> std::borrow::Cow<'_, auth::Auth> {
+        use std::borrow::Cow;
+        if let Some(a) = self.ws_login.as_ref().and_then(|w| w.auth.as_deref()) {
+            return Cow::Borrowed(a);
+        }
+        if self.mqtt
+            && let Some(a) = self.opts.auth.for_mqtt(&self.opts.config.mqtt)
+        {
+            return Cow::Owned(a);
+        }
+        Cow::Borrowed(&self.opts.auth)
+    }
+
     /// A WebSocket client logs in with its cookies and `websocket {}`'s authentication.
     pub(crate) fn with_ws_login(mut self, login: crate::websocket::login::WsLogin) -> Self {
         if let Some(auth) = &login.auth {
@@ -848,14 +887,8 @@ impl Client {
         } else if let Some(co) = callout {
             self.callout_login(&connect, &co)
         } else {
-            let mut creds = connect.credentials(self.nonce.as_deref(), self.cert.as_deref());
-            creds.websocket = self.ws_login.is_some();
-            let auth = self
-                .ws_login
-                .as_ref()
-                .and_then(|w| w.auth.as_deref())
-                .unwrap_or(&self.opts.auth);
-            auth.authenticate(&creds)
+            self.listener_auth()
+                .authenticate(&self.credentials(&connect))
         };
         let Some(identity) = identity else {
             tracing::warn!(cid = self.handle.cid, user = ?connect.user, "authentication error");
@@ -942,12 +975,13 @@ impl Client {
             jwt: connect.jwt.as_deref(),
             sig: connect.sig.as_deref(),
             nonce: self.nonce.as_deref(),
-            // A user JWT's allowed_connection_types name WebSocket clients apart.
-            connection_type: if self.ws_login.is_some() {
-                natrix_jwt::CONNECTION_TYPE_WEBSOCKET
-            } else {
-                auth::STANDARD
-            },
+            // A user JWT's allowed_connection_types name WebSocket and MQTT clients apart.
+            connection_type: auth::Credentials {
+                websocket: self.ws_login.is_some() || self.mqtt_ws,
+                mqtt: self.mqtt,
+                ..auth::Credentials::default()
+            }
+            .kind(),
             peer,
         };
         let server = self.server.clone();

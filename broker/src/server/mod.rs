@@ -58,6 +58,20 @@ pub struct Stats {
 /// `DEFAULT_MAX_CLOSED_CLIENTS`).
 pub const MAX_CLOSED_CLIENTS: usize = 10_000;
 
+/// An MQTT connection as its session hands it to the core: who it is for `/connz`, and
+/// the TLS session it came over (its certificate is what `verify_and_map` reads).
+#[derive(Debug, Clone)]
+pub(crate) struct MqttConn {
+    pub peer: SocketAddr,
+    pub client_id: String,
+    /// The negotiated protocol and cipher suite, over TLS.
+    pub tls: Option<(String, String)>,
+    /// The certificate chain the client presented, if any.
+    pub peer_certs: Option<Arc<Vec<crate::x509::PeerCert>>>,
+    /// It came over the WebSocket listener (`/mqtt`): connection kind `MQTT_WS`.
+    pub websocket: bool,
+}
+
 /// What CONNECT told us about a client, for logs and monitoring.
 #[derive(Debug, Clone, Default)]
 pub struct ClientMeta {
@@ -964,23 +978,31 @@ impl Server {
         self: Arc<Self>,
         reader: R,
         outbound: Arc<Outbound>,
-        peer: SocketAddr,
-        client_id: String,
+        conn: MqttConn,
         on_cid: impl FnOnce(u64),
     ) {
         let cid = self.next_cid.fetch_add(1, Ordering::Relaxed);
         on_cid(cid);
         self.stats.total_connections.fetch_add(1, Ordering::Relaxed);
         let handle = Arc::new(ClientHandle::new(cid, outbound));
+        let cert = conn
+            .peer_certs
+            .as_ref()
+            .and_then(|c| c.first().cloned())
+            .map(Arc::new);
+        let (peer, websocket) = (conn.peer, conn.websocket);
         let meta = ClientMeta {
             addr: Some(peer),
             start: Some(handle.start),
-            mqtt_client: Some(client_id),
+            mqtt_client: Some(conn.client_id),
+            tls: conn.tls,
+            peer_certs: conn.peer_certs,
             ..ClientMeta::default()
         };
         if self.admit(&handle, meta) {
             tracing::debug!(cid, %peer, "MQTT client connection created");
-            Client::new(self.clone(), handle, None, None)
+            Client::new(self.clone(), handle, None, cert)
+                .for_mqtt(websocket)
                 .run(reader)
                 .await;
         }

@@ -40,6 +40,9 @@ pub struct RuntimeOptions {
     pub cluster_tls: Option<crate::tls::LinkTls>,
     /// Gateway TLS (`gateway { tls {} }`), both sides.
     pub gateway_tls: Option<crate::tls::LinkTls>,
+    /// MQTT listener TLS (`mqtt { tls {} }`), rebuilt like the client one on each load
+    /// so that a renewed certificate reaches new MQTT connections.
+    pub mqtt_tls: Option<crate::tls::ServerTls>,
     /// The whole typed configuration these options came from, for monitoring (`/varz`
     /// reports listeners and limits that no connection reads).
     pub config: Arc<natrix_config::Options>,
@@ -73,6 +76,7 @@ impl Default for RuntimeOptions {
             tls_timeout: Duration::from_secs(2),
             cluster_tls: None,
             gateway_tls: None,
+            mqtt_tls: None,
             config: Arc::new(default_config()),
         }
     }
@@ -101,6 +105,12 @@ impl RuntimeOptions {
             .tls
             .as_ref()
             .map(|t| crate::tls::link_tls(t, o.gateway.tls_timeout))
+            .transpose()?;
+        let mqtt_tls = o
+            .mqtt
+            .tls
+            .as_ref()
+            .map(crate::tls::server_tls)
             .transpose()?;
         Ok(Self {
             server_name: (!o.server_name.is_empty()).then(|| o.server_name.clone()),
@@ -133,6 +143,7 @@ impl RuntimeOptions {
                 .unwrap_or(o.tls_timeout),
             cluster_tls,
             gateway_tls,
+            mqtt_tls,
             config: Arc::new(o.clone()),
         })
     }

@@ -646,20 +646,28 @@ impl Outbound {
     }
 
     pub fn flush(&self) {
+        // One pass for a socket (its writer task takes what comes meanwhile); more for an
+        // internal client, which has no writer task (see below).
+        while self.flush_once() {}
+    }
+
+    /// Writes one batch; true if an internal client's buffer got more meanwhile and
+    /// this caller must write that too.
+    fn flush_once(&self) -> bool {
         let batch = {
             let mut st = self.state.lock();
             st.flush_owed = false;
             if st.writing || !st.has_queued() || st.closed.is_some() {
                 drop(st);
                 self.wake.notify_one();
-                return;
+                return false;
             }
             st.writing = true;
             st.tls_owed = false;
             st.take_batch()
         };
         let Some(batch) = self.seal(batch) else {
-            return;
+            return false;
         };
         let total = batch.len();
         let mut written = 0;
@@ -671,7 +679,7 @@ impl Outbound {
                     tracing::debug!(error = %e, "write error");
                     self.state.lock().writing = false;
                     self.close(CloseReason::WriteError);
-                    return;
+                    return false;
                 }
             }
         }
@@ -681,9 +689,18 @@ impl Outbound {
             st.recycle(batch);
             let drained = self.check_drained(&mut st);
             let wake = st.has_queued() || st.closed.is_some();
+            let more = st.has_queued() && st.closed.is_none();
             drop(st);
             if drained {
                 self.drained.notify_waiters();
+            }
+            if more && matches!(self.sock, Sink::Internal(_)) {
+                // An internal client has no writer task to hand this to: what another
+                // thread queued while this batch was written (its own flush found
+                // `writing` set and left it) goes now, or it would wait for an
+                // unrelated later push (a JetStream reply to an MQTT session was seen
+                // stranded that way).
+                return true;
             }
             if wake {
                 self.wake.notify_one();
@@ -695,6 +712,7 @@ impl Outbound {
             drop(st);
             self.wake.notify_one();
         }
+        false
     }
 
     fn check_drained(&self, st: &mut State) -> bool {
@@ -755,6 +773,19 @@ impl Outbound {
             return;
         }
         notified.await;
+    }
+
+    /// Waits until everything queued so far has been written (or the connection closed),
+    /// at most `limit`. For a connection's last words: WebSocket control frames go out
+    /// before queued data ([`Outbound::push_ws_control`]), so a close frame pushed while
+    /// the last packets still wait would overtake them and the peer would never read
+    /// them. Polls, since it is used once per connection, at its end.
+    pub async fn flushed(&self, limit: Duration) {
+        let until = tokio::time::Instant::now() + limit;
+        while self.pending() > 0 && !self.is_closed() && tokio::time::Instant::now() < until {
+            self.flush_soon();
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
     }
 
     /// Waits until a write brings the buffer back under the stall mark, at most `limit`.
@@ -925,6 +956,37 @@ mod tests {
             offset += written;
         }
         assert_eq!(got, whole);
+    }
+
+    /// Two threads push to one internal client and each flushes after its push: when one
+    /// flush finds the other writing, the writer must take the late bytes too (an internal
+    /// client has no writer task). Nothing may be left behind once both have returned.
+    #[test]
+    fn internal_client_gets_what_concurrent_flushes_overlap_on() {
+        for round in 0..2000 {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let o = Arc::new(Outbound::internal(tx, usize::MAX));
+            let threads: Vec<_> = [b'a', b'b']
+                .into_iter()
+                .map(|tag| {
+                    let o = o.clone();
+                    std::thread::spawn(move || {
+                        for _ in 0..4 {
+                            o.push_with(1, |v| v.push(tag));
+                            o.flush_soon();
+                        }
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().expect("pusher");
+            }
+            let mut got = Vec::new();
+            while let Ok(chunk) = rx.try_recv() {
+                got.extend(chunk);
+            }
+            assert_eq!(got.len(), 8, "round {round}: stranded bytes");
+        }
     }
 
     #[test]

@@ -241,7 +241,8 @@ fn watched_files(o: &Options, config_file: Option<&Path>) -> Vec<PathBuf> {
     {
         files.push(f.to_path_buf());
     }
-    if let Some(t) = &o.tls {
+    // The TLS files of the listeners whose certificates a reload renews.
+    for t in [&o.tls, &o.mqtt.tls].into_iter().flatten() {
         for f in [&t.cert_file, &t.key_file, &t.ca_file] {
             if !f.is_empty() {
                 files.push(PathBuf::from(f));

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use super::handshake::Request;
-use crate::auth::{Auth, User};
+use crate::auth::{Auth, Override};
 
 /// A WebSocket client's login material from its upgrade and `websocket {}`.
 #[derive(Debug, Clone, Default)]
@@ -74,31 +74,12 @@ impl WsLogin {
 /// top-level ones.
 pub fn auth_override(o: &natrix_config::Options, base: &Auth) -> Option<Auth> {
     let w = &o.websocket;
-    if w.username.is_empty() && w.token.is_empty() && w.no_auth_user.is_empty() {
-        return None;
-    }
-    let mut auth = base.clone();
-    if auth.simple_user {
-        // The top-level `user`/`password` is the one being replaced.
-        auth.users.clear();
-        auth.simple_user = false;
-    }
-    auth.token = (!w.token.is_empty()).then(|| w.token.clone());
-    auth.no_auth_user = (!w.no_auth_user.is_empty()).then(|| w.no_auth_user.clone());
-    if !w.username.is_empty() {
-        auth.users.insert(
-            w.username.clone(),
-            User {
-                username: w.username.clone(),
-                password: w.password.clone(),
-                permissions: None,
-                account: None,
-                connection_types: None,
-            },
-        );
-        auth.simple_user = true;
-    }
-    Some(auth)
+    base.with_override(Override {
+        username: &w.username,
+        password: &w.password,
+        token: &w.token,
+        no_auth_user: &w.no_auth_user,
+    })
 }
 
 #[cfg(test)]

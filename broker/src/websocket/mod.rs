@@ -224,7 +224,9 @@ async fn upgrade<R: AsyncRead + Unpin + Send + 'static>(
             tracing::debug!(%peer, "MQTT over websocket");
             let stream = stream::WsStream::new(reader, outbound.clone());
             crate::mqtt::serve_transport(server.clone(), Box::new(stream), peer).await;
-            // The session is over: end the WebSocket with a normal closure.
+            // The session is over: end the WebSocket with a normal closure, after its last
+            // packets (a refusing CONNACK, a DISCONNECT with its reason) are out.
+            outbound.flushed(server.options().0.write_deadline).await;
             let mut close = Vec::new();
             frame::encode_close(&mut close, frame::CLOSE_NORMAL, "");
             outbound.push_ws_control(&close);
