@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """MQTT throughput of natrix-server and the reference nats-server, side by side.
 
-    bench/mqtt.py [--rounds 3] [--count 50000]
+    bench/mqtt.py [--rounds 3] [--count 50000] [--conns 3000]
 
 One MQTT publisher and one subscriber on loopback (`mqtt-bench` from bench/tools, built
 here in release), QoS 0, 1 and 2, 128-byte messages, at most 256 QoS 1/2 messages in
 flight. Both servers run with JetStream (where MQTT keeps QoS 1/2 messages) and are
 measured alternately in the same run; nats-server at its defaults (fsync every 2 min) and
 with `sync_interval: always` (an fsync per write, natrix's durability). Prints a markdown
-table of medians (messages per second received by the subscriber) and ratios, replaces the
+table of medians (messages per second received by the subscriber) and ratios, then new
+MQTT connections per second (`mqtt-bench --connections`: 4 at once, each a clean-session
+CONNECT answered by CONNACK, then closed), replaces the
 "MQTT" section of bench/RESULTS.md and writes bench/results/<date>-mqtt.md.
 """
 import argparse, datetime, json, os, socket, statistics, subprocess, tempfile, time
@@ -70,10 +72,26 @@ def measure(binary, extra_js, qos, count):
         s.stop()
 
 
+def measure_conns(binary, extra_js, count):
+    """(connections/s, p99 µs of CONNECT to CONNACK), or None."""
+    s = Server(binary, extra_js)
+    try:
+        out = subprocess.run([TOOL, "--port", str(s.mqtt), "--connections", str(count),
+                              "--concurrency", "4", "--time-limit", "120"],
+                             capture_output=True, text=True, timeout=150)
+        if out.returncode != 0:
+            return None
+        r = json.loads(out.stdout)
+        return r["conns_per_sec"], r["p99_us"]
+    finally:
+        s.stop()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--count", type=int, default=50000)
+    ap.add_argument("--conns", type=int, default=3000)
     args = ap.parse_args()
     if "NATRIX_SERVER_BIN" not in os.environ:
         subprocess.run(["cargo", "build", "--release", "-q", "-p", "natrix-broker",
@@ -95,6 +113,17 @@ def main():
         med = {k: statistics.median(v) if v else None for k, v in got.items()}
         rows.append((qos, med))
         print(f"QoS {qos}: {med}", flush=True)
+
+    conns = {name: [] for name, _, _ in variants}
+    for r in range(args.rounds):
+        order = variants if r % 2 == 0 else list(reversed(variants))
+        for name, binary, extra in order:
+            v = measure_conns(binary, extra, args.conns)
+            if v is not None:
+                conns[name].append(v)
+    cmed = {k: (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v))
+            if v else (None, None) for k, v in conns.items()}
+    print(f"connections: {cmed}", flush=True)
 
     def fmt(v):
         return f"{v:,.0f}" if v else "failed"
@@ -119,6 +148,12 @@ def main():
         n, d, a = m["natrix"], m["nats-server"], m["nats-server always"]
         lines.append(f"| MQTT QoS {qos} pub/sub 1:1 | {fmt(n)} | {fmt(d)} | {fmt(a)} | "
                      f"{ratio(n, d)} | {ratio(n, a)} |")
+    n, d, a = (cmed[k][0] for k in ("natrix", "nats-server", "nats-server always"))
+    lines.append(f"| MQTT connections/s (clean session, 4 at once, {args.conns:,}) | {fmt(n)} | "
+                 f"{fmt(d)} | {fmt(a)} | {ratio(n, d)} | {ratio(n, a)} |")
+    n, d, a = (cmed[k][1] for k in ("natrix", "nats-server", "nats-server always"))
+    lines.append(f"| CONNECT to CONNACK p99, µs | {fmt(n)} | {fmt(d)} | {fmt(a)} | "
+                 f"{ratio(n, d)} | {ratio(n, a)} |")
     table = "\n".join(lines) + "\n"
     print(table)
     (ROOT / "bench/results").mkdir(exist_ok=True)

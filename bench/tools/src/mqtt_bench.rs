@@ -8,6 +8,11 @@
 //! delivery; the publisher's own completion rate is printed beside it. Packets are encoded
 //! and decoded with `natrix_mqtt`'s codec. Bounded: the run gives up after `--time-limit`.
 //! The result is one JSON line on stdout.
+//!
+//! With `--connections N` it measures connection set-up instead: `--concurrency` workers
+//! each connect, send a clean-session CONNECT with a client ID of its own, wait for the
+//! CONNACK and close (a reset, no `TIME_WAIT`), until N connections were made or the time
+//! limit passed: connections per second, and the CONNECT-to-CONNACK latency.
 
 use std::time::{Duration, Instant};
 
@@ -47,6 +52,12 @@ struct Args {
     /// Seconds after which the run stops and reports an error.
     #[arg(long, default_value_t = 120)]
     time_limit: u64,
+    /// Measure connections per second: make this many, then report.
+    #[arg(long)]
+    connections: Option<u64>,
+    /// Connections made at once in `--connections` mode.
+    #[arg(long, default_value_t = 4)]
+    concurrency: u64,
 }
 
 const V3: ProtocolVersion = ProtocolVersion::V311;
@@ -129,11 +140,75 @@ fn main() -> Result<()> {
         .enable_all()
         .build()?;
     let limit = Duration::from_secs(args.time_limit);
+    if let Some(n) = args.connections {
+        return rt.block_on(connections(
+            args.host,
+            args.port,
+            n,
+            args.concurrency,
+            limit,
+        ));
+    }
     rt.block_on(async {
         tokio::time::timeout(limit, run(args))
             .await
             .map_err(|_| anyhow::anyhow!("time limit reached"))?
     })
+}
+
+/// `--connections`: how fast new MQTT sessions are set up.
+async fn connections(host: String, port: u16, n: u64, workers: u64, limit: Duration) -> Result<()> {
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let start = Instant::now();
+    let deadline = start + limit;
+    let mut tasks = Vec::new();
+    for _ in 0..workers.max(1) {
+        let (next, host) = (next.clone(), host.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n || Instant::now() > deadline {
+                    break;
+                }
+                let t0 = Instant::now();
+                let c = tokio::time::timeout(
+                    Duration::from_secs(10),
+                    Conn::connect(
+                        &host,
+                        port,
+                        &format!("bench-conn-{}-{i}", std::process::id()),
+                    ),
+                )
+                .await
+                .map_err(|_| anyhow::anyhow!("connection {i}: no CONNACK within 10 s"))??;
+                latencies.push(t0.elapsed());
+                let sock = c.rd.reunite(c.wr).context("reunite")?;
+                sock.set_zero_linger()?;
+                drop(sock);
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    if all.is_empty() {
+        bail!("no connection made");
+    }
+    all.sort();
+    let pct = |p: f64| all[((all.len() - 1) as f64 * p) as usize].as_secs_f64() * 1e6;
+    println!(
+        "{}",
+        serde_json::json!({
+            "connections": all.len(), "seconds": secs,
+            "conns_per_sec": (all.len() as f64 / secs).round(),
+            "p50_us": pct(0.5).round(), "p99_us": pct(0.99).round(),
+        })
+    );
+    Ok(())
 }
 
 async fn run(args: Args) -> Result<()> {
