@@ -210,6 +210,7 @@ impl Batch {
     }
 }
 
+#[derive(Default)]
 struct State {
     /// Full chunks queued and not yet taken by a writer, and their size.
     full: Vec<Chunk>,
@@ -434,24 +435,7 @@ impl Outbound {
 
     fn build(sock: Sink, max_pending: usize, tls: Option<crate::tls::Session>) -> Self {
         Self {
-            state: Mutex::new(State {
-                full: Vec::new(),
-                full_len: 0,
-                cur: Chunk::default(),
-                cur_shared: 0,
-                pool: Vec::new(),
-                list: Vec::new(),
-                partial: None,
-                in_flight: 0,
-                writing: false,
-                flush_owed: false,
-                closed: None,
-                stalled: false,
-                tls_owed: false,
-                ws_control: Vec::new(),
-                out_msgs: 0,
-                out_bytes: 0,
-            }),
+            state: Mutex::new(State::default()),
             sock,
             wake: Notify::new(),
             drained: Notify::new(),
@@ -1013,24 +997,7 @@ mod tests {
 
     #[test]
     fn a_lagging_subscriber_adds_chunks_instead_of_growing_one() {
-        let mut st = State {
-            full: Vec::new(),
-            full_len: 0,
-            cur: Chunk::default(),
-            cur_shared: 0,
-            pool: Vec::new(),
-            list: Vec::new(),
-            partial: None,
-            in_flight: 0,
-            writing: false,
-            flush_owed: false,
-            closed: None,
-            stalled: false,
-            tls_owed: false,
-            ws_control: Vec::new(),
-            out_msgs: 0,
-            out_bytes: 0,
-        };
+        let mut st = State::default();
         let frame = [7u8; 1000];
         for _ in 0..300 {
             st.make_room(frame.len());
