@@ -87,7 +87,9 @@ pub async fn start(
     let server = server.clone();
     let ids = Arc::new(ClientIds {
         opts: o.mqtt.clone(),
-        jetstream: o.jetstream.enabled,
+        // With `js_domain` the state lives in that domain's JetStream, perhaps over a
+        // leaf node, whether or not this server runs JetStream itself.
+        jetstream: o.jetstream.enabled || !o.mqtt.js_domain.is_empty(),
         ..ClientIds::default()
     });
     server.set_mqtt_sessions(ids.clone());
@@ -113,7 +115,8 @@ struct ClientIds {
     streams_ready: parking_lot::Mutex<rustc_hash::FxHashSet<String>>,
     /// `mqtt {}` as configured at start.
     opts: natrix_config::options::MqttOpts,
-    /// Whether JetStream is on: QoS 1/2, retained messages and sessions need it.
+    /// Whether JetStream is reachable (on here, or `js_domain` names one): QoS 1/2,
+    /// retained messages and sessions need it.
     jetstream: bool,
     /// Per client ID, the holder number of the session that ended last (5.0 session
     /// expiry removes the session only if nobody resumed it since).

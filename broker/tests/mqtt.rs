@@ -2951,3 +2951,83 @@ fn v5_session_expiry_survives_a_restart() {
     let (_m, present) = s.session(V5, "exp-long");
     assert!(present, "still within its interval");
 }
+
+/// `mqtt { js_domain }`: a server without JetStream of its own keeps its MQTT state in
+/// another domain's JetStream across a leaf node. Sessions, QoS 1 messages queued for an
+/// offline session and the `$MQTT_*` streams all live in the hub; the spoke serves the
+/// MQTT clients. Run with natrix as the spoke under a natrix hub, and under a nats-server
+/// hub when it is installed.
+#[test]
+fn js_domain_keeps_the_state_in_another_domain_over_a_leaf_node() {
+    let mut hubs: Vec<(&str, PathBuf)> = vec![("natrix", PathBuf::from(NATRIX))];
+    if let Some(r) = common::reference_binary() {
+        hubs.push(("nats-server", r));
+    }
+    for (hub_name, hub_bin) in hubs {
+        let store = tempfile::tempdir().expect("store dir");
+        let leaf = free_port();
+        let hub = start(
+            &hub_bin,
+            &format!(
+                "server_name: hub\njetstream {{ store_dir: {:?}, domain: HUB }}\nleafnodes {{ listen: \"127.0.0.1:{leaf}\" }}\n",
+                store.path().display().to_string()
+            ),
+            true,
+        );
+        let mqtt = free_port();
+        let conf = format!(
+            "server_name: spoke\nleafnodes {{ remotes: [{{ url: \"nats://127.0.0.1:{leaf}\" }}] }}\nmqtt {{ host: 127.0.0.1, port: {mqtt}, js_domain: HUB }}\n"
+        );
+        let spoke = Srv {
+            name: "natrix",
+            p: start(Path::new(NATRIX), &conf, true),
+            mqtt,
+            _store: tempfile::tempdir().expect("store dir"),
+            bin: PathBuf::from(NATRIX),
+            conf,
+        };
+        // Until the leaf connection is up the hub's JetStream is out of reach, and a
+        // session is refused as Server Unavailable.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut sub = loop {
+            let login = Login {
+                id: "dom-sub",
+                clean: false,
+                ..Login::default()
+            };
+            let (m, a) = Mq::login_ack(spoke.mqtt, &login);
+            if a.reason == ReasonCode::Success {
+                break m;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "hub {hub_name}: no session through the leaf node: {:?}",
+                a.reason
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        };
+        sub.subscribe_granted("dom/#", QoS::AtLeastOnce);
+        drop(sub);
+        // Acknowledged once the hub stored it, then queued there for the offline session.
+        let mut p = spoke.client(V3, "dom-pub");
+        p.publish_qos1("dom/1", "kept in the hub", 3, false);
+        drop(p);
+        let (mut again, present) = spoke.session(V3, "dom-sub");
+        assert!(present, "hub {hub_name}: session present");
+        let m = again
+            .next_publish(Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("hub {hub_name}: the queued message never came"));
+        assert_eq!(describe(&m), "dom/1 kept in the hub", "hub {hub_name}");
+        again.puback(m.packet_id);
+        // The streams are the hub's: its own JetStream lists them.
+        let mut n = common::client(&hub);
+        n.send("SUB _INBOX.names 1\r\nPUB $JS.API.STREAM.NAMES _INBOX.names 2\r\n{}\r\n");
+        let names = read_until(&mut n, "$MQTT_sess", Duration::from_secs(5));
+        for stream in ["$MQTT_sess", "$MQTT_msgs"] {
+            assert!(
+                names.contains(stream),
+                "hub {hub_name}: {stream} in {names}"
+            );
+        }
+    }
+}

@@ -57,6 +57,9 @@ pub struct Jsa {
     client: Arc<InternalClient>,
     rx: mpsc::UnboundedReceiver<InternalMsg>,
     reply_prefix: String,
+    /// `$JS.API`, or `$JS.<domain>.API` with `mqtt { js_domain }`: the JetStream that
+    /// keeps this server's MQTT state, perhaps across a leaf node.
+    api: String,
     next: u64,
     timeout: Duration,
     /// Deliveries read while waiting for a reply, for the session's loop.
@@ -70,6 +73,7 @@ impl Jsa {
         server: &Arc<Server>,
         account: Arc<Account>,
         timeout: Duration,
+        domain: &str,
     ) -> Result<Self, JsaError> {
         let (tx, rx) = mpsc::unbounded_channel();
         let client = InternalClient::connect_to(server, account, move |m| {
@@ -81,15 +85,26 @@ impl Jsa {
             crate::server::new_nonce()
         );
         client.subscribe(&format!("{reply_prefix}*"), None)?;
+        let api = if domain.is_empty() {
+            "$JS.API".to_owned()
+        } else {
+            format!("$JS.{domain}.API")
+        };
         Ok(Jsa {
             client,
             rx,
             reply_prefix,
+            api,
             next: 0,
             timeout,
             held: VecDeque::new(),
             pipelined: rustc_hash::FxHashSet::default(),
         })
+    }
+
+    /// The API subject `<api>.<rest>`, e.g. `STREAM.PURGE.<stream>`.
+    pub fn api(&self, rest: &str) -> String {
+        format!("{}.{rest}", self.api)
     }
 
     pub fn client(&self) -> &InternalClient {
@@ -194,7 +209,7 @@ impl Jsa {
         for spec in store::stream_specs(replicas, "") {
             let body = serde_json::to_value(&spec).unwrap_or_default();
             match self
-                .request(&format!("$JS.API.STREAM.CREATE.{}", spec.name), &body)
+                .request(&self.api(&format!("STREAM.CREATE.{}", spec.name)), &body)
                 .await
             {
                 // 10058: a stream with that name exists (with another config).
@@ -213,7 +228,7 @@ impl Jsa {
     ) -> Result<Option<StoredMsg>, JsaError> {
         let r = self
             .request(
-                &format!("$JS.API.STREAM.MSG.GET.{stream}"),
+                &self.api(&format!("STREAM.MSG.GET.{stream}")),
                 &serde_json::json!({ "last_by_subj": subject }),
             )
             .await;
@@ -246,7 +261,7 @@ impl Jsa {
     /// Removes every message on `subject` from `stream`.
     pub async fn purge_subject(&mut self, stream: &str, subject: &str) -> Result<(), JsaError> {
         self.request(
-            &format!("$JS.API.STREAM.PURGE.{stream}"),
+            &self.api(&format!("STREAM.PURGE.{stream}")),
             &serde_json::json!({ "filter": subject }),
         )
         .await
@@ -257,7 +272,7 @@ impl Jsa {
     pub async fn subjects(&mut self, stream: &str, filter: &str) -> Result<Vec<String>, JsaError> {
         let v = self
             .request(
-                &format!("$JS.API.STREAM.INFO.{stream}"),
+                &self.api(&format!("STREAM.INFO.{stream}")),
                 &serde_json::json!({ "subjects_filter": filter }),
             )
             .await?;
@@ -275,10 +290,10 @@ impl Jsa {
     ) -> Result<(), JsaError> {
         let body = serde_json::json!({ "stream_name": stream, "config": config });
         self.request(
-            &format!(
-                "$JS.API.CONSUMER.DURABLE.CREATE.{stream}.{}",
+            &self.api(&format!(
+                "CONSUMER.DURABLE.CREATE.{stream}.{}",
                 config.durable
-            ),
+            )),
             &body,
         )
         .await
@@ -288,7 +303,7 @@ impl Jsa {
     pub async fn delete_consumer(&mut self, stream: &str, durable: &str) -> Result<(), JsaError> {
         let r = self
             .request_raw(
-                &format!("$JS.API.CONSUMER.DELETE.{stream}.{durable}"),
+                &self.api(&format!("CONSUMER.DELETE.{stream}.{durable}")),
                 &[],
                 &[],
             )

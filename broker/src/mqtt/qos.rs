@@ -262,7 +262,7 @@ impl Session {
                 }
                 Then::PubComp { pid, staged } => {
                     let body = serde_json::json!({ "filter": staged }).to_string();
-                    let purge = format!("$JS.API.STREAM.PURGE.{}", store::QOS2_INCOMING_STREAM);
+                    let purge = self.staged_purge();
                     self.queue_store(&purge, &[], body.as_bytes(), After::Purged(pid));
                 }
             }
@@ -279,6 +279,16 @@ impl Session {
         };
         let subject = store::message_subject(&p.subject);
         self.queue_store(&subject, &p.headers, &p.payload, after);
+    }
+
+    /// The API subject that removes a staged QoS 2 message (in `mqtt { js_domain }`'s
+    /// JetStream when set).
+    fn staged_purge(&self) -> String {
+        let rest = format!("STREAM.PURGE.{}", store::QOS2_INCOMING_STREAM);
+        match &self.js {
+            Some(js) => js.jsa.api(&rest),
+            None => format!("$JS.API.{rest}"),
+        }
     }
 
     /// Sends a store and queues what follows its ack. Acknowledgements to the client go
@@ -347,7 +357,7 @@ impl Session {
                 // the old copy in its place.
                 After::Released { pid, staged } if ok => {
                     let body = serde_json::json!({ "filter": staged }).to_string();
-                    let purge = format!("$JS.API.STREAM.PURGE.{}", store::QOS2_INCOMING_STREAM);
+                    let purge = self.staged_purge();
                     self.push_store(&purge, &[], body.as_bytes(), After::Purged(pid));
                 }
                 After::Released { .. } => {}

@@ -51,7 +51,7 @@ impl Persist {
         } else {
             o.js_api_timeout
         };
-        let mut jsa = Jsa::connect(server, acc, timeout)?;
+        let mut jsa = Jsa::connect(server, acc, timeout, &o.js_domain)?;
         if !ids.streams_ready.lock().contains(account) {
             let replicas = usize::try_from(o.stream_replicas.max(1)).unwrap_or(1);
             jsa.create_streams(replicas).await?;
