@@ -340,6 +340,15 @@ impl Mq {
         }
     }
 
+    /// A normal DISCONNECT, then waits for the server to close the connection.
+    fn disconnect(mut self) {
+        self.send(&Packet::Disconnect(natrix_mqtt::Disconnect {
+            reason: ReasonCode::Success,
+            properties: Properties::default(),
+        }));
+        let _ = self.closed(Duration::from_secs(5));
+    }
+
     fn send(&mut self, p: &Packet) {
         let mut out = BytesMut::new();
         p.encode(self.version, &mut out).expect("encode");
@@ -1486,8 +1495,10 @@ fn persistent_session_survives_a_server_restart() {
             "{}",
             s.name
         );
-        // A clean session drops it.
-        drop(again);
+        // A clean session drops it. Each client says DISCONNECT before the next takes its
+        // ID: a socket merely dropped may still hold the ID when the next CONNECT comes,
+        // and nats-server then closes the newcomer under load ("unable to connect").
+        again.disconnect();
         let (m, a) = Mq::login_ack(
             s.mqtt,
             &Login {
@@ -1496,7 +1507,7 @@ fn persistent_session_survives_a_server_restart() {
             },
         );
         assert!(!a.session_present, "{}", s.name);
-        drop(m);
+        m.disconnect();
         let (_m, present) = s.session(V3, "durable1");
         assert!(!present, "{}: clean session removed the stored one", s.name);
     }
