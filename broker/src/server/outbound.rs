@@ -372,6 +372,8 @@ pub struct Outbound {
 
 /// Smaller batches are not worth compressing (nats-server's threshold too).
 const WS_COMPRESS_FROM: usize = 64;
+/// The largest WebSocket message a batch is sent in; a larger batch goes in several.
+const WS_MAX_FRAME: usize = 1 << 20;
 
 impl Outbound {
     pub fn new(sock: OwnedWriteHalf, max_pending: usize) -> Self {
@@ -465,6 +467,28 @@ impl Outbound {
         self.wake.notify_one();
     }
 
+    /// Appends `piece` to `out` as one binary WebSocket message: compressed when
+    /// negotiated and worth it, masked when this side is the client.
+    fn ws_frame(&self, out: &mut Vec<u8>, piece: &[u8]) {
+        use crate::websocket::frame;
+        let mask = self.ws_mask.load(Ordering::Acquire);
+        let packed = (piece.len() > WS_COMPRESS_FROM && self.ws_deflate.load(Ordering::Acquire))
+            .then(|| frame::deflate(piece))
+            .flatten();
+        match packed {
+            Some(p) if mask => frame::encode_masked(out, frame::OpCode::Binary, &p, true),
+            Some(p) => {
+                frame::encode_header_rsv(out, frame::OpCode::Binary, p.len(), true);
+                out.extend_from_slice(&p);
+            }
+            None if mask => frame::encode_masked(out, frame::OpCode::Binary, piece, false),
+            None => {
+                frame::encode_header(out, frame::OpCode::Binary, piece.len());
+                out.extend_from_slice(piece);
+            }
+        }
+    }
+
     /// What to put on the wire for `batch`: itself, or its WebSocket frame and TLS
     /// records. A sealing failure closes the connection.
     fn seal(&self, batch: Batch) -> Option<Batch> {
@@ -473,29 +497,11 @@ impl Outbound {
         }
         let batch = batch.flatten();
         let batch = if self.websocket {
-            use crate::websocket::frame;
             let mut out = std::mem::take(&mut self.state.lock().ws_control);
-            let mask = self.ws_mask.load(Ordering::Acquire);
-            let packed = (batch.len() > WS_COMPRESS_FROM
-                && self.ws_deflate.load(Ordering::Acquire))
-            .then(|| frame::deflate(&batch))
-            .flatten();
-            match packed {
-                Some(p) if mask => {
-                    frame::encode_masked(&mut out, frame::OpCode::Binary, &p, true);
-                }
-                Some(p) => {
-                    frame::encode_header_rsv(&mut out, frame::OpCode::Binary, p.len(), true);
-                    out.extend_from_slice(&p);
-                }
-                None if !batch.is_empty() && mask => {
-                    frame::encode_masked(&mut out, frame::OpCode::Binary, &batch, false);
-                }
-                None if !batch.is_empty() => {
-                    frame::encode_header(&mut out, frame::OpCode::Binary, batch.len());
-                    out.extend_from_slice(&batch);
-                }
-                None => {}
+            // One WebSocket message per piece: clients refuse frames past a limit of
+            // their own (nats.go: "websocket frame too large" for an 8 MiB batch).
+            for piece in batch.chunks(WS_MAX_FRAME) {
+                self.ws_frame(&mut out, piece);
             }
             out
         } else {
@@ -971,6 +977,48 @@ mod tests {
             }
             assert_eq!(got.len(), 8, "round {round}: stranded bytes");
         }
+    }
+
+    /// A batch larger than a WebSocket message may be goes out as several binary
+    /// messages, each whole (nats.go refuses frames of 8 MiB).
+    #[tokio::test]
+    async fn websocket_batches_leave_in_messages_of_at_most_a_mebibyte() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let _client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (srv, _) = l.accept().await.expect("accept");
+        let (_rd, wr) = srv.into_split();
+        let o = Outbound::websocket(wr, usize::MAX, None);
+        let payload: Vec<u8> = (0..(2 * WS_MAX_FRAME + 12_345)).map(|i| i as u8).collect();
+        let sealed = o
+            .seal(Batch {
+                chunks: vec![Chunk::flat(payload.clone())],
+            })
+            .expect("sealed");
+        let wire = sealed.as_flat().expect("flat").to_vec();
+        let (mut at, mut lens, mut body) = (0, Vec::new(), Vec::new());
+        while at < wire.len() {
+            assert_eq!(wire[at], 0x82, "a final binary frame");
+            let (len, head) = match wire[at + 1] {
+                126 => (
+                    usize::from(u16::from_be_bytes([wire[at + 2], wire[at + 3]])),
+                    4,
+                ),
+                127 => {
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(&wire[at + 2..at + 10]);
+                    (usize::try_from(u64::from_be_bytes(b)).expect("len"), 10)
+                }
+                n => (usize::from(n), 2),
+            };
+            body.extend_from_slice(&wire[at + head..at + head + len]);
+            lens.push(len);
+            at += head + len;
+        }
+        assert_eq!(lens, vec![WS_MAX_FRAME, WS_MAX_FRAME, 12_345]);
+        assert!(body == payload, "the messages carry the batch in order");
     }
 
     #[test]
