@@ -1468,11 +1468,7 @@ fn persistent_session_survives_a_server_restart() {
     for mut s in servers("") {
         let (mut sub, _) = s.session(V3, "durable1");
         sub.subscribe_granted("ps/#", QoS::AtLeastOnce);
-        sub.send(&Packet::Disconnect(natrix_mqtt::Disconnect {
-            reason: ReasonCode::Success,
-            properties: Properties::default(),
-        }));
-        drop(sub);
+        sub.disconnect();
         // Queued while the client is offline.
         let mut p = s.client(V3, "pspub");
         p.publish_qos1("ps/1", "queued", 2, false);

@@ -528,7 +528,10 @@ impl Outbound {
     /// Appends with `encode`, which must write at most `len_hint` bytes (used for the
     /// pending check before encoding). The caller flushes when told to.
     pub fn push_with(&self, len_hint: usize, encode: impl FnOnce(&mut Vec<u8>)) -> Push {
-        self.push_inner(len_hint, None, |st| encode(&mut st.cur.bytes))
+        self.push_inner(len_hint, None, |st| {
+            st.make_room(len_hint);
+            encode(&mut st.cur.bytes);
+        })
     }
 
     /// [`push_with`](Self::push_with) for one message of `payload` bytes, counted in
@@ -539,7 +542,10 @@ impl Outbound {
         payload: usize,
         encode: impl FnOnce(&mut Vec<u8>),
     ) -> Push {
-        self.push_inner(len_hint, Some(payload), |st| encode(&mut st.cur.bytes))
+        self.push_inner(len_hint, Some(payload), |st| {
+            st.make_room(len_hint);
+            encode(&mut st.cur.bytes);
+        })
     }
 
     /// One message whose body is shared rather than copied: `head` writes the control
@@ -554,6 +560,8 @@ impl Outbound {
         msg: &Bytes,
     ) -> Push {
         self.push_inner(len_hint, Some(counted), |st| {
+            // Only the control line and CRLF go into the chunk; the body stays shared.
+            st.make_room(len_hint.saturating_sub(msg.len()));
             let from = head(&mut st.cur.bytes);
             let body = msg.slice(from.min(msg.len())..);
             let at = st.cur.bytes.len();
@@ -585,7 +593,6 @@ impl Outbound {
             self.close(CloseReason::SlowConsumerPendingBytes);
             return Push::Closed;
         }
-        st.make_room(len_hint);
         fill(&mut st);
         if let Some(n) = payload {
             st.out_msgs += 1;
